@@ -1,0 +1,81 @@
+package crypto
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// TestNodeInterop seals v1 cookies here and opens them with Node's crypto
+// module, and the other way round: the format is plain AES-256-GCM that any
+// runtime reads, as the Curity agent (Node) does.
+func TestNodeInterop(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("node is required in CI for the interop test: apt-get install nodejs")
+		}
+		t.Skip("node not installed; CI runs this test")
+	}
+	ring, err := ParseKeyring(specKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plaintexts [][]byte
+	for _, n := range []int{1, 2, 3, 36, 1000, 4096, 70_000} {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = byte(i*31 + n)
+		}
+		plaintexts = append(plaintexts, p)
+	}
+	plaintexts = append(plaintexts, []byte(specPlaintext), []byte("jeton signé ✓"))
+
+	var req struct {
+		Key  string   `json:"key"`
+		Open []string `json:"open"`
+		Seal [][]byte `json:"seal"`
+	}
+	req.Key = specKey
+	req.Open = append(req.Open, specCookie)
+	for _, p := range plaintexts {
+		c, err := ring.Seal(nil, p, FormatV1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Open = append(req.Open, string(c))
+		req.Seal = append(req.Seal, p)
+	}
+	in, _ := json.Marshal(req)
+	cmd := exec.Command(node, "testdata/interop.mjs")
+	cmd.Stdin = bytes.NewReader(in)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v", err)
+	}
+	var resp struct {
+		Opened [][]byte `json:"opened"`
+		Sealed []string `json:"sealed"`
+	}
+	if err := json.Unmarshal(out, &resp); err != nil {
+		t.Fatalf("node's answer: %v", err)
+	}
+	if len(resp.Opened) != len(req.Open) || len(resp.Sealed) != len(req.Seal) {
+		t.Fatalf("node answered %d opened and %d sealed, want %d and %d", len(resp.Opened), len(resp.Sealed), len(req.Open), len(req.Seal))
+	}
+	if string(resp.Opened[0]) != specPlaintext {
+		t.Errorf("node opened the SPEC vector to %q", resp.Opened[0])
+	}
+	for i, p := range plaintexts {
+		if !bytes.Equal(resp.Opened[i+1], p) {
+			t.Errorf("node opened our %d-byte cookie to %d different bytes", len(p), len(resp.Opened[i+1]))
+		}
+		got, err := ring.Open(nil, []byte(resp.Sealed[i]))
+		if err != nil || !bytes.Equal(got, p) {
+			t.Errorf("node's %d-byte cookie opens here to %d bytes, %v", len(p), len(got), err)
+		}
+	}
+}
