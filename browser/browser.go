@@ -1,0 +1,210 @@
+// Package browser is the contract between the token handler and the browser
+// that both the OAuth Agent and the OAuth Proxy enforce: cookie names and
+// chunked cookies (SPEC §4), the Origin allow-list, the CSRF header and the
+// CORS response headers (SPEC §5, §6).
+//
+// It works on bytes and on two tiny interfaces that fasthttp's headers
+// satisfy, so that it imports neither the agent nor the proxy, and its checks
+// allocate nothing.
+package browser
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// MaxPrefix is the longest cookie_name_prefix allowed.
+const MaxPrefix = 64
+
+// MaxChunks is the most chunks one cookie value may be split into; with at
+// most 4 KiB per Set-Cookie that is far more than any request header buffer
+// holds.
+const MaxChunks = 8
+
+// MaxSetCookie is the size budget of one Set-Cookie header value (name,
+// value and attributes): browsers keep cookies up to 4096 bytes.
+const MaxSetCookie = 4096
+
+// Cookie names one token-handler cookie and its chunks.
+//
+// A Cookie is immutable after NewNames and may be copied and shared.
+type Cookie struct {
+	// Name is the cookie name, for example "example-at".
+	Name   string
+	chunks [MaxChunks]string // Name.0 … Name.7
+}
+
+// Chunk returns the name of chunk i (0 ≤ i < MaxChunks), for example
+// "example-at.0".
+func (c *Cookie) Chunk(i int) string { return c.chunks[i] }
+
+// Cookies reads request cookies by name; *fasthttp.RequestHeader is one.
+// The returned slice is nil when the cookie is absent and need only stay valid
+// until the next call.
+type Cookies interface {
+	Cookie(name string) []byte
+}
+
+// AppendValue appends the cookie's value to dst: the cookie Name when the
+// request has it, otherwise chunks Name.0, Name.1, … concatenated up to the
+// first missing one. ok is false when neither Name nor Name.0 is present.
+// A present but empty value counts as present.
+func (c *Cookie) AppendValue(dst []byte, req Cookies) (out []byte, ok bool) {
+	if v := req.Cookie(c.Name); v != nil {
+		return append(dst, v...), true
+	}
+	for i := range c.chunks {
+		v := req.Cookie(c.chunks[i])
+		if v == nil {
+			return dst, i > 0
+		}
+		dst = append(dst, v...)
+	}
+	return dst, true
+}
+
+// Split returns the number of chunks needed to store a value of n bytes when
+// one chunk may hold at most per bytes, and whether it fits in MaxChunks.
+// One chunk means no chunking: the value goes under Name itself.
+func Split(n, per int) (chunks int, ok bool) {
+	if per <= 0 {
+		return 0, false
+	}
+	chunks = max(1, (n+per-1)/per)
+	return chunks, chunks <= MaxChunks
+}
+
+// Names is the set of cookie and header names for one cookie_name_prefix.
+//
+// Names is immutable after NewNames and may be copied and shared.
+type Names struct {
+	Login        Cookie // P-login: temporary login state
+	AccessToken  Cookie // P-at
+	RefreshToken Cookie // P-auth
+	IDToken      Cookie // P-id
+	CSRF         Cookie // P-csrf
+	// CSRFHeader is the request header that must repeat the CSRF token,
+	// "x-P-csrf" (never host-prefixed).
+	CSRFHeader string
+	all        []string
+}
+
+// NewNames derives every name from prefix P: P-login, P-at, P-auth, P-id,
+// P-csrf and x-P-csrf. With hostPrefix the cookie names start with "__Host-"
+// (RFC 6265bis §4.1.3: the browser then insists on Secure, Path=/ and no
+// Domain). The prefix is 1 to 64 ASCII letters, digits, '-' or '_'.
+func NewNames(prefix string, hostPrefix bool) (Names, error) {
+	if err := validPrefix(prefix); err != nil {
+		return Names{}, err
+	}
+	cookiePrefix := prefix + "-"
+	if hostPrefix {
+		cookiePrefix = "__Host-" + cookiePrefix
+	}
+	n := Names{CSRFHeader: "x-" + prefix + "-csrf"}
+	for _, c := range []struct {
+		dst    *Cookie
+		suffix string
+	}{
+		{&n.Login, "login"}, {&n.AccessToken, "at"}, {&n.RefreshToken, "auth"}, {&n.IDToken, "id"}, {&n.CSRF, "csrf"},
+	} {
+		c.dst.Name = cookiePrefix + c.suffix
+		n.all = append(n.all, c.dst.Name)
+		for i := range c.dst.chunks {
+			c.dst.chunks[i] = c.dst.Name + "." + strconv.Itoa(i)
+			n.all = append(n.all, c.dst.chunks[i])
+		}
+	}
+	return n, nil
+}
+
+// All returns every cookie name the token handler may set, chunks included:
+// the names a proxy strips before forwarding. The slice is shared; do not
+// modify it.
+func (n *Names) All() []string { return n.all }
+
+func validPrefix(p string) error {
+	if p == "" || len(p) > MaxPrefix {
+		return fmt.Errorf("browser: cookie name prefix must be 1 to %d characters, got %d", MaxPrefix, len(p))
+	}
+	for i := range len(p) {
+		c := p[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return errors.New("browser: cookie name prefix may hold only ASCII letters, digits, '-' and '_'")
+		}
+	}
+	return nil
+}
+
+// Origins is an exact-match allow-list of web origins
+// ("https://www.example.com", no trailing slash).
+//
+// Origins is immutable after NewOrigins and safe for concurrent use.
+type Origins struct {
+	set map[string]struct{}
+}
+
+// NewOrigins returns the allow-list of the given origins, compared byte for
+// byte: no wildcard, no normalisation.
+func NewOrigins(origins []string) Origins {
+	o := Origins{set: make(map[string]struct{}, len(origins))}
+	for _, s := range origins {
+		o.set[s] = struct{}{}
+	}
+	return o
+}
+
+// Trusted reports whether origin is on the list. A missing (nil or empty)
+// Origin is never trusted.
+func (o Origins) Trusted(origin []byte) bool {
+	if len(origin) == 0 {
+		return false
+	}
+	_, ok := o.set[string(origin)] // the compiler does not allocate for this conversion
+	return ok
+}
+
+// CSRFMatches reports in constant time whether the CSRF header equals the
+// token from the decrypted CSRF cookie. An empty token never matches.
+func CSRFMatches(header, token []byte) bool {
+	return len(token) > 0 && subtle.ConstantTimeCompare(header, token) == 1
+}
+
+// CrossSite reports whether a Sec-Fetch-Site request header says the request
+// came from another site; such a request is refused before anything else.
+func CrossSite(secFetchSite []byte) bool { return string(secFetchSite) == "cross-site" }
+
+// DataChanging reports whether method may change data and so needs the CSRF
+// check: POST, PUT, PATCH and DELETE.
+func DataChanging(method []byte) bool {
+	switch string(method) {
+	case "POST", "PUT", "PATCH", "DELETE":
+		return true
+	}
+	return false
+}
+
+// ValidToken68 reports whether tok is a non-empty RFC 6750 §2.1 b64token
+// ("token68"): 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+// Anything else could smuggle header syntax into Authorization.
+func ValidToken68(tok []byte) bool {
+	i := 0
+	for ; i < len(tok); i++ {
+		c := tok[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(tok); i++ {
+		if tok[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
