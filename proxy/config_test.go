@@ -1,0 +1,444 @@
+package proxy
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tokenhandler/tokenhandler/crypto"
+)
+
+// configTestKey is the public TEST key from the SPEC. Never use it anywhere
+// but in tests.
+const configTestKey = "7b99279ab87533d3c238db874a842a91ee26a76027f3c03c317504963d2c9926"
+
+// configBase is the smallest valid configuration; error cases append to it.
+const configBase = "encryption_keys: [\"" + configTestKey + "\"]\n" +
+	"trusted_web_origins: [\"http://www.example.localhost:3000\"]\n"
+
+// configTestEnv returns a getenv that reads only vars.
+func configTestEnv(vars map[string]string) func(string) string {
+	return func(name string) string { return vars[name] }
+}
+
+// newConfigTestKey returns a fresh random key in hex.
+func newConfigTestKey() string { return string(crypto.GenerateKey().AppendHex(nil)) }
+
+// checkSealingKey fails unless ring seals with the key written as hexKey.
+func checkSealingKey(t *testing.T, ring *crypto.Keyring, hexKey string) {
+	t.Helper()
+	only, err := crypto.ParseKeyring(hexKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookie, err := ring.Seal(nil, []byte("payload"), crypto.FormatV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := only.Open(nil, cookie); err != nil {
+		t.Errorf("the key ring does not seal with the expected first key: %v", err)
+	}
+}
+
+func TestParseConfigFull(t *testing.T) {
+	olderKey := newConfigTestKey()
+	yaml := `
+listen: unix:/run/tokenhandler/proxy.sock
+metrics_listen: 127.0.0.1:9101
+cookie_name_prefix: my_app-1
+cookie: {host_prefix: true}
+encryption_keys: ["` + configTestKey + `", "` + olderKey + `"]
+trusted_web_origins: ["https://www.example.com", "http://www.example.localhost:3000"]
+cors:
+  enabled: false
+  allow_methods: [GET, POST]
+  allow_headers: [Content-Type, x-my_app-1-csrf]
+  expose_headers: [X-Request-Id]
+  max_age: 0
+allow_tokens: true
+remove_cookie_headers: false
+auth_path: /auth/check
+routes:
+  - {path_prefix: /api/, upstream: "http://127.0.0.1:9000", strip_prefix: true}
+  - path_prefix: /orders/
+    upstream:
+      - https://Orders.internal
+      - "http://[::1]:9002/"
+timeouts: {read: 1s, write: 2s, idle: 3m, upstream: 500ms, shutdown: 1h}
+limits: {max_request_header_bytes: 4096, max_body_bytes: 1}
+log: {level: debug, format: console}
+`
+	got, err := ParseConfig([]byte(yaml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Keys.Len() != 2 {
+		t.Errorf("Keys.Len() = %d, want 2", got.Keys.Len())
+	}
+	checkSealingKey(t, got.Keys, configTestKey)
+
+	want := Config{
+		Listen:              "unix:/run/tokenhandler/proxy.sock",
+		MetricsListen:       "127.0.0.1:9101",
+		CookieNamePrefix:    "my_app-1",
+		HostPrefix:          true,
+		TrustedWebOrigins:   []string{"https://www.example.com", "http://www.example.localhost:3000"},
+		CORS:                CORS{Enabled: false, AllowMethods: []string{"GET", "POST"}, AllowHeaders: []string{"Content-Type", "x-my_app-1-csrf"}, ExposeHeaders: []string{"X-Request-Id"}, MaxAge: 0},
+		AllowTokens:         true,
+		RemoveCookieHeaders: false,
+		AuthPath:            "/auth/check",
+		Routes: []Route{
+			{PathPrefix: "/api/", StripPrefix: true, Upstreams: []Upstream{
+				{Addr: "127.0.0.1:9000", TLS: false, URL: "http://127.0.0.1:9000"},
+			}},
+			{PathPrefix: "/orders/", Upstreams: []Upstream{
+				{Addr: "orders.internal:443", TLS: true, URL: "https://Orders.internal"},
+				{Addr: "[::1]:9002", TLS: false, URL: "http://[::1]:9002/"},
+			}},
+		},
+		Timeouts: Timeouts{Read: time.Second, Write: 2 * time.Second, Idle: 3 * time.Minute, Upstream: 500 * time.Millisecond, Shutdown: time.Hour},
+		Limits:   Limits{MaxRequestHeaderBytes: 4096, MaxBodyBytes: 1},
+		Log:      Log{Level: zerolog.DebugLevel, Format: "console"},
+	}
+	got.Keys = nil
+	if !reflect.DeepEqual(*got, want) {
+		t.Errorf("ParseConfig:\n got %+v\nwant %+v", *got, want)
+	}
+}
+
+func TestParseConfigDefaults(t *testing.T) {
+	got, err := ParseConfig([]byte(configBase), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Keys.Len() != 1 {
+		t.Errorf("Keys.Len() = %d, want 1", got.Keys.Len())
+	}
+	want := Config{
+		Listen:              "127.0.0.1:8081",
+		CookieNamePrefix:    "example",
+		TrustedWebOrigins:   []string{"http://www.example.localhost:3000"},
+		CORS:                CORS{Enabled: true, MaxAge: 86400},
+		RemoveCookieHeaders: true,
+		AuthPath:            "/_oauth-proxy/auth",
+		Timeouts:            Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, Upstream: 30 * time.Second, Shutdown: 30 * time.Second},
+		Limits:              Limits{MaxRequestHeaderBytes: 16384, MaxBodyBytes: 10485760},
+		Log:                 Log{Level: zerolog.InfoLevel, Format: "json"},
+	}
+	got.Keys = nil
+	if !reflect.DeepEqual(*got, want) {
+		t.Errorf("ParseConfig:\n got %+v\nwant %+v", *got, want)
+	}
+}
+
+func TestParseConfigAccepts(t *testing.T) {
+	tests := []struct {
+		name  string
+		yaml  string
+		check func(t *testing.T, c *Config)
+	}{
+		{"empty sections keep defaults", configBase + "cors:\nlog:\ntimeouts:\nlimits:\nroutes:\n", func(t *testing.T, c *Config) {
+			if !c.CORS.Enabled || c.CORS.MaxAge != 86400 || c.Log.Format != "json" || c.Timeouts.Idle != 120*time.Second || c.Routes != nil {
+				t.Errorf("defaults not applied: %+v", c)
+			}
+		}},
+		{"upstream default ports", configBase + "routes:\n- {path_prefix: /a/, upstream: [\"http://h\", \"https://h/\"]}\n", func(t *testing.T, c *Config) {
+			want := []Upstream{{Addr: "h:80", URL: "http://h"}, {Addr: "h:443", TLS: true, URL: "https://h/"}}
+			if !reflect.DeepEqual(c.Routes[0].Upstreams, want) {
+				t.Errorf("Upstreams = %+v, want %+v", c.Routes[0].Upstreams, want)
+			}
+		}},
+		{"nested prefixes", configBase + "routes:\n- {path_prefix: /api/, upstream: http://a:1}\n- {path_prefix: /api/v2/, upstream: http://b:2}\n", func(t *testing.T, c *Config) {
+			if len(c.Routes) != 2 {
+				t.Errorf("Routes = %+v, want 2 routes", c.Routes)
+			}
+		}},
+		{"route below the auth endpoint", configBase + "routes:\n- {path_prefix: /_oauth-proxy/auth/x/, upstream: http://a:1}\n", nil},
+		{"listen on port 0 twice", configBase + "listen: 127.0.0.1:0\nmetrics_listen: 127.0.0.1:0\n", nil},
+		{"listen on all interfaces", configBase + "listen: \":8081\"\nmetrics_listen: \"[::1]:9101\"\n", nil},
+		{"origin with port and ipv6", "encryption_keys: [\"" + configTestKey + "\"]\ntrusted_web_origins: [\"https://a.example:8443\", \"http://[::1]:3000\"]\n", nil},
+		{"cors tokens", configBase + "cors: {allow_methods: [GET, PATCH], allow_headers: [\"x-example-csrf\", \"Content-Type\"], expose_headers: [\"X-Request-Id\"]}\n", nil},
+		{"anchors and aliases", configBase + "timeouts: {read: &t 5s, write: *t}\n", func(t *testing.T, c *Config) {
+			if c.Timeouts.Write != 5*time.Second {
+				t.Errorf("Timeouts.Write = %v, want 5s", c.Timeouts.Write)
+			}
+		}},
+		{"explicit document start", "---\n" + configBase, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tt.yaml), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.check != nil {
+				tt.check(t, c)
+			}
+		})
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	keysOnly := "encryption_keys: [\"" + configTestKey + "\"]\n"
+	badKey := configTestKey[:63] + "z"
+	tests := []struct {
+		name string
+		yaml string
+		want string // the message must contain this
+	}{
+		// The file as a whole.
+		{"empty", "", "proxy: config: the file is empty"},
+		{"comments only", "# nothing\n", "proxy: config: the file is empty"},
+		{"null document", "---\n", "proxy: config: the file is empty"},
+		{"list", "- a\n- b\n", "proxy: config: the file must be a YAML mapping"},
+		{"scalar", configTestKey + "\n", "proxy: config: the file must be a YAML mapping"},
+		{"two documents", configBase + "---\n" + configBase, "several YAML documents"},
+		{"syntax", "listen: [\n", "proxy: config: yaml:"},
+
+		// Decoding.
+		{"unknown top-level", configBase + "listne: 127.0.0.1:1\n", `proxy: config: unknown setting "listne" (line 3)`},
+		{"unknown nested", configBase + "cors: {enabled: true, max_agee: 5}\n", `unknown setting "cors.max_agee" (line 3)`},
+		{"unknown in route", configBase + "routes:\n  - {path_prefix: /a/, upstreams: http://a}\n", `unknown setting "routes[0].upstreams" (line 4)`},
+		{"unknown cookie setting", configBase + "cookie: {domain: example.com}\n", `unknown setting "cookie.domain"`},
+		{"set twice", configBase + "listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n", "listen: set twice (lines 3 and 4)"},
+		{"wrong type int", configBase + "cors: {max_age: abc}\n", "cors.max_age: must be an integer (line 3)"},
+		{"wrong type bool", configBase + "allow_tokens: maybe\n", "allow_tokens: must be true or false"},
+		{"wrong type list", configBase + "cors: {allow_methods: GET}\n", "cors.allow_methods: must be a list of strings"},
+		{"wrong type string", configBase + "listen: [a]\n", "listen: must be a string"},
+		{"section not a mapping", configBase + "cors: true\n", "cors: must be a mapping"},
+		{"routes not a list", configBase + "routes: {path_prefix: /a/}\n", "routes: must be a list"},
+		{"route not a mapping", configBase + "routes: [/a/]\n", "routes[0]: must be a mapping"},
+
+		// Keys; the key itself must never be quoted (checked for every case).
+		{"keys as a string", "encryption_keys: \"" + configTestKey + "\"\ntrusted_web_origins: [\"http://a\"]\n", "encryption_keys: must be a list of strings"},
+		{"keys as a mapping", "encryption_keys: {" + configTestKey + ": 1}\ntrusted_web_origins: [\"http://a\"]\n", "encryption_keys: must be a list of strings"},
+		{"no keys", "trusted_web_origins: [\"http://a\"]\n", "encryption_keys: no cookie encryption keys: set encryption_keys, encryption_keys_file or the environment variable TH_ENCRYPTION_KEYS"},
+		{"empty key list", "encryption_keys: []\ntrusted_web_origins: [\"http://a\"]\n", "encryption_keys: crypto: a key ring needs at least one key"},
+		{"bad second key", "encryption_keys: [\"" + configTestKey + "\", \"" + configTestKey[:62] + "\"]\ntrusted_web_origins: [\"http://a\"]\n", "encryption_keys: crypto: key 2 must be 64 hex characters"},
+		{"non-hex key", "encryption_keys: [\"" + badKey + "\"]\ntrusted_web_origins: [\"http://a\"]\n", "encryption_keys: crypto: key 1 contains a character that is not hexadecimal"},
+		{"repeated key", "encryption_keys: [\"" + configTestKey + "\", \"" + configTestKey + "\"]\ntrusted_web_origins: [\"http://a\"]\n", "encryption_keys: crypto: key 2 duplicates key 1"},
+		{"keys file and list", configBase + "encryption_keys_file: /nonexistent\n", "encryption_keys: keys given by both encryption_keys and encryption_keys_file"},
+		{"empty keys file name", "encryption_keys_file: \"\"\ntrusted_web_origins: [\"http://a\"]\n", "encryption_keys_file: must be a file path"},
+		{"missing keys file", "encryption_keys_file: /nonexistent/keys\ntrusted_web_origins: [\"http://a\"]\n", "encryption_keys_file: open /nonexistent/keys"},
+
+		// cookie_name_prefix
+		{"prefix empty", configBase + "cookie_name_prefix: \"\"\n", "cookie_name_prefix: must be 1 to 64 characters long, got 0"},
+		{"prefix too long", configBase + "cookie_name_prefix: " + strings.Repeat("a", 65) + "\n", "cookie_name_prefix: must be 1 to 64 characters long, got 65"},
+		{"prefix space", configBase + "cookie_name_prefix: my app\n", `cookie_name_prefix: "my app" may hold only`},
+		{"prefix dot", configBase + "cookie_name_prefix: a.b\n", "cookie_name_prefix: \"a.b\" may hold only"},
+		{"prefix non-ascii", configBase + "cookie_name_prefix: café\n", "cookie_name_prefix:"},
+
+		// trusted_web_origins
+		{"origins missing", keysOnly, "trusted_web_origins: at least one origin is required"},
+		{"origins empty", keysOnly + "trusted_web_origins: []\n", "trusted_web_origins: at least one origin is required"},
+		{"origin wildcard", keysOnly + "trusted_web_origins: [\"*\"]\n", `trusted_web_origins[0]: "*" is not allowed`},
+		{"origin null", keysOnly + "trusted_web_origins: [\"null\"]\n", `trusted_web_origins[0]: "null" is not allowed`},
+		{"origin slash", keysOnly + "trusted_web_origins: [\"http://a\", \"http://b/\"]\n", `trusted_web_origins[1]: "http://b/" must not have a path, not even "/"`},
+		{"origin path", keysOnly + "trusted_web_origins: [\"http://b/app\"]\n", "trusted_web_origins[0]: \"http://b/app\" must not have a path"},
+		{"origin query", keysOnly + "trusted_web_origins: [\"http://b?x=1\"]\n", "trusted_web_origins[0]: \"http://b?x=1\" must not have a query"},
+		{"origin empty query", keysOnly + "trusted_web_origins: [\"http://b?\"]\n", "trusted_web_origins[0]: \"http://b?\" must not have a query"},
+		{"origin fragment", keysOnly + "trusted_web_origins: [\"http://b#x\"]\n", "trusted_web_origins[0]: \"http://b#x\" must not have a fragment"},
+		{"origin userinfo", keysOnly + "trusted_web_origins: [\"http://user:s3cret@b\"]\n", `trusted_web_origins[0]: must not contain "@"`},
+		{"origin space", keysOnly + "trusted_web_origins: [\"http://b \"]\n", "trusted_web_origins[0]: \"http://b \" must not contain whitespace"},
+		{"origin upper case", keysOnly + "trusted_web_origins: [\"http://WWW.b\"]\n", "trusted_web_origins[0]: \"http://WWW.b\" must be lower case"},
+		{"origin upper-case scheme", keysOnly + "trusted_web_origins: [\"HTTP://b\"]\n", "trusted_web_origins[0]: \"HTTP://b\" must be lower case"},
+		{"origin scheme", keysOnly + "trusted_web_origins: [\"ftp://b\"]\n", "trusted_web_origins[0]: \"ftp://b\" must start with http:// or https://"},
+		{"origin no scheme", keysOnly + "trusted_web_origins: [\"www.example.com\"]\n", "trusted_web_origins[0]: \"www.example.com\" must start with http://"},
+		{"origin no host", keysOnly + "trusted_web_origins: [\"http://\"]\n", "trusted_web_origins[0]: \"http://\" has no host"},
+		{"origin bad port", keysOnly + "trusted_web_origins: [\"http://b:99999\"]\n", "trusted_web_origins[0]: \"http://b:99999\" has an invalid port"},
+		{"origin empty port", keysOnly + "trusted_web_origins: [\"http://b:\"]\n", "trusted_web_origins[0]: \"http://b:\" has an invalid port"},
+		{"origin default port", keysOnly + "trusted_web_origins: [\"https://b:443\"]\n", "trusted_web_origins[0]: \"https://b:443\" must leave out the default port"},
+		{"origin repeated", keysOnly + "trusted_web_origins: [\"http://a\", \"http://b\", \"http://a\"]\n", "trusted_web_origins[2]: \"http://a\" repeats trusted_web_origins[0]"},
+
+		// cors
+		{"method not a token", configBase + "cors: {allow_methods: [GET, \"GE T\"]}\n", "cors.allow_methods[1]: \"GE T\" is not an RFC 7230 token"},
+		{"method wildcard", configBase + "cors: {allow_methods: [\"*\"]}\n", "cors.allow_methods[0]: \"*\": wildcards are not allowed"},
+		{"header wildcard", configBase + "cors: {allow_headers: [\"X-*\"]}\n", "cors.allow_headers[0]: \"X-*\": wildcards are not allowed"},
+		{"empty header", configBase + "cors: {allow_headers: [\"\"]}\n", "cors.allow_headers[0]: \"\" is not an RFC 7230 token"},
+		{"expose header not a token", configBase + "cors: {expose_headers: [\"a:b\"]}\n", "cors.expose_headers[0]: \"a:b\" is not an RFC 7230 token"},
+		{"expose wildcard", configBase + "cors: {expose_headers: [\"*\"]}\n", "cors.expose_headers[0]: \"*\": wildcards are not allowed"},
+		{"negative max_age", configBase + "cors: {max_age: -1}\n", "cors.max_age: must not be negative, got -1"},
+
+		// auth_path
+		{"auth_path relative", configBase + "auth_path: auth\n", "auth_path: \"auth\" must start with \"/\""},
+		{"auth_path empty", configBase + "auth_path: \"\"\n", "auth_path: \"\" must start with \"/\""},
+		{"auth_path query", configBase + "auth_path: /auth?x=1\n", "auth_path: \"/auth?x=1\" must not contain a query"},
+		{"auth_path space", configBase + "auth_path: \"/a b\"\n", "auth_path: \"/a b\" must not contain whitespace"},
+		{"auth_path too long", configBase + "auth_path: /" + strings.Repeat("a", 256) + "\n", "auth_path: must be at most 256 characters, got 257"},
+
+		// routes
+		{"route without prefix", configBase + "routes: [{upstream: http://a}]\n", "routes[0].path_prefix: is required"},
+		{"prefix without leading slash", configBase + "routes: [{path_prefix: api/, upstream: http://a}]\n", "routes[0].path_prefix: \"api/\" must start and end with \"/\""},
+		{"prefix without trailing slash", configBase + "routes: [{path_prefix: /api, upstream: http://a}]\n", "routes[0].path_prefix: \"/api\" must start and end with \"/\""},
+		{"prefix with query", configBase + "routes: [{path_prefix: \"/a?x/\", upstream: http://a}]\n", "routes[0].path_prefix: \"/a?x/\" must not contain a query"},
+		{"prefix with space", configBase + "routes: [{path_prefix: \"/a b/\", upstream: http://a}]\n", "routes[0].path_prefix: \"/a b/\" must not contain whitespace"},
+		{"prefix with dot-dot", configBase + "routes: [{path_prefix: /a/../, upstream: http://a}]\n", "routes[0].path_prefix: \"/a/../\" must not contain \"..\""},
+		{"duplicate prefix", configBase + "routes:\n- {path_prefix: /a/, upstream: http://a}\n- {path_prefix: /b/, upstream: http://b}\n- {path_prefix: /a/, upstream: http://c}\n", "routes[2].path_prefix: duplicate or overlapping routes: \"/a/\" is also routes[0].path_prefix"},
+		{"prefix over auth_path", configBase + "routes: [{path_prefix: /_oauth-proxy/, upstream: http://a}]\n", "routes[0].path_prefix: \"/_oauth-proxy/\" overlaps the auth endpoint auth_path \"/_oauth-proxy/auth\""},
+		{"root prefix over auth_path", configBase + "auth_path: /check\nroutes: [{path_prefix: /, upstream: http://a}]\n", "routes[0].path_prefix: \"/\" overlaps the auth endpoint auth_path \"/check\""},
+		{"upstream missing", configBase + "routes: [{path_prefix: /a/}]\n", "routes[0].upstream: is required"},
+		{"upstream null", configBase + "routes: [{path_prefix: /a/, upstream: }]\n", "routes[0].upstream: is required"},
+		{"upstream empty list", configBase + "routes: [{path_prefix: /a/, upstream: []}]\n", "routes[0].upstream: needs at least one upstream URL"},
+		{"upstream mapping", configBase + "routes: [{path_prefix: /a/, upstream: {url: http://a}}]\n", "routes[0].upstream: must be a URL or a list of URLs"},
+		{"upstream list of lists", configBase + "routes: [{path_prefix: /a/, upstream: [http://a, [http://b]]}]\n", "routes[0].upstream[1]: must be a URL"},
+		{"upstream scheme", configBase + "routes:\n- {path_prefix: /a/, upstream: http://a}\n- {path_prefix: /b/, upstream: \"ftp://b\"}\n", "routes[1].upstream: \"ftp://b\" must be an absolute http or https URL"},
+		{"upstream without scheme", configBase + "routes: [{path_prefix: /a/, upstream: \"127.0.0.1:9000\"}]\n", "routes[0].upstream: \"127.0.0.1:9000\" is not a valid URL"},
+		{"upstream relative", configBase + "routes: [{path_prefix: /a/, upstream: /b}]\n", "routes[0].upstream: \"/b\" must be an absolute http or https URL"},
+		{"upstream userinfo", configBase + "routes: [{path_prefix: /a/, upstream: \"http://user:s3cret@b\"}]\n", "routes[0].upstream: must not contain \"@\""},
+		{"upstream no host", configBase + "routes: [{path_prefix: /a/, upstream: \"http://:80\"}]\n", "routes[0].upstream: \"http://:80\" has no host"},
+		{"upstream query", configBase + "routes: [{path_prefix: /a/, upstream: \"http://b?x=1\"}]\n", "routes[0].upstream: \"http://b?x=1\" must not have a query"},
+		{"upstream fragment", configBase + "routes: [{path_prefix: /a/, upstream: \"http://b#x\"}]\n", "routes[0].upstream: \"http://b#x\" must not have a fragment"},
+		{"upstream path", configBase + "routes: [{path_prefix: /a/, upstream: \"http://b/api\"}]\n", "routes[0].upstream: \"http://b/api\" must not have a path"},
+		{"upstream port 0", configBase + "routes: [{path_prefix: /a/, upstream: \"http://b:0\"}]\n", "routes[0].upstream: \"http://b:0\" has an invalid port"},
+		{"upstream port too big", configBase + "routes: [{path_prefix: /a/, upstream: \"http://b:70000\"}]\n", "routes[0].upstream: \"http://b:70000\" has an invalid port"},
+		{"upstream empty port", configBase + "routes: [{path_prefix: /a/, upstream: \"http://b:\"}]\n", "routes[0].upstream: \"http://b:\" has an empty port"},
+		{"upstream space", configBase + "routes: [{path_prefix: /a/, upstream: \"http://b /\"}]\n", "routes[0].upstream: \"http://b /\" must not contain whitespace"},
+		{"upstream repeated", configBase + "routes: [{path_prefix: /a/, upstream: [\"http://b\", \"http://B:80/\"]}]\n", "routes[0].upstream[1]: \"http://B:80/\" repeats upstream \"http://b\""},
+
+		// timeouts
+		{"read not a duration", configBase + "timeouts: {read: 3 seconds}\n", `timeouts.read: invalid duration "3 seconds"`},
+		{"write zero", configBase + "timeouts: {write: 0s}\n", `timeouts.write: must be greater than zero, got "0s"`},
+		{"idle negative", configBase + "timeouts: {idle: -1s}\n", `timeouts.idle: must be greater than zero, got "-1s"`},
+		{"upstream without unit", configBase + "timeouts: {upstream: 30}\n", `timeouts.upstream: invalid duration "30"`},
+		{"shutdown empty", configBase + "timeouts: {shutdown: \"\"}\n", `timeouts.shutdown: invalid duration ""`},
+
+		// limits
+		{"header limit too small", configBase + "limits: {max_request_header_bytes: 4095}\n", "limits.max_request_header_bytes: must be between 4096 and 1048576, got 4095"},
+		{"header limit too big", configBase + "limits: {max_request_header_bytes: 1048577}\n", "limits.max_request_header_bytes: must be between 4096 and 1048576, got 1048577"},
+		{"body limit zero", configBase + "limits: {max_body_bytes: 0}\n", "limits.max_body_bytes: must be between 1 and 1073741824, got 0"},
+		{"body limit too big", configBase + "limits: {max_body_bytes: 1073741825}\n", "limits.max_body_bytes: must be between 1 and 1073741824, got 1073741825"},
+
+		// listen and metrics_listen
+		{"listen without port", configBase + "listen: localhost\n", `listen: "localhost" must be host:port or unix:/absolute/path`},
+		{"listen empty", configBase + "listen: \"\"\n", `listen: "" must be host:port`},
+		{"listen named port", configBase + "listen: 127.0.0.1:http\n", `listen: "127.0.0.1:http" must have a port from 0 to 65535`},
+		{"listen port too big", configBase + "listen: 127.0.0.1:65536\n", `listen: "127.0.0.1:65536" must have a port from 0 to 65535`},
+		{"listen relative socket", configBase + "listen: unix:proxy.sock\n", `listen: "unix:proxy.sock" must name a socket by its absolute path`},
+		{"listen space", configBase + "listen: \"127.0.0.1 :80\"\n", `listen: "127.0.0.1 :80" must not contain whitespace`},
+		{"metrics_listen bad", configBase + "metrics_listen: \"9101\"\n", `metrics_listen: "9101" must be host:port`},
+		{"metrics_listen same", configBase + "listen: 127.0.0.1:8081\nmetrics_listen: 127.0.0.1:8081\n", `metrics_listen: must differ from listen`},
+		{"metrics_listen same default", configBase + "metrics_listen: 127.0.0.1:8081\n", `metrics_listen: must differ from listen`},
+		{"metrics_listen same socket", configBase + "listen: unix:/run/p.sock\nmetrics_listen: unix:/run/p.sock\n", `metrics_listen: must differ from listen`},
+
+		// log
+		{"log level", configBase + "log: {level: verbose}\n", `log.level: must be debug, info, warn or error, got "verbose"`},
+		{"log level upper case", configBase + "log: {level: INFO}\n", `log.level: must be debug, info, warn or error, got "INFO"`},
+		{"log format", configBase + "log: {format: text}\n", `log.format: must be json or console, got "text"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tt.yaml), nil)
+			if err == nil {
+				t.Fatalf("ParseConfig succeeded (%+v), want an error containing %q", c, tt.want)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "proxy: config: ") {
+				t.Errorf("error %q does not start with \"proxy: config: \"", msg)
+			}
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("error %q does not contain %q", msg, tt.want)
+			}
+			for _, secret := range []string{configTestKey[:7], configTestKey[len(configTestKey)-7:], badKey[:7], "s3cret"} {
+				if strings.Contains(msg, secret) {
+					t.Errorf("error %q quotes secret material %q", msg, secret)
+				}
+			}
+		})
+	}
+}
+
+func TestParseConfigKeySources(t *testing.T) {
+	newer, older := newConfigTestKey(), newConfigTestKey()
+	dir := t.TempDir()
+	keysFile := filepath.Join(dir, "keys")
+	err := os.WriteFile(keysFile, []byte("# cookie keys, newest first\n\n  "+newer+"  \r\n# retired next month\n"+older+"\n"), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	badFile := filepath.Join(dir, "bad")
+	if err := os.WriteFile(badFile, []byte(newer+"\n"+older[:40]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	origins := "trusted_web_origins: [\"http://a\"]\n"
+
+	tests := []struct {
+		name      string
+		yaml      string
+		env       map[string]string
+		wantFirst string // the sealing key, when the config is valid
+		wantLen   int
+		wantErr   string
+	}{
+		{name: "list", yaml: "encryption_keys: [" + newer + ", " + older + "]\n" + origins, wantFirst: newer, wantLen: 2},
+		{name: "file", yaml: "encryption_keys_file: " + keysFile + "\n" + origins, wantFirst: newer, wantLen: 2},
+		{name: "env", yaml: origins, env: map[string]string{"TH_ENCRYPTION_KEYS": " " + newer + " , " + older}, wantFirst: newer, wantLen: 2},
+		{name: "env one key", yaml: origins, env: map[string]string{"TH_ENCRYPTION_KEYS": older}, wantFirst: older, wantLen: 1},
+		{name: "env empty means unset", yaml: "encryption_keys: [" + newer + "]\n" + origins, env: map[string]string{"TH_ENCRYPTION_KEYS": ""}, wantFirst: newer, wantLen: 1},
+		{name: "none", yaml: origins, env: map[string]string{"OTHER": newer},
+			wantErr: "proxy: config: encryption_keys: no cookie encryption keys: set encryption_keys, encryption_keys_file or the environment variable TH_ENCRYPTION_KEYS"},
+		{name: "list and env", yaml: "encryption_keys: [" + newer + "]\n" + origins, env: map[string]string{"TH_ENCRYPTION_KEYS": older},
+			wantErr: "proxy: config: encryption_keys: keys given by both encryption_keys and TH_ENCRYPTION_KEYS: use exactly one source"},
+		{name: "file and env", yaml: "encryption_keys_file: " + keysFile + "\n" + origins, env: map[string]string{"TH_ENCRYPTION_KEYS": older},
+			wantErr: "proxy: config: encryption_keys: keys given by both encryption_keys_file and TH_ENCRYPTION_KEYS"},
+		{name: "all three", yaml: "encryption_keys: [" + newer + "]\nencryption_keys_file: " + keysFile + "\n" + origins, env: map[string]string{"TH_ENCRYPTION_KEYS": older},
+			wantErr: "keys given by both encryption_keys and encryption_keys_file and TH_ENCRYPTION_KEYS"},
+		{name: "bad key in env", yaml: origins, env: map[string]string{"TH_ENCRYPTION_KEYS": newer + "," + older[:40]},
+			wantErr: "proxy: config: TH_ENCRYPTION_KEYS: crypto: key 2 must be 64 hex characters (32 bytes), got 40 characters"},
+		{name: "trailing comma in env", yaml: origins, env: map[string]string{"TH_ENCRYPTION_KEYS": newer + ","},
+			wantErr: "proxy: config: TH_ENCRYPTION_KEYS: crypto: key 2 must be 64 hex characters"},
+		{name: "bad key in file", yaml: "encryption_keys_file: " + badFile + "\n" + origins,
+			wantErr: "proxy: config: encryption_keys_file: crypto: key 2 must be 64 hex characters"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tt.yaml), configTestEnv(tt.env))
+			if tt.wantErr != "" {
+				if err == nil {
+					t.Fatalf("ParseConfig succeeded, want an error containing %q", tt.wantErr)
+				}
+				if !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("error %q does not contain %q", err, tt.wantErr)
+				}
+				for _, secret := range []string{newer[:7], older[:7]} {
+					if strings.Contains(err.Error(), secret) {
+						t.Errorf("error %q quotes key material", err)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Keys.Len() != tt.wantLen {
+				t.Errorf("Keys.Len() = %d, want %d", c.Keys.Len(), tt.wantLen)
+			}
+			checkSealingKey(t, c.Keys, tt.wantFirst)
+		})
+	}
+}
+
+func TestLoadConfigExample(t *testing.T) {
+	c, err := LoadConfig("../deploy/oauth-proxy.example.yaml", configTestEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:8081" || c.MetricsListen != "127.0.0.1:9101" {
+		t.Errorf("Listen, MetricsListen = %q, %q; want 127.0.0.1:8081, 127.0.0.1:9101", c.Listen, c.MetricsListen)
+	}
+	if len(c.Routes) != 1 || c.Routes[0].PathPrefix != "/api/" || c.Routes[0].Upstreams[0].Addr != "127.0.0.1:9000" {
+		t.Errorf("Routes = %+v, want /api/ to 127.0.0.1:9000", c.Routes)
+	}
+	checkSealingKey(t, c.Keys, configTestKey)
+}
+
+func TestLoadConfigMissingFile(t *testing.T) {
+	_, err := LoadConfig(filepath.Join(t.TempDir(), "missing.yaml"), nil)
+	if err == nil || !strings.HasPrefix(err.Error(), "proxy: config: open ") {
+		t.Errorf("LoadConfig of a missing file: error %v, want one starting with \"proxy: config: open \"", err)
+	}
+}

@@ -1,0 +1,191 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tokenhandler/tokenhandler/crypto"
+)
+
+const trustedOrigin = "http://www.example.localhost:3000"
+
+// upstream is a test API that records what it received.
+type upstream struct {
+	srv  *http.Server
+	addr string
+
+	mu   sync.Mutex
+	last *http.Request
+	body []byte
+	// handler, when set for a path, answers instead of the default echo.
+	handlers map[string]http.HandlerFunc
+}
+
+func newUpstream(t *testing.T) *upstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &upstream{addr: ln.Addr().String(), handlers: map[string]http.HandlerFunc{}}
+	u.srv = &http.Server{Handler: u, ReadHeaderTimeout: 5 * time.Second}
+	go u.srv.Serve(ln)
+	t.Cleanup(func() { u.srv.Close() })
+	return u
+}
+
+func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	h := u.handlers[r.URL.Path]
+	u.mu.Unlock()
+	if h != nil {
+		h(w, r)
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	u.mu.Lock()
+	u.last, u.body = r, body
+	u.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Upstream", "yes")
+	fmt.Fprintf(w, `{"path":%q}`, r.URL.Path)
+}
+
+func (u *upstream) handle(path string, h http.HandlerFunc) {
+	u.mu.Lock()
+	u.handlers[path] = h
+	u.mu.Unlock()
+}
+
+// received returns the last request the default handler saw, and forgets it.
+func (u *upstream) received() (*http.Request, []byte) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	r, b := u.last, u.body
+	u.last, u.body = nil, nil
+	return r, b
+}
+
+// harness is a proxy server on a loopback port in front of an upstream.
+type harness struct {
+	t    *testing.T
+	srv  *Server
+	url  string
+	up   *upstream
+	keys *crypto.Keyring // the ring the proxy uses: newKey, oldKey
+	old  *crypto.Keyring // oldKey alone
+	cfg  *Config
+}
+
+// testConfig returns the YAML configuration of a harness; extra is appended.
+func testConfig(upAddr, newKey, oldKey, extra string) string {
+	return fmt.Sprintf(`
+listen: 127.0.0.1:0
+encryption_keys: [%q, %q]
+trusted_web_origins: [%q]
+routes:
+  - {path_prefix: /api/, upstream: "http://%s"}
+  - {path_prefix: /api/v2/, upstream: "http://%s", strip_prefix: true}
+log: {level: error}
+%s`, newKey, oldKey, trustedOrigin, upAddr, upAddr, extra)
+}
+
+// defaultTimeouts keeps failing upstreams from slowing the tests down.
+const defaultTimeouts = "\ntimeouts: {upstream: 2s}"
+
+// startProxy starts a proxy whose configuration is testConfig plus extra
+// YAML (later keys of the same name are refused by YAML, so extra only adds).
+func startProxy(t *testing.T, extra string) *harness {
+	t.Helper()
+	up := newUpstream(t)
+	newKey, oldKey := crypto.GenerateKey(), crypto.GenerateKey()
+	if !strings.Contains(extra, "timeouts:") {
+		extra += defaultTimeouts
+	}
+	cfg, err := ParseConfig([]byte(testConfig(up.addr, string(newKey.AppendHex(nil)), string(oldKey.AppendHex(nil)), extra)), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	old, _ := crypto.NewKeyring(oldKey)
+	return &harness{t: t, srv: srv, url: "http://" + srv.Addr().String(), up: up, keys: cfg.Keys, old: old, cfg: cfg}
+}
+
+// seal returns a cookie value for plaintext, sealed with the proxy's first key.
+func (h *harness) seal(plaintext string) string {
+	c, err := h.keys.Seal(nil, []byte(plaintext), crypto.FormatV1)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return string(c)
+}
+
+// request describes one call to the proxy.
+type request struct {
+	method  string
+	path    string
+	headers [][2]string // in order; repeated names allowed
+	body    io.Reader
+	length  int64 // Content-Length when body is set; -1 for chunked
+}
+
+// response is what came back.
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+var client = &http.Client{
+	Transport: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true},
+	Timeout:   10 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	},
+}
+
+func (h *harness) do(r request) response {
+	h.t.Helper()
+	req, err := http.NewRequest(r.method, h.url+r.path, r.body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if r.body != nil {
+		req.ContentLength = r.length
+	}
+	for _, kv := range r.headers {
+		if strings.EqualFold(kv[0], "Host") {
+			req.Host = kv[1]
+			continue
+		}
+		req.Header[http.CanonicalHeaderKey(kv[0])] = append(req.Header[http.CanonicalHeaderKey(kv[0])], kv[1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", r.method, r.path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatalf("%s %s: reading the body: %v", r.method, r.path, err)
+	}
+	return response{resp.StatusCode, resp.Header, string(body)}
+}

@@ -1,0 +1,270 @@
+// Package proxy is the OAuth Proxy: the hot path of the token handler. Every
+// API call from the SPA passes through it. It checks the Origin and, on
+// data-changing methods, the CSRF header, decrypts the access-token cookie
+// and forwards the call with Authorization: Bearer (SPEC §6), either to an
+// upstream itself (upstream mode) or by answering NGINX's auth_request
+// subrequest (auth_request mode).
+package proxy
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/browser"
+	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/metrics"
+)
+
+// Proxy is the request handler. Build it with New; swap its configuration
+// with Reload. A Proxy is safe for concurrent use and must not be copied.
+type Proxy struct {
+	state   atomic.Pointer[state]
+	metrics *proxyMetrics
+	ids     requestIDs
+	// Now returns the current time; tests may replace it before serving.
+	Now func() time.Time
+}
+
+// state is everything a request reads, swapped atomically as one on reload.
+type state struct {
+	cfg      *Config
+	keys     *crypto.Keyring
+	names    browser.Names
+	origins  browser.Origins
+	cors     *browser.CORS
+	authPath string
+	routes   []*route // longest prefix first
+	log      zerolog.Logger
+	noRoute  *routeMetrics
+	auth     *routeMetrics
+}
+
+// New builds a Proxy from a validated configuration. reg receives the
+// proxy's metrics; log is the base logger (its level is taken from cfg).
+func New(cfg *Config, reg *metrics.Registry, log zerolog.Logger) (*Proxy, error) {
+	p := &Proxy{metrics: newProxyMetrics(reg), Now: time.Now}
+	p.ids.init()
+	if err := p.Reload(cfg, log); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Reload swaps in a new configuration atomically: requests already running
+// finish with the old one, later ones see the new one. On error nothing
+// changes. Listen addresses, timeouts and limits are the server's and need a
+// restart.
+func (p *Proxy) Reload(cfg *Config, log zerolog.Logger) error {
+	names, err := browser.NewNames(cfg.CookieNamePrefix, cfg.HostPrefix)
+	if err != nil {
+		return err
+	}
+	st := &state{
+		cfg:      cfg,
+		keys:     cfg.Keys,
+		names:    names,
+		origins:  browser.NewOrigins(cfg.TrustedWebOrigins),
+		cors:     browser.NewCORS(cfg.CORS.Enabled, cfg.CORS.AllowMethods, cfg.CORS.AllowHeaders, cfg.CORS.ExposeHeaders, cfg.CORS.MaxAge),
+		authPath: cfg.AuthPath,
+		log:      log.Level(cfg.Log.Level),
+		noRoute:  p.metrics.route("none"),
+		auth:     p.metrics.route("auth"),
+	}
+	st.routes = newRoutes(cfg, p.metrics)
+	if old := p.state.Swap(st); old != nil {
+		closeRoutesLater(old.routes, cfg.Timeouts.Upstream)
+	}
+	return nil
+}
+
+// Handler serves one request. It is a fasthttp.RequestHandler.
+func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
+	st := p.state.Load()
+	start := p.Now()
+	s := acquireScratch()
+	defer releaseScratch(s)
+
+	id := p.ids.set(ctx, s)
+	rm, outcome := p.serve(ctx, st, s)
+	status := ctx.Response.StatusCode()
+	rm.observe(status, p.Now().Sub(start))
+	if outcome != denyNone {
+		p.metrics.denied[outcome].Inc()
+	}
+	if e := st.log.Debug(); e != nil {
+		e.Bytes("request_id", id).Bytes("method", ctx.Method()).Bytes("path", ctx.Path()).
+			Int("status", status).Str("route", rm.name).Dur("duration", p.Now().Sub(start)).
+			Str("denied", denyReasons[outcome]).Msg("request")
+	}
+}
+
+// serve runs the SPEC §6 pipeline and reports which route's metrics to
+// count and, for a 401, why.
+func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch) (*routeMetrics, deny) {
+	req := &ctx.Request.Header
+	resp := &ctx.Response.Header
+	origin := req.Peek(fasthttp.HeaderOrigin)
+	trusted := st.origins.Trusted(origin)
+	isAuth := string(ctx.Path()) == st.authPath && (ctx.IsGet() || ctx.IsHead())
+
+	// 1. Preflight.
+	if !isAuth && ctx.IsOptions() && st.cors.Enabled() {
+		st.cors.Preflight(resp, origin, trusted, req.Peek(fasthttp.HeaderAccessControlRequestHeaders))
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+		return st.noRoute, denyNone
+	}
+	rm := st.noRoute
+	var rt *route
+	if isAuth {
+		rm = st.auth
+	} else if rt = st.match(ctx.Path()); rt != nil {
+		rm = &rt.metrics
+	}
+
+	method := ctx.Method()
+	if isAuth {
+		if m := req.Peek("X-Original-Method"); len(m) > 0 {
+			method = m
+		}
+	}
+	// 7, for every answer from here on, errors included.
+	st.cors.Response(resp, origin, trusted)
+
+	// 2. A client that brings its own bearer token (a mobile app) passes.
+	passThrough := st.cfg.AllowTokens && hasBearer(req.Peek(fasthttp.HeaderAuthorization))
+	if !passThrough {
+		if why := p.authorize(ctx, st, s, method, trusted); why != denyNone {
+			writeError(ctx, errUnauthorized)
+			return rm, why
+		}
+	}
+
+	if isAuth {
+		if !passThrough {
+			resp.SetBytesV(fasthttp.HeaderAuthorization, s.bearer)
+		} else {
+			resp.SetBytesV(fasthttp.HeaderAuthorization, req.Peek(fasthttp.HeaderAuthorization))
+		}
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		return rm, denyNone
+	}
+
+	if rt == nil {
+		writeError(ctx, errNoRoute)
+		return rm, denyNone
+	}
+	if !passThrough {
+		// 6. The token replaces whatever Authorization the browser sent.
+		req.SetBytesV(fasthttp.HeaderAuthorization, s.bearer)
+		if st.cfg.RemoveCookieHeaders {
+			for _, name := range st.names.All() {
+				req.DelCookie(name)
+			}
+			req.Del(st.names.CSRFHeader)
+		}
+	}
+	p.forward(ctx, st, rt, s)
+	return rm, denyNone
+}
+
+// authorize runs steps 3 to 5 and leaves "Bearer <token>" in s.bearer.
+func (p *Proxy) authorize(ctx *fasthttp.RequestCtx, st *state, s *scratch, method []byte, trusted bool) deny {
+	req := &ctx.Request.Header
+	changing := browser.DataChanging(method)
+
+	// 3. Origin.
+	if (st.cors.Enabled() || changing) && !trusted {
+		return denyOrigin
+	}
+	// 4. CSRF: the header must repeat the token sealed in the CSRF cookie.
+	if changing {
+		var ok bool
+		if s.cookie, ok = st.names.CSRF.AppendValue(s.cookie[:0], req); !ok {
+			return denyCSRFMissing
+		}
+		var err error
+		if s.csrf, err = st.keys.Open(s.csrf[:0], s.cookie); err != nil {
+			return denyCSRFInvalid
+		}
+		if !browser.CSRFMatches(req.Peek(st.names.CSRFHeader), s.csrf) {
+			return denyCSRFMismatch
+		}
+	}
+	// 5. The access token.
+	var ok bool
+	if s.cookie, ok = st.names.AccessToken.AppendValue(s.cookie[:0], req); !ok || len(s.cookie) == 0 {
+		return denyCookieMissing
+	}
+	var err error
+	if s.bearer, err = st.keys.Open(append(s.bearer[:0], bearerPrefix...), s.cookie); err != nil {
+		return denyDecrypt
+	}
+	if !browser.ValidToken68(s.bearer[len(bearerPrefix):]) {
+		return denyTokenFormat
+	}
+	return denyNone
+}
+
+const bearerPrefix = "Bearer "
+
+func hasBearer(auth []byte) bool {
+	return len(auth) > len(bearerPrefix) && string(auth[:len(bearerPrefix)]) == bearerPrefix
+}
+
+// deny is why a request was refused, a metrics label.
+type deny uint8
+
+const (
+	denyNone deny = iota
+	denyOrigin
+	denyCSRFMissing
+	denyCSRFInvalid
+	denyCSRFMismatch
+	denyCookieMissing
+	denyDecrypt
+	denyTokenFormat
+	denyCount
+)
+
+var denyReasons = [denyCount]string{
+	denyNone:          "",
+	denyOrigin:        "origin",
+	denyCSRFMissing:   "csrf_cookie_missing",
+	denyCSRFInvalid:   "csrf_cookie_invalid",
+	denyCSRFMismatch:  "csrf_header_mismatch",
+	denyCookieMissing: "access_token_cookie_missing",
+	denyDecrypt:       "access_token_cookie_invalid",
+	denyTokenFormat:   "access_token_not_token68",
+}
+
+// scratch holds one request's buffers. Pooled; nothing in it outlives the
+// handler call.
+type scratch struct {
+	cookie []byte // a reassembled cookie value
+	csrf   []byte // the decrypted CSRF token
+	bearer []byte // "Bearer " + the decrypted access token
+	buf    []byte // header values being built
+	id     [32]byte
+}
+
+// maxPooledScratch caps what goes back to the pool (golang/go#23199).
+const maxPooledScratch = 64 << 10
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{cookie: make([]byte, 0, 4096), csrf: make([]byte, 0, 64), bearer: make([]byte, 0, 4096), buf: make([]byte, 0, 256)}
+}}
+
+func acquireScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+func releaseScratch(s *scratch) {
+	if cap(s.cookie)+cap(s.bearer)+cap(s.buf)+cap(s.csrf) > maxPooledScratch {
+		return
+	}
+	clear(s.bearer) // the token must not linger in pooled memory
+	clear(s.csrf)
+	scratchPool.Put(s)
+}
