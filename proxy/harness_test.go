@@ -107,11 +107,17 @@ const defaultTimeouts = "\ntimeouts: {upstream: 2s}"
 func startProxy(t *testing.T, extra string) *harness {
 	t.Helper()
 	up := newUpstream(t)
+	return startProxyTo(t, up, up.addr, extra)
+}
+
+// startProxyTo starts a proxy whose routes lead to addr.
+func startProxyTo(t *testing.T, up *upstream, addr, extra string) *harness {
+	t.Helper()
 	newKey, oldKey := crypto.GenerateKey(), crypto.GenerateKey()
 	if !strings.Contains(extra, "timeouts:") {
 		extra += defaultTimeouts
 	}
-	cfg, err := ParseConfig([]byte(testConfig(up.addr, string(newKey.AppendHex(nil)), string(oldKey.AppendHex(nil)), extra)), func(string) string { return "" })
+	cfg, err := ParseConfig([]byte(testConfig(addr, string(newKey.AppendHex(nil)), string(oldKey.AppendHex(nil)), extra)), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ type Proxy struct {
 	state   atomic.Pointer[state]
 	metrics *proxyMetrics
 	ids     requestIDs
+	dial    fasthttp.DialFunc
 	// Now returns the current time; tests may replace it before serving.
 	Now func() time.Time
 }
@@ -46,7 +47,13 @@ type state struct {
 // New builds a Proxy from a validated configuration. reg receives the
 // proxy's metrics; log is the base logger (its level is taken from cfg).
 func New(cfg *Config, reg *metrics.Registry, log zerolog.Logger) (*Proxy, error) {
-	p := &Proxy{metrics: newProxyMetrics(reg), Now: time.Now}
+	return newProxy(cfg, reg, log, nil)
+}
+
+// newProxy is New with a dialer for the upstream pools, which tests point at
+// in-memory listeners; nil dials TCP.
+func newProxy(cfg *Config, reg *metrics.Registry, log zerolog.Logger, dial fasthttp.DialFunc) (*Proxy, error) {
+	p := &Proxy{metrics: newProxyMetrics(reg), Now: time.Now, dial: dial}
 	p.ids.init()
 	if err := p.Reload(cfg, log); err != nil {
 		return nil, err
@@ -74,7 +81,7 @@ func (p *Proxy) Reload(cfg *Config, log zerolog.Logger) error {
 		noRoute:  p.metrics.route("none"),
 		auth:     p.metrics.route("auth"),
 	}
-	st.routes = newRoutes(cfg, p.metrics)
+	st.routes = newRoutes(cfg, p.metrics, p.dial)
 	if old := p.state.Swap(st); old != nil {
 		closeRoutesLater(old.routes, cfg.Timeouts.Upstream)
 	}

@@ -47,10 +47,26 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 		}
 		return 0
 	})
-	s.http = &fasthttp.Server{
-		Handler:           p.Handler,
-		ErrorHandler:      s.parseError,
-		Name:              "",
+	s.http = newHTTPServer(cfg, p.Handler, log)
+	if s.ln, err = listen(cfg.Listen); err != nil {
+		return nil, fmt.Errorf("proxy: listen: %w", err)
+	}
+	if cfg.MetricsListen != "" {
+		if s.mln, err = listen(cfg.MetricsListen); err != nil {
+			s.ln.Close()
+			return nil, fmt.Errorf("proxy: metrics_listen: %w", err)
+		}
+		s.metricsSrv = &fasthttp.Server{Handler: s.opsHandler, NoDefaultServerHeader: true, Logger: fasthttpLogger{log}}
+	}
+	s.ready.Store(true)
+	return s, nil
+}
+
+// newHTTPServer returns the fasthttp server for the proxy's listener.
+func newHTTPServer(cfg *Config, h fasthttp.RequestHandler, log zerolog.Logger) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:           h,
+		ErrorHandler:      parseError,
 		ReadBufferSize:    cfg.Limits.MaxRequestHeaderBytes,
 		WriteBufferSize:   16 << 10,
 		ReadTimeout:       cfg.Timeouts.Read,
@@ -67,18 +83,6 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 		SecureErrorLogMessage:        true, // fasthttp would quote request bytes, cookies included
 		Logger:                       fasthttpLogger{log},
 	}
-	if s.ln, err = listen(cfg.Listen); err != nil {
-		return nil, fmt.Errorf("proxy: listen: %w", err)
-	}
-	if cfg.MetricsListen != "" {
-		if s.mln, err = listen(cfg.MetricsListen); err != nil {
-			s.ln.Close()
-			return nil, fmt.Errorf("proxy: metrics_listen: %w", err)
-		}
-		s.metricsSrv = &fasthttp.Server{Handler: s.opsHandler, NoDefaultServerHeader: true, Logger: fasthttpLogger{log}}
-	}
-	s.ready.Store(true)
-	return s, nil
 }
 
 // Addr returns the proxy listener's address.
@@ -171,7 +175,7 @@ func (s *Server) opsHandler(ctx *fasthttp.RequestCtx) {
 
 // parseError answers requests fasthttp could not read, in the same JSON as
 // every other error.
-func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
+func parseError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.As(err, &small):
@@ -181,7 +185,6 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		writeError(ctx, errBadRequest)
 	}
-	s.log.Debug().Int("status", ctx.Response.StatusCode()).Msg("unreadable request")
 }
 
 // listen opens "host:port" as TCP or "unix:/path" as a Unix socket with mode

@@ -26,13 +26,14 @@ type doer interface {
 
 // newRoutes builds one keep-alive pool per upstream address, longest prefix
 // first so that the first match is the longest.
-func newRoutes(cfg *Config, m *proxyMetrics) []*route {
+func newRoutes(cfg *Config, m *proxyMetrics, dial fasthttp.DialFunc) []*route {
 	routes := make([]*route, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {
 		rt := &route{prefix: r.PathPrefix, strip: r.StripPrefix, metrics: *m.route(r.PathPrefix)}
 		for _, u := range r.Upstreams {
-			rt.hosts = append(rt.hosts, &fasthttp.HostClient{
+			hc := &fasthttp.HostClient{
 				Addr:                     u.Addr,
+				Dial:                     dial,
 				IsTLS:                    u.TLS,
 				NoDefaultUserAgentHeader: true,
 				ReadTimeout:              cfg.Timeouts.Upstream,
@@ -40,8 +41,9 @@ func newRoutes(cfg *Config, m *proxyMetrics) []*route {
 				MaxIdleConnDuration:      cfg.Timeouts.Idle,
 				MaxConns:                 4096,
 				ReadBufferSize:           cfg.Limits.MaxRequestHeaderBytes,
-				StreamResponseBody:       true,
-			})
+			}
+			hc.Transport = newTransport(hc, cfg.Timeouts.Upstream, hc.AcquireConn, hc.ReleaseConn, hc.CloseConn)
+			rt.hosts = append(rt.hosts, hc)
 		}
 		if len(rt.hosts) == 1 {
 			rt.client = rt.hosts[0]

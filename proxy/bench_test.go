@@ -1,0 +1,127 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"testing"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+
+	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/metrics"
+)
+
+// benchToken is a realistic ~1 KiB JWT access token (three base64url parts).
+var benchToken = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImJlbmNoIn0." + string(bytes.Repeat([]byte("eyJzdWIiOiJkZW1vLXVzZXIi"), 38)) + ".c2lnbmF0dXJl"
+
+// benchStack is a proxy and an upstream API on in-memory listeners, and a
+// keep-alive client: the whole request path without the kernel.
+type benchStack struct {
+	client *fasthttp.HostClient
+	api    *fasthttp.Request // GET /api/things through the proxy
+	auth   *fasthttp.Request // GET the auth endpoint
+	post   *fasthttp.Request // POST /api/things with CSRF
+}
+
+func newBenchStack(tb testing.TB) *benchStack {
+	tb.Helper()
+	upLn := fasthttputil.NewInmemoryListener()
+	body := []byte(`{"subject":"demo-user","items":[1,2,3]}`)
+	up := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/json")
+		ctx.Response.SetBodyRaw(body)
+	}}
+	go up.Serve(upLn)
+	tb.Cleanup(func() { up.Shutdown() })
+
+	key := crypto.GenerateKey()
+	cfg, err := ParseConfig([]byte(fmt.Sprintf(`
+encryption_keys: [%q]
+trusted_web_origins: [%q]
+routes: [{path_prefix: /api/, upstream: "http://api.internal"}]
+log: {level: info}
+`, key.AppendHex(nil), trustedOrigin)), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p, err := newProxy(cfg, metrics.NewRegistry(), zerolog.Nop(), func(string) (net.Conn, error) { return upLn.Dial() })
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pLn := fasthttputil.NewInmemoryListener()
+	srv := newHTTPServer(cfg, p.Handler, zerolog.Nop())
+	go srv.Serve(pLn)
+	tb.Cleanup(func() { srv.Shutdown() })
+
+	at, _ := cfg.Keys.Seal(nil, []byte(benchToken), crypto.FormatV1)
+	csrf, _ := cfg.Keys.Seal(nil, []byte("csrf-token-value-0123456789abcdef"), crypto.FormatV1)
+	mk := func(method, path string, extra ...string) *fasthttp.Request {
+		r := &fasthttp.Request{}
+		r.Header.SetMethod(method)
+		r.SetRequestURI("http://api.example.localhost" + path)
+		r.Header.Set("Origin", trustedOrigin)
+		r.Header.Set("Cookie", "theme=dark; example-at="+string(at)+"; example-csrf="+string(csrf))
+		for i := 0; i < len(extra); i += 2 {
+			r.Header.Set(extra[i], extra[i+1])
+		}
+		return r
+	}
+	return &benchStack{
+		client: &fasthttp.HostClient{Addr: "proxy", Dial: func(string) (net.Conn, error) { return pLn.Dial() }},
+		api:    mk("GET", "/api/things"),
+		auth:   mk("GET", "/_oauth-proxy/auth", "X-Original-Method", "GET", "X-Original-URI", "/api/things"),
+		post:   mk("POST", "/api/things", "x-example-csrf", "csrf-token-value-0123456789abcdef"),
+	}
+}
+
+// roundTrip sends req through the stack and checks the answer.
+func (s *benchStack) roundTrip(tb testing.TB, req *fasthttp.Request, resp *fasthttp.Response) {
+	if err := s.client.Do(req, resp); err != nil {
+		tb.Fatal(err)
+	}
+	if resp.StatusCode() != 200 {
+		tb.Fatalf("status %d: %s", resp.StatusCode(), resp.Body())
+	}
+}
+
+// BenchmarkProxy: a GET in upstream mode with a 1 KiB token and a small
+// JSON answer, client and upstream included.
+func BenchmarkProxy(b *testing.B) {
+	s := newBenchStack(b)
+	var resp fasthttp.Response
+	s.roundTrip(b, s.api, &resp)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.roundTrip(b, s.api, &resp)
+	}
+}
+
+// BenchmarkProxyPOST adds the CSRF check (a second decryption) and a request
+// body stream. fasthttp's server allocates once per request that has a body
+// stream when it discards what the handler left unread (io.CopyN in
+// server.go); see TestRequestNoAllocs.
+func BenchmarkProxyPOST(b *testing.B) {
+	s := newBenchStack(b)
+	var resp fasthttp.Response
+	s.roundTrip(b, s.post, &resp)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.roundTrip(b, s.post, &resp)
+	}
+}
+
+func BenchmarkAuthRequest(b *testing.B) {
+	s := newBenchStack(b)
+	var resp fasthttp.Response
+	s.roundTrip(b, s.auth, &resp)
+	if !bytes.Equal(resp.Header.Peek("Authorization"), []byte("Bearer "+benchToken)) {
+		b.Fatal("no bearer token in the auth answer")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.roundTrip(b, s.auth, &resp)
+	}
+}
