@@ -3,7 +3,9 @@
 
 GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
-FUZZTIME    ?= 20s
+FUZZTIME    ?= 15s
+FUZZ_TARGETS := ./crypto:FuzzOpen ./crypto:FuzzDAREDifferential ./browser:FuzzOriginCSRF \
+                ./browser:FuzzRawCookies ./proxy:FuzzCookieHeader
 BIN         := bin
 
 .DEFAULT_GOAL := help
@@ -24,9 +26,11 @@ lint: ## go vet, staticcheck (pinned) and gofmt
 	$(GO) run $(STATICCHECK) ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-fuzz-short: ## run every fuzz target for FUZZTIME (default 20s) each
-	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./crypto
-	$(GO) test -run '^$$' -fuzz '^FuzzDAREDifferential$$' -fuzztime $(FUZZTIME) ./crypto
+fuzz-short: ## run every fuzz target for FUZZTIME (default 15s) each
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 fuzz: ## run every fuzz target for 5 minutes each
 	$(MAKE) fuzz-short FUZZTIME=5m

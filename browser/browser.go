@@ -117,12 +117,13 @@ func NewNames(prefix string, hostPrefix bool) (Names, error) {
 			n.all = append(n.all, c.dst.chunks[i])
 		}
 	}
+	n.all = append(n.all, "")
 	return n, nil
 }
 
-// All returns every cookie name the token handler may set, chunks included:
-// the names a proxy strips before forwarding. The slice is shared; do not
-// modify it.
+// All returns every cookie name the token handler may set, chunks included,
+// and the empty name of a nameless cookie: the names a proxy strips before
+// forwarding. The slice is shared; do not modify it.
 func (n *Names) All() []string { return n.all }
 
 func validPrefix(p string) error {

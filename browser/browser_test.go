@@ -27,7 +27,7 @@ func TestNewNames(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("names = %v, want %v", got, want)
 	}
-	if len(n.All()) != 5*(1+MaxChunks) {
+	if len(n.All()) != 5*(1+MaxChunks)+1 {
 		t.Fatalf("All has %d names", len(n.All()))
 	}
 	h, err := NewNames("shop", true)

@@ -168,10 +168,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch) (*routeMe
 		// 6. The token replaces whatever Authorization the browser sent.
 		req.SetBytesV(fasthttp.HeaderAuthorization, s.bearer)
 		if st.cfg.RemoveCookieHeaders {
-			for _, name := range st.names.All() {
-				req.DelCookie(name)
-			}
-			req.Del(st.names.CSRFHeader)
+			stripTokenHandlerCookies(req, &st.names, s)
 		}
 	}
 	p.forward(ctx, st, rt, s)
@@ -182,6 +179,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch) (*routeMe
 func (p *Proxy) authorize(ctx *fasthttp.RequestCtx, st *state, s *scratch, method []byte, trusted bool) deny {
 	req := &ctx.Request.Header
 	changing := browser.DataChanging(method)
+	// Read cookies from the raw headers: fasthttp's own cookie parsing
+	// rewrites quoted values and reorders cookies when one is deleted.
+	s.cookies = browser.RawCookies(req.PeekAll(fasthttp.HeaderCookie))
 
 	// 3. Origin.
 	if (st.cors.Enabled() || changing) && !trusted {
@@ -190,7 +190,7 @@ func (p *Proxy) authorize(ctx *fasthttp.RequestCtx, st *state, s *scratch, metho
 	// 4. CSRF: the header must repeat the token sealed in the CSRF cookie.
 	if changing {
 		var ok bool
-		if s.cookie, ok = st.names.CSRF.AppendValue(s.cookie[:0], req); !ok {
+		if s.cookie, ok = st.names.CSRF.AppendValue(s.cookie[:0], &s.cookies); !ok {
 			return denyCSRFMissing
 		}
 		var err error
@@ -203,7 +203,7 @@ func (p *Proxy) authorize(ctx *fasthttp.RequestCtx, st *state, s *scratch, metho
 	}
 	// 5. The access token.
 	var ok bool
-	if s.cookie, ok = st.names.AccessToken.AppendValue(s.cookie[:0], req); !ok || len(s.cookie) == 0 {
+	if s.cookie, ok = st.names.AccessToken.AppendValue(s.cookie[:0], &s.cookies); !ok || len(s.cookie) == 0 {
 		return denyCookieMissing
 	}
 	var err error
@@ -214,6 +214,21 @@ func (p *Proxy) authorize(ctx *fasthttp.RequestCtx, st *state, s *scratch, metho
 		return denyTokenFormat
 	}
 	return denyNone
+}
+
+// stripTokenHandlerCookies removes every token-handler cookie (chunks
+// included) and the CSRF header. The other cookies stay, in order,
+// duplicates included, joined into one Cookie header (fasthttp's own
+// DelCookie would reorder them), except nameless ones: fasthttp writes a
+// nameless cookie as its bare value, which can parse back as another cookie
+// ("=a=b" as "a=b"). s.cookies must hold the Cookie headers.
+func stripTokenHandlerCookies(req *fasthttp.RequestHeader, names *browser.Names, s *scratch) {
+	s.buf = s.cookies.AppendWithout(s.buf[:0], names.All())
+	req.Del(fasthttp.HeaderCookie)
+	if len(s.buf) > 0 {
+		req.SetBytesV(fasthttp.HeaderCookie, s.buf)
+	}
+	req.Del(names.CSRFHeader)
 }
 
 const bearerPrefix = "Bearer "
@@ -251,11 +266,12 @@ var denyReasons = [denyCount]string{
 // scratch holds one request's buffers. Pooled; nothing in it outlives the
 // handler call.
 type scratch struct {
-	cookie []byte // a reassembled cookie value
-	csrf   []byte // the decrypted CSRF token
-	bearer []byte // "Bearer " + the decrypted access token
-	buf    []byte // header values being built
-	id     [32]byte
+	cookies browser.RawCookies // the request's Cookie header values
+	cookie  []byte             // a reassembled cookie value
+	csrf    []byte             // the decrypted CSRF token
+	bearer  []byte             // "Bearer " + the decrypted access token
+	buf     []byte             // header values being built
+	id      [32]byte
 }
 
 // maxPooledScratch caps what goes back to the pool (golang/go#23199).
@@ -273,5 +289,6 @@ func releaseScratch(s *scratch) {
 	}
 	clear(s.bearer) // the token must not linger in pooled memory
 	clear(s.csrf)
+	s.cookies = nil
 	scratchPool.Put(s)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -54,6 +55,7 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 	if cfg.MetricsListen != "" {
 		if s.mln, err = listen(cfg.MetricsListen); err != nil {
 			s.ln.Close()
+			removeSocket(cfg.Listen)
 			return nil, fmt.Errorf("proxy: metrics_listen: %w", err)
 		}
 		s.metricsSrv = &fasthttp.Server{Handler: s.opsHandler, NoDefaultServerHeader: true, Logger: fasthttpLogger{log}}
@@ -206,7 +208,12 @@ func listen(addr string) (net.Listener, error) {
 			return nil, err
 		}
 	}
+	// Create the socket with mode 0660 from the start (no window in which
+	// the process umask leaves it open to others). Umask is process-wide;
+	// this runs at start-up, before anything else creates files.
+	old := syscall.Umask(0o117)
 	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
 	if err != nil {
 		return nil, err
 	}

@@ -46,13 +46,19 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fs.Usage()
 		return 2
 	}
+	// Catch signals from the start: a SIGHUP that arrives while the
+	// listeners open would otherwise kill the process.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
+
 	cfg, err := proxy.LoadConfig(*configPath, getenv)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	if *check {
-		fmt.Fprintf(stdout, "oauth-proxy: %s: configuration OK (%d keys, %d routes)\n", *configPath, cfg.Keys.Len(), len(cfg.Routes))
+		fmt.Fprintf(stdout, "oauth-proxy: %s: configuration OK (keys: %d, routes: %d)\n", *configPath, cfg.Keys.Len(), len(cfg.Routes))
 		return 0
 	}
 
@@ -62,14 +68,13 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		log.Error().Err(err).Msg("cannot start")
 		return 1
 	}
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 	for {
 		select {
 		case err := <-served:
 			log.Error().Err(err).Msg("server stopped")
+			srv.Shutdown(context.Background()) // removes Unix sockets
 			return 1
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {

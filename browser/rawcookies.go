@@ -1,0 +1,100 @@
+package browser
+
+// RawCookies reads cookies straight from the request's Cookie header values
+// (RFC 6265 §5.4 cookie-string: "name=value; name2=value2"), in order,
+// without parsing them into a map or changing any byte.
+//
+// A RawCookies only refers to the header values; it is valid as long as they
+// are. Use it by pointer as a Cookies.
+type RawCookies [][]byte
+
+// Cookie returns the value of the first cookie named name, or nil. Names
+// match exactly (case-sensitive); a pair without '=' has the empty name, as
+// browsers send it.
+func (rc *RawCookies) Cookie(name string) []byte {
+	for _, h := range *rc {
+		for len(h) > 0 {
+			var pair []byte
+			pair, h = nextPair(h)
+			if len(pair) == 0 {
+				continue
+			}
+			if k, v := splitPair(pair); string(k) == name {
+				if v == nil {
+					v = pair[:0]
+				}
+				return v
+			}
+		}
+	}
+	return nil
+}
+
+// AppendWithout appends to dst one cookie-string made of every pair whose
+// name is not in drop, in their order and byte for byte, joined by "; ".
+func (rc *RawCookies) AppendWithout(dst []byte, drop []string) []byte {
+	start := len(dst)
+	for _, h := range *rc {
+		for len(h) > 0 {
+			var pair []byte
+			pair, h = nextPair(h)
+			if len(pair) == 0 || contains(drop, pairName(pair)) {
+				continue
+			}
+			if len(dst) > start {
+				dst = append(dst, ';', ' ')
+			}
+			dst = append(dst, pair...)
+		}
+	}
+	return dst
+}
+
+// nextPair splits off the first ';'-separated pair of h, trimmed of spaces
+// and tabs.
+func nextPair(h []byte) (pair, rest []byte) {
+	i := 0
+	for i < len(h) && h[i] != ';' {
+		i++
+	}
+	pair, rest = h[:i], h[i:]
+	if len(rest) > 0 {
+		rest = rest[1:]
+	}
+	return trimSpace(pair), rest
+}
+
+// splitPair returns the trimmed name and value of "name=value"; a pair
+// without '=' is a value with the empty name (RFC 6265bis §5.6).
+func splitPair(pair []byte) (name, value []byte) {
+	for i, c := range pair {
+		if c == '=' {
+			return trimSpace(pair[:i]), trimSpace(pair[i+1:])
+		}
+	}
+	return pair[:0], pair
+}
+
+func pairName(pair []byte) []byte {
+	name, _ := splitPair(pair)
+	return name
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func contains(list []string, b []byte) bool {
+	for _, s := range list {
+		if s == string(b) {
+			return true
+		}
+	}
+	return false
+}

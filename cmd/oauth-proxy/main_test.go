@@ -1,0 +1,968 @@
+package main
+
+// Black-box tests: they build the real oauth-proxy binary once and drive it
+// over real loopback sockets and Unix sockets, with real signals, as an
+// operator and a browser would.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokenhandler/tokenhandler/crypto"
+)
+
+const (
+	trustedOrigin = "http://www.example.localhost:3000"
+	unauthorized  = `{"code":"unauthorized","message":"Access denied due to missing or invalid credentials"}`
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	binPath   string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// proxyBinary builds the oauth-proxy binary on first use, with the race
+// detector when the tests run with it, so that a data race inside the proxy
+// (a SIGHUP under load, say) fails the tests too.
+func proxyBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		goTool, err := exec.LookPath("go") // go test puts GOROOT/bin first in PATH
+		if err != nil {
+			buildErr = err
+			return
+		}
+		if buildDir, err = os.MkdirTemp("", "oauth-proxy-test-"); err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(buildDir, "oauth-proxy")
+		args := []string{"build", "-o", binPath}
+		if raceEnabled() {
+			args = append(args, "-race")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, goTool, append(args, ".")...).CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("building oauth-proxy: %v", buildErr)
+	}
+	return binPath
+}
+
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+// environ is the test's environment without TH_ENCRYPTION_KEYS, which would
+// clash with the keys the configurations give. A race-enabled binary would
+// sleep 1 s before every exit with status 0; GORACE turns that off.
+func environ() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TH_ENCRYPTION_KEYS=") && !strings.HasPrefix(kv, "GORACE=") {
+			env = append(env, kv)
+		}
+	}
+	gorace := "atexit_sleep_ms=0"
+	if prior := os.Getenv("GORACE"); prior != "" {
+		gorace = prior + " " + gorace
+	}
+	return append(env, "GORACE="+gorace)
+}
+
+// ---- keys and cookies ----
+
+// testKey is a generated key and its hex form.
+type testKey struct {
+	hex  string
+	ring *crypto.Keyring
+}
+
+func newTestKey(t *testing.T) testKey {
+	t.Helper()
+	k := crypto.GenerateKey()
+	h := string(k.AppendHex(nil))
+	ring, err := crypto.ParseKeyring(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testKey{hex: h, ring: ring}
+}
+
+// cookie returns the access-token cookie sealed with k, as the agent writes it.
+func (k testKey) cookie(t *testing.T, token string) string {
+	t.Helper()
+	v, err := k.ring.Seal(nil, []byte(token), crypto.FormatV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "example-at=" + string(v)
+}
+
+// ---- the test upstream ----
+
+// seen is what the upstream received, echoed back as the JSON body so that
+// every response tells what its own request looked like upstream.
+type seen struct {
+	Path          string `json:"path"`
+	Authorization string `json:"authorization"`
+	Cookie        string `json:"cookie"`
+}
+
+type upstream struct {
+	*httptest.Server
+	arrived     chan struct{} // one value per request to /api/slow
+	release     chan struct{} // closed by releaseAll to let /api/slow answer
+	releaseOnce sync.Once
+}
+
+func newUpstream(t *testing.T) *upstream {
+	t.Helper()
+	u := &upstream{arrived: make(chan struct{}, 64), release: make(chan struct{})}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/slow" {
+			u.arrived <- struct{}{}
+			select {
+			case <-u.release:
+			case <-time.After(10 * time.Second): // bounds a failing test
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(seen{Path: r.URL.Path, Authorization: r.Header.Get("Authorization"), Cookie: r.Header.Get("Cookie")})
+	}))
+	t.Cleanup(u.Close)
+	t.Cleanup(u.releaseAll) // runs first: Close waits for held requests
+	return u
+}
+
+// releaseAll lets every held /api/slow request answer.
+func (u *upstream) releaseAll() { u.releaseOnce.Do(func() { close(u.release) }) }
+
+// ---- configuration ----
+
+type proxyConfig struct {
+	Listen        string // "" picks a free loopback port
+	MetricsListen string // "" picks a free loopback port; "-" leaves the setting out
+	Keys          []string
+	Upstream      string
+}
+
+func (c proxyConfig) yaml() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: %q\n", c.Listen)
+	if c.MetricsListen != "-" {
+		fmt.Fprintf(&b, "metrics_listen: %q\n", c.MetricsListen)
+	}
+	quoted := make([]string, len(c.Keys))
+	for i, k := range c.Keys {
+		quoted[i] = fmt.Sprintf("%q", k)
+	}
+	fmt.Fprintf(&b, "encryption_keys: [%s]\n", strings.Join(quoted, ", "))
+	fmt.Fprintf(&b, "trusted_web_origins: [%q]\n", trustedOrigin)
+	fmt.Fprintf(&b, "routes:\n  - {path_prefix: /api/, upstream: %q}\n", c.Upstream)
+	b.WriteString("timeouts: {read: 30s, upstream: 15s, shutdown: 10s}\n")
+	b.WriteString("log: {level: info, format: json}\n")
+	return b.String()
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func freeTCPAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// ---- running the binary ----
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runBinary runs oauth-proxy to completion, for at most 10 s.
+func runBinary(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, proxyBinary(t), args...)
+	cmd.Env = environ()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("oauth-proxy %v did not exit within 10s; stderr:\n%s", args, stderr.String())
+	}
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Fatalf("oauth-proxy %v: %v", args, err)
+	}
+	return result{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
+}
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proxyProc is one running oauth-proxy process.
+type proxyProc struct {
+	cmd        *exec.Cmd
+	cfg        proxyConfig
+	configPath string
+	stderr     syncBuffer
+	done       chan struct{} // closed once the process has exited
+	exitCode   int           // valid after done
+
+	base    string       // URL of the listen address
+	client  *http.Client // talks to the listen address (TCP or Unix)
+	metrics *http.Client
+}
+
+// startProxy writes cfg to a file, starts oauth-proxy with it and waits until
+// /readyz on the metrics listener answers 200. Free ports are picked for
+// empty addresses; a start that loses a port to another process is retried.
+func startProxy(t *testing.T, cfg proxyConfig) *proxyProc {
+	t.Helper()
+	dir := t.TempDir()
+	for attempt := 1; ; attempt++ {
+		c := cfg
+		picked := false
+		if c.Listen == "" {
+			c.Listen, picked = freeTCPAddr(t), true
+		}
+		if c.MetricsListen == "" {
+			c.MetricsListen, picked = freeTCPAddr(t), true
+		}
+		p := launch(t, c, filepath.Join(dir, "oauth-proxy.yaml"))
+		err := p.waitReady(15 * time.Second)
+		if err == nil {
+			return p
+		}
+		if picked && attempt < 3 && strings.Contains(p.stderr.String(), "address already in use") {
+			continue
+		}
+		t.Fatalf("oauth-proxy did not become ready: %v; stderr:\n%s", err, p.stderr.String())
+	}
+}
+
+// launch starts the binary with cfg written at path; the process is killed,
+// by its PID, when the test ends.
+func launch(t *testing.T, cfg proxyConfig, path string) *proxyProc {
+	t.Helper()
+	writeFile(t, path, cfg.yaml())
+	p := &proxyProc{cfg: cfg, configPath: path, done: make(chan struct{})}
+	p.cmd = exec.Command(proxyBinary(t), "-config", path)
+	p.cmd.Env = environ()
+	p.cmd.Stdout = io.Discard
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.cmd.Wait()
+		p.exitCode = p.cmd.ProcessState.ExitCode()
+		close(p.done)
+	}()
+
+	tr := &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}
+	if sock, ok := strings.CutPrefix(cfg.Listen, "unix:"); ok {
+		p.base = "http://oauth-proxy"
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}
+	} else {
+		p.base = "http://" + cfg.Listen
+	}
+	p.client = &http.Client{Transport: tr, Timeout: 15 * time.Second}
+	mtr := &http.Transport{DisableCompression: true}
+	p.metrics = &http.Client{Transport: mtr, Timeout: 2 * time.Second}
+
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		mtr.CloseIdleConnections()
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			select {
+			case <-p.done:
+			case <-time.After(10 * time.Second):
+				t.Errorf("oauth-proxy (pid %d) did not die after SIGKILL", p.cmd.Process.Pid)
+			}
+		}
+		if out := p.stderr.String(); strings.Contains(out, "DATA RACE") {
+			t.Errorf("oauth-proxy reported a data race:\n%s", out)
+		} else if t.Failed() {
+			t.Logf("oauth-proxy stderr:\n%s", out)
+		}
+	})
+	return p
+}
+
+func (p *proxyProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *proxyProc) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if p.exited() {
+			return fmt.Errorf("exited with status %d", p.exitCode)
+		}
+		if code, _, err := p.ops("/readyz"); err == nil && code == http.StatusOK {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no 200 from /readyz within %v", timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ops sends GET path to the metrics listener.
+func (p *proxyProc) ops(path string) (int, string, error) {
+	resp, err := p.metrics.Get("http://" + p.cfg.MetricsListen + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
+
+func (p *proxyProc) metricsText(t *testing.T) string {
+	t.Helper()
+	code, body, err := p.ops("/metrics")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d, %v", code, err)
+	}
+	return body
+}
+
+func (p *proxyProc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	// os.Process.Signal targets this process's PID and refuses once it has
+	// been waited for, so a reused PID is never hit.
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("sending %v to pid %d: %v", sig, p.cmd.Process.Pid, err)
+	}
+}
+
+// waitExit waits for the process to exit and returns its status.
+func (p *proxyProc) waitExit(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.exitCode
+	case <-time.After(timeout):
+		t.Fatalf("oauth-proxy did not exit within %v", timeout)
+		return 0
+	}
+}
+
+// response is one answer from the proxy.
+type response struct {
+	status int
+	header http.Header
+	body   string
+	seen   seen // decoded body when the upstream answered
+}
+
+// do sends method path through the proxy with the given headers.
+func (p *proxyProc) do(method, path string, header map[string]string) (response, error) {
+	req, err := http.NewRequest(method, p.base+path, nil)
+	if err != nil {
+		return response{}, err
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return response{}, err
+	}
+	r := response{status: resp.StatusCode, header: resp.Header, body: string(body)}
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(body, &r.seen); err != nil {
+			return r, fmt.Errorf("upstream body %q: %v", body, err)
+		}
+	}
+	return r, nil
+}
+
+// apiCall is a browser's API call with the access-token cookie.
+func (p *proxyProc) apiCall(path, cookie string) (response, error) {
+	return p.do(http.MethodGet, path, map[string]string{"Origin": trustedOrigin, "Cookie": cookie})
+}
+
+// eventually polls cond every 10 ms until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// eventually is the package's eventually that also fails at once when the
+// process exits while the test waits.
+func (p *proxyProc) eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	eventually(t, timeout, what, func() bool {
+		if p.exited() {
+			t.Fatalf("oauth-proxy exited (status %d) while the test waited for %s", p.exitCode, what)
+		}
+		return cond()
+	})
+}
+
+// ---- tests ----
+
+func TestCommandLine(t *testing.T) {
+	key := newTestKey(t)
+	dir := t.TempDir()
+	valid := proxyConfig{Listen: "127.0.0.1:8081", MetricsListen: "127.0.0.1:9101", Keys: []string{key.hex}, Upstream: "http://127.0.0.1:9000"}.yaml()
+	shortKey := key.hex[:62] // real hex material that must never be echoed
+	configs := map[string]string{
+		"valid.yaml":        valid,
+		"bad-duration.yaml": strings.Replace(valid, "read: 30s", "read: soon", 1),
+		"unknown-key.yaml":  valid + "colour: blue\n",
+		"short-key.yaml":    strings.Replace(valid, key.hex, shortKey, 1),
+		"bad-listen.yaml":   strings.Replace(valid, `listen: "127.0.0.1:8081"`, `listen: "localhost"`, 1),
+	}
+	for name, content := range configs {
+		writeFile(t, filepath.Join(dir, name), content)
+	}
+	cfg := func(name string) string { return filepath.Join(dir, name) }
+
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string   // substring
+		wantStderr []string // substrings
+		oneLine    bool     // stderr must be exactly one line
+		notStderr  string   // must not appear in stderr
+	}{
+		{name: "version", args: []string{"-version"}, wantCode: 0, wantStdout: "oauth-proxy "},
+		{name: "check the example config", args: []string{"-config", "../../deploy/oauth-proxy.example.yaml", "-check-config"}, wantCode: 0, wantStdout: "configuration OK"},
+		{name: "check a generated config", args: []string{"-config", cfg("valid.yaml"), "-check-config"}, wantCode: 0, wantStdout: "configuration OK"},
+		{name: "bad duration", args: []string{"-config", cfg("bad-duration.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"timeouts.read"}, oneLine: true},
+		{name: "unknown key", args: []string{"-config", cfg("unknown-key.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"colour"}, oneLine: true},
+		{name: "short key", args: []string{"-config", cfg("short-key.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"encryption_keys"}, oneLine: true, notStderr: shortKey},
+		{name: "bad listen", args: []string{"-config", cfg("bad-listen.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"listen"}, oneLine: true},
+		{name: "bad config without -check-config", args: []string{"-config", cfg("bad-duration.yaml")}, wantCode: 1, wantStderr: []string{"timeouts.read"}, oneLine: true},
+		{name: "missing config file", args: []string{"-config", cfg("nonexistent.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"nonexistent.yaml"}, oneLine: true},
+		{name: "no -config", args: nil, wantCode: 2, wantStderr: []string{"-config"}},
+		{name: "-check-config without -config", args: []string{"-check-config"}, wantCode: 2, wantStderr: []string{"-config"}},
+		{name: "unknown flag", args: []string{"-confg", cfg("valid.yaml")}, wantCode: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runBinary(t, tt.args...)
+			if r.code != tt.wantCode {
+				t.Fatalf("exit status %d, want %d; stdout %q; stderr %q", r.code, tt.wantCode, r.stdout, r.stderr)
+			}
+			if !strings.Contains(r.stdout, tt.wantStdout) {
+				t.Errorf("stdout %q, want it to contain %q", r.stdout, tt.wantStdout)
+			}
+			for _, s := range tt.wantStderr {
+				if !strings.Contains(r.stderr, s) {
+					t.Errorf("stderr %q, want it to contain %q", r.stderr, s)
+				}
+			}
+			if tt.oneLine && strings.Count(strings.TrimSuffix(r.stderr, "\n"), "\n") != 0 {
+				t.Errorf("stderr is not one line: %q", r.stderr)
+			}
+			if tt.notStderr != "" && strings.Contains(r.stderr, tt.notStderr) {
+				t.Errorf("stderr quotes key material: %q", r.stderr)
+			}
+		})
+	}
+}
+
+func TestForwardsWithBearerToken(t *testing.T) {
+	key, otherKey := newTestKey(t), newTestKey(t)
+	up := newUpstream(t)
+	p := startProxy(t, proxyConfig{Keys: []string{key.hex}, Upstream: up.URL})
+
+	const token = "access-token.1234_~+/="
+	cookie := key.cookie(t, token)
+	tests := []struct {
+		name       string
+		header     map[string]string
+		wantStatus int
+		wantAuth   string // Authorization the upstream saw
+		wantCookie string // Cookie the upstream saw
+		wantACAO   string // Access-Control-Allow-Origin
+	}{
+		{
+			name:       "trusted origin and cookie",
+			header:     map[string]string{"Origin": trustedOrigin, "Cookie": cookie},
+			wantStatus: 200, wantAuth: "Bearer " + token, wantACAO: trustedOrigin,
+		},
+		{
+			name:       "other cookies stay, token-handler cookies go",
+			header:     map[string]string{"Origin": trustedOrigin, "Cookie": "theme=dark; " + cookie + "; example-csrf=x"},
+			wantStatus: 200, wantAuth: "Bearer " + token, wantCookie: "theme=dark", wantACAO: trustedOrigin,
+		},
+		{
+			name:       "browser Authorization is replaced",
+			header:     map[string]string{"Origin": trustedOrigin, "Cookie": cookie, "Authorization": "Bearer forged"},
+			wantStatus: 200, wantAuth: "Bearer " + token, wantACAO: trustedOrigin,
+		},
+		{
+			name:       "no Origin",
+			header:     map[string]string{"Cookie": cookie},
+			wantStatus: 401,
+		},
+		{
+			name:       "untrusted Origin",
+			header:     map[string]string{"Origin": "http://evil.localhost:3000", "Cookie": cookie},
+			wantStatus: 401,
+		},
+		{
+			name:       "no cookie",
+			header:     map[string]string{"Origin": trustedOrigin},
+			wantStatus: 401, wantACAO: trustedOrigin,
+		},
+		{
+			name:       "cookie sealed with another key",
+			header:     map[string]string{"Origin": trustedOrigin, "Cookie": otherKey.cookie(t, token)},
+			wantStatus: 401, wantACAO: trustedOrigin,
+		},
+	}
+	counts := map[int]int{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := p.do(http.MethodGet, "/api/x", tt.header)
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts[r.status]++
+			if r.status != tt.wantStatus {
+				t.Fatalf("status %d, want %d; body %q", r.status, tt.wantStatus, r.body)
+			}
+			if got := r.header.Get("Access-Control-Allow-Origin"); got != tt.wantACAO {
+				t.Errorf("Access-Control-Allow-Origin %q, want %q", got, tt.wantACAO)
+			}
+			if tt.wantStatus != 200 {
+				if r.body != unauthorized {
+					t.Errorf("body %q, want %q", r.body, unauthorized)
+				}
+				return
+			}
+			if r.seen.Path != "/api/x" {
+				t.Errorf("upstream saw path %q, want /api/x", r.seen.Path)
+			}
+			if r.seen.Authorization != tt.wantAuth {
+				t.Errorf("upstream saw Authorization %q, want %q", r.seen.Authorization, tt.wantAuth)
+			}
+			if r.seen.Cookie != tt.wantCookie {
+				t.Errorf("upstream saw Cookie %q, want %q", r.seen.Cookie, tt.wantCookie)
+			}
+		})
+	}
+
+	metrics := p.metricsText(t)
+	for status, n := range counts {
+		want := fmt.Sprintf("oauth_proxy_requests_total{route=\"/api/\",status=\"%d\"} %d\n", status, n)
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
+		}
+	}
+	if code, _, err := p.ops("/healthz"); err != nil || code != 200 {
+		t.Errorf("GET /healthz: %d, %v", code, err)
+	}
+	if out := p.stderr.String(); strings.Contains(out, key.hex) || strings.Contains(out, token) {
+		t.Errorf("stderr holds a key or a token:\n%s", out)
+	}
+}
+
+func TestReloadOnSIGHUP(t *testing.T) {
+	oldKey, newKey := newTestKey(t), newTestKey(t)
+	up := newUpstream(t)
+	p := startProxy(t, proxyConfig{Keys: []string{oldKey.hex}, Upstream: up.URL})
+	oldCookie, newCookie := oldKey.cookie(t, "old-token"), newKey.cookie(t, "new-token")
+
+	if r, err := p.apiCall("/api/x", newCookie); err != nil || r.status != 401 {
+		t.Fatalf("before the reload, a cookie sealed with the new key: %d, %v; want 401", r.status, err)
+	}
+
+	const workers, perWorker = 4, 300
+	var (
+		done, failed atomic.Int64
+		reloaded     atomic.Bool
+		firstErr     atomic.Value
+		halfway      = make(chan struct{})
+		halfOnce     sync.Once
+		wg           sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			// At least perWorker requests each; more (up to a cap) while the
+			// reload has not been seen, so the load spans it.
+			for i := 0; i < perWorker || (!reloaded.Load() && i < 20*perWorker); i++ {
+				r, err := p.apiCall("/api/x", oldCookie)
+				if err == nil && (r.status != 200 || r.seen.Authorization != "Bearer old-token") {
+					err = fmt.Errorf("status %d, upstream saw %q, body %q", r.status, r.seen.Authorization, r.body)
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+				if done.Add(1) >= workers*perWorker/4 {
+					halfOnce.Do(func() { close(halfway) })
+				}
+			}
+		})
+	}
+	select {
+	case <-halfway:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the workers did not get a quarter of the way within 20s")
+	}
+	rotated := p.cfg
+	rotated.Keys = []string{newKey.hex, oldKey.hex}
+	writeFile(t, p.configPath, rotated.yaml())
+	doneAtSignal := done.Load()
+	p.signal(t, syscall.SIGHUP)
+	p.eventually(t, 10*time.Second, "a cookie sealed with the new key to be accepted", func() bool {
+		r, err := p.apiCall("/api/x", newCookie)
+		return err == nil && r.status == 200 && r.seen.Authorization == "Bearer new-token"
+	})
+	reloaded.Store(true)
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the workers did not finish within 30s")
+	}
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d of %d requests failed across the reload; first: %v", n, done.Load(), firstErr.Load())
+	}
+	if total := done.Load(); total < workers*perWorker || doneAtSignal >= total {
+		t.Fatalf("%d requests, SIGHUP after %d: the load did not span the reload", total, doneAtSignal)
+	}
+	t.Logf("%d requests, SIGHUP sent after %d, all 200", done.Load(), doneAtSignal)
+
+	// A bad file is refused and the running configuration (both keys) stays.
+	writeFile(t, p.configPath, rotated.yaml()+"no_such_setting: true\n")
+	p.signal(t, syscall.SIGHUP)
+	p.eventually(t, 10*time.Second, `"configuration reload refused" on stderr`, func() bool {
+		return strings.Contains(p.stderr.String(), "configuration reload refused")
+	})
+	if p.exited() {
+		t.Fatalf("oauth-proxy exited (status %d) after a bad reload", p.exitCode)
+	}
+	for _, c := range []struct{ cookie, auth string }{{newCookie, "Bearer new-token"}, {oldCookie, "Bearer old-token"}} {
+		r, err := p.apiCall("/api/x", c.cookie)
+		if err != nil || r.status != 200 || r.seen.Authorization != c.auth {
+			t.Errorf("after the refused reload: status %d, upstream saw %q, err %v; want 200 and %q", r.status, r.seen.Authorization, err, c.auth)
+		}
+	}
+	if !strings.Contains(p.stderr.String(), "no_such_setting") {
+		t.Errorf("the refusal does not name the bad setting:\n%s", p.stderr.String())
+	}
+	metrics := p.metricsText(t)
+	for _, want := range []string{
+		"oauth_proxy_config_reloads_total{result=\"error\"} 1\n",
+		"oauth_proxy_config_reloads_total{result=\"ok\"} 1\n",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
+		}
+	}
+	if out := p.stderr.String(); strings.Contains(out, oldKey.hex) || strings.Contains(out, newKey.hex) {
+		t.Errorf("stderr holds key material")
+	}
+}
+
+func TestDrainOnSIGTERM(t *testing.T) {
+	key := newTestKey(t)
+	up := newUpstream(t)
+	p := startProxy(t, proxyConfig{Keys: []string{key.hex}, Upstream: up.URL})
+	cookie := key.cookie(t, "slow-token")
+
+	const n = 5
+	type outcome struct {
+		r   response
+		err error
+	}
+	results := make(chan outcome, n)
+	for range n {
+		go func() {
+			r, err := p.apiCall("/api/slow", cookie)
+			results <- outcome{r, err}
+		}()
+	}
+	timeout := time.After(10 * time.Second)
+	for i := range n {
+		select {
+		case <-up.arrived:
+		case <-timeout:
+			t.Fatalf("only %d of %d requests reached the upstream within 10s", i, n)
+		}
+	}
+
+	// All n requests are now held by the upstream, so they are in flight
+	// for as long as the test wants.
+	p.signal(t, syscall.SIGTERM)
+	p.eventually(t, 5*time.Second, "/readyz to answer 503 while draining", func() bool {
+		code, _, _ := p.ops("/readyz")
+		return code == http.StatusServiceUnavailable
+	})
+	p.eventually(t, 5*time.Second, "the listener to refuse new connections while draining", func() bool {
+		c, err := net.DialTimeout("tcp", p.cfg.Listen, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return errors.Is(err, syscall.ECONNREFUSED)
+	})
+	if p.exited() {
+		t.Fatalf("oauth-proxy exited (status %d) with %d requests in flight", p.exitCode, n)
+	}
+	up.releaseAll()
+
+	for range n {
+		select {
+		case o := <-results:
+			if o.err != nil {
+				t.Errorf("request in flight at SIGTERM: %v", o.err)
+			} else if o.r.status != 200 || o.r.seen.Authorization != "Bearer slow-token" {
+				t.Errorf("request in flight at SIGTERM: status %d, upstream saw %q; body %q", o.r.status, o.r.seen.Authorization, o.r.body)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("requests in flight at SIGTERM got no answer within 10s")
+		}
+	}
+	if code := p.waitExit(t, 5*time.Second); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM, want 0", code)
+	}
+	if c, err := net.DialTimeout("tcp", p.cfg.Listen, time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("dial %s after exit: %v, want connection refused", p.cfg.Listen, err)
+	}
+}
+
+func TestUnixSocket(t *testing.T) {
+	key := newTestKey(t)
+	up := newUpstream(t)
+	cookie := key.cookie(t, "unix-token")
+
+	tests := []struct {
+		name string
+		// setup prepares the socket path; it returns a check run after the
+		// binary has refused to start.
+		setup     func(t *testing.T, sock string) func(t *testing.T)
+		wantStart bool
+		wantErr   []string // in stderr when the start is refused
+	}{
+		{
+			name:      "no file yet",
+			setup:     func(*testing.T, string) func(*testing.T) { return nil },
+			wantStart: true,
+		},
+		{
+			name: "stale socket is removed",
+			setup: func(t *testing.T, sock string) func(*testing.T) {
+				ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ln.SetUnlinkOnClose(false)
+				ln.Close()
+				if fi, err := os.Lstat(sock); err != nil || fi.Mode().Type() != fs.ModeSocket {
+					t.Fatalf("no stale socket left behind: %v", err)
+				}
+				return nil
+			},
+			wantStart: true,
+		},
+		{
+			name: "regular file",
+			setup: func(t *testing.T, sock string) func(*testing.T) {
+				writeFile(t, sock, "not a socket")
+				return func(t *testing.T) {
+					if b, err := os.ReadFile(sock); err != nil || string(b) != "not a socket" {
+						t.Errorf("the regular file was changed: %q, %v", b, err)
+					}
+				}
+			},
+			wantErr: []string{"listen", "not a socket"},
+		},
+		{
+			name: "socket in use",
+			setup: func(t *testing.T, sock string) func(*testing.T) {
+				ln, err := net.Listen("unix", sock)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { ln.Close() })
+				go func() {
+					for {
+						c, err := ln.Accept()
+						if err != nil {
+							return
+						}
+						c.Close()
+					}
+				}()
+				return func(t *testing.T) {
+					c, err := net.Dial("unix", sock)
+					if err != nil {
+						t.Errorf("the running listener's socket was taken away: %v", err)
+						return
+					}
+					c.Close()
+				}
+			},
+			wantErr: []string{"listen", "in use"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A short directory: socket paths are limited to about 100 bytes.
+			dir, err := os.MkdirTemp("", "op")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			sock := filepath.Join(dir, "proxy.sock")
+			check := tt.setup(t, sock)
+			cfg := proxyConfig{Listen: "unix:" + sock, Keys: []string{key.hex}, Upstream: up.URL}
+
+			if !tt.wantStart {
+				cfg.MetricsListen = "-"
+				path := filepath.Join(dir, "oauth-proxy.yaml")
+				writeFile(t, path, cfg.yaml())
+				r := runBinary(t, "-config", path)
+				if r.code != 1 {
+					t.Fatalf("exit status %d, want 1; stderr %q", r.code, r.stderr)
+				}
+				for _, s := range append(tt.wantErr, sock) {
+					if !strings.Contains(r.stderr, s) {
+						t.Errorf("stderr %q, want it to contain %q", r.stderr, s)
+					}
+				}
+				if check != nil {
+					check(t)
+				}
+				return
+			}
+
+			p := startProxy(t, cfg)
+			fi, err := os.Lstat(sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Type() != fs.ModeSocket {
+				t.Fatalf("%s is %v, not a socket", sock, fi.Mode())
+			}
+			if perm := fi.Mode().Perm(); perm != 0o660 {
+				t.Errorf("socket mode %#o, want 0660", perm)
+			}
+			r, err := p.apiCall("/api/over-unix", cookie)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.status != 200 || r.seen.Authorization != "Bearer unix-token" || r.seen.Path != "/api/over-unix" {
+				t.Fatalf("status %d, upstream saw %+v; body %q", r.status, r.seen, r.body)
+			}
+			if got := r.header.Get("Access-Control-Allow-Origin"); got != trustedOrigin {
+				t.Errorf("Access-Control-Allow-Origin %q, want %q", got, trustedOrigin)
+			}
+
+			p.signal(t, syscall.SIGTERM)
+			if code := p.waitExit(t, 5*time.Second); code != 0 {
+				t.Fatalf("exit status %d after SIGTERM, want 0", code)
+			}
+			if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("socket left behind after a clean stop: %v", err)
+			}
+		})
+	}
+}
