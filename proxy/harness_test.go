@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -84,6 +85,25 @@ type harness struct {
 	keys *crypto.Keyring // the ring the proxy uses: newKey, oldKey
 	old  *crypto.Keyring // oldKey alone
 	cfg  *Config
+	logs *syncBuffer // what the proxy logged
+}
+
+// syncBuffer is a bytes.Buffer safe for the proxy's concurrent log writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // testConfig returns the YAML configuration of a harness; extra is appended.
@@ -95,7 +115,6 @@ trusted_web_origins: [%q]
 routes:
   - {path_prefix: /api/, upstream: "http://%s"}
   - {path_prefix: /api/v2/, upstream: "http://%s", strip_prefix: true}
-log: {level: error}
 %s`, newKey, oldKey, trustedOrigin, upAddr, upAddr, extra)
 }
 
@@ -117,11 +136,15 @@ func startProxyTo(t *testing.T, up *upstream, addr, extra string) *harness {
 	if !strings.Contains(extra, "timeouts:") {
 		extra += defaultTimeouts
 	}
+	if !strings.Contains(extra, "log:") {
+		extra += "\nlog: {level: warn}"
+	}
 	cfg, err := ParseConfig([]byte(testConfig(addr, string(newKey.AppendHex(nil)), string(oldKey.AppendHex(nil)), extra)), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(cfg, zerolog.Nop())
+	logs := &syncBuffer{}
+	srv, err := NewServer(cfg, zerolog.New(logs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +155,7 @@ func startProxyTo(t *testing.T, up *upstream, addr, extra string) *harness {
 		srv.Shutdown(ctx)
 	})
 	old, _ := crypto.NewKeyring(oldKey)
-	return &harness{t: t, srv: srv, url: "http://" + srv.Addr().String(), up: up, keys: cfg.Keys, old: old, cfg: cfg}
+	return &harness{t: t, srv: srv, url: "http://" + srv.Addr().String(), up: up, keys: cfg.Keys, old: old, cfg: cfg, logs: logs}
 }
 
 // seal returns a cookie value for plaintext, sealed with the proxy's first key.
