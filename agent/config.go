@@ -1,0 +1,104 @@
+package agent
+
+import (
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tokenhandler/tokenhandler/crypto"
+)
+
+// Config is the validated configuration of the oauth-agent binary (SPEC §7).
+// Build one with LoadConfig or ParseConfig, which apply the defaults noted
+// beside each field and refuse anything invalid, naming the setting.
+//
+// A Config is plain data and may be copied; copies share its slices and its
+// Keyring. It is read-only once built and may be shared by any number of
+// goroutines.
+type Config struct {
+	Listen        string // "host:port" or "unix:/abs/path.sock"; default "127.0.0.1:8080"
+	MetricsListen string // same forms; "" (default) = no metrics/health listener
+	BasePath      string // default "/oauth-agent"; starts with "/", no trailing "/"
+
+	// Issuer is the Authorization Server's issuer identifier; its discovery
+	// document (/.well-known/openid-configuration) is fetched at start.
+	Issuer string
+	// Endpoints override what discovery says; with all of Authorization,
+	// Token and JWKSURI set, discovery is optional.
+	Endpoints Endpoints
+
+	ClientID         string
+	ClientSecret     string // from client_secret, client_secret_file or TH_CLIENT_SECRET
+	ClientAuthMethod string // "client_secret_basic" (default) or "client_secret_post"
+	RedirectURI      string
+	// PostLogoutRedirectURI goes into the end-session URL; "" leaves it out.
+	PostLogoutRedirectURI string
+	Scope                 string // default "openid profile"; must contain "openid"
+
+	CookieNamePrefix string // default "example"
+	Cookie           Cookie
+	CookieFormat     crypto.Format   // FormatV1 (default) or FormatDARE
+	Keys             *crypto.Keyring // from encryption_keys, encryption_keys_file or TH_ENCRYPTION_KEYS
+
+	TrustedWebOrigins []string
+	CORSEnabled       bool // default true
+
+	PAR      string // "auto" (default: when the AS requires it), "always" or "never"
+	IDToken  IDToken
+	Refresh  Refresh
+	Logout   Logout
+	Timeouts Timeouts
+	Log      Log
+}
+
+// Endpoints are the Authorization Server's endpoints given explicitly; ""
+// means "from discovery".
+type Endpoints struct {
+	Authorization string
+	Token         string
+	Userinfo      string
+	JWKSURI       string
+	EndSession    string
+	PAR           string // pushed_authorization_request_endpoint
+	Revocation    string
+}
+
+// Cookie holds the cookie attributes (SPEC §4).
+type Cookie struct {
+	Domain     string        // "" = host-only cookies
+	BasePath   string        // default "/": Path of P-at, P-csrf, P-login
+	HostPrefix bool          // names become __Host-P-...; needs BasePath "/" and no Domain
+	SameSite   string        // "strict" (default) or "lax"
+	MaxAge     time.Duration // 0 (default) = session cookies
+}
+
+// IDToken are the ID-token validation rules.
+type IDToken struct {
+	AllowedAlgs []string      // default RS256, PS256, ES256, EdDSA; never "none"
+	ClockSkew   time.Duration // default 30s, at most 5m
+}
+
+// Refresh configures refresh single-flight.
+type Refresh struct {
+	GracePeriod time.Duration // default 30s; 0 turns the replay grace off
+}
+
+// Logout configures logout.
+type Logout struct {
+	RevokeRefreshToken bool // RFC 7009 revocation at logout; P-auth then has Path <base>
+}
+
+// Timeouts of the listener and of every back-channel call.
+type Timeouts struct {
+	Read     time.Duration // default 30s
+	Write    time.Duration // default 30s
+	Idle     time.Duration // default 120s
+	AS       time.Duration // default 10s: each call to the Authorization Server
+	Shutdown time.Duration // default 30s
+}
+
+// Log is the logging configuration.
+type Log struct {
+	Level  zerolog.Level // default info
+	Format string        // "json" (default) or "console"
+}
