@@ -5,11 +5,18 @@
 package agent
 
 import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/fasthttp/router"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/metrics"
 )
 
@@ -17,27 +24,212 @@ import (
 // configuration with Reload; stop its background work with Close. An Agent
 // is safe for concurrent use and must not be copied.
 type Agent struct {
-	ready atomic.Bool
+	state   atomic.Pointer[state]
+	metrics *agentMetrics
+	refresh *refresher
+
+	now func() time.Time // Config.Now or time.Now
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+// state is everything a request reads, swapped as one on reload.
+type state struct {
+	cfg     *Config
+	jar     *jar
+	origins browser.Origins
+	cors    *browser.CORS
+	router  fasthttp.RequestHandler
+	client  *http.Client
+	log     zerolog.Logger
+	// provider is nil until discovery has succeeded.
+	provider atomic.Pointer[provider]
 }
 
 // New builds an Agent from a validated configuration. It does not wait for
 // the Authorization Server: discovery runs in the background, retried with
 // backoff, and Ready reports when it has succeeded.
 func New(cfg *Config, reg *metrics.Registry, log zerolog.Logger) (*Agent, error) {
-	return &Agent{}, nil
+	a := &Agent{metrics: newAgentMetrics(reg), now: time.Now, stop: make(chan struct{})}
+	if cfg.Now != nil {
+		a.now = cfg.Now
+	}
+	a.refresh = newRefresher(a)
+	if err := a.Reload(cfg, log); err != nil {
+		return nil, err
+	}
+	a.wg.Go(func() { a.refresh.sweep(a.stop) })
+	return a, nil
+}
+
+// Reload swaps in a new configuration for requests that start after it
+// returns, and discovers the Authorization Server anew. On error nothing
+// changes.
+func (a *Agent) Reload(cfg *Config, log zerolog.Logger) error {
+	names, err := browser.NewNames(cfg.CookieNamePrefix, cfg.Cookie.HostPrefix)
+	if err != nil {
+		return err
+	}
+	st := &state{
+		cfg:     cfg,
+		jar:     newJar(cfg, names),
+		origins: browser.NewOrigins(cfg.TrustedWebOrigins),
+		cors:    browser.NewCORS(cfg.CORSEnabled, []string{"GET", "POST", "OPTIONS"}, nil, nil, 86400),
+		client:  newHTTPClient(cfg.Timeouts.AS),
+		log:     log.Level(cfg.Log.Level),
+	}
+	st.router = a.routes(st)
+	// Keep serving with the old provider until the new one is known, when
+	// the Authorization Server has not changed.
+	if old := a.state.Load(); old != nil && sameAS(old.cfg, cfg) {
+		st.provider.Store(old.provider.Load())
+	}
+	a.state.Store(st)
+	a.wg.Go(func() { a.discoverLoop(st) })
+	return nil
+}
+
+func sameAS(a, b *Config) bool {
+	return a.Issuer == b.Issuer && a.Endpoints == b.Endpoints && a.ClientID == b.ClientID &&
+		a.ClientSecret == b.ClientSecret && a.ClientAuthMethod == b.ClientAuthMethod && a.RedirectURI == b.RedirectURI
+}
+
+// discoverLoop fetches the AS metadata for st until it succeeds, st is
+// replaced, or the agent closes; backoff from 500 ms doubling to 30 s.
+func (a *Agent) discoverLoop(st *state) {
+	backoff := 500 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), st.cfg.Timeouts.AS)
+		p, err := discover(ctx, st.cfg, st.client, a.now)
+		cancel()
+		if err == nil {
+			st.provider.Store(p)
+			st.log.Info().Str("issuer", st.cfg.Issuer).Msg("Authorization Server metadata loaded")
+			return
+		}
+		st.log.Warn().Err(err).Dur("retry_in", backoff).Msg("Authorization Server not reachable; retrying")
+		select {
+		case <-a.stop:
+			return
+		case <-time.After(backoff):
+		}
+		if a.state.Load() != st {
+			return // reloaded: the new state has its own loop
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// Ready reports whether the Authorization Server's metadata has been fetched.
+func (a *Agent) Ready() bool {
+	st := a.state.Load()
+	return st != nil && st.provider.Load() != nil
+}
+
+// Close stops background work: discovery retries and cache expiry.
+func (a *Agent) Close() {
+	a.stopOnce.Do(func() { close(a.stop) })
+	a.wg.Wait()
 }
 
 // Handler serves one request. It is a fasthttp.RequestHandler.
 func (a *Agent) Handler(ctx *fasthttp.RequestCtx) {
-	ctx.SetStatusCode(fasthttp.StatusNotImplemented)
+	st := a.state.Load()
+	h := &ctx.Response.Header
+	h.Set(fasthttp.HeaderCacheControl, "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	st.router(ctx)
 }
 
-// Ready reports whether the Authorization Server's metadata has been fetched.
-func (a *Agent) Ready() bool { return a.ready.Load() }
+// handler is one endpoint's logic: it reads the request and either writes
+// its answer or returns an error for serve to write.
+type handler func(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCookies) error
 
-// Reload swaps in a new configuration for requests that start after it
-// returns. On error nothing changes.
-func (a *Agent) Reload(cfg *Config, log zerolog.Logger) error { return nil }
+// endpoint wraps a handler with what every endpoint does: the Origin and
+// Sec-Fetch-Site checks, the CORS headers, the error answer and the log line.
+func (a *Agent) endpoint(st *state, name string, originAlways bool, h handler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		start := a.now()
+		origin := ctx.Request.Header.Peek(fasthttp.HeaderOrigin)
+		trusted := st.origins.Trusted(origin)
+		st.cors.Response(&ctx.Response.Header, origin, trusted)
+		req := browser.RawCookies(ctx.Request.Header.PeekAll(fasthttp.HeaderCookie))
+		var err error
+		switch {
+		case browser.CrossSite(ctx.Request.Header.Peek("Sec-Fetch-Site")):
+			err = errorf(errUnauthorizedRequest, "Sec-Fetch-Site: cross-site")
+		case (originAlways || st.cfg.CORSEnabled) && !trusted:
+			err = errorf(errUnauthorizedRequest, "missing or untrusted Origin")
+		default:
+			err = h(ctx, st, &req)
+		}
+		if err != nil {
+			e := asError(err)
+			if e.clear {
+				st.jar.clearAll(ctx, &req)
+			}
+			writeError(ctx, e)
+			ev := st.log.Info()
+			if e.status >= 500 {
+				ev = st.log.Warn()
+			}
+			ev.Str("endpoint", name).Int("status", e.status).Str("code", e.code).AnErr("cause", e.cause).Msg("request refused")
+		}
+		a.metrics.requests(name, ctx.Response.StatusCode()).Inc()
+		if ev := st.log.Debug(); ev != nil {
+			ev.Str("endpoint", name).Int("status", ctx.Response.StatusCode()).Dur("duration", a.now().Sub(start)).Msg("request")
+		}
+	}
+}
 
-// Close stops background work (discovery retries, cache expiry).
-func (a *Agent) Close() {}
+// routes builds the router of one configuration.
+func (a *Agent) routes(st *state) fasthttp.RequestHandler {
+	r := router.New()
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleOPTIONS = true
+	r.GlobalOPTIONS = func(ctx *fasthttp.RequestCtx) {
+		origin := ctx.Request.Header.Peek(fasthttp.HeaderOrigin)
+		st.cors.Preflight(&ctx.Response.Header, origin, st.cfg.CORSEnabled && st.origins.Trusted(origin), ctx.Request.Header.Peek(fasthttp.HeaderAccessControlRequestHeaders))
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+	}
+	answer := func(e *apiError) fasthttp.RequestHandler {
+		return func(ctx *fasthttp.RequestCtx) {
+			origin := ctx.Request.Header.Peek(fasthttp.HeaderOrigin)
+			st.cors.Response(&ctx.Response.Header, origin, st.origins.Trusted(origin))
+			writeError(ctx, e)
+		}
+	}
+	r.NotFound = answer(errNotFound)
+	r.MethodNotAllowed = answer(errMethodNotAllowed)
+	base := st.cfg.BasePath
+	r.POST(base+"/login/start", a.endpoint(st, "login_start", true, a.loginStart))
+	r.POST(base+"/login/end", a.endpoint(st, "login_end", true, a.loginEnd))
+	r.GET(base+"/userInfo", a.endpoint(st, "userinfo", false, a.userInfo))
+	r.GET(base+"/claims", a.endpoint(st, "claims", false, a.claims))
+	r.POST(base+"/refresh", a.endpoint(st, "refresh", true, a.refreshTokens))
+	r.POST(base+"/logout", a.endpoint(st, "logout", true, a.logout))
+	return r.Handler
+}
+
+// providerOf returns the AS, or a 502 while it is unknown.
+func providerOf(st *state) (*provider, error) {
+	if p := st.provider.Load(); p != nil {
+		return p, nil
+	}
+	return nil, errorf(errASUnavailable, "the Authorization Server's metadata is not loaded yet")
+}
+
+// checkCSRF compares the CSRF header with the CSRF cookie in constant time.
+func checkCSRF(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCookies) error {
+	token := st.jar.open(req, &st.jar.names.CSRF)
+	if !browser.CSRFMatches(ctx.Request.Header.Peek(st.jar.names.CSRFHeader), token) {
+		return errorf(errUnauthorizedRequest, "missing or wrong CSRF header")
+	}
+	return nil
+}
+
+var errNoCookie = errors.New("cookie missing or not decryptable")

@@ -49,6 +49,10 @@ type Config struct {
 	Logout   Logout
 	Timeouts Timeouts
 	Log      Log
+
+	// Now returns the current time; nil means time.Now. Tests set it; the
+	// configuration file cannot.
+	Now func() time.Time `yaml:"-"`
 }
 
 // Endpoints are the Authorization Server's endpoints given explicitly; ""

@@ -1,0 +1,300 @@
+// Package astest is a fake OpenID Connect Authorization Server for the OAuth
+// Agent's tests, in the spirit of go-oidc's oidctest. It serves real HTTP on
+// 127.0.0.1: discovery, JWKS, the authorization endpoint with PKCE (RFC 7636)
+// and pushed authorization requests (RFC 9126), the token endpoint with
+// refresh-token rotation and reuse detection, userinfo, end session and
+// revocation (RFC 7009). Every token is an RS256 JWT signed with a key made
+// by New, or an opaque random string.
+//
+// There is no login page: the Options.Subject is logged in at once. Faults
+// switch misbehaviour on and off while the server runs.
+//
+// It is for tests only: it keeps every token in memory and MUST NOT be used
+// as a real authorization server.
+package astest
+
+import (
+	"cmp"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Options configures the single client and user of a Server. Zero fields take
+// the documented defaults.
+type Options struct {
+	// ClientID and ClientSecret are the one registered confidential client;
+	// defaults "spa-client" and "test-secret".
+	ClientID, ClientSecret string
+	// RedirectURI is the only redirect URI allowed, compared exactly;
+	// default "http://www.example.localhost:3000/".
+	RedirectURI string
+	// Subject is the logged-in user; default "demo-user".
+	Subject string
+}
+
+// Server is a running fake authorization server. Build it with New. A Server
+// is safe for concurrent use and must not be copied; its exported fields are
+// set by New and must not be changed.
+type Server struct {
+	// URL is the issuer, "http://127.0.0.1:PORT" without a trailing slash.
+	// The endpoints are URL plus /.well-known/openid-configuration,
+	// /authorize, /par, /token, /userinfo, /jwks, /logout and /revoke.
+	URL string
+	// ClientID, ClientSecret and RedirectURI are Options with defaults
+	// applied.
+	ClientID, ClientSecret, RedirectURI string
+
+	subject string
+	http    *httptest.Server
+	done    chan struct{} // closed by Close, ends TokenDelay waits
+	close   sync.Once
+
+	key  *rsa.PrivateKey
+	kid  string
+	jwks []byte // the public JWKS document
+
+	mu             sync.Mutex
+	faults         Faults
+	counts         map[string]int
+	codes          map[string]*authCode      // live authorization codes
+	usedCodes      map[string]*grant         // redeemed codes, for reuse revocation
+	pushed         map[string]*pushedRequest // by request_uri
+	refreshTokens  map[string]*refreshToken
+	accessTokens   map[string]*grant // by jti
+	revoked        map[string]bool   // tokens presented to /revoke
+	lastEndSession url.Values
+	lastClientAuth string
+}
+
+// New starts a Server on 127.0.0.1 with a fresh RSA 2048 signing key and
+// registers its Close with tb.Cleanup.
+func New(tb testing.TB, opts Options) *Server {
+	tb.Helper()
+	s, err := newServer(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Close)
+	return s
+}
+
+func newServer(opts Options) (*Server, error) {
+	s := &Server{
+		ClientID:      cmp.Or(opts.ClientID, "spa-client"),
+		ClientSecret:  cmp.Or(opts.ClientSecret, "test-secret"),
+		RedirectURI:   cmp.Or(opts.RedirectURI, "http://www.example.localhost:3000/"),
+		subject:       cmp.Or(opts.Subject, "demo-user"),
+		done:          make(chan struct{}),
+		faults:        defaultFaults(),
+		counts:        make(map[string]int),
+		codes:         make(map[string]*authCode),
+		usedCodes:     make(map[string]*grant),
+		pushed:        make(map[string]*pushedRequest),
+		refreshTokens: make(map[string]*refreshToken),
+		accessTokens:  make(map[string]*grant),
+		revoked:       make(map[string]bool),
+	}
+	if _, err := url.Parse(s.RedirectURI); err != nil {
+		return nil, fmt.Errorf("astest: redirect URI: %w", err)
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, fmt.Errorf("astest: generate key: %w", err)
+	}
+	s.key = key
+	pub := jose.JSONWebKey{Key: &key.PublicKey, Algorithm: string(jose.RS256), Use: "sig"}
+	s.kid, err = thumbprint(pub)
+	if err != nil {
+		return nil, err
+	}
+	pub.KeyID = s.kid
+	s.jwks, err = json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub}})
+	if err != nil {
+		return nil, fmt.Errorf("astest: marshal JWKS: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /.well-known/openid-configuration", handler(s.discovery))
+	mux.Handle("GET /jwks", handler(s.jwksDocument))
+	mux.Handle("GET /authorize", http.HandlerFunc(s.authorize))
+	mux.Handle("POST /par", handler(s.par))
+	mux.Handle("POST /token", handler(s.token))
+	mux.Handle("/userinfo", handler(s.userinfo))
+	mux.Handle("/logout", handler(s.endSession))
+	mux.Handle("POST /revoke", handler(s.revoke))
+	s.http = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Tokens, codes and errors alike must not be cached (RFC 6749 §5.1).
+		w.Header().Set("Cache-Control", "no-store")
+		mux.ServeHTTP(w, r)
+	}))
+	// The handlers read URL: set it before the first request can arrive.
+	s.URL = "http://" + s.http.Listener.Addr().String()
+	s.http.Start()
+	return s, nil
+}
+
+// Close stops the server and waits for requests in flight; it ends TokenDelay
+// waits at once. Close may be called more than once.
+func (s *Server) Close() {
+	s.close.Do(func() {
+		close(s.done)
+		s.http.Close()
+	})
+}
+
+// Set changes the Faults under the server's lock; change sees the current
+// value. It may be called at any time, also while requests are in flight.
+func (s *Server) Set(change func(*Faults)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	change(&s.faults)
+}
+
+// Count returns how many requests an endpoint has seen: "discovery", "jwks",
+// "authorize", "par", "token:authorization_code", "token:refresh_token"
+// (other grant types as "token:" plus their name), "userinfo",
+// "end_session" and "revocation". Requests refused by a fault or for bad
+// input count too; requests with a method the endpoint does not serve (405)
+// do not.
+func (s *Server) Count(what string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[what]
+}
+
+// LastEndSession returns the parameters of the last end-session request, or
+// nil if there was none. The result is a copy the caller may keep.
+func (s *Server) LastEndSession() url.Values {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastEndSession == nil {
+		return nil
+	}
+	return url.Values(maps.Clone(map[string][]string(s.lastEndSession)))
+}
+
+// Revoked reports whether token was presented to the revocation endpoint by
+// an authenticated client.
+func (s *Server) Revoked(token string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.revoked[token]
+}
+
+// LastClientAuth returns the client authentication method of the last
+// token, PAR or revocation request: "client_secret_basic",
+// "client_secret_post", or "" when it carried no client secret. It is
+// recorded before the credentials are checked.
+func (s *Server) LastClientAuth() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastClientAuth
+}
+
+// Authorize plays the browser: it GETs authorizationURL without following
+// redirects and returns the parsed Location of the 302 answer, the redirect
+// URI with code, state and iss, or with error, error_description, state and
+// iss. Any other answer, such as the 400 for a bad client_id or
+// redirect_uri, is an error.
+func (s *Server) Authorize(authorizationURL string) (redirect *url.URL, err error) {
+	c := &http.Client{
+		Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+	resp, err := c.Get(authorizationURL)
+	if err != nil {
+		return nil, fmt.Errorf("astest: authorize: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return nil, fmt.Errorf("astest: authorize: %s: %s", resp.Status, body)
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		return nil, fmt.Errorf("astest: authorize: %w", err)
+	}
+	return loc, nil
+}
+
+// snapshot counts a request to endpoint what and returns the Faults in force.
+func (s *Server) snapshot(what string) Faults {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.counts[what]++
+	return s.faults
+}
+
+// oauthError is an OAuth 2.0 error answer (RFC 6749 §5.2, RFC 6750 §3).
+type oauthError struct {
+	status          int
+	code            string
+	description     string
+	wwwAuthenticate string
+}
+
+func (e *oauthError) Error() string { return "astest: " + e.code + ": " + e.description }
+
+var (
+	errInvalidClient = &oauthError{http.StatusUnauthorized, "invalid_client",
+		"client authentication failed", `Basic realm="astest"`}
+	errTwoClientAuths = &oauthError{http.StatusBadRequest, "invalid_request",
+		"more than one client authentication method (RFC 6749 §2.3)", ""}
+	errInvalidToken = &oauthError{http.StatusUnauthorized, "invalid_token",
+		"the access token is invalid, expired or revoked", `Bearer error="invalid_token"`}
+	errMissingToken = &oauthError{http.StatusBadRequest, "invalid_request",
+		"missing token", ""}
+	errBadForm = &oauthError{http.StatusBadRequest, "invalid_request",
+		"malformed form body", ""}
+)
+
+// handler adapts an endpoint that returns errors; writeError maps them.
+func handler(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			writeError(w, err)
+		}
+	})
+}
+
+// errClientGone ends a request whose client has gone away: nothing to write.
+var errClientGone = errors.New("astest: client gone")
+
+func writeError(w http.ResponseWriter, err error) {
+	if errors.Is(err, errClientGone) {
+		return
+	}
+	var oe *oauthError
+	if !errors.As(err, &oe) {
+		oe = &oauthError{http.StatusInternalServerError, "server_error", err.Error(), ""}
+	}
+	if oe.wwwAuthenticate != "" {
+		w.Header().Set("WWW-Authenticate", oe.wwwAuthenticate)
+	}
+	writeJSON(w, oe.status, map[string]string{"error": oe.code, "error_description": oe.description})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("astest: internal error: " + err.Error())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b)
+}

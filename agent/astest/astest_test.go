@@ -1,0 +1,1378 @@
+package astest_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"golang.org/x/oauth2"
+
+	"github.com/tokenhandler/tokenhandler/agent/astest"
+)
+
+// --- helpers -----------------------------------------------------------------
+
+// getJSON GETs u and decodes a JSON body, if any.
+func getJSON(t *testing.T, u string, header http.Header) (*http.Response, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if header != nil {
+		req.Header = header.Clone()
+	}
+	return do(t, req)
+}
+
+// creds is client authentication for postForm: method "basic", "post",
+// "both", or "" for none.
+type creds struct{ method, id, secret string }
+
+func basic(id, secret string) creds { return creds{"basic", id, secret} }
+func post(id, secret string) creds  { return creds{"post", id, secret} }
+
+// postForm POSTs form, with c's client authentication, to u.
+func postForm(t *testing.T, u string, form url.Values, c creds) (*http.Response, map[string]any) {
+	t.Helper()
+	if c.method == "post" || c.method == "both" {
+		form.Set("client_id", c.id)
+		form.Set("client_secret", c.secret)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, u, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if c.method == "basic" || c.method == "both" {
+		// RFC 6749 §2.3.1: form-encoded, then Base64.
+		req.SetBasicAuth(url.QueryEscape(c.id), url.QueryEscape(c.secret))
+	}
+	return do(t, req)
+}
+
+// do sends req and decodes a JSON body, if any.
+func do(t *testing.T, req *http.Request) (*http.Response, map[string]any) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if json.Unmarshal(body, &m) != nil {
+		m = nil
+	}
+	return resp, m
+}
+
+// config builds an oauth2.Config from s's discovery document.
+func config(t *testing.T, s *astest.Server, style oauth2.AuthStyle) *oauth2.Config {
+	t.Helper()
+	resp, md := getJSON(t, s.URL+"/.well-known/openid-configuration", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("discovery: %s", resp.Status)
+	}
+	return &oauth2.Config{
+		ClientID:     s.ClientID,
+		ClientSecret: s.ClientSecret,
+		RedirectURL:  s.RedirectURI,
+		Scopes:       []string{"openid", "profile", "email"},
+		Endpoint: oauth2.Endpoint{
+			AuthURL:   md["authorization_endpoint"].(string),
+			TokenURL:  md["token_endpoint"].(string),
+			AuthStyle: style,
+		},
+	}
+}
+
+// login is one authorization request's secrets.
+type login struct {
+	verifier, state, nonce string
+}
+
+func newLogin() login {
+	return login{verifier: oauth2.GenerateVerifier(), state: rand.Text(), nonce: rand.Text()}
+}
+
+func (l login) url(cfg *oauth2.Config, opts ...oauth2.AuthCodeOption) string {
+	opts = append([]oauth2.AuthCodeOption{
+		oauth2.S256ChallengeOption(l.verifier),
+		oauth2.SetAuthURLParam("nonce", l.nonce),
+	}, opts...)
+	return cfg.AuthCodeURL(l.state, opts...)
+}
+
+// authorize runs the front channel and returns the code.
+func authorize(t *testing.T, s *astest.Server, cfg *oauth2.Config, l login) string {
+	t.Helper()
+	redirect, err := s.Authorize(l.url(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := redirect.Query()
+	if q.Get("code") == "" || q.Get("state") != l.state {
+		t.Fatalf("authorize redirect %s: want code and state %q", redirect, l.state)
+	}
+	return q.Get("code")
+}
+
+// signIn runs the whole code flow and returns the tokens.
+func signIn(t *testing.T, s *astest.Server, cfg *oauth2.Config) (*oauth2.Token, login) {
+	t.Helper()
+	l := newLogin()
+	code := authorize(t, s, cfg, l)
+	tok, err := cfg.Exchange(t.Context(), code, oauth2.VerifierOption(l.verifier))
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	return tok, l
+}
+
+func refresh(t *testing.T, cfg *oauth2.Config, rt string) (*oauth2.Token, error) {
+	return cfg.TokenSource(t.Context(), &oauth2.Token{RefreshToken: rt}).Token()
+}
+
+// oauthErr returns the status and OAuth error code of a token endpoint error.
+func oauthErr(t *testing.T, err error) (int, string) {
+	t.Helper()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		t.Fatalf("got error %v, want *oauth2.RetrieveError", err)
+	}
+	return re.Response.StatusCode, re.ErrorCode
+}
+
+func wantOAuthErr(t *testing.T, err error, status int, code string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("got success, want %d %s", status, code)
+	}
+	gotStatus, gotCode := oauthErr(t, err)
+	if gotStatus != status || gotCode != code {
+		t.Fatalf("got %d %q, want %d %q", gotStatus, gotCode, status, code)
+	}
+}
+
+func keySet(t *testing.T, s *astest.Server) jose.JSONWebKeySet {
+	t.Helper()
+	resp, err := http.Get(s.URL + "/jwks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set jose.JSONWebKeySet
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// parsedJWT is a compact JWT's header and claims, decoded without
+// verification, and the result of verifying it against the JWKS.
+type parsedJWT struct {
+	header    map[string]any
+	claims    map[string]any
+	verifyErr error
+	raw       string
+}
+
+func parseJWT(t *testing.T, s *astest.Server, raw string) parsedJWT {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatalf("JWT has %d parts", len(parts))
+	}
+	p := parsedJWT{raw: raw}
+	for i, dst := range []*map[string]any{&p.header, &p.claims} {
+		b, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.verifyErr = verify(t, s, raw)
+	return p
+}
+
+func verify(t *testing.T, s *astest.Server, raw string) error {
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		return err
+	}
+	if len(tok.Headers) != 1 {
+		return errors.New("want one signature")
+	}
+	set := keySet(t, s)
+	keys := set.Key(tok.Headers[0].KeyID)
+	if len(keys) != 1 {
+		return errors.New("kid not in JWKS")
+	}
+	var c map[string]any
+	return tok.Claims(keys[0].Key, &c)
+}
+
+func (p parsedJWT) str(name string) string { s, _ := p.claims[name].(string); return s }
+
+func (p parsedJWT) time(name string) time.Time {
+	f, _ := p.claims[name].(float64)
+	return time.Unix(int64(f), 0)
+}
+
+func idToken(t *testing.T, s *astest.Server, tok *oauth2.Token) parsedJWT {
+	t.Helper()
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		t.Fatal("no id_token")
+	}
+	return parseJWT(t, s, raw)
+}
+
+func userinfo(t *testing.T, s *astest.Server, accessToken string) (*http.Response, map[string]any) {
+	t.Helper()
+	return getJSON(t, s.URL+"/userinfo", http.Header{"Authorization": {"Bearer " + accessToken}})
+}
+
+func reset(f *astest.Faults) { *f = astest.Faults{RotateRefreshTokens: true, IDTokenOnRefresh: true} }
+
+// --- tests -------------------------------------------------------------------
+
+func TestDiscovery(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	resp, md := getJSON(t, s.URL+"/.well-known/openid-configuration", nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("discovery: %s, Cache-Control %q", resp.Status, resp.Header.Get("Cache-Control"))
+	}
+	if !strings.HasPrefix(s.URL, "http://127.0.0.1:") || strings.HasSuffix(s.URL, "/") {
+		t.Errorf("URL %q", s.URL)
+	}
+	want := map[string]any{
+		"issuer":                                         s.URL,
+		"authorization_endpoint":                         s.URL + "/authorize",
+		"token_endpoint":                                 s.URL + "/token",
+		"userinfo_endpoint":                              s.URL + "/userinfo",
+		"jwks_uri":                                       s.URL + "/jwks",
+		"end_session_endpoint":                           s.URL + "/logout",
+		"pushed_authorization_request_endpoint":          s.URL + "/par",
+		"revocation_endpoint":                            s.URL + "/revoke",
+		"response_types_supported":                       []any{"code"},
+		"code_challenge_methods_supported":               []any{"S256"},
+		"id_token_signing_alg_values_supported":          []any{"RS256"},
+		"token_endpoint_auth_methods_supported":          []any{"client_secret_basic", "client_secret_post"},
+		"grant_types_supported":                          []any{"authorization_code", "refresh_token"},
+		"authorization_response_iss_parameter_supported": true,
+		"require_pushed_authorization_requests":          false,
+	}
+	for k, v := range want {
+		if got, _ := json.Marshal(md[k]); string(got) != string(must(json.Marshal(v))) {
+			t.Errorf("%s = %s, want %v", k, got, v)
+		}
+	}
+	if sc, _ := md["scopes_supported"].([]any); len(sc) == 0 || sc[0] != "openid" {
+		t.Errorf("scopes_supported = %v", md["scopes_supported"])
+	}
+
+	s.Set(func(f *astest.Faults) { f.RequirePAR = true })
+	if _, md := getJSON(t, s.URL+"/.well-known/openid-configuration", nil); md["require_pushed_authorization_requests"] != true {
+		t.Errorf("RequirePAR: require_pushed_authorization_requests = %v", md["require_pushed_authorization_requests"])
+	}
+	s.Set(func(f *astest.Faults) { f.DiscoveryStatus = http.StatusServiceUnavailable })
+	if resp, _ := getJSON(t, s.URL+"/.well-known/openid-configuration", nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("DiscoveryStatus: got %s", resp.Status)
+	}
+	if n := s.Count("discovery"); n != 3 {
+		t.Errorf("Count(discovery) = %d, want 3", n)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func TestJWKS(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	set := keySet(t, s)
+	if len(set.Keys) != 1 {
+		t.Fatalf("%d keys, want 1", len(set.Keys))
+	}
+	k := set.Keys[0]
+	pub, ok := k.Key.(*rsa.PublicKey)
+	if !ok || k.KeyID == "" || k.Algorithm != "RS256" || k.Use != "sig" || !k.IsPublic() {
+		t.Fatalf("key %+v", k)
+	}
+	if pub.N.BitLen() != 2048 {
+		t.Errorf("key size %d", pub.N.BitLen())
+	}
+	if s.Count("jwks") != 1 {
+		t.Errorf("Count(jwks) = %d", s.Count("jwks"))
+	}
+}
+
+func TestCodeFlow(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	l := newLogin()
+	redirect, err := s.Authorize(l.url(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := redirect.Query()
+	if got := redirect.Scheme + "://" + redirect.Host + redirect.Path; got != s.RedirectURI {
+		t.Errorf("redirected to %s, want %s", got, s.RedirectURI)
+	}
+	if q.Get("state") != l.state || q.Get("iss") != s.URL || q.Get("code") == "" {
+		t.Fatalf("redirect query %v: want state, iss %s and code", q, s.URL)
+	}
+	start := time.Now()
+	tok, err := cfg.Exchange(t.Context(), q.Get("code"), oauth2.VerifierOption(l.verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.TokenType != "Bearer" || tok.RefreshToken == "" || tok.Extra("scope") != "openid profile email" {
+		t.Errorf("token %+v, scope %v", tok, tok.Extra("scope"))
+	}
+	if d := tok.Expiry.Sub(start); d < 299*time.Second || d > 301*time.Second {
+		t.Errorf("expires in %v, want 5m", d)
+	}
+
+	id := idToken(t, s, tok)
+	if id.verifyErr != nil {
+		t.Fatalf("ID token does not verify: %v", id.verifyErr)
+	}
+	if id.header["alg"] != "RS256" || id.header["kid"] != keySet(t, s).Keys[0].KeyID {
+		t.Errorf("ID token header %v", id.header)
+	}
+	for claim, want := range map[string]string{
+		"iss": s.URL, "sub": "demo-user", "aud": s.ClientID, "azp": s.ClientID,
+		"nonce": l.nonce, "name": "Demo User", "email": "demo-user@example.com",
+	} {
+		if got := id.str(claim); got != want {
+			t.Errorf("ID token %s = %q, want %q", claim, got, want)
+		}
+	}
+	if life := id.time("exp").Sub(id.time("iat")); life != 5*time.Minute {
+		t.Errorf("ID token lifetime %v", life)
+	}
+	if id.claims["auth_time"] == nil {
+		t.Error("ID token without auth_time")
+	}
+
+	at := parseJWT(t, s, tok.AccessToken)
+	if at.verifyErr != nil {
+		t.Fatalf("access token does not verify: %v", at.verifyErr)
+	}
+	for claim, want := range map[string]string{
+		"iss": s.URL, "sub": "demo-user", "aud": "api", "client_id": s.ClientID, "scope": "openid profile email",
+	} {
+		if got := at.str(claim); got != want {
+			t.Errorf("access token %s = %q, want %q", claim, got, want)
+		}
+	}
+	if at.str("jti") == "" || at.time("exp").Sub(at.time("iat")) != 5*time.Minute {
+		t.Errorf("access token claims %v", at.claims)
+	}
+
+	resp, ui := userinfo(t, s, tok.AccessToken)
+	if resp.StatusCode != http.StatusOK || ui["sub"] != "demo-user" || ui["name"] != "Demo User" || ui["email"] != "demo-user@example.com" {
+		t.Errorf("userinfo %s %v", resp.Status, ui)
+	}
+	for what, want := range map[string]int{"authorize": 1, "token:authorization_code": 1, "userinfo": 1, "token:refresh_token": 0} {
+		if got := s.Count(what); got != want {
+			t.Errorf("Count(%s) = %d, want %d", what, got, want)
+		}
+	}
+	if s.LastClientAuth() != "client_secret_basic" {
+		t.Errorf("LastClientAuth = %q", s.LastClientAuth())
+	}
+}
+
+func TestOptions(t *testing.T) {
+	t.Parallel()
+	// Characters that client_secret_basic must form-encode (RFC 6749 §2.3.1).
+	s := astest.New(t, astest.Options{
+		ClientID: "client:1", ClientSecret: "p@ss word+/%", RedirectURI: "http://localhost:8080/cb?x=1", Subject: "alice",
+	})
+	if s.ClientID != "client:1" || s.ClientSecret != "p@ss word+/%" || s.RedirectURI != "http://localhost:8080/cb?x=1" {
+		t.Fatalf("server fields %q %q %q", s.ClientID, s.ClientSecret, s.RedirectURI)
+	}
+	for _, style := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams} {
+		cfg := config(t, s, style)
+		l := newLogin()
+		redirect, err := s.Authorize(l.url(cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if redirect.Path != "/cb" || redirect.Query().Get("x") != "1" {
+			t.Errorf("redirect %s lost the registered URI's query", redirect)
+		}
+		tok, err := cfg.Exchange(t.Context(), redirect.Query().Get("code"), oauth2.VerifierOption(l.verifier))
+		if err != nil {
+			t.Fatalf("style %d: %v", style, err)
+		}
+		if id := idToken(t, s, tok); id.str("sub") != "alice" || id.str("aud") != "client:1" {
+			t.Errorf("ID token claims %v", id.claims)
+		}
+	}
+}
+
+func TestCodeRedemptionErrors(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	otherRedirect := *cfg
+	otherRedirect.RedirectURL = "http://www.example.localhost:3000/other"
+	tests := []struct {
+		name   string
+		redeem func(code string, l login) error
+		// usesCode: the attempt presented the code, which is then gone.
+		usesCode bool
+	}{
+		{"PKCE mismatch", func(code string, _ login) error {
+			_, err := cfg.Exchange(t.Context(), code, oauth2.VerifierOption(oauth2.GenerateVerifier()))
+			return err
+		}, true},
+		{"no verifier", func(code string, _ login) error {
+			_, err := cfg.Exchange(t.Context(), code)
+			return err
+		}, true},
+		{"challenge as verifier", func(code string, l login) error {
+			_, err := cfg.Exchange(t.Context(), code, oauth2.VerifierOption(oauth2.S256ChallengeFromVerifier(l.verifier)))
+			return err
+		}, true},
+		{"other redirect_uri", func(code string, l login) error {
+			_, err := otherRedirect.Exchange(t.Context(), code, oauth2.VerifierOption(l.verifier))
+			return err
+		}, true},
+		{"unknown code", func(_ string, l login) error {
+			_, err := cfg.Exchange(t.Context(), "no-such-code", oauth2.VerifierOption(l.verifier))
+			return err
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLogin()
+			code := authorize(t, s, cfg, l)
+			wantOAuthErr(t, tt.redeem(code, l), http.StatusBadRequest, "invalid_grant")
+			// A failed attempt uses the code up, so that a verifier cannot
+			// be guessed by retrying.
+			_, err := cfg.Exchange(t.Context(), code, oauth2.VerifierOption(l.verifier))
+			if tt.usesCode {
+				wantOAuthErr(t, err, http.StatusBadRequest, "invalid_grant")
+			} else if err != nil {
+				t.Errorf("code unusable: %v", err)
+			}
+		})
+	}
+
+	t.Run("code reuse revokes the first tokens", func(t *testing.T) {
+		l := newLogin()
+		code := authorize(t, s, cfg, l)
+		tok, err := cfg.Exchange(t.Context(), code, oauth2.VerifierOption(l.verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = cfg.Exchange(t.Context(), code, oauth2.VerifierOption(l.verifier))
+		wantOAuthErr(t, err, http.StatusBadRequest, "invalid_grant")
+		// RFC 6749 §4.1.2: tokens already issued for the code are revoked.
+		_, err = refresh(t, cfg, tok.RefreshToken)
+		wantOAuthErr(t, err, http.StatusBadRequest, "invalid_grant")
+		if resp, _ := userinfo(t, s, tok.AccessToken); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("userinfo after code reuse: %s", resp.Status)
+		}
+	})
+
+	t.Run("unsupported grant type", func(t *testing.T) {
+		resp, body := postForm(t, s.URL+"/token", url.Values{"grant_type": {"password"}}, basic(s.ClientID, s.ClientSecret))
+		if resp.StatusCode != http.StatusBadRequest || body["error"] != "unsupported_grant_type" {
+			t.Errorf("got %s %v", resp.Status, body)
+		}
+		if s.Count("token:password") != 1 {
+			t.Errorf("Count(token:password) = %d", s.Count("token:password"))
+		}
+	})
+}
+
+func TestClientAuthentication(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	good := config(t, s, oauth2.AuthStyleInHeader)
+	tests := []struct {
+		name       string
+		style      oauth2.AuthStyle
+		id, secret string
+		wantStatus int // 0: success
+		wantMethod string
+	}{
+		{"basic", oauth2.AuthStyleInHeader, s.ClientID, s.ClientSecret, 0, "client_secret_basic"},
+		{"post", oauth2.AuthStyleInParams, s.ClientID, s.ClientSecret, 0, "client_secret_post"},
+		{"basic wrong secret", oauth2.AuthStyleInHeader, s.ClientID, "wrong", http.StatusUnauthorized, "client_secret_basic"},
+		{"post wrong secret", oauth2.AuthStyleInParams, s.ClientID, "wrong", http.StatusUnauthorized, "client_secret_post"},
+		{"basic wrong client", oauth2.AuthStyleInHeader, "other", s.ClientSecret, http.StatusUnauthorized, "client_secret_basic"},
+		{"post empty secret", oauth2.AuthStyleInParams, s.ClientID, "", http.StatusUnauthorized, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLogin()
+			code := authorize(t, s, good, l)
+			cfg := *good
+			cfg.Endpoint.AuthStyle, cfg.ClientID, cfg.ClientSecret = tt.style, tt.id, tt.secret
+			tok, err := cfg.Exchange(t.Context(), code, oauth2.VerifierOption(l.verifier))
+			if got := s.LastClientAuth(); got != tt.wantMethod {
+				t.Errorf("LastClientAuth = %q, want %q", got, tt.wantMethod)
+			}
+			if tt.wantStatus == 0 {
+				if err != nil || tok.AccessToken == "" {
+					t.Fatalf("got %v", err)
+				}
+				return
+			}
+			wantOAuthErr(t, err, tt.wantStatus, "invalid_client")
+			var re *oauth2.RetrieveError
+			errors.As(err, &re)
+			if tt.style == oauth2.AuthStyleInHeader && !strings.HasPrefix(re.Response.Header.Get("WWW-Authenticate"), "Basic") {
+				t.Errorf("WWW-Authenticate %q", re.Response.Header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+
+	raw := []struct {
+		name       string
+		auth       creds
+		wantStatus int
+		wantError  string
+	}{
+		{"no client authentication", creds{}, http.StatusUnauthorized, "invalid_client"},
+		{"both methods", creds{"both", s.ClientID, s.ClientSecret}, http.StatusBadRequest, "invalid_request"},
+		{"basic, correct, bad code", basic(s.ClientID, s.ClientSecret), http.StatusBadRequest, "invalid_grant"},
+	}
+	for _, tt := range raw {
+		t.Run(tt.name, func(t *testing.T) {
+			form := url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "redirect_uri": {s.RedirectURI}}
+			resp, body := postForm(t, s.URL+"/token", form, tt.auth)
+			if resp.StatusCode != tt.wantStatus || body["error"] != tt.wantError {
+				t.Errorf("got %s %v, want %d %s", resp.Status, body, tt.wantStatus, tt.wantError)
+			}
+			if resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("headers %v", resp.Header)
+			}
+		})
+	}
+}
+
+func TestRefreshRotationAndReuse(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	first, _ := signIn(t, s, cfg)
+	firstID := idToken(t, s, first)
+
+	second, err := refresh(t, cfg, first.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Extra("refresh_token") == nil || second.RefreshToken == first.RefreshToken {
+		t.Fatal("refresh did not rotate the refresh token")
+	}
+	if second.AccessToken == first.AccessToken {
+		t.Error("same access token")
+	}
+	id := idToken(t, s, second)
+	if id.verifyErr != nil || id.claims["nonce"] != nil || id.str("sub") != "demo-user" ||
+		id.time("auth_time") != firstID.time("auth_time") || id.str("aud") != s.ClientID {
+		t.Errorf("refreshed ID token %v (verify: %v)", id.claims, id.verifyErr)
+	}
+
+	third, err := refresh(t, cfg, second.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := userinfo(t, s, third.AccessToken); resp.StatusCode != http.StatusOK {
+		t.Fatalf("userinfo: %s", resp.Status)
+	}
+	// Reuse of a retired token: refused, and the family is revoked.
+	_, err = refresh(t, cfg, first.RefreshToken)
+	wantOAuthErr(t, err, http.StatusBadRequest, "invalid_grant")
+	_, err = refresh(t, cfg, third.RefreshToken)
+	wantOAuthErr(t, err, http.StatusBadRequest, "invalid_grant")
+	if resp, _ := userinfo(t, s, third.AccessToken); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("userinfo with a revoked family's access token: %s", resp.Status)
+	}
+	if n := s.Count("token:refresh_token"); n != 4 {
+		t.Errorf("Count(token:refresh_token) = %d, want 4", n)
+	}
+	// Another login is not affected.
+	other, _ := signIn(t, s, cfg)
+	if _, err := refresh(t, cfg, other.RefreshToken); err != nil {
+		t.Errorf("other login: %v", err)
+	}
+	_, err = refresh(t, cfg, "never-issued")
+	wantOAuthErr(t, err, http.StatusBadRequest, "invalid_grant")
+}
+
+func TestRefreshSwitches(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	cfg := config(t, s, oauth2.AuthStyleInParams)
+
+	t.Run("RotateRefreshTokens off", func(t *testing.T) {
+		t.Cleanup(func() { s.Set(reset) })
+		s.Set(func(f *astest.Faults) { f.RotateRefreshTokens = false })
+		tok, _ := signIn(t, s, cfg)
+		for range 3 {
+			next, err := refresh(t, cfg, tok.RefreshToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next.Extra("refresh_token") != nil {
+				t.Fatal("refresh answer carries a refresh_token")
+			}
+			if next.Extra("id_token") == nil {
+				t.Fatal("refresh answer without id_token")
+			}
+		}
+	})
+	t.Run("IDTokenOnRefresh off", func(t *testing.T) {
+		t.Cleanup(func() { s.Set(reset) })
+		s.Set(func(f *astest.Faults) { f.IDTokenOnRefresh = false })
+		tok, _ := signIn(t, s, cfg)
+		if tok.Extra("id_token") == nil {
+			t.Fatal("code grant lost its ID token")
+		}
+		next, err := refresh(t, cfg, tok.RefreshToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.Extra("id_token") != nil || next.Extra("refresh_token") == nil {
+			t.Errorf("id_token %v, refresh_token %v", next.Extra("id_token"), next.Extra("refresh_token"))
+		}
+	})
+	t.Run("scope", func(t *testing.T) {
+		tok, _ := signIn(t, s, cfg)
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "scope": {"openid admin"}}
+		resp, body := postForm(t, s.URL+"/token", form, post(s.ClientID, s.ClientSecret))
+		if resp.StatusCode != http.StatusBadRequest || body["error"] != "invalid_scope" {
+			t.Errorf("widening: %s %v", resp.Status, body)
+		}
+		form.Set("scope", "openid")
+		resp, body = postForm(t, s.URL+"/token", form, post(s.ClientID, s.ClientSecret))
+		if resp.StatusCode != http.StatusOK || body["scope"] != "openid" {
+			t.Errorf("narrowing: %s %v", resp.Status, body)
+		}
+	})
+}
+
+func TestConcurrentRefresh(t *testing.T) {
+	t.Parallel()
+	const n = 20
+	s := astest.New(t, astest.Options{})
+	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	for _, rotate := range []bool{true, false} {
+		t.Run(map[bool]string{true: "rotation", false: "no rotation"}[rotate], func(t *testing.T) {
+			s.Set(func(f *astest.Faults) { f.RotateRefreshTokens = rotate })
+			tok, _ := signIn(t, s, cfg)
+			before := s.Count("token:refresh_token")
+			var (
+				wg      sync.WaitGroup
+				start   = make(chan struct{})
+				mu      sync.Mutex
+				winners []*oauth2.Token
+				errs    []error
+			)
+			for range n {
+				wg.Go(func() {
+					<-start
+					next, err := cfg.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						errs = append(errs, err)
+					} else {
+						winners = append(winners, next)
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+			if got := s.Count("token:refresh_token") - before; got != n {
+				t.Errorf("server saw %d refreshes, want %d", got, n)
+			}
+			if !rotate {
+				if len(winners) != n {
+					t.Fatalf("%d of %d refreshes succeeded: %v", len(winners), n, errs)
+				}
+				return
+			}
+			if len(winners) != 1 {
+				t.Fatalf("%d of %d refreshes succeeded, want exactly 1", len(winners), n)
+			}
+			for _, err := range errs {
+				wantOAuthErr(t, err, http.StatusBadRequest, "invalid_grant")
+			}
+			// The losers presented a retired token: the winner's new one
+			// is revoked with the family.
+			_, err := refresh(t, cfg, winners[0].RefreshToken)
+			wantOAuthErr(t, err, http.StatusBadRequest, "invalid_grant")
+		})
+	}
+}
+
+// pushAuthorization sends l's request to /par and returns the answer.
+func pushAuthorization(t *testing.T, s *astest.Server, l login, change func(url.Values), auth creds) (*http.Response, map[string]any) {
+	t.Helper()
+	form := url.Values{
+		"response_type":         {"code"},
+		"client_id":             {s.ClientID},
+		"redirect_uri":          {s.RedirectURI},
+		"scope":                 {"openid profile"},
+		"state":                 {l.state},
+		"nonce":                 {l.nonce},
+		"code_challenge":        {oauth2.S256ChallengeFromVerifier(l.verifier)},
+		"code_challenge_method": {"S256"},
+	}
+	if change != nil {
+		change(form)
+	}
+	return postForm(t, s.URL+"/par", form, auth)
+}
+
+func parAuthorizeURL(s *astest.Server, requestURI string) string {
+	return s.URL + "/authorize?" + url.Values{"client_id": {s.ClientID}, "request_uri": {requestURI}}.Encode()
+}
+
+func TestPAR(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	cfg := config(t, s, oauth2.AuthStyleInHeader)
+
+	for _, tt := range []struct {
+		name string
+		auth creds
+		want string
+	}{
+		{"basic", basic(s.ClientID, s.ClientSecret), "client_secret_basic"},
+		{"post", post(s.ClientID, s.ClientSecret), "client_secret_post"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLogin()
+			resp, body := pushAuthorization(t, s, l, nil, tt.auth)
+			uri, _ := body["request_uri"].(string)
+			if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(uri, "urn:ietf:params:oauth:request_uri:") || body["expires_in"] != 60.0 {
+				t.Fatalf("PAR: %s %v", resp.Status, body)
+			}
+			if s.LastClientAuth() != tt.want {
+				t.Errorf("LastClientAuth = %q", s.LastClientAuth())
+			}
+			redirect, err := s.Authorize(parAuthorizeURL(s, uri))
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := redirect.Query()
+			if q.Get("state") != l.state || q.Get("iss") != s.URL {
+				t.Fatalf("redirect %s", redirect)
+			}
+			tok, err := cfg.Exchange(t.Context(), q.Get("code"), oauth2.VerifierOption(l.verifier))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id := idToken(t, s, tok); id.str("nonce") != l.nonce || tok.Extra("scope") != "openid profile" {
+				t.Errorf("nonce %q scope %v: pushed parameters were not used", id.str("nonce"), tok.Extra("scope"))
+			}
+			// request_uri is single use.
+			if _, err := s.Authorize(parAuthorizeURL(s, uri)); err == nil || !strings.Contains(err.Error(), "400") {
+				t.Errorf("second use of request_uri: %v", err)
+			}
+		})
+	}
+
+	for _, tt := range []struct {
+		name       string
+		change     func(url.Values)
+		auth       creds
+		wantStatus int
+		wantError  string
+	}{
+		{"wrong secret", nil, basic(s.ClientID, "wrong"), http.StatusUnauthorized, "invalid_client"},
+		{"no client auth", nil, creds{}, http.StatusUnauthorized, "invalid_client"},
+		{"plain PKCE", func(f url.Values) { f.Set("code_challenge_method", "plain") }, basic(s.ClientID, s.ClientSecret), http.StatusBadRequest, "invalid_request"},
+		{"no PKCE", func(f url.Values) { f.Del("code_challenge"); f.Del("code_challenge_method") }, basic(s.ClientID, s.ClientSecret), http.StatusBadRequest, "invalid_request"},
+		{"other redirect_uri", func(f url.Values) { f.Set("redirect_uri", "https://evil.example/") }, basic(s.ClientID, s.ClientSecret), http.StatusBadRequest, "invalid_request"},
+		{"no openid", func(f url.Values) { f.Set("scope", "profile") }, basic(s.ClientID, s.ClientSecret), http.StatusBadRequest, "invalid_scope"},
+		{"request_uri inside", func(f url.Values) { f.Set("request_uri", "urn:x") }, basic(s.ClientID, s.ClientSecret), http.StatusBadRequest, "invalid_request"},
+		{"client_id mismatch", func(f url.Values) { f.Set("client_id", "other") }, basic(s.ClientID, s.ClientSecret), http.StatusUnauthorized, "invalid_client"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := pushAuthorization(t, s, newLogin(), tt.change, tt.auth)
+			if resp.StatusCode != tt.wantStatus || body["error"] != tt.wantError {
+				t.Errorf("got %s %v, want %d %s", resp.Status, body, tt.wantStatus, tt.wantError)
+			}
+		})
+	}
+
+	t.Run("unknown request_uri", func(t *testing.T) {
+		if _, err := s.Authorize(parAuthorizeURL(s, "urn:ietf:params:oauth:request_uri:nope")); err == nil {
+			t.Error("unknown request_uri accepted")
+		}
+	})
+}
+
+func TestRequirePAR(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	s.Set(func(f *astest.Faults) { f.RequirePAR = true })
+
+	l := newLogin()
+	redirect, err := s.Authorize(l.url(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := redirect.Query(); q.Get("error") != "invalid_request" || q.Get("code") != "" || q.Get("state") != l.state || q.Get("iss") != s.URL {
+		t.Errorf("authorize without PAR: %s", redirect)
+	}
+
+	_, body := pushAuthorization(t, s, l, nil, basic(s.ClientID, s.ClientSecret))
+	redirect, err = s.Authorize(parAuthorizeURL(s, body["request_uri"].(string)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if redirect.Query().Get("code") == "" {
+		t.Errorf("authorize with PAR: %s", redirect)
+	}
+	if s.Count("par") != 1 || s.Count("authorize") != 2 {
+		t.Errorf("counts par %d authorize %d", s.Count("par"), s.Count("authorize"))
+	}
+}
+
+func TestAuthorizeValidation(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	tests := []struct {
+		name      string
+		change    func(url.Values)
+		wantError string // "" means no redirect: 400 from the AS itself
+		wantState bool
+	}{
+		{"plain PKCE", func(q url.Values) { q.Set("code_challenge_method", "plain") }, "invalid_request", true},
+		{"no method", func(q url.Values) { q.Del("code_challenge_method") }, "invalid_request", true},
+		{"no challenge", func(q url.Values) { q.Del("code_challenge") }, "invalid_request", true},
+		{"no state", func(q url.Values) { q.Del("state") }, "invalid_request", false},
+		{"no openid", func(q url.Values) { q.Set("scope", "profile email") }, "invalid_scope", true},
+		{"implicit", func(q url.Values) { q.Set("response_type", "token") }, "unsupported_response_type", true},
+		{"unknown client", func(q url.Values) { q.Set("client_id", "other") }, "", false},
+		{"no client", func(q url.Values) { q.Del("client_id") }, "", false},
+		{"other redirect_uri", func(q url.Values) { q.Set("redirect_uri", "https://evil.example/") }, "", false},
+		{"redirect_uri prefix", func(q url.Values) { q.Set("redirect_uri", s.RedirectURI+"x") }, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLogin()
+			u := must(url.Parse(l.url(cfg)))
+			q := u.Query()
+			tt.change(q)
+			u.RawQuery = q.Encode()
+			redirect, err := s.Authorize(u.String())
+			if tt.wantError == "" {
+				if err == nil || !strings.Contains(err.Error(), "400") {
+					t.Fatalf("got redirect %v, err %v; want 400 without redirect", redirect, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := redirect.Query()
+			if got.Get("error") != tt.wantError || got.Get("code") != "" || got.Get("error_description") == "" {
+				t.Errorf("redirect %s, want error %s", redirect, tt.wantError)
+			}
+			if tt.wantState && got.Get("state") != l.state {
+				t.Errorf("state %q", got.Get("state"))
+			}
+		})
+	}
+}
+
+func TestAuthorizeFaults(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	tests := []struct {
+		name  string
+		fault func(*astest.Faults)
+		check func(t *testing.T, q url.Values, l login)
+	}{
+		{"AuthorizeError login_required", func(f *astest.Faults) { f.AuthorizeError = "login_required" },
+			func(t *testing.T, q url.Values, l login) {
+				if q.Get("error") != "login_required" || q.Get("error_description") == "" || q.Get("code") != "" ||
+					q.Get("state") != l.state || q.Get("iss") != s.URL {
+					t.Errorf("query %v", q)
+				}
+			}},
+		{"AuthorizeError access_denied", func(f *astest.Faults) { f.AuthorizeError = "access_denied" },
+			func(t *testing.T, q url.Values, l login) {
+				if q.Get("error") != "access_denied" || q.Get("state") != l.state {
+					t.Errorf("query %v", q)
+				}
+			}},
+		{"RedirectIss missing", func(f *astest.Faults) { f.RedirectIss = "missing" },
+			func(t *testing.T, q url.Values, _ login) {
+				if q.Has("iss") || q.Get("code") == "" {
+					t.Errorf("query %v", q)
+				}
+			}},
+		{"RedirectIss wrong", func(f *astest.Faults) { f.RedirectIss = "wrong" },
+			func(t *testing.T, q url.Values, _ login) {
+				if iss := q.Get("iss"); iss == "" || iss == s.URL || q.Get("code") == "" {
+					t.Errorf("query %v", q)
+				}
+			}},
+		{"RedirectIss verbatim", func(f *astest.Faults) { f.RedirectIss = s.URL + "/" },
+			func(t *testing.T, q url.Values, _ login) {
+				if q.Get("iss") != s.URL+"/" {
+					t.Errorf("query %v", q)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Cleanup(func() { s.Set(reset) })
+			s.Set(tt.fault)
+			l := newLogin()
+			redirect, err := s.Authorize(l.url(cfg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, redirect.Query(), l)
+		})
+	}
+}
+
+func TestTokenFaults(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	tests := []struct {
+		name    string
+		fault   func(*astest.Faults)
+		timeout time.Duration
+		check   func(t *testing.T, err error, took time.Duration)
+	}{
+		{"TokenError invalid_grant", func(f *astest.Faults) { f.TokenError = "invalid_grant" }, 0,
+			func(t *testing.T, err error, _ time.Duration) { wantOAuthErr(t, err, 400, "invalid_grant") }},
+		{"TokenError invalid_scope", func(f *astest.Faults) { f.TokenError = "invalid_scope" }, 0,
+			func(t *testing.T, err error, _ time.Duration) { wantOAuthErr(t, err, 400, "invalid_scope") }},
+		{"TokenError invalid_client", func(f *astest.Faults) { f.TokenError = "invalid_client" }, 0,
+			func(t *testing.T, err error, _ time.Duration) {
+				wantOAuthErr(t, err, 401, "invalid_client")
+				var re *oauth2.RetrieveError
+				if errors.As(err, &re); re.Response.Header.Get("WWW-Authenticate") == "" {
+					t.Error("no WWW-Authenticate")
+				}
+			}},
+		{"TokenStatus 500", func(f *astest.Faults) { f.TokenStatus = 500 }, 0,
+			func(t *testing.T, err error, _ time.Duration) { wantOAuthErr(t, err, 500, "server_error") }},
+		{"TokenStatus 503", func(f *astest.Faults) { f.TokenStatus = 503 }, 0,
+			func(t *testing.T, err error, _ time.Duration) { wantOAuthErr(t, err, 503, "temporarily_unavailable") }},
+		{"TokenGarbage", func(f *astest.Faults) { f.TokenGarbage = true }, 0,
+			func(t *testing.T, err error, _ time.Duration) {
+				var re *oauth2.RetrieveError
+				if err == nil || errors.As(err, &re) || !strings.Contains(err.Error(), "cannot parse json") {
+					t.Errorf("got %v, want a JSON parse error", err)
+				}
+			}},
+		{"TokenDelay outlasts the client", func(f *astest.Faults) { f.TokenDelay = time.Hour }, 100 * time.Millisecond,
+			func(t *testing.T, err error, took time.Duration) {
+				if !errors.Is(err, context.DeadlineExceeded) || took > 5*time.Second {
+					t.Errorf("got %v after %v, want the client's deadline", err, took)
+				}
+			}},
+		{"TokenDelay", func(f *astest.Faults) { f.TokenDelay = 200 * time.Millisecond }, 0,
+			func(t *testing.T, err error, took time.Duration) {
+				if err != nil || took < 200*time.Millisecond {
+					t.Errorf("got %v after %v, want success after at least 200ms", err, took)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Cleanup(func() { s.Set(reset) })
+			l := newLogin()
+			code := authorize(t, s, cfg, l)
+			s.Set(tt.fault)
+			ctx := t.Context()
+			if tt.timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
+				defer cancel()
+			}
+			start := time.Now()
+			_, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(l.verifier))
+			tt.check(t, err, time.Since(start))
+			if err == nil {
+				return
+			}
+			// Faults come first: the refused request did not use the code.
+			s.Set(reset)
+			if _, err := cfg.Exchange(t.Context(), code, oauth2.VerifierOption(l.verifier)); err != nil {
+				t.Errorf("code unusable after a faulted request: %v", err)
+			}
+		})
+	}
+
+	t.Run("faults apply to refresh", func(t *testing.T) {
+		t.Cleanup(func() { s.Set(reset) })
+		tok, _ := signIn(t, s, cfg)
+		s.Set(func(f *astest.Faults) { f.TokenError = "invalid_grant" })
+		_, err := refresh(t, cfg, tok.RefreshToken)
+		wantOAuthErr(t, err, 400, "invalid_grant")
+		s.Set(reset)
+		if _, err := refresh(t, cfg, tok.RefreshToken); err != nil {
+			t.Errorf("refresh token unusable after a faulted request: %v", err)
+		}
+	})
+}
+
+func TestIDTokenFaults(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	kid := keySet(t, s).Keys[0].KeyID
+	tests := []struct {
+		name  string
+		fault func(*astest.Faults)
+		// check gets the ID token and the nonce it should carry ("" on
+		// refresh).
+		check func(t *testing.T, id parsedJWT, nonce string)
+	}{
+		{"none", func(*astest.Faults) {}, func(t *testing.T, id parsedJWT, nonce string) {
+			now := time.Now()
+			if id.verifyErr != nil || id.str("iss") != s.URL || id.str("aud") != s.ClientID || id.str("azp") != s.ClientID ||
+				id.str("nonce") != nonce || !id.time("exp").After(now) || id.time("iat").After(now.Add(time.Second)) {
+				t.Errorf("claims %v, verify %v", id.claims, id.verifyErr)
+			}
+		}},
+		{"IDTokenWrongIssuer", func(f *astest.Faults) { f.IDTokenWrongIssuer = true }, func(t *testing.T, id parsedJWT, _ string) {
+			if id.verifyErr != nil || id.str("iss") == s.URL || id.str("iss") == "" {
+				t.Errorf("iss %q, verify %v", id.str("iss"), id.verifyErr)
+			}
+		}},
+		{"IDTokenBadSignature", func(f *astest.Faults) { f.IDTokenBadSignature = true }, func(t *testing.T, id parsedJWT, _ string) {
+			if id.verifyErr == nil || id.header["kid"] != kid || id.header["alg"] != "RS256" {
+				t.Errorf("header %v, verify %v", id.header, id.verifyErr)
+			}
+		}},
+		{"IDTokenAlgNone", func(f *astest.Faults) { f.IDTokenAlgNone = true }, func(t *testing.T, id parsedJWT, _ string) {
+			if id.verifyErr == nil || id.header["alg"] != "none" || !strings.HasSuffix(id.raw, ".") || id.str("sub") == "" {
+				t.Errorf("header %v, verify %v", id.header, id.verifyErr)
+			}
+		}},
+		{"IDTokenExpired", func(f *astest.Faults) { f.IDTokenExpired = true }, func(t *testing.T, id parsedJWT, _ string) {
+			if id.verifyErr != nil || !id.time("exp").Before(time.Now()) {
+				t.Errorf("exp %v", id.time("exp"))
+			}
+		}},
+		{"IDTokenWrongNonce", func(f *astest.Faults) { f.IDTokenWrongNonce = true }, func(t *testing.T, id parsedJWT, nonce string) {
+			if id.verifyErr != nil || id.str("nonce") == "" || id.str("nonce") == nonce {
+				t.Errorf("nonce %q, sent %q", id.str("nonce"), nonce)
+			}
+		}},
+		{"IDTokenWrongAudience", func(f *astest.Faults) { f.IDTokenWrongAudience = true }, func(t *testing.T, id parsedJWT, _ string) {
+			if id.verifyErr != nil || id.str("aud") == s.ClientID || id.str("aud") == "" {
+				t.Errorf("aud %q", id.str("aud"))
+			}
+		}},
+		{"IDTokenWrongAzp", func(f *astest.Faults) { f.IDTokenWrongAzp = true }, func(t *testing.T, id parsedJWT, _ string) {
+			if id.verifyErr != nil || id.str("azp") == s.ClientID || id.str("azp") == "" || id.str("aud") != s.ClientID {
+				t.Errorf("azp %q aud %q", id.str("azp"), id.str("aud"))
+			}
+		}},
+		{"IDTokenIssuedInFuture", func(f *astest.Faults) { f.IDTokenIssuedInFuture = true }, func(t *testing.T, id parsedJWT, _ string) {
+			if id.verifyErr != nil || !id.time("iat").After(time.Now().Add(5*time.Minute)) {
+				t.Errorf("iat %v", id.time("iat"))
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Cleanup(func() { s.Set(reset) })
+			s.Set(tt.fault)
+			tok, l := signIn(t, s, cfg)
+			t.Run("code", func(t *testing.T) { tt.check(t, idToken(t, s, tok), l.nonce) })
+			next, err := refresh(t, cfg, tok.RefreshToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Run("refresh", func(t *testing.T) { tt.check(t, idToken(t, s, next), "") })
+			// The access token is never affected.
+			if resp, _ := userinfo(t, s, next.AccessToken); resp.StatusCode != http.StatusOK {
+				t.Errorf("userinfo: %s", resp.Status)
+			}
+		})
+	}
+}
+
+func TestAccessTokenSwitches(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	cfg := config(t, s, oauth2.AuthStyleInHeader)
+
+	t.Run("AccessTokenTTL", func(t *testing.T) {
+		t.Cleanup(func() { s.Set(reset) })
+		s.Set(func(f *astest.Faults) { f.AccessTokenTTL = 90 * time.Second })
+		tok, _ := signIn(t, s, cfg)
+		at := parseJWT(t, s, tok.AccessToken)
+		if tok.Extra("expires_in") != 90.0 || at.time("exp").Sub(at.time("iat")) != 90*time.Second {
+			t.Errorf("expires_in %v, exp-iat %v", tok.Extra("expires_in"), at.time("exp").Sub(at.time("iat")))
+		}
+	})
+	t.Run("negative AccessTokenTTL", func(t *testing.T) {
+		t.Cleanup(func() { s.Set(reset) })
+		s.Set(func(f *astest.Faults) { f.AccessTokenTTL = -time.Minute })
+		tok, _ := signIn(t, s, cfg)
+		if resp, _ := userinfo(t, s, tok.AccessToken); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("userinfo with an expired access token: %s", resp.Status)
+		}
+		// Refresh is still possible: only the access token is expired.
+		s.Set(reset)
+		next, err := refresh(t, cfg, tok.RefreshToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp, _ := userinfo(t, s, next.AccessToken); resp.StatusCode != http.StatusOK {
+			t.Errorf("userinfo after refresh: %s", resp.Status)
+		}
+	})
+	t.Run("AccessTokenPadding", func(t *testing.T) {
+		t.Cleanup(func() { s.Set(reset) })
+		s.Set(func(f *astest.Faults) { f.AccessTokenPadding = 6 << 10 })
+		tok, _ := signIn(t, s, cfg)
+		at := parseJWT(t, s, tok.AccessToken)
+		if len(at.str("pad")) != 6<<10 || len(tok.AccessToken) < 8<<10 || at.verifyErr != nil {
+			t.Errorf("pad %d bytes, token %d bytes, verify %v", len(at.str("pad")), len(tok.AccessToken), at.verifyErr)
+		}
+		if resp, _ := userinfo(t, s, tok.AccessToken); resp.StatusCode != http.StatusOK {
+			t.Errorf("userinfo with a padded token: %s", resp.Status)
+		}
+		s.Set(reset)
+		plain, _ := signIn(t, s, cfg)
+		if len(plain.AccessToken) > 2<<10 {
+			t.Errorf("unpadded token is %d bytes", len(plain.AccessToken))
+		}
+	})
+}
+
+func TestUserinfo(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	tok, _ := signIn(t, s, cfg)
+	idt := tok.Extra("id_token").(string)
+	tests := []struct {
+		name       string
+		method     string
+		auth       string
+		fault      func(*astest.Faults)
+		wantStatus int
+	}{
+		{"GET", http.MethodGet, "Bearer " + tok.AccessToken, nil, http.StatusOK},
+		{"POST", http.MethodPost, "Bearer " + tok.AccessToken, nil, http.StatusOK},
+		{"lower-case scheme", http.MethodGet, "bearer " + tok.AccessToken, nil, http.StatusOK},
+		{"no token", http.MethodGet, "", nil, http.StatusUnauthorized},
+		{"basic scheme", http.MethodGet, "Basic " + tok.AccessToken, nil, http.StatusUnauthorized},
+		{"garbage", http.MethodGet, "Bearer abc.def.ghi", nil, http.StatusUnauthorized},
+		{"ID token", http.MethodGet, "Bearer " + idt, nil, http.StatusUnauthorized},
+		{"tampered", http.MethodGet, "Bearer " + tok.AccessToken[:len(tok.AccessToken)-4] + "AAAA", nil, http.StatusUnauthorized},
+		{"UserinfoStatus 503", http.MethodGet, "Bearer " + tok.AccessToken, func(f *astest.Faults) { f.UserinfoStatus = 503 }, http.StatusServiceUnavailable},
+		{"UserinfoStatus 401", http.MethodGet, "Bearer " + tok.AccessToken, func(f *astest.Faults) { f.UserinfoStatus = 401 }, http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Cleanup(func() { s.Set(reset) })
+			if tt.fault != nil {
+				s.Set(tt.fault)
+			}
+			req := must(http.NewRequestWithContext(t.Context(), tt.method, s.URL+"/userinfo", nil))
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			resp, body := do(t, req)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("got %s %v, want %d", resp.Status, body, tt.wantStatus)
+			}
+			switch tt.wantStatus {
+			case http.StatusOK:
+				if body["sub"] != "demo-user" || body["email"] != "demo-user@example.com" || body["name"] != "Demo User" {
+					t.Errorf("body %v", body)
+				}
+			case http.StatusUnauthorized:
+				if got := resp.Header.Get("WWW-Authenticate"); got != `Bearer error="invalid_token"` {
+					t.Errorf("WWW-Authenticate %q", got)
+				}
+			}
+		})
+	}
+	if s.Count("userinfo") != len(tests) {
+		t.Errorf("Count(userinfo) = %d, want %d", s.Count("userinfo"), len(tests))
+	}
+}
+
+func TestEndSession(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	if s.LastEndSession() != nil {
+		t.Fatal("LastEndSession before any request")
+	}
+	q := url.Values{
+		"client_id":                {s.ClientID},
+		"id_token_hint":            {"hint"},
+		"post_logout_redirect_uri": {"http://www.example.localhost:3000/"},
+		"state":                    {"xyz"},
+	}
+	resp, err := http.Get(s.URL + "/logout?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.HasPrefix(string(body), "<!doctype html>") {
+		t.Errorf("got %s %q", resp.Status, body)
+	}
+	got := s.LastEndSession()
+	if got.Encode() != q.Encode() {
+		t.Errorf("LastEndSession = %v, want %v", got, q)
+	}
+	got.Set("state", "changed")
+	if s.LastEndSession().Get("state") != "xyz" {
+		t.Error("LastEndSession is not a copy")
+	}
+	if s.Count("end_session") != 1 {
+		t.Errorf("Count(end_session) = %d", s.Count("end_session"))
+	}
+}
+
+func TestRevocation(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	revoke := func(t *testing.T, token string, auth creds) (*http.Response, map[string]any) {
+		t.Helper()
+		return postForm(t, s.URL+"/revoke", url.Values{"token": {token}, "token_type_hint": {"refresh_token"}}, auth)
+	}
+
+	t.Run("refresh token", func(t *testing.T) {
+		tok, _ := signIn(t, s, cfg)
+		if s.Revoked(tok.RefreshToken) {
+			t.Fatal("Revoked before revocation")
+		}
+		if resp, _ := revoke(t, tok.RefreshToken, basic(s.ClientID, s.ClientSecret)); resp.StatusCode != http.StatusOK {
+			t.Fatalf("revoke: %s", resp.Status)
+		}
+		if !s.Revoked(tok.RefreshToken) || s.Revoked(tok.AccessToken) || s.LastClientAuth() != "client_secret_basic" {
+			t.Errorf("Revoked(refresh) %v, Revoked(access) %v, LastClientAuth %q",
+				s.Revoked(tok.RefreshToken), s.Revoked(tok.AccessToken), s.LastClientAuth())
+		}
+		_, err := refresh(t, cfg, tok.RefreshToken)
+		wantOAuthErr(t, err, http.StatusBadRequest, "invalid_grant")
+		// RFC 7009 §2.1: the grant's access tokens go too.
+		if resp, _ := userinfo(t, s, tok.AccessToken); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("userinfo: %s", resp.Status)
+		}
+	})
+	t.Run("access token", func(t *testing.T) {
+		tok, _ := signIn(t, s, cfg)
+		if resp, _ := revoke(t, tok.AccessToken, post(s.ClientID, s.ClientSecret)); resp.StatusCode != http.StatusOK {
+			t.Fatalf("revoke: %s", resp.Status)
+		}
+		if !s.Revoked(tok.AccessToken) || s.LastClientAuth() != "client_secret_post" {
+			t.Errorf("Revoked %v, LastClientAuth %q", s.Revoked(tok.AccessToken), s.LastClientAuth())
+		}
+		if resp, _ := userinfo(t, s, tok.AccessToken); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("userinfo: %s", resp.Status)
+		}
+		if _, err := refresh(t, cfg, tok.RefreshToken); err != nil {
+			t.Errorf("refresh after revoking only the access token: %v", err)
+		}
+	})
+	t.Run("unknown token", func(t *testing.T) {
+		if resp, _ := revoke(t, "never-issued", basic(s.ClientID, s.ClientSecret)); resp.StatusCode != http.StatusOK {
+			t.Errorf("revoke: %s", resp.Status)
+		}
+	})
+	t.Run("wrong secret", func(t *testing.T) {
+		tok, _ := signIn(t, s, cfg)
+		resp, body := revoke(t, tok.RefreshToken, basic(s.ClientID, "wrong"))
+		if resp.StatusCode != http.StatusUnauthorized || body["error"] != "invalid_client" || s.Revoked(tok.RefreshToken) {
+			t.Errorf("got %s %v, Revoked %v", resp.Status, body, s.Revoked(tok.RefreshToken))
+		}
+		if _, err := refresh(t, cfg, tok.RefreshToken); err != nil {
+			t.Errorf("refresh: %v", err)
+		}
+	})
+	t.Run("no token", func(t *testing.T) {
+		resp, body := postForm(t, s.URL+"/revoke", url.Values{}, basic(s.ClientID, s.ClientSecret))
+		if resp.StatusCode != http.StatusBadRequest || body["error"] != "invalid_request" {
+			t.Errorf("got %s %v", resp.Status, body)
+		}
+	})
+	if n := s.Count("revocation"); n != 5 {
+		t.Errorf("Count(revocation) = %d, want 5", n)
+	}
+}
+
+func TestClose(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	l := newLogin()
+	code := authorize(t, s, cfg, l)
+	s.Set(func(f *astest.Faults) { f.TokenDelay = time.Hour })
+	done := make(chan error, 1)
+	go func() {
+		_, err := cfg.Exchange(context.Background(), code, oauth2.VerifierOption(l.verifier))
+		done <- err
+	}()
+	// Wait until the request is inside the server, then Close must not wait
+	// out the delay.
+	for deadline := time.Now().Add(5 * time.Second); s.Count("token:authorization_code") == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("token request never arrived")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	s.Close()
+	s.Close()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Close took %v", took)
+	}
+	if err := <-done; err == nil {
+		t.Error("delayed exchange succeeded after Close")
+	}
+	if _, err := http.Get(s.URL + "/.well-known/openid-configuration"); err == nil {
+		t.Error("server still answers after Close")
+	}
+}

@@ -1,0 +1,214 @@
+package astest
+
+import (
+	"crypto/rand"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// codeTTL bounds authorization codes (RFC 6749 §4.1.2 recommends at most 10
+// minutes); parTTL bounds request URIs (RFC 9126 §2.2).
+const (
+	codeTTL = time.Minute
+	parTTL  = 60 * time.Second
+)
+
+const requestURIPrefix = "urn:ietf:params:oauth:request_uri:"
+
+// authCode is an issued, not yet redeemed authorization code.
+type authCode struct {
+	clientID, redirectURI, challenge, scope, nonce string
+	expires                                        time.Time
+}
+
+// pushedRequest is a validated authorization request stored by /par.
+type pushedRequest struct {
+	clientID string
+	params   url.Values
+	expires  time.Time
+}
+
+var (
+	errUnsupportedResponseType = &oauthError{http.StatusBadRequest, "unsupported_response_type",
+		"response_type must be code", ""}
+	errNoOpenID = &oauthError{http.StatusBadRequest, "invalid_scope",
+		"scope must contain openid", ""}
+	errNoState = &oauthError{http.StatusBadRequest, "invalid_request",
+		"state is required", ""}
+	errNoChallenge = &oauthError{http.StatusBadRequest, "invalid_request",
+		"code_challenge is required (PKCE, RFC 7636)", ""}
+	errNotS256 = &oauthError{http.StatusBadRequest, "invalid_request",
+		"code_challenge_method must be S256", ""}
+	errPARRequired = &oauthError{http.StatusBadRequest, "invalid_request",
+		"pushed authorization request required (RFC 9126 §5)", ""}
+	errRedirectURI = &oauthError{http.StatusBadRequest, "invalid_request",
+		"redirect_uri is not registered", ""}
+	errClientIDMismatch = &oauthError{http.StatusBadRequest, "invalid_request",
+		"client_id does not match the authenticated client", ""}
+	errRequestURIInPAR = &oauthError{http.StatusBadRequest, "invalid_request",
+		"request_uri is not allowed in a pushed authorization request (RFC 9126 §2.1)", ""}
+)
+
+// checkAuthRequest validates the authorization request parameters shared by
+// /authorize and /par, other than client_id and redirect_uri.
+func checkAuthRequest(p url.Values) *oauthError {
+	if p.Get("response_type") != "code" {
+		return errUnsupportedResponseType
+	}
+	if !slices.Contains(strings.Fields(p.Get("scope")), "openid") {
+		return errNoOpenID
+	}
+	if p.Get("state") == "" {
+		return errNoState
+	}
+	// PKCE with S256 only: "plain" would send the verifier in the clear
+	// (RFC 9700 §2.1.1).
+	if p.Get("code_challenge") == "" {
+		return errNoChallenge
+	}
+	if p.Get("code_challenge_method") != "S256" {
+		return errNotS256
+	}
+	return nil
+}
+
+// authorize is the authorization endpoint (RFC 6749 §4.1.1). The Subject is
+// logged in at once, so every valid request is answered with a code.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
+	f := s.snapshot("authorize")
+	q := r.URL.Query()
+	// RFC 6749 §4.1.2.1: with a bad client or redirect URI, tell the user
+	// and do not redirect.
+	if q.Get("client_id") != s.ClientID {
+		http.Error(w, "astest: unknown client_id", http.StatusBadRequest)
+		return
+	}
+	params := q
+	if ru := q.Get("request_uri"); ru != "" {
+		// RFC 9126 §4: the pushed parameters replace the query.
+		p, ok := s.takePushed(ru, q.Get("client_id"))
+		if !ok {
+			http.Error(w, "astest: invalid_request_uri: unknown, used or expired request_uri", http.StatusBadRequest)
+			return
+		}
+		params = p
+	} else {
+		if q.Get("redirect_uri") != s.RedirectURI {
+			http.Error(w, "astest: redirect_uri is not registered", http.StatusBadRequest)
+			return
+		}
+		if f.RequirePAR {
+			s.redirectError(w, r, &f, params, errPARRequired)
+			return
+		}
+		if err := checkAuthRequest(params); err != nil {
+			s.redirectError(w, r, &f, params, err)
+			return
+		}
+	}
+	if f.AuthorizeError != "" {
+		s.redirectError(w, r, &f, params, &oauthError{code: f.AuthorizeError,
+			description: "astest: simulated " + f.AuthorizeError})
+		return
+	}
+
+	code := rand.Text()
+	s.mu.Lock()
+	s.codes[code] = &authCode{
+		clientID:    s.ClientID,
+		redirectURI: params.Get("redirect_uri"),
+		challenge:   params.Get("code_challenge"),
+		scope:       params.Get("scope"),
+		nonce:       params.Get("nonce"),
+		expires:     time.Now().Add(codeTTL),
+	}
+	s.mu.Unlock()
+	s.redirect(w, r, &f, params, url.Values{"code": {code}})
+}
+
+// redirectError sends the user agent back with an error (RFC 6749 §4.1.2.1).
+func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, f *Faults, params url.Values, e *oauthError) {
+	s.redirect(w, r, f, params, url.Values{"error": {e.code}, "error_description": {e.description}})
+}
+
+// redirect answers 302 to the request's (validated) redirect URI with resp,
+// the state and, per RedirectIss, the issuer (RFC 9207 §2).
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, f *Faults, params, resp url.Values) {
+	u, err := url.Parse(params.Get("redirect_uri"))
+	if err != nil {
+		http.Error(w, "astest: bad redirect_uri", http.StatusBadRequest)
+		return
+	}
+	q := u.Query()
+	for k, v := range resp {
+		q[k] = v
+	}
+	if st := params.Get("state"); st != "" {
+		q.Set("state", st)
+	}
+	switch f.RedirectIss {
+	case "":
+		q.Set("iss", s.URL)
+	case "missing":
+	case "wrong":
+		q.Set("iss", otherIssuer)
+	default:
+		q.Set("iss", f.RedirectIss)
+	}
+	u.RawQuery = q.Encode()
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+// takePushed returns and forgets the pushed request behind requestURI; it is
+// single use, bound to the client and expires after parTTL.
+func (s *Server) takePushed(requestURI, clientID string) (url.Values, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.pushed[requestURI]
+	delete(s.pushed, requestURI)
+	if !ok || p.clientID != clientID || time.Now().After(p.expires) {
+		return nil, false
+	}
+	return p.params, true
+}
+
+// par is the pushed authorization request endpoint (RFC 9126 §2).
+func (s *Server) par(w http.ResponseWriter, r *http.Request) error {
+	s.snapshot("par")
+	if err := r.ParseForm(); err != nil {
+		return errBadForm
+	}
+	s.recordClientAuth(r)
+	clientID, err := s.authenticateClient(r)
+	if err != nil {
+		return err
+	}
+	p := r.PostForm
+	if p.Has("request_uri") {
+		return errRequestURIInPAR
+	}
+	if id := p.Get("client_id"); id != "" && id != clientID {
+		return errClientIDMismatch
+	}
+	if p.Get("redirect_uri") != s.RedirectURI {
+		return errRedirectURI
+	}
+	if err := checkAuthRequest(p); err != nil {
+		return err
+	}
+	uri := requestURIPrefix + rand.Text()
+	stored := url.Values{}
+	for k, v := range p {
+		if k != "client_secret" {
+			stored[k] = v
+		}
+	}
+	s.mu.Lock()
+	s.pushed[uri] = &pushedRequest{clientID: clientID, params: stored, expires: time.Now().Add(parTTL)}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusCreated, map[string]any{"request_uri": uri, "expires_in": int(parTTL / time.Second)})
+	return nil
+}

@@ -1,0 +1,119 @@
+package astest
+
+import "time"
+
+// Faults are the switches that make a [Server] misbehave. They are read at the
+// start of each request, so a change made with [Server.Set] applies to the
+// next request. A Faults value is plain data and may be copied.
+//
+// New starts a Server with RotateRefreshTokens and IDTokenOnRefresh true and
+// everything else at its zero value: a well-behaved authorization server. To
+// go back to that state:
+//
+//	s.Set(func(f *astest.Faults) {
+//		*f = astest.Faults{RotateRefreshTokens: true, IDTokenOnRefresh: true}
+//	})
+type Faults struct {
+	// Token endpoint. The faults are checked in this order, before client
+	// authentication and before any code or refresh token is looked at, so a
+	// faulted request consumes nothing: TokenDelay, TokenStatus,
+	// TokenGarbage, TokenError.
+
+	// TokenError makes the token endpoint answer this OAuth error code
+	// (RFC 6749 §5.2), e.g. "invalid_grant" or "invalid_scope", with status
+	// 400; "invalid_client" is answered with 401 and a WWW-Authenticate
+	// header.
+	TokenError string
+	// TokenStatus makes the token endpoint answer this HTTP status with a
+	// JSON error body: "temporarily_unavailable" for 503, "server_error" for
+	// other 5xx, "invalid_client" (with WWW-Authenticate) for 401,
+	// "invalid_request" otherwise.
+	TokenStatus int
+	// TokenDelay makes the token endpoint wait this long before answering.
+	// The wait ends early, without an answer, when the client gives up
+	// (request context done) or the Server is closed.
+	TokenDelay time.Duration
+	// TokenGarbage makes the token endpoint answer 200 with
+	// Content-Type application/json and a body that is not JSON.
+	TokenGarbage bool
+
+	// RotateRefreshTokens (default true) makes each refresh return a new
+	// refresh token and retire the old one. A retired refresh token that is
+	// presented again is treated as stolen: the answer is invalid_grant and
+	// the whole family (every token from the same login) is revoked, as the
+	// OAuth 2.0 Security BCP (RFC 9700 §4.14.2) recommends. When false, a
+	// refresh answer carries no refresh_token and the old one stays valid.
+	RotateRefreshTokens bool
+	// IDTokenOnRefresh (default true) makes refresh answers carry a new ID
+	// token (without nonce, OpenID Connect Core §12.2). When false they carry
+	// none.
+	IDTokenOnRefresh bool
+	// AccessTokenTTL is the access token lifetime: expires_in and the JWT's
+	// exp. Zero means 5 minutes. A negative TTL issues access tokens that are
+	// already expired, which /userinfo refuses.
+	AccessTokenTTL time.Duration
+	// AccessTokenPadding adds a "pad" claim of this many bytes to access
+	// tokens, to make them large (the encoded JWT grows by about 4/3 of it).
+	AccessTokenPadding int
+
+	// ID token faults, applied to ID tokens from the authorization_code grant
+	// and from refresh.
+
+	// IDTokenWrongIssuer sets iss to another issuer.
+	IDTokenWrongIssuer bool
+	// IDTokenBadSignature signs with another RSA key under the same kid, so
+	// the signature does not verify against the JWKS.
+	IDTokenBadSignature bool
+	// IDTokenAlgNone produces an unsigned JWT with header alg "none" and an
+	// empty signature.
+	IDTokenAlgNone bool
+	// IDTokenExpired sets exp one minute in the past (and iat six).
+	IDTokenExpired bool
+	// IDTokenWrongNonce sets nonce to a value the client did not send (also
+	// on refresh, where a nonce must otherwise be absent).
+	IDTokenWrongNonce bool
+	// IDTokenWrongAudience sets aud to another client.
+	IDTokenWrongAudience bool
+	// IDTokenWrongAzp sets azp to another client (aud stays correct).
+	IDTokenWrongAzp bool
+	// IDTokenIssuedInFuture sets iat (and auth_time) ten minutes ahead.
+	IDTokenIssuedInFuture bool
+
+	// Authorization endpoint.
+
+	// AuthorizeError makes /authorize redirect with this error (e.g.
+	// "login_required", "access_denied"), an error_description, the state
+	// and iss, after the request itself has been validated.
+	AuthorizeError string
+	// RedirectIss controls the RFC 9207 iss parameter of authorization
+	// responses: "" the correct issuer, "missing" leave it out, "wrong" a
+	// different issuer; any other value is sent as is.
+	RedirectIss string
+	// RequirePAR makes discovery advertise
+	// require_pushed_authorization_requests (RFC 9126 §5) and /authorize
+	// refuse requests without a request_uri (redirect error=invalid_request).
+	RequirePAR bool
+
+	// Other endpoints.
+
+	// UserinfoStatus, when non-zero, makes /userinfo answer this status with
+	// a JSON error body (401 also with WWW-Authenticate).
+	UserinfoStatus int
+	// DiscoveryStatus, when non-zero, makes the discovery document answer
+	// this status, as if the authorization server were down.
+	DiscoveryStatus int
+}
+
+// defaultFaults is the well-behaved server.
+func defaultFaults() Faults {
+	return Faults{RotateRefreshTokens: true, IDTokenOnRefresh: true}
+}
+
+const defaultAccessTokenTTL = 5 * time.Minute
+
+func (f *Faults) accessTokenTTL() time.Duration {
+	if f.AccessTokenTTL == 0 {
+		return defaultAccessTokenTTL
+	}
+	return f.AccessTokenTTL
+}

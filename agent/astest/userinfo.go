@@ -1,0 +1,62 @@
+package astest
+
+import (
+	"net/http"
+	"strings"
+	"time"
+)
+
+// userinfo is the UserInfo endpoint (OpenID Connect Core §5.3) with bearer
+// tokens in the Authorization header (RFC 6750 §2.1).
+func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
+	f := s.snapshot("userinfo")
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		return &oauthError{http.StatusMethodNotAllowed, "invalid_request", "method not allowed", ""}
+	}
+	if f.UserinfoStatus != 0 {
+		return statusError(f.UserinfoStatus, errInvalidToken)
+	}
+	scheme, raw, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" {
+		return errInvalidToken
+	}
+	jti, err := s.verifyAccessToken(raw, time.Now())
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	g := s.accessTokens[jti]
+	live := g != nil && !g.revoked && !s.revoked[raw]
+	s.mu.Unlock()
+	if !live {
+		return errInvalidToken
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"sub":            g.subject,
+		"name":           userName,
+		"email":          s.email(),
+		"email_verified": true,
+	})
+	return nil
+}
+
+// endSession is the end-session endpoint (OpenID Connect RP-Initiated
+// Logout 1.0 §2). It only records what it was sent: there is no session to
+// end, and it does not redirect.
+func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
+	s.snapshot("end_session")
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		return &oauthError{http.StatusMethodNotAllowed, "invalid_request", "method not allowed", ""}
+	}
+	if err := r.ParseForm(); err != nil {
+		return errBadForm
+	}
+	s.mu.Lock()
+	s.lastEndSession = r.Form
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write([]byte("<!doctype html>\n<title>Signed out</title>\n<p>You have been signed out.</p>\n"))
+	return nil
+}

@@ -1,0 +1,94 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/valyala/fasthttp"
+)
+
+// apiError is an answer of the SPEC §5 error table: {"code", "message"}.
+// Handlers return one; Handler writes it.
+type apiError struct {
+	status  int
+	code    string
+	message string
+	cause   error // logged, never sent
+	clear   bool  // clear every token-handler cookie with the answer
+}
+
+func (e *apiError) Error() string {
+	if e.cause != nil {
+		return e.code + ": " + e.message + ": " + e.cause.Error()
+	}
+	return e.code + ": " + e.message
+}
+
+func (e *apiError) Unwrap() error { return e.cause }
+
+// The error codes of SPEC §5.
+var (
+	errUnauthorizedRequest = &apiError{status: 401, code: "unauthorized_request", message: "The request is missing a trusted origin, a CSRF token or a cookie"}
+	errInvalidRequest      = &apiError{status: 400, code: "invalid_request", message: "The request is invalid"}
+	errTokenExpired        = &apiError{status: 401, code: "token_expired", message: "The access token has expired"}
+	errSessionExpired      = &apiError{status: 401, code: "session_expired", message: "The session has expired: log in again", clear: true}
+	errASUnavailable       = &apiError{status: 502, code: "authorization_server_error", message: "The Authorization Server could not be reached or failed"}
+	errServer              = &apiError{status: 500, code: "server_error", message: "The request could not be handled"}
+	errNotFound            = &apiError{status: 404, code: "not_found", message: "No such endpoint"}
+	errMethodNotAllowed    = &apiError{status: 405, code: "method_not_allowed", message: "This endpoint does not take that method"}
+)
+
+// with returns a copy of e with a cause (for the log) and, when message is
+// not empty, another message.
+func (e *apiError) with(cause error, message string) *apiError {
+	c := *e
+	c.cause = cause
+	if message != "" {
+		c.message = message
+	}
+	return &c
+}
+
+// authorizationError is a 400 authorization_error for an AS 4xx answer, or
+// the OAuth error of an authorization response (login_required is 401).
+func authorizationError(code, description string) *apiError {
+	e := &apiError{status: 400, code: code, message: description}
+	if code == "" {
+		e.code = "authorization_error"
+	}
+	if code == "login_required" {
+		e.status = 401
+	}
+	if e.message == "" {
+		e.message = "The Authorization Server refused the request"
+	}
+	return e
+}
+
+// writeError answers with e as JSON.
+func writeError(ctx *fasthttp.RequestCtx, e *apiError) {
+	body, err := json.Marshal(struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}{e.code, e.message})
+	if err != nil {
+		panic("agent: internal error: " + err.Error())
+	}
+	ctx.SetStatusCode(e.status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}
+
+// asError maps any error to an apiError: apiErrors pass, the rest is a 500.
+func asError(err error) *apiError {
+	var e *apiError
+	if errors.As(err, &e) {
+		return e
+	}
+	return errServer.with(err, "")
+}
+
+func errorf(e *apiError, format string, args ...any) *apiError {
+	return e.with(fmt.Errorf(format, args...), "")
+}

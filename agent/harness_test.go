@@ -1,0 +1,163 @@
+package agent
+
+import (
+	"bytes"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/agent/astest"
+	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/spatest"
+	"github.com/tokenhandler/tokenhandler/metrics"
+)
+
+const spaOrigin = "http://www.example.localhost:3000"
+
+// testConfig is a valid configuration against as.
+func testConfig(as *astest.Server) *Config {
+	keys, _ := crypto.NewKeyring(crypto.GenerateKey())
+	return &Config{
+		BasePath:              "/oauth-agent",
+		Issuer:                as.URL,
+		ClientID:              as.ClientID,
+		ClientSecret:          as.ClientSecret,
+		ClientAuthMethod:      "client_secret_basic",
+		RedirectURI:           as.RedirectURI,
+		PostLogoutRedirectURI: spaOrigin + "/",
+		Scope:                 "openid profile",
+		CookieNamePrefix:      "example",
+		Cookie:                Cookie{BasePath: "/", SameSite: "strict"},
+		CookieFormat:          crypto.FormatV1,
+		Keys:                  keys,
+		TrustedWebOrigins:     []string{spaOrigin},
+		CORSEnabled:           true,
+		PAR:                   "auto",
+		IDToken:               IDToken{AllowedAlgs: []string{"RS256", "PS256", "ES256", "EdDSA"}, ClockSkew: 30 * time.Second},
+		Refresh:               Refresh{GracePeriod: 30 * time.Second},
+		Timeouts:              Timeouts{Read: 5 * time.Second, Write: 5 * time.Second, Idle: 5 * time.Second, AS: 3 * time.Second, Shutdown: time.Second},
+		Log:                   Log{Level: zerolog.WarnLevel},
+	}
+}
+
+// testAgent is an agent on a loopback port and the fake AS behind it.
+type testAgent struct {
+	t     *testing.T
+	as    *astest.Server
+	agent *Agent
+	cfg   *Config
+	url   string
+	logs  *syncBuffer
+	clock *clock
+}
+
+// clock is the agent's time: the real time plus an offset a test moves.
+type clock struct{ offset atomic.Int64 }
+
+func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+func startAgent(t *testing.T, change func(*Config)) *testAgent {
+	t.Helper()
+	as := astest.New(t, astest.Options{})
+	return startAgentWith(t, as, change)
+}
+
+func startAgentWith(t *testing.T, as *astest.Server, change func(*Config)) *testAgent {
+	t.Helper()
+	cfg := testConfig(as)
+	clk := &clock{}
+	cfg.Now = clk.now
+	if change != nil {
+		change(cfg)
+	}
+	logs := &syncBuffer{}
+	a, err := New(cfg, metrics.NewRegistry(), zerolog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: a.Handler}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	deadline := time.Now().Add(5 * time.Second)
+	for !a.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not load the AS metadata; logs:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return &testAgent{t: t, as: as, agent: a, cfg: cfg, url: "http://" + ln.Addr().String(), logs: logs, clock: clk}
+}
+
+// spa returns a new browser for the SPA's origin.
+func (a *testAgent) spa() *spatest.Browser { return spatest.New(a.t, spaOrigin) }
+
+// call sends a request from b to the agent.
+func (a *testAgent) call(b *spatest.Browser, method, path string, body any, extra ...string) spatest.Answer {
+	a.t.Helper()
+	return b.Call(method, a.url+path, body, extra...)
+}
+
+// login runs login/start, the AS's authorize step and login/end, and keeps
+// the CSRF token in b.
+func (a *testAgent) login(b *spatest.Browser) map[string]any {
+	a.t.Helper()
+	start := a.call(b, "POST", "/oauth-agent/login/start", nil)
+	if start.Status != 200 {
+		a.t.Fatalf("login/start: %d %s", start.Status, start.Body)
+	}
+	authURL, _ := start.JSON()["authorizationRequestUrl"].(string)
+	redirect, err := a.as.Authorize(authURL)
+	if err != nil {
+		a.t.Fatalf("authorize: %v", err)
+	}
+	end := a.call(b, "POST", "/oauth-agent/login/end", map[string]string{"pageUrl": redirect.String()})
+	if end.Status != 200 {
+		a.t.Fatalf("login/end: %d %s", end.Status, end.Body)
+	}
+	m := end.JSON()
+	b.CSRF, _ = m["csrf"].(string)
+	return m
+}
+
+// open decrypts one of b's cookies with the agent's keys.
+func (a *testAgent) open(b *spatest.Browser, name string) string {
+	a.t.Helper()
+	c := b.Cookie(name)
+	if c == nil {
+		a.t.Fatalf("no cookie %s", name)
+	}
+	plain, err := a.cfg.Keys.Open(nil, []byte(c.Value))
+	if err != nil {
+		a.t.Fatalf("cookie %s does not open: %v", name, err)
+	}
+	return string(plain)
+}
+
+// syncBuffer collects log lines written concurrently.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
