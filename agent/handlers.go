@@ -135,7 +135,13 @@ func (a *Agent) loginEnd(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCo
 	var body struct {
 		PageURL string `json:"pageUrl"`
 	}
-	_ = json.Unmarshal(ctx.PostBody(), &body) // no pageUrl: a page load
+	// No body is a page load; a body that is not JSON is the SPEC §5
+	// server_error for malformed JSON.
+	if raw := ctx.PostBody(); len(raw) > 0 {
+		if err := json.Unmarshal(raw, &body); err != nil {
+			return errServer.with(err, "The request body is not JSON")
+		}
+	}
 	page, err := url.Parse(body.PageURL)
 	if err != nil {
 		return errInvalidRequest.with(err, "pageUrl is not a URL")
@@ -416,9 +422,19 @@ func oauth2Context(ctx context.Context, st *state) context.Context {
 func tokenError(err error) *apiError {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500 && re.ErrorCode != "" {
-		return authorizationError("authorization_error", re.ErrorDescription).with(fmt.Errorf("token endpoint: %s", re.ErrorCode), "")
+		return authorizationError("authorization_error", re.ErrorDescription).with(safeError(err), "")
 	}
-	return errASUnavailable.with(err, "")
+	return errASUnavailable.with(safeError(err), "")
+}
+
+// safeError describes a token-endpoint failure for the log by status and
+// OAuth error code only: x/oauth2's own message quotes the answer's body.
+func safeError(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.Response != nil {
+		return fmt.Errorf("token endpoint: status %d, error %q", re.Response.StatusCode, re.ErrorCode)
+	}
+	return err
 }
 
 func retrieveStatus(err error) int {

@@ -102,7 +102,7 @@ func (r *refresher) grant(ctx context.Context, st *state, p *provider, rt string
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 			r.a.metrics.refreshes("session_expired").Inc()
-			return refreshed{}, errSessionExpired.with(err, "")
+			return refreshed{}, errSessionExpired.with(safeError(err), "")
 		}
 		r.a.metrics.refreshes("error").Inc()
 		return refreshed{}, tokenError(err)

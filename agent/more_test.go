@@ -1,0 +1,205 @@
+package agent
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/agent/astest"
+	"github.com/tokenhandler/tokenhandler/internal/spatest"
+	"github.com/tokenhandler/tokenhandler/metrics"
+)
+
+// TestPAR: pushed authorization requests (RFC 9126) when the AS requires
+// them (par: auto), always when configured, never otherwise.
+func TestPAR(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		par        string
+		requirePAR bool
+		wantPAR    bool
+	}{
+		{"auto, AS requires PAR", "auto", true, true},
+		{"auto, AS does not", "auto", false, false},
+		{"always", "always", false, true},
+		{"never", "never", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			as := astest.New(t, astest.Options{})
+			as.Set(func(f *astest.Faults) { f.RequirePAR = tc.requirePAR })
+			a := startAgentWith(t, as, func(c *Config) { c.PAR = tc.par })
+			b := a.spa()
+			start := a.call(b, "POST", "/oauth-agent/login/start", nil)
+			authURL := start.JSON()["authorizationRequestUrl"].(string)
+			q := spatest.Query(t, authURL)
+			if got := as.Count("par") == 1; got != tc.wantPAR {
+				t.Fatalf("PAR requests: %d, want PAR %v", as.Count("par"), tc.wantPAR)
+			}
+			if tc.wantPAR && (q.Get("request_uri") == "" || q.Get("code_challenge") != "" || q.Get("client_id") != as.ClientID) {
+				t.Errorf("authorization URL with PAR: %v", q)
+			}
+			redirect, err := as.Authorize(authURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := a.call(b, "POST", "/oauth-agent/login/end", map[string]string{"pageUrl": redirect.String()}); r.Status != 200 || r.JSON()["isLoggedIn"] != true {
+				t.Fatalf("login/end: %d %s", r.Status, r.Body)
+			}
+		})
+	}
+	t.Run("never, AS requires PAR", func(t *testing.T) {
+		as := astest.New(t, astest.Options{})
+		as.Set(func(f *astest.Faults) { f.RequirePAR = true })
+		a := startAgentWith(t, as, func(c *Config) { c.PAR = "never" })
+		b := a.spa()
+		start := a.call(b, "POST", "/oauth-agent/login/start", nil)
+		redirect, err := as.Authorize(start.JSON()["authorizationRequestUrl"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := a.call(b, "POST", "/oauth-agent/login/end", map[string]string{"pageUrl": redirect.String()})
+		if r.Status != 400 || r.Code() != "invalid_request" {
+			t.Fatalf("login/end: %d %s", r.Status, r.Body)
+		}
+	})
+}
+
+// TestLogoutRevokes: with logout.revoke_refresh_token the refresh cookie
+// lives on the agent's base path, and logout revokes it (RFC 7009).
+func TestLogoutRevokes(t *testing.T) {
+	a := startAgent(t, func(c *Config) { c.Logout.RevokeRefreshToken = true; c.ClientAuthMethod = "client_secret_post" })
+	b := a.spa()
+	a.login(b)
+	if c := b.Cookie("example-auth"); c == nil || c.Path != "/oauth-agent" {
+		t.Fatalf("refresh cookie %+v, want Path /oauth-agent", c)
+	}
+	if a.as.LastClientAuth() != "client_secret_post" {
+		t.Errorf("client authentication %q, want client_secret_post", a.as.LastClientAuth())
+	}
+	rt := a.open(b, "example-auth")
+	if r := a.call(b, "POST", "/oauth-agent/logout", nil); r.Status != 200 {
+		t.Fatalf("logout: %d %s", r.Status, r.Body)
+	}
+	if !a.as.Revoked(rt) {
+		t.Fatal("the refresh token was not revoked")
+	}
+	if len(b.Cookies) != 0 {
+		t.Errorf("cookies left: %v", b.Cookies)
+	}
+}
+
+// TestLoginEndBodies: an absent body is a page load; a body that is not
+// JSON is a server_error (SPEC §5 error table).
+func TestLoginEndBodies(t *testing.T) {
+	a := startAgent(t, nil)
+	b := a.spa()
+	if r := a.call(b, "POST", "/oauth-agent/login/end", nil); r.Status != 200 || r.JSON()["handled"] != false {
+		t.Fatalf("no body: %d %s", r.Status, r.Body)
+	}
+	if r := a.call(b, "POST", "/oauth-agent/login/end", "{not json"); r.Status != 500 || r.Code() != "server_error" {
+		t.Fatalf("malformed JSON: %d %s", r.Status, r.Body)
+	}
+	// login/start ignores a body that is not JSON, as the reference's SPA
+	// sends some without one.
+	if r := a.call(b, "POST", "/oauth-agent/login/start", "not json"); r.Status != 200 {
+		t.Fatalf("login/start with a non-JSON body: %d %s", r.Status, r.Body)
+	}
+	if r := a.call(b, "POST", "/oauth-agent/login/start", map[string]any{"extraParams": []map[string]string{{"key": "state", "value": "x"}}}); r.Status != 400 || r.Code() != "invalid_request" {
+		t.Fatalf("extraParams overriding state: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestStartsWithoutAS: an agent whose AS is down at start still starts, is
+// not ready, answers 502, and becomes ready once the AS answers.
+func TestStartsWithoutAS(t *testing.T) {
+	as := astest.New(t, astest.Options{})
+	as.Set(func(f *astest.Faults) { f.DiscoveryStatus = 503 })
+	cfg := testConfig(as)
+	a, err := New(cfg, metrics.NewRegistry(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	srv := &fasthttp.Server{Handler: a.Handler}
+	go srv.Serve(ln)
+	defer srv.Shutdown()
+	if a.Ready() {
+		t.Fatal("ready although discovery fails")
+	}
+	ta := &testAgent{t: t, as: as, agent: a, cfg: cfg, url: "http://" + ln.Addr().String()}
+	b := ta.spa()
+	if r := ta.call(b, "POST", "/oauth-agent/login/start", nil); r.Status != 502 || r.Code() != "authorization_server_error" {
+		t.Fatalf("login/start before discovery: %d %s", r.Status, r.Body)
+	}
+	as.Set(func(f *astest.Faults) { f.DiscoveryStatus = 0 })
+	deadline := time.Now().Add(5 * time.Second)
+	for !a.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("never became ready after the AS came back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := as.Count("discovery"); n < 2 {
+		t.Errorf("%d discovery attempts, want retries", n)
+	}
+	if r := ta.call(b, "POST", "/oauth-agent/login/start", nil); r.Status != 200 {
+		t.Fatalf("login/start after discovery: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestLocalhostDialsLoopback: names under .localhost reach 127.0.0.1
+// (RFC 6761 §6.3) through the back-channel client.
+func TestLocalhostDialsLoopback(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.Host) })}
+	go srv.Serve(ln)
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	c := newHTTPClient(2 * time.Second)
+	for _, host := range []string{"login.example.localhost", "localhost", "LOGIN.Example.Localhost."} {
+		resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/")
+		if err != nil {
+			t.Fatalf("%s: %v", host, err)
+		}
+		resp.Body.Close()
+	}
+	if isLocalhost("localhost.example.com") || isLocalhost("example.com") {
+		t.Error("a public name counts as localhost")
+	}
+}
+
+// TestLogsHoldNoSecrets logs at debug through a login, refresh, failures
+// and logout, and looks for tokens, codes, verifiers and cookie values.
+func TestLogsHoldNoSecrets(t *testing.T) {
+	a := startAgent(t, func(c *Config) { c.Log.Level = zerolog.DebugLevel })
+	b := a.spa()
+	start := a.call(b, "POST", "/oauth-agent/login/start", nil)
+	authURL := start.JSON()["authorizationRequestUrl"].(string)
+	redirect, _ := a.as.Authorize(authURL)
+	a.call(b, "POST", "/oauth-agent/login/end", map[string]string{"pageUrl": redirect.String()})
+	b.CSRF = a.open(b, "example-csrf")
+	secrets := []string{redirect.Query().Get("code"), a.open(b, "example-at"), a.open(b, "example-auth"), a.open(b, "example-id"), b.CSRF, a.cfg.ClientSecret}
+	for _, c := range b.Cookies {
+		secrets = append(secrets, c.Value)
+	}
+	a.call(b, "POST", "/oauth-agent/refresh", nil)
+	a.as.Set(func(f *astest.Faults) { f.TokenError = "invalid_grant" })
+	a.call(b.Clone(), "POST", "/oauth-agent/refresh", nil)
+	a.call(b, "POST", "/oauth-agent/logout", nil)
+	logs := a.logs.String()
+	if !strings.Contains(logs, `"endpoint":"refresh"`) {
+		t.Fatalf("no request lines logged:\n%s", logs)
+	}
+	for _, s := range secrets {
+		if len(s) >= 8 && strings.Contains(logs, s[:8]) {
+			t.Errorf("the logs contain a secret (%.8s…)", s)
+		}
+	}
+}
