@@ -20,11 +20,11 @@ type Config struct {
 	MetricsListen string // same forms; "" (default) = no metrics/health listener
 	BasePath      string // default "/oauth-agent"; starts with "/", no trailing "/"
 
-	// Issuer is the Authorization Server's issuer identifier; its discovery
-	// document (/.well-known/openid-configuration) is fetched at start.
+	// Issuer is the Authorization Server's issuer identifier, required: ID
+	// tokens are verified against it, and its discovery document
+	// (/.well-known/openid-configuration) is fetched at start.
 	Issuer string
-	// Endpoints override what discovery says; with all of Authorization,
-	// Token and JWKSURI set, discovery is optional.
+	// Endpoints override what discovery says.
 	Endpoints Endpoints
 
 	ClientID         string

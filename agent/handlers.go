@@ -104,7 +104,7 @@ func (a *Agent) pushAuthorizationRequest(ctx *fasthttp.RequestCtx, st *state, p 
 	if p.par == "" {
 		return "", errorf(errServer, "PAR is needed but the Authorization Server has no PAR endpoint")
 	}
-	c, cancel := context.WithTimeout(ctx, st.cfg.Timeouts.AS)
+	c, cancel := context.WithTimeout(context.Background(), st.cfg.Timeouts.AS)
 	defer cancel()
 	start := a.now()
 	status, body, err := p.postForm(c, st.client, p.par, params)
@@ -189,7 +189,7 @@ func (a *Agent) finishLogin(ctx *fasthttp.RequestCtx, st *state, req *browser.Ra
 		return errInvalidRequest.with(errors.New("iss parameter missing"), "The authorization response lacks the iss parameter")
 	}
 
-	c, cancel := context.WithTimeout(oauth2Context(ctx, st), st.cfg.Timeouts.AS)
+	c, cancel := context.WithTimeout(oauth2Context(context.Background(), st), st.cfg.Timeouts.AS)
 	defer cancel()
 	start := a.now()
 	tok, err := p.oauth2.Exchange(c, q.Get("code"), oauth2.VerifierOption(login.CodeVerifier))
@@ -284,7 +284,7 @@ func (a *Agent) userInfo(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCo
 	if p.userinfo == "" {
 		return errorf(errServer, "the Authorization Server has no userinfo endpoint")
 	}
-	c, cancel := context.WithTimeout(ctx, st.cfg.Timeouts.AS)
+	c, cancel := context.WithTimeout(context.Background(), st.cfg.Timeouts.AS)
 	defer cancel()
 	r, err := http.NewRequestWithContext(c, http.MethodGet, p.userinfo, nil)
 	if err != nil {
@@ -351,7 +351,7 @@ func (a *Agent) refreshTokens(ctx *fasthttp.RequestCtx, st *state, req *browser.
 	if err != nil {
 		return err
 	}
-	res, err := a.refresh.do(ctx, st, p, string(rt))
+	res, err := a.refresh.do(context.Background(), st, p, string(rt))
 	if err != nil {
 		return err
 	}
@@ -382,7 +382,7 @@ func (a *Agent) logout(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCook
 	}
 	if st.cfg.Logout.RevokeRefreshToken && p.revocation != "" {
 		if rt := st.jar.open(req, &st.jar.names.RefreshToken); rt != nil {
-			c, cancel := context.WithTimeout(ctx, st.cfg.Timeouts.AS)
+			c, cancel := context.WithTimeout(context.Background(), st.cfg.Timeouts.AS)
 			start := a.now()
 			status, _, err := p.postForm(c, st.client, p.revocation, url.Values{"token": {string(rt)}, "token_type_hint": {"refresh_token"}})
 			cancel()
@@ -411,7 +411,10 @@ func (a *Agent) logout(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCook
 	return writeJSON(ctx, map[string]string{"url": logoutURL})
 }
 
-// oauth2Context makes x/oauth2 use the agent's back-channel client.
+// oauth2Context makes x/oauth2 use the agent's back-channel client. Every
+// back-channel call derives from context.Background, never from the
+// fasthttp.RequestCtx: fasthttp reuses that after the handler returns, while
+// a context's timer may still read it.
 func oauth2Context(ctx context.Context, st *state) context.Context {
 	return context.WithValue(ctx, oauth2.HTTPClient, st.client)
 }

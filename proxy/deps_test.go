@@ -10,7 +10,7 @@ import (
 // library; its own module dependencies are fasthttp, zerolog and YAML.
 func TestDependencies(t *testing.T) {
 	m := deptest.Module
-	deptest.Allow(t, m+"/proxy", m+"/browser", m+"/crypto", m+"/metrics",
+	deptest.Allow(t, m+"/proxy", m+"/browser", m+"/crypto", m+"/metrics", m+"/internal/daemon", m+"/internal/settings",
 		"github.com/minio/sio", "golang.org/x/crypto", "golang.org/x/sys", "golang.org/x/net",
 		"github.com/valyala/", "github.com/andybalholm/brotli", "github.com/klauspost/compress", "github.com/molecule-man/go-brrr",
 		"github.com/rs/zerolog", "github.com/mattn/go-colorable", "github.com/mattn/go-isatty", "go.yaml.in/yaml/v3")

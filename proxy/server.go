@@ -5,16 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
-	"os"
-	"strings"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokenhandler/tokenhandler/internal/daemon"
 	"github.com/tokenhandler/tokenhandler/metrics"
 )
 
@@ -26,7 +23,6 @@ type Server struct {
 
 	cfg        *Config // the configuration the listeners were opened with
 	log        zerolog.Logger
-	reg        *metrics.Registry
 	http       *fasthttp.Server
 	metricsSrv *fasthttp.Server
 	ln, mln    net.Listener
@@ -41,7 +37,7 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Proxy: p, cfg: cfg, log: log, reg: reg}
+	s := &Server{Proxy: p, cfg: cfg, log: log}
 	reg.GaugeFunc("oauth_proxy_ready", "1 when the proxy serves requests, 0 while it drains.", func() float64 {
 		if s.ready.Load() {
 			return 1
@@ -49,16 +45,16 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 		return 0
 	})
 	s.http = newHTTPServer(cfg, p.Handler, log)
-	if s.ln, err = listen(cfg.Listen); err != nil {
+	if s.ln, err = daemon.Listen(cfg.Listen); err != nil {
 		return nil, fmt.Errorf("proxy: listen: %w", err)
 	}
 	if cfg.MetricsListen != "" {
-		if s.mln, err = listen(cfg.MetricsListen); err != nil {
+		if s.mln, err = daemon.Listen(cfg.MetricsListen); err != nil {
 			s.ln.Close()
-			removeSocket(cfg.Listen)
+			daemon.RemoveSocket(cfg.Listen)
 			return nil, fmt.Errorf("proxy: metrics_listen: %w", err)
 		}
-		s.metricsSrv = &fasthttp.Server{Handler: s.opsHandler, NoDefaultServerHeader: true, Logger: fasthttpLogger{log}}
+		s.metricsSrv = &fasthttp.Server{Handler: daemon.OpsHandler(reg, s.ready.Load), NoDefaultServerHeader: true, Logger: daemon.FasthttpLogger{Log: log}}
 	}
 	s.ready.Store(true)
 	return s, nil
@@ -83,7 +79,7 @@ func newHTTPServer(cfg *Config, h fasthttp.RequestHandler, log zerolog.Logger) *
 		NoDefaultContentType:         true,
 		CloseOnShutdown:              true,
 		SecureErrorLogMessage:        true, // fasthttp would quote request bytes, cookies included
-		Logger:                       fasthttpLogger{log},
+		Logger:                       daemon.FasthttpLogger{Log: log},
 	}
 }
 
@@ -147,32 +143,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.metricsSrv != nil {
 		s.metricsSrv.ShutdownWithContext(ctx)
 	}
-	removeSocket(s.cfg.Listen)
-	removeSocket(s.cfg.MetricsListen)
+	daemon.RemoveSocket(s.cfg.Listen)
+	daemon.RemoveSocket(s.cfg.MetricsListen)
 	return err
-}
-
-// opsHandler serves /metrics, /healthz and /readyz on the metrics listener.
-func (s *Server) opsHandler(ctx *fasthttp.RequestCtx) {
-	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
-	switch string(ctx.Path()) {
-	case "/metrics":
-		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
-		s.reg.WritePrometheus(ctx)
-	case "/healthz":
-		ctx.SetContentType("application/json")
-		ctx.SetBodyString(`{"status":"ok"}`)
-	case "/readyz":
-		ctx.SetContentType("application/json")
-		if s.ready.Load() {
-			ctx.SetBodyString(`{"status":"ready"}`)
-		} else {
-			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-			ctx.SetBodyString(`{"status":"draining"}`)
-		}
-	default:
-		ctx.SetStatusCode(fasthttp.StatusNotFound)
-	}
 }
 
 // parseError answers requests fasthttp could not read, in the same JSON as
@@ -189,60 +162,8 @@ func parseError(ctx *fasthttp.RequestCtx, err error) {
 	}
 }
 
-// listen opens "host:port" as TCP or "unix:/path" as a Unix socket with mode
-// 0660, removing a stale socket left by a previous run first.
-func listen(addr string) (net.Listener, error) {
-	path, ok := strings.CutPrefix(addr, "unix:")
-	if !ok {
-		return net.Listen("tcp", addr)
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != fs.ModeSocket {
-			return nil, fmt.Errorf("%s exists and is not a socket", path)
-		}
-		if c, err := net.Dial("unix", path); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("%s is in use by another process", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, err
-		}
-	}
-	// Create the socket with mode 0660 from the start (no window in which
-	// the process umask leaves it open to others). Umask is process-wide;
-	// this runs at start-up, before anything else creates files.
-	old := syscall.Umask(0o117)
-	ln, err := net.Listen("unix", path)
-	syscall.Umask(old)
-	if err != nil {
-		return nil, err
-	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	if err := os.Chmod(path, 0o660); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	return ln, nil
-}
-
-func removeSocket(addr string) {
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		os.Remove(path)
-	}
-}
-
 // NewLogger returns the zerolog logger the configuration asks for, writing
 // to w: JSON lines, or human-readable console lines.
 func NewLogger(cfg Log, w io.Writer) zerolog.Logger {
-	if cfg.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w}
-	}
-	return zerolog.New(w).Level(cfg.Level).With().Timestamp().Logger()
-}
-
-// fasthttpLogger sends fasthttp's own messages to zerolog at warn.
-type fasthttpLogger struct{ log zerolog.Logger }
-
-func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Warn().Str("component", "fasthttp").Msgf(format, args...)
+	return daemon.NewLogger(cfg.Level, cfg.Format, w)
 }

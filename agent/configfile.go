@@ -1,0 +1,492 @@
+package agent
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/settings"
+)
+
+// LoadConfig reads the YAML file at path and returns the validated
+// configuration, as [ParseConfig] does.
+func LoadConfig(path string, getenv func(string) string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, configError(err)
+	}
+	return ParseConfig(data, getenv)
+}
+
+// ParseConfig parses and validates YAML configuration text (SPEC §7, and
+// deploy/oauth-agent.example.yaml for every setting). It returns a Config
+// with defaults applied, or an error that starts with "agent: config: " and
+// names the setting by its YAML path, such as "id_token.allowed_algs[1]".
+// Errors never quote the client secret or key material.
+//
+// The client secret comes from exactly one of client_secret,
+// client_secret_file and the environment variable TH_CLIENT_SECRET; the keys
+// from exactly one of encryption_keys, encryption_keys_file and
+// TH_ENCRYPTION_KEYS. getenv reads the environment (usually os.Getenv; nil
+// means an empty environment).
+func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
+	var f fileConfig
+	if err := settings.Decode(data, &f); err != nil {
+		return nil, configError(err)
+	}
+	c, err := f.config(getenv)
+	if err != nil {
+		return nil, configError(err)
+	}
+	return c, nil
+}
+
+// configError prefixes an error, which names the setting, with the
+// package's name.
+func configError(err error) error {
+	return fmt.Errorf("agent: config: %w", err)
+}
+
+var (
+	// keySource is where the cookie encryption keys may come from.
+	keySource = settings.Source{
+		Setting:     "encryption_keys",
+		FileSetting: "encryption_keys_file",
+		Env:         "TH_ENCRYPTION_KEYS",
+		What:        "cookie encryption keys",
+	}
+	// secretSource is where the client secret may come from.
+	secretSource = settings.Source{
+		Setting:     "client_secret",
+		FileSetting: "client_secret_file",
+		Env:         "TH_CLIENT_SECRET",
+		What:        "client secret",
+	}
+)
+
+// idTokenAlgs are the JWS algorithms an ID token may be signed with (RFC
+// 7518 §3.1, RFC 8037 §3.1): asymmetric only. HMAC would make the client
+// secret a signing key, and "none" no signature at all.
+var idTokenAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// fileConfig is the configuration file as written. Pointers tell a setting
+// left out (nil: use the default) from one given, even as "" or false.
+type fileConfig struct {
+	Listen        *string `yaml:"listen"`
+	MetricsListen string  `yaml:"metrics_listen"`
+	BasePath      *string `yaml:"base_path"`
+
+	Issuer                string `yaml:"issuer"`
+	AuthorizationEndpoint string `yaml:"authorization_endpoint"`
+	TokenEndpoint         string `yaml:"token_endpoint"`
+	UserinfoEndpoint      string `yaml:"userinfo_endpoint"`
+	JWKSURI               string `yaml:"jwks_uri"`
+	EndSessionEndpoint    string `yaml:"end_session_endpoint"`
+	PAREndpoint           string `yaml:"pushed_authorization_request_endpoint"`
+	RevocationEndpoint    string `yaml:"revocation_endpoint"`
+
+	ClientID              string  `yaml:"client_id"`
+	ClientSecret          *string `yaml:"client_secret"`
+	ClientSecretFile      *string `yaml:"client_secret_file"`
+	ClientAuthMethod      *string `yaml:"client_auth_method"`
+	RedirectURI           string  `yaml:"redirect_uri"`
+	PostLogoutRedirectURI string  `yaml:"post_logout_redirect_uri"`
+	Scope                 *string `yaml:"scope"`
+
+	CookieNamePrefix   *string    `yaml:"cookie_name_prefix"`
+	Cookie             fileCookie `yaml:"cookie"`
+	CookieFormat       *string    `yaml:"cookie_format"`
+	EncryptionKeys     []string   `yaml:"encryption_keys"`
+	EncryptionKeysFile *string    `yaml:"encryption_keys_file"`
+
+	TrustedWebOrigins []string `yaml:"trusted_web_origins"`
+	CORSEnabled       *bool    `yaml:"cors_enabled"`
+
+	PAR      *string      `yaml:"par"`
+	IDToken  fileIDToken  `yaml:"id_token"`
+	Refresh  fileRefresh  `yaml:"refresh"`
+	Logout   fileLogout   `yaml:"logout"`
+	Timeouts fileTimeouts `yaml:"timeouts"`
+	Log      settings.Log `yaml:"log"`
+}
+
+type fileCookie struct {
+	Domain     string  `yaml:"domain"`
+	BasePath   *string `yaml:"base_path"`
+	HostPrefix bool    `yaml:"host_prefix"`
+	SameSite   *string `yaml:"same_site"`
+	MaxAge     *string `yaml:"max_age"`
+}
+
+type fileIDToken struct {
+	AllowedAlgs []string `yaml:"allowed_algs"`
+	ClockSkew   *string  `yaml:"clock_skew"`
+}
+
+type fileRefresh struct {
+	GracePeriod *string `yaml:"grace_period"`
+}
+
+type fileLogout struct {
+	RevokeRefreshToken bool `yaml:"revoke_refresh_token"`
+}
+
+type fileTimeouts struct {
+	Read     *string `yaml:"read"`
+	Write    *string `yaml:"write"`
+	Idle     *string `yaml:"idle"`
+	AS       *string `yaml:"as"`
+	Shutdown *string `yaml:"shutdown"`
+}
+
+// config validates f and converts it, applying defaults. Its errors come
+// without the "agent: config: " prefix.
+func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
+	c := &Config{
+		Listen:        settings.ValueOr(f.Listen, "127.0.0.1:8080"),
+		MetricsListen: f.MetricsListen,
+		BasePath:      settings.ValueOr(f.BasePath, "/oauth-agent"),
+		Issuer:        f.Issuer,
+		Endpoints: Endpoints{
+			Authorization: f.AuthorizationEndpoint,
+			Token:         f.TokenEndpoint,
+			Userinfo:      f.UserinfoEndpoint,
+			JWKSURI:       f.JWKSURI,
+			EndSession:    f.EndSessionEndpoint,
+			PAR:           f.PAREndpoint,
+			Revocation:    f.RevocationEndpoint,
+		},
+		ClientID:              f.ClientID,
+		ClientAuthMethod:      settings.ValueOr(f.ClientAuthMethod, "client_secret_basic"),
+		RedirectURI:           f.RedirectURI,
+		PostLogoutRedirectURI: f.PostLogoutRedirectURI,
+		CookieNamePrefix:      settings.ValueOr(f.CookieNamePrefix, "example"),
+		Cookie: Cookie{
+			Domain:     strings.ToLower(f.Cookie.Domain),
+			BasePath:   settings.ValueOr(f.Cookie.BasePath, "/"),
+			HostPrefix: f.Cookie.HostPrefix,
+			SameSite:   settings.ValueOr(f.Cookie.SameSite, "strict"),
+		},
+		TrustedWebOrigins: f.TrustedWebOrigins,
+		CORSEnabled:       settings.ValueOr(f.CORSEnabled, true),
+		PAR:               settings.ValueOr(f.PAR, "auto"),
+		Logout:            Logout{RevokeRefreshToken: f.Logout.RevokeRefreshToken},
+	}
+	var err error
+
+	if err := settings.CheckListeners(c.Listen, c.MetricsListen, "/run/tokenhandler/agent.sock"); err != nil {
+		return nil, err
+	}
+	if err := checkBasePath(c.BasePath); err != nil {
+		return nil, err
+	}
+
+	if err := f.checkAuthorizationServer(); err != nil {
+		return nil, err
+	}
+
+	if c.ClientID == "" {
+		return nil, settings.Errorf("client_id", "is required")
+	}
+	if strings.ContainsFunc(c.ClientID, unicode.IsControl) {
+		return nil, settings.Errorf("client_id", "must not contain control characters")
+	}
+	if c.ClientSecret, err = secretSource.Secret(f.ClientSecret, f.ClientSecretFile, getenv); err != nil {
+		return nil, err
+	}
+	switch c.ClientAuthMethod {
+	case "client_secret_basic", "client_secret_post":
+	default:
+		return nil, settings.Errorf("client_auth_method", "must be client_secret_basic or client_secret_post, got %q", c.ClientAuthMethod)
+	}
+	if c.RedirectURI == "" {
+		return nil, settings.Errorf("redirect_uri", "is required, as http://www.example.localhost:3000/")
+	}
+	if err := checkURL("redirect_uri", c.RedirectURI, false); err != nil {
+		return nil, err
+	}
+	if c.PostLogoutRedirectURI != "" {
+		if err := checkURL("post_logout_redirect_uri", c.PostLogoutRedirectURI, false); err != nil {
+			return nil, err
+		}
+	}
+	if c.Scope, err = checkScope(settings.ValueOr(f.Scope, "openid profile")); err != nil {
+		return nil, err
+	}
+
+	if err := settings.CheckCookieNamePrefix("cookie_name_prefix", c.CookieNamePrefix); err != nil {
+		return nil, err
+	}
+	if c.Cookie.MaxAge, err = f.Cookie.check(); err != nil {
+		return nil, err
+	}
+	if c.CookieFormat, err = crypto.ParseFormat(settings.ValueOr(f.CookieFormat, "v1")); err != nil {
+		return nil, settings.Errorf("cookie_format", "%w", err)
+	}
+	if c.Keys, err = keySource.Keyring(f.EncryptionKeys, f.EncryptionKeysFile, getenv); err != nil {
+		return nil, err
+	}
+
+	if err := settings.CheckWebOrigins("trusted_web_origins", c.TrustedWebOrigins); err != nil {
+		return nil, err
+	}
+
+	switch c.PAR {
+	case "auto", "always", "never":
+	default:
+		return nil, settings.Errorf("par", "must be auto, always or never, got %q", c.PAR)
+	}
+
+	if c.IDToken.AllowedAlgs, err = checkAllowedAlgs(f.IDToken.AllowedAlgs); err != nil {
+		return nil, err
+	}
+	if c.IDToken.ClockSkew, err = settings.DurationRange("id_token.clock_skew", f.IDToken.ClockSkew, 30*time.Second, 0, 5*time.Minute); err != nil {
+		return nil, err
+	}
+	if c.Refresh.GracePeriod, err = settings.DurationRange("refresh.grace_period", f.Refresh.GracePeriod, 30*time.Second, 0, 10*time.Minute); err != nil {
+		return nil, err
+	}
+
+	for _, t := range []struct {
+		setting string
+		value   *string
+		def     time.Duration
+		dst     *time.Duration
+	}{
+		{"timeouts.read", f.Timeouts.Read, 30 * time.Second, &c.Timeouts.Read},
+		{"timeouts.write", f.Timeouts.Write, 30 * time.Second, &c.Timeouts.Write},
+		{"timeouts.idle", f.Timeouts.Idle, 120 * time.Second, &c.Timeouts.Idle},
+		{"timeouts.as", f.Timeouts.AS, 10 * time.Second, &c.Timeouts.AS},
+		{"timeouts.shutdown", f.Timeouts.Shutdown, 30 * time.Second, &c.Timeouts.Shutdown},
+	} {
+		if *t.dst, err = settings.PositiveDuration(t.setting, t.value, t.def); err != nil {
+			return nil, err
+		}
+	}
+
+	if c.Log.Level, c.Log.Format, err = f.Log.Parse("log"); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// checkAuthorizationServer checks the issuer and the endpoint overrides.
+// Without an issuer there is no discovery, so the endpoints every login
+// needs must be given.
+func (f *fileConfig) checkAuthorizationServer() error {
+	if f.Issuer == "" {
+		// Even with every endpoint given, ID tokens are checked against it.
+		return settings.Errorf("issuer", "is required: ID tokens are verified against it")
+	}
+	if err := checkURL("issuer", f.Issuer, true); err != nil {
+		return err
+	}
+	for _, e := range []struct{ setting, value string }{
+		{"authorization_endpoint", f.AuthorizationEndpoint},
+		{"token_endpoint", f.TokenEndpoint},
+		{"userinfo_endpoint", f.UserinfoEndpoint},
+		{"jwks_uri", f.JWKSURI},
+		{"end_session_endpoint", f.EndSessionEndpoint},
+		{"pushed_authorization_request_endpoint", f.PAREndpoint},
+		{"revocation_endpoint", f.RevocationEndpoint},
+	} {
+		if e.value != "" {
+			if err := checkURL(e.setting, e.value, false); err != nil {
+				return err
+			}
+			// The token endpoint gets the client secret, the others the
+			// user's tokens: https, but on the local machine.
+			if u, _ := url.Parse(e.value); u.Scheme != "https" && !isLoopbackName(u.Hostname()) {
+				return settings.Errorf(e.setting, "%q must use https (http only for localhost, 127.0.0.1, ::1 and *.localhost)", e.value)
+			}
+		}
+	}
+	return nil
+}
+
+// checkURL accepts an absolute http or https URL with a host and no
+// fragment (RFC 6749 §3.1, §3.1.2). An issuer also has no query, and uses
+// https unless its host is the local machine (OpenID Connect Discovery 1.0
+// §3; *.localhost resolves to loopback, RFC 6761 §6.3).
+func checkURL(setting, s string, issuer bool) error {
+	// '@' would come with user information, maybe a password: refuse it
+	// before any message quotes s.
+	if strings.Contains(s, "@") {
+		return settings.Errorf(setting, `must not contain "@": user information is not allowed`)
+	}
+	if settings.HasSpaceOrControl(s) {
+		return settings.Errorf(setting, "%q must not contain whitespace or control characters", s)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return settings.Errorf(setting, "%q is not a valid URL: %w", s, settings.URLErrorReason(err))
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return settings.Errorf(setting, "%q must be an absolute http or https URL", s)
+	case u.Opaque != "" || u.Hostname() == "":
+		return settings.Errorf(setting, "%q has no host", s)
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		return settings.Errorf(setting, "%q must not have a fragment", s)
+	}
+	if port := u.Port(); port != "" || strings.HasSuffix(u.Host, ":") {
+		if n, ok := settings.ParsePort(port); !ok || n == 0 {
+			return settings.Errorf(setting, "%q has an invalid port", s)
+		}
+	}
+	if !issuer {
+		return nil
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		return settings.Errorf(setting, "%q must not have a query", s)
+	}
+	if u.Scheme != "https" && !isLoopbackName(u.Hostname()) {
+		return settings.Errorf(setting, "%q must use https (http only for localhost, 127.0.0.1, ::1 and *.localhost)", s)
+	}
+	return nil
+}
+
+// isLoopbackName reports whether host names the local machine.
+func isLoopbackName(host string) bool {
+	host = strings.ToLower(host)
+	return host == "localhost" || host == "127.0.0.1" || host == "::1" || strings.HasSuffix(host, ".localhost")
+}
+
+// checkBasePath checks the path the agent's endpoints live under. It is
+// also a cookie Path (SPEC §4), so it must not hold ';' either.
+func checkBasePath(p string) error {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return settings.Errorf("base_path", "%q must start with \"/\"", p)
+	case strings.HasSuffix(p, "/"):
+		return settings.Errorf("base_path", "%q must not end with \"/\", as /oauth-agent", p)
+	case strings.ContainsAny(p, "?#"):
+		return settings.Errorf("base_path", "%q must not contain a query or fragment", p)
+	case settings.HasSpaceOrControl(p):
+		return settings.Errorf("base_path", "%q must not contain whitespace or control characters", p)
+	case strings.ContainsAny(p, ";,"):
+		return settings.Errorf("base_path", "%q must not contain ';' or ','", p)
+	case strings.Contains(p, ".."):
+		return settings.Errorf("base_path", "%q must not contain \"..\"", p)
+	}
+	return nil
+}
+
+// checkScope requires "openid" among the scope tokens (OpenID Connect Core
+// 1.0 §3.1.2.1), each made of the characters RFC 6749 §3.3 allows, and
+// returns them separated by single spaces.
+func checkScope(s string) (string, error) {
+	tokens := strings.Fields(s)
+	openid := false
+	for _, tok := range tokens {
+		for _, c := range []byte(tok) {
+			if c < 0x21 || c == '"' || c == '\\' || c > 0x7e {
+				return "", settings.Errorf("scope", "%q holds a character RFC 6749 §3.3 does not allow in a scope", s)
+			}
+		}
+		openid = openid || tok == "openid"
+	}
+	if !openid {
+		return "", settings.Errorf("scope", "%q must contain \"openid\"", s)
+	}
+	return strings.Join(tokens, " "), nil
+}
+
+// check validates the cookie section and returns its max_age. Host-prefix
+// cookies have Path=/ and no Domain (RFC 6265bis §4.1.3.2); a setting that
+// contradicts that is refused rather than ignored (SPEC §4).
+func (fc *fileCookie) check() (time.Duration, error) {
+	if fc.Domain != "" {
+		if err := checkCookieDomain(fc.Domain); err != nil {
+			return 0, err
+		}
+	}
+	base := settings.ValueOr(fc.BasePath, "/")
+	switch {
+	case !strings.HasPrefix(base, "/"):
+		return 0, settings.Errorf("cookie.base_path", "%q must start with \"/\"", base)
+	case settings.HasSpaceOrControl(base) || strings.ContainsAny(base, ";,?#"):
+		return 0, settings.Errorf("cookie.base_path", "%q must not contain whitespace, control characters, ';', ',', '?' or '#'", base)
+	}
+	if fc.HostPrefix {
+		if fc.Domain != "" {
+			return 0, settings.Errorf("cookie.domain", "must be empty when cookie.host_prefix is true: __Host- cookies have no Domain")
+		}
+		if base != "/" {
+			return 0, settings.Errorf("cookie.base_path", "must be \"/\" when cookie.host_prefix is true: __Host- cookies have Path=/, got %q", base)
+		}
+	}
+	switch s := settings.ValueOr(fc.SameSite, "strict"); s {
+	case "strict", "lax":
+	default:
+		return 0, settings.Errorf("cookie.same_site", "must be strict or lax, got %q", s)
+	}
+	// Browsers cap Max-Age at 400 days (RFC 6265bis §5.6.2).
+	maxAge, err := settings.DurationRange("cookie.max_age", fc.MaxAge, 0, 0, 400*24*time.Hour)
+	if err != nil {
+		return 0, err
+	}
+	if maxAge%time.Second != 0 {
+		return 0, settings.Errorf("cookie.max_age", "must be a whole number of seconds, got %q", *fc.MaxAge)
+	}
+	return maxAge, nil
+}
+
+// checkCookieDomain accepts a bare host name, as example.com: what the
+// cookie's Domain attribute holds.
+func checkCookieDomain(d string) error {
+	const setting = "cookie.domain"
+	switch {
+	case strings.Contains(d, "://") || strings.Contains(d, "/"):
+		return settings.Errorf(setting, "%q must be a bare host name, without scheme or path", d)
+	case strings.Contains(d, ":"):
+		return settings.Errorf(setting, "%q must be a bare host name, without a port", d)
+	case strings.HasPrefix(d, "."):
+		return settings.Errorf(setting, "%q must not start with \".\": write the bare host name", d)
+	case len(d) > 253:
+		return settings.Errorf(setting, "must be at most 253 characters, got %d", len(d))
+	}
+	for label := range strings.SplitSeq(d, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return settings.Errorf(setting, "%q is not a valid host name", d)
+		}
+		for _, c := range []byte(label) {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return settings.Errorf(setting, "%q is not a valid host name", d)
+			}
+		}
+	}
+	return nil
+}
+
+// checkAllowedAlgs returns the ID-token signing algorithms, the default when
+// the setting was left out.
+func checkAllowedAlgs(algs []string) ([]string, error) {
+	const setting = "id_token.allowed_algs"
+	if algs == nil {
+		return []string{"RS256", "PS256", "ES256", "EdDSA"}, nil
+	}
+	if len(algs) == 0 {
+		return nil, settings.Errorf(setting, "must list at least one algorithm")
+	}
+	for i, alg := range algs {
+		itemSetting := fmt.Sprintf("%s[%d]", setting, i)
+		if strings.EqualFold(alg, "none") {
+			return nil, settings.Errorf(itemSetting, "%q is not allowed: ID tokens must be signed", alg)
+		}
+		if !slices.Contains(idTokenAlgs, alg) {
+			return nil, settings.Errorf(itemSetting, "%q is not supported: want one of %s", alg, strings.Join(idTokenAlgs, ", "))
+		}
+		for j := range i {
+			if algs[j] == alg {
+				return nil, settings.Errorf(itemSetting, "%q repeats %s[%d]", alg, setting, j)
+			}
+		}
+	}
+	return algs, nil
+}

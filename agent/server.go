@@ -1,0 +1,190 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/internal/daemon"
+	"github.com/tokenhandler/tokenhandler/metrics"
+)
+
+// Server runs an Agent on its listener, and metrics and health endpoints on
+// the metrics listener (SPEC §7). Build it with NewServer, run Serve, stop it
+// with Shutdown. A Server is safe for concurrent use and must not be copied.
+type Server struct {
+	Agent *Agent
+
+	cfg        *Config // the configuration the listeners were opened with
+	log        zerolog.Logger
+	http       *fasthttp.Server
+	metricsSrv *fasthttp.Server
+	ln, mln    net.Listener
+	serving    atomic.Bool // false once Shutdown has begun
+	reloads    struct{ ok, failed *metrics.Counter }
+}
+
+// NewServer builds the Agent (which starts discovering the Authorization
+// Server in the background), opens the listeners and returns a Server ready
+// to Serve. It does not wait for the Authorization Server: /readyz answers
+// 503 until the agent has its metadata.
+func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
+	reg := metrics.NewRegistry()
+	a, err := New(cfg, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Agent: a, cfg: cfg, log: log}
+	s.reloads.ok = reg.Counter("oauth_agent_config_reloads_total", "Configuration reloads (SIGHUP), by result.", "result", "ok")
+	s.reloads.failed = reg.Counter("oauth_agent_config_reloads_total", "Configuration reloads (SIGHUP), by result.", "result", "error")
+	reg.GaugeFunc("oauth_agent_ready", "1 when the agent has the Authorization Server's metadata and serves requests, 0 while it starts or drains.", func() float64 {
+		if s.ready() {
+			return 1
+		}
+		return 0
+	})
+	s.http = newHTTPServer(cfg, a.Handler, log)
+	if s.ln, err = daemon.Listen(cfg.Listen); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("agent: listen: %w", err)
+	}
+	if cfg.MetricsListen != "" {
+		if s.mln, err = daemon.Listen(cfg.MetricsListen); err != nil {
+			s.ln.Close()
+			daemon.RemoveSocket(cfg.Listen)
+			a.Close()
+			return nil, fmt.Errorf("agent: metrics_listen: %w", err)
+		}
+		s.metricsSrv = &fasthttp.Server{Handler: daemon.OpsHandler(reg, s.ready), NoDefaultServerHeader: true, Logger: daemon.FasthttpLogger{Log: log}}
+	}
+	s.serving.Store(true)
+	return s, nil
+}
+
+// newHTTPServer returns the fasthttp server for the agent's listener.
+func newHTTPServer(cfg *Config, h fasthttp.RequestHandler, log zerolog.Logger) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:      h,
+		ErrorHandler: parseError,
+		// The request headers must fit: four cookies of up to 4 KiB each
+		// (SPEC §4).
+		ReadBufferSize:  16 << 10,
+		WriteBufferSize: 16 << 10,
+		ReadTimeout:     cfg.Timeouts.Read,
+		WriteTimeout:    cfg.Timeouts.Write,
+		IdleTimeout:     cfg.Timeouts.Idle,
+		// The agent's request bodies are small JSON documents (SPEC §5).
+		MaxRequestBodySize:           64 << 10,
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		CloseOnShutdown:              true,
+		SecureErrorLogMessage:        true, // fasthttp would quote request bytes, cookies included
+		Logger:                       daemon.FasthttpLogger{Log: log},
+	}
+}
+
+// ready reports what /readyz says: the agent has the Authorization Server's
+// metadata and the server is not draining.
+func (s *Server) ready() bool { return s.serving.Load() && s.Agent.Ready() }
+
+// Addr returns the agent listener's address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// MetricsAddr returns the metrics listener's address, or nil.
+func (s *Server) MetricsAddr() net.Addr {
+	if s.mln == nil {
+		return nil
+	}
+	return s.mln.Addr()
+}
+
+// Serve serves until Shutdown; it returns nil after a Shutdown.
+func (s *Server) Serve() error {
+	if s.metricsSrv != nil {
+		go func() {
+			if err := s.metricsSrv.Serve(s.mln); err != nil {
+				s.log.Error().Err(err).Msg("metrics listener failed")
+			}
+		}()
+	}
+	s.log.Info().Str("listen", s.cfg.Listen).Str("metrics_listen", s.cfg.MetricsListen).Str("base_path", s.cfg.BasePath).Str("issuer", s.cfg.Issuer).Msg("oauth-agent serving")
+	return s.http.Serve(s.ln)
+}
+
+// Reload applies a new configuration to requests that start after it
+// returns. Listen addresses, listener timeouts and the log format belong to
+// what is already open: a change to them is logged and waits for a restart.
+// On error nothing changes.
+func (s *Server) Reload(cfg *Config) error {
+	if err := s.Agent.Reload(cfg, s.log); err != nil {
+		s.reloads.failed.Inc()
+		return err
+	}
+	old := s.cfg
+	if cfg.Listen != old.Listen || cfg.MetricsListen != old.MetricsListen || cfg.Log.Format != old.Log.Format ||
+		cfg.Timeouts.Read != old.Timeouts.Read || cfg.Timeouts.Write != old.Timeouts.Write ||
+		cfg.Timeouts.Idle != old.Timeouts.Idle || cfg.Timeouts.Shutdown != old.Timeouts.Shutdown {
+		s.log.Warn().Msg("listen, metrics_listen, timeouts (but as) and log.format changed: they take effect at the next restart")
+	}
+	s.reloads.ok.Inc()
+	s.log.Info().Int("keys", cfg.Keys.Len()).Str("issuer", cfg.Issuer).Msg("configuration reloaded")
+	return nil
+}
+
+// ReloadFile loads the configuration at path and applies it as Reload does.
+// A file that does not load is counted as a failed reload and changes
+// nothing.
+func (s *Server) ReloadFile(path string, getenv func(string) string) error {
+	cfg, err := LoadConfig(path, getenv)
+	if err != nil {
+		s.reloads.failed.Inc()
+		return err
+	}
+	return s.Reload(cfg)
+}
+
+// Shutdown stops accepting connections (/readyz answers 503 from now on),
+// lets requests in flight finish until ctx ends, then closes everything and
+// stops the agent's background work.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.serving.Store(false)
+	err := s.http.ShutdownWithContext(ctx)
+	if s.metricsSrv != nil {
+		s.metricsSrv.ShutdownWithContext(ctx)
+	}
+	s.Agent.Close()
+	daemon.RemoveSocket(s.cfg.Listen)
+	daemon.RemoveSocket(s.cfg.MetricsListen)
+	return err
+}
+
+// Answers to requests fasthttp could not read, in the JSON of SPEC §5.
+var (
+	parseErrorHeaderTooBig = []byte(`{"code":"invalid_request","message":"The request headers are too large"}`)
+	parseErrorBodyTooBig   = []byte(`{"code":"invalid_request","message":"The request body is too large"}`)
+	parseErrorBadRequest   = []byte(`{"code":"invalid_request","message":"The request is invalid"}`)
+)
+
+// parseError answers requests fasthttp could not read.
+func parseError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.As(err, &small):
+		ctx.SetStatusCode(fasthttp.StatusRequestHeaderFieldsTooLarge)
+		ctx.SetBody(parseErrorHeaderTooBig)
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		ctx.SetStatusCode(fasthttp.StatusRequestEntityTooLarge)
+		ctx.SetBody(parseErrorBodyTooBig)
+	default:
+		ctx.SetStatusCode(fasthttp.StatusBadRequest)
+		ctx.SetBody(parseErrorBadRequest)
+	}
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
+}

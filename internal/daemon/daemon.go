@@ -1,0 +1,131 @@
+// Package daemon is the server plumbing the oauth-proxy and oauth-agent
+// binaries share: opening their listeners (TCP or Unix socket), their
+// zerolog loggers, and the operations endpoints /metrics, /healthz and
+// /readyz (SPEC §7).
+package daemon
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/metrics"
+)
+
+// Listen opens addr: "host:port" as TCP, or "unix:/path" as a Unix socket
+// with mode 0660. A stale socket left by a previous run is removed first; a
+// path that is not a socket, or a socket another process still answers on,
+// is refused and left alone.
+//
+// Listen changes the process umask for the moment it creates the socket, so
+// call it at start-up, before other goroutines create files. The socket file
+// stays when the listener closes: remove it with [RemoveSocket].
+func Listen(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		return net.Listen("tcp", addr)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s is in use by another process", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+	}
+	// Create the socket with mode 0660 from the start (no window in which
+	// the process umask leaves it open to others). Umask is process-wide;
+	// this runs at start-up, before anything else creates files.
+	old := syscall.Umask(0o117)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	// The file goes with RemoveSocket once the server has stopped, not
+	// when the listener closes.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// RemoveSocket removes the socket file of a "unix:/path" address; it does
+// nothing for any other address.
+func RemoveSocket(addr string) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		os.Remove(path)
+	}
+}
+
+// NewLogger returns a logger writing to w at level and above, with a
+// timestamp on every line: JSON lines when format is "json", human-readable
+// lines when it is "console" (the two values configuration accepts).
+func NewLogger(level zerolog.Level, format string, w io.Writer) zerolog.Logger {
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// FasthttpLogger sends fasthttp's own messages (fasthttp.Server.Logger) to
+// Log at warn level, marked component=fasthttp. Set
+// fasthttp.Server.SecureErrorLogMessage too: without it fasthttp quotes
+// request bytes, cookies included.
+//
+// A FasthttpLogger may be copied and is safe for concurrent use.
+type FasthttpLogger struct {
+	Log zerolog.Logger
+}
+
+// Printf implements fasthttp.Logger.
+func (l FasthttpLogger) Printf(format string, args ...any) {
+	l.Log.Warn().Str("component", "fasthttp").Msgf(format, args...)
+}
+
+// OpsHandler serves the operations endpoints of a metrics listener:
+//
+//   - /metrics: reg in the Prometheus text format (version 0.0.4);
+//   - /healthz: 200 {"status":"ok"} while the process runs (liveness);
+//   - /readyz: 200 {"status":"ready"} when ready returns true, else 503
+//     {"status":"not ready"} (starting, or draining after SIGTERM);
+//   - anything else: 404.
+//
+// Every answer carries Cache-Control: no-store. ready is called once per
+// /readyz request, from any goroutine.
+func OpsHandler(reg *metrics.Registry, ready func() bool) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
+		switch string(ctx.Path()) {
+		case "/metrics":
+			ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+			reg.WritePrometheus(ctx)
+		case "/healthz":
+			ctx.SetContentType("application/json")
+			ctx.SetBodyString(`{"status":"ok"}`)
+		case "/readyz":
+			ctx.SetContentType("application/json")
+			if ready() {
+				ctx.SetBodyString(`{"status":"ready"}`)
+			} else {
+				ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+				ctx.SetBodyString(`{"status":"not ready"}`)
+			}
+		default:
+			ctx.SetStatusCode(fasthttp.StatusNotFound)
+		}
+	}
+}

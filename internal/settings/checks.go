@@ -1,0 +1,280 @@
+package settings
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/rs/zerolog"
+)
+
+// PositiveDuration returns the duration written as *p, a Go duration string
+// such as "30s", or def when p is nil. It must be greater than zero.
+func PositiveDuration(setting string, p *string, def time.Duration) (time.Duration, error) {
+	if p == nil {
+		return def, nil
+	}
+	d, err := parseDuration(setting, *p)
+	if err != nil {
+		return 0, err
+	}
+	if d <= 0 {
+		return 0, Errorf(setting, "must be greater than zero, got %q", *p)
+	}
+	return d, nil
+}
+
+// DurationRange returns the duration written as *p, a Go duration string
+// such as "30s", or def when p is nil. It must lie between lo and hi, both
+// included.
+func DurationRange(setting string, p *string, def, lo, hi time.Duration) (time.Duration, error) {
+	if p == nil {
+		return def, nil
+	}
+	d, err := parseDuration(setting, *p)
+	if err != nil {
+		return 0, err
+	}
+	if d < lo || d > hi {
+		return 0, Errorf(setting, "must be between %s and %s, got %q", formatDuration(lo), formatDuration(hi), *p)
+	}
+	return d, nil
+}
+
+func parseDuration(setting, s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, Errorf(setting, "invalid duration %q (write a Go duration such as 30s)", s)
+	}
+	return d, nil
+}
+
+// formatDuration writes d as an operator would: 5m rather than 5m0s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// Log is the log section of a configuration file as written, for a struct
+// that Decode fills: {level: debug|info|warn|error, format: json|console}.
+// It may be copied.
+type Log struct {
+	Level  *string `yaml:"level"`
+	Format *string `yaml:"format"`
+}
+
+// Parse returns the level (default info) and format (default json); setting
+// is the section's path, as "log".
+func (l Log) Parse(setting string) (zerolog.Level, string, error) {
+	var level zerolog.Level
+	switch s := ValueOr(l.Level, "info"); s {
+	case "debug":
+		level = zerolog.DebugLevel
+	case "info":
+		level = zerolog.InfoLevel
+	case "warn":
+		level = zerolog.WarnLevel
+	case "error":
+		level = zerolog.ErrorLevel
+	default:
+		return 0, "", Errorf(setting+".level", "must be debug, info, warn or error, got %q", s)
+	}
+	switch format := ValueOr(l.Format, "json"); format {
+	case "json", "console":
+		return level, format, nil
+	default:
+		return 0, "", Errorf(setting+".format", "must be json or console, got %q", format)
+	}
+}
+
+// CheckListeners checks the settings listen and metrics_listen (optional:
+// "" means no metrics listener) with CheckListenAddr, and that they differ.
+func CheckListeners(listen, metricsListen, exampleSocket string) error {
+	if err := CheckListenAddr("listen", listen, exampleSocket); err != nil {
+		return err
+	}
+	if metricsListen == "" {
+		return nil
+	}
+	if err := CheckListenAddr("metrics_listen", metricsListen, exampleSocket); err != nil {
+		return err
+	}
+	// Two listeners on port 0 get different ports, so only refuse a real clash.
+	if metricsListen == listen && !strings.HasSuffix(listen, ":0") {
+		return Errorf("metrics_listen", "must differ from listen (both are %q)", listen)
+	}
+	return nil
+}
+
+// CheckListenAddr accepts "unix:" followed by an absolute path, or host:port
+// with a numeric port (0 picks a free port). exampleSocket is the socket path
+// the message suggests, as "/run/tokenhandler/proxy.sock".
+func CheckListenAddr(setting, addr, exampleSocket string) error {
+	if HasSpaceOrControl(addr) {
+		return Errorf(setting, "%q must not contain whitespace or control characters", addr)
+	}
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if !path.IsAbs(p) || strings.HasSuffix(p, "/") {
+			return Errorf(setting, "%q must name a socket by its absolute path, as unix:%s", addr, exampleSocket)
+		}
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return Errorf(setting, "%q must be host:port or unix:/absolute/path", addr)
+	}
+	if _, ok := ParsePort(port); !ok {
+		return Errorf(setting, "%q must have a port from 0 to 65535", addr)
+	}
+	return nil
+}
+
+// ParsePort parses a decimal port number from 0 to 65535.
+func ParsePort(s string) (int, bool) {
+	if s == "" || len(s) > 5 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, n <= 65535
+}
+
+// CheckCookieNamePrefix keeps the prefix usable both in cookie names and in
+// the CSRF header name x-<prefix>-csrf: 1 to 64 ASCII letters, digits, '-'
+// and '_' (SPEC §4).
+func CheckCookieNamePrefix(setting, p string) error {
+	if len(p) < 1 || len(p) > 64 {
+		return Errorf(setting, "must be 1 to 64 characters long, got %d", len(p))
+	}
+	for _, c := range []byte(p) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return Errorf(setting, "%q may hold only ASCII letters, digits, '-' and '_'", p)
+		}
+	}
+	return nil
+}
+
+// CheckWebOrigins requires at least one origin, no repeats, and each origin
+// written exactly as a browser sends it in the Origin header (RFC 6454
+// §6.1), since both binaries compare origins byte for byte.
+func CheckWebOrigins(setting string, origins []string) error {
+	if len(origins) == 0 {
+		return Errorf(setting, "at least one origin is required, as http://www.example.localhost:3000")
+	}
+	for i, o := range origins {
+		itemSetting := fmt.Sprintf("%s[%d]", setting, i)
+		if err := checkWebOrigin(o); err != nil {
+			return Errorf(itemSetting, "%w", err)
+		}
+		for j := range i {
+			if origins[j] == o {
+				return Errorf(itemSetting, "%q repeats %s[%d]", o, setting, j)
+			}
+		}
+	}
+	return nil
+}
+
+// checkWebOrigin accepts only scheme://host[:port] with scheme http or https.
+func checkWebOrigin(o string) error {
+	// '@' can only come from user information here; refuse it before any
+	// message quotes o.
+	if strings.Contains(o, "@") {
+		return errors.New(`must not contain "@": user information is not allowed`)
+	}
+	switch {
+	case o == "*" || o == "null":
+		return fmt.Errorf("%q is not allowed: list each trusted origin", o)
+	case HasSpaceOrControl(o):
+		return fmt.Errorf("%q must not contain whitespace or control characters", o)
+	case o != strings.ToLower(o):
+		return fmt.Errorf("%q must be lower case, as browsers send it", o)
+	}
+	u, err := url.Parse(o)
+	if err != nil {
+		return fmt.Errorf("%q is not a valid origin: %w", o, URLErrorReason(err))
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%q must start with http:// or https://", o)
+	case u.Opaque != "" || u.Hostname() == "":
+		return fmt.Errorf("%q has no host", o)
+	case u.Path != "" || u.RawPath != "":
+		return fmt.Errorf("%q must not have a path, not even \"/\"", o)
+	case u.RawQuery != "" || u.ForceQuery:
+		return fmt.Errorf("%q must not have a query", o)
+	case u.Fragment != "" || strings.Contains(o, "#"):
+		return fmt.Errorf("%q must not have a fragment", o)
+	}
+	if port := u.Port(); port != "" || strings.HasSuffix(u.Host, ":") {
+		n, ok := ParsePort(port)
+		switch {
+		case !ok || n == 0:
+			return fmt.Errorf("%q has an invalid port", o)
+		case u.Scheme == "http" && n == 80, u.Scheme == "https" && n == 443:
+			return fmt.Errorf("%q must leave out the default port, as browsers do", o)
+		}
+	}
+	return nil
+}
+
+// URLErrorReason drops the URL that *url.Error repeats, so that the caller
+// decides what to quote: the URL may hold a password.
+func URLErrorReason(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		return ue.Err
+	}
+	return err
+}
+
+// CheckTokenList requires every header name or method in list to be a token
+// (RFC 9110 §5.6.2, formerly RFC 7230 §3.2.6). Wildcards are refused:
+// browsers do not honour "*" on requests with credentials, which are all the
+// token handler serves.
+func CheckTokenList(setting string, list []string) error {
+	for i, s := range list {
+		itemSetting := fmt.Sprintf("%s[%d]", setting, i)
+		if strings.Contains(s, "*") {
+			return Errorf(itemSetting, "%q: wildcards are not allowed with credentials; list each name", s)
+		}
+		if !isHTTPToken(s) {
+			return Errorf(itemSetting, "%q is not an RFC 7230 token", s)
+		}
+	}
+	return nil
+}
+
+// isHTTPToken reports whether s is a non-empty run of tchar (RFC 9110 §5.6.2).
+func isHTTPToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// HasSpaceOrControl reports whether s holds whitespace or a control
+// character.
+func HasSpaceOrControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
+}

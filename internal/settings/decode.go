@@ -1,0 +1,179 @@
+// Package settings is the configuration-file machinery the oauth-proxy and
+// oauth-agent binaries share (SPEC §7): strict YAML decoding into tagged
+// structs, and the checks of settings both binaries have (listen addresses,
+// web origins, cookie name prefix, durations, logging, secrets and key rings
+// from exactly one source).
+//
+// Every error names the setting by its YAML path, as "routes[1].upstream",
+// and never quotes a secret. Errors carry no program prefix: each binary
+// wraps them in its own ("proxy: config: ", "agent: config: ").
+package settings
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Errorf returns an error naming setting by its YAML path:
+// "<setting>: <message>". The message wraps what format and args wrap.
+func Errorf(setting, format string, args ...any) error {
+	return fmt.Errorf("%s: %w", setting, fmt.Errorf(format, args...))
+}
+
+// ValueOr returns *p, or def when the setting was left out (p is nil).
+func ValueOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// Decode decodes data, one YAML document holding a mapping of settings, into
+// the struct out points to. Keys match the fields' yaml tags; a nested
+// struct is a section (a mapping), a slice of structs a list of sections, a
+// yaml.Node field takes the value as written. Use pointer fields to tell a
+// setting left out (nil) from one given, even as "" or false.
+//
+// Unknown keys, keys set twice and values of the wrong type are errors that
+// name the setting by its path and line, and never quote the value: yaml's
+// own type errors would quote its first characters, which could be a key.
+// An empty file, several documents and a top level that is not a mapping
+// are errors too.
+//
+// Decode panics if out is not a non-nil pointer to a struct.
+func Decode(data []byte, out any) error {
+	v := reflect.ValueOf(out)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		panic(fmt.Sprintf("settings: internal error: Decode needs a pointer to a struct, got %T", out))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("the file is empty")
+		}
+		return err
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		return errors.New("the file holds several YAML documents; it must hold one")
+	}
+	root := doc.Content[0]
+	if IsNull(root) {
+		return errors.New("the file is empty")
+	}
+	if root.Kind != yaml.MappingNode {
+		return fmt.Errorf("the file must be a YAML mapping of settings (line %d)", root.Line)
+	}
+	return decodeMapping(root, "", v.Elem())
+}
+
+// IsNull reports whether n is YAML null, as a key written with no value.
+func IsNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+var yamlNodeType = reflect.TypeFor[yaml.Node]()
+
+// decodeMapping decodes the mapping n into the struct out, one key at a time,
+// matching keys to the fields' yaml tags; path is the YAML path of n ("" for
+// the top level).
+//
+// Decoding by hand, rather than with yaml.Decoder.KnownFields, lets every
+// error name the setting by its full path, and keeps values out of messages.
+func decodeMapping(n *yaml.Node, path string, out reflect.Value) error {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if IsNull(n) {
+		return nil // a section with no settings keeps its defaults
+	}
+	if n.Kind != yaml.MappingNode {
+		return Errorf(path, "must be a mapping of settings (line %d)", n.Line)
+	}
+	seen := make(map[string]int)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		setting := k.Value
+		if path != "" {
+			setting = path + "." + k.Value
+		}
+		field, ok := fieldByYAMLName(out.Type(), k.Value)
+		if !ok || k.Kind != yaml.ScalarNode {
+			return fmt.Errorf("unknown setting %q (line %d)", setting, k.Line)
+		}
+		if line, dup := seen[k.Value]; dup {
+			return Errorf(setting, "set twice (lines %d and %d)", line, k.Line)
+		}
+		seen[k.Value] = k.Line
+		if err := decodeSetting(v, setting, out.FieldByIndex(field.Index)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decodeSetting decodes the value of one setting into out.
+func decodeSetting(n *yaml.Node, setting string, out reflect.Value) error {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	t := out.Type()
+	switch {
+	case t.Kind() == reflect.Struct && t != yamlNodeType:
+		return decodeMapping(n, setting, out)
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		if IsNull(n) {
+			return nil
+		}
+		if n.Kind != yaml.SequenceNode {
+			return Errorf(setting, "must be a list (line %d)", n.Line)
+		}
+		out.Set(reflect.MakeSlice(t, len(n.Content), len(n.Content)))
+		for i, item := range n.Content {
+			if err := decodeMapping(item, fmt.Sprintf("%s[%d]", setting, i), out.Index(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := n.Decode(out.Addr().Interface()); err != nil {
+		return Errorf(setting, "must be %s (line %d)", describeSettingType(t), n.Line)
+	}
+	return nil
+}
+
+// describeSettingType names what a setting of type t holds, for messages.
+func describeSettingType(t reflect.Type) string {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int:
+		return "an integer"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice:
+		return "a list of strings"
+	}
+	return "a " + t.String()
+}
+
+// fieldByYAMLName finds the field of struct type t whose yaml tag is name.
+func fieldByYAMLName(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); tag == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}

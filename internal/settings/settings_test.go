@@ -1,0 +1,583 @@
+package settings
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/deptest"
+)
+
+// TestDependencies: settings is shared by both binaries and must not link
+// either of them, nor any server code.
+func TestDependencies(t *testing.T) {
+	m := deptest.Module
+	deptest.Allow(t, m+"/internal/settings", m+"/crypto",
+		"github.com/minio/sio", "golang.org/x/crypto", "golang.org/x/sys",
+		"github.com/rs/zerolog", "github.com/mattn/go-colorable", "github.com/mattn/go-isatty", "go.yaml.in/yaml/v3")
+}
+
+// testKey is the public TEST key from the SPEC. Never use it anywhere but in
+// tests.
+const testKey = "7b99279ab87533d3c238db874a842a91ee26a76027f3c03c317504963d2c9926"
+
+type testFile struct {
+	Name    *string     `yaml:"name"`
+	Count   int         `yaml:"count"`
+	Enabled bool        `yaml:"enabled"`
+	List    []string    `yaml:"list"`
+	Section testSection `yaml:"section"`
+	Items   []testItem  `yaml:"items"`
+	Raw     yaml.Node   `yaml:"raw"`
+	Log     Log         `yaml:"log"`
+	Secret  *string     `yaml:"secret"`
+	Untaged string
+}
+
+type testSection struct {
+	Timeout *string `yaml:"timeout"`
+	Deeper  struct {
+		Flag bool `yaml:"flag"`
+	} `yaml:"deeper"`
+}
+
+type testItem struct {
+	Path string `yaml:"path"`
+}
+
+func TestDecode(t *testing.T) {
+	var f testFile
+	err := Decode([]byte(`
+name: &n hello
+count: 3
+enabled: true
+list: [a, b]
+section:
+  timeout: 5s
+  deeper: {flag: true}
+items:
+  - {path: /a/}
+  - path: /b/
+raw: [x, y]
+log: {level: debug}
+`), &f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ValueOr(f.Name, "") != "hello" || f.Count != 3 || !f.Enabled || !reflect.DeepEqual(f.List, []string{"a", "b"}) {
+		t.Errorf("scalars: %+v", f)
+	}
+	if ValueOr(f.Section.Timeout, "") != "5s" || !f.Section.Deeper.Flag {
+		t.Errorf("section: %+v", f.Section)
+	}
+	if !reflect.DeepEqual(f.Items, []testItem{{"/a/"}, {"/b/"}}) {
+		t.Errorf("items: %+v", f.Items)
+	}
+	if f.Raw.Kind != yaml.SequenceNode || len(f.Raw.Content) != 2 {
+		t.Errorf("raw: kind %v, %d items; want the list as written", f.Raw.Kind, len(f.Raw.Content))
+	}
+	if ValueOr(f.Log.Level, "") != "debug" || f.Log.Format != nil {
+		t.Errorf("log: %+v", f.Log)
+	}
+}
+
+func TestDecodeAccepts(t *testing.T) {
+	tests := []struct {
+		name  string
+		yaml  string
+		check func(t *testing.T, f *testFile)
+	}{
+		{"empty sections keep defaults", "section:\nitems:\nlog:\ncount: 1\n", func(t *testing.T, f *testFile) {
+			if f.Section.Timeout != nil || f.Items != nil || f.Log.Level != nil {
+				t.Errorf("empty sections set something: %+v", f)
+			}
+		}},
+		{"anchors and aliases", "name: &n x\nsecret: *n\nsection: &s {timeout: 1s}\n", func(t *testing.T, f *testFile) {
+			if ValueOr(f.Secret, "") != "x" {
+				t.Errorf("Secret = %v, want x", f.Secret)
+			}
+		}},
+		{"empty string is not left out", "name: \"\"\n", func(t *testing.T, f *testFile) {
+			if f.Name == nil || *f.Name != "" {
+				t.Errorf("Name = %v, want a pointer to \"\"", f.Name)
+			}
+		}},
+		{"explicit document start", "---\ncount: 2\n", func(t *testing.T, f *testFile) {
+			if f.Count != 2 {
+				t.Errorf("Count = %d, want 2", f.Count)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f testFile
+			if err := Decode([]byte(tt.yaml), &f); err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, &f)
+		})
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want string // the whole message
+	}{
+		{"empty", "", "the file is empty"},
+		{"comments only", "# nothing\n", "the file is empty"},
+		{"null document", "---\n", "the file is empty"},
+		{"list", "- a\n- b\n", "the file must be a YAML mapping of settings (line 1)"},
+		{"scalar", testKey + "\n", "the file must be a YAML mapping of settings (line 1)"},
+		{"two documents", "count: 1\n---\ncount: 2\n", "the file holds several YAML documents; it must hold one"},
+		{"unknown top-level", "count: 1\ncuont: 2\n", `unknown setting "cuont" (line 2)`},
+		{"untagged field is unknown", "Untaged: x\n", `unknown setting "Untaged" (line 1)`},
+		{"unknown nested", "section: {deeper: {flag: true, flga: 1}}\n", `unknown setting "section.deeper.flga" (line 1)`},
+		{"unknown in list item", "items:\n  - {path: /a/}\n  - {paht: /b/}\n", `unknown setting "items[1].paht" (line 3)`},
+		{"key not a scalar", "[a]: 1\n", `unknown setting "" (line 1)`},
+		{"set twice", "count: 1\nname: x\ncount: 2\n", "count: set twice (lines 1 and 3)"},
+		{"set twice nested", "section:\n  timeout: 1s\n  timeout: 2s\n", "section.timeout: set twice (lines 2 and 3)"},
+		{"int", "count: " + testKey + "\n", "count: must be an integer (line 1)"},
+		{"bool", "enabled: maybe\n", "enabled: must be true or false (line 1)"},
+		{"list of strings", "list: " + testKey + "\n", "list: must be a list of strings (line 1)"},
+		{"list as mapping", "list: {" + testKey + ": 1}\n", "list: must be a list of strings (line 1)"},
+		{"string", "secret: [" + testKey + "]\n", "secret: must be a string (line 1)"},
+		{"section not a mapping", "section: " + testKey + "\n", "section: must be a mapping of settings (line 1)"},
+		{"list of sections not a list", "items: {path: /a/}\n", "items: must be a list (line 1)"},
+		{"list item not a mapping", "items: [/a/]\n", "items[0]: must be a mapping of settings (line 1)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f testFile
+			err := Decode([]byte(tt.yaml), &f)
+			if err == nil {
+				t.Fatalf("Decode succeeded (%+v), want %q", f, tt.want)
+			}
+			if err.Error() != tt.want {
+				t.Errorf("error %q, want %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), testKey[:7]) {
+				t.Errorf("error %q quotes the value", err)
+			}
+		})
+	}
+}
+
+func TestDecodeSyntaxError(t *testing.T) {
+	var f testFile
+	err := Decode([]byte("count: [\n"), &f)
+	if err == nil || !strings.HasPrefix(err.Error(), "yaml: ") {
+		t.Errorf("error %v, want yaml's syntax error", err)
+	}
+}
+
+func TestDecodePanicsOnProgrammerError(t *testing.T) {
+	for _, out := range []any{nil, testFile{}, (*testFile)(nil), new(int)} {
+		func() {
+			defer func() {
+				r := recover()
+				if s, _ := r.(string); !strings.HasPrefix(s, "settings: internal error: ") {
+					t.Errorf("Decode(%T): recovered %v, want a settings internal-error panic", out, r)
+				}
+			}()
+			Decode([]byte("count: 1\n"), out)
+		}()
+	}
+}
+
+func TestErrorf(t *testing.T) {
+	inner := errors.New("inner")
+	err := Errorf("routes[1].upstream", "wraps %w", inner)
+	if err.Error() != "routes[1].upstream: wraps inner" || !errors.Is(err, inner) {
+		t.Errorf("Errorf = %q (Is inner: %v)", err, errors.Is(err, inner))
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestDurations(t *testing.T) {
+	tests := []struct {
+		name    string
+		value   *string
+		lo, hi  time.Duration // both zero: PositiveDuration
+		want    time.Duration
+		wantErr string
+	}{
+		{name: "positive default", value: nil, want: 7 * time.Second},
+		{name: "positive", value: ptr("1m30s"), want: 90 * time.Second},
+		{name: "positive zero", value: ptr("0s"), wantErr: `t: must be greater than zero, got "0s"`},
+		{name: "positive negative", value: ptr("-1s"), wantErr: `t: must be greater than zero, got "-1s"`},
+		{name: "no unit", value: ptr("30"), wantErr: `t: invalid duration "30" (write a Go duration such as 30s)`},
+		{name: "empty", value: ptr(""), wantErr: `t: invalid duration ""`},
+		{name: "words", value: ptr("3 seconds"), wantErr: `t: invalid duration "3 seconds"`},
+		{name: "range default", value: nil, lo: 0, hi: 5 * time.Minute, want: 7 * time.Second},
+		{name: "range low end", value: ptr("0s"), lo: 0, hi: 5 * time.Minute, want: 0},
+		{name: "range high end", value: ptr("5m"), lo: 0, hi: 5 * time.Minute, want: 5 * time.Minute},
+		{name: "range above", value: ptr("5m1s"), lo: 0, hi: 5 * time.Minute, wantErr: `t: must be between 0s and 5m, got "5m1s"`},
+		{name: "range below", value: ptr("-1s"), lo: 0, hi: 2 * time.Hour, wantErr: `t: must be between 0s and 2h, got "-1s"`},
+		{name: "range mixed units", value: ptr("1s"), lo: 2 * time.Second, hi: 90 * time.Minute, wantErr: `t: must be between 2s and 1h30m, got "1s"`},
+		{name: "range bad", value: ptr("soon"), lo: 0, hi: time.Minute, wantErr: `t: invalid duration "soon"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got time.Duration
+			var err error
+			if tt.lo == 0 && tt.hi == 0 {
+				got, err = PositiveDuration("t", tt.value, 7*time.Second)
+			} else {
+				got, err = DurationRange("t", tt.value, 7*time.Second, tt.lo, tt.hi)
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v, %v; want an error starting with %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLogParse(t *testing.T) {
+	tests := []struct {
+		name       string
+		log        Log
+		wantLevel  zerolog.Level
+		wantFormat string
+		wantErr    string
+	}{
+		{name: "defaults", wantLevel: zerolog.InfoLevel, wantFormat: "json"},
+		{name: "debug console", log: Log{Level: ptr("debug"), Format: ptr("console")}, wantLevel: zerolog.DebugLevel, wantFormat: "console"},
+		{name: "warn", log: Log{Level: ptr("warn")}, wantLevel: zerolog.WarnLevel, wantFormat: "json"},
+		{name: "error", log: Log{Level: ptr("error"), Format: ptr("json")}, wantLevel: zerolog.ErrorLevel, wantFormat: "json"},
+		{name: "bad level", log: Log{Level: ptr("verbose")}, wantErr: `log.level: must be debug, info, warn or error, got "verbose"`},
+		{name: "upper-case level", log: Log{Level: ptr("INFO")}, wantErr: `log.level: must be debug, info, warn or error, got "INFO"`},
+		{name: "bad format", log: Log{Format: ptr("text")}, wantErr: `log.format: must be json or console, got "text"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			level, format, err := tt.log.Parse("log")
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || level != tt.wantLevel || format != tt.wantFormat {
+				t.Fatalf("got %v, %q, %v; want %v, %q", level, format, err, tt.wantLevel, tt.wantFormat)
+			}
+		})
+	}
+}
+
+func TestCheckListeners(t *testing.T) {
+	const sock = "/run/tokenhandler/x.sock"
+	tests := []struct {
+		listen, metrics string
+		wantErr         string // "" when valid
+	}{
+		{"127.0.0.1:8080", "", ""},
+		{"127.0.0.1:0", "127.0.0.1:0", ""},
+		{":8081", "[::1]:9101", ""},
+		{"unix:/run/a.sock", "unix:/run/b.sock", ""},
+		{"localhost", "", `listen: "localhost" must be host:port or unix:/absolute/path`},
+		{"", "", `listen: "" must be host:port or unix:/absolute/path`},
+		{"127.0.0.1:http", "", `listen: "127.0.0.1:http" must have a port from 0 to 65535`},
+		{"127.0.0.1:65536", "", `listen: "127.0.0.1:65536" must have a port from 0 to 65535`},
+		{"unix:x.sock", "", `listen: "unix:x.sock" must name a socket by its absolute path, as unix:/run/tokenhandler/x.sock`},
+		{"unix:/run/", "", `listen: "unix:/run/" must name a socket by its absolute path`},
+		{"127.0.0.1 :80", "", `listen: "127.0.0.1 :80" must not contain whitespace or control characters`},
+		{"127.0.0.1:1", "9101", `metrics_listen: "9101" must be host:port or unix:/absolute/path`},
+		{"127.0.0.1:1", "127.0.0.1:1", `metrics_listen: must differ from listen (both are "127.0.0.1:1")`},
+		{"unix:/run/p.sock", "unix:/run/p.sock", `metrics_listen: must differ from listen`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.listen+" "+tt.metrics, func(t *testing.T) {
+			err := CheckListeners(tt.listen, tt.metrics, sock)
+			checkErr(t, err, tt.wantErr)
+		})
+	}
+}
+
+// checkErr fails unless err is nil and want is "", or err starts with want.
+func checkErr(t *testing.T, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("unexpected error: %v", err)
+	case want != "" && err == nil:
+		t.Fatalf("no error, want one starting with %q", want)
+	case want != "" && !strings.HasPrefix(err.Error(), want):
+		t.Fatalf("error %q, want one starting with %q", err, want)
+	}
+}
+
+func TestParsePort(t *testing.T) {
+	for s, want := range map[string]int{"0": 0, "80": 80, "65535": 65535, "00080": 80} {
+		if n, ok := ParsePort(s); !ok || n != want {
+			t.Errorf("ParsePort(%q) = %d, %v; want %d, true", s, n, ok, want)
+		}
+	}
+	for _, s := range []string{"", "65536", "-1", "+1", "8o", "123456", "http"} {
+		if n, ok := ParsePort(s); ok {
+			t.Errorf("ParsePort(%q) = %d, true; want false", s, n)
+		}
+	}
+}
+
+func TestCheckCookieNamePrefix(t *testing.T) {
+	tests := []struct {
+		prefix, wantErr string
+	}{
+		{"example", ""},
+		{"my_app-1", ""},
+		{strings.Repeat("a", 64), ""},
+		{"", "p: must be 1 to 64 characters long, got 0"},
+		{strings.Repeat("a", 65), "p: must be 1 to 64 characters long, got 65"},
+		{"my app", `p: "my app" may hold only ASCII letters, digits, '-' and '_'`},
+		{"a.b", `p: "a.b" may hold only`},
+		{"a=b", `p: "a=b" may hold only`},
+		{"café", `p: "café" may hold only`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.prefix, func(t *testing.T) {
+			checkErr(t, CheckCookieNamePrefix("p", tt.prefix), tt.wantErr)
+		})
+	}
+}
+
+func TestCheckWebOrigins(t *testing.T) {
+	tests := []struct {
+		name    string
+		origins []string
+		wantErr string
+	}{
+		{"one", []string{"http://www.example.localhost:3000"}, ""},
+		{"port and ipv6", []string{"https://a.example:8443", "http://[::1]:3000"}, ""},
+		{"none", nil, "o: at least one origin is required"},
+		{"empty", []string{}, "o: at least one origin is required"},
+		{"wildcard", []string{"*"}, `o[0]: "*" is not allowed`},
+		{"null", []string{"null"}, `o[0]: "null" is not allowed`},
+		{"slash", []string{"http://a", "http://b/"}, `o[1]: "http://b/" must not have a path, not even "/"`},
+		{"path", []string{"http://b/app"}, `o[0]: "http://b/app" must not have a path`},
+		{"query", []string{"http://b?x=1"}, `o[0]: "http://b?x=1" must not have a query`},
+		{"empty query", []string{"http://b?"}, `o[0]: "http://b?" must not have a query`},
+		{"fragment", []string{"http://b#x"}, `o[0]: "http://b#x" must not have a fragment`},
+		{"userinfo", []string{"http://user:s3cret@b"}, `o[0]: must not contain "@"`},
+		{"space", []string{"http://b "}, `o[0]: "http://b " must not contain whitespace`},
+		{"upper case", []string{"http://WWW.b"}, `o[0]: "http://WWW.b" must be lower case`},
+		{"scheme", []string{"ftp://b"}, `o[0]: "ftp://b" must start with http:// or https://`},
+		{"no scheme", []string{"www.example.com"}, `o[0]: "www.example.com" must start with http://`},
+		{"no host", []string{"http://"}, `o[0]: "http://" has no host`},
+		{"bad port", []string{"http://b:99999"}, `o[0]: "http://b:99999" has an invalid port`},
+		{"empty port", []string{"http://b:"}, `o[0]: "http://b:" has an invalid port`},
+		{"port 0", []string{"http://b:0"}, `o[0]: "http://b:0" has an invalid port`},
+		{"default port", []string{"https://b:443"}, `o[0]: "https://b:443" must leave out the default port`},
+		{"default http port", []string{"http://b:80"}, `o[0]: "http://b:80" must leave out the default port`},
+		{"repeated", []string{"http://a", "http://b", "http://a"}, `o[2]: "http://a" repeats o[0]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckWebOrigins("o", tt.origins)
+			checkErr(t, err, tt.wantErr)
+			if err != nil && strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("error %q quotes a password", err)
+			}
+		})
+	}
+}
+
+func TestCheckTokenList(t *testing.T) {
+	tests := []struct {
+		name    string
+		list    []string
+		wantErr string
+	}{
+		{"none", nil, ""},
+		{"tokens", []string{"GET", "x-example-csrf", "Content-Type", "!#$%&'+-.^_`|~"}, ""},
+		{"space", []string{"GET", "GE T"}, `l[1]: "GE T" is not an RFC 7230 token`},
+		{"empty", []string{""}, `l[0]: "" is not an RFC 7230 token`},
+		{"colon", []string{"a:b"}, `l[0]: "a:b" is not an RFC 7230 token`},
+		{"wildcard", []string{"*"}, `l[0]: "*": wildcards are not allowed with credentials; list each name`},
+		{"partial wildcard", []string{"X-*"}, `l[0]: "X-*": wildcards are not allowed`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkErr(t, CheckTokenList("l", tt.list), tt.wantErr)
+		})
+	}
+}
+
+func TestHasSpaceOrControl(t *testing.T) {
+	for s, want := range map[string]bool{"": false, "/a/b": false, "a b": true, "a\tb": true, "a\x00": true, "a\x7f": true, "a\u00a0b": true, "café": false} {
+		if got := HasSpaceOrControl(s); got != want {
+			t.Errorf("HasSpaceOrControl(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+var keySource = Source{Setting: "keys", FileSetting: "keys_file", Env: "TEST_KEYS", What: "test keys"}
+
+func env(vars map[string]string) func(string) string {
+	return func(name string) string { return vars[name] }
+}
+
+// sealsWith fails unless ring seals with the key written as hexKey.
+func sealsWith(t *testing.T, ring *crypto.Keyring, hexKey string) {
+	t.Helper()
+	only, err := crypto.ParseKeyring(hexKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := ring.Seal(nil, []byte("payload"), crypto.FormatV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := only.Open(nil, sealed); err != nil {
+		t.Errorf("the key ring does not seal with the expected first key: %v", err)
+	}
+}
+
+func TestSourceKeyring(t *testing.T) {
+	newer, older := string(crypto.GenerateKey().AppendHex(nil)), string(crypto.GenerateKey().AppendHex(nil))
+	dir := t.TempDir()
+	keysFile := filepath.Join(dir, "keys")
+	if err := os.WriteFile(keysFile, []byte("# newest first\n\n  "+newer+"  \r\n# retired soon\n"+older+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badFile := filepath.Join(dir, "bad")
+	if err := os.WriteFile(badFile, []byte(newer+"\n"+older[:40]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		list      []string
+		file      *string
+		env       map[string]string
+		wantFirst string
+		wantLen   int
+		wantErr   string
+	}{
+		{name: "list", list: []string{newer, older}, wantFirst: newer, wantLen: 2},
+		{name: "file", file: &keysFile, wantFirst: newer, wantLen: 2},
+		{name: "env", env: map[string]string{"TEST_KEYS": " " + newer + " , " + older}, wantFirst: newer, wantLen: 2},
+		{name: "empty env is unset", list: []string{older}, env: map[string]string{"TEST_KEYS": ""}, wantFirst: older, wantLen: 1},
+		{name: "none", env: map[string]string{"OTHER": newer}, wantErr: "keys: no test keys: set keys, keys_file or the environment variable TEST_KEYS"},
+		{name: "list and env", list: []string{newer}, env: map[string]string{"TEST_KEYS": older}, wantErr: "keys: keys given by both keys and TEST_KEYS: use exactly one source"},
+		{name: "all three", list: []string{newer}, file: &keysFile, env: map[string]string{"TEST_KEYS": older}, wantErr: "keys: keys given by both keys and keys_file and TEST_KEYS: use exactly one source"},
+		{name: "empty list", list: []string{}, wantErr: "keys: crypto: a key ring needs at least one key"},
+		{name: "bad key in list", list: []string{newer, older[:62]}, wantErr: "keys: crypto: key 2 must be 64 hex characters"},
+		{name: "bad key in env", env: map[string]string{"TEST_KEYS": newer + ","}, wantErr: "TEST_KEYS: crypto: key 2 must be 64 hex characters"},
+		{name: "bad key in file", file: &badFile, wantErr: "keys_file: crypto: key 2 must be 64 hex characters"},
+		{name: "empty file name", file: ptr(""), wantErr: "keys_file: must be a file path"},
+		{name: "missing file", file: ptr("/nonexistent/keys"), wantErr: "keys_file: open /nonexistent/keys"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ring, err := keySource.Keyring(tt.list, tt.file, env(tt.env))
+			if tt.wantErr != "" {
+				checkErr(t, err, tt.wantErr)
+				for _, k := range []string{newer[:7], older[:7]} {
+					if strings.Contains(err.Error(), k) {
+						t.Errorf("error %q quotes key material", err)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ring.Len() != tt.wantLen {
+				t.Errorf("Len() = %d, want %d", ring.Len(), tt.wantLen)
+			}
+			sealsWith(t, ring, tt.wantFirst)
+		})
+	}
+	if _, err := keySource.Keyring([]string{newer}, nil, nil); err != nil {
+		t.Errorf("nil getenv: %v", err)
+	}
+}
+
+func TestSourceSecret(t *testing.T) {
+	const secret = "s3cret-Value"
+	src := Source{Setting: "client_secret", FileSetting: "client_secret_file", Env: "TEST_SECRET", What: "client secret"}
+	dir := t.TempDir()
+	write := func(name, content string) *string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return &p
+	}
+	tests := []struct {
+		name    string
+		value   *string
+		file    *string
+		env     map[string]string
+		want    string
+		wantErr string
+	}{
+		{name: "value", value: ptr(secret), want: secret},
+		{name: "value with spaces kept", value: ptr(" " + secret + " "), want: " " + secret + " "},
+		{name: "file with newline", file: write("nl", secret+"\n"), want: secret},
+		{name: "file with CRLF", file: write("crlf", secret+"\r\n"), want: secret},
+		{name: "file without newline", file: write("plain", secret), want: secret},
+		{name: "file keeps inner lines", file: write("two", "a\nb\n"), want: "a\nb"},
+		{name: "env", env: map[string]string{"TEST_SECRET": secret}, want: secret},
+		{name: "empty env is unset", value: ptr(secret), env: map[string]string{"TEST_SECRET": ""}, want: secret},
+		{name: "none", wantErr: "client_secret: no client secret: set client_secret, client_secret_file or the environment variable TEST_SECRET"},
+		{name: "value and file", value: ptr(secret), file: write("f", secret), wantErr: "client_secret: secret given by both client_secret and client_secret_file: use exactly one source"},
+		{name: "file and env", file: write("g", secret), env: map[string]string{"TEST_SECRET": secret}, wantErr: "client_secret: secret given by both client_secret_file and TEST_SECRET"},
+		{name: "empty value", value: ptr(""), wantErr: "client_secret: must not be empty"},
+		{name: "empty file", file: write("empty", "\n"), wantErr: "client_secret_file: " + filepath.Join(dir, "empty") + " holds no secret: the file is empty"},
+		{name: "empty file name", file: ptr(""), wantErr: "client_secret_file: must be a file path"},
+		{name: "missing file", file: ptr("/nonexistent/secret"), wantErr: "client_secret_file: open /nonexistent/secret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := src.Secret(tt.value, tt.file, env(tt.env))
+			if tt.wantErr != "" {
+				checkErr(t, err, tt.wantErr)
+				if strings.Contains(err.Error(), "s3cret") {
+					t.Errorf("error %q quotes the secret", err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func ExampleDecode() {
+	var file struct {
+		Listen   *string `yaml:"listen"`
+		Timeouts struct {
+			Read *string `yaml:"read"`
+		} `yaml:"timeouts"`
+	}
+	err := Decode([]byte("listen: 127.0.0.1:8080\ntimeouts: {raed: 5s}\n"), &file)
+	fmt.Println(err)
+
+	err = Decode([]byte("timeouts: {read: soon}\n"), &file)
+	if err == nil {
+		_, err = PositiveDuration("timeouts.read", file.Timeouts.Read, 30*time.Second)
+	}
+	fmt.Println(fmt.Errorf("example: config: %w", err))
+	// Output:
+	// unknown setting "timeouts.raed" (line 2)
+	// example: config: timeouts.read: invalid duration "soon" (write a Go duration such as 30s)
+}
