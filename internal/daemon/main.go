@@ -1,0 +1,141 @@
+package daemon
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Service is a daemon's running server, as [Main] drives it.
+type Service interface {
+	// Serve serves until Shutdown and returns nil after a Shutdown; any
+	// other return means the server failed.
+	Serve() error
+	// ReloadFile applies the configuration file at path; on error the
+	// running configuration stays.
+	ReloadFile(path string, getenv func(string) string) error
+	// Shutdown stops accepting connections, lets requests in flight finish
+	// until ctx ends, and removes Unix sockets. Main calls it after Serve
+	// failed too.
+	Shutdown(ctx context.Context) error
+}
+
+// Config is what [Main] needs from a daemon's configuration file once it
+// has loaded and been validated. It may be copied.
+type Config struct {
+	// Summary ends the line -check-config prints:
+	// "<name>: <path>: configuration OK (<Summary>)".
+	Summary string
+	// LogLevel and LogFormat configure the logger, as [NewLogger] takes them.
+	LogLevel  zerolog.Level
+	LogFormat string
+	// ShutdownTimeout is how long SIGTERM waits for requests in flight.
+	ShutdownTimeout time.Duration
+	// Start builds the service and opens its listeners, logging to log.
+	// Main calls it once, unless it only checks the configuration, and
+	// uses the Service only when the error is nil.
+	Start func(log zerolog.Logger) (Service, error)
+}
+
+// Main runs the daemon binary name with the command-line arguments args
+// (without the program name) and returns its exit status:
+//
+//	name -config FILE [-check-config]
+//	name -version
+//
+// load reads and validates the configuration file; its error is printed on
+// stderr as it is, and Main returns 1. With -check-config Main prints the
+// summary on stdout and returns 0. Otherwise it starts the service with a
+// logger writing to stderr and serves until a signal: SIGHUP reloads the
+// file, a refused reload is logged and the running configuration stays;
+// SIGTERM or SIGINT drain for up to Config.ShutdownTimeout and return 0. A
+// service that fails to start or stops by itself returns 1; a usage error 2.
+//
+// Main catches the signals from before it loads the file until it returns,
+// so call it once per process, from main.
+func Main(name string, args []string, getenv func(string) string, stdout, stderr io.Writer,
+	load func(path string, getenv func(string) string) (*Config, error)) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "path to the YAML configuration file (required)")
+	check := fs.Bool("check-config", false, "validate the configuration and exit")
+	version := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *version {
+		fmt.Fprintln(stdout, name, buildVersion())
+		return 0
+	}
+	if *configPath == "" || fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: -config FILE is required\n", name)
+		fs.Usage()
+		return 2
+	}
+	// Catch signals from the start: a SIGHUP that arrives while the
+	// listeners open would otherwise kill the process.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
+
+	cfg, err := load(*configPath, getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: %s: configuration OK (%s)\n", name, *configPath, cfg.Summary)
+		return 0
+	}
+
+	log := NewLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	srv, err := cfg.Start(log)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot start")
+		return 1
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	for {
+		select {
+		case err := <-served:
+			log.Error().Err(err).Msg("server stopped")
+			srv.Shutdown(context.Background()) // removes Unix sockets
+			return 1
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				if err := srv.ReloadFile(*configPath, getenv); err != nil {
+					log.Error().Err(err).Msg("configuration reload refused; the running configuration stays")
+				}
+				continue
+			}
+			log.Info().Str("signal", sig.String()).Dur("timeout", cfg.ShutdownTimeout).Msg("draining")
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			err := srv.Shutdown(ctx)
+			cancel()
+			if err != nil {
+				log.Warn().Err(err).Msg("drain timed out; connections closed")
+			}
+			<-served
+			log.Info().Msg("stopped")
+			return 0
+		}
+	}
+}
+
+// buildVersion is the main module's version, or "(devel)" for a build
+// from a checkout.
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}

@@ -1,0 +1,194 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// fakeService records what Main asks of it. Serve blocks until Shutdown,
+// or returns serveErr at once when it is set.
+type fakeService struct {
+	serveErr  error
+	serving   chan struct{} // closed when Serve starts
+	stop      chan struct{} // closed by Shutdown
+	reloads   chan string   // paths given to ReloadFile
+	reloadErr error
+	shutdowns int
+}
+
+func newFakeService() *fakeService {
+	return &fakeService{serving: make(chan struct{}), stop: make(chan struct{}), reloads: make(chan string, 4)}
+}
+
+func (s *fakeService) Serve() error {
+	close(s.serving)
+	if s.serveErr != nil {
+		return s.serveErr
+	}
+	<-s.stop
+	return nil
+}
+
+func (s *fakeService) ReloadFile(path string, getenv func(string) string) error {
+	s.reloads <- path + " " + getenv("K")
+	return s.reloadErr
+}
+
+func (s *fakeService) Shutdown(ctx context.Context) error {
+	if s.shutdowns++; s.shutdowns == 1 {
+		close(s.stop)
+	}
+	return nil
+}
+
+// mainResult is what one call of Main returned and wrote.
+type mainResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// runMain calls Main as the binary "tst" would, with an environment where
+// K is "v"; cfg (or loadErr) is what loading the file returns.
+func runMain(t *testing.T, args []string, cfg *Config, loadErr error) mainResult {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	getenv := func(k string) string {
+		if k == "K" {
+			return "v"
+		}
+		return ""
+	}
+	load := func(path string, getenv func(string) string) (*Config, error) {
+		if path != "f.yaml" || getenv("K") != "v" {
+			t.Errorf("load(%q, K=%q), want f.yaml and K=v", path, getenv("K"))
+		}
+		return cfg, loadErr
+	}
+	code := Main("tst", args, getenv, &stdout, &stderr, load)
+	return mainResult{code, stdout.String(), stderr.String()}
+}
+
+func TestMainCommandLine(t *testing.T) {
+	started := false
+	cfg := &Config{
+		Summary: "keys: 1",
+		Start: func(zerolog.Logger) (Service, error) {
+			started = true
+			return nil, errors.New("listen: address already in use")
+		},
+	}
+	tests := []struct {
+		name        string
+		args        []string
+		loadErr     error
+		wantCode    int
+		wantStdout  string   // exact
+		wantStderr  []string // substrings
+		wantStarted bool
+	}{
+		{name: "version", args: []string{"-version"}, wantCode: 0, wantStdout: "tst " + buildVersion() + "\n"},
+		{name: "no -config", args: nil, wantCode: 2, wantStderr: []string{"tst: -config FILE is required\n", "Usage of tst:", "-check-config"}},
+		{name: "-check-config without -config", args: []string{"-check-config"}, wantCode: 2, wantStderr: []string{"tst: -config FILE is required\n"}},
+		{name: "stray argument", args: []string{"-config", "f.yaml", "extra"}, wantCode: 2, wantStderr: []string{"tst: -config FILE is required\n"}},
+		{name: "unknown flag", args: []string{"-confg", "f.yaml"}, wantCode: 2, wantStderr: []string{"flag provided but not defined: -confg"}},
+		{name: "check", args: []string{"-config", "f.yaml", "-check-config"}, wantCode: 0, wantStdout: "tst: f.yaml: configuration OK (keys: 1)\n"},
+		{name: "check a bad file", args: []string{"-config", "f.yaml", "-check-config"}, loadErr: errors.New("tst: config: colour: unknown"), wantCode: 1, wantStderr: []string{"tst: config: colour: unknown\n"}},
+		{name: "run a bad file", args: []string{"-config", "f.yaml"}, loadErr: errors.New("tst: config: colour: unknown"), wantCode: 1, wantStderr: []string{"tst: config: colour: unknown\n"}},
+		{name: "start fails", args: []string{"-config", "f.yaml"}, wantCode: 1, wantStderr: []string{"cannot start", "address already in use"}, wantStarted: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			started = false
+			r := runMain(t, tt.args, cfg, tt.loadErr)
+			if r.code != tt.wantCode {
+				t.Errorf("exit status %d, want %d; stderr %q", r.code, tt.wantCode, r.stderr)
+			}
+			if r.stdout != tt.wantStdout {
+				t.Errorf("stdout %q, want %q", r.stdout, tt.wantStdout)
+			}
+			for _, s := range tt.wantStderr {
+				if !strings.Contains(r.stderr, s) {
+					t.Errorf("stderr %q, want it to contain %q", r.stderr, s)
+				}
+			}
+			if tt.loadErr != nil && r.stderr != tt.loadErr.Error()+"\n" {
+				t.Errorf("stderr %q, want the load error alone", r.stderr)
+			}
+			if started != tt.wantStarted {
+				t.Errorf("Start called: %v, want %v", started, tt.wantStarted)
+			}
+		})
+	}
+}
+
+func TestMainServeFails(t *testing.T) {
+	srv := newFakeService()
+	srv.serveErr = errors.New("accept: too many open files")
+	cfg := &Config{LogFormat: "json", Start: func(zerolog.Logger) (Service, error) { return srv, nil }}
+	r := runMain(t, []string{"-config", "f.yaml"}, cfg, nil)
+	if r.code != 1 {
+		t.Errorf("exit status %d, want 1", r.code)
+	}
+	if srv.shutdowns != 1 {
+		t.Errorf("Shutdown called %d times, want once (it removes Unix sockets)", srv.shutdowns)
+	}
+	if !strings.Contains(r.stderr, `"message":"server stopped"`) || !strings.Contains(r.stderr, "too many open files") {
+		t.Errorf("stderr %q, want the failure logged", r.stderr)
+	}
+}
+
+// TestMainSignals sends SIGHUP and then SIGTERM to the test process while
+// Main serves: Main has caught them from before it loaded the file until it
+// returns, so they reach it rather than ending the process.
+func TestMainSignals(t *testing.T) {
+	srv := newFakeService()
+	srv.reloadErr = errors.New("tst: config: colour: unknown")
+	cfg := &Config{LogFormat: "json", ShutdownTimeout: time.Second, Start: func(zerolog.Logger) (Service, error) { return srv, nil }}
+	done := make(chan mainResult, 1)
+	go func() { done <- runMain(t, []string{"-config", "f.yaml"}, cfg, nil) }()
+	kill := func(sig syscall.Signal) {
+		if err := syscall.Kill(os.Getpid(), sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-srv.serving:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve was not called within 10s")
+	}
+	kill(syscall.SIGHUP)
+	select {
+	case got := <-srv.reloads:
+		if got != "f.yaml v" {
+			t.Errorf("ReloadFile got path and K %q, want %q", got, "f.yaml v")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("SIGHUP did not reload within 10s")
+	}
+	kill(syscall.SIGTERM)
+	var r mainResult
+	select {
+	case r = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Main did not return within 10s of SIGTERM")
+	}
+	if r.code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0; stderr %q", r.code, r.stderr)
+	}
+	if srv.shutdowns != 1 {
+		t.Errorf("Shutdown called %d times, want once", srv.shutdowns)
+	}
+	for _, want := range []string{"configuration reload refused", "colour: unknown", `"signal":"terminated"`, `"message":"draining"`, `"message":"stopped"`} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+}
