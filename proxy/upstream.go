@@ -89,6 +89,12 @@ func closeRoutesLater(routes []*route, after time.Duration) {
 // not forward. fasthttp manages Connection and Transfer-Encoding itself.
 var hopByHop = []string{"Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "TE", "Trailer", "Upgrade"}
 
+var corsResponseHeaders = []string{
+	fasthttp.HeaderAccessControlAllowOrigin, fasthttp.HeaderAccessControlAllowCredentials,
+	fasthttp.HeaderAccessControlExposeHeaders, fasthttp.HeaderAccessControlAllowMethods,
+	fasthttp.HeaderAccessControlAllowHeaders, fasthttp.HeaderAccessControlMaxAge,
+}
+
 // forward sends the (already rewritten) request to the route's upstream and
 // leaves its answer, streamed, in ctx.Response.
 func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, s *scratch) {
@@ -132,6 +138,13 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, s *scrat
 		resp.Del(h)
 	}
 	// Step 7 again: the upstream's answer replaced the headers set earlier.
+	// With CORS on, the proxy alone speaks CORS: an API's own "*" must not
+	// reach the browser beside it.
+	if st.cors.Enabled() {
+		for _, h := range corsResponseHeaders {
+			resp.Del(h)
+		}
+	}
 	origin := req.Header.Peek(fasthttp.HeaderOrigin)
 	st.cors.Response(resp, origin, st.origins.Trusted(origin))
 	resp.SetBytesV(HeaderRequestID, req.Header.Peek(HeaderRequestID))

@@ -115,6 +115,17 @@ func TestForwarding(t *testing.T) {
 		}
 	})
 
+	t.Run("the API's own CORS headers do not reach the browser", func(t *testing.T) {
+		h.up.handle("/api/cors", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+			w.Header().Set("Access-Control-Allow-Methods", "DELETE")
+		})
+		resp := h.do(request{method: "GET", path: "/api/cors", headers: auth})
+		if resp.header.Get("Access-Control-Allow-Origin") != trustedOrigin || resp.header.Get("Access-Control-Allow-Methods") != "" {
+			t.Errorf("CORS headers %v", resp.header)
+		}
+	})
+
 	t.Run("a forged request id is replaced", func(t *testing.T) {
 		resp := h.do(request{method: "GET", path: "/api/things", headers: append(auth, header("X-Request-Id", "bad id\twith spaces"))})
 		r, _ := h.up.received()
