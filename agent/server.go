@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync/atomic"
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -20,13 +19,10 @@ import (
 type Server struct {
 	Agent *Agent
 
-	cfg        *Config // the configuration the listeners were opened with
-	log        zerolog.Logger
-	http       *fasthttp.Server
-	metricsSrv *fasthttp.Server
-	ln, mln    net.Listener
-	serving    atomic.Bool // false once Shutdown has begun
-	reloads    struct{ ok, failed *metrics.Counter }
+	cfg     *Config // the configuration the listeners were opened with
+	log     zerolog.Logger
+	srv     *daemon.Server
+	reloads struct{ ok, failed *metrics.Counter }
 }
 
 // NewServer builds the Agent (which starts discovering the Authorization
@@ -42,79 +38,44 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 	s := &Server{Agent: a, cfg: cfg, log: log}
 	s.reloads.ok = reg.Counter("oauth_agent_config_reloads_total", "Configuration reloads (SIGHUP), by result.", "result", "ok")
 	s.reloads.failed = reg.Counter("oauth_agent_config_reloads_total", "Configuration reloads (SIGHUP), by result.", "result", "error")
-	reg.GaugeFunc("oauth_agent_ready", "1 when the agent has the Authorization Server's metadata and serves requests, 0 while it starts or drains.", func() float64 {
-		if s.ready() {
-			return 1
-		}
-		return 0
+	s.srv, err = daemon.NewServer(daemon.ServerConfig{
+		Listen:        cfg.Listen,
+		MetricsListen: cfg.MetricsListen,
+		HTTP:          newHTTPServer(cfg, a.Handler, log),
+		Registry:      reg,
+		ReadyGauge:    "oauth_agent_ready",
+		ReadyHelp:     "1 when the agent has the Authorization Server's metadata and serves requests, 0 while it starts or drains.",
+		Ready:         a.Ready,
+		Log:           log,
 	})
-	s.http = newHTTPServer(cfg, a.Handler, log)
-	if s.ln, err = daemon.Listen(cfg.Listen); err != nil {
+	if err != nil {
 		a.Close()
-		return nil, fmt.Errorf("agent: listen: %w", err)
+		return nil, fmt.Errorf("agent: %w", err)
 	}
-	if cfg.MetricsListen != "" {
-		if s.mln, err = daemon.Listen(cfg.MetricsListen); err != nil {
-			s.ln.Close()
-			daemon.RemoveSocket(cfg.Listen)
-			a.Close()
-			return nil, fmt.Errorf("agent: metrics_listen: %w", err)
-		}
-		s.metricsSrv = &fasthttp.Server{Handler: daemon.OpsHandler(reg, s.ready), NoDefaultServerHeader: true, Logger: daemon.FasthttpLogger{Log: log}}
-	}
-	s.serving.Store(true)
 	return s, nil
 }
 
 // newHTTPServer returns the fasthttp server for the agent's listener.
 func newHTTPServer(cfg *Config, h fasthttp.RequestHandler, log zerolog.Logger) *fasthttp.Server {
-	return &fasthttp.Server{
-		Handler:      h,
-		ErrorHandler: parseError,
-		// The request headers must fit: four cookies of up to 4 KiB each
-		// (SPEC §4).
-		ReadBufferSize:  16 << 10,
-		WriteBufferSize: 16 << 10,
-		ReadTimeout:     cfg.Timeouts.Read,
-		WriteTimeout:    cfg.Timeouts.Write,
-		IdleTimeout:     cfg.Timeouts.Idle,
-		// The agent's request bodies are small JSON documents (SPEC §5).
-		MaxRequestBodySize:           64 << 10,
-		DisablePreParseMultipartForm: true,
-		NoDefaultServerHeader:        true,
-		NoDefaultContentType:         true,
-		CloseOnShutdown:              true,
-		SecureErrorLogMessage:        true, // fasthttp would quote request bytes, cookies included
-		Logger:                       daemon.FasthttpLogger{Log: log},
-	}
+	srv := daemon.NewHTTPServer(h, parseError, cfg.Timeouts.Read, cfg.Timeouts.Write, cfg.Timeouts.Idle, log)
+	// The request headers must fit: four cookies of up to 4 KiB each
+	// (SPEC §4).
+	srv.ReadBufferSize = 16 << 10
+	// The agent's request bodies are small JSON documents (SPEC §5).
+	srv.MaxRequestBodySize = 64 << 10
+	return srv
 }
-
-// ready reports what /readyz says: the agent has the Authorization Server's
-// metadata and the server is not draining.
-func (s *Server) ready() bool { return s.serving.Load() && s.Agent.Ready() }
 
 // Addr returns the agent listener's address.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+func (s *Server) Addr() net.Addr { return s.srv.Addr() }
 
 // MetricsAddr returns the metrics listener's address, or nil.
-func (s *Server) MetricsAddr() net.Addr {
-	if s.mln == nil {
-		return nil
-	}
-	return s.mln.Addr()
-}
+func (s *Server) MetricsAddr() net.Addr { return s.srv.MetricsAddr() }
 
 // Serve serves until Shutdown; it returns nil after a Shutdown.
 func (s *Server) Serve() error {
-	if s.metricsSrv != nil {
-		go func() {
-			if err := s.metricsSrv.Serve(s.mln); err != nil {
-				s.log.Error().Err(err).Msg("metrics listener failed")
-			}
-		}()
-	}
 	s.log.Info().Str("listen", s.cfg.Listen).Str("metrics_listen", s.cfg.MetricsListen).Str("base_path", s.cfg.BasePath).Str("issuer", s.cfg.Issuer).Msg("oauth-agent serving")
-	return s.http.Serve(s.ln)
+	return s.srv.Serve()
 }
 
 // Reload applies a new configuration to requests that start after it
@@ -153,14 +114,8 @@ func (s *Server) ReloadFile(path string, getenv func(string) string) error {
 // lets requests in flight finish until ctx ends, then closes everything and
 // stops the agent's background work.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.serving.Store(false)
-	err := s.http.ShutdownWithContext(ctx)
-	if s.metricsSrv != nil {
-		s.metricsSrv.ShutdownWithContext(ctx)
-	}
+	err := s.srv.Shutdown(ctx)
 	s.Agent.Close()
-	daemon.RemoveSocket(s.cfg.Listen)
-	daemon.RemoveSocket(s.cfg.MetricsListen)
 	return err
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync/atomic"
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -21,12 +20,9 @@ import (
 type Server struct {
 	Proxy *Proxy
 
-	cfg        *Config // the configuration the listeners were opened with
-	log        zerolog.Logger
-	http       *fasthttp.Server
-	metricsSrv *fasthttp.Server
-	ln, mln    net.Listener
-	ready      atomic.Bool
+	cfg *Config // the configuration the listeners were opened with
+	log zerolog.Logger
+	srv *daemon.Server
 }
 
 // NewServer validates nothing more than New does, opens the listeners and
@@ -38,73 +34,42 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Proxy: p, cfg: cfg, log: log}
-	reg.GaugeFunc("oauth_proxy_ready", "1 when the proxy serves requests, 0 while it drains.", func() float64 {
-		if s.ready.Load() {
-			return 1
-		}
-		return 0
+	s.srv, err = daemon.NewServer(daemon.ServerConfig{
+		Listen:        cfg.Listen,
+		MetricsListen: cfg.MetricsListen,
+		HTTP:          newHTTPServer(cfg, p.Handler, log),
+		Registry:      reg,
+		ReadyGauge:    "oauth_proxy_ready",
+		ReadyHelp:     "1 when the proxy serves requests, 0 while it drains.",
+		Log:           log,
 	})
-	s.http = newHTTPServer(cfg, p.Handler, log)
-	if s.ln, err = daemon.Listen(cfg.Listen); err != nil {
-		return nil, fmt.Errorf("proxy: listen: %w", err)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	if cfg.MetricsListen != "" {
-		if s.mln, err = daemon.Listen(cfg.MetricsListen); err != nil {
-			s.ln.Close()
-			daemon.RemoveSocket(cfg.Listen)
-			return nil, fmt.Errorf("proxy: metrics_listen: %w", err)
-		}
-		s.metricsSrv = &fasthttp.Server{Handler: daemon.OpsHandler(reg, s.ready.Load), NoDefaultServerHeader: true, Logger: daemon.FasthttpLogger{Log: log}}
-	}
-	s.ready.Store(true)
 	return s, nil
 }
 
 // newHTTPServer returns the fasthttp server for the proxy's listener.
 func newHTTPServer(cfg *Config, h fasthttp.RequestHandler, log zerolog.Logger) *fasthttp.Server {
-	return &fasthttp.Server{
-		Handler:           h,
-		ErrorHandler:      parseError,
-		ReadBufferSize:    cfg.Limits.MaxRequestHeaderBytes,
-		WriteBufferSize:   16 << 10,
-		ReadTimeout:       cfg.Timeouts.Read,
-		WriteTimeout:      cfg.Timeouts.Write,
-		IdleTimeout:       cfg.Timeouts.Idle,
-		StreamRequestBody: true,
-		// With StreamRequestBody this is the size above which a body is
-		// streamed instead of buffered; forward enforces the real limit.
-		MaxRequestBodySize:           min(cfg.Limits.MaxBodyBytes, 64<<10),
-		DisablePreParseMultipartForm: true,
-		NoDefaultServerHeader:        true,
-		NoDefaultContentType:         true,
-		CloseOnShutdown:              true,
-		SecureErrorLogMessage:        true, // fasthttp would quote request bytes, cookies included
-		Logger:                       daemon.FasthttpLogger{Log: log},
-	}
+	srv := daemon.NewHTTPServer(h, parseError, cfg.Timeouts.Read, cfg.Timeouts.Write, cfg.Timeouts.Idle, log)
+	srv.ReadBufferSize = cfg.Limits.MaxRequestHeaderBytes
+	srv.StreamRequestBody = true
+	// With StreamRequestBody this is the size above which a body is
+	// streamed instead of buffered; forward enforces the real limit.
+	srv.MaxRequestBodySize = min(cfg.Limits.MaxBodyBytes, 64<<10)
+	return srv
 }
 
 // Addr returns the proxy listener's address.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+func (s *Server) Addr() net.Addr { return s.srv.Addr() }
 
 // MetricsAddr returns the metrics listener's address, or nil.
-func (s *Server) MetricsAddr() net.Addr {
-	if s.mln == nil {
-		return nil
-	}
-	return s.mln.Addr()
-}
+func (s *Server) MetricsAddr() net.Addr { return s.srv.MetricsAddr() }
 
 // Serve serves until Shutdown; it returns nil after a Shutdown.
 func (s *Server) Serve() error {
-	if s.metricsSrv != nil {
-		go func() {
-			if err := s.metricsSrv.Serve(s.mln); err != nil {
-				s.log.Error().Err(err).Msg("metrics listener failed")
-			}
-		}()
-	}
 	s.log.Info().Str("listen", s.cfg.Listen).Str("metrics_listen", s.cfg.MetricsListen).Int("routes", len(s.cfg.Routes)).Msg("oauth-proxy serving")
-	return s.http.Serve(s.ln)
+	return s.srv.Serve()
 }
 
 // Reload applies a new configuration to requests that start after it
@@ -138,14 +103,7 @@ func (s *Server) ReloadFile(path string, getenv func(string) string) error {
 // Shutdown stops accepting connections, lets requests in flight finish until
 // ctx ends, then closes everything.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.ready.Store(false)
-	err := s.http.ShutdownWithContext(ctx)
-	if s.metricsSrv != nil {
-		s.metricsSrv.ShutdownWithContext(ctx)
-	}
-	daemon.RemoveSocket(s.cfg.Listen)
-	daemon.RemoveSocket(s.cfg.MetricsListen)
-	return err
+	return s.srv.Shutdown(ctx)
 }
 
 // parseError answers requests fasthttp could not read, in the same JSON as

@@ -1,0 +1,139 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/metrics"
+)
+
+// NewHTTPServer returns the fasthttp server for a daemon's listener with the
+// settings both daemons share: h answers requests, parseError those fasthttp
+// could not read; read, write and idle are the connection timeouts; log
+// takes fasthttp's own messages. The caller sets what depends on its
+// requests (ReadBufferSize, MaxRequestBodySize, StreamRequestBody) before
+// serving.
+func NewHTTPServer(h fasthttp.RequestHandler, parseError func(*fasthttp.RequestCtx, error), read, write, idle time.Duration, log zerolog.Logger) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:                      h,
+		ErrorHandler:                 parseError,
+		WriteBufferSize:              16 << 10,
+		ReadTimeout:                  read,
+		WriteTimeout:                 write,
+		IdleTimeout:                  idle,
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		CloseOnShutdown:              true, // Shutdown must not wait for idle keep-alive connections
+		SecureErrorLogMessage:        true, // fasthttp would quote request bytes, cookies included
+		Logger:                       FasthttpLogger{Log: log},
+	}
+}
+
+// ServerConfig is what [NewServer] needs. It may be copied.
+type ServerConfig struct {
+	// Listen and MetricsListen are the addresses, as [Listen] takes them;
+	// MetricsListen "" means no metrics listener.
+	Listen, MetricsListen string
+	// HTTP serves Listen, as [NewHTTPServer] builds it.
+	HTTP *fasthttp.Server
+	// Registry is served on /metrics. NewServer registers on it the gauge
+	// ReadyGauge, with the help text ReadyHelp: 1 when /readyz answers 200,
+	// else 0.
+	Registry              *metrics.Registry
+	ReadyGauge, ReadyHelp string
+	// Ready reports whether the service is ready, besides the server not
+	// draining; nil means it always is. It is called from any goroutine.
+	Ready func() bool
+	Log   zerolog.Logger
+}
+
+// Server serves a daemon's handler on its listener, and the operations
+// endpoints ([OpsHandler]) on its metrics listener. Build it with
+// [NewServer], run Serve, stop it with Shutdown. A Server is safe for
+// concurrent use and must not be copied.
+type Server struct {
+	cfg     ServerConfig
+	ops     *fasthttp.Server // nil without a metrics listener
+	ln, mln net.Listener
+	serving atomic.Bool // false once Shutdown has begun
+}
+
+// NewServer registers the readiness gauge, opens the listeners and returns
+// a Server ready to Serve. Its errors start with the setting whose address
+// failed, "listen: " or "metrics_listen: ", for the caller to prefix with
+// its package's name; nothing stays open after an error.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	s := &Server{cfg: cfg}
+	cfg.Registry.GaugeFunc(cfg.ReadyGauge, cfg.ReadyHelp, func() float64 {
+		if s.Ready() {
+			return 1
+		}
+		return 0
+	})
+	var err error
+	if s.ln, err = Listen(cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if cfg.MetricsListen != "" {
+		if s.mln, err = Listen(cfg.MetricsListen); err != nil {
+			s.ln.Close()
+			RemoveSocket(cfg.Listen)
+			return nil, fmt.Errorf("metrics_listen: %w", err)
+		}
+		s.ops = &fasthttp.Server{Handler: OpsHandler(cfg.Registry, s.Ready), NoDefaultServerHeader: true, Logger: FasthttpLogger{Log: cfg.Log}}
+	}
+	s.serving.Store(true)
+	return s, nil
+}
+
+// Ready reports what /readyz says: the server is not draining, and the
+// service is ready.
+func (s *Server) Ready() bool {
+	return s.serving.Load() && (s.cfg.Ready == nil || s.cfg.Ready())
+}
+
+// Addr returns the listener's address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// MetricsAddr returns the metrics listener's address, or nil.
+func (s *Server) MetricsAddr() net.Addr {
+	if s.mln == nil {
+		return nil
+	}
+	return s.mln.Addr()
+}
+
+// Serve serves the metrics listener in the background, and the listener
+// until Shutdown; it returns nil after a Shutdown.
+func (s *Server) Serve() error {
+	if s.ops != nil {
+		go func() {
+			if err := s.ops.Serve(s.mln); err != nil {
+				s.cfg.Log.Error().Err(err).Msg("metrics listener failed")
+			}
+		}()
+	}
+	return s.cfg.HTTP.Serve(s.ln)
+}
+
+// Shutdown stops accepting connections (/readyz answers 503 from now on),
+// lets requests in flight finish until ctx ends, then closes both listeners
+// and removes their Unix sockets. It returns the main listener's drain
+// error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.serving.Store(false)
+	err := s.cfg.HTTP.ShutdownWithContext(ctx)
+	if s.ops != nil {
+		s.ops.ShutdownWithContext(ctx)
+	}
+	RemoveSocket(s.cfg.Listen)
+	RemoveSocket(s.cfg.MetricsListen)
+	return err
+}

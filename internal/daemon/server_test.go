@@ -1,0 +1,133 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/metrics"
+)
+
+// TestServer serves a handler on a Unix socket and the operations endpoints
+// on TCP, then drains: /readyz and the gauge follow both the service's
+// readiness and the drain, and the socket goes with Shutdown.
+func TestServer(t *testing.T) {
+	sock := filepath.Join(socketDir(t), "s.sock")
+	var ready atomic.Bool
+	h := NewHTTPServer(func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("hello") }, nil, time.Second, time.Second, time.Second, zerolog.Nop())
+	s, err := NewServer(ServerConfig{
+		Listen:        "unix:" + sock,
+		MetricsListen: "127.0.0.1:0",
+		HTTP:          h,
+		Registry:      metrics.NewRegistry(),
+		ReadyGauge:    "test_ready",
+		ReadyHelp:     "1 when ready.",
+		Ready:         ready.Load,
+		Log:           zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}
+	defer tr.CloseIdleConnections()
+	app := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	ops := &http.Client{Timeout: 5 * time.Second}
+	get := func(c *http.Client, url string) (int, string) {
+		t.Helper()
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(body)
+	}
+	opsURL := "http://" + s.MetricsAddr().String()
+
+	if code, body := get(app, "http://daemon/"); code != 200 || body != "hello" {
+		t.Errorf("handler: %d %q, want 200 hello", code, body)
+	}
+	if s.Addr().String() != sock {
+		t.Errorf("Addr %q, want %q", s.Addr(), sock)
+	}
+	for _, tt := range []struct {
+		ready     bool
+		wantCode  int
+		wantGauge string
+	}{
+		{false, 503, "test_ready 0\n"},
+		{true, 200, "test_ready 1\n"},
+	} {
+		ready.Store(tt.ready)
+		if code, _ := get(ops, opsURL+"/readyz"); code != tt.wantCode {
+			t.Errorf("service ready %v: /readyz %d, want %d", tt.ready, code, tt.wantCode)
+		}
+		if _, m := get(ops, opsURL+"/metrics"); !strings.Contains(m, tt.wantGauge) {
+			t.Errorf("service ready %v: /metrics lacks %q:\n%s", tt.ready, tt.wantGauge, m)
+		}
+	}
+
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve returned %v after Shutdown, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return within 10s of Shutdown")
+	}
+	if s.Ready() {
+		t.Error("Ready after Shutdown")
+	}
+	if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("socket left behind after Shutdown: %v", err)
+	}
+}
+
+// TestNewServerMetricsListenFails: an error names the setting, and the
+// listener already open is closed and its socket removed.
+func TestNewServerMetricsListenFails(t *testing.T) {
+	dir := socketDir(t)
+	sock, notSock := filepath.Join(dir, "s.sock"), filepath.Join(dir, "file")
+	if err := os.WriteFile(notSock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := NewServer(ServerConfig{
+		Listen:        "unix:" + sock,
+		MetricsListen: "unix:" + notSock,
+		HTTP:          NewHTTPServer(nil, nil, time.Second, time.Second, time.Second, zerolog.Nop()),
+		Registry:      metrics.NewRegistry(),
+		ReadyGauge:    "test_ready",
+		ReadyHelp:     "1 when ready.",
+		Log:           zerolog.Nop(),
+	})
+	if err == nil || !strings.HasPrefix(err.Error(), "metrics_listen: ") || !strings.Contains(err.Error(), "not a socket") {
+		t.Fatalf("error %v, want metrics_listen: ... not a socket", err)
+	}
+	if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the listener's socket was left behind: %v", err)
+	}
+}
