@@ -5,7 +5,6 @@ package main
 // operator and a browser would.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,9 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +24,7 @@ import (
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
 const (
@@ -34,83 +32,13 @@ const (
 	unauthorized  = `{"code":"unauthorized","message":"Access denied due to missing or invalid credentials"}`
 )
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	binPath   string
-	buildErr  error
-)
+// bin is the oauth-proxy binary, built with the race detector when the
+// tests run with it, so that a data race inside the proxy (a SIGHUP under
+// load, say) fails the tests too. TH_ENCRYPTION_KEYS would clash with the
+// keys the configurations give.
+var bin = &bintest.Binary{Name: "oauth-proxy", Unset: []string{"TH_ENCRYPTION_KEYS"}}
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
-
-// proxyBinary builds the oauth-proxy binary on first use, with the race
-// detector when the tests run with it, so that a data race inside the proxy
-// (a SIGHUP under load, say) fails the tests too.
-func proxyBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		goTool, err := exec.LookPath("go") // go test puts GOROOT/bin first in PATH
-		if err != nil {
-			buildErr = err
-			return
-		}
-		if buildDir, err = os.MkdirTemp("", "oauth-proxy-test-"); err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(buildDir, "oauth-proxy")
-		args := []string{"build", "-o", binPath}
-		if raceEnabled() {
-			args = append(args, "-race")
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, goTool, append(args, ".")...).CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("building oauth-proxy: %v", buildErr)
-	}
-	return binPath
-}
-
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
-
-// environ is the test's environment without TH_ENCRYPTION_KEYS, which would
-// clash with the keys the configurations give. A race-enabled binary would
-// sleep 1 s before every exit with status 0; GORACE turns that off.
-func environ() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "TH_ENCRYPTION_KEYS=") && !strings.HasPrefix(kv, "GORACE=") {
-			env = append(env, kv)
-		}
-	}
-	gorace := "atexit_sleep_ms=0"
-	if prior := os.Getenv("GORACE"); prior != "" {
-		gorace = prior + " " + gorace
-	}
-	return append(env, "GORACE="+gorace)
-}
+func TestMain(m *testing.M) { os.Exit(bin.Main(m)) }
 
 // ---- keys and cookies ----
 
@@ -207,77 +135,13 @@ func (c proxyConfig) yaml() string {
 	return b.String()
 }
 
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func freeTCPAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // ---- running the binary ----
-
-type result struct {
-	code           int
-	stdout, stderr string
-}
-
-// runBinary runs oauth-proxy to completion, for at most 10 s.
-func runBinary(t *testing.T, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, proxyBinary(t), args...)
-	cmd.Env = environ()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("oauth-proxy %v did not exit within 10s; stderr:\n%s", args, stderr.String())
-	}
-	var exitErr *exec.ExitError
-	if err != nil && !errors.As(err, &exitErr) {
-		t.Fatalf("oauth-proxy %v: %v", args, err)
-	}
-	return result{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
-}
-
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // proxyProc is one running oauth-proxy process.
 type proxyProc struct {
-	cmd        *exec.Cmd
+	*bintest.Process
 	cfg        proxyConfig
 	configPath string
-	stderr     syncBuffer
-	done       chan struct{} // closed once the process has exited
-	exitCode   int           // valid after done
 
 	base    string       // URL of the listen address
 	client  *http.Client // talks to the listen address (TCP or Unix)
@@ -294,20 +158,20 @@ func startProxy(t *testing.T, cfg proxyConfig) *proxyProc {
 		c := cfg
 		picked := false
 		if c.Listen == "" {
-			c.Listen, picked = freeTCPAddr(t), true
+			c.Listen, picked = bintest.FreeTCPAddr(t), true
 		}
 		if c.MetricsListen == "" {
-			c.MetricsListen, picked = freeTCPAddr(t), true
+			c.MetricsListen, picked = bintest.FreeTCPAddr(t), true
 		}
 		p := launch(t, c, filepath.Join(dir, "oauth-proxy.yaml"))
 		err := p.waitReady(15 * time.Second)
 		if err == nil {
 			return p
 		}
-		if picked && attempt < 3 && strings.Contains(p.stderr.String(), "address already in use") {
+		if picked && attempt < 3 && strings.Contains(p.Stderr(), "address already in use") {
 			continue
 		}
-		t.Fatalf("oauth-proxy did not become ready: %v; stderr:\n%s", err, p.stderr.String())
+		t.Fatalf("oauth-proxy did not become ready: %v; stderr:\n%s", err, p.Stderr())
 	}
 }
 
@@ -315,20 +179,9 @@ func startProxy(t *testing.T, cfg proxyConfig) *proxyProc {
 // by its PID, when the test ends.
 func launch(t *testing.T, cfg proxyConfig, path string) *proxyProc {
 	t.Helper()
-	writeFile(t, path, cfg.yaml())
-	p := &proxyProc{cfg: cfg, configPath: path, done: make(chan struct{})}
-	p.cmd = exec.Command(proxyBinary(t), "-config", path)
-	p.cmd.Env = environ()
-	p.cmd.Stdout = io.Discard
-	p.cmd.Stderr = &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.cmd.Wait()
-		p.exitCode = p.cmd.ProcessState.ExitCode()
-		close(p.done)
-	}()
+	bintest.WriteFile(t, path, cfg.yaml())
+	p := &proxyProc{cfg: cfg, configPath: path}
+	p.Process = bin.Start(t, "-config", path)
 
 	tr := &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}
 	if sock, ok := strings.CutPrefix(cfg.Listen, "unix:"); ok {
@@ -347,39 +200,15 @@ func launch(t *testing.T, cfg proxyConfig, path string) *proxyProc {
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
 		mtr.CloseIdleConnections()
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				t.Errorf("oauth-proxy (pid %d) did not die after SIGKILL", p.cmd.Process.Pid)
-			}
-		}
-		if out := p.stderr.String(); strings.Contains(out, "DATA RACE") {
-			t.Errorf("oauth-proxy reported a data race:\n%s", out)
-		} else if t.Failed() {
-			t.Logf("oauth-proxy stderr:\n%s", out)
-		}
 	})
 	return p
-}
-
-func (p *proxyProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
 }
 
 func (p *proxyProc) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		if p.exited() {
-			return fmt.Errorf("exited with status %d", p.exitCode)
+		if p.Exited() {
+			return fmt.Errorf("exited with status %d", p.ExitCode())
 		}
 		if code, _, err := p.ops("/readyz"); err == nil && code == http.StatusOK {
 			return nil
@@ -393,13 +222,7 @@ func (p *proxyProc) waitReady(timeout time.Duration) error {
 
 // ops sends GET path to the metrics listener.
 func (p *proxyProc) ops(path string) (int, string, error) {
-	resp, err := p.metrics.Get("http://" + p.cfg.MetricsListen + path)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body), err
+	return bintest.Get(p.metrics, "http://"+p.cfg.MetricsListen+path)
 }
 
 func (p *proxyProc) metricsText(t *testing.T) string {
@@ -409,27 +232,6 @@ func (p *proxyProc) metricsText(t *testing.T) string {
 		t.Fatalf("GET /metrics: %d, %v", code, err)
 	}
 	return body
-}
-
-func (p *proxyProc) signal(t *testing.T, sig syscall.Signal) {
-	t.Helper()
-	// os.Process.Signal targets this process's PID and refuses once it has
-	// been waited for, so a reused PID is never hit.
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("sending %v to pid %d: %v", sig, p.cmd.Process.Pid, err)
-	}
-}
-
-// waitExit waits for the process to exit and returns its status.
-func (p *proxyProc) waitExit(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.exitCode
-	case <-time.After(timeout):
-		t.Fatalf("oauth-proxy did not exit within %v", timeout)
-		return 0
-	}
 }
 
 // response is one answer from the proxy.
@@ -472,30 +274,6 @@ func (p *proxyProc) apiCall(path, cookie string) (response, error) {
 	return p.do(http.MethodGet, path, map[string]string{"Origin": trustedOrigin, "Cookie": cookie})
 }
 
-// eventually polls cond every 10 ms until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// eventually is the package's eventually that also fails at once when the
-// process exits while the test waits.
-func (p *proxyProc) eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	eventually(t, timeout, what, func() bool {
-		if p.exited() {
-			t.Fatalf("oauth-proxy exited (status %d) while the test waited for %s", p.exitCode, what)
-		}
-		return cond()
-	})
-}
-
 // ---- tests ----
 
 func TestCommandLine(t *testing.T) {
@@ -511,7 +289,7 @@ func TestCommandLine(t *testing.T) {
 		"bad-listen.yaml":   strings.Replace(valid, `listen: "127.0.0.1:8081"`, `listen: "localhost"`, 1),
 	}
 	for name, content := range configs {
-		writeFile(t, filepath.Join(dir, name), content)
+		bintest.WriteFile(t, filepath.Join(dir, name), content)
 	}
 	cfg := func(name string) string { return filepath.Join(dir, name) }
 
@@ -539,23 +317,23 @@ func TestCommandLine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := runBinary(t, tt.args...)
-			if r.code != tt.wantCode {
-				t.Fatalf("exit status %d, want %d; stdout %q; stderr %q", r.code, tt.wantCode, r.stdout, r.stderr)
+			r := bin.Run(t, tt.args...)
+			if r.Code != tt.wantCode {
+				t.Fatalf("exit status %d, want %d; stdout %q; stderr %q", r.Code, tt.wantCode, r.Stdout, r.Stderr)
 			}
-			if !strings.Contains(r.stdout, tt.wantStdout) {
-				t.Errorf("stdout %q, want it to contain %q", r.stdout, tt.wantStdout)
+			if !strings.Contains(r.Stdout, tt.wantStdout) {
+				t.Errorf("stdout %q, want it to contain %q", r.Stdout, tt.wantStdout)
 			}
 			for _, s := range tt.wantStderr {
-				if !strings.Contains(r.stderr, s) {
-					t.Errorf("stderr %q, want it to contain %q", r.stderr, s)
+				if !strings.Contains(r.Stderr, s) {
+					t.Errorf("stderr %q, want it to contain %q", r.Stderr, s)
 				}
 			}
-			if tt.oneLine && strings.Count(strings.TrimSuffix(r.stderr, "\n"), "\n") != 0 {
-				t.Errorf("stderr is not one line: %q", r.stderr)
+			if tt.oneLine && strings.Count(strings.TrimSuffix(r.Stderr, "\n"), "\n") != 0 {
+				t.Errorf("stderr is not one line: %q", r.Stderr)
 			}
-			if tt.notStderr != "" && strings.Contains(r.stderr, tt.notStderr) {
-				t.Errorf("stderr quotes key material: %q", r.stderr)
+			if tt.notStderr != "" && strings.Contains(r.Stderr, tt.notStderr) {
+				t.Errorf("stderr quotes key material: %q", r.Stderr)
 			}
 		})
 	}
@@ -654,7 +432,7 @@ func TestForwardsWithBearerToken(t *testing.T) {
 	if code, _, err := p.ops("/healthz"); err != nil || code != 200 {
 		t.Errorf("GET /healthz: %d, %v", code, err)
 	}
-	if out := p.stderr.String(); strings.Contains(out, key.hex) || strings.Contains(out, token) {
+	if out := p.Stderr(); strings.Contains(out, key.hex) || strings.Contains(out, token) {
 		t.Errorf("stderr holds a key or a token:\n%s", out)
 	}
 }
@@ -704,10 +482,10 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	rotated := p.cfg
 	rotated.Keys = []string{newKey.hex, oldKey.hex}
-	writeFile(t, p.configPath, rotated.yaml())
+	bintest.WriteFile(t, p.configPath, rotated.yaml())
 	doneAtSignal := done.Load()
-	p.signal(t, syscall.SIGHUP)
-	p.eventually(t, 10*time.Second, "a cookie sealed with the new key to be accepted", func() bool {
+	p.Signal(t, syscall.SIGHUP)
+	p.Eventually(t, 10*time.Second, "a cookie sealed with the new key to be accepted", func() bool {
 		r, err := p.apiCall("/api/x", newCookie)
 		return err == nil && r.status == 200 && r.seen.Authorization == "Bearer new-token"
 	})
@@ -728,13 +506,13 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	t.Logf("%d requests, SIGHUP sent after %d, all 200", done.Load(), doneAtSignal)
 
 	// A bad file is refused and the running configuration (both keys) stays.
-	writeFile(t, p.configPath, rotated.yaml()+"no_such_setting: true\n")
-	p.signal(t, syscall.SIGHUP)
-	p.eventually(t, 10*time.Second, `"configuration reload refused" on stderr`, func() bool {
-		return strings.Contains(p.stderr.String(), "configuration reload refused")
+	bintest.WriteFile(t, p.configPath, rotated.yaml()+"no_such_setting: true\n")
+	p.Signal(t, syscall.SIGHUP)
+	p.Eventually(t, 10*time.Second, `"configuration reload refused" on stderr`, func() bool {
+		return strings.Contains(p.Stderr(), "configuration reload refused")
 	})
-	if p.exited() {
-		t.Fatalf("oauth-proxy exited (status %d) after a bad reload", p.exitCode)
+	if p.Exited() {
+		t.Fatalf("oauth-proxy exited (status %d) after a bad reload", p.ExitCode())
 	}
 	for _, c := range []struct{ cookie, auth string }{{newCookie, "Bearer new-token"}, {oldCookie, "Bearer old-token"}} {
 		r, err := p.apiCall("/api/x", c.cookie)
@@ -742,8 +520,8 @@ func TestReloadOnSIGHUP(t *testing.T) {
 			t.Errorf("after the refused reload: status %d, upstream saw %q, err %v; want 200 and %q", r.status, r.seen.Authorization, err, c.auth)
 		}
 	}
-	if !strings.Contains(p.stderr.String(), "no_such_setting") {
-		t.Errorf("the refusal does not name the bad setting:\n%s", p.stderr.String())
+	if !strings.Contains(p.Stderr(), "no_such_setting") {
+		t.Errorf("the refusal does not name the bad setting:\n%s", p.Stderr())
 	}
 	metrics := p.metricsText(t)
 	for _, want := range []string{
@@ -754,7 +532,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
 		}
 	}
-	if out := p.stderr.String(); strings.Contains(out, oldKey.hex) || strings.Contains(out, newKey.hex) {
+	if out := p.Stderr(); strings.Contains(out, oldKey.hex) || strings.Contains(out, newKey.hex) {
 		t.Errorf("stderr holds key material")
 	}
 }
@@ -788,20 +566,20 @@ func TestDrainOnSIGTERM(t *testing.T) {
 
 	// All n requests are now held by the upstream, so they are in flight
 	// for as long as the test wants.
-	p.signal(t, syscall.SIGTERM)
-	p.eventually(t, 5*time.Second, "/readyz to answer 503 while draining", func() bool {
+	p.Signal(t, syscall.SIGTERM)
+	p.Eventually(t, 5*time.Second, "/readyz to answer 503 while draining", func() bool {
 		code, _, _ := p.ops("/readyz")
 		return code == http.StatusServiceUnavailable
 	})
-	p.eventually(t, 5*time.Second, "the listener to refuse new connections while draining", func() bool {
+	p.Eventually(t, 5*time.Second, "the listener to refuse new connections while draining", func() bool {
 		c, err := net.DialTimeout("tcp", p.cfg.Listen, time.Second)
 		if err == nil {
 			c.Close()
 		}
 		return errors.Is(err, syscall.ECONNREFUSED)
 	})
-	if p.exited() {
-		t.Fatalf("oauth-proxy exited (status %d) with %d requests in flight", p.exitCode, n)
+	if p.Exited() {
+		t.Fatalf("oauth-proxy exited (status %d) with %d requests in flight", p.ExitCode(), n)
 	}
 	up.releaseAll()
 
@@ -817,7 +595,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 			t.Fatal("requests in flight at SIGTERM got no answer within 10s")
 		}
 	}
-	if code := p.waitExit(t, 5*time.Second); code != 0 {
+	if code := p.WaitExit(t, 5*time.Second); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM, want 0", code)
 	}
 	if c, err := net.DialTimeout("tcp", p.cfg.Listen, time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
@@ -865,7 +643,7 @@ func TestUnixSocket(t *testing.T) {
 		{
 			name: "regular file",
 			setup: func(t *testing.T, sock string) func(*testing.T) {
-				writeFile(t, sock, "not a socket")
+				bintest.WriteFile(t, sock, "not a socket")
 				return func(t *testing.T) {
 					if b, err := os.ReadFile(sock); err != nil || string(b) != "not a socket" {
 						t.Errorf("the regular file was changed: %q, %v", b, err)
@@ -918,14 +696,14 @@ func TestUnixSocket(t *testing.T) {
 			if !tt.wantStart {
 				cfg.MetricsListen = "-"
 				path := filepath.Join(dir, "oauth-proxy.yaml")
-				writeFile(t, path, cfg.yaml())
-				r := runBinary(t, "-config", path)
-				if r.code != 1 {
-					t.Fatalf("exit status %d, want 1; stderr %q", r.code, r.stderr)
+				bintest.WriteFile(t, path, cfg.yaml())
+				r := bin.Run(t, "-config", path)
+				if r.Code != 1 {
+					t.Fatalf("exit status %d, want 1; stderr %q", r.Code, r.Stderr)
 				}
 				for _, s := range append(tt.wantErr, sock) {
-					if !strings.Contains(r.stderr, s) {
-						t.Errorf("stderr %q, want it to contain %q", r.stderr, s)
+					if !strings.Contains(r.Stderr, s) {
+						t.Errorf("stderr %q, want it to contain %q", r.Stderr, s)
 					}
 				}
 				if check != nil {
@@ -956,8 +734,8 @@ func TestUnixSocket(t *testing.T) {
 				t.Errorf("Access-Control-Allow-Origin %q, want %q", got, trustedOrigin)
 			}
 
-			p.signal(t, syscall.SIGTERM)
-			if code := p.waitExit(t, 5*time.Second); code != 0 {
+			p.Signal(t, syscall.SIGTERM)
+			if code := p.WaitExit(t, 5*time.Second); code != 0 {
 				t.Fatalf("exit status %d after SIGTERM, want 0", code)
 			}
 			if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {

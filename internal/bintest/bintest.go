@@ -1,0 +1,309 @@
+// Package bintest runs a command's real binary in its black-box tests: it
+// builds the binary once per test process (with the race detector when the
+// tests run with it), runs it to completion or starts it in the background,
+// and signals it, waits for it and reads its stderr. Only tests import it.
+package bintest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Binary is the command in the test's working directory, the package under
+// test, built on first use. Declare one per test package; a Binary must not
+// be copied, and is safe for concurrent use.
+type Binary struct {
+	// Name names the binary file and the command in messages.
+	Name string
+	// Unset lists environment variables the binary does not inherit from
+	// the test, such as ones that would clash with what the test's
+	// configuration files give.
+	Unset []string
+
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// Path returns the built binary's path, building it on first use; a build
+// that fails fails t.
+func (b *Binary) Path(t testing.TB) string {
+	t.Helper()
+	b.once.Do(b.build)
+	if b.err != nil {
+		t.Fatalf("building %s: %v", b.Name, b.err)
+	}
+	return b.path
+}
+
+func (b *Binary) build() {
+	goTool, err := exec.LookPath("go") // go test puts GOROOT/bin first in PATH
+	if err != nil {
+		b.err = err
+		return
+	}
+	if b.dir, err = os.MkdirTemp("", b.Name+"-test-"); err != nil {
+		b.err = err
+		return
+	}
+	b.path = filepath.Join(b.dir, b.Name)
+	args := []string{"build", "-o", b.path}
+	if raceEnabled() {
+		args = append(args, "-race")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, goTool, append(args, ".")...).CombinedOutput()
+	if err != nil {
+		b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// Main runs the tests and removes the built binary; call it from TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(bin.Main(m)) }
+func (b *Binary) Main(m *testing.M) int {
+	code := m.Run()
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
+	return code
+}
+
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+// environ is the test's environment without the variables b.Unset names. A
+// race-enabled binary would sleep 1 s before every exit with status 0;
+// GORACE turns that off.
+func (b *Binary) environ() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if name != "GORACE" && !slices.Contains(b.Unset, name) {
+			env = append(env, kv)
+		}
+	}
+	gorace := "atexit_sleep_ms=0"
+	if prior := os.Getenv("GORACE"); prior != "" {
+		gorace = prior + " " + gorace
+	}
+	return append(env, "GORACE="+gorace)
+}
+
+// Result is how a run of the binary ended. It may be copied.
+type Result struct {
+	Code           int // exit status
+	Stdout, Stderr string
+}
+
+// Run runs the binary with args to completion, for at most 10 s.
+func (b *Binary) Run(t testing.TB, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, b.Path(t), args...)
+	cmd.Env = b.environ()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%s %v did not exit within 10s; stderr:\n%s", b.Name, args, stderr.String())
+	}
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Fatalf("%s %v: %v", b.Name, args, err)
+	}
+	return Result{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
+}
+
+// Process is one running binary, started with [Binary.Start]. It is safe for
+// concurrent use and must not be copied.
+type Process struct {
+	name     string
+	cmd      *exec.Cmd
+	stderr   syncBuffer
+	done     chan struct{} // closed once the process has exited
+	exitCode int           // valid after done
+}
+
+// Start starts the binary with args, its stdout discarded and its stderr
+// kept. When the test ends the process is killed, by its PID, if it still
+// runs; the test fails if the binary reported a data race, and logs its
+// stderr if it failed.
+func (b *Binary) Start(t testing.TB, args ...string) *Process {
+	t.Helper()
+	p := &Process{name: b.Name, done: make(chan struct{})}
+	p.cmd = exec.Command(b.Path(t), args...)
+	p.cmd.Env = b.environ()
+	p.cmd.Stdout = io.Discard
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.cmd.Wait()
+		p.exitCode = p.cmd.ProcessState.ExitCode()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			select {
+			case <-p.done:
+			case <-time.After(10 * time.Second):
+				t.Errorf("%s (pid %d) did not die after SIGKILL", b.Name, p.cmd.Process.Pid)
+			}
+		}
+		if out := p.stderr.String(); strings.Contains(out, "DATA RACE") {
+			t.Errorf("%s reported a data race:\n%s", b.Name, out)
+		} else if t.Failed() {
+			t.Logf("%s stderr:\n%s", b.Name, out)
+		}
+	})
+	return p
+}
+
+// Stderr returns what the process has written to stderr so far.
+func (p *Process) Stderr() string { return p.stderr.String() }
+
+// Exited reports whether the process has exited.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// ExitCode returns the exit status. It waits for the exit: call it once
+// Exited reports true, or use WaitExit.
+func (p *Process) ExitCode() int {
+	<-p.done
+	return p.exitCode
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	// os.Process.Signal targets this process's PID and refuses once it has
+	// been waited for, so a reused PID is never hit.
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("sending %v to pid %d: %v", sig, p.cmd.Process.Pid, err)
+	}
+}
+
+// WaitExit waits for the process to exit and returns its status.
+func (p *Process) WaitExit(t testing.TB, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.exitCode
+	case <-time.After(timeout):
+		t.Fatalf("%s did not exit within %v", p.name, timeout)
+		return 0
+	}
+}
+
+// Eventually polls cond every 10 ms until it holds or timeout passes, and
+// fails at once when the process exits meanwhile; what says what the test
+// waits for.
+func (p *Process) Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	Eventually(t, timeout, what, func() bool {
+		if p.Exited() {
+			t.Fatalf("%s exited (status %d) while the test waited for %s", p.name, p.exitCode, what)
+		}
+		return cond()
+	})
+}
+
+// Eventually polls cond every 10 ms until it holds or timeout passes; what
+// says what the test waits for.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// FreeTCPAddr returns a loopback address nothing listens on right now.
+func FreeTCPAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// WriteFile writes content to path with mode 0600.
+func WriteFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Get sends GET url with c and returns the status and body.
+func Get(c *http.Client, url string) (int, string, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
