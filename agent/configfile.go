@@ -3,7 +3,6 @@ package agent
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -16,11 +15,7 @@ import (
 // LoadConfig reads the YAML file at path and returns the validated
 // configuration, as [ParseConfig] does.
 func LoadConfig(path string, getenv func(string) string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, configError(err)
-	}
-	return ParseConfig(data, getenv)
+	return settings.Load("agent: config", path, getenv, (*fileConfig).config)
 }
 
 // ParseConfig parses and validates YAML configuration text (SPEC §7, and
@@ -35,21 +30,7 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 // TH_ENCRYPTION_KEYS. getenv reads the environment (usually os.Getenv; nil
 // means an empty environment).
 func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
-	var f fileConfig
-	if err := settings.Decode(data, &f); err != nil {
-		return nil, configError(err)
-	}
-	c, err := f.config(getenv)
-	if err != nil {
-		return nil, configError(err)
-	}
-	return c, nil
-}
-
-// configError prefixes an error, which names the setting, with the
-// package's name.
-func configError(err error) error {
-	return fmt.Errorf("agent: config: %w", err)
+	return settings.Parse("agent: config", data, getenv, (*fileConfig).config)
 }
 
 var (

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -99,11 +98,7 @@ var keySource = settings.Source{
 // LoadConfig reads the YAML file at path and returns the validated
 // configuration, as [ParseConfig] does.
 func LoadConfig(path string, getenv func(string) string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: config: %w", err)
-	}
-	return ParseConfig(data, getenv)
+	return settings.Load("proxy: config", path, getenv, (*fileConfig).config)
 }
 
 // ParseConfig parses and validates YAML configuration text. It returns a
@@ -115,21 +110,7 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 // the environment variable TH_ENCRYPTION_KEYS, read with getenv (usually
 // os.Getenv; nil means an empty environment).
 func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
-	var f fileConfig
-	if err := settings.Decode(data, &f); err != nil {
-		return nil, configError(err)
-	}
-	c, err := f.config(getenv)
-	if err != nil {
-		return nil, configError(err)
-	}
-	return c, nil
-}
-
-// configError prefixes an error of the settings package, which names the
-// setting, with this package's name.
-func configError(err error) error {
-	return fmt.Errorf("proxy: config: %w", err)
+	return settings.Parse("proxy: config", data, getenv, (*fileConfig).config)
 }
 
 // fileConfig is the configuration file as written. Pointers tell a setting

@@ -5,8 +5,9 @@
 // from exactly one source).
 //
 // Every error names the setting by its YAML path, as "routes[1].upstream",
-// and never quotes a secret. Errors carry no program prefix: each binary
-// wraps them in its own ("proxy: config: ", "agent: config: ").
+// and never quotes a secret. Only [Load] and [Parse] prefix their errors,
+// with what the binary gives ("proxy: config", "agent: config"); the other
+// functions' errors carry no program prefix.
 package settings
 
 import (
@@ -14,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
 	"strings"
 
@@ -72,6 +74,34 @@ func Decode(data []byte, out any) error {
 		return fmt.Errorf("the file must be a YAML mapping of settings (line %d)", root.Line)
 	}
 	return decodeMapping(root, "", v.Elem())
+}
+
+// Load reads the configuration file at path and returns what [Parse] does;
+// a file that cannot be read is an error with the same prefix.
+func Load[F, C any](prefix, path string, getenv func(string) string, convert func(*F, func(string) string) (C, error)) (C, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var zero C
+		return zero, fmt.Errorf("%s: %w", prefix, err)
+	}
+	return Parse(prefix, data, getenv, convert)
+}
+
+// Parse decodes data, the text of a configuration file, into a new F as
+// [Decode] does, then returns what convert makes of it: convert validates
+// the settings, reads what they point to with getenv and applies the
+// defaults. An error of either step is returned as "<prefix>: <error>".
+func Parse[F, C any](prefix string, data []byte, getenv func(string) string, convert func(*F, func(string) string) (C, error)) (C, error) {
+	var f F
+	err := Decode(data, &f)
+	if err == nil {
+		var c C
+		if c, err = convert(&f, getenv); err == nil {
+			return c, nil
+		}
+	}
+	var zero C
+	return zero, fmt.Errorf("%s: %w", prefix, err)
 }
 
 // IsNull reports whether n is YAML null, as a key written with no value.

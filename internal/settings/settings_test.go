@@ -581,3 +581,61 @@ func ExampleDecode() {
 	// unknown setting "timeouts.raed" (line 2)
 	// example: config: timeouts.read: invalid duration "soon" (write a Go duration such as 30s)
 }
+
+func TestLoadAndParse(t *testing.T) {
+	// convert stands for a binary's conversion of its file: it reads the
+	// environment and refuses a negative count.
+	type out struct {
+		count int
+		env   string
+	}
+	convert := func(f *testFile, getenv func(string) string) (*out, error) {
+		if f.Count < 0 {
+			return nil, Errorf("count", "must not be negative")
+		}
+		return &out{f.Count, getenv("K")}, nil
+	}
+	getenv := func(k string) string { return "env-" + k }
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	tests := []struct {
+		name    string
+		path    string
+		want    *out
+		wantErr string // how the error starts
+	}{
+		{name: "valid", path: write("valid.yaml", "count: 3\n"), want: &out{3, "env-K"}},
+		{name: "unknown setting", path: write("unknown.yaml", "colour: blue\n"), wantErr: `tst: config: unknown setting "colour" (line 1)`},
+		{name: "refused by convert", path: write("negative.yaml", "count: -1\n"), wantErr: "tst: config: count: must not be negative"},
+		{name: "missing file", path: filepath.Join(dir, "nonexistent.yaml"), wantErr: "tst: config: open " + filepath.Join(dir, "nonexistent.yaml") + ": "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Load("tst: config", tt.path, getenv, convert)
+			if data, rerr := os.ReadFile(tt.path); rerr == nil {
+				pgot, perr := Parse("tst: config", data, getenv, convert)
+				if !reflect.DeepEqual(pgot, got) || fmt.Sprint(perr) != fmt.Sprint(err) {
+					t.Errorf("Parse = %v, %v; Load = %v, %v: want the same", pgot, perr, got, err)
+				}
+			}
+			if tt.wantErr == "" {
+				if err != nil || !reflect.DeepEqual(got, tt.want) {
+					t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
+				}
+				return
+			}
+			if got != nil {
+				t.Errorf("got %+v with an error, want nil", got)
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
+				t.Errorf("error %v, want it to start with %q", err, tt.wantErr)
+			}
+		})
+	}
+}
