@@ -1,0 +1,242 @@
+package devidp
+
+import (
+	"crypto/rand"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// pendingTTL bounds how long the login page may stay open; codeTTL bounds
+// authorization codes (RFC 6749 §4.1.2 recommends at most 10 minutes).
+const (
+	pendingTTL = 10 * time.Minute
+	codeTTL    = time.Minute
+	// maxPending caps the login pages open at once, so that a loop fetching
+	// /authorize cannot fill memory.
+	maxPending = 10000
+)
+
+// authRequest is a validated authorization request waiting for the login
+// form.
+type authRequest struct {
+	clientID, redirectURI, state       string
+	challenge, scope, nonce, loginHint string
+	expires                            time.Time
+}
+
+// authCode is an issued, not yet redeemed authorization code.
+type authCode struct {
+	clientID, redirectURI, challenge, scope, nonce string
+	user                                           *User
+	authTime, expires                              time.Time
+}
+
+// challengeSyntax is an S256 code_challenge: BASE64URL of 32 bytes (RFC 7636
+// §4.2).
+var challengeSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// checkAuthRequest validates the parameters of an authorization request once
+// the client and redirect URI are known to be good; a failure is sent back
+// to the client (RFC 6749 §4.1.2.1).
+func checkAuthRequest(q url.Values) *oauthError {
+	bad := func(code, desc string) *oauthError {
+		return &oauthError{http.StatusBadRequest, code, desc, ""}
+	}
+	for k, v := range q {
+		// RFC 6749 §3.1: parameters MUST NOT be included more than once.
+		if len(v) > 1 {
+			return bad("invalid_request", "parameter "+k+" is repeated")
+		}
+	}
+	switch {
+	case q.Get("response_type") != "code":
+		return bad("unsupported_response_type", "response_type must be code")
+	case q.Has("request"):
+		return bad("request_not_supported", "request objects are not supported")
+	case q.Has("request_uri"):
+		return bad("request_uri_not_supported", "request_uri is not supported (no PAR here)")
+	case q.Get("response_mode") != "" && q.Get("response_mode") != "query":
+		return bad("invalid_request", "response_mode must be query")
+	// PKCE with S256 only: "plain", also the default when the method is
+	// left out (RFC 7636 §4.3), would send the verifier in the clear
+	// (RFC 9700 §2.1.1).
+	case q.Get("code_challenge") == "":
+		return bad("invalid_request", "code_challenge is required (PKCE, RFC 7636)")
+	case q.Get("code_challenge_method") != "S256":
+		return bad("invalid_request", "code_challenge_method must be S256")
+	case !challengeSyntax.MatchString(q.Get("code_challenge")):
+		return bad("invalid_request", "code_challenge is not an S256 challenge")
+	case slices.Contains(strings.Fields(q.Get("prompt")), "none"):
+		// OpenID Connect Core §3.1.2.6: there is never a session to reuse.
+		return bad("login_required", "the development IdP always shows its login page")
+	}
+	return nil
+}
+
+// authorize is the authorization endpoint (RFC 6749 §4.1.1): it validates the
+// request and shows the login page.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	// RFC 6749 §4.1.2.1: with a bad client_id or redirect_uri, tell the user
+	// and do not redirect.
+	c := s.clients[single(q, "client_id")]
+	if c == nil {
+		s.errorPage(w, http.StatusBadRequest, "Unknown client",
+			"The client_id of this request is missing or not registered with the development IdP.")
+		return
+	}
+	redirectURI := single(q, "redirect_uri")
+	if !slices.Contains(c.RedirectURIs, redirectURI) {
+		s.errorPage(w, http.StatusBadRequest, "Redirect URI not registered",
+			"The redirect_uri "+quote(redirectURI)+" is missing or not registered for client "+quote(c.ID)+".")
+		return
+	}
+	now := time.Now()
+	ar := &authRequest{
+		clientID:    c.ID,
+		redirectURI: redirectURI,
+		state:       q.Get("state"),
+		challenge:   q.Get("code_challenge"),
+		scope:       q.Get("scope"),
+		nonce:       q.Get("nonce"),
+		loginHint:   q.Get("login_hint"),
+		expires:     now.Add(pendingTTL),
+	}
+	if e := checkAuthRequest(q); e != nil {
+		s.redirect(w, r, ar, url.Values{"error": {e.code}, "error_description": {e.description}}, http.StatusFound)
+		return
+	}
+	id := rand.Text()
+	s.mu.Lock()
+	s.sweepLocked(now)
+	full := len(s.pending) >= maxPending
+	if !full {
+		s.pending[id] = ar
+	}
+	s.mu.Unlock()
+	if full {
+		s.errorPage(w, http.StatusServiceUnavailable, "Too many sign-ins in progress",
+			"Try again in a few minutes.")
+		return
+	}
+	s.loginPage(w, http.StatusOK, id, ar, "")
+}
+
+// single returns the one value of q[k], or "" when there is none or more
+// than one.
+func single(q url.Values, k string) string {
+	if len(q[k]) != 1 {
+		return ""
+	}
+	return q[k][0]
+}
+
+// login handles the login form: the user picked or typed a user, or
+// cancelled.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, http.StatusBadRequest, "Bad request", "The login form could not be read.")
+		return
+	}
+	id := r.PostForm.Get("request_id")
+	now := time.Now()
+	s.mu.Lock()
+	ar := s.pending[id]
+	if ar != nil && now.After(ar.expires) {
+		delete(s.pending, id)
+		ar = nil
+	}
+	s.mu.Unlock()
+	if ar == nil {
+		s.expiredPage(w)
+		return
+	}
+
+	if r.PostForm.Has("cancel") {
+		if s.take(id) {
+			s.redirect(w, r, ar, url.Values{"error": {"access_denied"},
+				"error_description": {"the user cancelled the sign-in"}}, http.StatusSeeOther)
+		} else {
+			s.expiredPage(w)
+		}
+		return
+	}
+	// The text field comes before the user buttons in the form, so the
+	// button that was clicked, if any, is the last value.
+	var name string
+	if v := r.PostForm["username"]; len(v) > 0 {
+		name = strings.TrimSpace(v[len(v)-1])
+	}
+	user := s.byName[name]
+	if user == nil {
+		msg := "Choose one of the demo users."
+		if name != "" {
+			msg = "There is no demo user " + quote(name) + ". Choose one of the demo users."
+		}
+		s.loginPage(w, http.StatusBadRequest, id, ar, msg)
+		return
+	}
+	// Single use: a second submission of the same page finds nothing.
+	if !s.take(id) {
+		s.expiredPage(w)
+		return
+	}
+	code := rand.Text()
+	s.mu.Lock()
+	s.sweepLocked(now)
+	s.codes[code] = &authCode{
+		clientID:    ar.clientID,
+		redirectURI: ar.redirectURI,
+		challenge:   ar.challenge,
+		scope:       ar.scope,
+		nonce:       ar.nonce,
+		user:        user,
+		authTime:    now,
+		expires:     now.Add(codeTTL),
+	}
+	s.mu.Unlock()
+	s.redirect(w, r, ar, url.Values{"code": {code}}, http.StatusSeeOther)
+}
+
+// take removes the pending request id and reports whether it was there.
+func (s *Server) take(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.pending[id]
+	delete(s.pending, id)
+	return ok
+}
+
+func (s *Server) expiredPage(w http.ResponseWriter) {
+	s.errorPage(w, http.StatusBadRequest, "Sign-in request expired",
+		"This sign-in page has expired or was already used. Go back to the application and sign in again.")
+}
+
+// redirect sends the user agent back to the request's registered redirect
+// URI with resp, the state and the issuer (RFC 9207 §2).
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, ar *authRequest, resp url.Values, status int) {
+	if ar.state != "" {
+		resp.Set("state", ar.state)
+	}
+	resp.Set("iss", s.issuer)
+	http.Redirect(w, r, appendQuery(ar.redirectURI, resp), status)
+}
+
+// appendQuery adds params to a registered URI, keeping its own query as it
+// is (RFC 6749 §3.1.2).
+func appendQuery(uri string, params url.Values) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		// Checked when the client was registered.
+		panic("devidp: internal error: redirect URI: " + err.Error())
+	}
+	if u.RawQuery != "" {
+		u.RawQuery += "&"
+	}
+	u.RawQuery += params.Encode()
+	return u.String()
+}

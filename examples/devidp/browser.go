@@ -1,0 +1,95 @@
+package devidp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// The login page's form, as pages.go writes it.
+var (
+	formAction = regexp.MustCompile(`<form method="post" action="([^"]*)">`)
+	formID     = regexp.MustCompile(`<input type="hidden" name="request_id" value="([^"]*)">`)
+)
+
+// Login plays the browser on the development IdP, for tests and smoke
+// checks: it GETs authorizationURL and, when the answer is the login page,
+// POSTs its form as username (a demo user's subject, or "" to cancel). It
+// returns the redirect the provider answered with: the client's redirect URI
+// with code, state and iss, or with error, error_description, state and iss
+// (also when the authorization request was refused before the login page).
+// Any other answer is an error.
+//
+// client makes the two requests; redirects are not followed (its
+// CheckRedirect is bypassed). A nil client means http.DefaultClient.
+func Login(ctx context.Context, client *http.Client, authorizationURL, username string) (*url.URL, error) {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	c := *client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authorizationURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("devidp: login: %w", err)
+	}
+	loc, body, err := send(&c, req)
+	if err != nil || loc != nil {
+		return loc, err
+	}
+	action, id := formAction.FindStringSubmatch(body), formID.FindStringSubmatch(body)
+	if action == nil || id == nil {
+		return nil, errors.New("devidp: login: the answer is not the login page")
+	}
+	target, err := req.URL.Parse(html.UnescapeString(action[1]))
+	if err != nil {
+		return nil, fmt.Errorf("devidp: login: form action: %w", err)
+	}
+	form := url.Values{"request_id": {html.UnescapeString(id[1])}}
+	if username == "" {
+		form.Set("cancel", "1")
+	} else {
+		form.Set("username", username)
+	}
+	req, err = http.NewRequestWithContext(ctx, http.MethodPost, target.String(), strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, fmt.Errorf("devidp: login: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	loc, body, err = send(&c, req)
+	if err == nil && loc == nil {
+		err = fmt.Errorf("devidp: login as %q: no redirect: %.200s", username, body)
+	}
+	return loc, err
+}
+
+// send does req and returns the Location of a 302 or 303 answer, or the
+// body of a 200 answer.
+func send(c *http.Client, req *http.Request) (*url.URL, string, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, "", fmt.Errorf("devidp: login: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, "", fmt.Errorf("devidp: login: %w", err)
+	}
+	switch resp.StatusCode {
+	case http.StatusFound, http.StatusSeeOther:
+		loc, err := resp.Location()
+		if err != nil {
+			return nil, "", fmt.Errorf("devidp: login: %w", err)
+		}
+		return loc, "", nil
+	case http.StatusOK:
+		return nil, string(b), nil
+	}
+	return nil, "", fmt.Errorf("devidp: login: %s %s: %s: %.200s", req.Method, req.URL.Path, resp.Status, b)
+}

@@ -1,0 +1,417 @@
+// Package devidp is the development OpenID Provider of the development stack
+// (make run). It serves, over net/http, the authorization code flow with PKCE
+// (RFC 7636, S256 only) behind a login page with demo users, the token
+// endpoint with refresh-token rotation, userinfo, RP-initiated logout and
+// revocation (RFC 7009). Access tokens are RS256 JWTs (RFC 9068) that an API
+// verifies against the JWKS.
+//
+// DEVELOPMENT ONLY: there are no passwords (anyone who reaches the login page
+// signs in as any demo user), everything lives in memory and the signing key
+// changes at every start. It MUST NOT be used as an identity provider, and
+// every HTML page it serves says so in a banner. Use ListenLoopback to keep
+// it on the local machine.
+//
+// Endpoints, under the issuer URL:
+//
+//	GET  /.well-known/openid-configuration   discovery (OpenID Connect Discovery 1.0 §3)
+//	GET  /jwks                               the public signing key
+//	GET  /authorize                          validates the request, shows the login page
+//	POST /login                              the login form: request_id and username
+//	POST /token                              authorization_code and refresh_token grants
+//	GET  /userinfo (or POST)                 OpenID Connect Core §5.3
+//	GET  /logout (or POST)                   RP-Initiated Logout 1.0: a "logged out" page
+//	POST /revoke                             RFC 7009
+//	GET  /                                   a page listing the users and clients
+//
+// The login page is one form (method POST, action /login) with a hidden field
+// request_id, a text field username with a "Sign in" button, one submit
+// button name="username" value="<subject>" per demo user, and a cancel button
+// (name="cancel") that sends the client error=access_denied. Login plays that
+// page for tests.
+package devidp
+
+import (
+	"cmp"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// User is a demo user. Subject is the sub claim and the name typed or picked
+// on the login page; it is required and unique. Name defaults to Subject and
+// Email to Subject + "@example.com". A User is plain data and may be copied.
+type User struct{ Subject, Name, Email string }
+
+// Client is a registered confidential client; it authenticates with
+// client_secret_basic or client_secret_post. ID and Secret are required.
+// Redirect URIs are compared exactly (RFC 9700 §4.1.3); at least one is
+// required. A Client is plain data and may be copied; New keeps its own copy.
+type Client struct {
+	ID, Secret                           string
+	RedirectURIs, PostLogoutRedirectURIs []string
+}
+
+// Options configures a Server. Zero fields take the documented defaults.
+// Options is plain data and may be copied.
+type Options struct {
+	// Issuer is the provider's URL as clients see it, http or https, without
+	// a trailing slash, query or fragment, e.g.
+	// "http://login.example.localhost:8443". Required. Its path, if any,
+	// prefixes every endpoint.
+	Issuer string
+	// Clients are the registered clients; at least one is required.
+	Clients []Client
+	// Users are the demo users; default alice, bob and carol.
+	Users []User
+	// AccessTokenTTL is the access tokens' lifetime (their exp and the token
+	// answer's expires_in); default 5 minutes.
+	AccessTokenTTL time.Duration
+	// Audience is the access tokens' aud; default "api.example.localhost".
+	Audience string
+}
+
+// DefaultUsers are the demo users when Options.Users is empty. The slice
+// must not be modified.
+var DefaultUsers = []User{
+	{Subject: "alice", Name: "Alice Anderson", Email: "alice@example.com"},
+	{Subject: "bob", Name: "Bob Brown", Email: "bob@example.com"},
+	{Subject: "carol", Name: "Carol Clark", Email: "carol@example.com"},
+}
+
+// DefaultAudience is the access tokens' aud when Options.Audience is empty.
+const DefaultAudience = "api.example.localhost"
+
+const defaultAccessTokenTTL = 5 * time.Minute
+
+// Server is a development OpenID Provider. Build it with New and serve its
+// Handler. A Server is safe for concurrent use and must not be copied.
+type Server struct {
+	issuer   string
+	base     string // the issuer's path, "" or "/x" without a trailing slash
+	audience string
+	ttl      time.Duration
+	clients  map[string]*Client
+	users    []User // in login-page order
+	byName   map[string]*User
+	handler  http.Handler
+
+	key  *rsa.PrivateKey
+	kid  string
+	jwks []byte // the public JWKS document
+
+	mu            sync.Mutex
+	pending       map[string]*authRequest // by request_id, awaiting the login form
+	codes         map[string]*authCode
+	refreshTokens map[string]*refreshToken
+	accessTokens  map[string]*issuedAccess // by jti
+	nextSweep     time.Time
+}
+
+// New validates opts and builds a Server with a fresh RSA 2048 signing key.
+func New(opts Options) (*Server, error) {
+	s := &Server{
+		audience:      cmp.Or(opts.Audience, DefaultAudience),
+		ttl:           cmp.Or(opts.AccessTokenTTL, defaultAccessTokenTTL),
+		clients:       make(map[string]*Client),
+		byName:        make(map[string]*User),
+		pending:       make(map[string]*authRequest),
+		codes:         make(map[string]*authCode),
+		refreshTokens: make(map[string]*refreshToken),
+		accessTokens:  make(map[string]*issuedAccess),
+	}
+	if err := s.setIssuer(opts.Issuer); err != nil {
+		return nil, err
+	}
+	if s.ttl < 0 {
+		return nil, fmt.Errorf("devidp: AccessTokenTTL %v is negative", opts.AccessTokenTTL)
+	}
+	if err := s.setClients(opts.Clients); err != nil {
+		return nil, err
+	}
+	if err := s.setUsers(opts.Users); err != nil {
+		return nil, err
+	}
+	if err := s.newKey(); err != nil {
+		return nil, err
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+func (s *Server) setIssuer(issuer string) error {
+	if issuer == "" {
+		return errors.New("devidp: Issuer is required, as http://login.example.localhost:8443")
+	}
+	u, err := url.Parse(issuer)
+	switch {
+	case err != nil:
+		return fmt.Errorf("devidp: Issuer: %w", err)
+	case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
+		return fmt.Errorf("devidp: Issuer %q must be an absolute http or https URL", issuer)
+	case u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(issuer, "#") || strings.HasSuffix(issuer, "?"):
+		// OpenID Connect Discovery 1.0 §3: no query or fragment.
+		return fmt.Errorf("devidp: Issuer %q must not have a query or fragment", issuer)
+	case strings.HasSuffix(issuer, "/"):
+		return fmt.Errorf("devidp: Issuer %q must not end with a slash", issuer)
+	case u.User != nil:
+		return fmt.Errorf("devidp: Issuer %q must not carry user information", issuer)
+	}
+	s.issuer, s.base = issuer, u.EscapedPath()
+	return nil
+}
+
+func (s *Server) setClients(clients []Client) error {
+	if len(clients) == 0 {
+		return errors.New("devidp: at least one client is required")
+	}
+	for _, c := range clients {
+		switch {
+		case c.ID == "":
+			return errors.New("devidp: a client has no ID")
+		case s.clients[c.ID] != nil:
+			return fmt.Errorf("devidp: client %q is registered twice", c.ID)
+		case c.Secret == "":
+			return fmt.Errorf("devidp: client %q has no secret", c.ID)
+		case len(c.RedirectURIs) == 0:
+			return fmt.Errorf("devidp: client %q has no redirect URI", c.ID)
+		}
+		for _, uris := range [][]string{c.RedirectURIs, c.PostLogoutRedirectURIs} {
+			for _, r := range uris {
+				// RFC 6749 §3.1.2: absolute, without a fragment.
+				u, err := url.Parse(r)
+				if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || strings.Contains(r, "#") {
+					return fmt.Errorf("devidp: client %q: redirect URI %q must be absolute and without a fragment", c.ID, r)
+				}
+			}
+		}
+		c.RedirectURIs = append([]string(nil), c.RedirectURIs...)
+		c.PostLogoutRedirectURIs = append([]string(nil), c.PostLogoutRedirectURIs...)
+		s.clients[c.ID] = &c
+	}
+	return nil
+}
+
+func (s *Server) setUsers(users []User) error {
+	if len(users) == 0 {
+		users = DefaultUsers
+	}
+	s.users = make([]User, 0, len(users))
+	for _, u := range users {
+		if u.Subject == "" || strings.TrimSpace(u.Subject) != u.Subject {
+			return fmt.Errorf("devidp: user subject %q must be non-empty without surrounding spaces", u.Subject)
+		}
+		if s.byName[u.Subject] != nil {
+			return fmt.Errorf("devidp: user %q is listed twice", u.Subject)
+		}
+		u.Name = cmp.Or(u.Name, u.Subject)
+		u.Email = cmp.Or(u.Email, u.Subject+"@example.com")
+		s.users = append(s.users, u)
+		s.byName[u.Subject] = &s.users[len(s.users)-1]
+	}
+	return nil
+}
+
+func (s *Server) newKey() error {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return fmt.Errorf("devidp: generate key: %w", err)
+	}
+	s.key = key
+	pub := jose.JSONWebKey{Key: &key.PublicKey, Algorithm: string(jose.RS256), Use: "sig"}
+	if s.kid, err = thumbprint(pub); err != nil {
+		return err
+	}
+	pub.KeyID = s.kid
+	if s.jwks, err = json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub}}); err != nil {
+		return fmt.Errorf("devidp: marshal JWKS: %w", err)
+	}
+	return nil
+}
+
+// Issuer returns the issuer URL, as in Options.
+func (s *Server) Issuer() string { return s.issuer }
+
+// Handler returns the provider's HTTP handler. It expects request paths as
+// the issuer URL has them (its path prefix included) and serves on any host.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes() http.Handler {
+	b := s.base
+	mux := http.NewServeMux()
+	mux.Handle("GET "+b+"/.well-known/openid-configuration", handler(s.discovery))
+	mux.Handle("GET "+b+"/jwks", handler(s.jwksDocument))
+	mux.HandleFunc("GET "+b+"/authorize", s.authorize)
+	mux.HandleFunc("POST "+b+"/login", s.login)
+	mux.Handle("POST "+b+"/token", handler(s.token))
+	mux.Handle(b+"/userinfo", handler(s.userinfo))
+	mux.HandleFunc(b+"/logout", s.endSession)
+	mux.Handle("POST "+b+"/revoke", handler(s.revoke))
+	mux.HandleFunc("GET "+b+"/{$}", s.index)
+	mux.HandleFunc(b+"/", s.notFound)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Tokens, codes, pages and errors alike must not be cached (RFC 6749
+		// §5.1); the key changes at every start, so the JWKS neither.
+		w.Header().Set("Cache-Control", "no-store")
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// url is the absolute URL of an endpoint path.
+func (s *Server) url(path string) string { return s.issuer + path }
+
+// oauthError is an OAuth 2.0 error answer (RFC 6749 §4.1.2.1, §5.2; RFC 6750
+// §3).
+type oauthError struct {
+	status          int
+	code            string
+	description     string
+	wwwAuthenticate string
+}
+
+func (e *oauthError) Error() string { return "devidp: " + e.code + ": " + e.description }
+
+var (
+	errInvalidClient = &oauthError{http.StatusUnauthorized, "invalid_client",
+		"client authentication failed", `Basic realm="devidp"`}
+	errTwoClientAuths = &oauthError{http.StatusBadRequest, "invalid_request",
+		"more than one client authentication method (RFC 6749 §2.3)", ""}
+	errInvalidToken = &oauthError{http.StatusUnauthorized, "invalid_token",
+		"the access token is invalid, expired or revoked", `Bearer error="invalid_token"`}
+	errNoBearer = &oauthError{http.StatusUnauthorized, "invalid_request",
+		"a bearer access token is required (RFC 6750 §2.1)", `Bearer realm="devidp"`}
+	errMissingToken = &oauthError{http.StatusBadRequest, "invalid_request",
+		"missing token", ""}
+	errBadForm = &oauthError{http.StatusBadRequest, "invalid_request",
+		"malformed form body", ""}
+	errMethod = &oauthError{http.StatusMethodNotAllowed, "invalid_request",
+		"method not allowed", ""}
+)
+
+// handler adapts a JSON endpoint that returns errors; writeError maps them.
+func handler(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			writeError(w, err)
+		}
+	})
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	var oe *oauthError
+	if !errors.As(err, &oe) {
+		oe = &oauthError{http.StatusInternalServerError, "server_error", "internal error", ""}
+	}
+	if oe.wwwAuthenticate != "" {
+		w.Header().Set("WWW-Authenticate", oe.wwwAuthenticate)
+	}
+	if oe == errMethod {
+		w.Header().Set("Allow", "GET, POST")
+	}
+	writeJSON(w, oe.status, map[string]string{"error": oe.code, "error_description": oe.description})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("devidp: internal error: " + err.Error())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// metadata is the OpenID Provider Metadata (OpenID Connect Discovery 1.0 §3)
+// with the OAuth extensions clients look for.
+type metadata struct {
+	Issuer                            string   `json:"issuer"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	EndSessionEndpoint                string   `json:"end_session_endpoint"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	ResponseModesSupported            []string `json:"response_modes_supported"`
+	SubjectTypesSupported             []string `json:"subject_types_supported"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	ScopesSupported                   []string `json:"scopes_supported"`
+	ClaimsSupported                   []string `json:"claims_supported"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
+	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
+	PromptValuesSupported             []string `json:"prompt_values_supported"`
+	// RFC 9207 §3: clients must then require iss in authorization responses.
+	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+}
+
+var clientAuthMethods = []string{authBasic, authPost}
+
+func (s *Server) discovery(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, metadata{
+		Issuer:                                     s.issuer,
+		AuthorizationEndpoint:                      s.url("/authorize"),
+		TokenEndpoint:                              s.url("/token"),
+		UserinfoEndpoint:                           s.url("/userinfo"),
+		JWKSURI:                                    s.url("/jwks"),
+		EndSessionEndpoint:                         s.url("/logout"),
+		RevocationEndpoint:                         s.url("/revoke"),
+		ResponseTypesSupported:                     []string{"code"},
+		ResponseModesSupported:                     []string{"query"},
+		SubjectTypesSupported:                      []string{"public"},
+		GrantTypesSupported:                        []string{"authorization_code", "refresh_token"},
+		ScopesSupported:                            []string{"openid", "profile", "email", "offline_access"},
+		ClaimsSupported:                            []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "name", "preferred_username", "email", "email_verified"},
+		CodeChallengeMethodsSupported:              []string{"S256"},
+		IDTokenSigningAlgValuesSupported:           []string{"RS256"},
+		TokenEndpointAuthMethodsSupported:          clientAuthMethods,
+		RevocationEndpointAuthMethods:              clientAuthMethods,
+		PromptValuesSupported:                      []string{"none", "login"},
+		AuthorizationResponseIssParameterSupported: true,
+	})
+	return nil
+}
+
+func (s *Server) jwksDocument(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Write(s.jwks)
+	return nil
+}
+
+// sweepLocked drops whatever has expired, at most once a minute, so that a
+// provider left running for days does not grow. s.mu must be held.
+func (s *Server) sweepLocked(now time.Time) {
+	if now.Before(s.nextSweep) {
+		return
+	}
+	s.nextSweep = now.Add(time.Minute)
+	for k, v := range s.pending {
+		if now.After(v.expires) {
+			delete(s.pending, k)
+		}
+	}
+	for k, v := range s.codes {
+		if now.After(v.expires) {
+			delete(s.codes, k)
+		}
+	}
+	for k, v := range s.refreshTokens {
+		if now.After(v.grant.expires) {
+			delete(s.refreshTokens, k)
+		}
+	}
+	for k, v := range s.accessTokens {
+		if now.After(v.expires) {
+			delete(s.accessTokens, k)
+		}
+	}
+}

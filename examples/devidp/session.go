@@ -1,0 +1,101 @@
+package devidp
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// userinfo is the UserInfo endpoint (OpenID Connect Core §5.3) with the
+// bearer token in the Authorization header (RFC 6750 §2.1). It answers the
+// claims the token's scope allows (§5.4).
+func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		return errMethod
+	}
+	scheme, raw, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" {
+		// RFC 6750 §3.1: no error code when no token was sent.
+		return errNoBearer
+	}
+	jti, _, err := s.verifyAccessToken(raw, time.Now())
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	at := s.accessTokens[jti]
+	live := at != nil && !at.revoked && !at.grant.revoked
+	s.mu.Unlock()
+	if !live {
+		return errInvalidToken
+	}
+	var claims struct {
+		Subject           string `json:"sub"`
+		Name              string `json:"name,omitempty"`
+		PreferredUsername string `json:"preferred_username,omitempty"`
+		Email             string `json:"email,omitempty"`
+		EmailVerified     *bool  `json:"email_verified,omitempty"`
+	}
+	claims.Subject = at.grant.user.Subject
+	addUserClaims(at.grant.user, at.grant.scope, &claims.Name, &claims.PreferredUsername, &claims.Email, &claims.EmailVerified)
+	writeJSON(w, http.StatusOK, claims)
+	return nil
+}
+
+// endSession is the end-session endpoint (OpenID Connect RP-Initiated
+// Logout 1.0 §2). There is no provider session to end, so it only shows a
+// "logged out" page, with a link back to post_logout_redirect_uri (and state)
+// when that URI is registered for the client named by id_token_hint or
+// client_id (§3). It links rather than redirects so that a developer sees
+// where the logout went.
+func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		s.errorPage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, http.StatusBadRequest, "Bad request", "The logout request could not be read.")
+		return
+	}
+	f := r.Form
+	clientID := f.Get("client_id")
+	var note string
+	if hint := f.Get("id_token_hint"); hint != "" {
+		aud, err := s.verifyIDTokenHint(hint)
+		switch {
+		case err != nil:
+			note = "The id_token_hint was not issued by this provider, so the application could not be identified."
+			clientID = ""
+		case len(aud) != 1 || (clientID != "" && clientID != aud[0]):
+			note = "The id_token_hint does not match the client_id."
+			clientID = ""
+		default:
+			clientID = aud[0]
+		}
+	}
+	back := ""
+	if plr := f.Get("post_logout_redirect_uri"); plr != "" && note == "" {
+		c := s.clients[clientID]
+		switch {
+		case c == nil:
+			note = "A post_logout_redirect_uri needs an id_token_hint or client_id that names a registered client."
+		case !slices.Contains(c.PostLogoutRedirectURIs, plr):
+			note = "The post_logout_redirect_uri " + quote(plr) + " is not registered for client " + quote(c.ID) + "."
+		default:
+			back = withState(plr, f.Get("state"))
+		}
+	}
+	s.loggedOutPage(w, back, note)
+}
+
+// withState adds state to a registered redirect URI (RP-Initiated Logout
+// 1.0 §3).
+func withState(uri, state string) string {
+	if state == "" {
+		return uri
+	}
+	return appendQuery(uri, url.Values{"state": {state}})
+}
