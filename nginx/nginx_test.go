@@ -1,0 +1,746 @@
+package nginx
+
+// Black-box tests of the rendered configurations with real NGINX: the
+// proxy's pipeline cases through NGINX in both modes answer as the proxy
+// alone does; large cookies fit; /refresh sticks to one agent per refresh
+// cookie; TLS serves; nginx -t accepts every configuration.
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenhandler/tokenhandler/crypto"
+)
+
+const unauthorizedJSON = `{"code":"unauthorized","message":"Access denied due to missing or invalid credentials"}`
+
+// The token every valid cookie here holds: a JWT-shaped token68.
+const token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJkZW1vIn0.c2ln-_~+/="
+
+// stack is one proxy in front of one API, reachable three ways: directly,
+// through NGINX in upstream mode, and through NGINX in auth_request mode.
+type stack struct {
+	keys, old *crypto.Keyring
+	api       *api
+	targets   []target // the proxy alone first
+}
+
+type target struct {
+	name string
+	url  string
+}
+
+// newStack starts a proxy with the configuration extra and both NGINX
+// modes in front of it. remove_cookie_headers: false in extra turns on
+// KeepCookieHeaders, as an operator would.
+func newStack(t *testing.T, extra string) *stack {
+	t.Helper()
+	a := newAPI(t)
+	proxyAddr, keys, old := startProxy(t, a.addr(), extra)
+	p := Params{Proxies: []string{proxyAddr}, APIs: []string{a.addr()}, Agents: []string{"127.0.0.1:1"},
+		KeepCookieHeaders: strings.Contains(extra, "remove_cookie_headers: false")}
+	up := startNGINX(t, ModeUpstream, p)
+	auth := startNGINX(t, ModeAuthRequest, p)
+	return &stack{keys: keys, old: old, api: a, targets: []target{
+		{"proxy alone", "http://" + proxyAddr}, {"NGINX upstream mode", up.url}, {"NGINX auth_request mode", auth.url},
+	}}
+}
+
+func (s *stack) seal(t *testing.T, plaintext string) string {
+	t.Helper()
+	c, err := s.keys.Seal(nil, []byte(plaintext), crypto.FormatV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(c)
+}
+
+// pipelineCase is one request through SPEC §6, modelled on
+// proxy/pipeline_test.go.
+type pipelineCase struct {
+	name    string
+	extra   string // proxy configuration
+	method  string
+	headers func(t *testing.T, s *stack) [][2]string
+	body    string
+	status  int
+	cors    bool   // Access-Control-Allow-Origin must be the trusted origin (otherwise absent)
+	bearer  string // the Authorization the API must receive; "" = the API must not be reached
+	check   func(t *testing.T, r *http.Request, body []byte)
+}
+
+func hdr(k, v string) [2]string { return [2]string{k, v} }
+func cookie(c string) [2]string { return hdr("Cookie", c) }
+func trusted() [2]string        { return hdr("Origin", trustedOrigin) }
+func at(t *testing.T, s *stack) string {
+	return "example-at=" + s.seal(t, token)
+}
+func csrfPair(t *testing.T, s *stack) [][2]string {
+	return [][2]string{cookie("example-csrf=" + s.seal(t, "csrf-token-value")), hdr("x-example-csrf", "csrf-token-value")}
+}
+
+// cookieIs checks the Cookie header(s) the API received.
+func cookieIs(want string) func(t *testing.T, r *http.Request, _ []byte) {
+	return func(t *testing.T, r *http.Request, _ []byte) {
+		t.Helper()
+		if got := strings.Join(r.Header.Values("Cookie"), "; "); got != want {
+			t.Errorf("the API received Cookie %q, want %q", got, want)
+		}
+	}
+}
+
+func pipelineCases() []pipelineCase {
+	cases := []pipelineCase{
+		{name: "valid cookie", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{trusted(), cookie("theme=dark; " + at(t, s) + "; example-csrf=x; example-id=y; example-auth=z; example-login=w; lang=fr")}
+			},
+			check: cookieIs("theme=dark; lang=fr")},
+		{name: "token-handler cookies first and last", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{trusted(), cookie(at(t, s) + "; theme=dark; example-login=w; lang=fr; example-id=y")}
+			},
+			check: cookieIs("theme=dark; lang=fr")},
+		{name: "old key still in the ring", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				c, _ := s.old.Seal(nil, []byte(token), crypto.FormatV1)
+				return [][2]string{trusted(), cookie("example-at=" + string(c))}
+			},
+			check: cookieIs("")},
+		{name: "DARE cookie", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				c, _ := s.keys.Seal(nil, []byte(token), crypto.FormatDARE)
+				return [][2]string{trusted(), cookie("example-at=" + string(c))}
+			}},
+		{name: "browser Authorization replaced", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{trusted(), cookie(at(t, s)), hdr("Authorization", "Bearer forged")}
+			}},
+		{name: "HEAD with a valid cookie", method: "HEAD", status: 200, cors: true, bearer: "Bearer " + token,
+			headers: func(t *testing.T, s *stack) [][2]string { return [][2]string{trusted(), cookie(at(t, s))} }},
+		{name: "no cookie", method: "GET", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string { return [][2]string{trusted()} }},
+		{name: "other cookies only", method: "GET", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string { return [][2]string{trusted(), cookie("theme=dark")} }},
+		{name: "empty cookie", method: "GET", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string { return [][2]string{trusted(), cookie("example-at=")} }},
+		{name: "tampered cookie", method: "GET", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				c := []byte(s.seal(t, token))
+				c[20] ^= 1
+				return [][2]string{trusted(), cookie("example-at=" + string(c))}
+			}},
+		{name: "wrong key", method: "GET", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				other, _ := crypto.NewKeyring(crypto.GenerateKey())
+				c, _ := other.Seal(nil, []byte(token), crypto.FormatV1)
+				return [][2]string{trusted(), cookie("example-at=" + string(c))}
+			}},
+		{name: "token outside token68", method: "GET", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{trusted(), cookie("example-at=" + s.seal(t, "abc def\r\nX-Injected: 1"))}
+			}},
+		{name: "missing Origin", method: "GET", status: 401,
+			headers: func(t *testing.T, s *stack) [][2]string { return [][2]string{cookie(at(t, s))} }},
+		{name: "untrusted Origin", method: "GET", status: 401,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{hdr("Origin", "https://evil.example"), cookie(at(t, s))}
+			}},
+		{name: "Origin with a trailing slash", method: "GET", status: 401,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{hdr("Origin", trustedOrigin+"/"), cookie(at(t, s))}
+			}},
+		{name: "several Cookie headers", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{trusted(), cookie("a=1"), cookie(at(t, s)), cookie("b=2")}
+			},
+			check: cookieIs("a=1; b=2")},
+		{name: "chunked cookie", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				c := s.seal(t, token)
+				return [][2]string{trusted(), cookie("example-at.1=" + c[30:] + "; keep=1; example-at.0=" + c[:30])}
+			},
+			check: cookieIs("keep=1")},
+		{name: "chunks in the wrong order", method: "GET", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				c := s.seal(t, token)
+				return [][2]string{trusted(), cookie("example-at.0=" + c[30:] + "; example-at.1=" + c[:30])}
+			}},
+		{name: "allow_tokens off: a bearer token without cookie", method: "GET", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{trusted(), hdr("Authorization", "Bearer mobile-token")}
+			}},
+		{name: "HEAD error without a body", method: "HEAD", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string { return [][2]string{trusted()} }},
+		{name: "POST body reaches the API", method: "POST", status: 200, cors: true, bearer: "Bearer " + token,
+			body: `{"item":"café"}`,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return append(csrfPair(t, s), trusted(), cookie(at(t, s)), hdr("Content-Type", "application/json"))
+			},
+			check: func(t *testing.T, r *http.Request, body []byte) {
+				if string(body) != `{"item":"café"}` || r.Header.Get("Content-Type") != "application/json" {
+					t.Errorf("the API received %q (%s)", body, r.Header.Get("Content-Type"))
+				}
+			}},
+
+		// Preflights: the proxy answers them in both modes.
+		{name: "preflight from the trusted origin", method: "OPTIONS", status: 204, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{trusted(), hdr("Access-Control-Request-Method", "POST"), hdr("Access-Control-Request-Headers", "x-example-csrf, content-type")}
+			}},
+		{name: "preflight from an untrusted origin", method: "OPTIONS", status: 204,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{hdr("Origin", "https://evil.example"), hdr("Access-Control-Request-Method", "POST")}
+			}},
+
+		// Other proxy configurations.
+		{name: "CORS off, GET without Origin", extra: "cors: {enabled: false}", method: "GET", status: 200, bearer: "Bearer " + token,
+			headers: func(t *testing.T, s *stack) [][2]string { return [][2]string{cookie(at(t, s))} }},
+		{name: "CORS off, POST without Origin", extra: "cors: {enabled: false}", method: "POST", status: 401,
+			headers: func(t *testing.T, s *stack) [][2]string { return append(csrfPair(t, s), cookie(at(t, s))) }},
+		{name: "CORS off, no CORS headers even for a trusted origin", extra: "cors: {enabled: false}", method: "GET", status: 200, bearer: "Bearer " + token,
+			headers: func(t *testing.T, s *stack) [][2]string { return [][2]string{trusted(), cookie(at(t, s))} }},
+		{name: "allow_tokens on: a bearer token passes unchanged", extra: "allow_tokens: true", method: "POST", status: 200, bearer: "Bearer mobile-token",
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{hdr("Authorization", "Bearer mobile-token")}
+			}},
+		{name: "allow_tokens on: Basic is not a bearer token", extra: "allow_tokens: true", method: "GET", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{trusted(), hdr("Authorization", "Basic dTpw")}
+			}},
+		{name: "remove_cookie_headers off keeps the cookies", extra: "remove_cookie_headers: false", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{trusted(), cookie("theme=dark; " + at(t, s))}
+			},
+			check: func(t *testing.T, r *http.Request, _ []byte) {
+				if !strings.Contains(r.Header.Get("Cookie"), "example-at=") {
+					t.Error("the token cookie was removed although remove_cookie_headers is off")
+				}
+			}},
+	}
+	for _, m := range []string{"POST", "PUT", "PATCH", "DELETE"} {
+		cases = append(cases,
+			pipelineCase{name: m + " with CSRF", method: m, status: 200, cors: true, bearer: "Bearer " + token,
+				headers: func(t *testing.T, s *stack) [][2]string {
+					return append(csrfPair(t, s), trusted(), cookie(at(t, s)))
+				},
+				check: func(t *testing.T, r *http.Request, _ []byte) {
+					if r.Header.Get("X-Example-Csrf") != "" || strings.Contains(r.Header.Get("Cookie"), "csrf") {
+						t.Error("the CSRF header or cookie reached the API")
+					}
+				}},
+			pipelineCase{name: m + " without CSRF cookie", method: m, status: 401, cors: true,
+				headers: func(t *testing.T, s *stack) [][2]string {
+					return [][2]string{trusted(), cookie(at(t, s)), hdr("x-example-csrf", "csrf-token-value")}
+				}},
+			pipelineCase{name: m + " without CSRF header", method: m, status: 401, cors: true,
+				headers: func(t *testing.T, s *stack) [][2]string {
+					return [][2]string{trusted(), cookie(at(t, s)), cookie("example-csrf=" + s.seal(t, "csrf-token-value"))}
+				}},
+			pipelineCase{name: m + " with a CSRF mismatch", method: m, status: 401, cors: true,
+				headers: func(t *testing.T, s *stack) [][2]string {
+					return [][2]string{trusted(), cookie(at(t, s)), cookie("example-csrf=" + s.seal(t, "csrf-token-value")), hdr("x-example-csrf", "csrf-token-valuf")}
+				}},
+			pipelineCase{name: m + " from an untrusted origin", method: m, status: 401,
+				headers: func(t *testing.T, s *stack) [][2]string {
+					return append(csrfPair(t, s), hdr("Origin", "https://evil.example"), cookie(at(t, s)))
+				}},
+		)
+	}
+	return cases
+}
+
+// TestPipeline sends every case to the proxy alone and through NGINX in
+// both modes: the browser must see the same status, body and CORS headers,
+// and the API the same request.
+func TestPipeline(t *testing.T) {
+	nginxBinary(t)
+	t.Parallel()
+	stacks := map[string]*stack{}
+	for _, tc := range pipelineCases() {
+		s := stacks[tc.extra]
+		if s == nil {
+			s = newStack(t, tc.extra)
+			stacks[tc.extra] = s
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			hdrs := tc.headers(t, s)
+			var alone response
+			for i, tg := range s.targets {
+				req := request{method: tc.method, path: "/api/things?q=1", headers: append([][2]string{hdr("Host", apiHost)}, hdrs...)}
+				if tc.body != "" {
+					req.body, req.length = strings.NewReader(tc.body), int64(len(tc.body))
+				}
+				s.api.received()
+				resp := do(t, client, tg.url, req)
+				r, body := s.api.received()
+				checkAnswer(t, tg.name, tc, resp)
+				checkAPI(t, tg.name, tc, resp, r, body, i > 0)
+				if i == 0 {
+					alone = resp
+				} else {
+					sameAnswer(t, tg.name, alone, resp)
+				}
+			}
+		})
+	}
+}
+
+// checkAnswer checks what the browser sees against the case.
+func checkAnswer(t *testing.T, name string, tc pipelineCase, resp response) {
+	t.Helper()
+	if resp.status != tc.status {
+		t.Fatalf("%s: status %d, want %d (body %q)", name, resp.status, tc.status, resp.body)
+	}
+	acao := resp.header.Get("Access-Control-Allow-Origin")
+	switch {
+	case tc.cors && acao != trustedOrigin:
+		t.Errorf("%s: Access-Control-Allow-Origin %q, want %q", name, acao, trustedOrigin)
+	case !tc.cors && acao != "":
+		t.Errorf("%s: Access-Control-Allow-Origin %q, want none", name, acao)
+	}
+	if tc.cors && (resp.header.Get("Access-Control-Allow-Credentials") != "true" || !hasToken(resp.header.Values("Vary"), "Origin")) {
+		t.Errorf("%s: Access-Control-Allow-Credentials %q, Vary %q", name, resp.header.Get("Access-Control-Allow-Credentials"), resp.header.Values("Vary"))
+	}
+	if tc.status == 401 {
+		want := unauthorizedJSON
+		if tc.method == "HEAD" {
+			want = ""
+		}
+		if resp.body != want || resp.header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s: 401 body %q (%s), want %q", name, resp.body, resp.header.Get("Content-Type"), want)
+		}
+	}
+	if resp.header.Get("X-Request-Id") == "" {
+		t.Errorf("%s: no X-Request-Id", name)
+	}
+}
+
+// checkAPI checks what the API received.
+func checkAPI(t *testing.T, name string, tc pipelineCase, resp response, r *http.Request, body []byte, viaNGINX bool) {
+	t.Helper()
+	switch {
+	case tc.bearer == "" && r != nil:
+		t.Fatalf("%s: the API was reached with Authorization %q", name, r.Header.Get("Authorization"))
+	case tc.bearer == "":
+		return
+	case r == nil:
+		t.Fatalf("%s: the API was not reached", name)
+	}
+	if got := r.Header.Get("Authorization"); got != tc.bearer {
+		t.Errorf("%s: the API received Authorization %q, want %q", name, got, tc.bearer)
+	}
+	if r.URL.RequestURI() != "/api/things?q=1" || r.Method != tc.method {
+		t.Errorf("%s: the API received %s %s", name, r.Method, r.URL.RequestURI())
+	}
+	if got := r.Header.Get("X-Request-Id"); got == "" || got != resp.header.Get("X-Request-Id") {
+		t.Errorf("%s: the API received X-Request-Id %q, the browser %q", name, got, resp.header.Get("X-Request-Id"))
+	}
+	if viaNGINX {
+		if !strings.HasPrefix(r.Header.Get("X-Forwarded-For"), "127.0.0.1") || r.Header.Get("X-Forwarded-Proto") != "http" || r.Header.Get("X-Forwarded-Host") != apiHost {
+			t.Errorf("%s: X-Forwarded-For %q, -Proto %q, -Host %q", name, r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Forwarded-Host"))
+		}
+	}
+	if tc.check != nil {
+		tc.check(t, r, body)
+	}
+}
+
+// sameAnswer compares an answer through NGINX with the proxy's own.
+func sameAnswer(t *testing.T, name string, alone, got response) {
+	t.Helper()
+	if got.status != alone.status || got.body != alone.body {
+		t.Errorf("%s: %d %q, the proxy alone %d %q", name, got.status, got.body, alone.status, alone.body)
+	}
+	for _, h := range []string{"Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Access-Control-Allow-Methods",
+		"Access-Control-Allow-Headers", "Access-Control-Max-Age", "Access-Control-Expose-Headers", "Content-Type", "Cache-Control"} {
+		if g, w := strings.Join(got.header.Values(h), ", "), strings.Join(alone.header.Values(h), ", "); g != w {
+			t.Errorf("%s: %s %q, the proxy alone %q", name, h, g, w)
+		}
+	}
+	if g, w := hasToken(got.header.Values("Vary"), "Origin"), hasToken(alone.header.Values("Vary"), "Origin"); g != w {
+		t.Errorf("%s: Vary %q, the proxy alone %q", name, got.header.Values("Vary"), alone.header.Values("Vary"))
+	}
+}
+
+func hasToken(values []string, tok string) bool {
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), tok) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// bigToken returns a JWT-shaped token68 of about n characters.
+func bigToken(n int) string {
+	b := make([]byte, n*3/4)
+	rand.Read(b)
+	return "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString(b) + ".c2ln"
+}
+
+// TestHeaderBudget: the chunked cookies of a 9 KiB token, 12 KiB in one
+// Cookie line, pass both modes (NGINX's default 8k buffers refuse them), and
+// the 9 KiB Authorization of the auth answer fits NGINX's proxy buffer. A
+// Cookie line over 16 KiB is refused.
+func TestHeaderBudget(t *testing.T) {
+	nginxBinary(t)
+	t.Parallel()
+	s := newStack(t, "")
+	big := bigToken(9 << 10)
+	sealed := s.seal(t, big)
+	var chunks []string
+	for i := 0; len(sealed) > 0; i++ {
+		n := min(len(sealed), 4000)
+		chunks = append(chunks, fmt.Sprintf("example-at.%d=%s", i, sealed[:n]))
+		sealed = sealed[n:]
+	}
+	line := strings.Join(append(chunks, "theme=dark"), "; ")
+	if len(line) < 12<<10 {
+		t.Fatalf("the Cookie line is %d bytes, want at least 12 KiB", len(line))
+	}
+	for _, tg := range s.targets {
+		s.api.received()
+		resp := do(t, client, tg.url, request{method: "GET", path: "/api/big", headers: [][2]string{trusted(), cookie(line)}})
+		if resp.status != 200 {
+			t.Fatalf("%s: a %d-byte Cookie line: status %d (%q)", tg.name, len(line), resp.status, resp.body)
+		}
+		r, _ := s.api.received()
+		if r == nil || r.Header.Get("Authorization") != "Bearer "+big || r.Header.Get("Cookie") != "theme=dark" {
+			t.Fatalf("%s: the API did not receive the big token alone", tg.name)
+		}
+	}
+	tooBig := "theme=" + strings.Repeat("x", 17<<10)
+	for _, tg := range s.targets[1:] {
+		resp := do(t, client, tg.url, request{method: "GET", path: "/api/big", headers: [][2]string{trusted(), cookie(tooBig)}})
+		if resp.status != 400 {
+			t.Errorf("%s: a 17 KiB Cookie line: status %d, want 400", tg.name, resp.status)
+		}
+	}
+}
+
+// TestBodyLimit: NGINX takes request bodies up to 10 MiB (its default is
+// 1 MiB) and refuses larger ones, chunked ones included (the proxy alone
+// cannot count those).
+func TestBodyLimit(t *testing.T) {
+	nginxBinary(t)
+	t.Parallel()
+	s := newStack(t, "")
+	for _, tg := range s.targets[1:] {
+		for _, tc := range []struct {
+			size, length int64 // length -1: chunked
+			status       int
+		}{
+			{5 << 20, 5 << 20, 200}, {5 << 20, -1, 200}, {11 << 20, 11 << 20, 413}, {11 << 20, -1, 413},
+		} {
+			hdrs := append(csrfPair(t, s), trusted(), cookie(at(t, s)))
+			if tc.length > 0 {
+				hdrs = append(hdrs, hdr("Expect", "100-continue"))
+			}
+			resp := do(t, client, tg.url, request{method: "POST", path: "/api/upload", headers: hdrs,
+				body: io.LimitReader(zeros{}, tc.size), length: tc.length})
+			r, body := s.api.received()
+			if resp.status != tc.status {
+				t.Errorf("%s: a %d-byte body (Content-Length %d): status %d, want %d", tg.name, tc.size, tc.length, resp.status, tc.status)
+			}
+			if got, want := int64(len(body)), map[bool]int64{true: tc.size}[tc.status == 200]; got != want || (want > 0) != (r != nil) {
+				t.Errorf("%s: the API received %d bytes of a %d-byte body", tg.name, got, tc.size)
+			}
+		}
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// TestAuthEndpointInternal: browsers cannot reach the proxy's auth
+// endpoint through NGINX, and other paths are 404 JSON.
+func TestAuthEndpointInternal(t *testing.T) {
+	nginxBinary(t)
+	t.Parallel()
+	s := newStack(t, "")
+	for _, tg := range s.targets[1:] {
+		for _, path := range []string{"/_oauth-proxy/auth", "/", "/apix"} {
+			resp := do(t, client, tg.url, request{method: "GET", path: path, headers: append([][2]string{trusted(), cookie(at(t, s))}, csrfPair(t, s)...)})
+			if resp.status != 404 || resp.header.Get("Authorization") != "" {
+				t.Errorf("%s: GET %s: status %d, Authorization %q; want 404 and none", tg.name, path, resp.status, resp.header.Get("Authorization"))
+			}
+		}
+	}
+}
+
+// TestUnreachable: when NGINX cannot reach the proxy (or, in auth_request
+// mode, the API) the browser gets the proxy's 502 JSON.
+func TestUnreachable(t *testing.T) {
+	nginxBinary(t)
+	t.Parallel()
+	closed := freeAddr(t)
+	a := newAPI(t)
+	proxyAddr, keys, _ := startProxy(t, a.addr(), "")
+	c, _ := keys.Seal(nil, []byte(token), crypto.FormatV1)
+	for _, tc := range []struct {
+		name string
+		mode string
+		p    Params
+	}{
+		{"upstream mode, proxy down", ModeUpstream, Params{Proxies: []string{closed}}},
+		{"auth_request mode, proxy down", ModeAuthRequest, Params{Proxies: []string{closed}, APIs: []string{a.addr()}}},
+		{"auth_request mode, API down", ModeAuthRequest, Params{Proxies: []string{proxyAddr}, APIs: []string{closed}}},
+	} {
+		in := startNGINX(t, tc.mode, tc.p)
+		resp := do(t, client, in.url, request{method: "GET", path: "/api/x", headers: [][2]string{trusted(), cookie("example-at=" + string(c))}})
+		if resp.status != 502 || resp.body != badGatewayBody || resp.header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s: %d %q (%s), want 502 %s", tc.name, resp.status, resp.body, resp.header.Get("Content-Type"), badGatewayBody)
+		}
+	}
+}
+
+// fakeAgent answers every request with its id, so a test sees which
+// instance NGINX chose.
+func fakeAgent(t *testing.T, id string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/oauth-agent/login/end" {
+			// Six 4 KiB cookies: a session with a chunked large token.
+			for i := range 6 {
+				w.Header().Add("Set-Cookie", fmt.Sprintf("example-at.%d=%s; Path=/; HttpOnly; Secure; SameSite=Strict", i, strings.Repeat("v", 4000)))
+			}
+		}
+		w.Header().Set("X-Agent", id)
+		fmt.Fprint(w, id)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// TestRefreshRouting: /refresh reaches the same agent for the same refresh
+// cookie, wherever it sits in the Cookie header and chunked or not; distinct
+// cookies spread over both agents; other agent paths are balanced.
+func TestRefreshRouting(t *testing.T) {
+	nginxBinary(t)
+	t.Parallel()
+	in := startNGINX(t, ModeUpstream, Params{Agents: []string{fakeAgent(t, "agent-a"), fakeAgent(t, "agent-b")}, Proxies: []string{"127.0.0.1:1"}})
+	call := func(path, cookieLine string) string {
+		t.Helper()
+		resp := do(t, client, in.url, request{method: "POST", path: path, headers: [][2]string{trusted(), cookie(cookieLine)}})
+		if resp.status != 200 {
+			t.Fatalf("POST %s: status %d", path, resp.status)
+		}
+		return resp.body
+	}
+
+	perAgent := map[string]int{}
+	for i := range 40 {
+		v := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("refresh-token-%d-%s", i, bigToken(16))))
+		first := call("/oauth-agent/refresh", "example-auth="+v)
+		perAgent[first]++
+		for _, line := range []string{
+			"example-auth=" + v,
+			"theme=dark; example-auth=" + v + "; example-csrf=abc",
+			"example-csrf=abc;example-auth=" + v,
+			"example-auth.0=" + v + "; example-auth.1=more",
+		} {
+			if got := call("/oauth-agent/refresh", line); got != first {
+				t.Fatalf("refresh cookie %d with Cookie %.40q… reached %s, earlier %s", i, line, got, first)
+			}
+		}
+	}
+	if perAgent["agent-a"] == 0 || perAgent["agent-b"] == 0 {
+		t.Errorf("40 refresh cookies reached %v; want both agents", perAgent)
+	}
+
+	others := map[string]int{}
+	for range 10 {
+		others[call("/oauth-agent/claims", "example-auth=same; example-id=x")]++
+	}
+	if others["agent-a"] == 0 || others["agent-b"] == 0 {
+		t.Errorf("10 calls to /oauth-agent/claims reached %v; want both agents", others)
+	}
+
+	// The agent's large Set-Cookie headers fit NGINX's buffer.
+	resp := do(t, client, in.url, request{method: "POST", path: "/oauth-agent/login/end", headers: [][2]string{trusted()}})
+	if resp.status != 200 || len(resp.header.Values("Set-Cookie")) != 6 {
+		t.Errorf("login/end with 24 KiB of Set-Cookie: status %d, %d cookies", resp.status, len(resp.header.Values("Set-Cookie")))
+	}
+}
+
+// selfSigned writes a self-signed certificate for api.example.localhost and
+// 127.0.0.1 into dir and returns the paths and the certificate.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, cert *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: apiHost},
+		DNSNames:              []string{apiHost},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert, err = x509.ParseCertificate(der); err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile, cert
+}
+
+// TestTLS: the TLS variant serves https with the given certificate,
+// proxies a valid request with X-Forwarded-Proto https, and sends HSTS.
+func TestTLS(t *testing.T) {
+	nginxBinary(t)
+	t.Parallel()
+	certFile, keyFile, cert := selfSigned(t, t.TempDir())
+	a := newAPI(t)
+	proxyAddr, keys, _ := startProxy(t, a.addr(), "")
+	in := startNGINX(t, ModeTLS, Params{Proxies: []string{proxyAddr}, Agents: []string{fakeAgent(t, "agent-a")},
+		TLSCertificate: certFile, TLSCertificateKey: keyFile})
+	if !strings.HasPrefix(in.url, "https://") {
+		t.Fatalf("url %s", in.url)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	c := newClient(&tls.Config{RootCAs: roots, ServerName: apiHost})
+	sealed, _ := keys.Seal(nil, []byte(token), crypto.FormatV1)
+
+	resp := do(t, c, in.url, request{method: "GET", path: "/api/things", headers: [][2]string{hdr("Host", apiHost), trusted(), cookie("example-at=" + string(sealed))}})
+	if resp.status != 200 || resp.header.Get("Access-Control-Allow-Origin") != trustedOrigin {
+		t.Fatalf("status %d, ACAO %q (body %q)", resp.status, resp.header.Get("Access-Control-Allow-Origin"), resp.body)
+	}
+	if resp.tls == nil || !resp.tls.PeerCertificates[0].Equal(cert) {
+		t.Error("NGINX did not present the generated certificate")
+	}
+	if resp.header.Get("Strict-Transport-Security") == "" {
+		t.Error("no Strict-Transport-Security")
+	}
+	r, _ := a.received()
+	if r == nil || r.Header.Get("Authorization") != "Bearer "+token || r.Header.Get("X-Forwarded-Proto") != "https" {
+		t.Fatalf("the API received %v", r)
+	}
+	if resp := do(t, c, in.url, request{method: "GET", path: "/oauth-agent/claims", headers: [][2]string{trusted()}}); resp.body != "agent-a" {
+		t.Errorf("/oauth-agent/claims over https: %d %q", resp.status, resp.body)
+	}
+	// Plain http on the TLS port is refused.
+	if resp := do(t, client, "http://"+strings.TrimPrefix(in.url, "https://"), request{method: "GET", path: "/api/things"}); resp.status != 400 {
+		t.Errorf("plain http to the https port: status %d, want 400", resp.status)
+	}
+}
+
+// TestNginxAcceptsEveryConfig runs nginx -t on every mode, whole and as a
+// conf.d snippet, with varied parameters, and on the committed examples.
+func TestNginxAcceptsEveryConfig(t *testing.T) {
+	bin := nginxBinary(t)
+	t.Parallel()
+	dir := t.TempDir()
+	certFile, keyFile, _ := selfSigned(t, dir)
+	variants := map[string]Params{
+		"defaults": {},
+		"several instances, other names": {Agents: []string{"127.0.0.1:8080", "127.0.0.2:8080", "unix:/run/th/agent.sock"},
+			Proxies: []string{"127.0.0.1:8081", "[::1]:8081"}, APIs: []string{"localhost:9443", "10.0.0.9:9000"},
+			CookiePrefix: "my_app-1", HostPrefix: true, AgentBasePath: "/bff/agent", APIPathPrefix: "/v1/data/",
+			AuthPath: "/_th/check", ServerName: "api.example.com www.api.example.com", Listen: "[::]:8443"},
+		"keep cookie headers": {KeepCookieHeaders: true},
+	}
+	for _, mode := range Modes {
+		for name, p := range variants {
+			for _, snippet := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%s/snippet=%v", mode, name, snippet), func(t *testing.T) {
+					p := p
+					p.Snippet = snippet
+					if mode == ModeTLS {
+						p.TLSCertificate, p.TLSCertificateKey = certFile, keyFile
+					}
+					conf, err := Render(mode, runParams(t, p))
+					if err != nil {
+						t.Fatal(err)
+					}
+					nginxTest(t, bin, conf, snippet)
+				})
+			}
+		}
+	}
+	for _, mode := range Modes {
+		t.Run("example "+mode, func(t *testing.T) {
+			conf, err := os.ReadFile(filepath.Join("conf", mode+".conf"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mode == ModeTLS {
+				// The example names the production certificate paths.
+				p := exampleParams(mode)
+				conf = []byte(strings.NewReplacer(p.TLSCertificate, certFile, p.TLSCertificateKey, keyFile).Replace(string(conf)))
+			}
+			nginxTest(t, bin, conf, true)
+		})
+	}
+}
+
+// nginxTest runs nginx -t on conf; a snippet is included in a minimal
+// nginx.conf, as /etc/nginx/nginx.conf includes conf.d.
+func nginxTest(t *testing.T, bin string, conf []byte, snippet bool) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "nginx.conf")
+	if snippet {
+		if err := os.WriteFile(filepath.Join(dir, "th.conf"), conf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		conf = fmt.Appendf(nil, "pid %[1]s/nginx.pid;\nerror_log %[1]s/error.log;\nevents {}\nhttp {\n"+
+			"    client_body_temp_path %[1]s/body;\n    proxy_temp_path %[1]s/proxy;\n    fastcgi_temp_path %[1]s/fastcgi;\n"+
+			"    uwsgi_temp_path %[1]s/uwsgi;\n    scgi_temp_path %[1]s/scgi;\n    include %[1]s/th.conf;\n}\n", dir)
+	}
+	if err := os.WriteFile(path, conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "-t", "-q", "-p", dir, "-c", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nginx -t: %v\n%s\n--- config:\n%s", err, out, conf)
+	}
+}
