@@ -9,10 +9,13 @@ FUZZ_TARGETS := ./crypto:FuzzOpen ./crypto:FuzzDAREDifferential ./browser:FuzzOr
 BIN         := bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint fuzz-short fuzz bench
+.PHONY: help run run-nginx build test e2e lint fuzz-short fuzz bench
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: ## start the development stack (IdP, agent, proxy, API, SPA) on *.example.localhost; Ctrl-C stops it
+	$(GO) run ./examples/devstack
 
 build: ## build static binaries into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
@@ -21,9 +24,12 @@ test: ## run all tests with the race detector, then once more without it (alloca
 	$(GO) test -race -shuffle=on ./...
 	$(GO) test -shuffle=on ./...
 
+e2e: ## browser end-to-end tests; needs: apt-get install -y nginx chromium && npm ci --prefix e2e
+	$(GO) test -tags e2e -count=1 -v ./e2e/
+
 lint: ## go vet, staticcheck (pinned) and gofmt
-	$(GO) vet ./...
-	$(GO) run $(STATICCHECK) ./...
+	$(GO) vet -tags e2e ./...
+	$(GO) run $(STATICCHECK) -tags e2e ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 fuzz-short: ## run every fuzz target for FUZZTIME (default 15s) each

@@ -52,9 +52,13 @@ type Options struct {
 	HTTPClient *http.Client
 	// Now is the clock tokens are checked against; default time.Now.
 	Now func() time.Time
+	// Leeway is the clock skew allowed when checking exp, nbf and iat;
+	// 0 means the default Leeway. The development stack shortens it with
+	// short-lived tokens, so that an expired token is refused at once.
+	Leeway time.Duration
 }
 
-// Leeway is the clock skew allowed when checking exp, nbf and iat.
+// Leeway is the default clock skew allowed when checking exp, nbf and iat.
 const Leeway = 30 * time.Second
 
 // allowedAlgs are the signature algorithms accepted: asymmetric only, so that
@@ -68,6 +72,7 @@ type API struct {
 	keys             *oidc.RemoteKeySet
 	fetch            *fetchWatch
 	now              func() time.Time
+	leeway           time.Duration
 }
 
 // New validates opts and returns an API. It fetches nothing yet: the JWKS is
@@ -100,9 +105,13 @@ func New(opts Options) (*API, error) {
 		keys:     oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), &c), opts.JWKSURL),
 		fetch:    watch,
 		now:      opts.Now,
+		leeway:   opts.Leeway,
 	}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	if a.leeway <= 0 {
+		a.leeway = Leeway
 	}
 	return a, nil
 }
@@ -276,7 +285,7 @@ func (a *API) authenticate(ctx *fasthttp.RequestCtx) (*claims, error) {
 	case c.Subject == "" || c.Expiry == nil:
 		return nil, errClaims
 	}
-	switch err := c.ValidateWithLeeway(jwt.Expected{Time: a.now()}, Leeway); {
+	switch err := c.ValidateWithLeeway(jwt.Expected{Time: a.now()}, a.leeway); {
 	case errors.Is(err, jwt.ErrExpired):
 		return nil, errExpired
 	case err != nil:

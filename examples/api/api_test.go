@@ -308,6 +308,7 @@ func TestRefusedTokens(t *testing.T) {
 		{"HS256", a, "Bearer " + sign(t, jose.HS256, []byte(strings.Repeat("k", 32)), kid(t, tok), claims), invalidChallenge},
 		{"expired", e.api(t, func(o *api.Options) { o.Now = at(exp.Add(api.Leeway + time.Second)) }), "Bearer " + tok, invalidChallenge},
 		{"issued in the future", e.api(t, func(o *api.Options) { o.Now = at(iat.Add(-api.Leeway - time.Second)) }), "Bearer " + tok, invalidChallenge},
+		{"expired past a 1 s leeway", e.api(t, func(o *api.Options) { o.Leeway = time.Second; o.Now = at(exp.Add(2 * time.Second)) }), "Bearer " + tok, invalidChallenge},
 		{"wrong audience", e.api(t, func(o *api.Options) { o.Audience = "another-api" }), "Bearer " + tok, invalidChallenge},
 		{"wrong issuer", e.api(t, func(o *api.Options) { o.Issuer = "http://login.example.localhost" }), "Bearer " + tok, invalidChallenge},
 	} {

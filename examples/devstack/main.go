@@ -1,0 +1,266 @@
+// Command devstack runs the whole token handler on one machine for
+// development (`make run`): a development OpenID Provider, the OAuth Agent,
+// the OAuth Proxy in upstream mode, the demo API and the demo SPA, on
+// *.example.localhost names (which browsers and curl resolve to loopback and
+// treat as secure contexts, so Secure SameSite=Strict cookies work over plain
+// http). Ctrl-C stops everything.
+//
+//	www.example.localhost:3000    the SPA
+//	api.example.localhost:8080    the OAuth Agent (/oauth-agent)
+//	api.example.localhost:8081    the OAuth Proxy (/api → the demo API)
+//	login.example.localhost:8443  the development OpenID Provider
+//	127.0.0.1:9000                the demo API (reached through the proxy)
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/agent"
+	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/examples/api"
+	"github.com/tokenhandler/tokenhandler/examples/devidp"
+	"github.com/tokenhandler/tokenhandler/examples/spa"
+	"github.com/tokenhandler/tokenhandler/proxy"
+)
+
+// ports are the stack's listening ports, all on loopback.
+type ports struct {
+	spa, agent, proxy, api, idp int
+}
+
+type options struct {
+	ports          ports
+	insecurePublic bool
+	accessTTL      time.Duration
+	logLevel       string
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.IntVar(&o.ports.spa, "spa-port", 3000, "port of the SPA (www.example.localhost)")
+	fs.IntVar(&o.ports.agent, "agent-port", 8080, "port of the OAuth Agent (api.example.localhost)")
+	fs.IntVar(&o.ports.proxy, "proxy-port", 8081, "port of the OAuth Proxy (api.example.localhost)")
+	fs.IntVar(&o.ports.api, "api-port", 9000, "port of the demo API (127.0.0.1)")
+	fs.IntVar(&o.ports.idp, "idp-port", 8443, "port of the development OpenID Provider (login.example.localhost)")
+	fs.DurationVar(&o.accessTTL, "access-token-ttl", 5*time.Minute, "lifetime of access tokens (short ones show refresh at work)")
+	fs.BoolVar(&o.insecurePublic, "insecure-public", false, "let the development OpenID Provider listen on a non-loopback address (never do this)")
+	fs.StringVar(&o.logLevel, "log-level", "warn", "log level of agent and proxy: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	stack, err := start(o, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "devstack:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "\nToken handler development stack is up. Open:\n\n    %s\n\nDemo users: alice, bob, carol (no password). Ctrl-C stops everything.\n\n", stack.spaURL)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	select {
+	case <-sig:
+	case err := <-stack.failed:
+		fmt.Fprintln(stderr, "devstack:", err)
+		stack.stop()
+		return 1
+	}
+	stack.stop()
+	fmt.Fprintln(stdout, "devstack: stopped")
+	return 0
+}
+
+// stack is the running development stack.
+type stack struct {
+	spaURL string
+	stops  []func(context.Context)
+	failed chan error
+}
+
+func (s *stack) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := len(s.stops) - 1; i >= 0; i-- {
+		s.stops[i](ctx)
+	}
+}
+
+func (s *stack) serve(name string, serve func() error) {
+	go func() {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.failed <- fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+}
+
+// start starts every part; on error it stops what it started.
+func start(o options, logw io.Writer) (s *stack, err error) {
+	s = &stack{failed: make(chan error, 8)}
+	defer func() {
+		if err != nil {
+			s.stop()
+		}
+	}()
+	level, err := zerolog.ParseLevel(o.logLevel)
+	if err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	log := zerolog.New(zerolog.ConsoleWriter{Out: logw}).Level(level).With().Timestamp().Logger()
+
+	spaOrigin := fmt.Sprintf("http://www.example.localhost:%d", o.ports.spa)
+	s.spaURL = spaOrigin + "/"
+	issuer := fmt.Sprintf("http://login.example.localhost:%d", o.ports.idp)
+	apiHost := "api.example.localhost"
+	secret := randomHex(24) // a fresh client secret and key every run: nothing to leak
+	key := crypto.GenerateKey()
+	keys, _ := crypto.NewKeyring(key)
+
+	// The development OpenID Provider.
+	idp, err := devidp.New(devidp.Options{
+		Issuer:         issuer,
+		Clients:        []devidp.Client{{ID: "spa-client", Secret: secret, RedirectURIs: []string{s.spaURL}, PostLogoutRedirectURIs: []string{s.spaURL}}},
+		AccessTokenTTL: o.accessTTL,
+		Audience:       apiHost,
+	})
+	if err != nil {
+		return nil, err
+	}
+	idpLn, err := devidp.ListenLoopback(fmt.Sprintf("127.0.0.1:%d", o.ports.idp), o.insecurePublic)
+	if err != nil {
+		return nil, fmt.Errorf("development OpenID Provider: %w", err)
+	}
+	idpSrv := &http.Server{Handler: idp.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.serve("development OpenID Provider", func() error { return idpSrv.Serve(idpLn) })
+	s.stops = append(s.stops, func(ctx context.Context) { idpSrv.Shutdown(ctx) })
+
+	// The demo API, behind the proxy.
+	// With short-lived tokens, a short leeway too: an expired token must be
+	// refused soon enough to see the SPA refresh.
+	demo, err := api.New(api.Options{Issuer: issuer, JWKSURL: issuer + "/jwks", Audience: apiHost, Leeway: min(api.Leeway, o.accessTTL/4)})
+	if err != nil {
+		return nil, err
+	}
+	apiLn, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", o.ports.api))
+	if err != nil {
+		return nil, fmt.Errorf("demo API: %w", err)
+	}
+	apiSrv := &fasthttp.Server{Handler: demo.Handler, NoDefaultServerHeader: true}
+	s.serve("demo API", func() error { return apiSrv.Serve(apiLn) })
+	s.stops = append(s.stops, func(ctx context.Context) { apiSrv.ShutdownWithContext(ctx) })
+
+	// The OAuth Agent.
+	acfg := &agent.Config{
+		Listen:                fmt.Sprintf("127.0.0.1:%d", o.ports.agent),
+		BasePath:              "/oauth-agent",
+		Issuer:                issuer,
+		ClientID:              "spa-client",
+		ClientSecret:          secret,
+		ClientAuthMethod:      "client_secret_basic",
+		RedirectURI:           s.spaURL,
+		PostLogoutRedirectURI: s.spaURL,
+		Scope:                 "openid profile",
+		CookieNamePrefix:      "example",
+		Cookie:                agent.Cookie{BasePath: "/", SameSite: "strict"},
+		CookieFormat:          crypto.FormatV1,
+		Keys:                  keys,
+		TrustedWebOrigins:     []string{spaOrigin},
+		CORSEnabled:           true,
+		PAR:                   "auto",
+		IDToken:               agent.IDToken{AllowedAlgs: []string{"RS256", "PS256", "ES256", "EdDSA"}, ClockSkew: 30 * time.Second},
+		Refresh:               agent.Refresh{GracePeriod: 30 * time.Second},
+		Timeouts:              agent.Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, AS: 10 * time.Second, Shutdown: 5 * time.Second},
+		Log:                   agent.Log{Level: level, Format: "console"},
+	}
+	agentSrv, err := agent.NewServer(acfg, log.With().Str("service", "oauth-agent").Logger())
+	if err != nil {
+		return nil, err
+	}
+	s.serve("OAuth Agent", agentSrv.Serve)
+	s.stops = append(s.stops, func(ctx context.Context) { agentSrv.Shutdown(ctx) })
+
+	// The OAuth Proxy in upstream mode, in front of the demo API.
+	pcfg, err := proxy.ParseConfig(fmt.Appendf(nil, `
+listen: 127.0.0.1:%d
+encryption_keys: [%q]
+trusted_web_origins: [%q]
+routes: [{path_prefix: /api/, upstream: "http://127.0.0.1:%d"}]
+log: {level: %s, format: console}
+`, o.ports.proxy, key.AppendHex(nil), spaOrigin, o.ports.api, o.logLevel), nil)
+	if err != nil {
+		return nil, err
+	}
+	proxySrv, err := proxy.NewServer(pcfg, log.With().Str("service", "oauth-proxy").Logger())
+	if err != nil {
+		return nil, err
+	}
+	s.serve("OAuth Proxy", proxySrv.Serve)
+	s.stops = append(s.stops, func(ctx context.Context) { proxySrv.Shutdown(ctx) })
+
+	// The SPA, with its configuration.
+	cfgJSON, _ := json.Marshal(map[string]string{
+		"agentBaseUrl":     fmt.Sprintf("http://%s:%d/oauth-agent", apiHost, o.ports.agent),
+		"apiBaseUrl":       fmt.Sprintf("http://%s:%d/api", apiHost, o.ports.proxy),
+		"cookieNamePrefix": "example",
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/config.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(cfgJSON)
+	})
+	static, _ := fs.Sub(spa.Files, ".")
+	mux.Handle("/", http.FileServerFS(static))
+	spaLn, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", o.ports.spa))
+	if err != nil {
+		return nil, fmt.Errorf("SPA: %w", err)
+	}
+	spaSrv := &http.Server{Handler: securityHeaders(mux), ReadHeaderTimeout: 10 * time.Second}
+	s.serve("SPA", func() error { return spaSrv.Serve(spaLn) })
+	s.stops = append(s.stops, func(ctx context.Context) { spaSrv.Shutdown(ctx) })
+
+	// Ready when the agent has the provider's metadata.
+	for deadline := time.Now().Add(10 * time.Second); !agentSrv.Agent.Ready(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return nil, errors.New("the OAuth Agent could not load the development OpenID Provider's metadata")
+		}
+	}
+	return s, nil
+}
+
+// securityHeaders sets the headers a static SPA host should send.
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' http://api.example.localhost:*; frame-ancestors 'none'")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
