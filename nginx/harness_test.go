@@ -38,11 +38,11 @@ const (
 // pass without running NGINX. $NGINX names a binary explicitly.
 func nginxBinary(t *testing.T) string {
 	t.Helper()
-	candidates := []string{os.Getenv("NGINX"), "nginx", "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"}
+	candidates := []string{"nginx", "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"}
+	if env := os.Getenv("NGINX"); env != "" {
+		candidates = []string{env}
+	}
 	for _, c := range candidates {
-		if c == "" {
-			continue
-		}
 		if p, err := exec.LookPath(c); err == nil {
 			return p
 		}
@@ -209,6 +209,10 @@ func newAPI(t *testing.T) *api {
 	t.Helper()
 	a := &api{}
 	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "websocket" {
+			a.echo(w, r)
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
 		a.mu.Lock()
 		a.last, a.body = r, body
@@ -218,6 +222,27 @@ func newAPI(t *testing.T) *api {
 	}))
 	t.Cleanup(a.Close)
 	return a
+}
+
+// echo switches to the WebSocket-like protocol "echo a line" and records the
+// request. It stands for a WebSocket API: NGINX only has to carry the
+// upgrade.
+func (a *api) echo(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	a.last, a.body = r, nil
+	a.mu.Unlock()
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	rw.Flush()
+	if line, err := rw.ReadString('\n'); err == nil {
+		rw.WriteString(line)
+		rw.Flush()
+	}
 }
 
 // received returns the last request the API saw, and forgets it.

@@ -6,6 +6,7 @@ package nginx
 // cookie; TLS serves; nginx -t accepts every configuration.
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -476,6 +477,55 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// TestWebSocket: in auth_request mode NGINX carries a protocol upgrade to
+// the API once the proxy has said yes, and refuses it otherwise.
+func TestWebSocket(t *testing.T) {
+	nginxBinary(t)
+	t.Parallel()
+	s := newStack(t, "")
+	in := s.targets[2]
+	addr := strings.TrimPrefix(in.url, "http://")
+	for _, tc := range []struct {
+		name   string
+		cookie string
+		status string
+	}{
+		{"valid cookie", at(t, s), "HTTP/1.1 101 "},
+		{"no cookie", "theme=dark", "HTTP/1.1 401 "},
+	} {
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(conn, "GET /api/ws HTTP/1.1\r\nHost: %s\r\nOrigin: %s\r\nCookie: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", apiHost, trustedOrigin, tc.cookie)
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		r, _ := s.api.received()
+		if !strings.HasPrefix(resp.Proto+" "+resp.Status, tc.status) {
+			t.Fatalf("%s: %s %s, want %s", tc.name, resp.Proto, resp.Status, tc.status)
+		}
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			if r != nil {
+				t.Errorf("%s: the API was reached", tc.name)
+			}
+			continue
+		}
+		if r == nil || r.Header.Get("Authorization") != "Bearer "+token || r.Header.Get("Cookie") != "" {
+			t.Fatalf("%s: the API received %v", tc.name, r)
+		}
+		fmt.Fprint(conn, "ping\n")
+		if line, err := br.ReadString('\n'); err != nil || line != "ping\n" {
+			t.Errorf("%s: echo %q, %v", tc.name, line, err)
+		}
+	}
 }
 
 // TestAuthEndpointInternal: browsers cannot reach the proxy's auth
