@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,5 +202,47 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		if len(s) >= 8 && strings.Contains(logs, s[:8]) {
 			t.Errorf("the logs contain a secret (%.8s…)", s)
 		}
+	}
+}
+
+// TestEndpointOverride: an explicit *_endpoint replaces what discovery says.
+func TestEndpointOverride(t *testing.T) {
+	var calls atomic.Int32
+	other := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"sub":"from-the-override"}`)
+	})}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go other.Serve(ln)
+	defer other.Close()
+	a := startAgent(t, func(c *Config) { c.Endpoints.Userinfo = "http://" + ln.Addr().String() + "/userinfo" })
+	b := a.spa()
+	a.login(b)
+	r := a.call(b, "GET", "/oauth-agent/userInfo", nil)
+	if r.Status != 200 || r.JSON()["sub"] != "from-the-override" || calls.Load() != 1 || a.as.Count("userinfo") != 0 {
+		t.Fatalf("userInfo: %d %s; override calls %d, AS calls %d", r.Status, r.Body, calls.Load(), a.as.Count("userinfo"))
+	}
+}
+
+// TestCookieDomain: with cookie.domain, cookies are set and cleared with
+// that Domain (a browser keeps a cookie cleared without it).
+func TestCookieDomain(t *testing.T) {
+	a := startAgent(t, func(c *Config) { c.Cookie.Domain = "example.localhost" })
+	b := a.spa()
+	start := a.call(b, "POST", "/oauth-agent/login/start", nil)
+	redirect, _ := a.as.Authorize(start.JSON()["authorizationRequestUrl"].(string))
+	end := a.call(b, "POST", "/oauth-agent/login/end", map[string]string{"pageUrl": redirect.String()})
+	b.CSRF, _ = end.JSON()["csrf"].(string)
+	out := a.call(b, "POST", "/oauth-agent/logout", nil)
+	for _, r := range []spatest.Answer{end, out} {
+		for _, line := range r.Header.Values("Set-Cookie") {
+			if !strings.Contains(line, "; Domain=example.localhost") {
+				t.Errorf("Set-Cookie without the Domain: %.60s…", line)
+			}
+		}
+	}
+	if len(out.Header.Values("Set-Cookie")) < 4 {
+		t.Errorf("logout cleared %d cookies", len(out.Header.Values("Set-Cookie")))
 	}
 }
