@@ -131,6 +131,13 @@ func TestStartsWithoutAS(t *testing.T) {
 	srv := &fasthttp.Server{Handler: a.Handler}
 	go srv.Serve(ln)
 	defer srv.Shutdown()
+	// Wait for the first, failing discovery before anything else: under
+	// load the agent's first request can come late.
+	for deadline := time.Now().Add(5 * time.Second); as.Count("discovery") == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent never tried discovery")
+		}
+	}
 	if a.Ready() {
 		t.Fatal("ready although discovery fails")
 	}
