@@ -1,12 +1,21 @@
 // Package api is the demo API of the development stack (make run): the
-// resource server behind the OAuth Proxy. It accepts a request only with a
-// JWT access token in "Authorization: Bearer" (RFC 6750 §2.1), which it
-// verifies on its own: the signature against the issuer's JWKS (fetched
-// once, fetched again when a token names an unknown key), the algorithm
-// against an allow-list (RS256, ES256, PS256, EdDSA; never "none" or HMAC),
-// exp and nbf with 30 seconds of leeway, aud and iss against the
-// configuration. Because aud must name this API, an ID token (aud = the
-// client) is refused.
+// resource server behind the OAuth Proxy. It accepts a request only with an
+// access token in "Authorization: Bearer" (RFC 6750 §2.1), which it checks
+// in one of two ways.
+//
+// JWT mode, the default: the API verifies the token on its own: the
+// signature against the issuer's JWKS (fetched once, fetched again when a
+// token names an unknown key), the algorithm against an allow-list (RS256,
+// ES256, PS256, EdDSA; never "none" or HMAC), exp and nbf with 30 seconds
+// of leeway, aud and iss against the configuration. Because aud must name
+// this API, an ID token (aud = the client) is refused.
+//
+// Userinfo mode (Options.UserinfoURL), for opaque access tokens such as
+// oidc-provider issues by default: the API presents the token to the
+// issuer's userinfo endpoint (OpenID Connect Core §5.3); a 200 answer makes
+// it valid, with the answer's sub as the subject, a 401 makes it invalid.
+// Positive answers are reused for at most 10 seconds, keyed by the token's
+// SHA-256.
 //
 //	GET  /api/<anything>   200 {"message","subject","name","path","time"}
 //	POST /api/echo         200 the JSON body it got (also PUT and PATCH)
@@ -14,8 +23,9 @@
 //
 // A missing, invalid or expired token is answered 401
 // {"code":"invalid_token","message":...} with a WWW-Authenticate challenge
-// (RFC 6750 §3); a JWKS that cannot be fetched 503 {"code":"server_error"}.
-// The demo API is for development: it has no logging, rate limits or scopes.
+// (RFC 6750 §3); a JWKS or userinfo endpoint that cannot be reached 503
+// {"code":"server_error"}. The demo API is for development: it has no
+// logging (so no token is ever written anywhere), rate limits or scopes.
 package api
 
 import (
@@ -39,22 +49,45 @@ import (
 
 // Options configures an API. Options is plain data and may be copied.
 type Options struct {
-	// Issuer is the iss every token must carry, exactly. Required.
+	// Issuer is the iss every token must carry, exactly. Required in JWT
+	// mode.
 	Issuer string
 	// JWKSURL is where the issuer publishes its signing keys (its
-	// discovery document's jwks_uri). Required.
+	// discovery document's jwks_uri). Required in JWT mode.
 	JWKSURL string
-	// Audience must be one of every token's aud values. Required.
+	// Audience must be one of every token's aud values. Required in JWT
+	// mode.
 	Audience string
-	// HTTPClient fetches the JWKS. The default has a 10 second timeout, no
-	// proxy, and dials names under .localhost on 127.0.0.1 (RFC 6761 §6.3),
-	// as browsers do.
+
+	// UserinfoURL, the issuer's userinfo_endpoint, selects userinfo mode
+	// for opaque access tokens: a token is valid when that endpoint
+	// answers it 200 with a sub, invalid when it answers 401 (or 403); no
+	// answer, or another one, is 503 server_error. Issuer, JWKSURL and
+	// Audience must then be empty: the endpoint checks issuer, lifetime
+	// and revocation, but says nothing of the audience, so this mode
+	// accepts any live token of the issuer that carries the openid scope,
+	// also one meant for another API. For development with an
+	// Authorization Server that does not issue JWT access tokens.
+	UserinfoURL string
+	// UserinfoCacheTTL is how long a positive userinfo answer is reused,
+	// keyed by the SHA-256 of the token (the token itself is not kept).
+	// 0 means UserinfoCacheTTL (10 s), also the most allowed; negative
+	// turns the cache off. A JWT's exp shortens it, but the lifetime of an
+	// opaque token is unknown here: an expired or revoked token passes
+	// until its cached answer ages out, so keep this below the access
+	// tokens' lifetime.
+	UserinfoCacheTTL time.Duration
+
+	// HTTPClient fetches the JWKS or calls the userinfo endpoint. The
+	// default has a 10 second timeout, no proxy, and dials names under
+	// .localhost on 127.0.0.1 (RFC 6761 §6.3), as browsers do.
 	HTTPClient *http.Client
 	// Now is the clock tokens are checked against; default time.Now.
 	Now func() time.Time
-	// Leeway is the clock skew allowed when checking exp, nbf and iat;
-	// 0 means the default Leeway. The development stack shortens it with
-	// short-lived tokens, so that an expired token is refused at once.
+	// Leeway is the clock skew allowed when checking exp, nbf and iat in
+	// JWT mode; 0 means the default Leeway. The development stack shortens
+	// it with short-lived tokens, so that an expired token is refused at
+	// once.
 	Leeway time.Duration
 }
 
@@ -73,11 +106,24 @@ type API struct {
 	fetch            *fetchWatch
 	now              func() time.Time
 	leeway           time.Duration
+	userinfo         *userinfoVerifier // userinfo mode when set
 }
 
 // New validates opts and returns an API. It fetches nothing yet: the JWKS is
-// fetched on the first request with a token.
+// fetched, or the userinfo endpoint called, on the first request with a
+// token.
 func New(opts Options) (*API, error) {
+	client := opts.HTTPClient
+	if client == nil {
+		client = loopbackClient()
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	if opts.UserinfoURL != "" {
+		return newUserinfoAPI(opts, client, now)
+	}
 	switch {
 	case opts.Issuer == "":
 		return nil, errors.New("api: Issuer is required")
@@ -88,10 +134,6 @@ func New(opts Options) (*API, error) {
 	}
 	if u, err := url.Parse(opts.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("api: JWKSURL %q must be an absolute http or https URL", opts.JWKSURL)
-	}
-	client := opts.HTTPClient
-	if client == nil {
-		client = loopbackClient()
 	}
 	c := *client
 	watch := &fetchWatch{next: c.Transport}
@@ -104,11 +146,8 @@ func New(opts Options) (*API, error) {
 		audience: opts.Audience,
 		keys:     oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), &c), opts.JWKSURL),
 		fetch:    watch,
-		now:      opts.Now,
+		now:      now,
 		leeway:   opts.Leeway,
-	}
-	if a.now == nil {
-		a.now = time.Now
 	}
 	if a.leeway <= 0 {
 		a.leeway = Leeway
@@ -251,8 +290,9 @@ type claims struct {
 	Name string `json:"name"`
 }
 
-// authenticate verifies the bearer token: algorithm, signature, then the
-// claims, so that nothing about the claims of a forged token is told.
+// authenticate checks the bearer token: at the userinfo endpoint in
+// userinfo mode, else as a JWT: algorithm, signature, then the claims, so
+// that nothing about the claims of a forged token is told.
 func (a *API) authenticate(ctx *fasthttp.RequestCtx) (*claims, error) {
 	scheme, tok, ok := bytes.Cut(ctx.Request.Header.Peek("Authorization"), []byte(" "))
 	if !ok || !bytes.EqualFold(scheme, []byte("Bearer")) {
@@ -261,6 +301,9 @@ func (a *API) authenticate(ctx *fasthttp.RequestCtx) (*claims, error) {
 	raw := string(bytes.TrimSpace(tok))
 	if raw == "" {
 		return nil, errNoToken
+	}
+	if a.userinfo != nil {
+		return a.userinfo.verify(raw)
 	}
 	if _, err := jwt.ParseSigned(raw, allowedAlgs); err != nil {
 		return nil, errMalformed
