@@ -1,11 +1,14 @@
 // A real, OpenID-certified OpenID Provider (panva/oidc-provider) for the
-// OAuth Agent's integration test (integration/oidcprovider_test.go).
+// OAuth Agent's integration test (integration/oidcprovider_test.go) and the
+// browser end-to-end tests behind NGINX (e2e/nginx_test.go).
 //
 // Environment:
-//   PORT           port on 127.0.0.1; 0 (default) picks a free one
-//   CLIENT_SECRET  the secret of the confidential client spa-client (required)
-//   REDIRECT_URI   the SPA's URL: its redirect_uri and post_logout_redirect_uri (required)
-//   OP_VERBOSE     set to keep oidc-provider's development-only warnings
+//   PORT              port on 127.0.0.1; 0 (default) picks a free one
+//   CLIENT_SECRET     the secret of the confidential client spa-client (required)
+//   REDIRECT_URI      the SPA's URL: its redirect_uri and post_logout_redirect_uri (required)
+//   ACCESS_TOKEN_TTL  access-token lifetime in seconds (default 3600); short ones make the
+//                     userinfo endpoint refuse a token soon, to test refresh
+//   OP_VERBOSE        set to keep oidc-provider's development-only warnings
 //
 // Stdout carries one line "READY <issuer>" once the OP listens, then one
 // line "EVENT <name> ..." per grant, revocation, logout and error event, which the
@@ -23,8 +26,10 @@ import Provider from 'oidc-provider';
 
 const { CLIENT_SECRET, REDIRECT_URI, OP_VERBOSE } = process.env;
 const PORT = Number(process.env.PORT ?? '0');
-if (!CLIENT_SECRET || !REDIRECT_URI || !Number.isInteger(PORT) || PORT < 0 || PORT > 65535) {
-  console.error('usage: PORT=<port|0> CLIENT_SECRET=<secret> REDIRECT_URI=<SPA URL> node server.mjs');
+const ACCESS_TOKEN_TTL = Number(process.env.ACCESS_TOKEN_TTL ?? String(60 * 60));
+if (!CLIENT_SECRET || !REDIRECT_URI || !Number.isInteger(PORT) || PORT < 0 || PORT > 65535
+  || !Number.isInteger(ACCESS_TOKEN_TTL) || ACCESS_TOKEN_TTL < 1) {
+  console.error('usage: PORT=<port|0> CLIENT_SECRET=<secret> REDIRECT_URI=<SPA URL> [ACCESS_TOKEN_TTL=<seconds>] node server.mjs');
   process.exit(2);
 }
 
@@ -93,8 +98,11 @@ const provider = new Provider(issuer, {
     pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
     userinfo: { enabled: true },
   },
+  // Provider and clients share this machine's clock. The default tolerance
+  // (15 s) would keep a short-lived access token valid well past its exp.
+  clockTolerance: 0,
   ttl: {
-    AccessToken: 60 * 60,
+    AccessToken: ACCESS_TOKEN_TTL,
     AuthorizationCode: 60,
     IdToken: 60 * 60,
     Interaction: 60 * 60,
