@@ -17,6 +17,9 @@ help: ## show this help
 run: ## start the development stack (IdP, agent, proxy, API, SPA) on *.example.localhost; Ctrl-C stops it
 	$(GO) run ./examples/devstack
 
+run-nginx: ## the same stack behind NGINX (needs nginx)
+	$(GO) run ./examples/devstack -nginx
+
 build: ## build static binaries into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
 

@@ -8,8 +8,10 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/examples/spa"
 )
 
 // need skips the test when a tool of the browser tests is missing, unless
@@ -41,6 +45,28 @@ func need(t *testing.T) {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
+}
+
+// needNGINX returns the NGINX executable ($NGINX, or nginx where Debian and
+// nginx.org put it). Without one the test skips, unless CI is set, where it
+// fails: CI installs NGINX (.ci/run).
+func needNGINX(t *testing.T) string {
+	t.Helper()
+	candidates := []string{"nginx", "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"}
+	if env := os.Getenv("NGINX"); env != "" {
+		candidates = []string{env}
+	}
+	for _, c := range candidates {
+		if p, err := exec.LookPath(c); err == nil {
+			return p
+		}
+	}
+	msg := "nginx not found: apt-get install -y nginx (or set NGINX)"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
 }
 
 // freePorts returns n free loopback TCP ports.
@@ -84,13 +110,37 @@ func spaFlow(t *testing.T, env ...string) {
 // subject, refresh after expiry, logout.
 func TestDevStack(t *testing.T) {
 	need(t)
+	spaURL := runDevstack(t, "")
+	spaFlow(t, "SPA_URL="+spaURL, "IDP=devidp", "USERNAME=alice", "ACCESS_TTL_MS=4000",
+		"SCREENSHOT="+filepath.Join(t.TempDir(), "devstack.png"))
+}
+
+// TestDevStackNGINX runs `make run-nginx`'s stack (examples/devstack
+// -nginx), where the SPA calls the agent and the API through NGINX, and
+// drives the SPA as TestDevStack does.
+func TestDevStackNGINX(t *testing.T) {
+	need(t)
+	spaURL := runDevstack(t, needNGINX(t))
+	spaFlow(t, "SPA_URL="+spaURL, "IDP=devidp", "USERNAME=bob", "ACCESS_TTL_MS=4000")
+}
+
+// runDevstack builds and starts examples/devstack on free ports, with
+// access tokens of 4 s, and with NGINX when nginxBin is not "". It returns
+// the URL devstack prints; cleanup stops devstack with SIGTERM.
+func runDevstack(t *testing.T, nginxBin string) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "devstack")
 	if out, err := exec.Command("go", "build", "-o", bin, "../examples/devstack").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	p := freePorts(t, 5)
-	cmd := exec.Command(bin, "-spa-port", fmt.Sprint(p[0]), "-agent-port", fmt.Sprint(p[1]), "-proxy-port", fmt.Sprint(p[2]),
-		"-api-port", fmt.Sprint(p[3]), "-idp-port", fmt.Sprint(p[4]), "-access-token-ttl", "4s")
+	p := freePorts(t, 6)
+	args := []string{"-spa-port", fmt.Sprint(p[0]), "-agent-port", fmt.Sprint(p[1]), "-proxy-port", fmt.Sprint(p[2]),
+		"-api-port", fmt.Sprint(p[3]), "-idp-port", fmt.Sprint(p[4]), "-access-token-ttl", "4s"}
+	if nginxBin != "" {
+		args = append(args, "-nginx", "-nginx-port", fmt.Sprint(p[5]))
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "NGINX="+nginxBin)
 	stdout, _ := cmd.StdoutPipe()
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -131,6 +181,36 @@ func TestDevStack(t *testing.T) {
 	if spaURL != fmt.Sprintf("http://www.example.localhost:%d/", p[0]) {
 		t.Fatalf("devstack printed %q", spaURL)
 	}
-	spaFlow(t, "SPA_URL="+spaURL, "IDP=devidp", "USERNAME=alice", "ACCESS_TTL_MS=4000",
-		"SCREENSHOT="+filepath.Join(t.TempDir(), "devstack.png"))
+
+	// The SPA calls the agent and the API where they should be.
+	agentPort, apiPort := p[1], p[2]
+	if nginxBin != "" {
+		agentPort, apiPort = p[5], p[5]
+	}
+	var cfg spa.Config
+	getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/config.json", p[0]), &cfg)
+	if want := fmt.Sprintf("http://api.example.localhost:%d/oauth-agent", agentPort); cfg.AgentBaseURL != want {
+		t.Fatalf("the SPA calls the agent at %q, want %q", cfg.AgentBaseURL, want)
+	}
+	if want := fmt.Sprintf("http://api.example.localhost:%d/api", apiPort); cfg.APIBaseURL != want {
+		t.Fatalf("the SPA calls the API at %q, want %q", cfg.APIBaseURL, want)
+	}
+	return spaURL
+}
+
+// getJSON GETs url and decodes its JSON answer into v.
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
 }

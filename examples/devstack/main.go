@@ -10,18 +10,22 @@
 //	api.example.localhost:8081    the OAuth Proxy (/api → the demo API)
 //	login.example.localhost:8443  the development OpenID Provider
 //	127.0.0.1:9000                the demo API (reached through the proxy)
+//
+// With -nginx (`make run-nginx`) NGINX runs in front of the agent and the
+// proxy too, as in production (nginx.Render's upstream mode), and the SPA
+// calls both through it:
+//
+//	api.example.localhost:8000    NGINX: /oauth-agent → the agent, /api → the proxy
 package main
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -42,11 +46,12 @@ import (
 
 // ports are the stack's listening ports, all on loopback.
 type ports struct {
-	spa, agent, proxy, api, idp int
+	spa, agent, proxy, api, idp, nginx int
 }
 
 type options struct {
 	ports          ports
+	nginx          bool // NGINX in front of agent and proxy
 	insecurePublic bool
 	accessTTL      time.Duration
 	logLevel       string
@@ -65,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.ports.proxy, "proxy-port", 8081, "port of the OAuth Proxy (api.example.localhost)")
 	fs.IntVar(&o.ports.api, "api-port", 9000, "port of the demo API (127.0.0.1)")
 	fs.IntVar(&o.ports.idp, "idp-port", 8443, "port of the development OpenID Provider (login.example.localhost)")
+	fs.BoolVar(&o.nginx, "nginx", false, "run NGINX in front of the OAuth Agent and the OAuth Proxy (needs nginx installed)")
+	fs.IntVar(&o.ports.nginx, "nginx-port", 8000, "port of NGINX (api.example.localhost), with -nginx")
 	fs.DurationVar(&o.accessTTL, "access-token-ttl", 5*time.Minute, "lifetime of access tokens (short ones show refresh at work)")
 	fs.BoolVar(&o.insecurePublic, "insecure-public", false, "let the development OpenID Provider listen on a non-loopback address (never do this)")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "log level of agent and proxy: debug, info, warn or error")
@@ -76,7 +83,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "devstack:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "\nToken handler development stack is up. Open:\n\n    %s\n\nDemo users: alice, bob, carol (no password). Ctrl-C stops everything.\n\n", stack.spaURL)
+	behind := ""
+	if o.nginx {
+		behind = fmt.Sprintf(", behind NGINX on api.example.localhost:%d", o.ports.nginx)
+	}
+	fmt.Fprintf(stdout, "\nToken handler development stack is up%s. Open:\n\n    %s\n\nDemo users: alice, bob, carol (no password). Ctrl-C stops everything.\n\n", behind, stack.spaURL)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -118,11 +129,18 @@ func (s *stack) serve(name string, serve func() error) {
 // start starts every part; on error it stops what it started.
 func start(o options, logw io.Writer) (s *stack, err error) {
 	s = &stack{failed: make(chan error, 8)}
+	started := s // s is nil once an error is returned
 	defer func() {
 		if err != nil {
-			s.stop()
+			started.stop()
 		}
 	}()
+	var nginxBin string
+	if o.nginx {
+		if nginxBin, err = nginxBinary(); err != nil {
+			return nil, err
+		}
+	}
 	level, err := zerolog.ParseLevel(o.logLevel)
 	if err != nil {
 		return nil, fmt.Errorf("-log-level: %w", err)
@@ -218,25 +236,27 @@ log: {level: %s, format: console}
 	s.serve("OAuth Proxy", proxySrv.Serve)
 	s.stops = append(s.stops, func(ctx context.Context) { proxySrv.Shutdown(ctx) })
 
+	// Where the SPA calls the agent and the API: directly, or with -nginx
+	// through NGINX in front of both.
+	cfg := spa.Config{
+		AgentBaseURL:     fmt.Sprintf("http://%s:%d/oauth-agent", apiHost, o.ports.agent),
+		APIBaseURL:       fmt.Sprintf("http://%s:%d/api", apiHost, o.ports.proxy),
+		CookieNamePrefix: "example",
+	}
+	if o.nginx {
+		if err := s.startNGINX(nginxBin, o.ports); err != nil {
+			return nil, err
+		}
+		cfg.AgentBaseURL = fmt.Sprintf("http://%s:%d/oauth-agent", apiHost, o.ports.nginx)
+		cfg.APIBaseURL = fmt.Sprintf("http://%s:%d/api", apiHost, o.ports.nginx)
+	}
+
 	// The SPA, with its configuration.
-	cfgJSON, _ := json.Marshal(map[string]string{
-		"agentBaseUrl":     fmt.Sprintf("http://%s:%d/oauth-agent", apiHost, o.ports.agent),
-		"apiBaseUrl":       fmt.Sprintf("http://%s:%d/api", apiHost, o.ports.proxy),
-		"cookieNamePrefix": "example",
-	})
-	mux := http.NewServeMux()
-	mux.HandleFunc("/config.json", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		w.Write(cfgJSON)
-	})
-	static, _ := fs.Sub(spa.Files, ".")
-	mux.Handle("/", http.FileServerFS(static))
 	spaLn, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", o.ports.spa))
 	if err != nil {
 		return nil, fmt.Errorf("SPA: %w", err)
 	}
-	spaSrv := &http.Server{Handler: securityHeaders(mux), ReadHeaderTimeout: 10 * time.Second}
+	spaSrv := &http.Server{Handler: spa.Handler(cfg), ReadHeaderTimeout: 10 * time.Second}
 	s.serve("SPA", func() error { return spaSrv.Serve(spaLn) })
 	s.stops = append(s.stops, func(ctx context.Context) { spaSrv.Shutdown(ctx) })
 
@@ -247,16 +267,6 @@ log: {level: %s, format: console}
 		}
 	}
 	return s, nil
-}
-
-// securityHeaders sets the headers a static SPA host should send.
-func securityHeaders(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Referrer-Policy", "no-referrer")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' http://api.example.localhost:*; frame-ancestors 'none'")
-		h.ServeHTTP(w, r)
-	})
 }
 
 func randomHex(n int) string {
