@@ -66,14 +66,14 @@ try {
     if (idp === 'devidp') {
       await page.click(`button[name="username"][value="${username}"]`);
     } else {
-      // oidc-provider's development interactions: a login form, then consent.
+      // oidc-provider's development interactions: a login form (any login and
+      // password), then a consent page, each a form with a hidden "prompt".
+      await page.waitForSelector('form:has(input[name="prompt"][value="login"])');
       await page.fill('input[name="login"]', username);
       await page.fill('input[name="password"]', 'any-password');
       await page.click('button[type="submit"]');
-      await page.waitForLoadState();
-      if (await page.locator('button[type="submit"]').count() && !page.url().startsWith(spaURL)) {
-        await page.click('button[type="submit"]'); // consent: "Continue"
-      }
+      await page.waitForSelector('form:has(input[name="prompt"][value="consent"])');
+      await page.click('button[type="submit"]'); // "Continue"
     }
     await page.waitForSelector('#status[data-state="logged-in"]');
     check(page.url() === spaURL, `the code and state stayed in the URL: ${page.url()}`);
@@ -124,11 +124,22 @@ try {
     await page.waitForURL((u) => !u.href.startsWith(spaURL));
     const left = (await apiCookies()).map((c) => c.name);
     check(left.length === 0, `cookies left after logout: ${left.join(', ')}`);
+    if (idp === 'oidc-provider') {
+      // Its end-session page asks; "Yes, sign me out" ends the provider's
+      // session and sends the browser back to the post-logout redirect URI.
+      await page.click('button[name="logout"][value="yes"]');
+      await page.waitForURL((u) => u.href.startsWith(spaURL));
+    }
   });
 
   await step('back in the SPA, the user is logged out', async () => {
     await page.goto(spaURL);
     await page.waitForSelector('#status[data-state="logged-out"]');
+  });
+
+  await step('logging in again starts at the provider\'s login page', async () => {
+    await page.click('#login');
+    await page.waitForSelector(idp === 'devidp' ? 'button[name="username"]' : 'form:has(input[name="prompt"][value="login"])');
   });
 } catch {
   // the failing step has printed why

@@ -1,0 +1,467 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/agent"
+	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/examples/api"
+	"github.com/tokenhandler/tokenhandler/examples/spa"
+	"github.com/tokenhandler/tokenhandler/nginx"
+	"github.com/tokenhandler/tokenhandler/proxy"
+)
+
+// The access-token lifetime at the OpenID Provider, and how long the demo
+// API reuses a userinfo answer: shorter, so that an expired token is
+// refused and the SPA's refresh-and-retry runs.
+const (
+	opAccessTTL    = 4 * time.Second
+	apiUserinfoTTL = time.Second
+	opUser         = "demo-user" // any login passes oidc-provider's development interactions
+	opSubject      = "demo-user" // server.mjs's findAccount: sub is the login
+	cookiePrefix   = "example"
+)
+
+// TestNGINXWithOIDCProvider is the deployment of SPEC §1 on one machine:
+// real NGINX in front of the OAuth Agent and the OAuth Proxy, in each of
+// the proxy's modes, the certified oidc-provider (integration/op) as the
+// Authorization Server, the demo API behind them checking oidc-provider's
+// opaque access tokens at its userinfo endpoint, and the demo SPA in
+// headless Chromium: log in on the provider's login and consent pages, see
+// user info, call the API through NGINX, let the access token expire and
+// see the SPA refresh and retry, log out at the provider.
+func TestNGINXWithOIDCProvider(t *testing.T) {
+	need(t)
+	bin := needNGINX(t)
+	needOP(t)
+	for _, mode := range []string{nginx.ModeUpstream, nginx.ModeAuthRequest} {
+		t.Run(mode, func(t *testing.T) {
+			spaLn := listen(t)
+			spaOrigin := fmt.Sprintf("http://www.example.localhost:%d", spaLn.Addr().(*net.TCPAddr).Port)
+			spaURL := spaOrigin + "/"
+			secret := rand.Text()
+			op := startOP(t, spaURL, secret)
+
+			var discovery struct {
+				Userinfo string `json:"userinfo_endpoint"`
+			}
+			getJSON(t, op.issuer+"/.well-known/openid-configuration", &discovery)
+			apiAddr := startAPI(t, api.Options{UserinfoURL: discovery.Userinfo, UserinfoCacheTTL: apiUserinfoTTL})
+
+			key := crypto.GenerateKey()
+			keys, err := crypto.NewKeyring(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			agentAddr := startAgent(t, &agent.Config{
+				Listen:                "127.0.0.1:0",
+				BasePath:              "/oauth-agent",
+				Issuer:                op.issuer,
+				ClientID:              "spa-client",
+				ClientSecret:          secret,
+				ClientAuthMethod:      "client_secret_basic",
+				RedirectURI:           spaURL,
+				PostLogoutRedirectURI: spaURL,
+				Scope:                 "openid profile",
+				CookieNamePrefix:      cookiePrefix,
+				Cookie:                agent.Cookie{BasePath: "/", SameSite: "strict"},
+				CookieFormat:          crypto.FormatV1,
+				Keys:                  keys,
+				TrustedWebOrigins:     []string{spaOrigin},
+				CORSEnabled:           true,
+				PAR:                   "auto",
+				IDToken:               agent.IDToken{AllowedAlgs: []string{"RS256", "PS256", "ES256", "EdDSA"}, ClockSkew: 30 * time.Second},
+				Refresh:               agent.Refresh{GracePeriod: 30 * time.Second},
+				Timeouts:              agent.Timeouts{Read: 10 * time.Second, Write: 10 * time.Second, Idle: 30 * time.Second, AS: 10 * time.Second, Shutdown: 5 * time.Second},
+				Log:                   agent.Log{Level: zerolog.InfoLevel},
+			})
+
+			// Upstream mode: the proxy forwards /api/ to the API. auth_request
+			// mode: the proxy only answers NGINX's auth subrequests, and NGINX
+			// calls the API.
+			routes := ""
+			if mode == nginx.ModeUpstream {
+				routes = fmt.Sprintf(`routes: [{path_prefix: /api/, upstream: "http://%s"}]`, apiAddr)
+			}
+			proxyAddr := startProxy(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
+encryption_keys: [%q]
+trusted_web_origins: [%q]
+timeouts: {upstream: 10s}
+log: {level: info}
+%s
+`, key.AppendHex(nil), spaOrigin, routes))
+
+			ng := startNGINX(t, bin, mode, nginx.Params{
+				Agents:  []string{agentAddr},
+				Proxies: []string{proxyAddr},
+				APIs:    []string{apiAddr},
+			})
+			apiBase := fmt.Sprintf("http://api.example.localhost:%d", ng.port)
+			serveSPA(t, spaLn, spa.Config{
+				AgentBaseURL:     apiBase + "/oauth-agent",
+				APIBaseURL:       apiBase + "/api",
+				CookieNamePrefix: cookiePrefix,
+			})
+
+			spaFlow(t, "SPA_URL="+spaURL, "IDP=oidc-provider", "USERNAME="+opUser, "EXPECT_SUBJECT="+opSubject,
+				fmt.Sprintf("ACCESS_TTL_MS=%d", opAccessTTL.Milliseconds()),
+				"SCREENSHOT="+filepath.Join(t.TempDir(), mode+".png"))
+
+			// What the flow did, seen from NGINX and the provider: the expired
+			// token was refused through NGINX, the SPA refreshed through NGINX
+			// and the retry passed; the provider ran the refresh grant and
+			// ended its session.
+			access := ng.accessLog(t)
+			for _, want := range []string{`"GET /api/hello" 200`, `"GET /api/hello" 401`, `"POST /api/echo" 200`,
+				`"POST /oauth-agent/refresh" 204`, `"POST /oauth-agent/logout" 200`} {
+				if !strings.Contains(access, want) {
+					t.Errorf("NGINX's access log has no %s:\n%s", want, access)
+				}
+			}
+			if i, j := strings.Index(access, `"GET /api/hello" 401`), strings.LastIndex(access, `"GET /api/hello" 200`); i < 0 || j < i {
+				t.Error("no API call passed after the refused one")
+			}
+			op.waitFor(t, "grant.success refresh_token")
+			op.waitFor(t, "end_session.success")
+		})
+	}
+}
+
+// opDir holds server.mjs and its node_modules.
+const opDir = "../integration/op"
+
+// needOP skips without oidc-provider's node_modules, unless CI is set.
+func needOP(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(opDir, "node_modules/oidc-provider/package.json")); err == nil {
+		return
+	}
+	msg := "integration/op/node_modules is missing: npm ci --prefix integration/op"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// listen opens a loopback listener on a free port.
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// oidcProvider is integration/op/server.mjs in a node process.
+type oidcProvider struct {
+	issuer string
+	out    lockedBuffer // stdout after READY: one "EVENT ..." line per event
+	errs   lockedBuffer // stderr
+}
+
+// startOP runs oidc-provider with spa-client's secret and redirect URI
+// (also its post-logout redirect URI) and access tokens of opAccessTTL; it
+// stops it with SIGTERM when the test ends.
+func startOP(t *testing.T, redirectURI, secret string) *oidcProvider {
+	t.Helper()
+	op := &oidcProvider{}
+	cmd := exec.Command("node", "server.mjs")
+	cmd.Dir = opDir
+	cmd.Env = append(os.Environ(), "PORT=0", "CLIENT_SECRET="+secret, "REDIRECT_URI="+redirectURI,
+		"ACCESS_TOKEN_TTL="+strconv.Itoa(int(opAccessTTL/time.Second)))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = &op.errs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting oidc-provider: %v", err)
+	}
+	ready := make(chan string, 1)
+	exited := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if issuer, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
+				ready <- issuer
+				continue
+			}
+			fmt.Fprintln(&op.out, sc.Text())
+		}
+		io.Copy(io.Discard, stdout)
+		exited <- cmd.Wait() // after stdout is read to its end (os/exec's StdoutPipe rule)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("oidc-provider did not exit cleanly on SIGTERM: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("oidc-provider did not exit within 5 s of SIGTERM; killing it")
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("oidc-provider stdout:\n%s\nstderr:\n%s", op.out.String(), op.errs.String())
+		}
+	})
+	select {
+	case op.issuer = <-ready:
+	case err := <-exited:
+		t.Fatalf("oidc-provider exited before it was ready: %v\n%s", err, op.errs.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("oidc-provider printed no READY line within 20 s\n%s", op.errs.String())
+	}
+	return op
+}
+
+// waitFor waits until the provider has logged event: it logs before it
+// answers, but the line may still be in the pipe.
+func (op *oidcProvider) waitFor(t *testing.T, event string) {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^EVENT ` + regexp.QuoteMeta(event) + `( |$)`)
+	for deadline := time.Now().Add(5 * time.Second); !re.MatchString(op.out.String()); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("oidc-provider logged no %q event", event)
+			return
+		}
+	}
+}
+
+// startAPI serves the demo API on a free loopback port and returns its
+// address.
+func startAPI(t *testing.T, opts api.Options) string {
+	t.Helper()
+	a, err := api.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listen(t)
+	srv := &fasthttp.Server{Handler: a.Handler, NoDefaultServerHeader: true}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.ShutdownWithContext(ctx)
+	})
+	return ln.Addr().String()
+}
+
+// startAgent runs the OAuth Agent in-process until the test ends, once it
+// has the provider's metadata, and returns its address.
+func startAgent(t *testing.T, cfg *agent.Config) string {
+	t.Helper()
+	var logs lockedBuffer
+	srv, err := agent.NewServer(cfg, zerolog.New(&logs).With().Timestamp().Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, "OAuth Agent", srv.Serve, srv.Shutdown, &logs)
+	for deadline := time.Now().Add(10 * time.Second); !srv.Agent.Ready(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not load the provider's metadata within 10 s:\n%s", logs.String())
+		}
+	}
+	return srv.Addr().String()
+}
+
+// startProxy runs the OAuth Proxy in-process with the configuration yaml
+// until the test ends, and returns its address.
+func startProxy(t *testing.T, yaml string) string {
+	t.Helper()
+	cfg, err := proxy.ParseConfig([]byte(yaml), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	srv, err := proxy.NewServer(cfg, zerolog.New(&logs).With().Timestamp().Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, "OAuth Proxy", srv.Serve, srv.Shutdown, &logs)
+	return srv.Addr().String()
+}
+
+// serve runs a server until the test ends, then shuts it down within 5 s;
+// its log is shown when the test failed.
+func serve(t *testing.T, name string, run func() error, shutdown func(context.Context) error, logs *lockedBuffer) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- run() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(ctx); err != nil {
+			t.Errorf("%s shutdown: %v", name, err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, logs.String())
+		}
+	})
+}
+
+// serveSPA serves the demo SPA with cfg on ln until the test ends.
+func serveSPA(t *testing.T, ln net.Listener, cfg spa.Config) {
+	t.Helper()
+	srv := &http.Server{Handler: spa.Handler(cfg), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+}
+
+// nginxInstance is one running NGINX.
+type nginxInstance struct {
+	port int
+	dir  string
+}
+
+// startNGINX renders mode for p (nginx.Render) on a free loopback port and
+// runs NGINX on it until the test ends: one worker, everything in a
+// temporary directory. A port taken between choosing and binding it is
+// retried on another.
+func startNGINX(t *testing.T, bin, mode string, p nginx.Params) *nginxInstance {
+	t.Helper()
+	p.RunDir = t.TempDir()
+	p.WorkerProcesses = 1
+	if os.Geteuid() == 0 {
+		p.User = "root" // else the workers run as nobody, who cannot write RunDir
+	}
+	for attempt := 0; ; attempt++ {
+		port := freePorts(t, 1)[0]
+		p.Listen = fmt.Sprintf("127.0.0.1:%d", port)
+		conf, err := nginx.Render(mode, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = runNGINX(t, bin, p.RunDir, p.Listen, conf)
+		if err == nil {
+			return &nginxInstance{port: port, dir: p.RunDir}
+		}
+		if attempt < 3 && strings.Contains(err.Error(), "Address already in use") {
+			continue
+		}
+		t.Fatal(err)
+	}
+}
+
+func runNGINX(t *testing.T, bin, dir, addr string, conf []byte) error {
+	t.Helper()
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, "error.log")) // of an earlier attempt
+	var stderr lockedBuffer
+	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-g", "daemon off;")
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	// Its own process group: the cleanup can then reach the workers too,
+	// should the master not stop by itself.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting nginx: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	errorLog := func() string {
+		b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return string(b)
+	}
+
+	// Ready when the master has written its pid file, which it does after
+	// binding the listen socket, and the socket accepts.
+	pidFile, want := filepath.Join(dir, "nginx.pid"), strconv.Itoa(cmd.Process.Pid)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("nginx exited at start (%v):\n%s%s", err, stderr.String(), errorLog())
+		default:
+		}
+		if pid, _ := os.ReadFile(pidFile); strings.TrimSpace(string(pid)) == want {
+			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+				c.Close()
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+			return errors.New("nginx did not serve " + addr + " within 10 s:\n" + stderr.String())
+		}
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM) // fast shutdown of master and workers
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			t.Errorf("nginx (pid %d) did not stop within 10 s of SIGTERM; killing its process group", cmd.Process.Pid)
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("nginx stderr:\n%s\nerror.log:\n%s", stderr.String(), errorLog())
+		}
+	})
+	return nil
+}
+
+// accessLog returns NGINX's access log so far.
+func (n *nginxInstance) accessLog(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(n.dir, "access.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
