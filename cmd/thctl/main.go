@@ -4,6 +4,7 @@
 //	thctl keygen
 //	thctl seal [-key HEX[,HEX...] | -key-file FILE] [-format v1|dare] [PLAINTEXT]
 //	thctl open [-key HEX[,HEX...] | -key-file FILE] [COOKIE]
+//	thctl version
 //
 // Keys come from -key, -key-file (one hex key per line) or TH_ENCRYPTION_KEYS
 // (comma-separated), in that order of preference; the first key seals, all
@@ -19,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/tokenhandler/tokenhandler/crypto"
@@ -28,6 +30,7 @@ const usage = `usage:
   thctl keygen
   thctl seal [-key HEX[,HEX...] | -key-file FILE] [-format v1|dare] [PLAINTEXT]
   thctl open [-key HEX[,HEX...] | -key-file FILE] [COOKIE]
+  thctl version
 
 Keys: -key, -key-file (one per line) or TH_ENCRYPTION_KEYS (comma-separated).
 PLAINTEXT or COOKIE is read from standard input when not given.
@@ -75,6 +78,12 @@ func dispatch(args []string, getenv func(string) string, stdin io.Reader, stdout
 			return fmt.Errorf("%w: keygen takes no arguments", errUsage)
 		}
 		_, err := stdout.Write(append(crypto.GenerateKey().AppendHex(nil), '\n'))
+		return err
+	case "version", "-version":
+		if len(args) != 1 {
+			return fmt.Errorf("%w: version takes no arguments", errUsage)
+		}
+		_, err := fmt.Fprintln(stdout, "thctl", buildVersion())
 		return err
 	case "seal", "open":
 	case "-h", "-help", "--help", "help":
@@ -166,4 +175,20 @@ func argOrStdin(args []string, stdin io.Reader) ([]byte, error) {
 	}
 	data = bytes.TrimSuffix(data, []byte("\n"))
 	return bytes.TrimSuffix(data, []byte("\r")), nil
+}
+
+// version is stamped at link time by make dist (-X main.version=...).
+var version string
+
+// buildVersion is the stamped version; else the main module's version (go
+// install module@version, or the VCS stamp of a build in a checkout), or
+// "(devel)".
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
 }

@@ -131,9 +131,18 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 	}
 }
 
-// buildVersion is the main module's version, or "(devel)" for a build
-// from a checkout.
+// version is stamped at link time by make dist:
+//
+//	-ldflags "-X github.com/tokenhandler/tokenhandler/internal/daemon.version=$(git describe --tags --always --dirty)"
+var version string
+
+// buildVersion is the stamped version; else the main module's version (go
+// install module@version, or the VCS stamp of a build in a checkout), or
+// "(devel)".
 func buildVersion() string {
+	if version != "" {
+		return version
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		return bi.Main.Version
 	}
