@@ -118,6 +118,14 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch) (*routeMe
 	trusted := st.origins.Trusted(origin)
 	isAuth := string(ctx.Path()) == st.authPath && (ctx.IsGet() || ctx.IsHead())
 
+	// 0. Nothing that two HTTP parsers could read differently goes on.
+	if ambiguous(req) {
+		st.cors.Response(resp, origin, trusted)
+		writeError(ctx, errBadRequest)
+		ctx.SetConnectionClose()
+		return st.noRoute, denyNone
+	}
+
 	// 1. Preflight.
 	if !isAuth && ctx.IsOptions() && st.cors.Enabled() {
 		st.cors.Preflight(resp, origin, trusted, req.Peek(fasthttp.HeaderAccessControlRequestHeaders))

@@ -1,0 +1,60 @@
+package proxy
+
+import (
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+)
+
+// ambiguous reports whether a request must be refused before anything else
+// looks at it, because two HTTP implementations could read it differently:
+//
+//   - an absolute-form request target (RFC 9112 §3.2.2): the proxy is no
+//     forward proxy, NGINX and browsers send origin-form, and the URI's host
+//     would silently replace Host;
+//   - Transfer-Encoding beside Content-Length, or a Transfer-Encoding other
+//     than exactly "chunked" (RFC 9112 §6.1, §6.3): the classic shapes of
+//     request smuggling. fasthttp itself refuses duplicate Content-Length
+//     headers and unknown codings, but lets Transfer-Encoding win over
+//     Content-Length and ignores "identity".
+//
+// RFC 9112 §6.3 requires closing the connection after answering such a
+// request. It reads the raw header bytes fasthttp keeps and allocates
+// nothing.
+func ambiguous(h *fasthttp.RequestHeader) bool {
+	if uri := h.RequestURI(); len(uri) == 0 || uri[0] != '/' && !(len(uri) == 1 && uri[0] == '*') {
+		return true
+	}
+	// The parsed header keeps no trace of "identity", and the server sets a
+	// Content-Length of its own on bodiless requests: only the raw bytes
+	// tell.
+	var te, cl bool
+	for raw := h.RawHeaders(); len(raw) > 0; {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		name, value, ok := bytes.Cut(line, []byte{':'})
+		if !ok {
+			continue
+		}
+		switch {
+		case len(name) == len("Transfer-Encoding") && (name[0]|0x20) == 't' && bytes.EqualFold(name, strTransferEncoding):
+			if te || !bytes.EqualFold(trimOWS(bytes.TrimSuffix(value, []byte{'\r'})), strChunked) {
+				return true
+			}
+			te = true
+		case len(name) == len("Content-Length") && (name[0]|0x20) == 'c' && bytes.EqualFold(name, strContentLength):
+			cl = true
+		}
+	}
+	return te && cl
+}
+
+var (
+	strTransferEncoding = []byte(fasthttp.HeaderTransferEncoding)
+	strContentLength    = []byte(fasthttp.HeaderContentLength)
+	strChunked          = []byte("chunked")
+)
