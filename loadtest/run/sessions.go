@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// issuer signs the load tests' access tokens (RS256, RFC 9068 shape) and
+// publishes its key as a JWKS, which the demo API fetches once and then
+// verifies every token against, as it would a real Authorization Server's.
+type issuer struct {
+	url  string // set once it serves
+	key  *rsa.PrivateKey
+	kid  string
+	jwks []byte
+}
+
+func newIssuer() (*issuer, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	iss := &issuer{key: key, kid: "loadtest-1"}
+	e := big.NewInt(int64(key.E)).Bytes()
+	iss.jwks, err = json.Marshal(map[string]any{"keys": []map[string]string{{
+		"kty": "RSA", "use": "sig", "alg": "RS256", "kid": iss.kid,
+		"n": b64(key.N.Bytes()), "e": b64(e),
+	}}})
+	return iss, err
+}
+
+func (iss *issuer) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(iss.jwks)
+	})
+	return mux
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// tokenSize is the access token length aimed at: a realistic JWT access
+// token with a few roles and groups is about 1 KiB.
+const tokenSize = 1024
+
+// mint returns an access token for sub, valid for ttl, padded with group
+// claims to about tokenSize bytes.
+func (iss *issuer) mint(sub string, ttl time.Duration) (string, error) {
+	now := time.Now()
+	header := b64([]byte(fmt.Sprintf(`{"alg":"RS256","kid":%q,"typ":"at+jwt"}`, iss.kid)))
+	claims := map[string]any{
+		"iss": iss.url, "sub": sub, "aud": apiAudience, "client_id": clientID,
+		"scope": "openid profile email orders:read orders:write invoices:read",
+		"name":  "Load Test " + sub, "email": sub + "@example.com",
+		"iat": now.Unix(), "exp": now.Add(ttl).Unix(), "auth_time": now.Unix(),
+		"jti": rand.Text(), "sid": rand.Text(), "acr": "urn:example:loa:2", "amr": []string{"pwd", "otp"},
+		"roles": []string{"customer", "orders-reader", "orders-writer"},
+	}
+	var groups []string
+	for i := 0; ; i++ {
+		payload, err := json.Marshal(claims)
+		if err != nil {
+			return "", err
+		}
+		signing := header + "." + b64(payload)
+		// 342 characters of RS256 signature and a dot.
+		if len(signing)+343 >= tokenSize || i == 64 {
+			sum := sha256.Sum256([]byte(signing))
+			sig, err := rsa.SignPKCS1v15(rand.Reader, iss.key, crypto.SHA256, sum[:])
+			if err != nil {
+				return "", err
+			}
+			return signing + "." + b64(sig), nil
+		}
+		groups = append(groups, fmt.Sprintf("/tenants/acme/team-%02d", i))
+		claims["groups"] = groups
+	}
+}
+
+// session is one user's cookies, as k6 sends them (loadtest/lib/config.js).
+type session struct {
+	Sub        string `json:"sub"`
+	At         string `json:"at"`         // the P-at cookie's value
+	CSRFCookie string `json:"csrfCookie"` // the P-csrf cookie's value
+	CSRF       string `json:"csrf"`       // the x-P-csrf header's value
+}
+
+// sessionsFile is what k6 reads: sessions sealed with the old key, which
+// the proxies start with, and rotated ones sealed with the new key, which
+// only open after the soak's SIGHUP rotation.
+type sessionsFile struct {
+	TokenBytes int       `json:"tokenBytes"`
+	Sessions   []session `json:"sessions"`
+	Rotated    []session `json:"rotated"`
+}
+
+// mintSessions mints sessionCount users' cookies with each key, sealing
+// with thctl as an operator minting load-test cookies would, and writes
+// them to the sessions file.
+func (s *stack) mintSessions(ctx context.Context, bin string, iss *issuer) error {
+	f := sessionsFile{}
+	for i := range sessionCount {
+		sub := fmt.Sprintf("loadtest-user-%02d", i)
+		// The tokens outlive the longest run (the 10-minute soak).
+		tok, err := iss.mint(sub, time.Hour)
+		if err != nil {
+			return err
+		}
+		f.TokenBytes = len(tok)
+		csrf := rand.Text() + rand.Text() // 2 × 128 bits, base32
+		for _, key := range []string{s.oldKey, s.newKey} {
+			at, err := thctlIn(ctx, bin, key, tok, "seal")
+			if err != nil {
+				return err
+			}
+			csrfCookie, err := thctlIn(ctx, bin, key, csrf, "seal")
+			if err != nil {
+				return err
+			}
+			ss := session{Sub: sub, At: at, CSRFCookie: csrfCookie, CSRF: csrf}
+			if key == s.oldKey {
+				f.Sessions = append(f.Sessions, ss)
+			} else {
+				f.Rotated = append(f.Rotated, ss)
+			}
+		}
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	s.sessions = filepath.Join(s.dir, "sessions.json")
+	return os.WriteFile(s.sessions, b, 0o600)
+}

@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// soak runs loadtest/soak.js at a fixed arrival rate through NGINX in front
+// of two proxies, and meanwhile, on a timeline relative to k6's start:
+//
+//   - at the end of the warm-up (a tenth of the run, at least 5 s) it reads
+//     each proxy's RSS, the start figure;
+//   - at 40 % it rotates the keys: each proxy's file gets [new, old] and a
+//     SIGHUP. Beforehand a cookie sealed with the new key must be refused
+//     (401) by each proxy, afterwards accepted (200), as must old ones.
+//     soak.js starts sending new-key cookies 5 s later (ROTATED_START), so
+//     that a rotation that did not take fails k6's 0-error threshold too;
+//   - at 80 % it sends SIGTERM to proxy-a while slow POSTs (2 s in the API)
+//     are in flight through it. NGINX does not retry a POST once sent, so a
+//     slow request the drain dropped reaches k6 as a 502 and fails the
+//     0-error threshold; proxy-a must exit 0 and the API must have
+//     completed at least the slow requests that were in flight at the
+//     signal. New connections to proxy-a are refused from the signal on and
+//     NGINX sends those requests to proxy-b;
+//   - when k6 ends it reads proxy-b's RSS again, the end figure, which must
+//     not exceed the start figure by more than -rss-bound.
+func soak(ctx context.Context, st *stack, o options, stdout, stderr io.Writer) error {
+	if o.duration == 0 {
+		o.duration = 10 * time.Minute
+	}
+	d := o.duration
+	warm := max(5*time.Second, d/10)
+	rotateAt := d * 4 / 10
+	rotatedStart := rotateAt + 5*time.Second
+	termAt := d * 8 / 10
+	a, b := st.proxies[0], st.proxies[1]
+
+	cmd := st.k6Cmd(ctx, o, map[string]string{
+		"ROTATED_START": strconv.Itoa(int(rotatedStart.Seconds())) + "s",
+		"SLOW_PATH":     "/api/slow/echo",
+		"SLOW_MS":       strconv.Itoa(int(st.api.slow.Milliseconds())),
+	}, stdout, stderr)
+	fmt.Fprintf(stdout, "loadtest: k6 run loadtest/soak.js against %s for %s; rotation at %s, SIGTERM to %s at %s\n",
+		st.nginxURL, d, rotateAt, a.name, termAt)
+	idle := map[*proxyProc]int64{a: rss(a.pid()), b: rss(b.pid())}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	k6Done := make(chan error, 1)
+	go func() { k6Done <- cmd.Wait() }()
+
+	var failures []error
+	fail := func(format string, args ...any) {
+		err := fmt.Errorf(format, args...)
+		failures = append(failures, err)
+		fmt.Fprintln(stdout, "loadtest: FAIL:", err)
+	}
+	// until waits for the moment at of the run; false when k6 ended first.
+	var k6Err error
+	k6Ended := false
+	until := func(at time.Duration) bool {
+		if k6Ended {
+			return false
+		}
+		select {
+		case k6Err = <-k6Done:
+			k6Ended = true
+			return false
+		case <-time.After(time.Until(t0.Add(at))):
+			return true
+		}
+	}
+
+	// RSS samples every second, for the peak.
+	peak := &rssPeak{max: map[int]int64{}}
+	stopSampling := make(chan struct{})
+	var sampling sync.WaitGroup
+	sampling.Go(func() { peak.sample([]int{a.pid(), b.pid()}, stopSampling) })
+
+	start := map[*proxyProc]int64{}
+	if until(warm) {
+		start[a], start[b] = rss(a.pid()), rss(b.pid())
+		fmt.Fprintf(stdout, "loadtest: RSS after %s warm-up: %s %s (idle before k6: %s), %s %s (idle: %s)\n",
+			warm, a.name, mib(start[a]), mib(idle[a]), b.name, mib(start[b]), mib(idle[b]))
+	}
+
+	if until(rotateAt) {
+		if err := st.rotate(ctx); err != nil {
+			fail("key rotation: %v", err)
+		} else {
+			fmt.Fprintf(stdout, "loadtest: t=%s keys rotated to [new, old] with SIGHUP on both proxies; new-key cookies refused before, accepted after\n",
+				time.Since(t0).Round(100*time.Millisecond))
+		}
+	}
+
+	var endA int64
+	if until(termAt) {
+		endA = rss(a.pid())
+		inFlight, err := st.drain(ctx, a, st.api.counts[0], stdout, t0)
+		if err != nil {
+			fail("SIGTERM drain: %v", err)
+		} else if inFlight == 0 {
+			fail("SIGTERM drain: no slow request was in flight through %s", a.name)
+		}
+	}
+
+	if !k6Ended {
+		select {
+		case k6Err = <-k6Done:
+		case <-ctx.Done():
+			k6Err = <-k6Done
+		}
+	}
+	endB := rss(b.pid())
+	close(stopSampling)
+	sampling.Wait()
+
+	fmt.Fprintf(stdout, "loadtest: RSS %s: start %s, end %s (%+.1f MiB), peak %s\n",
+		b.name, mib(start[b]), mib(endB), float64(endB-start[b])/(1<<20), mib(peak.of(b.pid())))
+	fmt.Fprintf(stdout, "loadtest: RSS %s: start %s, before SIGTERM %s, peak %s\n",
+		a.name, mib(start[a]), mib(endA), mib(peak.of(a.pid())))
+	if start[b] == 0 || endB == 0 {
+		fail("RSS of %s not read (start %d, end %d)", b.name, start[b], endB)
+	} else if endB > start[b]+o.rssBound {
+		fail("RSS of %s grew from %s to %s, more than %s", b.name, mib(start[b]), mib(endB), mib(o.rssBound))
+	}
+	if k6Err != nil {
+		failures = append(failures, fmt.Errorf("k6 soak: %w (exit 99 means a threshold failed)", k6Err))
+	}
+	return errors.Join(failures...)
+}
+
+// rotate puts [new, old] into every proxy's configuration and sends it
+// SIGHUP, checking that a cookie sealed with the new key is refused before
+// and accepted after, and that the old keys' cookies still open.
+func (s *stack) rotate(ctx context.Context) error {
+	f, err := readSessions(s.sessions)
+	if err != nil {
+		return err
+	}
+	oldSess, newSess := f.Sessions[0], f.Rotated[0]
+	for _, p := range s.proxies {
+		if code, err := probe(ctx, p.addr, newSess); err != nil || code != http.StatusUnauthorized {
+			return fmt.Errorf("%s: before the rotation a new-key cookie got %d (%v), want 401", p.name, code, err)
+		}
+		before, err := reloads(p.metrics)
+		if err != nil {
+			return err
+		}
+		conf, err := os.ReadFile(p.conf)
+		if err != nil {
+			return err
+		}
+		oldLine := fmt.Sprintf(`encryption_keys: ["%s"]`, s.oldKey)
+		if !bytes.Contains(conf, []byte(oldLine)) {
+			return fmt.Errorf("%s: keys not found in %s", p.name, p.conf)
+		}
+		conf = bytes.Replace(conf, []byte(oldLine), fmt.Appendf(nil, `encryption_keys: ["%s", "%s"]`, s.newKey, s.oldKey), 1)
+		if err := os.WriteFile(p.conf, conf, 0o600); err != nil {
+			return err
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			return err
+		}
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			n, err := reloads(p.metrics)
+			if err != nil {
+				return err
+			}
+			if n > before {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: no successful reload within 5 s of SIGHUP: %s", p.name, p.log.String())
+			}
+		}
+		for _, ss := range []session{newSess, oldSess} {
+			if code, err := probe(ctx, p.addr, ss); err != nil || code != http.StatusOK {
+				return fmt.Errorf("%s: after the rotation a cookie got %d (%v), want 200", p.name, code, err)
+			}
+		}
+	}
+	return nil
+}
+
+// drain sends p SIGTERM once slow requests are in flight through it, waits
+// for it to exit and checks that it exited 0 and that the API completed
+// every slow request that was in flight at the signal. It returns how many
+// were.
+func (s *stack) drain(ctx context.Context, p *proxyProc, c *apiCounts, w io.Writer, t0 time.Time) (int, error) {
+	var inFlight, completed int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if inFlight, completed = c.snapshot(); inFlight >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if inFlight == 0 {
+		return 0, nil
+	}
+	sent := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return inFlight, err
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		return inFlight, fmt.Errorf("%s did not exit within 30 s of SIGTERM", p.name)
+	case <-ctx.Done():
+		return inFlight, ctx.Err()
+	}
+	took := time.Since(sent)
+	_, done := c.snapshot()
+	fmt.Fprintf(w, "loadtest: t=%s SIGTERM to %s with %d slow requests in flight through it: exited (%v) after %s, %d slow requests completed meanwhile\n",
+		sent.Sub(t0).Round(100*time.Millisecond), p.name, inFlight, exitStatus(p.exitErr), took.Round(10*time.Millisecond), done-completed)
+	if p.exitErr != nil {
+		return inFlight, fmt.Errorf("%s exited with %v after SIGTERM, want 0: %s", p.name, p.exitErr, p.log.String())
+	}
+	if done-completed < inFlight {
+		return inFlight, fmt.Errorf("%s: %d slow requests in flight at SIGTERM, only %d completed", p.name, inFlight, done-completed)
+	}
+	return inFlight, nil
+}
+
+func exitStatus(err error) string {
+	if err == nil {
+		return "status 0"
+	}
+	return err.Error()
+}
+
+// probe sends GET /api/probe straight to a proxy with ss's cookies and
+// returns the status.
+func probe(ctx context.Context, addr string, ss session) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/api/probe", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Cookie", cookiePrefix+"-at="+ss.At)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// reloads reads oauth_proxy_config_reloads_total{result="ok"} from a
+// proxy's metrics listener.
+func reloads(metrics string) (int, error) {
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), `oauth_proxy_config_reloads_total{result="ok"} `); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, errors.New("oauth_proxy_config_reloads_total{result=\"ok\"} not in /metrics")
+}
+
+func readSessions(path string) (*sessionsFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f sessionsFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, err
+	}
+	if len(f.Sessions) == 0 || len(f.Rotated) == 0 {
+		return nil, errors.New("no sessions minted")
+	}
+	return &f, nil
+}
+
+// rss is the resident set size of process pid in bytes (VmRSS of
+// /proc/<pid>/status), 0 when it cannot be read.
+func rss(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// rssPeak keeps the highest RSS seen per process.
+type rssPeak struct {
+	mu  sync.Mutex
+	max map[int]int64
+}
+
+func (p *rssPeak) sample(pids []int, stop <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		for _, pid := range pids {
+			if v := rss(pid); v > 0 {
+				p.mu.Lock()
+				p.max[pid] = max(p.max[pid], v)
+				p.mu.Unlock()
+			}
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *rssPeak) of(pid int) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.max[pid]
+}
