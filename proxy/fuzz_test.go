@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -75,7 +76,7 @@ func FuzzCookieHeader(f *testing.F) {
 			// which may not parse back the same ("==" becomes "="): compare
 			// named cookies only.
 			if len(k) > 0 && !slices.Contains(names.All(), string(k)) {
-				before = append(before, [2]string{string(k), string(v)})
+				before = append(before, [2]string{string(k), cookieValue(v)})
 			}
 		}
 		s := acquireScratch()
@@ -97,7 +98,7 @@ func FuzzCookieHeader(f *testing.F) {
 				t.Fatalf("cookie %q survived stripping", k)
 			}
 			if len(k) > 0 {
-				after = append(after, [2]string{string(k), string(v)})
+				after = append(after, [2]string{string(k), cookieValue(v)})
 			}
 		}
 		if len(again.Header.Peek("x-example-csrf")) != 0 {
@@ -107,4 +108,11 @@ func FuzzCookieHeader(f *testing.F) {
 			t.Fatalf("other cookies changed: %q became %q", before, after)
 		}
 	})
+}
+
+// cookieValue is a cookie value as it survives fasthttp's re-serialisation:
+// fasthttp drops the quotes of a quoted value and trims an unquoted one, so
+// `a=" x "` reaches the upstream as `a=x` (docs/proxy.md, Known limits).
+func cookieValue(v []byte) string {
+	return strings.Trim(string(v), " \t")
 }
