@@ -37,6 +37,7 @@ type options struct {
 	rate     int           // requests per second (load, soak), base rate (spike), logins per second (login)
 	workers  int           // NGINX worker processes
 	rssBound int64         // soak: largest RSS growth allowed, bytes
+	direct   bool          // soak: SIGTERM a proxy NGINX still sends requests to
 	verbose  bool
 }
 
@@ -55,6 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.rate, "rate", 0, "requests per second (load, soak), the base rate (spike), logins per second (login); default: the script's")
 	fs.IntVar(&o.workers, "nginx-workers", 1, "NGINX worker processes")
 	fs.Int64Var(&rssMiB, "rss-bound", 20, "soak: MiB the surviving proxy's RSS may grow between start and end")
+	fs.BoolVar(&o.direct, "direct-sigterm", false, "soak: send SIGTERM to a proxy NGINX still routes to, without taking it out of NGINX first (a POST can then meet a closing keep-alive connection: see loadtest/README.md)")
 	fs.BoolVar(&o.verbose, "v", false, "print the proxies' and NGINX's logs at the end")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -96,12 +98,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func runScript(ctx context.Context, o options, stdout, stderr io.Writer) error {
+func runScript(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	proxies := 1
 	if o.script == "soak" {
 		proxies = 2 // one is stopped with SIGTERM near the end; NGINX carries on with the other
 	}
-	st, err := startStack(ctx, o, proxies, stdout)
+	var st *stack
+	st, err = startStack(ctx, o, proxies, stdout)
 	defer func() {
 		if st != nil {
 			st.stop(stdout, o.verbose || err != nil)

@@ -109,7 +109,7 @@ func soak(ctx context.Context, st *stack, o options, stdout, stderr io.Writer) e
 	var endA int64
 	if until(termAt) {
 		endA = rss(a.pid())
-		inFlight, err := st.drain(ctx, a, st.api.counts[0], stdout, t0)
+		inFlight, err := st.drain(ctx, a, st.api.counts[0], o.direct, stdout, t0)
 		if err != nil {
 			fail("SIGTERM drain: %v", err)
 		} else if inFlight == 0 {
@@ -200,7 +200,7 @@ func (s *stack) rotate(ctx context.Context) error {
 // for it to exit and checks that it exited 0 and that the API completed
 // every slow request that was in flight at the signal. It returns how many
 // were.
-func (s *stack) drain(ctx context.Context, p *proxyProc, c *apiCounts, w io.Writer, t0 time.Time) (int, error) {
+func (s *stack) drain(ctx context.Context, p *proxyProc, c *apiCounts, direct bool, w io.Writer, t0 time.Time) (int, error) {
 	var inFlight, completed int
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		if inFlight, completed = c.snapshot(); inFlight >= 2 || time.Now().After(deadline) {
@@ -209,6 +209,25 @@ func (s *stack) drain(ctx context.Context, p *proxyProc, c *apiCounts, w io.Writ
 	}
 	if inFlight == 0 {
 		return 0, nil
+	}
+	if !direct {
+		// As an operator would: take the proxy out of NGINX first (graceful
+		// reload), so that no new request, and above all no POST, is sent
+		// to it on a keep-alive connection it is about to close. The old
+		// NGINX worker still waits for the requests in flight through it.
+		var rest []string
+		for _, q := range s.proxies {
+			if q != p {
+				rest = append(rest, q.addr)
+			}
+		}
+		if err := s.nginx.reload(rest); err != nil {
+			return inFlight, err
+		}
+		if inFlight, completed = c.snapshot(); inFlight == 0 {
+			return 0, nil
+		}
+		fmt.Fprintf(w, "loadtest: t=%s NGINX reloaded without %s\n", time.Since(t0).Round(100*time.Millisecond), p.name)
 	}
 	sent := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {

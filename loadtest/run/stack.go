@@ -42,6 +42,7 @@ type stack struct {
 	idpURL   string
 	proxies  []*proxyProc
 	api      *upstream
+	nginx    *nginxProc
 
 	oldKey, newKey string // hex; the proxies start with [old], the soak rotates to [new, old]
 	sessions       string // the JSON file of minted cookies k6 reads
@@ -412,6 +413,7 @@ func (s *stack) startNGINX(ctx context.Context, workers int, agentAddr string, p
 		err = s.runNGINX(ctx, bin, runDir, conf, listen)
 		if err == nil {
 			s.nginxURL = "http://" + listen
+			s.nginx.params = p
 			return nil
 		}
 		if attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
@@ -470,6 +472,7 @@ func (s *stack) runNGINX(ctx context.Context, bin, dir string, conf []byte, list
 		}
 	}
 	s.onStop(stop)
+	s.nginx = &nginxProc{cmd: cmd, conf: confPath}
 	s.logs = append(s.logs, func() string {
 		if l := logs(); l != "" {
 			return "nginx error.log:\n" + l
@@ -477,6 +480,92 @@ func (s *stack) runNGINX(ctx context.Context, bin, dir string, conf []byte, list
 		return ""
 	})
 	return nil
+}
+
+// nginxProc is the running NGINX.
+type nginxProc struct {
+	cmd    *exec.Cmd // the master process
+	conf   string
+	params nginx.Params
+}
+
+// reload renders the configuration again with proxies as the OAuth Proxy
+// instances and makes NGINX load it (SIGHUP to the master), returning once
+// the workers that had the old configuration are shutting down: they finish
+// the requests they have in flight, and no new request reaches a proxy left
+// out.
+func (n *nginxProc) reload(proxies []string) error {
+	p := n.params
+	p.Proxies = proxies
+	conf, err := nginx.Render(nginx.ModeUpstream, p)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(n.conf, conf, 0o644); err != nil {
+		return err
+	}
+	old := childWorkers(n.cmd.Process.Pid, false)
+	if err := n.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		fresh := 0
+		for _, pid := range childWorkers(n.cmd.Process.Pid, true) {
+			if !slicesContains(old, pid) {
+				fresh++
+			}
+		}
+		if fresh >= max(1, n.params.WorkerProcesses) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("nginx: no new worker within 10 s of SIGHUP")
+		}
+	}
+}
+
+// childWorkers lists the PIDs of master's worker processes; with active,
+// only those not shutting down.
+func childWorkers(master int, active bool) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 2 || f[1] != strconv.Itoa(master) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if !bytes.Contains(cmdline, []byte("worker process")) {
+			continue
+		}
+		if active && bytes.Contains(cmdline, []byte("shutting down")) {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+func slicesContains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }
 
 // nginxBinary finds NGINX: $NGINX, else nginx on PATH or where the Debian
