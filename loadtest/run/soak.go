@@ -27,13 +27,18 @@ import (
 //     (401) by each proxy, afterwards accepted (200), as must old ones.
 //     soak.js starts sending new-key cookies 5 s later (ROTATED_START), so
 //     that a rotation that did not take fails k6's 0-error threshold too;
-//   - at 80 % it sends SIGTERM to proxy-a while slow POSTs (2 s in the API)
-//     are in flight through it. NGINX does not retry a POST once sent, so a
-//     slow request the drain dropped reaches k6 as a 502 and fails the
-//     0-error threshold; proxy-a must exit 0 and the API must have
-//     completed at least the slow requests that were in flight at the
-//     signal. New connections to proxy-a are refused from the signal on and
-//     NGINX sends those requests to proxy-b;
+//   - at 80 %, once slow POSTs (2 s in the API) are in flight through
+//     proxy-a, it takes proxy-a out of NGINX (render without it, graceful
+//     reload: the old worker keeps its requests in flight, new workers send
+//     everything to proxy-b), then sends proxy-a SIGTERM. proxy-a must exit
+//     0, and the API must have completed at least the slow requests in flight
+//     through it at the signal. NGINX never resends a POST, so a slow request
+//     the drain dropped reaches k6 as a 502 and fails the 0-error threshold.
+//     With -direct-sigterm NGINX is not reloaded: new connections to proxy-a
+//     are refused and NGINX moves those requests to proxy-b, but a request
+//     NGINX writes on a keep-alive connection that proxy-a is closing at that
+//     moment fails, and NGINX resends it only when it is idempotent: a POST
+//     then gets a 502 (seen once in ~2,250 POSTs of one 60 s run);
 //   - when k6 ends it reads proxy-b's RSS again, the end figure, which must
 //     not exceed the start figure by more than -rss-bound.
 func soak(ctx context.Context, st *stack, o options, stdout, stderr io.Writer) error {
