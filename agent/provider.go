@@ -122,8 +122,7 @@ func discover(ctx context.Context, cfg *Config, client *http.Client, now func() 
 	if cfg.ClientAuthMethod == "client_secret_post" {
 		style = oauth2.AuthStyleInParams
 	}
-	keyCtx := oidc.ClientContext(context.Background(), client) // the key set fetches with this client for its lifetime
-	keys := oidc.NewRemoteKeySet(keyCtx, m.JWKSURI)
+	keys := newLimitedKeySet(m.JWKSURI, client, now)
 	skew := cfg.IDToken.ClockSkew
 	return &provider{
 		issuer: cfg.Issuer,

@@ -28,8 +28,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	jose "github.com/go-jose/go-jose/v4"
 )
 
 // Options configures the single client and user of a Server. Zero fields take
@@ -62,9 +60,12 @@ type Server struct {
 	done    chan struct{} // closed by Close, ends TokenDelay waits
 	close   sync.Once
 
-	key  *rsa.PrivateKey
-	kid  string
-	jwks []byte // the public JWKS document
+	// keyMu guards the key material, which RotateKey replaces.
+	keyMu   sync.RWMutex
+	key     *rsa.PrivateKey
+	kid     string
+	retired []*rsa.PublicKey // keys RotateKey replaced, still in the JWKS
+	jwks    []byte           // the public JWKS document
 
 	mu             sync.Mutex
 	faults         Faults
@@ -114,16 +115,8 @@ func newServer(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("astest: generate key: %w", err)
 	}
-	s.key = key
-	pub := jose.JSONWebKey{Key: &key.PublicKey, Algorithm: string(jose.RS256), Use: "sig"}
-	s.kid, err = thumbprint(pub)
-	if err != nil {
+	if err := s.setKey(key); err != nil {
 		return nil, err
-	}
-	pub.KeyID = s.kid
-	s.jwks, err = json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub}})
-	if err != nil {
-		return nil, fmt.Errorf("astest: marshal JWKS: %w", err)
 	}
 
 	mux := http.NewServeMux()

@@ -66,7 +66,10 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) jwksDocument(w http.ResponseWriter, r *http.Request) error {
 	s.snapshot("jwks")
 	w.Header().Set("Content-Type", "application/json")
-	w.Write(s.jwks)
+	s.keyMu.RLock()
+	jwks := s.jwks
+	s.keyMu.RUnlock()
+	w.Write(jwks)
 	return nil
 }
 

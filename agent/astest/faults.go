@@ -78,6 +78,9 @@ type Faults struct {
 	IDTokenWrongAzp bool
 	// IDTokenIssuedInFuture sets iat (and auth_time) ten minutes ahead.
 	IDTokenIssuedInFuture bool
+	// IDTokenUnknownKid signs with the current key but names a random kid
+	// that is in no JWKS, as a flood of forged tokens would.
+	IDTokenUnknownKid bool
 
 	// Authorization endpoint.
 

@@ -77,7 +77,8 @@ func (s *Server) accessToken(g *grant, scope, jti string, now time.Time, f *Faul
 		c.Padding = strings.Repeat("x", f.AccessTokenPadding)
 	}
 	// RFC 9068 §2.1: access tokens are typed "at+jwt".
-	return sign(s.key, s.kid, "at+jwt", c)
+	key, kid := s.signingKey()
+	return sign(key, kid, "at+jwt", c)
 }
 
 // idToken mints an ID token for g with the ID token faults of f applied.
@@ -116,17 +117,20 @@ func (s *Server) idToken(g *grant, nonce string, now time.Time, f *Faults) (stri
 		c.AuthTime = c.IssuedAt
 		c.Expiry = now.Add(10*time.Minute + idTokenTTL).Unix()
 	}
+	key, kid := s.signingKey()
 	switch {
 	case f.IDTokenAlgNone:
 		return unsigned(c)
 	case f.IDTokenBadSignature:
-		key, err := otherKey()
+		other, err := otherKey()
 		if err != nil {
 			return "", err
 		}
-		return sign(key, s.kid, "JWT", c)
+		return sign(other, kid, "JWT", c)
+	case f.IDTokenUnknownKid:
+		return sign(key, "unknown-"+rand.Text(), "JWT", c)
 	}
-	return sign(s.key, s.kid, "JWT", c)
+	return sign(key, kid, "JWT", c)
 }
 
 // sign serialises claims as a compact RS256 JWS with kid and typ.
@@ -183,7 +187,14 @@ func (s *Server) verifyAccessToken(raw string, now time.Time) (string, error) {
 		return "", errInvalidToken
 	}
 	var c jwt.Claims
-	if err := tok.Claims(&s.key.PublicKey, &c); err != nil {
+	verified := false
+	for _, pub := range s.publicKeys() {
+		if tok.Claims(pub, &c) == nil {
+			verified = true
+			break
+		}
+	}
+	if !verified {
 		return "", errInvalidToken
 	}
 	want := jwt.Expected{Issuer: s.URL, AnyAudience: jwt.Audience{apiAudience}, Time: now}
