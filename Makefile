@@ -39,7 +39,7 @@ dist: ## static release binaries (linux/amd64, linux/arm64) into dist/<os>_<arch
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$$ldflags" -o $$out/ ./cmd/...; \
 		mkdir -p dist/.stage/$$name/bin; cp $$out/* dist/.stage/$$name/bin/; \
 		tar -cf - $(DIST_FILES) | tar -xf - -C dist/.stage/$$name; \
-		tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$$epoch -C dist/.stage -cf - $$name \
+		tar --sort=name --owner=0 --group=0 --numeric-owner --mode=u+rwX,go=rX --mtime=@$$epoch -C dist/.stage -cf - $$name \
 			| gzip -9n > dist/$$name.tar.gz; \
 	done; \
 	rm -rf dist/.stage; \
