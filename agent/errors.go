@@ -66,6 +66,33 @@ func authorizationError(code, description string) *apiError {
 	return e
 }
 
+// asRefusal is the 400 authorization_error for a 4xx answer of the AS on
+// the back channel (token endpoint, PAR). Its message names the OAuth error
+// code but never repeats the AS's error_description: an AS may quote the
+// request it refuses, and the code, PKCE verifier, refresh token or client
+// secret in it must not reach JavaScript.
+func asRefusal(code string) *apiError {
+	msg := "The Authorization Server refused the request"
+	if c := oauthErrorCode(code); c != "" {
+		msg += ": " + c
+	}
+	return authorizationError("authorization_error", msg)
+}
+
+// oauthErrorCode returns code if it is a registered OAuth error code (IANA
+// "OAuth Extensions Error Registry" and RFC 6749 §4.1.2.1, §5.2), else "":
+// an unregistered value, like a description, could quote a secret.
+func oauthErrorCode(code string) string {
+	switch code {
+	case "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
+		"invalid_scope", "access_denied", "unsupported_response_type", "server_error", "temporarily_unavailable",
+		"invalid_request_uri", "invalid_request_object", "invalid_target", "invalid_dpop_proof", "use_dpop_nonce",
+		"invalid_authorization_details", "unsupported_token_type", "authorization_pending", "slow_down", "expired_token":
+		return code
+	}
+	return ""
+}
+
 // writeError answers with e as JSON.
 func writeError(ctx *fasthttp.RequestCtx, e *apiError) {
 	body, err := json.Marshal(struct {

@@ -118,13 +118,12 @@ func (a *Agent) pushAuthorizationRequest(ctx *fasthttp.RequestCtx, st *state, p 
 	var resp struct {
 		RequestURI string `json:"request_uri"`
 		Error      string `json:"error"`
-		Desc       string `json:"error_description"`
 	}
 	if err := json.Unmarshal(body, &resp); err != nil {
 		return "", errASUnavailable.with(fmt.Errorf("PAR: %w", err), "")
 	}
 	if status != http.StatusCreated && status != http.StatusOK || resp.RequestURI == "" {
-		return "", authorizationError("authorization_error", resp.Desc).with(fmt.Errorf("PAR: status %d, error %q", status, resp.Error), "")
+		return "", asRefusal(resp.Error).with(fmt.Errorf("PAR: status %d, error %q", status, oauthErrorCode(resp.Error)), "")
 	}
 	return resp.RequestURI, nil
 }
@@ -425,7 +424,7 @@ func oauth2Context(ctx context.Context, st *state) context.Context {
 func tokenError(err error) *apiError {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500 && re.ErrorCode != "" {
-		return authorizationError("authorization_error", re.ErrorDescription).with(safeError(err), "")
+		return asRefusal(re.ErrorCode).with(safeError(err), "")
 	}
 	return errASUnavailable.with(safeError(err), "")
 }
@@ -435,7 +434,7 @@ func tokenError(err error) *apiError {
 func safeError(err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil {
-		return fmt.Errorf("token endpoint: status %d, error %q", re.Response.StatusCode, re.ErrorCode)
+		return fmt.Errorf("token endpoint: status %d, error %q", re.Response.StatusCode, oauthErrorCode(re.ErrorCode))
 	}
 	return err
 }

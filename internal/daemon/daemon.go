@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -91,9 +93,28 @@ type FasthttpLogger struct {
 	Log zerolog.Logger
 }
 
-// Printf implements fasthttp.Logger.
+// Printf implements fasthttp.Logger. Even with SecureErrorLogMessage,
+// fasthttp quotes a malformed header line in its message ("missing colon:
+// \"Cookie a=<value>\""), so every quoted string but a network address is
+// replaced by "[redacted]": a cookie or token must not reach the log.
 func (l FasthttpLogger) Printf(format string, args ...any) {
-	l.Log.Warn().Str("component", "fasthttp").Msgf(format, args...)
+	l.Log.Warn().Str("component", "fasthttp").Msg(redactQuoted(fmt.Sprintf(format, args...)))
+}
+
+// quoted matches a Go-quoted string as %q writes it.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// redactQuoted replaces the quoted strings of msg that are not host:port
+// addresses with "[redacted]".
+func redactQuoted(msg string) string {
+	return quoted.ReplaceAllStringFunc(msg, func(q string) string {
+		if s, err := strconv.Unquote(q); err == nil {
+			if host, _, err := net.SplitHostPort(s); err == nil && net.ParseIP(host) != nil {
+				return q
+			}
+		}
+		return `"[redacted]"`
+	})
 }
 
 // OpsHandler serves the operations endpoints of a metrics listener:
