@@ -23,10 +23,12 @@ export const options = {
   thresholds: {
     http_req_failed: ['rate==0'],
     checks: ['rate==1'],
-    // 100 ms: with k6, NGINX, the proxy and the API on the same two cores at
-    // several hundred requests/s, p99 stays within a few ms; ten times that
-    // is a stall (GC, lock, a retry), not noise.
-    'http_req_duration{kind:api}': [`p(99)<${P99_MS || 100}`],
+    // A call takes about 1 ms (median) on loopback. Bounds for a 2-core
+    // machine shared by k6 and the whole stack: the median stays under 10 ms
+    // unless every request got slower, and p99 under 250 ms unless something
+    // stalls (CPU contention from other work alone reached 150 ms). P99_MS
+    // tightens it on a dedicated machine.
+    'http_req_duration{kind:api}': [`med<10`, `p(99)<${P99_MS || 250}`],
   },
 };
 

@@ -17,8 +17,8 @@ export const options = {
     checks: ['rate==1'],
     dropped_iterations: ['count==0'],
     // Each step signs (RS256) or verifies a token and makes a back-channel
-    // call: a few ms each on two shared cores.
-    'http_req_duration{kind:login}': [`p(99)<${P99_MS || 200}`],
+    // call: a few ms each; 500 ms at p99 allows for two shared cores.
+    'http_req_duration{kind:login}': [`p(99)<${P99_MS || 500}`],
     iteration_duration: ['p(99)<2000'],
   },
 };

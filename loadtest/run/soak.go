@@ -38,7 +38,8 @@ import (
 //     are refused and NGINX moves those requests to proxy-b, but a request
 //     NGINX writes on a keep-alive connection that proxy-a is closing at that
 //     moment fails, and NGINX resends it only when it is idempotent: a POST
-//     then gets a 502 (seen once in ~2,250 POSTs of one 60 s run);
+//     then gets a 502 (one POST in one of three 60 s runs, at the signal,
+//     without reaching the API);
 //   - when k6 ends it reads proxy-b's RSS again, the end figure, which must
 //     not exceed the start figure by more than -rss-bound.
 func soak(ctx context.Context, st *stack, o options, stdout, stderr io.Writer) error {
