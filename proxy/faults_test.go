@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,10 +44,11 @@ func checkNoLeaks(t *testing.T, ignore goleak.Option) {
 // faultyAPI is an upstream on loopback that misbehaves on purpose: it reads
 // each request's header and then does what fault says with the connection.
 type faultyAPI struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]bool
+	ln       net.Listener
+	requests atomic.Int32 // request headers read
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[net.Conn]bool
 }
 
 func newFaultyAPI(t *testing.T, fault func(c net.Conn)) *faultyAPI {
@@ -77,6 +79,7 @@ func newFaultyAPI(t *testing.T, fault func(c net.Conn)) *faultyAPI {
 						break
 					}
 				}
+				a.requests.Add(1)
 				fault(c)
 			})
 		}
@@ -109,24 +112,26 @@ func TestUpstreamFaultInjection(t *testing.T) {
 		fault  func(c net.Conn) // nil: nothing listens
 		status int
 		body   string
+		tries  int32 // how often one request may reach the API
 	}{
-		{"refuses", nil, 502, unavailable},
-		{"resets", func(c net.Conn) { c.(*net.TCPConn).SetLinger(0) }, 502, unavailable},
-		{"closes without an answer", func(c net.Conn) {}, 502, unavailable},
-		{"answers garbage", func(c net.Conn) { io.WriteString(c, "SMTP ready\r\n\r\n") }, 502, unavailable},
-		{"hangs before answering", hang, 504, timeout},
-		{"hangs inside the header", func(c net.Conn) { io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Partial: "); hang(c) }, 504, timeout},
+		{"refuses", nil, 502, unavailable, 0},
+		{"resets", func(c net.Conn) { c.(*net.TCPConn).SetLinger(0) }, 502, unavailable, 2},
+		{"closes without an answer", func(c net.Conn) {}, 502, unavailable, 2},
+		{"answers garbage", func(c net.Conn) { io.WriteString(c, "SMTP ready\r\n\r\n") }, 502, unavailable, 2},
+		{"hangs before answering", hang, 504, timeout, 2},
+		{"hangs inside the header", func(c net.Conn) { io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Partial: "); hang(c) }, 504, timeout, 2},
 		{"answers a header larger than the read buffer", func(c net.Conn) {
 			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nX-Big: %s\r\nContent-Length: 2\r\n\r\nok", strings.Repeat("b", 64<<10))
-		}, 502, unavailable},
+		}, 502, unavailable, 1},
 		{"answers many header lines over the read buffer", func(c net.Conn) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\n"+strings.Repeat("X-Line: "+strings.Repeat("l", 60)+"\r\n", 400)+"Content-Length: 2\r\n\r\nok")
-		}, 502, unavailable},
-		{"answers an invalid Content-Length", func(c net.Conn) { io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nok") }, 502, unavailable},
+		}, 502, unavailable, 1},
+		{"answers an invalid Content-Length", func(c net.Conn) { io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nok") }, 502, unavailable, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var addr string
+			var api *faultyAPI
 			if tc.fault == nil {
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
 				if err != nil {
@@ -135,7 +140,8 @@ func TestUpstreamFaultInjection(t *testing.T) {
 				addr = ln.Addr().String()
 				ln.Close()
 			} else {
-				addr = newFaultyAPI(t, tc.fault).ln.Addr().String()
+				api = newFaultyAPI(t, tc.fault)
+				addr = api.ln.Addr().String()
 			}
 			h := startProxyTo(t, nil, addr, "timeouts: {upstream: 300ms, idle: 1s}")
 			for range 3 {
@@ -146,6 +152,13 @@ func TestUpstreamFaultInjection(t *testing.T) {
 				}
 				if d := time.Since(start); d > 3*time.Second {
 					t.Errorf("the answer took %v", d)
+				}
+			}
+			// A failing API is not hammered: at most one retry, and none
+			// where a retry cannot help.
+			if api != nil {
+				if n := api.requests.Load(); n > 3*tc.tries {
+					t.Errorf("3 requests reached the API %d times, want at most %d", n, 3*tc.tries)
 				}
 			}
 		})

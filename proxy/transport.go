@@ -72,7 +72,10 @@ func (t *transport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 	if err := readHeader(&resp.Header, br); err != nil {
 		hc.ReleaseReader(br)
 		t.drop(cc)
-		return true, timeoutOr(err)
+		// An answer header larger than the buffer will not be smaller the
+		// next time.
+		var small *fasthttp.ErrSmallBuffer
+		return !errors.As(err, &small), timeoutOr(err)
 	}
 	keep := !req.ConnectionClose() && !resp.Header.ConnectionClose()
 	status := resp.Header.StatusCode()
