@@ -37,6 +37,15 @@ function headers(s, post) {
   if (post) {
     h['Content-Type'] = 'application/json';
     h[CSRF_HEADER] = s.csrf;
+    // A browser resends any request whose reused keep-alive connection
+    // closed before an answer began (Chromium's ShouldResendRequest): the
+    // server cannot have seen it. k6's Go client resends only idempotent
+    // requests, or ones with this header (net/http isReplayable). Without
+    // it, a POST that meets NGINX closing an idle client connection (at
+    // every reload) fails in k6 where a browser would not notice. A request
+    // that reached NGINX and failed behind it gets an answer (502), which is
+    // never resent.
+    h['Idempotency-Key'] = `${exec.vu.idInTest}-${exec.scenario.iterationInTest}`;
   }
   return h;
 }
@@ -46,6 +55,9 @@ const okCORS = (r) => r.headers['Access-Control-Allow-Origin'] === ORIGIN;
 // get calls the API with s's cookies: 200 with the CORS headers.
 export function get(s, tags, path) {
   const r = http.get(BASE_URL + (path || API_GET), { headers: headers(s, false), tags: tags || { kind: 'api' } });
+  if (r.status !== 200) {
+    console.warn(`GET ${path || API_GET}: ${r.status} ${r.error_code} ${r.error}`);
+  }
   check(r, {
     'GET 200': (r) => r.status === 200,
     'GET CORS': okCORS,
@@ -57,6 +69,9 @@ export function get(s, tags, path) {
 export function post(s, tags, path) {
   const body = JSON.stringify({ order: exec.scenario.iterationInTest, items: [{ sku: 'A-1', qty: 2 }, { sku: 'B-7', qty: 1 }] });
   const r = http.post(BASE_URL + (path || API_POST), body, { headers: headers(s, true), tags: tags || { kind: 'api' } });
+  if (r.status !== 200) {
+    console.warn(`POST ${path || API_POST}: ${r.status} ${r.error_code} ${r.error}`);
+  }
   check(r, {
     'POST 200': (r) => r.status === 200,
     'POST echoed': (r) => r.body === body,
