@@ -128,10 +128,15 @@ func (a *Agent) Ready() bool {
 	return st != nil && st.provider.Load() != nil
 }
 
-// Close stops background work: discovery retries and cache expiry.
+// Close stops background work: discovery retries and cache expiry. It also
+// closes the idle keep-alive connections to the Authorization Server, which
+// would otherwise stay open, with a goroutine each, for their idle timeout.
 func (a *Agent) Close() {
 	a.stopOnce.Do(func() { close(a.stop) })
 	a.wg.Wait()
+	if st := a.state.Load(); st != nil {
+		st.client.CloseIdleConnections()
+	}
 }
 
 // Handler serves one request. It is a fasthttp.RequestHandler.

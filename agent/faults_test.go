@@ -286,3 +286,24 @@ func startUnready(t *testing.T, cfg *Config) *unreadyAgent {
 		close:     func() { srv.Shutdown(); a.Close() },
 	}
 }
+
+// TestCloseReleasesConnections: an agent that has stopped leaves no
+// goroutine and no connection behind, even while its AS runs on.
+func TestCloseReleasesConnections(t *testing.T) {
+	as := astest.New(t, astest.Options{})
+	ignore := goleak.IgnoreCurrent() // the AS's own
+	ta := startUnready(t, testConfig(as))
+	for deadline := time.Now().Add(5 * time.Second); !ta.agent.Ready(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent did not become ready")
+		}
+	}
+	ta.as = as
+	b := ta.spa()
+	ta.login(b)
+	if r := ta.call(b, "GET", "/oauth-agent/userInfo", nil); r.Status != 200 {
+		t.Fatalf("userInfo: %d %s", r.Status, r.Body)
+	}
+	ta.close()
+	checkNoLeaks(t, ignore)
+}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -28,10 +29,10 @@ var leakOptions = []goleak.Option{
 // checkNoLeaks fails t if goroutines other than those running when ignore
 // was taken are still there after a few seconds (servers wind down
 // asynchronously: idle pools, closing connections).
-func checkNoLeaks(t *testing.T, ignore goleak.Option) {
+func checkNoLeaks(t *testing.T, ignore goleak.Option, more ...goleak.Option) {
 	t.Helper()
 	client.CloseIdleConnections()
-	opts := append([]goleak.Option{ignore}, leakOptions...)
+	opts := append(append([]goleak.Option{ignore}, leakOptions...), more...)
 	var err error
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if err = goleak.Find(opts...); err == nil {
@@ -219,4 +220,25 @@ func heapInUse() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// TestShutdownReleasesUpstreamConnections: a proxy that has shut down keeps
+// no connection to its API open, even while the API runs on.
+func TestShutdownReleasesUpstreamConnections(t *testing.T) {
+	up := newUpstream(t)
+	ignore := goleak.IgnoreCurrent() // the API's own
+	h := startProxyTo(t, up, up.addr, "")
+	for range 5 {
+		if resp := h.do(request{method: "GET", path: "/api/x", headers: [][2]string{trusted(), cookie(at(h))}}); resp.status != 200 {
+			t.Fatalf("status %d", resp.status)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// fasthttp's pool cleaner sleeps for timeouts.idle before it notices
+	// that its pool is empty; it holds no connection.
+	checkNoLeaks(t, ignore, goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"))
 }

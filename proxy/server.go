@@ -103,7 +103,15 @@ func (s *Server) ReloadFile(path string, getenv func(string) string) error {
 // Shutdown stops accepting connections, lets requests in flight finish until
 // ctx ends, then closes everything.
 func (s *Server) Shutdown(ctx context.Context) error {
-	return s.srv.Shutdown(ctx)
+	err := s.srv.Shutdown(ctx)
+	// The keep-alive connections to the APIs would otherwise stay open
+	// until timeouts.idle.
+	for _, r := range s.Proxy.state.Load().routes {
+		for _, h := range r.hosts {
+			h.CloseIdleConnections()
+		}
+	}
+	return err
 }
 
 // parseError answers requests fasthttp could not read, in the same JSON as
