@@ -77,7 +77,7 @@ func TestASFaults(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := startAgent(t, func(c *Config) { c.Timeouts.AS = 300 * time.Millisecond })
+			a := startAgent(t, func(c *Config) { c.Timeouts.AS = time.Second })
 			b := a.spa()
 			a.login(b) // a session to refresh and read user info with
 			// A login begun before the fault, to be finished during it.
@@ -214,7 +214,7 @@ func TestSigningKeyRotation(t *testing.T) {
 // were.
 func TestFailuresKeepMemoryFlat(t *testing.T) {
 	// Error level: warnings for 20,000 502s would fill the log buffer.
-	a := startAgent(t, func(c *Config) { c.Timeouts.AS = 300 * time.Millisecond; c.Log.Level = zerolog.ErrorLevel })
+	a := startAgent(t, func(c *Config) { c.Timeouts.AS = time.Second; c.Log.Level = zerolog.ErrorLevel })
 	b := a.spa()
 	a.login(b)
 	a.as.Close()
