@@ -72,10 +72,12 @@ func (t *transport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 	if err := readHeader(&resp.Header, br); err != nil {
 		hc.ReleaseReader(br)
 		t.drop(cc)
-		// An answer header larger than the buffer will not be smaller the
-		// next time.
-		var small *fasthttp.ErrSmallBuffer
-		return !errors.As(err, &small), timeoutOr(err)
+		// Retry (an idempotent request, on another connection) only when
+		// nothing of an answer came: the shape of a pooled connection the
+		// API had closed (fasthttp reports any failure of the first read
+		// as io.EOF). An API that answered garbage, or a header larger
+		// than the buffer, or nothing in time, would do so again.
+		return err == io.EOF, timeoutOr(err)
 	}
 	keep := !req.ConnectionClose() && !resp.Header.ConnectionClose()
 	status := resp.Header.StatusCode()

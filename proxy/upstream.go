@@ -41,11 +41,6 @@ func newRoutes(cfg *Config, m *proxyMetrics, dial fasthttp.DialFunc) []*route {
 				MaxIdleConnDuration:      cfg.Timeouts.Idle,
 				MaxConns:                 4096,
 				ReadBufferSize:           cfg.Limits.MaxRequestHeaderBytes,
-				// One retry, for an idempotent request whose pooled
-				// connection the API had closed. fasthttp's default of 5
-				// would send every request 5 times to an API that resets
-				// or garbles its answers.
-				MaxIdemponentCallAttempts: 2,
 			}
 			hc.Transport = newTransport(hc, cfg.Timeouts.Upstream, hc.AcquireConn, hc.ReleaseConn, hc.CloseConn)
 			rt.hosts = append(rt.hosts, hc)
