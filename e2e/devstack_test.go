@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/examples/spa"
+	"github.com/tokenhandler/tokenhandler/nginx"
 )
 
 // need skips the test when a tool of the browser tests is missing, unless
@@ -47,19 +48,13 @@ func need(t *testing.T) {
 	t.Skip(msg)
 }
 
-// needNGINX returns the NGINX executable ($NGINX, or nginx where Debian and
-// nginx.org put it). Without one the test skips, unless CI is set, where it
-// fails: CI installs NGINX (.ci/run).
+// needNGINX returns the NGINX executable (nginx.Binary). Without one the
+// test skips, unless CI is set, where it fails: CI installs NGINX (.ci/run).
 func needNGINX(t *testing.T) string {
 	t.Helper()
-	candidates := []string{"nginx", "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"}
-	if env := os.Getenv("NGINX"); env != "" {
-		candidates = []string{env}
-	}
-	for _, c := range candidates {
-		if p, err := exec.LookPath(c); err == nil {
-			return p
-		}
+	p, err := nginx.Binary()
+	if err == nil {
+		return p
 	}
 	msg := "nginx not found: apt-get install -y nginx (or set NGINX)"
 	if os.Getenv("CI") != "" {

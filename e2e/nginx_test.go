@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -120,7 +119,8 @@ log: {level: info}
 				Proxies: []string{proxyAddr},
 				APIs:    []string{apiAddr},
 			})
-			apiBase := fmt.Sprintf("http://api.example.localhost:%d", ng.port)
+			_, port, _ := net.SplitHostPort(ng.Addr())
+			apiBase := "http://api.example.localhost:" + port
 			serveSPA(t, spaLn, spa.Config{
 				AgentBaseURL:     apiBase + "/oauth-agent",
 				APIBaseURL:       apiBase + "/api",
@@ -135,7 +135,7 @@ log: {level: info}
 			// token was refused through NGINX, the SPA refreshed through NGINX
 			// and the retry passed; the provider ran the refresh grant and
 			// ended its session.
-			access := ng.accessLog(t)
+			access := accessLog(t, ng)
 			for _, want := range []string{`"GET /api/hello" 200`, `"GET /api/hello" 401`, `"POST /api/echo" 200`,
 				`"POST /oauth-agent/refresh" 204`, `"POST /oauth-agent/logout" 200`} {
 				if !strings.Contains(access, want) {
@@ -343,105 +343,35 @@ func serveSPA(t *testing.T, ln net.Listener, cfg spa.Config) {
 	})
 }
 
-// nginxInstance is one running NGINX.
-type nginxInstance struct {
-	port int
-	dir  string
-}
-
-// startNGINX renders mode for p (nginx.Render) on a free loopback port and
-// runs NGINX on it until the test ends: one worker, everything in a
-// temporary directory. A port taken between choosing and binding it is
-// retried on another.
-func startNGINX(t *testing.T, bin, mode string, p nginx.Params) *nginxInstance {
+// startNGINX runs NGINX (nginx.Start) with mode and p on a free loopback
+// port until the test ends: one worker, everything in a temporary
+// directory.
+func startNGINX(t *testing.T, bin, mode string, p nginx.Params) *nginx.Process {
 	t.Helper()
 	p.RunDir = t.TempDir()
 	p.WorkerProcesses = 1
-	if os.Geteuid() == 0 {
-		p.User = "root" // else the workers run as nobody, who cannot write RunDir
-	}
-	for attempt := 0; ; attempt++ {
-		port := freePorts(t, 1)[0]
-		p.Listen = fmt.Sprintf("127.0.0.1:%d", port)
-		conf, err := nginx.Render(mode, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = runNGINX(t, bin, p.RunDir, p.Listen, conf)
-		if err == nil {
-			return &nginxInstance{port: port, dir: p.RunDir}
-		}
-		if attempt < 3 && strings.Contains(err.Error(), "Address already in use") {
-			continue
-		}
+	p.Listen = "127.0.0.1:0"
+	n, err := nginx.Start(t.Context(), bin, mode, p)
+	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-func runNGINX(t *testing.T, bin, dir, addr string, conf []byte) error {
-	t.Helper()
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(filepath.Join(dir, "error.log")) // of an earlier attempt
-	var stderr lockedBuffer
-	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-g", "daemon off;")
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	// Its own process group: the cleanup can then reach the workers too,
-	// should the master not stop by itself.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting nginx: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	errorLog := func() string {
-		b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		return string(b)
-	}
-
-	// Ready when the master has written its pid file, which it does after
-	// binding the listen socket, and the socket accepts.
-	pidFile, want := filepath.Join(dir, "nginx.pid"), strconv.Itoa(cmd.Process.Pid)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("nginx exited at start (%v):\n%s%s", err, stderr.String(), errorLog())
-		default:
-		}
-		if pid, _ := os.ReadFile(pidFile); strings.TrimSpace(string(pid)) == want {
-			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-				c.Close()
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-			return errors.New("nginx did not serve " + addr + " within 10 s:\n" + stderr.String())
-		}
 	}
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // fast shutdown of master and workers
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			t.Errorf("nginx (pid %d) did not stop within 10 s of SIGTERM; killing its process group", cmd.Process.Pid)
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Stop(ctx); err != nil {
+			t.Error(err)
 		}
 		if t.Failed() {
-			t.Logf("nginx stderr:\n%s\nerror.log:\n%s", stderr.String(), errorLog())
+			t.Logf("nginx log:\n%s", n.Log())
 		}
 	})
-	return nil
+	return n
 }
 
 // accessLog returns NGINX's access log so far.
-func (n *nginxInstance) accessLog(t *testing.T) string {
+func accessLog(t *testing.T, n *nginx.Process) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(n.dir, "access.log"))
+	b, err := os.ReadFile(filepath.Join(n.Dir(), "access.log"))
 	if err != nil {
 		t.Fatal(err)
 	}

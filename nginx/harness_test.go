@@ -4,7 +4,6 @@ package nginx
 // oauth-proxy in-process and a test API behind them.
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -13,12 +12,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,19 +29,14 @@ const (
 	apiHost       = "api.example.localhost"
 )
 
-// nginxBinary returns the NGINX executable. Without one the test is skipped
-// locally and fails in CI (the environment variable CI is set), so CI cannot
-// pass without running NGINX. $NGINX names a binary explicitly.
+// nginxBinary returns the NGINX executable (Binary). Without one the test is
+// skipped locally and fails in CI (the environment variable CI is set), so
+// CI cannot pass without running NGINX.
 func nginxBinary(t *testing.T) string {
 	t.Helper()
-	candidates := []string{"nginx", "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"}
-	if env := os.Getenv("NGINX"); env != "" {
-		candidates = []string{env}
-	}
-	for _, c := range candidates {
-		if p, err := exec.LookPath(c); err == nil {
-			return p
-		}
+	p, err := Binary()
+	if err == nil {
+		return p
 	}
 	if os.Getenv("CI") != "" {
 		t.Fatal("nginx not found (apt-get install -y nginx, or set NGINX); CI must run these tests")
@@ -70,13 +61,11 @@ func runParams(t *testing.T, p Params) Params {
 // instance is one running NGINX.
 type instance struct {
 	url  string // http(s)://127.0.0.1:port
-	dir  string
 	conf []byte
 }
 
-// startNGINX renders mode with p on a free loopback port and runs NGINX on
-// it until the test ends. A port taken between choosing and binding it is
-// retried on another.
+// startNGINX runs NGINX (Start) with mode and p on a free loopback port
+// until the test ends.
 func startNGINX(t *testing.T, mode string, p Params) *instance {
 	t.Helper()
 	bin := nginxBinary(t)
@@ -85,86 +74,26 @@ func startNGINX(t *testing.T, mode string, p Params) *instance {
 	if p.TLSCertificate != "" {
 		scheme = "https"
 	}
-	for attempt := 0; ; attempt++ {
-		p.Listen = freeAddr(t)
-		conf, err := Render(mode, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in := &instance{url: scheme + "://" + p.Listen, dir: p.RunDir, conf: conf}
-		err = in.start(t, bin, p.Listen)
-		if err == nil {
-			return in
-		}
-		if attempt < 3 && strings.Contains(err.Error(), "Address already in use") {
-			continue
-		}
+	p.Listen = "127.0.0.1:0"
+	n, err := Start(t.Context(), bin, mode, p)
+	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func (in *instance) start(t *testing.T, bin, addr string) error {
-	t.Helper()
-	confPath := filepath.Join(in.dir, "nginx.conf")
-	if err := os.WriteFile(confPath, in.conf, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd := exec.Command(bin, "-p", in.dir, "-c", confPath, "-g", "daemon off;")
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	// Its own process group: the cleanup can then reach the workers too,
-	// and only them, should the master not stop by itself.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting nginx: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-
-	// Ready when the master has written its pid file, which it does after
-	// binding the listen socket, and the socket accepts: a port some other
-	// process took meanwhile cannot pass for ours.
-	pidFile := filepath.Join(in.dir, "nginx.pid")
-	wantPid := strconv.Itoa(cmd.Process.Pid)
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if pid, _ := os.ReadFile(pidFile); strings.TrimSpace(string(pid)) == wantPid {
-			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-				c.Close()
-				break
-			}
-		}
-		select {
-		case err := <-exited:
-			logs, _ := os.ReadFile(filepath.Join(in.dir, "error.log"))
-			return fmt.Errorf("nginx exited at start (%v):\n%s%s", err, stderr.String(), logs)
-		case <-deadline.C:
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-			return fmt.Errorf("nginx did not serve %s within 10s:\n%s", addr, stderr.String())
-		case <-tick.C:
-		}
-	}
-
 	t.Cleanup(func() {
-		// SIGTERM: fast shutdown of the master and its workers.
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			t.Errorf("nginx (pid %d) did not stop within 10s of SIGTERM; killing its process group", cmd.Process.Pid)
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Stop(ctx); err != nil {
+			t.Error(err)
 		}
 		if t.Failed() {
-			logs, _ := os.ReadFile(filepath.Join(in.dir, "error.log"))
-			t.Logf("nginx stderr:\n%s\nerror.log:\n%s", stderr.String(), logs)
+			t.Logf("nginx log:\n%s", n.Log())
 		}
 	})
-	return nil
+	conf, err := os.ReadFile(filepath.Join(n.Dir(), "nginx.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &instance{url: scheme + "://" + n.Addr(), conf: conf}
 }
 
 // freeAddr returns a loopback address whose port was free a moment ago.
@@ -176,24 +105,6 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // api is the protected API: it records the last request and answers with

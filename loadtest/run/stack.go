@@ -385,8 +385,8 @@ func (s *stack) tryProxy(ctx context.Context, bin, name, apiAddr string) (*proxy
 // pid is the proxy's process id.
 func (p *proxyProc) pid() int { return p.cmd.Process.Pid }
 
-// startNGINX renders upstream mode in front of the agent and the proxies and
-// runs NGINX in the foreground until the stack stops.
+// startNGINX runs NGINX (nginx.Start) in upstream mode in front of the
+// agent and the proxies, in the foreground until the stack stops.
 func (s *stack) startNGINX(ctx context.Context, workers int, agentAddr string, proxies []string) error {
 	bin, err := nginxBinary()
 	if err != nil {
@@ -396,85 +396,20 @@ func (s *stack) startNGINX(ctx context.Context, workers int, agentAddr string, p
 	if err := os.Mkdir(runDir, 0o755); err != nil {
 		return err
 	}
-	for attempt := 0; ; attempt++ {
-		listen, err := freeAddr()
-		if err != nil {
-			return err
-		}
-		p := nginx.Params{RunDir: runDir, WorkerProcesses: workers, Listen: listen,
-			Agents: []string{agentAddr}, Proxies: proxies, CookiePrefix: cookiePrefix}
-		if os.Geteuid() == 0 {
-			p.User = "root" // workers as "nobody" could not write the run directory
-		}
-		conf, err := nginx.Render(nginx.ModeUpstream, p)
-		if err != nil {
-			return err
-		}
-		err = s.runNGINX(ctx, bin, runDir, conf, listen)
-		if err == nil {
-			s.nginxURL = "http://" + listen
-			s.nginx.params = p
-			return nil
-		}
-		if attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
-			return err
-		}
-	}
-}
-
-func (s *stack) runNGINX(ctx context.Context, bin, dir string, conf []byte, listen string) error {
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
+	n, err := nginx.Start(ctx, bin, nginx.ModeUpstream, nginx.Params{RunDir: runDir, WorkerProcesses: workers,
+		Listen: "127.0.0.1:0", Agents: []string{agentAddr}, Proxies: proxies, CookiePrefix: cookiePrefix})
+	if err != nil {
 		return err
 	}
-	out := &lockedBuffer{}
-	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-g", "daemon off;")
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("nginx: %w", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	logs := func() string {
-		e, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		return strings.TrimSpace(out.String() + string(e))
-	}
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM) // fast shutdown of master and workers
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its own process group: master and workers
-			<-exited
-		}
-	}
-	pidFile := filepath.Join(dir, "nginx.pid")
-	want := strconv.Itoa(cmd.Process.Pid)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("nginx exited at start (%v): %s", err, logs())
-		case <-ctx.Done():
-			stop()
-			return ctx.Err()
-		default:
-		}
-		if pid, _ := os.ReadFile(pidFile); strings.TrimSpace(string(pid)) == want {
-			if c, err := net.DialTimeout("tcp", listen, time.Second); err == nil {
-				c.Close()
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return fmt.Errorf("nginx did not serve %s within 10 s: %s", listen, logs())
-		}
-	}
-	s.onStop(stop)
-	s.nginx = &nginxProc{cmd: cmd, conf: confPath}
+	s.onStop(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n.Stop(ctx)
+	})
+	s.nginx = &nginxProc{n}
+	s.nginxURL = "http://" + n.Addr()
 	s.logs = append(s.logs, func() string {
-		if l := logs(); l != "" {
+		if l := n.Log(); l != "" {
 			return "nginx error.log:\n" + l
 		}
 		return ""
@@ -483,11 +418,7 @@ func (s *stack) runNGINX(ctx context.Context, bin, dir string, conf []byte, list
 }
 
 // nginxProc is the running NGINX.
-type nginxProc struct {
-	cmd    *exec.Cmd // the master process
-	conf   string
-	params nginx.Params
-}
+type nginxProc struct{ *nginx.Process }
 
 // reload renders the configuration again with proxies as the OAuth Proxy
 // instances and makes NGINX load it (SIGHUP to the master), returning once
@@ -495,27 +426,20 @@ type nginxProc struct {
 // the requests they have in flight, and no new request reaches a proxy left
 // out.
 func (n *nginxProc) reload(proxies []string) error {
-	p := n.params
+	p := n.Params()
 	p.Proxies = proxies
-	conf, err := nginx.Render(nginx.ModeUpstream, p)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(n.conf, conf, 0o644); err != nil {
-		return err
-	}
-	old := childWorkers(n.cmd.Process.Pid, false)
-	if err := n.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	old := childWorkers(n.Pid(), false)
+	if err := n.Reload(p); err != nil {
 		return err
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		fresh := 0
-		for _, pid := range childWorkers(n.cmd.Process.Pid, true) {
+		for _, pid := range childWorkers(n.Pid(), true) {
 			if !slicesContains(old, pid) {
 				fresh++
 			}
 		}
-		if fresh >= max(1, n.params.WorkerProcesses) {
+		if fresh >= max(1, p.WorkerProcesses) {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -568,17 +492,10 @@ func slicesContains(s []int, v int) bool {
 	return false
 }
 
-// nginxBinary finds NGINX: $NGINX, else nginx on PATH or where the Debian
-// package puts it.
+// nginxBinary finds NGINX (nginx.Binary).
 func nginxBinary() (string, error) {
-	candidates := []string{"nginx", "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"}
-	if env := os.Getenv("NGINX"); env != "" {
-		candidates = []string{env}
-	}
-	for _, c := range candidates {
-		if p, err := exec.LookPath(c); err == nil {
-			return p, nil
-		}
+	if p, err := nginx.Binary(); err == nil {
+		return p, nil
 	}
 	return "", errors.New("nginx not found: apt-get install -y nginx (or set NGINX=/path/to/nginx)")
 }

@@ -1,0 +1,259 @@
+package nginx
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// startTimeout bounds how long Start waits for NGINX to serve.
+const startTimeout = 10 * time.Second
+
+// ErrNotFound is what Binary returns when there is no NGINX to run.
+var ErrNotFound = errors.New("nginx: not found: apt-get install -y nginx (or set NGINX=/path/to/nginx)")
+
+// Binary finds the NGINX executable: $NGINX when set, else nginx on PATH,
+// else where the Debian and nginx.org packages and a source build put it
+// (/usr/sbin is not on every user's PATH).
+func Binary() (string, error) {
+	candidates := []string{"nginx", "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"}
+	if env := os.Getenv("NGINX"); env != "" {
+		candidates = []string{env}
+	}
+	for _, c := range candidates {
+		if p, err := exec.LookPath(c); err == nil {
+			return p, nil
+		}
+	}
+	return "", ErrNotFound
+}
+
+// Process is an NGINX master process that Start runs in the foreground, for
+// development stacks, load tests and tests: not a way to run NGINX in
+// production.
+//
+// A Process must not be copied. Its methods are safe for concurrent use,
+// except that Reload calls must not overlap each other.
+type Process struct {
+	cmd     *exec.Cmd
+	mode    string
+	params  Params
+	ownsDir bool // Start made RunDir, and Stop removes it
+
+	stderr  lockedBuffer
+	exited  chan struct{} // closed once the master has exited; then exitErr is set
+	exitErr error
+}
+
+// Start renders mode with p (Render), writes it to nginx.conf in p.RunDir,
+// and runs `binary -p RunDir -c RunDir/nginx.conf -g 'daemon off;'` in its
+// own process group, so that a terminal's Ctrl-C reaches only the caller and
+// a stuck NGINX can be killed with its workers. It returns once the master
+// has written its pid file (after binding its listen socket) and p.Listen
+// accepts connections, or with an error holding NGINX's log when it exits
+// first, does not serve within 10 s, or ctx ends; then it has stopped it.
+//
+// Where p differs from Render:
+//   - RunDir "" is a new temporary directory, which Stop removes.
+//   - A Listen port of 0 ("127.0.0.1:0") is a free port, chosen again when
+//     another process binds it between choosing and NGINX binding it.
+//   - Run as root with User "", the workers run as root rather than nobody,
+//     who could not write RunDir.
+func Start(ctx context.Context, binary, mode string, p Params) (*Process, error) {
+	ownsDir := p.RunDir == ""
+	if ownsDir {
+		dir, err := os.MkdirTemp("", "nginx-")
+		if err != nil {
+			return nil, fmt.Errorf("nginx: %w", err)
+		}
+		p.RunDir = dir
+	}
+	if p.User == "" && os.Geteuid() == 0 {
+		p.User = "root"
+	}
+	host, port, err := net.SplitHostPort(p.Listen)
+	pick := err == nil && port == "0"
+	for attempt := 0; ; attempt++ {
+		if pick {
+			if p.Listen, err = freeListenAddr(host); err != nil {
+				break
+			}
+		}
+		var proc *Process
+		if proc, err = start(ctx, binary, mode, p); err == nil {
+			proc.ownsDir = ownsDir
+			return proc, nil
+		}
+		if !pick || attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
+			break
+		}
+	}
+	if ownsDir {
+		os.RemoveAll(p.RunDir)
+	}
+	return nil, err
+}
+
+func start(ctx context.Context, binary, mode string, p Params) (*Process, error) {
+	conf, err := Render(mode, p)
+	if err != nil {
+		return nil, err
+	}
+	n := &Process{mode: mode, params: p, exited: make(chan struct{})}
+	if err := os.WriteFile(n.confPath(), conf, 0o644); err != nil {
+		return nil, fmt.Errorf("nginx: %w", err)
+	}
+	os.Remove(filepath.Join(p.RunDir, "error.log")) // of an earlier attempt
+	n.cmd = exec.Command(binary, "-p", p.RunDir, "-c", n.confPath(), "-g", "daemon off;")
+	n.cmd.Stdout, n.cmd.Stderr = &n.stderr, &n.stderr
+	ownProcessGroup(n.cmd)
+	if err := n.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("nginx: %w", err)
+	}
+	go func() {
+		n.exitErr = n.cmd.Wait()
+		close(n.exited)
+	}()
+
+	pidFile, want := filepath.Join(p.RunDir, "nginx.pid"), strconv.Itoa(n.Pid())
+	deadline := time.NewTimer(startTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		// The pid file first: a port some other process took meanwhile
+		// cannot pass for NGINX's.
+		if pid, _ := os.ReadFile(pidFile); strings.TrimSpace(string(pid)) == want {
+			if c, err := net.DialTimeout("tcp", p.Listen, time.Second); err == nil {
+				c.Close()
+				return n, nil
+			}
+		}
+		select {
+		case <-n.exited:
+			return nil, fmt.Errorf("nginx: exited at start (%v):\n%s", n.exitErr, n.Log())
+		case <-deadline.C:
+			n.kill()
+			return nil, fmt.Errorf("nginx: did not serve %s within %s:\n%s", p.Listen, startTimeout, n.Log())
+		case <-ctx.Done():
+			n.kill()
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func (n *Process) confPath() string { return filepath.Join(n.params.RunDir, "nginx.conf") }
+
+// kill ends the master and its workers at once, and waits for the master.
+func (n *Process) kill() {
+	killProcessGroup(n.cmd)
+	<-n.exited
+}
+
+// Pid is the master's process id.
+func (n *Process) Pid() int { return n.cmd.Process.Pid }
+
+// Addr is the address NGINX listens on: Params.Listen, its port chosen.
+func (n *Process) Addr() string { return n.params.Listen }
+
+// Params are those the running configuration was rendered with, RunDir,
+// Listen and User filled in.
+func (n *Process) Params() Params { return n.params }
+
+// Dir is the run directory: nginx.conf, the pid file, error.log, access.log.
+func (n *Process) Dir() string { return n.params.RunDir }
+
+// Exited is closed once the master has exited, by Stop or otherwise; then
+// ExitErr says how.
+func (n *Process) Exited() <-chan struct{} { return n.exited }
+
+// ExitErr is the master's exit status (exec.Cmd.Wait) once Exited is closed.
+func (n *Process) ExitErr() error {
+	<-n.exited
+	return n.exitErr
+}
+
+// Log is NGINX's error.log, or what it wrote to stderr when it did not get
+// as far as opening that log (the same messages, before it did).
+func (n *Process) Log() string {
+	if b, _ := os.ReadFile(filepath.Join(n.params.RunDir, "error.log")); len(bytes.TrimSpace(b)) > 0 {
+		return strings.TrimSpace(string(b))
+	}
+	return strings.TrimSpace(n.stderr.String())
+}
+
+// Reload renders the configuration again with p (the same mode; p's RunDir
+// and Listen must be those of Params) and makes NGINX load it: SIGHUP to the
+// master, which starts workers with the new configuration and lets the old
+// ones finish the requests they have. It returns once the signal is sent.
+func (n *Process) Reload(p Params) error {
+	conf, err := Render(n.mode, p)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(n.confPath(), conf, 0o644); err != nil {
+		return fmt.Errorf("nginx: %w", err)
+	}
+	if err := n.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		return fmt.Errorf("nginx: reload: %w", err)
+	}
+	return nil
+}
+
+// Stop sends the master SIGTERM, NGINX's fast shutdown of master and
+// workers, and waits for it to exit. When ctx ends first it kills the
+// process group and says so. A run directory Start made is removed. Stop
+// after the master has exited only removes that directory.
+func (n *Process) Stop(ctx context.Context) error {
+	var err error
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.exited:
+	case <-ctx.Done():
+		err = fmt.Errorf("nginx: pid %d did not stop on SIGTERM (%w); killed its process group", n.Pid(), ctx.Err())
+		n.kill()
+	}
+	if n.ownsDir {
+		os.RemoveAll(n.params.RunDir)
+	}
+	return err
+}
+
+// freeListenAddr returns an address on host whose port was free a moment ago.
+func freeListenAddr(host string) (string, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", fmt.Errorf("nginx: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
