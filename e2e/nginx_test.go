@@ -3,22 +3,16 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +23,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/examples/api"
 	"github.com/tokenhandler/tokenhandler/examples/spa"
+	"github.com/tokenhandler/tokenhandler/internal/optest"
 	"github.com/tokenhandler/tokenhandler/nginx"
 	"github.com/tokenhandler/tokenhandler/proxy"
 )
@@ -55,19 +50,18 @@ const (
 func TestNGINXWithOIDCProvider(t *testing.T) {
 	need(t)
 	bin := needNGINX(t)
-	needOP(t)
 	for _, mode := range []string{nginx.ModeUpstream, nginx.ModeAuthRequest} {
 		t.Run(mode, func(t *testing.T) {
 			spaLn := listen(t)
 			spaOrigin := fmt.Sprintf("http://www.example.localhost:%d", spaLn.Addr().(*net.TCPAddr).Port)
 			spaURL := spaOrigin + "/"
 			secret := rand.Text()
-			op := startOP(t, spaURL, secret)
+			op := optest.Start(t, optest.Options{ClientSecret: secret, RedirectURI: spaURL, AccessTokenTTL: opAccessTTL})
 
 			var discovery struct {
 				Userinfo string `json:"userinfo_endpoint"`
 			}
-			getJSON(t, op.issuer+"/.well-known/openid-configuration", &discovery)
+			getJSON(t, op.Issuer+"/.well-known/openid-configuration", &discovery)
 			apiAddr := startAPI(t, api.Options{UserinfoURL: discovery.Userinfo, UserinfoCacheTTL: apiUserinfoTTL})
 
 			key := crypto.GenerateKey()
@@ -78,7 +72,7 @@ func TestNGINXWithOIDCProvider(t *testing.T) {
 			agentAddr := startAgent(t, &agent.Config{
 				Listen:                "127.0.0.1:0",
 				BasePath:              "/oauth-agent",
-				Issuer:                op.issuer,
+				Issuer:                op.Issuer,
 				ClientID:              "spa-client",
 				ClientSecret:          secret,
 				ClientAuthMethod:      "client_secret_basic",
@@ -145,26 +139,10 @@ log: {level: info}
 			if i, j := strings.Index(access, `"GET /api/hello" 401`), strings.LastIndex(access, `"GET /api/hello" 200`); i < 0 || j < i {
 				t.Error("no API call passed after the refused one")
 			}
-			op.waitFor(t, "grant.success refresh_token")
-			op.waitFor(t, "end_session.success")
+			waitForEvent(t, op, "grant.success refresh_token")
+			waitForEvent(t, op, "end_session.success")
 		})
 	}
-}
-
-// opDir holds server.mjs and its node_modules.
-const opDir = "../integration/op"
-
-// needOP skips without oidc-provider's node_modules, unless CI is set.
-func needOP(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(opDir, "node_modules/oidc-provider/package.json")); err == nil {
-		return
-	}
-	msg := "integration/op/node_modules is missing: npm ci --prefix integration/op"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
 }
 
 // listen opens a loopback listener on a free port.
@@ -178,77 +156,12 @@ func listen(t *testing.T) net.Listener {
 	return ln
 }
 
-// oidcProvider is integration/op/server.mjs in a node process.
-type oidcProvider struct {
-	issuer string
-	out    lockedBuffer // stdout after READY: one "EVENT ..." line per event
-	errs   lockedBuffer // stderr
-}
-
-// startOP runs oidc-provider with spa-client's secret and redirect URI
-// (also its post-logout redirect URI) and access tokens of opAccessTTL; it
-// stops it with SIGTERM when the test ends.
-func startOP(t *testing.T, redirectURI, secret string) *oidcProvider {
+// waitForEvent waits until the provider has logged event at least once
+// (optest.Provider.Count): it logs before it answers, but the line may
+// still be in the pipe.
+func waitForEvent(t *testing.T, op *optest.Provider, event string) {
 	t.Helper()
-	op := &oidcProvider{}
-	cmd := exec.Command("node", "server.mjs")
-	cmd.Dir = opDir
-	cmd.Env = append(os.Environ(), "PORT=0", "CLIENT_SECRET="+secret, "REDIRECT_URI="+redirectURI,
-		"ACCESS_TOKEN_TTL="+strconv.Itoa(int(opAccessTTL/time.Second)))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = &op.errs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting oidc-provider: %v", err)
-	}
-	ready := make(chan string, 1)
-	exited := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if issuer, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
-				ready <- issuer
-				continue
-			}
-			fmt.Fprintln(&op.out, sc.Text())
-		}
-		io.Copy(io.Discard, stdout)
-		exited <- cmd.Wait() // after stdout is read to its end (os/exec's StdoutPipe rule)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("oidc-provider did not exit cleanly on SIGTERM: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("oidc-provider did not exit within 5 s of SIGTERM; killing it")
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("oidc-provider stdout:\n%s\nstderr:\n%s", op.out.String(), op.errs.String())
-		}
-	})
-	select {
-	case op.issuer = <-ready:
-	case err := <-exited:
-		t.Fatalf("oidc-provider exited before it was ready: %v\n%s", err, op.errs.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("oidc-provider printed no READY line within 20 s\n%s", op.errs.String())
-	}
-	return op
-}
-
-// waitFor waits until the provider has logged event: it logs before it
-// answers, but the line may still be in the pipe.
-func (op *oidcProvider) waitFor(t *testing.T, event string) {
-	t.Helper()
-	re := regexp.MustCompile(`(?m)^EVENT ` + regexp.QuoteMeta(event) + `( |$)`)
-	for deadline := time.Now().Add(5 * time.Second); !re.MatchString(op.out.String()); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); op.Count(0, event) == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Errorf("oidc-provider logged no %q event", event)
 			return

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -13,13 +12,10 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
-	"os/exec"
 	"regexp"
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +24,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/agent"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/optest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/metrics"
 )
@@ -52,7 +49,7 @@ func TestAgentWithOIDCProvider(t *testing.T) {
 		{"PAR and revocation", "always", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mark := op.mark()
+			mark := op.Mark()
 			ring, agentURL := startAgentFor(t, op, func(cfg *agent.Config) {
 				cfg.PAR = tc.par
 				cfg.Logout.RevokeRefreshToken = tc.revoke
@@ -80,7 +77,7 @@ func TestAgentWithOIDCProvider(t *testing.T) {
 				t.Fatalf("login/start: %d %s", start.Status, start.Body)
 			}
 			authURL, _ := start.JSON()["authorizationRequestUrl"].(string)
-			if !strings.HasPrefix(authURL, op.issuer+"/auth?") {
+			if !strings.HasPrefix(authURL, op.Issuer+"/auth?") {
 				t.Fatalf("authorization request URL %q is not on the OP's authorization endpoint", authURL)
 			}
 			aq := spatest.Query(t, authURL)
@@ -88,7 +85,7 @@ func TestAgentWithOIDCProvider(t *testing.T) {
 				if !strings.HasPrefix(aq.Get("request_uri"), "urn:ietf:params:oauth:request_uri:") || aq.Get("client_id") != "spa-client" || aq.Has("code_challenge") {
 					t.Fatalf("PAR: the authorization request URL carries %v, want only client_id and request_uri", aq)
 				}
-				op.waitFor(t, mark, "pushed_authorization_request.success", 1)
+				op.WaitFor(t, mark, "pushed_authorization_request.success", 1)
 			} else if aq.Get("code_challenge_method") != "S256" || aq.Get("client_id") != "spa-client" || aq.Get("redirect_uri") != spaOrigin+"/" {
 				t.Fatalf("authorization request %v", aq)
 			}
@@ -99,8 +96,8 @@ func TestAgentWithOIDCProvider(t *testing.T) {
 
 			redirect := ua.authorize(t, authURL, "demo-user")
 			rq := redirect.Query()
-			if rq.Get("code") == "" || rq.Get("state") == "" || rq.Get("iss") != op.issuer {
-				t.Fatalf("the OP redirected to %s, want code, state and iss %s", redirect.Redacted(), op.issuer)
+			if rq.Get("code") == "" || rq.Get("state") == "" || rq.Get("iss") != op.Issuer {
+				t.Fatalf("the OP redirected to %s, want code, state and iss %s", redirect.Redacted(), op.Issuer)
 			}
 			end := b.Call("POST", agentURL+"/oauth-agent/login/end", map[string]string{"pageUrl": redirect.String()})
 			m := end.JSON()
@@ -108,7 +105,7 @@ func TestAgentWithOIDCProvider(t *testing.T) {
 				t.Fatalf("login/end: %d %s", end.Status, end.Body)
 			}
 			b.CSRF = m["csrf"].(string)
-			op.waitFor(t, mark, "grant.success authorization_code", 1)
+			op.WaitFor(t, mark, "grant.success authorization_code", 1)
 
 			authPath := "/oauth-agent/refresh"
 			if tc.revoke {
@@ -132,7 +129,7 @@ func TestAgentWithOIDCProvider(t *testing.T) {
 				t.Fatalf("userInfo: %d %s", r.Status, r.Body)
 			}
 			r = b.Call("GET", agentURL+"/oauth-agent/claims", nil)
-			if m := r.JSON(); r.Status != 200 || m["sub"] != "demo-user" || m["aud"] != "spa-client" || m["iss"] != op.issuer || m["nonce"] != login.Nonce {
+			if m := r.JSON(); r.Status != 200 || m["sub"] != "demo-user" || m["aud"] != "spa-client" || m["iss"] != op.Issuer || m["nonce"] != login.Nonce {
 				t.Fatalf("claims: %d %s", r.Status, r.Body)
 			}
 
@@ -147,7 +144,7 @@ func TestAgentWithOIDCProvider(t *testing.T) {
 			if at1 == at0 || rt1 == rt0 || b.Cookie("example-auth").Value == authCookie {
 				t.Fatal("refresh did not rewrite the access token and the rotated refresh token")
 			}
-			op.waitFor(t, mark, "grant.success refresh_token", 1)
+			op.WaitFor(t, mark, "grant.success refresh_token", 1)
 
 			// 20 tabs refresh with the same refresh token at once: one grant.
 			beforeBurst := b.Clone()
@@ -173,7 +170,7 @@ func TestAgentWithOIDCProvider(t *testing.T) {
 			if at2 == at1 || rt2 == rt1 {
 				t.Error("the concurrent refreshes did not get new tokens")
 			}
-			op.waitFor(t, mark, "grant.success refresh_token", 2)
+			op.WaitFor(t, mark, "grant.success refresh_token", 2)
 			b = tabs[0]
 
 			// Replays of already rotated refresh tokens within the grace
@@ -191,10 +188,10 @@ func TestAgentWithOIDCProvider(t *testing.T) {
 			if r := b.Call("GET", agentURL+"/oauth-agent/userInfo", nil); r.Status != 200 || r.JSON()["sub"] != "demo-user" {
 				t.Fatalf("userInfo after the replays: %d %s; the OP revoked the grant?", r.Status, r.Body)
 			}
-			if n := op.count(mark, "grant.success refresh_token"); n != 2 {
+			if n := op.Count(mark, "grant.success refresh_token"); n != 2 {
 				t.Errorf("the OP ran %d refresh grants, want 2", n)
 			}
-			if n := op.count(mark, "grant.revoked"); n != 0 {
+			if n := op.Count(mark, "grant.revoked"); n != 0 {
 				t.Errorf("the OP revoked %d grants before logout", n)
 			}
 
@@ -206,7 +203,7 @@ func TestAgentWithOIDCProvider(t *testing.T) {
 				t.Fatalf("logout: %d %s", r.Status, r.Body)
 			}
 			logoutURL, _ := r.JSON()["url"].(string)
-			if !strings.HasPrefix(logoutURL, op.issuer+"/session/end?") {
+			if !strings.HasPrefix(logoutURL, op.Issuer+"/session/end?") {
 				t.Fatalf("logout URL %q is not on the OP's end_session_endpoint", logoutURL)
 			}
 			lq := spatest.Query(t, logoutURL)
@@ -218,8 +215,8 @@ func TestAgentWithOIDCProvider(t *testing.T) {
 				t.Errorf("cookie %s (Path %s) survived logout", c.Name, c.Path)
 			}
 			if tc.revoke {
-				op.waitFor(t, mark, "refresh_token.destroyed", 1)
-				op.waitFor(t, mark, "grant.revoked revocation", 1)
+				op.WaitFor(t, mark, "refresh_token.destroyed", 1)
+				op.WaitFor(t, mark, "grant.revoked revocation", 1)
 			}
 
 			// The user follows the logout URL: the OP accepts it and sends
@@ -228,7 +225,7 @@ func TestAgentWithOIDCProvider(t *testing.T) {
 			if got := back.Scheme + "://" + back.Host + back.Path; got != spaOrigin+"/" || back.Query().Get("state") != lq.Get("state") {
 				t.Errorf("after logout the OP redirected to %s, want %s/?state=%s", back.Redacted(), spaOrigin, lq.Get("state"))
 			}
-			op.waitFor(t, mark, "end_session.success", 1)
+			op.WaitFor(t, mark, "end_session.success", 1)
 
 			// The grant is gone at the OP: the old tokens are refused.
 			if r := afterLogout.Call("GET", agentURL+"/oauth-agent/userInfo", nil); r.Status != 401 || r.Code() != "token_expired" {
@@ -241,160 +238,32 @@ func TestAgentWithOIDCProvider(t *testing.T) {
 			for _, c := range afterLogout.Cookies {
 				t.Errorf("cookie %s (Path %s) survived session_expired", c.Name, c.Path)
 			}
-			op.waitFor(t, mark, "grant.error invalid_grant", 1)
-			if n := op.count(mark, "grant.success refresh_token"); n != 2 {
+			op.WaitFor(t, mark, "grant.error invalid_grant", 1)
+			if n := op.Count(mark, "grant.success refresh_token"); n != 2 {
 				t.Errorf("the OP ran %d refresh grants, want 2", n)
 			}
 		})
 	}
 }
 
-// oidcProvider is integration/op/server.mjs running in a node process.
+// oidcProvider is integration/op/server.mjs (optest) with spa-client's
+// secret.
 type oidcProvider struct {
-	issuer string
-	secret string // spa-client's
-
-	mu     sync.Mutex
-	events []string // the "EVENT " lines, without the prefix
-	ready  chan string
-	stderr bytes.Buffer
+	*optest.Provider
+	secret string
 }
 
 // startOIDCProvider starts the OP and stops it when t ends. Without node
 // or the OP's node_modules it skips, or fails when CI is set.
 func startOIDCProvider(t *testing.T) *oidcProvider {
 	t.Helper()
-	need := func(why string) {
-		t.Helper()
-		if os.Getenv("CI") != "" {
-			t.Fatal(why)
-		}
-		t.Skip(why)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		need("node is not installed; the test needs Node.js 20 or later")
-	}
-	if _, err := os.Stat("op/node_modules/oidc-provider/package.json"); err != nil {
-		need("integration/op/node_modules is missing: run npm ci --prefix integration/op")
-	}
-
 	// Characters client_secret_basic must form-encode (RFC 6749 §2.3.1).
-	op := &oidcProvider{secret: "s3cr:t +/=%&" + rand.Text(), ready: make(chan string, 1)}
-	cmd := exec.Command(node, "server.mjs")
-	cmd.Dir = "op"
-	cmd.Env = append(os.Environ(), "PORT=0", "CLIENT_SECRET="+op.secret, "REDIRECT_URI="+spaOrigin+"/")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = &lockedWriter{mu: &op.mu, w: &op.stderr}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start the OP: %v", err)
-	}
-	// Wait only after stdout is read to the end (os/exec's StdoutPipe rule).
-	exited := make(chan error, 1)
-	go func() {
-		op.read(stdout)
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("the OP did not exit cleanly on SIGTERM: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("the OP did not exit within 5s of SIGTERM; killing it")
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			op.mu.Lock()
-			t.Logf("OP events: %q\nOP stderr:\n%s", op.events, op.stderr.String())
-			op.mu.Unlock()
-		}
-	})
-
-	select {
-	case op.issuer = <-op.ready:
-	case err := <-exited:
-		t.Fatalf("the OP exited before it was ready: %v\n%s", err, op.stderrString())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("the OP printed no READY line within 20s\n%s", op.stderrString())
-	}
-	if u, err := url.Parse(op.issuer); err != nil || u.Scheme != "http" || u.Hostname() != "localhost" {
-		t.Fatalf("the OP's issuer %q is not http://localhost:<port>", op.issuer)
+	secret := "s3cr:t +/=%&" + rand.Text()
+	op := &oidcProvider{optest.Start(t, optest.Options{ClientSecret: secret, RedirectURI: spaOrigin + "/"}), secret}
+	if u, err := url.Parse(op.Issuer); err != nil || u.Scheme != "http" || u.Hostname() != "localhost" {
+		t.Fatalf("the OP's issuer %q is not http://localhost:<port>", op.Issuer)
 	}
 	return op
-}
-
-// read consumes the OP's stdout: READY and EVENT lines.
-func (op *oidcProvider) read(r io.Reader) {
-	s := bufio.NewScanner(r)
-	for s.Scan() {
-		line := s.Text()
-		switch {
-		case strings.HasPrefix(line, "READY "):
-			select {
-			case op.ready <- strings.TrimPrefix(line, "READY "):
-			default:
-			}
-		case strings.HasPrefix(line, "EVENT "):
-			op.mu.Lock()
-			op.events = append(op.events, strings.TrimPrefix(line, "EVENT "))
-			op.mu.Unlock()
-		}
-	}
-	io.Copy(io.Discard, r)
-}
-
-func (op *oidcProvider) stderrString() string {
-	op.mu.Lock()
-	defer op.mu.Unlock()
-	return op.stderr.String()
-}
-
-// mark is the number of events so far: count and waitFor look after it.
-func (op *oidcProvider) mark() int {
-	op.mu.Lock()
-	defer op.mu.Unlock()
-	return len(op.events)
-}
-
-// count is the number of events after mark that are event or start with
-// event and a space.
-func (op *oidcProvider) count(mark int, event string) int {
-	op.mu.Lock()
-	defer op.mu.Unlock()
-	n := 0
-	for _, e := range op.events[mark:] {
-		if e == event || strings.HasPrefix(e, event+" ") {
-			n++
-		}
-	}
-	return n
-}
-
-// waitFor waits until exactly want events match: the OP writes an event
-// before it answers, but the line may still be in the pipe.
-func (op *oidcProvider) waitFor(t *testing.T, mark int, event string, want int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n := op.count(mark, event)
-		if n > want {
-			t.Fatalf("the OP logged %d %q events, want %d", n, event, want)
-		}
-		if n == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the OP logged %d %q events within 5s, want %d", n, event, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // startAgentFor runs an agent in-process against op, as the SPA's backend
@@ -406,7 +275,7 @@ func startAgentFor(t *testing.T, op *oidcProvider, change func(*agent.Config)) (
 		t.Fatal(err)
 	}
 	cfg := &agent.Config{
-		BasePath: "/oauth-agent", Issuer: op.issuer, ClientID: "spa-client", ClientSecret: op.secret,
+		BasePath: "/oauth-agent", Issuer: op.Issuer, ClientID: "spa-client", ClientSecret: op.secret,
 		ClientAuthMethod: "client_secret_basic", RedirectURI: spaOrigin + "/", PostLogoutRedirectURI: spaOrigin + "/",
 		Scope: "openid profile", CookieNamePrefix: "example", Cookie: agent.Cookie{BasePath: "/", SameSite: "strict"},
 		CookieFormat: crypto.FormatV1, Keys: ring, TrustedWebOrigins: []string{spaOrigin}, CORSEnabled: true, PAR: "auto",
@@ -514,7 +383,7 @@ func (ua *opUserAgent) do(t *testing.T, method, rawURL string, form url.Values) 
 
 // onOP reports whether u is on the OP's origin.
 func (ua *opUserAgent) onOP(u *url.URL) bool {
-	return u.Scheme+"://"+u.Host == ua.op.issuer
+	return u.Scheme+"://"+u.Host == ua.op.Issuer
 }
 
 // authorize plays the user from the authorization request URL to the
