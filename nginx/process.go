@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -50,18 +49,18 @@ type Process struct {
 	params  Params
 	ownsDir bool // Start made RunDir, and Stop removes it
 
-	stderr  lockedBuffer
 	exited  chan struct{} // closed once the master has exited; then exitErr is set
 	exitErr error
 }
 
-// Start renders mode with p (Render), writes it to nginx.conf in p.RunDir,
-// and runs `binary -p RunDir -c RunDir/nginx.conf -g 'daemon off;'` in its
-// own process group, so that a terminal's Ctrl-C reaches only the caller and
-// a stuck NGINX can be killed with its workers. It returns once the master
-// has written its pid file (after binding its listen socket) and p.Listen
-// accepts connections, or with an error holding NGINX's log when it exits
-// first, does not serve within 10 s, or ctx ends; then it has stopped it.
+// Start renders mode with p (Render), writes it to nginx.conf in p.RunDir
+// and runs `binary -p RunDir -c RunDir/nginx.conf -g 'daemon off;'`, its
+// stdout and stderr to stderr.log there, in its own process group, so that
+// a terminal's Ctrl-C reaches only the caller and a stuck NGINX can be
+// killed with its workers. It returns once the master has written its pid
+// file (after binding its listen socket) and p.Listen accepts connections,
+// or with an error holding NGINX's log when it exits first, does not serve
+// within 10 s, or ctx ends; then it has stopped it.
 //
 // Where p differs from Render:
 //   - RunDir "" is a new temporary directory, which Stop removes.
@@ -114,8 +113,14 @@ func start(ctx context.Context, binary, mode string, p Params) (*Process, error)
 		return nil, fmt.Errorf("nginx: %w", err)
 	}
 	os.Remove(filepath.Join(p.RunDir, "error.log")) // of an earlier attempt
+	// A file, not a buffer: NGINX writes it directly, and Log reads it.
+	out, err := os.Create(filepath.Join(p.RunDir, "stderr.log"))
+	if err != nil {
+		return nil, fmt.Errorf("nginx: %w", err)
+	}
+	defer out.Close()
 	n.cmd = exec.Command(binary, "-p", p.RunDir, "-c", n.confPath(), "-g", "daemon off;")
-	n.cmd.Stdout, n.cmd.Stderr = &n.stderr, &n.stderr
+	n.cmd.Stdout, n.cmd.Stderr = out, out
 	ownProcessGroup(n.cmd)
 	if err := n.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("nginx: %w", err)
@@ -178,19 +183,23 @@ func (n *Process) Dir() string { return n.params.RunDir }
 // ExitErr says how.
 func (n *Process) Exited() <-chan struct{} { return n.exited }
 
-// ExitErr is the master's exit status (exec.Cmd.Wait) once Exited is closed.
+// ExitErr waits for the master to exit and returns its exit status
+// (exec.Cmd.Wait).
 func (n *Process) ExitErr() error {
 	<-n.exited
 	return n.exitErr
 }
 
-// Log is NGINX's error.log, or what it wrote to stderr when it did not get
-// as far as opening that log (the same messages, before it did).
+// Log is NGINX's error.log, or what it wrote to stderr (stderr.log in the
+// run directory) when it did not get as far as opening that log: the same
+// messages, before it did.
 func (n *Process) Log() string {
-	if b, _ := os.ReadFile(filepath.Join(n.params.RunDir, "error.log")); len(bytes.TrimSpace(b)) > 0 {
-		return strings.TrimSpace(string(b))
+	for _, name := range []string{"error.log", "stderr.log"} {
+		if b, _ := os.ReadFile(filepath.Join(n.params.RunDir, name)); len(bytes.TrimSpace(b)) > 0 {
+			return strings.TrimSpace(string(b))
+		}
 	}
-	return strings.TrimSpace(n.stderr.String())
+	return ""
 }
 
 // Reload renders the configuration again with p (the same mode; p's RunDir
@@ -238,22 +247,4 @@ func freeListenAddr(host string) (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
