@@ -173,16 +173,23 @@ func (a *api) addr() string { return strings.TrimPrefix(a.URL, "http://") }
 // its key ring (the sealing key first) and the older key alone.
 func startProxy(t *testing.T, apiAddr, extra string) (addr string, keys, old *crypto.Keyring) {
 	t.Helper()
+	return startProxyOn(t, "127.0.0.1:0", apiAddr, extra)
+}
+
+// startProxyOn is startProxy listening on listen: "host:port" or
+// "unix:/path".
+func startProxyOn(t *testing.T, listen, apiAddr, extra string) (addr string, keys, old *crypto.Keyring) {
+	t.Helper()
 	newKey, oldKey := crypto.GenerateKey(), crypto.GenerateKey()
 	yaml := fmt.Sprintf(`
-listen: 127.0.0.1:0
+listen: %s
 encryption_keys: [%q, %q]
 trusted_web_origins: [%q]
 routes:
   - {path_prefix: /api/, upstream: "http://%s"}
 timeouts: {upstream: 5s}
 log: {level: warn}
-%s`, newKey.AppendHex(nil), oldKey.AppendHex(nil), trustedOrigin, apiAddr, extra)
+%s`, listen, newKey.AppendHex(nil), oldKey.AppendHex(nil), trustedOrigin, apiAddr, extra)
 	cfg, err := proxy.ParseConfig([]byte(yaml), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)

@@ -794,3 +794,48 @@ func nginxTest(t *testing.T, bin string, conf []byte, snippet bool) {
 		t.Fatalf("nginx -t: %v\n%s\n--- config:\n%s", err, out, conf)
 	}
 }
+
+// TestUnixSocket: NGINX reaches the proxy over a Unix socket in both modes
+// (Proxies: "unix:/path"), and the proxy's answers come through as over TCP:
+// the API gets the token, a request without a cookie gets the proxy's 401.
+func TestUnixSocket(t *testing.T) {
+	nginxBinary(t)
+	t.Parallel()
+	a := newAPI(t)
+	sock := "unix:" + filepath.Join(t.TempDir(), "proxy.sock")
+	_, keys, _ := startProxyOn(t, sock, a.addr(), "")
+	c, err := keys.Seal(nil, []byte(token), crypto.FormatV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		mode string
+		p    Params
+	}{
+		{ModeUpstream, Params{Proxies: []string{sock}}},
+		{ModeAuthRequest, Params{Proxies: []string{sock}, APIs: []string{a.addr()}}},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			in := startNGINX(t, tc.mode, tc.p)
+			if !strings.Contains(string(in.conf), "server "+sock+";") {
+				t.Fatalf("the configuration names no server %s:\n%s", sock, in.conf)
+			}
+			a.received()
+			resp := do(t, client, in.url, request{method: "GET", path: "/api/x", headers: [][2]string{hdr("Host", apiHost), trusted(), cookie("example-at=" + string(c))}})
+			r, _ := a.received()
+			if resp.status != 200 || r == nil || r.Header.Get("Authorization") != "Bearer "+token {
+				t.Fatalf("GET with the cookie: %d %q; the API got %v", resp.status, resp.body, r)
+			}
+			if r.Header.Get("Cookie") != "" {
+				t.Errorf("the API got Cookie %q, want none", r.Header.Get("Cookie"))
+			}
+			resp = do(t, client, in.url, request{method: "GET", path: "/api/x", headers: [][2]string{hdr("Host", apiHost), trusted()}})
+			if resp.status != 401 || resp.body != unauthorizedBody {
+				t.Errorf("GET without a cookie: %d %q, want 401 %s", resp.status, resp.body, unauthorizedBody)
+			}
+			if r, _ := a.received(); r != nil {
+				t.Errorf("a request without a cookie reached the API: %s %s", r.Method, r.URL)
+			}
+		})
+	}
+}
