@@ -89,3 +89,13 @@ soak: $(K6) ## k6 soak for 10 minutes: 0 errors, flat RSS, SIGHUP key rotation a
 
 soak-short: $(K6) ## the soak for 60 s (what CI runs)
 	$(GO) run ./loadtest/run -script soak -duration 60s -k6 $(K6)
+
+OAUTH2_PROXY_VERSION := v7.15.6
+OAUTH2_PROXY         := $(BIN)/oauth2-proxy
+.PHONY: bench-e2e
+
+$(OAUTH2_PROXY):
+	GOBIN=$(abspath $(BIN)) $(GO) install github.com/oauth2-proxy/oauth2-proxy/v7@$(OAUTH2_PROXY_VERSION)
+
+bench-e2e: $(OAUTH2_PROXY) ## end-to-end benchmark: NGINX, both proxy modes (TCP, Unix socket), edge, oauth2-proxy; about 7 min (needs nginx, wrk)
+	$(GO) run ./bench/run -oauth2-proxy $(OAUTH2_PROXY)

@@ -1,0 +1,463 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tokenhandler/tokenhandler/nginx"
+)
+
+// variant is one way of serving the API that the benchmark measures.
+type variant struct {
+	name    string
+	what    string
+	addr    string         // where the load goes (host:port)
+	headers [][2]string    // of every request
+	th      *process       // the token-handler process; nil for the baseline
+	nginx   *nginx.Process // nil without NGINX
+
+	rps       []float64
+	requests  int64
+	thTicks   int64 // CPU of th during the wrk rounds
+	ngxTicks  int64 // CPU of NGINX's master and workers during the wrk rounds
+	bad       int64
+	latQ      [][][3]time.Duration // per fraction of -latency-load, per round: p50, p99, p99.9
+	latFailed []int64
+	latSkip   []string // why no latency was measured, or ""
+	peakRSS   int64
+}
+
+func (v *variant) median() float64 { return median(v.rps) }
+
+// pct is the median over the latency rounds at rate i of quantile k (0:
+// p50, 1: p99, 2: p99.9).
+func (v *variant) pct(i, k int) time.Duration {
+	var xs []float64
+	for _, r := range v.latQ[i] {
+		xs = append(xs, float64(r[k]))
+	}
+	return time.Duration(median(xs))
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// startVariants starts every variant's processes.
+func startVariants(ctx context.Context, s *stack, o options) ([]*variant, error) {
+	th := [][2]string{{"Host", apiHost}, {"Origin", origin}, {"Cookie", cookiePrefix + "-at=" + s.at}}
+	var vs []*variant
+	add := func(v *variant) error {
+		if v.headers == nil {
+			v.headers = th
+		}
+		code, err := probe(v.addr, v.headers)
+		if err != nil || code != 200 {
+			return fmt.Errorf("%s: a GET of %s got %d (%v), want 200", v.name, apiPath, code, err)
+		}
+		vs = append(vs, v)
+		return nil
+	}
+
+	// The baseline: NGINX's upstream-mode configuration with the API where
+	// the proxy would be: the same directives, keep-alive pool and headers,
+	// one hop fewer.
+	ngx, err := s.startNGINX(ctx, "nginx-baseline", nginx.ModeUpstream, o.nginxWorkers, []string{s.api}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := add(&variant{name: "baseline", what: "NGINX → API", addr: ngx.Addr(), nginx: ngx}); err != nil {
+		return nil, err
+	}
+
+	for _, m := range []struct{ name, mode, what string }{
+		{"upstream", nginx.ModeUpstream, "NGINX → oauth-proxy → API"},
+		{"auth_request", nginx.ModeAuthRequest, "NGINX (auth_request → oauth-proxy) → API"},
+	} {
+		for _, unix := range []bool{false, true} {
+			name, listen := m.name+"-tcp", ""
+			if unix {
+				name, listen = m.name+"-unix", "unix:"+filepath.Join(s.dir, m.name+".sock")
+			} else if listen, err = freeAddr(); err != nil {
+				return nil, err
+			}
+			p, err := s.startProxy(ctx, "oauth-proxy-"+name, listen)
+			if err != nil {
+				return nil, err
+			}
+			ngx, err := s.startNGINX(ctx, "nginx-"+name, m.mode, o.nginxWorkers, []string{listen}, []string{s.api})
+			if err != nil {
+				return nil, err
+			}
+			what := m.what + map[bool]string{false: ", proxy on TCP", true: ", proxy on a Unix socket"}[unix]
+			if err := add(&variant{name: name, what: what, addr: ngx.Addr(), th: p, nginx: ngx}); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	edge, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.startProxy(ctx, "oauth-proxy-edge", edge)
+	if err != nil {
+		return nil, err
+	}
+	if err := add(&variant{name: "edge", what: "oauth-proxy → API", addr: edge, th: p}); err != nil {
+		return nil, err
+	}
+
+	if o.oauth2Proxy != "" {
+		p, addr, cookie, err := s.startOAuth2Proxy(ctx, o.oauth2Proxy)
+		if err != nil {
+			return nil, err
+		}
+		h := [][2]string{{"Host", apiHost}, {"Origin", origin}, {"Cookie", cookie}}
+		if err := add(&variant{name: "oauth2-proxy", what: "oauth2-proxy v7.15.6 → API, cookie session", addr: addr, headers: h, th: p}); err != nil {
+			return nil, err
+		}
+	}
+	return vs, nil
+}
+
+// bench measures every variant and prints the markdown section.
+func bench(ctx context.Context, o options, args []string, w io.Writer) (err error) {
+	if _, err := exec.LookPath(o.wrk); err != nil {
+		return fmt.Errorf("wrk not found (apt-get install -y wrk, or pass -wrk): %w", err)
+	}
+	start := time.Now()
+	s, err := startStack(ctx, w)
+	defer func() {
+		if s != nil {
+			s.stop(w, o.verbose || err != nil)
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	vs, err := startVariants(ctx, s, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "bench: %d variants up in %s\n", len(vs), time.Since(start).Round(100*time.Millisecond))
+
+	// Warm-up: every variant fills its keep-alive pools and grows its heap
+	// before anything counts.
+	for _, v := range vs {
+		if _, err := runWrk(ctx, o.wrk, o.threads, o.conns, 2*time.Second, v.addr, v.headers); err != nil {
+			return fmt.Errorf("%s: %w", v.name, err)
+		}
+	}
+
+	// Throughput: in each round every variant once, the order rotated
+	// from round to round, so that a noisy neighbour's burst spreads over
+	// the variants instead of landing on one.
+	for r := range o.rounds {
+		for i := range vs {
+			v := vs[(i+r)%len(vs)]
+			var th0, ng0 int64
+			if v.th != nil {
+				th0 = cpuTicks(v.th.pid(), false)
+			}
+			if v.nginx != nil {
+				ng0 = cpuTicks(v.nginx.Pid(), true)
+			}
+			res, err := runWrk(ctx, o.wrk, o.threads, o.conns, o.duration, v.addr, v.headers)
+			if err != nil {
+				return fmt.Errorf("%s: %w", v.name, err)
+			}
+			if v.th != nil {
+				v.thTicks += cpuTicks(v.th.pid(), false) - th0
+			}
+			if v.nginx != nil {
+				v.ngxTicks += cpuTicks(v.nginx.Pid(), true) - ng0
+			}
+			v.rps = append(v.rps, res.rps)
+			v.requests += res.requests
+			v.bad += res.bad
+			fmt.Fprintf(w, "bench: round %d/%d %-18s %9.0f req/s\n", r+1, o.rounds, v.name, res.rps)
+		}
+	}
+	base := vs[0].median()
+	rates := make([]int, len(o.latLoads))
+	for i, f := range o.latLoads {
+		rates[i] = int(base * f)
+	}
+
+	// Latency at fixed fractions of the baseline's capacity, interleaved
+	// the same way. A variant whose capacity is too close to the rate
+	// would only measure its queue.
+	for _, v := range vs {
+		v.latQ = make([][][3]time.Duration, len(rates))
+		v.latFailed = make([]int64, len(rates))
+		v.latSkip = make([]string, len(rates))
+		for i, rate := range rates {
+			if v.median() < float64(rate)*1.1 {
+				v.latSkip[i] = fmt.Sprintf("its capacity (%.0f req/s) is within 10 %% of %d req/s", v.median(), rate)
+			}
+		}
+	}
+	for i, rate := range rates {
+		for r := range o.latRounds {
+			for j := range vs {
+				v := vs[(j+r)%len(vs)]
+				if v.latSkip[i] != "" {
+					continue
+				}
+				lat, failed, err := latencies(ctx, v.addr, v.headers, rate, o.latDuration)
+				if err != nil {
+					return fmt.Errorf("%s: %w", v.name, err)
+				}
+				v.latQ[i] = append(v.latQ[i], [3]time.Duration{quantile(lat, 0.5), quantile(lat, 0.99), quantile(lat, 0.999)})
+				v.latFailed[i] += failed
+				fmt.Fprintf(w, "bench: latency at %d req/s, round %d/%d %-18s p50 %s p99 %s\n", rate, r+1, o.latRounds, v.name, quantile(lat, 0.5), quantile(lat, 0.99))
+			}
+		}
+	}
+	for _, v := range vs {
+		if v.th != nil {
+			if v.peakRSS, err = procStatus(v.th.pid(), "VmHWM"); err != nil {
+				return err
+			}
+		}
+	}
+
+	var idle *idleResult
+	if o.idle > 0 {
+		if idle, err = idleCheck(ctx, s, o.idle, vs[1].headers); err != nil {
+			return err
+		}
+	}
+
+	var md strings.Builder
+	report(&md, o, args, vs, rates, idle, time.Since(start))
+	fmt.Fprint(w, "\n"+md.String())
+	if o.out != "" {
+		return os.WriteFile(o.out, []byte(md.String()), 0o644)
+	}
+	return nil
+}
+
+// idleResult is the idle-connection check.
+type idleResult struct {
+	conns          int
+	before, during int64 // VmRSS, bytes
+	peak           int64 // VmHWM
+}
+
+// idleCheck starts a fresh oauth-proxy, opens n keep-alive connections to
+// it, each served one GET, and reads its RSS while they sit idle.
+func idleCheck(ctx context.Context, s *stack, n int, headers [][2]string) (*idleResult, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.startProxy(ctx, "oauth-proxy-idle", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer p.stop()
+	if code, err := probe(addr, headers); err != nil || code != 200 {
+		return nil, fmt.Errorf("idle check: a GET got %d (%v)", code, err)
+	}
+	res := &idleResult{conns: n}
+	if res.before, err = procStatus(p.pid(), "VmRSS"); err != nil {
+		return nil, err
+	}
+	conns, err := holdIdle(ctx, addr, headers, n)
+	if err != nil {
+		return nil, fmt.Errorf("idle check: %w", err)
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	// Let the proxy settle: the connections' goroutines park in their
+	// reads; a GC cycle returns what serving them used.
+	time.Sleep(2 * time.Second)
+	if res.during, err = procStatus(p.pid(), "VmRSS"); err != nil {
+		return nil, err
+	}
+	res.peak, err = procStatus(p.pid(), "VmHWM")
+	return res, err
+}
+
+// machine describes where the run happened.
+func machine(o options) []string {
+	cpu := "unknown"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	version := func(name string, args ...string) string {
+		out, _ := exec.Command(name, args...).CombinedOutput()
+		line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		return line
+	}
+	ngx, _ := nginx.Binary()
+	kernel := version("uname", "-r")
+	lines := []string{
+		fmt.Sprintf("%d cores (`nproc`), %s, Linux %s", runtime.NumCPU(), cpu, kernel),
+		"Go " + strings.TrimPrefix(runtime.Version(), "go") + ", " + version(ngx, "-v"),
+		version(o.wrk, "-v"),
+	}
+	if o.oauth2Proxy != "" {
+		// A go-installed oauth2-proxy prints "undefined" as its version;
+		// the module version is in the build information.
+		peer := "oauth2-proxy (version unknown)"
+		out, _ := exec.Command("go", "version", "-m", o.oauth2Proxy).Output()
+		for line := range strings.Lines(string(out)) {
+			if f := strings.Fields(line); len(f) >= 3 && f[0] == "mod" && f[1] == "github.com/oauth2-proxy/oauth2-proxy/v7" {
+				peer = "oauth2-proxy " + f[2] + " (`go install`)"
+			}
+		}
+		lines = append(lines, peer)
+	}
+	return lines
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
+
+// report writes the markdown section.
+func report(w io.Writer, o options, args []string, vs []*variant, rates []int, idle *idleResult, took time.Duration) {
+	base := vs[0]
+	var peer *variant
+	for _, v := range vs {
+		if v.name == "oauth2-proxy" {
+			peer = v
+		}
+	}
+	fmt.Fprintf(w, "## End to end (`make bench-e2e`), %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	for _, l := range machine(o) {
+		fmt.Fprintf(w, "* %s\n", l)
+	}
+	cmd := "go run ./bench/run"
+	if len(args) > 0 {
+		cmd += " " + strings.Join(args, " ")
+	}
+	fmt.Fprintf(w, "\n```sh\n%s\n```\n\n", cmd)
+	fmt.Fprintf(w, "Throughput: `wrk -t%d -c%d -d%s`, %d rounds, median; every round runs each variant once, in rotated order. "+
+		"CPU: utime+stime of the token-handler process (NGINX: master and workers) over all wrk rounds, per 10,000 requests. "+
+		"Peak RSS: VmHWM at the end of the run. NGINX: %s worker processes, configured by nginx.Render as deployed (access log included). The run took %s.\n\n",
+		o.threads, o.conns, o.duration, o.rounds, workers(o.nginxWorkers), took.Round(time.Second))
+
+	fmt.Fprintln(w, "| variant | path | req/s (median) | × baseline | × oauth2-proxy | token handler CPU s / 10k req | NGINX CPU s / 10k req | token handler peak RSS MiB |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|")
+	for _, v := range vs {
+		ratioPeer := "—"
+		if peer != nil && v != peer {
+			ratioPeer = fmt.Sprintf("%.1f×", v.median()/peer.median())
+		}
+		perTenK := func(ticks int64) string {
+			return fmt.Sprintf("%.2f", float64(ticks)/clockTicks/float64(max(v.requests, 1))*10000)
+		}
+		thCPU, ngxCPU, rss := "—", "—", "—"
+		if v.th != nil {
+			thCPU, rss = perTenK(v.thTicks), fmt.Sprintf("%.1f", float64(v.peakRSS)/(1<<20))
+		}
+		if v.nginx != nil {
+			ngxCPU = perTenK(v.ngxTicks)
+		}
+		fmt.Fprintf(w, "| %s | %s | %.0f | %.2f× | %s | %s | %s | %s |\n",
+			v.name, v.what, v.median(), v.median()/base.median(), ratioPeer, thCPU, ngxCPU, rss)
+	}
+
+	fmt.Fprintf(w, "\nLatency: open loop from this process (fasthttp client, up to 512 connections) at fixed fractions of the baseline's "+
+		"median throughput, %d × %s per variant and rate, interleaved; each figure is the median over the rounds of that round's quantile. Each request counts from its scheduled start, "+
+		"so a stall delays those behind it instead of hiding them.\n\n", o.latRounds, o.latDuration)
+	fmt.Fprintln(w, "| variant | rate | p50 ms | p99 ms | p99.9 ms | p99 added over the baseline ms |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+	for i, rate := range rates {
+		for _, v := range vs {
+			if v.latSkip[i] != "" {
+				fmt.Fprintf(w, "| %s | %d (%.0f %%) | — | — | — | — (%s) |\n", v.name, rate, o.latLoads[i]*100, v.latSkip[i])
+				continue
+			}
+			added := "—"
+			if v != base && len(base.latQ[i]) > 0 {
+				added = fmt.Sprintf("%+.2f", float64(v.pct(i, 1)-base.pct(i, 1))/float64(time.Millisecond))
+			}
+			fmt.Fprintf(w, "| %s | %d (%.0f %%) | %s | %s | %s | %s |\n", v.name, rate, o.latLoads[i]*100,
+				ms(v.pct(i, 0)), ms(v.pct(i, 1)), ms(v.pct(i, 2)), added)
+		}
+	}
+	fmt.Fprintln(w)
+	for _, v := range vs {
+		var failed int64
+		for _, f := range v.latFailed {
+			failed += f
+		}
+		if v.bad > 0 || failed > 0 {
+			fmt.Fprintf(w, "* **%s: %d failed requests under wrk, %d at the fixed rates.**\n", v.name, v.bad, failed)
+		}
+	}
+	if idle != nil {
+		fmt.Fprintf(w, "* Idle connections: a fresh oauth-proxy holding %d idle keep-alive connections (each served one GET): "+
+			"RSS %.1f MiB (%.1f MiB before them), peak %.1f MiB.\n",
+			idle.conns, float64(idle.during)/(1<<20), float64(idle.before)/(1<<20), float64(idle.peak)/(1<<20))
+	}
+
+	fmt.Fprintf(w, "\nTargets (issue 6), from this run:\n\n")
+	met := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**missed**"
+	}
+	for _, v := range vs[1:] {
+		if v == peer {
+			continue
+		}
+		want := 0.65
+		if v.name == "edge" {
+			want = 1.0
+		}
+		r := v.median() / base.median()
+		fmt.Fprintf(w, "* %s: throughput %.2f× the baseline (≥ %.2f×): %s", v.name, r, want, met(r >= want))
+		if peer != nil {
+			rp := v.median() / peer.median()
+			fmt.Fprintf(w, "; %.1f× oauth2-proxy (≥ 5×): %s", rp, met(rp >= 5))
+		}
+		for i, f := range o.latLoads {
+			if len(v.latQ[i]) > 0 && len(base.latQ[i]) > 0 {
+				added := v.pct(i, 1) - base.pct(i, 1)
+				fmt.Fprintf(w, "; p99 added at %.0f %% %.2f ms (≤ 0.3 ms): %s", f*100, float64(added)/float64(time.Millisecond), met(added <= 300*time.Microsecond))
+			} else {
+				fmt.Fprintf(w, "; p99 at %.0f %%: not measured (%s)", f*100, v.latSkip[i])
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	if idle != nil {
+		fmt.Fprintf(w, "* RSS with %d idle connections %.1f MiB (≤ 64 MiB): %s\n", idle.conns, float64(idle.during)/(1<<20), met(idle.during <= 64<<20))
+	}
+}
+
+func workers(n int) string {
+	if n == 0 {
+		return fmt.Sprintf("auto (%d)", runtime.NumCPU())
+	}
+	return fmt.Sprint(n)
+}

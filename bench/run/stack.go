@@ -1,0 +1,484 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/examples/devidp"
+	"github.com/tokenhandler/tokenhandler/nginx"
+)
+
+const (
+	origin       = "http://www.example.localhost:3000" // the SPA's origin, trusted by the proxy
+	apiHost      = "api.example.localhost"
+	cookiePrefix = "example"
+	apiPath      = "/api/data"
+	// apiAnswer is the API's answer to every request: 40 bytes of JSON, so
+	// that the API is never what limits a variant.
+	apiAnswer = `{"id":42,"name":"widget","price":"9.99"}`
+)
+
+// stack is every process a run measures, all on loopback. It is used by one
+// goroutine.
+type stack struct {
+	dir   string // temporary: binaries, configurations, sockets, NGINX run directories
+	bin   string // oauth-proxy and thctl
+	key   string // hex cookie key of every proxy
+	token string // the ~1 KiB JWT-shaped access token
+	at    string // the token sealed with thctl: the example-at cookie's value
+	api   string // host:port of the API
+
+	stops []func() // in start order; stop runs them backwards
+	logs  []func() string
+}
+
+func (s *stack) onStop(f func()) { s.stops = append(s.stops, f) }
+
+// stop stops everything started, newest first, and removes the temporary
+// directory; with logs it prints what the processes logged.
+func (s *stack) stop(w io.Writer, logs bool) {
+	for i := len(s.stops) - 1; i >= 0; i-- {
+		s.stops[i]()
+	}
+	if logs {
+		for _, l := range s.logs {
+			if out := strings.TrimSpace(l()); out != "" {
+				fmt.Fprintln(w, out)
+			}
+		}
+	}
+	os.RemoveAll(s.dir)
+}
+
+// startStack builds oauth-proxy and thctl, makes a key and the sealed
+// token, and starts the API.
+func startStack(ctx context.Context, w io.Writer) (*stack, error) {
+	dir, err := os.MkdirTemp("", "th-bench-")
+	if err != nil {
+		return nil, err
+	}
+	s := &stack{dir: dir, bin: filepath.Join(dir, "bin")}
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", s.bin+"/", "./cmd/oauth-proxy", "./cmd/thctl")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return s, fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	if s.key, err = s.thctl(ctx, "", "", "keygen"); err != nil {
+		return s, err
+	}
+	s.token = jwtShaped(1024)
+	if s.at, err = s.thctl(ctx, s.key, s.token, "seal"); err != nil {
+		return s, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return s, err
+	}
+	srv := &fasthttp.Server{
+		NoDefaultServerHeader: true,
+		ReadBufferSize:        16 << 10,
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			ctx.SetContentType("application/json")
+			ctx.SetBodyString(apiAnswer)
+		},
+	}
+	go srv.Serve(ln)
+	s.onStop(func() { srv.Shutdown() })
+	s.api = ln.Addr().String()
+	fmt.Fprintf(w, "bench: built oauth-proxy and thctl; API on %s; token %d bytes, sealed cookie %d bytes\n", s.api, len(s.token), len(s.at))
+	return s, nil
+}
+
+// jwtShaped returns an access token of n bytes with a JWT's shape: a
+// base64url header, claims and a 342-character RS256 signature. Neither
+// the proxies nor the API check its signature: the proxy's job is the
+// cookie, and the API here answers without looking at the token.
+func jwtShaped(n int) string {
+	header := b64(`{"alg":"RS256","kid":"bench-1","typ":"at+jwt"}`)
+	sig := strings.Repeat("s", 342)
+	claims := `{"iss":"https://login.example.com","sub":"bench-user","aud":"api.example.localhost","scope":"openid profile email orders:read","exp":4102444800,"groups":[`
+	for i := 0; len(header)+len(b64(claims+`"x"]}`))+len(sig)+2 < n; i++ {
+		if i > 0 {
+			claims += ","
+		}
+		claims += fmt.Sprintf(`"/tenants/acme/team-%02d"`, i)
+	}
+	tok := header + "." + b64(claims+"]}") + "." + sig
+	return tok
+}
+
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// thctl runs thctl with args, key (hex) in TH_ENCRYPTION_KEYS when not
+// empty and stdin as its input, and returns its output without the
+// trailing newline.
+func (s *stack) thctl(ctx context.Context, key, stdin string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, "thctl"), args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	if key != "" {
+		cmd.Env = append(cmd.Env, "TH_ENCRYPTION_KEYS="+key)
+	}
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("thctl %s: %v: %s", args[0], err, strings.TrimSpace(errOut.String()))
+	}
+	return strings.TrimSuffix(out.String(), "\n"), nil
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// process is one child process the stack started: an oauth-proxy or
+// oauth2-proxy.
+type process struct {
+	name    string
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when it has exited; then exitErr is set
+	exitErr error
+	log     *lockedBuffer
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+// start runs cmd in its own process group and registers its stop: SIGTERM,
+// then SIGKILL after 10 s.
+func (s *stack) start(name string, cmd *exec.Cmd) (*process, error) {
+	p := &process{name: name, cmd: cmd, exited: make(chan struct{}), log: &lockedBuffer{}}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches the harness, which stops it
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	go func() {
+		p.exitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	s.onStop(p.stop)
+	s.logs = append(s.logs, func() string {
+		if out := strings.TrimSpace(p.log.String()); out != "" {
+			return name + " log:\n" + out
+		}
+		return ""
+	})
+	return p, nil
+}
+
+func (p *process) stop() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// waitFor polls ready every 20 ms for up to 10 s while p runs.
+func waitFor(ctx context.Context, p *process, what string, ready func() bool) error {
+	for deadline := time.Now().Add(10 * time.Second); !ready(); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-p.exited:
+			return fmt.Errorf("%s exited at start (%v): %s", p.name, p.exitErr, p.log.String())
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %s within 10 s: %s", p.name, what, p.log.String())
+		}
+	}
+	return nil
+}
+
+// startProxy starts oauth-proxy listening on listen ("host:port" or
+// "unix:/path"), routing /api/ to the API, and waits until /readyz says it
+// serves.
+func (s *stack) startProxy(ctx context.Context, name, listen string) (*process, error) {
+	metrics, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(s.dir, name+".yaml")
+	yaml := fmt.Appendf(nil, `# oauth-proxy of the benchmark (bench/run)
+listen: %s
+metrics_listen: %s
+cookie_name_prefix: %s
+encryption_keys: [%q]
+trusted_web_origins: [%q]
+routes:
+  - {path_prefix: /api/, upstream: "http://%s"}
+log: {level: warn, format: json}
+`, listen, metrics, cookiePrefix, s.key, origin, s.api)
+	if err := os.WriteFile(conf, yaml, 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(filepath.Join(s.bin, "oauth-proxy"), "-config", conf)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	p, err := s.start(name, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return p, waitFor(ctx, p, "not ready", func() bool {
+		resp, err := http.Get("http://" + metrics + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// startNGINX runs NGINX (nginx.Start) with mode rendered for proxies (or,
+// for the baseline, the API named as the proxy) and apis, with workers
+// worker processes (0: auto), on a free loopback port.
+func (s *stack) startNGINX(ctx context.Context, name, mode string, workers int, proxies, apis []string) (*nginx.Process, error) {
+	bin, err := nginx.Binary()
+	if err != nil {
+		return nil, err
+	}
+	runDir := filepath.Join(s.dir, name)
+	if err := os.Mkdir(runDir, 0o755); err != nil {
+		return nil, err
+	}
+	n, err := nginx.Start(ctx, bin, mode, nginx.Params{RunDir: runDir, WorkerProcesses: workers, Listen: "127.0.0.1:0",
+		ServerName: apiHost, Proxies: proxies, APIs: apis, CookiePrefix: cookiePrefix})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	s.onStop(func() {
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n.Stop(c)
+	})
+	s.logs = append(s.logs, func() string {
+		if l := strings.TrimSpace(n.Log()); l != "" {
+			return name + " error.log:\n" + l
+		}
+		return ""
+	})
+	return n, nil
+}
+
+// startOAuth2Proxy starts oauth2-proxy (bin) in front of the API with the
+// development OpenID Provider, in-process, as its OIDC provider, logs in
+// once as alice through the authorization code flow and returns the
+// process, its address and the session cookies (a Cookie header value).
+// oauth2-proxy reads the provider's discovery document and JWKS at start;
+// afterwards each request only decrypts and checks its cookie session, and
+// the access token outlives the run, so no request reaches the provider.
+func (s *stack) startOAuth2Proxy(ctx context.Context, bin string) (*process, string, string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", "", err
+	}
+	idpLn, err := devidp.ListenLoopback("127.0.0.1:0", false)
+	if err != nil {
+		return nil, "", "", err
+	}
+	issuer := "http://" + idpLn.Addr().String()
+	callback := "http://" + addr + "/oauth2/callback"
+	const clientID, secret = "oauth2-proxy", "bench-client-secret-0123456789abcdef"
+	idp, err := devidp.New(devidp.Options{
+		Issuer:         issuer,
+		Clients:        []devidp.Client{{ID: clientID, Secret: secret, RedirectURIs: []string{callback}}},
+		AccessTokenTTL: 2 * time.Hour,
+	})
+	if err != nil {
+		idpLn.Close()
+		return nil, "", "", err
+	}
+	idpSrv := &http.Server{Handler: idp.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go idpSrv.Serve(idpLn)
+	s.onStop(func() { idpSrv.Close() })
+
+	cmd := exec.Command(bin,
+		"--http-address="+addr,
+		"--provider=oidc", "--oidc-issuer-url="+issuer,
+		"--client-id="+clientID, "--client-secret="+secret,
+		"--code-challenge-method=S256",
+		"--redirect-url="+callback,
+		"--upstream=http://"+s.api,
+		"--email-domain=*",
+		"--cookie-secret=0123456789abcdef0123456789abcdef", // 32 bytes: AES-256
+		"--cookie-secure=false",
+		"--cookie-expire=4h", "--cookie-refresh=0",
+		"--skip-provider-button",
+		"--request-logging=false", "--auth-logging=false",
+	)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	p, err := s.start("oauth2-proxy", cmd)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if err := waitFor(ctx, p, "not ready", func() bool {
+		resp, err := http.Get("http://" + addr + "/ping")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}); err != nil {
+		return nil, "", "", err
+	}
+	cookie, err := loginOAuth2Proxy(ctx, "http://"+addr)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("oauth2-proxy: logging in through the development IdP: %w", err)
+	}
+	return p, addr, cookie, nil
+}
+
+var (
+	formAction = regexp.MustCompile(`<form method="post" action="([^"]*)">`)
+	formID     = regexp.MustCompile(`<input type="hidden" name="request_id" value="([^"]*)">`)
+)
+
+// loginOAuth2Proxy goes through oauth2-proxy's login as a browser would,
+// submitting the development IdP's login form as alice, and returns the
+// session cookies oauth2-proxy set.
+func loginOAuth2Proxy(ctx context.Context, base string) (string, error) {
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(u string) (*http.Response, []byte, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp, b, err
+	}
+	resp, _, err := get(base + "/oauth2/start?rd=%2F")
+	if err != nil {
+		return "", err
+	}
+	authURL := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || authURL == "" {
+		return "", fmt.Errorf("/oauth2/start: %s, Location %q", resp.Status, authURL)
+	}
+	resp, page, err := get(authURL)
+	if err != nil {
+		return "", err
+	}
+	action, id := formAction.FindSubmatch(page), formID.FindSubmatch(page)
+	if resp.StatusCode != http.StatusOK || action == nil || id == nil {
+		return "", fmt.Errorf("IdP login page: %s", resp.Status)
+	}
+	target, err := resp.Request.URL.Parse(htmlUnescape(string(action[1])))
+	if err != nil {
+		return "", err
+	}
+	form := url.Values{"request_id": {htmlUnescape(string(id[1]))}, "username": {"alice"}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err = c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	cb := resp.Header.Get("Location")
+	if !strings.Contains(cb, "code=") {
+		return "", fmt.Errorf("IdP login form: %s, Location %q", resp.Status, cb)
+	}
+	resp, body, err := get(cb)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusFound {
+		return "", fmt.Errorf("/oauth2/callback: %s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	u, _ := url.Parse(base)
+	var parts []string
+	for _, ck := range jar.Cookies(u) {
+		if strings.HasPrefix(ck.Name, "_oauth2_proxy") && !strings.HasPrefix(ck.Name, "_oauth2_proxy_csrf") {
+			parts = append(parts, ck.Name+"="+ck.Value)
+		}
+	}
+	if len(parts) == 0 {
+		return "", errors.New("/oauth2/callback set no session cookie")
+	}
+	return strings.Join(parts, "; "), nil
+}
+
+var htmlUnescape = strings.NewReplacer("&amp;", "&", "&#34;", `"`, "&quot;", `"`, "&#39;", "'", "&lt;", "<", "&gt;", ">").Replace
+
+// probe sends one GET of the benchmark to addr with the given headers and
+// returns the status.
+func probe(addr string, headers [][2]string) (int, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	var b strings.Builder
+	b.WriteString("GET " + apiPath + " HTTP/1.1\r\n")
+	for _, h := range headers {
+		b.WriteString(h[0] + ": " + h[1] + "\r\n")
+	}
+	b.WriteString("\r\n")
+	if _, err := io.WriteString(c, b.String()); err != nil {
+		return 0, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK && string(body) != apiAnswer {
+		return 0, fmt.Errorf("answer %q, want the API's %q", body, apiAnswer)
+	}
+	return resp.StatusCode, nil
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
