@@ -52,7 +52,7 @@ var hardening = map[string][]string{
 	"AmbientCapabilities":      {""},
 	"RestrictAddressFamilies":  {"AF_INET AF_INET6 AF_UNIX"},
 	"UMask":                    {"0077"},
-	"MemoryMax":                {"256M"},
+	"MemoryMax":                {"512M"},
 	"LimitNOFILE":              {"65536"},
 	"RuntimeDirectory":         {"tokenhandler"},
 	"RuntimeDirectoryMode":     {"0750"},
@@ -202,7 +202,7 @@ func TestUnitsVerify(t *testing.T) {
 		// The check must catch what systemd-analyze only warns about.
 		for _, bad := range []struct{ name, from, to string }{
 			{"misspelt setting", "ProtectClock=yes", "ProtectClok=yes"},
-			{"bad value", "MemoryMax=256M", "MemoryMax=lots"},
+			{"bad value", "MemoryMax=512M", "MemoryMax=lots"},
 			{"missing binary", bin + "/" + u.binary + " -config", bin + "/no-such-binary -config"},
 		} {
 			t.Run(u.binary+"/"+bad.name, func(t *testing.T) {
