@@ -17,7 +17,6 @@ import (
 	"cmp"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +27,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
 // Options configures the single client and user of a Server. Zero fields take
@@ -276,18 +277,7 @@ func writeError(w http.ResponseWriter, err error) {
 	if !errors.As(err, &oe) {
 		oe = &oauthError{http.StatusInternalServerError, "server_error", err.Error(), ""}
 	}
-	if oe.wwwAuthenticate != "" {
-		w.Header().Set("WWW-Authenticate", oe.wwwAuthenticate)
-	}
-	writeJSON(w, oe.status, map[string]string{"error": oe.code, "error_description": oe.description})
+	oidcfake.WriteError(w, oe.status, oe.code, oe.description, oe.wwwAuthenticate)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic("astest: internal error: " + err.Error())
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(b)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { oidcfake.WriteJSON(w, status, v) }

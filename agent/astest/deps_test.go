@@ -9,5 +9,5 @@ import (
 // TestDependencies: the fake needs only the standard library and go-jose, so
 // any package's tests can import it.
 func TestDependencies(t *testing.T) {
-	deptest.Allow(t, deptest.Module+"/agent/astest", "github.com/go-jose/go-jose/v4")
+	deptest.Allow(t, deptest.Module+"/agent/astest", deptest.Module+"/internal/oidcfake", "github.com/go-jose/go-jose/v4")
 }

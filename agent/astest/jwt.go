@@ -1,7 +1,6 @@
 package astest
 
 import (
-	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -13,6 +12,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
 // idTokenTTL is the ID token lifetime, independent of AccessTokenTTL.
@@ -135,15 +136,9 @@ func (s *Server) idToken(g *grant, nonce string, now time.Time, f *Faults) (stri
 
 // sign serialises claims as a compact RS256 JWS with kid and typ.
 func sign(key *rsa.PrivateKey, kid string, typ jose.ContentType, claims any) (string, error) {
-	signer, err := jose.NewSigner(
-		jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
-		(&jose.SignerOptions{}).WithType(typ))
+	tok, err := oidcfake.Sign(key, kid, typ, claims)
 	if err != nil {
-		return "", fmt.Errorf("astest: signer: %w", err)
-	}
-	tok, err := jwt.Signed(signer).Claims(claims).Serialize()
-	if err != nil {
-		return "", fmt.Errorf("astest: sign: %w", err)
+		return "", fmt.Errorf("astest: %w", err)
 	}
 	return tok, nil
 }
@@ -169,15 +164,6 @@ var otherKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
 	}
 	return k, nil
 })
-
-// thumbprint is the RFC 7638 JWK thumbprint, used as kid.
-func thumbprint(k jose.JSONWebKey) (string, error) {
-	b, err := k.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return "", fmt.Errorf("astest: thumbprint: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
 
 // verifyAccessToken checks an access token's signature, issuer, audience and
 // expiry, with no leeway, and returns its jti.

@@ -3,10 +3,9 @@ package astest
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/json"
 	"fmt"
 
-	jose "github.com/go-jose/go-jose/v4"
+	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
 // RotateKey makes a new RSA signing key with a new kid, as an authorization
@@ -34,21 +33,11 @@ func (s *Server) RotateKey() (string, error) {
 func (s *Server) setKey(key *rsa.PrivateKey) error {
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
-	var set jose.JSONWebKeySet
-	for _, pub := range append([]*rsa.PublicKey{&key.PublicKey}, s.retired...) {
-		jwk := jose.JSONWebKey{Key: pub, Algorithm: string(jose.RS256), Use: "sig"}
-		kid, err := thumbprint(jwk)
-		if err != nil {
-			return err
-		}
-		jwk.KeyID = kid
-		set.Keys = append(set.Keys, jwk)
-	}
-	jwks, err := json.Marshal(set)
+	jwks, kid, err := oidcfake.JWKS(append([]*rsa.PublicKey{&key.PublicKey}, s.retired...)...)
 	if err != nil {
-		return fmt.Errorf("astest: marshal JWKS: %w", err)
+		return fmt.Errorf("astest: %w", err)
 	}
-	s.key, s.kid, s.jwks = key, set.Keys[0].KeyID, jwks
+	s.key, s.kid, s.jwks = key, kid, jwks
 	return nil
 }
 

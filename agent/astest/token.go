@@ -2,22 +2,16 @@ package astest
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
+	"errors"
 	"math"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
-)
 
-// Client authentication methods (RFC 6749 §2.3.1, OpenID Connect Core §9).
-const (
-	authBasic = "client_secret_basic"
-	authPost  = "client_secret_post"
+	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
 // grant is one login: every token issued from one authorization code shares
@@ -148,7 +142,7 @@ func (s *Server) redeemCode(clientID string, form url.Values, f *Faults) (*token
 		return nil, errCodeClient
 	case form.Get("redirect_uri") != ac.redirectURI:
 		return nil, errCodeRedirectURI
-	case !pkceOK(form.Get("code_verifier"), ac.challenge):
+	case !oidcfake.PKCEValid(form.Get("code_verifier"), ac.challenge):
 		return nil, errPKCE
 	}
 	g := &grant{clientID: clientID, subject: s.subject, scope: ac.scope, authTime: now}
@@ -156,20 +150,6 @@ func (s *Server) redeemCode(clientID string, form url.Values, f *Faults) (*token
 	s.usedCodes[code] = g
 	s.mu.Unlock()
 	return s.issue(g, ac.scope, ac.nonce, true, true, now, f)
-}
-
-// verifierSyntax is code_verifier = 43*128unreserved (RFC 7636 §4.1).
-var verifierSyntax = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
-
-// pkceOK checks BASE64URL-ENCODE(SHA256(ASCII(code_verifier))) ==
-// code_challenge (RFC 7636 §4.6).
-func pkceOK(verifier, challenge string) bool {
-	if !verifierSyntax.MatchString(verifier) {
-		return false
-	}
-	sum := sha256.Sum256([]byte(verifier))
-	got := base64.RawURLEncoding.EncodeToString(sum[:])
-	return subtle.ConstantTimeCompare([]byte(got), []byte(challenge)) == 1
 }
 
 // refresh is the refresh_token grant (RFC 6749 §6) with rotation and reuse
@@ -253,9 +233,9 @@ func clientAuthMethod(r *http.Request) string {
 	case basic && post:
 		return "" // refused by authenticateClient
 	case basic:
-		return authBasic
+		return oidcfake.AuthBasic
 	case post:
-		return authPost
+		return oidcfake.AuthPost
 	}
 	return ""
 }
@@ -270,26 +250,11 @@ func (s *Server) recordClientAuth(r *http.Request) {
 // authenticateClient checks client_secret_basic or client_secret_post (RFC
 // 6749 §2.3.1) and returns the client ID. r.ParseForm must have run.
 func (s *Server) authenticateClient(r *http.Request) (string, error) {
-	user, pass, basic := r.BasicAuth()
-	post := r.PostForm.Has("client_secret")
-	var id, secret string
+	id, secret, err := oidcfake.ClientCredentials(r)
 	switch {
-	case basic && post:
+	case errors.Is(err, oidcfake.ErrTwoClientAuths):
 		return "", errTwoClientAuths
-	case basic:
-		// The credentials are form-encoded before Base64 (RFC 6749 §2.3.1).
-		var err1, err2 error
-		id, err1 = url.QueryUnescape(user)
-		secret, err2 = url.QueryUnescape(pass)
-		if err1 != nil || err2 != nil {
-			return "", errInvalidClient
-		}
-		if fid := r.PostForm.Get("client_id"); fid != "" && fid != id {
-			return "", errInvalidClient
-		}
-	case post:
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	default:
+	case err != nil:
 		return "", errInvalidClient
 	}
 	idOK := subtle.ConstantTimeCompare([]byte(id), []byte(s.ClientID))

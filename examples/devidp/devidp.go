@@ -34,7 +34,6 @@ import (
 	"cmp"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -43,7 +42,7 @@ import (
 	"sync"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
+	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
 // User is a demo user. Subject is the sub claim and the name typed or picked
@@ -226,13 +225,8 @@ func (s *Server) newKey() error {
 		return fmt.Errorf("devidp: generate key: %w", err)
 	}
 	s.key = key
-	pub := jose.JSONWebKey{Key: &key.PublicKey, Algorithm: string(jose.RS256), Use: "sig"}
-	if s.kid, err = thumbprint(pub); err != nil {
-		return err
-	}
-	pub.KeyID = s.kid
-	if s.jwks, err = json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub}}); err != nil {
-		return fmt.Errorf("devidp: marshal JWKS: %w", err)
+	if s.jwks, s.kid, err = oidcfake.JWKS(&key.PublicKey); err != nil {
+		return fmt.Errorf("devidp: %w", err)
 	}
 	return nil
 }
@@ -264,9 +258,6 @@ func (s *Server) routes() http.Handler {
 		mux.ServeHTTP(w, r)
 	})
 }
-
-// url is the absolute URL of an endpoint path.
-func (s *Server) url(path string) string { return s.issuer + path }
 
 // oauthError is an OAuth 2.0 error answer (RFC 6749 §4.1.2.1, §5.2; RFC 6750
 // §3).
@@ -310,73 +301,25 @@ func writeError(w http.ResponseWriter, err error) {
 	if !errors.As(err, &oe) {
 		oe = &oauthError{http.StatusInternalServerError, "server_error", "internal error", ""}
 	}
-	if oe.wwwAuthenticate != "" {
-		w.Header().Set("WWW-Authenticate", oe.wwwAuthenticate)
-	}
 	if oe == errMethod {
 		w.Header().Set("Allow", "GET, POST")
 	}
-	writeJSON(w, oe.status, map[string]string{"error": oe.code, "error_description": oe.description})
+	oidcfake.WriteError(w, oe.status, oe.code, oe.description, oe.wwwAuthenticate)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic("devidp: internal error: " + err.Error())
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(b)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { oidcfake.WriteJSON(w, status, v) }
 
-// metadata is the OpenID Provider Metadata (OpenID Connect Discovery 1.0 §3)
-// with the OAuth extensions clients look for.
+// metadata is the shared OpenID Provider Metadata with the prompt values
+// the login page understands.
 type metadata struct {
-	Issuer                            string   `json:"issuer"`
-	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
-	TokenEndpoint                     string   `json:"token_endpoint"`
-	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
-	JWKSURI                           string   `json:"jwks_uri"`
-	EndSessionEndpoint                string   `json:"end_session_endpoint"`
-	RevocationEndpoint                string   `json:"revocation_endpoint"`
-	ResponseTypesSupported            []string `json:"response_types_supported"`
-	ResponseModesSupported            []string `json:"response_modes_supported"`
-	SubjectTypesSupported             []string `json:"subject_types_supported"`
-	GrantTypesSupported               []string `json:"grant_types_supported"`
-	ScopesSupported                   []string `json:"scopes_supported"`
-	ClaimsSupported                   []string `json:"claims_supported"`
-	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
-	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
-	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
-	RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
-	PromptValuesSupported             []string `json:"prompt_values_supported"`
-	// RFC 9207 §3: clients must then require iss in authorization responses.
-	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+	oidcfake.Metadata
+	PromptValuesSupported []string `json:"prompt_values_supported"`
 }
-
-var clientAuthMethods = []string{authBasic, authPost}
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, metadata{
-		Issuer:                                     s.issuer,
-		AuthorizationEndpoint:                      s.url("/authorize"),
-		TokenEndpoint:                              s.url("/token"),
-		UserinfoEndpoint:                           s.url("/userinfo"),
-		JWKSURI:                                    s.url("/jwks"),
-		EndSessionEndpoint:                         s.url("/logout"),
-		RevocationEndpoint:                         s.url("/revoke"),
-		ResponseTypesSupported:                     []string{"code"},
-		ResponseModesSupported:                     []string{"query"},
-		SubjectTypesSupported:                      []string{"public"},
-		GrantTypesSupported:                        []string{"authorization_code", "refresh_token"},
-		ScopesSupported:                            []string{"openid", "profile", "email", "offline_access"},
-		ClaimsSupported:                            []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "name", "preferred_username", "email", "email_verified"},
-		CodeChallengeMethodsSupported:              []string{"S256"},
-		IDTokenSigningAlgValuesSupported:           []string{"RS256"},
-		TokenEndpointAuthMethodsSupported:          clientAuthMethods,
-		RevocationEndpointAuthMethods:              clientAuthMethods,
-		PromptValuesSupported:                      []string{"none", "login"},
-		AuthorizationResponseIssParameterSupported: true,
+		Metadata:              oidcfake.NewMetadata(s.issuer, []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "name", "preferred_username", "email", "email_verified"}),
+		PromptValuesSupported: []string{"none", "login"},
 	})
 	return nil
 }

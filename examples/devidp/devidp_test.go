@@ -264,7 +264,7 @@ func loginForm(t *testing.T, u string) (action, id, body string) {
 // --- tests -------------------------------------------------------------------
 
 func TestDependencies(t *testing.T) {
-	deptest.Allow(t, deptest.Module+"/examples/devidp", "github.com/go-jose/go-jose/v4")
+	deptest.Allow(t, deptest.Module+"/examples/devidp", deptest.Module+"/internal/oidcfake", "github.com/go-jose/go-jose/v4")
 }
 
 func TestDiscovery(t *testing.T) {

@@ -1,14 +1,14 @@
 package devidp
 
 import (
-	"crypto"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
 // idTokenTTL is the ID tokens' lifetime, independent of AccessTokenTTL.
@@ -90,28 +90,13 @@ func addUserClaims(u *User, scope string, name, username, email *string, verifie
 	}
 }
 
-// sign serialises claims as a compact RS256 JWS with kid and typ.
+// sign serialises claims as a compact RS256 JWS with the provider's key.
 func (s *Server) sign(typ jose.ContentType, claims any) (string, error) {
-	signer, err := jose.NewSigner(
-		jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: s.key, KeyID: s.kid}},
-		(&jose.SignerOptions{}).WithType(typ))
+	tok, err := oidcfake.Sign(s.key, s.kid, typ, claims)
 	if err != nil {
-		return "", fmt.Errorf("devidp: signer: %w", err)
-	}
-	tok, err := jwt.Signed(signer).Claims(claims).Serialize()
-	if err != nil {
-		return "", fmt.Errorf("devidp: sign: %w", err)
+		return "", fmt.Errorf("devidp: %w", err)
 	}
 	return tok, nil
-}
-
-// thumbprint is the RFC 7638 JWK thumbprint, used as kid.
-func thumbprint(k jose.JSONWebKey) (string, error) {
-	b, err := k.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return "", fmt.Errorf("devidp: thumbprint: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 var errNotOurs = errors.New("devidp: not a token of this provider")

@@ -2,22 +2,16 @@ package devidp
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
+	"errors"
 	"math"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
-)
 
-// Client authentication methods (RFC 6749 §2.3.1, OpenID Connect Core §9).
-const (
-	authBasic = "client_secret_basic"
-	authPost  = "client_secret_post"
+	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
 // sessionTTL bounds a login: its refresh tokens stop working this long after
@@ -120,25 +114,11 @@ func (s *Server) redeemCode(c *Client, form url.Values) (*tokenResponse, error) 
 		return nil, errCodeClient
 	case form.Get("redirect_uri") != ac.redirectURI:
 		return nil, errCodeRedirectURI
-	case !pkceOK(form.Get("code_verifier"), ac.challenge):
+	case !oidcfake.PKCEValid(form.Get("code_verifier"), ac.challenge):
 		return nil, errPKCE
 	}
 	g := &grant{clientID: c.ID, scope: ac.scope, user: ac.user, authTime: ac.authTime, expires: ac.authTime.Add(sessionTTL)}
 	return s.issue(g, ac.scope, ac.nonce, now)
-}
-
-// verifierSyntax is code_verifier = 43*128unreserved (RFC 7636 §4.1).
-var verifierSyntax = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
-
-// pkceOK checks BASE64URL-ENCODE(SHA256(ASCII(code_verifier))) ==
-// code_challenge (RFC 7636 §4.6).
-func pkceOK(verifier, challenge string) bool {
-	if !verifierSyntax.MatchString(verifier) {
-		return false
-	}
-	sum := sha256.Sum256([]byte(verifier))
-	got := base64.RawURLEncoding.EncodeToString(sum[:])
-	return subtle.ConstantTimeCompare([]byte(got), []byte(challenge)) == 1
 }
 
 // refresh is the refresh_token grant (RFC 6749 §6), always rotating, with
@@ -213,26 +193,11 @@ func hasScope(scope, want string) bool { return slices.Contains(strings.Fields(s
 // authenticateClient checks client_secret_basic or client_secret_post (RFC
 // 6749 §2.3.1) and returns the client. r.ParseForm must have run.
 func (s *Server) authenticateClient(r *http.Request) (*Client, error) {
-	user, pass, basic := r.BasicAuth()
-	post := r.PostForm.Has("client_secret")
-	var id, secret string
+	id, secret, err := oidcfake.ClientCredentials(r)
 	switch {
-	case basic && post:
+	case errors.Is(err, oidcfake.ErrTwoClientAuths):
 		return nil, errTwoClientAuths
-	case basic:
-		// The credentials are form-encoded before Base64 (RFC 6749 §2.3.1).
-		var err1, err2 error
-		id, err1 = url.QueryUnescape(user)
-		secret, err2 = url.QueryUnescape(pass)
-		if err1 != nil || err2 != nil {
-			return nil, errInvalidClient
-		}
-		if fid := r.PostForm.Get("client_id"); fid != "" && fid != id {
-			return nil, errInvalidClient
-		}
-	case post:
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	default:
+	case err != nil:
 		return nil, errInvalidClient
 	}
 	c := s.clients[id]
