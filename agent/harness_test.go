@@ -1,9 +1,7 @@
 package agent
 
 import (
-	"bytes"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/agent/astest"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/metrics"
 )
@@ -52,7 +51,7 @@ type testAgent struct {
 	agent *Agent
 	cfg   *Config
 	url   string
-	logs  *syncBuffer
+	logs  *bintest.Buffer
 	clock *clock
 }
 
@@ -76,7 +75,7 @@ func startAgentWith(t *testing.T, as *astest.Server, change func(*Config)) *test
 	if change != nil {
 		change(cfg)
 	}
-	logs := &syncBuffer{}
+	logs := &bintest.Buffer{}
 	a, err := New(cfg, metrics.NewRegistry(), zerolog.New(logs))
 	if err != nil {
 		t.Fatal(err)
@@ -142,22 +141,4 @@ func (a *testAgent) open(b *spatest.Browser, name string) string {
 		a.t.Fatalf("cookie %s does not open: %v", name, err)
 	}
 	return string(plain)
-}
-
-// syncBuffer collects log lines written concurrently.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }

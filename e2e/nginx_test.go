@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/examples/api"
 	"github.com/tokenhandler/tokenhandler/examples/spa"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/optest"
 	"github.com/tokenhandler/tokenhandler/nginx"
 	"github.com/tokenhandler/tokenhandler/proxy"
@@ -192,7 +191,7 @@ func startAPI(t *testing.T, opts api.Options) string {
 // has the provider's metadata, and returns its address.
 func startAgent(t *testing.T, cfg *agent.Config) string {
 	t.Helper()
-	var logs lockedBuffer
+	var logs bintest.Buffer
 	srv, err := agent.NewServer(cfg, zerolog.New(&logs).With().Timestamp().Logger())
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +213,7 @@ func startProxy(t *testing.T, yaml string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs bintest.Buffer
 	srv, err := proxy.NewServer(cfg, zerolog.New(&logs).With().Timestamp().Logger())
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +224,7 @@ func startProxy(t *testing.T, yaml string) string {
 
 // serve runs a server until the test ends, then shuts it down within 5 s;
 // its log is shown when the test failed.
-func serve(t *testing.T, name string, run func() error, shutdown func(context.Context) error, logs *lockedBuffer) {
+func serve(t *testing.T, name string, run func() error, shutdown func(context.Context) error, logs *bintest.Buffer) {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- run() }()
@@ -289,22 +288,4 @@ func accessLog(t *testing.T, n *nginx.Process) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

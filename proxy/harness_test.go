@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
 const trustedOrigin = "http://www.example.localhost:3000"
@@ -85,25 +85,7 @@ type harness struct {
 	keys *crypto.Keyring // the ring the proxy uses: newKey, oldKey
 	old  *crypto.Keyring // oldKey alone
 	cfg  *Config
-	logs *syncBuffer // what the proxy logged
-}
-
-// syncBuffer is a bytes.Buffer safe for the proxy's concurrent log writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs *bintest.Buffer // what the proxy logged
 }
 
 // testConfig returns the YAML configuration of a harness; extra is appended.
@@ -143,7 +125,7 @@ func startProxyTo(t *testing.T, up *upstream, addr, extra string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &bintest.Buffer{}
 	srv, err := NewServer(cfg, zerolog.New(logs))
 	if err != nil {
 		t.Fatal(err)

@@ -147,7 +147,7 @@ func (b *Binary) Run(t testing.TB, args ...string) Result {
 type Process struct {
 	name     string
 	cmd      *exec.Cmd
-	stderr   syncBuffer
+	stderr   Buffer
 	done     chan struct{} // closed once the process has exited
 	exitCode int           // valid after done
 }
@@ -259,19 +259,21 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
+// Buffer is a bytes.Buffer safe for concurrent writes and reads: it
+// collects a process's or a server's output while the test reads it. The
+// zero value is ready to use; it must not be copied after first use.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *Buffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
