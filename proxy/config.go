@@ -66,13 +66,17 @@ type Upstream struct {
 	URL  string // the upstream as written, for logs; never holds user information
 }
 
-// Timeouts of a [Config]; all are greater than zero. It may be copied.
+// Timeouts of a [Config]; all but Park are greater than zero. It may be copied.
 type Timeouts struct {
 	Read     time.Duration // default 30s
 	Write    time.Duration // default 30s
 	Idle     time.Duration // default 120s
 	Upstream time.Duration // default 30s
 	Shutdown time.Duration // default 30s: how long SIGTERM waits for requests in flight
+	// Park is how long a keep-alive connection waits idle before it is
+	// parked: its goroutine and buffers are released until the client's
+	// next request. Default 1s; 0 turns parking off, else at least 100ms.
+	Park time.Duration
 }
 
 // Limits of a [Config]. It may be copied.
@@ -157,6 +161,7 @@ type fileTimeouts struct {
 	Idle     *string `yaml:"idle"`
 	Upstream *string `yaml:"upstream"`
 	Shutdown *string `yaml:"shutdown"`
+	Park     *string `yaml:"park"`
 }
 
 type fileLimits struct {
@@ -241,6 +246,12 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		if *t.dst, err = settings.PositiveDuration(t.setting, t.value, t.def); err != nil {
 			return nil, err
 		}
+	}
+	if c.Timeouts.Park, err = settings.DurationRange("timeouts.park", f.Timeouts.Park, time.Second, 0, time.Hour); err != nil {
+		return nil, err
+	}
+	if c.Timeouts.Park > 0 && c.Timeouts.Park < 100*time.Millisecond {
+		return nil, settings.Errorf("timeouts.park", "must be 0 (off) or at least 100ms, got %q", *f.Timeouts.Park)
 	}
 
 	for _, l := range []struct {

@@ -69,7 +69,7 @@ routes:
     upstream:
       - https://Orders.internal
       - "http://[::1]:9002/"
-timeouts: {read: 1s, write: 2s, idle: 3m, upstream: 500ms, shutdown: 1h}
+timeouts: {read: 1s, write: 2s, idle: 3m, upstream: 500ms, shutdown: 1h, park: 250ms}
 limits: {max_request_header_bytes: 4096, max_body_bytes: 1}
 log: {level: debug, format: console}
 `
@@ -101,7 +101,7 @@ log: {level: debug, format: console}
 				{Addr: "[::1]:9002", TLS: false, URL: "http://[::1]:9002/"},
 			}},
 		},
-		Timeouts: Timeouts{Read: time.Second, Write: 2 * time.Second, Idle: 3 * time.Minute, Upstream: 500 * time.Millisecond, Shutdown: time.Hour},
+		Timeouts: Timeouts{Read: time.Second, Write: 2 * time.Second, Idle: 3 * time.Minute, Upstream: 500 * time.Millisecond, Shutdown: time.Hour, Park: 250 * time.Millisecond},
 		Limits:   Limits{MaxRequestHeaderBytes: 4096, MaxBodyBytes: 1},
 		Log:      Log{Level: zerolog.DebugLevel, Format: "console"},
 	}
@@ -126,7 +126,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		CORS:                CORS{Enabled: true, MaxAge: 86400},
 		RemoveCookieHeaders: true,
 		AuthPath:            "/_oauth-proxy/auth",
-		Timeouts:            Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, Upstream: 30 * time.Second, Shutdown: 30 * time.Second},
+		Timeouts:            Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, Upstream: 30 * time.Second, Shutdown: 30 * time.Second, Park: time.Second},
 		Limits:              Limits{MaxRequestHeaderBytes: 16384, MaxBodyBytes: 10485760},
 		Log:                 Log{Level: zerolog.InfoLevel, Format: "json"},
 	}
@@ -166,6 +166,11 @@ func TestParseConfigAccepts(t *testing.T) {
 		{"anchors and aliases", configBase + "timeouts: {read: &t 5s, write: *t}\n", func(t *testing.T, c *Config) {
 			if c.Timeouts.Write != 5*time.Second {
 				t.Errorf("Timeouts.Write = %v, want 5s", c.Timeouts.Write)
+			}
+		}},
+		{"parking off", configBase + "timeouts: {park: 0s}\n", func(t *testing.T, c *Config) {
+			if c.Timeouts.Park != 0 {
+				t.Errorf("Timeouts.Park = %v, want 0 (off)", c.Timeouts.Park)
 			}
 		}},
 		{"explicit document start", "---\n" + configBase, nil},
@@ -306,6 +311,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"idle negative", configBase + "timeouts: {idle: -1s}\n", `timeouts.idle: must be greater than zero, got "-1s"`},
 		{"upstream without unit", configBase + "timeouts: {upstream: 30}\n", `timeouts.upstream: invalid duration "30"`},
 		{"shutdown empty", configBase + "timeouts: {shutdown: \"\"}\n", `timeouts.shutdown: invalid duration ""`},
+		{"park too short", configBase + "timeouts: {park: 10ms}\n", `timeouts.park: must be 0 (off) or at least 100ms, got "10ms"`},
+		{"park negative", configBase + "timeouts: {park: -1s}\n", `timeouts.park: must be between 0s and 1h, got "-1s"`},
 
 		// limits
 		{"header limit too small", configBase + "limits: {max_request_header_bytes: 4095}\n", "limits.max_request_header_bytes: must be between 4096 and 1048576, got 4095"},

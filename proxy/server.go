@@ -41,6 +41,9 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 		Registry:      reg,
 		ReadyGauge:    "oauth_proxy_ready",
 		ReadyHelp:     "1 when the proxy serves requests, 0 while it drains.",
+		ParkAfter:     cfg.Timeouts.Park,
+		ParkedGauge:   "oauth_proxy_parked_connections",
+		ParkedHelp:    "Keep-alive connections idle for longer than timeouts.park, waiting for their next request without a goroutine or buffers.",
 		Log:           log,
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +64,7 @@ func median(xs []float64) float64 {
 func startVariants(ctx context.Context, s *stack, o options) ([]*variant, error) {
 	th := [][2]string{{"Host", apiHost}, {"Origin", origin}, {"Cookie", cookiePrefix + "-at=" + s.at}}
 	var vs []*variant
+	want := func(name string) bool { return o.only == nil || o.only[name] }
 	add := func(v *variant) error {
 		if v.headers == nil {
 			v.headers = th
@@ -94,7 +96,14 @@ func startVariants(ctx context.Context, s *stack, o options) ([]*variant, error)
 			name, listen := m.name+"-tcp", ""
 			if unix {
 				name, listen = m.name+"-unix", "unix:"+filepath.Join(s.dir, m.name+".sock")
-			} else if listen, err = freeAddr(); err != nil {
+			}
+			if !want(name) {
+				continue
+			}
+			if !unix {
+				listen, err = freeAddr()
+			}
+			if err != nil {
 				return nil, err
 			}
 			p, err := s.startProxy(ctx, "oauth-proxy-"+name, listen)
@@ -112,19 +121,21 @@ func startVariants(ctx context.Context, s *stack, o options) ([]*variant, error)
 		}
 	}
 
-	edge, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	p, err := s.startProxy(ctx, "oauth-proxy-edge", edge)
-	if err != nil {
-		return nil, err
-	}
-	if err := add(&variant{name: "edge", what: "oauth-proxy → API", addr: edge, th: p}); err != nil {
-		return nil, err
+	if want("edge") {
+		edge, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		p, err := s.startProxy(ctx, "oauth-proxy-edge", edge)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(&variant{name: "edge", what: "oauth-proxy → API", addr: edge, th: p}); err != nil {
+			return nil, err
+		}
 	}
 
-	if o.oauth2Proxy != "" {
+	if o.oauth2Proxy != "" && want("oauth2-proxy") {
 		p, addr, cookie, err := s.startOAuth2Proxy(ctx, o.oauth2Proxy)
 		if err != nil {
 			return nil, err
@@ -143,7 +154,7 @@ func bench(ctx context.Context, o options, args []string, w io.Writer) (err erro
 		return fmt.Errorf("wrk not found (apt-get install -y wrk, or pass -wrk): %w", err)
 	}
 	start := time.Now()
-	s, err := startStack(ctx, w)
+	s, err := startStack(ctx, w, o.proxyEnv)
 	defer func() {
 		if s != nil {
 			s.stop(w, o.verbose || err != nil)
@@ -241,7 +252,7 @@ func bench(ctx context.Context, o options, args []string, w io.Writer) (err erro
 
 	var idle *idleResult
 	if o.idle > 0 {
-		if idle, err = idleCheck(ctx, s, o.idle, vs[1].headers); err != nil {
+		if idle, err = idleCheck(ctx, s, o.idle, vs[0].headers); err != nil {
 			return err
 		}
 	}
@@ -260,6 +271,24 @@ type idleResult struct {
 	conns          int
 	before, during int64 // VmRSS, bytes
 	peak           int64 // VmHWM
+	parked         string
+}
+
+// metricValue returns the value of the unlabelled series name on the
+// metrics listener at addr, or "?".
+func metricValue(addr, name string) string {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return "?"
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
 }
 
 // idleCheck starts a fresh oauth-proxy, opens n keep-alive connections to
@@ -290,9 +319,11 @@ func idleCheck(ctx context.Context, s *stack, n int, headers [][2]string) (*idle
 			c.Close()
 		}
 	}()
-	// Let the proxy settle: the connections' goroutines park in their
-	// reads; a GC cycle returns what serving them used.
-	time.Sleep(2 * time.Second)
+	// Let the proxy settle, as a server does between a browser's calls:
+	// the connections' waits go idle, oauth-proxy parks them after
+	// timeouts.park (1 s) and returns the memory that served them.
+	time.Sleep(10 * time.Second)
+	res.parked = metricValue(p.metrics, "oauth_proxy_parked_connections")
 	if res.during, err = procStatus(p.pid(), "VmRSS"); err != nil {
 		return nil, err
 	}
@@ -414,9 +445,9 @@ func report(w io.Writer, o options, args []string, vs []*variant, rates []int, i
 		}
 	}
 	if idle != nil {
-		fmt.Fprintf(w, "* Idle connections: a fresh oauth-proxy holding %d idle keep-alive connections (each served one GET): "+
-			"RSS %.1f MiB (%.1f MiB before them), peak %.1f MiB.\n",
-			idle.conns, float64(idle.during)/(1<<20), float64(idle.before)/(1<<20), float64(idle.peak)/(1<<20))
+		fmt.Fprintf(w, "* Idle connections: a fresh oauth-proxy holding %d keep-alive connections (each served one GET), idle for 10 s: "+
+			"RSS %.1f MiB (%.1f MiB before them), peak %.1f MiB while they were served; %s of them parked.\n",
+			idle.conns, float64(idle.during)/(1<<20), float64(idle.before)/(1<<20), float64(idle.peak)/(1<<20), idle.parked)
 	}
 
 	fmt.Fprintf(w, "\nTargets (issue 6), from this run:\n\n")

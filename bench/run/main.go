@@ -53,6 +53,8 @@ type options struct {
 	cpuProfile   string
 	out          string
 	verbose      bool
+	proxyEnv     []string        // extra environment of every oauth-proxy process
+	only         map[string]bool // variants to run besides the baseline; nil: all
 }
 
 func main() {
@@ -64,7 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o options
 	var timeout time.Duration
-	var loads string
+	var loads, proxyEnv, only string
 	fs.StringVar(&o.wrk, "wrk", "wrk", "the wrk binary (apt-get install -y wrk)")
 	fs.StringVar(&o.oauth2Proxy, "oauth2-proxy", "bin/oauth2-proxy", "the oauth2-proxy v7.15.6 binary (make bench-e2e installs it); empty leaves the peer out")
 	fs.IntVar(&o.threads, "t", 2, "wrk threads")
@@ -80,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.out, "o", "", "also write the markdown section (or, with -cpuprofile, the profile) to this file")
 	fs.DurationVar(&timeout, "timeout", 20*time.Minute, "bound on the whole run")
 	fs.BoolVar(&o.verbose, "v", false, "print the processes' logs at the end")
+	fs.StringVar(&proxyEnv, "proxy-env", "", "extra environment of every oauth-proxy process, comma-separated KEY=VALUE (GOMAXPROCS=1, say)")
+	fs.StringVar(&only, "variants", "", "comma-separated variants to measure besides the baseline (upstream-tcp, upstream-unix, auth_request-tcp, auth_request-unix, edge, oauth2-proxy); empty: all")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -90,6 +94,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		o.latLoads = append(o.latLoads, v)
+	}
+	for _, kv := range strings.Split(proxyEnv, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			fmt.Fprintf(stderr, "bench: -proxy-env %q: want KEY=VALUE[,KEY=VALUE...]\n", proxyEnv)
+			return 2
+		}
+		o.proxyEnv = append(o.proxyEnv, kv)
+	}
+	if only != "" {
+		o.only = map[string]bool{}
+		for _, v := range strings.Split(only, ",") {
+			o.only[strings.TrimSpace(v)] = true
+		}
 	}
 	if o.duration < time.Second || o.rounds < 1 || o.latRounds < 1 || o.threads < 1 || o.conns < o.threads {
 		fmt.Fprintln(stderr, "bench: -duration ≥ 1s, -rounds ≥ 1, -latency-rounds ≥ 1, -c ≥ -t ≥ 1")

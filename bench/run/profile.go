@@ -27,7 +27,7 @@ func profile(ctx context.Context, o options, w io.Writer) (err error) {
 	if o.out == "" {
 		return fmt.Errorf("-cpuprofile needs -o FILE for the profile")
 	}
-	s, err := startStack(ctx, w)
+	s, err := startStack(ctx, w, o.proxyEnv)
 	defer func() {
 		if s != nil {
 			s.stop(w, o.verbose || err != nil)
@@ -129,7 +129,7 @@ func idleProfile(ctx context.Context, o options, addr string, headers [][2]strin
 			c.Close()
 		}
 	}()
-	time.Sleep(2 * time.Second)
+	time.Sleep(10 * time.Second)
 	runtime.GC()
 	runtime.ReadMemStats(&during)
 	mib := func(b uint64) float64 { return float64(b) / (1 << 20) }

@@ -40,12 +40,13 @@ const (
 // stack is every process a run measures, all on loopback. It is used by one
 // goroutine.
 type stack struct {
-	dir   string // temporary: binaries, configurations, sockets, NGINX run directories
-	bin   string // oauth-proxy and thctl
-	key   string // hex cookie key of every proxy
-	token string // the ~1 KiB JWT-shaped access token
-	at    string // the token sealed with thctl: the example-at cookie's value
-	api   string // host:port of the API
+	dir   string   // temporary: binaries, configurations, sockets, NGINX run directories
+	bin   string   // oauth-proxy and thctl
+	key   string   // hex cookie key of every proxy
+	token string   // the ~1 KiB JWT-shaped access token
+	at    string   // the token sealed with thctl: the example-at cookie's value
+	api   string   // host:port of the API
+	env   []string // extra environment of every oauth-proxy (-proxy-env)
 
 	stops []func() // in start order; stop runs them backwards
 	logs  []func() string
@@ -71,12 +72,12 @@ func (s *stack) stop(w io.Writer, logs bool) {
 
 // startStack builds oauth-proxy and thctl, makes a key and the sealed
 // token, and starts the API.
-func startStack(ctx context.Context, w io.Writer) (*stack, error) {
+func startStack(ctx context.Context, w io.Writer, env []string) (*stack, error) {
 	dir, err := os.MkdirTemp("", "th-bench-")
 	if err != nil {
 		return nil, err
 	}
-	s := &stack{dir: dir, bin: filepath.Join(dir, "bin")}
+	s := &stack{dir: dir, bin: filepath.Join(dir, "bin"), env: env}
 	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", s.bin+"/", "./cmd/oauth-proxy", "./cmd/thctl")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -164,6 +165,7 @@ type process struct {
 	exited  chan struct{} // closed when it has exited; then exitErr is set
 	exitErr error
 	log     *lockedBuffer
+	metrics string // oauth-proxy: host:port of its metrics listener
 }
 
 func (p *process) pid() int { return p.cmd.Process.Pid }
@@ -246,11 +248,12 @@ log: {level: warn, format: json}
 		return nil, err
 	}
 	cmd := exec.Command(filepath.Join(s.bin, "oauth-proxy"), "-config", conf)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, s.env...)
 	p, err := s.start(name, cmd)
 	if err != nil {
 		return nil, err
 	}
+	p.metrics = metrics
 	return p, waitFor(ctx, p, "not ready", func() bool {
 		resp, err := http.Get("http://" + metrics + "/readyz")
 		if err != nil {

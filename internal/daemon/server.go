@@ -51,7 +51,14 @@ type ServerConfig struct {
 	// Ready reports whether the service is ready, besides the server not
 	// draining; nil means it always is. It is called from any goroutine.
 	Ready func() bool
-	Log   zerolog.Logger
+	// ParkAfter > 0 parks keep-alive connections idle between requests
+	// for that long (up to 1.5 times as long): their goroutine, request
+	// context and buffers are released until the client's next request
+	// (park_linux.go). It sets HTTP.ConnState. ParkedGauge, with the help
+	// text ParkedHelp, counts the parked connections.
+	ParkAfter               time.Duration
+	ParkedGauge, ParkedHelp string
+	Log                     zerolog.Logger
 }
 
 // Server serves a daemon's handler on its listener, and the operations
@@ -80,6 +87,23 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	var err error
 	if s.ln, err = Listen(cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if cfg.ParkAfter > 0 {
+		idle := cfg.HTTP.IdleTimeout
+		if idle <= 0 {
+			idle = cfg.HTTP.ReadTimeout // fasthttp's keep-alive limit then
+		}
+		// Idle worker goroutines end within twice this (fasthttp's default
+		// is 10 s): parked connections leave theirs behind.
+		cfg.HTTP.MaxIdleWorkerDuration = max(cfg.ParkAfter, time.Second)
+		pl, err := newParkListener(s.ln, cfg.ParkAfter, idle, cfg.HTTP.MaxIdleWorkerDuration)
+		if err != nil {
+			cfg.Log.Warn().Err(err).Msg("idle connections are not parked")
+		} else {
+			s.ln = pl
+			cfg.HTTP.ConnState = pl.connState
+			cfg.Registry.GaugeFunc(cfg.ParkedGauge, cfg.ParkedHelp, func() float64 { return float64(pl.Parked()) })
+		}
 	}
 	if cfg.MetricsListen != "" {
 		if s.mln, err = Listen(cfg.MetricsListen); err != nil {
@@ -130,6 +154,7 @@ func (s *Server) Serve() error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.serving.Store(false)
 	err := s.cfg.HTTP.ShutdownWithContext(ctx)
+	s.ln.Close() // fasthttp closes it only if Serve ran; a parking listener's goroutines end with it
 	if s.ops != nil {
 		s.ops.ShutdownWithContext(ctx)
 	}

@@ -1,0 +1,394 @@
+//go:build linux
+
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/goleak"
+
+	"github.com/tokenhandler/tokenhandler/metrics"
+)
+
+const testPark = 100 * time.Millisecond
+
+// parkServer serves h on listen ("127.0.0.1:0" or "unix:/path") with
+// parking after testPark and fasthttp's idle timeout idle, streaming
+// request bodies as the proxy does. It is shut down at cleanup.
+func parkServer(t *testing.T, listen string, idle time.Duration, h fasthttp.RequestHandler) (*Server, *parkListener) {
+	t.Helper()
+	srv := NewHTTPServer(h, nil, 5*time.Second, 5*time.Second, idle, zerolog.Nop())
+	srv.StreamRequestBody = true
+	s, err := NewServer(ServerConfig{
+		Listen:      listen,
+		HTTP:        srv,
+		Registry:    metrics.NewRegistry(),
+		ReadyGauge:  "test_ready",
+		ReadyHelp:   "1 when ready.",
+		ParkAfter:   testPark,
+		ParkedGauge: "test_parked",
+		ParkedHelp:  "Parked connections.",
+		Log:         zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, ok := s.ln.(*parkListener)
+	if !ok {
+		t.Fatalf("listener is a %T, want a *parkListener", s.ln)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return s, pl
+}
+
+// echo answers "<method> <path> <body>" and counts its calls.
+func echo(calls *atomic.Int64) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		calls.Add(1)
+		if d, err := time.ParseDuration(string(ctx.QueryArgs().Peek("sleep"))); err == nil {
+			time.Sleep(d)
+		}
+		body := ctx.PostBody()
+		if r := ctx.RequestBodyStream(); r != nil {
+			var err error
+			if body, err = io.ReadAll(r); err != nil {
+				ctx.SetStatusCode(500)
+				return
+			}
+		}
+		ctx.SetBodyString(fmt.Sprintf("%s %s %s", ctx.Method(), ctx.Path(), body))
+	}
+}
+
+// client is one keep-alive connection, written and read by hand.
+type client struct {
+	t  testing.TB
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialClient(t *testing.T, network, addr string) *client {
+	t.Helper()
+	c, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &client{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+func (c *client) write(s string) {
+	c.t.Helper()
+	c.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c.c, s); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// read reads one answer and checks it is 200 with body want.
+func (c *client) read(want string) {
+	c.t.Helper()
+	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		c.t.Fatalf("reading the answer (want %q): %v", want, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || string(body) != want {
+		c.t.Fatalf("answer %d %q (%v), want 200 %q", resp.StatusCode, body, err, want)
+	}
+}
+
+func get(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n" }
+
+// waitParked waits up to 3 s until n connections are parked.
+func waitParked(t *testing.T, pl *parkListener, n int64) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Second); pl.Parked() != n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections parked, want %d", pl.Parked(), n)
+		}
+	}
+}
+
+// TestParkAndWake: an idle keep-alive connection is parked and its next
+// requests are served on the same connection, over TCP and a Unix socket,
+// as often as it goes idle; the gauge follows.
+func TestParkAndWake(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			listen := "127.0.0.1:0"
+			if network == "unix" {
+				listen = "unix:" + filepath.Join(socketDir(t), "p.sock")
+			}
+			var calls atomic.Int64
+			s, pl := parkServer(t, listen, 10*time.Second, echo(&calls))
+			c := dialClient(t, network, s.Addr().String())
+			for i := range 3 {
+				c.write(get("/r" + strconv.Itoa(i)))
+				c.read("GET /r" + strconv.Itoa(i) + " ")
+				waitParked(t, pl, 1)
+			}
+			c.write("POST /last HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
+			c.read("POST /last hello")
+			if pl.Parked() != 0 {
+				t.Errorf("%d parked while its connection is served, want 0", pl.Parked())
+			}
+			if n := calls.Load(); n != 4 {
+				t.Errorf("handler ran %d times, want 4", n)
+			}
+			var b strings.Builder
+			s.cfg.Registry.WritePrometheus(&b)
+			if !strings.Contains(b.String(), "test_parked ") {
+				t.Errorf("metrics have no test_parked gauge:\n%s", b.String())
+			}
+		})
+	}
+}
+
+// TestParkNeverMidRequest: a connection that has begun a request is not
+// parked, however long the request takes: headers or a body that arrive in
+// pieces, a slow handler, pipelined requests.
+func TestParkNeverMidRequest(t *testing.T) {
+	var calls atomic.Int64
+	s, pl := parkServer(t, "127.0.0.1:0", 10*time.Second, echo(&calls))
+	pause := 4 * testPark // longer than the most a connection waits before parking
+
+	t.Run("headers in two pieces", func(t *testing.T) {
+		c := dialClient(t, "tcp", s.Addr().String())
+		c.write(get("/warm"))
+		c.read("GET /warm ")
+		waitParked(t, pl, 1)
+		c.write("GET /split HTTP/1.1\r\nHo")
+		time.Sleep(pause)
+		c.write("st: t\r\n\r\n")
+		c.read("GET /split ")
+	})
+	waitParked(t, pl, 0)
+	t.Run("body in two pieces", func(t *testing.T) {
+		c := dialClient(t, "tcp", s.Addr().String())
+		c.write("POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello")
+		time.Sleep(pause)
+		c.write("world")
+		c.read("POST /body helloworld")
+	})
+	t.Run("slow handler", func(t *testing.T) {
+		c := dialClient(t, "tcp", s.Addr().String())
+		c.write(get("/slow?sleep=" + pause.String()))
+		c.read("GET /slow ")
+	})
+	t.Run("pipelined", func(t *testing.T) {
+		c := dialClient(t, "tcp", s.Addr().String())
+		c.write(get("/p1?sleep="+pause.String()) + get("/p2") + "GET /p3 HTTP/1.1\r\nHost")
+		c.read("GET /p1 ")
+		c.read("GET /p2 ")
+		time.Sleep(pause)
+		c.write(": t\r\n\r\n")
+		c.read("GET /p3 ")
+	})
+}
+
+// TestParkedIdleTimeout: a parked connection is closed once it has been
+// idle for the server's idle timeout, not before.
+func TestParkedIdleTimeout(t *testing.T) {
+	var calls atomic.Int64
+	const idle = 800 * time.Millisecond
+	s, pl := parkServer(t, "127.0.0.1:0", idle, echo(&calls))
+	c := dialClient(t, "tcp", s.Addr().String())
+	c.write(get("/"))
+	c.read("GET / ")
+	start := time.Now()
+	waitParked(t, pl, 1)
+	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.br.ReadByte(); err != io.EOF {
+		t.Fatalf("read %q, %v; want EOF from the server's close", n, err)
+	}
+	// The sweeper closes within a tick (testPark/2) after the deadline.
+	if d := time.Since(start); d < idle-testPark || d > idle+2*testPark {
+		t.Errorf("closed after %s idle, want about %s", d.Round(time.Millisecond), idle)
+	}
+	waitParked(t, pl, 0)
+}
+
+// TestParkedClientCloses: a parked connection the client closes leaves the
+// epoll set, and nothing reaches the handler.
+func TestParkedClientCloses(t *testing.T) {
+	var calls atomic.Int64
+	s, pl := parkServer(t, "127.0.0.1:0", 10*time.Second, echo(&calls))
+	var cs []*client
+	for i := range 5 {
+		c := dialClient(t, "tcp", s.Addr().String())
+		c.write(get("/" + strconv.Itoa(i)))
+		c.read("GET /" + strconv.Itoa(i) + " ")
+		cs = append(cs, c)
+	}
+	waitParked(t, pl, 5)
+	for _, c := range cs {
+		c.c.Close()
+	}
+	waitParked(t, pl, 0)
+	if n := calls.Load(); n != 5 {
+		t.Errorf("handler ran %d times, want 5", n)
+	}
+}
+
+// TestParkShutdown: Shutdown closes the parked connections, and nothing of
+// the parking listener outlives it.
+func TestParkShutdown(t *testing.T) {
+	// fasthttp's worker-pool cleaner sleeps out its period after Stop.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+	var calls atomic.Int64
+	srv := NewHTTPServer(echo(&calls), nil, 5*time.Second, 5*time.Second, 10*time.Second, zerolog.Nop())
+	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", HTTP: srv, Registry: metrics.NewRegistry(), ReadyGauge: "r", ReadyHelp: "r",
+		ParkAfter: testPark, ParkedGauge: "p", ParkedHelp: "p", Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := s.ln.(*parkListener)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	var cs []*client
+	for i := range 20 {
+		c := dialClient(t, "tcp", s.Addr().String())
+		c.write(get("/" + strconv.Itoa(i)))
+		c.read("GET /" + strconv.Itoa(i) + " ")
+		cs = append(cs, c)
+	}
+	waitParked(t, pl, 20)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cs {
+		c.c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.br.ReadByte(); err != io.EOF {
+			t.Errorf("connection %d after Shutdown: %v, want EOF", i, err)
+		}
+		c.c.Close()
+	}
+}
+
+// TestParkRaces: many connections whose requests come at random moments
+// around the parking time, some in pieces, all answered right on their
+// own connection. Run with -race it checks the hand-offs between the
+// serving goroutines, the sweeper and the poller.
+func TestParkRaces(t *testing.T) {
+	var calls atomic.Int64
+	s, pl := parkServer(t, "127.0.0.1:0", 10*time.Second, echo(&calls))
+	pauses := []time.Duration{0, testPark / 2, testPark, 3 * testPark / 2, 2 * testPark}
+	const conns, requests = 40, 12
+	var wg sync.WaitGroup
+	var parkedSeen atomic.Int64
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), 1))
+			c := dialClient(t, "tcp", s.Addr().String())
+			for j := range requests {
+				path := fmt.Sprintf("/c%d/r%d", i, j)
+				req := get(path)
+				if rng.IntN(3) == 0 { // in two pieces, around a parking moment
+					cut := 1 + rng.IntN(len(req)-1)
+					c.write(req[:cut])
+					time.Sleep(pauses[rng.IntN(len(pauses))])
+					c.write(req[cut:])
+				} else {
+					c.write(req)
+				}
+				c.read("GET " + path + " ")
+				parkedSeen.Store(max(parkedSeen.Load(), pl.Parked()))
+				time.Sleep(pauses[rng.IntN(len(pauses))])
+			}
+		}()
+	}
+	wg.Wait()
+	if n := calls.Load(); n != conns*requests {
+		t.Errorf("handler ran %d times, want %d", n, conns*requests)
+	}
+	if parkedSeen.Load() == 0 {
+		t.Error("no connection was ever parked: the test did not exercise parking")
+	}
+}
+
+// BenchmarkWake compares a request on a keep-alive connection that was
+// parked (hot: it was not) with one on a connection fasthttp still
+// serves: the difference is what waking costs, a goroutine and a request
+// context as for a new connection plus two epoll calls.
+func BenchmarkWake(b *testing.B) {
+	for _, parked := range []bool{false, true} {
+		b.Run(map[bool]string{false: "hot", true: "parked"}[parked], func(b *testing.B) {
+			var calls atomic.Int64
+			srv := NewHTTPServer(echo(&calls), nil, 5*time.Second, 5*time.Second, time.Minute, zerolog.Nop())
+			s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", HTTP: srv, Registry: metrics.NewRegistry(), ReadyGauge: "r", ReadyHelp: "r",
+				ParkAfter: time.Hour, ParkedGauge: "p", ParkedHelp: "p", Log: zerolog.Nop()}) // the benchmark parks by hand
+			if err != nil {
+				b.Fatal(err)
+			}
+			pl := s.ln.(*parkListener)
+			go s.Serve()
+			defer s.Shutdown(context.Background())
+			nc, err := net.Dial("tcp", s.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer nc.Close()
+			c := &client{t: b, c: nc, br: bufio.NewReader(nc)}
+			req := get("/")
+			c.write(req)
+			c.read("GET / ")
+			// ns/op includes the parking; ns/request is the request alone.
+			var took time.Duration
+			for b.Loop() {
+				if parked {
+					for pl.Parked() == 0 {
+						pl.mu.Lock()
+						for pc := range pl.conns {
+							if pc.state.Load() == connIdle {
+								pc.requestPark()
+							}
+						}
+						pl.mu.Unlock()
+						time.Sleep(50 * time.Microsecond)
+					}
+				}
+				start := time.Now()
+				c.write(req)
+				c.read("GET / ")
+				took += time.Since(start)
+			}
+			b.ReportMetric(float64(took.Nanoseconds())/float64(b.N), "ns/request")
+		})
+	}
+}
