@@ -135,6 +135,22 @@ func startVariants(ctx context.Context, s *stack, o options) ([]*variant, error)
 		}
 	}
 
+	// Only when asked for: edge mode with parking off, to show what
+	// parking costs under load.
+	if o.only["edge-nopark"] {
+		edge, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		p, err := s.startProxy(ctx, "oauth-proxy-edge-nopark", edge, "timeouts: {park: 0s}\n")
+		if err != nil {
+			return nil, err
+		}
+		if err := add(&variant{name: "edge-nopark", what: "oauth-proxy → API, timeouts.park 0s", addr: edge, th: p}); err != nil {
+			return nil, err
+		}
+	}
+
 	if o.oauth2Proxy != "" && want("oauth2-proxy") {
 		p, addr, cookie, err := s.startOAuth2Proxy(ctx, o.oauth2Proxy)
 		if err != nil {
@@ -462,7 +478,7 @@ func report(w io.Writer, o options, args []string, vs []*variant, rates []int, i
 			continue
 		}
 		want := 0.65
-		if v.name == "edge" {
+		if strings.HasPrefix(v.name, "edge") {
 			want = 1.0
 		}
 		r := v.median() / base.median()

@@ -83,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&timeout, "timeout", 20*time.Minute, "bound on the whole run")
 	fs.BoolVar(&o.verbose, "v", false, "print the processes' logs at the end")
 	fs.StringVar(&proxyEnv, "proxy-env", "", "extra environment of every oauth-proxy process, comma-separated KEY=VALUE (GOMAXPROCS=1, say)")
-	fs.StringVar(&only, "variants", "", "comma-separated variants to measure besides the baseline (upstream-tcp, upstream-unix, auth_request-tcp, auth_request-unix, edge, oauth2-proxy); empty: all")
+	fs.StringVar(&only, "variants", "", "comma-separated variants to measure besides the baseline (upstream-tcp, upstream-unix, auth_request-tcp, auth_request-unix, edge, oauth2-proxy, and edge-nopark: edge mode with parking off, only when named); empty: all")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -228,7 +228,7 @@ func waitFor(ctx context.Context, p *process, what string, ready func() bool) er
 // startProxy starts oauth-proxy listening on listen ("host:port" or
 // "unix:/path"), routing /api/ to the API, and waits until /readyz says it
 // serves.
-func (s *stack) startProxy(ctx context.Context, name, listen string) (*process, error) {
+func (s *stack) startProxy(ctx context.Context, name, listen string, extra ...string) (*process, error) {
 	metrics, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -243,7 +243,7 @@ trusted_web_origins: [%q]
 routes:
   - {path_prefix: /api/, upstream: "http://%s"}
 log: {level: warn, format: json}
-`, listen, metrics, cookiePrefix, s.key, origin, s.api)
+%s`, listen, metrics, cookiePrefix, s.key, origin, s.api, strings.Join(extra, ""))
 	if err := os.WriteFile(conf, yaml, 0o600); err != nil {
 		return nil, err
 	}

@@ -32,14 +32,29 @@ import (
 // the start of a keep-alive wait (fasthttp's StateIdle hook), before the
 // first byte of the next request. Nothing the client sent is lost, and a
 // connection that is serving a request is never touched.
+//
+// The price: fasthttp writes a buffered response larger than its write
+// buffer with one writev only to a *net.TCPConn or *net.UnixConn, so
+// through the wrapper such a response takes two writes.
 
-// The states of a parkConn.
+// The state of a parkConn is one atomic word: the low two bits are one of
+// these, and for connIdle the rest is the sweep epoch in which the
+// connection went idle, so that the sweeper's compare-and-swap parks only
+// the idle spell it looked at.
 const (
-	connActive  int32 = iota // serving a request, or a new connection
+	connActive  int64 = iota // serving a request, or a new connection
 	connIdle                 // between requests: fasthttp's buffer is empty
 	connParking              // the sweeper set a past read deadline to end the wait
 	connParked               // the wait ended: Close parks instead of closing
+
+	stateBits = 2
+	stateMask = 1<<stateBits - 1
 )
+
+// connEpoll is the state of a connection in the epoll set; it is not a
+// state of the word's kind, so that the word of a parked connection
+// matches none of the sweeper's.
+const connEpoll = -1
 
 // longAgo is the read deadline that ends a wait at once.
 var longAgo = time.Unix(1, 0)
@@ -50,15 +65,14 @@ var longAgo = time.Unix(1, 0)
 type parkListener struct {
 	net.Listener
 	tick time.Duration // the sweeper's period: half the idle time before parking
-	idle time.Duration // a parked connection is closed this long after it went idle
 	// workers is the server's MaxIdleWorkerDuration: an idle worker
 	// goroutine ends within twice that.
 	workers time.Duration
 
-	// ep is the epoll set of parked connections, by file descriptor. It
-	// is non-blocking and itself waited on by the Go runtime's poller, so
-	// the poller goroutine wakes as one reading a socket does; epoll_ctl
-	// goes through its Control, so the descriptor cannot close under it.
+	// ep is the epoll set of parked connections. It is non-blocking and
+	// itself waited on by the Go runtime's poller, so the poller goroutine
+	// wakes as one reading a socket does; epoll_ctl goes through its
+	// Control, so the descriptor cannot close under it.
 	ep    *os.File
 	epRaw syscall.RawConn
 
@@ -71,34 +85,38 @@ type parkListener struct {
 	epoch atomic.Int64 // sweeps so far
 
 	mu     sync.Mutex
-	closed bool
+	closed bool                   // by Close, or the poller failed: park no more
 	conns  map[*parkConn]struct{} // served by fasthttp
-	parked map[int32]*parkConn    // waiting in the epoll set
+	parked map[uint64]*parkConn   // in the epoll set, by token
+	token  uint64                 // the last one given to a parked connection
 	count  atomic.Int64           // len(parked), for the gauge
 	parks  atomic.Int64           // connections parked since the last sweep
 }
 
 // Returning memory. A parked connection's buffers and request context go
 // back to fasthttp's sync.Pools, and its goroutine to fasthttp's worker
-// pool, which ends it after the server's MaxIdleWorkerDuration (ended
-// once idle for one or two periods). An idle server allocates nothing,
-// though, so no GC runs to free any of it and the process would keep the
-// memory of its busiest moment. Once a burst of parking is over (at least
-// releaseBurst connections parked since the last release, fewer than
-// releaseQuiet in the last tick), the sweeper runs two collections, the
-// second of which empties the pools' victim caches and returns the freed
-// pages to the OS; it does so once more when the idle workers of the
-// burst have ended.
+// pool, which ends it after the server's MaxIdleWorkerDuration (once idle
+// for one or two periods). A server with nothing to do allocates little,
+// so the runtime's own collections (forced every two minutes) and its
+// background scavenger would take minutes to give that memory back. Once
+// a burst of parking is over (at least releaseBurst connections parked
+// since the last release, fewer than releaseQuiet in the last tick), and
+// not more often than every releaseEvery, the sweeper runs two
+// collections, the second of which empties the pools' victim caches and
+// returns the freed pages to the OS; it does so once more when the idle
+// workers of the burst have ended.
 const (
 	releaseBurst = 256
 	releaseQuiet = 64
+	releaseEvery = time.Minute
 )
 
 // newParkListener wraps ln so that a connection idle between requests for
-// at least after (and less than 1.5 × after) is parked, and a parked one
-// is closed idle after it went idle; workers is the server's
-// MaxIdleWorkerDuration. It starts three goroutines, which Close ends.
-func newParkListener(ln net.Listener, after, idle, workers time.Duration) (*parkListener, error) {
+// at least after (and less than 1.5 × after) is parked, until its next
+// request or the keep-alive deadline fasthttp set for it; workers is the
+// server's MaxIdleWorkerDuration. It starts three goroutines, which Close
+// ends.
+func newParkListener(ln net.Listener, after, workers time.Duration) (*parkListener, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -108,6 +126,12 @@ func newParkListener(ln net.Listener, after, idle, workers time.Duration) (*park
 		return nil, os.NewSyscallError("fcntl", err)
 	}
 	ep := os.NewFile(uintptr(epfd), "epoll")
+	// NewFile leaves a descriptor the runtime's poller refused blocking;
+	// only a polled file has deadlines.
+	if err := ep.SetReadDeadline(time.Time{}); err != nil {
+		ep.Close()
+		return nil, errors.New("the Go runtime's poller does not take an epoll descriptor: " + err.Error())
+	}
 	raw, err := ep.SyscallConn()
 	if err != nil {
 		ep.Close()
@@ -115,8 +139,7 @@ func newParkListener(ln net.Listener, after, idle, workers time.Duration) (*park
 	}
 	p := &parkListener{
 		Listener: ln,
-		tick:     after / 2,
-		idle:     idle,
+		tick:     max(after/2, time.Millisecond),
 		workers:  workers,
 		ep:       ep,
 		epRaw:    raw,
@@ -124,7 +147,7 @@ func newParkListener(ln net.Listener, after, idle, workers time.Duration) (*park
 		errc:     make(chan error),
 		done:     make(chan struct{}),
 		conns:    make(map[*parkConn]struct{}),
-		parked:   make(map[int32]*parkConn),
+		parked:   make(map[uint64]*parkConn),
 	}
 	p.wg.Add(3)
 	go p.acceptLoop()
@@ -162,7 +185,7 @@ func (p *parkListener) Close() error {
 		p.wg.Wait()
 		p.mu.Lock()
 		parked := p.parked
-		p.parked = map[int32]*parkConn{}
+		p.parked = map[uint64]*parkConn{}
 		p.count.Store(0)
 		p.mu.Unlock()
 		for _, c := range parked {
@@ -249,10 +272,13 @@ func (p *parkListener) connState(nc net.Conn, s fasthttp.ConnState) {
 		// fasthttp sets the keep-alive deadline and waits for the next
 		// request's first byte next; if its buffer still holds one (a
 		// pipelined request), StateActive comes before any Read.
-		c.since.Store(p.epoch.Load())
-		c.state.Store(connIdle)
+		c.word.Store(p.epoch.Load()<<stateBits | connIdle)
 	case fasthttp.StateActive:
-		if !c.state.CompareAndSwap(connIdle, connActive) && c.state.Load() == connParking {
+		w := c.word.Load()
+		if w&stateMask == connIdle && c.word.CompareAndSwap(w, connActive) {
+			return
+		}
+		if c.word.Load() == connParking {
 			c.settle(1, nil)
 		}
 	}
@@ -266,33 +292,37 @@ func (p *parkListener) park(c *parkConn) bool {
 	if p.closed {
 		return false
 	}
-	delete(p.conns, c)
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(c.fd)}
+	p.token++
+	// The event carries the token, not the descriptor: an event read
+	// before its connection expired must not wake another that has since
+	// got the same descriptor.
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
+		Fd: int32(uint32(p.token)), Pad: int32(uint32(p.token >> 32))}
 	if p.epollCtl(syscall.EPOLL_CTL_ADD, c.fd, &ev) != nil {
 		return false
 	}
-	c.until = time.Now().Add(p.idle - 2*p.tick)
-	p.parked[int32(c.fd)] = c
+	delete(p.conns, c)
+	c.token = p.token
+	c.until = c.rdl // fasthttp's keep-alive deadline; zero: none
+	p.parked[c.token] = c
 	p.count.Add(1)
 	p.parks.Add(1)
 	return true
 }
 
-// unpark takes the connection on fd out of the epoll set, or returns nil
-// if it is not parked (any more).
-func (p *parkListener) unpark(fd int32) *parkConn {
+// unpark takes the connection of token out of the epoll set, or returns
+// nil if it is not parked (any more).
+func (p *parkListener) unpark(token uint64) *parkConn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c := p.parked[fd]
+	c := p.parked[token]
 	if c == nil {
 		return nil
 	}
-	delete(p.parked, fd)
+	delete(p.parked, token)
 	p.count.Add(-1)
 	p.epollCtl(syscall.EPOLL_CTL_DEL, c.fd, nil)
-	if !p.closed {
-		p.conns[c] = struct{}{}
-	}
+	p.conns[c] = struct{}{}
 	return c
 }
 
@@ -306,38 +336,83 @@ func (p *parkListener) poll() {
 		err := p.epRaw.Read(func(epfd uintptr) bool {
 			var werr error
 			n, werr = syscall.EpollWait(int(epfd), events, 0)
-			// Nothing ready (or EINTR): wait until the set is readable.
+			// Nothing ready: wait until the set is readable.
 			return werr == nil && n > 0
 		})
 		if err != nil {
-			return // closed
+			p.fail()
+			return
 		}
 		for _, ev := range events[:n] {
-			c := p.unpark(ev.Fd)
-			if c == nil {
-				continue
-			}
-			c.state.Store(connActive)
-			c.Conn.SetReadDeadline(time.Time{}) // fasthttp sets its own for a new connection
-			select {
-			case p.queue <- c:
-			case <-p.done:
-				c.close()
+			if !p.wake(p.unpark(uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32)) {
 				return
 			}
 		}
 	}
 }
 
-// sweep parks the connections idle for two ticks or more, and closes the
-// parked ones whose idle timeout has passed.
+// wake hands c, just out of the epoll set, to Accept; it reports false
+// when the listener has closed.
+func (p *parkListener) wake(c *parkConn) bool {
+	if c == nil {
+		return true
+	}
+	c.fresh = true
+	c.word.Store(connActive)
+	c.Conn.SetReadDeadline(time.Time{}) // fasthttp sets its own for a new connection
+	select {
+	case p.queue <- c:
+		return true
+	case <-p.done:
+		c.close()
+		return false
+	}
+}
+
+// fail stops parking when the poller can wait no more for another reason
+// than Close (an error it cannot recover from): the parked connections go
+// back to fasthttp, and idle ones stay with it.
+func (p *parkListener) fail() {
+	p.mu.Lock()
+	if p.closed { // Close closes the parked connections
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	var cs []*parkConn
+	for token, c := range p.parked {
+		delete(p.parked, token)
+		p.count.Add(-1)
+		p.epollCtl(syscall.EPOLL_CTL_DEL, c.fd, nil)
+		p.conns[c] = struct{}{}
+		cs = append(cs, c)
+	}
+	p.mu.Unlock()
+	for i, c := range cs {
+		if !p.wake(c) { // the listener closed meanwhile
+			for _, c := range cs[i+1:] {
+				c.close()
+			}
+			return
+		}
+	}
+}
+
+// sweep parks the connections idle for two ticks or more, closes the
+// parked ones whose keep-alive deadline has passed, and returns memory
+// after a burst.
 func (p *parkListener) sweep() {
 	defer p.wg.Done()
 	t := time.NewTicker(p.tick)
 	defer t.Stop()
-	var park, expired []*parkConn
+	type candidate struct {
+		c *parkConn
+		w int64
+	}
+	var park []candidate
+	var expired []*parkConn
 	var sinceRelease int64
-	var again time.Time // when to release once more, or zero
+	var last, again time.Time // the last release; when to release once more, or zero
 	for {
 		var now time.Time
 		select {
@@ -348,38 +423,39 @@ func (p *parkListener) sweep() {
 		e := p.epoch.Add(1)
 		park, expired = park[:0], expired[:0]
 		p.mu.Lock()
-		for c := range p.conns {
-			switch c.state.Load() {
-			case connIdle:
-				if c.since.Load() <= e-3 {
-					park = append(park, c)
+		if !p.closed {
+			for c := range p.conns {
+				switch w := c.word.Load(); {
+				case w&stateMask == connIdle && w>>stateBits <= e-3:
+					park = append(park, candidate{c, w})
+				case w == connParking: // fasthttp's own deadline overtook ours: again
+					park = append(park, candidate{c, w})
 				}
-			case connParking: // fasthttp's own deadline overtook ours: again
-				park = append(park, c)
 			}
-		}
-		for fd, c := range p.parked {
-			if now.After(c.until) {
-				delete(p.parked, fd)
-				p.count.Add(-1)
-				p.epollCtl(syscall.EPOLL_CTL_DEL, c.fd, nil)
-				expired = append(expired, c)
+			for token, c := range p.parked {
+				if !c.until.IsZero() && now.After(c.until) {
+					delete(p.parked, token)
+					p.count.Add(-1)
+					p.epollCtl(syscall.EPOLL_CTL_DEL, c.fd, nil)
+					expired = append(expired, c)
+				}
 			}
 		}
 		p.mu.Unlock()
-		for _, c := range park {
-			c.requestPark()
+		for _, k := range park {
+			k.c.requestPark(k.w)
 		}
 		for _, c := range expired {
 			c.Conn.Close()
 		}
 		clear(park)
 		clear(expired)
+
 		n := p.parks.Swap(0)
 		switch sinceRelease += n; {
-		case sinceRelease >= releaseBurst && n < releaseQuiet:
+		case sinceRelease >= releaseBurst && n < releaseQuiet && now.Sub(last) >= releaseEvery:
 			release()
-			sinceRelease, again = 0, now.Add(2*p.workers+p.tick)
+			sinceRelease, last, again = 0, now, now.Add(2*p.workers+p.tick)
 		case !again.IsZero() && now.After(again):
 			release()
 			again = time.Time{}
@@ -401,56 +477,72 @@ type parkConn struct {
 	p  *parkListener
 	fd int
 
-	state atomic.Int32 // conn*
-	since atomic.Int64 // the sweep epoch in which it went idle
+	word atomic.Int64 // state and idle epoch, or connEpoll
 	// mu orders the sweeper's past read deadline before the serving
 	// goroutine's restoring of its own.
 	mu    sync.Mutex
 	rdl   time.Time // the read deadline fasthttp last set; its goroutine's alone
-	until time.Time // parked: when it is closed; p.mu
+	fresh bool      // woken, not read from since; its goroutine's alone
+	token uint64    // in the epoll set; p.mu
+	until time.Time // in the epoll set: when it is closed, or zero; p.mu
 }
 
-// requestPark ends c's keep-alive wait, if c is still idle: its blocked
-// Read returns a timeout, which Read turns into the end of the stream.
-func (c *parkConn) requestPark() {
+// requestPark ends c's keep-alive wait if c is still in the idle spell w
+// (or a park request's deadline was overtaken): its blocked Read returns
+// a timeout, which Read turns into the end of the stream.
+func (c *parkConn) requestPark(w int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state.CompareAndSwap(connIdle, connParking) || c.state.Load() == connParking {
+	if c.word.CompareAndSwap(w, connParking) {
 		c.Conn.SetReadDeadline(longAgo)
 	}
 }
 
 func (c *parkConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if c.state.Load() != connActive && !c.state.CompareAndSwap(connIdle, connActive) {
-		return c.settle(n, err)
+	if c.fresh {
+		c.fresh = false
+		// A woken connection is new to fasthttp, which answers a failed
+		// first read with an error response and a log line; it was a
+		// keep-alive wait ending, which closes quietly.
+		if n == 0 && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ETIMEDOUT)) {
+			return 0, io.EOF
+		}
+	}
+	if w := c.word.Load(); w != connActive {
+		if w&stateMask != connIdle || !c.word.CompareAndSwap(w, connActive) {
+			return c.settle(n, err)
+		}
 	}
 	return n, err
 }
 
 // settle ends a park request with what the wait read: nothing but the
-// timeout parks the connection (the serving goroutine gets io.EOF, and
-// closes it); anything else lets the request go on under the deadline
-// fasthttp set.
+// sweeper's timeout parks the connection (the serving goroutine gets
+// io.EOF, and closes it); anything else lets the request go on under the
+// deadline fasthttp set, or ends the connection as fasthttp would.
 func (c *parkConn) settle(n int, err error) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.word.Load() != connParking {
+		return n, err
+	}
 	var ne net.Error
-	if n == 0 && errors.As(err, &ne) && ne.Timeout() {
-		c.state.Store(connParked)
+	if n == 0 && errors.As(err, &ne) && ne.Timeout() && (c.rdl.IsZero() || time.Now().Before(c.rdl)) {
+		c.word.Store(connParked)
 		return 0, io.EOF
 	}
-	c.state.Store(connActive)
+	c.word.Store(connActive)
 	c.Conn.SetReadDeadline(c.rdl)
 	return n, err
 }
 
 func (c *parkConn) SetReadDeadline(t time.Time) error {
 	c.rdl = t
-	if c.state.Load() == connParking {
+	if c.word.Load() == connParking {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.state.Load() == connParking {
+		if c.word.Load() == connParking {
 			return nil // keep the sweeper's; settle restores t
 		}
 	}
@@ -482,9 +574,15 @@ type writerOnly struct{ io.Writer }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// Close parks c when its wait ended for parking, and closes it otherwise.
+// Close parks c when its wait ended for parking, and closes it otherwise;
+// closing a parked connection again does nothing (the listener closes it).
 func (c *parkConn) Close() error {
-	if c.state.Load() == connParked && c.p.park(c) {
+	if c.word.CompareAndSwap(connParked, connEpoll) {
+		if c.p.park(c) {
+			return nil
+		}
+		c.word.Store(connActive)
+	} else if c.word.Load() == connEpoll {
 		return nil
 	}
 	return c.close()

@@ -22,6 +22,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/goleak"
 
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/metrics"
 )
 
@@ -375,8 +376,8 @@ func BenchmarkWake(b *testing.B) {
 					for pl.Parked() == 0 {
 						pl.mu.Lock()
 						for pc := range pl.conns {
-							if pc.state.Load() == connIdle {
-								pc.requestPark()
+							if w := pc.word.Load(); w&stateMask == connIdle {
+								pc.requestPark(w)
 							}
 						}
 						pl.mu.Unlock()
@@ -390,5 +391,43 @@ func BenchmarkWake(b *testing.B) {
 			}
 			b.ReportMetric(float64(took.Nanoseconds())/float64(b.N), "ns/request")
 		})
+	}
+}
+
+// TestParkedClientResets: a client that resets a parked connection (a
+// browser killed, say) ends it as quietly as one that closes it: no error
+// answer, no log line, as for a keep-alive connection fasthttp still
+// serves.
+func TestParkedClientResets(t *testing.T) {
+	var calls, parseErrors atomic.Int64
+	var logs bintest.Buffer
+	srv := NewHTTPServer(echo(&calls), func(*fasthttp.RequestCtx, error) { parseErrors.Add(1) },
+		5*time.Second, 5*time.Second, 10*time.Second, zerolog.New(&logs))
+	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", HTTP: srv, Registry: metrics.NewRegistry(), ReadyGauge: "r", ReadyHelp: "r",
+		ParkAfter: testPark, ParkedGauge: "p", ParkedHelp: "p", Log: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := s.ln.(*parkListener)
+	go s.Serve()
+	defer s.Shutdown(context.Background())
+	for i := range 3 {
+		c := dialClient(t, "tcp", s.Addr().String())
+		c.write(get("/"))
+		c.read("GET / ")
+		waitParked(t, pl, 1)
+		c.c.(*net.TCPConn).SetLinger(0) // Close sends RST
+		c.c.Close()
+		waitParked(t, pl, 0)
+		if i == 0 {
+			time.Sleep(50 * time.Millisecond) // fasthttp serves the woken connection
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := parseErrors.Load(); n != 0 {
+		t.Errorf("the error handler ran %d times for reset parked connections, want 0", n)
+	}
+	if l := logs.String(); l != "" {
+		t.Errorf("logged for reset parked connections:\n%s", l)
 	}
 }

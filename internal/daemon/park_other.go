@@ -13,7 +13,7 @@ import (
 // parkListener parks idle connections on Linux only (park_linux.go).
 type parkListener struct{ net.Listener }
 
-func newParkListener(net.Listener, time.Duration, time.Duration, time.Duration) (*parkListener, error) {
+func newParkListener(net.Listener, time.Duration, time.Duration) (*parkListener, error) {
 	return nil, errors.New("parking idle connections needs Linux (epoll)")
 }
 

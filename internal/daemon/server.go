@@ -54,8 +54,10 @@ type ServerConfig struct {
 	// ParkAfter > 0 parks keep-alive connections idle between requests
 	// for that long (up to 1.5 times as long): their goroutine, request
 	// context and buffers are released until the client's next request
-	// (park_linux.go). It sets HTTP.ConnState. ParkedGauge, with the help
-	// text ParkedHelp, counts the parked connections.
+	// (park_linux.go; elsewhere, a warning is logged and nothing parks).
+	// It sets HTTP.ConnState, and HTTP.MaxIdleWorkerDuration to ParkAfter
+	// but at least 1 s. ParkedGauge, with the help text ParkedHelp, counts
+	// the parked connections.
 	ParkAfter               time.Duration
 	ParkedGauge, ParkedHelp string
 	Log                     zerolog.Logger
@@ -89,14 +91,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	if cfg.ParkAfter > 0 {
-		idle := cfg.HTTP.IdleTimeout
-		if idle <= 0 {
-			idle = cfg.HTTP.ReadTimeout // fasthttp's keep-alive limit then
-		}
 		// Idle worker goroutines end within twice this (fasthttp's default
 		// is 10 s): parked connections leave theirs behind.
 		cfg.HTTP.MaxIdleWorkerDuration = max(cfg.ParkAfter, time.Second)
-		pl, err := newParkListener(s.ln, cfg.ParkAfter, idle, cfg.HTTP.MaxIdleWorkerDuration)
+		pl, err := newParkListener(s.ln, cfg.ParkAfter, cfg.HTTP.MaxIdleWorkerDuration)
 		if err != nil {
 			cfg.Log.Warn().Err(err).Msg("idle connections are not parked")
 		} else {
