@@ -2,6 +2,7 @@ package browser
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -151,6 +152,16 @@ func TestValidToken68(t *testing.T) {
 			t.Errorf("ValidToken68(%q) = %v, want %v", tok, got, want)
 		}
 	}
+	// Every byte, alone, after a token character and before padding,
+	// against the grammar written out.
+	grammar := regexp.MustCompile(`^[A-Za-z0-9\-._~+/]+=*$`)
+	for c := range 256 {
+		for _, tok := range [][]byte{{byte(c)}, {'a', byte(c)}, {byte(c), '='}, {'a', '=', byte(c)}} {
+			if got, want := ValidToken68(tok), grammar.Match(tok); got != want {
+				t.Errorf("ValidToken68(%q) = %v, the grammar says %v", tok, got, want)
+			}
+		}
+	}
 }
 
 func TestMethodsAndFetchSite(t *testing.T) {
@@ -233,4 +244,15 @@ func FuzzOriginCSRF(f *testing.F) {
 			t.Fatalf("ValidToken68 accepts %q", token)
 		}
 	})
+}
+
+// BenchmarkValidToken68 checks a 1,029-byte JWT, as the proxy does with
+// every decrypted access token.
+func BenchmarkValidToken68(b *testing.B) {
+	tok := []byte(strings.Repeat("eyJhbGciOiJSUzI1NiJ9.", 49))
+	for b.Loop() {
+		if !ValidToken68(tok) {
+			b.Fatal("refused")
+		}
+	}
 }

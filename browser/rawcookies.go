@@ -1,5 +1,7 @@
 package browser
 
+import "bytes"
+
 // RawCookies reads cookies straight from the request's Cookie header values
 // (RFC 6265 §5.4 cookie-string: "name=value; name2=value2"), in order,
 // without parsing them into a map or changing any byte.
@@ -53,24 +55,18 @@ func (rc *RawCookies) AppendWithout(dst []byte, drop []string) []byte {
 // nextPair splits off the first ';'-separated pair of h, trimmed of spaces
 // and tabs.
 func nextPair(h []byte) (pair, rest []byte) {
-	i := 0
-	for i < len(h) && h[i] != ';' {
-		i++
+	i := bytes.IndexByte(h, ';')
+	if i < 0 {
+		return trimSpace(h), h[len(h):]
 	}
-	pair, rest = h[:i], h[i:]
-	if len(rest) > 0 {
-		rest = rest[1:]
-	}
-	return trimSpace(pair), rest
+	return trimSpace(h[:i]), h[i+1:]
 }
 
 // splitPair returns the trimmed name and value of "name=value"; a pair
 // without '=' is a value with the empty name (RFC 6265bis §5.6).
 func splitPair(pair []byte) (name, value []byte) {
-	for i, c := range pair {
-		if c == '=' {
-			return trimSpace(pair[:i]), trimSpace(pair[i+1:])
-		}
+	if i := bytes.IndexByte(pair, '='); i >= 0 {
+		return trimSpace(pair[:i]), trimSpace(pair[i+1:])
 	}
 	return pair[:0], pair
 }
