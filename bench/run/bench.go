@@ -121,32 +121,27 @@ func startVariants(ctx context.Context, s *stack, o options) ([]*variant, error)
 		}
 	}
 
-	if want("edge") {
+	// Edge mode; edge-nopark, with parking off to show what parking costs
+	// under load, only when asked for.
+	for _, e := range []struct {
+		name, what, extra string
+		on                bool
+	}{
+		{"edge", "oauth-proxy → API", "", want("edge")},
+		{"edge-nopark", "oauth-proxy → API, timeouts.park 0s", "timeouts: {park: 0s}\n", o.only["edge-nopark"]},
+	} {
+		if !e.on {
+			continue
+		}
 		edge, err := freeAddr()
 		if err != nil {
 			return nil, err
 		}
-		p, err := s.startProxy(ctx, "oauth-proxy-edge", edge)
+		p, err := s.startProxy(ctx, "oauth-proxy-"+e.name, edge, e.extra)
 		if err != nil {
 			return nil, err
 		}
-		if err := add(&variant{name: "edge", what: "oauth-proxy → API", addr: edge, th: p}); err != nil {
-			return nil, err
-		}
-	}
-
-	// Only when asked for: edge mode with parking off, to show what
-	// parking costs under load.
-	if o.only["edge-nopark"] {
-		edge, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		p, err := s.startProxy(ctx, "oauth-proxy-edge-nopark", edge, "timeouts: {park: 0s}\n")
-		if err != nil {
-			return nil, err
-		}
-		if err := add(&variant{name: "edge-nopark", what: "oauth-proxy → API, timeouts.park 0s", addr: edge, th: p}); err != nil {
+		if err := add(&variant{name: e.name, what: e.what, addr: edge, th: p}); err != nil {
 			return nil, err
 		}
 	}

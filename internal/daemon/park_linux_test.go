@@ -139,6 +139,21 @@ func waitParked(t *testing.T, pl *parkListener, n int64) {
 	}
 }
 
+// openParked opens n connections to s, each served one GET, and waits
+// until all are parked.
+func openParked(t *testing.T, s *Server, pl *parkListener, n int) []*client {
+	t.Helper()
+	var cs []*client
+	for i := range n {
+		c := dialClient(t, "tcp", s.Addr().String())
+		c.write(get("/" + strconv.Itoa(i)))
+		c.read("GET /" + strconv.Itoa(i) + " ")
+		cs = append(cs, c)
+	}
+	waitParked(t, pl, int64(n))
+	return cs
+}
+
 // TestParkAndWake: an idle keep-alive connection is parked and its next
 // requests are served on the same connection, over TCP and a Unix socket,
 // as often as it goes idle; the gauge follows.
@@ -243,14 +258,7 @@ func TestParkedIdleTimeout(t *testing.T) {
 func TestParkedClientCloses(t *testing.T) {
 	var calls atomic.Int64
 	s, pl := parkServer(t, "127.0.0.1:0", 10*time.Second, echo(&calls))
-	var cs []*client
-	for i := range 5 {
-		c := dialClient(t, "tcp", s.Addr().String())
-		c.write(get("/" + strconv.Itoa(i)))
-		c.read("GET /" + strconv.Itoa(i) + " ")
-		cs = append(cs, c)
-	}
-	waitParked(t, pl, 5)
+	cs := openParked(t, s, pl, 5)
 	for _, c := range cs {
 		c.c.Close()
 	}
@@ -275,14 +283,7 @@ func TestParkShutdown(t *testing.T) {
 	pl := s.ln.(*parkListener)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve() }()
-	var cs []*client
-	for i := range 20 {
-		c := dialClient(t, "tcp", s.Addr().String())
-		c.write(get("/" + strconv.Itoa(i)))
-		c.read("GET /" + strconv.Itoa(i) + " ")
-		cs = append(cs, c)
-	}
-	waitParked(t, pl, 20)
+	cs := openParked(t, s, pl, 20)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
