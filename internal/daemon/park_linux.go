@@ -91,6 +91,7 @@ type parkListener struct {
 	token  uint64                 // the last one given to a parked connection
 	count  atomic.Int64           // len(parked), for the gauge
 	parks  atomic.Int64           // connections parked since the last sweep
+	total  atomic.Int64           // connections parked since the start
 }
 
 // Returning memory. A parked connection's buffers and request context go
@@ -307,6 +308,7 @@ func (p *parkListener) park(c *parkConn) bool {
 	p.parked[c.token] = c
 	p.count.Add(1)
 	p.parks.Add(1)
+	p.total.Add(1)
 	return true
 }
 

@@ -246,8 +246,9 @@ func TestParkedIdleTimeout(t *testing.T) {
 	if n, err := c.br.ReadByte(); err != io.EOF {
 		t.Fatalf("read %q, %v; want EOF from the server's close", n, err)
 	}
-	// The sweeper closes within a tick (testPark/2) after the deadline.
-	if d := time.Since(start); d < idle-testPark || d > idle+2*testPark {
+	// The sweeper closes within a tick (testPark/2) after the deadline;
+	// a loaded machine may be late, never early.
+	if d := time.Since(start); d < idle-testPark || d > idle+time.Second {
 		t.Errorf("closed after %s idle, want about %s", d.Round(time.Millisecond), idle)
 	}
 	waitParked(t, pl, 0)
@@ -311,7 +312,6 @@ func TestParkRaces(t *testing.T) {
 	pauses := []time.Duration{0, testPark / 2, testPark, 3 * testPark / 2, 2 * testPark}
 	const conns, requests = 40, 12
 	var wg sync.WaitGroup
-	var parkedSeen atomic.Int64
 	for i := range conns {
 		wg.Add(1)
 		go func() {
@@ -330,7 +330,6 @@ func TestParkRaces(t *testing.T) {
 					c.write(req)
 				}
 				c.read("GET " + path + " ")
-				parkedSeen.Store(max(parkedSeen.Load(), pl.Parked()))
 				time.Sleep(pauses[rng.IntN(len(pauses))])
 			}
 		}()
@@ -339,7 +338,7 @@ func TestParkRaces(t *testing.T) {
 	if n := calls.Load(); n != conns*requests {
 		t.Errorf("handler ran %d times, want %d", n, conns*requests)
 	}
-	if parkedSeen.Load() == 0 {
+	if pl.total.Load() == 0 {
 		t.Error("no connection was ever parked: the test did not exercise parking")
 	}
 }
