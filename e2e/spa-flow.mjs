@@ -89,6 +89,10 @@ try {
   });
 
   await step('user info and claims show the user', async () => {
+    // The SPA shows it is logged in, then fetches both: wait for them (the
+    // checks below say what was there if they never came).
+    await page.waitForFunction((s) => ['#userinfo', '#claims'].every((q) => document.querySelector(q).textContent.includes(s)),
+      subject, { timeout: 10000 }).catch(() => {});
     check((await text('#userinfo')).includes(subject), `user info: ${await text('#userinfo')}`);
     check((await text('#claims')).includes(subject), `claims: ${await text('#claims')}`);
   });
