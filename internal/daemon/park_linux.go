@@ -89,8 +89,6 @@ type parkListener struct {
 	conns  map[*parkConn]struct{} // served by fasthttp
 	parked map[uint64]*parkConn   // in the epoll set, by token
 	token  uint64                 // the last one given to a parked connection
-	count  atomic.Int64           // len(parked), for the gauge
-	parks  atomic.Int64           // connections parked since the last sweep
 	total  atomic.Int64           // connections parked since the start
 }
 
@@ -158,7 +156,11 @@ func newParkListener(ln net.Listener, after, workers time.Duration) (*parkListen
 }
 
 // Parked returns the number of connections parked now.
-func (p *parkListener) Parked() int64 { return p.count.Load() }
+func (p *parkListener) Parked() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return int64(len(p.parked))
+}
 
 // Accept returns the next new or woken connection.
 func (p *parkListener) Accept() (net.Conn, error) {
@@ -187,7 +189,6 @@ func (p *parkListener) Close() error {
 		p.mu.Lock()
 		parked := p.parked
 		p.parked = map[uint64]*parkConn{}
-		p.count.Store(0)
 		p.mu.Unlock()
 		for _, c := range parked {
 			c.Conn.Close()
@@ -306,25 +307,31 @@ func (p *parkListener) park(c *parkConn) bool {
 	c.token = p.token
 	c.until = c.rdl // fasthttp's keep-alive deadline; zero: none
 	p.parked[c.token] = c
-	p.count.Add(1)
-	p.parks.Add(1)
 	p.total.Add(1)
 	return true
 }
 
-// unpark takes the connection of token out of the epoll set, or returns
-// nil if it is not parked (any more).
+// takeLocked takes the connection of token out of the epoll set, or
+// returns nil if it is not parked (any more). p.mu is held.
+func (p *parkListener) takeLocked(token uint64) *parkConn {
+	c := p.parked[token]
+	if c != nil {
+		delete(p.parked, token)
+		p.epollCtl(syscall.EPOLL_CTL_DEL, c.fd, nil)
+	}
+	return c
+}
+
+// unpark takes the connection of token out of the epoll set and back
+// among those fasthttp serves, or returns nil if it is not parked (any
+// more).
 func (p *parkListener) unpark(token uint64) *parkConn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c := p.parked[token]
-	if c == nil {
-		return nil
+	c := p.takeLocked(token)
+	if c != nil {
+		p.conns[c] = struct{}{}
 	}
-	delete(p.parked, token)
-	p.count.Add(-1)
-	p.epollCtl(syscall.EPOLL_CTL_DEL, c.fd, nil)
-	p.conns[c] = struct{}{}
 	return c
 }
 
@@ -382,10 +389,8 @@ func (p *parkListener) fail() {
 	}
 	p.closed = true
 	var cs []*parkConn
-	for token, c := range p.parked {
-		delete(p.parked, token)
-		p.count.Add(-1)
-		p.epollCtl(syscall.EPOLL_CTL_DEL, c.fd, nil)
+	for token := range p.parked {
+		c := p.takeLocked(token)
 		p.conns[c] = struct{}{}
 		cs = append(cs, c)
 	}
@@ -413,8 +418,8 @@ func (p *parkListener) sweep() {
 	}
 	var park []candidate
 	var expired []*parkConn
-	var sinceRelease int64
-	var last, again time.Time // the last release; when to release once more, or zero
+	var sinceRelease, total int64 // parks since the last release; p.total at the last sweep
+	var last, again time.Time     // the last release; when to release once more, or zero
 	for {
 		var now time.Time
 		select {
@@ -436,10 +441,7 @@ func (p *parkListener) sweep() {
 			}
 			for token, c := range p.parked {
 				if !c.until.IsZero() && now.After(c.until) {
-					delete(p.parked, token)
-					p.count.Add(-1)
-					p.epollCtl(syscall.EPOLL_CTL_DEL, c.fd, nil)
-					expired = append(expired, c)
+					expired = append(expired, p.takeLocked(token))
 				}
 			}
 		}
@@ -453,7 +455,8 @@ func (p *parkListener) sweep() {
 		clear(park)
 		clear(expired)
 
-		n := p.parks.Swap(0)
+		n := p.total.Load() - total
+		total += n
 		switch sinceRelease += n; {
 		case sinceRelease >= releaseBurst && n < releaseQuiet && now.Sub(last) >= releaseEvery:
 			release()
