@@ -176,6 +176,18 @@ func (r *Registry) WritePrometheus(w io.Writer) error {
 	return err
 }
 
+// Sample returns the value of series in text, a scrape in the Prometheus
+// text format: series is a name with its labels as they are written
+// (`name` or `name{k="v"}`). It reports false when text has no such line.
+func Sample(text, series string) (string, bool) {
+	for line := range strings.Lines(text) {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return strings.TrimSpace(v), true
+		}
+	}
+	return "", false
+}
+
 func writeHistogram(b *strings.Builder, name, labels string, h *Histogram) {
 	var cum uint64
 	for i := range h.counts {

@@ -47,6 +47,18 @@ th_up 1
 	if out.String() != want {
 		t.Fatalf("got:\n%s\nwant:\n%s", out.String(), want)
 	}
+	for series, v := range map[string]string{
+		`th_requests_total{route="/api/",status="401"}`: "1",
+		"th_latency_seconds_count":                      "3",
+		"th_up":                                         "1",
+		"th_latency_seconds":                            "", // a family, not a series
+		"th_requests_total":                             "", // needs its labels
+		"th_missing":                                    "",
+	} {
+		if got, ok := Sample(out.String(), series); got != v || ok != (v != "") {
+			t.Errorf("Sample(%s) = %q, %v; want %q", series, got, ok, v)
+		}
+	}
 }
 
 func TestConcurrentUpdates(t *testing.T) {

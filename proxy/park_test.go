@@ -5,9 +5,10 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/metrics"
 )
 
 // TestIdleConnectionsParked: the proxy parks a browser's idle keep-alive
@@ -25,13 +26,11 @@ func TestIdleConnectionsParked(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		for line := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(line, "oauth_proxy_parked_connections "); ok {
-				return strings.TrimSpace(v)
-			}
+		v, ok := metrics.Sample(string(b), "oauth_proxy_parked_connections")
+		if !ok {
+			t.Fatalf("no oauth_proxy_parked_connections in /metrics:\n%s", b)
 		}
-		t.Fatalf("no oauth_proxy_parked_connections in /metrics:\n%s", b)
-		return ""
+		return v
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 1}
 	defer tr.CloseIdleConnections()

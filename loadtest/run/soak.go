@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/metrics"
 )
 
 // soak runs loadtest/soak.js at a fixed arrival rate through NGINX in front
@@ -286,17 +288,18 @@ func probe(ctx context.Context, addr string, ss session) (int, error) {
 
 // reloads reads oauth_proxy_config_reloads_total{result="ok"} from a
 // proxy's metrics listener.
-func reloads(metrics string) (int, error) {
-	resp, err := http.Get("http://" + metrics + "/metrics")
+func reloads(addr string) (int, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), `oauth_proxy_config_reloads_total{result="ok"} `); ok {
-			return strconv.Atoi(strings.TrimSpace(v))
-		}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if v, ok := metrics.Sample(string(b), `oauth_proxy_config_reloads_total{result="ok"}`); ok {
+		return strconv.Atoi(v)
 	}
 	return 0, errors.New("oauth_proxy_config_reloads_total{result=\"ok\"} not in /metrics")
 }
