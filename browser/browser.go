@@ -34,7 +34,12 @@ type Cookie struct {
 	// Name is the cookie name, for example "example-at".
 	Name   string
 	chunks [MaxChunks]string // Name.0 … Name.7
+	slot   int               // index into Found
 }
+
+// Index returns the cookie's place in the order login (0), at, auth, id,
+// csrf (4): package session numbers its purposes Index()+1.
+func (c *Cookie) Index() int { return c.slot }
 
 // Chunk returns the name of chunk i (0 ≤ i < MaxChunks), for example
 // "example-at.0".
@@ -89,6 +94,7 @@ type Names struct {
 	// "x-P-csrf" (never host-prefixed).
 	CSRFHeader string
 	all        []string
+	prefix     string // "P-" or "__Host-P-"
 }
 
 // NewNames derives every name from prefix P: P-login, P-at, P-auth, P-id,
@@ -103,14 +109,15 @@ func NewNames(prefix string, hostPrefix bool) (Names, error) {
 	if hostPrefix {
 		cookiePrefix = "__Host-" + cookiePrefix
 	}
-	n := Names{CSRFHeader: "x-" + prefix + "-csrf"}
-	for _, c := range []struct {
+	n := Names{CSRFHeader: "x-" + prefix + "-csrf", prefix: cookiePrefix}
+	for slot, c := range []struct {
 		dst    *Cookie
 		suffix string
 	}{
 		{&n.Login, "login"}, {&n.AccessToken, "at"}, {&n.RefreshToken, "auth"}, {&n.IDToken, "id"}, {&n.CSRF, "csrf"},
 	} {
 		c.dst.Name = cookiePrefix + c.suffix
+		c.dst.slot = slot
 		n.all = append(n.all, c.dst.Name)
 		for i := range c.dst.chunks {
 			c.dst.chunks[i] = c.dst.Name + "." + strconv.Itoa(i)

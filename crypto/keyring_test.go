@@ -160,7 +160,8 @@ func TestSeal(t *testing.T) {
 	}{
 		{"empty DARE", nil, FormatDARE, "crypto: a DARE cookie cannot hold an empty plaintext"},
 		{"oversized DARE", make([]byte, MaxDAREPlaintext+1), FormatDARE, "crypto: a DARE cookie holds at most 65536 bytes, got 65537"},
-		{"unknown format", []byte("x"), Format(0x02), "crypto: cannot seal in unknown format 0x02"},
+		{"unknown format", []byte("x"), Format(0x03), "crypto: cannot seal in unknown format 0x03"},
+		{"v2 without associated data", []byte("x"), FormatV2, "crypto: a v2 cookie needs associated data"},
 	} {
 		out, err := ring.Seal([]byte("keep"), tc.plain, tc.f)
 		if err == nil || err.Error() != tc.wantErr || string(out) != "keep" {
@@ -170,7 +171,7 @@ func TestSeal(t *testing.T) {
 }
 
 func TestParseFormat(t *testing.T) {
-	for s, want := range map[string]Format{"v1": FormatV1, "dare": FormatDARE} {
+	for s, want := range map[string]Format{"v1": FormatV1, "v2": FormatV2, "dare": FormatDARE} {
 		if f, err := ParseFormat(s); err != nil || f != want || f.String() != s {
 			t.Errorf("ParseFormat(%q) = %v, %v", s, f, err)
 		}
