@@ -1,0 +1,49 @@
+package settings
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/session"
+)
+
+// DefaultMaxLifetime is session.max_lifetime when left out: a working day.
+const DefaultMaxLifetime = 12 * time.Hour
+
+// Session is the session section both daemons read: {max_lifetime: 12h}, how
+// long a login session lasts at most from its start, whatever the browser
+// keeps. It may be copied.
+type Session struct {
+	MaxLifetime *string `yaml:"max_lifetime"`
+}
+
+// Parse returns session.max_lifetime: 1m to 30 days, default 12h. setting is
+// the section's path, as "session".
+func (s Session) Parse(setting string) (time.Duration, error) {
+	return DurationRange(setting+".max_lifetime", s.MaxLifetime, DefaultMaxLifetime, time.Minute, 30*24*time.Hour)
+}
+
+// CookieCodec builds the cookie codec from the settings cookie_format (the
+// format written: v2, the default, v1 or dare) and cookie_accept (formats
+// read besides it, for a migration). Left out, cookie_accept is empty with
+// v2 and [v1, dare] with v1 or dare, which read each other as before v2
+// existed; v2 cookies are always read.
+func CookieCodec(keys *crypto.Keyring, format *string, accept []string) (*session.Codec, error) {
+	write, err := crypto.ParseFormat(ValueOr(format, "v2"))
+	if err != nil {
+		return nil, Errorf("cookie_format", "must be v2, v1 or dare, got %q", *format)
+	}
+	var formats []crypto.Format
+	if accept == nil && write != crypto.FormatV2 {
+		formats = []crypto.Format{crypto.FormatV1, crypto.FormatDARE}
+	}
+	for i, s := range accept {
+		f, err := crypto.ParseFormat(s)
+		if err != nil {
+			return nil, Errorf(fmt.Sprintf("cookie_accept[%d]", i), "must be v2, v1 or dare, got %q", s)
+		}
+		formats = append(formats, f)
+	}
+	return session.NewCodec(keys, write, formats...)
+}
