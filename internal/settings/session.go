@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/crypto"
-	"github.com/tokenhandler/tokenhandler/session"
 )
 
 // DefaultMaxLifetime is session.max_lifetime when left out: a working day.
@@ -24,15 +23,15 @@ func (s Session) Parse(setting string) (time.Duration, error) {
 	return DurationRange(setting+".max_lifetime", s.MaxLifetime, DefaultMaxLifetime, time.Minute, 30*24*time.Hour)
 }
 
-// CookieCodec builds the cookie codec from the settings cookie_format (the
-// format written: v2, the default, v1 or dare) and cookie_accept (formats
-// read besides it, for a migration). Left out, cookie_accept is empty with
-// v2 and [v1, dare] with v1 or dare, which read each other as before v2
-// existed; v2 cookies are always read.
-func CookieCodec(keys *crypto.Keyring, format *string, accept []string) (*session.Codec, error) {
+// CookieFormats parses the settings cookie_format (the format written: v2,
+// the default, v1 or dare) and cookie_accept (formats read besides it, for a
+// migration). Left out, cookie_accept is empty with v2 and [v1, dare] with
+// v1 or dare, which read each other as before v2 existed. v2 cookies are
+// always read (session.NewCodec).
+func CookieFormats(format *string, accept []string) (crypto.Format, []crypto.Format, error) {
 	write, err := crypto.ParseFormat(ValueOr(format, "v2"))
 	if err != nil {
-		return nil, Errorf("cookie_format", "must be v2, v1 or dare, got %q", *format)
+		return 0, nil, Errorf("cookie_format", "must be v2, v1 or dare, got %q", *format)
 	}
 	var formats []crypto.Format
 	if accept == nil && write != crypto.FormatV2 {
@@ -41,9 +40,9 @@ func CookieCodec(keys *crypto.Keyring, format *string, accept []string) (*sessio
 	for i, s := range accept {
 		f, err := crypto.ParseFormat(s)
 		if err != nil {
-			return nil, Errorf(fmt.Sprintf("cookie_accept[%d]", i), "must be v2, v1 or dare, got %q", s)
+			return 0, nil, Errorf(fmt.Sprintf("cookie_accept[%d]", i), "must be v2, v1 or dare, got %q", s)
 		}
 		formats = append(formats, f)
 	}
-	return session.NewCodec(keys, write, formats...)
+	return write, formats, nil
 }

@@ -21,7 +21,7 @@ import (
 // either of them, nor any server code.
 func TestDependencies(t *testing.T) {
 	m := deptest.Module
-	deptest.Allow(t, m+"/internal/settings", m+"/crypto", m+"/session",
+	deptest.Allow(t, m+"/internal/settings", m+"/crypto",
 		"github.com/minio/sio", "golang.org/x/crypto", "golang.org/x/sys",
 		"github.com/rs/zerolog", "github.com/mattn/go-colorable", "github.com/mattn/go-isatty", "go.yaml.in/yaml/v3")
 }
