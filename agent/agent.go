@@ -7,6 +7,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -17,8 +18,18 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/browser"
+	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/metrics"
+	"github.com/tokenhandler/tokenhandler/session"
 )
+
+// DefaultGracePeriod is refresh.grace_period when left out. Tabs that send
+// the same refresh token race within milliseconds of each other; a few
+// seconds also covers a tab that was busy or a slow network. Every second
+// more is a second in which a copy of the replaced refresh token still
+// works for whoever holds its session's CSRF pair too.
+const DefaultGracePeriod = 5 * time.Second
 
 // Agent is the OAuth Agent's request handler. Build it with New; swap its
 // configuration with Reload; stop its background work with Close. An Agent
@@ -37,13 +48,16 @@ type Agent struct {
 
 // state is everything a request reads, swapped as one on reload.
 type state struct {
-	cfg     *Config
-	jar     *jar
-	origins browser.Origins
-	cors    *browser.CORS
-	router  fasthttp.RequestHandler
-	client  *http.Client
-	log     zerolog.Logger
+	cfg *Config
+	jar *jar
+	// maxLifetime is Config.Session.MaxLifetime in seconds, its default
+	// applied.
+	maxLifetime int64
+	origins     browser.Origins
+	cors        *browser.CORS
+	router      fasthttp.RequestHandler
+	client      *http.Client
+	log         zerolog.Logger
 	// provider is nil until discovery has succeeded.
 	provider atomic.Pointer[provider]
 }
@@ -72,13 +86,26 @@ func (a *Agent) Reload(cfg *Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	write := cfg.CookieFormat
+	if write == 0 {
+		write = crypto.FormatV2
+	}
+	codec, err := session.NewCodec(cfg.Keys, write, cfg.CookieAccept...)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	maxLifetime := cfg.Session.MaxLifetime
+	if maxLifetime <= 0 {
+		maxLifetime = settings.DefaultMaxLifetime
+	}
 	st := &state{
-		cfg:     cfg,
-		jar:     newJar(cfg, names),
-		origins: browser.NewOrigins(cfg.TrustedWebOrigins),
-		cors:    browser.NewCORS(cfg.CORSEnabled, []string{"GET", "POST", "OPTIONS"}, nil, nil, 86400),
-		client:  newHTTPClient(cfg.Timeouts.AS),
-		log:     log.Level(cfg.Log.Level),
+		cfg:         cfg,
+		jar:         newJar(cfg, names, codec),
+		maxLifetime: int64(maxLifetime / time.Second),
+		origins:     browser.NewOrigins(cfg.TrustedWebOrigins),
+		cors:        browser.NewCORS(cfg.CORSEnabled, []string{"GET", "POST", "OPTIONS"}, nil, nil, 86400),
+		client:      newHTTPClient(cfg.Timeouts.AS),
+		log:         log.Level(cfg.Log.Level),
 	}
 	st.router = a.routes(st)
 	// Keep serving with the old provider until the new one is known, when
@@ -151,7 +178,7 @@ func (a *Agent) Handler(ctx *fasthttp.RequestCtx) {
 
 // handler is one endpoint's logic: it reads the request and either writes
 // its answer or returns an error for serve to write.
-type handler func(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCookies) error
+type handler func(ctx *fasthttp.RequestCtx, st *state, req *request) error
 
 // endpoint wraps a handler with what every endpoint does: the Origin and
 // Sec-Fetch-Site checks, the CORS headers, the error answer and the log line.
@@ -161,7 +188,8 @@ func (a *Agent) endpoint(st *state, name string, originAlways bool, h handler) f
 		origin := ctx.Request.Header.Peek(fasthttp.HeaderOrigin)
 		trusted := st.origins.Trusted(origin)
 		st.cors.Response(&ctx.Response.Header, origin, trusted)
-		req := browser.RawCookies(ctx.Request.Header.PeekAll(fasthttp.HeaderCookie))
+		req := &request{raw: browser.RawCookies(ctx.Request.Header.PeekAll(fasthttp.HeaderCookie))}
+		st.jar.names.Scan(&req.found, &req.raw)
 		var err error
 		switch {
 		case browser.CrossSite(ctx.Request.Header.Peek("Sec-Fetch-Site")):
@@ -169,12 +197,12 @@ func (a *Agent) endpoint(st *state, name string, originAlways bool, h handler) f
 		case (originAlways || st.cfg.CORSEnabled) && !trusted:
 			err = errorf(errUnauthorizedRequest, "missing or untrusted Origin")
 		default:
-			err = h(ctx, st, &req)
+			err = h(ctx, st, req)
 		}
 		if err != nil {
 			e := asError(err)
 			if e.clear {
-				st.jar.clearAll(ctx, &req)
+				st.jar.clearAll(ctx, &req.raw)
 			}
 			writeError(ctx, e)
 			ev := st.log.Info()
@@ -228,9 +256,13 @@ func providerOf(st *state) (*provider, error) {
 	return nil, errorf(errASUnavailable, "the Authorization Server's metadata is not loaded yet")
 }
 
-// checkCSRF compares the CSRF header with the CSRF cookie in constant time.
-func checkCSRF(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCookies) error {
-	token := st.jar.open(req, &st.jar.names.CSRF)
+// checkCSRF compares the CSRF header with the session's CSRF cookie in
+// constant time.
+func checkCSRF(ctx *fasthttp.RequestCtx, st *state, s *userSession) error {
+	var token []byte
+	if s.csrf != nil {
+		token = s.csrf.value
+	}
 	if !browser.CSRFMatches(ctx.Request.Header.Peek(st.jar.names.CSRFHeader), token) {
 		return errorf(errUnauthorizedRequest, "missing or wrong CSRF header")
 	}

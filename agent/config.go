@@ -37,8 +37,16 @@ type Config struct {
 
 	CookieNamePrefix string // default "example"
 	Cookie           Cookie
-	CookieFormat     crypto.Format   // FormatV1 (default) or FormatDARE
-	Keys             *crypto.Keyring // from encryption_keys, encryption_keys_file or TH_ENCRYPTION_KEYS
+	// CookieFormat is the format cookies are written in: FormatV2 (the
+	// default, also for the zero value), FormatV1 (byte-compatible with the
+	// reference token handler) or FormatDARE.
+	CookieFormat crypto.Format
+	// CookieAccept are formats read besides CookieFormat, during a
+	// migration; v2 is always read. See docs/compatibility.md for what v1
+	// and DARE cookies cannot protect against.
+	CookieAccept []crypto.Format
+	Keys         *crypto.Keyring // from encryption_keys, encryption_keys_file or TH_ENCRYPTION_KEYS
+	Session      Session
 
 	TrustedWebOrigins []string
 	CORSEnabled       bool // default true
@@ -76,6 +84,15 @@ type Cookie struct {
 	MaxAge     time.Duration // 0 (default) = session cookies
 }
 
+// Session bounds a login session.
+type Session struct {
+	// MaxLifetime is how long a session lasts at most from its login,
+	// whatever the browser keeps: v2 cookies carry the start, and every
+	// endpoint refuses an older one with session_expired. Default 12h (also
+	// for the zero value).
+	MaxLifetime time.Duration
+}
+
 // IDToken are the ID-token validation rules.
 type IDToken struct {
 	AllowedAlgs []string      // default RS256, PS256, ES256, EdDSA; never "none"
@@ -84,12 +101,18 @@ type IDToken struct {
 
 // Refresh configures refresh single-flight.
 type Refresh struct {
-	GracePeriod time.Duration // default 30s; 0 turns the replay grace off
+	// GracePeriod is how long a finished refresh's result is handed to
+	// other requests of the same session that send the refresh token it
+	// replaced (tabs that raced it). Default 5s, at most 10s; 0 turns it off.
+	GracePeriod time.Duration
 }
 
 // Logout configures logout.
 type Logout struct {
-	RevokeRefreshToken bool // RFC 7009 revocation at logout; P-auth then has Path <base>
+	// RevokeRefreshToken revokes the refresh token at logout (RFC 7009) when
+	// the AS has a revocation endpoint; P-auth then has Path <base>. The
+	// configuration file's default is true.
+	RevokeRefreshToken bool
 }
 
 // Timeouts of the listener and of every back-channel call.

@@ -8,7 +8,6 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 )
 
@@ -79,11 +78,13 @@ type fileConfig struct {
 	PostLogoutRedirectURI string  `yaml:"post_logout_redirect_uri"`
 	Scope                 *string `yaml:"scope"`
 
-	CookieNamePrefix   *string    `yaml:"cookie_name_prefix"`
-	Cookie             fileCookie `yaml:"cookie"`
-	CookieFormat       *string    `yaml:"cookie_format"`
-	EncryptionKeys     []string   `yaml:"encryption_keys"`
-	EncryptionKeysFile *string    `yaml:"encryption_keys_file"`
+	CookieNamePrefix   *string          `yaml:"cookie_name_prefix"`
+	Cookie             fileCookie       `yaml:"cookie"`
+	CookieFormat       *string          `yaml:"cookie_format"`
+	CookieAccept       []string         `yaml:"cookie_accept"`
+	Session            settings.Session `yaml:"session"`
+	EncryptionKeys     []string         `yaml:"encryption_keys"`
+	EncryptionKeysFile *string          `yaml:"encryption_keys_file"`
 
 	TrustedWebOrigins []string `yaml:"trusted_web_origins"`
 	CORSEnabled       *bool    `yaml:"cors_enabled"`
@@ -114,7 +115,7 @@ type fileRefresh struct {
 }
 
 type fileLogout struct {
-	RevokeRefreshToken bool `yaml:"revoke_refresh_token"`
+	RevokeRefreshToken *bool `yaml:"revoke_refresh_token"`
 }
 
 type fileTimeouts struct {
@@ -156,7 +157,7 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		TrustedWebOrigins: f.TrustedWebOrigins,
 		CORSEnabled:       settings.ValueOr(f.CORSEnabled, true),
 		PAR:               settings.ValueOr(f.PAR, "auto"),
-		Logout:            Logout{RevokeRefreshToken: f.Logout.RevokeRefreshToken},
+		Logout:            Logout{RevokeRefreshToken: settings.ValueOr(f.Logout.RevokeRefreshToken, true)},
 	}
 	var err error
 
@@ -206,8 +207,11 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	if c.Cookie.MaxAge, err = f.Cookie.check(); err != nil {
 		return nil, err
 	}
-	if c.CookieFormat, err = crypto.ParseFormat(settings.ValueOr(f.CookieFormat, "v1")); err != nil {
-		return nil, settings.Errorf("cookie_format", "%w", err)
+	if c.CookieFormat, c.CookieAccept, err = settings.CookieFormats(f.CookieFormat, f.CookieAccept); err != nil {
+		return nil, err
+	}
+	if c.Session.MaxLifetime, err = f.Session.Parse("session"); err != nil {
+		return nil, err
 	}
 	if c.Keys, err = keySource.Keyring(f.EncryptionKeys, f.EncryptionKeysFile, getenv); err != nil {
 		return nil, err
@@ -229,7 +233,7 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	if c.IDToken.ClockSkew, err = settings.DurationRange("id_token.clock_skew", f.IDToken.ClockSkew, 30*time.Second, 0, 5*time.Minute); err != nil {
 		return nil, err
 	}
-	if c.Refresh.GracePeriod, err = settings.DurationRange("refresh.grace_period", f.Refresh.GracePeriod, 30*time.Second, 0, 10*time.Minute); err != nil {
+	if c.Refresh.GracePeriod, err = settings.DurationRange("refresh.grace_period", f.Refresh.GracePeriod, DefaultGracePeriod, 0, 10*time.Second); err != nil {
 		return nil, err
 	}
 

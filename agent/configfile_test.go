@@ -93,6 +93,8 @@ scope: "openid   profile email offline_access"
 cookie_name_prefix: my_app-1
 cookie: {domain: Example.COM, base_path: /app, host_prefix: false, same_site: lax, max_age: 12h}
 cookie_format: dare
+cookie_accept: [v1]
+session: {max_lifetime: 8h}
 encryption_keys: ["` + configKey + `", "` + older + `"]
 trusted_web_origins: ["https://www.example.com", "http://www.example.localhost:3000"]
 cors_enabled: false
@@ -134,6 +136,8 @@ log: {level: debug, format: console}
 		CookieNamePrefix:      "my_app-1",
 		Cookie:                agent.Cookie{Domain: "example.com", BasePath: "/app", SameSite: "lax", MaxAge: 12 * time.Hour},
 		CookieFormat:          crypto.FormatDARE,
+		CookieAccept:          []crypto.Format{crypto.FormatV1},
+		Session:               agent.Session{MaxLifetime: 8 * time.Hour},
 		TrustedWebOrigins:     []string{"https://www.example.com", "http://www.example.localhost:3000"},
 		CORSEnabled:           false,
 		PAR:                   "always",
@@ -166,12 +170,14 @@ func TestParseConfigDefaults(t *testing.T) {
 		Scope:             "openid profile",
 		CookieNamePrefix:  "example",
 		Cookie:            agent.Cookie{BasePath: "/", SameSite: "strict"},
-		CookieFormat:      crypto.FormatV1,
+		CookieFormat:      crypto.FormatV2,
+		Session:           agent.Session{MaxLifetime: 12 * time.Hour},
 		TrustedWebOrigins: []string{"http://www.example.localhost:3000"},
 		CORSEnabled:       true,
 		PAR:               "auto",
 		IDToken:           agent.IDToken{AllowedAlgs: []string{"RS256", "PS256", "ES256", "EdDSA"}, ClockSkew: 30 * time.Second},
-		Refresh:           agent.Refresh{GracePeriod: 30 * time.Second},
+		Refresh:           agent.Refresh{GracePeriod: 5 * time.Second},
+		Logout:            agent.Logout{RevokeRefreshToken: true},
 		Timeouts:          agent.Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, AS: 10 * time.Second, Shutdown: 30 * time.Second},
 		Log:               agent.Log{Level: zerolog.InfoLevel, Format: "json"},
 	}
@@ -215,8 +221,8 @@ func TestParseConfigAccepts(t *testing.T) {
 				t.Errorf("Cookie %+v", c.Cookie)
 			}
 		}},
-		{"bounds", configRequired + "id_token: {clock_skew: 0s}\nrefresh: {grace_period: 10m}\ncookie: {max_age: 9600h}\n", func(t *testing.T, c *agent.Config) {
-			if c.IDToken.ClockSkew != 0 || c.Refresh.GracePeriod != 10*time.Minute || c.Cookie.MaxAge != 9600*time.Hour {
+		{"bounds", configRequired + "id_token: {clock_skew: 0s}\nrefresh: {grace_period: 10s}\ncookie: {max_age: 9600h}\n", func(t *testing.T, c *agent.Config) {
+			if c.IDToken.ClockSkew != 0 || c.Refresh.GracePeriod != 10*time.Second || c.Cookie.MaxAge != 9600*time.Hour {
 				t.Errorf("IDToken %+v, Refresh %+v, Cookie %+v", c.IDToken, c.Refresh, c.Cookie)
 			}
 		}},
@@ -319,7 +325,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"cookie.max_age too long", configRequired + "cookie: {max_age: 9601h}\n", `cookie.max_age: must be between 0s and 9600h, got "9601h"`},
 		{"cookie.max_age fraction", configRequired + "cookie: {max_age: 1500ms}\n", `cookie.max_age: must be a whole number of seconds, got "1500ms"`},
 		{"cookie.max_age word", configRequired + "cookie: {max_age: forever}\n", `cookie.max_age: invalid duration "forever"`},
-		{"cookie_format", configRequired + "cookie_format: v2\n", `cookie_format: crypto: unknown cookie format "v2" (want v1 or dare)`},
+		{"cookie_format", configRequired + "cookie_format: v3\n", `cookie_format: must be v2, v1 or dare, got "v3"`},
+		{"cookie_accept", configRequired + "cookie_accept: [v1, V2]\n", `cookie_accept[1]: must be v2, v1 or dare, got "V2"`},
+		{"max_lifetime too short", configRequired + "session: {max_lifetime: 30s}\n", `session.max_lifetime: must be between 1m and 720h, got "30s"`},
 		{"no keys", without("encryption_keys"), "encryption_keys: no cookie encryption keys: set encryption_keys, encryption_keys_file or the environment variable TH_ENCRYPTION_KEYS"},
 		{"bad key", replace("encryption_keys", "[\""+configKey[:60]+"\"]"), "encryption_keys: crypto: key 1 must be 64 hex characters"},
 		{"keys twice", configRequired + "encryption_keys_file: /etc/keys\n", "encryption_keys: keys given by both encryption_keys and encryption_keys_file"},
@@ -340,7 +348,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"no algs", configRequired + "id_token: {allowed_algs: []}\n", "id_token.allowed_algs: must list at least one algorithm"},
 		{"clock_skew too big", configRequired + "id_token: {clock_skew: 6m}\n", `id_token.clock_skew: must be between 0s and 5m, got "6m"`},
 		{"clock_skew negative", configRequired + "id_token: {clock_skew: -1s}\n", `id_token.clock_skew: must be between 0s and 5m, got "-1s"`},
-		{"grace_period too big", configRequired + "refresh: {grace_period: 11m}\n", `refresh.grace_period: must be between 0s and 10m, got "11m"`},
+		{"grace_period too big", configRequired + "refresh: {grace_period: 11s}\n", `refresh.grace_period: must be between 0s and 10s, got "11s"`},
 		{"grace_period not a duration", configRequired + "refresh: {grace_period: 30}\n", `refresh.grace_period: invalid duration "30"`},
 		{"revoke_refresh_token", configRequired + "logout: {revoke_refresh_token: yes please}\n", "logout.revoke_refresh_token: must be true or false"},
 
@@ -467,8 +475,9 @@ func TestLoadConfigExample(t *testing.T) {
 		t.Errorf("Issuer %q, ClientID %q, secret set: %v", c.Issuer, c.ClientID, c.ClientSecret != "")
 	}
 	// The example shows the defaults: it must read as the defaults do.
-	if c.Scope != "openid profile" || c.Cookie != (agent.Cookie{BasePath: "/", SameSite: "strict"}) || c.CookieFormat != crypto.FormatV1 ||
-		c.PAR != "auto" || !c.CORSEnabled || c.IDToken.ClockSkew != 30*time.Second || c.Refresh.GracePeriod != 30*time.Second ||
+	if c.Scope != "openid profile" || c.Cookie != (agent.Cookie{BasePath: "/", SameSite: "strict"}) || c.CookieFormat != crypto.FormatV2 ||
+		len(c.CookieAccept) != 0 || c.Session.MaxLifetime != 12*time.Hour || !c.Logout.RevokeRefreshToken ||
+		c.PAR != "auto" || !c.CORSEnabled || c.IDToken.ClockSkew != 30*time.Second || c.Refresh.GracePeriod != 5*time.Second ||
 		c.Timeouts != (agent.Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, AS: 10 * time.Second, Shutdown: 30 * time.Second}) ||
 		c.Log != (agent.Log{Level: zerolog.InfoLevel, Format: "json"}) {
 		t.Errorf("the example departs from the defaults: %+v", c)

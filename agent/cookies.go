@@ -1,29 +1,34 @@
 package agent
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/browser"
-	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/session"
 )
 
 // jar writes the token-handler cookies of one configuration: names, paths
 // (SPEC §4) and attributes. It is immutable and safe for concurrent use.
 type jar struct {
-	names  browser.Names
-	keys   *crypto.Keyring
-	format crypto.Format
+	names browser.Names
+	codec *session.Codec
 	// attrs is "; HttpOnly; Secure; SameSite=…[; Domain=…]" and maxAge
 	// "; Max-Age=N" or "".
 	attrs, maxAge string
 	// The Path of each cookie.
 	loginPath, atPath, authPath, idPath, csrfPath string
+	// variants are the Paths a cookie of this deployment may have been set
+	// with, and attrVariants the Domain attributes: clearVariants clears
+	// every combination.
+	variants     []string
+	attrVariants []string
 }
 
-func newJar(cfg *Config, names browser.Names) *jar {
+func newJar(cfg *Config, names browser.Names, codec *session.Codec) *jar {
 	sameSite := "Strict"
 	if cfg.Cookie.SameSite == "lax" {
 		sameSite = "Lax"
@@ -46,48 +51,70 @@ func newJar(cfg *Config, names browser.Names) *jar {
 		authPath = agentBase // logout reads it to revoke it
 	}
 	j := &jar{
-		names: names, keys: cfg.Keys, format: cfg.CookieFormat, attrs: attrs, maxAge: maxAge,
+		names: names, codec: codec, attrs: attrs, maxAge: maxAge,
 		loginPath: base, atPath: base, authPath: authPath, idPath: agentBase, csrfPath: base,
 	}
 	if cfg.Cookie.HostPrefix { // __Host- cookies must have Path=/ (RFC 6265bis §4.1.3.2)
 		j.loginPath, j.atPath, j.authPath, j.idPath, j.csrfPath = "/", "/", "/", "/", "/"
 	}
+	for _, p := range []string{"/", base, agentBase, agentBase + "/refresh"} {
+		if !slices.Contains(j.variants, p) {
+			j.variants = append(j.variants, p)
+		}
+	}
+	j.attrVariants = []string{attrs}
+	if cfg.Cookie.Domain != "" {
+		j.attrVariants = append(j.attrVariants, "; HttpOnly; Secure; SameSite="+sameSite)
+	}
+	if cfg.Cookie.HostPrefix {
+		j.variants = []string{"/"}
+	}
 	return j
 }
 
-// set seals value into cookie c with the given Path, splitting it into
-// chunks when one Set-Cookie would pass browser.MaxSetCookie, and clears
-// whatever the request holds of c that this answer does not overwrite (the
-// whole cookie when chunked now, stale chunks otherwise).
-func (j *jar) set(ctx *fasthttp.RequestCtx, req *browser.RawCookies, c *browser.Cookie, path string, value []byte) error {
-	sealed, err := j.keys.Seal(nil, value, j.format)
+// set seals value into cookie c for the session env with the given Path,
+// splitting it into chunks when one Set-Cookie would pass
+// browser.MaxSetCookie, and clears whatever the request holds of c that this
+// answer does not overwrite (the whole cookie when chunked now, stale chunks
+// otherwise). The chunk count is sealed into a v2 value, so it is decided
+// from the sealed length before sealing.
+func (j *jar) set(ctx *fasthttp.RequestCtx, req *browser.RawCookies, c *browser.Cookie, path string, env *session.Envelope, value []byte) error {
+	attrs := "; Path=" + path + j.attrs + j.maxAge
+	size := j.codec.SealedLen(len(value))
+	// The longest chunk name is Name.7: two bytes over Name.
+	room := browser.MaxSetCookie - len(c.Name) - 2 - 1 - len(attrs)
+	n, ok := browser.Split(size, room)
+	if !ok {
+		return errorf(errServer, "a %s value of %d bytes needs more than %d cookies", c.Name, size, browser.MaxChunks)
+	}
+	whole := n == 1 && len(c.Name)+1+size+len(attrs) <= browser.MaxSetCookie
+	chunks := 0
+	if !whole {
+		chunks = max(n, 2)
+	}
+	sealed, err := j.codec.Seal(make([]byte, 0, size), purposeOf(c), chunks, env, value)
 	if err != nil {
 		return err
 	}
-	attrs := "; Path=" + path + j.attrs + j.maxAge
-	// The longest chunk name is Name.7: two bytes over Name.
-	room := browser.MaxSetCookie - len(c.Name) - 2 - 1 - len(attrs)
-	n, ok := browser.Split(len(sealed), room)
-	if !ok {
-		return errorf(errServer, "a %s value of %d bytes needs more than %d cookies", c.Name, len(sealed), browser.MaxChunks)
-	}
-	if n == 1 && len(c.Name)+1+len(sealed)+len(attrs) <= browser.MaxSetCookie {
+	if whole {
 		addSetCookie(ctx, c.Name, string(sealed), attrs)
 		j.clearChunks(ctx, req, c, path, 0)
 		return nil
 	}
-	n = max(n, 2)
-	per := (len(sealed) + n - 1) / n
-	for i := range n {
+	per := (len(sealed) + chunks - 1) / chunks
+	for i := range chunks {
 		chunk := sealed[i*per : min((i+1)*per, len(sealed))]
 		addSetCookie(ctx, c.Chunk(i), string(chunk), attrs)
 	}
 	if req.Cookie(c.Name) != nil {
 		j.clearOne(ctx, c.Name, path)
 	}
-	j.clearChunks(ctx, req, c, path, n)
+	j.clearChunks(ctx, req, c, path, chunks)
 	return nil
 }
+
+// purposeOf is the session purpose of cookie c.
+func purposeOf(c *browser.Cookie) session.Purpose { return session.Purpose(c.Index() + 1) }
 
 // clear clears cookie c, and every chunk of it the request holds.
 func (j *jar) clear(ctx *fasthttp.RequestCtx, req *browser.RawCookies, c *browser.Cookie, path string) {
@@ -123,17 +150,41 @@ func (j *jar) clearAll(ctx *fasthttp.RequestCtx, req *browser.RawCookies) {
 	}
 }
 
-// open returns the decrypted value of cookie c (chunks reassembled), or nil.
-func (j *jar) open(req *browser.RawCookies, c *browser.Cookie) []byte {
-	sealed, ok := c.AppendValue(nil, req)
-	if !ok || len(sealed) == 0 {
-		return nil
+// clearVariants clears every token-handler cookie under every Path and
+// Domain this deployment may have set it with, and every chunk the request
+// holds: browsers send two cookies of one name when they differ in Path or
+// Domain, which the agent and proxy refuse as ambiguous, and a new login is
+// how a browser gets out of that. A sibling subdomain's cookie with another
+// Domain cannot be cleared from here.
+func (j *jar) clearVariants(ctx *fasthttp.RequestCtx, req *browser.RawCookies) {
+	for _, c := range []*browser.Cookie{&j.names.AccessToken, &j.names.RefreshToken, &j.names.IDToken, &j.names.CSRF, &j.names.Login} {
+		for _, attrs := range j.attrVariants {
+			for _, path := range j.variants {
+				addSetCookie(ctx, c.Name, "", "; Path="+path+attrs+"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT")
+				for i := range browser.MaxChunks {
+					if req.Cookie(c.Chunk(i)) != nil {
+						addSetCookie(ctx, c.Chunk(i), "", "; Path="+path+attrs+"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT")
+					}
+				}
+			}
+		}
 	}
-	plain, err := j.keys.Open(nil, sealed)
+}
+
+// open opens cookie c as found in the request, checking its purpose and
+// chunk count. ok is false when the request does not hold it or it does
+// not open.
+func (j *jar) open(found *browser.Found, c *browser.Cookie) (o opened, ok bool) {
+	sealed, chunks, present := found.AppendValue(nil, c)
+	if !present || len(sealed) == 0 {
+		return opened{}, false
+	}
+	value, f, err := j.codec.Open(nil, sealed, purposeOf(c), chunks, &o.env)
 	if err != nil {
-		return nil
+		return opened{}, false
 	}
-	return plain
+	o.value, o.format = value, f
+	return o, true
 }
 
 func addSetCookie(ctx *fasthttp.RequestCtx, name, value, attrs string) {

@@ -9,15 +9,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/valyala/fasthttp"
 	"golang.org/x/oauth2"
 
 	"github.com/tokenhandler/tokenhandler/browser"
+	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/session"
 )
 
 // loginState is the P-login cookie's content: what login/end needs to
@@ -44,7 +49,7 @@ func randomString(n int) string {
 
 // loginStart builds the authorization request URL (PKCE S256, state and
 // nonce of 256 bits, RFC 7636 §4.1) and keeps the secrets in P-login.
-func (a *Agent) loginStart(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCookies) error {
+func (a *Agent) loginStart(ctx *fasthttp.RequestCtx, st *state, req *request) error {
 	p, err := providerOf(st)
 	if err != nil {
 		return err
@@ -91,8 +96,14 @@ func (a *Agent) loginStart(ctx *fasthttp.RequestCtx, st *state, req *browser.Raw
 	}
 	authURL += sep + params.Encode()
 
+	// A new login starts from a clean slate: the variants of every cookie
+	// that a browser could send twice are cleared (the answer sets P-login
+	// after that, and login/end the rest).
+	st.jar.clearVariants(ctx, &req.raw)
 	state, _ := json.Marshal(login)
-	if err := st.jar.set(ctx, req, &st.jar.names.Login, st.jar.loginPath, state); err != nil {
+	now := a.now().Unix()
+	env := session.Envelope{ID: session.NewID(), Started: now, Expires: now + int64(loginLifetime/time.Second)}
+	if err := st.jar.set(ctx, &req.raw, &st.jar.names.Login, st.jar.loginPath, &env, state); err != nil {
 		return err
 	}
 	return writeJSON(ctx, map[string]string{"authorizationRequestUrl": authURL})
@@ -130,7 +141,7 @@ func (a *Agent) pushAuthorizationRequest(ctx *fasthttp.RequestCtx, st *state, p 
 
 // loginEnd finishes a login when pageUrl carries an authorization response,
 // or tells the SPA on a page load whether it is logged in (SPEC §5).
-func (a *Agent) loginEnd(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCookies) error {
+func (a *Agent) loginEnd(ctx *fasthttp.RequestCtx, st *state, req *request) error {
 	var body struct {
 		PageURL string `json:"pageUrl"`
 	}
@@ -150,29 +161,42 @@ func (a *Agent) loginEnd(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCo
 	case q.Get("state") != "" && q.Get("code") != "":
 		return a.finishLogin(ctx, st, req, q)
 	case q.Get("state") != "" && q.Get("error") != "":
-		st.jar.clear(ctx, req, &st.jar.names.Login, st.jar.loginPath)
+		st.jar.clear(ctx, &req.raw, &st.jar.names.Login, st.jar.loginPath)
 		return authorizationError(q.Get("error"), q.Get("error_description"))
 	}
-	loggedIn := st.jar.open(req, &st.jar.names.AccessToken) != nil
-	resp := map[string]any{"handled": false, "isLoggedIn": loggedIn}
-	if loggedIn {
-		if csrf := st.jar.open(req, &st.jar.names.CSRF); csrf != nil {
-			resp["csrf"] = string(csrf)
-		}
+	// A page load: logged in when P-at opens and the cookies are one live
+	// session. csrf comes only from a cookie sealed as a CSRF token (in a
+	// legacy format: only a value of the CSRF token's shape), so that no
+	// other cookie's plaintext can be read back through this answer.
+	resp := map[string]any{"handled": false, "isLoggedIn": false}
+	s, err := a.session(st, req, &st.jar.names.AccessToken)
+	switch {
+	case errors.Is(err, errNoCookie):
+		return writeJSON(ctx, resp)
+	case err != nil:
+		return err
+	}
+	resp["isLoggedIn"] = true
+	if s.csrf != nil {
+		resp["csrf"] = string(s.csrf.value)
 	}
 	return writeJSON(ctx, resp)
 }
 
 // finishLogin checks the authorization response against P-login, redeems
 // the code and validates the ID token, then sets the token cookies.
-func (a *Agent) finishLogin(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCookies, q url.Values) error {
+func (a *Agent) finishLogin(ctx *fasthttp.RequestCtx, st *state, req *request, q url.Values) error {
 	p, err := providerOf(st)
 	if err != nil {
 		return err
 	}
+	if req.found.Ambiguous() {
+		a.metrics.denied("cookie_ambiguous").Inc()
+		return errUnauthorizedRequest.with(errAmbiguous, "")
+	}
 	var login loginState
-	raw := st.jar.open(req, &st.jar.names.Login)
-	if raw == nil || json.Unmarshal(raw, &login) != nil {
+	o, ok := st.jar.open(&req.found, &st.jar.names.Login)
+	if !ok || o.bound() && !o.env.Live(a.now().Unix(), math.MaxInt64) || json.Unmarshal(o.value, &login) != nil {
 		return errInvalidRequest.with(errNoCookie, "No login is in progress")
 	}
 	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(login.State)) != 1 {
@@ -201,81 +225,115 @@ func (a *Agent) finishLogin(ctx *fasthttp.RequestCtx, st *state, req *browser.Ra
 	if rawID == "" {
 		return errInvalidRequest.with(errors.New("no id_token"), "The Authorization Server returned no ID token")
 	}
-	if err := a.verifyIDToken(c, st, p, rawID, login.Nonce); err != nil {
+	id, err := a.verifyIDToken(c, st, p, rawID, login.Nonce)
+	if err == nil && (id.Subject == "" || id.IssuedAt.IsZero()) {
+		// OpenID Connect Core §2: both are REQUIRED; the session's
+		// identity is iss and sub.
+		err = errors.New("the ID token has no sub or no iat")
+	}
+	if err != nil {
 		a.metrics.logins("invalid_id_token").Inc()
 		return errInvalidRequest.with(err, "The ID token is not valid")
 	}
 
-	csrf := st.jar.open(req, &st.jar.names.CSRF)
-	if len(csrf) == 0 {
-		csrf = []byte(randomString(32))
+	// A new session: a new ID and a new CSRF token, whatever the browser
+	// held before (a CSRF cookie planted before the login must not
+	// survive it).
+	now := a.now().Unix()
+	env := session.Envelope{
+		ID: session.NewID(), Started: now, Expires: now + st.maxLifetime,
+		Sub: session.HashSub(id.Issuer, id.Subject),
 	}
-	if err := a.setTokenCookies(ctx, st, req, tok.AccessToken, tok.RefreshToken, rawID); err != nil {
+	if id.sid != "" {
+		env.SID = session.HashSID(id.Issuer, id.sid)
+	}
+	csrf := []byte(randomString(csrfBytes))
+	if err := a.setTokenCookies(ctx, st, &req.raw, &env, tok.AccessToken, tok.RefreshToken, rawID); err != nil {
 		return err
 	}
-	if err := st.jar.set(ctx, req, &st.jar.names.CSRF, st.jar.csrfPath, csrf); err != nil {
+	if err := st.jar.set(ctx, &req.raw, &st.jar.names.CSRF, st.jar.csrfPath, &env, csrf); err != nil {
 		return err
 	}
-	st.jar.clear(ctx, req, &st.jar.names.Login, st.jar.loginPath)
+	st.jar.clear(ctx, &req.raw, &st.jar.names.Login, st.jar.loginPath)
 	a.metrics.logins("ok").Inc()
 	return writeJSON(ctx, map[string]any{"handled": true, "isLoggedIn": true, "csrf": string(csrf)})
 }
 
-// setTokenCookies writes P-at, and P-auth and P-id when given.
-func (a *Agent) setTokenCookies(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCookies, access, refresh, id string) error {
+// setTokenCookies writes P-at, and P-auth and P-id when given, for the
+// session env.
+func (a *Agent) setTokenCookies(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCookies, env *session.Envelope, access, refresh, id string) error {
 	j := st.jar
-	if err := j.set(ctx, req, &j.names.AccessToken, j.atPath, []byte(access)); err != nil {
+	if err := j.set(ctx, req, &j.names.AccessToken, j.atPath, env, []byte(access)); err != nil {
 		return err
 	}
 	if refresh != "" {
-		if err := j.set(ctx, req, &j.names.RefreshToken, j.authPath, []byte(refresh)); err != nil {
+		if err := j.set(ctx, req, &j.names.RefreshToken, j.authPath, env, []byte(refresh)); err != nil {
 			return err
 		}
 	}
 	if id != "" {
-		if err := j.set(ctx, req, &j.names.IDToken, j.idPath, []byte(id)); err != nil {
+		if err := j.set(ctx, req, &j.names.IDToken, j.idPath, env, []byte(id)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// loginLifetime is how long a started login may take to finish: P-login
+// is refused after it.
+const loginLifetime = 30 * time.Minute
+
+// idToken is a verified ID token and the claims the session keeps of it.
+type idToken struct {
+	*oidc.IDToken
+	sid string
+	azp string
 }
 
 // verifyIDToken checks an ID token (OpenID Connect Core 1.0 §3.1.3.7):
 // signature against the JWKS with an algorithm allow-list (go-oidc refuses
 // "none"), iss, aud and exp (go-oidc, exp with the clock skew), then nonce
 // (when one was sent), azp and iat here.
-func (a *Agent) verifyIDToken(ctx context.Context, st *state, p *provider, raw, nonce string) error {
-	idt, err := p.verifier.Verify(oidc.ClientContext(ctx, st.client), raw)
+func (a *Agent) verifyIDToken(ctx context.Context, st *state, p *provider, raw, nonce string) (*idToken, error) {
+	return a.checkIDToken(ctx, st, p.verifier, raw, nonce)
+}
+
+// checkIDToken is verifyIDToken with a given verifier: /claims re-verifies
+// a legacy cookie's ID token with one that skips the expiry.
+func (a *Agent) checkIDToken(ctx context.Context, st *state, v *oidc.IDTokenVerifier, raw, nonce string) (*idToken, error) {
+	idt, err := v.Verify(oidc.ClientContext(ctx, st.client), raw)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if nonce != "" && subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
-		return errors.New("nonce mismatch")
+		return nil, errors.New("nonce mismatch")
 	}
 	var claims struct {
 		AZP string `json:"azp"`
+		SID string `json:"sid"`
 	}
 	if err := idt.Claims(&claims); err != nil {
-		return err
+		return nil, err
 	}
 	// §3.1.3.7 items 4 and 5: several audiences need azp; azp, when
 	// present, must be this client.
 	if (len(idt.Audience) > 1 && claims.AZP == "") || (claims.AZP != "" && claims.AZP != st.cfg.ClientID) {
-		return errors.New("azp is not this client")
+		return nil, errors.New("azp is not this client")
 	}
 	skew := st.cfg.IDToken.ClockSkew
 	if idt.IssuedAt.After(a.now().Add(skew)) {
-		return errors.New("iat is in the future")
+		return nil, errors.New("iat is in the future")
 	}
-	return nil
+	return &idToken{IDToken: idt, sid: claims.SID, azp: claims.AZP}, nil
 }
 
 // userInfo asks the AS's userinfo endpoint with the access token.
-func (a *Agent) userInfo(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCookies) error {
-	at := st.jar.open(req, &st.jar.names.AccessToken)
-	if at == nil {
-		return errUnauthorizedRequest.with(errNoCookie, "")
+func (a *Agent) userInfo(ctx *fasthttp.RequestCtx, st *state, req *request) error {
+	s, err := a.session(st, req, &st.jar.names.AccessToken)
+	if err != nil {
+		return err
 	}
+	at := s.at.value
 	p, err := providerOf(st)
 	if err != nil {
 		return err
@@ -317,18 +375,30 @@ func (a *Agent) userInfo(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCo
 	return nil
 }
 
-// claims returns the ID token's payload, verified when it was received.
-func (a *Agent) claims(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCookies) error {
-	id := st.jar.open(req, &st.jar.names.IDToken)
-	if id == nil {
-		return errUnauthorizedRequest.with(errNoCookie, "")
+// claims returns the ID token's payload, verified when it was received. A
+// v2 P-id was sealed as an ID token after its verification; a legacy one
+// carries no purpose, so its token is verified again (signature, iss, aud
+// and azp; not its expiry, which claims outlive) and nothing but a genuine
+// ID token of this client is echoed.
+func (a *Agent) claims(ctx *fasthttp.RequestCtx, st *state, req *request) error {
+	s, err := a.session(st, req, &st.jar.names.IDToken)
+	if err != nil {
+		return err
 	}
-	parts := strings.Split(string(id), ".")
-	if len(parts) != 3 {
-		return errorf(errServer, "the ID token cookie does not hold a JWT")
+	id := s.id.value
+	if !s.id.bound() {
+		p, err := providerOf(st)
+		if err != nil {
+			return err
+		}
+		c, cancel := context.WithTimeout(context.Background(), st.cfg.Timeouts.AS)
+		defer cancel()
+		if _, err := a.checkIDToken(c, st, p.claimsVerifier, string(id), ""); err != nil {
+			return errUnauthorizedRequest.with(fmt.Errorf("the legacy P-id does not hold a valid ID token: %w", err), "")
+		}
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil || !json.Valid(payload) {
+	payload := jwtPayload(id)
+	if payload == nil || !json.Valid(payload) {
 		return errorf(errServer, "the ID token cookie does not hold a JWT")
 	}
 	ctx.SetContentType("application/json")
@@ -337,58 +407,151 @@ func (a *Agent) claims(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCook
 }
 
 // refreshTokens redeems the refresh token (single-flight, with a grace
-// period for replays: refresh.go) and rewrites the cookies.
-func (a *Agent) refreshTokens(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCookies) error {
-	if err := checkCSRF(ctx, st, req); err != nil {
+// period for replays within the same session: refresh.go) and rewrites the
+// cookies. The refreshed ID token must name the session's user (OpenID
+// Connect Core §12.2); a session in a legacy format is moved to the
+// configured format with a new envelope.
+func (a *Agent) refreshTokens(ctx *fasthttp.RequestCtx, st *state, req *request) error {
+	s, err := a.session(st, req, &st.jar.names.RefreshToken, &st.jar.names.CSRF)
+	if err != nil {
 		return err
 	}
-	rt := st.jar.open(req, &st.jar.names.RefreshToken)
-	if rt == nil {
-		return errUnauthorizedRequest.with(errNoCookie, "")
+	if err := checkCSRF(ctx, st, s); err != nil {
+		return err
 	}
 	p, err := providerOf(st)
 	if err != nil {
 		return err
 	}
-	res, err := a.refresh.do(context.Background(), st, p, string(rt))
+	rt := string(s.auth.value)
+	res, err := a.refresh.do(context.Background(), st, p, s.key(), rt)
 	if err != nil {
 		return err
 	}
-	newRT := res.refresh
-	if newRT == string(rt) {
+	if err := a.sameIdentity(s, res.idToken); err != nil {
+		a.refresh.drop(s.key())
+		a.metrics.denied("identity_changed").Inc()
+		return errSessionExpired.with(err, "")
+	}
+	newRT, newID := res.refresh, res.id
+	if newRT == rt {
 		newRT = "" // not rotated: leave P-auth alone
 	}
-	if err := a.setTokenCookies(ctx, st, req, res.access, newRT, res.id); err != nil {
+	env := s.env
+	if s.legacy && st.jar.codec.Writes() == crypto.FormatV2 {
+		// Move the session to v2: all four cookies anew, under one new
+		// envelope.
+		now := a.now().Unix()
+		env = session.Envelope{ID: session.NewID(), Started: now, Expires: now + st.maxLifetime}
+		if t := res.idToken; t != nil {
+			env.Sub = session.HashSub(t.Issuer, t.Subject)
+			if t.sid != "" {
+				env.SID = session.HashSID(t.Issuer, t.sid)
+			}
+		}
+		if newRT == "" {
+			newRT = rt
+		}
+		if newID == "" && s.id != nil {
+			newID = string(s.id.value)
+		}
+		if err := st.jar.set(ctx, &req.raw, &st.jar.names.CSRF, st.jar.csrfPath, &env, s.csrf.value); err != nil {
+			return err
+		}
+	}
+	if err := a.setTokenCookies(ctx, st, &req.raw, &env, res.access, newRT, newID); err != nil {
 		return err
 	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 	return nil
 }
 
+// sameIdentity checks a refreshed ID token against the session: the same
+// iss and sub (the verifier has already checked iss against the issuer and
+// that aud holds this client), and the same aud as the ID token it
+// replaces. An ID token that names someone else ends the session.
+func (a *Agent) sameIdentity(s *userSession, t *idToken) error {
+	if t == nil {
+		return nil
+	}
+	if !s.legacy && s.env.Sub != (session.Digest{}) && session.HashSub(t.Issuer, t.Subject) != s.env.Sub {
+		return errors.New("the refreshed ID token names another subject")
+	}
+	if s.id == nil {
+		return nil
+	}
+	var old struct {
+		Iss string          `json:"iss"`
+		Sub string          `json:"sub"`
+		Aud json.RawMessage `json:"aud"`
+	}
+	if err := json.Unmarshal(jwtPayload(s.id.value), &old); err != nil {
+		return nil // nothing to compare with
+	}
+	if old.Iss != t.Issuer || old.Sub != t.Subject || !sameAudience(old.Aud, t.Audience) {
+		return errors.New("the refreshed ID token has another iss, sub or aud than the session's")
+	}
+	return nil
+}
+
+// jwtPayload returns the decoded payload of a compact JWT, or nil.
+func jwtPayload(jwt []byte) []byte {
+	parts := strings.Split(string(jwt), ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil
+	}
+	return payload
+}
+
+// sameAudience compares an aud claim as written (a string or an array)
+// with a parsed audience, as sets.
+func sameAudience(raw json.RawMessage, aud []string) bool {
+	var list []string
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		list = []string{one}
+	} else if json.Unmarshal(raw, &list) != nil {
+		return false
+	}
+	if len(list) != len(aud) {
+		return false
+	}
+	for _, x := range list {
+		if !slices.Contains(aud, x) {
+			return false
+		}
+	}
+	return true
+}
+
 // logout clears every cookie and returns the end-session URL (OpenID
 // Connect RP-Initiated Logout 1.0 §2), revoking the refresh token first when
-// configured (RFC 7009).
-func (a *Agent) logout(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCookies) error {
-	if err := checkCSRF(ctx, st, req); err != nil {
+// configured (RFC 7009), and drops the session's refresh grace.
+func (a *Agent) logout(ctx *fasthttp.RequestCtx, st *state, req *request) error {
+	s, err := a.session(st, req, &st.jar.names.AccessToken, &st.jar.names.CSRF)
+	if err != nil {
 		return err
 	}
-	if st.jar.open(req, &st.jar.names.AccessToken) == nil {
-		return errUnauthorizedRequest.with(errNoCookie, "")
+	if err := checkCSRF(ctx, st, s); err != nil {
+		return err
 	}
 	p, err := providerOf(st)
 	if err != nil {
 		return err
 	}
-	if st.cfg.Logout.RevokeRefreshToken && p.revocation != "" {
-		if rt := st.jar.open(req, &st.jar.names.RefreshToken); rt != nil {
-			c, cancel := context.WithTimeout(context.Background(), st.cfg.Timeouts.AS)
-			start := a.now()
-			status, _, err := p.postForm(c, st.client, p.revocation, url.Values{"token": {string(rt)}, "token_type_hint": {"refresh_token"}})
-			cancel()
-			a.metrics.asCall("revocation", start, a.now(), status, err)
-			if err != nil || status != http.StatusOK {
-				st.log.Warn().Err(err).Int("status", status).Msg("refresh token revocation failed; logging out anyway")
-			}
+	a.refresh.drop(s.key())
+	if st.cfg.Logout.RevokeRefreshToken && p.revocation != "" && s.auth != nil {
+		c, cancel := context.WithTimeout(context.Background(), st.cfg.Timeouts.AS)
+		start := a.now()
+		status, _, err := p.postForm(c, st.client, p.revocation, url.Values{"token": {string(s.auth.value)}, "token_type_hint": {"refresh_token"}})
+		cancel()
+		a.metrics.asCall("revocation", start, a.now(), status, err)
+		if err != nil || status != http.StatusOK {
+			st.log.Warn().Err(err).Int("status", status).Msg("refresh token revocation failed; logging out anyway")
 		}
 	}
 	logoutURL := ""
@@ -397,8 +560,8 @@ func (a *Agent) logout(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCook
 		if st.cfg.PostLogoutRedirectURI != "" {
 			q.Set("post_logout_redirect_uri", st.cfg.PostLogoutRedirectURI)
 		}
-		if id := st.jar.open(req, &st.jar.names.IDToken); id != nil {
-			q.Set("id_token_hint", string(id))
+		if s.id != nil {
+			q.Set("id_token_hint", string(s.id.value))
 		}
 		sep := "?"
 		if strings.Contains(p.endSession, "?") {
@@ -406,7 +569,7 @@ func (a *Agent) logout(ctx *fasthttp.RequestCtx, st *state, req *browser.RawCook
 		}
 		logoutURL = p.endSession + sep + q.Encode()
 	}
-	st.jar.clearAll(ctx, req)
+	st.jar.clearAll(ctx, &req.raw)
 	return writeJSON(ctx, map[string]string{"url": logoutURL})
 }
 

@@ -25,6 +25,12 @@ func (m *agentMetrics) requests(endpoint string, status int) *metrics.Counter {
 	return m.reg.Counter("oauth_agent_requests_total", "Requests answered, by endpoint and status.", "endpoint", endpoint, "status", strconv.Itoa(status))
 }
 
+// denied counts requests refused for their cookies: cookie_ambiguous,
+// session_mismatch, session_expired, identity_changed.
+func (m *agentMetrics) denied(reason string) *metrics.Counter {
+	return m.reg.Counter("oauth_agent_denied_total", "Requests refused for their cookies, by reason.", "reason", reason)
+}
+
 func (m *agentMetrics) logins(result string) *metrics.Counter {
 	return m.reg.Counter("oauth_agent_logins_total", "Completed logins (login/end with a code), by result.", "result", result)
 }

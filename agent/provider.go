@@ -20,13 +20,16 @@ import (
 // endpoints (discovery, then the configured overrides) and an ID-token
 // verifier on its JWKS. It is immutable once built.
 type provider struct {
-	issuer     string
-	oauth2     oauth2.Config
-	verifier   *oidc.IDTokenVerifier
-	userinfo   string
-	endSession string
-	par        string
-	revocation string
+	issuer   string
+	oauth2   oauth2.Config
+	verifier *oidc.IDTokenVerifier
+	// claimsVerifier is verifier without the expiry check, for /claims on
+	// a legacy P-id: the claims outlive the token's exp.
+	claimsVerifier *oidc.IDTokenVerifier
+	userinfo       string
+	endSession     string
+	par            string
+	revocation     string
 	// requirePAR and issParam are the AS metadata flags of RFC 9126 §5 and
 	// RFC 9207 §3.
 	requirePAR bool
@@ -125,6 +128,11 @@ func discover(ctx context.Context, cfg *Config, client *http.Client, now func() 
 	keys := newLimitedKeySet(m.JWKSURI, client, now)
 	skew := cfg.IDToken.ClockSkew
 	return &provider{
+		claimsVerifier: oidc.NewVerifier(cfg.Issuer, keys, &oidc.Config{
+			ClientID:             cfg.ClientID,
+			SupportedSigningAlgs: cfg.IDToken.AllowedAlgs,
+			SkipExpiryCheck:      true,
+		}),
 		issuer: cfg.Issuer,
 		oauth2: oauth2.Config{
 			ClientID:     cfg.ClientID,
