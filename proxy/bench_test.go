@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/metrics"
+	"github.com/tokenhandler/tokenhandler/session"
 )
 
 // benchToken is a realistic ~1 KiB JWT access token (three base64url parts).
@@ -42,6 +44,7 @@ func newBenchStack(tb testing.TB) *benchStack {
 encryption_keys: [%q]
 trusted_web_origins: [%q]
 routes: [{path_prefix: /api/, upstream: "http://api.internal"}]
+auth_endpoint: true
 log: {level: info}
 `, key.AppendHex(nil), trustedOrigin)), nil)
 	if err != nil {
@@ -56,8 +59,14 @@ log: {level: info}
 	go srv.Serve(pLn)
 	tb.Cleanup(func() { srv.Shutdown() })
 
-	at, _ := cfg.Keys.Seal(nil, []byte(benchToken), crypto.FormatV1)
-	csrf, _ := cfg.Keys.Seal(nil, []byte("csrf-token-value-0123456789abcdef"), crypto.FormatV1)
+	// v2 cookies of one session, as the agent writes them by default.
+	codec, err := session.NewCodec(cfg.Keys, crypto.FormatV2)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	env := newSession(time.Now())
+	at, _ := codec.Seal(nil, session.AccessToken, 0, &env, []byte(benchToken))
+	csrf, _ := codec.Seal(nil, session.CSRF, 0, &env, []byte("csrf-token-value-0123456789abcdef"))
 	mk := func(method, path string, extra ...string) *fasthttp.Request {
 		r := &fasthttp.Request{}
 		r.Header.SetMethod(method)

@@ -34,10 +34,26 @@ type Config struct {
 	AllowTokens         bool
 	RemoveCookieHeaders bool   // default true (YAML key present with false turns it off)
 	AuthPath            string // default "/_oauth-proxy/auth"
-	Routes              []Route
-	Timeouts            Timeouts
-	Limits              Limits
-	Log                 Log
+	// AuthEndpoint turns on the auth_request endpoint at AuthPath. It
+	// answers a valid cookie with the decrypted token in a header, so it is
+	// for NGINX alone: default true without Routes (auth_request mode) and
+	// false with Routes, where AuthPath is an ordinary path.
+	AuthEndpoint bool
+	Routes       []Route
+	// CookieFormat is the format the OAuth Agent writes (YAML
+	// cookie_format: v2, the default, v1 or dare); the proxy opens it and
+	// every format in CookieAccept (YAML cookie_accept, for a migration;
+	// default none with v2, [v1, dare] with v1 or dare). v2 cookies are
+	// always opened. The zero Format is v1, as in package crypto.
+	CookieFormat crypto.Format
+	CookieAccept []crypto.Format
+	// MaxLifetime is YAML session.max_lifetime: a v2 cookie whose session
+	// started longer ago is refused, whatever its own expiry says. Default
+	// 12h; zero means the default.
+	MaxLifetime time.Duration
+	Timeouts    Timeouts
+	Limits      Limits
+	Log         Log
 }
 
 // CORS is the cross-origin part of a [Config]. It is plain data, read-only
@@ -120,21 +136,25 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 // fileConfig is the configuration file as written. Pointers tell a setting
 // left out (nil: use the default) from one given, even as "" or false.
 type fileConfig struct {
-	Listen              *string      `yaml:"listen"`
-	MetricsListen       string       `yaml:"metrics_listen"`
-	CookieNamePrefix    *string      `yaml:"cookie_name_prefix"`
-	Cookie              fileCookie   `yaml:"cookie"`
-	EncryptionKeys      []string     `yaml:"encryption_keys"`
-	EncryptionKeysFile  *string      `yaml:"encryption_keys_file"`
-	TrustedWebOrigins   []string     `yaml:"trusted_web_origins"`
-	CORS                fileCORS     `yaml:"cors"`
-	AllowTokens         bool         `yaml:"allow_tokens"`
-	RemoveCookieHeaders *bool        `yaml:"remove_cookie_headers"`
-	AuthPath            *string      `yaml:"auth_path"`
-	Routes              []fileRoute  `yaml:"routes"`
-	Timeouts            fileTimeouts `yaml:"timeouts"`
-	Limits              fileLimits   `yaml:"limits"`
-	Log                 settings.Log `yaml:"log"`
+	Listen              *string          `yaml:"listen"`
+	MetricsListen       string           `yaml:"metrics_listen"`
+	CookieNamePrefix    *string          `yaml:"cookie_name_prefix"`
+	Cookie              fileCookie       `yaml:"cookie"`
+	EncryptionKeys      []string         `yaml:"encryption_keys"`
+	EncryptionKeysFile  *string          `yaml:"encryption_keys_file"`
+	TrustedWebOrigins   []string         `yaml:"trusted_web_origins"`
+	CORS                fileCORS         `yaml:"cors"`
+	AllowTokens         bool             `yaml:"allow_tokens"`
+	RemoveCookieHeaders *bool            `yaml:"remove_cookie_headers"`
+	AuthPath            *string          `yaml:"auth_path"`
+	AuthEndpoint        *bool            `yaml:"auth_endpoint"`
+	Routes              []fileRoute      `yaml:"routes"`
+	CookieFormat        *string          `yaml:"cookie_format"`
+	CookieAccept        []string         `yaml:"cookie_accept"`
+	Session             settings.Session `yaml:"session"`
+	Timeouts            fileTimeouts     `yaml:"timeouts"`
+	Limits              fileLimits       `yaml:"limits"`
+	Log                 settings.Log     `yaml:"log"`
 }
 
 type fileCookie struct {
@@ -226,8 +246,15 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	if err := checkAuthPath(c.AuthPath); err != nil {
 		return nil, err
 	}
+	c.AuthEndpoint = settings.ValueOr(f.AuthEndpoint, len(f.Routes) == 0)
+	if c.Routes, err = f.routes(c.AuthPath, c.AuthEndpoint); err != nil {
+		return nil, err
+	}
 
-	if c.Routes, err = f.routes(c.AuthPath); err != nil {
+	if c.CookieFormat, c.CookieAccept, err = settings.CookieFormats(f.CookieFormat, f.CookieAccept); err != nil {
+		return nil, err
+	}
+	if c.MaxLifetime, err = f.Session.Parse("session"); err != nil {
 		return nil, err
 	}
 
@@ -277,8 +304,8 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 }
 
 // routes validates and converts the routes. No route may take the requests
-// meant for the auth endpoint.
-func (f *fileConfig) routes(authPath string) ([]Route, error) {
+// meant for the auth endpoint when it is on.
+func (f *fileConfig) routes(authPath string, authEndpoint bool) ([]Route, error) {
 	var routes []Route
 	for i, fr := range f.Routes {
 		setting := fmt.Sprintf("routes[%d].path_prefix", i)
@@ -294,8 +321,8 @@ func (f *fileConfig) routes(authPath string) ([]Route, error) {
 			return nil, settings.Errorf(setting, "%q must not contain whitespace or control characters", p)
 		case strings.Contains(p, ".."):
 			return nil, settings.Errorf(setting, "%q must not contain \"..\"", p)
-		case strings.HasPrefix(authPath, p):
-			return nil, settings.Errorf(setting, "%q overlaps the auth endpoint auth_path %q", p, authPath)
+		case authEndpoint && strings.HasPrefix(authPath, p):
+			return nil, settings.Errorf(setting, "%q overlaps the auth endpoint auth_path %q (auth_endpoint is on)", p, authPath)
 		}
 		for j, r := range routes {
 			if r.PathPrefix == p {

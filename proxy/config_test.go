@@ -63,6 +63,10 @@ cors:
 allow_tokens: true
 remove_cookie_headers: false
 auth_path: /auth/check
+auth_endpoint: true
+cookie_format: v1
+cookie_accept: [dare]
+session: {max_lifetime: 8h}
 routes:
   - {path_prefix: /api/, upstream: "http://127.0.0.1:9000", strip_prefix: true}
   - path_prefix: /orders/
@@ -92,6 +96,10 @@ log: {level: debug, format: console}
 		AllowTokens:         true,
 		RemoveCookieHeaders: false,
 		AuthPath:            "/auth/check",
+		AuthEndpoint:        true,
+		CookieFormat:        crypto.FormatV1,
+		CookieAccept:        []crypto.Format{crypto.FormatDARE},
+		MaxLifetime:         8 * time.Hour,
 		Routes: []Route{
 			{PathPrefix: "/api/", StripPrefix: true, Upstreams: []Upstream{
 				{Addr: "127.0.0.1:9000", TLS: false, URL: "http://127.0.0.1:9000"},
@@ -126,6 +134,9 @@ func TestParseConfigDefaults(t *testing.T) {
 		CORS:                CORS{Enabled: true, MaxAge: 86400},
 		RemoveCookieHeaders: true,
 		AuthPath:            "/_oauth-proxy/auth",
+		AuthEndpoint:        true, // no routes: auth_request mode
+		CookieFormat:        crypto.FormatV2,
+		MaxLifetime:         12 * time.Hour,
 		Timeouts:            Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, Upstream: 30 * time.Second, Shutdown: 30 * time.Second, Park: time.Second},
 		Limits:              Limits{MaxRequestHeaderBytes: 16384, MaxBodyBytes: 10485760},
 		Log:                 Log{Level: zerolog.InfoLevel, Format: "json"},
@@ -159,6 +170,41 @@ func TestParseConfigAccepts(t *testing.T) {
 			}
 		}},
 		{"route below the auth endpoint", configBase + "routes:\n- {path_prefix: /_oauth-proxy/auth/x/, upstream: http://a:1}\n", nil},
+		{"routes turn the auth endpoint off", configBase + "routes:\n- {path_prefix: /api/, upstream: http://a:1}\n", func(t *testing.T, c *Config) {
+			if c.AuthEndpoint {
+				t.Error("AuthEndpoint = true with routes and no auth_endpoint setting, want false")
+			}
+		}},
+		{"auth endpoint asked for beside routes", configBase + "auth_endpoint: true\nroutes:\n- {path_prefix: /api/, upstream: http://a:1}\n", func(t *testing.T, c *Config) {
+			if !c.AuthEndpoint {
+				t.Error("AuthEndpoint = false with auth_endpoint: true")
+			}
+		}},
+		{"auth endpoint off without routes", configBase + "auth_endpoint: false\n", func(t *testing.T, c *Config) {
+			if c.AuthEndpoint {
+				t.Error("AuthEndpoint = true with auth_endpoint: false")
+			}
+		}},
+		{"a route over auth_path when the auth endpoint is off", configBase + "routes: [{path_prefix: /, upstream: http://a}]\n", func(t *testing.T, c *Config) {
+			if c.AuthEndpoint || c.Routes[0].PathPrefix != "/" {
+				t.Errorf("AuthEndpoint %v, Routes %+v; want off and the route /", c.AuthEndpoint, c.Routes)
+			}
+		}},
+		{"cookie_format v1 reads dare too", configBase + "cookie_format: v1\n", func(t *testing.T, c *Config) {
+			if c.CookieFormat != crypto.FormatV1 || !reflect.DeepEqual(c.CookieAccept, []crypto.Format{crypto.FormatV1, crypto.FormatDARE}) {
+				t.Errorf("CookieFormat %v, CookieAccept %v; want v1 and [v1 dare]", c.CookieFormat, c.CookieAccept)
+			}
+		}},
+		{"cookie_format v2 with a migration", configBase + "cookie_format: v2\ncookie_accept: [v1]\n", func(t *testing.T, c *Config) {
+			if c.CookieFormat != crypto.FormatV2 || !reflect.DeepEqual(c.CookieAccept, []crypto.Format{crypto.FormatV1}) {
+				t.Errorf("CookieFormat %v, CookieAccept %v; want v2 and [v1]", c.CookieFormat, c.CookieAccept)
+			}
+		}},
+		{"session lifetime at its bounds", configBase + "session: {max_lifetime: 1m}\n", func(t *testing.T, c *Config) {
+			if c.MaxLifetime != time.Minute {
+				t.Errorf("MaxLifetime = %v, want 1m", c.MaxLifetime)
+			}
+		}},
 		{"listen on port 0 twice", configBase + "listen: 127.0.0.1:0\nmetrics_listen: 127.0.0.1:0\n", nil},
 		{"listen on all interfaces", configBase + "listen: \":8081\"\nmetrics_listen: \"[::1]:9101\"\n", nil},
 		{"origin with port and ipv6", "encryption_keys: [\"" + configTestKey + "\"]\ntrusted_web_origins: [\"https://a.example:8443\", \"http://[::1]:3000\"]\n", nil},
@@ -284,8 +330,19 @@ func TestParseConfigErrors(t *testing.T) {
 		{"prefix with space", configBase + "routes: [{path_prefix: \"/a b/\", upstream: http://a}]\n", "routes[0].path_prefix: \"/a b/\" must not contain whitespace"},
 		{"prefix with dot-dot", configBase + "routes: [{path_prefix: /a/../, upstream: http://a}]\n", "routes[0].path_prefix: \"/a/../\" must not contain \"..\""},
 		{"duplicate prefix", configBase + "routes:\n- {path_prefix: /a/, upstream: http://a}\n- {path_prefix: /b/, upstream: http://b}\n- {path_prefix: /a/, upstream: http://c}\n", "routes[2].path_prefix: duplicate or overlapping routes: \"/a/\" is also routes[0].path_prefix"},
-		{"prefix over auth_path", configBase + "routes: [{path_prefix: /_oauth-proxy/, upstream: http://a}]\n", "routes[0].path_prefix: \"/_oauth-proxy/\" overlaps the auth endpoint auth_path \"/_oauth-proxy/auth\""},
-		{"root prefix over auth_path", configBase + "auth_path: /check\nroutes: [{path_prefix: /, upstream: http://a}]\n", "routes[0].path_prefix: \"/\" overlaps the auth endpoint auth_path \"/check\""},
+		{"prefix over auth_path", configBase + "auth_endpoint: true\nroutes: [{path_prefix: /_oauth-proxy/, upstream: http://a}]\n", "routes[0].path_prefix: \"/_oauth-proxy/\" overlaps the auth endpoint auth_path \"/_oauth-proxy/auth\""},
+		{"root prefix over auth_path", configBase + "auth_endpoint: true\nauth_path: /check\nroutes: [{path_prefix: /, upstream: http://a}]\n", "routes[0].path_prefix: \"/\" overlaps the auth endpoint auth_path \"/check\""},
+		{"auth_endpoint not a bool", configBase + "auth_endpoint: maybe\n", "auth_endpoint"},
+
+		// cookie formats and the session
+		{"cookie_format unknown", configBase + "cookie_format: v3\n", `cookie_format: must be v2, v1 or dare, got "v3"`},
+		{"cookie_format empty", configBase + "cookie_format: \"\"\n", `cookie_format: must be v2, v1 or dare, got ""`},
+		{"cookie_accept unknown", configBase + "cookie_accept: [v1, V2]\n", `cookie_accept[1]: must be v2, v1 or dare, got "V2"`},
+		{"cookie_accept not a list", configBase + "cookie_accept: v1\n", "cookie_accept"},
+		{"session.max_lifetime too short", configBase + "session: {max_lifetime: 30s}\n", `session.max_lifetime: must be between 1m and`},
+		{"session.max_lifetime too long", configBase + "session: {max_lifetime: 721h}\n", `session.max_lifetime: must be between`},
+		{"session.max_lifetime not a duration", configBase + "session: {max_lifetime: 12}\n", `session.max_lifetime: invalid duration "12"`},
+		{"session unknown key", configBase + "session: {idle: 1h}\n", "session.idle"},
 		{"upstream missing", configBase + "routes: [{path_prefix: /a/}]\n", "routes[0].upstream: is required"},
 		{"upstream null", configBase + "routes: [{path_prefix: /a/, upstream: }]\n", "routes[0].upstream: is required"},
 		{"upstream empty list", configBase + "routes: [{path_prefix: /a/, upstream: []}]\n", "routes[0].upstream: needs at least one upstream URL"},

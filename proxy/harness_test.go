@@ -15,6 +15,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/session"
 )
 
 const trustedOrigin = "http://www.example.localhost:3000"
@@ -78,12 +79,16 @@ func (u *upstream) received() (*http.Request, []byte) {
 
 // harness is a proxy server on a loopback port in front of an upstream.
 type harness struct {
-	t    *testing.T
-	srv  *Server
-	url  string
-	up   *upstream
-	keys *crypto.Keyring // the ring the proxy uses: newKey, oldKey
-	old  *crypto.Keyring // oldKey alone
+	t     *testing.T
+	srv   *Server
+	url   string
+	up    *upstream
+	keys  *crypto.Keyring // the ring the proxy uses: newKey, oldKey
+	old   *crypto.Keyring // oldKey alone
+	codec *session.Codec  // seals v2 cookies with keys, as the agent does
+	// env is the session every cookie of seal belongs to: started a
+	// minute ago, valid for an hour.
+	env  session.Envelope
 	cfg  *Config
 	logs *bintest.Buffer // what the proxy logged
 }
@@ -137,16 +142,79 @@ func startProxyTo(t *testing.T, up *upstream, addr, extra string) *harness {
 		srv.Shutdown(ctx)
 	})
 	old, _ := crypto.NewKeyring(oldKey)
-	return &harness{t: t, srv: srv, url: "http://" + srv.Addr().String(), up: up, keys: cfg.Keys, old: old, cfg: cfg, logs: logs}
+	codec, err := session.NewCodec(cfg.Keys, crypto.FormatV2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, srv: srv, url: "http://" + srv.Addr().String(), up: up, keys: cfg.Keys, old: old, codec: codec,
+		env: newSession(time.Now()), cfg: cfg, logs: logs}
 }
 
-// seal returns a cookie value for plaintext, sealed with the proxy's first key.
-func (h *harness) seal(plaintext string) string {
-	c, err := h.keys.Seal(nil, []byte(plaintext), crypto.FormatV1)
+// newSession returns the envelope of a session that started a minute
+// before now, whose cookies stay valid for an hour.
+func newSession(now time.Time) session.Envelope {
+	return session.Envelope{
+		ID:      session.NewID(),
+		Started: now.Add(-time.Minute).Unix(),
+		Expires: now.Add(time.Hour).Unix(),
+		SID:     session.HashSID("https://login.example", "op-session"),
+		Sub:     session.HashSub("https://login.example", "demo-user"),
+	}
+}
+
+// seal returns a v2 cookie value of purpose p holding plaintext, in the
+// harness's session, sealed with the proxy's first key.
+func (h *harness) seal(p session.Purpose, plaintext string) string {
+	return h.sealIn(&h.env, p, 0, plaintext)
+}
+
+// sealIn seals plaintext for purpose p in session env, for a cookie split
+// into chunks chunks (0: whole).
+func (h *harness) sealIn(env *session.Envelope, p session.Purpose, chunks int, plaintext string) string {
+	h.t.Helper()
+	c, err := h.codec.Seal(nil, p, chunks, env, []byte(plaintext))
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	return string(c)
+}
+
+// sealLegacy seals plaintext in format f (v1 or DARE), which carries no
+// purpose and no session.
+func (h *harness) sealLegacy(f crypto.Format, plaintext string) string {
+	h.t.Helper()
+	c, err := h.keys.Seal(nil, []byte(plaintext), f)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return string(c)
+}
+
+// chunked returns the cookie pairs name.0=…; name.1=… of plaintext sealed
+// for purpose p in the harness's session and split into n chunks of equal
+// length, as the agent splits them.
+func (h *harness) chunked(name string, p session.Purpose, n int, plaintext string) string {
+	return joinChunks(name, splitValue(h.sealIn(&h.env, p, n, plaintext), n))
+}
+
+// splitValue cuts v into n parts, the agent's way: all of one length but
+// the last.
+func splitValue(v string, n int) []string {
+	per := (len(v) + n - 1) / n
+	parts := make([]string, 0, n)
+	for i := range n {
+		parts = append(parts, v[i*per:min((i+1)*per, len(v))])
+	}
+	return parts
+}
+
+// joinChunks writes parts as the cookie pairs name.0=parts[0]; name.1=….
+func joinChunks(name string, parts []string) string {
+	pairs := make([]string, len(parts))
+	for i, v := range parts {
+		pairs[i] = fmt.Sprintf("%s.%d=%s", name, i, v)
+	}
+	return strings.Join(pairs, "; ")
 }
 
 // request describes one call to the proxy.

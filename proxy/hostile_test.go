@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/session"
 )
 
 // rawAnswer is what came back for bytes written on a fresh connection.
@@ -48,7 +50,7 @@ func sendRaw(t *testing.T, h *harness, raw string) rawAnswer {
 func TestHostileClients(t *testing.T) {
 	h := startProxy(t, "")
 	atCookie := at(h)
-	csrfCookie := "example-csrf=" + h.seal("csrf-token-value")
+	csrfCookie := "example-csrf=" + h.seal(session.CSRF, "csrf-token-value")
 	auth := fmt.Sprintf("Origin: %s\r\nCookie: %s; %s\r\nx-example-csrf: csrf-token-value\r\n", trustedOrigin, atCookie, csrfCookie)
 
 	manyCookies := func(n int) string {
@@ -134,7 +136,7 @@ func TestHostileClients(t *testing.T) {
 // Content-Length and Transfer-Encoding are never read as a second request.
 func TestSmuggledRequestNotServed(t *testing.T) {
 	h := startProxy(t, "")
-	auth := fmt.Sprintf("Origin: %s\r\nCookie: %s; example-csrf=%s\r\nx-example-csrf: csrf-token-value\r\n", trustedOrigin, at(h), h.seal("csrf-token-value"))
+	auth := fmt.Sprintf("Origin: %s\r\nCookie: %s; example-csrf=%s\r\nx-example-csrf: csrf-token-value\r\n", trustedOrigin, at(h), h.seal(session.CSRF, "csrf-token-value"))
 	smuggled := "GET /api/smuggled HTTP/1.1\r\nHost: api\r\n" + auth + "\r\n"
 	conn, err := net.Dial("tcp", h.srv.Addr().String())
 	if err != nil {

@@ -3,14 +3,16 @@ package proxy
 import (
 	"strings"
 	"testing"
+
+	"github.com/tokenhandler/tokenhandler/session"
 )
 
 // TestLogsHoldNoSecrets logs every request at debug level, and upstream
 // failures at warn, and looks for tokens, cookie values and CSRF values.
 func TestLogsHoldNoSecrets(t *testing.T) {
-	h := startProxy(t, "log: {level: debug}")
-	atCookie := h.seal(token)
-	csrfCookie := h.seal("csrf-token-value")
+	h := startProxy(t, "log: {level: debug}\nauth_endpoint: true")
+	atCookie := h.seal(session.AccessToken, token)
+	csrfCookie := h.seal(session.CSRF, "csrf-token-value")
 	for _, r := range []request{
 		{method: "GET", path: "/api/things?access_token=" + token, headers: [][2]string{trusted(), cookie("example-at=" + atCookie)}},
 		{method: "POST", path: "/api/things", headers: [][2]string{trusted(), cookie("example-at=" + atCookie + "; example-csrf=" + csrfCookie), header("x-example-csrf", "csrf-token-value")}},

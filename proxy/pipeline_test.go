@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/session"
 )
 
 const unauthorizedBody = `{"code":"unauthorized","message":"Access denied due to missing or invalid credentials"}`
@@ -36,10 +37,10 @@ func origin(o string) [2]string       { return [2]string{"Origin", o} }
 func cookie(c string) [2]string       { return [2]string{"Cookie", c} }
 func header(k, v string) [2]string    { return [2]string{k, v} }
 func trusted() [2]string              { return origin(trustedOrigin) }
-func at(h *harness) string            { return "example-at=" + h.seal(token) }
+func at(h *harness) string            { return "example-at=" + h.seal(session.AccessToken, token) }
 func csrfPair(h *harness) [][2]string { return csrfHeaders(h, "csrf-token-value") }
 func csrfHeaders(h *harness, tok string) [][2]string {
-	return [][2]string{cookie("example-csrf=" + h.seal(tok)), header("x-example-csrf", tok)}
+	return [][2]string{cookie("example-csrf=" + h.seal(session.CSRF, tok)), header("x-example-csrf", tok)}
 }
 
 func pipelineCases() []pipelineCase {
@@ -55,13 +56,46 @@ func pipelineCases() []pipelineCase {
 			}},
 		{name: "old key still in the ring", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(h *harness) [][2]string {
-				c, _ := h.old.Seal(nil, []byte(token), crypto.FormatV1)
+				old, _ := session.NewCodec(h.old, crypto.FormatV2)
+				c, _ := old.Seal(nil, session.AccessToken, 0, &h.env, []byte(token))
 				return [][2]string{trusted(), cookie("example-at=" + string(c))}
 			}},
-		{name: "DARE cookie", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+		// Formats: v2 is written and read by default; v1 and DARE only
+		// when cookie_format or cookie_accept names them.
+		{name: "v1 cookie, default format", method: "GET", status: 401, cors: true,
 			headers: func(h *harness) [][2]string {
-				c, _ := h.keys.Seal(nil, []byte(token), crypto.FormatDARE)
-				return [][2]string{trusted(), cookie("example-at=" + string(c))}
+				return [][2]string{trusted(), cookie("example-at=" + h.sealLegacy(crypto.FormatV1, token))}
+			}},
+		{name: "DARE cookie, default format", method: "GET", status: 401, cors: true,
+			headers: func(h *harness) [][2]string {
+				return [][2]string{trusted(), cookie("example-at=" + h.sealLegacy(crypto.FormatDARE, token))}
+			}},
+		{name: "v1 cookie, cookie_format v1", extra: "cookie_format: v1", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+			headers: func(h *harness) [][2]string {
+				return [][2]string{trusted(), cookie("example-at=" + h.sealLegacy(crypto.FormatV1, token))}
+			}},
+		{name: "DARE cookie, cookie_format v1", extra: "cookie_format: v1", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+			headers: func(h *harness) [][2]string {
+				return [][2]string{trusted(), cookie("example-at=" + h.sealLegacy(crypto.FormatDARE, token))}
+			}},
+		{name: "v2 cookie, cookie_format v1", extra: "cookie_format: v1", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+			headers: func(h *harness) [][2]string { return [][2]string{trusted(), cookie(at(h))} }},
+		{name: "v1 POST, cookie_format v1", extra: "cookie_format: v1", method: "POST", status: 200, cors: true, bearer: "Bearer " + token,
+			headers: func(h *harness) [][2]string {
+				return [][2]string{trusted(), cookie("example-at=" + h.sealLegacy(crypto.FormatV1, token) + "; example-csrf=" + h.sealLegacy(crypto.FormatV1, "csrf-token-value")),
+					header("x-example-csrf", "csrf-token-value")}
+			}},
+		{name: "v1 P-at beside a v2 P-csrf, cookie_format v1", extra: "cookie_format: v1", method: "POST", status: 401, cors: true,
+			headers: func(h *harness) [][2]string {
+				return append(csrfPair(h), trusted(), cookie("example-at="+h.sealLegacy(crypto.FormatV1, token)))
+			}},
+		{name: "v1 cookie, cookie_accept [v1]", extra: "cookie_format: v2\ncookie_accept: [v1]", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+			headers: func(h *harness) [][2]string {
+				return [][2]string{trusted(), cookie("example-at=" + h.sealLegacy(crypto.FormatV1, token))}
+			}},
+		{name: "DARE cookie, cookie_accept [v1]", extra: "cookie_format: v2\ncookie_accept: [v1]", method: "GET", status: 401, cors: true,
+			headers: func(h *harness) [][2]string {
+				return [][2]string{trusted(), cookie("example-at=" + h.sealLegacy(crypto.FormatDARE, token))}
 			}},
 		{name: "browser Authorization replaced", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(h *harness) [][2]string {
@@ -75,19 +109,20 @@ func pipelineCases() []pipelineCase {
 			headers: func(h *harness) [][2]string { return [][2]string{trusted(), cookie("example-at=")} }},
 		{name: "tampered cookie", method: "GET", status: 401, cors: true,
 			headers: func(h *harness) [][2]string {
-				c := []byte(h.seal(token))
+				c := []byte(h.seal(session.AccessToken, token))
 				c[20] ^= 1
 				return [][2]string{trusted(), cookie("example-at=" + string(c))}
 			}},
 		{name: "wrong key", method: "GET", status: 401, cors: true,
 			headers: func(h *harness) [][2]string {
-				other, _ := crypto.NewKeyring(crypto.GenerateKey())
-				c, _ := other.Seal(nil, []byte(token), crypto.FormatV1)
+				ring, _ := crypto.NewKeyring(crypto.GenerateKey())
+				other, _ := session.NewCodec(ring, crypto.FormatV2)
+				c, _ := other.Seal(nil, session.AccessToken, 0, &h.env, []byte(token))
 				return [][2]string{trusted(), cookie("example-at=" + string(c))}
 			}},
 		{name: "token outside token68", method: "GET", status: 401, cors: true,
 			headers: func(h *harness) [][2]string {
-				return [][2]string{trusted(), cookie("example-at=" + h.seal("abc def\r\nX-Injected: 1"))}
+				return [][2]string{trusted(), cookie("example-at=" + h.seal(session.AccessToken, "abc def\r\nX-Injected: 1"))}
 			}},
 		{name: "missing Origin", method: "GET", status: 401,
 			headers: func(h *harness) [][2]string { return [][2]string{cookie(at(h))} }},
@@ -113,8 +148,8 @@ func pipelineCases() []pipelineCase {
 			}},
 		{name: "chunked cookie", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(h *harness) [][2]string {
-				c := h.seal(token)
-				return [][2]string{trusted(), cookie("example-at.1=" + c[30:] + "; keep=1; example-at.0=" + c[:30])}
+				c := splitValue(h.sealIn(&h.env, session.AccessToken, 2, token), 2)
+				return [][2]string{trusted(), cookie("example-at.1=" + c[1] + "; keep=1; example-at.0=" + c[0])}
 			},
 			check: func(t *testing.T, r *http.Request) {
 				if got := r.Header.Get("Cookie"); got != "keep=1" {
@@ -123,8 +158,8 @@ func pipelineCases() []pipelineCase {
 			}},
 		{name: "chunks in the wrong order", method: "GET", status: 401, cors: true,
 			headers: func(h *harness) [][2]string {
-				c := h.seal(token)
-				return [][2]string{trusted(), cookie("example-at.0=" + c[30:] + "; example-at.1=" + c[:30])}
+				c := splitValue(h.sealIn(&h.env, session.AccessToken, 2, token), 2)
+				return [][2]string{trusted(), cookie("example-at.0=" + c[1] + "; example-at.1=" + c[0])}
 			}},
 		{name: "allow_tokens off: a bearer token without cookie", method: "GET", status: 401, cors: true,
 			headers: func(h *harness) [][2]string {
@@ -161,11 +196,11 @@ func pipelineCases() []pipelineCase {
 				}},
 			pipelineCase{name: m + " without CSRF header", method: m, status: 401, cors: true,
 				headers: func(h *harness) [][2]string {
-					return [][2]string{trusted(), cookie(at(h)), cookie("example-csrf=" + h.seal("csrf-token-value"))}
+					return [][2]string{trusted(), cookie(at(h)), cookie("example-csrf=" + h.seal(session.CSRF, "csrf-token-value"))}
 				}},
 			pipelineCase{name: m + " with a CSRF mismatch", method: m, status: 401, cors: true,
 				headers: func(h *harness) [][2]string {
-					return [][2]string{trusted(), cookie(at(h)), cookie("example-csrf=" + h.seal("csrf-token-value")), header("x-example-csrf", "csrf-token-valuf")}
+					return [][2]string{trusted(), cookie(at(h)), cookie("example-csrf=" + h.seal(session.CSRF, "csrf-token-value")), header("x-example-csrf", "csrf-token-valuf")}
 				}},
 			pipelineCase{name: m + " with an unencrypted CSRF cookie", method: m, status: 401, cors: true,
 				headers: func(h *harness) [][2]string {
@@ -187,7 +222,8 @@ func TestPipeline(t *testing.T) {
 	for _, tc := range pipelineCases() {
 		h := harnesses[tc.extra]
 		if h == nil {
-			h = startProxy(t, tc.extra)
+			// Routes and the auth endpoint both: every case runs both ways.
+			h = startProxy(t, tc.extra+"\nauth_endpoint: true")
 			harnesses[tc.extra] = h
 		}
 		t.Run(tc.name, func(t *testing.T) {

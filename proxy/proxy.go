@@ -4,9 +4,16 @@
 // and forwards the call with Authorization: Bearer (SPEC §6), either to an
 // upstream itself (upstream mode) or by answering NGINX's auth_request
 // subrequest (auth_request mode).
+//
+// A v2 cookie opens only for the purpose it was sealed for, and the proxy
+// refuses a request whose cookies are ambiguous (a name twice), belong to
+// two sessions, or to a session older than session.max_lifetime (package
+// session, issue #11).
 package proxy
 
 import (
+	"bytes"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +23,9 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/metrics"
+	"github.com/tokenhandler/tokenhandler/session"
 )
 
 // Proxy is the request handler. Build it with New; swap its configuration
@@ -32,16 +41,17 @@ type Proxy struct {
 
 // state is everything a request reads, swapped atomically as one on reload.
 type state struct {
-	cfg      *Config
-	keys     *crypto.Keyring
-	names    browser.Names
-	origins  browser.Origins
-	cors     *browser.CORS
-	authPath string
-	routes   []*route // longest prefix first
-	log      zerolog.Logger
-	noRoute  *routeMetrics
-	auth     *routeMetrics
+	cfg         *Config
+	codec       *session.Codec
+	maxLifetime int64 // session.max_lifetime in seconds
+	names       browser.Names
+	origins     browser.Origins
+	cors        *browser.CORS
+	authPath    string   // "" when the auth endpoint is off
+	routes      []*route // longest prefix first
+	log         zerolog.Logger
+	noRoute     *routeMetrics
+	auth        *routeMetrics
 }
 
 // New builds a Proxy from a validated configuration. reg receives the
@@ -70,16 +80,27 @@ func (p *Proxy) Reload(cfg *Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	codec, err := session.NewCodec(cfg.Keys, cfg.CookieFormat, cfg.CookieAccept...)
+	if err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+	maxLifetime := cfg.MaxLifetime
+	if maxLifetime == 0 {
+		maxLifetime = settings.DefaultMaxLifetime
+	}
 	st := &state{
-		cfg:      cfg,
-		keys:     cfg.Keys,
-		names:    names,
-		origins:  browser.NewOrigins(cfg.TrustedWebOrigins),
-		cors:     browser.NewCORS(cfg.CORS.Enabled, cfg.CORS.AllowMethods, cfg.CORS.AllowHeaders, cfg.CORS.ExposeHeaders, cfg.CORS.MaxAge),
-		authPath: cfg.AuthPath,
-		log:      log.Level(cfg.Log.Level),
-		noRoute:  p.metrics.route("none"),
-		auth:     p.metrics.route("auth"),
+		cfg:         cfg,
+		codec:       codec,
+		maxLifetime: int64(maxLifetime / time.Second),
+		names:       names,
+		origins:     browser.NewOrigins(cfg.TrustedWebOrigins),
+		cors:        browser.NewCORS(cfg.CORS.Enabled, cfg.CORS.AllowMethods, cfg.CORS.AllowHeaders, cfg.CORS.ExposeHeaders, cfg.CORS.MaxAge),
+		log:         log.Level(cfg.Log.Level),
+		noRoute:     p.metrics.route("none"),
+		auth:        p.metrics.route("auth"),
+	}
+	if cfg.AuthEndpoint {
+		st.authPath = cfg.AuthPath
 	}
 	st.routes = newRoutes(cfg, p.metrics, p.dial)
 	if old := p.state.Swap(st); old != nil {
@@ -96,7 +117,7 @@ func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 	defer releaseScratch(s)
 
 	id := p.ids.set(ctx, s)
-	rm, outcome := p.serve(ctx, st, s)
+	rm, outcome := p.serve(ctx, st, s, start.Unix())
 	status := ctx.Response.StatusCode()
 	rm.observe(status, p.Now().Sub(start))
 	if outcome != denyNone {
@@ -110,13 +131,13 @@ func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 }
 
 // serve runs the SPEC §6 pipeline and reports which route's metrics to
-// count and, for a 401, why.
-func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch) (*routeMetrics, deny) {
+// count and, for a 401, why. now is the request's time in Unix seconds.
+func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch, now int64) (*routeMetrics, deny) {
 	req := &ctx.Request.Header
 	resp := &ctx.Response.Header
 	origin := req.Peek(fasthttp.HeaderOrigin)
 	trusted := st.origins.Trusted(origin)
-	isAuth := string(ctx.Path()) == st.authPath && (ctx.IsGet() || ctx.IsHead())
+	isAuth := st.isAuthEndpoint(req) && (ctx.IsGet() || ctx.IsHead())
 
 	// 0. Nothing that two HTTP parsers could read differently goes on.
 	if ambiguous(req) {
@@ -152,7 +173,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch) (*routeMe
 	// 2. A client that brings its own bearer token (a mobile app) passes.
 	passThrough := st.cfg.AllowTokens && hasBearer(req.Peek(fasthttp.HeaderAuthorization))
 	if !passThrough {
-		if why := p.authorize(ctx, st, s, method, trusted); why != denyNone {
+		if why := p.authorize(ctx, st, s, method, trusted, now); why != denyNone {
 			writeError(ctx, errUnauthorized)
 			return rm, why
 		}
@@ -183,8 +204,26 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch) (*routeMe
 	return rm, denyNone
 }
 
-// authorize runs steps 3 to 5 and leaves "Bearer <token>" in s.bearer.
-func (p *Proxy) authorize(ctx *fasthttp.RequestCtx, st *state, s *scratch, method []byte, trusted bool) deny {
+// isAuthEndpoint reports whether the request is for the auth endpoint: its
+// request target, up to any query, is auth_path byte for byte. The raw
+// target, not the normalised path the routes see: "/api/../_oauth-proxy/auth"
+// or "/%5Foauth-proxy/auth" normalise to auth_path, and a browser that
+// reaches the proxy through a front end passing such paths on must not get
+// the token back in an answer header.
+func (st *state) isAuthEndpoint(req *fasthttp.RequestHeader) bool {
+	if st.authPath == "" {
+		return false
+	}
+	uri := req.RequestURI()
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	return string(uri) == st.authPath
+}
+
+// authorize runs steps 3 to 5 and leaves "Bearer <token>" in s.bearer. now
+// is the request's time in Unix seconds.
+func (p *Proxy) authorize(ctx *fasthttp.RequestCtx, st *state, s *scratch, method []byte, trusted bool, now int64) deny {
 	req := &ctx.Request.Header
 	changing := browser.DataChanging(method)
 	// Read cookies from the raw headers: fasthttp's own cookie parsing
@@ -195,28 +234,51 @@ func (p *Proxy) authorize(ctx *fasthttp.RequestCtx, st *state, s *scratch, metho
 	if (st.cors.Enabled() || changing) && !trusted {
 		return denyOrigin
 	}
+	// Every token-handler cookie, in one pass. A name that comes twice (a
+	// cookie planted by a sibling subdomain beside the real one, say) is
+	// refused, never resolved by order.
+	st.names.Scan(&s.found, &s.cookies)
+	if s.found.Ambiguous() {
+		return denyAmbiguous
+	}
 	// 4. CSRF: the header must repeat the token sealed in the CSRF cookie.
+	var csrfFormat crypto.Format
 	if changing {
-		var ok bool
-		if s.cookie, ok = st.names.CSRF.AppendValue(s.cookie[:0], &s.cookies); !ok {
+		cookie, chunks, ok := s.found.AppendValue(s.cookie[:0], &st.names.CSRF)
+		s.cookie = cookie
+		if !ok {
 			return denyCSRFMissing
 		}
 		var err error
-		if s.csrf, err = st.keys.Open(s.csrf[:0], s.cookie); err != nil {
+		if s.csrf, csrfFormat, err = st.codec.Open(s.csrf[:0], s.cookie, session.CSRF, chunks, &s.csrfEnv); err != nil {
 			return denyCSRFInvalid
+		}
+		if csrfFormat == crypto.FormatV2 && !s.csrfEnv.Live(now, st.maxLifetime) {
+			return denySessionExpired
 		}
 		if !browser.CSRFMatches(req.Peek(st.names.CSRFHeader), s.csrf) {
 			return denyCSRFMismatch
 		}
 	}
 	// 5. The access token.
-	var ok bool
-	if s.cookie, ok = st.names.AccessToken.AppendValue(s.cookie[:0], &s.cookies); !ok || len(s.cookie) == 0 {
+	cookie, chunks, ok := s.found.AppendValue(s.cookie[:0], &st.names.AccessToken)
+	s.cookie = cookie
+	if !ok || len(s.cookie) == 0 {
 		return denyCookieMissing
 	}
-	var err error
-	if s.bearer, err = st.keys.Open(append(s.bearer[:0], bearerPrefix...), s.cookie); err != nil {
+	bearer, format, err := st.codec.Open(append(s.bearer[:0], bearerPrefix...), s.cookie, session.AccessToken, chunks, &s.atEnv)
+	s.bearer = bearer
+	if err != nil {
 		return denyDecrypt
+	}
+	// A v1 or DARE cookie (read only when cookie_format or cookie_accept
+	// names it) says nothing about its session: the checks below are what
+	// such deployments go without (docs/compatibility.md).
+	if format == crypto.FormatV2 && !s.atEnv.Live(now, st.maxLifetime) {
+		return denySessionExpired
+	}
+	if changing && (csrfFormat != format || format == crypto.FormatV2 && s.csrfEnv.ID != s.atEnv.ID) {
+		return denySessionMismatch
 	}
 	if !browser.ValidToken68(s.bearer[len(bearerPrefix):]) {
 		return denyTokenFormat
@@ -257,28 +319,37 @@ const (
 	denyCookieMissing
 	denyDecrypt
 	denyTokenFormat
+	denyAmbiguous
+	denySessionExpired
+	denySessionMismatch
 	denyCount
 )
 
 var denyReasons = [denyCount]string{
-	denyNone:          "",
-	denyOrigin:        "origin",
-	denyCSRFMissing:   "csrf_cookie_missing",
-	denyCSRFInvalid:   "csrf_cookie_invalid",
-	denyCSRFMismatch:  "csrf_header_mismatch",
-	denyCookieMissing: "access_token_cookie_missing",
-	denyDecrypt:       "access_token_cookie_invalid",
-	denyTokenFormat:   "access_token_not_token68",
+	denyNone:            "",
+	denyOrigin:          "origin",
+	denyCSRFMissing:     "csrf_cookie_missing",
+	denyCSRFInvalid:     "csrf_cookie_invalid",
+	denyCSRFMismatch:    "csrf_header_mismatch",
+	denyCookieMissing:   "access_token_cookie_missing",
+	denyDecrypt:         "access_token_cookie_invalid",
+	denyTokenFormat:     "access_token_not_token68",
+	denyAmbiguous:       "cookie_ambiguous",
+	denySessionExpired:  "session_expired",
+	denySessionMismatch: "session_mismatch",
 }
 
 // scratch holds one request's buffers. Pooled; nothing in it outlives the
 // handler call.
 type scratch struct {
 	cookies browser.RawCookies // the request's Cookie header values
+	found   browser.Found      // the token-handler cookies among them
 	cookie  []byte             // a reassembled cookie value
 	csrf    []byte             // the decrypted CSRF token
 	bearer  []byte             // "Bearer " + the decrypted access token
 	buf     []byte             // header values being built
+	atEnv   session.Envelope   // the access-token cookie's, when v2
+	csrfEnv session.Envelope   // the CSRF cookie's, when v2
 	id      [32]byte
 }
 
@@ -286,7 +357,8 @@ type scratch struct {
 const maxPooledScratch = 64 << 10
 
 var scratchPool = sync.Pool{New: func() any {
-	return &scratch{cookie: make([]byte, 0, 4096), csrf: make([]byte, 0, 64), bearer: make([]byte, 0, 4096), buf: make([]byte, 0, 256)}
+	// The CSRF token opens into csrf with its 64-byte v2 trailer.
+	return &scratch{cookie: make([]byte, 0, 4096), csrf: make([]byte, 0, 256), bearer: make([]byte, 0, 4096), buf: make([]byte, 0, 256)}
 }}
 
 func acquireScratch() *scratch { return scratchPool.Get().(*scratch) }
@@ -298,5 +370,6 @@ func releaseScratch(s *scratch) {
 	clear(s.bearer) // the token must not linger in pooled memory
 	clear(s.csrf)
 	s.cookies = nil
+	s.found = browser.Found{} // it points into the request's headers
 	scratchPool.Put(s)
 }

@@ -4,6 +4,8 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/tokenhandler/tokenhandler/session"
 )
 
 // TestErrorsEchoNoSecrets complements TestLogsHoldNoSecrets with the
@@ -21,10 +23,11 @@ func TestErrorsEchoNoSecrets(t *testing.T) {
 	t.Cleanup(func() { ln.Close() })
 	h := startProxyTo(t, nil, hang, "log: {level: debug}\ntimeouts: {upstream: 300ms}\nlimits: {max_body_bytes: 10}")
 	down := startProxyTo(t, nil, "127.0.0.1:1", "log: {level: debug}")
-	down.keys = h.keys // both proxies open the same cookies
-	down.srv.Proxy.state.Load().keys = h.keys
-	atCookie := h.seal(token)
-	csrfCookie := h.seal("csrf-token-value")
+	// Both proxies open the same cookies.
+	down.keys, down.codec = h.keys, h.codec
+	down.srv.Proxy.state.Load().codec = h.srv.Proxy.state.Load().codec
+	atCookie := h.seal(session.AccessToken, token)
+	csrfCookie := h.seal(session.CSRF, "csrf-token-value")
 	cookies := "Cookie: example-at=" + atCookie + "; example-csrf=" + csrfCookie + "\r\n"
 	creds := "Origin: " + trustedOrigin + "\r\n" + cookies + "x-example-csrf: csrf-token-value\r\nAuthorization: Bearer browser-sent-secret\r\n"
 	for _, tc := range []struct {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/session"
 )
 
 func TestPreflight(t *testing.T) {
@@ -175,8 +177,7 @@ func TestForwarding(t *testing.T) {
 
 	t.Run("a 12 KiB cookie fits the default header buffer", func(t *testing.T) {
 		big := strings.Repeat("a", 9000)
-		c := h.seal(big)
-		resp := h.do(request{method: "GET", path: "/api/things", headers: [][2]string{trusted(), cookie("example-at.0=" + c[:4000] + "; example-at.1=" + c[4000:8000] + "; example-at.2=" + c[8000:])}})
+		resp := h.do(request{method: "GET", path: "/api/things", headers: [][2]string{trusted(), cookie(h.chunked("example-at", session.AccessToken, 3, big))}})
 		r, _ := h.up.received()
 		if resp.status != 200 || r.Header.Get("Authorization") != "Bearer "+big {
 			t.Fatalf("status %d", resp.status)
