@@ -86,7 +86,7 @@ func TestNodeInterop(t *testing.T) {
 	// Times at the edges of int64, and a value that is not ASCII.
 	items = append(items,
 		item{[]byte("jeton signé ✓"), CSRF, 0, Envelope{ID: NewID(), Started: -1, Expires: math.MaxInt64}},
-		item{[]byte("x"), IDToken, MaxChunks, Envelope{ID: NewID(), Started: math.MinInt64, Expires: 1 << 53 + 1}},
+		item{[]byte("x"), IDToken, MaxChunks, Envelope{ID: NewID(), Started: math.MinInt64, Expires: 1<<53 + 1}},
 	)
 
 	var req struct {
