@@ -119,9 +119,11 @@ const TrailerSize = 16 + 8 + 8 + 16 + 16
 // Live reports whether a cookie with this envelope may be used at Unix time
 // now when sessions last at most maxLifetime seconds from their start: now
 // is before Expires and before Started + maxLifetime. The second bound is
-// the server's own, whatever a cookie was sealed with.
+// the server's own, whatever a cookie was sealed with. (It is written as
+// Started > now-maxLifetime so that no Started, however far in the past,
+// overflows the subtraction into a live cookie.)
 func (e *Envelope) Live(now, maxLifetime int64) bool {
-	return now < e.Expires && now-e.Started < maxLifetime
+	return now < e.Expires && e.Started > now-maxLifetime
 }
 
 func (e *Envelope) appendTrailer(dst []byte) []byte {

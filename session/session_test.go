@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"math"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/crypto"
@@ -84,5 +85,11 @@ func TestLive(t *testing.T) {
 		if got := e.Live(tc.now, tc.max); got != tc.want {
 			t.Errorf("Live(%d, %d) = %v", tc.now, tc.max, got)
 		}
+	}
+	// A start time so far in the past that now-Started overflows int64
+	// must not wrap around into a live session.
+	ancient := Envelope{Started: math.MinInt64, Expires: math.MaxInt64}
+	if ancient.Live(1_767_225_600, 12*3600) {
+		t.Error("a session started at the minimum int64 is live")
 	}
 }
