@@ -247,7 +247,7 @@ func (a *Agent) finishLogin(ctx *fasthttp.RequestCtx, st *state, req *request, q
 	if id.sid != "" {
 		env.SID = session.HashSID(id.Issuer, id.sid)
 	}
-	csrf := []byte(randomString(csrfBytes))
+	csrf := newCSRFToken()
 	if err := a.setTokenCookies(ctx, st, &req.raw, &env, tok.AccessToken, tok.RefreshToken, rawID); err != nil {
 		return err
 	}
@@ -452,8 +452,8 @@ func (a *Agent) refreshTokens(ctx *fasthttp.RequestCtx, st *state, req *request)
 		if newRT == "" {
 			newRT = rt
 		}
-		if newID == "" && s.id != nil {
-			newID = string(s.id.value)
+		if newID == "" && s.id != nil && a.isIDToken(st, p, s.id) {
+			newID = string(s.id.value) // never seal an unchecked value as an ID token
 		}
 		if err := st.jar.set(ctx, &req.raw, &st.jar.names.CSRF, st.jar.csrfPath, &env, s.csrf.value); err != nil {
 			return err
@@ -528,6 +528,19 @@ func sameAudience(raw json.RawMessage, aud []string) bool {
 	return true
 }
 
+// isIDToken reports whether an opened P-id holds an ID token: a v2 one was
+// sealed as one; a legacy one, which carries no purpose, must verify as an
+// ID token of this client (expiry aside) before it goes into a URL.
+func (a *Agent) isIDToken(st *state, p *provider, id *opened) bool {
+	if id.bound() {
+		return true
+	}
+	c, cancel := context.WithTimeout(context.Background(), st.cfg.Timeouts.AS)
+	defer cancel()
+	_, err := a.checkIDToken(c, st, p.claimsVerifier, string(id.value), "")
+	return err == nil
+}
+
 // logout clears every cookie and returns the end-session URL (OpenID
 // Connect RP-Initiated Logout 1.0 §2), revoking the refresh token first when
 // configured (RFC 7009), and drops the session's refresh grace.
@@ -560,7 +573,7 @@ func (a *Agent) logout(ctx *fasthttp.RequestCtx, st *state, req *request) error 
 		if st.cfg.PostLogoutRedirectURI != "" {
 			q.Set("post_logout_redirect_uri", st.cfg.PostLogoutRedirectURI)
 		}
-		if s.id != nil {
+		if s.id != nil && a.isIDToken(st, p, s.id) {
 			q.Set("id_token_hint", string(s.id.value))
 		}
 		sep := "?"

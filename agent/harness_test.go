@@ -2,6 +2,7 @@ package agent
 
 import (
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/metrics"
+	"github.com/tokenhandler/tokenhandler/session"
 )
 
 const spaOrigin = "http://www.example.localhost:3000"
@@ -32,13 +34,13 @@ func testConfig(as *astest.Server) *Config {
 		Scope:                 "openid profile",
 		CookieNamePrefix:      "example",
 		Cookie:                Cookie{BasePath: "/", SameSite: "strict"},
-		CookieFormat:          crypto.FormatV1,
+		CookieFormat:          crypto.FormatV2,
 		Keys:                  keys,
 		TrustedWebOrigins:     []string{spaOrigin},
 		CORSEnabled:           true,
 		PAR:                   "auto",
 		IDToken:               IDToken{AllowedAlgs: []string{"RS256", "PS256", "ES256", "EdDSA"}, ClockSkew: 30 * time.Second},
-		Refresh:               Refresh{GracePeriod: 30 * time.Second},
+		Refresh:               Refresh{GracePeriod: DefaultGracePeriod},
 		Timeouts:              Timeouts{Read: 5 * time.Second, Write: 5 * time.Second, Idle: 5 * time.Second, AS: 3 * time.Second, Shutdown: time.Second},
 		Log:                   Log{Level: zerolog.WarnLevel},
 	}
@@ -85,7 +87,7 @@ func startAgentWith(t *testing.T, as *astest.Server, change func(*Config)) *test
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &fasthttp.Server{Handler: a.Handler}
+	srv := &fasthttp.Server{Handler: a.Handler, ReadBufferSize: 16 << 10}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown() })
 	deadline := time.Now().Add(5 * time.Second)
@@ -129,16 +131,32 @@ func (a *testAgent) login(b *spatest.Browser) map[string]any {
 	return m
 }
 
-// open decrypts one of b's cookies with the agent's keys.
+// open decrypts one of b's cookies with the agent's keys, for the purpose
+// its name says.
 func (a *testAgent) open(b *spatest.Browser, name string) string {
+	plain, _ := a.openEnv(b, name)
+	return plain
+}
+
+// openEnv is open that also returns the cookie's session envelope.
+func (a *testAgent) openEnv(b *spatest.Browser, name string) (string, session.Envelope) {
 	a.t.Helper()
 	c := b.Cookie(name)
 	if c == nil {
 		a.t.Fatalf("no cookie %s", name)
 	}
-	plain, err := a.cfg.Keys.Open(nil, []byte(c.Value))
+	p, err := session.ParsePurpose(name[strings.LastIndexByte(name, '-')+1:])
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	codec, err := session.NewCodec(a.cfg.Keys, crypto.FormatV2, crypto.FormatV1, crypto.FormatDARE)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	var env session.Envelope
+	plain, _, err := codec.Open(nil, []byte(c.Value), p, 0, &env)
 	if err != nil {
 		a.t.Fatalf("cookie %s does not open: %v", name, err)
 	}
-	return string(plain)
+	return string(plain), env
 }

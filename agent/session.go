@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 
 	"github.com/tokenhandler/tokenhandler/browser"
@@ -127,25 +130,36 @@ func contains(list []*browser.Cookie, c *browser.Cookie) bool {
 	return false
 }
 
-// csrfShaped reports whether a CSRF value from a legacy cookie has the shape
-// the agent generates: 43 base64url characters (32 random bytes). A v1 cookie
-// carries no purpose, so any other v1 value (a refresh token, a JWT) put in
-// the P-csrf slot is refused by its shape instead of being echoed.
+// The CSRF token is csrfBytes random bytes followed by a 4-byte checksum
+// of them, in unpadded base64url: 48 characters. Its shape is what lets the
+// agent tell it from anything else when a cookie carries no purpose (v1,
+// DARE): a refresh token or JWT put in the P-csrf slot is not echoed by
+// login/end, even one of the same length and alphabet (the checksum
+// matches by chance once in 2^32).
+const (
+	csrfBytes    = 32
+	csrfChecksum = 4
+	csrfLength   = ((csrfBytes+csrfChecksum)*8 + 5) / 6
+)
+
+// newCSRFToken returns a fresh CSRF token.
+func newCSRFToken() []byte {
+	raw := make([]byte, csrfBytes, csrfBytes+csrfChecksum)
+	rand.Read(raw)
+	sum := sha256.Sum256(append([]byte("tokenhandler csrf\x00"), raw...))
+	raw = append(raw, sum[:csrfChecksum]...)
+	return []byte(base64.RawURLEncoding.EncodeToString(raw))
+}
+
+// csrfShaped reports whether v has the shape newCSRFToken gives.
 func csrfShaped(v []byte) bool {
 	if len(v) != csrfLength {
 		return false
 	}
-	for _, c := range v {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(string(v))
+	if err != nil || len(raw) != csrfBytes+csrfChecksum {
+		return false
 	}
-	return true
+	sum := sha256.Sum256(append([]byte("tokenhandler csrf\x00"), raw[:csrfBytes]...))
+	return subtle.ConstantTimeCompare(sum[:csrfChecksum], raw[csrfBytes:]) == 1
 }
-
-// csrfBytes is the CSRF token's entropy; csrfLength its unpadded base64url
-// length.
-const (
-	csrfBytes  = 32
-	csrfLength = (csrfBytes*8 + 5) / 6
-)

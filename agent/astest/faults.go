@@ -78,6 +78,12 @@ type Faults struct {
 	IDTokenWrongAzp bool
 	// IDTokenIssuedInFuture sets iat (and auth_time) ten minutes ahead.
 	IDTokenIssuedInFuture bool
+	// IDTokenSubject, when set, names this subject in ID tokens instead of
+	// the logged-in user (a refresh that switches users).
+	IDTokenSubject string
+	// IDTokenNoSubject and IDTokenNoIssuedAt leave sub or iat out of ID
+	// tokens; both are REQUIRED (OpenID Connect Core §2).
+	IDTokenNoSubject, IDTokenNoIssuedAt bool
 	// IDTokenUnknownKid signs with the current key but names a random kid
 	// that is in no JWKS, as a flood of forged tokens would.
 	IDTokenUnknownKid bool

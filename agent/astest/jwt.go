@@ -45,11 +45,11 @@ type accessClaims struct {
 // idClaims are the ID token's claims (OpenID Connect Core §2, §5.1).
 type idClaims struct {
 	Issuer          string `json:"iss"`
-	Subject         string `json:"sub"`
+	Subject         string `json:"sub,omitempty"`
 	Audience        string `json:"aud"`
 	AuthorizedParty string `json:"azp"`
 	Expiry          int64  `json:"exp"`
-	IssuedAt        int64  `json:"iat"`
+	IssuedAt        int64  `json:"iat,omitempty"`
 	AuthTime        int64  `json:"auth_time"`
 	Nonce           string `json:"nonce,omitempty"`
 	Name            string `json:"name"`
@@ -100,6 +100,12 @@ func (s *Server) idToken(g *grant, nonce string, now time.Time, f *Faults) (stri
 	if f.IDTokenWrongIssuer {
 		c.Issuer = otherIssuer
 	}
+	if f.IDTokenSubject != "" {
+		c.Subject = f.IDTokenSubject
+	}
+	if f.IDTokenNoSubject {
+		c.Subject = ""
+	}
 	if f.IDTokenExpired {
 		c.IssuedAt = now.Add(-idTokenTTL - time.Minute).Unix()
 		c.Expiry = now.Add(-time.Minute).Unix()
@@ -117,6 +123,9 @@ func (s *Server) idToken(g *grant, nonce string, now time.Time, f *Faults) (stri
 		c.IssuedAt = now.Add(10 * time.Minute).Unix()
 		c.AuthTime = c.IssuedAt
 		c.Expiry = now.Add(10*time.Minute + idTokenTTL).Unix()
+	}
+	if f.IDTokenNoIssuedAt {
+		c.IssuedAt = 0
 	}
 	key, kid := s.signingKey()
 	switch {
