@@ -105,6 +105,16 @@ routes:
 %s`, newKey, oldKey, trustedOrigin, upAddr, upAddr, extra)
 }
 
+// noRoutesConfig is testConfig without routes: a proxy for auth_request
+// mode alone.
+func noRoutesConfig(_, newKey, oldKey, extra string) string {
+	return fmt.Sprintf(`
+listen: 127.0.0.1:0
+encryption_keys: [%q, %q]
+trusted_web_origins: [%q]
+%s`, newKey, oldKey, trustedOrigin, extra)
+}
+
 // defaultTimeouts keeps failing upstreams from slowing the tests down.
 const defaultTimeouts = "\ntimeouts: {upstream: 2s}"
 
@@ -119,6 +129,20 @@ func startProxy(t *testing.T, extra string) *harness {
 // startProxyTo starts a proxy whose routes lead to addr.
 func startProxyTo(t *testing.T, up *upstream, addr, extra string) *harness {
 	t.Helper()
+	return startProxyWith(t, testConfig, up, addr, extra)
+}
+
+// startProxyNoRoutes starts a proxy without routes, as for NGINX's
+// auth_request mode; extra is added to its configuration.
+func startProxyNoRoutes(t *testing.T, extra string) *harness {
+	t.Helper()
+	up := newUpstream(t)
+	return startProxyWith(t, noRoutesConfig, up, up.addr, extra)
+}
+
+// startProxyWith starts a proxy configured by config(addr, keys, extra).
+func startProxyWith(t *testing.T, config func(addr, newKey, oldKey, extra string) string, up *upstream, addr, extra string) *harness {
+	t.Helper()
 	newKey, oldKey := crypto.GenerateKey(), crypto.GenerateKey()
 	if !strings.Contains(extra, "timeouts:") {
 		extra += defaultTimeouts
@@ -126,7 +150,7 @@ func startProxyTo(t *testing.T, up *upstream, addr, extra string) *harness {
 	if !strings.Contains(extra, "log:") {
 		extra += "\nlog: {level: warn}"
 	}
-	cfg, err := ParseConfig([]byte(testConfig(addr, string(newKey.AppendHex(nil)), string(oldKey.AppendHex(nil)), extra)), func(string) string { return "" })
+	cfg, err := ParseConfig([]byte(config(addr, string(newKey.AppendHex(nil)), string(oldKey.AppendHex(nil)), extra)), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 // rawAnswer is what came back for bytes written on a fresh connection.
 type rawAnswer struct {
 	status int
+	header http.Header
 	body   string
 	closed bool  // the proxy said Connection: close
 	err    error // no HTTP answer could be read
@@ -40,7 +41,7 @@ func sendRaw(t *testing.T, h *harness, raw string) rawAnswer {
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	return rawAnswer{status: resp.StatusCode, body: string(body), closed: resp.Close, err: err}
+	return rawAnswer{status: resp.StatusCode, header: resp.Header, body: string(body), closed: resp.Close, err: err}
 }
 
 // TestHostileClients sends malformed, oversized and ambiguous requests over
