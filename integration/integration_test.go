@@ -77,7 +77,7 @@ func newStack(t *testing.T, o options) *stack {
 		CookieNamePrefix: "example", Cookie: agent.Cookie{BasePath: "/", SameSite: "strict", HostPrefix: o.hostPrefix},
 		CookieFormat: o.format, Keys: s.ring, TrustedWebOrigins: []string{spaOrigin}, CORSEnabled: true, PAR: "auto",
 		IDToken:  agent.IDToken{AllowedAlgs: []string{"RS256"}, ClockSkew: 30 * time.Second},
-		Refresh:  agent.Refresh{GracePeriod: 30 * time.Second},
+		Refresh:  agent.Refresh{GracePeriod: agent.DefaultGracePeriod},
 		Timeouts: agent.Timeouts{Read: 5 * time.Second, Write: 5 * time.Second, Idle: 5 * time.Second, AS: 3 * time.Second, Shutdown: time.Second},
 		Log:      agent.Log{Level: zerolog.WarnLevel},
 	}
@@ -98,8 +98,12 @@ func newStack(t *testing.T, o options) *stack {
 	s.agentURL = "http://" + agentLn.Addr().String()
 
 	// The proxy, same key.
-	yaml := fmt.Sprintf("listen: 127.0.0.1:0\nencryption_keys: [%q]\ntrusted_web_origins: [%q]\ncookie: {host_prefix: %v}\nroutes: [{path_prefix: /api/, upstream: \"http://%s\"}]\n",
-		s.keys[0].AppendHex(nil), spaOrigin, o.hostPrefix, apiLn.Addr())
+	format := o.format
+	if format == 0 {
+		format = crypto.FormatV2
+	}
+	yaml := fmt.Sprintf("listen: 127.0.0.1:0\nencryption_keys: [%q]\ntrusted_web_origins: [%q]\ncookie: {host_prefix: %v}\ncookie_format: %s\nroutes: [{path_prefix: /api/, upstream: \"http://%s\"}]\n",
+		s.keys[0].AppendHex(nil), spaOrigin, o.hostPrefix, format, apiLn.Addr())
 	pcfg, err := proxy.ParseConfig([]byte(yaml), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -157,10 +161,12 @@ func TestAgentCookiesThroughProxy(t *testing.T) {
 		name string
 		o    options
 	}{
+		{"v2", options{format: crypto.FormatV2}},
 		{"v1", options{format: crypto.FormatV1}},
 		{"dare", options{format: crypto.FormatDARE}},
-		{"host prefix", options{format: crypto.FormatV1, hostPrefix: true}},
-		{"6 KiB access token in chunks", options{format: crypto.FormatV1, padding: 6 << 10}},
+		{"host prefix", options{format: crypto.FormatV2, hostPrefix: true}},
+		{"6 KiB access token in chunks", options{format: crypto.FormatV2, padding: 6 << 10}},
+		{"6 KiB access token in v1 chunks", options{format: crypto.FormatV1, padding: 6 << 10}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStack(t, tc.o)
@@ -185,7 +191,9 @@ func TestAgentCookiesThroughProxy(t *testing.T) {
 					if c == nil {
 						break
 					}
-					if len(c.Name)+len(c.Value)+100 > 4096 {
+					// The whole Set-Cookie: name=value and this stack's
+					// attributes.
+					if len(c.Name)+1+len(c.Value)+len("; Path=/; HttpOnly; Secure; SameSite=Strict") > 4096 {
 						t.Errorf("chunk %s is %d bytes: over the Set-Cookie budget", c.Name, len(c.Value))
 					}
 					sealed += c.Value
@@ -194,7 +202,7 @@ func TestAgentCookiesThroughProxy(t *testing.T) {
 					t.Fatalf("no access-token cookie; cookies: %v", b.Cookies)
 				}
 			}
-			if want := map[crypto.Format]byte{crypto.FormatV1: 'A', crypto.FormatDARE: 'I'}[tc.o.format]; sealed[0] != want {
+			if want := map[crypto.Format]byte{crypto.FormatV1: 'A', crypto.FormatV2: 'A', crypto.FormatDARE: 'I'}[tc.o.format]; sealed[0] != want {
 				t.Errorf("the cookie starts with %q, want %q for %s", sealed[0], want, tc.o.format)
 			}
 			out, err := exec.Command(thctl, "open", "-key", string(s.keys[0].AppendHex(nil)), sealed).Output()
