@@ -25,6 +25,8 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/metrics"
+	"github.com/tokenhandler/tokenhandler/session"
 )
 
 const (
@@ -44,8 +46,9 @@ func TestMain(m *testing.M) { os.Exit(bin.Main(m)) }
 
 // testKey is a generated key and its hex form.
 type testKey struct {
-	hex  string
-	ring *crypto.Keyring
+	hex   string
+	ring  *crypto.Keyring
+	codec *session.Codec // seals v2 cookies, the agent's default
 }
 
 func newTestKey(t *testing.T) testKey {
@@ -56,17 +59,37 @@ func newTestKey(t *testing.T) testKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testKey{hex: h, ring: ring}
-}
-
-// cookie returns the access-token cookie sealed with k, as the agent writes it.
-func (k testKey) cookie(t *testing.T, token string) string {
-	t.Helper()
-	v, err := k.ring.Seal(nil, []byte(token), crypto.FormatV1)
+	codec, err := session.NewCodec(ring, crypto.FormatV2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return "example-at=" + string(v)
+	return testKey{hex: h, ring: ring, codec: codec}
+}
+
+// liveSession returns the envelope of a session that started a minute ago
+// and whose cookies stay valid for an hour.
+func liveSession() session.Envelope {
+	now := time.Now()
+	return session.Envelope{ID: session.NewID(), Started: now.Add(-time.Minute).Unix(), Expires: now.Add(time.Hour).Unix()}
+}
+
+// cookie returns the access-token cookie of a new session sealed with k, as
+// the agent writes it.
+func (k testKey) cookie(t *testing.T, token string) string {
+	t.Helper()
+	env := liveSession()
+	return "example-at=" + k.seal(t, session.AccessToken, &env, token)
+}
+
+// seal returns value sealed with k in format v2 for purpose p and session
+// env.
+func (k testKey) seal(t *testing.T, p session.Purpose, env *session.Envelope, value string) string {
+	t.Helper()
+	v, err := k.codec.Seal(nil, p, 0, env, []byte(value))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(v)
 }
 
 // ---- the test upstream ----
@@ -346,6 +369,13 @@ func TestForwardsWithBearerToken(t *testing.T) {
 
 	const token = "access-token.1234_~+/="
 	cookie := key.cookie(t, token)
+	// A victim's refresh token, sealed with the same key in the same
+	// session, and a session older than session.max_lifetime (12h).
+	victim := liveSession()
+	refresh := key.seal(t, session.RefreshToken, &victim, "refresh-token.secret")
+	old := liveSession()
+	old.Started = time.Now().Add(-13 * time.Hour).Unix()
+	legacy, _ := key.ring.Seal(nil, []byte(token), crypto.FormatV1)
 	tests := []struct {
 		name       string
 		header     map[string]string
@@ -389,6 +419,26 @@ func TestForwardsWithBearerToken(t *testing.T) {
 			header:     map[string]string{"Origin": trustedOrigin, "Cookie": otherKey.cookie(t, token)},
 			wantStatus: 401, wantACAO: trustedOrigin,
 		},
+		{
+			name:       "a refresh-token cookie in the access-token slot",
+			header:     map[string]string{"Origin": trustedOrigin, "Cookie": "example-at=" + refresh},
+			wantStatus: 401, wantACAO: trustedOrigin,
+		},
+		{
+			name:       "the access-token cookie twice",
+			header:     map[string]string{"Origin": trustedOrigin, "Cookie": otherKey.cookie(t, "attacker") + "; " + cookie},
+			wantStatus: 401, wantACAO: trustedOrigin,
+		},
+		{
+			name:       "a session older than session.max_lifetime",
+			header:     map[string]string{"Origin": trustedOrigin, "Cookie": "example-at=" + key.seal(t, session.AccessToken, &old, token)},
+			wantStatus: 401, wantACAO: trustedOrigin,
+		},
+		{
+			name:       "a v1 cookie, with cookie_format v2 by default",
+			header:     map[string]string{"Origin": trustedOrigin, "Cookie": "example-at=" + string(legacy)},
+			wantStatus: 401, wantACAO: trustedOrigin,
+		},
 	}
 	counts := map[int]int{}
 	for _, tt := range tests {
@@ -422,17 +472,28 @@ func TestForwardsWithBearerToken(t *testing.T) {
 		})
 	}
 
-	metrics := p.metricsText(t)
+	text := p.metricsText(t)
 	for status, n := range counts {
 		want := fmt.Sprintf("oauth_proxy_requests_total{route=\"/api/\",status=\"%d\"} %d\n", status, n)
-		if !strings.Contains(metrics, want) {
-			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, text)
+		}
+	}
+	for _, reason := range []string{"access_token_cookie_invalid", "cookie_ambiguous", "session_expired"} {
+		if v, ok := metrics.Sample(text, fmt.Sprintf("oauth_proxy_denied_total{reason=%q}", reason)); !ok || v == "0" {
+			t.Errorf("/metrics: oauth_proxy_denied_total{reason=%q} is %q, want a count", reason, v)
 		}
 	}
 	if code, _, err := p.ops("/healthz"); err != nil || code != 200 {
 		t.Errorf("GET /healthz: %d, %v", code, err)
 	}
-	if out := p.Stderr(); strings.Contains(out, key.hex) || strings.Contains(out, token) {
+	// Beside routes the auth endpoint is off: its path is an ordinary one,
+	// and no answer carries the token.
+	r, err := p.do(http.MethodGet, "/_oauth-proxy/auth", map[string]string{"Origin": trustedOrigin, "Cookie": cookie})
+	if err != nil || r.status != 404 || r.header.Get("Authorization") != "" {
+		t.Errorf("GET /_oauth-proxy/auth beside routes: %d, Authorization %q, %v; want 404 and none", r.status, r.header.Get("Authorization"), err)
+	}
+	if out := p.Stderr(); strings.Contains(out, key.hex) || strings.Contains(out, token) || strings.Contains(out, "refresh-token.secret") {
 		t.Errorf("stderr holds a key or a token:\n%s", out)
 	}
 }
