@@ -44,7 +44,7 @@ type stack struct {
 	bin   string   // oauth-proxy and thctl
 	key   string   // hex cookie key of every proxy
 	token string   // the ~1 KiB JWT-shaped access token
-	at    string   // the token sealed with thctl: the example-at cookie's value
+	at    string   // the token sealed with thctl (format v2, purpose at): the example-at cookie's value
 	api   string   // host:port of the API
 	env   []string // extra environment of every oauth-proxy (-proxy-env)
 
@@ -87,7 +87,9 @@ func startStack(ctx context.Context, w io.Writer, env []string) (*stack, error) 
 		return s, err
 	}
 	s.token = jwtShaped(1024)
-	if s.at, err = s.thctl(ctx, s.key, s.token, "seal"); err != nil {
+	// Format v2, the proxy's default: a P-at of a session of its own (a
+	// GET needs no CSRF cookie to share its session ID with).
+	if s.at, err = s.thctl(ctx, s.key, s.token, "seal", "-purpose", "at"); err != nil {
 		return s, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

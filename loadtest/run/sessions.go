@@ -106,6 +106,14 @@ type sessionsFile struct {
 	Rotated    []session `json:"rotated"`
 }
 
+// sessionID returns 16 random bytes: a login session's ID, as the agent
+// mints one at login.
+func sessionID() []byte {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return b
+}
+
 // mintSessions mints sessionCount users' cookies with each key, sealing
 // with thctl as an operator minting load-test cookies would, and writes
 // them to the sessions file.
@@ -121,11 +129,18 @@ func (s *stack) mintSessions(ctx context.Context, bin string, iss *issuer) error
 		f.TokenBytes = len(tok)
 		csrf := rand.Text() + rand.Text() // 2 × 128 bits, base32
 		for _, key := range []string{s.oldKey, s.newKey} {
-			at, err := thctlIn(ctx, bin, key, tok, "seal")
+			// Format v2, the proxy's default: P-at and P-csrf of one
+			// session (the same -session), each bound to its purpose,
+			// with the subject's digest as the agent records it. They
+			// live 12 h, the default session.max_lifetime, far beyond
+			// the longest run.
+			id := fmt.Sprintf("%x", sessionID())
+			v2 := []string{"-session", id, "-issuer", iss.url, "-sub", sub}
+			at, err := thctlIn(ctx, bin, key, tok, append([]string{"seal", "-purpose", "at"}, v2...)...)
 			if err != nil {
 				return err
 			}
-			csrfCookie, err := thctlIn(ctx, bin, key, csrf, "seal")
+			csrfCookie, err := thctlIn(ctx, bin, key, csrf, append([]string{"seal", "-purpose", "csrf"}, v2...)...)
 			if err != nil {
 				return err
 			}
