@@ -36,3 +36,19 @@ func (nopHeaders) Add(string, string)       {}
 type byteJar map[string][]byte
 
 func (j byteJar) Cookie(name string) []byte { return j[name] }
+
+func TestScanNoAllocs(t *testing.T) {
+	n, _ := NewNames("example", false)
+	rc := RawCookies{[]byte("a=1; example-at.0=abc; example-at.1=def; example-csrf=xyz; b=2")}
+	var f Found
+	dst := make([]byte, 0, 64)
+	allocs := testing.AllocsPerRun(100, func() {
+		n.Scan(&f, &rc)
+		if v, chunks, ok := f.AppendValue(dst[:0], &n.AccessToken); !ok || chunks != 2 || len(v) != 6 || f.Ambiguous() {
+			t.Fatal("scan failed")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Scan and AppendValue allocate %v times", allocs)
+	}
+}
