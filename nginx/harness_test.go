@@ -4,6 +4,7 @@ package nginx
 // oauth-proxy in-process and a test API behind them.
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/proxy"
+	"github.com/tokenhandler/tokenhandler/session"
 )
 
 const (
@@ -168,28 +170,110 @@ func (a *api) received() (*http.Request, []byte) {
 // addr is the API's host:port.
 func (a *api) addr() string { return strings.TrimPrefix(a.URL, "http://") }
 
-// startProxy runs an oauth-proxy in upstream mode, routing /api/ to api,
-// with the configuration extra appended. It returns the proxy's address and
-// its key ring (the sealing key first) and the older key alone.
-func startProxy(t *testing.T, apiAddr, extra string) (addr string, keys, old *crypto.Keyring) {
+// testKeys are the keys the proxies of one test share, and the session the
+// test's cookies belong to.
+type testKeys struct {
+	hex   [2]string       // the sealing key first, then an older one
+	ring  *crypto.Keyring // both
+	old   *crypto.Keyring // the older key alone
+	codec *session.Codec  // seals v2 cookies with ring, as the agent does
+	// env is the session of the cookies seal makes: started a minute ago,
+	// valid for an hour.
+	env session.Envelope
+}
+
+func newTestKeys(t *testing.T) *testKeys {
 	t.Helper()
-	return startProxyOn(t, "127.0.0.1:0", apiAddr, extra)
+	newKey, oldKey := crypto.GenerateKey(), crypto.GenerateKey()
+	k := &testKeys{hex: [2]string{string(newKey.AppendHex(nil)), string(oldKey.AppendHex(nil))}, env: newSession(time.Now())}
+	var err error
+	if k.ring, err = crypto.NewKeyring(newKey, oldKey); err != nil {
+		t.Fatal(err)
+	}
+	if k.old, err = crypto.NewKeyring(oldKey); err != nil {
+		t.Fatal(err)
+	}
+	if k.codec, err = session.NewCodec(k.ring, crypto.FormatV2); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// newSession returns the envelope of a session that started a minute
+// before now, whose cookies stay valid for an hour.
+func newSession(now time.Time) session.Envelope {
+	return session.Envelope{ID: session.NewID(), Started: now.Add(-time.Minute).Unix(), Expires: now.Add(time.Hour).Unix()}
+}
+
+// seal returns a v2 cookie value of purpose p holding plaintext, in the
+// session k.env.
+func (k *testKeys) seal(t *testing.T, p session.Purpose, plaintext string) string {
+	t.Helper()
+	return k.sealIn(t, &k.env, p, 0, plaintext)
+}
+
+// sealIn seals plaintext for purpose p in session env, for a cookie split
+// into chunks chunks (0: whole).
+func (k *testKeys) sealIn(t *testing.T, env *session.Envelope, p session.Purpose, chunks int, plaintext string) string {
+	t.Helper()
+	c, err := k.codec.Seal(nil, p, chunks, env, []byte(plaintext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(c)
+}
+
+// sealLegacy seals plaintext in format f (v1 or DARE), without purpose or
+// session.
+func (k *testKeys) sealLegacy(t *testing.T, f crypto.Format, plaintext string) string {
+	t.Helper()
+	c, err := k.ring.Seal(nil, []byte(plaintext), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(c)
+}
+
+// chunked returns the cookie pairs name.0=…; name.1=… of plaintext sealed
+// for purpose p in session k.env, split into chunks of at most per
+// characters as the agent splits them: the chunk count is sealed in.
+func (k *testKeys) chunked(t *testing.T, name string, p session.Purpose, per int, plaintext string) string {
+	t.Helper()
+	n := max(2, (k.codec.SealedLen(len(plaintext))+per-1)/per)
+	sealed := k.sealIn(t, &k.env, p, n, plaintext)
+	size := (len(sealed) + n - 1) / n
+	pairs := make([]string, n)
+	for i := range n {
+		pairs[i] = fmt.Sprintf("%s.%d=%s", name, i, sealed[i*size:min((i+1)*size, len(sealed))])
+	}
+	return strings.Join(pairs, "; ")
+}
+
+// startProxy runs an oauth-proxy with keys k and the configuration extra
+// appended: in upstream mode routing /api/ to apiAddr, or with apiAddr ""
+// without routes, as NGINX's auth_request mode wants it (its auth endpoint
+// is on only then). It returns the proxy's address.
+func startProxy(t *testing.T, k *testKeys, apiAddr, extra string) string {
+	t.Helper()
+	return startProxyOn(t, "127.0.0.1:0", k, apiAddr, extra)
 }
 
 // startProxyOn is startProxy listening on listen: "host:port" or
 // "unix:/path".
-func startProxyOn(t *testing.T, listen, apiAddr, extra string) (addr string, keys, old *crypto.Keyring) {
+func startProxyOn(t *testing.T, listen string, k *testKeys, apiAddr, extra string) string {
 	t.Helper()
-	newKey, oldKey := crypto.GenerateKey(), crypto.GenerateKey()
+	routes := ""
+	if apiAddr != "" {
+		routes = fmt.Sprintf("routes:\n  - {path_prefix: /api/, upstream: \"http://%s\"}", apiAddr)
+	}
 	yaml := fmt.Sprintf(`
 listen: %s
 encryption_keys: [%q, %q]
 trusted_web_origins: [%q]
-routes:
-  - {path_prefix: /api/, upstream: "http://%s"}
+%s
 timeouts: {upstream: 5s}
 log: {level: warn}
-%s`, listen, newKey.AppendHex(nil), oldKey.AppendHex(nil), trustedOrigin, apiAddr, extra)
+%s`, listen, k.hex[0], k.hex[1], trustedOrigin, routes, extra)
 	cfg, err := proxy.ParseConfig([]byte(yaml), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
@@ -204,8 +288,7 @@ log: {level: warn}
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	old, _ = crypto.NewKeyring(oldKey)
-	return srv.Addr().String(), cfg.Keys, old
+	return srv.Addr().String()
 }
 
 // request is one call.
@@ -269,4 +352,35 @@ func do(t *testing.T, c *http.Client, base string, r request) response {
 		t.Fatalf("%s %s%s: reading the body: %v", r.method, base, r.path, err)
 	}
 	return response{resp.StatusCode, resp.Header, string(body), resp.TLS}
+}
+
+// rawAnswer is what came back for a request written byte for byte.
+type rawAnswer struct {
+	status int
+	header http.Header
+	body   string
+	err    error // no HTTP answer could be read
+}
+
+// rawGet writes "GET target HTTP/1.1" and headers (lines ending in CRLF) on
+// a new connection to base (http://host:port), as they are: no client
+// cleans the target. It reads one answer.
+func rawGet(t *testing.T, base, target, headers string) rawAnswer {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, "GET "+target+" HTTP/1.1\r\nHost: "+apiHost+"\r\n"+headers+"Connection: close\r\n\r\n"); err != nil {
+		return rawAnswer{err: err}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return rawAnswer{err: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return rawAnswer{status: resp.StatusCode, header: resp.Header, body: string(body), err: err}
 }

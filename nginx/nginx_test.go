@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/session"
 )
 
 const unauthorizedJSON = `{"code":"unauthorized","message":"Access denied due to missing or invalid credentials"}`
@@ -37,12 +38,14 @@ const unauthorizedJSON = `{"code":"unauthorized","message":"Access denied due to
 // The token every valid cookie here holds: a JWT-shaped token68.
 const token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJkZW1vIn0.c2ln-_~+/="
 
-// stack is one proxy in front of one API, reachable three ways: directly,
-// through NGINX in upstream mode, and through NGINX in auth_request mode.
+// stack is one API behind two proxies that share their keys, reachable
+// three ways: directly through the proxy with routes, through NGINX in
+// upstream mode (that proxy), and through NGINX in auth_request mode (the
+// other one, without routes: the one whose auth endpoint is on).
 type stack struct {
-	keys, old *crypto.Keyring
-	api       *api
-	targets   []target // the proxy alone first
+	*testKeys
+	api     *api
+	targets []target // the proxy alone first
 }
 
 type target struct {
@@ -56,23 +59,17 @@ type target struct {
 func newStack(t *testing.T, extra string) *stack {
 	t.Helper()
 	a := newAPI(t)
-	proxyAddr, keys, old := startProxy(t, a.addr(), extra)
+	k := newTestKeys(t)
+	proxyAddr := startProxy(t, k, a.addr(), extra)
+	authAddr := startProxy(t, k, "", extra)
 	p := Params{Proxies: []string{proxyAddr}, APIs: []string{a.addr()}, Agents: []string{"127.0.0.1:1"},
 		KeepCookieHeaders: strings.Contains(extra, "remove_cookie_headers: false")}
 	up := startNGINX(t, ModeUpstream, p)
+	p.Proxies = []string{authAddr}
 	auth := startNGINX(t, ModeAuthRequest, p)
-	return &stack{keys: keys, old: old, api: a, targets: []target{
+	return &stack{testKeys: k, api: a, targets: []target{
 		{"proxy alone", "http://" + proxyAddr}, {"NGINX upstream mode", up.url}, {"NGINX auth_request mode", auth.url},
 	}}
-}
-
-func (s *stack) seal(t *testing.T, plaintext string) string {
-	t.Helper()
-	c, err := s.keys.Seal(nil, []byte(plaintext), crypto.FormatV1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(c)
 }
 
 // pipelineCase is one request through SPEC §6, modelled on
@@ -93,10 +90,10 @@ func hdr(k, v string) [2]string { return [2]string{k, v} }
 func cookie(c string) [2]string { return hdr("Cookie", c) }
 func trusted() [2]string        { return hdr("Origin", trustedOrigin) }
 func at(t *testing.T, s *stack) string {
-	return "example-at=" + s.seal(t, token)
+	return "example-at=" + s.seal(t, session.AccessToken, token)
 }
 func csrfPair(t *testing.T, s *stack) [][2]string {
-	return [][2]string{cookie("example-csrf=" + s.seal(t, "csrf-token-value")), hdr("x-example-csrf", "csrf-token-value")}
+	return [][2]string{cookie("example-csrf=" + s.seal(t, session.CSRF, "csrf-token-value")), hdr("x-example-csrf", "csrf-token-value")}
 }
 
 // cookieIs checks the Cookie header(s) the API received.
@@ -123,14 +120,22 @@ func pipelineCases() []pipelineCase {
 			check: cookieIs("theme=dark; lang=fr")},
 		{name: "old key still in the ring", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				c, _ := s.old.Seal(nil, []byte(token), crypto.FormatV1)
+				old, _ := session.NewCodec(s.old, crypto.FormatV2)
+				c, _ := old.Seal(nil, session.AccessToken, 0, &s.env, []byte(token))
 				return [][2]string{trusted(), cookie("example-at=" + string(c))}
 			},
 			check: cookieIs("")},
-		{name: "DARE cookie", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+		{name: "v1 cookie, default format", method: "GET", status: 401, cors: true,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				c, _ := s.keys.Seal(nil, []byte(token), crypto.FormatDARE)
-				return [][2]string{trusted(), cookie("example-at=" + string(c))}
+				return [][2]string{trusted(), cookie("example-at=" + s.sealLegacy(t, crypto.FormatV1, token))}
+			}},
+		{name: "v1 cookie, cookie_format v1", extra: "cookie_format: v1", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{trusted(), cookie("example-at=" + s.sealLegacy(t, crypto.FormatV1, token))}
+			}},
+		{name: "DARE cookie, cookie_format v1", extra: "cookie_format: v1", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{trusted(), cookie("example-at=" + s.sealLegacy(t, crypto.FormatDARE, token))}
 			}},
 		{name: "browser Authorization replaced", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(t *testing.T, s *stack) [][2]string {
@@ -146,19 +151,18 @@ func pipelineCases() []pipelineCase {
 			headers: func(t *testing.T, s *stack) [][2]string { return [][2]string{trusted(), cookie("example-at=")} }},
 		{name: "tampered cookie", method: "GET", status: 401, cors: true,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				c := []byte(s.seal(t, token))
+				c := []byte(s.seal(t, session.AccessToken, token))
 				c[20] ^= 1
 				return [][2]string{trusted(), cookie("example-at=" + string(c))}
 			}},
 		{name: "wrong key", method: "GET", status: 401, cors: true,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				other, _ := crypto.NewKeyring(crypto.GenerateKey())
-				c, _ := other.Seal(nil, []byte(token), crypto.FormatV1)
-				return [][2]string{trusted(), cookie("example-at=" + string(c))}
+				other := newTestKeys(t)
+				return [][2]string{trusted(), cookie("example-at=" + other.sealIn(t, &s.env, session.AccessToken, 0, token))}
 			}},
 		{name: "token outside token68", method: "GET", status: 401, cors: true,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				return [][2]string{trusted(), cookie("example-at=" + s.seal(t, "abc def\r\nX-Injected: 1"))}
+				return [][2]string{trusted(), cookie("example-at=" + s.seal(t, session.AccessToken, "abc def\r\nX-Injected: 1"))}
 			}},
 		{name: "missing Origin", method: "GET", status: 401,
 			headers: func(t *testing.T, s *stack) [][2]string { return [][2]string{cookie(at(t, s))} }},
@@ -177,14 +181,15 @@ func pipelineCases() []pipelineCase {
 			check: cookieIs("a=1; b=2")},
 		{name: "chunked cookie", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				c := s.seal(t, token)
-				return [][2]string{trusted(), cookie("example-at.1=" + c[30:] + "; keep=1; example-at.0=" + c[:30])}
+				c := strings.Split(s.chunked(t, "example-at", session.AccessToken, 200, token), "; ")
+				return [][2]string{trusted(), cookie(c[1] + "; keep=1; " + c[0])}
 			},
 			check: cookieIs("keep=1")},
 		{name: "chunks in the wrong order", method: "GET", status: 401, cors: true,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				c := s.seal(t, token)
-				return [][2]string{trusted(), cookie("example-at.0=" + c[30:] + "; example-at.1=" + c[:30])}
+				c := strings.Split(s.chunked(t, "example-at", session.AccessToken, 200, token), "; ")
+				v0, v1 := strings.SplitN(c[0], "=", 2)[1], strings.SplitN(c[1], "=", 2)[1]
+				return [][2]string{trusted(), cookie("example-at.0=" + v1 + "; example-at.1=" + v0)}
 			}},
 		{name: "allow_tokens off: a bearer token without cookie", method: "GET", status: 401, cors: true,
 			headers: func(t *testing.T, s *stack) [][2]string {
@@ -238,6 +243,7 @@ func pipelineCases() []pipelineCase {
 				}
 			}},
 	}
+	cases = append(cases, bindingCases()...)
 	for _, m := range []string{"POST", "PUT", "PATCH", "DELETE"} {
 		cases = append(cases,
 			pipelineCase{name: m + " with CSRF", method: m, status: 200, cors: true, bearer: "Bearer " + token,
@@ -255,11 +261,11 @@ func pipelineCases() []pipelineCase {
 				}},
 			pipelineCase{name: m + " without CSRF header", method: m, status: 401, cors: true,
 				headers: func(t *testing.T, s *stack) [][2]string {
-					return [][2]string{trusted(), cookie(at(t, s)), cookie("example-csrf=" + s.seal(t, "csrf-token-value"))}
+					return [][2]string{trusted(), cookie(at(t, s)), cookie("example-csrf=" + s.seal(t, session.CSRF, "csrf-token-value"))}
 				}},
 			pipelineCase{name: m + " with a CSRF mismatch", method: m, status: 401, cors: true,
 				headers: func(t *testing.T, s *stack) [][2]string {
-					return [][2]string{trusted(), cookie(at(t, s)), cookie("example-csrf=" + s.seal(t, "csrf-token-value")), hdr("x-example-csrf", "csrf-token-valuf")}
+					return [][2]string{trusted(), cookie(at(t, s)), cookie("example-csrf=" + s.seal(t, session.CSRF, "csrf-token-value")), hdr("x-example-csrf", "csrf-token-valuf")}
 				}},
 			pipelineCase{name: m + " from an untrusted origin", method: m, status: 401,
 				headers: func(t *testing.T, s *stack) [][2]string {
@@ -268,6 +274,59 @@ func pipelineCases() []pipelineCase {
 		)
 	}
 	return cases
+}
+
+// bindingCases are the attacks of issue #11 on the proxy (cookie confusion
+// and session binding), each refused alike by the proxy alone and through
+// NGINX in both modes, without anything of the misplaced value in the
+// answer (checkAnswer wants the exact 401 body and no Authorization).
+func bindingCases() []pipelineCase {
+	var cases []pipelineCase
+	for _, p := range []session.Purpose{session.Login, session.RefreshToken, session.IDToken, session.CSRF} {
+		cases = append(cases, pipelineCase{name: "a " + p.String() + " cookie in the P-at slot", method: "GET", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{trusted(), cookie("example-at=" + s.seal(t, p, "victim."+p.String()+".secret"))}
+			}})
+	}
+	attacker := func(t *testing.T, s *stack) string {
+		env := newSession(time.Now())
+		return "example-at=" + s.sealIn(t, &env, session.AccessToken, 0, "attacker.token")
+	}
+	return append(cases,
+		pipelineCase{name: "P-at twice, the attacker's first", method: "GET", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{trusted(), cookie(attacker(t, s) + "; " + at(t, s))}
+			}},
+		pipelineCase{name: "P-at in two Cookie headers", method: "GET", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{trusted(), cookie(at(t, s)), cookie(attacker(t, s))}
+			}},
+		pipelineCase{name: "P-at whole and chunked", method: "GET", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{trusted(), cookie(at(t, s) + "; " + s.chunked(t, "example-at", session.AccessToken, 200, token))}
+			}},
+		pipelineCase{name: "the victim's P-at with the attacker's CSRF pair", method: "POST", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				victim := newSession(time.Now())
+				return append(csrfPair(t, s), trusted(), cookie("example-at="+s.sealIn(t, &victim, session.AccessToken, 0, token)))
+			}},
+		pipelineCase{name: "P-at in the P-csrf slot", method: "POST", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				return [][2]string{trusted(), cookie(at(t, s) + "; example-csrf=" + s.seal(t, session.AccessToken, token)), hdr("x-example-csrf", token)}
+			}},
+		pipelineCase{name: "a session older than session.max_lifetime", method: "GET", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				old := newSession(time.Now().Add(-13 * time.Hour))
+				old.Expires = time.Now().Add(time.Hour).Unix()
+				return [][2]string{trusted(), cookie("example-at=" + s.sealIn(t, &old, session.AccessToken, 0, token))}
+			}},
+		pipelineCase{name: "an expired cookie", method: "GET", status: 401, cors: true,
+			headers: func(t *testing.T, s *stack) [][2]string {
+				env := s.env
+				env.Expires = time.Now().Add(-time.Second).Unix()
+				return [][2]string{trusted(), cookie("example-at=" + s.sealIn(t, &env, session.AccessToken, 0, token))}
+			}},
+	)
 }
 
 // TestPipeline sends every case to the proxy alone and through NGINX in
@@ -333,6 +392,10 @@ func checkAnswer(t *testing.T, name string, tc pipelineCase, resp response) {
 	}
 	if resp.header.Get("X-Request-Id") == "" {
 		t.Errorf("%s: no X-Request-Id", name)
+	}
+	// The token goes to the API, never back to the browser.
+	if a := resp.header.Get("Authorization"); a != "" {
+		t.Errorf("%s: the answer carries Authorization %q", name, a)
 	}
 }
 
@@ -410,14 +473,7 @@ func TestHeaderBudget(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, "")
 	big := bigToken(9 << 10)
-	sealed := s.seal(t, big)
-	var chunks []string
-	for i := 0; len(sealed) > 0; i++ {
-		n := min(len(sealed), 4000)
-		chunks = append(chunks, fmt.Sprintf("example-at.%d=%s", i, sealed[:n]))
-		sealed = sealed[n:]
-	}
-	line := strings.Join(append(chunks, "theme=dark"), "; ")
+	line := s.chunked(t, "example-at", session.AccessToken, 4000, big) + "; theme=dark"
 	if len(line) < 12<<10 {
 		t.Fatalf("the Cookie line is %d bytes, want at least 12 KiB", len(line))
 	}
@@ -541,6 +597,16 @@ func TestAuthEndpointInternal(t *testing.T) {
 				t.Errorf("%s: GET %s: status %d, Authorization %q; want 404 and none", tg.name, path, resp.status, resp.header.Get("Authorization"))
 			}
 		}
+		// Request targets that normalise to the auth path: whatever NGINX
+		// makes of them (its 404, or an API call through /api/), the token
+		// never comes back in an answer.
+		for _, target := range []string{"/api/../_oauth-proxy/auth", "/api/%2e%2e/_oauth-proxy/auth", "/api/..%2f_oauth-proxy/auth",
+			"//_oauth-proxy/auth", "/%5Foauth-proxy/auth", "/api/%2e%2e%2f_oauth-proxy/auth"} {
+			got := rawGet(t, tg.url, target, "Origin: "+trustedOrigin+"\r\nCookie: "+at(t, s)+"\r\n")
+			if got.err != nil || got.header.Get("Authorization") != "" || strings.Contains(got.body, token) {
+				t.Errorf("%s: GET %s: status %d, Authorization %q, error %v; want no token in the answer", tg.name, target, got.status, got.header.Get("Authorization"), got.err)
+			}
+		}
 	}
 }
 
@@ -551,8 +617,9 @@ func TestUnreachable(t *testing.T) {
 	t.Parallel()
 	closed := freeAddr(t)
 	a := newAPI(t)
-	proxyAddr, keys, _ := startProxy(t, a.addr(), "")
-	c, _ := keys.Seal(nil, []byte(token), crypto.FormatV1)
+	k := newTestKeys(t)
+	proxyAddr := startProxy(t, k, "", "") // auth_request mode
+	c := k.seal(t, session.AccessToken, token)
 	for _, tc := range []struct {
 		name string
 		mode string
@@ -563,7 +630,7 @@ func TestUnreachable(t *testing.T) {
 		{"auth_request mode, API down", ModeAuthRequest, Params{Proxies: []string{proxyAddr}, APIs: []string{closed}}},
 	} {
 		in := startNGINX(t, tc.mode, tc.p)
-		resp := do(t, client, in.url, request{method: "GET", path: "/api/x", headers: [][2]string{trusted(), cookie("example-at=" + string(c))}})
+		resp := do(t, client, in.url, request{method: "GET", path: "/api/x", headers: [][2]string{trusted(), cookie("example-at=" + c)}})
 		if resp.status != 502 || resp.body != badGatewayBody || resp.header.Get("Content-Type") != "application/json" {
 			t.Errorf("%s: %d %q (%s), want 502 %s", tc.name, resp.status, resp.body, resp.header.Get("Content-Type"), badGatewayBody)
 		}
@@ -687,7 +754,8 @@ func TestTLS(t *testing.T) {
 	t.Parallel()
 	certFile, keyFile, cert := selfSigned(t, t.TempDir())
 	a := newAPI(t)
-	proxyAddr, keys, _ := startProxy(t, a.addr(), "")
+	k := newTestKeys(t)
+	proxyAddr := startProxy(t, k, a.addr(), "")
 	in := startNGINX(t, ModeTLS, Params{Proxies: []string{proxyAddr}, Agents: []string{fakeAgent(t, "agent-a")},
 		TLSCertificate: certFile, TLSCertificateKey: keyFile})
 	if !strings.HasPrefix(in.url, "https://") {
@@ -696,9 +764,9 @@ func TestTLS(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(cert)
 	c := newClient(&tls.Config{RootCAs: roots, ServerName: apiHost})
-	sealed, _ := keys.Seal(nil, []byte(token), crypto.FormatV1)
+	sealed := k.seal(t, session.AccessToken, token)
 
-	resp := do(t, c, in.url, request{method: "GET", path: "/api/things", headers: [][2]string{hdr("Host", apiHost), trusted(), cookie("example-at=" + string(sealed))}})
+	resp := do(t, c, in.url, request{method: "GET", path: "/api/things", headers: [][2]string{hdr("Host", apiHost), trusted(), cookie("example-at=" + sealed)}})
 	if resp.status != 200 || resp.header.Get("Access-Control-Allow-Origin") != trustedOrigin {
 		t.Fatalf("status %d, ACAO %q (body %q)", resp.status, resp.header.Get("Access-Control-Allow-Origin"), resp.body)
 	}
@@ -802,26 +870,26 @@ func TestUnixSocket(t *testing.T) {
 	nginxBinary(t)
 	t.Parallel()
 	a := newAPI(t)
-	sock := "unix:" + filepath.Join(t.TempDir(), "proxy.sock")
-	_, keys, _ := startProxyOn(t, sock, a.addr(), "")
-	c, err := keys.Seal(nil, []byte(token), crypto.FormatV1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := newTestKeys(t)
+	dir := t.TempDir()
+	sock, authSock := "unix:"+filepath.Join(dir, "proxy.sock"), "unix:"+filepath.Join(dir, "auth.sock")
+	startProxyOn(t, sock, k, a.addr(), "")
+	startProxyOn(t, authSock, k, "", "") // auth_request mode: no routes
+	c := k.seal(t, session.AccessToken, token)
 	for _, tc := range []struct {
 		mode string
 		p    Params
 	}{
 		{ModeUpstream, Params{Proxies: []string{sock}}},
-		{ModeAuthRequest, Params{Proxies: []string{sock}, APIs: []string{a.addr()}}},
+		{ModeAuthRequest, Params{Proxies: []string{authSock}, APIs: []string{a.addr()}}},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			in := startNGINX(t, tc.mode, tc.p)
-			if !strings.Contains(string(in.conf), "server "+sock+";") {
-				t.Fatalf("the configuration names no server %s:\n%s", sock, in.conf)
+			if !strings.Contains(string(in.conf), "server "+tc.p.Proxies[0]+";") {
+				t.Fatalf("the configuration names no server %s:\n%s", tc.p.Proxies[0], in.conf)
 			}
 			a.received()
-			resp := do(t, client, in.url, request{method: "GET", path: "/api/x", headers: [][2]string{hdr("Host", apiHost), trusted(), cookie("example-at=" + string(c))}})
+			resp := do(t, client, in.url, request{method: "GET", path: "/api/x", headers: [][2]string{hdr("Host", apiHost), trusted(), cookie("example-at=" + c)}})
 			r, _ := a.received()
 			if resp.status != 200 || r == nil || r.Header.Get("Authorization") != "Bearer "+token {
 				t.Fatalf("GET with the cookie: %d %q; the API got %v", resp.status, resp.body, r)
