@@ -71,7 +71,8 @@ func (s *Server) MetricsAddr() net.Addr { return s.srv.MetricsAddr() }
 
 // Serve serves until Shutdown; it returns nil after a Shutdown.
 func (s *Server) Serve() error {
-	s.log.Info().Str("listen", s.cfg.Listen).Str("metrics_listen", s.cfg.MetricsListen).Int("routes", len(s.cfg.Routes)).Msg("oauth-proxy serving")
+	s.log.Info().Str("listen", s.cfg.Listen).Str("metrics_listen", s.cfg.MetricsListen).Int("routes", len(s.cfg.Routes)).
+		Bool("auth_endpoint", s.cfg.AuthEndpoint).Stringer("cookie_format", s.cfg.CookieFormat).Msg("oauth-proxy serving")
 	return s.srv.Serve()
 }
 

@@ -25,6 +25,13 @@ func main() {
 	os.Exit(daemon.Main("oauth-proxy", os.Args[1:], os.Getenv, os.Stdout, os.Stderr, load))
 }
 
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
 // load reads the configuration file for daemon.Main.
 func load(path string, getenv func(string) string) (*daemon.Config, error) {
 	cfg, err := proxy.LoadConfig(path, getenv)
@@ -32,7 +39,7 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 		return nil, err
 	}
 	return &daemon.Config{
-		Summary:         fmt.Sprintf("keys: %d, routes: %d", cfg.Keys.Len(), len(cfg.Routes)),
+		Summary:         fmt.Sprintf("keys: %d, routes: %d, cookie format: %s, auth endpoint: %s", cfg.Keys.Len(), len(cfg.Routes), cfg.CookieFormat, onOff(cfg.AuthEndpoint)),
 		LogLevel:        cfg.Log.Level,
 		LogFormat:       cfg.Log.Format,
 		ShutdownTimeout: cfg.Timeouts.Shutdown,

@@ -326,7 +326,7 @@ func TestCommandLine(t *testing.T) {
 		notStderr  string   // must not appear in stderr
 	}{
 		{name: "version", args: []string{"-version"}, wantCode: 0, wantStdout: "oauth-proxy "},
-		{name: "check the example config", args: []string{"-config", "../../deploy/oauth-proxy.example.yaml", "-check-config"}, wantCode: 0, wantStdout: "configuration OK"},
+		{name: "check the example config", args: []string{"-config", "../../deploy/oauth-proxy.example.yaml", "-check-config"}, wantCode: 0, wantStdout: "configuration OK (keys: 1, routes: 1, cookie format: v2, auth endpoint: off)"},
 		{name: "check a generated config", args: []string{"-config", cfg("valid.yaml"), "-check-config"}, wantCode: 0, wantStdout: "configuration OK"},
 		{name: "bad duration", args: []string{"-config", cfg("bad-duration.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"timeouts.read"}, oneLine: true},
 		{name: "unknown key", args: []string{"-config", cfg("unknown-key.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"colour"}, oneLine: true},
