@@ -113,9 +113,8 @@ func TestNodeInterop(t *testing.T) {
 		}
 		req.Seal = append(req.Seal, jsonSeal{it.value, it.p, it.chunks, toJSONEnv(it.env)})
 	}
-	for _, d := range []jsonDigest{{"sid", "https://op/", "s0"}, {"sub", "https://op/", "alice"}, {"sub", "", ""}, {"sid", "https://ôp/", "sé"}} {
-		req.Digests = append(req.Digests, d)
-	}
+	req.Digests = append(req.Digests, jsonDigest{"sid", "https://op/", "s0"}, jsonDigest{"sub", "https://op/", "alice"},
+		jsonDigest{"sub", "", ""}, jsonDigest{"sid", "https://ôp/", "sé"})
 	in, _ := json.Marshal(req)
 	cmd := exec.Command(node, "testdata/interop.mjs")
 	cmd.Stdin = bytes.NewReader(in)
