@@ -3,8 +3,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -25,6 +27,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/optest"
 	"github.com/tokenhandler/tokenhandler/nginx"
 	"github.com/tokenhandler/tokenhandler/proxy"
+	"github.com/tokenhandler/tokenhandler/session"
 )
 
 // The access-token lifetime at the OpenID Provider, and how long the demo
@@ -36,6 +39,15 @@ const (
 	opUser         = "demo-user" // any login passes oidc-provider's development interactions
 	opSubject      = "demo-user" // server.mjs's findAccount: sub is the login
 	cookiePrefix   = "example"
+
+	// refreshGrants is how many refresh grants the browser flow makes at
+	// the provider: one for two tabs refreshing at once, one for the
+	// refresh whose rotated token a second tab then replays (the replay
+	// makes none), one when the access token has expired.
+	refreshGrants = 3
+	// refresh204s is how many refreshes NGINX sees answered 204: the two
+	// tabs, the refresh, the replay and the one after expiry.
+	refresh204s = 5
 )
 
 // TestNGINXWithOIDCProvider is the deployment of SPEC §1 on one machine:
@@ -45,7 +57,10 @@ const (
 // opaque access tokens at its userinfo endpoint, and the demo SPA in
 // headless Chromium: log in on the provider's login and consent pages, see
 // user info, call the API through NGINX, let the access token expire and
-// see the SPA refresh and retry, log out at the provider.
+// see the SPA refresh and retry, log out at the provider. Between the API
+// call and the expiry, two tabs of the session refresh at once and share one
+// grant, and a second tab replaying the just-rotated refresh cookie within
+// the grace gets the same access token (issue #11).
 func TestNGINXWithOIDCProvider(t *testing.T) {
 	need(t)
 	bin := needNGINX(t)
@@ -120,8 +135,12 @@ log: {level: info}
 				CookieNamePrefix: cookiePrefix,
 			})
 
+			mark := op.Mark()
+			cookieFile := filepath.Join(t.TempDir(), "access-token-cookies.json")
 			spaFlow(t, "SPA_URL="+spaURL, "IDP=oidc-provider", "USERNAME="+opUser, "EXPECT_SUBJECT="+opSubject,
 				fmt.Sprintf("ACCESS_TTL_MS=%d", opAccessTTL.Milliseconds()),
+				fmt.Sprintf("REFRESH_GRACE_MS=%d", agent.DefaultGracePeriod.Milliseconds()),
+				"COOKIE_FILE="+cookieFile,
 				"SCREENSHOT="+filepath.Join(t.TempDir(), mode+".png"))
 
 			// What the flow did, seen from NGINX and the provider: the expired
@@ -138,10 +157,100 @@ log: {level: info}
 			if i, j := strings.Index(access, `"GET /api/hello" 401`), strings.LastIndex(access, `"GET /api/hello" 200`); i < 0 || j < i {
 				t.Error("no API call passed after the refused one")
 			}
-			waitForEvent(t, op, "grant.success refresh_token")
+			if n, all := strings.Count(access, `"POST /oauth-agent/refresh" 204`), strings.Count(access, `"POST /oauth-agent/refresh" `); n != refresh204s || all != n {
+				t.Errorf("NGINX's access log has %d refreshes, %d of them 204, want %d, all 204:\n%s", all, n, refresh204s, access)
+			}
 			waitForEvent(t, op, "end_session.success")
+			// The parallel refreshes shared one grant and the replay reached
+			// the provider not at all: it saw no reuse of a rotated token.
+			op.WaitFor(t, mark, "grant.success refresh_token", refreshGrants)
+			for _, event := range []string{"grant.revoked token", "grant.error"} {
+				if n := op.Count(mark, event); n != 0 {
+					t.Errorf("oidc-provider logged %d %q events, want none", n, event)
+				}
+			}
+			checkAccessTokens(t, keys, cookieFile)
 		})
 	}
+}
+
+// checkAccessTokens opens the access-token cookies that spa-flow.mjs's
+// two-tab steps saw the agent set (COOKIE_FILE) and checks what they hold:
+// every seal is fresh, so the cookie values differ, but the two tabs'
+// parallel refreshes got one new access token, and the replay of the
+// rotated refresh token got the very access token of the refresh that
+// rotated it; all in the one session. It never prints a value.
+func checkAccessTokens(t *testing.T, keys *crypto.Keyring, file string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("the browser flow wrote no access-token cookies: %v", err)
+	}
+	var set struct{ Before, Tab1, Tab2, Rotated, Replayed map[string]string }
+	if err := json.Unmarshal(b, &set); err != nil {
+		t.Fatal(err)
+	}
+	codec, err := session.NewCodec(keys, crypto.FormatV2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids [5]session.ID
+	open := func(i int, step string, cookies map[string]string) []byte {
+		t.Helper()
+		value, chunks, err := reassemble(cookiePrefix+"-"+session.AccessToken.String(), cookies)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		var env session.Envelope
+		token, f, err := codec.Open(nil, value, session.AccessToken, chunks, &env)
+		if err != nil || f != crypto.FormatV2 {
+			t.Fatalf("%s: the access-token cookie does not open as a v2 access-token cookie (format %v): %v", step, f, err)
+		}
+		ids[i] = env.ID
+		return token
+	}
+	before := open(0, "before the parallel refreshes", set.Before)
+	tab1 := open(1, "tab 1's refresh", set.Tab1)
+	tab2 := open(2, "tab 2's refresh", set.Tab2)
+	rotated := open(3, "the refresh before the replay", set.Rotated)
+	replayed := open(4, "the replay", set.Replayed)
+	if !bytes.Equal(tab1, tab2) {
+		t.Error("the two tabs' parallel refreshes set different access tokens")
+	}
+	if bytes.Equal(tab1, before) {
+		t.Error("the parallel refreshes set the access token the session had before")
+	}
+	if !bytes.Equal(rotated, replayed) {
+		t.Error("the replay within the grace set another access token than the refresh that rotated the token")
+	}
+	if bytes.Equal(rotated, tab1) {
+		t.Error("the refresh before the replay set the access token the session had before")
+	}
+	for i, id := range ids {
+		if id != ids[0] {
+			t.Errorf("access-token cookie %d belongs to another session than the first", i)
+		}
+	}
+}
+
+// reassemble returns the value of the cookie called name in cookies, whole
+// or from its chunks name.0, name.1, …, and the chunk count (0 when whole).
+func reassemble(name string, cookies map[string]string) ([]byte, int, error) {
+	if v, ok := cookies[name]; ok && len(cookies) == 1 {
+		return []byte(v), 0, nil
+	}
+	var value []byte
+	for i := range len(cookies) {
+		v, ok := cookies[fmt.Sprintf("%s.%d", name, i)]
+		if !ok {
+			return nil, 0, fmt.Errorf("want cookie %s or its chunks, got %d cookies without chunk %d", name, len(cookies), i)
+		}
+		value = append(value, v...)
+	}
+	if len(cookies) == 0 {
+		return nil, 0, fmt.Errorf("no cookie %s", name)
+	}
+	return value, len(cookies), nil
 }
 
 // listen opens a loopback listener on a free port.
