@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/nginx"
@@ -125,9 +125,7 @@ type attackStack struct {
 func startAttackStack(t *testing.T, op *oidcProvider, bins daemons, ngx, format string) *attackStack {
 	t.Helper()
 	s := &attackStack{format: format, op: op, api: startRecordingAPI(t)}
-	key := make([]byte, 32)
-	rand.Read(key)
-	s.key = fmt.Sprintf("%x", key)
+	s.key = string(crypto.GenerateKey().AppendHex(nil))
 	dir := t.TempDir()
 
 	agentAddr, agentOps := bintest.FreeTCPAddr(t), bintest.FreeTCPAddr(t)
