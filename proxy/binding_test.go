@@ -139,8 +139,9 @@ func TestSlotSwapCSRF(t *testing.T) {
 	})
 }
 
-// TestSessionMismatch: P-at and P-csrf of two sessions never pass a
-// data-changing request together, whichever is the attacker's.
+// TestSessionMismatch: P-at and P-csrf of two sessions never pass a request
+// together, whichever is the attacker's: a data-changing one, and a GET that
+// carries a P-csrf (browsers send it on every path).
 func TestSessionMismatch(t *testing.T) {
 	h := startProxy(t, "auth_endpoint: true")
 	victim := newSession(time.Now())
@@ -156,11 +157,15 @@ func TestSessionMismatch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h.t = t
-			for _, m := range []string{"POST", "PUT", "PATCH", "DELETE"} {
+			for _, m := range []string{"POST", "PUT", "PATCH", "DELETE", "GET"} {
 				refused(t, h, m, tc.hdrs, denySessionMismatch)
 			}
 		})
 	}
+	t.Run("a GET with a P-csrf that does not open", func(t *testing.T) {
+		h.t = t
+		accepted(t, h, "GET", [][2]string{trusted(), cookie(victimAT + "; example-csrf=" + h.seal(session.AccessToken, "not-a-csrf"))}, token)
+	})
 	t.Run("one session", func(t *testing.T) {
 		h.t = t
 		accepted(t, h, "POST", [][2]string{trusted(), cookie(victimAT + "; example-csrf=" + victimCSRF), header("x-example-csrf", "victim-csrf-value")}, token)

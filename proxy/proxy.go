@@ -242,21 +242,29 @@ func (p *Proxy) authorize(ctx *fasthttp.RequestCtx, st *state, s *scratch, metho
 		return denyAmbiguous
 	}
 	// 4. CSRF: the header must repeat the token sealed in the CSRF cookie.
+	// The cookie is opened whenever it is sent, also on a GET, so that a
+	// P-at of one session never passes beside the P-csrf of another
+	// (below); on a GET one that does not open is left out, as if absent.
 	var csrfFormat crypto.Format
-	if changing {
+	csrfOpened := false
+	if changing || s.found.Present(&st.names.CSRF) {
 		cookie, chunks, ok := s.found.AppendValue(s.cookie[:0], &st.names.CSRF)
 		s.cookie = cookie
-		if !ok {
+		if !ok && changing {
 			return denyCSRFMissing
 		}
 		var err error
-		if s.csrf, csrfFormat, err = st.codec.Open(s.csrf[:0], s.cookie, session.CSRF, chunks, &s.csrfEnv); err != nil {
+		s.csrf, csrfFormat, err = st.codec.Open(s.csrf[:0], s.cookie, session.CSRF, chunks, &s.csrfEnv)
+		switch {
+		case err == nil:
+			csrfOpened = true
+		case changing:
 			return denyCSRFInvalid
 		}
-		if csrfFormat == crypto.FormatV2 && !s.csrfEnv.Live(now, st.maxLifetime) {
+		if csrfOpened && csrfFormat == crypto.FormatV2 && !s.csrfEnv.Live(now, st.maxLifetime) {
 			return denySessionExpired
 		}
-		if !browser.CSRFMatches(req.Peek(st.names.CSRFHeader), s.csrf) {
+		if changing && !browser.CSRFMatches(req.Peek(st.names.CSRFHeader), s.csrf) {
 			return denyCSRFMismatch
 		}
 	}
@@ -277,7 +285,7 @@ func (p *Proxy) authorize(ctx *fasthttp.RequestCtx, st *state, s *scratch, metho
 	if format == crypto.FormatV2 && !s.atEnv.Live(now, st.maxLifetime) {
 		return denySessionExpired
 	}
-	if changing && (csrfFormat != format || format == crypto.FormatV2 && s.csrfEnv.ID != s.atEnv.ID) {
+	if csrfOpened && (csrfFormat != format || format == crypto.FormatV2 && s.csrfEnv.ID != s.atEnv.ID) {
 		return denySessionMismatch
 	}
 	if !browser.ValidToken68(s.bearer[len(bearerPrefix):]) {
