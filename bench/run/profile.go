@@ -59,6 +59,8 @@ encryption_keys: [%q]
 trusted_web_origins: [%q]
 routes:
   - {path_prefix: /api/, upstream: "http://%s"}
+# One proxy serves both modes here; only NGINX reaches it.
+auth_endpoint: true
 log: {level: warn, format: json}
 `, listen, cookiePrefix, s.key, origin, s.api)), os.Getenv)
 	if err != nil {

@@ -244,6 +244,8 @@ encryption_keys: [%q]
 trusted_web_origins: [%q]
 routes:
   - {path_prefix: /api/, upstream: "http://%s"}
+# One proxy serves both modes here; only NGINX reaches it.
+auth_endpoint: true
 log: {level: warn, format: json}
 %s`, listen, metrics, cookiePrefix, s.key, origin, s.api, strings.Join(extra, ""))
 	if err := os.WriteFile(conf, yaml, 0o600); err != nil {
