@@ -156,8 +156,12 @@ func (j *jar) clearAll(ctx *fasthttp.RequestCtx, req *browser.RawCookies) {
 // Domain, which the agent and proxy refuse as ambiguous, and a new login is
 // how a browser gets out of that. A sibling subdomain's cookie with another
 // Domain cannot be cleared from here.
+//
+// P-login is left alone: login/start sets it next, and a client that reads
+// Set-Cookie headers by name rather than in order (k6's) must not see it
+// cleared.
 func (j *jar) clearVariants(ctx *fasthttp.RequestCtx, req *browser.RawCookies) {
-	for _, c := range []*browser.Cookie{&j.names.AccessToken, &j.names.RefreshToken, &j.names.IDToken, &j.names.CSRF, &j.names.Login} {
+	for _, c := range []*browser.Cookie{&j.names.AccessToken, &j.names.RefreshToken, &j.names.IDToken, &j.names.CSRF} {
 		for _, attrs := range j.attrVariants {
 			for _, path := range j.variants {
 				addSetCookie(ctx, c.Name, "", "; Path="+path+attrs+"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT")
