@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/base64"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -96,7 +97,7 @@ func TestSlotSwapping(t *testing.T) {
 									t.Errorf("%s with the victim's %s in %s: the answer holds a victim secret", call.name, from.name, slot.name)
 								}
 							}
-							if contains2(call.needs, slot.name) && r.Status != 401 {
+							if slices.Contains(call.needs, slot.name) && r.Status != 401 {
 								t.Errorf("%s with the victim's %s in %s: %d %s, want 401", call.name, from.name, slot.name, r.Status, r.Body)
 							}
 						}
@@ -105,15 +106,6 @@ func TestSlotSwapping(t *testing.T) {
 			}
 		})
 	}
-}
-
-func contains2(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // TestGraceBoundToSession: the refresh grace hands a result only to the

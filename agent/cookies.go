@@ -161,15 +161,19 @@ func (j *jar) clearAll(ctx *fasthttp.RequestCtx, req *browser.RawCookies) {
 // Set-Cookie headers by name rather than in order (k6's) must not see it
 // cleared.
 func (j *jar) clearVariants(ctx *fasthttp.RequestCtx, req *browser.RawCookies) {
+	var names []string
 	for _, c := range []*browser.Cookie{&j.names.AccessToken, &j.names.RefreshToken, &j.names.IDToken, &j.names.CSRF} {
-		for _, attrs := range j.attrVariants {
-			for _, path := range j.variants {
-				addSetCookie(ctx, c.Name, "", "; Path="+path+attrs+"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT")
-				for i := range browser.MaxChunks {
-					if req.Cookie(c.Chunk(i)) != nil {
-						addSetCookie(ctx, c.Chunk(i), "", "; Path="+path+attrs+"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT")
-					}
-				}
+		names = append(names, c.Name)
+		for i := range browser.MaxChunks {
+			if req.Cookie(c.Chunk(i)) != nil {
+				names = append(names, c.Chunk(i))
+			}
+		}
+	}
+	for _, attrs := range j.attrVariants {
+		for _, path := range j.variants {
+			for _, name := range names {
+				addSetCookie(ctx, name, "", "; Path="+path+attrs+"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT")
 			}
 		}
 	}

@@ -190,9 +190,8 @@ func (a *Agent) finishLogin(ctx *fasthttp.RequestCtx, st *state, req *request, q
 	if err != nil {
 		return err
 	}
-	if req.found.Ambiguous() {
-		a.metrics.denied("cookie_ambiguous").Inc()
-		return errUnauthorizedRequest.with(errAmbiguous, "")
+	if err := a.unambiguous(req); err != nil {
+		return err
 	}
 	var login loginState
 	o, ok := st.jar.open(&req.found, &st.jar.names.Login)
@@ -287,7 +286,6 @@ const loginLifetime = 30 * time.Minute
 type idToken struct {
 	*oidc.IDToken
 	sid string
-	azp string
 }
 
 // verifyIDToken checks an ID token (OpenID Connect Core 1.0 §3.1.3.7):
@@ -324,7 +322,7 @@ func (a *Agent) checkIDToken(ctx context.Context, st *state, v *oidc.IDTokenVeri
 	if idt.IssuedAt.After(a.now().Add(skew)) {
 		return nil, errors.New("iat is in the future")
 	}
-	return &idToken{IDToken: idt, sid: claims.SID, azp: claims.AZP}, nil
+	return &idToken{IDToken: idt, sid: claims.SID}, nil
 }
 
 // userInfo asks the AS's userinfo endpoint with the access token.

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"slices"
 
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
@@ -71,9 +72,8 @@ var (
 // session all the same. A name that comes twice is refused whatever it is:
 // which one is genuine cannot be told.
 func (a *Agent) session(st *state, req *request, need ...*browser.Cookie) (*userSession, error) {
-	if req.found.Ambiguous() {
-		a.metrics.denied("cookie_ambiguous").Inc()
-		return nil, errUnauthorizedRequest.with(errAmbiguous, "")
+	if err := a.unambiguous(req); err != nil {
+		return nil, err
 	}
 	j := st.jar
 	s := &userSession{}
@@ -85,7 +85,7 @@ func (a *Agent) session(st *state, req *request, need ...*browser.Cookie) (*user
 	for _, slot := range slots {
 		o, ok := j.open(&req.found, slot.c)
 		if !ok {
-			if contains(need, slot.c) {
+			if slices.Contains(need, slot.c) {
 				return nil, errUnauthorizedRequest.with(errNoCookie, "")
 			}
 			continue
@@ -121,13 +121,15 @@ func (a *Agent) session(st *state, req *request, need ...*browser.Cookie) (*user
 	return s, nil
 }
 
-func contains(list []*browser.Cookie, c *browser.Cookie) bool {
-	for _, x := range list {
-		if x == c {
-			return true
-		}
+// unambiguous refuses a request in which a token-handler cookie name comes
+// twice, or a cookie whole and in chunks: which copy is genuine cannot be
+// told.
+func (a *Agent) unambiguous(req *request) error {
+	if req.found.Ambiguous() {
+		a.metrics.denied("cookie_ambiguous").Inc()
+		return errUnauthorizedRequest.with(errAmbiguous, "")
 	}
-	return false
+	return nil
 }
 
 // The CSRF token is csrfBytes random bytes followed by a 4-byte checksum
