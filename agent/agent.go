@@ -18,7 +18,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/browser"
-	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/metrics"
 	"github.com/tokenhandler/tokenhandler/session"
@@ -86,22 +85,14 @@ func (a *Agent) Reload(cfg *Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	write := cfg.CookieFormat
-	if write == 0 {
-		write = crypto.FormatV2
-	}
-	codec, err := session.NewCodec(cfg.Keys, write, cfg.CookieAccept...)
+	codec, err := session.NewCodec(cfg.Keys, cfg.CookieFormat, cfg.CookieAccept...)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
-	}
-	maxLifetime := cfg.Session.MaxLifetime
-	if maxLifetime <= 0 {
-		maxLifetime = settings.DefaultMaxLifetime
 	}
 	st := &state{
 		cfg:         cfg,
 		jar:         newJar(cfg, names, codec),
-		maxLifetime: int64(maxLifetime / time.Second),
+		maxLifetime: settings.MaxLifetimeSeconds(cfg.Session.MaxLifetime),
 		origins:     browser.NewOrigins(cfg.TrustedWebOrigins),
 		cors:        browser.NewCORS(cfg.CORSEnabled, []string{"GET", "POST", "OPTIONS"}, nil, nil, 86400),
 		client:      newHTTPClient(cfg.Timeouts.AS),

@@ -44,7 +44,7 @@ type Config struct {
 	// cookie_format: v2, the default, v1 or dare); the proxy opens it and
 	// every format in CookieAccept (YAML cookie_accept, for a migration;
 	// default none with v2, [v1, dare] with v1 or dare). v2 cookies are
-	// always opened. The zero Format is v1, as in package crypto.
+	// always opened. The zero Format is v2, as in package session.
 	CookieFormat crypto.Format
 	CookieAccept []crypto.Format
 	// MaxLifetime is YAML session.max_lifetime: a v2 cookie whose session

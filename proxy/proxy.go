@@ -84,14 +84,10 @@ func (p *Proxy) Reload(cfg *Config, log zerolog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("proxy: %w", err)
 	}
-	maxLifetime := cfg.MaxLifetime
-	if maxLifetime == 0 {
-		maxLifetime = settings.DefaultMaxLifetime
-	}
 	st := &state{
 		cfg:         cfg,
 		codec:       codec,
-		maxLifetime: int64(maxLifetime / time.Second),
+		maxLifetime: settings.MaxLifetimeSeconds(cfg.MaxLifetime),
 		names:       names,
 		origins:     browser.NewOrigins(cfg.TrustedWebOrigins),
 		cors:        browser.NewCORS(cfg.CORS.Enabled, cfg.CORS.AllowMethods, cfg.CORS.AllowHeaders, cfg.CORS.ExposeHeaders, cfg.CORS.MaxAge),

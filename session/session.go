@@ -191,15 +191,15 @@ type Codec struct {
 	accept uint8
 }
 
-// NewCodec returns a Codec that seals in format write and opens write and
-// every format in accept. v2 cookies are always accepted: they carry their
-// own binding.
+// NewCodec returns a Codec that seals in format write (the zero Format means
+// v2, the token handler's default) and opens write and every format in
+// accept. v2 cookies are always accepted: they carry their own binding.
 func NewCodec(keys *crypto.Keyring, write crypto.Format, accept ...crypto.Format) (*Codec, error) {
 	if keys == nil {
 		return nil, errors.New("session: a codec needs a key ring")
 	}
 	if write == 0 {
-		write = crypto.FormatV1
+		write = crypto.FormatV2
 	}
 	c := &Codec{keys: keys, write: write, accept: formatBit(write) | formatBit(crypto.FormatV2)}
 	if formatBit(write) == 0 {

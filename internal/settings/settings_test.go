@@ -639,3 +639,11 @@ func TestLoadAndParse(t *testing.T) {
 		})
 	}
 }
+
+func TestMaxLifetimeSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]int64{0: 12 * 3600, -time.Second: 12 * 3600, time.Hour: 3600, 90 * time.Second: 90} {
+		if got := MaxLifetimeSeconds(d); got != want {
+			t.Errorf("MaxLifetimeSeconds(%v) = %d, want %d", d, got, want)
+		}
+	}
+}
