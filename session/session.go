@@ -21,6 +21,7 @@ package session
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -235,7 +236,7 @@ func (c *Codec) SealedLen(n int) int {
 	default:
 		n += 29
 	}
-	return (n*8 + 5) / 6 // unpadded base64
+	return base64.RawURLEncoding.EncodedLen(n)
 }
 
 // Seal seals value for purpose p with envelope env, to be split into chunks
