@@ -277,21 +277,6 @@ func allSecrets(secrets map[string][]string) []string {
 	return all
 }
 
-// attackLeak returns the first of secrets found in r's body or headers.
-func attackLeak(r spatest.Answer, secrets []string) string {
-	var all strings.Builder
-	all.Write(r.Body)
-	for k, vs := range r.Header {
-		all.WriteString(k + ": " + strings.Join(vs, ",") + "\n")
-	}
-	for _, s := range secrets {
-		if len(s) >= 8 && strings.Contains(all.String(), s) {
-			return s
-		}
-	}
-	return ""
-}
-
 // withSlot returns a tab of b whose cookie in slot holds value.
 func withSlot(t *testing.T, b *spatest.Browser, slot, value string) *spatest.Browser {
 	t.Helper()
@@ -407,7 +392,7 @@ func (s *attackStack) slotSwapping(t *testing.T, victim, attacker *spatest.Brows
 				r := c.do(b)
 				n++
 				what := fmt.Sprintf("%s with the victim's %s in the attacker's %s slot", c.name, from, slot)
-				if leak := attackLeak(r, all); leak != "" {
+				if leak := r.Leak(all); leak != "" {
 					t.Errorf("%s: the answer (%d) holds the victim's plaintext", what, r.Status)
 				}
 				for _, auth := range s.api.since(mark) {
@@ -608,14 +593,14 @@ func (s *attackStack) echoOraclesV1(t *testing.T, victim, attacker *spatest.Brow
 	// login/end echoes the CSRF slot.
 	for _, from := range []string{slotAuth, slotAT, slotID} {
 		r := withSlot(t, attacker, slotCSRF, victim.Cookie(from).Value).Call("POST", s.upstream+"/oauth-agent/login/end", pageLoad)
-		if leak := attackLeak(r, all); leak != "" {
+		if leak := r.Leak(all); leak != "" {
 			t.Errorf("login/end with the victim's %s in the CSRF slot: the answer (%d) holds its plaintext", from, r.Status)
 		}
 	}
 	// /claims echoes the ID-token slot.
 	for _, from := range []string{slotAT, slotAuth, slotCSRF} {
 		r := withSlot(t, attacker, slotID, victim.Cookie(from).Value).Call("GET", s.upstream+"/oauth-agent/claims", nil)
-		if leak := attackLeak(r, all); leak != "" {
+		if leak := r.Leak(all); leak != "" {
 			t.Errorf("claims with the victim's %s in the ID-token slot: the answer (%d) holds the victim's plaintext", from, r.Status)
 		}
 	}
@@ -629,7 +614,7 @@ func (s *attackStack) echoOraclesV1(t *testing.T, victim, attacker *spatest.Brow
 				continue // v1 cannot tell sessions apart: its documented limit
 			}
 			r := withSlot(t, attacker, slot, victim.Cookie(from).Value).Call("POST", s.upstream+"/oauth-agent/logout", nil)
-			if leak := attackLeak(r, all); leak != "" {
+			if leak := r.Leak(all); leak != "" {
 				t.Errorf("logout with the victim's %s in the %s slot: the answer (%d) holds the victim's plaintext", from, slot, r.Status)
 			}
 			u, _ := r.JSON()["url"].(string)

@@ -66,6 +66,23 @@ func (r Answer) Code() string {
 	return m.Code
 }
 
+// Leak returns the first of secrets found in r's body or in any of its
+// header values, or "". Secrets shorter than 8 bytes are skipped: they
+// would match by chance.
+func (r Answer) Leak(secrets []string) string {
+	var all strings.Builder
+	all.Write(r.Body)
+	for k, vs := range r.Header {
+		all.WriteString(k + ": " + strings.Join(vs, ",") + "\n")
+	}
+	for _, s := range secrets {
+		if len(s) >= 8 && strings.Contains(all.String(), s) {
+			return s
+		}
+	}
+	return ""
+}
+
 var client = &http.Client{
 	Timeout:       15 * time.Second,
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
