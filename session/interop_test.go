@@ -3,14 +3,12 @@ package session
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"math"
-	"os"
-	"os/exec"
 	"strconv"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/nodetest"
 )
 
 // jsonEnv is an envelope as testdata/interop.mjs reads and writes it; the
@@ -56,13 +54,6 @@ type jsonDigest struct {
 // Node sealed, and both compute the same sid and sub digests. Like crypto's
 // v1 interop test, it skips without node locally and fails without it in CI.
 func TestNodeInterop(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("node is required in CI for the interop test: apt-get install nodejs")
-		}
-		t.Skip("node not installed; CI runs this test")
-	}
 	c := vectorCodec(t, testKeyA)
 	type item struct {
 		value  []byte
@@ -115,14 +106,6 @@ func TestNodeInterop(t *testing.T) {
 	}
 	req.Digests = append(req.Digests, jsonDigest{"sid", "https://op/", "s0"}, jsonDigest{"sub", "https://op/", "alice"},
 		jsonDigest{"sub", "", ""}, jsonDigest{"sid", "https://ôp/", "sé"})
-	in, _ := json.Marshal(req)
-	cmd := exec.Command(node, "testdata/interop.mjs")
-	cmd.Stdin = bytes.NewReader(in)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v", err)
-	}
 	var resp struct {
 		Opened []struct {
 			Value    []byte  `json:"value"`
@@ -132,9 +115,7 @@ func TestNodeInterop(t *testing.T) {
 		Sealed  []string `json:"sealed"`
 		Digests []string `json:"digests"`
 	}
-	if err := json.Unmarshal(out, &resp); err != nil {
-		t.Fatalf("node's answer: %v", err)
-	}
+	nodetest.RunJSON(t, "testdata/interop.mjs", req, &resp)
 	if len(resp.Opened) != len(items) || len(resp.Sealed) != len(items) || len(resp.Refused) != len(req.Refuse) || len(resp.Digests) != len(req.Digests) {
 		t.Fatalf("node answered %d opened, %d sealed, %d refused, %d digests", len(resp.Opened), len(resp.Sealed), len(resp.Refused), len(resp.Digests))
 	}

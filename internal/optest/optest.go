@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/internal/nodetest"
 )
 
 // Options configure the provider's one client, spa-client.
@@ -59,10 +61,7 @@ func Start(t testing.TB, o Options) *Provider {
 		}
 		t.Skip(why)
 	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		need("node is not installed; the test needs Node.js 20 or later")
-	}
+	node := nodetest.Node(t)
 	if _, err := os.Stat(filepath.Join(dir(), "node_modules/oidc-provider/package.json")); err != nil {
 		need("integration/op/node_modules is missing: run npm ci --prefix integration/op")
 	}
