@@ -138,16 +138,8 @@ func TestKnownAnswer(t *testing.T) {
 			}
 
 			for name, keys := range map[string][]string{"first": {v.Key}, "second": {otherKey(v.Key), v.Key}} {
-				ring, err := crypto.ParseKeyring(keys...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				c, err := NewCodec(ring, crypto.FormatV2)
-				if err != nil {
-					t.Fatal(err)
-				}
 				var got Envelope
-				out, f, err := c.Open([]byte("dst:"), []byte(v.Cookie), p, v.Chunks, &got)
+				out, f, err := vectorCodec(t, keys...).Open([]byte("dst:"), []byte(v.Cookie), p, v.Chunks, &got)
 				if err != nil || f != crypto.FormatV2 || string(out) != "dst:"+v.Value || got != env.envelope() {
 					t.Fatalf("key %s in the ring: Open = %q, %v, %v, %+v", name, out, f, err, got)
 				}
