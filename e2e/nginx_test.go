@@ -26,6 +26,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/optest"
 	"github.com/tokenhandler/tokenhandler/nginx"
+	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
 	"github.com/tokenhandler/tokenhandler/proxy"
 	"github.com/tokenhandler/tokenhandler/session"
 )
@@ -122,7 +123,7 @@ log: {level: info}
 %s
 `, key.AppendHex(nil), spaOrigin, routes))
 
-			ng := startNGINX(t, bin, mode, nginx.Params{
+			ng := nginxtest.Start(t, bin, mode, nginx.Params{
 				Agents:  []string{agentAddr},
 				Proxies: []string{proxyAddr},
 				APIs:    []string{apiAddr},
@@ -362,31 +363,6 @@ func serveSPA(t *testing.T, ln net.Listener, cfg spa.Config) {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-}
-
-// startNGINX runs NGINX (nginx.Start) with mode and p on a free loopback
-// port until the test ends: one worker, everything in a temporary
-// directory.
-func startNGINX(t *testing.T, bin, mode string, p nginx.Params) *nginx.Process {
-	t.Helper()
-	p.RunDir = t.TempDir()
-	p.WorkerProcesses = 1
-	p.Listen = "127.0.0.1:0"
-	n, err := nginx.Start(t.Context(), bin, mode, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := n.Stop(ctx); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("nginx log:\n%s", n.Log())
-		}
-	})
-	return n
 }
 
 // accessLog returns NGINX's access log so far.

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/nginx"
+	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
 )
 
 // The token cookies of a session, by slot.
@@ -186,22 +186,8 @@ log: {level: warn}
 	}
 
 	for _, mode := range []string{nginx.ModeUpstream, nginx.ModeAuthRequest} {
-		n, err := nginx.Start(t.Context(), ngx, mode, nginx.Params{
-			RunDir: t.TempDir(), WorkerProcesses: 1, Listen: "127.0.0.1:0",
+		n := nginxtest.Start(t, ngx, mode, nginx.Params{
 			Agents: []string{agentAddr}, Proxies: []string{proxyAddrs[mode]}, APIs: []string{s.api.addr},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := n.Stop(ctx); err != nil {
-				t.Error(err)
-			}
-			if t.Failed() {
-				t.Logf("nginx (%s) log:\n%s", mode, n.Log())
-			}
 		})
 		if mode == nginx.ModeUpstream {
 			s.upstream = "http://" + n.Addr()
