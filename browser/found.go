@@ -98,16 +98,6 @@ func (f *Found) Ambiguous() bool { return f.ambiguous }
 // Present reports whether the request holds cookie c, whole or in chunks.
 func (f *Found) Present(c *Cookie) bool { return f.seen[c.slot] != 0 }
 
-// Any reports whether the request holds any token-handler cookie.
-func (f *Found) Any() bool {
-	for _, s := range f.seen {
-		if s != 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // Chunks returns how many chunks cookie c came in: 0 when it came whole or
 // not at all.
 func (f *Found) Chunks(c *Cookie) int {

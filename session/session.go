@@ -218,9 +218,6 @@ func NewCodec(keys *crypto.Keyring, write crypto.Format, accept ...crypto.Format
 // Writes returns the format the Codec seals in.
 func (c *Codec) Writes() crypto.Format { return c.write }
 
-// Accepts reports whether the Codec opens cookies of format f.
-func (c *Codec) Accepts(f crypto.Format) bool { return c.accept&formatBit(f) != 0 }
-
 // Keys returns the Codec's key ring.
 func (c *Codec) Keys() *crypto.Keyring { return c.keys }
 
