@@ -63,10 +63,7 @@ lint: ## go vet, staticcheck (pinned) and gofmt
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 fuzz-short: ## run every fuzz target for FUZZTIME (default 15s) each
-	@for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn in $$pkg for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-	done
+	GO=$(GO) scripts/fuzz.sh $(FUZZTIME) $(FUZZ_TARGETS)
 
 fuzz: ## run every fuzz target for 5 minutes each
 	$(MAKE) fuzz-short FUZZTIME=5m
