@@ -184,14 +184,18 @@ func CSRFMatches(header, token []byte) bool {
 // came from another site; such a request is refused before anything else.
 func CrossSite(secFetchSite []byte) bool { return string(secFetchSite) == "cross-site" }
 
-// DataChanging reports whether method may change data and so needs the CSRF
-// check: POST, PUT, PATCH and DELETE.
-func DataChanging(method []byte) bool {
+// NeedsCSRF reports whether a request with this method needs the CSRF check:
+// every method except GET, HEAD and OPTIONS, the methods RFC 9110 §9.2.1
+// defines as safe that a browser sends (TRACE is never sent by fetch). An
+// unknown or extension method (PROPFIND, a lower-case "post", which RFC 9110
+// §9.1 makes a different method) may change data, so it needs the check too.
+// The agent and the proxy both call it, so that the rule lives here once.
+func NeedsCSRF(method []byte) bool {
 	switch string(method) {
-	case "POST", "PUT", "PATCH", "DELETE":
-		return true
+	case "GET", "HEAD", "OPTIONS":
+		return false
 	}
-	return false
+	return true
 }
 
 // ValidToken68 reports whether tok is a non-empty RFC 6750 §2.1 b64token

@@ -165,9 +165,13 @@ func TestValidToken68(t *testing.T) {
 }
 
 func TestMethodsAndFetchSite(t *testing.T) {
-	for m, want := range map[string]bool{"POST": true, "PUT": true, "PATCH": true, "DELETE": true, "GET": false, "HEAD": false, "OPTIONS": false, "post": false} {
-		if DataChanging([]byte(m)) != want {
-			t.Errorf("DataChanging(%s) != %v", m, want)
+	for m, want := range map[string]bool{
+		"POST": true, "PUT": true, "PATCH": true, "DELETE": true, "PROPFIND": true, "MKCOL": true, "LOCK": true,
+		"TRACE": true, "CONNECT": true, "QUERY": true, "post": true, "get": true, "": true,
+		"GET": false, "HEAD": false, "OPTIONS": false,
+	} {
+		if NeedsCSRF([]byte(m)) != want {
+			t.Errorf("NeedsCSRF(%q) != %v", m, want)
 		}
 	}
 	if !CrossSite([]byte("cross-site")) || CrossSite([]byte("same-site")) || CrossSite(nil) {

@@ -221,7 +221,7 @@ func (st *state) isAuthEndpoint(req *fasthttp.RequestHeader) bool {
 // is the request's time in Unix seconds.
 func (p *Proxy) authorize(ctx *fasthttp.RequestCtx, st *state, s *scratch, method []byte, trusted bool, now int64) deny {
 	req := &ctx.Request.Header
-	changing := browser.DataChanging(method)
+	changing := browser.NeedsCSRF(method)
 	// Read cookies from the raw headers: fasthttp's own cookie parsing
 	// rewrites quoted values and reorders cookies when one is deleted.
 	s.cookies = browser.RawCookies(req.PeekAll(fasthttp.HeaderCookie))
