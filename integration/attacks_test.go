@@ -4,21 +4,14 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/tokenhandler/tokenhandler/crypto"
-	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
-	"github.com/tokenhandler/tokenhandler/nginx"
-	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
 )
 
 // The token cookies of a session, by slot.
@@ -52,168 +45,33 @@ var attackSlots = []string{slotAT, slotAuth, slotID, slotCSRF}
 // and with cookie_format v1 on both, the agent's echo oracles stay closed
 // (the proxy's slot swapping is v1's documented limit).
 func TestAttacks(t *testing.T) {
-	ngx, err := nginx.Binary()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	ngx := nginxBinary(t)
 	op := startOIDCProvider(t)
 	bins := buildDaemons(t)
 
 	t.Run("v2", func(t *testing.T) {
-		s := startAttackStack(t, op, bins, ngx, "v2")
-		victim, attacker := s.login(t, "victim"), s.login(t, "attacker")
+		s := startStack(t, op, bins, ngx, stackOptions{format: "v2"})
+		victim, attacker := s.loginAll(t, "victim"), s.loginAll(t, "attacker")
 		s.checkOwnSessions(t, victim, attacker)
 		secrets := s.secrets(t, victim)
 		t.Run("slot swapping", func(t *testing.T) { s.slotSwapping(t, victim, attacker, secrets) })
 		t.Run("duplicate cookie names", func(t *testing.T) { s.duplicates(t, victim, attacker) })
-		t.Run("max_lifetime", func(t *testing.T) { s.maxLifetime(t, s.login(t, "carol")) })
+		t.Run("max_lifetime", func(t *testing.T) { s.maxLifetime(t, s.loginAll(t, "carol")) })
 		t.Run("grace replay", func(t *testing.T) { s.graceReplay(t, victim, attacker) })
 	})
 	t.Run("v1", func(t *testing.T) {
-		s := startAttackStack(t, op, bins, ngx, "v1")
-		victim, attacker := s.login(t, "victim"), s.login(t, "attacker")
+		s := startStack(t, op, bins, ngx, stackOptions{format: "v1"})
+		victim, attacker := s.loginAll(t, "victim"), s.loginAll(t, "attacker")
 		s.checkOwnSessions(t, victim, attacker)
 		s.echoOraclesV1(t, victim, attacker, s.secrets(t, victim))
 	})
 }
 
-// daemons are the built oauth-agent and oauth-proxy binaries.
-type daemons struct{ agent, proxy *bintest.Binary }
-
-// buildDaemons builds cmd/oauth-agent and cmd/oauth-proxy (with the race
-// detector when the test runs with it) and removes them when t ends.
-func buildDaemons(t *testing.T) daemons {
+// loginAll is login, and fails t unless the login wrote every token
+// cookie of attackSlots.
+func (s *binStack) loginAll(t *testing.T, user string) *spatest.Browser {
 	t.Helper()
-	// The secrets' variables would clash with the configurations' own.
-	d := daemons{
-		agent: &bintest.Binary{Name: "oauth-agent", Unset: []string{"TH_ENCRYPTION_KEYS", "TH_CLIENT_SECRET"}},
-		proxy: &bintest.Binary{Name: "oauth-proxy", Unset: []string{"TH_ENCRYPTION_KEYS"}},
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, x := range []struct {
-		dir string
-		b   *bintest.Binary
-	}{{"../cmd/oauth-agent", d.agent}, {"../cmd/oauth-proxy", d.proxy}} {
-		// A Binary builds the package in the working directory.
-		t.Chdir(filepath.Join(wd, x.dir))
-		path := x.b.Path(t)
-		t.Cleanup(func() { os.RemoveAll(filepath.Dir(path)) })
-	}
-	t.Chdir(wd)
-	return d
-}
-
-// attackStack is one format's deployment: the agent, a proxy with routes
-// behind NGINX in upstream mode, a proxy without routes behind NGINX in
-// auth_request mode, and the recording API.
-type attackStack struct {
-	format   string
-	key      string // hex
-	op       *oidcProvider
-	upstream string // NGINX in upstream mode, http://host:port
-	authReq  string // NGINX in auth_request mode
-	authURL  string // the auth_request proxy's auth endpoint, directly
-	api      *recordingAPI
-}
-
-func startAttackStack(t *testing.T, op *oidcProvider, bins daemons, ngx, format string) *attackStack {
-	t.Helper()
-	s := &attackStack{format: format, op: op, api: startRecordingAPI(t)}
-	s.key = string(crypto.GenerateKey().AppendHex(nil))
-	dir := t.TempDir()
-
-	agentAddr, agentOps := bintest.FreeTCPAddr(t), bintest.FreeTCPAddr(t)
-	agentYAML := fmt.Sprintf(`listen: %q
-metrics_listen: %q
-issuer: %q
-client_id: spa-client
-client_secret: %q
-redirect_uri: %q
-post_logout_redirect_uri: %q
-cookie_name_prefix: example
-cookie_format: %s
-encryption_keys: [%q]
-trusted_web_origins: [%q]
-timeouts: {as: 5s, shutdown: 2s}
-log: {level: warn}
-`, agentAddr, agentOps, op.Issuer, op.secret, spaOrigin+"/", spaOrigin+"/", format, s.key, spaOrigin)
-	bintest.WriteFile(t, filepath.Join(dir, "oauth-agent.yaml"), agentYAML)
-	agentProc := bins.agent.Start(t, "-config", filepath.Join(dir, "oauth-agent.yaml"))
-
-	proxyAddrs := map[string]string{}
-	var proxyOps []string
-	var proxyProcs []*bintest.Process
-	for _, mode := range []string{nginx.ModeUpstream, nginx.ModeAuthRequest} {
-		addr, ops := bintest.FreeTCPAddr(t), bintest.FreeTCPAddr(t)
-		routes := ""
-		if mode == nginx.ModeUpstream {
-			routes = fmt.Sprintf("routes: [{path_prefix: /api/, upstream: %q}]\n", "http://"+s.api.addr)
-		}
-		yaml := fmt.Sprintf(`listen: %q
-metrics_listen: %q
-cookie_name_prefix: example
-cookie_format: %s
-encryption_keys: [%q]
-trusted_web_origins: [%q]
-timeouts: {upstream: 5s, shutdown: 2s}
-log: {level: warn}
-%s`, addr, ops, format, s.key, spaOrigin, routes)
-		file := filepath.Join(dir, "oauth-proxy-"+mode+".yaml")
-		bintest.WriteFile(t, file, yaml)
-		proxyProcs = append(proxyProcs, bins.proxy.Start(t, "-config", file))
-		proxyAddrs[mode] = addr
-		proxyOps = append(proxyOps, ops)
-	}
-	s.authURL = "http://" + proxyAddrs[nginx.ModeAuthRequest] + "/_oauth-proxy/auth"
-
-	// Ready: the agent has the OP's metadata, the proxies serve.
-	client := &http.Client{Timeout: 2 * time.Second}
-	ready := func(p *bintest.Process, ops, what string) {
-		p.Eventually(t, 20*time.Second, what+" /readyz", func() bool {
-			code, _, err := bintest.Get(client, "http://"+ops+"/readyz")
-			return err == nil && code == 200
-		})
-	}
-	ready(agentProc, agentOps, "oauth-agent")
-	for i, p := range proxyProcs {
-		ready(p, proxyOps[i], "oauth-proxy")
-	}
-
-	for _, mode := range []string{nginx.ModeUpstream, nginx.ModeAuthRequest} {
-		n := nginxtest.Start(t, ngx, mode, nginx.Params{
-			Agents: []string{agentAddr}, Proxies: []string{proxyAddrs[mode]}, APIs: []string{s.api.addr},
-		})
-		if mode == nginx.ModeUpstream {
-			s.upstream = "http://" + n.Addr()
-		} else {
-			s.authReq = "http://" + n.Addr()
-		}
-	}
-	return s
-}
-
-// login logs a new browser in as user, through NGINX and the OP's own
-// login and consent pages.
-func (s *attackStack) login(t *testing.T, user string) *spatest.Browser {
-	t.Helper()
-	b := spatest.New(t, spaOrigin)
-	start := b.Call("POST", s.upstream+"/oauth-agent/login/start", nil)
-	authURL, _ := start.JSON()["authorizationRequestUrl"].(string)
-	if start.Status != 200 || !strings.HasPrefix(authURL, s.op.Issuer+"/") {
-		t.Fatalf("login/start: %d %s", start.Status, start.Body)
-	}
-	redirect := newOPUserAgent(t, s.op).authorize(t, authURL, user)
-	end := b.Call("POST", s.upstream+"/oauth-agent/login/end", map[string]string{"pageUrl": redirect.String()})
-	if end.Status != 200 || end.JSON()["isLoggedIn"] != true {
-		t.Fatalf("login/end: %d %s", end.Status, end.Body)
-	}
-	b.CSRF, _ = end.JSON()["csrf"].(string)
+	b := s.login(t, user)
 	for _, slot := range attackSlots {
 		if b.Cookie(slot) == nil {
 			t.Fatalf("the login of %s wrote no %s", user, slot)
@@ -224,7 +82,7 @@ func (s *attackStack) login(t *testing.T, user string) *spatest.Browser {
 
 // open returns the plaintext of a cookie value, opened by thctl with the
 // stack's key in whatever format it is.
-func (s *attackStack) open(t *testing.T, value string) string {
+func (s *binStack) open(t *testing.T, value string) string {
 	t.Helper()
 	cmd := exec.Command(thctlPath, "open", "-key", s.key)
 	cmd.Stdin = strings.NewReader(value)
@@ -237,7 +95,7 @@ func (s *attackStack) open(t *testing.T, value string) string {
 
 // secrets returns the plaintexts of b's token cookies, and the payload of
 // each JWT among them, by slot.
-func (s *attackStack) secrets(t *testing.T, b *spatest.Browser) map[string][]string {
+func (s *binStack) secrets(t *testing.T, b *spatest.Browser) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
 	for _, slot := range attackSlots {
@@ -293,7 +151,7 @@ type attackCall struct {
 // calls returns every call of the slot-swapping matrix: the agent's
 // endpoints through NGINX, the API through NGINX in both modes, and the
 // auth endpoint of the auth_request-mode proxy directly.
-func (s *attackStack) calls() []attackCall {
+func (s *binStack) calls() []attackCall {
 	pageLoad := map[string]string{"pageUrl": spaOrigin + "/"}
 	original := func(method string) func(b *spatest.Browser) []string {
 		return func(b *spatest.Browser) []string {
@@ -332,7 +190,7 @@ func (c attackCall) do(b *spatest.Browser) spatest.Answer {
 
 // checkOwnSessions: each session works whole, so that the refusals below
 // are the attacks' and not a broken stack's.
-func (s *attackStack) checkOwnSessions(t *testing.T, sessions ...*spatest.Browser) {
+func (s *binStack) checkOwnSessions(t *testing.T, sessions ...*spatest.Browser) {
 	t.Helper()
 	for i, b := range sessions {
 		at := s.open(t, b.Cookie(slotAT).Value)
@@ -361,7 +219,7 @@ func (s *attackStack) checkOwnSessions(t *testing.T, sessions ...*spatest.Browse
 
 // slotSwapping is attack 1 in v2: every victim cookie in every slot of the
 // attacker's session, at every call.
-func (s *attackStack) slotSwapping(t *testing.T, victim, attacker *spatest.Browser, secrets map[string][]string) {
+func (s *binStack) slotSwapping(t *testing.T, victim, attacker *spatest.Browser, secrets map[string][]string) {
 	all := allSecrets(secrets)
 	calls := s.calls()
 	// Logout last: an attacker's logout that passed would end the
@@ -398,7 +256,7 @@ func (s *attackStack) slotSwapping(t *testing.T, victim, attacker *spatest.Brows
 // graceReplay is attack 2: the victim's refresh cookie of before a
 // rotation, replayed by the attacker, by the victim's second tab, after
 // logout and after a later refresh.
-func (s *attackStack) graceReplay(t *testing.T, victim, attacker *spatest.Browser) {
+func (s *binStack) graceReplay(t *testing.T, victim, attacker *spatest.Browser) {
 	refresh := s.upstream + "/oauth-agent/refresh"
 	before := victim.Clone() // a second tab, or a thief's copy
 	mark := s.op.Mark()
@@ -442,7 +300,7 @@ func (s *attackStack) graceReplay(t *testing.T, victim, attacker *spatest.Browse
 	}
 
 	// A later refresh drops the grace of the older token.
-	again := s.login(t, "victim")
+	again := s.loginAll(t, "victim")
 	old := again.Clone()
 	for range 2 {
 		if r := again.Call("POST", refresh, nil); r.Status != 204 {
@@ -466,7 +324,7 @@ func hasTokenCookie(r spatest.Answer) bool {
 
 // duplicates is attack 3: a token-handler cookie name twice, in either
 // order, and a whole P-at beside a chunk P-at.0.
-func (s *attackStack) duplicates(t *testing.T, victim, attacker *spatest.Browser) {
+func (s *binStack) duplicates(t *testing.T, victim, attacker *spatest.Browser) {
 	v, a := victim.Cookie(slotAT).Value, attacker.Cookie(slotAT).Value
 	csrf := slotCSRF + "=" + attacker.Cookie(slotCSRF).Value
 	for _, tc := range []struct{ name, cookie string }{
@@ -503,7 +361,7 @@ func (s *attackStack) duplicates(t *testing.T, victim, attacker *spatest.Browser
 // default) and whose cookies have not expired, holding the live tokens of
 // a session of fresh; the same minted for a session an hour old pass, so
 // only the age is refused.
-func (s *attackStack) maxLifetime(t *testing.T, fresh *spatest.Browser) {
+func (s *binStack) maxLifetime(t *testing.T, fresh *spatest.Browser) {
 	at := s.open(t, fresh.Cookie(slotAT).Value)
 	csrf := s.open(t, fresh.Cookie(slotCSRF).Value)
 	now := time.Now()
@@ -565,7 +423,7 @@ func (s *attackStack) maxLifetime(t *testing.T, fresh *spatest.Browser) {
 
 // echoOraclesV1 is the v1 run: cookies without a purpose, where the agent
 // still echoes nothing that does not have the right shape.
-func (s *attackStack) echoOraclesV1(t *testing.T, victim, attacker *spatest.Browser, secrets map[string][]string) {
+func (s *binStack) echoOraclesV1(t *testing.T, victim, attacker *spatest.Browser, secrets map[string][]string) {
 	all := allSecrets(secrets)
 	pageLoad := map[string]string{"pageUrl": spaOrigin + "/"}
 	// The echoes exist: the attacker's own cookies come back as the
@@ -624,45 +482,6 @@ func (s *attackStack) echoOraclesV1(t *testing.T, victim, attacker *spatest.Brow
 	if r := victim.Clone().Call("GET", s.upstream+"/api/orders", nil); r.Status != 200 || len(s.api.since(mark)) != 1 {
 		t.Errorf("the victim's own GET through the v1 proxy: %d", r.Status)
 	}
-}
-
-// recordingAPI is the protected API: it records the Authorization header
-// of every request and answers 200.
-type recordingAPI struct {
-	addr string
-	mu   sync.Mutex
-	auth []string
-}
-
-func startRecordingAPI(t *testing.T) *recordingAPI {
-	t.Helper()
-	a := &recordingAPI{}
-	ln := listen(t)
-	a.addr = ln.Addr().String()
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.mu.Lock()
-		a.auth = append(a.auth, r.Header.Get("Authorization"))
-		a.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, `{"ok":true}`)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return a
-}
-
-// mark is the number of requests so far, for since.
-func (a *recordingAPI) mark() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.auth)
-}
-
-// since returns the Authorization headers of the requests after mark.
-func (a *recordingAPI) since(mark int) []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return slices.Clone(a.auth[mark:])
 }
 
 func boolInt(b bool) int {

@@ -1,0 +1,268 @@
+package integration
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/internal/spatest"
+	"github.com/tokenhandler/tokenhandler/nginx"
+	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
+)
+
+// nginxBinary returns the path of NGINX. Without one the test skips
+// locally and fails in CI, which installs it.
+func nginxBinary(t *testing.T) string {
+	t.Helper()
+	ngx, err := nginx.Binary()
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	return ngx
+}
+
+// daemons are the built oauth-agent and oauth-proxy binaries.
+type daemons struct{ agent, proxy *bintest.Binary }
+
+// buildDaemons builds cmd/oauth-agent and cmd/oauth-proxy (with the race
+// detector when the test runs with it) and removes them when t ends.
+func buildDaemons(t *testing.T) daemons {
+	t.Helper()
+	// The secrets' variables would clash with the configurations' own.
+	d := daemons{
+		agent: &bintest.Binary{Name: "oauth-agent", Unset: []string{"TH_ENCRYPTION_KEYS", "TH_CLIENT_SECRET"}},
+		proxy: &bintest.Binary{Name: "oauth-proxy", Unset: []string{"TH_ENCRYPTION_KEYS"}},
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []struct {
+		dir string
+		b   *bintest.Binary
+	}{{"../cmd/oauth-agent", d.agent}, {"../cmd/oauth-proxy", d.proxy}} {
+		// A Binary builds the package in the working directory.
+		t.Chdir(filepath.Join(wd, x.dir))
+		path := x.b.Path(t)
+		t.Cleanup(func() { os.RemoveAll(filepath.Dir(path)) })
+	}
+	t.Chdir(wd)
+	return d
+}
+
+// stackOptions shape a stack; the zero value is the default deployment.
+type stackOptions struct {
+	// format is cookie_format of the agent and the proxies; default v2.
+	format string
+	// agentYAML and proxyYAML are lines appended to the agent's and to
+	// both proxies' configuration files.
+	agentYAML, proxyYAML string
+	// cookiePrefix is cookie_name_prefix of all three; default "example".
+	cookiePrefix string
+	// params changes the NGINX parameters of both modes before rendering.
+	params func(*nginx.Params)
+}
+
+// binStack is one deployment of the built binaries: the agent, a proxy with
+// routes behind NGINX in upstream mode, a proxy without routes behind
+// NGINX in auth_request mode, and the recording API.
+type binStack struct {
+	format       string
+	cookiePrefix string
+	key          string // hex
+	op           *oidcProvider
+	upstream     string // NGINX in upstream mode, http://host:port
+	authReq      string // NGINX in auth_request mode
+	proxyURL     string // the upstream-mode proxy directly, http://host:port
+	authURL      string // the auth_request proxy's auth endpoint, directly
+	agentURL     string // the agent directly, http://host:port
+	api          *recordingAPI
+}
+
+func startStack(t *testing.T, op *oidcProvider, bins daemons, ngx string, o stackOptions) *binStack {
+	t.Helper()
+	if o.format == "" {
+		o.format = "v2"
+	}
+	if o.cookiePrefix == "" {
+		o.cookiePrefix = "example"
+	}
+	s := &binStack{format: o.format, cookiePrefix: o.cookiePrefix, op: op, api: startRecordingAPI(t)}
+	s.key = string(crypto.GenerateKey().AppendHex(nil))
+	dir := t.TempDir()
+
+	agentAddr, agentOps := bintest.FreeTCPAddr(t), bintest.FreeTCPAddr(t)
+	s.agentURL = "http://" + agentAddr
+	agentYAML := fmt.Sprintf(`listen: %q
+metrics_listen: %q
+issuer: %q
+client_id: spa-client
+client_secret: %q
+redirect_uri: %q
+post_logout_redirect_uri: %q
+cookie_name_prefix: %s
+cookie_format: %s
+encryption_keys: [%q]
+trusted_web_origins: [%q]
+timeouts: {as: 5s, shutdown: 2s}
+log: {level: warn}
+%s`, agentAddr, agentOps, op.Issuer, op.secret, spaOrigin+"/", spaOrigin+"/", o.cookiePrefix, o.format, s.key,
+		spaOrigin, o.agentYAML)
+	bintest.WriteFile(t, filepath.Join(dir, "oauth-agent.yaml"), agentYAML)
+	agentProc := bins.agent.Start(t, "-config", filepath.Join(dir, "oauth-agent.yaml"))
+
+	proxyAddrs := map[string]string{}
+	var proxyOps []string
+	var proxyProcs []*bintest.Process
+	for _, mode := range []string{nginx.ModeUpstream, nginx.ModeAuthRequest} {
+		addr, ops := bintest.FreeTCPAddr(t), bintest.FreeTCPAddr(t)
+		routes := ""
+		if mode == nginx.ModeUpstream {
+			routes = fmt.Sprintf("routes: [{path_prefix: /api/, upstream: %q}]\n", "http://"+s.api.addr)
+		}
+		yaml := fmt.Sprintf(`listen: %q
+metrics_listen: %q
+cookie_name_prefix: %s
+cookie_format: %s
+encryption_keys: [%q]
+trusted_web_origins: [%q]
+timeouts: {upstream: 5s, shutdown: 2s}
+log: {level: warn}
+%s%s`, addr, ops, o.cookiePrefix, o.format, s.key, spaOrigin, routes, o.proxyYAML)
+		file := filepath.Join(dir, "oauth-proxy-"+mode+".yaml")
+		bintest.WriteFile(t, file, yaml)
+		proxyProcs = append(proxyProcs, bins.proxy.Start(t, "-config", file))
+		proxyAddrs[mode] = addr
+		proxyOps = append(proxyOps, ops)
+	}
+	s.proxyURL = "http://" + proxyAddrs[nginx.ModeUpstream]
+	s.authURL = "http://" + proxyAddrs[nginx.ModeAuthRequest] + "/_oauth-proxy/auth"
+
+	// Ready: the agent has the OP's metadata, the proxies serve.
+	client := &http.Client{Timeout: 2 * time.Second}
+	ready := func(p *bintest.Process, ops, what string) {
+		p.Eventually(t, 20*time.Second, what+" /readyz", func() bool {
+			code, _, err := bintest.Get(client, "http://"+ops+"/readyz")
+			return err == nil && code == 200
+		})
+	}
+	ready(agentProc, agentOps, "oauth-agent")
+	for i, p := range proxyProcs {
+		ready(p, proxyOps[i], "oauth-proxy")
+	}
+
+	for _, mode := range []string{nginx.ModeUpstream, nginx.ModeAuthRequest} {
+		params := nginx.Params{
+			Agents: []string{agentAddr}, Proxies: []string{proxyAddrs[mode]}, APIs: []string{s.api.addr},
+			CookiePrefix: o.cookiePrefix,
+		}
+		if o.params != nil {
+			o.params(&params)
+		}
+		n := nginxtest.Start(t, ngx, mode, params)
+		if mode == nginx.ModeUpstream {
+			s.upstream = "http://" + n.Addr()
+		} else {
+			s.authReq = "http://" + n.Addr()
+		}
+	}
+	return s
+}
+
+// login logs a new browser in as user, through NGINX in upstream mode and
+// the OP's own login and consent pages, and fails t unless the agent
+// wrote an access token cookie (a name ending in "-at").
+func (s *binStack) login(t *testing.T, user string) *spatest.Browser {
+	t.Helper()
+	b := spatest.New(t, spaOrigin)
+	b.CSRFHeader = "x-" + s.cookiePrefix + "-csrf"
+	start := b.Call("POST", s.upstream+"/oauth-agent/login/start", nil)
+	authURL, _ := start.JSON()["authorizationRequestUrl"].(string)
+	if start.Status != 200 || !strings.HasPrefix(authURL, s.op.Issuer+"/") {
+		t.Fatalf("login/start: %d %s", start.Status, start.Body)
+	}
+	redirect := newOPUserAgent(t, s.op).authorize(t, authURL, user)
+	end := b.Call("POST", s.upstream+"/oauth-agent/login/end", map[string]string{"pageUrl": redirect.String()})
+	if end.Status != 200 || end.JSON()["isLoggedIn"] != true {
+		t.Fatalf("login/end: %d %s", end.Status, end.Body)
+	}
+	b.CSRF, _ = end.JSON()["csrf"].(string)
+	for _, c := range b.Cookies {
+		if strings.HasSuffix(c.Name, "-at") {
+			return b
+		}
+	}
+	t.Fatalf("the login of %s wrote no access token cookie", user)
+	return nil
+}
+
+// apiRequest is what the recording API received.
+type apiRequest struct {
+	Method, Path string
+	Header       http.Header
+}
+
+// recordingAPI is the protected API: it records every request and answers
+// 200 {"ok":true}, with one answer header for each query parameter
+// h=Name:value.
+type recordingAPI struct {
+	addr string
+	mu   sync.Mutex
+	reqs []apiRequest
+}
+
+func startRecordingAPI(t *testing.T) *recordingAPI {
+	t.Helper()
+	a := &recordingAPI{}
+	ln := listen(t)
+	a.addr = ln.Addr().String()
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		a.reqs = append(a.reqs, apiRequest{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone()})
+		a.mu.Unlock()
+		for _, h := range r.URL.Query()["h"] {
+			if name, value, ok := strings.Cut(h, ":"); ok {
+				w.Header().Add(name, value)
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"ok":true}`)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return a
+}
+
+// mark is the number of requests so far, for since and requests.
+func (a *recordingAPI) mark() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.reqs)
+}
+
+// requests returns the requests after mark.
+func (a *recordingAPI) requests(mark int) []apiRequest {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.reqs[mark:])
+}
+
+// since returns the Authorization headers of the requests after mark.
+func (a *recordingAPI) since(mark int) []string {
+	var auth []string
+	for _, r := range a.requests(mark) {
+		auth = append(auth, r.Header.Get("Authorization"))
+	}
+	return auth
+}
