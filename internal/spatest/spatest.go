@@ -20,7 +20,7 @@ import (
 type Browser struct {
 	T      testing.TB
 	Origin string // sent as Origin; "" sends none
-	CSRF   string // sent as CSRFHeader on POST, PUT, PATCH and DELETE when set
+	CSRF   string // sent as CSRFHeader on every method but GET, HEAD and OPTIONS, when set
 	// CSRFHeader is the CSRF request header, "x-example-csrf" by default.
 	CSRFHeader string
 	// Cookies by name + "|" + path.
