@@ -5,7 +5,8 @@ GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 15s
 FUZZ_TARGETS := ./crypto:FuzzOpen ./crypto:FuzzDAREDifferential ./browser:FuzzOriginCSRF \
-                ./browser:FuzzRawCookies ./proxy:FuzzCookieHeader ./session:FuzzOpenV2Differential
+                ./browser:FuzzRawCookies ./proxy:FuzzCookieHeader ./proxy:FuzzChunkedDifferential \
+                ./session:FuzzOpenV2Differential
 BIN         := bin
 
 .DEFAULT_GOAL := help

@@ -58,3 +58,32 @@ var (
 	strContentLength    = []byte(fasthttp.HeaderContentLength)
 	strChunked          = []byte("chunked")
 )
+
+// validToken reports whether b is an RFC 9110 §5.6.2 token: one or more
+// tchar, the syntax of a field name (§5.1).
+func validToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if !tchar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// tchar is RFC 9110 §5.6.2's tchar: "!" / "#" / "$" / "%" / "&" / "'" /
+// "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA.
+var tchar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()

@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"time"
@@ -158,6 +160,7 @@ type upstreamBody[C interface{ Conn() net.Conn }] struct {
 	remaining int64 // bytes left in the body (known length) or in the current chunk
 	chunked   bool
 	untilEOF  bool
+	excess    int64 // chunk overhead beyond the allowance (nextChunk)
 	done      bool
 	keep      bool
 	err       error
@@ -210,15 +213,49 @@ func (b *upstreamBody[C]) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// nextChunk reads a chunk-size line; a zero size ends the body after the
-// trailer section, which is dropped.
+// The chunked decoder reads RFC 9112 §7.1 as net/http does
+// (net/http/internal/chunked.go), so that the proxy and a Go upstream agree
+// on where an answer ends: the rest of the connection is the next answer,
+// and a decoder more lenient than the sender is how answers get desynchronised
+// on a pooled connection. FuzzChunkedDifferential holds it to
+// httputil.NewChunkedReader.
+const (
+	// maxChunkLine is the longest chunk-size line, without its CRLF, plus
+	// one: net/http's maxLineLength.
+	maxChunkLine = 4096
+	// maxTrailer bounds the trailer section, its final empty line
+	// included: net/http's bufio buffer, in which it wants to see the
+	// section's end.
+	maxTrailer = 4096
+	// maxChunkExcess is how far chunk-size lines and chunk CRLFs may
+	// outgrow 16 bytes per chunk plus twice the chunk data, net/http's
+	// bound on an upstream that sends overhead instead of data.
+	maxChunkExcess = 16 << 10
+)
+
+// nextChunk reads a chunk-size line (RFC 9112 §7.1): 1 to 16 hex digits,
+// an optional chunk extension after ';', which is ignored, optional trailing
+// whitespace. A zero size ends the body after the trailer section, which is
+// checked and dropped.
 func (b *upstreamBody[C]) nextChunk() error {
 	line, err := b.line()
 	if err != nil {
 		return err
 	}
-	var size int64
-	digits := 0
+	b.excess += int64(len(line)) + 2 // the line and the CRLF after its data
+	// As net/http: trailing whitespace goes, then the extension; no
+	// whitespace before ';' (RFC 9112 §7.1.1 allows BWS there, net/http
+	// does not, and the stricter reading wins).
+	for len(line) > 0 && (line[len(line)-1] == ' ' || line[len(line)-1] == '\t') {
+		line = line[:len(line)-1]
+	}
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		line = line[:i]
+	}
+	if len(line) == 0 || len(line) > 16 {
+		return errUpstreamBody
+	}
+	var size uint64
 	for _, c := range line {
 		var d byte
 		switch {
@@ -229,61 +266,90 @@ func (b *upstreamBody[C]) nextChunk() error {
 		case 'A' <= c && c <= 'F':
 			d = c - 'A' + 10
 		default:
-			if c != ';' && c != ' ' && c != '\t' || digits == 0 {
-				return errUpstreamBody
-			}
-			goto parsed // chunk extensions are ignored
-		}
-		if digits++; digits > 15 {
 			return errUpstreamBody
 		}
-		size = size<<4 | int64(d)
+		size = size<<4 | uint64(d)
 	}
-	if digits == 0 {
+	if size > math.MaxInt64 {
 		return errUpstreamBody
 	}
-parsed:
+	if b.excess = max(0, b.excess-16-2*int64(size)); b.excess > maxChunkExcess {
+		return errUpstreamBody
+	}
 	if size > 0 {
-		b.remaining = size
+		b.remaining = int64(size)
 		return nil
 	}
-	for { // trailer fields, then the empty line
+	return b.trailer()
+}
+
+// trailer reads the trailer section (RFC 9112 §7.1.2) up to its empty line
+// and drops it. Each line must be a field line (RFC 9110 §5: a token, ':', a
+// value of visible characters, spaces and tabs) ending in CRLF; obs-fold
+// (RFC 9112 §5.2) is refused, and the section may not exceed maxTrailer.
+func (b *upstreamBody[C]) trailer() error {
+	n := 0
+	for {
 		line, err := b.line()
 		if err != nil {
 			return err
+		}
+		if n += len(line) + 2; n > maxTrailer {
+			return errUpstreamBody
 		}
 		if len(line) == 0 {
 			b.done = true
 			return nil
 		}
+		name, value, ok := bytes.Cut(line, []byte{':'})
+		if !ok || !validToken(name) {
+			return errUpstreamBody
+		}
+		for _, c := range value {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return errUpstreamBody
+			}
+		}
 	}
 }
 
-// line reads one CRLF-terminated line without its CRLF. The returned slice
-// is valid until the next read.
+// line reads one line, which must end in CRLF and hold no other CR (RFC 9112
+// §7.1 and erratum 7633: no bare LF in chunked framing), without its CRLF.
+// The returned slice is valid until the next read.
 func (b *upstreamBody[C]) line() ([]byte, error) {
 	line, err := b.br.ReadSlice('\n')
 	if err != nil {
-		if errors.Is(err, bufio.ErrBufferFull) {
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
 			return nil, errUpstreamBody
+		case err == io.EOF:
+			return nil, io.ErrUnexpectedEOF
 		}
 		return nil, timeoutOr(err)
 	}
-	line = line[:len(line)-1]
-	if len(line) > 0 && line[len(line)-1] == '\r' {
-		line = line[:len(line)-1]
+	if i := bytes.IndexByte(line, '\r'); i != len(line)-2 {
+		return nil, errUpstreamBody
+	}
+	line = line[:len(line)-2]
+	if len(line) >= maxChunkLine {
+		return nil, errUpstreamBody
 	}
 	return line, nil
 }
 
+// crlf reads the CRLF after a chunk's data: exactly those two bytes.
 func (b *upstreamBody[C]) crlf() error {
-	line, err := b.line()
+	p, err := b.br.Peek(2)
 	if err != nil {
-		return err
+		if err == io.EOF {
+			return io.ErrUnexpectedEOF
+		}
+		return timeoutOr(err)
 	}
-	if len(line) != 0 {
+	if p[0] != '\r' || p[1] != '\n' {
 		return errUpstreamBody
 	}
+	b.br.Discard(2)
 	return nil
 }
 
