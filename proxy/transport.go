@@ -327,7 +327,7 @@ func (b *upstreamBody[C]) line() ([]byte, error) {
 		}
 		return nil, timeoutOr(err)
 	}
-	if i := bytes.IndexByte(line, '\r'); i != len(line)-2 {
+	if len(line) < 2 || bytes.IndexByte(line, '\r') != len(line)-2 {
 		return nil, errUpstreamBody
 	}
 	line = line[:len(line)-2]
