@@ -24,22 +24,28 @@ type CORS struct {
 	allowMethods  string
 	allowHeaders  string // "" echoes Access-Control-Request-Headers
 	exposeHeaders string
-	maxAge        string
+	maxAge        string // "" when max_age is 0: the header is left out
 }
 
 // NewCORS precomputes the header values. Empty methods means
 // DefaultAllowMethods; empty headers means echo the preflight's requested
-// headers; maxAge is in seconds.
+// headers; maxAge is in seconds, and 0 leaves Access-Control-Max-Age out,
+// as the reference does (a browser then caches the preflight for its
+// default of 5 seconds, Fetch §4.8).
 func NewCORS(enabled bool, methods, headers, expose []string, maxAge int) *CORS {
 	if len(methods) == 0 {
 		methods = DefaultAllowMethods
+	}
+	age := ""
+	if maxAge != 0 {
+		age = strconv.Itoa(maxAge)
 	}
 	return &CORS{
 		enabled:       enabled,
 		allowMethods:  strings.Join(methods, ", "),
 		allowHeaders:  strings.Join(headers, ", "),
 		exposeHeaders: strings.Join(expose, ", "),
-		maxAge:        strconv.Itoa(maxAge),
+		maxAge:        age,
 	}
 }
 
@@ -65,7 +71,9 @@ func (c *CORS) Preflight(h Headers, origin []byte, trusted bool, requestHeaders 
 	if c.exposeHeaders != "" {
 		h.Set("Access-Control-Expose-Headers", c.exposeHeaders)
 	}
-	h.Set("Access-Control-Max-Age", c.maxAge)
+	if c.maxAge != "" {
+		h.Set("Access-Control-Max-Age", c.maxAge)
+	}
 }
 
 // Response writes the CORS headers of an actual (non-preflight) response,
