@@ -247,6 +247,34 @@ func providerOf(st *state) (*provider, error) {
 	return nil, errorf(errASUnavailable, "the Authorization Server's metadata is not loaded yet")
 }
 
+// sessionFor opens the session of a request to an endpoint that acts on
+// one (userInfo, claims, refresh, logout), as session does, and requires
+// the CSRF header to match the session's CSRF cookie on every method but
+// GET, HEAD and OPTIONS (browser.NeedsCSRF, the rule the proxy applies
+// too): which endpoint takes which method is the router's business, the
+// CSRF rule is not.
+//
+// login/start and login/end are the exceptions: they run before a session
+// has a CSRF token (login/end is where the SPA gets it), so they rest on
+// the Origin check, which they make on every request, and on the login's
+// state.
+func (a *Agent) sessionFor(ctx *fasthttp.RequestCtx, st *state, req *request, need ...*browser.Cookie) (*userSession, error) {
+	csrf := browser.NeedsCSRF(ctx.Method())
+	if csrf {
+		need = append(need, &st.jar.names.CSRF)
+	}
+	s, err := a.session(st, req, need...)
+	if err != nil {
+		return nil, err
+	}
+	if csrf {
+		if err := checkCSRF(ctx, st, s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
 // checkCSRF compares the CSRF header with the session's CSRF cookie in
 // constant time.
 func checkCSRF(ctx *fasthttp.RequestCtx, st *state, s *userSession) error {

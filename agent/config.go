@@ -33,7 +33,23 @@ type Config struct {
 	RedirectURI      string
 	// PostLogoutRedirectURI goes into the end-session URL; "" leaves it out.
 	PostLogoutRedirectURI string
-	Scope                 string // default "openid profile"; must contain "openid"
+	// Scope is the scope requested at login; default "openid profile".
+	// Without "openid" the agent is a plain OAuth 2.0 client: a token
+	// response without an ID token then starts an OAuth-only session (no
+	// P-id, no /claims, no id_token_hint); with "openid" an ID token is
+	// required (OpenID Connect Core §3.1.3.3).
+	Scope string
+	// UserinfoMethod is how /userInfo calls the AS's UserInfo endpoint:
+	// "GET" (the default, also for "") or "POST" with an empty form body.
+	// Both send the access token in the Authorization header (RFC 6750
+	// §2.1); OpenID Connect Core §5.3.1 makes the OP accept both.
+	UserinfoMethod string
+	// ExtraParamsAllowed are the authorization request parameters the SPA
+	// may add with login/start's extraParams; nil means
+	// DefaultExtraParamsAllowed, empty none. A parameter the agent sets
+	// itself (client_id, redirect_uri, scope, state, nonce, code_challenge,
+	// ...: params.go) is never taken from the SPA, listed or not.
+	ExtraParamsAllowed []string
 
 	CookieNamePrefix string // default "example"
 	Cookie           Cookie

@@ -70,13 +70,15 @@ type fileConfig struct {
 	PAREndpoint           string `yaml:"pushed_authorization_request_endpoint"`
 	RevocationEndpoint    string `yaml:"revocation_endpoint"`
 
-	ClientID              string  `yaml:"client_id"`
-	ClientSecret          *string `yaml:"client_secret"`
-	ClientSecretFile      *string `yaml:"client_secret_file"`
-	ClientAuthMethod      *string `yaml:"client_auth_method"`
-	RedirectURI           string  `yaml:"redirect_uri"`
-	PostLogoutRedirectURI string  `yaml:"post_logout_redirect_uri"`
-	Scope                 *string `yaml:"scope"`
+	ClientID              string   `yaml:"client_id"`
+	ClientSecret          *string  `yaml:"client_secret"`
+	ClientSecretFile      *string  `yaml:"client_secret_file"`
+	ClientAuthMethod      *string  `yaml:"client_auth_method"`
+	RedirectURI           string   `yaml:"redirect_uri"`
+	PostLogoutRedirectURI string   `yaml:"post_logout_redirect_uri"`
+	Scope                 *string  `yaml:"scope"`
+	UserinfoMethod        *string  `yaml:"userinfo_method"`
+	ExtraParamsAllowed    []string `yaml:"extra_params_allowed"`
 
 	CookieNamePrefix   *string          `yaml:"cookie_name_prefix"`
 	Cookie             fileCookie       `yaml:"cookie"`
@@ -201,6 +203,12 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 
+	if c.UserinfoMethod, err = checkUserinfoMethod(f.UserinfoMethod); err != nil {
+		return nil, err
+	}
+	if c.ExtraParamsAllowed, err = checkExtraParamsAllowed(f.ExtraParamsAllowed); err != nil {
+		return nil, err
+	}
 	if err := settings.CheckCookieNamePrefix("cookie_name_prefix", c.CookieNamePrefix); err != nil {
 		return nil, err
 	}
@@ -362,24 +370,64 @@ func checkBasePath(p string) error {
 	return nil
 }
 
-// checkScope requires "openid" among the scope tokens (OpenID Connect Core
-// 1.0 §3.1.2.1), each made of the characters RFC 6749 §3.3 allows, and
-// returns them separated by single spaces.
+// checkScope requires at least one scope token, each made of the
+// characters RFC 6749 §3.3 allows, and returns them separated by single
+// spaces. Without "openid" (OpenID Connect Core §3.1.2.1) the agent logs in
+// as a plain OAuth 2.0 client: see openIDScope.
 func checkScope(s string) (string, error) {
 	tokens := strings.Fields(s)
-	openid := false
+	if len(tokens) == 0 {
+		return "", settings.Errorf("scope", "must name at least one scope, as \"openid profile\"")
+	}
 	for _, tok := range tokens {
 		for _, c := range []byte(tok) {
 			if c < 0x21 || c == '"' || c == '\\' || c > 0x7e {
 				return "", settings.Errorf("scope", "%q holds a character RFC 6749 §3.3 does not allow in a scope", s)
 			}
 		}
-		openid = openid || tok == "openid"
-	}
-	if !openid {
-		return "", settings.Errorf("scope", "%q must contain \"openid\"", s)
 	}
 	return strings.Join(tokens, " "), nil
+}
+
+// openIDScope reports whether scope asks for OpenID Connect: then the token
+// response must carry an ID token; without it, one that carries none starts
+// an OAuth-only session.
+func openIDScope(scope string) bool { return slices.Contains(strings.Fields(scope), "openid") }
+
+// checkUserinfoMethod accepts GET (the default) or POST.
+func checkUserinfoMethod(m *string) (string, error) {
+	switch v := settings.ValueOr(m, "GET"); v {
+	case "GET", "POST":
+		return v, nil
+	default:
+		return "", settings.Errorf("userinfo_method", "must be GET or POST, got %q", v)
+	}
+}
+
+// checkExtraParamsAllowed returns the extraParams allow-list: the default
+// when left out, none when given as []. A parameter the agent sets itself
+// is refused rather than ignored, so that the file does not claim an SPA
+// may set what it never can.
+func checkExtraParamsAllowed(names []string) ([]string, error) {
+	const setting = "extra_params_allowed"
+	if names == nil {
+		return slices.Clone(DefaultExtraParamsAllowed), nil
+	}
+	for i, name := range names {
+		itemSetting := fmt.Sprintf("%s[%d]", setting, i)
+		switch {
+		case name == "" || settings.HasSpaceOrControl(name):
+			return nil, settings.Errorf(itemSetting, "%q is not a parameter name", name)
+		case reserved(name):
+			return nil, settings.Errorf(itemSetting, "%q is set by the agent and cannot come from the SPA", name)
+		}
+		for j := range i {
+			if names[j] == name {
+				return nil, settings.Errorf(itemSetting, "%q repeats %s[%d]", name, setting, j)
+			}
+		}
+	}
+	return slices.Clone(names), nil
 }
 
 // check validates the cookie section and returns its max_age. Host-prefix

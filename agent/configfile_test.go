@@ -91,6 +91,8 @@ redirect_uri: https://www.example.com/callback?x=1
 post_logout_redirect_uri: https://www.example.com/bye
 scope: "openid   profile email offline_access"
 cookie_name_prefix: my_app-1
+userinfo_method: POST
+extra_params_allowed: [prompt, resource]
 cookie: {domain: Example.COM, base_path: /app, host_prefix: false, same_site: lax, max_age: 12h}
 cookie_format: dare
 cookie_accept: [v1]
@@ -134,6 +136,8 @@ log: {level: debug, format: console}
 		PostLogoutRedirectURI: "https://www.example.com/bye",
 		Scope:                 "openid profile email offline_access",
 		CookieNamePrefix:      "my_app-1",
+		UserinfoMethod:        "POST",
+		ExtraParamsAllowed:    []string{"prompt", "resource"},
 		Cookie:                agent.Cookie{Domain: "example.com", BasePath: "/app", SameSite: "lax", MaxAge: 12 * time.Hour},
 		CookieFormat:          crypto.FormatDARE,
 		CookieAccept:          []crypto.Format{crypto.FormatV1},
@@ -160,26 +164,28 @@ func TestParseConfigDefaults(t *testing.T) {
 	}
 	sealsWith(t, got.Keys, configKey)
 	want := agent.Config{
-		Listen:            "127.0.0.1:8080",
-		BasePath:          "/oauth-agent",
-		Issuer:            "https://login.example.com",
-		ClientID:          "spa-client",
-		ClientSecret:      configSecret,
-		ClientAuthMethod:  "client_secret_basic",
-		RedirectURI:       "http://www.example.localhost:3000/",
-		Scope:             "openid profile",
-		CookieNamePrefix:  "example",
-		Cookie:            agent.Cookie{BasePath: "/", SameSite: "strict"},
-		CookieFormat:      crypto.FormatV2,
-		Session:           agent.Session{MaxLifetime: 12 * time.Hour},
-		TrustedWebOrigins: []string{"http://www.example.localhost:3000"},
-		CORSEnabled:       true,
-		PAR:               "auto",
-		IDToken:           agent.IDToken{AllowedAlgs: []string{"RS256", "PS256", "ES256", "EdDSA"}, ClockSkew: 30 * time.Second},
-		Refresh:           agent.Refresh{GracePeriod: 5 * time.Second},
-		Logout:            agent.Logout{RevokeRefreshToken: true},
-		Timeouts:          agent.Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, AS: 10 * time.Second, Shutdown: 30 * time.Second},
-		Log:               agent.Log{Level: zerolog.InfoLevel, Format: "json"},
+		Listen:             "127.0.0.1:8080",
+		BasePath:           "/oauth-agent",
+		Issuer:             "https://login.example.com",
+		ClientID:           "spa-client",
+		ClientSecret:       configSecret,
+		ClientAuthMethod:   "client_secret_basic",
+		RedirectURI:        "http://www.example.localhost:3000/",
+		Scope:              "openid profile",
+		UserinfoMethod:     "GET",
+		ExtraParamsAllowed: agent.DefaultExtraParamsAllowed,
+		CookieNamePrefix:   "example",
+		Cookie:             agent.Cookie{BasePath: "/", SameSite: "strict"},
+		CookieFormat:       crypto.FormatV2,
+		Session:            agent.Session{MaxLifetime: 12 * time.Hour},
+		TrustedWebOrigins:  []string{"http://www.example.localhost:3000"},
+		CORSEnabled:        true,
+		PAR:                "auto",
+		IDToken:            agent.IDToken{AllowedAlgs: []string{"RS256", "PS256", "ES256", "EdDSA"}, ClockSkew: 30 * time.Second},
+		Refresh:            agent.Refresh{GracePeriod: 5 * time.Second},
+		Logout:             agent.Logout{RevokeRefreshToken: true},
+		Timeouts:           agent.Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, AS: 10 * time.Second, Shutdown: 30 * time.Second},
+		Log:                agent.Log{Level: zerolog.InfoLevel, Format: "json"},
 	}
 	got.Keys = nil
 	if !reflect.DeepEqual(*got, want) {
@@ -212,6 +218,16 @@ func TestParseConfigAccepts(t *testing.T) {
 			}
 		}},
 		{"http issuer on localhost", replace("issuer", "http://localhost:8443"), nil},
+		{"scope without openid: plain OAuth 2.0", configRequired + "scope: \"api:read  offline_access\"\n", func(t *testing.T, c *agent.Config) {
+			if c.Scope != "api:read offline_access" {
+				t.Errorf("Scope %q", c.Scope)
+			}
+		}},
+		{"no extraParams allowed", configRequired + "extra_params_allowed: []\n", func(t *testing.T, c *agent.Config) {
+			if c.ExtraParamsAllowed == nil || len(c.ExtraParamsAllowed) != 0 {
+				t.Errorf("ExtraParamsAllowed %#v, want empty and not nil (nil is the default list)", c.ExtraParamsAllowed)
+			}
+		}},
 		{"http issuer on 127.0.0.1", replace("issuer", "http://127.0.0.1:8443/realms/x"), nil},
 		{"http issuer on ::1", replace("issuer", "http://[::1]:8443"), nil},
 		{"http issuer on *.localhost", replace("issuer", "http://login.example.localhost:8443"), nil},
@@ -304,8 +320,13 @@ func TestParseConfigErrors(t *testing.T) {
 		{"redirect_uri relative", replace("redirect_uri", "/callback"), `redirect_uri: "/callback" must be an absolute http or https URL`},
 		{"redirect_uri fragment", replace("redirect_uri", `"http://www.example.localhost:3000/#x"`), `redirect_uri: "http://www.example.localhost:3000/#x" must not have a fragment`},
 		{"post_logout_redirect_uri", configRequired + "post_logout_redirect_uri: www.example.com\n", `post_logout_redirect_uri: "www.example.com" must be an absolute http or https URL`},
-		{"scope without openid", configRequired + "scope: profile email\n", `scope: "profile email" must contain "openid"`},
-		{"scope openid as a substring", configRequired + "scope: openid_x profile\n", `scope: "openid_x profile" must contain "openid"`},
+		{"scope empty", configRequired + "scope: \"  \"\n", `scope: must name at least one scope`},
+		{"userinfo_method", configRequired + "userinfo_method: get\n", `userinfo_method: must be GET or POST, got "get"`},
+		{"extra_params_allowed reserved", configRequired + "extra_params_allowed: [prompt, redirect_uri]\n", `extra_params_allowed[1]: "redirect_uri" is set by the agent`},
+		{"extra_params_allowed scope", configRequired + "extra_params_allowed: [scope]\n", `extra_params_allowed[0]: "scope" is set by the agent`},
+		{"extra_params_allowed empty name", configRequired + "extra_params_allowed: [\"\"]\n", `extra_params_allowed[0]: "" is not a parameter name`},
+		{"extra_params_allowed space", configRequired + "extra_params_allowed: [\"a b\"]\n", `extra_params_allowed[0]: "a b" is not a parameter name`},
+		{"extra_params_allowed repeated", configRequired + "extra_params_allowed: [prompt, prompt]\n", `extra_params_allowed[1]: "prompt" repeats extra_params_allowed[0]`},
 		{"scope character", configRequired + "scope: \"openid pro\\\"file\"\n", `scope: "openid pro\"file" holds a character`},
 
 		// Cookies and keys.
@@ -475,7 +496,7 @@ func TestLoadConfigExample(t *testing.T) {
 		t.Errorf("Issuer %q, ClientID %q, secret set: %v", c.Issuer, c.ClientID, c.ClientSecret != "")
 	}
 	// The example shows the defaults: it must read as the defaults do.
-	if c.Scope != "openid profile" || c.Cookie != (agent.Cookie{BasePath: "/", SameSite: "strict"}) || c.CookieFormat != crypto.FormatV2 ||
+	if c.Scope != "openid profile" || c.UserinfoMethod != "GET" || !slices.Equal(c.ExtraParamsAllowed, agent.DefaultExtraParamsAllowed) || c.Cookie != (agent.Cookie{BasePath: "/", SameSite: "strict"}) || c.CookieFormat != crypto.FormatV2 ||
 		len(c.CookieAccept) != 0 || c.Session.MaxLifetime != 12*time.Hour || !c.Logout.RevokeRefreshToken ||
 		c.PAR != "auto" || !c.CORSEnabled || c.IDToken.ClockSkew != 30*time.Second || c.Refresh.GracePeriod != 5*time.Second ||
 		c.Timeouts != (agent.Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, AS: 10 * time.Second, Shutdown: 30 * time.Second}) ||

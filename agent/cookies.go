@@ -139,15 +139,44 @@ func (j *jar) clearOne(ctx *fasthttp.RequestCtx, name, path string) {
 	addSetCookie(ctx, name, "", "; Path="+path+j.attrs+"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT")
 }
 
-// clearAll clears every token-handler cookie.
+// clearAll clears the token-handler cookies of the session the request
+// carries, in the reference's order: auth, at, id, csrf (then login). Only
+// the cookies (and chunks) the request holds are cleared, so an answer
+// does not name cookies the browser does not have. The one exception is a
+// cookie whose Path the request's path is not under (P-auth on
+// <base_path>/refresh, seen from logout): the browser does not send it
+// here, so whether it holds one cannot be known, and it is cleared (RFC
+// 6265 §5.1.4 path-match).
 func (j *jar) clearAll(ctx *fasthttp.RequestCtx, req *browser.RawCookies) {
-	j.clear(ctx, req, &j.names.AccessToken, j.atPath)
-	j.clear(ctx, req, &j.names.RefreshToken, j.authPath)
-	j.clear(ctx, req, &j.names.IDToken, j.idPath)
-	j.clear(ctx, req, &j.names.CSRF, j.csrfPath)
-	if req.Cookie(j.names.Login.Name) != nil {
-		j.clear(ctx, req, &j.names.Login, j.loginPath)
+	path := ctx.Path()
+	for _, c := range []struct {
+		cookie *browser.Cookie
+		path   string
+	}{
+		{&j.names.RefreshToken, j.authPath},
+		{&j.names.AccessToken, j.atPath},
+		{&j.names.IDToken, j.idPath},
+		{&j.names.CSRF, j.csrfPath},
+		{&j.names.Login, j.loginPath},
+	} {
+		if req.Cookie(c.cookie.Name) != nil || !pathMatch(path, c.path) {
+			j.clearOne(ctx, c.cookie.Name, c.path)
+		}
+		j.clearChunks(ctx, req, c.cookie, c.path, 0)
 	}
+}
+
+// pathMatch reports whether a request path is under a cookie Path, so that
+// a browser sends the cookie with it (RFC 6265 §5.1.4).
+func pathMatch(reqPath []byte, cookiePath string) bool {
+	p := string(reqPath)
+	switch {
+	case p == cookiePath:
+		return true
+	case !strings.HasPrefix(p, cookiePath):
+		return false
+	}
+	return strings.HasSuffix(cookiePath, "/") || p[len(cookiePath)] == '/'
 }
 
 // clearVariants clears every token-handler cookie under every Path and

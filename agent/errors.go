@@ -35,6 +35,7 @@ var (
 	errSessionExpired      = &apiError{status: 401, code: "session_expired", message: "The session has expired: log in again", clear: true}
 	errASUnavailable       = &apiError{status: 502, code: "authorization_server_error", message: "The Authorization Server could not be reached or failed"}
 	errServer              = &apiError{status: 500, code: "server_error", message: "The request could not be handled"}
+	errNoIDToken           = &apiError{status: 404, code: "no_id_token", message: "This session has no ID token: the agent's scope has no openid"}
 	errNotFound            = &apiError{status: 404, code: "not_found", message: "No such endpoint"}
 	errMethodNotAllowed    = &apiError{status: 405, code: "method_not_allowed", message: "This endpoint does not take that method"}
 )
@@ -50,20 +51,56 @@ func (e *apiError) with(cause error, message string) *apiError {
 	return &c
 }
 
-// authorizationError is a 400 authorization_error for an AS 4xx answer, or
-// the OAuth error of an authorization response (login_required is 401).
-func authorizationError(code, description string) *apiError {
-	e := &apiError{status: 400, code: code, message: description}
-	if code == "" {
-		e.code = "authorization_error"
+// authorizationError is a 400 authorization_error for an AS 4xx answer.
+func authorizationError(message string) *apiError {
+	if message == "" {
+		message = "The Authorization Server refused the request"
 	}
-	if code == "login_required" {
+	return &apiError{status: 400, code: "authorization_error", message: message}
+}
+
+// authorizationResponseError is the answer to an error response of the
+// authorization endpoint that belongs to the login in progress: its code
+// when it is one registered for that endpoint (400; 401 for
+// login_required, as the reference answers a failed prompt=none), else 400
+// authorization_error. The message is fixed: the response's
+// error_description is never passed on.
+func authorizationResponseError(code string) *apiError {
+	known := authorizationEndpointErrorCode(code)
+	e := &apiError{status: 400, code: known, message: "The Authorization Server refused the login"}
+	if known == "" {
+		e.code = "authorization_error"
+		e.cause = errors.New("the authorization response's error is not a registered code")
+	} else {
+		e.message += ": " + known
+		e.cause = fmt.Errorf("the authorization response's error is %s", known)
+	}
+	if known == "login_required" {
 		e.status = 401
 	}
-	if e.message == "" {
-		e.message = "The Authorization Server refused the request"
-	}
 	return e
+}
+
+// authorizationEndpointErrorCode returns code if it is registered for the
+// authorization endpoint's error response, else "": RFC 6749 §4.1.2.1,
+// OpenID Connect Core §3.1.2.6, and the IANA "OAuth Extensions Error
+// Registry" entries whose usage location is the authorization endpoint
+// (RFC 9126 §2.3 and RFC 9101 §6.3 invalid_request_uri and
+// invalid_request_object, RFC 8707 §2 invalid_target, RFC 9396 §5
+// invalid_authorization_details, OpenID Connect Core Unmet Authentication
+// Requirements unmet_authentication_requirements). Anything else came from
+// whoever wrote the link and is neither shown nor logged.
+func authorizationEndpointErrorCode(code string) string {
+	switch code {
+	case "invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type", "invalid_scope",
+		"server_error", "temporarily_unavailable",
+		"interaction_required", "login_required", "account_selection_required", "consent_required",
+		"invalid_request_uri", "invalid_request_object", "request_not_supported", "request_uri_not_supported",
+		"registration_not_supported",
+		"invalid_target", "invalid_authorization_details", "unmet_authentication_requirements":
+		return code
+	}
+	return ""
 }
 
 // asRefusal is the 400 authorization_error for a 4xx answer of the AS on
@@ -76,7 +113,7 @@ func asRefusal(code string) *apiError {
 	if c := oauthErrorCode(code); c != "" {
 		msg += ": " + c
 	}
-	return authorizationError("authorization_error", msg)
+	return authorizationError(msg)
 }
 
 // oauthErrorCode returns code if it is a registered OAuth error code (IANA

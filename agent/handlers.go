@@ -33,13 +33,6 @@ type loginState struct {
 	CodeVerifier string `json:"codeVerifier"`
 }
 
-// reserved are the authorization request parameters extraParams may not
-// set: the ones that bind the response to this login.
-var reserved = map[string]bool{
-	"client_id": true, "redirect_uri": true, "response_type": true, "state": true, "nonce": true,
-	"code_challenge": true, "code_challenge_method": true, "request_uri": true, "request": true, "response_mode": true,
-}
-
 // randomString returns n random bytes as unpadded base64url.
 func randomString(n int) string {
 	b := make([]byte, n)
@@ -55,10 +48,7 @@ func (a *Agent) loginStart(ctx *fasthttp.RequestCtx, st *state, req *request) er
 		return err
 	}
 	var body struct {
-		ExtraParams []struct {
-			Key   string `json:"key"`
-			Value string `json:"value"`
-		} `json:"extraParams"`
+		ExtraParams []extraParam `json:"extraParams"`
 	}
 	// The reference sends some requests without a JSON body; a body that is
 	// not JSON is ignored.
@@ -75,11 +65,8 @@ func (a *Agent) loginStart(ctx *fasthttp.RequestCtx, st *state, req *request) er
 		"code_challenge":        {oauth2.S256ChallengeFromVerifier(login.CodeVerifier)},
 		"code_challenge_method": {"S256"},
 	}
-	for _, kv := range body.ExtraParams {
-		if kv.Key == "" || reserved[kv.Key] {
-			return errInvalidRequest.with(fmt.Errorf("extraParams may not set %q", kv.Key), "extraParams may not set "+kv.Key)
-		}
-		params.Set(kv.Key, kv.Value)
+	if err := addExtraParams(params, body.ExtraParams, st.cfg.ExtraParamsAllowed); err != nil {
+		return err
 	}
 
 	authURL := p.oauth2.Endpoint.AuthURL
@@ -158,11 +145,12 @@ func (a *Agent) loginEnd(ctx *fasthttp.RequestCtx, st *state, req *request) erro
 	}
 	q := page.Query()
 	switch {
+	case q.Has("error"):
+		// An error response (RFC 6749 §4.1.2.1), with or without state:
+		// anyone can put one in a link to the SPA's page.
+		return a.failLogin(ctx, st, req, q)
 	case q.Get("state") != "" && q.Get("code") != "":
 		return a.finishLogin(ctx, st, req, q)
-	case q.Get("state") != "" && q.Get("error") != "":
-		st.jar.clear(ctx, &req.raw, &st.jar.names.Login, st.jar.loginPath)
-		return authorizationError(q.Get("error"), q.Get("error_description"))
 	}
 	// A page load: logged in when P-at opens and the cookies are one live
 	// session. csrf comes only from a cookie sealed as a CSRF token (in a
@@ -183,32 +171,60 @@ func (a *Agent) loginEnd(ctx *fasthttp.RequestCtx, st *state, req *request) erro
 	return writeJSON(ctx, resp)
 }
 
+// loginInProgress checks an authorization response, success or error,
+// against the login in progress: P-login must open, its state must be the
+// response's (RFC 6749 §10.12) and the iss parameter the issuer (RFC 9207
+// §2.4). Every refusal is 400 invalid_request and leaves P-login alone: a
+// response that is not the login's own must not end it, or any link to the
+// SPA's page with a made-up error would abort a user's login.
+func (a *Agent) loginInProgress(st *state, req *request, q url.Values) (*provider, loginState, error) {
+	var login loginState
+	p, err := providerOf(st)
+	if err != nil {
+		return nil, login, err
+	}
+	if err := a.unambiguous(req); err != nil {
+		return nil, login, err
+	}
+	o, ok := st.jar.open(&req.found, &st.jar.names.Login)
+	if !ok || o.bound() && !o.env.Live(a.now().Unix(), math.MaxInt64) || json.Unmarshal(o.value, &login) != nil || login.State == "" {
+		return nil, login, errInvalidRequest.with(errNoCookie, "No login is in progress")
+	}
+	if state, ok := q["state"]; !ok || len(state) != 1 || subtle.ConstantTimeCompare([]byte(state[0]), []byte(login.State)) != 1 {
+		return nil, login, errInvalidRequest.with(errors.New("state mismatch"), "The state does not match the login in progress")
+	}
+	// RFC 9207 §2.4: the iss parameter must be the issuer, and must be
+	// there when the AS says it sends it (in error responses too, §2).
+	if iss, ok := q["iss"]; ok {
+		if len(iss) != 1 || iss[0] != p.issuer {
+			return nil, login, errInvalidRequest.with(errors.New("iss parameter mismatch"), "The authorization response comes from another issuer")
+		}
+	} else if p.issParam {
+		return nil, login, errInvalidRequest.with(errors.New("iss parameter missing"), "The authorization response lacks the iss parameter")
+	}
+	return p, login, nil
+}
+
+// failLogin ends the login in progress with the AS's error response, once
+// loginInProgress has shown it is that login's. Only a registered error
+// code reaches the SPA and the log; the error_description and error_uri
+// never do (they are whatever the link's author wrote, or may quote the
+// request).
+func (a *Agent) failLogin(ctx *fasthttp.RequestCtx, st *state, req *request, q url.Values) error {
+	if _, _, err := a.loginInProgress(st, req, q); err != nil {
+		return err
+	}
+	st.jar.clear(ctx, &req.raw, &st.jar.names.Login, st.jar.loginPath)
+	a.metrics.logins("refused").Inc()
+	return authorizationResponseError(q.Get("error"))
+}
+
 // finishLogin checks the authorization response against P-login, redeems
 // the code and validates the ID token, then sets the token cookies.
 func (a *Agent) finishLogin(ctx *fasthttp.RequestCtx, st *state, req *request, q url.Values) error {
-	p, err := providerOf(st)
+	p, login, err := a.loginInProgress(st, req, q)
 	if err != nil {
 		return err
-	}
-	if err := a.unambiguous(req); err != nil {
-		return err
-	}
-	var login loginState
-	o, ok := st.jar.open(&req.found, &st.jar.names.Login)
-	if !ok || o.bound() && !o.env.Live(a.now().Unix(), math.MaxInt64) || json.Unmarshal(o.value, &login) != nil {
-		return errInvalidRequest.with(errNoCookie, "No login is in progress")
-	}
-	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(login.State)) != 1 {
-		return errInvalidRequest.with(errors.New("state mismatch"), "The state does not match the login in progress")
-	}
-	// RFC 9207 §2.4: the iss parameter must be the issuer, and must be
-	// there when the AS says it sends it.
-	if iss, ok := q["iss"]; ok {
-		if len(iss) != 1 || iss[0] != p.issuer {
-			return errInvalidRequest.with(errors.New("iss parameter mismatch"), "The authorization response comes from another issuer")
-		}
-	} else if p.issParam {
-		return errInvalidRequest.with(errors.New("iss parameter missing"), "The authorization response lacks the iss parameter")
 	}
 
 	c, cancel := context.WithTimeout(oauth2Context(context.Background(), st), st.cfg.Timeouts.AS)
@@ -220,31 +236,37 @@ func (a *Agent) finishLogin(ctx *fasthttp.RequestCtx, st *state, req *request, q
 		a.metrics.logins("error").Inc()
 		return tokenError(err)
 	}
-	rawID, _ := tok.Extra("id_token").(string)
-	if rawID == "" {
-		return errInvalidRequest.with(errors.New("no id_token"), "The Authorization Server returned no ID token")
-	}
-	id, err := a.verifyIDToken(c, st, p, rawID, login.Nonce)
-	if err == nil && (id.Subject == "" || id.IssuedAt.IsZero()) {
-		// OpenID Connect Core §2: both are REQUIRED; the session's
-		// identity is iss and sub.
-		err = errors.New("the ID token has no sub or no iat")
-	}
-	if err != nil {
-		a.metrics.logins("invalid_id_token").Inc()
-		return errInvalidRequest.with(err, "The ID token is not valid")
-	}
-
 	// A new session: a new ID and a new CSRF token, whatever the browser
 	// held before (a CSRF cookie planted before the login must not
 	// survive it).
 	now := a.now().Unix()
-	env := session.Envelope{
-		ID: session.NewID(), Started: now, Expires: now + st.maxLifetime,
-		Sub: session.HashSub(id.Issuer, id.Subject),
-	}
-	if id.sid != "" {
-		env.SID = session.HashSID(id.Issuer, id.sid)
+	env := session.Envelope{ID: session.NewID(), Started: now, Expires: now + st.maxLifetime}
+	rawID, _ := tok.Extra("id_token").(string)
+	switch {
+	case rawID == "" && openIDScope(st.cfg.Scope):
+		// OpenID Connect Core §3.1.3.3: an ID token is REQUIRED in the
+		// answer to an openid request.
+		a.metrics.logins("invalid_id_token").Inc()
+		return errInvalidRequest.with(errors.New("no id_token"), "The Authorization Server returned no ID token")
+	case rawID == "":
+		// A plain OAuth 2.0 login (no openid in the scope): an OAuth-only
+		// session, whose envelope names no one (Sub and SID stay zero).
+	default:
+		// An ID token is checked whenever there is one, asked for or not.
+		id, err := a.verifyIDToken(c, st, p, rawID, login.Nonce)
+		if err == nil && (id.Subject == "" || id.IssuedAt.IsZero()) {
+			// OpenID Connect Core §2: both are REQUIRED; the session's
+			// identity is iss and sub.
+			err = errors.New("the ID token has no sub or no iat")
+		}
+		if err != nil {
+			a.metrics.logins("invalid_id_token").Inc()
+			return errInvalidRequest.with(err, "The ID token is not valid")
+		}
+		env.Sub = session.HashSub(id.Issuer, id.Subject)
+		if id.sid != "" {
+			env.SID = session.HashSID(id.Issuer, id.sid)
+		}
 	}
 	csrf := newCSRFToken()
 	if err := a.setTokenCookies(ctx, st, &req.raw, &env, tok.AccessToken, tok.RefreshToken, rawID); err != nil {
@@ -327,7 +349,7 @@ func (a *Agent) checkIDToken(ctx context.Context, st *state, v *oidc.IDTokenVeri
 
 // userInfo asks the AS's userinfo endpoint with the access token.
 func (a *Agent) userInfo(ctx *fasthttp.RequestCtx, st *state, req *request) error {
-	s, err := a.session(st, req, &st.jar.names.AccessToken)
+	s, err := a.sessionFor(ctx, st, req, &st.jar.names.AccessToken)
 	if err != nil {
 		return err
 	}
@@ -341,7 +363,19 @@ func (a *Agent) userInfo(ctx *fasthttp.RequestCtx, st *state, req *request) erro
 	}
 	c, cancel := context.WithTimeout(context.Background(), st.cfg.Timeouts.AS)
 	defer cancel()
-	r, err := http.NewRequestWithContext(c, http.MethodGet, p.userinfo, nil)
+	// OpenID Connect Core §5.3.1: GET or POST, the token in the
+	// Authorization header either way (RFC 6750 §2.1); a POST has an empty
+	// form body, as the reference sends it (RFC 6750 §2.2 would put the
+	// token in the body, which this never does).
+	var r *http.Request
+	if st.cfg.UserinfoMethod == http.MethodPost {
+		r, err = http.NewRequestWithContext(c, http.MethodPost, p.userinfo, http.NoBody)
+		if err == nil {
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+	} else {
+		r, err = http.NewRequestWithContext(c, http.MethodGet, p.userinfo, nil)
+	}
 	if err != nil {
 		return err
 	}
@@ -364,7 +398,7 @@ func (a *Agent) userInfo(ctx *fasthttp.RequestCtx, st *state, req *request) erro
 	case resp.StatusCode >= 500:
 		return errorf(errASUnavailable, "userinfo: status %d", resp.StatusCode)
 	case resp.StatusCode != http.StatusOK:
-		return authorizationError("authorization_error", "").with(fmt.Errorf("userinfo: status %d", resp.StatusCode), "")
+		return authorizationError("").with(fmt.Errorf("userinfo: status %d", resp.StatusCode), "")
 	case !json.Valid(body):
 		return errorf(errASUnavailable, "userinfo: the answer is not JSON")
 	}
@@ -379,9 +413,15 @@ func (a *Agent) userInfo(ctx *fasthttp.RequestCtx, st *state, req *request) erro
 // and azp; not its expiry, which claims outlive) and nothing but a genuine
 // ID token of this client is echoed.
 func (a *Agent) claims(ctx *fasthttp.RequestCtx, st *state, req *request) error {
-	s, err := a.session(st, req, &st.jar.names.IDToken)
+	s, err := a.sessionFor(ctx, st, req)
 	if err != nil {
 		return err
+	}
+	if s.id == nil {
+		if s.oauthOnly() {
+			return errNoIDToken
+		}
+		return errUnauthorizedRequest.with(errNoCookie, "")
 	}
 	id := s.id.value
 	if !s.id.bound() {
@@ -410,11 +450,8 @@ func (a *Agent) claims(ctx *fasthttp.RequestCtx, st *state, req *request) error 
 // Connect Core §12.2); a session in a legacy format is moved to the
 // configured format with a new envelope.
 func (a *Agent) refreshTokens(ctx *fasthttp.RequestCtx, st *state, req *request) error {
-	s, err := a.session(st, req, &st.jar.names.RefreshToken, &st.jar.names.CSRF)
+	s, err := a.sessionFor(ctx, st, req, &st.jar.names.RefreshToken)
 	if err != nil {
-		return err
-	}
-	if err := checkCSRF(ctx, st, s); err != nil {
 		return err
 	}
 	p, err := providerOf(st)
@@ -434,6 +471,12 @@ func (a *Agent) refreshTokens(ctx *fasthttp.RequestCtx, st *state, req *request)
 	newRT, newID := res.refresh, res.id
 	if newRT == rt {
 		newRT = "" // not rotated: leave P-auth alone
+	}
+	if s.oauthOnly() {
+		// No login ID token to hold a refreshed one against (OpenID
+		// Connect Core §12.2 compares with the original): the session
+		// stays OAuth-only, and the ID token is not kept.
+		newID = ""
 	}
 	env := s.env
 	if s.legacy && st.jar.codec.Writes() == crypto.FormatV2 {
@@ -469,7 +512,9 @@ func (a *Agent) refreshTokens(ctx *fasthttp.RequestCtx, st *state, req *request)
 // that aud holds this client), and the same aud as the ID token it
 // replaces. An ID token that names someone else ends the session.
 func (a *Agent) sameIdentity(s *userSession, t *idToken) error {
-	if t == nil {
+	if t == nil || s.oauthOnly() {
+		// An OAuth-only session names no one to compare with; its
+		// caller drops the ID token.
 		return nil
 	}
 	if !s.legacy && s.env.Sub != (session.Digest{}) && session.HashSub(t.Issuer, t.Subject) != s.env.Sub {
@@ -543,11 +588,8 @@ func (a *Agent) isIDToken(st *state, p *provider, id *opened) bool {
 // Connect RP-Initiated Logout 1.0 §2), revoking the refresh token first when
 // configured (RFC 7009), and drops the session's refresh grace.
 func (a *Agent) logout(ctx *fasthttp.RequestCtx, st *state, req *request) error {
-	s, err := a.session(st, req, &st.jar.names.AccessToken, &st.jar.names.CSRF)
+	s, err := a.sessionFor(ctx, st, req, &st.jar.names.AccessToken)
 	if err != nil {
-		return err
-	}
-	if err := checkCSRF(ctx, st, s); err != nil {
 		return err
 	}
 	p, err := providerOf(st)

@@ -41,6 +41,13 @@ type userSession struct {
 	legacy bool
 }
 
+// oauthOnly reports whether s is an OAuth-only session: a v2 session that
+// started without an ID token (no openid in the scope), so its envelope
+// names no one and it has no P-id.
+func (s *userSession) oauthOnly() bool {
+	return !s.legacy && s.env.Sub == (session.Digest{}) && s.id == nil
+}
+
 // key identifies the session for the refresh grace: its ID in format v2;
 // for a legacy session the CSRF token, the one secret such a session's
 // cookies share.

@@ -78,6 +78,7 @@ type Server struct {
 	accessTokens   map[string]*grant // by jti
 	revoked        map[string]bool   // tokens presented to /revoke
 	lastEndSession url.Values
+	lastUserinfo   UserinfoRequest
 	lastClientAuth string
 }
 

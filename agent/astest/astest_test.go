@@ -685,6 +685,46 @@ func TestRefreshSwitches(t *testing.T) {
 	})
 }
 
+// TestPlainOAuth: a request without openid is plain OAuth 2.0: no ID token
+// from the code grant nor from a refresh.
+func TestPlainOAuth(t *testing.T) {
+	t.Parallel()
+	s := astest.New(t, astest.Options{})
+	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	cfg.Scopes = []string{"api:read", "profile"}
+	tok, _ := signIn(t, s, cfg)
+	if tok.AccessToken == "" || tok.RefreshToken == "" || tok.Extra("id_token") != nil {
+		t.Fatalf("code grant: access token %v, refresh token %v, id_token %v", tok.AccessToken != "", tok.RefreshToken != "", tok.Extra("id_token"))
+	}
+	next, err := refresh(t, cfg, tok.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.AccessToken == "" || next.Extra("id_token") != nil {
+		t.Fatalf("refresh: access token %v, id_token %v", next.AccessToken != "", next.Extra("id_token"))
+	}
+
+	t.Run("IDTokenWithoutOpenID", func(t *testing.T) {
+		t.Cleanup(func() { s.Set(reset) })
+		s.Set(func(f *astest.Faults) { f.IDTokenWithoutOpenID = true })
+		tok, _ := signIn(t, s, cfg)
+		idToken(t, s, tok)
+		next, err := refresh(t, cfg, tok.RefreshToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idToken(t, s, next)
+	})
+	t.Run("IDTokenOmitted", func(t *testing.T) {
+		t.Cleanup(func() { s.Set(reset) })
+		s.Set(func(f *astest.Faults) { f.IDTokenOmitted = true })
+		oidc := config(t, s, oauth2.AuthStyleInHeader)
+		if tok, _ := signIn(t, s, oidc); tok.Extra("id_token") != nil {
+			t.Fatal("an openid code grant got an ID token")
+		}
+	})
+}
+
 func TestConcurrentRefresh(t *testing.T) {
 	t.Parallel()
 	const n = 20
@@ -820,7 +860,7 @@ func TestPAR(t *testing.T) {
 		{"plain PKCE", func(f url.Values) { f.Set("code_challenge_method", "plain") }, basic(s.ClientID, s.ClientSecret), http.StatusBadRequest, "invalid_request"},
 		{"no PKCE", func(f url.Values) { f.Del("code_challenge"); f.Del("code_challenge_method") }, basic(s.ClientID, s.ClientSecret), http.StatusBadRequest, "invalid_request"},
 		{"other redirect_uri", func(f url.Values) { f.Set("redirect_uri", "https://evil.example/") }, basic(s.ClientID, s.ClientSecret), http.StatusBadRequest, "invalid_request"},
-		{"no openid", func(f url.Values) { f.Set("scope", "profile") }, basic(s.ClientID, s.ClientSecret), http.StatusBadRequest, "invalid_scope"},
+		{"no scope", func(f url.Values) { f.Del("scope") }, basic(s.ClientID, s.ClientSecret), http.StatusBadRequest, "invalid_scope"},
 		{"request_uri inside", func(f url.Values) { f.Set("request_uri", "urn:x") }, basic(s.ClientID, s.ClientSecret), http.StatusBadRequest, "invalid_request"},
 		{"client_id mismatch", func(f url.Values) { f.Set("client_id", "other") }, basic(s.ClientID, s.ClientSecret), http.StatusUnauthorized, "invalid_client"},
 	} {
@@ -881,7 +921,7 @@ func TestAuthorizeValidation(t *testing.T) {
 		{"no method", func(q url.Values) { q.Del("code_challenge_method") }, "invalid_request", true},
 		{"no challenge", func(q url.Values) { q.Del("code_challenge") }, "invalid_request", true},
 		{"no state", func(q url.Values) { q.Del("state") }, "invalid_request", false},
-		{"no openid", func(q url.Values) { q.Set("scope", "profile email") }, "invalid_scope", true},
+		{"no scope", func(q url.Values) { q.Set("scope", " ") }, "invalid_scope", true},
 		{"implicit", func(q url.Values) { q.Set("response_type", "token") }, "unsupported_response_type", true},
 		{"unknown client", func(q url.Values) { q.Set("client_id", "other") }, "", false},
 		{"no client", func(q url.Values) { q.Del("client_id") }, "", false},
@@ -1222,6 +1262,9 @@ func TestUserinfo(t *testing.T) {
 			resp, body := do(t, req)
 			if resp.StatusCode != tt.wantStatus {
 				t.Fatalf("got %s %v, want %d", resp.Status, body, tt.wantStatus)
+			}
+			if got := s.LastUserinfo(); got.Method != tt.method || got.Body != "" {
+				t.Errorf("LastUserinfo %+v, want method %s and no body", got, tt.method)
 			}
 			switch tt.wantStatus {
 			case http.StatusOK:

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 )
@@ -34,8 +33,8 @@ type pushedRequest struct {
 var (
 	errUnsupportedResponseType = &oauthError{http.StatusBadRequest, "unsupported_response_type",
 		"response_type must be code", ""}
-	errNoOpenID = &oauthError{http.StatusBadRequest, "invalid_scope",
-		"scope must contain openid", ""}
+	errNoScope = &oauthError{http.StatusBadRequest, "invalid_scope",
+		"scope is required", ""}
 	errNoState = &oauthError{http.StatusBadRequest, "invalid_request",
 		"state is required", ""}
 	errNoChallenge = &oauthError{http.StatusBadRequest, "invalid_request",
@@ -58,8 +57,10 @@ func checkAuthRequest(p url.Values) *oauthError {
 	if p.Get("response_type") != "code" {
 		return errUnsupportedResponseType
 	}
-	if !slices.Contains(strings.Fields(p.Get("scope")), "openid") {
-		return errNoOpenID
+	// Without openid the request is plain OAuth 2.0: the token response
+	// then carries no ID token (OpenID Connect Core §3.1.2.1).
+	if len(strings.Fields(p.Get("scope"))) == 0 {
+		return errNoScope
 	}
 	if p.Get("state") == "" {
 		return errNoState

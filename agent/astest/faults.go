@@ -44,9 +44,10 @@ type Faults struct {
 	// OAuth 2.0 Security BCP (RFC 9700 §4.14.2) recommends. When false, a
 	// refresh answer carries no refresh_token and the old one stays valid.
 	RotateRefreshTokens bool
-	// IDTokenOnRefresh (default true) makes refresh answers carry a new ID
-	// token (without nonce, OpenID Connect Core §12.2). When false they carry
-	// none.
+	// IDTokenOnRefresh (default true) makes refresh answers of an OpenID
+	// Connect grant (openid in its scope) carry a new ID token (without
+	// nonce, OpenID Connect Core §12.2). When false they carry none; a plain
+	// OAuth 2.0 grant never gets one.
 	IDTokenOnRefresh bool
 	// AccessTokenTTL is the access token lifetime: expires_in and the JWT's
 	// exp. Zero means 5 minutes. A negative TTL issues access tokens that are
@@ -84,6 +85,13 @@ type Faults struct {
 	// IDTokenNoSubject and IDTokenNoIssuedAt leave sub or iat out of ID
 	// tokens; both are REQUIRED (OpenID Connect Core §2).
 	IDTokenNoSubject, IDTokenNoIssuedAt bool
+	// IDTokenOmitted leaves the ID token out of code-grant answers, even of
+	// an OpenID Connect request (where OpenID Connect Core §3.1.3.3 requires
+	// it).
+	IDTokenOmitted bool
+	// IDTokenWithoutOpenID issues ID tokens to plain OAuth 2.0 grants too
+	// (no openid in the scope), from the code grant and from refresh.
+	IDTokenWithoutOpenID bool
 	// IDTokenUnknownKid signs with the current key but names a random kid
 	// that is in no JWKS, as a flood of forged tokens would.
 	IDTokenUnknownKid bool

@@ -149,7 +149,10 @@ func (s *Server) redeemCode(clientID string, form url.Values, f *Faults) (*token
 	s.mu.Lock()
 	s.usedCodes[code] = g
 	s.mu.Unlock()
-	return s.issue(g, ac.scope, ac.nonce, true, true, now, f)
+	// An ID token only for an OpenID Connect request (OpenID Connect Core
+	// §3.1.3.3); a plain OAuth 2.0 one gets none.
+	withID := (openID(ac.scope) || f.IDTokenWithoutOpenID) && !f.IDTokenOmitted
+	return s.issue(g, ac.scope, ac.nonce, true, withID, now, f)
 }
 
 // refresh is the refresh_token grant (RFC 6749 §6) with rotation and reuse
@@ -188,8 +191,11 @@ func (s *Server) refresh(clientID string, form url.Values, f *Faults) (*tokenRes
 	}
 	s.mu.Unlock()
 	// OpenID Connect Core §12.2: no nonce in refreshed ID tokens.
-	return s.issue(g, scope, "", f.RotateRefreshTokens, f.IDTokenOnRefresh, time.Now(), f)
+	return s.issue(g, scope, "", f.RotateRefreshTokens, f.IDTokenOnRefresh && (openID(g.scope) || f.IDTokenWithoutOpenID), time.Now(), f)
 }
+
+// openID reports whether scope asks for OpenID Connect.
+func openID(scope string) bool { return slices.Contains(strings.Fields(scope), "openid") }
 
 // issue mints an access token and, when asked, a refresh token and an ID
 // token for g.

@@ -1,6 +1,7 @@
 package astest
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -14,6 +15,13 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Allow", "GET, POST")
 		return &oauthError{http.StatusMethodNotAllowed, "invalid_request", "method not allowed", ""}
 	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+	if err != nil {
+		return errBadForm
+	}
+	s.mu.Lock()
+	s.lastUserinfo = UserinfoRequest{Method: r.Method, ContentType: r.Header.Get("Content-Type"), Body: string(body)}
+	s.mu.Unlock()
 	if f.UserinfoStatus != 0 {
 		return statusError(f.UserinfoStatus, errInvalidToken)
 	}
@@ -39,6 +47,20 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 		"email_verified": true,
 	})
 	return nil
+}
+
+// UserinfoRequest is what the last UserInfo request sent, besides its
+// token: its method, Content-Type and body.
+type UserinfoRequest struct {
+	Method, ContentType, Body string
+}
+
+// LastUserinfo returns what the last UserInfo request sent (the zero value
+// before the first); it is recorded before any check.
+func (s *Server) LastUserinfo() UserinfoRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastUserinfo
 }
 
 // endSession is the end-session endpoint (OpenID Connect RP-Initiated
