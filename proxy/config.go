@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -24,14 +25,26 @@ import (
 // the slices it holds, afterwards, so one Config may be shared by any number of
 // goroutines. Keys is safe for concurrent use.
 type Config struct {
-	Listen              string          // "host:port" or "unix:/abs/path.sock"; default "127.0.0.1:8081"
-	MetricsListen       string          // same forms; "" (default) = no metrics/health listener
-	CookieNamePrefix    string          // default "example"
-	HostPrefix          bool            // YAML cookie.host_prefix; cookie names become __Host-<prefix>-...
-	Keys                *crypto.Keyring // built from the one key source
-	TrustedWebOrigins   []string
-	CORS                CORS
-	AllowTokens         bool
+	Listen            string          // "host:port" or "unix:/abs/path.sock"; default "127.0.0.1:8081"
+	MetricsListen     string          // same forms; "" (default) = no metrics/health listener
+	CookieNamePrefix  string          // default "example"
+	HostPrefix        bool            // YAML cookie.host_prefix; cookie names become __Host-<prefix>-...
+	Keys              *crypto.Keyring // built from the one key source
+	TrustedWebOrigins []string
+	CORS              CORS
+	AllowTokens       bool
+	// AllowTokenSchemes (YAML allow_token_schemes) are authorization
+	// schemes besides Bearer, such as DPoP, whose requests pass through
+	// untouched with allow_tokens; compared case-insensitively. Default
+	// none; refused without allow_tokens.
+	AllowTokenSchemes []string
+	// TrustedProxies (YAML trusted_proxies) are the peers whose
+	// X-Forwarded-For, -Proto, -Host and Forwarded headers are kept (the
+	// address appended to X-Forwarded-For); from any other peer they are
+	// replaced. A Unix-socket peer is always trusted. Left out: loopback
+	// (127.0.0.0/8 and ::1), where NGINX runs beside the proxy; an empty
+	// list trusts no TCP peer (docs/proxy.md, "Forwarding headers").
+	TrustedProxies      []netip.Prefix
 	RemoveCookieHeaders bool   // default true (YAML key present with false turns it off)
 	AuthPath            string // default "/_oauth-proxy/auth"
 	// AuthEndpoint turns on the auth_request endpoint at AuthPath. It
@@ -145,6 +158,8 @@ type fileConfig struct {
 	TrustedWebOrigins   []string         `yaml:"trusted_web_origins"`
 	CORS                fileCORS         `yaml:"cors"`
 	AllowTokens         bool             `yaml:"allow_tokens"`
+	AllowTokenSchemes   []string         `yaml:"allow_token_schemes"`
+	TrustedProxies      *[]string        `yaml:"trusted_proxies"`
 	RemoveCookieHeaders *bool            `yaml:"remove_cookie_headers"`
 	AuthPath            *string          `yaml:"auth_path"`
 	AuthEndpoint        *bool            `yaml:"auth_endpoint"`
@@ -238,6 +253,12 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		if err := settings.CheckTokenList(l.setting, l.list); err != nil {
 			return nil, err
 		}
+	}
+	if c.AllowTokenSchemes, err = f.tokenSchemes(); err != nil {
+		return nil, err
+	}
+	if c.TrustedProxies, err = parseTrustedProxies(f.TrustedProxies); err != nil {
+		return nil, err
 	}
 	if c.CORS.MaxAge < 0 {
 		return nil, settings.Errorf("cors.max_age", "must not be negative, got %d", c.CORS.MaxAge)
@@ -444,4 +465,68 @@ func checkAuthPath(p string) error {
 		return settings.Errorf("auth_path", "%q must not contain whitespace or control characters", p)
 	}
 	return nil
+}
+
+// tokenSchemes validates allow_token_schemes: tokens (RFC 9110 §11.1), each
+// once, not Bearer (allow_tokens covers it), and only with allow_tokens.
+func (f *fileConfig) tokenSchemes() ([]string, error) {
+	if err := settings.CheckTokenList("allow_token_schemes", f.AllowTokenSchemes); err != nil {
+		return nil, err
+	}
+	if len(f.AllowTokenSchemes) > 0 && !f.AllowTokens {
+		return nil, settings.Errorf("allow_token_schemes", "needs allow_tokens: true")
+	}
+	for i, s := range f.AllowTokenSchemes {
+		setting := fmt.Sprintf("allow_token_schemes[%d]", i)
+		if strings.EqualFold(s, "Bearer") {
+			return nil, settings.Errorf(setting, "Bearer passes with allow_tokens already; list other schemes only")
+		}
+		for j := range i {
+			if strings.EqualFold(s, f.AllowTokenSchemes[j]) {
+				return nil, settings.Errorf(setting, "%q repeats allow_token_schemes[%d] (schemes are case-insensitive)", s, j)
+			}
+		}
+	}
+	return f.AllowTokenSchemes, nil
+}
+
+// defaultTrustedProxies is loopback: NGINX beside the proxy on the same host.
+var defaultTrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// parseTrustedProxies parses trusted_proxies: IP addresses and CIDR
+// prefixes, into the prefixes the proxy checks peers against without
+// allocating. nil (left out) is loopback.
+func parseTrustedProxies(list *[]string) ([]netip.Prefix, error) {
+	if list == nil {
+		return defaultTrustedProxies, nil
+	}
+	prefixes := make([]netip.Prefix, 0, len(*list))
+	for i, s := range *list {
+		setting := fmt.Sprintf("trusted_proxies[%d]", i)
+		var p netip.Prefix
+		if strings.Contains(s, "/") {
+			var err error
+			if p, err = netip.ParsePrefix(s); err != nil {
+				return nil, settings.Errorf(setting, "%q is not an IP address or CIDR prefix (such as 10.0.0.5 or 10.0.0.0/24)", s)
+			}
+			if p != p.Masked() {
+				return nil, settings.Errorf(setting, "%q has address bits beyond its prefix length: write %s", s, p.Masked())
+			}
+		} else {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, settings.Errorf(setting, "%q is not an IP address or CIDR prefix (such as 10.0.0.5 or 10.0.0.0/24)", s)
+			}
+			if a.Zone() != "" {
+				return nil, settings.Errorf(setting, "%q must not have an IPv6 zone", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Addr().Is4In6() {
+			// Peers are compared unmapped: such a prefix would never match.
+			return nil, settings.Errorf(setting, "%q is an IPv4-mapped IPv6 address: write the IPv4 form", s)
+		}
+		prefixes = append(prefixes, p)
+	}
+	return prefixes, nil
 }

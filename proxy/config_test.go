@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -61,6 +62,8 @@ cors:
   expose_headers: [X-Request-Id]
   max_age: 0
 allow_tokens: true
+allow_token_schemes: [DPoP]
+trusted_proxies: [10.0.0.0/8, 192.0.2.7, "2001:db8::/32"]
 remove_cookie_headers: false
 auth_path: /auth/check
 auth_endpoint: true
@@ -94,6 +97,8 @@ log: {level: debug, format: console}
 		TrustedWebOrigins:   []string{"https://www.example.com", "http://www.example.localhost:3000"},
 		CORS:                CORS{Enabled: false, AllowMethods: []string{"GET", "POST"}, AllowHeaders: []string{"Content-Type", "x-my_app-1-csrf"}, ExposeHeaders: []string{"X-Request-Id"}, MaxAge: 0},
 		AllowTokens:         true,
+		AllowTokenSchemes:   []string{"DPoP"},
+		TrustedProxies:      []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::/32")},
 		RemoveCookieHeaders: false,
 		AuthPath:            "/auth/check",
 		AuthEndpoint:        true,
@@ -132,6 +137,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		CookieNamePrefix:    "example",
 		TrustedWebOrigins:   []string{"http://www.example.localhost:3000"},
 		CORS:                CORS{Enabled: true, MaxAge: 86400},
+		TrustedProxies:      []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, // NGINX beside the proxy
 		RemoveCookieHeaders: true,
 		AuthPath:            "/_oauth-proxy/auth",
 		AuthEndpoint:        true, // no routes: auth_request mode
@@ -250,6 +256,17 @@ func TestParseConfigErrors(t *testing.T) {
 		{"scalar", configTestKey + "\n", "proxy: config: the file must be a YAML mapping"},
 		{"two documents", configBase + "---\n" + configBase, "several YAML documents"},
 		{"syntax", "listen: [\n", "proxy: config: yaml:"},
+
+		// Forwarding headers and own tokens (issue #12).
+		{"trusted_proxies not an address", configBase + "trusted_proxies: [nginx.local]\n", `trusted_proxies[0]: "nginx.local" is not an IP address or CIDR prefix`},
+		{"trusted_proxies bad prefix", configBase + "trusted_proxies: [10.0.0.0/33]\n", `trusted_proxies[0]: "10.0.0.0/33" is not an IP address or CIDR prefix`},
+		{"trusted_proxies host bits", configBase + "trusted_proxies: [127.0.0.1, 10.1.2.3/8]\n", `trusted_proxies[1]: "10.1.2.3/8" has address bits beyond its prefix length: write 10.0.0.0/8`},
+		{"trusted_proxies zone", configBase + "trusted_proxies: [\"fe80::1%eth0\"]\n", `trusted_proxies[0]: "fe80::1%eth0" must not have an IPv6 zone`},
+		{"trusted_proxies mapped", configBase + "trusted_proxies: [\"::ffff:10.0.0.1\"]\n", `IPv4-mapped IPv6 address: write the IPv4 form`},
+		{"allow_token_schemes without allow_tokens", configBase + "allow_token_schemes: [DPoP]\n", "allow_token_schemes: needs allow_tokens: true"},
+		{"allow_token_schemes Bearer", configBase + "allow_tokens: true\nallow_token_schemes: [bearer]\n", "allow_token_schemes[0]: Bearer passes with allow_tokens already"},
+		{"allow_token_schemes twice", configBase + "allow_tokens: true\nallow_token_schemes: [DPoP, dpop]\n", `allow_token_schemes[1]: "dpop" repeats allow_token_schemes[0]`},
+		{"allow_token_schemes not a token", configBase + "allow_tokens: true\nallow_token_schemes: [\"Da Po\"]\n", "allow_token_schemes"},
 
 		// Decoding.
 		{"unknown top-level", configBase + "listne: 127.0.0.1:1\n", `proxy: config: unknown setting "listne" (line 3)`},

@@ -12,6 +12,8 @@ import (
 //   - an absolute-form request target (RFC 9112 §3.2.2): the proxy is no
 //     forward proxy, NGINX and browsers send origin-form, and the URI's host
 //     would silently replace Host;
+//   - a field name that is not an RFC 9110 §5.1 token ("Bad Name: x"), or
+//     a line without a colon (a folded line, RFC 9112 §5.2);
 //   - Transfer-Encoding beside Content-Length, or a Transfer-Encoding other
 //     than exactly "chunked" (RFC 9112 §6.1, §6.3): the classic shapes of
 //     request smuggling. fasthttp itself refuses duplicate Content-Length
@@ -36,13 +38,21 @@ func ambiguous(h *fasthttp.RequestHeader) bool {
 		} else {
 			raw = nil
 		}
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(line) == 0 {
+			continue // the end of the header section
+		}
+		// RFC 9110 §5.1: a field name is a token. fasthttp reads
+		// "Bad Name: x" as a field and " x: y" or a folded line (RFC 9112
+		// §5.2, obs-fold) as part of one; another server would read them
+		// otherwise, so none is let through.
 		name, value, ok := bytes.Cut(line, []byte{':'})
-		if !ok {
-			continue
+		if !ok || !validToken(name) {
+			return true
 		}
 		switch {
 		case len(name) == len("Transfer-Encoding") && (name[0]|0x20) == 't' && bytes.EqualFold(name, strTransferEncoding):
-			if te || !bytes.EqualFold(trimOWS(bytes.TrimSuffix(value, []byte{'\r'})), strChunked) {
+			if te || !bytes.EqualFold(trimOWS(value), strChunked) {
 				return true
 			}
 			te = true

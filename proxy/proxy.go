@@ -48,6 +48,7 @@ type state struct {
 	origins     browser.Origins
 	cors        *browser.CORS
 	authPath    string   // "" when the auth endpoint is off
+	schemes     [][]byte // allow_token_schemes, for bytes.EqualFold
 	routes      []*route // longest prefix first
 	log         zerolog.Logger
 	noRoute     *routeMetrics
@@ -97,6 +98,9 @@ func (p *Proxy) Reload(cfg *Config, log zerolog.Logger) error {
 	}
 	if cfg.AuthEndpoint {
 		st.authPath = cfg.AuthPath
+	}
+	for _, s := range cfg.AllowTokenSchemes {
+		st.schemes = append(st.schemes, []byte(s))
 	}
 	st.routes = newRoutes(cfg, p.metrics, p.dial)
 	if old := p.state.Swap(st); old != nil {
@@ -166,8 +170,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch, now int64
 	// 7, for every answer from here on, errors included.
 	st.cors.Response(resp, origin, trusted)
 
-	// 2. A client that brings its own bearer token (a mobile app) passes.
-	passThrough := st.cfg.AllowTokens && hasBearer(req.Peek(fasthttp.HeaderAuthorization))
+	// 2. A client that brings its own token (a mobile app) passes. So does
+	// OPTIONS with CORS off: the proxy answers no preflight then, it is the
+	// API's, and a preflight never carries cookies (Fetch §3.2.2).
+	passThrough := st.cfg.AllowTokens && st.ownToken(req.Peek(fasthttp.HeaderAuthorization)) ||
+		!st.cors.Enabled() && string(method) == fasthttp.MethodOptions
 	if !passThrough {
 		if why := p.authorize(ctx, st, s, method, trusted, now); why != denyNone {
 			writeError(ctx, errUnauthorized)
@@ -178,8 +185,8 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch, now int64
 	if isAuth {
 		if !passThrough {
 			resp.SetBytesV(fasthttp.HeaderAuthorization, s.bearer)
-		} else {
-			resp.SetBytesV(fasthttp.HeaderAuthorization, req.Peek(fasthttp.HeaderAuthorization))
+		} else if auth := req.Peek(fasthttp.HeaderAuthorization); len(auth) > 0 {
+			resp.SetBytesV(fasthttp.HeaderAuthorization, auth)
 		}
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		return rm, denyNone
@@ -190,11 +197,17 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch, now int64
 		return rm, denyNone
 	}
 	if !passThrough {
-		// 6. The token replaces whatever Authorization the browser sent.
+		// 6. The token replaces every Authorization the browser sent:
+		// SetBytesV alone replaces only the first, and a second one
+		// would reach the API beside the token.
+		req.Del(fasthttp.HeaderAuthorization)
 		req.SetBytesV(fasthttp.HeaderAuthorization, s.bearer)
 		if st.cfg.RemoveCookieHeaders {
 			stripTokenHandlerCookies(req, &st.names, s)
 		}
+	} else if st.cfg.RemoveCookieHeaders {
+		s.cookies = browser.RawCookies(req.PeekAll(fasthttp.HeaderCookie))
+		stripTokenHandlerCookies(req, &st.names, s)
 	}
 	p.forward(ctx, st, rt, s)
 	return rm, denyNone
@@ -307,8 +320,26 @@ func stripTokenHandlerCookies(req *fasthttp.RequestHeader, names *browser.Names,
 
 const bearerPrefix = "Bearer "
 
-func hasBearer(auth []byte) bool {
-	return len(auth) > len(bearerPrefix) && string(auth[:len(bearerPrefix)]) == bearerPrefix
+var strBearer = []byte("Bearer")
+
+// ownToken reports whether an Authorization value carries a client's own
+// token that allow_tokens lets through: "<scheme> <credentials>" with the
+// Bearer scheme or one of allow_token_schemes, compared case-insensitively
+// (RFC 9110 §11.1: "bearer" is Bearer).
+func (st *state) ownToken(auth []byte) bool {
+	scheme, credentials, ok := bytes.Cut(auth, []byte{' '})
+	if !ok || len(credentials) == 0 {
+		return false
+	}
+	if bytes.EqualFold(scheme, strBearer) {
+		return true
+	}
+	for _, s := range st.schemes {
+		if bytes.EqualFold(scheme, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // deny is why a request was refused, a metrics label.
@@ -354,7 +385,7 @@ type scratch struct {
 	buf     []byte             // header values being built
 	atEnv   session.Envelope   // the access-token cookie's, when v2
 	csrfEnv session.Envelope   // the CSRF cookie's, when v2
-	id      [32]byte
+	id      [maxRequestID]byte
 }
 
 // maxPooledScratch caps what goes back to the pool (golang/go#23199).

@@ -34,12 +34,17 @@ func (r *requestIDs) init() {
 // request (for the upstream) and the response, and returns it.
 func (r *requestIDs) set(ctx *fasthttp.RequestCtx, s *scratch) []byte {
 	id := ctx.Request.Header.Peek(HeaderRequestID)
-	if !validRequestID(id) {
+	if validRequestID(id) {
+		id = append(s.id[:0], id...) // Del below reuses the header's memory
+	} else {
 		b := append(s.id[:0], r.prefix[:]...)
 		b = append(b, '-')
 		id = strconv.AppendUint(b, r.n.Add(1), 36)
-		ctx.Request.Header.SetBytesV(HeaderRequestID, id)
 	}
+	// Every copy goes: SetBytesV alone replaces only the first, and a
+	// second X-Request-Id would reach the API beside ours.
+	ctx.Request.Header.Del(HeaderRequestID)
+	ctx.Request.Header.SetBytesV(HeaderRequestID, id)
 	ctx.Response.Header.SetBytesV(HeaderRequestID, id)
 	return id
 }

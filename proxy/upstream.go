@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/netip"
@@ -105,7 +106,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, s *scrat
 	}
 	closeAfter := req.Header.ConnectionClose()
 	removeHopByHop(&req.Header, s)
-	p.setForwarded(ctx, s)
+	st.setForwarded(ctx, s)
 	if rt.strip {
 		// Keep the leading slash: /api/users under /api/ becomes /users.
 		s.buf = append(s.buf[:0], ctx.Path()[len(rt.prefix)-1:]...)
@@ -123,14 +124,26 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, s *scrat
 			writeError(ctx, errBadGateway)
 		}
 		st.cors.Response(&ctx.Response.Header, req.Header.Peek(fasthttp.HeaderOrigin), st.origins.Trusted(req.Header.Peek(fasthttp.HeaderOrigin)))
-		ctx.Response.Header.SetBytesV(HeaderRequestID, req.Header.Peek(HeaderRequestID))
+		ctx.Response.Header.SetBytesV(HeaderRequestID, req.Header.Peek(HeaderRequestID)) // after Reset: the only copy
 		st.log.Warn().Err(err).Str("route", rt.prefix).Bytes("request_id", req.Header.Peek(HeaderRequestID)).Msg("upstream request failed")
 		return
 	}
 	resp := &ctx.Response.Header
-	// The upstream's wish to close its connection to us is not the browser's
-	// business; the browser's own is honoured.
-	resp.ResetConnectionClose()
+	// RFC 9110 §7.6.1: what the answer's Connection names is for the hop
+	// from the API to us, like the standard hop-by-hop fields: an API's
+	// "Connection: X-Internal" with "X-Internal: secret" must not reach the
+	// browser. The upstream's wish to close its connection to us is not the
+	// browser's business either; the browser's own is honoured.
+	s.buf = s.buf[:0]
+	for _, v := range resp.PeekAll(fasthttp.HeaderConnection) {
+		s.buf = append(append(s.buf, v...), ',')
+	}
+	for tok := range tokens(s.buf) {
+		if !framingField(tok) {
+			resp.DelBytes(tok)
+		}
+	}
+	resp.Del(fasthttp.HeaderConnection)
 	if closeAfter {
 		ctx.SetConnectionClose()
 	}
@@ -147,15 +160,20 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, s *scrat
 	}
 	origin := req.Header.Peek(fasthttp.HeaderOrigin)
 	st.cors.Response(resp, origin, st.origins.Trusted(origin))
+	// The API's own X-Request-Id, every copy, gives way to ours.
+	resp.Del(HeaderRequestID)
 	resp.SetBytesV(HeaderRequestID, req.Header.Peek(HeaderRequestID))
 }
 
 // removeHopByHop deletes the hop-by-hop request headers, including those the
 // Connection header names.
 func removeHopByHop(h *fasthttp.RequestHeader, s *scratch) {
-	if conn := h.Peek(fasthttp.HeaderConnection); len(conn) > 0 {
-		s.buf = append(s.buf[:0], conn...)
-		for tok := range tokens(s.buf) {
+	s.buf = s.buf[:0]
+	for _, v := range h.PeekAll(fasthttp.HeaderConnection) { // every Connection line
+		s.buf = append(append(s.buf, v...), ',')
+	}
+	for tok := range tokens(s.buf) {
+		if !framingField(tok) {
 			h.DelBytes(tok)
 		}
 	}
@@ -166,6 +184,17 @@ func removeHopByHop(h *fasthttp.RequestHeader, s *scratch) {
 		h.Del(name)
 	}
 }
+
+// framingField reports whether a field name that Connection names is one
+// the proxy keeps anyway: Content-Length, Transfer-Encoding and Host frame
+// and address this very message (RFC 9112 §6, §3.2), fasthttp manages them,
+// and removing them would change what the message is, not what the next hop
+// sees of the last one.
+func framingField(name []byte) bool {
+	return bytes.EqualFold(name, strContentLength) || bytes.EqualFold(name, strTransferEncoding) || bytes.EqualFold(name, strHost)
+}
+
+var strHost = []byte(fasthttp.HeaderHost)
 
 // tokens yields the comma-separated, trimmed tokens of a header value.
 func tokens(v []byte) func(func([]byte) bool) {
@@ -197,28 +226,89 @@ func trimOWS(b []byte) []byte {
 	return b
 }
 
-// setForwarded appends the client address to X-Forwarded-For and sets
-// X-Forwarded-Proto and -Host unless a proxy in front (NGINX) already did.
-func (p *Proxy) setForwarded(ctx *fasthttp.RequestCtx, s *scratch) {
+// setForwarded writes X-Forwarded-For, -Proto and -Host, one copy each.
+// From a trusted proxy (trusted_proxies, or a Unix-socket peer) what it
+// sent is kept: its X-Forwarded-For lines, joined, get the peer's address
+// appended, and its -Proto and -Host stay (the first copy) when present.
+// From anyone else they, and Forwarded (RFC 7239), are replaced: a client
+// must not choose the address, scheme or host the API sees.
+func (st *state) setForwarded(ctx *fasthttp.RequestCtx, s *scratch) {
 	h := &ctx.Request.Header
+	trusted := st.trustedPeer(ctx.RemoteAddr())
+	if !trusted {
+		h.Del(headerForwarded)
+	}
+	s.buf = s.buf[:0]
+	if trusted {
+		for _, v := range h.PeekAll(fasthttp.HeaderXForwardedFor) {
+			if v = trimOWS(v); len(v) > 0 {
+				if len(s.buf) > 0 {
+					s.buf = append(s.buf, ", "...)
+				}
+				s.buf = append(s.buf, v...)
+			}
+		}
+	}
 	if addr, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
-		s.buf = s.buf[:0]
-		if prior := h.Peek(fasthttp.HeaderXForwardedFor); len(prior) > 0 {
-			s.buf = append(append(s.buf, prior...), ", "...)
+		if len(s.buf) > 0 {
+			s.buf = append(s.buf, ", "...)
 		}
 		s.buf = appendIP(s.buf, addr.IP)
+	}
+	h.Del(fasthttp.HeaderXForwardedFor)
+	if len(s.buf) > 0 {
 		h.SetBytesV(fasthttp.HeaderXForwardedFor, s.buf)
 	}
-	if len(h.Peek(fasthttp.HeaderXForwardedProto)) == 0 {
+
+	s.buf = s.buf[:0]
+	if trusted {
+		s.buf = append(s.buf, h.Peek(fasthttp.HeaderXForwardedProto)...)
+	}
+	if len(s.buf) == 0 {
 		if ctx.IsTLS() {
-			h.Set(fasthttp.HeaderXForwardedProto, "https")
+			s.buf = append(s.buf, "https"...)
 		} else {
-			h.Set(fasthttp.HeaderXForwardedProto, "http")
+			s.buf = append(s.buf, "http"...)
 		}
 	}
-	if len(h.Peek(fasthttp.HeaderXForwardedHost)) == 0 {
-		h.SetBytesV(fasthttp.HeaderXForwardedHost, h.Host())
+	h.Del(fasthttp.HeaderXForwardedProto)
+	h.SetBytesV(fasthttp.HeaderXForwardedProto, s.buf)
+
+	s.buf = s.buf[:0]
+	if trusted {
+		s.buf = append(s.buf, h.Peek(fasthttp.HeaderXForwardedHost)...)
 	}
+	if len(s.buf) == 0 {
+		s.buf = append(s.buf, h.Host()...)
+	}
+	h.Del(fasthttp.HeaderXForwardedHost)
+	if len(s.buf) > 0 {
+		h.SetBytesV(fasthttp.HeaderXForwardedHost, s.buf)
+	}
+}
+
+const headerForwarded = "Forwarded"
+
+// trustedPeer reports whether the connection's peer is a trusted proxy: a
+// Unix-socket peer (only local processes the socket's mode admits can
+// connect), or a TCP peer inside trusted_proxies. It allocates nothing.
+func (st *state) trustedPeer(addr net.Addr) bool {
+	switch a := addr.(type) {
+	case *net.UnixAddr:
+		return true
+	case *net.TCPAddr:
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok {
+			return false
+		}
+		ip = ip.Unmap()
+		for _, p := range st.cfg.TrustedProxies {
+			if p.Contains(ip) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func appendIP(dst []byte, ip net.IP) []byte {

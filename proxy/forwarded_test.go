@@ -1,0 +1,131 @@
+package proxy
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+)
+
+// TestHeadersReplaced (issue #12): every header the proxy sets replaces
+// every copy the client sent, and the forwarding headers are kept only from
+// trusted_proxies.
+func TestHeadersReplaced(t *testing.T) {
+	sent := [][2]string{
+		trusted(),
+		header("Authorization", "Basic dTpw"), header("Authorization", "Basic dTpx"),
+		header("X-Forwarded-For", "203.0.113.1"), header("X-Forwarded-For", "203.0.113.2"),
+		header("X-Forwarded-Proto", "https"),
+		header("X-Forwarded-Host", "evil.example"),
+		header("Forwarded", "for=203.0.113.3;proto=https"),
+		header("X-Request-Id", "client-id-1"), header("X-Request-Id", "client-id-2"),
+	}
+	for _, tc := range []struct {
+		name, extra string
+		xff         []string
+		proto, host []string
+		forwarded   []string
+	}{
+		{"untrusted peer", "trusted_proxies: []", []string{"127.0.0.1"}, []string{"http"}, nil, nil},
+		{"peer outside trusted_proxies", "trusted_proxies: [10.0.0.0/8]", []string{"127.0.0.1"}, []string{"http"}, nil, nil},
+		{"trusted peer (the loopback default)", "", []string{"203.0.113.1, 203.0.113.2, 127.0.0.1"}, []string{"https"}, []string{"evil.example"}, []string{"for=203.0.113.3;proto=https"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startProxy(t, tc.extra)
+			resp := h.do(request{method: "GET", path: "/api/things", headers: append(slices.Clone(sent), cookie(at(h)))})
+			r, _ := h.up.received()
+			if resp.status != 200 || r == nil {
+				t.Fatalf("status %d, API reached: %v", resp.status, r != nil)
+			}
+			host := tc.host
+			if host == nil {
+				host = []string{r.Host}
+			}
+			for _, c := range []struct {
+				name string
+				want []string
+			}{
+				{"Authorization", []string{"Bearer " + token}},
+				{"X-Forwarded-For", tc.xff},
+				{"X-Forwarded-Proto", tc.proto},
+				{"X-Forwarded-Host", host},
+				{"Forwarded", tc.forwarded},
+				{"X-Request-Id", []string{"client-id-1"}},
+			} {
+				if got := r.Header.Values(c.name); !slices.Equal(got, c.want) {
+					t.Errorf("the API received %s %q, want %q", c.name, got, c.want)
+				}
+			}
+		})
+	}
+}
+
+// TestAnswerHopByHop (RFC 9110 §7.6.1): what an API answer's Connection
+// names, and the standard hop-by-hop fields, do not reach the browser, and
+// the API's X-Request-Id copies give way to the proxy's one.
+func TestAnswerHopByHop(t *testing.T) {
+	h := startProxy(t, "")
+	h.up.handle("/api/hop", func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Connection"] = []string{"X-Internal, x-other", "X-Third"}
+		w.Header().Set("X-Internal", "secret")
+		w.Header().Set("X-Other", "secret")
+		w.Header().Set("X-Third", "secret")
+		w.Header().Set("Proxy-Authenticate", "Basic")
+		w.Header()["X-Request-Id"] = []string{"api-1", "api-2"}
+		w.Header().Set("X-Kept", "yes")
+		w.Write([]byte(`{}`))
+	})
+	resp := h.do(request{method: "GET", path: "/api/hop", headers: [][2]string{trusted(), cookie(at(h)), header("X-Request-Id", "mine")}})
+	if resp.status != 200 || resp.header.Get("X-Kept") != "yes" {
+		t.Fatalf("status %d, X-Kept %q", resp.status, resp.header.Get("X-Kept"))
+	}
+	for _, name := range []string{"X-Internal", "X-Other", "X-Third", "Proxy-Authenticate", "Connection"} {
+		if v := resp.header.Values(name); len(v) > 0 {
+			t.Errorf("the browser received %s %q", name, v)
+		}
+	}
+	if got := resp.header.Values("X-Request-Id"); !slices.Equal(got, []string{"mine"}) {
+		t.Errorf("X-Request-Id %q, want only the proxy's", got)
+	}
+}
+
+// TestOwnTokens: allow_tokens matches the Bearer scheme case-insensitively
+// (RFC 9110 §11.1), and allow_token_schemes lets the listed schemes pass
+// untouched, in both modes.
+func TestOwnTokens(t *testing.T) {
+	h := startProxy(t, "allow_tokens: true\nallow_token_schemes: [DPoP]\nauth_endpoint: true")
+	for _, tc := range []struct {
+		auth string
+		pass bool
+	}{
+		{"Bearer abc", true}, {"bearer abc", true}, {"BEARER abc", true},
+		{"DPoP abc", true}, {"dpop abc", true},
+		{"Basic dTpw", false}, {"DPoPx abc", false}, {"Bearer", false}, {"Bearer ", false}, {"MAC abc", false},
+	} {
+		resp := h.do(request{method: "POST", path: "/api/things", headers: [][2]string{header("Authorization", tc.auth), header("DPoP", "proof")}})
+		r, _ := h.up.received()
+		switch {
+		case tc.pass && (resp.status != 200 || r == nil || r.Header.Get("Authorization") != tc.auth || r.Header.Get("DPoP") != "proof"):
+			t.Errorf("%q: status %d, want it passed untouched", tc.auth, resp.status)
+		case !tc.pass && (resp.status != 401 || r != nil):
+			t.Errorf("%q: status %d, want 401", tc.auth, resp.status)
+		}
+		resp = h.do(request{method: "GET", path: "/_oauth-proxy/auth", headers: [][2]string{header("X-Original-Method", "POST"), header("Authorization", tc.auth)}})
+		if tc.pass != (resp.status == 200) || tc.pass && resp.header.Get("Authorization") != tc.auth {
+			t.Errorf("%q: auth endpoint %d %q", tc.auth, resp.status, resp.header.Get("Authorization"))
+		}
+	}
+}
+
+// TestOptionsCORSOff: with CORS off the auth endpoint lets an OPTIONS
+// through without cookies and without a token, for the API to answer.
+func TestOptionsCORSOff(t *testing.T) {
+	h := startProxyNoRoutes(t, "cors: {enabled: false}")
+	resp := h.do(request{method: "GET", path: "/_oauth-proxy/auth", headers: [][2]string{header("X-Original-Method", "OPTIONS"), trusted()}})
+	if resp.status != 200 || resp.header.Get("Authorization") != "" {
+		t.Fatalf("status %d, Authorization %q; want 200 without a token", resp.status, resp.header.Get("Authorization"))
+	}
+	resp = h.do(request{method: "GET", path: "/_oauth-proxy/auth", headers: [][2]string{header("X-Original-Method", "GET"), trusted()}})
+	if resp.status != 401 {
+		t.Fatalf("GET without a cookie: status %d, want 401", resp.status)
+	}
+}
