@@ -81,7 +81,7 @@ func New(cfg *Config, reg *metrics.Registry, log zerolog.Logger) (*Agent, error)
 // returns, and discovers the Authorization Server anew. On error nothing
 // changes.
 func (a *Agent) Reload(cfg *Config, log zerolog.Logger) error {
-	names, err := browser.NewNames(cfg.CookieNamePrefix, cfg.Cookie.HostPrefix)
+	names, err := browser.NewNames(cfg.CookieNamePrefix, cfg.Cookie.NamePrefix)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
 )
 
@@ -93,9 +94,12 @@ type Endpoints struct {
 
 // Cookie holds the cookie attributes (SPEC §4).
 type Cookie struct {
-	Domain     string        // "" = host-only cookies
-	BasePath   string        // default "/": Path of P-at, P-csrf, P-login
-	HostPrefix bool          // names become __Host-P-...; needs BasePath "/" and no Domain
+	Domain   string // "" = host-only cookies
+	BasePath string // default "/": Path of P-at, P-csrf, P-login
+	// NamePrefix is cookie.name_prefix (host_prefix: true is host): with
+	// host or host-http the names become __Host-P-... or __Host-Http-P-...,
+	// which need BasePath "/" and no Domain.
+	NamePrefix browser.NamePrefix
 	SameSite   string        // "strict" (default) or "lax"
 	MaxAge     time.Duration // 0 (default) = session cookies
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 )
 
@@ -102,7 +103,8 @@ type fileConfig struct {
 type fileCookie struct {
 	Domain     string  `yaml:"domain"`
 	BasePath   *string `yaml:"base_path"`
-	HostPrefix bool    `yaml:"host_prefix"`
+	NamePrefix *string `yaml:"name_prefix"`
+	HostPrefix *bool   `yaml:"host_prefix"` // alias of name_prefix: host
 	SameSite   *string `yaml:"same_site"`
 	MaxAge     *string `yaml:"max_age"`
 }
@@ -151,10 +153,9 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		PostLogoutRedirectURI: f.PostLogoutRedirectURI,
 		CookieNamePrefix:      settings.ValueOr(f.CookieNamePrefix, "example"),
 		Cookie: Cookie{
-			Domain:     strings.ToLower(f.Cookie.Domain),
-			BasePath:   settings.ValueOr(f.Cookie.BasePath, "/"),
-			HostPrefix: f.Cookie.HostPrefix,
-			SameSite:   settings.ValueOr(f.Cookie.SameSite, "strict"),
+			Domain:   strings.ToLower(f.Cookie.Domain),
+			BasePath: settings.ValueOr(f.Cookie.BasePath, "/"),
+			SameSite: settings.ValueOr(f.Cookie.SameSite, "strict"),
 		},
 		TrustedWebOrigins: f.TrustedWebOrigins,
 		CORSEnabled:       settings.ValueOr(f.CORSEnabled, true),
@@ -202,17 +203,20 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	if c.Scope, err = checkScope(settings.ValueOr(f.Scope, "openid profile")); err != nil {
 		return nil, err
 	}
-
 	if c.UserinfoMethod, err = checkUserinfoMethod(f.UserinfoMethod); err != nil {
 		return nil, err
 	}
 	if c.ExtraParamsAllowed, err = checkExtraParamsAllowed(f.ExtraParamsAllowed); err != nil {
 		return nil, err
 	}
+
 	if err := settings.CheckCookieNamePrefix("cookie_name_prefix", c.CookieNamePrefix); err != nil {
 		return nil, err
 	}
-	if c.Cookie.MaxAge, err = f.Cookie.check(); err != nil {
+	if c.Cookie.NamePrefix, err = settings.CookieNamePrefix(f.Cookie.NamePrefix, f.Cookie.HostPrefix); err != nil {
+		return nil, err
+	}
+	if c.Cookie.MaxAge, err = f.Cookie.check(c.Cookie.NamePrefix); err != nil {
 		return nil, err
 	}
 	if c.CookieFormat, c.CookieAccept, err = settings.CookieFormats(f.CookieFormat, f.CookieAccept); err != nil {
@@ -221,7 +225,7 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	if c.Session.MaxLifetime, err = f.Session.Parse("session"); err != nil {
 		return nil, err
 	}
-	if c.Keys, err = keySource.Keyring(f.EncryptionKeys, f.EncryptionKeysFile, getenv); err != nil {
+	if c.Keys, err = keySource.Keyring(f.EncryptionKeys, f.EncryptionKeysFile, getenv, []string{c.Listen, c.MetricsListen}); err != nil {
 		return nil, err
 	}
 
@@ -433,7 +437,7 @@ func checkExtraParamsAllowed(names []string) ([]string, error) {
 // check validates the cookie section and returns its max_age. Host-prefix
 // cookies have Path=/ and no Domain (RFC 6265bis §4.1.3.2); a setting that
 // contradicts that is refused rather than ignored (SPEC §4).
-func (fc *fileCookie) check() (time.Duration, error) {
+func (fc *fileCookie) check(mode browser.NamePrefix) (time.Duration, error) {
 	if fc.Domain != "" {
 		if err := checkCookieDomain(fc.Domain); err != nil {
 			return 0, err
@@ -446,12 +450,12 @@ func (fc *fileCookie) check() (time.Duration, error) {
 	case settings.HasSpaceOrControl(base) || strings.ContainsAny(base, ";,?#"):
 		return 0, settings.Errorf("cookie.base_path", "%q must not contain whitespace, control characters, ';', ',', '?' or '#'", base)
 	}
-	if fc.HostPrefix {
+	if mode.Host() {
 		if fc.Domain != "" {
-			return 0, settings.Errorf("cookie.domain", "must be empty when cookie.host_prefix is true: __Host- cookies have no Domain")
+			return 0, settings.Errorf("cookie.domain", "must be empty when cookie.name_prefix is %s: __Host- cookies have no Domain", mode)
 		}
 		if base != "/" {
-			return 0, settings.Errorf("cookie.base_path", "must be \"/\" when cookie.host_prefix is true: __Host- cookies have Path=/, got %q", base)
+			return 0, settings.Errorf("cookie.base_path", "must be \"/\" when cookie.name_prefix is %s: __Host- cookies have Path=/, got %q", mode, base)
 		}
 	}
 	switch s := settings.ValueOr(fc.SameSite, "strict"); s {

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tokenhandler/tokenhandler/agent"
+	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
 )
 
@@ -90,9 +91,9 @@ client_auth_method: client_secret_post
 redirect_uri: https://www.example.com/callback?x=1
 post_logout_redirect_uri: https://www.example.com/bye
 scope: "openid   profile email offline_access"
-cookie_name_prefix: my_app-1
 userinfo_method: POST
 extra_params_allowed: [prompt, resource]
+cookie_name_prefix: my_app-1
 cookie: {domain: Example.COM, base_path: /app, host_prefix: false, same_site: lax, max_age: 12h}
 cookie_format: dare
 cookie_accept: [v1]
@@ -135,9 +136,9 @@ log: {level: debug, format: console}
 		RedirectURI:           "https://www.example.com/callback?x=1",
 		PostLogoutRedirectURI: "https://www.example.com/bye",
 		Scope:                 "openid profile email offline_access",
-		CookieNamePrefix:      "my_app-1",
 		UserinfoMethod:        "POST",
 		ExtraParamsAllowed:    []string{"prompt", "resource"},
+		CookieNamePrefix:      "my_app-1",
 		Cookie:                agent.Cookie{Domain: "example.com", BasePath: "/app", SameSite: "lax", MaxAge: 12 * time.Hour},
 		CookieFormat:          crypto.FormatDARE,
 		CookieAccept:          []crypto.Format{crypto.FormatV1},
@@ -217,7 +218,6 @@ func TestParseConfigAccepts(t *testing.T) {
 				t.Errorf("Endpoints %+v", c.Endpoints)
 			}
 		}},
-		{"http issuer on localhost", replace("issuer", "http://localhost:8443"), nil},
 		{"scope without openid: plain OAuth 2.0", configRequired + "scope: \"api:read  offline_access\"\n", func(t *testing.T, c *agent.Config) {
 			if c.Scope != "api:read offline_access" {
 				t.Errorf("Scope %q", c.Scope)
@@ -228,12 +228,23 @@ func TestParseConfigAccepts(t *testing.T) {
 				t.Errorf("ExtraParamsAllowed %#v, want empty and not nil (nil is the default list)", c.ExtraParamsAllowed)
 			}
 		}},
+		{"http issuer on localhost", replace("issuer", "http://localhost:8443"), nil},
 		{"http issuer on 127.0.0.1", replace("issuer", "http://127.0.0.1:8443/realms/x"), nil},
 		{"http issuer on ::1", replace("issuer", "http://[::1]:8443"), nil},
 		{"http issuer on *.localhost", replace("issuer", "http://login.example.localhost:8443"), nil},
 		{"http endpoint on the local machine", configRequired + "token_endpoint: http://login.example.localhost:8080/token\n", nil},
 		{"host prefix with the defaults", configRequired + "cookie: {host_prefix: true, base_path: /}\n", func(t *testing.T, c *agent.Config) {
-			if !c.Cookie.HostPrefix || c.Cookie.BasePath != "/" || c.Cookie.Domain != "" {
+			if c.Cookie.NamePrefix != browser.NamePrefixHost || c.Cookie.BasePath != "/" || c.Cookie.Domain != "" {
+				t.Errorf("Cookie %+v", c.Cookie)
+			}
+		}},
+		{"name_prefix host-http", configRequired + "cookie: {name_prefix: host-http}\n", func(t *testing.T, c *agent.Config) {
+			if c.Cookie.NamePrefix != browser.NamePrefixHostHTTP {
+				t.Errorf("Cookie %+v", c.Cookie)
+			}
+		}},
+		{"host_prefix agreeing with name_prefix", configRequired + "cookie: {name_prefix: host, host_prefix: true}\n", func(t *testing.T, c *agent.Config) {
+			if c.Cookie.NamePrefix != browser.NamePrefixHost {
 				t.Errorf("Cookie %+v", c.Cookie)
 			}
 		}},
@@ -340,8 +351,12 @@ func TestParseConfigErrors(t *testing.T) {
 		{"cookie.domain leading dot", configRequired + "cookie: {domain: .example.com}\n", `cookie.domain: ".example.com" must not start with "."`},
 		{"cookie.domain label", configRequired + "cookie: {domain: \"a..b\"}\n", `cookie.domain: "a..b" is not a valid host name`},
 		{"cookie.domain character", configRequired + "cookie: {domain: \"a_b.com\"}\n", `cookie.domain: "a_b.com" is not a valid host name`},
-		{"host_prefix with a domain", configRequired + "cookie: {host_prefix: true, domain: example.com}\n", "cookie.domain: must be empty when cookie.host_prefix is true"},
-		{"host_prefix with a base_path", configRequired + "cookie: {host_prefix: true, base_path: /app}\n", `cookie.base_path: must be "/" when cookie.host_prefix is true: __Host- cookies have Path=/, got "/app"`},
+		{"host_prefix with a domain", configRequired + "cookie: {host_prefix: true, domain: example.com}\n", "cookie.domain: must be empty when cookie.name_prefix is host"},
+		{"host-http with a domain", configRequired + "cookie: {name_prefix: host-http, domain: example.com}\n", "cookie.domain: must be empty when cookie.name_prefix is host-http"},
+		{"name_prefix unknown", configRequired + "cookie: {name_prefix: __Host-}\n", `cookie.name_prefix: must be none, host or host-http, got "__Host-"`},
+		{"host_prefix contradicting name_prefix", configRequired + "cookie: {name_prefix: host-http, host_prefix: true}\n", `cookie.host_prefix: true contradicts cookie.name_prefix "host-http"`},
+		{"host_prefix false with name_prefix host", configRequired + "cookie: {name_prefix: host, host_prefix: false}\n", `cookie.host_prefix: false contradicts`},
+		{"host_prefix with a base_path", configRequired + "cookie: {host_prefix: true, base_path: /app}\n", `cookie.base_path: must be "/" when cookie.name_prefix is host: __Host- cookies have Path=/, got "/app"`},
 		{"cookie.max_age negative", configRequired + "cookie: {max_age: -1s}\n", `cookie.max_age: must be between 0s and 9600h, got "-1s"`},
 		{"cookie.max_age too long", configRequired + "cookie: {max_age: 9601h}\n", `cookie.max_age: must be between 0s and 9600h, got "9601h"`},
 		{"cookie.max_age fraction", configRequired + "cookie: {max_age: 1500ms}\n", `cookie.max_age: must be a whole number of seconds, got "1500ms"`},

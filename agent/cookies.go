@@ -54,7 +54,7 @@ func newJar(cfg *Config, names browser.Names, codec *session.Codec) *jar {
 		names: names, codec: codec, attrs: attrs, maxAge: maxAge,
 		loginPath: base, atPath: base, authPath: authPath, idPath: agentBase, csrfPath: base,
 	}
-	if cfg.Cookie.HostPrefix { // __Host- cookies must have Path=/ (RFC 6265bis §4.1.3.2)
+	if cfg.Cookie.NamePrefix.Host() { // __Host- cookies must have Path=/ (RFC 6265bis §4.1.3.2)
 		j.loginPath, j.atPath, j.authPath, j.idPath, j.csrfPath = "/", "/", "/", "/", "/"
 	}
 	for _, p := range []string{"/", base, agentBase, agentBase + "/refresh"} {
@@ -66,7 +66,7 @@ func newJar(cfg *Config, names browser.Names, codec *session.Codec) *jar {
 	if cfg.Cookie.Domain != "" {
 		j.attrVariants = append(j.attrVariants, "; HttpOnly; Secure; SameSite="+sameSite)
 	}
-	if cfg.Cookie.HostPrefix {
+	if cfg.Cookie.NamePrefix.Host() {
 		j.variants = []string{"/"}
 	}
 	return j

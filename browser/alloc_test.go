@@ -5,7 +5,7 @@ package browser
 import "testing"
 
 func TestChecksNoAllocs(t *testing.T) {
-	n, _ := NewNames("example", false)
+	n, _ := NewNames("example", NamePrefixNone)
 	o := NewOrigins([]string{"https://www.example.com"})
 	c := NewCORS(true, nil, nil, []string{"x-a"}, 60)
 	j := byteJar{"example-at.0": []byte("abc"), "example-at.1": []byte("def")}
@@ -38,7 +38,7 @@ type byteJar map[string][]byte
 func (j byteJar) Cookie(name string) []byte { return j[name] }
 
 func TestScanNoAllocs(t *testing.T) {
-	n, _ := NewNames("example", false)
+	n, _ := NewNames("example", NamePrefixNone)
 	rc := RawCookies{[]byte("a=1; example-at.0=abc; example-at.1=def; example-csrf=xyz; b=2")}
 	var f Found
 	dst := make([]byte, 0, 64)

@@ -81,7 +81,65 @@ func Split(n, per int) (chunks int, ok bool) {
 	return chunks, chunks <= MaxChunks
 }
 
+// NamePrefix is the cookie-name prefix the browser enforces on the token
+// handler's cookies (the setting cookie.name_prefix). The zero value is
+// NamePrefixNone. It is a plain value and may be copied.
+type NamePrefix int
+
+const (
+	// NamePrefixNone names the cookies P-at, ...: the browser adds no
+	// guarantee, and a sibling subdomain can plant a cookie of the same name.
+	NamePrefixNone NamePrefix = iota
+	// NamePrefixHost names them __Host-P-at, ...: the browser accepts such
+	// a cookie only with Secure, Path=/ and no Domain (RFC 6265bis
+	// §4.1.3.2), so no other host can set or shadow it.
+	NamePrefixHost
+	// NamePrefixHostHTTP names them __Host-Http-P-at, ...: what __Host-
+	// guarantees, and that the cookie was set by a Set-Cookie header with
+	// HttpOnly, never by script (the prefix RFC 10017 recommends for
+	// cookies only HTTP may set). A browser that does not know __Host-Http-
+	// still sees a name starting with __Host- and enforces that much
+	// (docs/agent.md lists which browsers know it).
+	NamePrefixHostHTTP
+)
+
+// namePrefixes are the settings' spellings and the name prefixes, indexed by
+// NamePrefix.
+var namePrefixes = [...]struct{ setting, name string }{
+	NamePrefixNone:     {"none", ""},
+	NamePrefixHost:     {"host", "__Host-"},
+	NamePrefixHostHTTP: {"host-http", "__Host-Http-"},
+}
+
+// ParseNamePrefix parses the setting cookie.name_prefix: none, host or
+// host-http.
+func ParseNamePrefix(s string) (NamePrefix, error) {
+	for p, v := range namePrefixes {
+		if v.setting == s {
+			return NamePrefix(p), nil
+		}
+	}
+	return 0, fmt.Errorf("browser: cookie name prefix mode must be none, host or host-http, got %q", s)
+}
+
+// String returns the setting's spelling: none, host or host-http.
+func (p NamePrefix) String() string {
+	if p.valid() {
+		return namePrefixes[p].setting
+	}
+	return "NamePrefix(" + strconv.Itoa(int(p)) + ")"
+}
+
+// Host reports whether the names carry __Host- (host and host-http): the
+// cookies must then be Secure, have Path=/ and no Domain, or the browser
+// drops them.
+func (p NamePrefix) Host() bool { return p == NamePrefixHost || p == NamePrefixHostHTTP }
+
+func (p NamePrefix) valid() bool { return p >= 0 && int(p) < len(namePrefixes) }
+
 // Names is the set of cookie and header names for one cookie_name_prefix.
+// It is the one place the names are computed: the agent, the proxy and the
+// NGINX renderer all take them from here.
 //
 // Names is immutable after NewNames and may be copied and shared.
 type Names struct {
@@ -91,24 +149,23 @@ type Names struct {
 	IDToken      Cookie // P-id
 	CSRF         Cookie // P-csrf
 	// CSRFHeader is the request header that must repeat the CSRF token,
-	// "x-P-csrf" (never host-prefixed).
+	// "x-P-csrf" (never prefixed: a prefix is a cookie matter).
 	CSRFHeader string
 	all        []string
-	prefix     string // "P-" or "__Host-P-"
+	prefix     string // "P-", "__Host-P-" or "__Host-Http-P-"
 }
 
 // NewNames derives every name from prefix P: P-login, P-at, P-auth, P-id,
-// P-csrf and x-P-csrf. With hostPrefix the cookie names start with "__Host-"
-// (RFC 6265bis §4.1.3: the browser then insists on Secure, Path=/ and no
-// Domain). The prefix is 1 to 64 ASCII letters, digits, '-' or '_'.
-func NewNames(prefix string, hostPrefix bool) (Names, error) {
-	if err := validPrefix(prefix); err != nil {
+// P-csrf and x-P-csrf, the cookie names led by the name prefix of mode
+// ("__Host-" or "__Host-Http-"). The prefix is checked by CheckPrefix.
+func NewNames(prefix string, mode NamePrefix) (Names, error) {
+	if err := CheckPrefix(prefix); err != nil {
 		return Names{}, err
 	}
-	cookiePrefix := prefix + "-"
-	if hostPrefix {
-		cookiePrefix = "__Host-" + cookiePrefix
+	if !mode.valid() {
+		return Names{}, fmt.Errorf("browser: unknown cookie name prefix mode %d", int(mode))
 	}
+	cookiePrefix := namePrefixes[mode].name + prefix + "-"
 	n := Names{CSRFHeader: "x-" + prefix + "-csrf", prefix: cookiePrefix}
 	for slot, c := range []struct {
 		dst    *Cookie
@@ -133,7 +190,17 @@ func NewNames(prefix string, hostPrefix bool) (Names, error) {
 // forwarding. The slice is shared; do not modify it.
 func (n *Names) All() []string { return n.all }
 
-func validPrefix(p string) error {
+// Cookies returns the five cookies in slot order: login, at, auth, id, csrf.
+func (n *Names) Cookies() [slotCount]*Cookie {
+	return [slotCount]*Cookie{&n.Login, &n.AccessToken, &n.RefreshToken, &n.IDToken, &n.CSRF}
+}
+
+// CheckPrefix is the one rule for cookie_name_prefix: 1 to MaxPrefix ASCII
+// letters, digits, '-' or '_', so that the prefix is usable in cookie names
+// (RFC 6265 §4.1.1 cookie-name is a token), in the header name x-P-csrf
+// (an RFC 9110 §5.6.2 token) and in NGINX variable names and regular
+// expressions without quoting.
+func CheckPrefix(p string) error {
 	if p == "" || len(p) > MaxPrefix {
 		return fmt.Errorf("browser: cookie name prefix must be 1 to %d characters, got %d", MaxPrefix, len(p))
 	}

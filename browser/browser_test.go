@@ -19,7 +19,7 @@ func (j jar) Cookie(name string) []byte {
 }
 
 func TestNewNames(t *testing.T) {
-	n, err := NewNames("example", false)
+	n, err := NewNames("example", NamePrefixNone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,25 +31,35 @@ func TestNewNames(t *testing.T) {
 	if len(n.All()) != 5*(1+MaxChunks)+1 {
 		t.Fatalf("All has %d names", len(n.All()))
 	}
-	h, err := NewNames("shop", true)
+	h, err := NewNames("shop", NamePrefixHost)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if h.AccessToken.Name != "__Host-shop-at" || h.CSRF.Chunk(1) != "__Host-shop-csrf.1" || h.CSRFHeader != "x-shop-csrf" {
 		t.Fatalf("host-prefixed names = %q %q %q", h.AccessToken.Name, h.CSRF.Chunk(1), h.CSRFHeader)
 	}
+	hh, err := NewNames("shop", NamePrefixHostHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hh.AccessToken.Name != "__Host-Http-shop-at" || hh.CSRF.Chunk(1) != "__Host-Http-shop-csrf.1" || hh.CSRFHeader != "x-shop-csrf" {
+		t.Fatalf("host-http names = %q %q %q", hh.AccessToken.Name, hh.CSRF.Chunk(1), hh.CSRFHeader)
+	}
+	if _, err := NewNames("shop", NamePrefix(3)); err == nil {
+		t.Error("NewNames accepts an unknown NamePrefix")
+	}
 	for _, bad := range []string{"", strings.Repeat("a", 65), "a b", "a;b", "a=b", "a.b", "é"} {
-		if _, err := NewNames(bad, false); err == nil || !strings.HasPrefix(err.Error(), "browser: cookie name prefix") {
+		if _, err := NewNames(bad, NamePrefixNone); err == nil || !strings.HasPrefix(err.Error(), "browser: cookie name prefix") {
 			t.Errorf("NewNames(%q) error = %v", bad, err)
 		}
 	}
-	if _, err := NewNames(strings.Repeat("a", 64), false); err != nil {
+	if _, err := NewNames(strings.Repeat("a", 64), NamePrefixNone); err != nil {
 		t.Errorf("a 64-character prefix is refused: %v", err)
 	}
 }
 
 func TestAppendValue(t *testing.T) {
-	n, _ := NewNames("example", false)
+	n, _ := NewNames("example", NamePrefixNone)
 	at := &n.AccessToken
 	tests := []struct {
 		name   string
@@ -257,6 +267,33 @@ func BenchmarkValidToken68(b *testing.B) {
 	for b.Loop() {
 		if !ValidToken68(tok) {
 			b.Fatal("refused")
+		}
+	}
+}
+
+// TestParseNamePrefix: the three spellings of cookie.name_prefix round-trip,
+// anything else is refused, and Host tells which carry __Host-.
+func TestParseNamePrefix(t *testing.T) {
+	tests := []struct {
+		in   string
+		want NamePrefix
+		host bool
+	}{
+		{"none", NamePrefixNone, false},
+		{"host", NamePrefixHost, true},
+		{"host-http", NamePrefixHostHTTP, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseNamePrefix(tt.in)
+			if err != nil || got != tt.want || got.String() != tt.in || got.Host() != tt.host {
+				t.Errorf("ParseNamePrefix(%q) = %v (host %v), %v", tt.in, got, got.Host(), err)
+			}
+		})
+	}
+	for _, bad := range []string{"", "Host", "__Host-", "http", "host_http", "true"} {
+		if _, err := ParseNamePrefix(bad); err == nil {
+			t.Errorf("ParseNamePrefix(%q) accepted", bad)
 		}
 	}
 }

@@ -5,7 +5,7 @@ import (
 )
 
 func TestScan(t *testing.T) {
-	n, err := NewNames("example", false)
+	n, err := NewNames("example", NamePrefixNone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestScan(t *testing.T) {
 // token handler's; a plain name is another site's cookie and cannot make a
 // request ambiguous.
 func TestScanHostPrefix(t *testing.T) {
-	n, _ := NewNames("example", true)
+	n, _ := NewNames("example", NamePrefixHost)
 	rc := RawCookies{[]byte("example-at=X; __Host-example-at=H; example-at=Y")}
 	var f Found
 	n.Scan(&f, &rc)
@@ -79,7 +79,7 @@ func TestScanHostPrefix(t *testing.T) {
 // TestScanIndexes: the slots follow the names, which package session
 // numbers its purposes by.
 func TestScanIndexes(t *testing.T) {
-	n, _ := NewNames("p", false)
+	n, _ := NewNames("p", NamePrefixNone)
 	for i, c := range []*Cookie{&n.Login, &n.AccessToken, &n.RefreshToken, &n.IDToken, &n.CSRF} {
 		if c.Index() != i {
 			t.Errorf("%s: Index() = %d, want %d", c.Name, c.Index(), i)

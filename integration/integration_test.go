@@ -22,6 +22,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/agent"
 	"github.com/tokenhandler/tokenhandler/agent/astest"
+	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/metrics"
@@ -45,7 +46,7 @@ type stack struct {
 
 type options struct {
 	format     crypto.Format
-	hostPrefix bool
+	namePrefix browser.NamePrefix
 	padding    int // bytes added to each access token
 }
 
@@ -74,7 +75,7 @@ func newStack(t *testing.T, o options) *stack {
 	cfg := &agent.Config{
 		BasePath: "/oauth-agent", Issuer: s.as.URL, ClientID: s.as.ClientID, ClientSecret: s.as.ClientSecret,
 		ClientAuthMethod: "client_secret_basic", RedirectURI: s.as.RedirectURI, Scope: "openid profile",
-		CookieNamePrefix: "example", Cookie: agent.Cookie{BasePath: "/", SameSite: "strict", HostPrefix: o.hostPrefix},
+		CookieNamePrefix: "example", Cookie: agent.Cookie{BasePath: "/", SameSite: "strict", NamePrefix: o.namePrefix},
 		CookieFormat: o.format, Keys: s.ring, TrustedWebOrigins: []string{spaOrigin}, CORSEnabled: true, PAR: "auto",
 		IDToken:  agent.IDToken{AllowedAlgs: []string{"RS256"}, ClockSkew: 30 * time.Second},
 		Refresh:  agent.Refresh{GracePeriod: agent.DefaultGracePeriod},
@@ -102,8 +103,8 @@ func newStack(t *testing.T, o options) *stack {
 	if format == 0 {
 		format = crypto.FormatV2
 	}
-	yaml := fmt.Sprintf("listen: 127.0.0.1:0\nencryption_keys: [%q]\ntrusted_web_origins: [%q]\ncookie: {host_prefix: %v}\ncookie_format: %s\nroutes: [{path_prefix: /api/, upstream: \"http://%s\"}]\n",
-		s.keys[0].AppendHex(nil), spaOrigin, o.hostPrefix, format, apiLn.Addr())
+	yaml := fmt.Sprintf("listen: 127.0.0.1:0\nencryption_keys: [%q]\ntrusted_web_origins: [%q]\ncookie: {name_prefix: %s}\ncookie_format: %s\nroutes: [{path_prefix: /api/, upstream: \"http://%s\"}]\n",
+		s.keys[0].AppendHex(nil), spaOrigin, o.namePrefix, format, apiLn.Addr())
 	pcfg, err := proxy.ParseConfig([]byte(yaml), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +165,8 @@ func TestAgentCookiesThroughProxy(t *testing.T) {
 		{"v2", options{format: crypto.FormatV2}},
 		{"v1", options{format: crypto.FormatV1}},
 		{"dare", options{format: crypto.FormatDARE}},
-		{"host prefix", options{format: crypto.FormatV2, hostPrefix: true}},
+		{"host prefix", options{format: crypto.FormatV2, namePrefix: browser.NamePrefixHost}},
+		{"host-http prefix", options{format: crypto.FormatV2, namePrefix: browser.NamePrefixHostHTTP}},
 		{"6 KiB access token in chunks", options{format: crypto.FormatV2, padding: 6 << 10}},
 		{"6 KiB access token in v1 chunks", options{format: crypto.FormatV1, padding: 6 << 10}},
 	} {
@@ -174,10 +176,11 @@ func TestAgentCookiesThroughProxy(t *testing.T) {
 			s.login(t, b)
 
 			atName := "example-at"
-			if tc.o.hostPrefix {
-				atName = "__Host-example-at"
+			if tc.o.namePrefix.Host() {
+				want := map[browser.NamePrefix]string{browser.NamePrefixHost: "__Host-", browser.NamePrefixHostHTTP: "__Host-Http-"}[tc.o.namePrefix]
+				atName = want + "example-at"
 				for _, c := range b.Cookies {
-					if !strings.HasPrefix(c.Name, "__Host-") || c.Path != "/" || c.Domain != "" || !c.Secure {
+					if !strings.HasPrefix(c.Name, want) || !c.HttpOnly || c.Path != "/" || c.Domain != "" || !c.Secure {
 						t.Errorf("host-prefix mode wrote %s with Path %q, Domain %q, Secure %v", c.Name, c.Path, c.Domain, c.Secure)
 					}
 				}

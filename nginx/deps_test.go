@@ -6,7 +6,8 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
 )
 
-// TestDependencies: the renderer needs only the standard library.
+// TestDependencies: the renderer needs only the standard library and
+// package browser, which computes the cookie names.
 func TestDependencies(t *testing.T) {
-	deptest.Allow(t, deptest.Module+"/nginx")
+	deptest.Allow(t, deptest.Module+"/nginx", deptest.Module+"/browser")
 }

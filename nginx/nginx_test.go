@@ -11,6 +11,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -25,10 +26,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/session"
 )
@@ -714,6 +717,12 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, cert *x509.
 	if err != nil {
 		t.Fatal(err)
 	}
+	return selfSignedWith(t, dir, key.Public(), key)
+}
+
+// selfSignedWith is selfSigned with the given key pair.
+func selfSignedWith(t *testing.T, dir string, pub, key any) (certFile, keyFile string, cert *x509.Certificate) {
+	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: apiHost},
@@ -726,7 +735,7 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, cert *x509.
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -789,6 +798,60 @@ func TestTLS(t *testing.T) {
 	}
 }
 
+// TestTLSCiphers: the TLS variant speaks TLS 1.3 and, in TLS 1.2, only
+// forward-secret AEAD suites. openssl s_client offers one suite at a time
+// to NGINX with an RSA certificate (so that RSA key exchange would be
+// possible at all): an RSA key-exchange suite and a CBC-SHA1 suite are
+// refused, ECDHE with AES-GCM or ChaCha20-Poly1305 accepted. @SECLEVEL=0
+// keeps the client's own policy out of the answer.
+func TestTLSCiphers(t *testing.T) {
+	nginxBinary(t)
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("openssl not found; CI must run this test")
+		}
+		t.Skip("openssl not found (apt-get install -y openssl)")
+	}
+	t.Parallel()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, _ := selfSignedWith(t, t.TempDir(), key.Public(), key)
+	in := startNGINX(t, ModeTLS, Params{Proxies: []string{freeAddr(t)}, TLSCertificate: certFile, TLSCertificateKey: keyFile})
+	addr := strings.TrimPrefix(in.url, "https://")
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		accept bool
+	}{
+		{"TLS 1.3", []string{"-tls1_3"}, true},
+		{"ECDHE-RSA-AES128-GCM-SHA256", []string{"-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0"}, true},
+		{"ECDHE-RSA-AES256-GCM-SHA384", []string{"-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384:@SECLEVEL=0"}, true},
+		{"ECDHE-RSA-CHACHA20-POLY1305", []string{"-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305:@SECLEVEL=0"}, true},
+		{"RSA key exchange AES128-GCM-SHA256", []string{"-tls1_2", "-cipher", "AES128-GCM-SHA256:@SECLEVEL=0"}, false},
+		{"RSA key exchange AES256-SHA", []string{"-tls1_2", "-cipher", "AES256-SHA:@SECLEVEL=0"}, false},
+		{"CBC-SHA1 ECDHE-RSA-AES128-SHA", []string{"-tls1_2", "-cipher", "ECDHE-RSA-AES128-SHA:@SECLEVEL=0"}, false},
+		{"CBC-SHA256 ECDHE-RSA-AES128-SHA256", []string{"-tls1_2", "-cipher", "ECDHE-RSA-AES128-SHA256:@SECLEVEL=0"}, false},
+		{"DHE-RSA-AES128-GCM-SHA256", []string{"-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			args := append([]string{"s_client", "-connect", addr, "-servername", apiHost}, tc.args...)
+			cmd := exec.CommandContext(ctx, openssl, args...)
+			cmd.Stdin = strings.NewReader("")
+			out, err := cmd.CombinedOutput()
+			// s_client exits 0 only after a handshake; it then prints the suite.
+			accepted := err == nil && regexp.MustCompile(`(?m)^New, TLSv1\.[23], Cipher is [A-Z0-9_-]+$`).Match(out)
+			if accepted != tc.accept {
+				t.Errorf("openssl %s: accepted %v, want %v (%v)\n%s", strings.Join(tc.args, " "), accepted, tc.accept, err, out)
+			}
+		})
+	}
+}
+
 // TestNginxAcceptsEveryConfig runs nginx -t on every mode, whole and as a
 // conf.d snippet, with varied parameters, and on the committed examples.
 func TestNginxAcceptsEveryConfig(t *testing.T) {
@@ -800,9 +863,14 @@ func TestNginxAcceptsEveryConfig(t *testing.T) {
 		"defaults": {},
 		"several instances, other names": {Agents: []string{"127.0.0.1:8080", "127.0.0.2:8080", "unix:/run/th/agent.sock"},
 			Proxies: []string{"127.0.0.1:8081", "[::1]:8081"}, APIs: []string{"localhost:9443", "10.0.0.9:9000"},
-			CookiePrefix: "my_app-1", HostPrefix: true, AgentBasePath: "/bff/agent", APIPathPrefix: "/v1/data/",
+			CookiePrefix: "my_app-1", NamePrefix: browser.NamePrefixHost, AgentBasePath: "/bff/agent", APIPathPrefix: "/v1/data/",
 			AuthPath: "/_th/check", ServerName: "api.example.com www.api.example.com", Listen: "[::]:8443"},
 		"keep cookie headers": {KeepCookieHeaders: true},
+		// x-<prefix>-csrf is 71 characters: NGINX's default
+		// proxy_headers_hash_bucket_size (64) failed from a 40-character prefix.
+		"longest prefix":             {CookiePrefix: strings.Repeat("p", browser.MaxPrefix), NamePrefix: browser.NamePrefixHostHTTP},
+		"longest prefix kept":        {CookiePrefix: strings.Repeat("p", browser.MaxPrefix), KeepCookieHeaders: true},
+		"40-character prefix, alias": {CookiePrefix: strings.Repeat("p", 40), HostPrefix: true},
 	}
 	for _, mode := range Modes {
 		for name, p := range variants {
@@ -838,12 +906,37 @@ func TestNginxAcceptsEveryConfig(t *testing.T) {
 	}
 }
 
+// TestHeadersBucketSize: for every prefix length the renderer's bucket size
+// is the smallest NGINX accepts for the CSRF header's name: NGINX refuses
+// the next smaller cache line, so the formula is neither too small nor
+// wasteful.
+func TestHeadersBucketSize(t *testing.T) {
+	bin := nginxBinary(t)
+	t.Parallel()
+	for n := 1; n <= browser.MaxPrefix; n++ {
+		conf, err := Render(ModeAuthRequest, runParams(t, Params{CookiePrefix: strings.Repeat("p", n)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := headersBucketSize(len("x--csrf") + n)
+		if !strings.Contains(string(conf), fmt.Sprintf("proxy_headers_hash_bucket_size %d;", size)) {
+			t.Fatalf("prefix of %d: no bucket size %d in the configuration", n, size)
+		}
+		nginxTest(t, bin, conf, false)
+		if size > 64 {
+			smaller := strings.Replace(string(conf), fmt.Sprintf("proxy_headers_hash_bucket_size %d;", size), fmt.Sprintf("proxy_headers_hash_bucket_size %d;", size-64), 1)
+			if err := nginxCheck(t, bin, []byte(smaller)); err == nil || !strings.Contains(err.Error(), "proxy_headers_hash") {
+				t.Errorf("prefix of %d: NGINX accepts bucket size %d too (%v): the formula wastes a cache line", n, size-64, err)
+			}
+		}
+	}
+}
+
 // nginxTest runs nginx -t on conf; a snippet is included in a minimal
 // nginx.conf, as /etc/nginx/nginx.conf includes conf.d.
 func nginxTest(t *testing.T, bin string, conf []byte, snippet bool) {
 	t.Helper()
 	dir := t.TempDir()
-	path := filepath.Join(dir, "nginx.conf")
 	if snippet {
 		if err := os.WriteFile(filepath.Join(dir, "th.conf"), conf, 0o644); err != nil {
 			t.Fatal(err)
@@ -852,6 +945,17 @@ func nginxTest(t *testing.T, bin string, conf []byte, snippet bool) {
 			"    client_body_temp_path %[1]s/body;\n    proxy_temp_path %[1]s/proxy;\n    fastcgi_temp_path %[1]s/fastcgi;\n"+
 			"    uwsgi_temp_path %[1]s/uwsgi;\n    scgi_temp_path %[1]s/scgi;\n    include %[1]s/th.conf;\n}\n", dir)
 	}
+	if err := nginxCheck(t, bin, conf); err != nil {
+		t.Fatalf("%v\n--- config:\n%s", err, conf)
+	}
+}
+
+// nginxCheck runs nginx -t on a whole configuration and returns its
+// complaint.
+func nginxCheck(t *testing.T, bin string, conf []byte) error {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, conf, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -859,8 +963,9 @@ func nginxTest(t *testing.T, bin string, conf []byte, snippet bool) {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, "-t", "-q", "-p", dir, "-c", path).CombinedOutput()
 	if err != nil {
-		t.Fatalf("nginx -t: %v\n%s\n--- config:\n%s", err, out, conf)
+		return fmt.Errorf("nginx -t: %v\n%s", err, out)
 	}
+	return nil
 }
 
 // TestUnixSocket: NGINX reaches the proxy over a Unix socket in both modes

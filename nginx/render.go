@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+
+	"github.com/tokenhandler/tokenhandler/browser"
 )
 
 // The modes Render knows.
@@ -64,10 +66,14 @@ type Params struct {
 
 	// CookiePrefix is cookie_name_prefix of the agent and proxy; default
 	// "example". The cookies are <prefix>-at, ... and the CSRF header is
-	// x-<prefix>-csrf.
+	// x-<prefix>-csrf (browser.NewNames computes them).
 	CookiePrefix string
-	// HostPrefix mirrors cookie.host_prefix: cookie names start with
-	// "__Host-".
+	// NamePrefix mirrors cookie.name_prefix of the agent and proxy: the
+	// cookie names start with "__Host-" or "__Host-Http-".
+	NamePrefix browser.NamePrefix
+	// HostPrefix mirrors the older cookie.host_prefix, an alias of
+	// NamePrefix browser.NamePrefixHost; with any other NamePrefix it is
+	// an error.
 	HostPrefix bool
 	// AgentBasePath is the agent's base_path; default "/oauth-agent".
 	AgentBasePath string
@@ -123,9 +129,11 @@ type view struct {
 	RefreshCookie      string // the refresh token cookie's name
 	CSRFHeader         string // x-<prefix>-csrf
 	CSRFHeaderVar      string // $http_x_<prefix>_csrf
+	HeadersBucketSize  int    // proxy_headers_hash_bucket_size: the longest name of proxy_set_header fits
 	StripSteps         []stripStep
 	StripLast          string // the variable of the last step
 	UnauthorizedBody   string
+	BadRequestBody     string
 	BadGatewayBody     string
 	GatewayTimeoutBody string
 	NotFoundBody       string
@@ -139,6 +147,7 @@ type stripStep struct{ In, Out string }
 // sees the same answer whichever of NGINX and the proxy gives it.
 const (
 	unauthorizedBody   = `{"code":"unauthorized","message":"Access denied due to missing or invalid credentials"}`
+	badRequestBody     = `{"code":"bad_request","message":"The request could not be parsed"}`
 	badGatewayBody     = `{"code":"upstream_unavailable","message":"The API could not be reached"}`
 	gatewayTimeoutBody = `{"code":"upstream_timeout","message":"The API did not answer in time"}`
 	notFoundBody       = `{"code":"not_found","message":"No API route matches this path"}`
@@ -180,7 +189,6 @@ var (
 	serverName = regexp.MustCompile(`^[A-Za-z0-9.*_-]+(?: [A-Za-z0-9.*_-]+)*$`)
 	hostName   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 	userName   = regexp.MustCompile(`^[A-Za-z0-9._-]+(?: [A-Za-z0-9._-]+)?$`)
-	prefixRe   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 )
 
 func newView(mode string, p Params) (*view, error) {
@@ -244,20 +252,30 @@ func newView(mode string, p Params) (*view, error) {
 	if v.CookiePrefix == "" {
 		v.CookiePrefix = "example"
 	}
-	if !prefixRe.MatchString(v.CookiePrefix) {
-		return nil, fmt.Errorf("nginx: CookiePrefix: %q is not 1 to 64 of A-Z a-z 0-9 - _", v.CookiePrefix)
+	if p.HostPrefix {
+		if p.NamePrefix != browser.NamePrefixNone && p.NamePrefix != browser.NamePrefixHost {
+			return nil, fmt.Errorf("nginx: HostPrefix contradicts NamePrefix %s", p.NamePrefix)
+		}
+		v.NamePrefix = browser.NamePrefixHost
 	}
-	cookiePrefix := v.CookiePrefix + "-"
-	if v.HostPrefix {
-		cookiePrefix = "__Host-" + cookiePrefix
+	// The names are browser.Names', as the agent and the proxy use them.
+	// browser.CheckPrefix keeps the prefix to A-Z a-z 0-9 - _, so it is
+	// safe in a regular expression ('-' is special only inside brackets),
+	// a variable name and a directive.
+	names, err := browser.NewNames(v.CookiePrefix, v.NamePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("nginx: CookiePrefix: %w", err)
 	}
-	// The names of browser.Names: five cookies and their chunks .0 to .7
-	// (browser.MaxChunks). The prefix holds no regular-expression
-	// metacharacter ('-' is one only inside brackets).
-	v.CookieNames = cookiePrefix + `(?:login|at|auth|id|csrf)(?:\.[0-7])?`
-	v.RefreshCookie = cookiePrefix + "auth"
-	v.CSRFHeader = "x-" + v.CookiePrefix + "-csrf"
+	// Five cookies and their chunks .0 to .7 (browser.MaxChunks).
+	var cookies []string
+	for _, c := range names.Cookies() {
+		cookies = append(cookies, regexp.QuoteMeta(c.Name))
+	}
+	v.CookieNames = `(?:` + strings.Join(cookies, "|") + `)(?:\.[0-` + strconv.Itoa(browser.MaxChunks-1) + `])?`
+	v.RefreshCookie = names.RefreshToken.Name
+	v.CSRFHeader = names.CSRFHeader
 	v.CSRFHeaderVar = "$http_" + strings.ToLower(strings.ReplaceAll(v.CSRFHeader, "-", "_"))
+	v.HeadersBucketSize = headersBucketSize(len(v.CSRFHeader))
 
 	if v.AgentBasePath == "" {
 		v.AgentBasePath = "/oauth-agent"
@@ -291,7 +309,6 @@ func newView(mode string, p Params) (*view, error) {
 		return nil, fmt.Errorf("nginx: APIPathPrefix %q and AgentBasePath %q overlap", v.APIPathPrefix, v.AgentBasePath)
 	}
 
-	var err error
 	if v.Agents, err = servers("Agents", p.Agents, "127.0.0.1:8080"); err != nil {
 		return nil, err
 	}
@@ -309,8 +326,22 @@ func newView(mode string, p Params) (*view, error) {
 		in = out
 	}
 	v.StripLast = in
+	v.BadRequestBody = badRequestBody
 	v.UnauthorizedBody, v.BadGatewayBody, v.GatewayTimeoutBody, v.NotFoundBody = unauthorizedBody, badGatewayBody, gatewayTimeoutBody, notFoundBody
 	return v, nil
+}
+
+// headersBucketSize returns a proxy_headers_hash_bucket_size that holds a
+// header name of n bytes. NGINX's default, 64, fits names up to 46 bytes;
+// x-<prefix>-csrf with a 40-character prefix and longer failed `nginx -t`
+// with "could not build proxy_headers_hash". An entry takes a pointer and
+// the name plus a two-byte length, rounded up to the pointer size
+// (NGX_HASH_ELT_SIZE in ngx_hash.h); a bucket holds one entry and the
+// terminating pointer and is rounded up to the 64-byte cache line.
+func headersBucketSize(n int) int {
+	const ptr, line = 8, 64
+	need := ptr + (n+2+ptr-1)/ptr*ptr + ptr
+	return max(64, (need+line-1)/line*line)
 }
 
 func checkPath(setting, p string) error {

@@ -83,6 +83,8 @@ func TestRenderRefuses(t *testing.T) {
 		{"server name as a regex", ModeUpstream, Params{Snippet: true, ServerName: "~^x$"}, "ServerName"},
 		{"cookie prefix with a dot", ModeUpstream, Params{Snippet: true, CookiePrefix: "a.b"}, "CookiePrefix"},
 		{"cookie prefix too long", ModeUpstream, Params{Snippet: true, CookiePrefix: strings.Repeat("a", 65)}, "CookiePrefix"},
+		{"host prefix contradicting the name prefix", ModeUpstream, Params{Snippet: true, HostPrefix: true, NamePrefix: browser.NamePrefixHostHTTP}, "HostPrefix"},
+		{"unknown name prefix", ModeUpstream, Params{Snippet: true, NamePrefix: 7}, "CookiePrefix"},
 		{"agent base path /", ModeUpstream, Params{Snippet: true, AgentBasePath: "/"}, "AgentBasePath"},
 		{"agent base path with a space", ModeUpstream, Params{Snippet: true, AgentBasePath: "/a b"}, "AgentBasePath"},
 		{"API prefix without a slash", ModeUpstream, Params{Snippet: true, APIPathPrefix: "/api"}, "APIPathPrefix"},
@@ -130,7 +132,7 @@ func TestRenderDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"listen 443 ssl;", "ssl_certificate /c.pem;", "proxy_set_header x-My-App-csrf $http_x_my_app_csrf;", "My-App-(?:login|at|auth|id|csrf)"} {
+	for _, want := range []string{"listen 443 ssl;", "ssl_certificate /c.pem;", "proxy_set_header x-My-App-csrf $http_x_my_app_csrf;", "(?:My-App-login|My-App-at|My-App-auth|My-App-id|My-App-csrf)(?:\\.[0-7])?"} {
 		if !strings.Contains(string(tls), want) {
 			t.Errorf("the TLS auth_request configuration lacks %q", want)
 		}
@@ -263,27 +265,28 @@ func (r *mapRequest) expand(value string, capture func(string) (string, bool)) s
 // (a browser does not send such a header).
 func TestCookieStripping(t *testing.T) {
 	t.Parallel()
-	for _, hostPrefix := range []bool{false, true} {
-		conf, err := Render(ModeAuthRequest, Params{Snippet: true, HostPrefix: hostPrefix})
+	for _, mode := range []browser.NamePrefix{browser.NamePrefixNone, browser.NamePrefixHost, browser.NamePrefixHostHTTP} {
+		conf, err := Render(ModeAuthRequest, Params{Snippet: true, NamePrefix: mode})
 		if err != nil {
 			t.Fatal(err)
 		}
 		maps := parseMaps(t, conf)
-		names, err := browser.NewNames("example", hostPrefix)
+		names, err := browser.NewNames("example", mode)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := ""
-		if hostPrefix {
-			p = "__Host-"
-		}
+		p := map[browser.NamePrefix]string{browser.NamePrefixHost: "__Host-", browser.NamePrefixHostHTTP: "__Host-Http-"}[mode]
+		hostPrefix := mode.Host()
 		th := []string{p + "example-at=v1", p + "example-at.0=v2", p + "example-at.7=v3", p + "example-csrf=v4", p + "example-login=v5",
 			p + "example-id=v6", p + "example-auth=", p + "example-auth.3=v8"}
 		other := []string{"theme=dark", "lang=fr", "x-example-at=1", "example-atx=2", "myexample-at=3", "example-at.8=4", "example-AT=5",
 			"example=6", "a=example-at=7", "example-csrf.x=8"}
-		if hostPrefix {
-			other = append(other, "example-at=9", "__host-example-at=10")
-		} else {
+		switch mode {
+		case browser.NamePrefixHost:
+			other = append(other, "example-at=9", "__host-example-at=10", "__Host-Http-example-at=11")
+		case browser.NamePrefixHostHTTP:
+			other = append(other, "example-at=9", "__Host-example-at=10", "__Host-http-example-at=11")
+		default:
 			other = append(other, "__Host-example-at=9")
 		}
 

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 )
@@ -25,11 +26,11 @@ import (
 // the slices it holds, afterwards, so one Config may be shared by any number of
 // goroutines. Keys is safe for concurrent use.
 type Config struct {
-	Listen            string          // "host:port" or "unix:/abs/path.sock"; default "127.0.0.1:8081"
-	MetricsListen     string          // same forms; "" (default) = no metrics/health listener
-	CookieNamePrefix  string          // default "example"
-	HostPrefix        bool            // YAML cookie.host_prefix; cookie names become __Host-<prefix>-...
-	Keys              *crypto.Keyring // built from the one key source
+	Listen            string             // "host:port" or "unix:/abs/path.sock"; default "127.0.0.1:8081"
+	MetricsListen     string             // same forms; "" (default) = no metrics/health listener
+	CookieNamePrefix  string             // default "example"
+	NamePrefix        browser.NamePrefix // YAML cookie.name_prefix (or host_prefix: true): __Host- or __Host-Http- names
+	Keys              *crypto.Keyring    // built from the one key source
 	TrustedWebOrigins []string
 	CORS              CORS
 	AllowTokens       bool
@@ -173,7 +174,8 @@ type fileConfig struct {
 }
 
 type fileCookie struct {
-	HostPrefix bool `yaml:"host_prefix"`
+	NamePrefix *string `yaml:"name_prefix"`
+	HostPrefix *bool   `yaml:"host_prefix"` // alias of name_prefix: host
 }
 
 type fileCORS struct {
@@ -211,7 +213,6 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		Listen:              settings.ValueOr(f.Listen, "127.0.0.1:8081"),
 		MetricsListen:       f.MetricsListen,
 		CookieNamePrefix:    settings.ValueOr(f.CookieNamePrefix, "example"),
-		HostPrefix:          f.Cookie.HostPrefix,
 		TrustedWebOrigins:   f.TrustedWebOrigins,
 		AllowTokens:         f.AllowTokens,
 		RemoveCookieHeaders: settings.ValueOr(f.RemoveCookieHeaders, true),
@@ -231,8 +232,12 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	if err := settings.CheckCookieNamePrefix("cookie_name_prefix", c.CookieNamePrefix); err != nil {
 		return nil, err
 	}
+	var err error
+	if c.NamePrefix, err = settings.CookieNamePrefix(f.Cookie.NamePrefix, f.Cookie.HostPrefix); err != nil {
+		return nil, err
+	}
 
-	keys, err := keySource.Keyring(f.EncryptionKeys, f.EncryptionKeysFile, getenv)
+	keys, err := keySource.Keyring(f.EncryptionKeys, f.EncryptionKeysFile, getenv, []string{c.Listen, c.MetricsListen})
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
 )
 
@@ -93,7 +94,7 @@ log: {level: debug, format: console}
 		Listen:              "unix:/run/tokenhandler/proxy.sock",
 		MetricsListen:       "127.0.0.1:9101",
 		CookieNamePrefix:    "my_app-1",
-		HostPrefix:          true,
+		NamePrefix:          browser.NamePrefixHost,
 		TrustedWebOrigins:   []string{"https://www.example.com", "http://www.example.localhost:3000"},
 		CORS:                CORS{Enabled: false, AllowMethods: []string{"GET", "POST"}, AllowHeaders: []string{"Content-Type", "x-my_app-1-csrf"}, ExposeHeaders: []string{"X-Request-Id"}, MaxAge: 0},
 		AllowTokens:         true,
@@ -212,7 +213,9 @@ func TestParseConfigAccepts(t *testing.T) {
 			}
 		}},
 		{"listen on port 0 twice", configBase + "listen: 127.0.0.1:0\nmetrics_listen: 127.0.0.1:0\n", nil},
-		{"listen on all interfaces", configBase + "listen: \":8081\"\nmetrics_listen: \"[::1]:9101\"\n", nil},
+		// Not with configTestKey: a published test key needs loopback listeners.
+		{"listen on all interfaces", strings.Replace(configBase, configTestKey, newConfigTestKey(), 1) + "listen: \":8081\"\nmetrics_listen: \"[::1]:9101\"\n", nil},
+		{"published test key on loopback", configBase + "listen: 127.0.0.1:8081\nmetrics_listen: \"[::1]:9101\"\n", nil},
 		{"origin with port and ipv6", "encryption_keys: [\"" + configTestKey + "\"]\ntrusted_web_origins: [\"https://a.example:8443\", \"http://[::1]:3000\"]\n", nil},
 		{"cors tokens", configBase + "cors: {allow_methods: [GET, PATCH], allow_headers: [\"x-example-csrf\", \"Content-Type\"], expose_headers: [\"X-Request-Id\"]}\n", nil},
 		{"anchors and aliases", configBase + "timeouts: {read: &t 5s, write: *t}\n", func(t *testing.T, c *Config) {
@@ -297,6 +300,10 @@ func TestParseConfigErrors(t *testing.T) {
 		// cookie_name_prefix
 		{"prefix empty", configBase + "cookie_name_prefix: \"\"\n", "cookie_name_prefix: must be 1 to 64 characters long, got 0"},
 		{"prefix too long", configBase + "cookie_name_prefix: " + strings.Repeat("a", 65) + "\n", "cookie_name_prefix: must be 1 to 64 characters long, got 65"},
+		{"name_prefix unknown", configBase + "cookie: {name_prefix: secure}\n", `cookie.name_prefix: must be none, host or host-http, got "secure"`},
+		{"host_prefix contradicting name_prefix", configBase + "cookie: {name_prefix: none, host_prefix: true}\n", `cookie.host_prefix: true contradicts cookie.name_prefix "none"`},
+		{"published test key on all interfaces", configBase + "listen: 0.0.0.0:8081\n", "encryption_keys: key 1 is a published test key"},
+		{"published test key with a public metrics listener", configBase + "metrics_listen: \":9101\"\n", "encryption_keys: key 1 is a published test key"},
 		{"prefix space", configBase + "cookie_name_prefix: my app\n", `cookie_name_prefix: "my app" may hold only`},
 		{"prefix dot", configBase + "cookie_name_prefix: a.b\n", "cookie_name_prefix: \"a.b\" may hold only"},
 		{"prefix non-ascii", configBase + "cookie_name_prefix: café\n", "cookie_name_prefix:"},

@@ -32,7 +32,7 @@ func FuzzCookieHeader(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	names, _ := browser.NewNames("example", false)
+	names, _ := browser.NewNames("example", browser.NamePrefixNone)
 	codec, _ := session.NewCodec(cfg.Keys, crypto.FormatV2)
 	env := newSession(time.Now())
 	seal := func(p session.Purpose, chunks int, v string) string {

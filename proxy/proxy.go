@@ -77,7 +77,7 @@ func newProxy(cfg *Config, reg *metrics.Registry, log zerolog.Logger, dial fasth
 // changes. Listen addresses, timeouts and limits are the server's and need a
 // restart.
 func (p *Proxy) Reload(cfg *Config, log zerolog.Logger) error {
-	names, err := browser.NewNames(cfg.CookieNamePrefix, cfg.HostPrefix)
+	names, err := browser.NewNames(cfg.CookieNamePrefix, cfg.NamePrefix)
 	if err != nil {
 		return err
 	}

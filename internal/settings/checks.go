@@ -11,6 +11,8 @@ import (
 	"unicode"
 
 	"github.com/rs/zerolog"
+
+	"github.com/tokenhandler/tokenhandler/browser"
 )
 
 // PositiveDuration returns the duration written as *p, a Go duration string
@@ -155,19 +157,39 @@ func ParsePort(s string) (int, bool) {
 	return n, n <= 65535
 }
 
-// CheckCookieNamePrefix keeps the prefix usable both in cookie names and in
-// the CSRF header name x-<prefix>-csrf: 1 to 64 ASCII letters, digits, '-'
-// and '_' (SPEC §4).
+// CheckCookieNamePrefix checks cookie_name_prefix with browser.CheckPrefix,
+// the one rule of what a prefix may be (SPEC §4).
 func CheckCookieNamePrefix(setting, p string) error {
-	if len(p) < 1 || len(p) > 64 {
-		return Errorf(setting, "must be 1 to 64 characters long, got %d", len(p))
+	if browser.CheckPrefix(p) == nil {
+		return nil
 	}
-	for _, c := range []byte(p) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return Errorf(setting, "%q may hold only ASCII letters, digits, '-' and '_'", p)
-		}
+	if len(p) < 1 || len(p) > browser.MaxPrefix {
+		return Errorf(setting, "must be 1 to %d characters long, got %d", browser.MaxPrefix, len(p))
 	}
-	return nil
+	return Errorf(setting, "%q may hold only ASCII letters, digits, '-' and '_'", p)
+}
+
+// CookieNamePrefix returns the cookie names' prefix mode from the settings
+// cookie.name_prefix (none, host or host-http; nil when left out) and its
+// older alias cookie.host_prefix (true means host; nil when left out).
+// Given both, they must agree: host_prefix: true goes only with host, false
+// only with none. Default none.
+func CookieNamePrefix(namePrefix *string, hostPrefix *bool) (browser.NamePrefix, error) {
+	alias := browser.NamePrefixNone
+	if hostPrefix != nil && *hostPrefix {
+		alias = browser.NamePrefixHost
+	}
+	if namePrefix == nil {
+		return alias, nil
+	}
+	mode, err := browser.ParseNamePrefix(*namePrefix)
+	if err != nil {
+		return 0, Errorf("cookie.name_prefix", "must be none, host or host-http, got %q", *namePrefix)
+	}
+	if hostPrefix != nil && mode != alias {
+		return 0, Errorf("cookie.host_prefix", "%v contradicts cookie.name_prefix %q: leave host_prefix out, name_prefix replaces it", *hostPrefix, *namePrefix)
+	}
+	return mode, nil
 }
 
 // CheckWebOrigins requires at least one origin, no repeats, and each origin

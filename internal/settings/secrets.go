@@ -1,7 +1,12 @@
 package settings
 
 import (
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
 	"os"
+	"runtime"
 	"strings"
 
 	"github.com/tokenhandler/tokenhandler/crypto"
@@ -45,16 +50,89 @@ func (s Source) pick(inFile, inFileSetting bool, getenv func(string) string, nou
 	}
 }
 
-// readFile reads the file the FileSetting names.
+// readFile reads the file the FileSetting names. A file that group or
+// others may read or write is refused, as ssh refuses such a private key: a
+// key or secret in it is as good as published to every local account (and to
+// every backup that keeps the mode). The message gives the chmod to run.
 func (s Source) readFile(path string) (string, error) {
 	if path == "" {
 		return "", Errorf(s.FileSetting, "must be a file path")
 	}
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return "", Errorf(s.FileSetting, "%w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", Errorf(s.FileSetting, "%w", err)
+	}
+	if err := checkPrivate(path, fi.Mode()); err != nil {
+		return "", Errorf(s.FileSetting, "%w", err)
+	}
+	data, err := io.ReadAll(f)
 	if err != nil {
 		return "", Errorf(s.FileSetting, "%w", err)
 	}
 	return string(data), nil
+}
+
+// checkPrivate refuses a mode with any permission bit for group or others.
+// Windows has no such bits (os reports 0666 or 0444 for every file), so it
+// is not checked there.
+func checkPrivate(path string, mode fs.FileMode) error {
+	if runtime.GOOS == "windows" || mode.Perm()&0o077 == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s is accessible by group or others (mode %04o): run chmod 600 %s", path, mode.Perm(), path)
+}
+
+// PublishedTestKeys are cookie encryption keys printed in this repository
+// for tests and examples (README.md, deploy/*.example.yaml, crypto/FORMAT.md
+// and the test vectors of crypto/testdata and session/testdata). They are
+// published test keys: anyone can read the cookies sealed with them and
+// forge their own. Keyring refuses them unless every listener of the daemon
+// is on loopback, where only the developer's own browser can reach it. Add
+// here any key that gets printed in the repository.
+var PublishedTestKeys = []string{
+	"7b99279ab87533d3c238db874a842a91ee26a76027f3c03c317504963d2c9926", // SPEC §3, README, deploy/
+	"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", // crypto and session test vectors
+}
+
+// Loopback reports whether every listen address in listeners (as listen
+// and metrics_listen take them; "" is no listener) is reachable only from
+// this machine: a Unix socket, "localhost", an address of 127.0.0.0/8 or ::1.
+// A host left out (":8080") or any other name listens on more.
+func Loopback(listeners ...string) bool {
+	for _, l := range listeners {
+		if l == "" || strings.HasPrefix(l, "unix:") {
+			continue
+		}
+		host, _, err := net.SplitHostPort(l)
+		if err != nil {
+			return false
+		}
+		if host == "localhost" {
+			continue
+		}
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
+}
+
+// published returns the 1-based position of the first key of hexKeys that
+// is a published test key, or 0.
+func published(hexKeys []string) int {
+	for i, k := range hexKeys {
+		for _, p := range PublishedTestKeys {
+			if strings.EqualFold(k, p) {
+				return i + 1
+			}
+		}
+	}
+	return 0
 }
 
 // Keyring builds a key ring from the one source given: list (the setting's
@@ -62,11 +140,12 @@ func (s Source) readFile(path string) (string, error) {
 // key per line, blank lines and lines starting with # skipped), or the
 // environment variable read with getenv (nil means an empty environment;
 // keys comma-separated). Keys are 64 hex characters each, the sealing key
-// first.
+// first. A key of PublishedTestKeys is refused unless every address of
+// listeners (the daemon's listen and metrics_listen) is loopback.
 //
 // Errors name the source and, through crypto, the key's position; never key
 // material.
-func (s Source) Keyring(list []string, file *string, getenv func(string) string) (*crypto.Keyring, error) {
+func (s Source) Keyring(list []string, file *string, getenv func(string) string, listeners []string) (*crypto.Keyring, error) {
 	source, env, err := s.pick(list != nil, file != nil, getenv, "keys")
 	if err != nil {
 		return nil, err
@@ -94,6 +173,10 @@ func (s Source) Keyring(list []string, file *string, getenv func(string) string)
 	keys, err := crypto.ParseKeyring(hexKeys...)
 	if err != nil {
 		return nil, Errorf(source, "%w", err)
+	}
+	if i := published(hexKeys); i > 0 && !Loopback(listeners...) {
+		return nil, Errorf(source, "key %d is a published test key, which anyone can use to read and forge cookies; "+
+			"it is allowed only when every listener is loopback (127.0.0.1, ::1, localhost or unix:): make a key with `thctl keygen`", i)
 	}
 	return keys, nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
 )
@@ -21,7 +23,7 @@ import (
 // either of them, nor any server code.
 func TestDependencies(t *testing.T) {
 	m := deptest.Module
-	deptest.Allow(t, m+"/internal/settings", m+"/crypto",
+	deptest.Allow(t, m+"/internal/settings", m+"/crypto", m+"/browser",
 		"github.com/minio/sio", "golang.org/x/crypto", "golang.org/x/sys",
 		"github.com/rs/zerolog", "github.com/mattn/go-colorable", "github.com/mattn/go-isatty", "go.yaml.in/yaml/v3")
 }
@@ -461,11 +463,23 @@ func TestSourceKeyring(t *testing.T) {
 	if err := os.WriteFile(badFile, []byte(newer+"\n"+older[:40]+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	openFile := filepath.Join(dir, "open")
+	if err := os.WriteFile(openFile, []byte(newer+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(openFile, 0o640); err != nil { // os.WriteFile's mode is filtered by the umask
+		t.Fatal(err)
+	}
+	publishedFile := filepath.Join(dir, "published")
+	if err := os.WriteFile(publishedFile, []byte(newer+"\n"+testKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name      string
 		list      []string
 		file      *string
 		env       map[string]string
+		listeners []string // default 127.0.0.1:8080
 		wantFirst string
 		wantLen   int
 		wantErr   string
@@ -483,10 +497,20 @@ func TestSourceKeyring(t *testing.T) {
 		{name: "bad key in file", file: &badFile, wantErr: "keys_file: crypto: key 2 must be 64 hex characters"},
 		{name: "empty file name", file: ptr(""), wantErr: "keys_file: must be a file path"},
 		{name: "missing file", file: ptr("/nonexistent/keys"), wantErr: "keys_file: open /nonexistent/keys"},
+		{name: "file readable by group", file: &openFile, wantErr: "keys_file: " + openFile + " is accessible by group or others (mode 0640): run chmod 600 " + openFile},
+		{name: "published key on loopback", list: []string{testKey}, listeners: []string{"127.0.0.1:8080", "[::1]:9100", "localhost:1", "unix:/run/x.sock", ""}, wantFirst: testKey, wantLen: 1},
+		{name: "published key in upper case", list: []string{strings.ToUpper(testKey)}, listeners: []string{"0.0.0.0:8080"}, wantErr: "keys: key 1 is a published test key"},
+		{name: "published key on all interfaces", list: []string{testKey}, listeners: []string{":8080"}, wantErr: "keys: key 1 is a published test key"},
+		{name: "published key with a public metrics listener", file: &publishedFile, listeners: []string{"unix:/run/x.sock", "192.0.2.1:9100"}, wantErr: "keys_file: key 2 is a published test key"},
+		{name: "published key on a host name", env: map[string]string{"TEST_KEYS": testKey}, listeners: []string{"api.example.com:8080"}, wantErr: "TEST_KEYS: key 1 is a published test key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ring, err := keySource.Keyring(tt.list, tt.file, env(tt.env))
+			listeners := tt.listeners
+			if listeners == nil {
+				listeners = []string{"127.0.0.1:8080"}
+			}
+			ring, err := keySource.Keyring(tt.list, tt.file, env(tt.env), listeners)
 			if tt.wantErr != "" {
 				checkErr(t, err, tt.wantErr)
 				for _, k := range []string{newer[:7], older[:7]} {
@@ -505,7 +529,7 @@ func TestSourceKeyring(t *testing.T) {
 			sealsWith(t, ring, tt.wantFirst)
 		})
 	}
-	if _, err := keySource.Keyring([]string{newer}, nil, nil); err != nil {
+	if _, err := keySource.Keyring([]string{newer}, nil, nil, []string{":8080"}); err != nil {
 		t.Errorf("nil getenv: %v", err)
 	}
 }
@@ -544,6 +568,8 @@ func TestSourceSecret(t *testing.T) {
 		{name: "empty file", file: write("empty", "\n"), wantErr: "client_secret_file: " + filepath.Join(dir, "empty") + " holds no secret: the file is empty"},
 		{name: "empty file name", file: ptr(""), wantErr: "client_secret_file: must be a file path"},
 		{name: "missing file", file: ptr("/nonexistent/secret"), wantErr: "client_secret_file: open /nonexistent/secret"},
+		{name: "file readable by others", file: chmod(write("open", secret), 0o604), wantErr: "client_secret_file: " + filepath.Join(dir, "open") + " is accessible by group or others (mode 0604): run chmod 600 " + filepath.Join(dir, "open")},
+		{name: "file writable by group", file: chmod(write("gw", secret), 0o620), wantErr: "client_secret_file: " + filepath.Join(dir, "gw") + " is accessible by group or others (mode 0620): run chmod 600 " + filepath.Join(dir, "gw")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -644,6 +670,99 @@ func TestMaxLifetimeSeconds(t *testing.T) {
 	for d, want := range map[time.Duration]int64{0: 12 * 3600, -time.Second: 12 * 3600, time.Hour: 3600, 90 * time.Second: 90} {
 		if got := MaxLifetimeSeconds(d); got != want {
 			t.Errorf("MaxLifetimeSeconds(%v) = %d, want %d", d, got, want)
+		}
+	}
+}
+
+// chmod sets the mode of the file at *p, past the umask, and returns p.
+func chmod(p *string, mode os.FileMode) *string {
+	if err := os.Chmod(*p, mode); err != nil {
+		panic(err)
+	}
+	return p
+}
+
+func TestCookieNamePrefix(t *testing.T) {
+	tests := []struct {
+		name       string
+		namePrefix *string
+		hostPrefix *bool
+		want       browser.NamePrefix
+		wantErr    string
+	}{
+		{name: "default", want: browser.NamePrefixNone},
+		{name: "host_prefix true", hostPrefix: ptr(true), want: browser.NamePrefixHost},
+		{name: "host_prefix false", hostPrefix: ptr(false), want: browser.NamePrefixNone},
+		{name: "none", namePrefix: ptr("none"), want: browser.NamePrefixNone},
+		{name: "host", namePrefix: ptr("host"), want: browser.NamePrefixHost},
+		{name: "host-http", namePrefix: ptr("host-http"), want: browser.NamePrefixHostHTTP},
+		{name: "host and host_prefix true", namePrefix: ptr("host"), hostPrefix: ptr(true), want: browser.NamePrefixHost},
+		{name: "none and host_prefix false", namePrefix: ptr("none"), hostPrefix: ptr(false), want: browser.NamePrefixNone},
+		{name: "unknown", namePrefix: ptr("secure"), wantErr: `cookie.name_prefix: must be none, host or host-http, got "secure"`},
+		{name: "none and host_prefix true", namePrefix: ptr("none"), hostPrefix: ptr(true), wantErr: `cookie.host_prefix: true contradicts cookie.name_prefix "none"`},
+		{name: "host and host_prefix false", namePrefix: ptr("host"), hostPrefix: ptr(false), wantErr: `cookie.host_prefix: false contradicts cookie.name_prefix "host"`},
+		{name: "host-http and host_prefix true", namePrefix: ptr("host-http"), hostPrefix: ptr(true), wantErr: `cookie.host_prefix: true contradicts cookie.name_prefix "host-http"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := CookieNamePrefix(tt.namePrefix, tt.hostPrefix)
+			if tt.wantErr != "" {
+				checkErr(t, err, tt.wantErr)
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestPublishedTestKeys: every key listed is a valid key, and every 64-hex
+// key printed in the documentation and examples is listed.
+func TestPublishedTestKeys(t *testing.T) {
+	if _, err := crypto.ParseKeyring(PublishedTestKeys...); err != nil {
+		t.Fatal(err)
+	}
+	hexKey := regexp.MustCompile(`\b[0-9a-fA-F]{64}\b`)
+	root := filepath.Join("..", "..")
+	for _, dir := range []string{"README.md", "docs", "deploy", "examples", "crypto/FORMAT.md", "crypto/testdata/vectors.json", "session/testdata/vectors.json"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || strings.HasSuffix(path, "_test.go") || strings.Contains(path, "node_modules") {
+				return err
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, k := range hexKey.FindAllString(string(data), -1) {
+				if published([]string{k}) == 0 {
+					t.Errorf("%s prints the key %s..., which PublishedTestKeys does not list", path, k[:8])
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestLoopback(t *testing.T) {
+	for _, tt := range []struct {
+		listeners []string
+		want      bool
+	}{
+		{[]string{"127.0.0.1:8080"}, true},
+		{[]string{"127.1.2.3:8080", "[::1]:1", "localhost:9", "unix:/run/a.sock", ""}, true},
+		{[]string{"127.0.0.1:8080", ":9100"}, false},
+		{[]string{"0.0.0.0:8080"}, false},
+		{[]string{"[::]:8080"}, false},
+		{[]string{"10.0.0.1:8080"}, false},
+		{[]string{"example.localhost:8080"}, false},
+		{[]string{"bad"}, false},
+	} {
+		if got := Loopback(tt.listeners...); got != tt.want {
+			t.Errorf("Loopback(%q) = %v, want %v", tt.listeners, got, tt.want)
 		}
 	}
 }

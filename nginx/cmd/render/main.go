@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/nginx"
 )
 
@@ -51,7 +52,8 @@ func run(args []string, stdout io.Writer) error {
 	fs.StringVar(&p.Listen, "listen", "", `listen address: port, host:port or unix:/path (default "80", or "443" with TLS)`)
 	fs.StringVar(&p.ServerName, "server-name", "", `server_name (default "api.example.localhost")`)
 	fs.StringVar(&p.CookiePrefix, "cookie-prefix", "", `cookie_name_prefix of the agent and proxy (default "example")`)
-	fs.BoolVar(&p.HostPrefix, "host-prefix", false, "cookie.host_prefix of the agent and proxy is on")
+	namePrefix := fs.String("name-prefix", "none", "cookie.name_prefix of the agent and proxy: none, host or host-http")
+	fs.BoolVar(&p.HostPrefix, "host-prefix", false, "cookie.host_prefix of the agent and proxy is on (the same as -name-prefix host)")
 	fs.StringVar(&p.AgentBasePath, "agent-base-path", "", `base_path of the agent (default "/oauth-agent")`)
 	fs.StringVar(&p.APIPathPrefix, "api-path-prefix", "", `location of the API (default "/api/")`)
 	fs.StringVar(&p.AuthPath, "auth-path", "", `auth_path of the proxy (default "/_oauth-proxy/auth")`)
@@ -66,6 +68,10 @@ func run(args []string, stdout io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var err error
+	if p.NamePrefix, err = browser.ParseNamePrefix(*namePrefix); err != nil {
+		return err
 	}
 	conf, err := nginx.Render(*mode, p)
 	if err != nil {

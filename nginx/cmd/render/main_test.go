@@ -7,22 +7,23 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/nginx"
 )
 
 func TestRun(t *testing.T) {
 	var out bytes.Buffer
 	err := run([]string{"-mode", "auth_request", "-snippet", "-agent", "127.0.0.1:8080,127.0.0.1:8090", "-agent", "127.0.0.1:8091",
-		"-proxy", "unix:/run/th/proxy.sock", "-api", "127.0.0.1:9000", "-cookie-prefix", "app"}, &out)
+		"-proxy", "unix:/run/th/proxy.sock", "-api", "127.0.0.1:9000", "-cookie-prefix", "app", "-name-prefix", "host-http"}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want, err := nginx.Render(nginx.ModeAuthRequest, nginx.Params{Snippet: true, Agents: []string{"127.0.0.1:8080", "127.0.0.1:8090", "127.0.0.1:8091"},
-		Proxies: []string{"unix:/run/th/proxy.sock"}, APIs: []string{"127.0.0.1:9000"}, CookiePrefix: "app"})
+		Proxies: []string{"unix:/run/th/proxy.sock"}, APIs: []string{"127.0.0.1:9000"}, CookiePrefix: "app", NamePrefix: browser.NamePrefixHostHTTP})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.String() != string(want) {
+	if out.String() != string(want) || !strings.Contains(out.String(), "__Host-Http-app-auth") {
 		t.Errorf("render wrote\n%s\nwant\n%s", out.String(), want)
 	}
 
@@ -43,6 +44,8 @@ func TestRunRefuses(t *testing.T) {
 		{"-mode", "tls", "-snippet"},           // no certificate
 		{"-mode", "upstream", "-snippet", "x"}, // stray argument
 		{"-mode", "upstream", "-snippet", "-agent", "x;y"},
+		{"-mode", "upstream", "-snippet", "-name-prefix", "__Host-"},
+		{"-mode", "upstream", "-snippet", "-name-prefix", "host-http", "-host-prefix"}, // contradicting
 	} {
 		if err := run(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("render %q succeeded", args)
