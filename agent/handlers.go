@@ -54,16 +54,24 @@ func (a *Agent) loginStart(ctx *fasthttp.RequestCtx, st *state, req *request) er
 	// not JSON is ignored.
 	_ = json.Unmarshal(ctx.PostBody(), &body)
 
-	login := loginState{State: randomString(32), Nonce: randomString(32), CodeVerifier: oauth2.GenerateVerifier()}
+	login := loginState{State: randomString(32), CodeVerifier: oauth2.GenerateVerifier()}
 	params := url.Values{
 		"response_type":         {"code"},
 		"client_id":             {p.oauth2.ClientID},
 		"redirect_uri":          {p.oauth2.RedirectURL},
 		"scope":                 {strings.Join(p.oauth2.Scopes, " ")},
 		"state":                 {login.State},
-		"nonce":                 {login.Nonce},
 		"code_challenge":        {oauth2.S256ChallengeFromVerifier(login.CodeVerifier)},
 		"code_challenge_method": {"S256"},
+	}
+	// nonce is an OpenID Connect parameter (Core §3.1.2.1): a plain OAuth
+	// 2.0 request goes without it, and an OP may refuse it there
+	// (oidc-provider answers invalid_request). An ID token that comes
+	// anyway is still verified, without a nonce to compare; PKCE binds the
+	// token response to this login.
+	if openIDScope(st.cfg.Scope) {
+		login.Nonce = randomString(32)
+		params.Set("nonce", login.Nonce)
 	}
 	if err := addExtraParams(params, body.ExtraParams, st.cfg.ExtraParamsAllowed); err != nil {
 		return err

@@ -181,8 +181,8 @@ func TestOAuthOnly(t *testing.T) {
 	a := startAgent(t, func(c *Config) { c.Scope = "api:read profile"; c.Logout.RevokeRefreshToken = true })
 	b := a.spa()
 	start := a.call(b, "POST", "/oauth-agent/login/start", nil)
-	if q := spatest.Query(t, start.JSON()["authorizationRequestUrl"].(string)); q.Get("scope") != "api:read profile" {
-		t.Fatalf("scope %q", q.Get("scope"))
+	if q := spatest.Query(t, start.JSON()["authorizationRequestUrl"].(string)); q.Get("scope") != "api:read profile" || q.Has("nonce") {
+		t.Fatalf("scope %q, nonce %v: want no nonce without openid", q.Get("scope"), q.Has("nonce"))
 	}
 	m := a.login(b)
 	if m["handled"] != true || m["isLoggedIn"] != true || b.CSRF == "" {
@@ -234,12 +234,18 @@ func TestOAuthOnly(t *testing.T) {
 	})
 	t.Run("an ID token is checked when it comes", func(t *testing.T) {
 		a := startAgent(t, func(c *Config) { c.Scope = "api:read" })
-		a.as.Set(func(f *astest.Faults) { f.IDTokenWithoutOpenID = true; f.IDTokenWrongNonce = true })
+		a.as.Set(func(f *astest.Faults) { f.IDTokenWithoutOpenID = true; f.IDTokenWrongAudience = true })
 		b := a.spa()
 		start := a.call(b, "POST", "/oauth-agent/login/start", nil)
 		redirect, _ := a.as.Authorize(start.JSON()["authorizationRequestUrl"].(string))
 		if r := a.call(b, "POST", "/oauth-agent/login/end", map[string]string{"pageUrl": redirect.String()}); r.Status != 400 || r.Code() != "invalid_request" {
 			t.Fatalf("login/end with a bad ID token: %d %s", r.Status, r.Body)
+		}
+		// A good one makes an OpenID Connect session.
+		a.as.Set(func(f *astest.Faults) { f.IDTokenWrongAudience = false })
+		a.login(b)
+		if r := a.call(b, "GET", "/oauth-agent/claims", nil); r.Status != 200 || r.JSON()["sub"] != "demo-user" {
+			t.Fatalf("claims: %d %s", r.Status, r.Body)
 		}
 	})
 	t.Run("openid without an ID token", func(t *testing.T) {

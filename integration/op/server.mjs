@@ -78,6 +78,10 @@ const provider = new Provider(issuer, {
   jwks: { keys: [signingKey] },
   cookies: { keys: [randomBytes(32).toString('base64url')] },
   claims: { openid: ['sub'], profile: ['name'] },
+  // api:read is a scope of no OpenID Connect meaning: asked for without
+  // openid it makes a plain OAuth 2.0 grant (no ID token), which the
+  // agent's OAuth-only sessions are tested with (integration/hygiene_agent_test.go).
+  scopes: ['openid', 'offline_access', 'api:read'],
   async findAccount(ctx, id) {
     return {
       accountId: id,
@@ -131,6 +135,13 @@ for (const name of [
     console.error(`${name}: ${err?.message ?? err}${detail}`);
   });
 }
+
+// The UserInfo endpoint's method, which the agent's userinfo_method
+// chooses (integration/hygiene_agent_test.go counts it).
+provider.use(async (ctx, next) => {
+  if (ctx.path === '/me') console.log(`EVENT userinfo ${ctx.method}`);
+  await next();
+});
 
 handler = provider.callback();
 
