@@ -405,3 +405,25 @@ func TestExtraParams(t *testing.T) {
 		})
 	}
 }
+
+// TestPathMatch: RFC 6265 §5.1.4's path-match, which decides whether
+// logout could have seen a cookie.
+func TestPathMatch(t *testing.T) {
+	for _, tt := range []struct {
+		req, cookie string
+		want        bool
+	}{
+		{"/oauth-agent/logout", "/", true},
+		{"/oauth-agent/logout", "/oauth-agent", true},
+		{"/oauth-agent", "/oauth-agent", true},
+		{"/oauth-agent/logout", "/oauth-agent/refresh", false},
+		{"/oauth-agentX/logout", "/oauth-agent", false},
+		{"/oauth-agent/refresh", "/oauth-agent/refresh", true},
+		{"/app/x", "/app/", true},
+		{"/", "/oauth-agent", false},
+	} {
+		if got := pathMatch([]byte(tt.req), tt.cookie); got != tt.want {
+			t.Errorf("pathMatch(%q, %q) = %v, want %v", tt.req, tt.cookie, got, tt.want)
+		}
+	}
+}
