@@ -1,8 +1,14 @@
 package proxy
 
 import (
+	"bufio"
+	"fmt"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -127,5 +133,50 @@ func TestOptionsCORSOff(t *testing.T) {
 	resp = h.do(request{method: "GET", path: "/_oauth-proxy/auth", headers: [][2]string{header("X-Original-Method", "GET"), trusted()}})
 	if resp.status != 401 {
 		t.Fatalf("GET without a cookie: status %d, want 401", resp.status)
+	}
+}
+
+// TestUnixPeerTrusted: a peer on the Unix socket is a trusted proxy even
+// when trusted_proxies trusts no TCP peer: only local processes the
+// socket's mode admits (NGINX on the same host) can connect, and they have
+// no IP address to list.
+func TestUnixPeerTrusted(t *testing.T) {
+	dir, err := os.MkdirTemp("", "thp") // short: a socket path has at most 107 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "p.sock")
+	up := newUpstream(t)
+	h := startProxyWith(t, func(addr, newKey, oldKey, extra string) string {
+		return strings.Replace(testConfig(addr, newKey, oldKey, extra), "listen: 127.0.0.1:0", "listen: unix:"+sock, 1)
+	}, up, up.addr, "trusted_proxies: []")
+
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /api/things HTTP/1.1\r\nHost: api\r\nOrigin: %s\r\nCookie: %s\r\n"+
+		"X-Forwarded-For: 203.0.113.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: spa.example\r\n"+
+		"Forwarded: for=203.0.113.1;proto=https\r\nConnection: close\r\n\r\n", trustedOrigin, at(h))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	r, _ := up.received()
+	if resp.StatusCode != 200 || r == nil {
+		t.Fatalf("status %d, API reached: %v", resp.StatusCode, r != nil)
+	}
+	for name, want := range map[string]string{
+		"X-Forwarded-For":   "203.0.113.1", // a Unix peer has no address to append
+		"X-Forwarded-Proto": "https",
+		"X-Forwarded-Host":  "spa.example",
+		"Forwarded":         "for=203.0.113.1;proto=https",
+	} {
+		if got := r.Header.Values(name); !slices.Equal(got, []string{want}) {
+			t.Errorf("the API received %s %q, want %q kept from the Unix-socket peer", name, got, want)
+		}
 	}
 }
