@@ -1,5 +1,5 @@
 // Package agent is the OAuth Agent: the backend-for-frontend API the SPA calls
-// to log in, refresh, read user info and claims, and log out (SPEC §5). It
+// to log in, refresh, read user info and claims, and log out (contract §5). It
 // runs the OpenID Connect code flow with PKCE on the back channel and keeps
 // every token in encrypted HttpOnly cookies.
 package agent

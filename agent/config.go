@@ -9,7 +9,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/crypto"
 )
 
-// Config is the validated configuration of the oauth-agent binary (SPEC §7).
+// Config is the validated configuration of the oauth-agent binary (contract §7).
 // Build one with LoadConfig or ParseConfig, which apply the defaults noted
 // beside each field and refuse anything invalid, naming the setting.
 //
@@ -92,7 +92,7 @@ type Endpoints struct {
 	Revocation    string
 }
 
-// Cookie holds the cookie attributes (SPEC §4).
+// Cookie holds the cookie attributes (contract §4).
 type Cookie struct {
 	Domain   string // "" = host-only cookies
 	BasePath string // default "/": Path of P-at, P-csrf, P-login

@@ -18,7 +18,7 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 	return settings.Load("agent: config", path, getenv, (*fileConfig).config)
 }
 
-// ParseConfig parses and validates YAML configuration text (SPEC §7, and
+// ParseConfig parses and validates YAML configuration text (contract §7, and
 // deploy/oauth-agent.example.yaml for every setting). It returns a Config
 // with defaults applied, or an error that starts with "agent: config: " and
 // names the setting by its YAML path, such as "id_token.allowed_algs[1]".
@@ -355,7 +355,7 @@ func isLoopbackName(host string) bool {
 }
 
 // checkBasePath checks the path the agent's endpoints live under. It is
-// also a cookie Path (SPEC §4), so it must not hold ';' either.
+// also a cookie Path (contract §4), so it must not hold ';' either.
 func checkBasePath(p string) error {
 	switch {
 	case !strings.HasPrefix(p, "/"):
@@ -436,7 +436,7 @@ func checkExtraParamsAllowed(names []string) ([]string, error) {
 
 // check validates the cookie section and returns its max_age. Host-prefix
 // cookies have Path=/ and no Domain (RFC 6265bis §4.1.3.2); a setting that
-// contradicts that is refused rather than ignored (SPEC §4).
+// contradicts that is refused rather than ignored (contract §4).
 func (fc *fileCookie) check(mode browser.NamePrefix) (time.Duration, error) {
 	if fc.Domain != "" {
 		if err := checkCookieDomain(fc.Domain); err != nil {

@@ -16,7 +16,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/crypto"
 )
 
-// configKey is the public TEST key from the SPEC. Never use it anywhere but
+// configKey is the public TEST key of docs/contract.md. Never use it anywhere but
 // in tests.
 const configKey = "7b99279ab87533d3c238db874a842a91ee26a76027f3c03c317504963d2c9926"
 

@@ -12,7 +12,7 @@ import (
 )
 
 // jar writes the token-handler cookies of one configuration: names, paths
-// (SPEC §4) and attributes. It is immutable and safe for concurrent use.
+// (contract §4) and attributes. It is immutable and safe for concurrent use.
 type jar struct {
 	names browser.Names
 	codec *session.Codec

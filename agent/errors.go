@@ -8,7 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// apiError is an answer of the SPEC §5 error table: {"code", "message"}.
+// apiError is an answer of the contract §5 error table: {"code", "message"}.
 // Handlers return one; Handler writes it.
 type apiError struct {
 	status  int
@@ -27,7 +27,7 @@ func (e *apiError) Error() string {
 
 func (e *apiError) Unwrap() error { return e.cause }
 
-// The error codes of SPEC §5.
+// The error codes of contract §5.
 var (
 	errUnauthorizedRequest = &apiError{status: 401, code: "unauthorized_request", message: "The request is missing a trusted origin, a CSRF token or a cookie"}
 	errInvalidRequest      = &apiError{status: 400, code: "invalid_request", message: "The request is invalid"}

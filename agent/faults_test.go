@@ -43,7 +43,7 @@ func checkNoLeaks(t *testing.T, ignore goleak.Option) {
 }
 
 // TestASFaults: whatever the Authorization Server does wrong, each endpoint
-// that calls it answers with the status and code of SPEC §5, keeps the
+// that calls it answers with the status and code of contract §5, keeps the
 // session where it should, and leaves no goroutine behind once the agent and
 // the AS have stopped.
 func TestASFaults(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 )
 
 // TestFullFlow: login → user info → claims → refresh → logout, checking the
-// cookies' names, attributes and paths on the way (SPEC §4, §5).
+// cookies' names, attributes and paths on the way (contract §4, §5).
 func TestFullFlow(t *testing.T) {
 	a := startAgent(t, nil)
 	b := a.spa()

@@ -135,12 +135,12 @@ func (a *Agent) pushAuthorizationRequest(ctx *fasthttp.RequestCtx, st *state, p 
 }
 
 // loginEnd finishes a login when pageUrl carries an authorization response,
-// or tells the SPA on a page load whether it is logged in (SPEC §5).
+// or tells the SPA on a page load whether it is logged in (contract §5).
 func (a *Agent) loginEnd(ctx *fasthttp.RequestCtx, st *state, req *request) error {
 	var body struct {
 		PageURL string `json:"pageUrl"`
 	}
-	// No body is a page load; a body that is not JSON is the SPEC §5
+	// No body is a page load; a body that is not JSON is the contract §5
 	// server_error for malformed JSON.
 	if raw := ctx.PostBody(); len(raw) > 0 {
 		if err := json.Unmarshal(raw, &body); err != nil {

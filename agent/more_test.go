@@ -96,7 +96,7 @@ func TestLogoutRevokes(t *testing.T) {
 }
 
 // TestLoginEndBodies: an absent body is a page load; a body that is not
-// JSON is a server_error (SPEC §5 error table).
+// JSON is a server_error (contract §5 error table).
 func TestLoginEndBodies(t *testing.T) {
 	a := startAgent(t, nil)
 	b := a.spa()

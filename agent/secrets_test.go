@@ -91,7 +91,7 @@ next:
 // the agent and from an AS that fails or quotes its input, logout — and
 // checks that no access, refresh or ID token, authorization code, PKCE
 // verifier, client secret, CSRF token or cookie value appears in any log
-// line, nor in any answer body but where SPEC §5 puts it (the CSRF token of
+// line, nor in any answer body but where contract §5 puts it (the CSRF token of
 // login/end, the id_token_hint of the logout URL).
 func TestNoSecretLeaks(t *testing.T) {
 	as := astest.New(t, astest.Options{ClientSecret: "s3cret-client-credential-value"})

@@ -14,7 +14,7 @@ import (
 )
 
 // Server runs an Agent on its listener, and metrics and health endpoints on
-// the metrics listener (SPEC §7). Build it with NewServer, run Serve, stop it
+// the metrics listener (contract §7). Build it with NewServer, run Serve, stop it
 // with Shutdown. A Server is safe for concurrent use and must not be copied.
 type Server struct {
 	Agent *Agent
@@ -59,9 +59,9 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 func newHTTPServer(cfg *Config, h fasthttp.RequestHandler, log zerolog.Logger) *fasthttp.Server {
 	srv := daemon.NewHTTPServer(h, parseError, cfg.Timeouts.Read, cfg.Timeouts.Write, cfg.Timeouts.Idle, log)
 	// The request headers must fit: four cookies of up to 4 KiB each
-	// (SPEC §4).
+	// (contract §4).
 	srv.ReadBufferSize = 16 << 10
-	// The agent's request bodies are small JSON documents (SPEC §5).
+	// The agent's request bodies are small JSON documents (contract §5).
 	srv.MaxRequestBodySize = 64 << 10
 	return srv
 }
@@ -119,7 +119,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Answers to requests fasthttp could not read, in the JSON of SPEC §5.
+// Answers to requests fasthttp could not read, in the JSON of contract §5.
 var (
 	parseErrorHeaderTooBig = []byte(`{"code":"invalid_request","message":"The request headers are too large"}`)
 	parseErrorBodyTooBig   = []byte(`{"code":"invalid_request","message":"The request body is too large"}`)

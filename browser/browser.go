@@ -1,7 +1,7 @@
 // Package browser is the contract between the token handler and the browser
 // that both the OAuth Agent and the OAuth Proxy enforce: cookie names and
-// chunked cookies (SPEC §4), the Origin allow-list, the CSRF header and the
-// CORS response headers (SPEC §5, §6).
+// chunked cookies (contract §4), the Origin allow-list, the CSRF header and the
+// CORS response headers (contract §5, §6).
 //
 // It works on bytes and on two tiny interfaces that fasthttp's headers
 // satisfy, so that it imports neither the agent nor the proxy, and its checks

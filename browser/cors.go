@@ -16,7 +16,7 @@ type Headers interface {
 }
 
 // CORS writes the CORS response headers for trusted origins: the exact origin
-// echoed, credentials allowed, never "*" (SPEC §5, §6 step 1 and 7).
+// echoed, credentials allowed, never "*" (contract §5, §6 step 1 and 7).
 //
 // A CORS is immutable after NewCORS and safe for concurrent use.
 type CORS struct {

@@ -7,7 +7,7 @@ import (
 )
 
 func Example() {
-	// A TEST KEY, from SPEC §3; generate real ones with `thctl keygen`.
+	// A TEST KEY, from contract §3; generate real ones with `thctl keygen`.
 	ring, err := crypto.ParseKeyring("7b99279ab87533d3c238db874a842a91ee26a76027f3c03c317504963d2c9926")
 	if err != nil {
 		panic(err)

@@ -49,7 +49,7 @@ func TestNodeInterop(t *testing.T) {
 		t.Fatalf("node answered %d opened and %d sealed, want %d and %d", len(resp.Opened), len(resp.Sealed), len(req.Open), len(req.Seal))
 	}
 	if string(resp.Opened[0]) != specPlaintext {
-		t.Errorf("node opened the SPEC vector to %q", resp.Opened[0])
+		t.Errorf("node opened the contract's test vector to %q", resp.Opened[0])
 	}
 	for i, p := range plaintexts {
 		if !bytes.Equal(resp.Opened[i+1], p) {

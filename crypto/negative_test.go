@@ -153,5 +153,5 @@ func TestOpenRejectsWrongKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustFail(t, spec, "SPEC vector with another key", []byte(specCookie))
+	mustFail(t, spec, "contract test vector with another key", []byte(specCookie))
 }

@@ -14,7 +14,7 @@ var update = flag.Bool("update", false, "rewrite testdata/vectors.json (DARE vec
 
 const vectorsFile = "testdata/vectors.json"
 
-// specKey and specCookie are the SPEC §3 test vector: a TEST KEY, not a secret.
+// specKey and specCookie are the contract §3 test vector: a TEST KEY, not a secret.
 const (
 	specKey       = "7b99279ab87533d3c238db874a842a91ee26a76027f3c03c317504963d2c9926"
 	specCookie    = "AUixxnN28w2MjVK7sMZ3GqErPlw15NwIng-V8amEv5eu43Wr1nzhif1hU2QpKbw_L55GVxD0Kz4gKVG539ywk6g"

@@ -1,5 +1,5 @@
 // Package deploy holds no code: its tests check the systemd units and the
-// configuration examples of this directory (SPEC §7, "Bare metal / VM").
+// configuration examples of this directory (contract §7, "Bare metal / VM").
 package deploy
 
 import (

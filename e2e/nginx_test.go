@@ -51,7 +51,7 @@ const (
 	refresh204s = 5
 )
 
-// TestNGINXWithOIDCProvider is the deployment of SPEC §1 on one machine:
+// TestNGINXWithOIDCProvider is the deployment of contract §1 on one machine:
 // real NGINX in front of the OAuth Agent and the OAuth Proxy, in each of
 // the proxy's modes, the certified oidc-provider (integration/op) as the
 // Authorization Server, the demo API behind them checking oidc-provider's

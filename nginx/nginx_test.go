@@ -75,7 +75,7 @@ func newStack(t *testing.T, extra string) *stack {
 	}}
 }
 
-// pipelineCase is one request through SPEC §6, modelled on
+// pipelineCase is one request through contract §6, modelled on
 // proxy/pipeline_test.go.
 type pipelineCase struct {
 	name    string

@@ -1,5 +1,5 @@
 // Package nginx renders the NGINX configurations that put the token handler
-// behind NGINX (SPEC §6, §7): upstream mode, where NGINX sends API calls to
+// behind NGINX (contract §6, §7): upstream mode, where NGINX sends API calls to
 // the OAuth Proxy, auth_request mode, where NGINX asks the proxy and calls
 // the API itself, and upstream mode over TLS. Both modes route the OAuth
 // Agent too, with /refresh hashed on the refresh-token cookie so that
@@ -35,7 +35,7 @@ var Modes = []string{ModeUpstream, ModeAuthRequest, ModeTLS}
 
 // Params are the settings of a rendered configuration. The zero value of
 // each field is a documented default, so Params{} renders a configuration for
-// the addresses of deploy/ and SPEC §7 (the ModeTLS certificate aside).
+// the addresses of deploy/ and contract §7 (the ModeTLS certificate aside).
 //
 // Params is plain data and may be copied; Render does not modify it or keep
 // its slices.

@@ -17,7 +17,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 )
 
-// Config is the validated configuration of the oauth-proxy binary (SPEC §7).
+// Config is the validated configuration of the oauth-proxy binary (contract §7).
 // Build one with [LoadConfig] or [ParseConfig], which apply the defaults noted
 // beside each field and refuse anything invalid, naming the setting.
 //
@@ -111,7 +111,7 @@ type Timeouts struct {
 
 // Limits of a [Config]. It may be copied.
 type Limits struct {
-	MaxRequestHeaderBytes int // 4096 to 1 MiB, default 16384: large cookies must fit (SPEC §6)
+	MaxRequestHeaderBytes int // 4096 to 1 MiB, default 16384: large cookies must fit (contract §6)
 	MaxBodyBytes          int // 1 to 1 GiB, default 10485760
 }
 
@@ -121,7 +121,7 @@ type Log struct {
 	Format string        // "json" (default) or "console"
 }
 
-// keySource is where the cookie encryption keys may come from (SPEC §7).
+// keySource is where the cookie encryption keys may come from (contract §7).
 var keySource = settings.Source{
 	Setting:     "encryption_keys",
 	FileSetting: "encryption_keys_file",

@@ -13,7 +13,7 @@ func newAPIError(status int, code, message string) *apiError {
 }
 
 // The proxy's error answers. The 401 body is the reference implementation's,
-// byte for byte (SPEC §6).
+// byte for byte (contract §6).
 var (
 	errUnauthorized   = newAPIError(fasthttp.StatusUnauthorized, "unauthorized", "Access denied due to missing or invalid credentials")
 	errNoRoute        = newAPIError(fasthttp.StatusNotFound, "not_found", "No API route matches this path")

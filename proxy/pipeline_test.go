@@ -14,7 +14,7 @@ const unauthorizedBody = `{"code":"unauthorized","message":"Access denied due to
 // The token every valid cookie in these tests holds: a JWT-shaped token68.
 const token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJkZW1vIn0.c2ln-_~+/="
 
-// pipelineCase is one request through SPEC §6 steps 1 to 7.
+// pipelineCase is one request through contract §6 steps 1 to 7.
 type pipelineCase struct {
 	name    string
 	extra   string // configuration added to the harness's

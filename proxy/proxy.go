@@ -1,7 +1,7 @@
 // Package proxy is the OAuth Proxy: the hot path of the token handler. Every
 // API call from the SPA passes through it. It checks the Origin and, on
 // data-changing methods, the CSRF header, decrypts the access-token cookie
-// and forwards the call with Authorization: Bearer (SPEC §6), either to an
+// and forwards the call with Authorization: Bearer (contract §6), either to an
 // upstream itself (upstream mode) or by answering NGINX's auth_request
 // subrequest (auth_request mode).
 //
@@ -130,7 +130,7 @@ func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// serve runs the SPEC §6 pipeline and reports which route's metrics to
+// serve runs the contract §6 pipeline and reports which route's metrics to
 // count and, for a 401, why. now is the request's time in Unix seconds.
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch, now int64) (*routeMetrics, deny) {
 	req := &ctx.Request.Header

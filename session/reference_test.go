@@ -16,7 +16,7 @@ import (
 // (with fixed nonces), and FuzzOpenV2Differential holds Codec.Open to it.
 
 // TEST KEYS, public on purpose: never use one in a deployment. The first is
-// the SPEC §3 vector's key, the second counts up.
+// the contract §3 vector's key, the second counts up.
 const (
 	testKeyA = "7b99279ab87533d3c238db874a842a91ee26a76027f3c03c317504963d2c9926"
 	testKeyB = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"

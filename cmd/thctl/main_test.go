@@ -18,7 +18,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
-// TEST KEYS: the SPEC §3 vector key and another, public on purpose.
+// TEST KEYS: the contract §3 vector key and another, public on purpose.
 const (
 	specKey    = "7b99279ab87533d3c238db874a842a91ee26a76027f3c03c317504963d2c9926"
 	otherKey   = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
@@ -53,7 +53,7 @@ func TestRun(t *testing.T) {
 		wantStdout string // exact, when set
 		wantStderr string // substring, when set
 	}{
-		{"open the SPEC vector", nil, "", []string{"open", "-key", specKey, specCookie}, 0, specPlain + "\n", ""},
+		{"open the contract's test vector", nil, "", []string{"open", "-key", specKey, specCookie}, 0, specPlain + "\n", ""},
 		{"open from stdin", nil, specCookie + "\n", []string{"open", "-key", specKey}, 0, specPlain + "\n", ""},
 		{"open with the key second in -key", nil, "", []string{"open", "-key", otherKey + "," + specKey, specCookie}, 0, specPlain + "\n", ""},
 		{"open with keys from the environment", env, "", []string{"open", specCookie}, 0, specPlain + "\n", ""},

@@ -1,7 +1,7 @@
 // Package daemon is the server plumbing the oauth-proxy and oauth-agent
 // binaries share: their command line and signal handling ([Main]), opening
 // their listeners (TCP or Unix socket), their zerolog loggers, and the
-// operations endpoints /metrics, /healthz and /readyz (SPEC §7).
+// operations endpoints /metrics, /healthz and /readyz (contract §7).
 package daemon
 
 import (

@@ -1,5 +1,5 @@
 // Package deptest checks which modules a package links, so that the
-// dependency rules of the layout (SPEC §8, STYLE "Shape") hold.
+// dependency rules of the layout (contract §8, STYLE "Shape") hold.
 package deptest
 
 import (

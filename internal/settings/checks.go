@@ -158,7 +158,7 @@ func ParsePort(s string) (int, bool) {
 }
 
 // CheckCookieNamePrefix checks cookie_name_prefix with browser.CheckPrefix,
-// the one rule of what a prefix may be (SPEC §4).
+// the one rule of what a prefix may be (contract §4).
 func CheckCookieNamePrefix(setting, p string) error {
 	if browser.CheckPrefix(p) == nil {
 		return nil

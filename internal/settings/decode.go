@@ -1,5 +1,5 @@
 // Package settings is the configuration-file machinery the oauth-proxy and
-// oauth-agent binaries share (SPEC §7): strict YAML decoding into tagged
+// oauth-agent binaries share (contract §7): strict YAML decoding into tagged
 // structs, and the checks of settings both binaries have (listen addresses,
 // web origins, cookie name prefix, durations, logging, secrets and key rings
 // from exactly one source).

@@ -12,7 +12,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/crypto"
 )
 
-// Source names the three places one secret may come from (SPEC §7): a
+// Source names the three places one secret may come from (contract §7): a
 // setting holding it in the file, a setting naming a file that holds it, and
 // an environment variable. Exactly one of them must give it. A Source is
 // plain data and may be copied.
@@ -95,7 +95,7 @@ func checkPrivate(path string, mode fs.FileMode) error {
 // is on loopback, where only the developer's own browser can reach it. Add
 // here any key that gets printed in the repository.
 var PublishedTestKeys = []string{
-	"7b99279ab87533d3c238db874a842a91ee26a76027f3c03c317504963d2c9926", // SPEC §3, README, deploy/
+	"7b99279ab87533d3c238db874a842a91ee26a76027f3c03c317504963d2c9926", // contract §3, README, deploy/
 	"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", // crypto and session test vectors
 }
 

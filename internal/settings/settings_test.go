@@ -28,7 +28,7 @@ func TestDependencies(t *testing.T) {
 		"github.com/rs/zerolog", "github.com/mattn/go-colorable", "github.com/mattn/go-isatty", "go.yaml.in/yaml/v3")
 }
 
-// testKey is the public TEST key from the SPEC. Never use it anywhere but in
+// testKey is the public TEST key of docs/contract.md. Never use it anywhere but in
 // tests.
 const testKey = "7b99279ab87533d3c238db874a842a91ee26a76027f3c03c317504963d2c9926"
 
