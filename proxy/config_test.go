@@ -521,6 +521,10 @@ func TestLoadConfigExample(t *testing.T) {
 	if len(c.Routes) != 1 || c.Routes[0].PathPrefix != "/api/" || c.Routes[0].Upstreams[0].Addr != "127.0.0.1:9000" {
 		t.Errorf("Routes = %+v, want /api/ to 127.0.0.1:9000", c.Routes)
 	}
+	// The example shows the defaults it says it shows.
+	if !reflect.DeepEqual(c.TrustedProxies, defaultTrustedProxies) || c.AllowTokens || len(c.AllowTokenSchemes) != 0 {
+		t.Errorf("TrustedProxies %v, AllowTokens %v, AllowTokenSchemes %v; want the defaults", c.TrustedProxies, c.AllowTokens, c.AllowTokenSchemes)
+	}
 	checkSealingKey(t, c.Keys, configTestKey)
 }
 
