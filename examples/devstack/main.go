@@ -47,6 +47,7 @@ import (
 // ports are the stack's listening ports, all on loopback.
 type ports struct {
 	spa, agent, proxy, api, idp, nginx int
+	agentMetrics                       int // 0: no metrics listener
 }
 
 type options struct {
@@ -72,6 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.ports.idp, "idp-port", 8443, "port of the development OpenID Provider (login.example.localhost)")
 	fs.BoolVar(&o.nginx, "nginx", false, "run NGINX in front of the OAuth Agent and the OAuth Proxy (needs nginx installed)")
 	fs.IntVar(&o.ports.nginx, "nginx-port", 8000, "port of NGINX (api.example.localhost), with -nginx")
+	fs.IntVar(&o.ports.agentMetrics, "agent-metrics-port", 0, "port of the OAuth Agent's metrics and health listener (127.0.0.1: /metrics, /healthz, /readyz); 0 = none")
 	fs.DurationVar(&o.accessTTL, "access-token-ttl", 5*time.Minute, "lifetime of access tokens (short ones show refresh at work)")
 	fs.BoolVar(&o.insecurePublic, "insecure-public", false, "let the development OpenID Provider listen on a non-loopback address (never do this)")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "log level of agent and proxy: debug, info, warn or error")
@@ -210,6 +212,9 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 		Refresh:               agent.Refresh{GracePeriod: agent.DefaultGracePeriod},
 		Timeouts:              agent.Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, AS: 10 * time.Second, Shutdown: 5 * time.Second},
 		Log:                   agent.Log{Level: level, Format: "console"},
+	}
+	if o.ports.agentMetrics != 0 {
+		acfg.MetricsListen = fmt.Sprintf("127.0.0.1:%d", o.ports.agentMetrics)
 	}
 	agentSrv, err := agent.NewServer(acfg, log.With().Str("service", "oauth-agent").Logger())
 	if err != nil {
