@@ -75,12 +75,25 @@ func RemoveSocket(addr string) {
 
 // NewLogger returns a logger writing to w at level and above, with a
 // timestamp on every line: JSON lines when format is "json", human-readable
-// lines when it is "console" (the two values configuration accepts).
+// lines when it is "console" (the two values configuration accepts). Console
+// lines are coloured only when w is a terminal: a pipe, a file or journald
+// gets no escape codes (and neither does a terminal when NO_COLOR is set).
 func NewLogger(level zerolog.Level, format string, w io.Writer) zerolog.Logger {
 	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: w}
+		w = zerolog.ConsoleWriter{Out: w, NoColor: !isTerminal(w)}
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// isTerminal reports whether w is a character device, as a terminal is;
+// anything that is not an *os.File (a buffer, a pipe wrapper) is not.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // FasthttpLogger sends fasthttp's own messages (fasthttp.Server.Logger) to

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -221,6 +222,40 @@ func TestNewLogger(t *testing.T) {
 	out := buf.String()
 	if !strings.Contains(out, "hello console") || json.Valid(bytes.TrimSpace(buf.Bytes())) {
 		t.Errorf("console format wrote %q, want a human-readable line", out)
+	}
+}
+
+// TestConsoleColour: the console format writes colour codes to a terminal
+// only. A pipe, as under systemd, docker or `make run | tee`, gets none.
+func TestConsoleColour(t *testing.T) {
+	t.Setenv("NO_COLOR", "") // zerolog drops colour when it is set
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	log := NewLogger(zerolog.InfoLevel, "console", w)
+	log.Warn().Str("reason", "origin").Msg("request denied")
+	w.Close()
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out, []byte("request denied")) || bytes.IndexByte(out, 0x1b) >= 0 {
+		t.Errorf("console output to a pipe: %q, want the message and no ESC byte", out)
+	}
+	if isTerminal(w) || isTerminal(&bytes.Buffer{}) {
+		t.Error("a pipe or a buffer is taken for a terminal")
+	}
+	// A character device is what a terminal is: /dev/null stands in for
+	// one here.
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if !isTerminal(null) {
+		t.Errorf("%s, a character device, is not taken for a terminal", os.DevNull)
 	}
 }
 
