@@ -76,7 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.ports.agentMetrics, "agent-metrics-port", 0, "port of the OAuth Agent's metrics and health listener (127.0.0.1: /metrics, /healthz, /readyz); 0 = none")
 	fs.DurationVar(&o.accessTTL, "access-token-ttl", 5*time.Minute, "lifetime of access tokens (short ones show refresh at work)")
 	fs.BoolVar(&o.insecurePublic, "insecure-public", false, "let the development OpenID Provider listen on a non-loopback address (never do this)")
-	fs.StringVar(&o.logLevel, "log-level", "warn", "log level of agent and proxy: debug, info, warn or error")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level of agent and proxy: debug, info (the default: refused requests with their reason), warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
