@@ -23,8 +23,8 @@ func TestWellFormed(t *testing.T) {
 	v2Only := testCodec(t, crypto.FormatV2)
 	all := testCodec(t, crypto.FormatV2, crypto.FormatV1, crypto.FormatDARE)
 	for _, tc := range []struct {
-		name   string
-		cookie string
+		name    string
+		cookie  string
 		v2, all bool
 	}{
 		{"v2", string(v2), true, true},
