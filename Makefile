@@ -15,11 +15,16 @@ BIN         := bin
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-run: ## start the development stack (IdP, agent, proxy, API, SPA) on *.example.localhost; Ctrl-C stops it
-	$(GO) run ./examples/devstack
+# make run builds bin/devstack and execs it, rather than `go run`: go run exits 1
+# when its child stops on a signal, which make reports as "*** Error 1"; the
+# binary exits 0 on Ctrl-C and make with it (examples/devstack/foreground_linux.go).
+run: ## start the development stack (IdP, agent, proxy, API, SPA) on *.example.localhost; flags: make run ARGS="-h"; Ctrl-C stops it
+	$(GO) build -o $(BIN)/devstack ./examples/devstack
+	exec $(BIN)/devstack $(ARGS)
 
-run-nginx: ## the same stack behind NGINX (needs nginx)
-	$(GO) run ./examples/devstack -nginx
+run-nginx: ## the same stack behind NGINX (needs nginx); flags: make run-nginx ARGS="-h"
+	$(GO) build -o $(BIN)/devstack ./examples/devstack
+	exec $(BIN)/devstack -nginx $(ARGS)
 
 build: ## build static binaries into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...

@@ -5,6 +5,11 @@
 // treat as secure contexts, so Secure SameSite=Strict cookies work over plain
 // http). Ctrl-C stops everything.
 //
+// Flags move the ports and set the access tokens' lifetime and the log
+// level (`make run ARGS="-h"` lists them); a port in use stops the start
+// with the flag that moves it. Ctrl-C stops every part and exits 0, and
+// make exits 0 with it (foreground_linux.go).
+//
 //	www.example.localhost:3000    the SPA
 //	api.example.localhost:8080    the OAuth Agent (/oauth-agent)
 //	api.example.localhost:8081    the OAuth Proxy (/api → the demo API)
@@ -77,9 +82,34 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.accessTTL, "access-token-ttl", 5*time.Minute, "lifetime of access tokens (short ones show refresh at work)")
 	fs.BoolVar(&o.insecurePublic, "insecure-public", false, "let the development OpenID Provider listen on a non-loopback address (never do this)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level of agent and proxy: debug, info (the default: refused requests with their reason), warn or error")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: make run ARGS=\"flags\" (or make run-nginx ARGS=..., or bin/devstack flags)\n\n"+
+			"Runs the token handler's development stack on *.example.localhost; Ctrl-C stops it.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "devstack: unexpected argument %q (flags start with -; see -h)\n", fs.Arg(0))
+		return 2
+	}
+	if err := checkPorts(o); err != nil {
+		fmt.Fprintln(stderr, "devstack:", err)
+		return 1
+	}
+
+	// Ask for the signals before anything starts, and take the terminal
+	// (foreground_linux.go), so that Ctrl-C during the start stops the
+	// stack too, and reaches devstack alone.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	defer foreground()()
+
 	stack, err := start(o, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "devstack:", err)
@@ -91,8 +121,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "\nToken handler development stack is up%s. Open:\n\n    %s\n\nDemo users: alice, bob, carol (no password). Ctrl-C stops everything.\n\n", behind, stack.spaURL)
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	select {
 	case <-sig:
 	case err := <-stack.failed:
@@ -103,6 +131,62 @@ func run(args []string, stdout, stderr io.Writer) int {
 	stack.stop()
 	fmt.Fprintln(stdout, "devstack: stopped")
 	return 0
+}
+
+// portFlag is one of the stack's ports: its flag and what listens there.
+type portFlag struct {
+	flag, what string
+	port       int
+}
+
+// portFlags lists the ports o uses: NGINX's only with -nginx, the agent's
+// metrics port only when set.
+func portFlags(o options) []portFlag {
+	p := []portFlag{
+		{"-spa-port", "the SPA", o.ports.spa},
+		{"-agent-port", "the OAuth Agent", o.ports.agent},
+		{"-proxy-port", "the OAuth Proxy", o.ports.proxy},
+		{"-api-port", "the demo API", o.ports.api},
+		{"-idp-port", "the development OpenID Provider", o.ports.idp},
+	}
+	if o.nginx {
+		p = append(p, portFlag{"-nginx-port", "NGINX", o.ports.nginx})
+	}
+	if o.ports.agentMetrics != 0 {
+		p = append(p, portFlag{"-agent-metrics-port", "the OAuth Agent's metrics", o.ports.agentMetrics})
+	}
+	return p
+}
+
+// checkPorts says which ports are out of range, given twice or in use,
+// each with the flag that moves it, before anything starts: a part that
+// fails to listen halfway through the start says less (NGINX only that
+// bind() failed), and leaves the user to find the flag.
+func checkPorts(o options) error {
+	var errs []error
+	seen := map[int]string{}
+	for _, p := range portFlags(o) {
+		if p.port < 1 || p.port > 65535 {
+			errs = append(errs, fmt.Errorf("%s %d: not a port (1 to 65535)", p.flag, p.port))
+			continue
+		}
+		if other, ok := seen[p.port]; ok {
+			errs = append(errs, fmt.Errorf("%s and %s are both %d: give each part a port of its own", other, p.flag, p.port))
+			continue
+		}
+		seen[p.port] = p.flag
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p.port))
+		if errors.Is(err, syscall.EADDRINUSE) {
+			errs = append(errs, fmt.Errorf("port %d is in use (%s): move it with %s N (make run ARGS=\"%s N\")", p.port, p.what, p.flag, p.flag))
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("port %d (%s, %s): %w", p.port, p.what, p.flag, err))
+			continue
+		}
+		ln.Close()
+	}
+	return errors.Join(errs...)
 }
 
 // stack is the running development stack.

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+	"unsafe"
+)
+
+// foreground puts devstack in a process group of its own and makes that
+// the terminal's foreground group, when devstack shares the foreground
+// group with its parent (make, or go run); it returns the function that
+// gives the terminal back. Otherwise it does nothing.
+//
+// Why: Ctrl-C signals the terminal's whole foreground group. Under
+// `make run` that includes make, and GNU make, interrupted, waits for its
+// child and then kills itself with the same signal: the shell sees 130
+// however cleanly the stack stopped (and `go run` exits 1 when its child
+// got a signal, which make reports as "*** Error 1"). Alone in the
+// foreground, devstack gets Ctrl-C, stops every part and exits 0, and make
+// and go run exit 0 with it.
+//
+// While devstack holds the terminal, Ctrl-Z is ignored: it would stop
+// devstack but not make, and leave the shell waiting for make.
+func foreground() (restore func()) {
+	nothing := func() {}
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0) // the controlling terminal, whatever stdin is
+	if err != nil {
+		return nothing
+	}
+	fd := tty.Fd()
+	parent := syscall.Getpgrp()
+	fg, err := tcgetpgrp(fd)
+	if err != nil || fg != parent || parent == os.Getpid() {
+		// In the background, or leading the foreground group already
+		// (started by the shell itself): the shell's job control is right.
+		tty.Close()
+		return nothing
+	}
+	// tcsetpgrp from what is, after Setpgid, a background group raises
+	// SIGTTOU, which would stop devstack.
+	signal.Ignore(syscall.SIGTTOU)
+	if err := syscall.Setpgid(0, 0); err != nil {
+		signal.Reset(syscall.SIGTTOU)
+		tty.Close()
+		return nothing
+	}
+	if err := tcsetpgrp(fd, os.Getpid()); err != nil {
+		syscall.Setpgid(0, parent)
+		signal.Reset(syscall.SIGTTOU)
+		tty.Close()
+		return nothing
+	}
+	signal.Ignore(syscall.SIGTSTP)
+	return func() {
+		tcsetpgrp(fd, parent)
+		signal.Reset(syscall.SIGTSTP, syscall.SIGTTOU)
+		tty.Close()
+	}
+}
+
+// tcgetpgrp returns the terminal's foreground process group (tcgetpgrp(3)).
+func tcgetpgrp(fd uintptr) (int, error) {
+	var pgrp int32
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCGPGRP, uintptr(unsafe.Pointer(&pgrp))); errno != 0 {
+		return 0, errno
+	}
+	return int(pgrp), nil
+}
+
+// tcsetpgrp makes pgrp the terminal's foreground process group
+// (tcsetpgrp(3)).
+func tcsetpgrp(fd uintptr, pgrp int) error {
+	p := int32(pgrp)
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCSPGRP, uintptr(unsafe.Pointer(&p))); errno != 0 {
+		return errno
+	}
+	return nil
+}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package main
+
+// foreground does nothing here: the stack stops cleanly on Ctrl-C all the
+// same, but make may report the interrupt (foreground_linux.go says why).
+func foreground() (restore func()) { return func() {} }

@@ -1,0 +1,113 @@
+//go:build linux
+
+package main
+
+import (
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenhandler/tokenhandler/examples/devstack/devstacktest"
+	"github.com/tokenhandler/tokenhandler/nginx"
+)
+
+// The repository's root, where the Makefile is.
+const root = "../.."
+
+// noError is what make prints when a recipe fails or is interrupted
+// ("make: *** [Makefile:23: run] Error 1", "... Interrupt").
+var noError = regexp.MustCompile(`\*\*\*|Error|Interrupt`)
+
+// TestMakeRunCtrlC runs `make run ARGS=...` at a terminal, as a newcomer
+// does, and types Ctrl-C: every part stops, devstack says so, make exits
+// 0 without an error line, and nothing is left running or listening.
+func TestMakeRunCtrlC(t *testing.T) {
+	for _, tc := range []struct {
+		target string
+		nginx  bool
+	}{{"run", false}, {"run-nginx", true}} {
+		t.Run(tc.target, func(t *testing.T) {
+			var env []string
+			if tc.nginx {
+				env = append(env, "NGINX="+needNGINX(t))
+			}
+			s := devstacktest.Start(t, devstacktest.Config{
+				Dir: root, Target: tc.target, Ports: devstacktest.FreePorts(t), Env: env,
+				Args: []string{"-access-token-ttl", "30s", "-log-level", "debug"},
+			})
+			if left := s.Left(); len(left) < 5 {
+				t.Fatalf("the stack is up, yet only this answers: %v", left)
+			}
+			err := s.Interrupt(30 * time.Second)
+			out := s.Output()
+			t.Logf("make %s:\n%s", tc.target, out)
+			if err != nil {
+				t.Errorf("make %s after Ctrl-C: %v, want exit 0", tc.target, err)
+			}
+			if m := noError.FindString(out); m != "" {
+				t.Errorf("make %s printed %q", tc.target, m)
+			}
+			if !strings.Contains(out, "devstack: stopped") {
+				t.Error(`devstack did not print "devstack: stopped"`)
+			}
+			if left := s.Left(); len(left) > 0 {
+				t.Errorf("left after Ctrl-C: %v", left)
+			}
+		})
+	}
+}
+
+// TestMakeRunSIGINT sends SIGINT to make's process group without a
+// terminal, as a script or CI does. devstack stops cleanly and exits 0
+// (make prints no error line, which it does for a child that failed or was
+// killed), and nothing is left; make itself then dies of the SIGINT it got
+// too, as GNU make does: only at a terminal can devstack keep it from make
+// (TestMakeRunCtrlC).
+func TestMakeRunSIGINT(t *testing.T) {
+	s := devstacktest.Start(t, devstacktest.Config{Dir: root, Target: "run", Ports: devstacktest.FreePorts(t), NoTerminal: true})
+	err := s.Interrupt(30 * time.Second)
+	out := s.Output()
+	t.Logf("make run: %v\n%s", err, out)
+	if m := noError.FindString(out); m != "" {
+		t.Errorf("make run printed %q", m)
+	}
+	if !strings.Contains(out, "devstack: stopped") {
+		t.Error(`devstack did not print "devstack: stopped"`)
+	}
+	if left := s.Left(); len(left) > 0 {
+		t.Errorf("left after SIGINT: %v", left)
+	}
+}
+
+// TestMakeRunHelp: `make run ARGS=-h` prints the flags and exits 0.
+func TestMakeRunHelp(t *testing.T) {
+	cmd := exec.Command("make", "--no-print-directory", "run", "ARGS=-h")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Errorf("make run ARGS=-h: %v, want exit 0\n%s", err, out)
+	}
+	for _, want := range []string{"-access-token-ttl", "-log-level", "-spa-port"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("make run ARGS=-h lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// needNGINX returns the NGINX executable (nginx.Binary). Without one the
+// test skips, unless CI is set, where it fails: CI installs NGINX.
+func needNGINX(t *testing.T) string {
+	t.Helper()
+	p, err := nginx.Binary()
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("nginx not found: apt-get install -y nginx (or set NGINX)")
+	}
+	t.Skip("nginx not found: apt-get install -y nginx (or set NGINX)")
+	return ""
+}
