@@ -14,6 +14,9 @@ import (
 //     would silently replace Host;
 //   - a field name that is not an RFC 9110 §5.1 token ("Bad Name: x"), or
 //     a line without a colon (a folded line, RFC 9112 §5.2);
+//   - Authorization twice: it holds one set of credentials (RFC 9110
+//     §11.6.2), and which line counts would be up to each reader (NGINX
+//     answers such a request 400 too);
 //   - Transfer-Encoding beside Content-Length, or a Transfer-Encoding other
 //     than exactly "chunked" (RFC 9112 §6.1, §6.3): the classic shapes of
 //     request smuggling. fasthttp itself refuses duplicate Content-Length
@@ -30,7 +33,7 @@ func ambiguous(h *fasthttp.RequestHeader) bool {
 	// The parsed header keeps no trace of "identity", and the server sets a
 	// Content-Length of its own on bodiless requests: only the raw bytes
 	// tell.
-	var te, cl bool
+	var te, cl, auth bool
 	for raw := h.RawHeaders(); len(raw) > 0; {
 		line := raw
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
@@ -58,6 +61,11 @@ func ambiguous(h *fasthttp.RequestHeader) bool {
 			te = true
 		case len(name) == len("Content-Length") && (name[0]|0x20) == 'c' && bytes.EqualFold(name, strContentLength):
 			cl = true
+		case len(name) == len("Authorization") && (name[0]|0x20) == 'a' && bytes.EqualFold(name, fieldAuthorization):
+			if auth {
+				return true
+			}
+			auth = true
 		}
 	}
 	return te && cl

@@ -45,6 +45,7 @@ type state struct {
 	codec       *session.Codec
 	maxLifetime int64 // session.max_lifetime in seconds
 	names       browser.Names
+	csrfField   []string // names.CSRFHeader, for dropRequestFields
 	origins     browser.Origins
 	cors        *browser.CORS
 	authPath    string   // "" when the auth endpoint is off
@@ -90,6 +91,7 @@ func (p *Proxy) Reload(cfg *Config, log zerolog.Logger) error {
 		codec:       codec,
 		maxLifetime: settings.MaxLifetimeSeconds(cfg.MaxLifetime),
 		names:       names,
+		csrfField:   []string{names.CSRFHeader},
 		origins:     browser.NewOrigins(cfg.TrustedWebOrigins),
 		cors:        browser.NewCORS(cfg.CORS.Enabled, cfg.CORS.AllowMethods, cfg.CORS.AllowHeaders, cfg.CORS.ExposeHeaders, cfg.CORS.MaxAge),
 		log:         log.Level(cfg.Log.Level),
@@ -197,17 +199,15 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch, now int64
 		return rm, denyNone
 	}
 	if !passThrough {
-		// 6. The token replaces every Authorization the browser sent:
-		// SetBytesV alone replaces only the first, and a second one
-		// would reach the API beside the token.
-		req.Del(fasthttp.HeaderAuthorization)
+		// 6. The token replaces the Authorization the browser sent, in
+		// its place (step 0 refused two).
 		req.SetBytesV(fasthttp.HeaderAuthorization, s.bearer)
 		if st.cfg.RemoveCookieHeaders {
-			stripTokenHandlerCookies(req, &st.names, s)
+			stripTokenHandlerCookies(req, st, s)
 		}
 	} else if st.cfg.RemoveCookieHeaders {
 		s.cookies = browser.RawCookies(req.PeekAll(fasthttp.HeaderCookie))
-		stripTokenHandlerCookies(req, &st.names, s)
+		stripTokenHandlerCookies(req, st, s)
 	}
 	p.forward(ctx, st, rt, s)
 	return rm, denyNone
@@ -309,13 +309,13 @@ func (p *Proxy) authorize(ctx *fasthttp.RequestCtx, st *state, s *scratch, metho
 // DelCookie would reorder them), except nameless ones: fasthttp writes a
 // nameless cookie as its bare value, which can parse back as another cookie
 // ("=a=b" as "a=b"). s.cookies must hold the Cookie headers.
-func stripTokenHandlerCookies(req *fasthttp.RequestHeader, names *browser.Names, s *scratch) {
-	s.buf = s.cookies.AppendWithout(s.buf[:0], names.All())
-	req.Del(fasthttp.HeaderCookie)
+func stripTokenHandlerCookies(req *fasthttp.RequestHeader, st *state, s *scratch) {
+	s.buf = s.cookies.AppendWithout(s.buf[:0], st.names.All())
+	req.Del(fasthttp.HeaderCookie) // kept apart by fasthttp: no other line moves
 	if len(s.buf) > 0 {
 		req.SetBytesV(fasthttp.HeaderCookie, s.buf)
 	}
-	req.Del(names.CSRFHeader)
+	dropRequestFields(req, s, st.csrfField, nil)
 }
 
 const bearerPrefix = "Bearer "
@@ -386,6 +386,9 @@ type scratch struct {
 	atEnv   session.Envelope   // the access-token cookie's, when v2
 	csrfEnv session.Envelope   // the CSRF cookie's, when v2
 	id      [maxRequestID]byte
+	// Field lines copied while removing fields (fields.go).
+	fields       []byte
+	lines, drops []fieldLine
 }
 
 // maxPooledScratch caps what goes back to the pool (golang/go#23199).
@@ -399,11 +402,12 @@ var scratchPool = sync.Pool{New: func() any {
 func acquireScratch() *scratch { return scratchPool.Get().(*scratch) }
 
 func releaseScratch(s *scratch) {
-	if cap(s.cookie)+cap(s.bearer)+cap(s.buf)+cap(s.csrf) > maxPooledScratch {
+	if cap(s.cookie)+cap(s.bearer)+cap(s.buf)+cap(s.csrf)+cap(s.fields) > maxPooledScratch {
 		return
 	}
 	clear(s.bearer) // the token must not linger in pooled memory
 	clear(s.csrf)
+	clear(s.fields[:cap(s.fields)]) // field lines copied beside the token
 	s.cookies = nil
 	s.found = browser.Found{} // it points into the request's headers
 	scratchPool.Put(s)

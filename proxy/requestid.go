@@ -35,7 +35,7 @@ func (r *requestIDs) init() {
 func (r *requestIDs) set(ctx *fasthttp.RequestCtx, s *scratch) []byte {
 	id := ctx.Request.Header.Peek(HeaderRequestID)
 	if validRequestID(id) {
-		id = append(s.id[:0], id...) // Del below reuses the header's memory
+		id = append(s.id[:0], id...) // dropRequestFields may reuse the header's memory
 	} else {
 		b := append(s.id[:0], r.prefix[:]...)
 		b = append(b, '-')
@@ -43,11 +43,15 @@ func (r *requestIDs) set(ctx *fasthttp.RequestCtx, s *scratch) []byte {
 	}
 	// Every copy goes: SetBytesV alone replaces only the first, and a
 	// second X-Request-Id would reach the API beside ours.
-	ctx.Request.Header.Del(HeaderRequestID)
+	if len(ctx.Request.Header.PeekAll(HeaderRequestID)) > 1 {
+		dropRequestFields(&ctx.Request.Header, s, requestIDField, nil)
+	}
 	ctx.Request.Header.SetBytesV(HeaderRequestID, id)
 	ctx.Response.Header.SetBytesV(HeaderRequestID, id)
 	return id
 }
+
+var requestIDField = []string{HeaderRequestID}
 
 func validRequestID(id []byte) bool {
 	if len(id) == 0 || len(id) > maxRequestID {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"time"
 
@@ -88,12 +89,30 @@ func closeRoutesLater(routes []*route, after time.Duration) {
 
 // hopByHop are the RFC 9110 §7.6.1 connection-specific fields a proxy must
 // not forward. fasthttp manages Connection and Transfer-Encoding itself.
-var hopByHop = []string{"Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "TE", "Trailer", "Upgrade"}
+var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "TE", "Trailer", "Upgrade"}
 
 var corsResponseHeaders = []string{
 	fasthttp.HeaderAccessControlAllowOrigin, fasthttp.HeaderAccessControlAllowCredentials,
 	fasthttp.HeaderAccessControlExposeHeaders, fasthttp.HeaderAccessControlAllowMethods,
 	fasthttp.HeaderAccessControlAllowHeaders, fasthttp.HeaderAccessControlMaxAge,
+}
+
+// What forward removes from requests and answers, besides the fields a
+// Connection header names. The X-Forwarded fields are written again; the
+// answer's X-Request-Id is replaced by the request's.
+var (
+	requestDrop          = slices.Concat(hopByHop, []string{fasthttp.HeaderXForwardedFor, fasthttp.HeaderXForwardedProto, fasthttp.HeaderXForwardedHost})
+	requestDropUntrusted = slices.Concat(requestDrop, []string{"Forwarded"})
+	answerDrop           = fieldNames(slices.Concat(hopByHop, []string{HeaderRequestID})...)
+	answerDropCORS       = fieldNames(slices.Concat(hopByHop, []string{HeaderRequestID}, corsResponseHeaders)...)
+)
+
+func fieldNames(names ...string) [][]byte {
+	out := make([][]byte, len(names))
+	for i, n := range names {
+		out[i] = []byte(n)
+	}
+	return out
 }
 
 // forward sends the (already rewritten) request to the route's upstream and
@@ -105,8 +124,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, s *scrat
 		return
 	}
 	closeAfter := req.Header.ConnectionClose()
-	removeHopByHop(&req.Header, s)
-	st.setForwarded(ctx, s)
+	st.rewriteHopByHop(ctx, s)
 	if rt.strip {
 		// Keep the leading slash: /api/users under /api/ becomes /users.
 		s.buf = append(s.buf[:0], ctx.Path()[len(rt.prefix)-1:]...)
@@ -138,51 +156,21 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, s *scrat
 	for _, v := range resp.PeekAll(fasthttp.HeaderConnection) {
 		s.buf = append(append(s.buf, v...), ',')
 	}
-	for tok := range tokens(s.buf) {
-		if !framingField(tok) {
-			resp.DelBytes(tok)
-		}
+	// Step 7 again: the upstream's answer replaced the headers set earlier.
+	// With CORS on, the proxy alone speaks CORS: an API's own "*" must not
+	// reach the browser beside it. The API's own X-Request-Id, every copy,
+	// gives way to ours.
+	drop := answerDrop
+	if st.cors.Enabled() {
+		drop = answerDropCORS
 	}
-	resp.Del(fasthttp.HeaderConnection)
+	dropResponseFields(resp, s, drop, s.buf)
 	if closeAfter {
 		ctx.SetConnectionClose()
 	}
-	for _, h := range hopByHop {
-		resp.Del(h)
-	}
-	// Step 7 again: the upstream's answer replaced the headers set earlier.
-	// With CORS on, the proxy alone speaks CORS: an API's own "*" must not
-	// reach the browser beside it.
-	if st.cors.Enabled() {
-		for _, h := range corsResponseHeaders {
-			resp.Del(h)
-		}
-	}
 	origin := req.Header.Peek(fasthttp.HeaderOrigin)
 	st.cors.Response(resp, origin, st.origins.Trusted(origin))
-	// The API's own X-Request-Id, every copy, gives way to ours.
-	resp.Del(HeaderRequestID)
 	resp.SetBytesV(HeaderRequestID, req.Header.Peek(HeaderRequestID))
-}
-
-// removeHopByHop deletes the hop-by-hop request headers, including those the
-// Connection header names.
-func removeHopByHop(h *fasthttp.RequestHeader, s *scratch) {
-	s.buf = s.buf[:0]
-	for _, v := range h.PeekAll(fasthttp.HeaderConnection) { // every Connection line
-		s.buf = append(append(s.buf, v...), ',')
-	}
-	for tok := range tokens(s.buf) {
-		if !framingField(tok) {
-			h.DelBytes(tok)
-		}
-	}
-	// Also resets the request's Connection: close; forward restores it on
-	// the response side.
-	h.Del(fasthttp.HeaderConnection)
-	for _, name := range hopByHop {
-		h.Del(name)
-	}
 }
 
 // framingField reports whether a field name that Connection names is one
@@ -226,23 +214,31 @@ func trimOWS(b []byte) []byte {
 	return b
 }
 
-// setForwarded writes X-Forwarded-For, -Proto and -Host, one copy each.
-// From a trusted proxy (trusted_proxies, or a Unix-socket peer) what it
-// sent is kept: its X-Forwarded-For lines, joined, get the peer's address
-// appended, and its -Proto and -Host stay (the first copy) when present.
-// From anyone else they, and Forwarded (RFC 7239), are replaced: a client
-// must not choose the address, scheme or host the API sees.
-func (st *state) setForwarded(ctx *fasthttp.RequestCtx, s *scratch) {
+// rewriteHopByHop removes the request's hop-by-hop fields, those its
+// Connection names included (RFC 9110 §7.6.1), and writes X-Forwarded-For,
+// -Proto and -Host, one line each. From a trusted proxy (trusted_proxies, or
+// a Unix-socket peer) what it sent is kept: its X-Forwarded-For lines,
+// joined, get the peer's address appended, and its -Proto and -Host stay
+// (the first line) when present. From anyone else they, and Forwarded (RFC
+// 7239), are replaced: a client must not choose the address, scheme or host
+// the API sees. Removing Connection also resets the request's
+// Connection: close; forward restores it on the response side.
+func (st *state) rewriteHopByHop(ctx *fasthttp.RequestCtx, s *scratch) {
 	h := &ctx.Request.Header
 	trusted := st.trustedPeer(ctx.RemoteAddr())
-	if !trusted {
-		h.Del(headerForwarded)
-	}
+
+	// s.buf: the Connection tokens, then the three values, copied before
+	// the lines they come from go.
 	s.buf = s.buf[:0]
+	for _, v := range h.PeekAll(fasthttp.HeaderConnection) { // every Connection line
+		s.buf = append(append(s.buf, v...), ',')
+	}
+	named := len(s.buf)
+
 	if trusted {
 		for _, v := range h.PeekAll(fasthttp.HeaderXForwardedFor) {
 			if v = trimOWS(v); len(v) > 0 {
-				if len(s.buf) > 0 {
+				if len(s.buf) > named {
 					s.buf = append(s.buf, ", "...)
 				}
 				s.buf = append(s.buf, v...)
@@ -250,44 +246,45 @@ func (st *state) setForwarded(ctx *fasthttp.RequestCtx, s *scratch) {
 		}
 	}
 	if addr, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
-		if len(s.buf) > 0 {
+		if len(s.buf) > named {
 			s.buf = append(s.buf, ", "...)
 		}
 		s.buf = appendIP(s.buf, addr.IP)
 	}
-	h.Del(fasthttp.HeaderXForwardedFor)
-	if len(s.buf) > 0 {
-		h.SetBytesV(fasthttp.HeaderXForwardedFor, s.buf)
-	}
+	xff := len(s.buf)
 
-	s.buf = s.buf[:0]
 	if trusted {
 		s.buf = append(s.buf, h.Peek(fasthttp.HeaderXForwardedProto)...)
 	}
-	if len(s.buf) == 0 {
+	if len(s.buf) == xff {
 		if ctx.IsTLS() {
 			s.buf = append(s.buf, "https"...)
 		} else {
 			s.buf = append(s.buf, "http"...)
 		}
 	}
-	h.Del(fasthttp.HeaderXForwardedProto)
-	h.SetBytesV(fasthttp.HeaderXForwardedProto, s.buf)
+	proto := len(s.buf)
 
-	s.buf = s.buf[:0]
 	if trusted {
 		s.buf = append(s.buf, h.Peek(fasthttp.HeaderXForwardedHost)...)
 	}
-	if len(s.buf) == 0 {
+	if len(s.buf) == proto {
 		s.buf = append(s.buf, h.Host()...)
 	}
-	h.Del(fasthttp.HeaderXForwardedHost)
-	if len(s.buf) > 0 {
-		h.SetBytesV(fasthttp.HeaderXForwardedHost, s.buf)
+
+	drop := requestDrop
+	if !trusted {
+		drop = requestDropUntrusted
+	}
+	dropRequestFields(h, s, drop, s.buf[:named])
+	if xff > named {
+		h.SetBytesKV(fieldXForwardedFor, s.buf[named:xff])
+	}
+	h.SetBytesKV(fieldXForwardedProto, s.buf[xff:proto])
+	if len(s.buf) > proto {
+		h.SetBytesKV(fieldXForwardedHost, s.buf[proto:])
 	}
 }
-
-const headerForwarded = "Forwarded"
 
 // trustedPeer reports whether the connection's peer is a trusted proxy: a
 // Unix-socket peer (only local processes the socket's mode admits can
