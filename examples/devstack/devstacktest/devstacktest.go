@@ -30,27 +30,29 @@ import (
 // picks them.
 type Ports struct {
 	SPA, Agent, Proxy, API, IDP, NGINX int
+	AgentMetrics                       int // the agent's /metrics, /healthz, /readyz
 }
 
-// FreePorts picks six free loopback ports.
+// FreePorts picks seven free loopback ports.
 func FreePorts(t testing.TB) Ports {
 	t.Helper()
-	var p [6]int
+	var p [7]int
 	for i := range p {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer ln.Close() // held until all six are picked: six different ports
+		defer ln.Close() // held until all are picked: all different
 		p[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	return Ports{SPA: p[0], Agent: p[1], Proxy: p[2], API: p[3], IDP: p[4], NGINX: p[5]}
+	return Ports{SPA: p[0], Agent: p[1], Proxy: p[2], API: p[3], IDP: p[4], NGINX: p[5], AgentMetrics: p[6]}
 }
 
 // Args returns devstack's flags that put the stack on p.
 func (p Ports) Args() []string {
 	return []string{"-spa-port", strconv.Itoa(p.SPA), "-agent-port", strconv.Itoa(p.Agent), "-proxy-port", strconv.Itoa(p.Proxy),
-		"-api-port", strconv.Itoa(p.API), "-idp-port", strconv.Itoa(p.IDP), "-nginx-port", strconv.Itoa(p.NGINX)}
+		"-api-port", strconv.Itoa(p.API), "-idp-port", strconv.Itoa(p.IDP), "-nginx-port", strconv.Itoa(p.NGINX),
+		"-agent-metrics-port", strconv.Itoa(p.AgentMetrics)}
 }
 
 // Config says what to run.
@@ -213,7 +215,8 @@ func (s *Stack) Left() []string {
 	for _, port := range []struct {
 		flag string
 		n    int
-	}{{"-spa-port", p.SPA}, {"-agent-port", p.Agent}, {"-proxy-port", p.Proxy}, {"-api-port", p.API}, {"-idp-port", p.IDP}, {"-nginx-port", p.NGINX}} {
+	}{{"-spa-port", p.SPA}, {"-agent-port", p.Agent}, {"-proxy-port", p.Proxy}, {"-api-port", p.API}, {"-idp-port", p.IDP}, {"-nginx-port", p.NGINX},
+		{"-agent-metrics-port", p.AgentMetrics}} {
 		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port.n), time.Second); err == nil {
 			c.Close()
 			left = append(left, fmt.Sprintf("a listener on %s %d", port.flag, port.n))
