@@ -101,13 +101,21 @@ func spaFlow(t *testing.T, env ...string) {
 }
 
 // TestDevStack runs `make run`'s stack (examples/devstack) and drives the
-// SPA in Chromium: log in as a demo user, the API answers with the user's
-// subject, refresh after expiry, logout.
+// SPA in Chromium: log in as a demo user, the session panel, the API
+// answers with the user's subject, the callback URL replayed, a reload and
+// an API call after expiry each refresh once (counted in the agent's
+// metrics), the Refresh button, logout, a cancelled login. With
+// E2E_SCREENSHOT_DIR set, the screenshots spa-logged-in.png and
+// spa-after-refresh.png are kept there.
 func TestDevStack(t *testing.T) {
 	need(t)
-	spaURL := runDevstack(t, "")
-	spaFlow(t, "SPA_URL="+spaURL, "IDP=devidp", "USERNAME=alice", "ACCESS_TTL_MS=4000",
-		"SCREENSHOT="+filepath.Join(t.TempDir(), "devstack.png"))
+	ds := startDevstack(t, "")
+	dir := os.Getenv("E2E_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	spaFlow(t, "SPA_URL="+ds.spaURL, "IDP=devidp", "USERNAME=alice", "ACCESS_TTL_MS=4000", "METRICS_URL="+ds.metricsURL,
+		"SCREENSHOT="+filepath.Join(dir, "spa-logged-in.png"), "SCREENSHOT_REFRESHED="+filepath.Join(dir, "spa-after-refresh.png"))
 }
 
 // TestDevStackNGINX runs `make run-nginx`'s stack (examples/devstack
@@ -115,22 +123,28 @@ func TestDevStack(t *testing.T) {
 // drives the SPA as TestDevStack does.
 func TestDevStackNGINX(t *testing.T) {
 	need(t)
-	spaURL := runDevstack(t, needNGINX(t))
-	spaFlow(t, "SPA_URL="+spaURL, "IDP=devidp", "USERNAME=bob", "ACCESS_TTL_MS=4000")
+	ds := startDevstack(t, needNGINX(t))
+	spaFlow(t, "SPA_URL="+ds.spaURL, "IDP=devidp", "USERNAME=bob", "ACCESS_TTL_MS=4000", "METRICS_URL="+ds.metricsURL)
 }
 
-// runDevstack builds and starts examples/devstack on free ports, with
-// access tokens of 4 s, and with NGINX when nginxBin is not "". It returns
-// the URL devstack prints; cleanup stops devstack with SIGTERM.
-func runDevstack(t *testing.T, nginxBin string) string {
+// devstack is a running examples/devstack: the URL it prints, and its
+// agent's metrics listener (METRICS_URL of spa-flow.mjs).
+type devstack struct {
+	spaURL, metricsURL string
+}
+
+// startDevstack builds and starts examples/devstack on free ports, with
+// access tokens of 4 s, the agent's metrics listener on, and with NGINX
+// when nginxBin is not "". Cleanup stops devstack with SIGTERM.
+func startDevstack(t *testing.T, nginxBin string) devstack {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "devstack")
 	if out, err := exec.Command("go", "build", "-o", bin, "../examples/devstack").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	p := freePorts(t, 6)
+	p := freePorts(t, 7)
 	args := []string{"-spa-port", fmt.Sprint(p[0]), "-agent-port", fmt.Sprint(p[1]), "-proxy-port", fmt.Sprint(p[2]),
-		"-api-port", fmt.Sprint(p[3]), "-idp-port", fmt.Sprint(p[4]), "-access-token-ttl", "4s"}
+		"-api-port", fmt.Sprint(p[3]), "-idp-port", fmt.Sprint(p[4]), "-access-token-ttl", "4s", "-agent-metrics-port", fmt.Sprint(p[6])}
 	if nginxBin != "" {
 		args = append(args, "-nginx", "-nginx-port", fmt.Sprint(p[5]))
 	}
@@ -190,7 +204,7 @@ func runDevstack(t *testing.T, nginxBin string) string {
 	if want := fmt.Sprintf("http://api.example.localhost:%d/api", apiPort); cfg.APIBaseURL != want {
 		t.Fatalf("the SPA calls the API at %q, want %q", cfg.APIBaseURL, want)
 	}
-	return spaURL
+	return devstack{spaURL: spaURL, metricsURL: fmt.Sprintf("http://127.0.0.1:%d", p[6])}
 }
 
 // getJSON GETs url and decodes its JSON answer into v.

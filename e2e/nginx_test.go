@@ -44,11 +44,13 @@ const (
 	// refreshGrants is how many refresh grants the browser flow makes at
 	// the provider: one for two tabs refreshing at once, one for the
 	// refresh whose rotated token a second tab then replays (the replay
-	// makes none), one when the access token has expired.
-	refreshGrants = 3
+	// makes none), one for the reload after the access token expired, one
+	// for the API call after it expired again, one for the Refresh button.
+	refreshGrants = 5
 	// refresh204s is how many refreshes NGINX sees answered 204: the two
-	// tabs, the refresh, the replay and the one after expiry.
-	refresh204s = 5
+	// tabs, the refresh, the replay, the reload, the API call and the
+	// button.
+	refresh204s = 7
 )
 
 // TestNGINXWithOIDCProvider is the deployment of contract §1 on one machine:
@@ -84,8 +86,9 @@ func TestNGINXWithOIDCProvider(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			agentAddr := startAgent(t, &agent.Config{
+			agentAddr, metricsURL := startAgent(t, &agent.Config{
 				Listen:                "127.0.0.1:0",
+				MetricsListen:         "127.0.0.1:0",
 				BasePath:              "/oauth-agent",
 				Issuer:                op.Issuer,
 				ClientID:              "spa-client",
@@ -139,7 +142,7 @@ log: {level: info}
 			mark := op.Mark()
 			cookieFile := filepath.Join(t.TempDir(), "access-token-cookies.json")
 			spaFlow(t, "SPA_URL="+spaURL, "IDP=oidc-provider", "USERNAME="+opUser, "EXPECT_SUBJECT="+opSubject,
-				fmt.Sprintf("ACCESS_TTL_MS=%d", opAccessTTL.Milliseconds()),
+				fmt.Sprintf("ACCESS_TTL_MS=%d", opAccessTTL.Milliseconds()), "METRICS_URL="+metricsURL,
 				fmt.Sprintf("REFRESH_GRACE_MS=%d", agent.DefaultGracePeriod.Milliseconds()),
 				"COOKIE_FILE="+cookieFile,
 				"SCREENSHOT="+filepath.Join(t.TempDir(), mode+".png"))
@@ -298,8 +301,9 @@ func startAPI(t *testing.T, opts api.Options) string {
 }
 
 // startAgent runs the OAuth Agent in-process until the test ends, once it
-// has the provider's metadata, and returns its address.
-func startAgent(t *testing.T, cfg *agent.Config) string {
+// has the provider's metadata, and returns its address and, with
+// cfg.MetricsListen, its metrics listener's URL ("" without).
+func startAgent(t *testing.T, cfg *agent.Config) (addr, metricsURL string) {
 	t.Helper()
 	var logs bintest.Buffer
 	srv, err := agent.NewServer(cfg, zerolog.New(&logs).With().Timestamp().Logger())
@@ -312,7 +316,10 @@ func startAgent(t *testing.T, cfg *agent.Config) string {
 			t.Fatalf("the agent did not load the provider's metadata within 10 s:\n%s", logs.String())
 		}
 	}
-	return srv.Addr().String()
+	if a := srv.MetricsAddr(); a != nil {
+		metricsURL = "http://" + a.String()
+	}
+	return srv.Addr().String(), metricsURL
 }
 
 // startProxy runs the OAuth Proxy in-process with the configuration yaml

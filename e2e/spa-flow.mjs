@@ -1,10 +1,14 @@
 // spa-flow.mjs drives the demo SPA in headless Debian Chromium, as a user
 // would: log in through the Authorization Server's own pages, see user info
-// and claims, call the API, let the access token expire and see the SPA
-// refresh and retry, POST with the CSRF header, log out and see the cookies
-// gone. With REFRESH_GRACE_MS it also refreshes from two tabs of the session
-// at once and replays a just-rotated refresh cookie from a second browser
-// context. The Go end-to-end tests run it against each deployment.
+// and claims and the session panel, call the API, POST with the CSRF header,
+// load the login's callback URL again, reload the page after the access token
+// expired and see the SPA refresh once and stay logged in, let the token
+// expire again and see an API call refresh and retry, use the Refresh
+// button, log out and see the cookies gone, and (devidp) cancel a login and
+// see a friendly message. With REFRESH_GRACE_MS it also refreshes from two
+// tabs of the session at once and replays a just-rotated refresh cookie from
+// a second browser context. The Go end-to-end tests run it against each
+// deployment.
 //
 // Environment:
 //   SPA_URL         the SPA, e.g. http://www.example.localhost:3000/
@@ -12,7 +16,10 @@
 //   USERNAME        the user to log in as (default alice)
 //   EXPECT_SUBJECT  the subject the API must report (default USERNAME)
 //   ACCESS_TTL_MS   access-token lifetime; the flow waits it out to test refresh (0 skips that step)
-//   SCREENSHOT      optional path of a PNG of the logged-in page
+//   SCREENSHOT      optional path of a PNG of the logged-in page (after the first API call)
+//   SCREENSHOT_REFRESHED optional path of a PNG of the page after the Refresh button
+//   METRICS_URL     optional: the agent's metrics listener, e.g. http://127.0.0.1:9090;
+//                   the refresh steps then check oauth_agent_refreshes_total there
 //   REFRESH_GRACE_MS the agent's refresh.grace_period; above 0 the two-tab steps run
 //   COOKIE_FILE     optional path: the two-tab steps write the sealed access-token
 //                   cookies each refresh set there (JSON, mode 0600), for the Go
@@ -29,6 +36,7 @@ const username = env('USERNAME', 'alice');
 const subject = env('EXPECT_SUBJECT', username);
 const accessTTL = Number(env('ACCESS_TTL_MS', '0'));
 const refreshGrace = Number(env('REFRESH_GRACE_MS', '0'));
+const metricsURL = env('METRICS_URL', '').replace(/\/$/, '');
 if (!spaURL) throw new Error('SPA_URL is required');
 
 let passed = 0;
@@ -165,10 +173,46 @@ async function callAPI(tab) {
   return cookieIn(await (await request).headerValue('cookie'), isAT);
 }
 
+// refreshes returns the agent's oauth_agent_refreshes_total by result, from
+// METRICS_URL (agent/metrics.go), or null without one.
+async function refreshes() {
+  if (!metricsURL) return null;
+  const response = await fetch(`${metricsURL}/metrics`);
+  check(response.ok, `GET ${metricsURL}/metrics: ${response.status}`);
+  const counts = { all: 0 };
+  for (const m of (await response.text()).matchAll(/^oauth_agent_refreshes_total\{[^}]*result="([^"]+)"[^}]*\} (\d+)$/gm)) {
+    counts[m[1]] = Number(m[2]);
+    counts.all += Number(m[2]);
+  }
+  return counts;
+}
+
+// checkOneRefresh fails unless the agent counted exactly one refresh, and
+// that one ok, since before (a refreshes() result; nothing to check
+// without METRICS_URL).
+async function checkOneRefresh(before) {
+  if (!before) return;
+  const after = await refreshes();
+  check(after.all - before.all === 1 && (after.ok ?? 0) - (before.ok ?? 0) === 1,
+    `the agent's oauth_agent_refreshes_total went from ${JSON.stringify(before)} to ${JSON.stringify(after)}, want one more ok`);
+}
+
+// checkSession fails unless tab shows the user logged in, in the session
+// panel too, with no error, and no code or state in its address.
+async function checkSession(tab = page) {
+  await tab.waitForSelector('#status[data-state="logged-in"]');
+  await tab.waitForFunction((s) => document.querySelector('#who').dataset.sub === s, subject, { timeout: 10000 })
+    .catch(() => {});
+  check(await tab.getAttribute('#who', 'data-sub') === subject, `the session panel shows ${await text('#who', tab)}`);
+  check(await tab.isHidden('#error'), `the SPA shows an error: ${await text('#error', tab)}`);
+  check(tab.url() === spaURL, 'the authorization response\'s parameters stayed in the address bar');
+}
+
 // What COOKIE_FILE gets: the sealed access-token cookies, by step.
 const sealed = {};
 
 const page = await newTab(context);
+let callbackURL; // the login's callback (its code is spent): never printed
 
 try {
   await step('the SPA loads logged out', async () => {
@@ -177,6 +221,7 @@ try {
   });
 
   await step(`log in as ${username} through ${idp}'s own pages`, async () => {
+    const callback = page.waitForRequest((r) => r.isNavigationRequest() && r.url().startsWith(spaURL) && new URL(r.url()).searchParams.has('code'), { timeout: 60_000 });
     await page.click('#login');
     if (idp === 'devidp') {
       await page.click(`button[name="username"][value="${username}"]`);
@@ -191,7 +236,8 @@ try {
       await page.click('button[type="submit"]'); // "Continue"
     }
     await page.waitForSelector('#status[data-state="logged-in"]');
-    check(page.url() === spaURL, `the code and state stayed in the URL: ${page.url()}`);
+    check(page.url() === spaURL, 'the code and state stayed in the URL');
+    callbackURL = (await callback).url();
   });
 
   await step('the token cookies are HttpOnly, Secure, SameSite=Strict and invisible to scripts', async () => {
@@ -212,15 +258,46 @@ try {
     check((await text('#claims')).includes(subject), `claims: ${await text('#claims')}`);
   });
 
+  await step('the session panel shows who is logged in, and no token', async () => {
+    await checkSession();
+    check(await page.isVisible('#panel'), 'the session panel is hidden');
+    check(await text('#last-refresh') === 'none since this page loaded', `last refresh: ${await text('#last-refresh')}`);
+    const shown = await page.evaluate(() => document.body.innerText);
+    check(!/eyJ[\w-]{10,}/.test(shown), 'the page shows something shaped like a JWT');
+    for (const c of await apiCookies()) check(!shown.includes(c.value), `the page shows the value of cookie ${c.name}`);
+  });
+
   await step('the API answers with the user\'s subject', async () => {
     await page.click('#call-api');
     await page.waitForSelector('#api[data-calls="1"]');
     check((await text('#api')).includes(`"subject": "${subject}"`), `API answer: ${await text('#api')}`);
   });
 
+  if (env('SCREENSHOT')) await page.screenshot({ path: env('SCREENSHOT'), fullPage: true });
+
   await step('a POST carries the CSRF header through the proxy', async () => {
     await page.click('#post-api');
     await page.waitForFunction(() => document.querySelector('#api').textContent.includes('"at"'));
+  });
+
+  await step('the login\'s callback URL loaded again while logged in: still logged in, no error', async () => {
+    // The agent has no login in progress for it (its code is spent): the
+    // SPA must not show that as an error while a session exists.
+    const answers = [];
+    const seen = async (r) => {
+      if (!r.url().endsWith('/login/end')) return;
+      const sent = JSON.parse(r.request().postData() || '{}').pageUrl ?? '';
+      answers.push(`${new URL(sent).searchParams.has('code') ? 'callback' : 'page'} ${r.status()}`);
+    };
+    page.on('response', seen);
+    try {
+      await page.goto(callbackURL);
+      await checkSession();
+    } finally {
+      page.off('response', seen);
+    }
+    check(answers[0]?.startsWith('callback'), `the SPA did not send the callback URL to the agent: ${answers.join(', ')}`);
+    console.log(`     POST /login/end answers: ${answers.join(', ')}`);
   });
 
   if (refreshGrace > 0) {
@@ -277,6 +354,27 @@ try {
   }
 
   if (accessTTL > 0) {
+    await step('a reload after the access token expired: still logged in, after one refresh', async () => {
+      const before = await refreshes();
+      await page.waitForTimeout(accessTTL + 1500); // the token's own lifetime: nothing to poll for
+      const answers = [];
+      const seen = (r) => {
+        if (/\/(userInfo|claims|refresh)$/.test(r.url())) answers.push(`${new URL(r.url()).pathname.split('/').pop()} ${r.status()}`);
+      };
+      page.on('response', seen);
+      try {
+        await page.reload();
+        await checkSession();
+      } finally {
+        page.off('response', seen);
+      }
+      check(answers.includes('userInfo 401'), `the access token had not expired at the reload: ${answers.join(', ')}`);
+      check(answers.filter((a) => a.startsWith('refresh')).join() === 'refresh 204', `the SPA's refreshes: ${answers.join(', ')}`);
+      check(await page.getAttribute('#status', 'data-refreshed') === '1', 'the SPA does not count one refresh');
+      check((await text('#userinfo')).includes(subject), `user info: ${await text('#userinfo')}`);
+      await checkOneRefresh(before);
+    });
+
     await step('after the access token expires the SPA refreshes and retries', async () => {
       const before = (await apiCookies()).find((c) => /(^|-)at(\.0)?$/.test(c.name))?.value;
       const calls = Number((await page.getAttribute('#api', 'data-calls')) ?? 0);
@@ -290,7 +388,19 @@ try {
     });
   }
 
-  if (env('SCREENSHOT')) await page.screenshot({ path: env('SCREENSHOT'), fullPage: true });
+  await step('the Refresh button refreshes once and the panel says when', async () => {
+    const before = await refreshes();
+    const count = Number(await page.getAttribute('#status', 'data-refreshed') ?? 0);
+    const answer = page.waitForResponse((r) => r.url().endsWith('/refresh'));
+    await page.click('#refresh');
+    await page.waitForSelector(`#status[data-refreshed="${count + 1}"]`);
+    check((await answer).status() === 204, `POST /refresh: ${(await answer).status()}`);
+    check((await text('#last-refresh')).includes(`(${count + 1} since this page loaded)`), `last refresh: ${await text('#last-refresh')}`);
+    check(await page.isHidden('#error'), `the SPA shows an error: ${await text('#error')}`);
+    await checkOneRefresh(before);
+  });
+
+  if (env('SCREENSHOT_REFRESHED')) await page.screenshot({ path: env('SCREENSHOT_REFRESHED'), fullPage: true });
 
   await step('logout clears every token-handler cookie and ends the session at the provider', async () => {
     await page.click('#logout');
@@ -302,7 +412,14 @@ try {
       // session and sends the browser back to the post-logout redirect URI.
       await page.click('button[name="logout"][value="yes"]');
       await page.waitForURL((u) => u.href.startsWith(spaURL));
+    } else {
+      // The development provider links back, with the logout's state.
+      await page.click('a[href^="http://www.example.localhost"]');
+      await page.waitForURL((u) => u.href.startsWith(spaURL));
     }
+    await page.waitForSelector('#status[data-state="logged-out"]');
+    check(await page.isHidden('#error'), `the SPA shows an error after logout: ${await text('#error')}`);
+    check(page.url() === spaURL, 'the state stayed in the address bar after logout');
   });
 
   await step('back in the SPA, the user is logged out', async () => {
@@ -314,6 +431,17 @@ try {
     await page.click('#login');
     await page.waitForSelector(idp === 'devidp' ? 'button[name="username"]' : 'form:has(input[name="prompt"][value="login"])');
   });
+
+  if (idp === 'devidp') {
+    await step('cancelling the login at the provider: a friendly access_denied message and a clean address bar', async () => {
+      await page.click('button[name="cancel"]');
+      await page.waitForURL((u) => u.href.startsWith(spaURL));
+      await page.waitForSelector('#error[data-code="access_denied"]');
+      check((await text('#error')).startsWith('The sign-in was cancelled'), `the SPA shows: ${await text('#error')}`);
+      check(await page.getAttribute('#status', 'data-state') === 'logged-out', 'the SPA is not logged out');
+      check(page.url() === spaURL, 'the error and state stayed in the address bar');
+    });
+  }
 } catch {
   // the failing step has printed why
 } finally {

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -57,7 +59,32 @@ func TestHandler(t *testing.T) {
 			t.Errorf("%s: headers %v", path, resp.Header)
 		}
 	}
-	if resp, _ := get("/spa.go"); resp.StatusCode != http.StatusNotFound {
-		t.Errorf("/spa.go: %d, want 404", resp.StatusCode)
+	for _, path := range []string{"/spa.go", "/oauth-agent-client.test.mjs"} {
+		if resp, _ := get(path); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", path, resp.StatusCode)
+		}
+	}
+}
+
+// TestClientModule runs oauth-agent-client.test.mjs, the client module's
+// tests against a scripted fetch: refresh once and retry on token_expired
+// from userInfo, claims and the API, one refresh for concurrent callers,
+// logged out only when the refresh answers 401, a replayed callback URL as
+// a page load. It needs Node.js 18 or later; without it the test skips,
+// unless CI is set.
+func TestClientModule(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("TestClientModule needs node: apt-get install -y nodejs")
+		}
+		t.Skip("node not found: the client module's tests need Node.js")
+	}
+	out, err := exec.Command(node, "--test", "oauth-agent-client.test.mjs").CombinedOutput()
+	if err != nil {
+		t.Fatalf("node --test oauth-agent-client.test.mjs: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "# fail 0") || strings.Contains(string(out), "# pass 0\n") {
+		t.Fatalf("node --test ran no passing test:\n%s", out)
 	}
 }
