@@ -46,6 +46,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/examples/api"
 	"github.com/tokenhandler/tokenhandler/examples/devidp"
 	"github.com/tokenhandler/tokenhandler/examples/spa"
+	"github.com/tokenhandler/tokenhandler/internal/daemon"
 	"github.com/tokenhandler/tokenhandler/proxy"
 )
 
@@ -231,7 +232,7 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("-log-level: %w", err)
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: logw}).Level(level).With().Timestamp().Logger()
+	log := daemon.NewLogger(level, "console", logw) // coloured only on a terminal
 
 	spaOrigin := fmt.Sprintf("http://www.example.localhost:%d", o.ports.spa)
 	s.spaURL = spaOrigin + "/"

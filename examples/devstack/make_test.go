@@ -77,6 +77,9 @@ func TestMakeRunSIGINT(t *testing.T) {
 	if !strings.Contains(out, "devstack: stopped") {
 		t.Error(`devstack did not print "devstack: stopped"`)
 	}
+	if strings.Contains(out, "\x1b[") {
+		t.Error("the logs hold colour codes, though they went to a pipe")
+	}
 	if left := s.Left(); len(left) > 0 {
 		t.Errorf("left after SIGINT: %v", left)
 	}
