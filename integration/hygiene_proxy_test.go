@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
+	"github.com/tokenhandler/tokenhandler/nginx"
 )
 
 // TestHygieneProxy is issue #12's proxy behaviour against the built
@@ -43,14 +44,19 @@ func TestHygieneProxy(t *testing.T) {
 
 	// The stacks, each started in its own subtest with the rows that use
 	// it: a proxy that refuses a stack's settings fails those rows alone.
-	stacks := []struct{ name, proxyYAML string }{
+	stacks := []struct {
+		name, proxyYAML string
+		params          func(*nginx.Params)
+	}{
 		// Settings a proxy from before issue #12 also reads: the loopback
 		// peers trusted, own bearer tokens allowed, no Max-Age.
-		{"default", "allow_tokens: true\ncors: {enabled: true, max_age: 0}\n"},
+		{"default", "allow_tokens: true\ncors: {enabled: true, max_age: 0}\n", nil},
 		// NGINX (which connects from 127.0.0.1) trusted and a client
 		// calling from 127.0.0.2 not; DPoP tokens allowed.
-		{"issue12", "trusted_proxies: [127.0.0.1]\nallow_tokens: true\nallow_token_schemes: [DPoP]\n"},
-		{"cors off", "cors: {enabled: false}\n"},
+		{"issue12", "trusted_proxies: [127.0.0.1]\nallow_tokens: true\nallow_token_schemes: [DPoP]\n", nil},
+		// NGINX rendered for a proxy with CORS off (CORSDisabled): OPTIONS
+		// goes through auth_request like any method.
+		{"cors off", "cors: {enabled: false}\n", func(p *nginx.Params) { p.CORSDisabled = true }},
 	}
 
 	// Each row runs once per way in: "direct" is the upstream-mode proxy,
@@ -68,24 +74,16 @@ func TestHygieneProxy(t *testing.T) {
 		{"1 duplicate Authorization beside the cookie", "default", all, func(t *testing.T, s *proxyStack, via string) {
 			mark := s.api.mark()
 			a := s.send(t, via, "", "GET", "/api/dup", s.origin(), s.cookies(), "Authorization: Basic dTpw", "Authorization: Basic dTpx")
-			switch via {
-			case "upstream", "auth_request":
-				// NGINX takes one Authorization line only and refuses a
-				// second with 400 itself ("client sent duplicate header
-				// line", ngx_http_process_unique_header_line).
-				if n := len(s.api.requests(mark)); a.status != 400 || n != 0 {
-					t.Fatalf("status %d, the API saw %d requests; want NGINX's 400", a.status, n)
-				}
-			case "auth":
-				// The auth endpoint forwards nothing: what it answers
-				// is what NGINX copies into its request to the API.
-				if got := a.header.Values("Authorization"); a.status != 200 || len(got) != 1 || !strings.HasPrefix(got[0], "Bearer ") {
-					t.Fatalf("the auth endpoint answered %d, Authorization %q; want one Bearer", a.status, redact(got))
-				}
-			default:
-				if got := s.one(t, a).Header.Values("Authorization"); a.status != 200 || len(got) != 1 || !strings.HasPrefix(got[0], "Bearer ") {
-					t.Errorf("status %d, the API received Authorization %q; want the Bearer alone", a.status, redact(got))
-				}
+			// Two Authorization lines are refused with 400 everywhere:
+			// NGINX does it itself ("client sent duplicate header line",
+			// ngx_http_process_unique_header_line), the proxy and its auth
+			// endpoint in step 0, as a request two parsers could read
+			// differently. None reaches the API.
+			if n := len(s.api.requests(mark)); a.status != 400 || n != 0 {
+				t.Fatalf("status %d, the API saw %d requests; want 400 and none", a.status, n)
+			}
+			if got := a.header.Values("Authorization"); len(got) > 0 {
+				t.Errorf("the answer carries Authorization %q", redact(got))
 			}
 		}},
 		{"1 duplicate X-Request-Id and X-Forwarded-For", "default", []string{"direct", "upstream", "auth_request"}, func(t *testing.T, s *proxyStack, via string) {
@@ -149,7 +147,18 @@ func TestHygieneProxy(t *testing.T) {
 			if a.status != 200 || a.header.Get("X-Kept") != "yes" {
 				t.Fatalf("status %d, X-Kept %q", a.status, a.header.Get("X-Kept"))
 			}
-			for _, name := range []string{"X-Internal", "Proxy-Authenticate"} {
+			dropped := []string{"X-Internal", "Proxy-Authenticate"}
+			if via == "auth_request" {
+				// In auth_request mode NGINX carries the answer, and
+				// proxy_hide_header takes fixed names only: it drops
+				// Proxy-Authenticate but cannot drop what Connection
+				// names. docs/proxy.md states this limit of the mode.
+				dropped = []string{"Proxy-Authenticate"}
+				if a.header.Get("X-Internal") != "secret" {
+					t.Errorf("X-Internal %q: NGINX dropped it after all; update docs/proxy.md and this row", a.header.Get("X-Internal"))
+				}
+			}
+			for _, name := range dropped {
 				if v := a.header.Values(name); len(v) > 0 {
 					t.Errorf("the browser received %s %q", name, v)
 				}
@@ -267,7 +276,7 @@ func TestHygieneProxy(t *testing.T) {
 	rows := 0
 	for _, st := range stacks {
 		t.Run(st.name, func(t *testing.T) {
-			s := newProxyStack(t, startStack(t, op, bins, ngx, stackOptions{proxyYAML: st.proxyYAML}))
+			s := newProxyStack(t, startStack(t, op, bins, ngx, stackOptions{proxyYAML: st.proxyYAML, params: st.params}))
 			for _, tc := range tests {
 				if tc.stack != st.name {
 					continue

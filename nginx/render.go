@@ -99,6 +99,12 @@ type Params struct {
 	// the CSRF header to the API. By default it strips them, as the proxy
 	// does.
 	KeepCookieHeaders bool
+	// CORSDisabled mirrors the proxy's cors.enabled: false in auth_request
+	// mode: the proxy answers no preflight then, so NGINX sends OPTIONS
+	// through auth_request to the API like any other method (the proxy's
+	// auth endpoint lets it pass without a cookie). By default NGINX hands
+	// OPTIONS to the proxy, which answers the preflight.
+	CORSDisabled bool
 
 	// TLSCertificate and TLSCertificateKey are the PEM files of the https
 	// listener; both required in ModeTLS, and either mode serves https when
