@@ -75,6 +75,12 @@ type Config struct {
 	Timeouts Timeouts
 	Log      Log
 
+	// Warnings name each deprecated spelling the file used and the one to
+	// write instead ("cors_enabled (line 3) is deprecated: write
+	// cors.enabled"); the daemon logs them at start and -check-config
+	// prints them. Nil for a Config built in Go.
+	Warnings []string `yaml:"-"`
+
 	// Now returns the current time; nil means time.Now. Tests set it; the
 	// configuration file cannot.
 	Now func() time.Time `yaml:"-"`

@@ -33,22 +33,13 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 	return settings.Parse("agent: config", data, getenv, (*fileConfig).config)
 }
 
-var (
-	// keySource is where the cookie encryption keys may come from.
-	keySource = settings.Source{
-		Setting:     "encryption_keys",
-		FileSetting: "encryption_keys_file",
-		Env:         "TH_ENCRYPTION_KEYS",
-		What:        "cookie encryption keys",
-	}
-	// secretSource is where the client secret may come from.
-	secretSource = settings.Source{
-		Setting:     "client_secret",
-		FileSetting: "client_secret_file",
-		Env:         "TH_CLIENT_SECRET",
-		What:        "client secret",
-	}
-)
+// secretSource is where the client secret may come from.
+var secretSource = settings.Source{
+	Setting:     "client_secret",
+	FileSetting: "client_secret_file",
+	Env:         "TH_CLIENT_SECRET",
+	What:        "client secret",
+}
 
 // idTokenAlgs are the JWS algorithms an ID token may be signed with (RFC
 // 7518 §3.1, RFC 8037 §3.1): asymmetric only. HMAC would make the client
@@ -56,8 +47,12 @@ var (
 var idTokenAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
 // fileConfig is the configuration file as written. Pointers tell a setting
-// left out (nil: use the default) from one given, even as "" or false.
+// left out (nil: use the default) from one given, even as "" or false. The
+// settings the proxy has too are declared in package settings (contract §7).
 type fileConfig struct {
+	settings.Deprecations
+	settings.Keys `yaml:",inline"`
+
 	Listen        *string `yaml:"listen"`
 	MetricsListen string  `yaml:"metrics_listen"`
 	BasePath      *string `yaml:"base_path"`
@@ -81,16 +76,11 @@ type fileConfig struct {
 	UserinfoMethod        *string  `yaml:"userinfo_method"`
 	ExtraParamsAllowed    []string `yaml:"extra_params_allowed"`
 
-	CookieNamePrefix   *string          `yaml:"cookie_name_prefix"`
-	Cookie             fileCookie       `yaml:"cookie"`
-	CookieFormat       *string          `yaml:"cookie_format"`
-	CookieAccept       []string         `yaml:"cookie_accept"`
-	Session            settings.Session `yaml:"session"`
-	EncryptionKeys     []string         `yaml:"encryption_keys"`
-	EncryptionKeysFile *string          `yaml:"encryption_keys_file"`
+	Cookie  fileCookie       `yaml:"cookie"`
+	Session settings.Session `yaml:"session"`
 
-	TrustedWebOrigins []string `yaml:"trusted_web_origins"`
-	CORSEnabled       *bool    `yaml:"cors_enabled"`
+	TrustedWebOrigins []string      `yaml:"trusted_web_origins"`
+	CORS              settings.CORS `yaml:"cors"`
 
 	PAR      *string      `yaml:"par"`
 	IDToken  fileIDToken  `yaml:"id_token"`
@@ -100,13 +90,17 @@ type fileConfig struct {
 	Log      settings.Log `yaml:"log"`
 }
 
+// Renames are the settings the file may still spell as before issue #16.
+func (*fileConfig) Renames() []settings.Rename {
+	return append([]settings.Rename{{Old: "cors_enabled", New: "cors.enabled"}}, settings.SharedRenames...)
+}
+
 type fileCookie struct {
-	Domain     string  `yaml:"domain"`
-	BasePath   *string `yaml:"base_path"`
-	NamePrefix *string `yaml:"name_prefix"`
-	HostPrefix *bool   `yaml:"host_prefix"` // alias of name_prefix: host
-	SameSite   *string `yaml:"same_site"`
-	MaxAge     *string `yaml:"max_age"`
+	settings.Cookie `yaml:",inline"`
+	Domain          string  `yaml:"domain"`
+	BasePath        *string `yaml:"base_path"`
+	SameSite        *string `yaml:"same_site"`
+	MaxAge          *string `yaml:"max_age"`
 }
 
 type fileIDToken struct {
@@ -123,11 +117,8 @@ type fileLogout struct {
 }
 
 type fileTimeouts struct {
-	Read     *string `yaml:"read"`
-	Write    *string `yaml:"write"`
-	Idle     *string `yaml:"idle"`
-	AS       *string `yaml:"as"`
-	Shutdown *string `yaml:"shutdown"`
+	settings.Timeouts `yaml:",inline"`
+	AS                *string `yaml:"as"`
 }
 
 // config validates f and converts it, applying defaults. Its errors come
@@ -151,14 +142,13 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		ClientAuthMethod:      settings.ValueOr(f.ClientAuthMethod, "client_secret_basic"),
 		RedirectURI:           f.RedirectURI,
 		PostLogoutRedirectURI: f.PostLogoutRedirectURI,
-		CookieNamePrefix:      settings.ValueOr(f.CookieNamePrefix, "example"),
 		Cookie: Cookie{
 			Domain:   strings.ToLower(f.Cookie.Domain),
 			BasePath: settings.ValueOr(f.Cookie.BasePath, "/"),
 			SameSite: settings.ValueOr(f.Cookie.SameSite, "strict"),
 		},
 		TrustedWebOrigins: f.TrustedWebOrigins,
-		CORSEnabled:       settings.ValueOr(f.CORSEnabled, true),
+		CORSEnabled:       f.CORS.On(),
 		PAR:               settings.ValueOr(f.PAR, "auto"),
 		Logout:            Logout{RevokeRefreshToken: settings.ValueOr(f.Logout.RevokeRefreshToken, true)},
 	}
@@ -210,22 +200,18 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 
-	if err := settings.CheckCookieNamePrefix("cookie_name_prefix", c.CookieNamePrefix); err != nil {
+	cookie, err := f.Cookie.Cookie.Parse(&f.Deprecations)
+	if err != nil {
 		return nil, err
 	}
-	if c.Cookie.NamePrefix, err = settings.CookieNamePrefix(f.Cookie.NamePrefix, f.Cookie.HostPrefix); err != nil {
-		return nil, err
-	}
+	c.CookieNamePrefix, c.Cookie.NamePrefix, c.CookieFormat, c.CookieAccept = cookie.Prefix, cookie.NamePrefix, cookie.Format, cookie.Accept
 	if c.Cookie.MaxAge, err = f.Cookie.check(c.Cookie.NamePrefix); err != nil {
-		return nil, err
-	}
-	if c.CookieFormat, c.CookieAccept, err = settings.CookieFormats(f.CookieFormat, f.CookieAccept); err != nil {
 		return nil, err
 	}
 	if c.Session.MaxLifetime, err = f.Session.Parse("session"); err != nil {
 		return nil, err
 	}
-	if c.Keys, err = keySource.Keyring(f.EncryptionKeys, f.EncryptionKeysFile, getenv, []string{c.Listen, c.MetricsListen}); err != nil {
+	if c.Keys, err = f.Keys.Keyring(getenv, []string{c.Listen, c.MetricsListen}); err != nil {
 		return nil, err
 	}
 
@@ -249,26 +235,19 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 
-	for _, t := range []struct {
-		setting string
-		value   *string
-		def     time.Duration
-		dst     *time.Duration
-	}{
-		{"timeouts.read", f.Timeouts.Read, 30 * time.Second, &c.Timeouts.Read},
-		{"timeouts.write", f.Timeouts.Write, 30 * time.Second, &c.Timeouts.Write},
-		{"timeouts.idle", f.Timeouts.Idle, 120 * time.Second, &c.Timeouts.Idle},
-		{"timeouts.as", f.Timeouts.AS, 10 * time.Second, &c.Timeouts.AS},
-		{"timeouts.shutdown", f.Timeouts.Shutdown, 30 * time.Second, &c.Timeouts.Shutdown},
-	} {
-		if *t.dst, err = settings.PositiveDuration(t.setting, t.value, t.def); err != nil {
-			return nil, err
-		}
+	server, err := f.Timeouts.Timeouts.Parse("timeouts")
+	if err != nil {
+		return nil, err
+	}
+	c.Timeouts.Read, c.Timeouts.Write, c.Timeouts.Idle, c.Timeouts.Shutdown = server.Read, server.Write, server.Idle, server.Shutdown
+	if c.Timeouts.AS, err = settings.PositiveDuration("timeouts.as", f.Timeouts.AS, 10*time.Second); err != nil {
+		return nil, err
 	}
 
 	if c.Log.Level, c.Log.Format, err = f.Log.Parse("log"); err != nil {
 		return nil, err
 	}
+	c.Warnings = f.Warnings()
 	return c, nil
 }
 

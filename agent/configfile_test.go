@@ -93,14 +93,11 @@ post_logout_redirect_uri: https://www.example.com/bye
 scope: "openid   profile email offline_access"
 userinfo_method: POST
 extra_params_allowed: [prompt, resource]
-cookie_name_prefix: my_app-1
-cookie: {domain: Example.COM, base_path: /app, host_prefix: false, same_site: lax, max_age: 12h}
-cookie_format: dare
-cookie_accept: [v1]
+cookie: {prefix: my_app-1, domain: Example.COM, base_path: /app, name_prefix: none, same_site: lax, max_age: 12h, format: dare, accept: [v1]}
 session: {max_lifetime: 8h}
 encryption_keys: ["` + configKey + `", "` + older + `"]
 trusted_web_origins: ["https://www.example.com", "http://www.example.localhost:3000"]
-cors_enabled: false
+cors: {enabled: false}
 par: always
 id_token: {allowed_algs: [ES384, EdDSA, PS512], clock_skew: 5m}
 refresh: {grace_period: 0s}
@@ -155,6 +152,51 @@ log: {level: debug, format: console}
 	got.Keys = nil
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("ParseConfig:\n got %+v\nwant %+v", *got, want)
+	}
+}
+
+// TestParseConfigOldSpellings: the spellings from before the agent and the
+// proxy shared one shape (issue #16) give the same Config, with one
+// warning each that names the new spelling.
+func TestParseConfigOldSpellings(t *testing.T) {
+	for _, tt := range []struct {
+		name, old, new string
+		warnings       []string
+	}{
+		{"cookie_name_prefix", "cookie_name_prefix: app\n", "cookie: {prefix: app}\n", []string{"cookie_name_prefix (line 7) is deprecated: write cookie.prefix"}},
+		{"cookie_format", "cookie_format: v1\n", "cookie: {format: v1}\n", []string{"cookie_format (line 7) is deprecated: write cookie.format"}},
+		{"cookie_accept", "cookie_accept: [v1]\n", "cookie: {accept: [v1]}\n", []string{"cookie_accept (line 7) is deprecated: write cookie.accept"}},
+		{"cors_enabled", "cors_enabled: false\n", "cors: {enabled: false}\n", []string{"cors_enabled (line 7) is deprecated: write cors.enabled"}},
+		{"host_prefix", "cookie: {host_prefix: true}\n", "cookie: {name_prefix: host}\n", []string{"cookie.host_prefix: true is deprecated: write cookie.name_prefix: host"}},
+		{"all of them, beside a cookie section", "cookie_name_prefix: app\ncookie_format: v1\ncookie_accept: [dare]\ncors_enabled: false\ncookie: {same_site: lax, host_prefix: false}\n",
+			"cookie: {same_site: lax, prefix: app, format: v1, accept: [dare], name_prefix: none}\ncors: {enabled: false}\n",
+			[]string{"cors_enabled (line 10)", "cookie_name_prefix (line 7)", "cookie_format (line 8)", "cookie_accept (line 9)", "cookie.host_prefix: false"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			old, err := agent.ParseConfig([]byte(configRequired+tt.old), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur, err := agent.ParseConfig([]byte(configRequired+tt.new), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cur.Warnings != nil {
+				t.Errorf("the new spelling warns: %q", cur.Warnings)
+			}
+			if len(old.Warnings) != len(tt.warnings) {
+				t.Fatalf("warnings %q, want %q", old.Warnings, tt.warnings)
+			}
+			for i, w := range tt.warnings {
+				if !strings.HasPrefix(old.Warnings[i], w) {
+					t.Errorf("warning %q, want it to start with %q", old.Warnings[i], w)
+				}
+			}
+			old.Keys, cur.Keys, old.Warnings = nil, nil, nil
+			if !reflect.DeepEqual(old, cur) {
+				t.Errorf("old spelling:\n%+v\nnew spelling:\n%+v", old, cur)
+			}
+		})
 	}
 }
 
@@ -243,11 +285,6 @@ func TestParseConfigAccepts(t *testing.T) {
 				t.Errorf("Cookie %+v", c.Cookie)
 			}
 		}},
-		{"host_prefix agreeing with name_prefix", configRequired + "cookie: {name_prefix: host, host_prefix: true}\n", func(t *testing.T, c *agent.Config) {
-			if c.Cookie.NamePrefix != browser.NamePrefixHost {
-				t.Errorf("Cookie %+v", c.Cookie)
-			}
-		}},
 		{"bounds", configRequired + "id_token: {clock_skew: 0s}\nrefresh: {grace_period: 10s}\ncookie: {max_age: 9600h}\n", func(t *testing.T, c *agent.Config) {
 			if c.IDToken.ClockSkew != 0 || c.Refresh.GracePeriod != 10*time.Second || c.Cookie.MaxAge != 9600*time.Hour {
 				t.Errorf("IDToken %+v, Refresh %+v, Cookie %+v", c.IDToken, c.Refresh, c.Cookie)
@@ -284,7 +321,12 @@ func TestParseConfigErrors(t *testing.T) {
 		{"unknown nested setting", configRequired + "cookie: {samesite: lax}\n", `unknown setting "cookie.samesite"`},
 		{"set twice", configRequired + "client_id: other\n", "client_id: set twice (lines 2 and 7)"},
 		{"secret of the wrong type", replace("client_secret", "["+configSecret+"]"), "client_secret: must be a string"},
-		{"wrong type", configRequired + "cors_enabled: sometimes\n", "cors_enabled: must be true or false"},
+		{"wrong type", configRequired + "cors: {enabled: sometimes}\n", "cors.enabled: must be true or false"},
+		{"wrong type, old spelling", configRequired + "cors_enabled: sometimes\n", "cors.enabled: must be true or false (line 7)"},
+		{"old and new spelling", configRequired + "cors_enabled: true\ncors: {enabled: true}\n", "cors_enabled (line 7) and cors.enabled (line 8) are the same setting: keep cors.enabled"},
+		{"near a known setting", configRequired + "trusted_web_origin: [\"http://www.example.localhost:3000\"]\n", `unknown setting "trusted_web_origin" (line 7): did you mean trusted_web_origins?`},
+		{"near a known section setting", configRequired + "cookie: {same-site: lax}\n", `unknown setting "cookie.same-site" (line 7): did you mean cookie.same_site?`},
+		{"cors settings of the proxy", configRequired + "cors: {max_age: 60}\n", `unknown setting "cors.max_age" (line 7)`},
 
 		// Listeners and paths.
 		{"listen", configRequired + "listen: localhost\n", `listen: "localhost" must be host:port`},
@@ -341,7 +383,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"scope character", configRequired + "scope: \"openid pro\\\"file\"\n", `scope: "openid pro\"file" holds a character`},
 
 		// Cookies and keys.
-		{"cookie_name_prefix", configRequired + "cookie_name_prefix: a.b\n", `cookie_name_prefix: "a.b" may hold only`},
+		{"cookie.prefix", configRequired + "cookie: {prefix: a.b}\n", `cookie.prefix: "a.b" may hold only`},
+		{"cookie_name_prefix", configRequired + "cookie_name_prefix: a.b\n", `cookie.prefix: "a.b" may hold only ASCII letters, digits, '-' and '_' (written cookie_name_prefix, its deprecated spelling)`},
 		{"cookie.same_site none", configRequired + "cookie: {same_site: none}\n", `cookie.same_site: must be strict or lax, got "none"`},
 		{"cookie.same_site case", configRequired + "cookie: {same_site: Strict}\n", `cookie.same_site: must be strict or lax, got "Strict"`},
 		{"cookie.base_path relative", configRequired + "cookie: {base_path: app}\n", `cookie.base_path: "app" must start with "/"`},
@@ -354,15 +397,16 @@ func TestParseConfigErrors(t *testing.T) {
 		{"host_prefix with a domain", configRequired + "cookie: {host_prefix: true, domain: example.com}\n", "cookie.domain: must be empty when cookie.name_prefix is host"},
 		{"host-http with a domain", configRequired + "cookie: {name_prefix: host-http, domain: example.com}\n", "cookie.domain: must be empty when cookie.name_prefix is host-http"},
 		{"name_prefix unknown", configRequired + "cookie: {name_prefix: __Host-}\n", `cookie.name_prefix: must be none, host or host-http, got "__Host-"`},
-		{"host_prefix contradicting name_prefix", configRequired + "cookie: {name_prefix: host-http, host_prefix: true}\n", `cookie.host_prefix: true contradicts cookie.name_prefix "host-http"`},
-		{"host_prefix false with name_prefix host", configRequired + "cookie: {name_prefix: host, host_prefix: false}\n", `cookie.host_prefix: false contradicts`},
+		{"host_prefix beside name_prefix", configRequired + "cookie: {name_prefix: host-http, host_prefix: true}\n", `cookie.host_prefix and cookie.name_prefix are the same setting: keep cookie.name_prefix`},
+		{"host_prefix agreeing with name_prefix", configRequired + "cookie: {name_prefix: host, host_prefix: true}\n", `cookie.host_prefix and cookie.name_prefix are the same setting`},
 		{"host_prefix with a base_path", configRequired + "cookie: {host_prefix: true, base_path: /app}\n", `cookie.base_path: must be "/" when cookie.name_prefix is host: __Host- cookies have Path=/, got "/app"`},
 		{"cookie.max_age negative", configRequired + "cookie: {max_age: -1s}\n", `cookie.max_age: must be between 0s and 9600h, got "-1s"`},
 		{"cookie.max_age too long", configRequired + "cookie: {max_age: 9601h}\n", `cookie.max_age: must be between 0s and 9600h, got "9601h"`},
 		{"cookie.max_age fraction", configRequired + "cookie: {max_age: 1500ms}\n", `cookie.max_age: must be a whole number of seconds, got "1500ms"`},
 		{"cookie.max_age word", configRequired + "cookie: {max_age: forever}\n", `cookie.max_age: invalid duration "forever"`},
-		{"cookie_format", configRequired + "cookie_format: v3\n", `cookie_format: must be v2, v1 or dare, got "v3"`},
-		{"cookie_accept", configRequired + "cookie_accept: [v1, V2]\n", `cookie_accept[1]: must be v2, v1 or dare, got "V2"`},
+		{"cookie.format", configRequired + "cookie: {format: v3}\n", `cookie.format: must be v2, v1 or dare, got "v3"`},
+		{"cookie.accept", configRequired + "cookie: {accept: [v1, V2]}\n", `cookie.accept[1]: must be v2, v1 or dare, got "V2"`},
+		{"cookie_format", configRequired + "cookie_format: v3\n", `cookie.format: must be v2, v1 or dare, got "v3" (written cookie_format, its deprecated spelling)`},
 		{"max_lifetime too short", configRequired + "session: {max_lifetime: 30s}\n", `session.max_lifetime: must be between 1m and 720h, got "30s"`},
 		{"no keys", without("encryption_keys"), "encryption_keys: no cookie encryption keys: set encryption_keys, encryption_keys_file or the environment variable TH_ENCRYPTION_KEYS"},
 		{"bad key", replace("encryption_keys", "[\""+configKey[:60]+"\"]"), "encryption_keys: crypto: key 1 must be 64 hex characters"},
@@ -522,6 +566,22 @@ func TestLoadConfigExample(t *testing.T) {
 		t.Errorf("IDToken.AllowedAlgs = %v", c.IDToken.AllowedAlgs)
 	}
 	sealsWith(t, c.Keys, configKey)
+	// The example is written in the shape both daemons share.
+	if c.Warnings != nil {
+		t.Errorf("the example uses deprecated settings: %q", c.Warnings)
+	}
+}
+
+// TestLoadConfigNamesTheFile: a YAML error names the file and the line.
+func TestLoadConfigNamesTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(path, []byte(configRequired+"cookie:\n\tprefix: app\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := agent.LoadConfig(path, nil)
+	if want := "agent: config: " + path + ": line 8: "; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error %v, want it to start with %q", err, want)
+	}
 }
 
 func TestLoadConfigMissingFile(t *testing.T) {

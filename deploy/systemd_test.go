@@ -268,11 +268,73 @@ func TestExampleConfigs(t *testing.T) {
 			if err := os.WriteFile(config, []byte(strings.ReplaceAll(string(data), credDir, dir+"/")), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(filepath.Join(bin, u.binary), "-config", config, "-check-config")
-			cmd.Env = []string{} // no TH_* variable from the test's environment
-			out, err := cmd.CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "configuration OK") {
-				t.Errorf("%s -check-config: %v\n%s", u.binary, err, out)
+			stdout, stderr, err := checkConfig(bin, u.binary, config)
+			if err != nil || !strings.Contains(stdout, "configuration OK") {
+				t.Errorf("%s -check-config: %v\n%s%s", u.binary, err, stdout, stderr)
+			}
+			// Written in the shape both daemons share: no deprecated spelling.
+			if stderr != "" {
+				t.Errorf("%s -check-config warns:\n%s", u.binary, stderr)
+			}
+		})
+	}
+}
+
+// checkConfig runs binary -config path -check-config from bin with an empty
+// environment (no TH_* variable from the test's) and returns its output.
+func checkConfig(bin, binary, path string) (stdout, stderr string, err error) {
+	cmd := exec.Command(filepath.Join(bin, binary), "-config", path, "-check-config")
+	cmd.Env = []string{}
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// TestExamples: the full examples check, in the shared shape (no warning).
+func TestExamples(t *testing.T) {
+	bin := buildBinaries(t)
+	for _, binary := range []string{"oauth-agent", "oauth-proxy"} {
+		stdout, stderr, err := checkConfig(bin, binary, binary+".example.yaml")
+		if err != nil || !strings.Contains(stdout, "configuration OK") || stderr != "" {
+			t.Errorf("%s -check-config %s.example.yaml: %v\nstdout: %s\nstderr: %s", binary, binary, err, stdout, stderr)
+		}
+	}
+}
+
+// TestOldShapeConfigs: the examples as they were before the agent and the
+// proxy shared one shape (issue #16) still check, and -check-config warns
+// once per old spelling, naming the new one.
+func TestOldShapeConfigs(t *testing.T) {
+	bin := buildBinaries(t)
+	for _, tt := range []struct {
+		binary   string
+		warnings []string
+	}{
+		{"oauth-agent", []string{
+			"cors_enabled (line 114) is deprecated: write cors.enabled",
+			"cookie_name_prefix (line 76) is deprecated: write cookie.prefix",
+			"cookie_format (line 90) is deprecated: write cookie.format",
+			"cookie.host_prefix: false is deprecated: write cookie.name_prefix: none",
+		}},
+		{"oauth-proxy", []string{
+			"cookie_name_prefix (line 19) is deprecated: write cookie.prefix",
+			"cookie_format (line 44) is deprecated: write cookie.format",
+			"cookie.host_prefix: false is deprecated: write cookie.name_prefix: none",
+		}},
+	} {
+		t.Run(tt.binary, func(t *testing.T) {
+			path := filepath.Join("testdata", tt.binary+".before-16.yaml")
+			stdout, stderr, err := checkConfig(bin, tt.binary, path)
+			if err != nil || !strings.Contains(stdout, "configuration OK") {
+				t.Fatalf("-check-config: %v\nstdout: %s\nstderr: %s", err, stdout, stderr)
+			}
+			var want strings.Builder
+			for _, w := range tt.warnings {
+				want.WriteString(tt.binary + ": " + path + ": warning: " + w + "\n")
+			}
+			if stderr != want.String() {
+				t.Errorf("stderr:\n%s\nwant:\n%s", stderr, want.String())
 			}
 		})
 	}

@@ -68,6 +68,11 @@ type Config struct {
 	Timeouts    Timeouts
 	Limits      Limits
 	Log         Log
+	// Warnings name each deprecated spelling the file used and the one
+	// to write instead ("cookie_format (line 3) is deprecated: write
+	// cookie.format"); the daemon logs them at start and -check-config
+	// prints them. Nil for a Config built in Go.
+	Warnings []string
 }
 
 // CORS is the cross-origin part of a [Config]. It is plain data, read-only
@@ -121,14 +126,6 @@ type Log struct {
 	Format string        // "json" (default) or "console"
 }
 
-// keySource is where the cookie encryption keys may come from (contract §7).
-var keySource = settings.Source{
-	Setting:     "encryption_keys",
-	FileSetting: "encryption_keys_file",
-	Env:         "TH_ENCRYPTION_KEYS",
-	What:        "cookie encryption keys",
-}
-
 // LoadConfig reads the YAML file at path and returns the validated
 // configuration, as [ParseConfig] does.
 func LoadConfig(path string, getenv func(string) string) (*Config, error) {
@@ -148,14 +145,15 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 }
 
 // fileConfig is the configuration file as written. Pointers tell a setting
-// left out (nil: use the default) from one given, even as "" or false.
+// left out (nil: use the default) from one given, even as "" or false. The
+// settings the agent has too are declared in package settings (contract §7).
 type fileConfig struct {
+	settings.Deprecations
+	settings.Keys `yaml:",inline"`
+
 	Listen              *string          `yaml:"listen"`
 	MetricsListen       string           `yaml:"metrics_listen"`
-	CookieNamePrefix    *string          `yaml:"cookie_name_prefix"`
-	Cookie              fileCookie       `yaml:"cookie"`
-	EncryptionKeys      []string         `yaml:"encryption_keys"`
-	EncryptionKeysFile  *string          `yaml:"encryption_keys_file"`
+	Cookie              settings.Cookie  `yaml:"cookie"`
 	TrustedWebOrigins   []string         `yaml:"trusted_web_origins"`
 	CORS                fileCORS         `yaml:"cors"`
 	AllowTokens         bool             `yaml:"allow_tokens"`
@@ -165,21 +163,17 @@ type fileConfig struct {
 	AuthPath            *string          `yaml:"auth_path"`
 	AuthEndpoint        *bool            `yaml:"auth_endpoint"`
 	Routes              []fileRoute      `yaml:"routes"`
-	CookieFormat        *string          `yaml:"cookie_format"`
-	CookieAccept        []string         `yaml:"cookie_accept"`
 	Session             settings.Session `yaml:"session"`
 	Timeouts            fileTimeouts     `yaml:"timeouts"`
 	Limits              fileLimits       `yaml:"limits"`
 	Log                 settings.Log     `yaml:"log"`
 }
 
-type fileCookie struct {
-	NamePrefix *string `yaml:"name_prefix"`
-	HostPrefix *bool   `yaml:"host_prefix"` // alias of name_prefix: host
-}
+// Renames are the settings the file may still spell as before issue #16.
+func (*fileConfig) Renames() []settings.Rename { return settings.SharedRenames }
 
 type fileCORS struct {
-	Enabled       *bool    `yaml:"enabled"`
+	settings.CORS `yaml:",inline"`
 	AllowMethods  []string `yaml:"allow_methods"`
 	AllowHeaders  []string `yaml:"allow_headers"`
 	ExposeHeaders []string `yaml:"expose_headers"`
@@ -193,12 +187,9 @@ type fileRoute struct {
 }
 
 type fileTimeouts struct {
-	Read     *string `yaml:"read"`
-	Write    *string `yaml:"write"`
-	Idle     *string `yaml:"idle"`
-	Upstream *string `yaml:"upstream"`
-	Shutdown *string `yaml:"shutdown"`
-	Park     *string `yaml:"park"`
+	settings.Timeouts `yaml:",inline"`
+	Upstream          *string `yaml:"upstream"`
+	Park              *string `yaml:"park"`
 }
 
 type fileLimits struct {
@@ -212,13 +203,12 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	c := &Config{
 		Listen:              settings.ValueOr(f.Listen, "127.0.0.1:8081"),
 		MetricsListen:       f.MetricsListen,
-		CookieNamePrefix:    settings.ValueOr(f.CookieNamePrefix, "example"),
 		TrustedWebOrigins:   f.TrustedWebOrigins,
 		AllowTokens:         f.AllowTokens,
 		RemoveCookieHeaders: settings.ValueOr(f.RemoveCookieHeaders, true),
 		AuthPath:            settings.ValueOr(f.AuthPath, "/_oauth-proxy/auth"),
 		CORS: CORS{
-			Enabled:       settings.ValueOr(f.CORS.Enabled, true),
+			Enabled:       f.CORS.On(),
 			AllowMethods:  f.CORS.AllowMethods,
 			AllowHeaders:  f.CORS.AllowHeaders,
 			ExposeHeaders: f.CORS.ExposeHeaders,
@@ -229,19 +219,15 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	if err := settings.CheckListeners(c.Listen, c.MetricsListen, "/run/tokenhandler/proxy.sock"); err != nil {
 		return nil, err
 	}
-	if err := settings.CheckCookieNamePrefix("cookie_name_prefix", c.CookieNamePrefix); err != nil {
-		return nil, err
-	}
-	var err error
-	if c.NamePrefix, err = settings.CookieNamePrefix(f.Cookie.NamePrefix, f.Cookie.HostPrefix); err != nil {
-		return nil, err
-	}
-
-	keys, err := keySource.Keyring(f.EncryptionKeys, f.EncryptionKeysFile, getenv, []string{c.Listen, c.MetricsListen})
+	cookie, err := f.Cookie.Parse(&f.Deprecations)
 	if err != nil {
 		return nil, err
 	}
-	c.Keys = keys
+	c.CookieNamePrefix, c.NamePrefix, c.CookieFormat, c.CookieAccept = cookie.Prefix, cookie.NamePrefix, cookie.Format, cookie.Accept
+
+	if c.Keys, err = f.Keys.Keyring(getenv, []string{c.Listen, c.MetricsListen}); err != nil {
+		return nil, err
+	}
 
 	if err := settings.CheckWebOrigins("trusted_web_origins", c.TrustedWebOrigins); err != nil {
 		return nil, err
@@ -277,28 +263,17 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 
-	if c.CookieFormat, c.CookieAccept, err = settings.CookieFormats(f.CookieFormat, f.CookieAccept); err != nil {
-		return nil, err
-	}
 	if c.MaxLifetime, err = f.Session.Parse("session"); err != nil {
 		return nil, err
 	}
 
-	for _, t := range []struct {
-		setting string
-		value   *string
-		def     time.Duration
-		dst     *time.Duration
-	}{
-		{"timeouts.read", f.Timeouts.Read, 30 * time.Second, &c.Timeouts.Read},
-		{"timeouts.write", f.Timeouts.Write, 30 * time.Second, &c.Timeouts.Write},
-		{"timeouts.idle", f.Timeouts.Idle, 120 * time.Second, &c.Timeouts.Idle},
-		{"timeouts.upstream", f.Timeouts.Upstream, 30 * time.Second, &c.Timeouts.Upstream},
-		{"timeouts.shutdown", f.Timeouts.Shutdown, 30 * time.Second, &c.Timeouts.Shutdown},
-	} {
-		if *t.dst, err = settings.PositiveDuration(t.setting, t.value, t.def); err != nil {
-			return nil, err
-		}
+	server, err := f.Timeouts.Timeouts.Parse("timeouts")
+	if err != nil {
+		return nil, err
+	}
+	c.Timeouts.Read, c.Timeouts.Write, c.Timeouts.Idle, c.Timeouts.Shutdown = server.Read, server.Write, server.Idle, server.Shutdown
+	if c.Timeouts.Upstream, err = settings.PositiveDuration("timeouts.upstream", f.Timeouts.Upstream, 30*time.Second); err != nil {
+		return nil, err
 	}
 	if c.Timeouts.Park, err = settings.DurationRange("timeouts.park", f.Timeouts.Park, time.Second, 0, time.Hour); err != nil {
 		return nil, err
@@ -326,6 +301,7 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	if c.Log.Level, c.Log.Format, err = f.Log.Parse("log"); err != nil {
 		return nil, err
 	}
+	c.Warnings = f.Warnings()
 	return c, nil
 }
 

@@ -52,8 +52,7 @@ func TestParseConfigFull(t *testing.T) {
 	yaml := `
 listen: unix:/run/tokenhandler/proxy.sock
 metrics_listen: 127.0.0.1:9101
-cookie_name_prefix: my_app-1
-cookie: {host_prefix: true}
+cookie: {prefix: my_app-1, name_prefix: host, format: v1, accept: [dare]}
 encryption_keys: ["` + configTestKey + `", "` + olderKey + `"]
 trusted_web_origins: ["https://www.example.com", "http://www.example.localhost:3000"]
 cors:
@@ -68,8 +67,6 @@ trusted_proxies: [10.0.0.0/8, 192.0.2.7, "2001:db8::/32"]
 remove_cookie_headers: false
 auth_path: /auth/check
 auth_endpoint: true
-cookie_format: v1
-cookie_accept: [dare]
 session: {max_lifetime: 8h}
 routes:
   - {path_prefix: /api/, upstream: "http://127.0.0.1:9000", strip_prefix: true}
@@ -197,12 +194,12 @@ func TestParseConfigAccepts(t *testing.T) {
 				t.Errorf("AuthEndpoint %v, Routes %+v; want off and the route /", c.AuthEndpoint, c.Routes)
 			}
 		}},
-		{"cookie_format v1 reads dare too", configBase + "cookie_format: v1\n", func(t *testing.T, c *Config) {
+		{"cookie.format v1 reads dare too", configBase + "cookie: {format: v1}\n", func(t *testing.T, c *Config) {
 			if c.CookieFormat != crypto.FormatV1 || !reflect.DeepEqual(c.CookieAccept, []crypto.Format{crypto.FormatV1, crypto.FormatDARE}) {
 				t.Errorf("CookieFormat %v, CookieAccept %v; want v1 and [v1 dare]", c.CookieFormat, c.CookieAccept)
 			}
 		}},
-		{"cookie_format v2 with a migration", configBase + "cookie_format: v2\ncookie_accept: [v1]\n", func(t *testing.T, c *Config) {
+		{"cookie.format v2 with a migration", configBase + "cookie: {format: v2, accept: [v1]}\n", func(t *testing.T, c *Config) {
 			if c.CookieFormat != crypto.FormatV2 || !reflect.DeepEqual(c.CookieAccept, []crypto.Format{crypto.FormatV1}) {
 				t.Errorf("CookieFormat %v, CookieAccept %v; want v2 and [v1]", c.CookieFormat, c.CookieAccept)
 			}
@@ -258,7 +255,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"list", "- a\n- b\n", "proxy: config: the file must be a YAML mapping"},
 		{"scalar", configTestKey + "\n", "proxy: config: the file must be a YAML mapping"},
 		{"two documents", configBase + "---\n" + configBase, "several YAML documents"},
-		{"syntax", "listen: [\n", "proxy: config: yaml:"},
+		{"syntax", "listen: [\n", "proxy: config: line 1: did not find expected node content"},
 
 		// Forwarding headers and own tokens (issue #12).
 		{"trusted_proxies not an address", configBase + "trusted_proxies: [nginx.local]\n", `trusted_proxies[0]: "nginx.local" is not an IP address or CIDR prefix`},
@@ -297,16 +294,21 @@ func TestParseConfigErrors(t *testing.T) {
 		{"empty keys file name", "encryption_keys_file: \"\"\ntrusted_web_origins: [\"http://a\"]\n", "encryption_keys_file: must be a file path"},
 		{"missing keys file", "encryption_keys_file: /nonexistent/keys\ntrusted_web_origins: [\"http://a\"]\n", "encryption_keys_file: open /nonexistent/keys"},
 
-		// cookie_name_prefix
-		{"prefix empty", configBase + "cookie_name_prefix: \"\"\n", "cookie_name_prefix: must be 1 to 64 characters long, got 0"},
-		{"prefix too long", configBase + "cookie_name_prefix: " + strings.Repeat("a", 65) + "\n", "cookie_name_prefix: must be 1 to 64 characters long, got 65"},
+		// cookie.prefix
+		{"prefix empty", configBase + "cookie: {prefix: \"\"}\n", "cookie.prefix: must be 1 to 64 characters long, got 0"},
+		{"prefix too long", configBase + "cookie: {prefix: " + strings.Repeat("a", 65) + "}\n", "cookie.prefix: must be 1 to 64 characters long, got 65"},
+		{"prefix too long, old spelling", configBase + "cookie_name_prefix: " + strings.Repeat("a", 65) + "\n", "cookie.prefix: must be 1 to 64 characters long, got 65 (written cookie_name_prefix, its deprecated spelling)"},
+		{"prefix in both spellings", configBase + "cookie_name_prefix: a\ncookie: {prefix: a}\n", "cookie_name_prefix (line 3) and cookie.prefix (line 4) are the same setting: keep cookie.prefix"},
 		{"name_prefix unknown", configBase + "cookie: {name_prefix: secure}\n", `cookie.name_prefix: must be none, host or host-http, got "secure"`},
-		{"host_prefix contradicting name_prefix", configBase + "cookie: {name_prefix: none, host_prefix: true}\n", `cookie.host_prefix: true contradicts cookie.name_prefix "none"`},
+		{"host_prefix beside name_prefix", configBase + "cookie: {name_prefix: none, host_prefix: true}\n", `cookie.host_prefix and cookie.name_prefix are the same setting: keep cookie.name_prefix`},
+		{"near a known setting", configBase + "trusted_proxy: []\n", `unknown setting "trusted_proxy" (line 3): did you mean trusted_proxies?`},
+		{"near a known cors setting", configBase + "cors: {max-age: 5}\n", `unknown setting "cors.max-age" (line 3): did you mean cors.max_age?`},
+		{"near an inline timeout", configBase + "timeouts: {shutdwon: 5s}\n", `unknown setting "timeouts.shutdwon" (line 3): did you mean timeouts.shutdown?`},
 		{"published test key on all interfaces", configBase + "listen: 0.0.0.0:8081\n", "encryption_keys: key 1 is a published test key"},
 		{"published test key with a public metrics listener", configBase + "metrics_listen: \":9101\"\n", "encryption_keys: key 1 is a published test key"},
-		{"prefix space", configBase + "cookie_name_prefix: my app\n", `cookie_name_prefix: "my app" may hold only`},
-		{"prefix dot", configBase + "cookie_name_prefix: a.b\n", "cookie_name_prefix: \"a.b\" may hold only"},
-		{"prefix non-ascii", configBase + "cookie_name_prefix: café\n", "cookie_name_prefix:"},
+		{"prefix space", configBase + "cookie: {prefix: my app}\n", `cookie.prefix: "my app" may hold only`},
+		{"prefix dot", configBase + "cookie: {prefix: a.b}\n", "cookie.prefix: \"a.b\" may hold only"},
+		{"prefix non-ascii", configBase + "cookie: {prefix: café}\n", "cookie.prefix:"},
 
 		// trusted_web_origins
 		{"origins missing", keysOnly, "trusted_web_origins: at least one origin is required"},
@@ -359,10 +361,12 @@ func TestParseConfigErrors(t *testing.T) {
 		{"auth_endpoint not a bool", configBase + "auth_endpoint: maybe\n", "auth_endpoint"},
 
 		// cookie formats and the session
-		{"cookie_format unknown", configBase + "cookie_format: v3\n", `cookie_format: must be v2, v1 or dare, got "v3"`},
-		{"cookie_format empty", configBase + "cookie_format: \"\"\n", `cookie_format: must be v2, v1 or dare, got ""`},
-		{"cookie_accept unknown", configBase + "cookie_accept: [v1, V2]\n", `cookie_accept[1]: must be v2, v1 or dare, got "V2"`},
-		{"cookie_accept not a list", configBase + "cookie_accept: v1\n", "cookie_accept"},
+		{"cookie.format unknown", configBase + "cookie: {format: v3}\n", `cookie.format: must be v2, v1 or dare, got "v3"`},
+		{"cookie.format empty", configBase + "cookie: {format: \"\"}\n", `cookie.format: must be v2, v1 or dare, got ""`},
+		{"cookie.accept unknown", configBase + "cookie: {accept: [v1, V2]}\n", `cookie.accept[1]: must be v2, v1 or dare, got "V2"`},
+		{"cookie.accept not a list", configBase + "cookie: {accept: v1}\n", "cookie.accept: must be a list of strings (line 3)"},
+		{"cookie_format unknown, old spelling", configBase + "cookie_format: v3\n", `cookie.format: must be v2, v1 or dare, got "v3" (written cookie_format, its deprecated spelling)`},
+		{"cookie_accept not a list, old spelling", configBase + "cookie_accept: v1\n", "cookie.accept: must be a list of strings (line 3)"},
 		{"session.max_lifetime too short", configBase + "session: {max_lifetime: 30s}\n", `session.max_lifetime: must be between 1m and`},
 		{"session.max_lifetime too long", configBase + "session: {max_lifetime: 721h}\n", `session.max_lifetime: must be between`},
 		{"session.max_lifetime not a duration", configBase + "session: {max_lifetime: 12}\n", `session.max_lifetime: invalid duration "12"`},
@@ -526,6 +530,37 @@ func TestLoadConfigExample(t *testing.T) {
 		t.Errorf("TrustedProxies %v, AllowTokens %v, AllowTokenSchemes %v; want the defaults", c.TrustedProxies, c.AllowTokens, c.AllowTokenSchemes)
 	}
 	checkSealingKey(t, c.Keys, configTestKey)
+	// The example is written in the shape both daemons share.
+	if c.Warnings != nil {
+		t.Errorf("the example uses deprecated settings: %q", c.Warnings)
+	}
+}
+
+// TestParseConfigOldSpellings: the spellings from before the proxy and the
+// agent shared one shape (issue #16) give the same Config, with one warning
+// each naming the new spelling.
+func TestParseConfigOldSpellings(t *testing.T) {
+	old, err := ParseConfig([]byte(configBase+"cookie_name_prefix: app\ncookie_format: v1\ncookie_accept: [dare]\ncookie: {host_prefix: true}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := ParseConfig([]byte(configBase+"cookie: {prefix: app, format: v1, accept: [dare], name_prefix: host}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"cookie_name_prefix (line 3) is deprecated: write cookie.prefix",
+		"cookie_format (line 4) is deprecated: write cookie.format",
+		"cookie_accept (line 5) is deprecated: write cookie.accept",
+		"cookie.host_prefix: true is deprecated: write cookie.name_prefix: host",
+	}
+	if !reflect.DeepEqual(old.Warnings, want) || cur.Warnings != nil {
+		t.Errorf("warnings %q and %q, want %q and none", old.Warnings, cur.Warnings, want)
+	}
+	old.Keys, cur.Keys, old.Warnings = nil, nil, nil
+	if !reflect.DeepEqual(old, cur) {
+		t.Errorf("old spelling:\n%+v\nnew spelling:\n%+v", old, cur)
+	}
 }
 
 func TestLoadConfigMissingFile(t *testing.T) {

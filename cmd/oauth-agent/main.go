@@ -37,6 +37,7 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 	}
 	return &daemon.Config{
 		Summary:         fmt.Sprintf("keys: %d, issuer: %q", cfg.Keys.Len(), cfg.Issuer),
+		Warnings:        cfg.Warnings,
 		LogLevel:        cfg.Log.Level,
 		LogFormat:       cfg.Log.Format,
 		ShutdownTimeout: cfg.Timeouts.Shutdown,

@@ -40,6 +40,7 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 	}
 	return &daemon.Config{
 		Summary:         fmt.Sprintf("keys: %d, routes: %d, cookie format: %s, auth endpoint: %s", cfg.Keys.Len(), len(cfg.Routes), cfg.CookieFormat, onOff(cfg.AuthEndpoint)),
+		Warnings:        cfg.Warnings,
 		LogLevel:        cfg.Log.Level,
 		LogFormat:       cfg.Log.Format,
 		ShutdownTimeout: cfg.Timeouts.Shutdown,

@@ -34,6 +34,10 @@ type Config struct {
 	// Summary ends the line -check-config prints:
 	// "<name>: <path>: configuration OK (<Summary>)".
 	Summary string
+	// Warnings are what the file should change though it loaded, as a
+	// deprecated spelling: -check-config prints each on stderr, and the
+	// daemon logs each at warn when it starts.
+	Warnings []string
 	// LogLevel and LogFormat configure the logger, as [NewLogger] takes them.
 	LogLevel  zerolog.Level
 	LogFormat string
@@ -92,11 +96,17 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 		return 1
 	}
 	if *check {
+		for _, w := range cfg.Warnings {
+			fmt.Fprintf(stderr, "%s: %s: warning: %s\n", name, *configPath, w)
+		}
 		fmt.Fprintf(stdout, "%s: %s: configuration OK (%s)\n", name, *configPath, cfg.Summary)
 		return 0
 	}
 
 	log := NewLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	for _, w := range cfg.Warnings {
+		log.Warn().Str("config", *configPath).Msg(w)
+	}
 	srv, err := cfg.Start(log)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")

@@ -129,6 +129,33 @@ func TestMainCommandLine(t *testing.T) {
 	}
 }
 
+// TestMainWarnings: a file's warnings (deprecated spellings) are printed
+// by -check-config on stderr, its OK line staying alone on stdout, and
+// logged at warn when the daemon starts, before anything else.
+func TestMainWarnings(t *testing.T) {
+	cfg := &Config{
+		Summary:   "keys: 1",
+		Warnings:  []string{"cors_enabled (line 3) is deprecated: write cors.enabled", "cookie_format (line 4) is deprecated: write cookie.format"},
+		LogFormat: "json",
+		Start:     func(zerolog.Logger) (Service, error) { return nil, errors.New("listen: address already in use") },
+	}
+	r := runMain(t, []string{"-config", "f.yaml", "-check-config"}, cfg, nil)
+	want := "tst: f.yaml: warning: cors_enabled (line 3) is deprecated: write cors.enabled\ntst: f.yaml: warning: cookie_format (line 4) is deprecated: write cookie.format\n"
+	if r.code != 0 || r.stdout != "tst: f.yaml: configuration OK (keys: 1)\n" || r.stderr != want {
+		t.Errorf("-check-config: exit %d, stdout %q, stderr %q; want 0, the OK line, and stderr %q", r.code, r.stdout, r.stderr, want)
+	}
+	r = runMain(t, []string{"-config", "f.yaml"}, cfg, nil)
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("stderr %q, want two warnings and the start failure", r.stderr)
+	}
+	for i, w := range cfg.Warnings {
+		if !strings.Contains(lines[i], `"level":"warn"`) || !strings.Contains(lines[i], `"config":"f.yaml"`) || !strings.Contains(lines[i], w) {
+			t.Errorf("log line %d %q, want warning %q at warn", i, lines[i], w)
+		}
+	}
+}
+
 func TestMainServeFails(t *testing.T) {
 	srv := newFakeService()
 	srv.serveErr = errors.New("accept: too many open files")

@@ -157,7 +157,7 @@ func ParsePort(s string) (int, bool) {
 	return n, n <= 65535
 }
 
-// CheckCookieNamePrefix checks cookie_name_prefix with browser.CheckPrefix,
+// CheckCookieNamePrefix checks cookie.prefix with browser.CheckPrefix,
 // the one rule of what a prefix may be (contract §4).
 func CheckCookieNamePrefix(setting, p string) error {
 	if browser.CheckPrefix(p) == nil {
@@ -171,23 +171,27 @@ func CheckCookieNamePrefix(setting, p string) error {
 
 // CookieNamePrefix returns the cookie names' prefix mode from the settings
 // cookie.name_prefix (none, host or host-http; nil when left out) and its
-// older alias cookie.host_prefix (true means host; nil when left out).
-// Given both, they must agree: host_prefix: true goes only with host, false
-// only with none. Default none.
-func CookieNamePrefix(namePrefix *string, hostPrefix *bool) (browser.NamePrefix, error) {
-	alias := browser.NamePrefixNone
-	if hostPrefix != nil && *hostPrefix {
-		alias = browser.NamePrefixHost
+// older spelling cookie.host_prefix (true means host, false none; nil when
+// left out), which adds a warning to d. Both given are an error, as for
+// every renamed setting. Default none.
+func CookieNamePrefix(namePrefix *string, hostPrefix *bool, d *Deprecations) (browser.NamePrefix, error) {
+	if hostPrefix != nil {
+		if namePrefix != nil {
+			return 0, errors.New("cookie.host_prefix and cookie.name_prefix are the same setting: keep cookie.name_prefix and remove cookie.host_prefix, its deprecated spelling")
+		}
+		if *hostPrefix {
+			d.Deprecated("cookie.host_prefix: true", "cookie.name_prefix: host")
+			return browser.NamePrefixHost, nil
+		}
+		d.Deprecated("cookie.host_prefix: false", "cookie.name_prefix: none")
+		return browser.NamePrefixNone, nil
 	}
 	if namePrefix == nil {
-		return alias, nil
+		return browser.NamePrefixNone, nil
 	}
 	mode, err := browser.ParseNamePrefix(*namePrefix)
 	if err != nil {
 		return 0, Errorf("cookie.name_prefix", "must be none, host or host-http, got %q", *namePrefix)
-	}
-	if hostPrefix != nil && mode != alias {
-		return 0, Errorf("cookie.host_prefix", "%v contradicts cookie.name_prefix %q: leave host_prefix out, name_prefix replaces it", *hostPrefix, *namePrefix)
 	}
 	return mode, nil
 }

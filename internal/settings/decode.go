@@ -39,17 +39,28 @@ func ValueOr[T any](p *T, def T) T {
 // Decode decodes data, one YAML document holding a mapping of settings, into
 // the struct out points to. Keys match the fields' yaml tags; a nested
 // struct is a section (a mapping), a slice of structs a list of sections, a
-// yaml.Node field takes the value as written. Use pointer fields to tell a
-// setting left out (nil) from one given, even as "" or false.
+// yaml.Node field takes the value as written. An embedded struct tagged
+// `yaml:",inline"` adds its settings to the section it is embedded in, so
+// that both daemons share one declaration of a shared block. Use pointer
+// fields to tell a setting left out (nil) from one given, even as "" or
+// false.
 //
 // Unknown keys, keys set twice and values of the wrong type are errors that
 // name the setting by its path and line, and never quote the value: yaml's
 // own type errors would quote its first characters, which could be a key.
-// An empty file, several documents and a top level that is not a mapping
-// are errors too.
+// An unknown key close to a known one of its section suggests it. An empty
+// file, several documents and a top level that is not a mapping are errors
+// too.
 //
 // Decode panics if out is not a non-nil pointer to a struct.
 func Decode(data []byte, out any) error {
+	_, err := decode(data, out, nil)
+	return err
+}
+
+// decode is Decode that first moves the settings renames name from their
+// old spelling to their new one, and returns a warning for each it moved.
+func decode(data []byte, out any, renames []Rename) ([]string, error) {
 	v := reflect.ValueOf(out)
 	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
 		panic(fmt.Sprintf("settings: internal error: Decode needs a pointer to a struct, got %T", out))
@@ -58,50 +69,78 @@ func Decode(data []byte, out any) error {
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return errors.New("the file is empty")
+			return nil, errors.New("the file is empty")
 		}
-		return err
+		// "yaml: line 3: ..." becomes "line 3: ...": the caller puts the
+		// file's name in front.
+		return nil, errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
-		return errors.New("the file holds several YAML documents; it must hold one")
+		return nil, errors.New("the file holds several YAML documents; it must hold one")
 	}
 	root := doc.Content[0]
 	if IsNull(root) {
-		return errors.New("the file is empty")
+		return nil, errors.New("the file is empty")
 	}
 	if root.Kind != yaml.MappingNode {
-		return fmt.Errorf("the file must be a YAML mapping of settings (line %d)", root.Line)
+		return nil, fmt.Errorf("the file must be a YAML mapping of settings (line %d)", root.Line)
 	}
-	return decodeMapping(root, "", v.Elem())
+	warnings, err := applyRenames(root, renames)
+	if err != nil {
+		return nil, err
+	}
+	return warnings, decodeMapping(root, "", v.Elem())
 }
 
-// Load reads the configuration file at path and returns what [Parse] does;
-// a file that cannot be read is an error with the same prefix.
+// Load reads the configuration file at path and returns what [Parse] does.
+// Errors of reading and decoding the file name it: "<prefix>: <path>:
+// line 3: ..."; the checks of the settings name the setting alone, as Parse's
+// do.
 func Load[F, C any](prefix, path string, getenv func(string) string, convert func(*F, func(string) string) (C, error)) (C, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		var zero C
 		return zero, fmt.Errorf("%s: %w", prefix, err)
 	}
-	return Parse(prefix, data, getenv, convert)
+	return parse(prefix, path, data, getenv, convert)
 }
 
 // Parse decodes data, the text of a configuration file, into a new F as
 // [Decode] does, then returns what convert makes of it: convert validates
 // the settings, reads what they point to with getenv and applies the
 // defaults. An error of either step is returned as "<prefix>: <error>".
+//
+// When *F has a method Renames() []Rename, the settings it lists are read
+// under their old spelling too, each with a warning; when F embeds
+// [Deprecations], the warnings go there, for convert to hand on.
 func Parse[F, C any](prefix string, data []byte, getenv func(string) string, convert func(*F, func(string) string) (C, error)) (C, error) {
+	return parse(prefix, "", data, getenv, convert)
+}
+
+// parse is Parse; path, when not "", is the file's name for decoding errors.
+func parse[F, C any](prefix, path string, data []byte, getenv func(string) string, convert func(*F, func(string) string) (C, error)) (C, error) {
 	var f F
-	err := Decode(data, &f)
-	if err == nil {
-		var c C
-		if c, err = convert(&f, getenv); err == nil {
-			return c, nil
-		}
+	var renames []Rename
+	if r, ok := any(&f).(interface{ Renames() []Rename }); ok {
+		renames = r.Renames()
 	}
 	var zero C
-	return zero, fmt.Errorf("%s: %w", prefix, err)
+	warnings, err := decode(data, &f, renames)
+	if err != nil {
+		if path != "" {
+			return zero, fmt.Errorf("%s: %s: %w", prefix, path, err)
+		}
+		return zero, fmt.Errorf("%s: %w", prefix, err)
+	}
+	if d, ok := any(&f).(interface{ deprecations() *Deprecations }); ok {
+		d.deprecations().warnings = append(d.deprecations().warnings, warnings...)
+	}
+	c, err := convert(&f, getenv)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w%s", prefix, err, writtenAs(err, renames, warnings))
+	}
+	return c, nil
 }
 
 // IsNull reports whether n is YAML null, as a key written with no value.
@@ -134,15 +173,23 @@ func decodeMapping(n *yaml.Node, path string, out reflect.Value) error {
 		if path != "" {
 			setting = path + "." + k.Value
 		}
-		field, ok := fieldByYAMLName(out.Type(), k.Value)
+		index, ok := fieldByYAMLName(out.Type(), k.Value)
 		if !ok || k.Kind != yaml.ScalarNode {
+			if k.Kind == yaml.ScalarNode {
+				if near := closest(k.Value, yamlNames(out.Type())); near != "" {
+					if path != "" {
+						near = path + "." + near
+					}
+					return fmt.Errorf("unknown setting %q (line %d): did you mean %s?", setting, k.Line, near)
+				}
+			}
 			return fmt.Errorf("unknown setting %q (line %d)", setting, k.Line)
 		}
 		if line, dup := seen[k.Value]; dup {
 			return Errorf(setting, "set twice (lines %d and %d)", line, k.Line)
 		}
 		seen[k.Value] = k.Line
-		if err := decodeSetting(v, setting, out.FieldByIndex(field.Index)); err != nil {
+		if err := decodeSetting(v, setting, out.FieldByIndex(index)); err != nil {
 			return err
 		}
 	}
@@ -197,13 +244,37 @@ func describeSettingType(t reflect.Type) string {
 	return "a " + t.String()
 }
 
-// fieldByYAMLName finds the field of struct type t whose yaml tag is name.
-func fieldByYAMLName(t reflect.Type, name string) (reflect.StructField, bool) {
+// fieldByYAMLName returns the index of the field of struct type t whose
+// yaml tag is name, looking into embedded structs tagged ",inline".
+func fieldByYAMLName(t reflect.Type, name string) ([]int, bool) {
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); tag == name {
-			return f, true
+		tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if f.Anonymous && tag == "" && opts == "inline" && f.Type.Kind() == reflect.Struct {
+			if index, ok := fieldByYAMLName(f.Type, name); ok {
+				return append([]int{i}, index...), true
+			}
+			continue
+		}
+		if tag != "" && tag != "-" && tag == name && f.IsExported() {
+			return []int{i}, true
 		}
 	}
-	return reflect.StructField{}, false
+	return nil, false
+}
+
+// yamlNames lists the settings of the section struct type t.
+func yamlNames(t reflect.Type) []string {
+	var names []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case f.Anonymous && tag == "" && opts == "inline" && f.Type.Kind() == reflect.Struct:
+			names = append(names, yamlNames(f.Type)...)
+		case tag != "" && tag != "-" && f.IsExported():
+			names = append(names, tag)
+		}
+	}
+	return names
 }

@@ -33,15 +33,15 @@ func (s Session) Parse(setting string) (time.Duration, error) {
 	return DurationRange(setting+".max_lifetime", s.MaxLifetime, DefaultMaxLifetime, time.Minute, 30*24*time.Hour)
 }
 
-// CookieFormats parses the settings cookie_format (the format written: v2,
-// the default, v1 or dare) and cookie_accept (formats read besides it, for a
-// migration). Left out, cookie_accept is empty with v2 and [v1, dare] with
+// CookieFormats parses the settings cookie.format (the format written: v2,
+// the default, v1 or dare) and cookie.accept (formats read besides it, for a
+// migration). Left out, cookie.accept is empty with v2 and [v1, dare] with
 // v1 or dare, which read each other as before v2 existed. v2 cookies are
 // always read (session.NewCodec).
 func CookieFormats(format *string, accept []string) (crypto.Format, []crypto.Format, error) {
 	write, err := crypto.ParseFormat(ValueOr(format, "v2"))
 	if err != nil {
-		return 0, nil, Errorf("cookie_format", "must be v2, v1 or dare, got %q", *format)
+		return 0, nil, Errorf("cookie.format", "must be v2, v1 or dare, got %q", *format)
 	}
 	var formats []crypto.Format
 	if accept == nil && write != crypto.FormatV2 {
@@ -50,7 +50,7 @@ func CookieFormats(format *string, accept []string) (crypto.Format, []crypto.For
 	for i, s := range accept {
 		f, err := crypto.ParseFormat(s)
 		if err != nil {
-			return 0, nil, Errorf(fmt.Sprintf("cookie_accept[%d]", i), "must be v2, v1 or dare, got %q", s)
+			return 0, nil, Errorf(fmt.Sprintf("cookie.accept[%d]", i), "must be v2, v1 or dare, got %q", s)
 		}
 		formats = append(formats, f)
 	}

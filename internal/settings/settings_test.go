@@ -43,6 +43,18 @@ type testFile struct {
 	Log     Log         `yaml:"log"`
 	Secret  *string     `yaml:"secret"`
 	Untaged string
+	Dash    string `yaml:"-"`
+
+	testInline `yaml:",inline"`
+	Shared     struct {
+		Timeouts `yaml:",inline"`
+		Extra    *string `yaml:"extra"`
+	} `yaml:"shared"`
+}
+
+// testInline is embedded inline in testFile: its settings are testFile's.
+type testInline struct {
+	InlineFlag bool `yaml:"inline_flag"`
 }
 
 type testSection struct {
@@ -118,6 +130,11 @@ func TestDecodeAccepts(t *testing.T) {
 				t.Errorf("Count = %d, want 2", f.Count)
 			}
 		}},
+		{"inline settings", "inline_flag: true\nshared: {read: 1s, extra: x, shutdown: 2s}\n", func(t *testing.T, f *testFile) {
+			if !f.InlineFlag || ValueOr(f.Shared.Read, "") != "1s" || ValueOr(f.Shared.Shutdown, "") != "2s" || ValueOr(f.Shared.Extra, "") != "x" {
+				t.Errorf("inline settings not set: %+v", f)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,10 +159,15 @@ func TestDecodeErrors(t *testing.T) {
 		{"list", "- a\n- b\n", "the file must be a YAML mapping of settings (line 1)"},
 		{"scalar", testKey + "\n", "the file must be a YAML mapping of settings (line 1)"},
 		{"two documents", "count: 1\n---\ncount: 2\n", "the file holds several YAML documents; it must hold one"},
-		{"unknown top-level", "count: 1\ncuont: 2\n", `unknown setting "cuont" (line 2)`},
+		{"unknown top-level", "count: 1\ncuont: 2\n", `unknown setting "cuont" (line 2): did you mean count?`},
+		{"unknown, nothing close", "count: 1\ncolour: 2\n", `unknown setting "colour" (line 2)`},
 		{"untagged field is unknown", "Untaged: x\n", `unknown setting "Untaged" (line 1)`},
-		{"unknown nested", "section: {deeper: {flag: true, flga: 1}}\n", `unknown setting "section.deeper.flga" (line 1)`},
-		{"unknown in list item", "items:\n  - {path: /a/}\n  - {paht: /b/}\n", `unknown setting "items[1].paht" (line 3)`},
+		{"unknown nested", "section: {deeper: {flag: true, flga: 1}}\n", `unknown setting "section.deeper.flga" (line 1): did you mean section.deeper.flag?`},
+		{"unknown in list item", "items:\n  - {path: /a/}\n  - {paht: /b/}\n", `unknown setting "items[1].paht" (line 3): did you mean items[1].path?`},
+		{"capitals", "Count: 1\n", `unknown setting "Count" (line 1): did you mean count?`},
+		{"dashes", "inline-flag: true\n", `unknown setting "inline-flag" (line 1): did you mean inline_flag?`},
+		{"unknown beside inline settings", "shared: {read: 1s, wirte: 2s}\n", `unknown setting "shared.wirte" (line 1): did you mean shared.write?`},
+		{"the tag - is no setting", "\"-\": x\n", `unknown setting "-" (line 1)`},
 		{"key not a scalar", "[a]: 1\n", `unknown setting "" (line 1)`},
 		{"set twice", "count: 1\nname: x\ncount: 2\n", "count: set twice (lines 1 and 3)"},
 		{"set twice nested", "section:\n  timeout: 1s\n  timeout: 2s\n", "section.timeout: set twice (lines 2 and 3)"},
@@ -177,9 +199,10 @@ func TestDecodeErrors(t *testing.T) {
 
 func TestDecodeSyntaxError(t *testing.T) {
 	var f testFile
-	err := Decode([]byte("count: [\n"), &f)
-	if err == nil || !strings.HasPrefix(err.Error(), "yaml: ") {
-		t.Errorf("error %v, want yaml's syntax error", err)
+	err := Decode([]byte("count: 1\nname: [\n"), &f)
+	// "line 2", without yaml's "yaml: ": Load puts the file's name there.
+	if err == nil || !strings.HasPrefix(err.Error(), "line 2: ") {
+		t.Errorf("error %v, want yaml's syntax error starting with its line", err)
 	}
 }
 
@@ -604,7 +627,7 @@ func ExampleDecode() {
 	}
 	fmt.Println(fmt.Errorf("example: config: %w", err))
 	// Output:
-	// unknown setting "timeouts.raed" (line 2)
+	// unknown setting "timeouts.raed" (line 2): did you mean timeouts.read?
 	// example: config: timeouts.read: invalid duration "soon" (write a Go duration such as 30s)
 }
 
@@ -637,7 +660,7 @@ func TestLoadAndParse(t *testing.T) {
 		wantErr string // how the error starts
 	}{
 		{name: "valid", path: write("valid.yaml", "count: 3\n"), want: &out{3, "env-K"}},
-		{name: "unknown setting", path: write("unknown.yaml", "colour: blue\n"), wantErr: `tst: config: unknown setting "colour" (line 1)`},
+		{name: "unknown setting", path: write("unknown.yaml", "colour: blue\n"), wantErr: `tst: config: ` + filepath.Join(dir, "unknown.yaml") + `: unknown setting "colour" (line 1)`},
 		{name: "refused by convert", path: write("negative.yaml", "count: -1\n"), wantErr: "tst: config: count: must not be negative"},
 		{name: "missing file", path: filepath.Join(dir, "nonexistent.yaml"), wantErr: "tst: config: open " + filepath.Join(dir, "nonexistent.yaml") + ": "},
 	}
@@ -646,7 +669,8 @@ func TestLoadAndParse(t *testing.T) {
 			got, err := Load("tst: config", tt.path, getenv, convert)
 			if data, rerr := os.ReadFile(tt.path); rerr == nil {
 				pgot, perr := Parse("tst: config", data, getenv, convert)
-				if !reflect.DeepEqual(pgot, got) || fmt.Sprint(perr) != fmt.Sprint(err) {
+				// Load names the file where Parse has none to name.
+				if !reflect.DeepEqual(pgot, got) || fmt.Sprint(perr) != strings.Replace(fmt.Sprint(err), tt.path+": ", "", 1) {
 					t.Errorf("Parse = %v, %v; Load = %v, %v: want the same", pgot, perr, got, err)
 				}
 			}
@@ -696,22 +720,26 @@ func TestCookieNamePrefix(t *testing.T) {
 		{name: "none", namePrefix: ptr("none"), want: browser.NamePrefixNone},
 		{name: "host", namePrefix: ptr("host"), want: browser.NamePrefixHost},
 		{name: "host-http", namePrefix: ptr("host-http"), want: browser.NamePrefixHostHTTP},
-		{name: "host and host_prefix true", namePrefix: ptr("host"), hostPrefix: ptr(true), want: browser.NamePrefixHost},
-		{name: "none and host_prefix false", namePrefix: ptr("none"), hostPrefix: ptr(false), want: browser.NamePrefixNone},
 		{name: "unknown", namePrefix: ptr("secure"), wantErr: `cookie.name_prefix: must be none, host or host-http, got "secure"`},
-		{name: "none and host_prefix true", namePrefix: ptr("none"), hostPrefix: ptr(true), wantErr: `cookie.host_prefix: true contradicts cookie.name_prefix "none"`},
-		{name: "host and host_prefix false", namePrefix: ptr("host"), hostPrefix: ptr(false), wantErr: `cookie.host_prefix: false contradicts cookie.name_prefix "host"`},
-		{name: "host-http and host_prefix true", namePrefix: ptr("host-http"), hostPrefix: ptr(true), wantErr: `cookie.host_prefix: true contradicts cookie.name_prefix "host-http"`},
+		// host_prefix is the older spelling: both are refused, even agreeing.
+		{name: "host and host_prefix true", namePrefix: ptr("host"), hostPrefix: ptr(true), wantErr: "cookie.host_prefix and cookie.name_prefix are the same setting: keep cookie.name_prefix"},
+		{name: "none and host_prefix false", namePrefix: ptr("none"), hostPrefix: ptr(false), wantErr: "cookie.host_prefix and cookie.name_prefix are the same setting"},
+		{name: "host-http and host_prefix true", namePrefix: ptr("host-http"), hostPrefix: ptr(true), wantErr: "cookie.host_prefix and cookie.name_prefix are the same setting"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := CookieNamePrefix(tt.namePrefix, tt.hostPrefix)
+			var d Deprecations
+			got, err := CookieNamePrefix(tt.namePrefix, tt.hostPrefix, &d)
 			if tt.wantErr != "" {
 				checkErr(t, err, tt.wantErr)
 				return
 			}
 			if err != nil || got != tt.want {
 				t.Errorf("got %v, %v; want %v", got, err, tt.want)
+			}
+			// host_prefix alone is read, with a warning naming name_prefix.
+			if w := d.Warnings(); (tt.hostPrefix != nil) != (len(w) == 1 && strings.Contains(w[0], "cookie.host_prefix: ") && strings.Contains(w[0], "is deprecated: write cookie.name_prefix: "+got.String())) {
+				t.Errorf("warnings %q with host_prefix %v", w, tt.hostPrefix)
 			}
 		})
 	}

@@ -1,0 +1,126 @@
+package settings
+
+import (
+	"time"
+
+	"github.com/tokenhandler/tokenhandler/browser"
+	"github.com/tokenhandler/tokenhandler/crypto"
+)
+
+// The settings both daemons have are declared once, here, and embedded in
+// each daemon's file struct, so that they are spelt the same in both files
+// (contract §7): the keys at the top level, and the sections cors, cookie,
+// session, timeouts and log. A daemon adds its own settings to a section by
+// embedding the shared struct with `yaml:",inline"`.
+
+// Keys are the top-level settings of the cookie encryption keys; the third
+// source is the environment variable TH_ENCRYPTION_KEYS. It may be copied.
+type Keys struct {
+	EncryptionKeys     []string `yaml:"encryption_keys"`
+	EncryptionKeysFile *string  `yaml:"encryption_keys_file"`
+}
+
+// KeySource is where the cookie encryption keys may come from.
+var KeySource = Source{
+	Setting:     "encryption_keys",
+	FileSetting: "encryption_keys_file",
+	Env:         "TH_ENCRYPTION_KEYS",
+	What:        "cookie encryption keys",
+}
+
+// Keyring builds the key ring from the one source given, as
+// [Source.Keyring] does; listeners are the daemon's listen addresses.
+func (k Keys) Keyring(getenv func(string) string, listeners []string) (*crypto.Keyring, error) {
+	return KeySource.Keyring(k.EncryptionKeys, k.EncryptionKeysFile, getenv, listeners)
+}
+
+// CORS is what both daemons read of the cors section: {enabled: true}. The
+// proxy adds its lists and max_age. It may be copied.
+type CORS struct {
+	Enabled *bool `yaml:"enabled"` // default true
+}
+
+// On reports whether CORS is on: cors.enabled, default true.
+func (c CORS) On() bool { return ValueOr(c.Enabled, true) }
+
+// Cookie is what both daemons read of the cookie section: the names'
+// prefix, the __Host- mode, and the format. The agent adds the cookies'
+// attributes. It may be copied; it shares Accept.
+type Cookie struct {
+	// Prefix names the cookies <prefix>-at, ... (before issue #16 the
+	// top-level cookie_name_prefix).
+	Prefix *string `yaml:"prefix"`
+	// NamePrefix is none, host or host-http; HostPrefix is its older
+	// spelling (true is host), read with a warning.
+	NamePrefix *string `yaml:"name_prefix"`
+	HostPrefix *bool   `yaml:"host_prefix"`
+	// Format and Accept were the top-level cookie_format and cookie_accept.
+	Format *string  `yaml:"format"`
+	Accept []string `yaml:"accept"`
+}
+
+// CookieSettings are the checked settings of a [Cookie] section, with the
+// defaults applied. It may be copied; it shares Accept.
+type CookieSettings struct {
+	Prefix     string             // default "example"
+	NamePrefix browser.NamePrefix // default none
+	Format     crypto.Format      // default v2
+	Accept     []crypto.Format    // see CookieFormats
+}
+
+// Parse checks the section and applies the defaults. A deprecated
+// spelling it reads (host_prefix) adds a warning to d.
+func (c Cookie) Parse(d *Deprecations) (CookieSettings, error) {
+	var s CookieSettings
+	s.Prefix = ValueOr(c.Prefix, "example")
+	if err := CheckCookieNamePrefix("cookie.prefix", s.Prefix); err != nil {
+		return s, err
+	}
+	var err error
+	if s.NamePrefix, err = CookieNamePrefix(c.NamePrefix, c.HostPrefix, d); err != nil {
+		return s, err
+	}
+	if s.Format, s.Accept, err = CookieFormats(c.Format, c.Accept); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// Timeouts is what both daemons read of the timeouts section: the
+// listener's read, write and idle timeouts and the drain at shutdown. Each
+// daemon adds the timeouts of its calls. It may be copied.
+type Timeouts struct {
+	Read     *string `yaml:"read"`     // default 30s
+	Write    *string `yaml:"write"`    // default 30s
+	Idle     *string `yaml:"idle"`     // default 120s
+	Shutdown *string `yaml:"shutdown"` // default 30s: how long SIGTERM waits for requests in flight
+}
+
+// ServerTimeouts are the checked durations of a [Timeouts] section. It may
+// be copied.
+type ServerTimeouts struct {
+	Read, Write, Idle, Shutdown time.Duration
+}
+
+// Parse checks the timeouts, each greater than zero, and applies the
+// defaults; setting is the section's path, as "timeouts".
+func (t Timeouts) Parse(setting string) (ServerTimeouts, error) {
+	var s ServerTimeouts
+	for _, d := range []struct {
+		name  string
+		value *string
+		def   time.Duration
+		dst   *time.Duration
+	}{
+		{"read", t.Read, 30 * time.Second, &s.Read},
+		{"write", t.Write, 30 * time.Second, &s.Write},
+		{"idle", t.Idle, 120 * time.Second, &s.Idle},
+		{"shutdown", t.Shutdown, 30 * time.Second, &s.Shutdown},
+	} {
+		var err error
+		if *d.dst, err = PositiveDuration(setting+"."+d.name, d.value, d.def); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
