@@ -105,6 +105,24 @@ func TestAnswerHopByHop(t *testing.T) {
 	}
 }
 
+// TestUnderscoreNames: a field name with '_' is refused with 400, in both
+// modes: a CGI-style API would read X_Forwarded_For as the X-Forwarded-For
+// the proxy writes.
+func TestUnderscoreNames(t *testing.T) {
+	h := startProxy(t, "auth_endpoint: true")
+	for _, path := range []string{"/api/things", "/_oauth-proxy/auth"} {
+		for _, name := range []string{"X_Forwarded_For", "x_real_ip", "_"} {
+			resp := h.do(request{method: "GET", path: path, headers: [][2]string{trusted(), cookie(at(h)), header(name, "6.6.6.6")}})
+			if resp.status != 400 {
+				t.Errorf("%s with %s: status %d, want 400", path, name, resp.status)
+			}
+		}
+	}
+	if r, _ := h.up.received(); r != nil {
+		t.Errorf("the API was reached with %q", r.Header)
+	}
+}
+
 // TestTwoAuthorizations: a request with two Authorization lines is refused
 // with 400, in both modes, as NGINX refuses it: which line counts would be
 // each reader's guess, and a second one must never reach the API beside
@@ -166,6 +184,27 @@ func TestOptionsCORSOff(t *testing.T) {
 	resp = h.do(request{method: "GET", path: "/_oauth-proxy/auth", headers: [][2]string{header("X-Original-Method", "GET"), trusted()}})
 	if resp.status != 401 {
 		t.Fatalf("GET without a cookie: status %d, want 401", resp.status)
+	}
+	// A client's own Authorization is not the token handler's word: the
+	// auth endpoint does not hand it to NGINX, and upstream mode does not
+	// forward it, unless allow_tokens accepts it.
+	for _, extra := range []string{"cors: {enabled: false}", "cors: {enabled: false}\nallow_tokens: true"} {
+		own := strings.Contains(extra, "allow_tokens")
+		h := startProxyNoRoutes(t, extra)
+		resp := h.do(request{method: "GET", path: "/_oauth-proxy/auth", headers: [][2]string{
+			header("X-Original-Method", "OPTIONS"), trusted(), header("Authorization", "Bearer chosen")}})
+		if got := resp.header.Get("Authorization"); resp.status != 200 || (got != "") == !own {
+			t.Errorf("%s: auth endpoint %d, Authorization %q", extra, resp.status, got)
+		}
+		u := startProxy(t, extra)
+		resp = u.do(request{method: "OPTIONS", path: "/api/things", headers: [][2]string{trusted(), header("Authorization", "Bearer chosen")}})
+		r, _ := u.up.received()
+		if resp.status != 200 || r == nil {
+			t.Fatalf("%s: OPTIONS status %d, API reached %v", extra, resp.status, r != nil)
+		}
+		if got := r.Header.Get("Authorization"); (got != "") == !own {
+			t.Errorf("%s: the API received Authorization %q", extra, got)
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 //     would silently replace Host;
 //   - a field name that is not an RFC 9110 §5.1 token ("Bad Name: x"), or
 //     a line without a colon (a folded line, RFC 9112 §5.2);
+//   - a field name with '_', which some servers read as '-';
 //   - Authorization twice: it holds one set of credentials (RFC 9110
 //     §11.6.2), and which line counts would be up to each reader (NGINX
 //     answers such a request 400 too);
@@ -51,6 +52,14 @@ func ambiguous(h *fasthttp.RequestHeader) bool {
 		// otherwise, so none is let through.
 		name, value, ok := bytes.Cut(line, []byte{':'})
 		if !ok || !validToken(name) {
+			return true
+		}
+		// '_' is a tchar, but CGI-style servers (WSGI, Rack, PHP) read it
+		// as '-': "X_Forwarded_For" would reach such an API as the
+		// X-Forwarded-For the proxy writes. NGINX drops these names by
+		// default (underscores_in_headers off); the rendered configuration
+		// passes them on for the proxy to refuse, in both modes.
+		if bytes.IndexByte(name, '_') >= 0 {
 			return true
 		}
 		switch {

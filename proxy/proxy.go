@@ -174,9 +174,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch, now int64
 
 	// 2. A client that brings its own token (a mobile app) passes. So does
 	// OPTIONS with CORS off: the proxy answers no preflight then, it is the
-	// API's, and a preflight never carries cookies (Fetch §3.2.2).
-	passThrough := st.cfg.AllowTokens && st.ownToken(req.Peek(fasthttp.HeaderAuthorization)) ||
-		!st.cors.Enabled() && string(method) == fasthttp.MethodOptions
+	// API's, and a preflight never carries cookies (Fetch §3.2.2). Such an
+	// OPTIONS carries no Authorization on, unless allow_tokens accepts it:
+	// what reaches the API as Authorization is the token handler's word.
+	own := st.cfg.AllowTokens && st.ownToken(req.Peek(fasthttp.HeaderAuthorization))
+	passThrough := own || !st.cors.Enabled() && string(method) == fasthttp.MethodOptions
 	if !passThrough {
 		if why := p.authorize(ctx, st, s, method, trusted, now); why != denyNone {
 			writeError(ctx, errUnauthorized)
@@ -187,8 +189,8 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch, now int64
 	if isAuth {
 		if !passThrough {
 			resp.SetBytesV(fasthttp.HeaderAuthorization, s.bearer)
-		} else if auth := req.Peek(fasthttp.HeaderAuthorization); len(auth) > 0 {
-			resp.SetBytesV(fasthttp.HeaderAuthorization, auth)
+		} else if own {
+			resp.SetBytesV(fasthttp.HeaderAuthorization, req.Peek(fasthttp.HeaderAuthorization))
 		}
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		return rm, denyNone
@@ -205,9 +207,14 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch, now int64
 		if st.cfg.RemoveCookieHeaders {
 			stripTokenHandlerCookies(req, st, s)
 		}
-	} else if st.cfg.RemoveCookieHeaders {
-		s.cookies = browser.RawCookies(req.PeekAll(fasthttp.HeaderCookie))
-		stripTokenHandlerCookies(req, st, s)
+	} else {
+		if !own {
+			dropRequestFields(req, s, authorizationField, nil)
+		}
+		if st.cfg.RemoveCookieHeaders {
+			s.cookies = browser.RawCookies(req.PeekAll(fasthttp.HeaderCookie))
+			stripTokenHandlerCookies(req, st, s)
+		}
 	}
 	p.forward(ctx, st, rt, s)
 	return rm, denyNone
@@ -319,6 +326,8 @@ func stripTokenHandlerCookies(req *fasthttp.RequestHeader, st *state, s *scratch
 }
 
 const bearerPrefix = "Bearer "
+
+var authorizationField = []string{fasthttp.HeaderAuthorization}
 
 var strBearer = []byte("Bearer")
 
