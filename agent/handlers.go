@@ -134,6 +134,10 @@ func (a *Agent) pushAuthorizationRequest(ctx *fasthttp.RequestCtx, st *state, p 
 	return resp.RequestURI, nil
 }
 
+// errPageURL is the logged cause when pageUrl does not parse: url's errors
+// quote the input, which may hold a code or an attacker's text.
+var errPageURL = errors.New("pageUrl does not parse as a URL")
+
 // loginEnd finishes a login when pageUrl carries an authorization response,
 // or tells the SPA on a page load whether it is logged in (contract §5).
 func (a *Agent) loginEnd(ctx *fasthttp.RequestCtx, st *state, req *request) error {
@@ -149,7 +153,7 @@ func (a *Agent) loginEnd(ctx *fasthttp.RequestCtx, st *state, req *request) erro
 	}
 	page, err := url.Parse(body.PageURL)
 	if err != nil {
-		return errInvalidRequest.with(err, "pageUrl is not a URL")
+		return errInvalidRequest.with(errPageURL, "pageUrl is not a URL")
 	}
 	q := page.Query()
 	switch {

@@ -208,6 +208,28 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 }
 
+// TestBadPageURLLogsNoInput: a pageUrl that does not parse is 400
+// invalid_request, and the log says so without quoting it (url's error
+// would: it may hold a code or an attacker's text).
+func TestBadPageURLLogsNoInput(t *testing.T) {
+	a := startAgent(t, func(c *Config) { c.Log.Level = zerolog.DebugLevel })
+	b := a.spa()
+	a.call(b, "POST", "/oauth-agent/login/start", nil)
+	r := a.call(b, "POST", "/oauth-agent/login/end", map[string]string{"pageUrl": "http://www.example.localhost:3000/%zz?code=SecretCode4711&error_description=attacker-text"})
+	if r.Status != 400 || r.JSON()["code"] != "invalid_request" {
+		t.Fatalf("login/end: %d %s", r.Status, r.Body)
+	}
+	logs := a.logs.String()
+	if !strings.Contains(logs, "pageUrl does not parse") {
+		t.Errorf("no log line for the refused pageUrl:\n%s", logs)
+	}
+	for _, s := range []string{"SecretCode4711", "attacker-text", "%zz"} {
+		if strings.Contains(logs, s) {
+			t.Errorf("the logs quote the pageUrl (%s):\n%s", s, logs)
+		}
+	}
+}
+
 // TestEndpointOverride: an explicit *_endpoint replaces what discovery says.
 func TestEndpointOverride(t *testing.T) {
 	var calls atomic.Int32
