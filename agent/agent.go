@@ -36,6 +36,7 @@ const DefaultGracePeriod = 5 * time.Second
 type Agent struct {
 	state   atomic.Pointer[state]
 	metrics *agentMetrics
+	denials denialLog
 	refresh *refresher
 
 	now func() time.Time // Config.Now or time.Now
@@ -65,7 +66,7 @@ type state struct {
 // the Authorization Server: discovery runs in the background, retried with
 // backoff, and Ready reports when it has succeeded.
 func New(cfg *Config, reg *metrics.Registry, log zerolog.Logger) (*Agent, error) {
-	a := &Agent{metrics: newAgentMetrics(reg), now: time.Now, stop: make(chan struct{})}
+	a := &Agent{metrics: newAgentMetrics(reg), denials: newDenialLog(), now: time.Now, stop: make(chan struct{})}
 	if cfg.Now != nil {
 		a.now = cfg.Now
 	}
@@ -184,9 +185,9 @@ func (a *Agent) endpoint(st *state, name string, originAlways bool, h handler) f
 		var err error
 		switch {
 		case browser.CrossSite(ctx.Request.Header.Peek("Sec-Fetch-Site")):
-			err = errorf(errUnauthorizedRequest, "Sec-Fetch-Site: cross-site")
+			err = errUnauthorizedRequest.with(errCrossSite, "")
 		case (originAlways || st.cfg.CORSEnabled) && !trusted:
-			err = errorf(errUnauthorizedRequest, "missing or untrusted Origin")
+			err = errUnauthorizedRequest.with(errUntrustedOrigin, "")
 		default:
 			err = h(ctx, st, req)
 		}
@@ -196,11 +197,10 @@ func (a *Agent) endpoint(st *state, name string, originAlways bool, h handler) f
 				st.jar.clearAll(ctx, &req.raw)
 			}
 			writeError(ctx, e)
-			ev := st.log.Info()
-			if e.status >= 500 {
-				ev = st.log.Warn()
-			}
-			ev.Str("endpoint", name).Int("status", e.status).Str("code", e.code).AnErr("cause", e.cause).Msg("request refused")
+			a.logDenial(ctx, st, name, e, start)
+		}
+		if req.foreign != "" {
+			a.warnKeyMismatch(ctx, st, req.foreign, start)
 		}
 		a.metrics.requests(name, ctx.Response.StatusCode()).Inc()
 		if ev := st.log.Debug(); ev != nil {
@@ -283,7 +283,7 @@ func checkCSRF(ctx *fasthttp.RequestCtx, st *state, s *userSession) error {
 		token = s.csrf.value
 	}
 	if !browser.CSRFMatches(ctx.Request.Header.Peek(st.jar.names.CSRFHeader), token) {
-		return errorf(errUnauthorizedRequest, "missing or wrong CSRF header")
+		return errUnauthorizedRequest.with(errCSRFHeader, "")
 	}
 	return nil
 }

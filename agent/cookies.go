@@ -210,14 +210,18 @@ func (j *jar) clearVariants(ctx *fasthttp.RequestCtx, req *browser.RawCookies) {
 
 // open opens cookie c as found in the request, checking its purpose and
 // chunk count. ok is false when the request does not hold it or it does
-// not open.
-func (j *jar) open(found *browser.Found, c *browser.Cookie) (o opened, ok bool) {
-	sealed, chunks, present := found.AppendValue(nil, c)
+// not open; when it does not open but is well-formed (a key mismatch,
+// most likely), req.foreign names it.
+func (j *jar) open(req *request, c *browser.Cookie) (o opened, ok bool) {
+	sealed, chunks, present := req.found.AppendValue(nil, c)
 	if !present || len(sealed) == 0 {
 		return opened{}, false
 	}
 	value, f, err := j.codec.Open(nil, sealed, purposeOf(c), chunks, &o.env)
 	if err != nil {
+		if j.codec.WellFormed(sealed) {
+			req.foreign = c.Name
+		}
 		return opened{}, false
 	}
 	o.value, o.format = value, f

@@ -198,7 +198,7 @@ func (a *Agent) loginInProgress(st *state, req *request, q url.Values) (*provide
 	if err := a.unambiguous(req); err != nil {
 		return nil, login, err
 	}
-	o, ok := st.jar.open(&req.found, &st.jar.names.Login)
+	o, ok := st.jar.open(req, &st.jar.names.Login)
 	if !ok || o.bound() && !o.env.Live(a.now().Unix(), math.MaxInt64) || json.Unmarshal(o.value, &login) != nil || login.State == "" {
 		return nil, login, errInvalidRequest.with(errNoCookie, "No login is in progress")
 	}
@@ -478,7 +478,7 @@ func (a *Agent) refreshTokens(ctx *fasthttp.RequestCtx, st *state, req *request)
 	if err := a.sameIdentity(s, res.idToken); err != nil {
 		a.refresh.drop(s.key())
 		a.metrics.denied("identity_changed").Inc()
-		return errSessionExpired.with(err, "")
+		return errSessionExpired.with(fmt.Errorf("%w: %w", errIdentityChanged, err), "")
 	}
 	newRT, newID := res.refresh, res.id
 	if newRT == rt {

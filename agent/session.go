@@ -29,6 +29,9 @@ func (o *opened) bound() bool { return o.format == crypto.FormatV2 }
 type request struct {
 	raw   browser.RawCookies
 	found browser.Found
+	// foreign names a cookie that was well-formed but opened with no
+	// configured key (jar.open), for the key-mismatch warning.
+	foreign string
 }
 
 // userSession is the login session a request's cookies belong to: every
@@ -70,6 +73,7 @@ var (
 	errAmbiguous       = errors.New("a token-handler cookie name comes twice, or whole and in chunks")
 	errSessionMismatch = errors.New("the cookies belong to different sessions")
 	errLifetime        = errors.New("the session is older than session.max_lifetime, or the cookie has expired")
+	errIdentityChanged = errors.New("the identity changed")
 )
 
 // session opens the token cookies of req (P-at, P-auth, P-id, P-csrf) and
@@ -90,7 +94,7 @@ func (a *Agent) session(st *state, req *request, need ...*browser.Cookie) (*user
 	}{{&j.names.AccessToken, &s.at}, {&j.names.RefreshToken, &s.auth}, {&j.names.IDToken, &s.id}, {&j.names.CSRF, &s.csrf}}
 	var first *opened
 	for _, slot := range slots {
-		o, ok := j.open(&req.found, slot.c)
+		o, ok := j.open(req, slot.c)
 		if !ok {
 			if slices.Contains(need, slot.c) {
 				return nil, errUnauthorizedRequest.with(errNoCookie, "")
