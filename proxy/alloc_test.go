@@ -3,8 +3,11 @@
 package proxy
 
 import (
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
 
@@ -36,4 +39,52 @@ func TestRequestNoAllocs(t *testing.T) {
 			t.Errorf("%s: %.2f allocations per request, want at most %.0f", tc.name, allocs, tc.max)
 		}
 	}
+}
+
+// TestDenialNoAllocs: a refused request allocates nothing either, logged
+// at info with its reason (and, for a cookie sealed with another key, the
+// warning): the clock moves a minute at every reading, so that no line is
+// held back by the limiter and every one is written.
+func TestDenialNoAllocs(t *testing.T) {
+	var minutes atomic.Int64
+	start := time.Now()
+	clock := func() time.Time { return start.Add(time.Duration(minutes.Add(1)) * time.Minute) }
+	var lines lineCounter
+	s := newBenchStackWith(t, zerolog.New(&lines), clock)
+	for _, tc := range []struct {
+		name string
+		req  *fasthttp.Request
+	}{
+		{"untrusted Origin", s.denied},
+		{"P-at sealed with another key", s.foreign},
+	} {
+		var resp fasthttp.Response
+		do := func() {
+			if err := s.client.Do(tc.req, &resp); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode() != 401 {
+				t.Fatalf("%s: status %d, want 401", tc.name, resp.StatusCode())
+			}
+		}
+		for range 100 {
+			do()
+		}
+		before := lines.n.Load()
+		if allocs := testing.AllocsPerRun(500, do); allocs > 0 {
+			t.Errorf("%s: %.2f allocations per refused request, want 0", tc.name, allocs)
+		}
+		if n := lines.n.Load() - before; n < 501 {
+			t.Errorf("%s: %d lines logged for 501 refused requests: the logging path was not measured", tc.name, n)
+		}
+	}
+}
+
+// lineCounter is an io.Writer that counts what it is given and keeps
+// nothing.
+type lineCounter struct{ n atomic.Int64 }
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	c.n.Add(1)
+	return len(p), nil
 }

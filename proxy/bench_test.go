@@ -26,9 +26,18 @@ type benchStack struct {
 	api    *fasthttp.Request // GET /api/things through the proxy
 	auth   *fasthttp.Request // GET the auth endpoint
 	post   *fasthttp.Request // POST /api/things with CSRF
+	// Refused: an untrusted Origin; a P-at sealed with another key.
+	denied, foreign *fasthttp.Request
 }
 
 func newBenchStack(tb testing.TB) *benchStack {
+	tb.Helper()
+	return newBenchStackWith(tb, zerolog.Nop(), time.Now)
+}
+
+// newBenchStackWith is newBenchStack with the proxy logging to log and
+// reading the time from now.
+func newBenchStackWith(tb testing.TB, log zerolog.Logger, now func() time.Time) *benchStack {
 	tb.Helper()
 	upLn := fasthttputil.NewInmemoryListener()
 	body := []byte(`{"subject":"demo-user","items":[1,2,3]}`)
@@ -50,10 +59,11 @@ log: {level: info}
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p, err := newProxy(cfg, metrics.NewRegistry(), zerolog.Nop(), func(string) (net.Conn, error) { return upLn.Dial() })
+	p, err := newProxy(cfg, metrics.NewRegistry(), log, func(string) (net.Conn, error) { return upLn.Dial() })
 	if err != nil {
 		tb.Fatal(err)
 	}
+	p.Now = now
 	pLn := fasthttputil.NewInmemoryListener()
 	srv := newHTTPServer(cfg, p.Handler, zerolog.Nop())
 	go srv.Serve(pLn)
@@ -78,11 +88,16 @@ log: {level: info}
 		}
 		return r
 	}
+	foreignRing, _ := crypto.NewKeyring(crypto.GenerateKey())
+	foreign, _ := session.NewCodec(foreignRing, crypto.FormatV2)
+	foreignAT, _ := foreign.Seal(nil, session.AccessToken, 0, &env, []byte(benchToken))
 	return &benchStack{
-		client: &fasthttp.HostClient{Addr: "proxy", Dial: func(string) (net.Conn, error) { return pLn.Dial() }},
-		api:    mk("GET", "/api/things"),
-		auth:   mk("GET", "/_oauth-proxy/auth", "X-Original-Method", "GET", "X-Original-URI", "/api/things"),
-		post:   mk("POST", "/api/things", "x-example-csrf", "csrf-token-value-0123456789abcdef"),
+		client:  &fasthttp.HostClient{Addr: "proxy", Dial: func(string) (net.Conn, error) { return pLn.Dial() }},
+		denied:  mk("GET", "/api/things", "Origin", "https://evil.example"),
+		foreign: mk("GET", "/api/things", "Cookie", "example-at="+string(foreignAT)),
+		api:     mk("GET", "/api/things"),
+		auth:    mk("GET", "/_oauth-proxy/auth", "X-Original-Method", "GET", "X-Original-URI", "/api/things"),
+		post:    mk("POST", "/api/things", "x-example-csrf", "csrf-token-value-0123456789abcdef"),
 	}
 }
 

@@ -33,6 +33,7 @@ import (
 type Proxy struct {
 	state   atomic.Pointer[state]
 	metrics *proxyMetrics
+	denials denialLog
 	ids     requestIDs
 	dial    fasthttp.DialFunc
 	// Now returns the current time; tests may replace it before serving.
@@ -65,7 +66,7 @@ func New(cfg *Config, reg *metrics.Registry, log zerolog.Logger) (*Proxy, error)
 // newProxy is New with a dialer for the upstream pools, which tests point at
 // in-memory listeners; nil dials TCP.
 func newProxy(cfg *Config, reg *metrics.Registry, log zerolog.Logger, dial fasthttp.DialFunc) (*Proxy, error) {
-	p := &Proxy{metrics: newProxyMetrics(reg), Now: time.Now, dial: dial}
+	p := &Proxy{metrics: newProxyMetrics(reg), denials: newDenialLog(), Now: time.Now, dial: dial}
 	p.ids.init()
 	if err := p.Reload(cfg, log); err != nil {
 		return nil, err
@@ -124,6 +125,7 @@ func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 	rm.observe(status, p.Now().Sub(start))
 	if outcome != denyNone {
 		p.metrics.denied[outcome].Inc()
+		p.logDenial(ctx, st, s, rm, id, outcome, start)
 	}
 	if e := st.log.Debug(); e != nil {
 		e.Bytes("request_id", id).Bytes("method", ctx.Method()).Bytes("path", ctx.Path()).

@@ -1,0 +1,134 @@
+package proxy
+
+import (
+	"bytes"
+	"net"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/internal/daemon"
+)
+
+// Refused requests are logged at info, so that an operator sees why a 401
+// happened without turning on debug (issue #16). A client sending one bad
+// request after another must not flood the log, so the lines go through a
+// limiter: at most deniedLinesPerSecond per reason per second, then a line
+// saying how many were suppressed once the next second lets one through.
+// With the ten reasons that bounds the proxy's denial lines to 10 × 10 +
+// 10 summary lines a second, whatever the attack; the
+// oauth_proxy_denied_total counter still counts every refusal.
+const deniedLinesPerSecond = 10
+
+// keyMismatchEvery is how often, at most, the proxy warns that a
+// well-formed cookie did not open with any configured key.
+const keyMismatchEvery = time.Minute
+
+// keyMismatchMessage is the warning for a cookie that has the shape of one
+// the agent writes but does not open: the usual cause is an agent and a
+// proxy configured with different keys (or a key retired too early).
+const keyMismatchMessage = "a cookie did not open with any configured key: do the agent and proxy share keys?"
+
+// denialLog limits the proxy's denial lines. It lives on the Proxy, across
+// reloads.
+type denialLog struct {
+	lines *daemon.LogLimiter // kind: the deny reason
+	keys  *daemon.LogLimiter // one kind
+}
+
+func newDenialLog() denialLog {
+	return denialLog{
+		lines: daemon.NewLogLimiter(int(denyCount), deniedLinesPerSecond, time.Second),
+		keys:  daemon.NewLogLimiter(1, 1, keyMismatchEvery),
+	}
+}
+
+// logDenial logs a refused request at info: the reason, the method and path
+// (without the query, which may hold anything), the request ID, the client's
+// address and the route; never a cookie, header value or token. When the
+// refused cookie is well-formed but opened with no key it also warns, once
+// per keyMismatchEvery. s.cookie must still hold the cookie that did not
+// open. It allocates nothing.
+func (p *Proxy) logDenial(ctx *fasthttp.RequestCtx, st *state, s *scratch, rm *routeMetrics, id []byte, why deny, now time.Time) {
+	if enabled(st.log, zerolog.InfoLevel) {
+		if ok, suppressed := p.denials.lines.Allow(int(why), now); ok {
+			if suppressed > 0 {
+				st.log.Info().Str("reason", denyReasons[why]).Uint64("suppressed", suppressed).
+					Msg("suppressed similar denials")
+			}
+			method, path := ctx.Method(), ctx.Path()
+			if rm == st.auth {
+				// NGINX's auth_request subrequest: the request it asks
+				// about is the one to name.
+				if m := ctx.Request.Header.Peek("X-Original-Method"); len(m) > 0 {
+					method = m
+				}
+				path = ctx.Request.Header.Peek("X-Original-URI")
+				if i := bytes.IndexByte(path, '?'); i >= 0 {
+					path = path[:i]
+				}
+			}
+			s.buf = st.appendClient(s.buf[:0], ctx)
+			st.log.Info().Str("reason", denyReasons[why]).Int("status", ctx.Response.StatusCode()).
+				Bytes("method", method).Bytes("path", path).Bytes("request_id", id).Bytes("client", s.buf).
+				Str("route", rm.name).Msg("request denied")
+		}
+	}
+	if (why == denyDecrypt || why == denyCSRFInvalid) && enabled(st.log, zerolog.WarnLevel) && st.codec.WellFormed(s.cookie) {
+		if ok, suppressed := p.denials.keys.Allow(0, now); ok {
+			cookie := st.names.AccessToken.Name
+			if why == denyCSRFInvalid {
+				cookie = st.names.CSRF.Name
+			}
+			st.log.Warn().Str("cookie", cookie).Int("keys", st.cfg.Keys.Len()).Bytes("request_id", id).
+				Uint64("suppressed", suppressed).Msg(keyMismatchMessage)
+		}
+	}
+}
+
+// appendClient appends the client's address: the last X-Forwarded-For entry
+// when the peer is a trusted proxy that sent one (what NGINX saw), else the
+// peer's IP, or "unix" for a Unix-socket peer without one. An entry that is
+// not made of IP address characters is not used: the header is not ours.
+func (st *state) appendClient(dst []byte, ctx *fasthttp.RequestCtx) []byte {
+	peer := ctx.RemoteAddr()
+	if st.trustedPeer(peer) {
+		if all := ctx.Request.Header.PeekAll(fasthttp.HeaderXForwardedFor); len(all) > 0 {
+			last := all[len(all)-1]
+			if i := bytes.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if last = trimOWS(last); ipShaped(last) {
+				return append(dst, last...)
+			}
+		}
+	}
+	switch a := peer.(type) {
+	case *net.TCPAddr:
+		return appendIP(dst, a.IP)
+	case *net.UnixAddr:
+		return append(dst, "unix"...)
+	}
+	return dst
+}
+
+// ipShaped reports whether b is made of the characters of an IPv4 or IPv6
+// address (a zone aside) and no longer than one.
+func ipShaped(b []byte) bool {
+	if len(b) == 0 || len(b) > len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255") {
+		return false
+	}
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == ':' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// enabled reports whether log writes events of level lvl, without taking
+// an event from zerolog's pool.
+func enabled(log zerolog.Logger, lvl zerolog.Level) bool {
+	return log.GetLevel() <= lvl && zerolog.GlobalLevel() <= lvl
+}
