@@ -1,18 +1,23 @@
 // Command render writes an NGINX configuration for the token handler
 // (nginx/README.md):
 //
-//	go run ./nginx/cmd/render -mode upstream|auth_request|tls [flags] [-o FILE]
+//	go run ./nginx/cmd/render [-mode upstream|auth_request] [-tls -tls-certificate F -tls-certificate-key F] [flags] [-o FILE]
 //
+// The mode is upstream unless -mode says auth_request; -tls serves https in
+// either mode (-mode tls, upstream over TLS, is still read, with a warning).
 // Without -snippet it writes a whole nginx.conf that keeps its pid file, logs
 // and temporary files in -run-dir; with -snippet only the part for
 // /etc/nginx/conf.d/. Repeat -agent, -proxy and -api for several instances.
+// Errors name the flag to change.
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/tokenhandler/tokenhandler/browser"
@@ -20,10 +25,75 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "render:", err)
 		os.Exit(2)
 	}
+}
+
+// flagOf maps the nginx.Params fields that Render's errors name to the
+// flags that set them, so that an error says what to change on the command
+// line. TestFlagOf keeps it complete.
+var flagOf = map[string]string{
+	"RunDir":            "-run-dir",
+	"User":              "-user",
+	"WorkerProcesses":   "-workers",
+	"Listen":            "-listen",
+	"ServerName":        "-server-name",
+	"CookiePrefix":      "-cookie-prefix",
+	"NamePrefix":        "-name-prefix",
+	"HostPrefix":        "-host-prefix",
+	"AgentBasePath":     "-agent-base-path",
+	"APIPathPrefix":     "-api-path-prefix",
+	"AuthPath":          "-auth-path",
+	"Agents":            "-agent",
+	"Proxies":           "-proxy",
+	"APIs":              "-api",
+	"TLSCertificate":    "-tls-certificate",
+	"TLSCertificateKey": "-tls-certificate-key",
+}
+
+// fieldName matches a Params field in a message, with the index Render adds
+// to a list ("Agents[1]"), which the flag, repeated or comma-separated, has
+// no use for.
+var fieldName = regexp.MustCompile(`\b[A-Z][A-Za-z]+\b(?:\[\d+\])?`)
+
+// flagError rewrites an error of nginx.Render for the command line: its
+// "nginx: " goes, and every Params field it names outside quotes becomes
+// the flag that sets it. Quoted values are left as they are.
+func flagError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "nginx: ")
+	var b strings.Builder
+	for i := 0; i < len(msg); {
+		if msg[i] == '"' {
+			j := i + 1
+			for j < len(msg) && msg[j] != '"' {
+				if msg[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			j = min(j+1, len(msg))
+			b.WriteString(msg[i:j])
+			i = j
+			continue
+		}
+		j := strings.IndexByte(msg[i:], '"')
+		if j < 0 {
+			j = len(msg)
+		} else {
+			j += i
+		}
+		b.WriteString(fieldName.ReplaceAllStringFunc(msg[i:j], func(f string) string {
+			name, _, _ := strings.Cut(f, "[")
+			if flag, ok := flagOf[name]; ok {
+				return flag
+			}
+			return f
+		}))
+		i = j
+	}
+	return errors.New(b.String())
 }
 
 // list is a repeatable flag; each value may also hold comma-separated items.
@@ -40,10 +110,12 @@ func (l *list) Set(v string) error {
 	return nil
 }
 
-func run(args []string, stdout io.Writer) error {
+func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("render", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	var p nginx.Params
-	mode := fs.String("mode", "", "upstream, auth_request or tls (required)")
+	mode := fs.String("mode", nginx.ModeUpstream, "upstream (NGINX → oauth-proxy → API) or auth_request (NGINX asks oauth-proxy, then calls the API)")
+	tls := fs.Bool("tls", false, "serve https, with -tls-certificate and -tls-certificate-key")
 	out := fs.String("o", "", "write the configuration to this file instead of standard output")
 	fs.BoolVar(&p.Snippet, "snippet", false, "only the http{} part, for /etc/nginx/conf.d/")
 	fs.StringVar(&p.RunDir, "run-dir", "", "absolute directory for the pid file, logs and temporary files (required without -snippet)")
@@ -61,21 +133,41 @@ func run(args []string, stdout io.Writer) error {
 	fs.Var((*list)(&p.Proxies), "proxy", `an oauth-proxy instance (default "127.0.0.1:8081"); repeatable`)
 	fs.Var((*list)(&p.APIs), "api", `an API server NGINX calls in auth_request mode (default "127.0.0.1:9000"); repeatable`)
 	fs.BoolVar(&p.KeepCookieHeaders, "keep-cookie-headers", false, "auth_request mode: forward the token-handler cookies and CSRF header to the API (remove_cookie_headers: false)")
-	fs.StringVar(&p.TLSCertificate, "tls-certificate", "", "PEM certificate (chain) of the https listener")
-	fs.StringVar(&p.TLSCertificateKey, "tls-certificate-key", "", "PEM private key of the https listener")
+	corsEnabled := fs.Bool("cors-enabled", true, "auth_request mode: the proxy's cors.enabled; with -cors-enabled=false NGINX sends OPTIONS through auth_request to the API")
+	fs.StringVar(&p.TLSCertificate, "tls-certificate", "", "with -tls: PEM certificate (chain) of the https listener")
+	fs.StringVar(&p.TLSCertificateKey, "tls-certificate-key", "", "with -tls: PEM private key of the https listener")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	switch *mode {
+	case nginx.ModeUpstream, nginx.ModeAuthRequest:
+	case nginx.ModeTLS:
+		// The third mode of before: upstream mode over TLS.
+		fmt.Fprintln(stderr, "render: warning: -mode tls is deprecated: write -tls (the mode is upstream by default)")
+		*mode, *tls = nginx.ModeUpstream, true
+	default:
+		return fmt.Errorf("-mode: %q is not a mode: want upstream (the default) or auth_request, and -tls for https", *mode)
+	}
+	// A certificate alone still turns TLS on, as it did before -tls.
+	if *tls || p.TLSCertificate != "" || p.TLSCertificateKey != "" {
+		switch {
+		case p.TLSCertificate == "":
+			return errors.New("-tls-certificate: is required with -tls (the PEM certificate chain of the https listener)")
+		case p.TLSCertificateKey == "":
+			return errors.New("-tls-certificate-key: is required with -tls (the PEM private key of the https listener)")
+		}
+	}
+	p.CORSDisabled = !*corsEnabled
 	var err error
 	if p.NamePrefix, err = browser.ParseNamePrefix(*namePrefix); err != nil {
-		return err
+		return fmt.Errorf("-name-prefix: %q is not none, host or host-http", *namePrefix)
 	}
 	conf, err := nginx.Render(*mode, p)
 	if err != nil {
-		return err
+		return flagError(err)
 	}
 	if *out == "" {
 		_, err = stdout.Write(conf)
