@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -20,9 +22,10 @@ import (
 // foreground, devstack gets Ctrl-C, stops every part and exits 0, and make
 // and go run exit 0 with it.
 //
-// While devstack holds the terminal, Ctrl-Z is ignored: it would stop
-// devstack but not make, and leave the shell waiting for make.
-func foreground() (restore func()) {
+// While devstack holds the terminal, Ctrl-Z does not stop it (it would
+// stop devstack but not make, and leave the shell waiting for make): it
+// writes to w that Ctrl-C is the way out.
+func foreground(w io.Writer) (restore func()) {
 	nothing := func() {}
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0) // the controlling terminal, whatever stdin is
 	if err != nil {
@@ -51,10 +54,24 @@ func foreground() (restore func()) {
 		tty.Close()
 		return nothing
 	}
-	signal.Ignore(syscall.SIGTSTP)
+	tstp := make(chan os.Signal, 1)
+	signal.Notify(tstp, syscall.SIGTSTP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-tstp:
+				fmt.Fprintln(w, "devstack: Ctrl-Z does not suspend the stack; Ctrl-C stops it")
+			case <-done:
+				return
+			}
+		}
+	}()
 	return func() {
+		signal.Stop(tstp)
+		close(done)
 		tcsetpgrp(fd, parent)
-		signal.Reset(syscall.SIGTSTP, syscall.SIGTTOU)
+		signal.Reset(syscall.SIGTTOU)
 		tty.Close()
 	}
 }

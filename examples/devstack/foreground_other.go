@@ -2,6 +2,8 @@
 
 package main
 
+import "io"
+
 // foreground does nothing here: the stack stops cleanly on Ctrl-C all the
 // same, but make may report the interrupt (foreground_linux.go says why).
-func foreground() (restore func()) { return func() {} }
+func foreground(io.Writer) (restore func()) { return func() {} }

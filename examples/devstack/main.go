@@ -109,7 +109,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sig)
-	defer foreground()()
+	defer foreground(stderr)()
 
 	stack, err := start(o, stderr)
 	if err != nil {

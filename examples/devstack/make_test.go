@@ -3,6 +3,8 @@
 package main
 
 import (
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -34,12 +36,25 @@ func TestMakeRunCtrlC(t *testing.T) {
 			if tc.nginx {
 				env = append(env, "NGINX="+needNGINX(t))
 			}
+			p := devstacktest.FreePorts(t)
 			s := devstacktest.Start(t, devstacktest.Config{
-				Dir: root, Target: tc.target, Ports: devstacktest.FreePorts(t), Env: env,
+				Dir: root, Target: tc.target, Ports: p, Env: env,
 				Args: []string{"-access-token-ttl", "30s", "-log-level", "debug"},
 			})
 			if left := s.Left(); len(left) < 5 {
 				t.Fatalf("the stack is up, yet only this answers: %v", left)
+			}
+			// Ctrl-Z would stop devstack and leave make waiting: it is
+			// refused with a word on Ctrl-C, and the stack keeps serving.
+			s.Type([]byte{0x1a})
+			if !s.WaitOutput("Ctrl-Z does not suspend the stack; Ctrl-C stops it", 10*time.Second) {
+				t.Errorf("no word after Ctrl-Z:\n%s", s.Output())
+			}
+			c := &http.Client{Timeout: 5 * time.Second}
+			if resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/config.json", p.SPA)); err != nil {
+				t.Errorf("after Ctrl-Z the SPA does not answer: %v", err)
+			} else {
+				resp.Body.Close()
 			}
 			err := s.Interrupt(30 * time.Second)
 			out := s.Output()

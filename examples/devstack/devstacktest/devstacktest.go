@@ -197,6 +197,28 @@ func (s *Stack) Interrupt(timeout time.Duration) error {
 	return s.err
 }
 
+// Type writes b to the terminal, as keys typed (0x1a is Ctrl-Z). It
+// fails the test with NoTerminal.
+func (s *Stack) Type(b []byte) {
+	s.t.Helper()
+	if s.pty == nil {
+		s.t.Fatal("devstacktest: Type needs a terminal")
+	}
+	if _, err := s.pty.Write(b); err != nil {
+		s.t.Fatalf("devstacktest: typing: %v", err)
+	}
+}
+
+// WaitOutput waits up to timeout for the output to contain want.
+func (s *Stack) WaitOutput(want string, timeout time.Duration) bool {
+	for deadline := time.Now().Add(timeout); !strings.Contains(s.Output(), want); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
 // Output returns what make and the stack printed so far, line ends as
 // "\n".
 func (s *Stack) Output() string {
