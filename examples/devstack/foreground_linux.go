@@ -10,9 +10,11 @@ import (
 )
 
 // foreground puts devstack in a process group of its own and makes that
-// the terminal's foreground group, when devstack shares the foreground
-// group with its parent (make, or go run); it returns the function that
-// gives the terminal back. Otherwise it does nothing.
+// the terminal's foreground group, when its stdin is that terminal and it
+// shares the foreground group with its parent (make, or go run); it
+// returns the function that gives the terminal back. Otherwise (stdin not
+// a terminal, as for a test or script that starts devstack; in the
+// background; started by the shell itself) it does nothing.
 //
 // Why: Ctrl-C signals the terminal's whole foreground group. Under
 // `make run` that includes make, and GNU make, interrupted, waits for its
@@ -27,17 +29,10 @@ import (
 // writes to w that Ctrl-C is the way out.
 func foreground(w io.Writer) (restore func()) {
 	nothing := func() {}
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0) // the controlling terminal, whatever stdin is
-	if err != nil {
-		return nothing
-	}
-	fd := tty.Fd()
+	const fd = 0 // stdin: a user at the terminal, not a program that started devstack
 	parent := syscall.Getpgrp()
 	fg, err := tcgetpgrp(fd)
 	if err != nil || fg != parent || parent == os.Getpid() {
-		// In the background, or leading the foreground group already
-		// (started by the shell itself): the shell's job control is right.
-		tty.Close()
 		return nothing
 	}
 	// tcsetpgrp from what is, after Setpgid, a background group raises
@@ -45,13 +40,11 @@ func foreground(w io.Writer) (restore func()) {
 	signal.Ignore(syscall.SIGTTOU)
 	if err := syscall.Setpgid(0, 0); err != nil {
 		signal.Reset(syscall.SIGTTOU)
-		tty.Close()
 		return nothing
 	}
 	if err := tcsetpgrp(fd, os.Getpid()); err != nil {
 		syscall.Setpgid(0, parent)
 		signal.Reset(syscall.SIGTTOU)
-		tty.Close()
 		return nothing
 	}
 	tstp := make(chan os.Signal, 1)
@@ -72,7 +65,6 @@ func foreground(w io.Writer) (restore func()) {
 		close(done)
 		tcsetpgrp(fd, parent)
 		signal.Reset(syscall.SIGTTOU)
-		tty.Close()
 	}
 }
 
