@@ -211,11 +211,14 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	if c.Session.MaxLifetime, err = f.Session.Parse("session"); err != nil {
 		return nil, err
 	}
-	if c.Keys, err = f.Keys.Keyring(getenv, []string{c.Listen, c.MetricsListen}); err != nil {
-		return nil, err
-	}
 
 	if err := settings.CheckWebOrigins("trusted_web_origins", c.TrustedWebOrigins); err != nil {
+		return nil, err
+	}
+	// After the URLs are checked: a published test key is allowed only for
+	// browsers on this machine.
+	browserURLs := append([]string{c.RedirectURI, c.PostLogoutRedirectURI}, c.TrustedWebOrigins...)
+	if c.Keys, err = f.Keys.Keyring(getenv, []string{c.Listen, c.MetricsListen}, browserURLs); err != nil {
 		return nil, err
 	}
 

@@ -72,7 +72,8 @@ func sealsWith(t *testing.T, ring *crypto.Keyring, hexKey string) {
 }
 
 func TestParseConfigFull(t *testing.T) {
-	older := string(crypto.GenerateKey().AppendHex(nil))
+	// Fresh keys: a published test key is refused beside public origins.
+	sealing, older := string(crypto.GenerateKey().AppendHex(nil)), string(crypto.GenerateKey().AppendHex(nil))
 	yaml := `
 listen: unix:/run/tokenhandler/agent.sock
 base_path: /auth/agent
@@ -95,7 +96,7 @@ userinfo_method: POST
 extra_params_allowed: [prompt, resource]
 cookie: {prefix: my_app-1, domain: Example.COM, base_path: /app, name_prefix: none, same_site: lax, max_age: 12h, format: dare, accept: [v1]}
 session: {max_lifetime: 8h}
-encryption_keys: ["` + configKey + `", "` + older + `"]
+encryption_keys: ["` + sealing + `", "` + older + `"]
 trusted_web_origins: ["https://www.example.com", "http://www.example.localhost:3000"]
 cors: {enabled: false}
 par: always
@@ -112,7 +113,7 @@ log: {level: debug, format: console}
 	if got.Keys.Len() != 2 {
 		t.Errorf("Keys.Len() = %d, want 2", got.Keys.Len())
 	}
-	sealsWith(t, got.Keys, configKey)
+	sealsWith(t, got.Keys, sealing)
 	want := agent.Config{
 		Listen:        "unix:/run/tokenhandler/agent.sock",
 		MetricsListen: "127.0.0.1:9100",
@@ -412,6 +413,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad key", replace("encryption_keys", "[\""+configKey[:60]+"\"]"), "encryption_keys: crypto: key 1 must be 64 hex characters"},
 		{"keys twice", configRequired + "encryption_keys_file: /etc/keys\n", "encryption_keys: keys given by both encryption_keys and encryption_keys_file"},
 		{"keys as a string", replace("encryption_keys", configKey), "encryption_keys: must be a list of strings"},
+		// The published test key only for a browser on this machine: a
+		// public redirect URI or origin is production behind NGINX.
+		{"published key, public redirect_uri", replace("redirect_uri", "https://app.example.com/callback"), "encryption_keys: key 1 is a published test key"},
+		{"published key, public post-logout URI", configRequired + "post_logout_redirect_uri: https://app.example.com/\n", "encryption_keys: key 1 is a published test key"},
+		{"published key, public origin", replace("trusted_web_origins", `["https://app.example.com"]`), "encryption_keys: key 1 is a published test key"},
 
 		// Origins.
 		{"no origins", without("trusted_web_origins"), "trusted_web_origins: at least one origin is required"},

@@ -4,6 +4,8 @@ package deploy
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -246,9 +248,13 @@ func TestExampleConfigs(t *testing.T) {
 	for _, u := range units {
 		t.Run(u.binary, func(t *testing.T) {
 			dir := t.TempDir()
-			// A public TEST key and secret, in files as LoadCredential= leaves them.
+			// A fresh key and a test secret, in files as LoadCredential=
+			// leaves them. Not the published test key: these are production
+			// configurations (public origins), which refuse it.
+			key := make([]byte, 32)
+			rand.Read(key)
 			files := map[string]string{
-				"keys":          "7b99279ab87533d3c238db874a842a91ee26a76027f3c03c317504963d2c9926\n",
+				"keys":          hex.EncodeToString(key) + "\n",
 				"client-secret": "test-only-client-secret\n",
 			}
 			for name, content := range files {
@@ -271,6 +277,14 @@ func TestExampleConfigs(t *testing.T) {
 			stdout, stderr, err := checkConfig(bin, u.binary, config)
 			if err != nil || !strings.Contains(stdout, "configuration OK") {
 				t.Errorf("%s -check-config: %v\n%s%s", u.binary, err, stdout, stderr)
+			}
+			// The published test key in its place is refused.
+			published := "7b99279ab87533d3c238db874a842a91ee26a76027f3c03c317504963d2c9926\n"
+			if err := os.WriteFile(filepath.Join(dir, "keys"), []byte(published), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, stderr, err := checkConfig(bin, u.binary, config); err == nil || !strings.Contains(stderr, "published test key") {
+				t.Errorf("%s -check-config with the published test key: %v\n%s", u.binary, err, stderr)
 			}
 			// Written in the shape both daemons share: no deprecated spelling.
 			if stderr != "" {

@@ -225,11 +225,12 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	}
 	c.CookieNamePrefix, c.NamePrefix, c.CookieFormat, c.CookieAccept = cookie.Prefix, cookie.NamePrefix, cookie.Format, cookie.Accept
 
-	if c.Keys, err = f.Keys.Keyring(getenv, []string{c.Listen, c.MetricsListen}); err != nil {
+	if err := settings.CheckWebOrigins("trusted_web_origins", c.TrustedWebOrigins); err != nil {
 		return nil, err
 	}
-
-	if err := settings.CheckWebOrigins("trusted_web_origins", c.TrustedWebOrigins); err != nil {
+	// After the URLs are checked: a published test key is allowed only for
+	// browsers on this machine.
+	if c.Keys, err = f.Keys.Keyring(getenv, []string{c.Listen, c.MetricsListen}, c.TrustedWebOrigins); err != nil {
 		return nil, err
 	}
 

@@ -48,12 +48,13 @@ func checkSealingKey(t *testing.T, ring *crypto.Keyring, hexKey string) {
 }
 
 func TestParseConfigFull(t *testing.T) {
-	olderKey := newConfigTestKey()
+	// Fresh keys: a published test key is refused beside a public origin.
+	sealingKey, olderKey := newConfigTestKey(), newConfigTestKey()
 	yaml := `
 listen: unix:/run/tokenhandler/proxy.sock
 metrics_listen: 127.0.0.1:9101
 cookie: {prefix: my_app-1, name_prefix: host, format: v1, accept: [dare]}
-encryption_keys: ["` + configTestKey + `", "` + olderKey + `"]
+encryption_keys: ["` + sealingKey + `", "` + olderKey + `"]
 trusted_web_origins: ["https://www.example.com", "http://www.example.localhost:3000"]
 cors:
   enabled: false
@@ -85,7 +86,7 @@ log: {level: debug, format: console}
 	if got.Keys.Len() != 2 {
 		t.Errorf("Keys.Len() = %d, want 2", got.Keys.Len())
 	}
-	checkSealingKey(t, got.Keys, configTestKey)
+	checkSealingKey(t, got.Keys, sealingKey)
 
 	want := Config{
 		Listen:              "unix:/run/tokenhandler/proxy.sock",
@@ -213,7 +214,8 @@ func TestParseConfigAccepts(t *testing.T) {
 		// Not with configTestKey: a published test key needs loopback listeners.
 		{"listen on all interfaces", strings.Replace(configBase, configTestKey, newConfigTestKey(), 1) + "listen: \":8081\"\nmetrics_listen: \"[::1]:9101\"\n", nil},
 		{"published test key on loopback", configBase + "listen: 127.0.0.1:8081\nmetrics_listen: \"[::1]:9101\"\n", nil},
-		{"origin with port and ipv6", "encryption_keys: [\"" + configTestKey + "\"]\ntrusted_web_origins: [\"https://a.example:8443\", \"http://[::1]:3000\"]\n", nil},
+		{"origin with port and ipv6", "encryption_keys: [\"" + newConfigTestKey() + "\"]\ntrusted_web_origins: [\"https://a.example:8443\", \"http://[::1]:3000\"]\n", nil},
+		{"published key for local origins", "encryption_keys: [\"" + configTestKey + "\"]\ntrusted_web_origins: [\"http://localhost:3000\", \"http://[::1]:3000\"]\n", nil},
 		{"cors tokens", configBase + "cors: {allow_methods: [GET, PATCH], allow_headers: [\"x-example-csrf\", \"Content-Type\"], expose_headers: [\"X-Request-Id\"]}\n", nil},
 		{"anchors and aliases", configBase + "timeouts: {read: &t 5s, write: *t}\n", func(t *testing.T, c *Config) {
 			if c.Timeouts.Write != 5*time.Second {
@@ -306,6 +308,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"near an inline timeout", configBase + "timeouts: {shutdwon: 5s}\n", `unknown setting "timeouts.shutdwon" (line 3): did you mean timeouts.shutdown?`},
 		{"published test key on all interfaces", configBase + "listen: 0.0.0.0:8081\n", "encryption_keys: key 1 is a published test key"},
 		{"published test key with a public metrics listener", configBase + "metrics_listen: \":9101\"\n", "encryption_keys: key 1 is a published test key"},
+		// Loopback listeners behind a public NGINX are production.
+		{"published test key for a public origin", "encryption_keys: [\"" + configTestKey + "\"]\ntrusted_web_origins: [\"https://www.example.com\"]\n", "encryption_keys: key 1 is a published test key"},
 		{"prefix space", configBase + "cookie: {prefix: my app}\n", `cookie.prefix: "my app" may hold only`},
 		{"prefix dot", configBase + "cookie: {prefix: a.b}\n", "cookie.prefix: \"a.b\" may hold only"},
 		{"prefix non-ascii", configBase + "cookie: {prefix: café}\n", "cookie.prefix:"},

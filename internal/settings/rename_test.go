@@ -197,10 +197,10 @@ func TestSharedBlocks(t *testing.T) {
 		t.Error("cors.enabled: want default true, and false when set so")
 	}
 	keys := Keys{EncryptionKeys: []string{testKey}}
-	if ring, err := keys.Keyring(nil, []string{"127.0.0.1:8080"}); err != nil || ring.Len() != 1 {
+	if ring, err := keys.Keyring(nil, []string{"127.0.0.1:8080"}, nil); err != nil || ring.Len() != 1 {
 		t.Errorf("Keys.Keyring: %v", err)
 	}
-	if _, err := (Keys{}).Keyring(nil, nil); err == nil || !strings.Contains(err.Error(), "TH_ENCRYPTION_KEYS") {
+	if _, err := (Keys{}).Keyring(nil, nil, nil); err == nil || !strings.Contains(err.Error(), "TH_ENCRYPTION_KEYS") {
 		t.Errorf("Keys.Keyring with no source: %v, want the three sources named", err)
 	}
 }

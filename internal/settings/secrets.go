@@ -5,6 +5,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"runtime"
 	"strings"
@@ -122,6 +123,30 @@ func Loopback(listeners ...string) bool {
 	return true
 }
 
+// LoopbackURLs reports whether every URL of urls names a host only this
+// machine's browser reaches: localhost, a name under .localhost (RFC 6761
+// §6.3; browsers resolve them to loopback) or a loopback address. "" (a
+// setting left out) is skipped.
+func LoopbackURLs(urls ...string) bool {
+	for _, raw := range urls {
+		if raw == "" {
+			continue // a setting left out
+		}
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" {
+			return false
+		}
+		host := strings.ToLower(u.Hostname())
+		if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+			continue
+		}
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
+}
+
 // published returns the 1-based position of the first key of hexKeys that
 // is a published test key, or 0.
 func published(hexKeys []string) int {
@@ -141,11 +166,14 @@ func published(hexKeys []string) int {
 // environment variable read with getenv (nil means an empty environment;
 // keys comma-separated). Keys are 64 hex characters each, the sealing key
 // first. A key of PublishedTestKeys is refused unless every address of
-// listeners (the daemon's listen and metrics_listen) is loopback.
+// listeners (the daemon's listen and metrics_listen) is loopback and every
+// URL of urls (the browser origins and redirect URIs) names a loopback host:
+// loopback listeners alone do not make a development machine, since NGINX
+// on a public address sits in front of them in production.
 //
 // Errors name the source and, through crypto, the key's position; never key
 // material.
-func (s Source) Keyring(list []string, file *string, getenv func(string) string, listeners []string) (*crypto.Keyring, error) {
+func (s Source) Keyring(list []string, file *string, getenv func(string) string, listeners, urls []string) (*crypto.Keyring, error) {
 	source, env, err := s.pick(list != nil, file != nil, getenv, "keys")
 	if err != nil {
 		return nil, err
@@ -174,9 +202,11 @@ func (s Source) Keyring(list []string, file *string, getenv func(string) string,
 	if err != nil {
 		return nil, Errorf(source, "%w", err)
 	}
-	if i := published(hexKeys); i > 0 && !Loopback(listeners...) {
+	if i := published(hexKeys); i > 0 && !(Loopback(listeners...) && LoopbackURLs(urls...)) {
 		return nil, Errorf(source, "key %d is a published test key, which anyone can use to read and forge cookies; "+
-			"it is allowed only when every listener is loopback (127.0.0.1, ::1, localhost or unix:): make a key with `thctl keygen`", i)
+			"it is allowed only on a development machine, with every listener on loopback (127.0.0.1, ::1, localhost "+
+			"or unix:) and every browser origin and redirect URI on localhost, *.localhost or a loopback address: "+
+			"make a key with `thctl keygen`", i)
 	}
 	return keys, nil
 }

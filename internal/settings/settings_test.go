@@ -503,6 +503,7 @@ func TestSourceKeyring(t *testing.T) {
 		file      *string
 		env       map[string]string
 		listeners []string // default 127.0.0.1:8080
+		urls      []string // default http://www.example.localhost:3000
 		wantFirst string
 		wantLen   int
 		wantErr   string
@@ -526,14 +527,24 @@ func TestSourceKeyring(t *testing.T) {
 		{name: "published key on all interfaces", list: []string{testKey}, listeners: []string{":8080"}, wantErr: "keys: key 1 is a published test key"},
 		{name: "published key with a public metrics listener", file: &publishedFile, listeners: []string{"unix:/run/x.sock", "192.0.2.1:9100"}, wantErr: "keys_file: key 2 is a published test key"},
 		{name: "published key on a host name", env: map[string]string{"TEST_KEYS": testKey}, listeners: []string{"api.example.com:8080"}, wantErr: "TEST_KEYS: key 1 is a published test key"},
+		// Loopback listeners behind a public NGINX are production: the
+		// browser's origins tell a development machine.
+		{name: "published key for a public origin", list: []string{testKey}, urls: []string{"https://www.example.com"}, wantErr: "keys: key 1 is a published test key"},
+		{name: "published key for a public redirect URI", list: []string{testKey}, urls: []string{"http://localhost:3000", "https://app.example.com/callback"}, wantErr: "keys: key 1 is a published test key"},
+		{name: "published key for a look-alike origin", list: []string{testKey}, urls: []string{"https://localhost.example.com"}, wantErr: "keys: key 1 is a published test key"},
+		{name: "published key for a URL without a host", list: []string{testKey}, urls: []string{"/callback"}, wantErr: "keys: key 1 is a published test key"},
+		{name: "published key for local origins", list: []string{testKey}, urls: []string{"http://localhost:3000", "http://www.example.localhost:3000/", "http://127.0.0.1:8080", "http://[::1]:3000", "HTTP://WWW.EXAMPLE.LOCALHOST", ""}, wantFirst: testKey, wantLen: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			listeners := tt.listeners
+			listeners, urls := tt.listeners, tt.urls
 			if listeners == nil {
 				listeners = []string{"127.0.0.1:8080"}
 			}
-			ring, err := keySource.Keyring(tt.list, tt.file, env(tt.env), listeners)
+			if urls == nil {
+				urls = []string{"http://www.example.localhost:3000"}
+			}
+			ring, err := keySource.Keyring(tt.list, tt.file, env(tt.env), listeners, urls)
 			if tt.wantErr != "" {
 				checkErr(t, err, tt.wantErr)
 				for _, k := range []string{newer[:7], older[:7]} {
@@ -552,7 +563,7 @@ func TestSourceKeyring(t *testing.T) {
 			sealsWith(t, ring, tt.wantFirst)
 		})
 	}
-	if _, err := keySource.Keyring([]string{newer}, nil, nil, []string{":8080"}); err != nil {
+	if _, err := keySource.Keyring([]string{newer}, nil, nil, []string{":8080"}, []string{"https://www.example.com"}); err != nil {
 		t.Errorf("nil getenv: %v", err)
 	}
 }

@@ -29,9 +29,10 @@ var KeySource = Source{
 }
 
 // Keyring builds the key ring from the one source given, as
-// [Source.Keyring] does; listeners are the daemon's listen addresses.
-func (k Keys) Keyring(getenv func(string) string, listeners []string) (*crypto.Keyring, error) {
-	return KeySource.Keyring(k.EncryptionKeys, k.EncryptionKeysFile, getenv, listeners)
+// [Source.Keyring] does; listeners are the daemon's listen addresses, urls
+// its browser origins and redirect URIs.
+func (k Keys) Keyring(getenv func(string) string, listeners, urls []string) (*crypto.Keyring, error) {
+	return KeySource.Keyring(k.EncryptionKeys, k.EncryptionKeysFile, getenv, listeners, urls)
 }
 
 // CORS is what both daemons read of the cors section: {enabled: true}. The
