@@ -408,7 +408,7 @@ func checkExtraParamsAllowed(names []string) ([]string, error) {
 			return nil, settings.Errorf(itemSetting, "%q is set by the agent and cannot come from the SPA", name)
 		}
 		for j := range i {
-			if names[j] == name {
+			if strings.EqualFold(names[j], name) {
 				return nil, settings.Errorf(itemSetting, "%q repeats %s[%d]", name, setting, j)
 			}
 		}

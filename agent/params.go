@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 )
 
 // DefaultExtraParamsAllowed are the authorization request parameters an SPA
@@ -29,8 +30,12 @@ var reservedParams = []string{
 	"grant_type", "code", "code_verifier", "refresh_token",
 }
 
-// reserved reports whether the agent sets parameter name itself.
-func reserved(name string) bool { return slices.Contains(reservedParams, name) }
+// reserved reports whether the agent sets parameter name itself, in any
+// case: some servers match parameter names without regard to case, so
+// extra_params_allowed may not list "Redirect_Uri" either.
+func reserved(name string) bool {
+	return slices.ContainsFunc(reservedParams, func(r string) bool { return strings.EqualFold(r, name) })
+}
 
 // extraParam is one entry of login/start's extraParams, as the reference's
 // SPA sends it.
