@@ -6,7 +6,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 15s
 FUZZ_TARGETS := ./crypto:FuzzOpen ./crypto:FuzzDAREDifferential ./browser:FuzzOriginCSRF \
                 ./browser:FuzzRawCookies ./proxy:FuzzCookieHeader ./proxy:FuzzChunkedDifferential \
-                ./session:FuzzOpenV2Differential
+                ./session:FuzzOpenV2Differential ./session:FuzzWellFormed
 BIN         := bin
 
 .DEFAULT_GOAL := help
