@@ -42,7 +42,7 @@ var attackSlots = []string{slotAT, slotAuth, slotID, slotCSRF}
 //  4. a session older than session.max_lifetime (minted with thctl): 401 at
 //     the proxy, 401 session_expired at the agent;
 //
-// and with cookie_format v1 on both, the agent's echo oracles stay closed
+// and with cookie.format v1 on both, the agent's echo oracles stay closed
 // (the proxy's slot swapping is v1's documented limit).
 func TestAttacks(t *testing.T) {
 	ngx := nginxBinary(t)

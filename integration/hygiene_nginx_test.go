@@ -46,10 +46,7 @@ func TestHygieneNGINX(t *testing.T) {
 		apiThroughBoth(t, s, "")
 	})
 	t.Run("host-http prefix", func(t *testing.T) {
-		s := startStack(t, op, bins, ngx, stackOptions{
-			agentYAML: "cookie: {name_prefix: host-http}\n", proxyYAML: "cookie: {name_prefix: host-http}\n",
-			params: func(p *nginx.Params) { p.NamePrefix = browser.NamePrefixHostHTTP },
-		})
+		s := startStack(t, op, bins, ngx, stackOptions{namePrefix: browser.NamePrefixHostHTTP})
 		apiThroughBoth(t, s, "__Host-Http-")
 	})
 

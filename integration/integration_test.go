@@ -103,11 +103,14 @@ func newStack(t *testing.T, o options) *stack {
 	if format == 0 {
 		format = crypto.FormatV2
 	}
-	yaml := fmt.Sprintf("listen: 127.0.0.1:0\nencryption_keys: [%q]\ntrusted_web_origins: [%q]\ncookie: {name_prefix: %s}\ncookie_format: %s\nroutes: [{path_prefix: /api/, upstream: \"http://%s\"}]\n",
+	yaml := fmt.Sprintf("listen: 127.0.0.1:0\nencryption_keys: [%q]\ntrusted_web_origins: [%q]\ncookie: {name_prefix: %s, format: %s}\nroutes: [{path_prefix: /api/, upstream: \"http://%s\"}]\n",
 		s.keys[0].AppendHex(nil), spaOrigin, o.namePrefix, format, apiLn.Addr())
 	pcfg, err := proxy.ParseConfig([]byte(yaml), nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if pcfg.Warnings != nil {
+		t.Fatalf("the proxy's configuration uses a deprecated spelling: %q", pcfg.Warnings)
 	}
 	psrv, err := proxy.NewServer(pcfg, zerolog.Nop())
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
@@ -63,13 +64,16 @@ func buildDaemons(t *testing.T) daemons {
 
 // stackOptions shape a stack; the zero value is the default deployment.
 type stackOptions struct {
-	// format is cookie_format of the agent and the proxies; default v2.
+	// format is cookie.format of the agent and the proxies; default v2.
 	format string
 	// agentYAML and proxyYAML are lines appended to the agent's and to
 	// both proxies' configuration files.
 	agentYAML, proxyYAML string
-	// cookiePrefix is cookie_name_prefix of all three; default "example".
+	// cookiePrefix is cookie.prefix of all three; default "example".
 	cookiePrefix string
+	// namePrefix is cookie.name_prefix of the agent and the proxies, and
+	// NGINX's NamePrefix; default none.
+	namePrefix browser.NamePrefix
 	// params changes the NGINX parameters of both modes before rendering.
 	params func(*nginx.Params)
 }
@@ -111,14 +115,13 @@ client_id: spa-client
 client_secret: %q
 redirect_uri: %q
 post_logout_redirect_uri: %q
-cookie_name_prefix: %s
-cookie_format: %s
+cookie: {prefix: %s, name_prefix: %s, format: %s}
 encryption_keys: [%q]
 trusted_web_origins: [%q]
 timeouts: {as: 5s, shutdown: 2s}
 log: {level: warn}
-%s`, agentAddr, agentOps, op.Issuer, op.secret, spaOrigin+"/", spaOrigin+"/", o.cookiePrefix, o.format, s.key,
-		spaOrigin, o.agentYAML)
+%s`, agentAddr, agentOps, op.Issuer, op.secret, spaOrigin+"/", spaOrigin+"/", o.cookiePrefix, o.namePrefix, o.format,
+		s.key, spaOrigin, o.agentYAML)
 	bintest.WriteFile(t, filepath.Join(dir, "oauth-agent.yaml"), agentYAML)
 	agentProc := bins.agent.Start(t, "-config", filepath.Join(dir, "oauth-agent.yaml"))
 
@@ -133,13 +136,12 @@ log: {level: warn}
 		}
 		yaml := fmt.Sprintf(`listen: %q
 metrics_listen: %q
-cookie_name_prefix: %s
-cookie_format: %s
+cookie: {prefix: %s, name_prefix: %s, format: %s}
 encryption_keys: [%q]
 trusted_web_origins: [%q]
 timeouts: {upstream: 5s, shutdown: 2s}
 log: {level: warn}
-%s%s`, addr, ops, o.cookiePrefix, o.format, s.key, spaOrigin, routes, o.proxyYAML)
+%s%s`, addr, ops, o.cookiePrefix, o.namePrefix, o.format, s.key, spaOrigin, routes, o.proxyYAML)
 		file := filepath.Join(dir, "oauth-proxy-"+mode+".yaml")
 		bintest.WriteFile(t, file, yaml)
 		proxyProcs = append(proxyProcs, bins.proxy.Start(t, "-config", file))
@@ -161,11 +163,18 @@ log: {level: warn}
 	for i, p := range proxyProcs {
 		ready(p, proxyOps[i], "oauth-proxy")
 	}
+	// The configurations above are written as contract §7 spells them: a
+	// daemon that logged a deprecated spelling (at warn, before serving)
+	// means this file, or what a caller appended, fell behind the shape.
+	noDeprecation(t, "oauth-agent", agentProc.Stderr())
+	for _, p := range proxyProcs {
+		noDeprecation(t, "oauth-proxy", p.Stderr())
+	}
 
 	for _, mode := range []string{nginx.ModeUpstream, nginx.ModeAuthRequest} {
 		params := nginx.Params{
 			Agents: []string{agentAddr}, Proxies: []string{proxyAddrs[mode]}, APIs: []string{s.api.addr},
-			CookiePrefix: o.cookiePrefix,
+			CookiePrefix: o.cookiePrefix, NamePrefix: o.namePrefix,
 		}
 		if o.params != nil {
 			o.params(&params)
@@ -178,6 +187,19 @@ log: {level: warn}
 		}
 	}
 	return s
+}
+
+// noDeprecation fails t when a daemon's stderr, read once it is ready,
+// has a deprecation warning: the test configurations use only the spellings
+// of contract §7, so that what they test is what the docs tell people to
+// write.
+func noDeprecation(t *testing.T, what, stderr string) {
+	t.Helper()
+	for line := range strings.Lines(stderr) {
+		if strings.Contains(line, "deprecated") {
+			t.Errorf("%s logged a deprecated spelling: %s", what, strings.TrimSpace(line))
+		}
+	}
 }
 
 // login logs a new browser in as user, through NGINX in upstream mode and
