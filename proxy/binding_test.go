@@ -300,11 +300,11 @@ func TestSessionLifetime(t *testing.T) {
 	}
 }
 
-// TestLegacyFormatsKeepV2Checks: with cookie_format v1 the proxy still
+// TestLegacyFormatsKeepV2Checks: with cookie.format v1 the proxy still
 // reads v2 cookies, and refuses what they tell against them (their purpose,
 // session and age); a name twice is refused in every format.
 func TestLegacyFormatsKeepV2Checks(t *testing.T) {
-	h := startProxy(t, "auth_endpoint: true\ncookie_format: v1")
+	h := startProxy(t, "auth_endpoint: true\ncookie: {format: v1}")
 	old := newSession(time.Now().Add(-13 * time.Hour))
 	refused(t, h, "GET", [][2]string{trusted(), cookie("example-at=" + h.seal(session.RefreshToken, secretOf(session.RefreshToken)))}, denyDecrypt, secretOf(session.RefreshToken))
 	refused(t, h, "GET", [][2]string{trusted(), cookie("example-at=" + h.sealIn(&old, session.AccessToken, 0, token))}, denySessionExpired, token)

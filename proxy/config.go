@@ -28,8 +28,8 @@ import (
 type Config struct {
 	Listen            string             // "host:port" or "unix:/abs/path.sock"; default "127.0.0.1:8081"
 	MetricsListen     string             // same forms; "" (default) = no metrics/health listener
-	CookieNamePrefix  string             // default "example"
-	NamePrefix        browser.NamePrefix // YAML cookie.name_prefix (or host_prefix: true): __Host- or __Host-Http- names
+	CookieNamePrefix  string             // YAML cookie.prefix; default "example"
+	NamePrefix        browser.NamePrefix // YAML cookie.name_prefix: __Host- or __Host-Http- names
 	Keys              *crypto.Keyring    // built from the one key source
 	TrustedWebOrigins []string
 	CORS              CORS
@@ -55,8 +55,8 @@ type Config struct {
 	AuthEndpoint bool
 	Routes       []Route
 	// CookieFormat is the format the OAuth Agent writes (YAML
-	// cookie_format: v2, the default, v1 or dare); the proxy opens it and
-	// every format in CookieAccept (YAML cookie_accept, for a migration;
+	// cookie.format: v2, the default, v1 or dare); the proxy opens it and
+	// every format in CookieAccept (YAML cookie.accept, for a migration;
 	// default none with v2, [v1, dare] with v1 or dare). v2 cookies are
 	// always opened. The zero Format is v2, as in package session.
 	CookieFormat crypto.Format

@@ -154,6 +154,9 @@ func startProxyWith(t *testing.T, config func(addr, newKey, oldKey, extra string
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg.Warnings != nil { // the old spellings are config_test.go's
+		t.Fatalf("the configuration uses a deprecated spelling: %q", cfg.Warnings)
+	}
 	logs := &bintest.Buffer{}
 	srv, err := NewServer(cfg, zerolog.New(logs))
 	if err != nil {

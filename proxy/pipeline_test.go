@@ -61,7 +61,7 @@ func pipelineCases() []pipelineCase {
 				return [][2]string{trusted(), cookie("example-at=" + string(c))}
 			}},
 		// Formats: v2 is written and read by default; v1 and DARE only
-		// when cookie_format or cookie_accept names them.
+		// when cookie.format or cookie.accept names them.
 		{name: "v1 cookie, default format", method: "GET", status: 401, cors: true,
 			headers: func(h *harness) [][2]string {
 				return [][2]string{trusted(), cookie("example-at=" + h.sealLegacy(crypto.FormatV1, token))}
@@ -70,30 +70,30 @@ func pipelineCases() []pipelineCase {
 			headers: func(h *harness) [][2]string {
 				return [][2]string{trusted(), cookie("example-at=" + h.sealLegacy(crypto.FormatDARE, token))}
 			}},
-		{name: "v1 cookie, cookie_format v1", extra: "cookie_format: v1", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+		{name: "v1 cookie, cookie.format v1", extra: "cookie: {format: v1}", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(h *harness) [][2]string {
 				return [][2]string{trusted(), cookie("example-at=" + h.sealLegacy(crypto.FormatV1, token))}
 			}},
-		{name: "DARE cookie, cookie_format v1", extra: "cookie_format: v1", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+		{name: "DARE cookie, cookie.format v1", extra: "cookie: {format: v1}", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(h *harness) [][2]string {
 				return [][2]string{trusted(), cookie("example-at=" + h.sealLegacy(crypto.FormatDARE, token))}
 			}},
-		{name: "v2 cookie, cookie_format v1", extra: "cookie_format: v1", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+		{name: "v2 cookie, cookie.format v1", extra: "cookie: {format: v1}", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(h *harness) [][2]string { return [][2]string{trusted(), cookie(at(h))} }},
-		{name: "v1 POST, cookie_format v1", extra: "cookie_format: v1", method: "POST", status: 200, cors: true, bearer: "Bearer " + token,
+		{name: "v1 POST, cookie.format v1", extra: "cookie: {format: v1}", method: "POST", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(h *harness) [][2]string {
 				return [][2]string{trusted(), cookie("example-at=" + h.sealLegacy(crypto.FormatV1, token) + "; example-csrf=" + h.sealLegacy(crypto.FormatV1, "csrf-token-value")),
 					header("x-example-csrf", "csrf-token-value")}
 			}},
-		{name: "v1 P-at beside a v2 P-csrf, cookie_format v1", extra: "cookie_format: v1", method: "POST", status: 401, cors: true,
+		{name: "v1 P-at beside a v2 P-csrf, cookie.format v1", extra: "cookie: {format: v1}", method: "POST", status: 401, cors: true,
 			headers: func(h *harness) [][2]string {
 				return append(csrfPair(h), trusted(), cookie("example-at="+h.sealLegacy(crypto.FormatV1, token)))
 			}},
-		{name: "v1 cookie, cookie_accept [v1]", extra: "cookie_format: v2\ncookie_accept: [v1]", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+		{name: "v1 cookie, cookie.accept [v1]", extra: "cookie: {format: v2, accept: [v1]}", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(h *harness) [][2]string {
 				return [][2]string{trusted(), cookie("example-at=" + h.sealLegacy(crypto.FormatV1, token))}
 			}},
-		{name: "DARE cookie, cookie_accept [v1]", extra: "cookie_format: v2\ncookie_accept: [v1]", method: "GET", status: 401, cors: true,
+		{name: "DARE cookie, cookie.accept [v1]", extra: "cookie: {format: v2, accept: [v1]}", method: "GET", status: 401, cors: true,
 			headers: func(h *harness) [][2]string {
 				return [][2]string{trusted(), cookie("example-at=" + h.sealLegacy(crypto.FormatDARE, token))}
 			}},

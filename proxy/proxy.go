@@ -297,7 +297,7 @@ func (p *Proxy) authorize(ctx *fasthttp.RequestCtx, st *state, s *scratch, metho
 	if err != nil {
 		return denyDecrypt
 	}
-	// A v1 or DARE cookie (read only when cookie_format or cookie_accept
+	// A v1 or DARE cookie (read only when cookie.format or cookie.accept
 	// names it) says nothing about its session: the checks below are what
 	// such deployments go without (docs/compatibility.md).
 	if format == crypto.FormatV2 && !s.atEnv.Live(now, st.maxLifetime) {
