@@ -278,8 +278,8 @@ func TestRefreshKeepsIdentity(t *testing.T) {
 	}
 }
 
-// TestLegacySessionMovesToV2: during a migration (cookie_format v2,
-// cookie_accept [v1]) a v1 session keeps working and its first refresh
+// TestLegacySessionMovesToV2: during a migration (cookie.format v2,
+// cookie.accept [v1]) a v1 session keeps working and its first refresh
 // rewrites all four cookies in v2 under one new session.
 func TestLegacySessionMovesToV2(t *testing.T) {
 	a := startAgent(t, func(c *Config) { c.CookieFormat = crypto.FormatV1 })
@@ -313,7 +313,7 @@ func TestLegacySessionMovesToV2(t *testing.T) {
 	if a.open(b, "example-csrf") != b.CSRF {
 		t.Error("the CSRF token changed in the move")
 	}
-	// Without cookie_accept, v1 cookies are refused.
+	// Without cookie.accept, v1 cookies are refused.
 	cfg.CookieAccept = nil
 	if err := a.agent.Reload(&cfg, zerolog.Nop()); err != nil {
 		t.Fatal(err)
@@ -321,7 +321,7 @@ func TestLegacySessionMovesToV2(t *testing.T) {
 	v1 := a.spa()
 	v1.Cookies["example-at|/"] = &http.Cookie{Name: "example-at", Path: "/", Value: mustSeal(t, a.cfg.Keys, "tok")}
 	if r := a.call(v1, "GET", "/oauth-agent/userInfo", nil); r.Status != 401 {
-		t.Errorf("a v1 cookie without cookie_accept: %d", r.Status)
+		t.Errorf("a v1 cookie without cookie.accept: %d", r.Status)
 	}
 }
 

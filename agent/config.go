@@ -52,21 +52,22 @@ type Config struct {
 	// ...: params.go) is never taken from the SPA, listed or not.
 	ExtraParamsAllowed []string
 
-	CookieNamePrefix string // default "example"
+	CookieNamePrefix string // YAML cookie.prefix; default "example"
 	Cookie           Cookie
-	// CookieFormat is the format cookies are written in: FormatV2 (the
-	// default, also for the zero value), FormatV1 (byte-compatible with the
-	// reference token handler) or FormatDARE.
+	// CookieFormat (YAML cookie.format) is the format cookies are written
+	// in: FormatV2 (the default, also for the zero value), FormatV1
+	// (byte-compatible with the reference token handler) or FormatDARE.
 	CookieFormat crypto.Format
-	// CookieAccept are formats read besides CookieFormat, during a
-	// migration; v2 is always read. See docs/compatibility.md for what v1
-	// and DARE cookies cannot protect against.
+	// CookieAccept (YAML cookie.accept) are formats read besides
+	// CookieFormat, during a migration; v2 is always read. See
+	// docs/compatibility.md for what v1 and DARE cookies cannot protect
+	// against.
 	CookieAccept []crypto.Format
 	Keys         *crypto.Keyring // from encryption_keys, encryption_keys_file or TH_ENCRYPTION_KEYS
 	Session      Session
 
 	TrustedWebOrigins []string
-	CORSEnabled       bool // default true
+	CORSEnabled       bool // YAML cors.enabled; default true
 
 	PAR      string // "auto" (default: when the AS requires it), "always" or "never"
 	IDToken  IDToken
@@ -102,7 +103,7 @@ type Endpoints struct {
 type Cookie struct {
 	Domain   string // "" = host-only cookies
 	BasePath string // default "/": Path of P-at, P-csrf, P-login
-	// NamePrefix is cookie.name_prefix (host_prefix: true is host): with
+	// NamePrefix is cookie.name_prefix: with
 	// host or host-http the names become __Host-P-... or __Host-Http-P-...,
 	// which need BasePath "/" and no Domain.
 	NamePrefix browser.NamePrefix

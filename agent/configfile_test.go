@@ -276,7 +276,7 @@ func TestParseConfigAccepts(t *testing.T) {
 		{"http issuer on ::1", replace("issuer", "http://[::1]:8443"), nil},
 		{"http issuer on *.localhost", replace("issuer", "http://login.example.localhost:8443"), nil},
 		{"http endpoint on the local machine", configRequired + "token_endpoint: http://login.example.localhost:8080/token\n", nil},
-		{"host prefix with the defaults", configRequired + "cookie: {host_prefix: true, base_path: /}\n", func(t *testing.T, c *agent.Config) {
+		{"name_prefix host with the defaults", configRequired + "cookie: {name_prefix: host, base_path: /}\n", func(t *testing.T, c *agent.Config) {
 			if c.Cookie.NamePrefix != browser.NamePrefixHost || c.Cookie.BasePath != "/" || c.Cookie.Domain != "" {
 				t.Errorf("Cookie %+v", c.Cookie)
 			}
@@ -398,12 +398,12 @@ func TestParseConfigErrors(t *testing.T) {
 		{"cookie.domain leading dot", configRequired + "cookie: {domain: .example.com}\n", `cookie.domain: ".example.com" must not start with "."`},
 		{"cookie.domain label", configRequired + "cookie: {domain: \"a..b\"}\n", `cookie.domain: "a..b" is not a valid host name`},
 		{"cookie.domain character", configRequired + "cookie: {domain: \"a_b.com\"}\n", `cookie.domain: "a_b.com" is not a valid host name`},
-		{"host_prefix with a domain", configRequired + "cookie: {host_prefix: true, domain: example.com}\n", "cookie.domain: must be empty when cookie.name_prefix is host"},
+		{"host with a domain", configRequired + "cookie: {name_prefix: host, domain: example.com}\n", "cookie.domain: must be empty when cookie.name_prefix is host"},
 		{"host-http with a domain", configRequired + "cookie: {name_prefix: host-http, domain: example.com}\n", "cookie.domain: must be empty when cookie.name_prefix is host-http"},
 		{"name_prefix unknown", configRequired + "cookie: {name_prefix: __Host-}\n", `cookie.name_prefix: must be none, host or host-http, got "__Host-"`},
 		{"host_prefix beside name_prefix", configRequired + "cookie: {name_prefix: host-http, host_prefix: true}\n", `cookie.host_prefix and cookie.name_prefix are the same setting: keep cookie.name_prefix`},
 		{"host_prefix agreeing with name_prefix", configRequired + "cookie: {name_prefix: host, host_prefix: true}\n", `cookie.host_prefix and cookie.name_prefix are the same setting`},
-		{"host_prefix with a base_path", configRequired + "cookie: {host_prefix: true, base_path: /app}\n", `cookie.base_path: must be "/" when cookie.name_prefix is host: __Host- cookies have Path=/, got "/app"`},
+		{"host with a base_path", configRequired + "cookie: {name_prefix: host, base_path: /app}\n", `cookie.base_path: must be "/" when cookie.name_prefix is host: __Host- cookies have Path=/, got "/app"`},
 		{"cookie.max_age negative", configRequired + "cookie: {max_age: -1s}\n", `cookie.max_age: must be between 0s and 9600h, got "-1s"`},
 		{"cookie.max_age too long", configRequired + "cookie: {max_age: 9601h}\n", `cookie.max_age: must be between 0s and 9600h, got "9601h"`},
 		{"cookie.max_age fraction", configRequired + "cookie: {max_age: 1500ms}\n", `cookie.max_age: must be a whole number of seconds, got "1500ms"`},
