@@ -15,7 +15,7 @@ import (
 	"strconv"
 )
 
-// MaxPrefix is the longest cookie_name_prefix allowed.
+// MaxPrefix is the longest cookie.prefix allowed.
 const MaxPrefix = 64
 
 // MaxChunks is the most chunks one cookie value may be split into; with at
@@ -137,7 +137,7 @@ func (p NamePrefix) Host() bool { return p == NamePrefixHost || p == NamePrefixH
 
 func (p NamePrefix) valid() bool { return p >= 0 && int(p) < len(namePrefixes) }
 
-// Names is the set of cookie and header names for one cookie_name_prefix.
+// Names is the set of cookie and header names for one cookie.prefix.
 // It is the one place the names are computed: the agent, the proxy and the
 // NGINX renderer all take them from here.
 //
@@ -195,7 +195,7 @@ func (n *Names) Cookies() [slotCount]*Cookie {
 	return [slotCount]*Cookie{&n.Login, &n.AccessToken, &n.RefreshToken, &n.IDToken, &n.CSRF}
 }
 
-// CheckPrefix is the one rule for cookie_name_prefix: 1 to MaxPrefix ASCII
+// CheckPrefix is the one rule for cookie.prefix: 1 to MaxPrefix ASCII
 // letters, digits, '-' or '_', so that the prefix is usable in cookie names
 // (RFC 6265 §4.1.1 cookie-name is a token), in the header name x-P-csrf
 // (an RFC 9110 §5.6.2 token) and in NGINX variable names and regular

@@ -62,7 +62,7 @@ func TestScan(t *testing.T) {
 	}
 }
 
-// TestScanHostPrefix: with host_prefix only the __Host- names are the
+// TestScanHostPrefix: with cookie.name_prefix host only the __Host- names are the
 // token handler's; a plain name is another site's cookie and cannot make a
 // request ambiguous.
 func TestScanHostPrefix(t *testing.T) {

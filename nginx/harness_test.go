@@ -278,6 +278,9 @@ log: {level: warn}
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg.Warnings != nil {
+		t.Fatalf("the proxy's configuration uses a deprecated spelling: %q", cfg.Warnings)
+	}
 	srv, err := proxy.NewServer(cfg, zerolog.New(io.Discard))
 	if err != nil {
 		t.Fatal(err)

@@ -132,11 +132,11 @@ func pipelineCases() []pipelineCase {
 			headers: func(t *testing.T, s *stack) [][2]string {
 				return [][2]string{trusted(), cookie("example-at=" + s.sealLegacy(t, crypto.FormatV1, token))}
 			}},
-		{name: "v1 cookie, cookie_format v1", extra: "cookie_format: v1", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+		{name: "v1 cookie, cookie.format v1", extra: "cookie: {format: v1}", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(t *testing.T, s *stack) [][2]string {
 				return [][2]string{trusted(), cookie("example-at=" + s.sealLegacy(t, crypto.FormatV1, token))}
 			}},
-		{name: "DARE cookie, cookie_format v1", extra: "cookie_format: v1", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
+		{name: "DARE cookie, cookie.format v1", extra: "cookie: {format: v1}", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(t *testing.T, s *stack) [][2]string {
 				return [][2]string{trusted(), cookie("example-at=" + s.sealLegacy(t, crypto.FormatDARE, token))}
 			}},

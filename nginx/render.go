@@ -64,16 +64,16 @@ type Params struct {
 	// Default "api.example.localhost".
 	ServerName string
 
-	// CookiePrefix is cookie_name_prefix of the agent and proxy; default
+	// CookiePrefix is cookie.prefix of the agent and proxy; default
 	// "example". The cookies are <prefix>-at, ... and the CSRF header is
 	// x-<prefix>-csrf (browser.NewNames computes them).
 	CookiePrefix string
 	// NamePrefix mirrors cookie.name_prefix of the agent and proxy: the
 	// cookie names start with "__Host-" or "__Host-Http-".
 	NamePrefix browser.NamePrefix
-	// HostPrefix mirrors the older cookie.host_prefix, an alias of
-	// NamePrefix browser.NamePrefixHost; with any other NamePrefix it is
-	// an error.
+	// HostPrefix is an alias of NamePrefix browser.NamePrefixHost, kept
+	// from before NamePrefix (it mirrored cookie.host_prefix, now
+	// cookie.name_prefix: host); with any other NamePrefix it is an error.
 	HostPrefix bool
 	// AgentBasePath is the agent's base_path; default "/oauth-agent".
 	AgentBasePath string

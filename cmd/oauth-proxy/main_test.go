@@ -435,7 +435,7 @@ func TestForwardsWithBearerToken(t *testing.T) {
 			wantStatus: 401, wantACAO: trustedOrigin,
 		},
 		{
-			name:       "a v1 cookie, with cookie_format v2 by default",
+			name:       "a v1 cookie, with cookie.format v2 by default",
 			header:     map[string]string{"Origin": trustedOrigin, "Cookie": "example-at=" + string(legacy)},
 			wantStatus: 401, wantACAO: trustedOrigin,
 		},

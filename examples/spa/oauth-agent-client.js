@@ -84,7 +84,7 @@ export class OAuthAgentClient {
   /**
    * @param {{agentBaseUrl: string, cookieNamePrefix?: string, onRefresh?: (at: Date) => void}} options
    *   agentBaseUrl: where the agent is, e.g. https://api.example.com/oauth-agent
-   *   cookieNamePrefix: the agent's cookie_name_prefix (default "example")
+   *   cookieNamePrefix: the agent's cookie.prefix (default "example")
    *   onRefresh: called after every successful refresh, with its time
    */
   constructor({ agentBaseUrl, cookieNamePrefix = 'example', onRefresh }) {

@@ -28,7 +28,7 @@ type Config struct {
 	// APIBaseURL is where API calls go, through the OAuth Proxy, e.g.
 	// http://api.example.localhost:8081/api.
 	APIBaseURL string `json:"apiBaseUrl"`
-	// CookieNamePrefix is the agent's cookie_name_prefix; it names the
+	// CookieNamePrefix is the agent's cookie.prefix; it names the
 	// CSRF header. Default "example".
 	CookieNamePrefix string `json:"cookieNamePrefix"`
 }
