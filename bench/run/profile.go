@@ -54,7 +54,7 @@ func profile(ctx context.Context, o options, w io.Writer) (err error) {
 		}
 	}
 	cfg, err := proxy.ParseConfig([]byte(fmt.Sprintf(`listen: %s
-cookie_name_prefix: %s
+cookie: {prefix: %s}
 encryption_keys: [%q]
 trusted_web_origins: [%q]
 routes:

@@ -239,7 +239,7 @@ func (s *stack) startProxy(ctx context.Context, name, listen string, extra ...st
 	yaml := fmt.Appendf(nil, `# oauth-proxy of the benchmark (bench/run)
 listen: %s
 metrics_listen: %s
-cookie_name_prefix: %s
+cookie: {prefix: %s}
 encryption_keys: [%q]
 trusted_web_origins: [%q]
 routes:

@@ -12,8 +12,14 @@ function env(name, def) {
 export const BASE_URL = env('BASE_URL', 'http://127.0.0.1:8000').replace(/\/$/, '');
 // The SPA's origin: one of the proxy's and agent's trusted_web_origins.
 export const ORIGIN = env('ORIGIN', 'http://www.example.localhost:3000');
-// cookie_name_prefix of agent and proxy; with HOST_PREFIX=true names start with __Host-.
-export const PREFIX = (env('HOST_PREFIX', 'false') === 'true' ? '__Host-' : '') + env('COOKIE_PREFIX', 'example');
+// COOKIE_PREFIX is cookie.prefix of agent and proxy, NAME_PREFIX their cookie.name_prefix: none, host (the
+// names start with __Host-) or host-http (__Host-Http-). HOST_PREFIX=true, from before NAME_PREFIX, is host.
+const NAME_PREFIXES = { none: '', host: '__Host-', 'host-http': '__Host-Http-' };
+const NAME_PREFIX = env('NAME_PREFIX', env('HOST_PREFIX', 'false') === 'true' ? 'host' : 'none');
+if (!Object.prototype.hasOwnProperty.call(NAME_PREFIXES, NAME_PREFIX)) {
+  throw new Error(`NAME_PREFIX must be none, host or host-http, got "${NAME_PREFIX}"`);
+}
+export const PREFIX = NAME_PREFIXES[NAME_PREFIX] + env('COOKIE_PREFIX', 'example');
 export const CSRF_HEADER = 'x-' + env('COOKIE_PREFIX', 'example') + '-csrf';
 // The API behind the proxy: a GET path and a POST path that echoes JSON.
 export const API_GET = env('API_GET', '/api/data');

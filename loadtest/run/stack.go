@@ -292,7 +292,7 @@ func proxyConfig(addr, metrics, apiAddr string, keys ...string) []byte {
 	return fmt.Appendf(nil, `# oauth-proxy of a load test (loadtest/run)
 listen: %s
 metrics_listen: %s
-cookie_name_prefix: %s
+cookie: {prefix: %s}
 encryption_keys: ["%s"]
 trusted_web_origins: [%q]
 routes:
@@ -371,6 +371,13 @@ func (s *stack) tryProxy(ctx context.Context, bin, name, apiAddr string) (*proxy
 			stopped()
 			return nil, fmt.Errorf("%s not ready within 10 s: %s", name, p.log.String())
 		}
+	}
+	// proxyConfig writes the settings as contract §7 spells them; a
+	// deprecation warning (logged at warn before serving) means it fell
+	// behind, and a load test of a configuration nobody should write.
+	if out := p.log.String(); strings.Contains(out, "deprecated") {
+		stopped()
+		return nil, fmt.Errorf("%s logged a deprecated setting: %s", name, out)
 	}
 	s.onStop(stopped)
 	s.logs = append(s.logs, func() string {
