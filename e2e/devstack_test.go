@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/examples/spa"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/nginx"
 )
 
@@ -62,25 +62,6 @@ func needNGINX(t *testing.T) string {
 	}
 	t.Skip(msg)
 	return ""
-}
-
-// freePorts returns n free loopback TCP ports.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
 }
 
 // spaFlow runs spa-flow.mjs with env and fails the test when a step fails.
@@ -142,7 +123,7 @@ func startDevstack(t *testing.T, nginxBin string) devstack {
 	if out, err := exec.Command("go", "build", "-o", bin, "../examples/devstack").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	p := freePorts(t, 7)
+	p := bintest.FreePorts(t, 7)
 	args := []string{"-spa-port", fmt.Sprint(p[0]), "-agent-port", fmt.Sprint(p[1]), "-proxy-port", fmt.Sprint(p[2]),
 		"-api-port", fmt.Sprint(p[3]), "-idp-port", fmt.Sprint(p[4]), "-access-token-ttl", "4s", "-agent-metrics-port", fmt.Sprint(p[6])}
 	if nginxBin != "" {

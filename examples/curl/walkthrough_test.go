@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
 // need skips the test when a tool the script runs is missing, unless CI is
@@ -35,21 +36,6 @@ func need(t *testing.T, tools ...string) {
 	t.Skip(msg)
 }
 
-// freePorts returns n free loopback TCP ports.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
-
 // stack is a running `make run` stack (examples/devstack).
 type stack struct{ spa, agent, api string }
 
@@ -61,7 +47,7 @@ func startDevstack(t *testing.T) stack {
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/tokenhandler/tokenhandler/examples/devstack").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	p := freePorts(t, 5)
+	p := bintest.FreePorts(t, 5)
 	cmd := exec.Command(bin, "-spa-port", fmt.Sprint(p[0]), "-agent-port", fmt.Sprint(p[1]),
 		"-proxy-port", fmt.Sprint(p[2]), "-api-port", fmt.Sprint(p[3]), "-idp-port", fmt.Sprint(p[4]))
 	stdout, err := cmd.StdoutPipe()

@@ -5,26 +5,13 @@ import (
 	"net"
 	"strings"
 	"testing"
-)
 
-// freePorts returns n free loopback ports, all different.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
+)
 
 // portArgs returns flags that put every part on a free port.
 func portArgs(t *testing.T) []string {
-	p := freePorts(t, 7)
+	p := bintest.FreePorts(t, 7)
 	return []string{"-spa-port", fmt.Sprint(p[0]), "-agent-port", fmt.Sprint(p[1]), "-proxy-port", fmt.Sprint(p[2]),
 		"-api-port", fmt.Sprint(p[3]), "-idp-port", fmt.Sprint(p[4]), "-nginx-port", fmt.Sprint(p[5]), "-agent-metrics-port", fmt.Sprint(p[6])}
 }

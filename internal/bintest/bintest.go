@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -282,13 +283,37 @@ func (s *Buffer) String() string {
 // FreeTCPAddr returns a loopback address nothing listens on right now.
 func FreeTCPAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return fmt.Sprintf("127.0.0.1:%d", FreePorts(t, 1)[0])
+}
+
+// FreePorts returns n different loopback ports nothing listens on right
+// now. They are drawn at random from below Linux's ephemeral range
+// (32768-60999): a port the kernel hands out for bind(":0") comes from that
+// range, and so does the local port of every outgoing connection, which
+// could take it between this call and the daemon's own bind (a daemon of one
+// test dialling an Authorization Server took the port another had picked).
+// Random draws keep test processes running side by side apart.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	var held []net.Listener
+	defer func() {
+		for _, ln := range held {
+			ln.Close()
+		}
+	}()
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 1000 {
+			t.Fatalf("bintest: no free loopback port among %d tries", tries)
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(32768-10000)))
+		if err != nil {
+			continue // taken
+		}
+		held = append(held, ln) // held until all are picked: all different
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return ports
 }
 
 // WriteFile writes content to path with mode 0600.

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
 // Ports are the stack's ports. The zero value is not usable: FreePorts
@@ -36,15 +38,7 @@ type Ports struct {
 // FreePorts picks seven free loopback ports.
 func FreePorts(t testing.TB) Ports {
 	t.Helper()
-	var p [7]int
-	for i := range p {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close() // held until all are picked: all different
-		p[i] = ln.Addr().(*net.TCPAddr).Port
-	}
+	p := bintest.FreePorts(t, 7)
 	return Ports{SPA: p[0], Agent: p[1], Proxy: p[2], API: p[3], IDP: p[4], NGINX: p[5], AgentMetrics: p[6]}
 }
 
