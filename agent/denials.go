@@ -15,22 +15,11 @@ import (
 // operator sees why a login or a refresh failed without turning on debug
 // (issue #16). A client sending one bad request after another must not
 // flood the log: the lines go through a limiter, at most
-// deniedLinesPerSecond per reason per second, then a line saying how many
+// daemon.DeniedLinesPerSecond per reason per second, then a line saying how many
 // were suppressed once the next second lets one through: 11 lines a second
 // per reason at most, whatever the attack (limitedReasons lists the
 // reasons). The oauth_agent_requests_total and oauth_agent_denied_total
 // counters still count every answer.
-const deniedLinesPerSecond = 10
-
-// keyMismatchEvery is how often, at most, the agent warns that a
-// well-formed cookie did not open with any configured key.
-const keyMismatchEvery = time.Minute
-
-// keyMismatchMessage is the warning for a cookie that has the shape of one
-// the token handler writes but does not open: the usual cause is an agent
-// and a proxy (or two agents behind one balancer) configured with different
-// keys, or a key retired from the ring while its cookies were still live.
-const keyMismatchMessage = "a cookie did not open with any configured key: do the agent and proxy share keys?"
 
 // Why a request was refused, when its cause says more than its code; the
 // cause is what the handlers return, the reason what the log shows.
@@ -106,8 +95,8 @@ type denialLog struct {
 
 func newDenialLog() denialLog {
 	return denialLog{
-		lines: daemon.NewLogLimiter(len(limitedReasons), deniedLinesPerSecond, time.Second),
-		keys:  daemon.NewLogLimiter(1, 1, keyMismatchEvery),
+		lines: daemon.NewLogLimiter(len(limitedReasons), daemon.DeniedLinesPerSecond, time.Second),
+		keys:  daemon.NewLogLimiter(1, 1, daemon.KeyMismatchEvery),
 	}
 }
 
@@ -137,7 +126,7 @@ func (a *Agent) logDenial(ctx *fasthttp.RequestCtx, st *state, endpoint string, 
 		Str("request_id", requestID(ctx)).Str("client", peerIP(ctx)).AnErr("cause", e.cause).Msg(msg)
 }
 
-// warnKeyMismatch warns, at most once per keyMismatchEvery, that cookie
+// warnKeyMismatch warns, at most once per daemon.KeyMismatchEvery, that cookie
 // (its name) was well-formed but opened with no configured key.
 func (a *Agent) warnKeyMismatch(ctx *fasthttp.RequestCtx, st *state, cookie string, now time.Time) {
 	if st.log.GetLevel() > zerolog.WarnLevel {
@@ -145,7 +134,7 @@ func (a *Agent) warnKeyMismatch(ctx *fasthttp.RequestCtx, st *state, cookie stri
 	}
 	if ok, suppressed := a.denials.keys.Allow(0, now); ok {
 		st.log.Warn().Str("cookie", cookie).Int("keys", st.cfg.Keys.Len()).Str("request_id", requestID(ctx)).
-			Uint64("suppressed", suppressed).Msg(keyMismatchMessage)
+			Uint64("suppressed", suppressed).Msg(daemon.KeyMismatchMessage)
 	}
 }
 

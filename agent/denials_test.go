@@ -11,6 +11,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/internal/daemon"
 )
 
 // logLines returns the JSON log lines whose message is msg.
@@ -97,7 +99,7 @@ func TestDenialLogged(t *testing.T) {
 }
 
 // TestDenialBurst: 1,000 refusals of one reason within a second give
-// deniedLinesPerSecond (10) lines; the first of the next second is preceded
+// daemon.DeniedLinesPerSecond (10) lines; the first of the next second is preceded
 // by one saying 990 were suppressed.
 func TestDenialBurst(t *testing.T) {
 	var now atomic.Int64 // Unix seconds
@@ -124,8 +126,8 @@ func TestDenialBurst(t *testing.T) {
 		serve()
 	}
 	logs := a.logs.String()[mark:]
-	if n := len(logLines(t, logs, "request denied")); n != deniedLinesPerSecond || strings.Count(logs, "\n") != n {
-		t.Fatalf("1,000 refusals in one second: %d denial lines, %d lines in all; want %d:\n%s", n, strings.Count(logs, "\n"), deniedLinesPerSecond, logs)
+	if n := len(logLines(t, logs, "request denied")); n != daemon.DeniedLinesPerSecond || strings.Count(logs, "\n") != n {
+		t.Fatalf("1,000 refusals in one second: %d denial lines, %d lines in all; want %d:\n%s", n, strings.Count(logs, "\n"), daemon.DeniedLinesPerSecond, logs)
 	}
 	now.Add(1)
 	mark = len(a.logs.String())
@@ -155,7 +157,7 @@ func TestKeyMismatchWarned(t *testing.T) {
 	if st := a.call(damaged, "GET", "/oauth-agent/userInfo", nil).Status; st != 401 {
 		t.Fatalf("damaged cookies: status %d, want 401", st)
 	}
-	if w := logLines(t, a.logs.String(), keyMismatchMessage); len(w) != 0 {
+	if w := logLines(t, a.logs.String(), daemon.KeyMismatchMessage); len(w) != 0 {
 		t.Fatalf("damaged cookies gave a key-mismatch warning:\n%s", a.logs.String())
 	}
 	for range 20 {
@@ -163,7 +165,7 @@ func TestKeyMismatchWarned(t *testing.T) {
 			t.Fatalf("cookies of another key: status %d, want 401", st)
 		}
 	}
-	w := logLines(t, a.logs.String(), keyMismatchMessage)
+	w := logLines(t, a.logs.String(), daemon.KeyMismatchMessage)
 	if len(w) != 1 || w[0]["level"] != "warn" || !strings.HasPrefix(w[0]["cookie"].(string), "example-") || w[0]["keys"] != 1.0 {
 		t.Fatalf("20 requests with cookies of another key: %v, want one warn line naming the cookie:\n%s", w, a.logs.String())
 	}

@@ -14,21 +14,11 @@ import (
 // Refused requests are logged at info, so that an operator sees why a 401
 // happened without turning on debug (issue #16). A client sending one bad
 // request after another must not flood the log, so the lines go through a
-// limiter: at most deniedLinesPerSecond per reason per second, then a line
+// limiter: at most daemon.DeniedLinesPerSecond per reason per second, then a line
 // saying how many were suppressed once the next second lets one through.
 // With the ten reasons that bounds the proxy's denial lines to 10 × 10 +
 // 10 summary lines a second, whatever the attack; the
 // oauth_proxy_denied_total counter still counts every refusal.
-const deniedLinesPerSecond = 10
-
-// keyMismatchEvery is how often, at most, the proxy warns that a
-// well-formed cookie did not open with any configured key.
-const keyMismatchEvery = time.Minute
-
-// keyMismatchMessage is the warning for a cookie that has the shape of one
-// the agent writes but does not open: the usual cause is an agent and a
-// proxy configured with different keys (or a key retired too early).
-const keyMismatchMessage = "a cookie did not open with any configured key: do the agent and proxy share keys?"
 
 // denialLog limits the proxy's denial lines. It lives on the Proxy, across
 // reloads.
@@ -39,8 +29,8 @@ type denialLog struct {
 
 func newDenialLog() denialLog {
 	return denialLog{
-		lines: daemon.NewLogLimiter(int(denyCount), deniedLinesPerSecond, time.Second),
-		keys:  daemon.NewLogLimiter(1, 1, keyMismatchEvery),
+		lines: daemon.NewLogLimiter(int(denyCount), daemon.DeniedLinesPerSecond, time.Second),
+		keys:  daemon.NewLogLimiter(1, 1, daemon.KeyMismatchEvery),
 	}
 }
 
@@ -48,7 +38,7 @@ func newDenialLog() denialLog {
 // (without the query, which may hold anything), the request ID, the client's
 // address and the route; never a cookie, header value or token. When the
 // refused cookie is well-formed but opened with no key it also warns, once
-// per keyMismatchEvery. s.cookie must still hold the cookie that did not
+// per daemon.KeyMismatchEvery. s.cookie must still hold the cookie that did not
 // open. It allocates nothing.
 func (p *Proxy) logDenial(ctx *fasthttp.RequestCtx, st *state, s *scratch, rm *routeMetrics, id []byte, why deny, now time.Time) {
 	if enabled(st.log, zerolog.InfoLevel) {
@@ -82,7 +72,7 @@ func (p *Proxy) logDenial(ctx *fasthttp.RequestCtx, st *state, s *scratch, rm *r
 				cookie = st.names.CSRF.Name
 			}
 			st.log.Warn().Str("cookie", cookie).Int("keys", st.cfg.Keys.Len()).Bytes("request_id", id).
-				Uint64("suppressed", suppressed).Msg(keyMismatchMessage)
+				Uint64("suppressed", suppressed).Msg(daemon.KeyMismatchMessage)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/internal/daemon"
 	"github.com/tokenhandler/tokenhandler/metrics"
 	"github.com/tokenhandler/tokenhandler/session"
 )
@@ -113,7 +114,7 @@ func TestDenialLogged(t *testing.T) {
 					t.Errorf("the logs contain %q:\n%s", secret, logs)
 				}
 			}
-			if w := logLines(t, logs, keyMismatchMessage); len(w) != 0 {
+			if w := logLines(t, logs, daemon.KeyMismatchMessage); len(w) != 0 {
 				t.Errorf("a key-mismatch warning for a cookie that is not well-formed:\n%s", logs)
 			}
 		})
@@ -182,7 +183,7 @@ func serveRaw(t *testing.T, p *Proxy, raw string) int {
 const untrustedGET = "GET /api/things HTTP/1.1\r\nHost: api\r\nOrigin: https://evil.example\r\n\r\n"
 
 // TestDenialBurst: 1,000 denials of one reason within a second give
-// deniedLinesPerSecond (10) lines, and the first denial of the next second
+// daemon.DeniedLinesPerSecond (10) lines, and the first denial of the next second
 // says how many were suppressed (990) before its own line.
 func TestDenialBurst(t *testing.T) {
 	p, logs, now := denyingProxy(t)
@@ -191,11 +192,11 @@ func TestDenialBurst(t *testing.T) {
 			t.Fatalf("status %d, want 401", status)
 		}
 	}
-	if n := len(logLines(t, logs.String(), "request denied")); n != deniedLinesPerSecond {
-		t.Fatalf("1,000 denials in one second: %d lines, want %d", n, deniedLinesPerSecond)
+	if n := len(logLines(t, logs.String(), "request denied")); n != daemon.DeniedLinesPerSecond {
+		t.Fatalf("1,000 denials in one second: %d lines, want %d", n, daemon.DeniedLinesPerSecond)
 	}
-	if n := strings.Count(logs.String(), "\n"); n != deniedLinesPerSecond {
-		t.Fatalf("%d lines in all, want %d:\n%s", n, deniedLinesPerSecond, logs.String())
+	if n := strings.Count(logs.String(), "\n"); n != daemon.DeniedLinesPerSecond {
+		t.Fatalf("%d lines in all, want %d:\n%s", n, daemon.DeniedLinesPerSecond, logs.String())
 	}
 	mark := len(logs.String())
 	*now = now.Add(time.Second)
@@ -226,13 +227,13 @@ func TestKeyMismatchWarned(t *testing.T) {
 	for _, garbage := range []string{"example-at=garbage", "example-at=" + string(at[:60]), "example-at=" + string(at) + "=="} {
 		serveRaw(t, p, get(garbage))
 	}
-	if w := logLines(t, logs.String(), keyMismatchMessage); len(w) != 0 {
+	if w := logLines(t, logs.String(), daemon.KeyMismatchMessage); len(w) != 0 {
 		t.Fatalf("garbage cookies gave a key-mismatch warning:\n%s", logs.String())
 	}
 	for range 100 {
 		serveRaw(t, p, get("example-at="+string(at)))
 	}
-	w := logLines(t, logs.String(), keyMismatchMessage)
+	w := logLines(t, logs.String(), daemon.KeyMismatchMessage)
 	if len(w) != 1 || w[0]["level"] != "warn" || w[0]["cookie"] != "example-at" || w[0]["keys"] != 1.0 {
 		t.Fatalf("100 requests with a foreign key: %v, want one warn line naming example-at and 1 key:\n%s", w, logs.String())
 	}
@@ -244,7 +245,7 @@ func TestKeyMismatchWarned(t *testing.T) {
 	*now = now.Add(time.Minute)
 	serveRaw(t, p, "POST /api/things HTTP/1.1\r\nHost: api\r\nOrigin: "+trustedOrigin+"\r\nx-example-csrf: csrf-token-value\r\nContent-Length: 0\r\nCookie: example-csrf="+string(csrf)+"\r\n\r\n")
 	later := logs.String()[mark:]
-	w = logLines(t, later, keyMismatchMessage)
+	w = logLines(t, later, daemon.KeyMismatchMessage)
 	if len(w) != 1 || w[0]["cookie"] != "example-csrf" || w[0]["suppressed"] != 99.0 {
 		t.Fatalf("a minute later, a foreign CSRF cookie: %v, want one warn line naming example-csrf, 99 suppressed:\n%s", w, later)
 	}

@@ -76,3 +76,19 @@ func (l *LogLimiter) Allow(kind int, now time.Time) (ok bool, suppressed uint64)
 		}
 	}
 }
+
+// What both daemons log about refused requests (issue #16), in one place so
+// that an operator's alert matches the agent and the proxy alike.
+const (
+	// DeniedLinesPerSecond is how many denial lines of one reason each
+	// daemon writes per second; a line saying how many were suppressed
+	// follows once the next second lets one through.
+	DeniedLinesPerSecond = 10
+	// KeyMismatchEvery is how often, at most, a daemon warns that a
+	// well-formed cookie did not open with any configured key.
+	KeyMismatchEvery = time.Minute
+	// KeyMismatchMessage is that warning. The usual cause is an agent and a
+	// proxy (or two agents behind one balancer) configured with different
+	// keys, or a key retired from the ring while its cookies were live.
+	KeyMismatchMessage = "a cookie did not open with any configured key: do the agent and proxy share keys?"
+)
