@@ -1,0 +1,71 @@
+// Package revocation is the set of sessions that ended before their cookies
+// did: a user logged out at the OpenID Provider, or an administrator ended
+// their sessions there, and the Provider told the agent through OpenID
+// Connect Back-Channel Logout 1.0. Cookies are stateless, but every v2
+// cookie carries its session's identity (session.Envelope: the digests of
+// the Provider's sid and of iss+sub, and the start time), so a short list
+// of ended sessions is enough to refuse them everywhere:
+//
+//   - by sid: the Provider session sid is over, and with it every token
+//     handler session that began inside it;
+//   - by sub: every session of that subject started at or before a time is
+//     over ("log this user out everywhere").
+//
+// An entry lives only as long as a session can (session.max_lifetime):
+// after that no cookie it could refuse is still live.
+//
+// A Set is the in-memory list that the agent and every proxy consult on
+// each request, without allocating and without a network call. A Store
+// carries entries from the agent that records them to every Set: the
+// embedded store (package revocation/embedded: the agent persists the list
+// under a state directory and serves it as a feed that proxies follow) or
+// Redis (package revocation/redis) for deployments of many machines.
+package revocation
+
+import (
+	"context"
+
+	"github.com/tokenhandler/tokenhandler/session"
+)
+
+// Kind says what an Entry's digest identifies.
+type Kind uint8
+
+const (
+	// BySID ends the sessions whose envelope has this SID digest.
+	BySID Kind = 1
+	// BySub ends the sessions whose envelope has this Sub digest and that
+	// started at or before the entry's At.
+	BySub Kind = 2
+)
+
+// Entry is one revocation. It is plain data and may be copied.
+type Entry struct {
+	Kind   Kind
+	Digest session.Digest // session.HashSID(iss, sid) or session.HashSub(iss, sub)
+	// At is a Unix time in seconds. For BySub, sessions that started at or
+	// before At are over; for BySID it is when the entry was recorded.
+	At int64
+	// Expires is the Unix time in seconds from which the entry can be
+	// forgotten: At plus session.max_lifetime.
+	Expires int64
+	// Seq is the store's sequence number, increasing with every entry a
+	// store records; 0 before a store recorded it.
+	Seq uint64
+}
+
+// Store records revocations and carries them to the Sets that follow it.
+// Implementations are safe for concurrent use.
+type Store interface {
+	// Revoke records e durably and returns it with its Seq. It fails when
+	// the entry could not be recorded (the back-channel endpoint then
+	// answers 503, so that the Provider retries).
+	Revoke(ctx context.Context, e Entry) (Entry, error)
+	// Follow keeps set current until ctx ends: it loads every live entry,
+	// then applies new ones as they come, and resynchronises after an
+	// outage. It returns ctx's error. While it cannot reach the store, set
+	// keeps what it has (fail-open; see Set.Stale).
+	Follow(ctx context.Context, set *Set) error
+	// Close releases the store's resources.
+	Close() error
+}
