@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -60,7 +62,13 @@ type ServerConfig struct {
 	// the parked connections.
 	ParkAfter               time.Duration
 	ParkedGauge, ParkedHelp string
-	Log                     zerolog.Logger
+	// OpsRoutes are extra paths served on the metrics listener beside
+	// [OpsHandler]'s, by exact path, as "/revocations" (the agent's
+	// revocation feed). They are not served without a metrics listener. A
+	// path that is not absolute or that is one of OpsHandler's is a
+	// programmer error: NewServer panics.
+	OpsRoutes map[string]fasthttp.RequestHandler
+	Log       zerolog.Logger
 }
 
 // Server serves a daemon's handler on its listener, and the operations
@@ -79,6 +87,14 @@ type Server struct {
 // failed, "listen: " or "metrics_listen: ", for the caller to prefix with
 // its package's name; nothing stays open after an error.
 func NewServer(cfg ServerConfig) (*Server, error) {
+	for path := range cfg.OpsRoutes {
+		switch {
+		case !strings.HasPrefix(path, "/"):
+			panic(fmt.Sprintf("daemon: internal error: OpsRoutes path %q must start with /", path))
+		case path == "/metrics" || path == "/healthz" || path == "/readyz":
+			panic(fmt.Sprintf("daemon: internal error: OpsRoutes would replace %s", path))
+		}
+	}
 	s := &Server{cfg: cfg}
 	cfg.Registry.GaugeFunc(cfg.ReadyGauge, cfg.ReadyHelp, func() float64 {
 		if s.Ready() {
@@ -109,10 +125,25 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 			RemoveSocket(cfg.Listen)
 			return nil, fmt.Errorf("metrics_listen: %w", err)
 		}
-		s.ops = &fasthttp.Server{Handler: OpsHandler(cfg.Registry, s.Ready), NoDefaultServerHeader: true, Logger: FasthttpLogger{Log: cfg.Log}}
+		s.ops = &fasthttp.Server{Handler: opsRoutes(OpsHandler(cfg.Registry, s.Ready), cfg.OpsRoutes), NoDefaultServerHeader: true, Logger: FasthttpLogger{Log: cfg.Log}}
 	}
 	s.serving.Store(true)
 	return s, nil
+}
+
+// opsRoutes serves routes by exact path, and everything else with ops.
+func opsRoutes(ops fasthttp.RequestHandler, routes map[string]fasthttp.RequestHandler) fasthttp.RequestHandler {
+	if len(routes) == 0 {
+		return ops
+	}
+	routes = maps.Clone(routes) // the caller's map may change after NewServer
+	return func(ctx *fasthttp.RequestCtx) {
+		if h, ok := routes[string(ctx.Path())]; ok {
+			h(ctx)
+			return
+		}
+		ops(ctx)
+	}
 }
 
 // Ready reports what /readyz says: the server is not draining, and the

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -129,5 +130,65 @@ func TestNewServerMetricsListenFails(t *testing.T) {
 	}
 	if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the listener's socket was left behind: %v", err)
+	}
+}
+
+// TestOpsRoutes: an extra route is served on the metrics listener, by exact
+// path, beside /metrics, /healthz and /readyz, which it cannot replace.
+func TestOpsRoutes(t *testing.T) {
+	cfg := ServerConfig{
+		Listen:        "127.0.0.1:0",
+		MetricsListen: "127.0.0.1:0",
+		HTTP:          NewHTTPServer(func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("app") }, nil, time.Second, time.Second, time.Second, zerolog.Nop()),
+		Registry:      metrics.NewRegistry(),
+		ReadyGauge:    "test_ready",
+		ReadyHelp:     "1 when ready.",
+		OpsRoutes: map[string]fasthttp.RequestHandler{
+			"/feed": func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("feed " + string(ctx.QueryArgs().Peek("after"))) },
+		},
+		Log: zerolog.Nop(),
+	}
+	s, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	defer s.Shutdown(context.Background())
+	ops := "http://" + s.MetricsAddr().String()
+	for _, tc := range []struct {
+		url      string
+		wantCode int
+		wantBody string
+	}{
+		{ops + "/feed?after=3", 200, "feed 3"},
+		{ops + "/metrics", 200, "test_ready 1"},
+		{ops + "/healthz", 200, `{"status":"ok"}`},
+		{ops + "/readyz", 200, `{"status":"ready"}`},
+		{ops + "/feed/more", 404, ""},
+		{ops + "/nothing", 404, ""},
+		{"http://" + s.Addr().String() + "/feed", 200, "app"}, // not on the main listener
+	} {
+		resp, err := http.Get(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.wantCode || !strings.Contains(string(body), tc.wantBody) {
+			t.Errorf("GET %s: %d %q, want %d with %q", tc.url, resp.StatusCode, body, tc.wantCode, tc.wantBody)
+		}
+	}
+
+	for _, path := range []string{"/metrics", "/readyz", "/healthz", "feed"} {
+		func() {
+			defer func() {
+				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "daemon: internal error") {
+					t.Errorf("OpsRoutes %q: recovered %v, want a panic", path, r)
+				}
+			}()
+			bad := cfg
+			bad.OpsRoutes = map[string]fasthttp.RequestHandler{path: func(*fasthttp.RequestCtx) {}}
+			NewServer(bad)
+		}()
 	}
 }
