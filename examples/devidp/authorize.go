@@ -31,6 +31,7 @@ type authRequest struct {
 // authCode is an issued, not yet redeemed authorization code.
 type authCode struct {
 	clientID, redirectURI, challenge, scope, nonce string
+	sid                                            string // the provider session the user signed in to
 	user                                           *User
 	authTime, expires                              time.Time
 }
@@ -185,10 +186,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.expiredPage(w)
 		return
 	}
-	code := rand.Text()
+	code, sid := rand.Text(), rand.Text()
 	s.mu.Lock()
 	s.sweepLocked(now)
+	// Every sign-in is a provider session of its own: there is no session
+	// cookie to reuse one (prompt=none is refused).
+	s.sessions[sid] = &opSession{id: sid, user: user, clientID: ar.clientID, started: now, expires: now.Add(sessionTTL)}
 	s.codes[code] = &authCode{
+		sid:         sid,
 		clientID:    ar.clientID,
 		redirectURI: ar.redirectURI,
 		challenge:   ar.challenge,

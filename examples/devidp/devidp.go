@@ -21,7 +21,17 @@
 //	GET  /userinfo (or POST)                 OpenID Connect Core §5.3
 //	GET  /logout (or POST)                   RP-Initiated Logout 1.0: a "logged out" page
 //	POST /revoke                             RFC 7009
-//	GET  /                                   a page listing the users and clients
+//	GET  /                                   a page listing the users, clients and sessions
+//	POST /sessions/end                       the page's "log out" of one session (sid)
+//	POST /users/logout                       the page's "log out everywhere" of one user (sub)
+//
+// Every sign-in is a provider session with an id, the sid of its ID tokens
+// (OpenID Connect Back-Channel Logout 1.0 §2.1). Ending one, at the
+// end-session endpoint (the session of the id_token_hint) or with the
+// index page's controls, revokes its grants and, for a client with a
+// BackchannelLogoutURI, POSTs that client a logout token (§2.4, §2.5):
+// with the session's sid and sub for one session, with sub alone for "log
+// out everywhere", which ends every session of the user.
 //
 // The login page is one form (method POST, action /login) with a hidden field
 // request_id, a text field username with a "Sign in" button, one submit
@@ -57,6 +67,10 @@ type User struct{ Subject, Name, Email string }
 type Client struct {
 	ID, Secret                           string
 	RedirectURIs, PostLogoutRedirectURIs []string
+	// BackchannelLogoutURI is where the provider POSTs logout tokens
+	// (Back-Channel Logout 1.0 §2.2): an absolute http or https URL without
+	// a fragment; "" sends none.
+	BackchannelLogoutURI string
 }
 
 // Options configures a Server. Zero fields take the documented defaults.
@@ -76,6 +90,11 @@ type Options struct {
 	AccessTokenTTL time.Duration
 	// Audience is the access tokens' aud; default "api.example.localhost".
 	Audience string
+	// HTTPClient sends the logout tokens; nil means one with a 5 s timeout
+	// that does not follow redirects (Back-Channel Logout 1.0 §2.5) and
+	// dials localhost and *.localhost names at 127.0.0.1 (RFC 6761 §6.3),
+	// as browsers do.
+	HTTPClient *http.Client
 }
 
 // DefaultUsers are the demo users when Options.Users is empty. The slice
@@ -112,7 +131,11 @@ type Server struct {
 	codes         map[string]*authCode
 	refreshTokens map[string]*refreshToken
 	accessTokens  map[string]*issuedAccess // by jti
+	sessions      map[string]*opSession    // by sid
 	nextSweep     time.Time
+
+	httpClient *http.Client // sends logout tokens
+	formToken  string       // the index page's forms carry it (no cross-site logouts)
 }
 
 // New validates opts and builds a Server with a fresh RSA 2048 signing key.
@@ -126,6 +149,9 @@ func New(opts Options) (*Server, error) {
 		codes:         make(map[string]*authCode),
 		refreshTokens: make(map[string]*refreshToken),
 		accessTokens:  make(map[string]*issuedAccess),
+		sessions:      make(map[string]*opSession),
+		httpClient:    cmp.Or(opts.HTTPClient, defaultHTTPClient()),
+		formToken:     rand.Text(),
 	}
 	if err := s.setIssuer(opts.Issuer); err != nil {
 		return nil, err
@@ -182,6 +208,13 @@ func (s *Server) setClients(clients []Client) error {
 			return fmt.Errorf("devidp: client %q has no secret", c.ID)
 		case len(c.RedirectURIs) == 0:
 			return fmt.Errorf("devidp: client %q has no redirect URI", c.ID)
+		}
+		if b := c.BackchannelLogoutURI; b != "" {
+			// Back-Channel Logout 1.0 §2.2: absolute, MUST NOT have a fragment.
+			u, err := url.Parse(b)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Contains(b, "#") {
+				return fmt.Errorf("devidp: client %q: backchannel logout URI %q must be an absolute http or https URL without a fragment", c.ID, b)
+			}
 		}
 		for _, uris := range [][]string{c.RedirectURIs, c.PostLogoutRedirectURIs} {
 			for _, r := range uris {
@@ -249,6 +282,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle(b+"/userinfo", handler(s.userinfo))
 	mux.HandleFunc(b+"/logout", s.endSession)
 	mux.Handle("POST "+b+"/revoke", handler(s.revoke))
+	mux.HandleFunc("POST "+b+"/sessions/end", s.endSessionControl)
+	mux.HandleFunc("POST "+b+"/users/logout", s.logoutUserControl)
 	mux.HandleFunc("GET "+b+"/{$}", s.index)
 	mux.HandleFunc(b+"/", s.notFound)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -314,12 +349,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) { oidcfake.WriteJSON(w,
 type metadata struct {
 	oidcfake.Metadata
 	PromptValuesSupported []string `json:"prompt_values_supported"`
+	// Back-Channel Logout 1.0 §2.1: logout tokens are sent, with sid.
+	BackchannelLogoutSupported        bool `json:"backchannel_logout_supported"`
+	BackchannelLogoutSessionSupported bool `json:"backchannel_logout_session_supported"`
 }
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, metadata{
-		Metadata:              oidcfake.NewMetadata(s.issuer, []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "name", "preferred_username", "email", "email_verified"}),
-		PromptValuesSupported: []string{"none", "login"},
+		Metadata:                          oidcfake.NewMetadata(s.issuer, []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "sid", "name", "preferred_username", "email", "email_verified"}),
+		PromptValuesSupported:             []string{"none", "login"},
+		BackchannelLogoutSupported:        true,
+		BackchannelLogoutSessionSupported: true,
 	})
 	return nil
 }
@@ -355,6 +395,11 @@ func (s *Server) sweepLocked(now time.Time) {
 	for k, v := range s.accessTokens {
 		if now.After(v.expires) {
 			delete(s.accessTokens, k)
+		}
+	}
+	for k, v := range s.sessions {
+		if now.After(v.expires) {
+			delete(s.sessions, k)
 		}
 	}
 }

@@ -40,6 +40,7 @@ type idClaims struct {
 	IssuedAt          int64  `json:"iat"`
 	AuthTime          int64  `json:"auth_time"`
 	Nonce             string `json:"nonce,omitempty"`
+	SessionID         string `json:"sid"` // Back-Channel Logout 1.0 §2.1
 	Name              string `json:"name,omitempty"`
 	PreferredUsername string `json:"preferred_username,omitempty"`
 	Email             string `json:"email,omitempty"`
@@ -73,6 +74,7 @@ func (s *Server) idToken(g *grant, scope, nonce string, now time.Time) (string, 
 		IssuedAt:        now.Unix(),
 		AuthTime:        g.authTime.Unix(),
 		Nonce:           nonce,
+		SessionID:       g.sid,
 	}
 	addUserClaims(g.user, scope, &c.Name, &c.PreferredUsername, &c.Email, &c.EmailVerified)
 	return s.sign("JWT", c)
@@ -141,13 +143,16 @@ func (s *Server) verifyAccessToken(raw string, now time.Time) (jti, clientID str
 	return c.ID, extra.ClientID, nil
 }
 
-// verifyIDTokenHint checks an id_token_hint and returns its audience. An
-// expired ID token is accepted (RP-Initiated Logout 1.0 §2): the user may
-// log out long after signing in.
-func (s *Server) verifyIDTokenHint(raw string) ([]string, error) {
-	c, err := s.parseOwn(raw, nil)
-	if err != nil {
-		return nil, err
+// verifyIDTokenHint checks an id_token_hint and returns its audience and
+// sid. An expired ID token is accepted (RP-Initiated Logout 1.0 §2): the
+// user may log out long after signing in.
+func (s *Server) verifyIDTokenHint(raw string) (aud []string, sid string, err error) {
+	var extra struct {
+		SessionID string `json:"sid"`
 	}
-	return c.Audience, nil
+	c, err := s.parseOwn(raw, &extra)
+	if err != nil {
+		return nil, "", err
+	}
+	return c.Audience, extra.SessionID, nil
 }

@@ -2,11 +2,13 @@ package devidp
 
 import (
 	"bytes"
+	"cmp"
 	"html/template"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Banner is shown at the top of every HTML page the provider serves.
@@ -27,7 +29,19 @@ type page struct {
 	Users                                         []User
 
 	// index page
-	Clients []*Client
+	Clients   []*Client
+	Sessions  []sessionRow
+	Base      string // the issuer's path, for the forms' actions
+	FormToken string
+
+	// logged-out and logout pages: what the back channel answered
+	Sent []Delivery
+}
+
+// sessionRow is one live provider session on the index page.
+type sessionRow struct {
+	ID, Subject, ClientID, Started string
+	started                        time.Time
 }
 
 const layout = `<!doctype html>
@@ -87,8 +101,15 @@ var pages = map[string]*template.Template{
 	"loggedout": parsePage(`
 <h1>You are logged out</h1>
 <p>The development IdP has logged you out.</p>
+{{template "sent" .}}
 {{if .Back}}<p><a href="{{.Back}}">Back to the application</a></p>{{end}}
 {{if .Note}}<p class="note">{{.Note}}</p>{{end}}
+`),
+	"logoutdone": parsePage(`
+<h1>{{.Title}}</h1>
+<p>{{.Message}}</p>
+{{template "sent" .}}
+<p><a href="{{.Base}}/">Back to the development IdP</a></p>
 `),
 	"index": parsePage(`
 <h1>Development OpenID Provider</h1>
@@ -97,12 +118,28 @@ var pages = map[string]*template.Template{
 <h2>Demo users</h2>
 <ul>{{range .Users}}<li><code>{{.Subject}}</code>: {{.Name}}, {{.Email}}</li>{{end}}</ul>
 <h2>Clients</h2>
-<ul>{{range .Clients}}<li><code>{{.ID}}</code>, redirect URIs{{range .RedirectURIs}} <code>{{.}}</code>{{end}}</li>{{end}}</ul>
-`),
+<ul>{{range .Clients}}<li><code>{{.ID}}</code>, redirect URIs{{range .RedirectURIs}} <code>{{.}}</code>{{end}}{{if .BackchannelLogoutURI}}, back-channel logout <code>{{.BackchannelLogoutURI}}</code>{{end}}</li>{{end}}</ul>
+<h2>Sessions</h2>
+{{if .Sessions}}<ul>{{range .Sessions}}<li><form method="post" action="{{$.Base}}/sessions/end">
+<input type="hidden" name="form_token" value="{{$.FormToken}}"><input type="hidden" name="sid" value="{{.ID}}">
+<code>{{.Subject}}</code> at <code>{{.ClientID}}</code> since {{.Started}}
+<button type="submit" class="secondary">Log out this session</button></form></li>{{end}}</ul>
+{{else}}<p class="note">Nobody is signed in.</p>{{end}}
+<h2>Log a user out everywhere</h2>
+<p class="note">Ends every session of the user and sends each client with a back-channel logout URI a logout token that names the user (sub) and no session.</p>
+{{range .Users}}<form method="post" action="{{$.Base}}/users/logout">
+<input type="hidden" name="form_token" value="{{$.FormToken}}"><input type="hidden" name="sub" value="{{.Subject}}">
+<button type="submit" name="everywhere" value="{{.Subject}}">Log out {{.Subject}} everywhere</button></form>
+{{end}}`),
 }
+
+// sent shows what each client's back-channel logout endpoint answered.
+const sent = `{{define "sent"}}{{if .Sent}}<h2>Back-channel logout</h2>
+<ul>{{range .Sent}}<li>{{if .OK}}<code>{{.ClientID}}</code> acknowledged ({{.Status}}){{else}}<span class="error"><code>{{.ClientID}}</code> did not acknowledge: {{.Err}}</span>{{end}}</li>{{end}}</ul>{{end}}{{end}}`
 
 func parsePage(content string) *template.Template {
 	t := template.Must(template.New("layout").Parse(layout))
+	template.Must(t.Parse(sent))
 	return template.Must(t.New("content").Parse(content))
 }
 
@@ -142,8 +179,12 @@ func (s *Server) errorPage(w http.ResponseWriter, status int, title, msg string)
 	s.writePage(w, status, "error", &page{Title: title, Message: msg})
 }
 
-func (s *Server) loggedOutPage(w http.ResponseWriter, back, note string) {
-	s.writePage(w, http.StatusOK, "loggedout", &page{Title: "Logged out", Back: back, Note: note})
+func (s *Server) loggedOutPage(w http.ResponseWriter, back, note string, sent []Delivery) {
+	s.writePage(w, http.StatusOK, "loggedout", &page{Title: "Logged out", Back: back, Note: note, Sent: sent})
+}
+
+func (s *Server) logoutDonePage(w http.ResponseWriter, msg string, sent []Delivery) {
+	s.writePage(w, http.StatusOK, "logoutdone", &page{Title: "Logged out", Message: msg, Sent: sent, Base: s.base})
 }
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
@@ -152,7 +193,21 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		clients = append(clients, c)
 	}
 	slices.SortFunc(clients, func(a, b *Client) int { return strings.Compare(a.ID, b.ID) })
-	s.writePage(w, http.StatusOK, "index", &page{Title: "Development IdP", Users: s.users, Clients: clients})
+	now := time.Now()
+	var sessions []sessionRow
+	s.mu.Lock()
+	for _, sess := range s.sessions {
+		if now.Before(sess.expires) {
+			sessions = append(sessions, sessionRow{ID: sess.id, Subject: sess.user.Subject, ClientID: sess.clientID,
+				Started: sess.started.Format(time.TimeOnly), started: sess.started})
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(sessions, func(a, b sessionRow) int {
+		return cmp.Or(a.started.Compare(b.started), strings.Compare(a.ID, b.ID))
+	})
+	s.writePage(w, http.StatusOK, "index", &page{Title: "Development IdP", Users: s.users, Clients: clients,
+		Sessions: sessions, Base: s.base, FormToken: s.formToken})
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {

@@ -45,11 +45,12 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 }
 
 // endSession is the end-session endpoint (OpenID Connect RP-Initiated
-// Logout 1.0 §2). There is no provider session to end, so it only shows a
-// "logged out" page, with a link back to post_logout_redirect_uri (and state)
-// when that URI is registered for the client named by id_token_hint or
-// client_id (§3). It links rather than redirects so that a developer sees
-// where the logout went.
+// Logout 1.0 §2). It ends the provider session of the id_token_hint, if
+// any, with its back-channel logout, and shows a "logged out" page with
+// what the back channel answered and a link back to
+// post_logout_redirect_uri (and state) when that URI is registered for the
+// client named by id_token_hint or client_id (§3). It links rather than
+// redirects so that a developer sees where the logout went.
 func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
@@ -62,9 +63,9 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	}
 	f := r.Form
 	clientID := f.Get("client_id")
-	var note string
+	var note, sid string
 	if hint := f.Get("id_token_hint"); hint != "" {
-		aud, err := s.verifyIDTokenHint(hint)
+		aud, hintSID, err := s.verifyIDTokenHint(hint)
 		switch {
 		case err != nil:
 			note = "The id_token_hint was not issued by this provider, so the application could not be identified."
@@ -73,8 +74,14 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 			note = "The id_token_hint does not match the client_id."
 			clientID = ""
 		default:
-			clientID = aud[0]
+			clientID, sid = aud[0], hintSID
 		}
+	}
+	var sent []Delivery
+	if sid != "" {
+		// The session the ID token was issued in is over: its grants go
+		// and its client hears of it on the back channel.
+		sent, _ = s.LogoutSession(r.Context(), sid)
 	}
 	back := ""
 	if plr := f.Get("post_logout_redirect_uri"); plr != "" && note == "" {
@@ -88,7 +95,7 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 			back = withState(plr, f.Get("state"))
 		}
 	}
-	s.loggedOutPage(w, back, note)
+	s.loggedOutPage(w, back, note, sent)
 }
 
 // withState adds state to a registered redirect URI (RP-Initiated Logout

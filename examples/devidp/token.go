@@ -22,6 +22,7 @@ const sessionTTL = 12 * time.Hour
 // it, and revoking it revokes them all (the refresh-token family).
 type grant struct {
 	clientID, scope   string
+	sid               string // the provider session (opSession) it belongs to
 	user              *User
 	authTime, expires time.Time
 	revoked           bool
@@ -117,7 +118,18 @@ func (s *Server) redeemCode(c *Client, form url.Values) (*tokenResponse, error) 
 	case !oidcfake.PKCEValid(form.Get("code_verifier"), ac.challenge):
 		return nil, errPKCE
 	}
-	g := &grant{clientID: c.ID, scope: ac.scope, user: ac.user, authTime: ac.authTime, expires: ac.authTime.Add(sessionTTL)}
+	g := &grant{clientID: c.ID, scope: ac.scope, sid: ac.sid, user: ac.user, authTime: ac.authTime, expires: ac.authTime.Add(sessionTTL)}
+	s.mu.Lock()
+	sess := s.sessions[ac.sid]
+	if sess != nil {
+		sess.grants = append(sess.grants, g)
+	}
+	s.mu.Unlock()
+	if sess == nil {
+		// The session ended (logged out on the index page) between the
+		// sign-in and the code's redemption.
+		return nil, errUnknownCode
+	}
 	return s.issue(g, ac.scope, ac.nonce, now)
 }
 

@@ -1,0 +1,237 @@
+package devidp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// opSession is one sign-in at the provider. Its id is the sid of the ID
+// tokens issued in it (Back-Channel Logout 1.0 §2.1).
+type opSession struct {
+	id               string
+	user             *User
+	clientID         string
+	started, expires time.Time
+	grants           []*grant // revoked when the session ends
+}
+
+// logoutEvent is the events member of a logout token (Back-Channel Logout
+// 1.0 §2.4).
+const logoutEvent = "http://schemas.openid.net/event/backchannel-logout"
+
+// logoutTokenTTL is the logout tokens' lifetime (their exp, §2.4); the
+// spec recommends at most two minutes.
+const logoutTokenTTL = 2 * time.Minute
+
+// logoutClaims are a logout token's claims (Back-Channel Logout 1.0 §2.4):
+// sub, sid or both, never a nonce.
+type logoutClaims struct {
+	Issuer    string                    `json:"iss"`
+	Subject   string                    `json:"sub,omitempty"`
+	Audience  string                    `json:"aud"`
+	IssuedAt  int64                     `json:"iat"`
+	Expiry    int64                     `json:"exp"`
+	ID        string                    `json:"jti"`
+	Events    map[string]map[string]any `json:"events"`
+	SessionID string                    `json:"sid,omitempty"`
+}
+
+// Delivery is what one client's back-channel logout endpoint answered. It
+// is plain data and may be copied.
+type Delivery struct {
+	ClientID string
+	// Status is the HTTP status of the answer; 0 when there was none.
+	Status int
+	// Err is nil when the client answered 200 or 204 (§2.8), else why not.
+	Err error
+}
+
+// OK reports whether the client acknowledged the logout.
+func (d Delivery) OK() bool { return d.Err == nil }
+
+func (d Delivery) String() string {
+	if d.Err != nil {
+		return d.ClientID + ": " + d.Err.Error()
+	}
+	return fmt.Sprintf("%s: %d", d.ClientID, d.Status)
+}
+
+// ErrNoSession is LogoutSession's error for a sid that names no live
+// session.
+var ErrNoSession = errors.New("devidp: no such session")
+
+// LogoutSession ends the provider session sid: its grants are revoked
+// (their refresh tokens and access tokens stop working at this provider),
+// and its client, when it has a BackchannelLogoutURI, is sent a logout
+// token with the session's sid and sub. It returns what the client
+// answered (nothing without a URI), or ErrNoSession.
+func (s *Server) LogoutSession(ctx context.Context, sid string) ([]Delivery, error) {
+	s.mu.Lock()
+	sess := s.sessions[sid]
+	if sess != nil {
+		s.endLocked(sess)
+	}
+	s.mu.Unlock()
+	if sess == nil {
+		return nil, ErrNoSession
+	}
+	c := s.clients[sess.clientID]
+	if c == nil || c.BackchannelLogoutURI == "" {
+		return nil, nil
+	}
+	return []Delivery{s.sendLogout(ctx, c, sess.user.Subject, sess.id)}, nil
+}
+
+// LogoutUser ends every provider session of the user sub ("log out
+// everywhere"), revoking their grants, and sends every client that has a
+// BackchannelLogoutURI a logout token with sub and no sid (§2.4): all of
+// the user's sessions at that client end, including any this provider no
+// longer knows of. It returns the clients' answers in client ID order, or
+// an error for an unknown user.
+func (s *Server) LogoutUser(ctx context.Context, sub string) ([]Delivery, error) {
+	if s.byName[sub] == nil {
+		return nil, fmt.Errorf("devidp: no user %q", sub)
+	}
+	s.mu.Lock()
+	for _, sess := range s.sessions {
+		if sess.user.Subject == sub {
+			s.endLocked(sess)
+		}
+	}
+	s.mu.Unlock()
+	var out []Delivery
+	for _, id := range slices.Sorted(maps.Keys(s.clients)) {
+		if c := s.clients[id]; c.BackchannelLogoutURI != "" {
+			out = append(out, s.sendLogout(ctx, c, sub, ""))
+		}
+	}
+	return out, nil
+}
+
+// endLocked forgets sess and revokes its grants. s.mu must be held.
+func (s *Server) endLocked(sess *opSession) {
+	delete(s.sessions, sess.id)
+	for _, g := range sess.grants {
+		g.revoked = true
+	}
+}
+
+// sendLogout POSTs c a logout token for sub and sid (either may be "")
+// (Back-Channel Logout 1.0 §2.5) and reports the answer. The token itself
+// is never logged or shown.
+func (s *Server) sendLogout(ctx context.Context, c *Client, sub, sid string) Delivery {
+	d := Delivery{ClientID: c.ID}
+	now := time.Now()
+	tok, err := s.sign("logout+jwt", logoutClaims{ // §2.4: explicitly typed
+		Issuer:    s.issuer,
+		Subject:   sub,
+		Audience:  c.ID,
+		IssuedAt:  now.Unix(),
+		Expiry:    now.Add(logoutTokenTTL).Unix(),
+		ID:        rand.Text(),
+		Events:    map[string]map[string]any{logoutEvent: {}},
+		SessionID: sid,
+	})
+	if err != nil {
+		d.Err = err
+		return d
+	}
+	body := url.Values{"logout_token": {tok}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.BackchannelLogoutURI, strings.NewReader(body))
+	if err != nil {
+		d.Err = fmt.Errorf("devidp: back-channel logout: %w", err)
+		return d
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := s.httpClient.Do(req)
+	if err != nil {
+		// url.Error quotes the URL, never the body: no token in it.
+		d.Err = fmt.Errorf("devidp: back-channel logout: %w", err)
+		return d
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	d.Status = resp.StatusCode
+	// §2.8: 200 on success; 204 is common too. A redirect is not followed.
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNoContent {
+		d.Err = fmt.Errorf("devidp: back-channel logout: %s answered %s", c.BackchannelLogoutURI, resp.Status)
+	}
+	return d
+}
+
+// defaultHTTPClient sends logout tokens: a 5 s timeout, no redirects
+// followed (§2.5), no proxy from the environment (the client is on this
+// machine), and localhost names dialled at loopback as browsers do (RFC
+// 6761 §6.3), which Go's resolver does not.
+func defaultHTTPClient() *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{
+		Timeout: 5 * time.Second,
+		Transport: &http.Transport{
+			Proxy: nil,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				if host, port, err := net.SplitHostPort(addr); err == nil && isLocalhostName(host) {
+					addr = net.JoinHostPort("127.0.0.1", port)
+				}
+				return dialer.DialContext(ctx, network, addr)
+			},
+			MaxIdleConnsPerHost: 4,
+			IdleConnTimeout:     30 * time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// checkForm reads a control's form and checks the page's form token, so
+// that another site cannot post a logout from the developer's browser.
+func (s *Server) checkForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		return false
+	}
+	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("form_token")), []byte(s.formToken)) != 1 {
+		s.errorPage(w, http.StatusForbidden, "Forbidden", "This form did not come from the development IdP's page: reload it and try again.")
+		return false
+	}
+	return true
+}
+
+// endSessionControl is the index page's "Log out" button of one session.
+func (s *Server) endSessionControl(w http.ResponseWriter, r *http.Request) {
+	if !s.checkForm(w, r) {
+		return
+	}
+	sent, err := s.LogoutSession(r.Context(), r.PostForm.Get("sid"))
+	if err != nil {
+		s.errorPage(w, http.StatusNotFound, "No such session", "That session has already ended.")
+		return
+	}
+	s.logoutDonePage(w, "The session has ended.", sent)
+}
+
+// logoutUserControl is the index page's "Log out everywhere" button of one
+// user.
+func (s *Server) logoutUserControl(w http.ResponseWriter, r *http.Request) {
+	if !s.checkForm(w, r) {
+		return
+	}
+	sub := r.PostForm.Get("sub")
+	sent, err := s.LogoutUser(r.Context(), sub)
+	if err != nil {
+		s.errorPage(w, http.StatusNotFound, "No such user", "There is no demo user "+quote(sub)+".")
+		return
+	}
+	s.logoutDonePage(w, "Every session of "+sub+" has ended.", sent)
+}
