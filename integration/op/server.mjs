@@ -8,6 +8,10 @@
 //   REDIRECT_URI      the SPA's URL: its redirect_uri and post_logout_redirect_uri (required)
 //   ACCESS_TOKEN_TTL  access-token lifetime in seconds (default 3600); short ones make the
 //                     userinfo endpoint refuse a token soon, to test refresh
+//   BACKCHANNEL_LOGOUT_URI  optional: spa-client's backchannel_logout_uri (OpenID Connect
+//                     Back-Channel Logout 1.0 §2.2), with backchannel_logout_session_required,
+//                     so that ID tokens carry sid and ending a session at the OP POSTs the
+//                     agent a logout token with that sid
 //   OP_VERBOSE        set to keep oidc-provider's development-only warnings
 //
 // Stdout carries one line "READY <issuer>" once the OP listens, then one
@@ -24,7 +28,7 @@ import { once } from 'node:events';
 
 import Provider from 'oidc-provider';
 
-const { CLIENT_SECRET, REDIRECT_URI, OP_VERBOSE } = process.env;
+const { CLIENT_SECRET, REDIRECT_URI, OP_VERBOSE, BACKCHANNEL_LOGOUT_URI } = process.env;
 const PORT = Number(process.env.PORT ?? '0');
 const ACCESS_TOKEN_TTL = Number(process.env.ACCESS_TOKEN_TTL ?? String(60 * 60));
 if (!CLIENT_SECRET || !REDIRECT_URI || !Number.isInteger(PORT) || PORT < 0 || PORT > 65535
@@ -74,6 +78,10 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
+    ...(BACKCHANNEL_LOGOUT_URI ? {
+      backchannel_logout_uri: BACKCHANNEL_LOGOUT_URI,
+      backchannel_logout_session_required: true,
+    } : {}),
   }],
   jwks: { keys: [signingKey] },
   cookies: { keys: [randomBytes(32).toString('base64url')] },
@@ -99,9 +107,18 @@ const provider = new Provider(issuer, {
     devInteractions: { enabled: true },
     revocation: { enabled: true },
     rpInitiatedLogout: { enabled: true },
+    // Back-Channel Logout 1.0: at the end of a session the OP POSTs a
+    // logout token to each of the session's clients that registered a
+    // backchannel_logout_uri, and waits for the answers before it sends the
+    // browser on.
+    backchannelLogout: { enabled: true },
     pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
     userinfo: { enabled: true },
   },
+  // oidc-provider refuses to connect to special-use addresses (SSRF
+  // protection); the agent's back-channel logout endpoint is on loopback
+  // here, as every part of the test is.
+  fetch: (url, { dispatcher, ...options }) => globalThis.fetch(url, options),
   // Provider and clients share this machine's clock. The default tolerance
   // (15 s) would keep a short-lived access token valid well past its exp.
   clockTolerance: 0,
@@ -125,9 +142,12 @@ provider.on('grant.revoked', (ctx) => console.log(`EVENT grant.revoked ${ctx.oid
 provider.on('refresh_token.destroyed', () => console.log('EVENT refresh_token.destroyed'));
 provider.on('pushed_authorization_request.success', () => console.log('EVENT pushed_authorization_request.success'));
 provider.on('end_session.success', () => console.log('EVENT end_session.success'));
+// The agent's answer to a logout token: 200 (success) or anything else (error).
+provider.on('backchannel.success', () => console.log('EVENT backchannel.success'));
 for (const name of [
   'grant.error', 'authorization.error', 'pushed_authorization_request.error', 'userinfo.error', 'revocation.error',
   'end_session.error', 'end_session_confirm.error', 'jwks.error', 'discovery.error', 'server_error',
+  'backchannel.error',
 ]) {
   provider.on(name, (ctx, err) => {
     const detail = [err?.error_description, err?.error_detail].filter(Boolean).map((d) => ` (${d})`).join('');
@@ -141,6 +161,34 @@ for (const name of [
 provider.use(async (ctx, next) => {
   if (ctx.path === '/me') console.log(`EVENT userinfo ${ctx.method}`);
   await next();
+});
+
+// POST /admin/logout-everywhere with the form field sub: what an
+// administrator's "end every session of this user" does, which
+// oidc-provider has no endpoint for: spa-client, when it registered a
+// backchannel_logout_uri, gets a logout token that names sub and no sid
+// (Back-Channel Logout 1.0 §2.4), signed and sent by oidc-provider's own
+// code. Answers 204 once the client acknowledged, else 502. For tests on
+// this machine only, like the rest of this file.
+provider.use(async (ctx, next) => {
+  if (ctx.path !== '/admin/logout-everywhere' || ctx.method !== 'POST') return next();
+  let body = '';
+  for await (const chunk of ctx.req) {
+    body += chunk;
+    if (body.length > 4096) ctx.throw(413);
+  }
+  const sub = new URLSearchParams(body).get('sub');
+  const client = await provider.Client.find('spa-client');
+  if (!sub || !client?.backchannelLogoutUri) ctx.throw(400);
+  try {
+    await client.backchannelLogout(sub, undefined); // no sid: every session of sub
+    console.log('EVENT backchannel.success');
+    ctx.status = 204;
+  } catch (err) {
+    console.log('EVENT backchannel.error');
+    console.error(`admin logout-everywhere: ${err?.message ?? err}`);
+    ctx.status = 502;
+  }
 });
 
 handler = provider.callback();

@@ -30,6 +30,10 @@ type Options struct {
 	// AccessTokenTTL is the access-token lifetime, in whole seconds; 0 means
 	// server.mjs's default, an hour.
 	AccessTokenTTL time.Duration
+	// BackchannelLogoutURI is spa-client's backchannel_logout_uri, with
+	// backchannel_logout_session_required (ID tokens then carry sid); ""
+	// registers none.
+	BackchannelLogoutURI string
 }
 
 // Provider is a running oidc-provider. It must not be copied; its methods
@@ -70,6 +74,9 @@ func Start(t testing.TB, o Options) *Provider {
 	cmd := exec.Command(node, "server.mjs")
 	cmd.Dir = dir()
 	cmd.Env = append(os.Environ(), "PORT=0", "CLIENT_SECRET="+o.ClientSecret, "REDIRECT_URI="+o.RedirectURI)
+	if o.BackchannelLogoutURI != "" {
+		cmd.Env = append(cmd.Env, "BACKCHANNEL_LOGOUT_URI="+o.BackchannelLogoutURI)
+	}
 	if o.AccessTokenTTL > 0 {
 		cmd.Env = append(cmd.Env, "ACCESS_TOKEN_TTL="+strconv.Itoa(int(o.AccessTokenTTL/time.Second)))
 	}
