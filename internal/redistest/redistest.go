@@ -1,0 +1,127 @@
+// Package redistest runs a real redis-server for tests: on a free loopback
+// port, with persistence off (--save "" --appendonly no), stopped by its PID
+// when the test ends. Tests that use it skip when redis-server is not
+// installed, and fail instead when the environment variable CI is set
+// (.ci/run installs it). Only tests import it.
+package redistest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
+)
+
+// Server is one redis-server process. It is safe for concurrent use by
+// one test and must not be copied.
+type Server struct {
+	// Addr is the server's "127.0.0.1:port", the same across Restart.
+	Addr string
+
+	t    testing.TB
+	path string
+	port int
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  bintest.Buffer
+}
+
+// Start starts a redis-server on a free port and waits until it accepts
+// connections. It is stopped when t ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redistest: redis-server is not installed (.ci/run installs it with apt-get)")
+		}
+		t.Skip("redistest: redis-server is not installed (apt-get install redis-server); CI fails here")
+	}
+	port := bintest.FreePorts(t, 1)[0]
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), t: t, path: path, port: port}
+	s.start()
+	t.Cleanup(func() {
+		s.stop()
+		if t.Failed() {
+			t.Logf("redis-server %s output:\n%s", s.Addr, s.log.String())
+		}
+	})
+	return s
+}
+
+func (s *Server) start() {
+	s.t.Helper()
+	s.cmd = exec.Command(s.path, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", s.t.TempDir())
+	s.cmd.Stdout, s.cmd.Stderr = &s.log, &s.log
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("redistest: starting redis-server: %v", err)
+	}
+	done := make(chan struct{})
+	s.done = done
+	go func() { s.cmd.Wait(); close(done) }()
+	bintest.Eventually(s.t, 10*time.Second, "redis-server to accept connections on "+s.Addr, func() bool {
+		select {
+		case <-done:
+			s.t.Fatalf("redistest: redis-server exited at start:\n%s", s.log.String())
+		default:
+		}
+		c, err := net.DialTimeout("tcp", s.Addr, 100*time.Millisecond)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		// A listening socket is not yet a server that answers.
+		c.SetDeadline(time.Now().Add(time.Second))
+		if _, err := c.Write([]byte("PING\r\n")); err != nil {
+			return false
+		}
+		buf := make([]byte, 7)
+		n, _ := c.Read(buf)
+		return string(buf[:n]) == "+PONG\r\n"
+	})
+}
+
+// stop kills the server by its PID and waits for it to exit.
+func (s *Server) stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	// os.Process.Signal refuses once the process has been waited for, so a
+	// reused PID is never hit.
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.t.Errorf("redistest: redis-server (pid %d) did not die after SIGKILL", s.cmd.Process.Pid)
+	}
+}
+
+// Kill kills the server (SIGKILL: an outage, not a shutdown) and waits for
+// it to exit; its data is lost, as persistence is off.
+func (s *Server) Kill() {
+	s.t.Helper()
+	s.stop()
+}
+
+// Restart starts a new, empty server on the same address after Kill.
+func (s *Server) Restart() {
+	s.t.Helper()
+	select {
+	case <-s.done:
+	default:
+		s.t.Fatal("redistest: Restart needs Kill first")
+	}
+	s.start()
+}
+
+// String returns the address, for messages.
+func (s *Server) String() string { return fmt.Sprintf("redis-server %s", s.Addr) }

@@ -1,0 +1,244 @@
+// Package redis is the revocation store for deployments of many machines:
+// every agent and proxy shares one Redis 7 or Valkey server (contract §7,
+// revocation.store: redis). It also coordinates refresh-token grants across
+// agents (see [Store.Acquire]).
+//
+// Layout, under the configured key prefix P (default "tokenhandler:"):
+//
+//	P revocations          hash: "<kind>:<hex digest>" → "<at> <expires> <seq>"
+//	P revocations:expiry   sorted set: the hash's fields scored by expires, for pruning
+//	P revocations:seq      the sequence number, INCR per recorded entry
+//	P revocations:epoch    random, set when the server first holds the list:
+//	                       a new one means the server lost its data
+//	P revocations          (pub/sub channel) every recorded entry, as its field and value
+//	P refresh:lock:<hex>   a refresh grant in progress (SET NX PX, renewed)
+//	P refresh:result:<hex> its sealed result, kept for the grace period
+//
+// Revoke records an entry, increments the sequence number and publishes the
+// entry in one Lua script, so entries are published in sequence order.
+// Follow subscribes, then loads every live entry (MULTI: epoch, seq, HGETALL)
+// and applies what it is pushed; a gap in the sequence numbers, an error or
+// a lost connection makes it load everything again, with backoff from 100 ms
+// to 2 s between attempts. It pings every second, and each answer marks the
+// set current (revocation.Set.Synced), so Set.Stale grows from the first
+// second of an outage. Every key of one store is named in the scripts that
+// use it, but they are not in one hash slot: Redis Cluster is not supported.
+//
+// The client is github.com/redis/go-redis/v9 (docs/operations.md says why).
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/tokenhandler/tokenhandler/internal/settings"
+	"github.com/tokenhandler/tokenhandler/revocation"
+	"github.com/tokenhandler/tokenhandler/session"
+)
+
+// Store is a revocation.Store on Redis, and the agents' refresh
+// coordinator. It is safe for concurrent use and must not be copied; Close
+// it when done.
+type Store struct {
+	c           *goredis.Client
+	maxLifetime int64 // seconds
+	keys        keys
+	now         func() time.Time
+	// pingEvery is how often Follow pings an idle subscription; tests
+	// shorten it.
+	pingEvery time.Duration
+	lockTTL   time.Duration // defaultLockTTL; tests shorten it
+}
+
+type keys struct {
+	hash, expiry, seq, epoch, channel, lock, result string
+}
+
+// ErrInvalidEntry is Revoke's error for an entry it cannot record: an
+// unknown kind, a zero digest, or times that are not positive and ordered.
+var ErrInvalidEntry = errors.New("redis: invalid revocation entry")
+
+// New returns a Store for cfg (settings.Revocation's redis section, checked).
+// Entries recorded without an expiry expire maxLifetime after their At. New
+// does not connect: a server that is down makes Revoke fail and Follow
+// retry, and the daemon starts anyway (fail open).
+func New(cfg settings.RedisSettings, maxLifetime time.Duration) (*Store, error) {
+	if cfg.Address == "" {
+		return nil, errors.New("redis: no address")
+	}
+	if cfg.KeyPrefix == "" {
+		return nil, errors.New("redis: no key prefix")
+	}
+	if maxLifetime < time.Second {
+		return nil, fmt.Errorf("redis: the session lifetime %v is under a second", maxLifetime)
+	}
+	host, _, err := net.SplitHostPort(cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("redis: address %q: %w", cfg.Address, err)
+	}
+	opt := &goredis.Options{
+		Addr:     cfg.Address,
+		Username: cfg.Username,
+		Password: cfg.Password,
+		// RESP2 works with every Redis 7 and Valkey; nothing here needs 3.
+		Protocol:        2,
+		DisableIdentity: true, // no CLIENT SETINFO: older servers log an error for it
+		MaintNotificationsConfig: &maintnotifications.Config{
+			Mode: maintnotifications.ModeDisabled,
+		},
+		DialTimeout:  2 * time.Second,
+		ReadTimeout:  2 * time.Second,
+		WriteTimeout: 2 * time.Second,
+		MaxRetries:   1,
+	}
+	if cfg.TLS {
+		opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
+	}
+	quietOnce.Do(func() { goredis.SetLogger(quiet{}) })
+	p := cfg.KeyPrefix
+	return &Store{
+		c:           goredis.NewClient(opt),
+		maxLifetime: int64(maxLifetime / time.Second),
+		keys: keys{
+			hash: p + "revocations", expiry: p + "revocations:expiry", seq: p + "revocations:seq",
+			epoch: p + "revocations:epoch", channel: p + "revocations",
+			lock: p + "refresh:lock:", result: p + "refresh:result:",
+		},
+		now:       time.Now,
+		pingEvery: time.Second,
+		lockTTL:   defaultLockTTL,
+	}, nil
+}
+
+// Close closes the connections; a Follow in progress ends with an error.
+func (s *Store) Close() error { return s.c.Close() }
+
+// revokeScript records one entry, merged with what the hash holds for its
+// field (the later At and the later Expires win, as in revocation.Set),
+// with the next sequence number, and publishes it; it also forgets up to 100
+// entries that expired. KEYS: hash, expiry, seq, epoch. ARGV: field, at,
+// expires, now, channel, a new epoch.
+var revokeScript = goredis.NewScript(`
+local at, exp = tonumber(ARGV[2]), tonumber(ARGV[3])
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  local oa, oe = string.match(old, '^(%d+) (%d+) ')
+  if oa then
+    at = math.max(at, tonumber(oa))
+    exp = math.max(exp, tonumber(oe))
+  end
+end
+redis.call('SET', KEYS[4], ARGV[6], 'NX')
+local seq = redis.call('INCR', KEYS[3])
+local v = string.format('%d %d %d', at, exp, seq)
+redis.call('HSET', KEYS[1], ARGV[1], v)
+redis.call('ZADD', KEYS[2], exp, ARGV[1])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[4], 'LIMIT', 0, 100)
+for _, f in ipairs(dead) do
+  redis.call('HDEL', KEYS[1], f)
+  redis.call('ZREM', KEYS[2], f)
+end
+redis.call('PUBLISH', ARGV[5], ARGV[1] .. ' ' .. v)
+return v
+`)
+
+// Revoke records e and publishes it to every follower. An entry without
+// Expires expires maxLifetime after At. The returned entry carries its Seq
+// and the merged At and Expires.
+func (s *Store) Revoke(ctx context.Context, e revocation.Entry) (revocation.Entry, error) {
+	if e.Expires == 0 && e.At > 0 {
+		e.Expires = e.At + s.maxLifetime
+	}
+	if (e.Kind != revocation.BySID && e.Kind != revocation.BySub) || e.Digest == (session.Digest{}) ||
+		e.At <= 0 || e.Expires <= e.At {
+		return e, ErrInvalidEntry
+	}
+	field := appendField(nil, e.Kind, e.Digest)
+	v, err := revokeScript.Run(ctx, s.c, []string{s.keys.hash, s.keys.expiry, s.keys.seq, s.keys.epoch},
+		field, e.At, e.Expires, s.now().Unix(), s.keys.channel, newEpoch()).Text()
+	if err != nil {
+		return e, fmt.Errorf("redis: recording a revocation: %w", err)
+	}
+	got, err := parseEntry(string(field), v)
+	if err != nil {
+		return e, err
+	}
+	return got, nil
+}
+
+// appendField appends the hash field of an entry: "<kind>:<hex digest>".
+func appendField(dst []byte, k revocation.Kind, d session.Digest) []byte {
+	dst = strconv.AppendUint(dst, uint64(k), 10)
+	dst = append(dst, ':')
+	return hex.AppendEncode(dst, d[:])
+}
+
+var errBadEntry = errors.New("redis: a malformed revocation entry in the store")
+
+// parseEntry reads a hash field and its value "<at> <expires> <seq>".
+func parseEntry(field, value string) (revocation.Entry, error) {
+	var e revocation.Entry
+	kind, digest, ok := strings.Cut(field, ":")
+	if !ok || len(digest) != 2*len(e.Digest) {
+		return e, errBadEntry
+	}
+	switch kind {
+	case "1":
+		e.Kind = revocation.BySID
+	case "2":
+		e.Kind = revocation.BySub
+	default:
+		return e, errBadEntry
+	}
+	if _, err := hex.Decode(e.Digest[:], []byte(digest)); err != nil {
+		return e, errBadEntry
+	}
+	f := strings.Fields(value)
+	if len(f) != 3 {
+		return e, errBadEntry
+	}
+	var err1, err2, err3 error
+	e.At, err1 = strconv.ParseInt(f[0], 10, 64)
+	e.Expires, err2 = strconv.ParseInt(f[1], 10, 64)
+	e.Seq, err3 = strconv.ParseUint(f[2], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return e, errBadEntry
+	}
+	return e, nil
+}
+
+// parseMessage reads a published entry: "<field> <at> <expires> <seq>".
+func parseMessage(payload string) (revocation.Entry, error) {
+	field, value, ok := strings.Cut(payload, " ")
+	if !ok {
+		return revocation.Entry{}, errBadEntry
+	}
+	return parseEntry(field, value)
+}
+
+// quiet drops go-redis's own log lines, which it writes to stderr in a
+// format of its own. A server that cannot be reached shows in the daemons'
+// logs and metrics instead: Revoke's errors and Set.Stale.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+var quietOnce sync.Once
+
+func newEpoch() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
