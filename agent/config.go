@@ -76,6 +76,11 @@ type Config struct {
 	Timeouts Timeouts
 	Log      Log
 
+	// Coordinator, when not nil, makes refresh-token grants single-flight
+	// across the agents that share it (a *revocation/redis.Store when
+	// revocation.store is redis); nil: within this process only.
+	Coordinator RefreshCoordinator `yaml:"-"`
+
 	// Warnings name each deprecated spelling the file used and the one to
 	// write instead ("cors_enabled (line 3) is deprecated: write
 	// cors.enabled"); the daemon logs them at start and -check-config

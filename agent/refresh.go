@@ -3,12 +3,15 @@ package agent
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"slices"
 	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/tokenhandler/tokenhandler/crypto"
 )
 
 // refreshed is what one refresh-token grant returned.
@@ -102,7 +105,7 @@ func (r *refresher) do(ctx context.Context, st *state, p *provider, sess [32]byt
 	// The grant runs on its own context: a caller that gives up must not
 	// cancel the refresh the others wait for.
 	c, cancel := context.WithTimeout(oauth2Context(context.Background(), st), st.cfg.Timeouts.AS)
-	f.res, f.err = r.grant(c, st, p, rt)
+	f.res, f.err = r.coordinated(c, st, p, key, rt)
 	cancel()
 
 	r.mu.Lock()
@@ -148,6 +151,129 @@ func (r *refresher) deleteLocked(key [32]byte) {
 	} else {
 		r.bySession[f.session] = keys
 	}
+}
+
+// RefreshCoordinator makes refresh-token grants single-flight across the
+// agents that share it, as the refresher does within one: two agents behind
+// a round-robin balancer never both spend one refresh token. Keys are the
+// refresher's, SHA-256 of the session key and the refresh token, never the
+// token; results are sealed by the agent (they hold tokens). Package
+// revocation/redis implements it (revocation.store: redis).
+// Implementations are safe for concurrent use.
+type RefreshCoordinator interface {
+	// Acquire takes the lock for key unless another agent holds it. When
+	// won, the lock is held, and renewed, until release is called; release
+	// is never nil. A lock whose holder died expires by itself.
+	Acquire(ctx context.Context, key [32]byte) (release func(), won bool, err error)
+	// Result returns the sealed result stored for key, if any.
+	Result(ctx context.Context, key [32]byte) (sealed []byte, ok bool, err error)
+	// SetResult keeps a sealed result for key for ttl.
+	SetResult(ctx context.Context, key [32]byte, sealed []byte, ttl time.Duration) error
+}
+
+// minHandoff is how long a shared result is kept at least, also with
+// refresh.grace_period 0: agents waiting on the lock poll for it every
+// 100 ms at most, so they pick it up within this.
+const minHandoff = time.Second
+
+// coordinated is grant run once across the agents sharing
+// Config.Coordinator: the agent that takes the lock for key grants and
+// stores the sealed result for the grace period; the others wait for it and
+// use it. Without a coordinator, or when it cannot be reached, the agent
+// grants by itself, as a single agent does (docs/operations.md,
+// "Revocation backends").
+func (r *refresher) coordinated(ctx context.Context, st *state, p *provider, key [32]byte, rt string) (refreshed, error) {
+	co := st.cfg.Coordinator
+	if co == nil {
+		return r.grant(ctx, st, p, rt)
+	}
+	waited := false
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		if res, ok := r.sharedResult(ctx, st, p, co, key); ok {
+			return res, nil
+		}
+		release, won, err := co.Acquire(ctx, key)
+		if err != nil {
+			return r.grant(ctx, st, p, rt)
+		}
+		if won {
+			// The holder before us may have stored its result and
+			// released between our look and our Acquire.
+			if res, ok := r.sharedResult(ctx, st, p, co, key); ok {
+				release()
+				return res, nil
+			}
+			res, err := r.grant(ctx, st, p, rt)
+			if err == nil {
+				// Failures are never shared: a waiter then takes the
+				// lock and tries itself. A result that cannot be
+				// stored leaves the waiters to do the same.
+				if sealed, serr := sealRefreshed(st, key, res); serr == nil {
+					co.SetResult(ctx, key, sealed, max(st.cfg.Refresh.GracePeriod, minHandoff))
+				}
+			}
+			release()
+			return res, err
+		}
+		if !waited {
+			waited = true
+			r.a.metrics.singleFlightWaits.Inc()
+		}
+		select {
+		case <-ctx.Done():
+			return refreshed{}, errASUnavailable.with(ctx.Err(), "")
+		case <-time.After(wait):
+		}
+	}
+}
+
+// sharedRefresh is a result as sealed for other agents.
+type sharedRefresh struct {
+	Access  string `json:"a"`
+	Refresh string `json:"r"`
+	ID      string `json:"i,omitempty"`
+}
+
+// refreshResultAD binds a sealed result to its purpose and to its key: it
+// opens as nothing else, and for no other session or refresh token.
+func refreshResultAD(key [32]byte) []byte {
+	return append([]byte("tokenhandler refresh result\x00"), key[:]...)
+}
+
+func sealRefreshed(st *state, key [32]byte, res refreshed) ([]byte, error) {
+	b, err := json.Marshal(sharedRefresh{res.access, res.refresh, res.id})
+	if err != nil {
+		return nil, err
+	}
+	return st.cfg.Keys.SealAD(nil, b, crypto.FormatV2, refreshResultAD(key))
+}
+
+// sharedResult opens the result another agent stored for key. A result
+// that does not open (keys rotated, or a forgery in the store) or whose ID
+// token does not verify counts as none: it is checked for this purpose,
+// not trusted because it opened.
+func (r *refresher) sharedResult(ctx context.Context, st *state, p *provider, co RefreshCoordinator, key [32]byte) (refreshed, bool) {
+	sealed, ok, err := co.Result(ctx, key)
+	if err != nil || !ok {
+		return refreshed{}, false
+	}
+	b, f, err := st.cfg.Keys.OpenAD(nil, sealed, refreshResultAD(key))
+	if err != nil || f != crypto.FormatV2 {
+		return refreshed{}, false
+	}
+	var sr sharedRefresh
+	if json.Unmarshal(b, &sr) != nil || sr.Access == "" {
+		return refreshed{}, false
+	}
+	res := refreshed{access: sr.Access, refresh: sr.Refresh}
+	if sr.ID != "" {
+		t, err := r.a.verifyIDToken(ctx, st, p, sr.ID, "")
+		if err != nil {
+			return refreshed{}, false
+		}
+		res.id, res.idToken = sr.ID, t
+	}
+	return res, true
 }
 
 // grant runs the refresh_token grant (RFC 6749 §6) and validates a returned
