@@ -38,6 +38,10 @@ type Agent struct {
 	metrics *agentMetrics
 	denials denialLog
 	refresh *refresher
+	// rev is the revocation list, logouts the back-channel endpoint's
+	// limits; both outlive reloads.
+	rev     *revocations
+	logouts logoutGuards
 
 	now func() time.Time // Config.Now or time.Now
 
@@ -66,14 +70,22 @@ type state struct {
 // the Authorization Server: discovery runs in the background, retried with
 // backoff, and Ready reports when it has succeeded.
 func New(cfg *Config, reg *metrics.Registry, log zerolog.Logger) (*Agent, error) {
-	a := &Agent{metrics: newAgentMetrics(reg), denials: newDenialLog(), now: time.Now, stop: make(chan struct{})}
+	a := &Agent{metrics: newAgentMetrics(reg), denials: newDenialLog(), logouts: newLogoutGuards(), now: time.Now, stop: make(chan struct{})}
 	if cfg.Now != nil {
 		a.now = cfg.Now
 	}
 	a.refresh = newRefresher(a)
-	if err := a.Reload(cfg, log); err != nil {
+	rev, err := openRevocations(cfg, a.now, log)
+	if err != nil {
 		return nil, err
 	}
+	a.rev = rev
+	if err := a.Reload(cfg, log); err != nil {
+		rev.close()
+		return nil, err
+	}
+	rev.gauges(reg, a.now)
+	rev.start(a, log)
 	a.wg.Go(func() { a.refresh.sweep(a.stop) })
 	return a, nil
 }
@@ -147,16 +159,29 @@ func (a *Agent) Ready() bool {
 	return st != nil && st.provider.Load() != nil
 }
 
-// Close stops background work: discovery retries and cache expiry. It also
-// closes the idle keep-alive connections to the Authorization Server, which
-// would otherwise stay open, with a goroutine each, for their idle timeout.
+// Close stops background work: discovery retries, cache expiry and
+// following the revocation store, which it closes when the agent opened
+// it. It also closes the idle keep-alive connections to the Authorization
+// Server, which would otherwise stay open, with a goroutine each, for
+// their idle timeout.
 func (a *Agent) Close() {
-	a.stopOnce.Do(func() { close(a.stop) })
+	a.stopOnce.Do(func() {
+		close(a.stop)
+		a.wg.Wait()
+		if err := a.rev.close(); err != nil {
+			a.state.Load().log.Warn().Err(err).Msg("revocation: closing the store failed")
+		}
+	})
 	a.wg.Wait()
 	if st := a.state.Load(); st != nil {
 		st.client.CloseIdleConnections()
 	}
 }
+
+// RevocationFeed returns the handler of the embedded revocation store's
+// feed (GET /revocations, served on the ops listener for the proxies to
+// follow), or nil when the store is another one or off.
+func (a *Agent) RevocationFeed() fasthttp.RequestHandler { return a.rev.feed }
 
 // Handler serves one request. It is a fasthttp.RequestHandler.
 func (a *Agent) Handler(ctx *fasthttp.RequestCtx) {
@@ -236,6 +261,11 @@ func (a *Agent) routes(st *state) fasthttp.RequestHandler {
 	r.GET(base+"/claims", a.endpoint(st, "claims", false, a.claims))
 	r.POST(base+"/refresh", a.endpoint(st, "refresh", true, a.refreshTokens))
 	r.POST(base+"/logout", a.endpoint(st, "logout", true, a.logout))
+	if a.rev.store != nil {
+		// Server to server (OpenID Connect Back-Channel Logout 1.0 §2.5):
+		// no Origin, CSRF or cookie, so not an endpoint of the SPA's.
+		r.POST(base+"/backchannel-logout", a.backchannelLogout(st))
+	}
 	return r.Handler
 }
 

@@ -7,6 +7,8 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/settings"
+	"github.com/tokenhandler/tokenhandler/revocation"
 )
 
 // Config is the validated configuration of the oauth-agent binary (contract §7).
@@ -75,6 +77,16 @@ type Config struct {
 	Logout   Logout
 	Timeouts Timeouts
 	Log      Log
+
+	// Revocation is the revocation section (issue #13): the store
+	// back-channel logouts are recorded in and proxies follow. The zero
+	// value is the embedded store in memory. Changes wait for a restart.
+	Revocation settings.RevocationSettings
+	// RevocationStore, when not nil, is used instead of the store
+	// Revocation names: the agent records back-channel logouts in it and
+	// follows it, and does not close it. Tests set it; the configuration
+	// file cannot.
+	RevocationStore revocation.Store `yaml:"-"`
 
 	// Coordinator, when not nil, makes refresh-token grants single-flight
 	// across the agents that share it (a *revocation/redis.Store when

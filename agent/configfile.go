@@ -88,6 +88,8 @@ type fileConfig struct {
 	Logout   fileLogout   `yaml:"logout"`
 	Timeouts fileTimeouts `yaml:"timeouts"`
 	Log      settings.Log `yaml:"log"`
+
+	Revocation settings.Revocation `yaml:"revocation"`
 }
 
 // Renames are the settings the file may still spell as before issue #16.
@@ -249,6 +251,19 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 
 	if c.Log.Level, c.Log.Format, err = f.Log.Parse("log"); err != nil {
 		return nil, err
+	}
+	if f.Revocation.Feed != nil {
+		// The agent serves the feed; proxies follow it.
+		return nil, settings.Errorf("revocation.feed", "is the proxy's setting: the agent serves the feed on metrics_listen at /revocations")
+	}
+	rev, err := f.Revocation.Parse("revocation")
+	if err != nil {
+		return nil, err
+	}
+	if f.Revocation != (settings.Revocation{}) {
+		// Without the section the Config keeps the zero value, which
+		// means the same: the embedded store in memory.
+		c.Revocation = rev
 	}
 	c.Warnings = f.Warnings()
 	return c, nil

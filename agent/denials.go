@@ -41,6 +41,8 @@ var causeReasons = []struct {
 	{errAmbiguous, "cookie_ambiguous"},
 	{errSessionMismatch, "session_mismatch"},
 	{errLifetime, "session_expired"},
+	{errRevoked, "session_revoked"},
+	{errStaleList, "revocation_stale"},
 	{errIdentityChanged, "identity_changed"},
 	{errNoCookie, "cookie_missing_or_invalid"},
 }

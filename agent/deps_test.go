@@ -10,7 +10,7 @@ import (
 // x/oauth2 and go-oidc (with go-jose) to what the proxy uses.
 func TestDependencies(t *testing.T) {
 	m := deptest.Module
-	deptest.Allow(t, m+"/agent", m+"/browser", m+"/crypto", m+"/metrics", m+"/internal/", m+"/session",
+	deptest.Allow(t, m+"/agent", m+"/browser", m+"/crypto", m+"/metrics", m+"/internal/", m+"/revocation", m+"/session",
 		"github.com/minio/sio", "golang.org/x/crypto", "golang.org/x/sys", "golang.org/x/net", "golang.org/x/oauth2",
 		"github.com/coreos/go-oidc/v3", "github.com/go-jose/go-jose/v4", "github.com/fasthttp/router", "github.com/savsgio/gotils",
 		"github.com/valyala/", "github.com/andybalholm/brotli", "github.com/klauspost/compress", "github.com/molecule-man/go-brrr",

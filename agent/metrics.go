@@ -26,9 +26,15 @@ func (m *agentMetrics) requests(endpoint string, status int) *metrics.Counter {
 }
 
 // denied counts requests refused for their cookies: cookie_ambiguous,
-// session_mismatch, session_expired, identity_changed.
+// session_mismatch, session_expired, session_revoked, revocation_stale,
+// identity_changed.
 func (m *agentMetrics) denied(reason string) *metrics.Counter {
 	return m.reg.Counter("oauth_agent_denied_total", "Requests refused for their cookies, by reason.", "reason", reason)
+}
+
+// backchannelLogouts counts back-channel logouts by result (backchannel.go).
+func (m *agentMetrics) backchannelLogouts(result string) *metrics.Counter {
+	return m.reg.Counter("oauth_agent_backchannel_logouts_total", "Back-channel logouts (OpenID Connect Back-Channel Logout 1.0), by result.", "result", result)
 }
 
 func (m *agentMetrics) logins(result string) *metrics.Counter {

@@ -26,6 +26,10 @@ type provider struct {
 	// claimsVerifier is verifier without the expiry check, for /claims on
 	// a legacy P-id: the claims outlive the token's exp.
 	claimsVerifier *oidc.IDTokenVerifier
+	// logoutVerifier checks a logout token's signature, iss and aud
+	// (backchannel.go checks the rest, exp among it: a logout token
+	// without exp is checked by its iat).
+	logoutVerifier *oidc.IDTokenVerifier
 	userinfo       string
 	endSession     string
 	par            string
@@ -129,6 +133,11 @@ func discover(ctx context.Context, cfg *Config, client *http.Client, now func() 
 	skew := cfg.IDToken.ClockSkew
 	return &provider{
 		claimsVerifier: oidc.NewVerifier(cfg.Issuer, keys, &oidc.Config{
+			ClientID:             cfg.ClientID,
+			SupportedSigningAlgs: cfg.IDToken.AllowedAlgs,
+			SkipExpiryCheck:      true,
+		}),
+		logoutVerifier: oidc.NewVerifier(cfg.Issuer, keys, &oidc.Config{
 			ClientID:             cfg.ClientID,
 			SupportedSigningAlgs: cfg.IDToken.AllowedAlgs,
 			SkipExpiryCheck:      true,

@@ -46,6 +46,7 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 		ReadyGauge:    "oauth_agent_ready",
 		ReadyHelp:     "1 when the agent has the Authorization Server's metadata and serves requests, 0 while it starts or drains.",
 		Ready:         a.Ready,
+		OpsRoutes:     opsRoutes(a),
 		Log:           log,
 	})
 	if err != nil {
@@ -53,6 +54,16 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	return s, nil
+}
+
+// opsRoutes are the agent's paths on the metrics listener besides
+// /metrics, /healthz and /readyz: the embedded revocation store's feed,
+// which proxies follow (revocation.feed).
+func opsRoutes(a *Agent) map[string]fasthttp.RequestHandler {
+	if feed := a.RevocationFeed(); feed != nil {
+		return map[string]fasthttp.RequestHandler{"/revocations": feed}
+	}
+	return nil
 }
 
 // newHTTPServer returns the fasthttp server for the agent's listener.
@@ -92,6 +103,9 @@ func (s *Server) Reload(cfg *Config) error {
 		cfg.Timeouts.Read != old.Timeouts.Read || cfg.Timeouts.Write != old.Timeouts.Write ||
 		cfg.Timeouts.Idle != old.Timeouts.Idle || cfg.Timeouts.Shutdown != old.Timeouts.Shutdown {
 		s.log.Warn().Msg("listen, metrics_listen, timeouts (but as) and log.format changed: they take effect at the next restart")
+	}
+	if cfg.Revocation != old.Revocation {
+		s.log.Warn().Msg("revocation changed: it takes effect at the next restart")
 	}
 	s.reloads.ok.Inc()
 	s.log.Info().Int("keys", cfg.Keys.Len()).Str("issuer", cfg.Issuer).Msg("configuration reloaded")

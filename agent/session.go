@@ -128,6 +128,9 @@ func (a *Agent) session(st *state, req *request, need ...*browser.Cookie) (*user
 				return nil, errSessionExpired.with(errLifetime, "")
 			}
 		}
+		if err := a.checkRevoked(&s.env, a.now()); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }

@@ -57,6 +57,7 @@ type Server struct {
 	ClientID, ClientSecret, RedirectURI string
 
 	subject string
+	sid     string // SetSession's; guarded by mu
 	http    *httptest.Server
 	done    chan struct{} // closed by Close, ends TokenDelay waits
 	close   sync.Once

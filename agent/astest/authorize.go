@@ -20,6 +20,7 @@ const requestURIPrefix = "urn:ietf:params:oauth:request_uri:"
 // authCode is an issued, not yet redeemed authorization code.
 type authCode struct {
 	clientID, redirectURI, challenge, scope, nonce string
+	sid                                            string // the provider session the code was issued in
 	expires                                        time.Time
 }
 
@@ -124,6 +125,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		challenge:   params.Get("code_challenge"),
 		scope:       params.Get("scope"),
 		nonce:       params.Get("nonce"),
+		sid:         s.sid,
 		expires:     time.Now().Add(codeTTL),
 	}
 	s.mu.Unlock()

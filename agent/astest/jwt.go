@@ -52,6 +52,7 @@ type idClaims struct {
 	IssuedAt        int64  `json:"iat,omitempty"`
 	AuthTime        int64  `json:"auth_time"`
 	Nonce           string `json:"nonce,omitempty"`
+	SID             string `json:"sid,omitempty"`
 	Name            string `json:"name"`
 	Email           string `json:"email"`
 	EmailVerified   bool   `json:"email_verified"`
@@ -93,6 +94,7 @@ func (s *Server) idToken(g *grant, nonce string, now time.Time, f *Faults) (stri
 		IssuedAt:        now.Unix(),
 		AuthTime:        g.authTime.Unix(),
 		Nonce:           nonce,
+		SID:             g.sid,
 		Name:            userName,
 		Email:           s.email(),
 		EmailVerified:   true,

@@ -18,6 +18,7 @@ import (
 // it, and revoking it revokes them all (the refresh-token family).
 type grant struct {
 	clientID, subject, scope string
+	sid                      string // "" or the ID tokens' sid (SetSession)
 	authTime                 time.Time
 	revoked                  bool
 }
@@ -145,7 +146,7 @@ func (s *Server) redeemCode(clientID string, form url.Values, f *Faults) (*token
 	case !oidcfake.PKCEValid(form.Get("code_verifier"), ac.challenge):
 		return nil, errPKCE
 	}
-	g := &grant{clientID: clientID, subject: s.subject, scope: ac.scope, authTime: now}
+	g := &grant{clientID: clientID, subject: s.subject, scope: ac.scope, sid: ac.sid, authTime: now}
 	s.mu.Lock()
 	s.usedCodes[code] = g
 	s.mu.Unlock()

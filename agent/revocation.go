@@ -1,0 +1,159 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/internal/settings"
+	"github.com/tokenhandler/tokenhandler/metrics"
+	"github.com/tokenhandler/tokenhandler/revocation"
+	"github.com/tokenhandler/tokenhandler/revocation/embedded"
+	"github.com/tokenhandler/tokenhandler/session"
+)
+
+// revocations is the agent's revocation list (issue #13): the store it
+// records back-channel logouts in, and the Set every endpoint checks a
+// session against, kept current by the store's Follow in the background.
+// It lives on the Agent, across reloads: revocation.* changes wait for a
+// restart.
+type revocations struct {
+	store revocation.Store // nil with store: off
+	owned bool             // the agent opened store and closes it
+	set   *revocation.Set
+	// failClosedAfter > 0: sessions that could be revoked are refused
+	// with 503 once set is staler than this.
+	failClosedAfter time.Duration
+	// feed is the embedded store's feed, served on the ops listener at
+	// /revocations; nil for other stores.
+	feed fasthttp.RequestHandler
+}
+
+// revocationPruneEvery is how often the agent forgets expired entries.
+const revocationPruneEvery = time.Minute
+
+// openRevocations opens the store cfg names: embedded (the default, also
+// for a zero RevocationSettings) under state_dir, or in memory when it is
+// ""; redis is not in this build; off has no store and no list.
+func openRevocations(cfg *Config, now func() time.Time, log zerolog.Logger) (*revocations, error) {
+	rs := cfg.Revocation
+	r := &revocations{set: revocation.NewSet(), failClosedAfter: rs.FailClosedAfter}
+	maxLifetime := time.Duration(settings.MaxLifetimeSeconds(cfg.Session.MaxLifetime)) * time.Second
+	switch {
+	case cfg.RevocationStore != nil:
+		r.store = cfg.RevocationStore
+	case rs.Store == settings.StoreOff:
+		log.Warn().Msg("revocation.store is off: back-channel logouts are refused (404) and sessions the Provider ended stay valid until they expire")
+		return r, nil
+	case rs.Store == "" || rs.Store == settings.StoreEmbedded:
+		if rs.StateDir == "" {
+			log.Warn().Msg("revocation.state_dir is not set: back-channel logouts are kept in memory only and forgotten at restart; set it to persist them")
+		}
+		l, err := embedded.Open(rs.StateDir, maxLifetime, now)
+		if err != nil {
+			return nil, fmt.Errorf("agent: revocation: %w", err)
+		}
+		r.store, r.owned, r.feed = l, true, l.Handler()
+	default:
+		return nil, fmt.Errorf("agent: config: revocation.store: %s is not available in this build", rs.Store)
+	}
+	return r, nil
+}
+
+// start follows the store into the set and prunes it, until stop closes.
+func (r *revocations) start(a *Agent, log zerolog.Logger) {
+	if r.store == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.wg.Go(func() {
+		<-a.stop
+		cancel()
+	})
+	a.wg.Go(func() {
+		if err := r.store.Follow(ctx, r.set); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error().Err(err).Msg("revocation: following the store stopped")
+		}
+	})
+	a.wg.Go(func() {
+		t := time.NewTicker(revocationPruneEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				r.set.Prune(a.now().Unix())
+			}
+		}
+	})
+}
+
+// gauges registers oauth_agent_revocation_stale_seconds and
+// oauth_agent_revocation_entries.
+func (r *revocations) gauges(reg *metrics.Registry, now func() time.Time) {
+	reg.GaugeFunc("oauth_agent_revocation_stale_seconds", "Seconds since the agent's revocation list was last known current (the store answered).", func() float64 {
+		return r.set.Stale(now()).Seconds()
+	})
+	reg.GaugeFunc("oauth_agent_revocation_entries", "Entries in the agent's revocation list (revoked sessions not yet expired).", func() float64 {
+		return float64(r.set.Len())
+	})
+}
+
+// record stores e durably, then adds it to the agent's own set at once: a
+// store's Follow may take a moment to bring it back. It is added without
+// its Seq, which is where Follow resumes: entries other agents recorded
+// before it may not have arrived yet. The endpoint that calls it is routed
+// only when there is a store.
+func (r *revocations) record(e revocation.Entry) error {
+	ctx, cancel := context.WithTimeout(context.Background(), revokeTimeout)
+	defer cancel()
+	got, err := r.store.Revoke(ctx, e)
+	if err != nil {
+		return err
+	}
+	got.Seq = 0
+	r.set.Add(got)
+	return nil
+}
+
+// close closes the store when the agent opened it.
+func (r *revocations) close() error {
+	if r.owned && r.store != nil {
+		return r.store.Close()
+	}
+	return nil
+}
+
+// Why a session is refused for the revocation list.
+var (
+	errRevoked = errors.New("the session was ended at the Provider (back-channel logout)")
+	// errRevocationStale is 503: the list is staler than
+	// revocation.fail_closed_after, so whether a session was ended cannot
+	// be told.
+	errStaleList       = errors.New("the revocation list is staler than revocation.fail_closed_after")
+	errRevocationStale = &apiError{status: 503, code: "server_error", message: "The revocation list is out of date: try again later", cause: errStaleList}
+)
+
+// checkRevoked refuses a v2 session the revocation list names: 401
+// session_expired, and the cookies cleared. A session that names no one
+// (OAuth-only) cannot be revoked and is not refused when the list is stale.
+func (a *Agent) checkRevoked(env *session.Envelope, now time.Time) error {
+	r := a.rev
+	if r.store == nil || env.SID == (session.Digest{}) && env.Sub == (session.Digest{}) {
+		return nil
+	}
+	if r.failClosedAfter > 0 && r.set.Stale(now) > r.failClosedAfter {
+		a.metrics.denied("revocation_stale").Inc()
+		return errRevocationStale
+	}
+	if r.set.Revoked(env, now.Unix()) {
+		a.metrics.denied("session_revoked").Inc()
+		return errSessionExpired.with(errRevoked, "")
+	}
+	return nil
+}
