@@ -94,6 +94,12 @@ func New(cfg *Config, reg *metrics.Registry, log zerolog.Logger) (*Agent, error)
 // returns, and discovers the Authorization Server anew. On error nothing
 // changes.
 func (a *Agent) Reload(cfg *Config, log zerolog.Logger) error {
+	if cfg.Coordinator == nil && a.rev.coordinator != nil {
+		// revocation.store redis: the same Redis coordinates refreshes.
+		c := *cfg
+		c.Coordinator = a.rev.coordinator
+		cfg = &c
+	}
 	names, err := browser.NewNames(cfg.CookieNamePrefix, cfg.Cookie.NamePrefix)
 	if err != nil {
 		return err

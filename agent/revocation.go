@@ -13,6 +13,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/metrics"
 	"github.com/tokenhandler/tokenhandler/revocation"
 	"github.com/tokenhandler/tokenhandler/revocation/embedded"
+	"github.com/tokenhandler/tokenhandler/revocation/redis"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -31,6 +32,10 @@ type revocations struct {
 	// feed is the embedded store's feed, served on the ops listener at
 	// /revocations; nil for other stores.
 	feed fasthttp.RequestHandler
+	// coordinator is the Redis store, which also makes refresh grants
+	// single-flight across the agents that share it (Config.Coordinator);
+	// nil for other stores.
+	coordinator RefreshCoordinator
 }
 
 // revocationPruneEvery is how often the agent forgets expired entries.
@@ -38,7 +43,8 @@ const revocationPruneEvery = time.Minute
 
 // openRevocations opens the store cfg names: embedded (the default, also
 // for a zero RevocationSettings) under state_dir, or in memory when it is
-// ""; redis is not in this build; off has no store and no list.
+// ""; redis, shared by every agent and proxy; off has no store and no
+// list.
 func openRevocations(cfg *Config, now func() time.Time, log zerolog.Logger) (*revocations, error) {
 	rs := cfg.Revocation
 	r := &revocations{set: revocation.NewSet(), failClosedAfter: rs.FailClosedAfter}
@@ -58,8 +64,16 @@ func openRevocations(cfg *Config, now func() time.Time, log zerolog.Logger) (*re
 			return nil, fmt.Errorf("agent: revocation: %w", err)
 		}
 		r.store, r.owned, r.feed = l, true, l.Handler()
+	case rs.Store == settings.StoreRedis:
+		// New does not connect: a Redis that is down makes logouts answer
+		// 503 and Follow retry, and the agent starts all the same.
+		st, err := redis.New(rs.Redis, maxLifetime)
+		if err != nil {
+			return nil, fmt.Errorf("agent: revocation: %w", err)
+		}
+		r.store, r.owned, r.coordinator = st, true, st
 	default:
-		return nil, fmt.Errorf("agent: config: revocation.store: %s is not available in this build", rs.Store)
+		return nil, fmt.Errorf("agent: config: revocation.store: %q is not a store", rs.Store)
 	}
 	return r, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/agent/astest"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/redistest"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/revocation"
@@ -262,4 +263,38 @@ func TestRevokedBeforeFollowBringsIt(t *testing.T) {
 	if seq := a.agent.rev.set.Seq(); seq != 0 {
 		t.Fatalf("the set's Seq is %d: Follow would skip what it has not brought", seq)
 	}
+}
+
+// TestRevokedAcrossAgentsOnRedis: two agents with revocation.store redis
+// on one Redis; a back-channel logout at one ends the session at the
+// other within a second, and the Redis store coordinates their refreshes
+// (Config.Coordinator set from it).
+func TestRevokedAcrossAgentsOnRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	as := astest.New(t, astest.Options{})
+	onRedis := settings.RevocationSettings{Store: settings.StoreRedis, Redis: settings.RedisSettings{Address: srv.Addr, KeyPrefix: "th-test:"}}
+	a := startAgentWith(t, as, func(c *Config) { c.Revocation = onRedis })
+	b := startAgentWith(t, as, func(c *Config) {
+		c.Keys = a.cfg.Keys
+		c.Revocation = onRedis
+	})
+	if a.agent.state.Load().cfg.Coordinator == nil {
+		t.Fatal("revocation.store redis: no refresh coordinator")
+	}
+	browser := a.loginIn("sid-1")
+	wantServed(t, b, browser, "at the other agent before the logout")
+	start := time.Now()
+	b.logoutAtProvider(as.Subject(), "sid-1")
+	for {
+		r := a.call(browser.Clone(), "GET", "/oauth-agent/userInfo", nil)
+		if r.Status == 401 && r.Code() == "session_expired" {
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatalf("a second after the logout at the other agent: %d %s", r.Status, r.Body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("revoked at the other agent after %v", time.Since(start))
+	wantRevoked(t, a, browser)
 }
