@@ -41,6 +41,35 @@ func TestRequestNoAllocs(t *testing.T) {
 	}
 }
 
+// TestRevocationNoAllocs: with 100,000 sessions on the revocation list
+// (issue #13), a request still allocates nothing, and neither does the
+// refusal of a revoked one.
+func TestRevocationNoAllocs(t *testing.T) {
+	s := newBenchStack(t)
+	s.revokeMany(100_000)
+	var resp fasthttp.Response
+	for range 100 {
+		s.roundTrip(t, s.api, &resp)
+	}
+	if allocs := testing.AllocsPerRun(500, func() { s.roundTrip(t, s.api, &resp) }); allocs > 0 {
+		t.Errorf("upstream GET, 100,000 revoked: %.2f allocations per request, want 0", allocs)
+	}
+	refuse := func() {
+		if err := s.client.Do(s.revoked, &resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode() != 401 {
+			t.Fatalf("revoked session: status %d, want 401", resp.StatusCode())
+		}
+	}
+	for range 100 {
+		refuse()
+	}
+	if allocs := testing.AllocsPerRun(500, refuse); allocs > 0 {
+		t.Errorf("revoked session refused: %.2f allocations per request, want 0", allocs)
+	}
+}
+
 // TestDenialNoAllocs: a refused request allocates nothing either, logged
 // at info with its reason (and, for a cookie sealed with another key, the
 // warning): the clock moves a minute at every reading, so that no line is

@@ -68,6 +68,15 @@ type Config struct {
 	Timeouts    Timeouts
 	Limits      Limits
 	Log         Log
+	// Revocation is YAML revocation (issue #13, shared with the agent):
+	// where the proxy learns of sessions ended by a back-channel logout.
+	// Store embedded (the default) follows Revocation.Feed, the agent's
+	// ops listener; with no feed the proxy follows nothing and warns at
+	// start; so does the zero value (no revocation section). Store redis
+	// follows Redis; off follows nothing. state_dir is the agent's and
+	// refused here, and so is fail_closed_after without anything to
+	// follow.
+	Revocation settings.RevocationSettings
 	// Warnings name each deprecated spelling the file used and the one
 	// to write instead ("cookie_format (line 3) is deprecated: write
 	// cookie.format"); the daemon logs them at start and -check-config
@@ -151,22 +160,23 @@ type fileConfig struct {
 	settings.Deprecations
 	settings.Keys `yaml:",inline"`
 
-	Listen              *string          `yaml:"listen"`
-	MetricsListen       string           `yaml:"metrics_listen"`
-	Cookie              settings.Cookie  `yaml:"cookie"`
-	TrustedWebOrigins   []string         `yaml:"trusted_web_origins"`
-	CORS                fileCORS         `yaml:"cors"`
-	AllowTokens         bool             `yaml:"allow_tokens"`
-	AllowTokenSchemes   []string         `yaml:"allow_token_schemes"`
-	TrustedProxies      *[]string        `yaml:"trusted_proxies"`
-	RemoveCookieHeaders *bool            `yaml:"remove_cookie_headers"`
-	AuthPath            *string          `yaml:"auth_path"`
-	AuthEndpoint        *bool            `yaml:"auth_endpoint"`
-	Routes              []fileRoute      `yaml:"routes"`
-	Session             settings.Session `yaml:"session"`
-	Timeouts            fileTimeouts     `yaml:"timeouts"`
-	Limits              fileLimits       `yaml:"limits"`
-	Log                 settings.Log     `yaml:"log"`
+	Listen              *string             `yaml:"listen"`
+	MetricsListen       string              `yaml:"metrics_listen"`
+	Cookie              settings.Cookie     `yaml:"cookie"`
+	TrustedWebOrigins   []string            `yaml:"trusted_web_origins"`
+	CORS                fileCORS            `yaml:"cors"`
+	AllowTokens         bool                `yaml:"allow_tokens"`
+	AllowTokenSchemes   []string            `yaml:"allow_token_schemes"`
+	TrustedProxies      *[]string           `yaml:"trusted_proxies"`
+	RemoveCookieHeaders *bool               `yaml:"remove_cookie_headers"`
+	AuthPath            *string             `yaml:"auth_path"`
+	AuthEndpoint        *bool               `yaml:"auth_endpoint"`
+	Routes              []fileRoute         `yaml:"routes"`
+	Session             settings.Session    `yaml:"session"`
+	Timeouts            fileTimeouts        `yaml:"timeouts"`
+	Limits              fileLimits          `yaml:"limits"`
+	Log                 settings.Log        `yaml:"log"`
+	Revocation          settings.Revocation `yaml:"revocation"`
 }
 
 // Renames are the settings the file may still spell as before issue #16.
@@ -301,6 +311,17 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 
 	if c.Log.Level, c.Log.Format, err = f.Log.Parse("log"); err != nil {
 		return nil, err
+	}
+	if f.Revocation != (settings.Revocation{}) { // left out: the zero value, following nothing
+		if c.Revocation, err = f.Revocation.Parse("revocation"); err != nil {
+			return nil, err
+		}
+	}
+	if c.Revocation.StateDir != "" {
+		return nil, settings.Errorf("revocation.state_dir", "is the agent's setting: a proxy keeps no list of its own, it follows revocation.feed")
+	}
+	if c.Revocation.Store == settings.StoreEmbedded && c.Revocation.Feed == "" && c.Revocation.FailClosedAfter > 0 {
+		return nil, settings.Errorf("revocation.fail_closed_after", "needs revocation.feed: a proxy that follows no feed has no list to be stale")
 	}
 	c.Warnings = f.Warnings()
 	return c, nil

@@ -270,6 +270,12 @@ func TestParseConfigErrors(t *testing.T) {
 		{"allow_token_schemes twice", configBase + "allow_tokens: true\nallow_token_schemes: [DPoP, dpop]\n", `allow_token_schemes[1]: "dpop" repeats allow_token_schemes[0]`},
 		{"allow_token_schemes not a token", configBase + "allow_tokens: true\nallow_token_schemes: [\"Da Po\"]\n", "allow_token_schemes"},
 
+		// Revocation (issue #13).
+		{"revocation.state_dir", configBase + "revocation: {state_dir: /var/lib/th}\n", "proxy: config: revocation.state_dir: is the agent's setting: a proxy keeps no list of its own, it follows revocation.feed"},
+		{"revocation.fail_closed_after without a feed", configBase + "revocation: {fail_closed_after: 30s}\n", "proxy: config: revocation.fail_closed_after: needs revocation.feed"},
+		{"revocation.feed not a URL", configBase + "revocation: {feed: '127.0.0.1:9100'}\n", "proxy: config: revocation.feed: "},
+		{"revocation.store unknown", configBase + "revocation: {store: memory}\n", `proxy: config: revocation.store: must be embedded, redis or off, got "memory"`},
+
 		// Decoding.
 		{"unknown top-level", configBase + "listne: 127.0.0.1:1\n", `proxy: config: unknown setting "listne" (line 3)`},
 		{"unknown nested", configBase + "cors: {enabled: true, max_agee: 5}\n", `unknown setting "cors.max_agee" (line 3)`},

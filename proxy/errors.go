@@ -22,6 +22,9 @@ var (
 	errTooLarge       = newAPIError(fasthttp.StatusRequestEntityTooLarge, "request_too_large", "The request body is larger than the configured limit")
 	errHeaderTooBig   = newAPIError(fasthttp.StatusRequestHeaderFieldsTooLarge, "request_headers_too_large", "The request headers are larger than the configured limit")
 	errBadRequest     = newAPIError(fasthttp.StatusBadRequest, "bad_request", "The request could not be parsed")
+	// errRevocationUnavailable: revocation.fail_closed_after passed
+	// without news from the revocation store.
+	errRevocationUnavailable = newAPIError(fasthttp.StatusServiceUnavailable, "revocation_unavailable", "The list of ended sessions is out of date; try again later")
 )
 
 // writeError answers with e. The fasthttp server sends no body to HEAD.

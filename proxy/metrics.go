@@ -40,7 +40,7 @@ const (
 func newProxyMetrics(reg *metrics.Registry) *proxyMetrics {
 	m := &proxyMetrics{reg: reg, routes: map[string]*routeMetrics{}}
 	for d := denyOrigin; d < denyCount; d++ {
-		m.denied[d] = reg.Counter("oauth_proxy_denied_total", "Requests refused with 401, by reason (Origin, CSRF, missing or undecryptable cookie, token format, a cookie name twice, an expired session, cookies of two sessions).", "reason", denyReasons[d])
+		m.denied[d] = reg.Counter("oauth_proxy_denied_total", "Requests refused with 401, by reason (Origin, CSRF, missing or undecryptable cookie, token format, a cookie name twice, an expired session, cookies of two sessions, a session ended by a back-channel logout).", "reason", denyReasons[d])
 	}
 	m.reloads.ok = reg.Counter("oauth_proxy_config_reloads_total", "Configuration reloads (SIGHUP), by result.", "result", "ok")
 	m.reloads.failed = reg.Counter("oauth_proxy_config_reloads_total", "Configuration reloads (SIGHUP), by result.", "result", "error")

@@ -33,6 +33,7 @@ import (
 type Proxy struct {
 	state   atomic.Pointer[state]
 	metrics *proxyMetrics
+	rev     *revocations
 	denials denialLog
 	ids     requestIDs
 	dial    fasthttp.DialFunc
@@ -45,16 +46,19 @@ type state struct {
 	cfg         *Config
 	codec       *session.Codec
 	maxLifetime int64 // session.max_lifetime in seconds
-	names       browser.Names
-	csrfField   []string // names.CSRFHeader, for dropRequestFields
-	origins     browser.Origins
-	cors        *browser.CORS
-	authPath    string   // "" when the auth endpoint is off
-	schemes     [][]byte // allow_token_schemes, for bytes.EqualFold
-	routes      []*route // longest prefix first
-	log         zerolog.Logger
-	noRoute     *routeMetrics
-	auth        *routeMetrics
+	// failClosedAfter > 0: requests get 503 once the revocation list is
+	// staler than this (revocation.fail_closed_after).
+	failClosedAfter time.Duration
+	names           browser.Names
+	csrfField       []string // names.CSRFHeader, for dropRequestFields
+	origins         browser.Origins
+	cors            *browser.CORS
+	authPath        string   // "" when the auth endpoint is off
+	schemes         [][]byte // allow_token_schemes, for bytes.EqualFold
+	routes          []*route // longest prefix first
+	log             zerolog.Logger
+	noRoute         *routeMetrics
+	auth            *routeMetrics
 }
 
 // New builds a Proxy from a validated configuration. reg receives the
@@ -68,6 +72,7 @@ func New(cfg *Config, reg *metrics.Registry, log zerolog.Logger) (*Proxy, error)
 func newProxy(cfg *Config, reg *metrics.Registry, log zerolog.Logger, dial fasthttp.DialFunc) (*Proxy, error) {
 	p := &Proxy{metrics: newProxyMetrics(reg), denials: newDenialLog(), Now: time.Now, dial: dial}
 	p.ids.init()
+	p.rev = newRevocations(reg, func() time.Time { return p.Now() })
 	if err := p.Reload(cfg, log); err != nil {
 		return nil, err
 	}
@@ -77,7 +82,8 @@ func newProxy(cfg *Config, reg *metrics.Registry, log zerolog.Logger, dial fasth
 // Reload swaps in a new configuration atomically: requests already running
 // finish with the old one, later ones see the new one. On error nothing
 // changes. Listen addresses, timeouts and limits are the server's and need a
-// restart.
+// restart. The revocation follower keeps running unless the configuration
+// changes where it follows from (revocation.feed, store or redis).
 func (p *Proxy) Reload(cfg *Config, log zerolog.Logger) error {
 	names, err := browser.NewNames(cfg.CookieNamePrefix, cfg.NamePrefix)
 	if err != nil {
@@ -87,17 +93,21 @@ func (p *Proxy) Reload(cfg *Config, log zerolog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("proxy: %w", err)
 	}
+	if err := p.rev.apply(cfg.Revocation, cfg.MaxLifetime, log.Level(cfg.Log.Level)); err != nil {
+		return err
+	}
 	st := &state{
-		cfg:         cfg,
-		codec:       codec,
-		maxLifetime: settings.MaxLifetimeSeconds(cfg.MaxLifetime),
-		names:       names,
-		csrfField:   []string{names.CSRFHeader},
-		origins:     browser.NewOrigins(cfg.TrustedWebOrigins),
-		cors:        browser.NewCORS(cfg.CORS.Enabled, cfg.CORS.AllowMethods, cfg.CORS.AllowHeaders, cfg.CORS.ExposeHeaders, cfg.CORS.MaxAge),
-		log:         log.Level(cfg.Log.Level),
-		noRoute:     p.metrics.route("none"),
-		auth:        p.metrics.route("auth"),
+		cfg:             cfg,
+		codec:           codec,
+		maxLifetime:     settings.MaxLifetimeSeconds(cfg.MaxLifetime),
+		failClosedAfter: cfg.Revocation.FailClosedAfter,
+		names:           names,
+		csrfField:       []string{names.CSRFHeader},
+		origins:         browser.NewOrigins(cfg.TrustedWebOrigins),
+		cors:            browser.NewCORS(cfg.CORS.Enabled, cfg.CORS.AllowMethods, cfg.CORS.AllowHeaders, cfg.CORS.ExposeHeaders, cfg.CORS.MaxAge),
+		log:             log.Level(cfg.Log.Level),
+		noRoute:         p.metrics.route("none"),
+		auth:            p.metrics.route("auth"),
 	}
 	if cfg.AuthEndpoint {
 		st.authPath = cfg.AuthPath
@@ -109,6 +119,12 @@ func (p *Proxy) Reload(cfg *Config, log zerolog.Logger) error {
 	if old := p.state.Swap(st); old != nil {
 		closeRoutesLater(old.routes, cfg.Timeouts.Upstream)
 	}
+	return nil
+}
+
+// Close stops the revocation follower. The Proxy must not serve after it.
+func (p *Proxy) Close() error {
+	p.rev.close()
 	return nil
 }
 
@@ -182,6 +198,12 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch, now int64
 	own := st.cfg.AllowTokens && st.ownToken(req.Peek(fasthttp.HeaderAuthorization))
 	passThrough := own || !st.cors.Enabled() && string(method) == fasthttp.MethodOptions
 	if !passThrough {
+		// Fail closed (revocation.fail_closed_after): with a list this
+		// stale, a session ended at the Provider could still pass.
+		if p.rev.failClosed(st, now) {
+			writeError(ctx, errRevocationUnavailable)
+			return rm, denyNone
+		}
 		if why := p.authorize(ctx, st, s, method, trusted, now); why != denyNone {
 			writeError(ctx, errUnauthorized)
 			return rm, why
@@ -303,6 +325,11 @@ func (p *Proxy) authorize(ctx *fasthttp.RequestCtx, st *state, s *scratch, metho
 	if format == crypto.FormatV2 && !s.atEnv.Live(now, st.maxLifetime) {
 		return denySessionExpired
 	}
+	// Ended by a back-channel logout (issue #13): the list is in memory,
+	// kept current in the background; asking allocates nothing.
+	if format == crypto.FormatV2 && p.rev.set.Revoked(&s.atEnv, now) {
+		return denySessionRevoked
+	}
 	if csrfOpened && (csrfFormat != format || format == crypto.FormatV2 && s.csrfEnv.ID != s.atEnv.ID) {
 		return denySessionMismatch
 	}
@@ -368,6 +395,7 @@ const (
 	denyAmbiguous
 	denySessionExpired
 	denySessionMismatch
+	denySessionRevoked
 	denyCount
 )
 
@@ -383,6 +411,7 @@ var denyReasons = [denyCount]string{
 	denyAmbiguous:       "cookie_ambiguous",
 	denySessionExpired:  "session_expired",
 	denySessionMismatch: "session_mismatch",
+	denySessionRevoked:  "session_revoked",
 }
 
 // scratch holds one request's buffers. Pooled; nothing in it outlives the

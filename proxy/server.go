@@ -47,6 +47,7 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 		Log:           log,
 	})
 	if err != nil {
+		p.Close()
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	return s, nil
@@ -73,6 +74,7 @@ func (s *Server) MetricsAddr() net.Addr { return s.srv.MetricsAddr() }
 func (s *Server) Serve() error {
 	s.log.Info().Str("listen", s.cfg.Listen).Str("metrics_listen", s.cfg.MetricsListen).Int("routes", len(s.cfg.Routes)).
 		Bool("auth_endpoint", s.cfg.AuthEndpoint).Stringer("cookie_format", s.cfg.CookieFormat).Msg("oauth-proxy serving")
+	warnNotFollowing(s.cfg.Revocation, s.log)
 	return s.srv.Serve()
 }
 
@@ -80,12 +82,16 @@ func (s *Server) Serve() error {
 // returns. Listen addresses, timeouts and limits belong to the open
 // listeners: a change to them is logged and waits for a restart.
 func (s *Server) Reload(cfg *Config) error {
+	followed := s.Proxy.rev.following()
 	if err := s.Proxy.Reload(cfg, s.log); err != nil {
 		s.Proxy.metrics.reloads.failed.Inc()
 		return err
 	}
 	if cfg.Listen != s.cfg.Listen || cfg.MetricsListen != s.cfg.MetricsListen || cfg.Timeouts != s.cfg.Timeouts || cfg.Limits != s.cfg.Limits {
 		s.log.Warn().Msg("listen, metrics_listen, timeouts and limits changed: they take effect at the next restart")
+	}
+	if followed && !s.Proxy.rev.following() {
+		warnNotFollowing(cfg.Revocation, s.log)
 	}
 	s.Proxy.metrics.reloads.ok.Inc()
 	s.log.Info().Int("keys", cfg.Keys.Len()).Int("routes", len(cfg.Routes)).Msg("configuration reloaded")
@@ -108,6 +114,7 @@ func (s *Server) ReloadFile(path string, getenv func(string) string) error {
 // ctx ends, then closes everything.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
+	s.Proxy.Close()
 	// The keep-alive connections to the APIs would otherwise stay open
 	// until timeouts.idle.
 	for _, r := range s.Proxy.state.Load().routes {

@@ -22,6 +22,12 @@ const (
 	StoreOff = "off"
 )
 
+// MinFailClosedAfter is the least revocation.fail_closed_after but 0: a
+// proxy's list is confirmed current every few seconds (the embedded feed
+// answers a poll at least every 5 s, Redis is pinged every second), so
+// anything shorter would refuse requests while every store is up.
+const MinFailClosedAfter = 10 * time.Second
+
 // DefaultRedisKeyPrefix is revocation.redis.key_prefix when left out.
 const DefaultRedisKeyPrefix = "tokenhandler:"
 
@@ -101,8 +107,8 @@ func (r Revocation) Parse(setting string) (RevocationSettings, error) {
 		if err != nil {
 			return s, err
 		}
-		if d < 0 {
-			return s, Errorf(setting+".fail_closed_after", "must be 0 (fail open) or greater, got %q", *r.FailClosedAfter)
+		if d != 0 && d < MinFailClosedAfter {
+			return s, Errorf(setting+".fail_closed_after", "must be 0 (fail open) or at least %s: the list is confirmed current only every few seconds, got %q", formatDuration(MinFailClosedAfter), *r.FailClosedAfter)
 		}
 		s.FailClosedAfter = d
 	}

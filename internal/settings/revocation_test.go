@@ -73,8 +73,9 @@ func TestRevocationParseErrors(t *testing.T) {
 	}{
 		{"unknown store", "revocation: {store: memcached}", `revocation.store: must be embedded, redis or off, got "memcached"`},
 		{"bad duration", "revocation: {fail_closed_after: soon}", `revocation.fail_closed_after: invalid duration "soon"`},
-		{"negative duration", "revocation: {fail_closed_after: -1s}", `revocation.fail_closed_after: must be 0 (fail open) or greater, got "-1s"`},
-		{"fail closed without a store", "revocation: {store: 'off', fail_closed_after: 5s}", "revocation.fail_closed_after: needs a store"},
+		{"negative duration", "revocation: {fail_closed_after: -1s}", `revocation.fail_closed_after: must be 0 (fail open) or at least 10s: the list is confirmed current only every few seconds, got "-1s"`},
+		{"too short", "revocation: {fail_closed_after: 9s}", `revocation.fail_closed_after: must be 0 (fail open) or at least 10s`},
+		{"fail closed without a store", "revocation: {store: 'off', fail_closed_after: 15s}", "revocation.fail_closed_after: needs a store"},
 		{"relative state_dir", "revocation: {state_dir: var/th}", `revocation.state_dir: "var/th" must be an absolute path`},
 		{"control character in state_dir", "revocation: {state_dir: \"/var/\\tth\"}", "revocation.state_dir: must not contain control characters"},
 		{"state_dir with redis", "revocation: {store: redis, state_dir: /var/th, redis: {address: 'h:1'}}", "revocation.state_dir: applies only to store: embedded (store is redis)"},

@@ -499,7 +499,7 @@ func TestFollowStopsDuringAPoll(t *testing.T) {
 	if !waitFor(time.Second, func() bool { return set.Stale(time.Now()) < time.Second }) {
 		t.Fatal("the follower did not sync")
 	}
-	time.Sleep(50 * time.Millisecond) // into the 25 s wait
+	time.Sleep(50 * time.Millisecond) // into the 5 s wait
 	start := time.Now()
 	cancel()
 	select {

@@ -20,6 +20,13 @@ import (
 // ErrReadOnly is what a Follower's Revoke returns: proxies only follow.
 var ErrReadOnly = errors.New("embedded: a feed follower is read-only: revocations are recorded by the agent")
 
+// FollowerWait is a Follower's long-poll wait by default: short, so that
+// the set is known current every 5 s while nothing happens (a poll an
+// instant, and one idle request per 5 s per proxy), which keeps
+// revocation.fail_closed_after (at least 10 s) from firing while the feed
+// is up.
+const FollowerWait = 5 * time.Second
+
 // maxAnswer caps a feed answer: 100,000 entries are about 15 MB of JSON.
 const maxAnswer = 64 << 20
 
@@ -28,7 +35,9 @@ const maxAnswer = 64 << 20
 // fields before Follow. A Follower is safe for concurrent use once Follow
 // runs (one Follow at a time) and must not be copied.
 type Follower struct {
-	// Wait is the long poll's wait (default DefaultWait).
+	// Wait is the long poll's wait (default FollowerWait). The feed
+	// answers at least this often, and every answer marks the set
+	// current: the set's Stale stays under Wait while the feed is up.
 	Wait time.Duration
 	// MaxBackoff is the longest pause between failed polls (default 2 s);
 	// the first pause is a twentieth of it, doubling.
@@ -128,7 +137,7 @@ func (f *Follower) Follow(ctx context.Context, set *revocation.Set) error {
 func (f *Follower) poll(ctx context.Context, set *revocation.Set, now func() time.Time) error {
 	wait := f.Wait
 	if wait <= 0 {
-		wait = DefaultWait
+		wait = FollowerWait
 	}
 	f.mu.Lock()
 	epoch := f.epoch

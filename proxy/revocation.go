@@ -1,0 +1,148 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tokenhandler/tokenhandler/internal/settings"
+	"github.com/tokenhandler/tokenhandler/metrics"
+	"github.com/tokenhandler/tokenhandler/revocation"
+	"github.com/tokenhandler/tokenhandler/revocation/embedded"
+	"github.com/tokenhandler/tokenhandler/revocation/redis"
+)
+
+// revocations keeps a proxy's revocation.Set current (issue #13): one
+// follower in the background for the proxy's lifetime, replaced only when a
+// reload changes where it follows from (the feed, or the Redis settings),
+// so that a SIGHUP neither drops the set nor reconnects. It is safe for
+// concurrent use.
+type revocations struct {
+	set *revocation.Set // consulted on every request; never nil
+
+	mu     sync.Mutex
+	source revocationSource // what the running follower follows; zero: none
+	store  revocation.Store
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// revocationSource is where a follower follows from; comparable, so that
+// a reload can tell whether it changed.
+type revocationSource struct {
+	store string // settings.StoreEmbedded or settings.StoreRedis; "" follows nothing
+	feed  string
+	redis settings.RedisSettings
+}
+
+const (
+	mRevocationStale   = "oauth_proxy_revocation_stale_seconds"
+	mRevocationEntries = "oauth_proxy_revocation_entries"
+)
+
+func newRevocations(reg *metrics.Registry, now func() time.Time) *revocations {
+	r := &revocations{set: revocation.NewSet()}
+	reg.GaugeFunc(mRevocationStale, "Seconds since the revocation list was last known current (its store answered); 0 when the proxy follows no store. Requests get 503 above revocation.fail_closed_after.", func() float64 {
+		if !r.following() {
+			return 0
+		}
+		return r.set.Stale(now()).Seconds()
+	})
+	reg.GaugeFunc(mRevocationEntries, "Sessions on the revocation list (back-channel logouts not yet expired).", func() float64 {
+		return float64(r.set.Len())
+	})
+	return r
+}
+
+func (r *revocations) following() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.source.store != ""
+}
+
+// apply makes the follower follow what cfg names, keeping the running one
+// when that has not changed. On error nothing changes.
+func (r *revocations) apply(cfg settings.RevocationSettings, maxLifetime time.Duration, log zerolog.Logger) error {
+	var src revocationSource
+	switch {
+	case cfg.Store == settings.StoreEmbedded && cfg.Feed != "":
+		src = revocationSource{store: settings.StoreEmbedded, feed: cfg.Feed}
+	case cfg.Store == settings.StoreRedis:
+		src = revocationSource{store: settings.StoreRedis, redis: cfg.Redis}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if src == r.source && r.done != nil {
+		return nil
+	}
+	var store revocation.Store
+	switch src.store {
+	case settings.StoreEmbedded:
+		f := embedded.NewFollower(src.feed)
+		f.Log = log
+		store = f
+	case settings.StoreRedis:
+		s, err := redis.New(src.redis, time.Duration(settings.MaxLifetimeSeconds(maxLifetime))*time.Second)
+		if err != nil {
+			return fmt.Errorf("proxy: revocation.redis: %w", err)
+		}
+		store = s
+	}
+	r.stopLocked()
+	if store != nil {
+		log.Info().Str("store", src.store).Str("feed", src.feed).Str("redis", src.redis.Address).Msg("following the revocation list")
+	}
+	// What the old source revoked is no longer this proxy's list: the new
+	// follower loads its own (a new follower always starts with a reset).
+	r.set.Reset(nil, 0)
+	r.source = src
+	r.done = make(chan struct{})
+	if store == nil {
+		close(r.done)
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.store, r.cancel = store, cancel
+	go func(done chan struct{}) {
+		defer close(done)
+		store.Follow(ctx, r.set)
+	}(r.done)
+	return nil
+}
+
+// stopLocked stops the running follower and waits for it; r.mu is held.
+func (r *revocations) stopLocked() {
+	if r.cancel != nil {
+		r.cancel()
+		<-r.done
+		r.store.Close()
+	}
+	r.store, r.cancel, r.done = nil, nil, nil
+	r.source = revocationSource{}
+}
+
+// close stops the follower.
+func (r *revocations) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopLocked()
+}
+
+// warnNotFollowing warns, when cfg asks for no revocation.store off but
+// the proxy follows nothing (no revocation.feed), that sessions ended at
+// the Provider keep working here. The Server says it at start and after a
+// reload that stopped the following.
+func warnNotFollowing(cfg settings.RevocationSettings, log zerolog.Logger) {
+	if cfg.Store == settings.StoreEmbedded && cfg.Feed == "" || cfg.Store == "" {
+		log.Warn().Msg("revocation.feed is not set: this proxy does not learn of back-channel logouts, and a session ended at the identity provider keeps working here until its cookies expire")
+	}
+}
+
+// failClosed reports whether a request at Unix time now must get 503:
+// fail_closed_after is set and the list is staler than it.
+func (r *revocations) failClosed(st *state, now int64) bool {
+	return st.failClosedAfter > 0 && r.set.Stale(time.Unix(now, 0)) > st.failClosedAfter
+}

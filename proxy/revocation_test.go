@@ -1,0 +1,249 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/internal/settings"
+	"github.com/tokenhandler/tokenhandler/metrics"
+	"github.com/tokenhandler/tokenhandler/revocation"
+	"github.com/tokenhandler/tokenhandler/revocation/embedded"
+	"github.com/tokenhandler/tokenhandler/session"
+)
+
+// feed is an agent's revocation feed: an embedded.Log served over a real
+// socket.
+type feed struct {
+	log  *embedded.Log
+	addr string
+	srv  *fasthttp.Server
+	done chan struct{}
+}
+
+// startFeed serves log on addr (127.0.0.1:0 for a new port).
+func startFeed(t *testing.T, log *embedded.Log, addr string) *feed {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &feed{log: log, addr: ln.Addr().String(), done: make(chan struct{})}
+	f.srv = &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == embedded.Path {
+			log.Handler()(ctx)
+			return
+		}
+		ctx.SetStatusCode(404)
+	}}
+	go func() { f.srv.Serve(ln); close(f.done) }()
+	t.Cleanup(f.stop)
+	return f
+}
+
+func (f *feed) stop() {
+	f.srv.Shutdown()
+	<-f.done
+}
+
+func newLog(t *testing.T) *embedded.Log {
+	t.Helper()
+	l, err := embedded.Open("", time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// apiCall is a GET through the proxy with the access-token cookie of env.
+func (h *harness) apiCall(env *session.Envelope) response {
+	h.t.Helper()
+	return h.do(request{method: "GET", path: "/api/things", headers: [][2]string{
+		{"Origin", trustedOrigin},
+		{"Cookie", "example-at=" + h.sealIn(env, session.AccessToken, 0, "token-abc")},
+	}})
+}
+
+// eventually retries check every 10 ms for up to d.
+func eventually(d time.Duration, check func() bool) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if check() {
+			return true
+		}
+	}
+	return check()
+}
+
+func (h *harness) gauge(name string) float64 {
+	h.t.Helper()
+	var b strings.Builder
+	h.srv.Proxy.metrics.reg.WritePrometheus(&b)
+	v, ok := metrics.Sample(b.String(), name)
+	if !ok {
+		h.t.Fatalf("no %s in the metrics", name)
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		h.t.Fatalf("%s = %q: %v", name, v, err)
+	}
+	return f
+}
+
+// TestRevokedSession: a session the agent revokes gets 401
+// (session_revoked) within 1 s at a proxy that follows the agent's feed;
+// other sessions, of the same user included, keep working. With the feed
+// down the proxy keeps serving with the list it has (fail open) and the
+// stale gauge rises.
+func TestRevokedSession(t *testing.T) {
+	log := newLog(t)
+	f := startFeed(t, log, "127.0.0.1:0")
+	h := startProxy(t, "\nrevocation: {feed: 'http://"+f.addr+"'}\nlog: {level: info}")
+	sameUser := newSession(time.Now())
+	sameUser.SID = session.HashSID("https://login.example", "another-op-session")
+	other := newSession(time.Now())
+	other.SID, other.Sub = session.HashSID("https://login.example", "bob-session"), session.HashSub("https://login.example", "bob")
+	for _, env := range []*session.Envelope{&h.env, &sameUser, &other} {
+		if r := h.apiCall(env); r.status != 200 {
+			t.Fatalf("before any revocation: %d %s", r.status, r.body)
+		}
+	}
+
+	revoked := time.Now()
+	if _, err := log.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySID, Digest: h.env.SID}); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(time.Second, func() bool { return h.apiCall(&h.env).status == 401 }) {
+		t.Fatalf("the revoked session still passes %v after the Revoke", time.Since(revoked))
+	}
+	t.Logf("refused %v after the Revoke", time.Since(revoked))
+	if r := h.apiCall(&h.env); r.status != 401 || r.body != string(errUnauthorized.body) {
+		t.Errorf("revoked: %d %s, want the 401 body", r.status, r.body)
+	}
+	if n := h.denials(denySessionRevoked); n == 0 {
+		t.Error("oauth_proxy_denied_total{reason=session_revoked} did not count")
+	}
+	if !strings.Contains(h.logs.String(), `"reason":"session_revoked"`) {
+		t.Errorf("no denial logged with reason session_revoked:\n%s", h.logs)
+	}
+	for name, env := range map[string]*session.Envelope{"another session of the same user": &sameUser, "another user": &other} {
+		if r := h.apiCall(env); r.status != 200 {
+			t.Errorf("%s: %d %s, want 200", name, r.status, r.body)
+		}
+	}
+	if g := h.gauge("oauth_proxy_revocation_entries"); g != 1 {
+		t.Errorf("oauth_proxy_revocation_entries %v, want 1", g)
+	}
+	if g := h.gauge("oauth_proxy_revocation_stale_seconds"); g > 6 {
+		t.Errorf("oauth_proxy_revocation_stale_seconds %v with the feed up", g)
+	}
+
+	// "log this user out everywhere": every session of the subject that
+	// started by then.
+	if _, err := log.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySub, Digest: sameUser.Sub}); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(time.Second, func() bool { return h.apiCall(&sameUser).status == 401 }) {
+		t.Error("a session of a subject revoked everywhere still passes after 1s")
+	}
+
+	// Fail open: the feed goes away, the proxy keeps its list and serves.
+	f.stop()
+	h.srv.Proxy.Now = func() time.Time { return time.Now().Add(time.Minute) }
+	if r := h.apiCall(&other); r.status != 200 {
+		t.Errorf("feed down, fail open: %d %s, want 200", r.status, r.body)
+	}
+	if r := h.apiCall(&h.env); r.status != 401 {
+		t.Errorf("feed down: the revoked session got %d, want 401", r.status)
+	}
+	if g := h.gauge("oauth_proxy_revocation_stale_seconds"); g < 50 {
+		t.Errorf("oauth_proxy_revocation_stale_seconds %v a minute after the feed went down", g)
+	}
+}
+
+// TestFailClosed: with revocation.fail_closed_after, a proxy whose list is
+// staler than that answers 503 revocation_unavailable, and serves again
+// once its feed answers.
+func TestFailClosed(t *testing.T) {
+	log := newLog(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // the feed is not up yet
+	h := startProxy(t, "\nrevocation: {feed: 'http://"+addr+"', fail_closed_after: 10s}")
+	r := h.apiCall(&h.env)
+	if r.status != 503 || r.body != string(errRevocationUnavailable.body) {
+		t.Errorf("never synced: %d %s, want 503 revocation_unavailable", r.status, r.body)
+	}
+	if r.header.Get("Access-Control-Allow-Origin") != trustedOrigin {
+		t.Error("the 503 lacks the CORS headers: the SPA could not read it")
+	}
+	startFeed(t, log, addr)
+	if !eventually(3*time.Second, func() bool { return h.apiCall(&h.env).status == 200 }) {
+		t.Fatal("still refused 3s after the feed came up")
+	}
+	h.srv.Proxy.Now = func() time.Time { return time.Now().Add(11 * time.Second) }
+	if r := h.apiCall(&h.env); r.status != 503 {
+		t.Errorf("11s stale with fail_closed_after 10s: %d, want 503", r.status)
+	}
+}
+
+// TestRevocationReload: a reload with the same feed keeps the follower and
+// its list; another feed replaces both; no feed follows nothing.
+func TestRevocationReload(t *testing.T) {
+	log := newLog(t)
+	f := startFeed(t, log, "127.0.0.1:0")
+	h := startProxy(t, "\nrevocation: {feed: 'http://"+f.addr+"'}")
+	log.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySID, Digest: h.env.SID})
+	rev := h.srv.Proxy.rev
+	if !eventually(time.Second, func() bool { return rev.set.Len() == 1 }) {
+		t.Fatal("the list did not load")
+	}
+	rev.mu.Lock()
+	store := rev.store
+	rev.mu.Unlock()
+	reload := func(feed string) {
+		t.Helper()
+		cfg := *h.cfg
+		cfg.Revocation = settings.RevocationSettings{Store: settings.StoreEmbedded, Feed: feed}
+		if err := h.srv.Reload(&cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload("http://" + f.addr)
+	rev.mu.Lock()
+	same := rev.store == store
+	rev.mu.Unlock()
+	if !same || rev.set.Len() != 1 {
+		t.Errorf("a reload with the same feed: follower kept %v, Len %d; want true, 1", same, rev.set.Len())
+	}
+
+	other := newLog(t)
+	f2 := startFeed(t, other, "127.0.0.1:0")
+	reload("http://" + f2.addr)
+	if rev.set.Len() != 0 || h.apiCall(&h.env).status != 200 {
+		t.Errorf("another feed: Len %d; want 0 and the session served", rev.set.Len())
+	}
+	other.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySID, Digest: h.env.SID})
+	if !eventually(time.Second, func() bool { return h.apiCall(&h.env).status == 401 }) {
+		t.Error("the new feed's revocation did not arrive within 1s")
+	}
+
+	reload("")
+	if rev.following() || rev.set.Len() != 0 {
+		t.Errorf("no feed: following %v, Len %d", rev.following(), rev.set.Len())
+	}
+	if g := h.gauge("oauth_proxy_revocation_stale_seconds"); g != 0 {
+		t.Errorf("stale gauge %v when following nothing, want 0", g)
+	}
+	if !strings.Contains(h.logs.String(), "revocation.feed is not set") {
+		t.Error("no warning that the proxy follows nothing")
+	}
+}
