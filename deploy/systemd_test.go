@@ -353,3 +353,26 @@ func TestOldShapeConfigs(t *testing.T) {
 		})
 	}
 }
+
+// TestAgentStateDirectory: the agent's unit gives it the directory its
+// configuration keeps the revocation list in (ProtectSystem=strict leaves
+// no other place writable), and the proxy's unit gives it none.
+func TestAgentStateDirectory(t *testing.T) {
+	agent := readUnit(t, filepath.Join("systemd", "oauth-agent.service"))
+	if s := strings.Join(agent["StateDirectory"], " "); s != "tokenhandler" {
+		t.Errorf("oauth-agent.service StateDirectory=%q, want tokenhandler", s)
+	}
+	if s := strings.Join(agent["StateDirectoryMode"], " "); s != "0700" {
+		t.Errorf("oauth-agent.service StateDirectoryMode=%q, want 0700", s)
+	}
+	if proxy := readUnit(t, filepath.Join("systemd", "oauth-proxy.service")); proxy["StateDirectory"] != nil {
+		t.Errorf("oauth-proxy.service has StateDirectory=%q: the proxy keeps no state", proxy["StateDirectory"])
+	}
+	data, err := os.ReadFile(filepath.Join("systemd", "oauth-agent.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^revocation: \{store: embedded, state_dir: /var/lib/tokenhandler[,}]`).Match(data) {
+		t.Error("oauth-agent.yaml does not keep the revocation list in /var/lib/tokenhandler")
+	}
+}
