@@ -10,10 +10,12 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokenhandler/tokenhandler/internal/redistest"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/metrics"
 	"github.com/tokenhandler/tokenhandler/revocation"
 	"github.com/tokenhandler/tokenhandler/revocation/embedded"
+	"github.com/tokenhandler/tokenhandler/revocation/redis"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -245,5 +247,41 @@ func TestRevocationReload(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "revocation.feed is not set") {
 		t.Error("no warning that the proxy follows nothing")
+	}
+}
+
+// TestRevokedSessionRedis: with revocation.store redis the proxy follows a
+// real redis-server: an entry an agent records there refuses the session
+// within 1 s; Redis killed, the proxy keeps serving (fail open).
+func TestRevokedSessionRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	h := startProxy(t, "\nrevocation: {store: redis, redis: {address: '"+srv.Addr+"', key_prefix: 'proxytest:'}}")
+	agent, err := redis.New(settings.RedisSettings{Address: srv.Addr, KeyPrefix: "proxytest:"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Close()
+	other := newSession(time.Now())
+	other.SID = session.HashSID("https://login.example", "other-op-session")
+	if r := h.apiCall(&h.env); r.status != 200 {
+		t.Fatalf("before any revocation: %d %s", r.status, r.body)
+	}
+	revoked := time.Now()
+	if _, err := agent.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySID, Digest: h.env.SID, At: time.Now().Unix()}); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(time.Second, func() bool { return h.apiCall(&h.env).status == 401 }) {
+		t.Fatalf("the revoked session still passes %v after the Revoke", time.Since(revoked))
+	}
+	t.Logf("refused %v after the Revoke", time.Since(revoked))
+	if r := h.apiCall(&other); r.status != 200 {
+		t.Errorf("another session: %d, want 200", r.status)
+	}
+	srv.Kill()
+	if r := h.apiCall(&other); r.status != 200 {
+		t.Errorf("Redis down, fail open: %d, want 200", r.status)
+	}
+	if r := h.apiCall(&h.env); r.status != 401 {
+		t.Errorf("Redis down: the revoked session got %d, want 401", r.status)
 	}
 }
