@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -62,7 +63,16 @@ func NewFollower(feedURL string) *Follower {
 	for len(feedURL) > 0 && feedURL[len(feedURL)-1] == '/' {
 		feedURL = feedURL[:len(feedURL)-1]
 	}
-	return &Follower{feed: feedURL, client: &http.Client{}}
+	// A transport of its own: no HTTP_PROXY (the feed is on the agent's
+	// private ops listener), and Close closes only its connection.
+	tr := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   2 * time.Second,
+		ResponseHeaderTimeout: MaxWait + 10*time.Second,
+		MaxIdleConnsPerHost:   1,
+		IdleConnTimeout:       90 * time.Second,
+	}
+	return &Follower{feed: feedURL, client: &http.Client{Transport: tr}}
 }
 
 // Feed returns the feed's base URL, as NewFollower was given it.
