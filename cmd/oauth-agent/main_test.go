@@ -40,6 +40,7 @@ type agentConfig struct {
 	MetricsListen string
 	Issuer        string
 	Key           string // hex
+	Extra         string // more YAML, appended
 }
 
 func (c agentConfig) yaml() string {
@@ -54,6 +55,7 @@ func (c agentConfig) yaml() string {
 	fmt.Fprintf(&b, "trusted_web_origins: [%q]\n", trustedOrigin)
 	b.WriteString("timeouts: {read: 30s, as: 2s, shutdown: 10s}\n")
 	b.WriteString("log: {level: info, format: json}\n")
+	b.WriteString(c.Extra)
 	return b.String()
 }
 
