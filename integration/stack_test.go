@@ -76,6 +76,15 @@ type stackOptions struct {
 	namePrefix browser.NamePrefix
 	// params changes the NGINX parameters of both modes before rendering.
 	params func(*nginx.Params)
+	// revocation gives the agent a revocation state_dir (the embedded
+	// store, persisted in a temporary directory) and makes both proxies
+	// follow its feed on the agent's ops listener; without it the agent
+	// keeps its store in memory and the proxies follow nothing.
+	revocation bool
+	// agentAddr is the agent's listen address; default a free one. A test
+	// that must name the agent before it starts (an OP's
+	// backchannel_logout_uri) picks it with bintest.FreeTCPAddr.
+	agentAddr string
 }
 
 // binStack is one deployment of the built binaries: the agent, a proxy with
@@ -86,11 +95,13 @@ type binStack struct {
 	cookiePrefix string
 	key          string // hex
 	op           *oidcProvider
-	upstream     string // NGINX in upstream mode, http://host:port
-	authReq      string // NGINX in auth_request mode
-	proxyURL     string // the upstream-mode proxy directly, http://host:port
-	authURL      string // the auth_request proxy's auth endpoint, directly
-	agentURL     string // the agent directly, http://host:port
+	upstream     string   // NGINX in upstream mode, http://host:port
+	authReq      string   // NGINX in auth_request mode
+	proxyURL     string   // the upstream-mode proxy directly, http://host:port
+	authURL      string   // the auth_request proxy's auth endpoint, directly
+	agentURL     string   // the agent directly, http://host:port
+	agentOps     string   // the agent's ops listener, http://host:port
+	proxyOps     []string // the proxies' ops listeners (upstream mode first), http://host:port
 	api          *recordingAPI
 }
 
@@ -106,8 +117,15 @@ func startStack(t *testing.T, op *oidcProvider, bins daemons, ngx string, o stac
 	s.key = string(crypto.GenerateKey().AppendHex(nil))
 	dir := t.TempDir()
 
-	agentAddr, agentOps := bintest.FreeTCPAddr(t), bintest.FreeTCPAddr(t)
-	s.agentURL = "http://" + agentAddr
+	agentAddr, agentOps := o.agentAddr, bintest.FreeTCPAddr(t)
+	if agentAddr == "" {
+		agentAddr = bintest.FreeTCPAddr(t)
+	}
+	s.agentURL, s.agentOps = "http://"+agentAddr, "http://"+agentOps
+	if o.revocation {
+		o.agentYAML += fmt.Sprintf("revocation: {state_dir: %q}\n", filepath.Join(dir, "revocation"))
+		o.proxyYAML += fmt.Sprintf("revocation: {feed: %q}\n", s.agentOps)
+	}
 	agentYAML := fmt.Sprintf(`listen: %q
 metrics_listen: %q
 issuer: %q
@@ -147,6 +165,7 @@ log: {level: warn}
 		proxyProcs = append(proxyProcs, bins.proxy.Start(t, "-config", file))
 		proxyAddrs[mode] = addr
 		proxyOps = append(proxyOps, ops)
+		s.proxyOps = append(s.proxyOps, "http://"+ops)
 	}
 	s.proxyURL = "http://" + proxyAddrs[nginx.ModeUpstream]
 	s.authURL = "http://" + proxyAddrs[nginx.ModeAuthRequest] + "/_oauth-proxy/auth"
@@ -207,6 +226,13 @@ func noDeprecation(t *testing.T, what, stderr string) {
 // wrote an access token cookie (a name ending in "-at").
 func (s *binStack) login(t *testing.T, user string) *spatest.Browser {
 	t.Helper()
+	return s.loginWith(t, newOPUserAgent(t, s.op), user)
+}
+
+// loginWith is login with the user's browser on the OP's pages: its cookie
+// jar holds the OP session the login makes, which a test may then end.
+func (s *binStack) loginWith(t *testing.T, ua *opUserAgent, user string) *spatest.Browser {
+	t.Helper()
 	b := spatest.New(t, spaOrigin)
 	b.CSRFHeader = "x-" + s.cookiePrefix + "-csrf"
 	start := b.Call("POST", s.upstream+"/oauth-agent/login/start", nil)
@@ -214,7 +240,7 @@ func (s *binStack) login(t *testing.T, user string) *spatest.Browser {
 	if start.Status != 200 || !strings.HasPrefix(authURL, s.op.Issuer+"/") {
 		t.Fatalf("login/start: %d %s", start.Status, start.Body)
 	}
-	redirect := newOPUserAgent(t, s.op).authorize(t, authURL, user)
+	redirect := ua.authorize(t, authURL, user)
 	end := b.Call("POST", s.upstream+"/oauth-agent/login/end", map[string]string{"pageUrl": redirect.String()})
 	if end.Status != 200 || end.JSON()["isLoggedIn"] != true {
 		t.Fatalf("login/end: %d %s", end.Status, end.Body)

@@ -7,7 +7,14 @@
 //
 // Flags move the ports and set the access tokens' lifetime and the log
 // level (`make run ARGS="-h"` lists them); a port in use stops the start
-// with the flag that moves it. Ctrl-C stops every part and exits 0, and
+// with the flag that moves it.
+//
+// Back-channel logout works as in production (issue #13): the agent keeps
+// the embedded revocation store in a temporary state directory (removed at
+// the end) and serves its feed on its ops listener, which the proxy
+// follows; the development OpenID Provider's page ends a session, or every
+// session of a user ("Log out alice everywhere"), and POSTs the agent a
+// logout token. The SPA's next call then finds the session over. Ctrl-C stops every part and exits 0, and
 // make exits 0 with it (foreground_linux.go).
 //
 //	www.example.localhost:3000    the SPA
@@ -47,6 +54,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/examples/devidp"
 	"github.com/tokenhandler/tokenhandler/examples/spa"
 	"github.com/tokenhandler/tokenhandler/internal/daemon"
+	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/proxy"
 )
 
@@ -79,7 +87,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.ports.idp, "idp-port", 8443, "port of the development OpenID Provider (login.example.localhost)")
 	fs.BoolVar(&o.nginx, "nginx", false, "run NGINX in front of the OAuth Agent and the OAuth Proxy (needs nginx installed)")
 	fs.IntVar(&o.ports.nginx, "nginx-port", 8000, "port of NGINX (api.example.localhost), with -nginx")
-	fs.IntVar(&o.ports.agentMetrics, "agent-metrics-port", 0, "port of the OAuth Agent's metrics and health listener (127.0.0.1: /metrics, /healthz, /readyz); 0 = none")
+	fs.IntVar(&o.ports.agentMetrics, "agent-metrics-port", 0, "port of the OAuth Agent's ops listener (127.0.0.1: /metrics, /healthz, /readyz, and /revocations, which the proxy follows); 0 = a free one")
 	fs.DurationVar(&o.accessTTL, "access-token-ttl", 5*time.Minute, "lifetime of access tokens (short ones show refresh at work)")
 	fs.BoolVar(&o.insecurePublic, "insecure-public", false, "let the development OpenID Provider listen on a non-loopback address (never do this)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level of agent and proxy: debug, info (the default: refused requests with their reason), warn or error")
@@ -120,7 +128,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.nginx {
 		behind = fmt.Sprintf(", behind NGINX on api.example.localhost:%d", o.ports.nginx)
 	}
-	fmt.Fprintf(stdout, "\nToken handler development stack is up%s. Open:\n\n    %s\n\nDemo users: alice, bob, carol (no password). Ctrl-C stops everything.\n\n", behind, stack.spaURL)
+	fmt.Fprintf(stdout, "\nToken handler development stack is up%s. Open:\n\n    %s\n\nDemo users: alice, bob, carol (no password). The development IdP's page\n\n    %s\n\nends sessions at the IdP (back-channel logout). Ctrl-C stops everything.\n\n", behind, stack.spaURL, stack.idpURL)
 
 	select {
 	case <-sig:
@@ -192,9 +200,11 @@ func checkPorts(o options) error {
 
 // stack is the running development stack.
 type stack struct {
-	spaURL string
-	stops  []func(context.Context)
-	failed chan error
+	spaURL   string
+	idpURL   string // the development OpenID Provider's page
+	agentOps string // the agent's ops listener, http://127.0.0.1:port
+	stops    []func(context.Context)
+	failed   chan error
 }
 
 func (s *stack) stop() {
@@ -237,6 +247,7 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 	spaOrigin := fmt.Sprintf("http://www.example.localhost:%d", o.ports.spa)
 	s.spaURL = spaOrigin + "/"
 	issuer := fmt.Sprintf("http://login.example.localhost:%d", o.ports.idp)
+	s.idpURL = issuer + "/"
 	apiHost := "api.example.localhost"
 	secret := randomHex(24) // a fresh client secret and key every run: nothing to leak
 	key := crypto.GenerateKey()
@@ -244,8 +255,10 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 
 	// The development OpenID Provider.
 	idp, err := devidp.New(devidp.Options{
-		Issuer:         issuer,
-		Clients:        []devidp.Client{{ID: "spa-client", Secret: secret, RedirectURIs: []string{s.spaURL}, PostLogoutRedirectURIs: []string{s.spaURL}}},
+		Issuer: issuer,
+		Clients: []devidp.Client{{ID: "spa-client", Secret: secret, RedirectURIs: []string{s.spaURL}, PostLogoutRedirectURIs: []string{s.spaURL},
+			// Server to server: straight to the agent, with or without NGINX.
+			BackchannelLogoutURI: fmt.Sprintf("http://%s:%d/oauth-agent/backchannel-logout", apiHost, o.ports.agent)}},
 		AccessTokenTTL: o.accessTTL,
 		Audience:       apiHost,
 	})
@@ -275,7 +288,13 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 	s.serve("demo API", func() error { return apiSrv.Serve(apiLn) })
 	s.stops = append(s.stops, func(ctx context.Context) { apiSrv.ShutdownWithContext(ctx) })
 
-	// The OAuth Agent.
+	// The OAuth Agent, with the embedded revocation store in a directory of
+	// this run.
+	stateDir, err := os.MkdirTemp("", "devstack-revocation-")
+	if err != nil {
+		return nil, fmt.Errorf("revocation state directory: %w", err)
+	}
+	s.stops = append(s.stops, func(context.Context) { os.RemoveAll(stateDir) })
 	acfg := &agent.Config{
 		Listen:                fmt.Sprintf("127.0.0.1:%d", o.ports.agent),
 		BasePath:              "/oauth-agent",
@@ -297,9 +316,9 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 		Refresh:               agent.Refresh{GracePeriod: agent.DefaultGracePeriod},
 		Timeouts:              agent.Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, AS: 10 * time.Second, Shutdown: 5 * time.Second},
 		Log:                   agent.Log{Level: level, Format: "console"},
-	}
-	if o.ports.agentMetrics != 0 {
-		acfg.MetricsListen = fmt.Sprintf("127.0.0.1:%d", o.ports.agentMetrics)
+		Revocation:            settings.RevocationSettings{Store: settings.StoreEmbedded, StateDir: stateDir},
+		// The ops listener serves the revocation feed the proxy follows.
+		MetricsListen: fmt.Sprintf("127.0.0.1:%d", o.ports.agentMetrics),
 	}
 	agentSrv, err := agent.NewServer(acfg, log.With().Str("service", "oauth-agent").Logger())
 	if err != nil {
@@ -307,6 +326,7 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 	}
 	s.serve("OAuth Agent", agentSrv.Serve)
 	s.stops = append(s.stops, func(ctx context.Context) { agentSrv.Shutdown(ctx) })
+	s.agentOps = "http://" + agentSrv.MetricsAddr().String()
 
 	// The OAuth Proxy in upstream mode, in front of the demo API.
 	pcfg, err := proxy.ParseConfig(fmt.Appendf(nil, `
@@ -315,7 +335,8 @@ encryption_keys: [%q]
 trusted_web_origins: [%q]
 routes: [{path_prefix: /api/, upstream: "http://127.0.0.1:%d"}]
 log: {level: %s, format: console}
-`, o.ports.proxy, key.AppendHex(nil), spaOrigin, o.ports.api, o.logLevel), nil)
+revocation: {feed: %q}
+`, o.ports.proxy, key.AppendHex(nil), spaOrigin, o.ports.api, o.logLevel, s.agentOps), nil)
 	if err != nil {
 		return nil, err
 	}
