@@ -48,8 +48,10 @@ const (
 	// retries) rather than forget a jti.
 	maxSeenJTIs = 1 << 16
 	// backchannelRate and backchannelBurst are the token bucket of the
-	// endpoint, shared by every caller (behind NGINX every caller is
-	// NGINX): a Provider ending many sessions at once sends a burst.
+	// endpoint's valid logout tokens, shared by every caller (behind NGINX
+	// every caller is NGINX): a Provider ending many sessions at once
+	// sends a burst. It bounds what reaches the store; junk never spends
+	// it.
 	backchannelRate  = 100
 	backchannelBurst = 200
 	// revokeTimeout bounds the store's Revoke.
@@ -221,9 +223,6 @@ func (a *Agent) backchannelLogout(st *state) fasthttp.RequestHandler {
 // handleLogout checks and records one back-channel logout; kind is "sid"
 // or "sub" once the token named what to revoke.
 func (a *Agent) handleLogout(ctx *fasthttp.RequestCtx, st *state, now time.Time) (kind string, err error) {
-	if !a.logouts.rate.allow(now) {
-		return "", errLogoutRate
-	}
 	if len(ctx.PostBody()) > maxLogoutBody {
 		return "", errLogoutTooLarge
 	}
@@ -249,6 +248,15 @@ func (a *Agent) handleLogout(ctx *fasthttp.RequestCtx, st *state, now time.Time)
 	if err != nil {
 		return "", invalidLogoutToken(err)
 	}
+	// The rate limit counts signed tokens only: charged before the check,
+	// anyone who can reach the endpoint could spend it with junk and keep
+	// the Provider's real logouts out (an attacker's review found 205 junk
+	// POSTs enough to turn a valid token away). A junk request costs a
+	// parse and at most one signature check with the cached keys, and its
+	// log lines are limited.
+	if !a.logouts.rate.allow(now) {
+		return "", errLogoutRate
+	}
 	// The jti is kept until the token could no longer be accepted: iat
 	// plus logoutTokenMaxAge plus the skew.
 	skew := st.cfg.IDToken.ClockSkew
@@ -260,8 +268,13 @@ func (a *Agent) handleLogout(ctx *fasthttp.RequestCtx, st *state, now time.Time)
 		return "", errLogoutJTIsFull
 	}
 	// §2.7: sid names the session (and with sub, the same one); sub alone
-	// ends every session of the user, those started until now.
-	e := revocation.Entry{At: now.Unix(), Expires: now.Unix() + st.maxLifetime}
+	// ends every session of the user started until the logout: until the
+	// token's iat (plus the skew), not until it arrived, so that a
+	// retried or replayed token (another agent, or this one after a
+	// restart, has not seen its jti) cannot end a session begun after the
+	// logout.
+	at := min(tok.iat.Add(skew).Unix(), now.Unix())
+	e := revocation.Entry{At: at, Expires: now.Unix() + st.maxLifetime}
 	if tok.sid != "" {
 		kind, e.Kind, e.Digest = "sid", revocation.BySID, session.HashSID(tok.issuer, tok.sid)
 	} else {

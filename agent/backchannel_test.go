@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -266,15 +267,22 @@ func TestBackchannelLogoutRequests(t *testing.T) {
 	}
 }
 
-// TestBackchannelLogoutRateLimit: past the burst, requests get 429 with
+// TestBackchannelLogoutRateLimit: junk never spends the rate limit (an
+// attacker's review: 205 junk POSTs turned the Provider's next valid token
+// away with 429); past the burst of signed tokens, requests get 429 with
 // Retry-After until the bucket refills.
 func TestBackchannelLogoutRateLimit(t *testing.T) {
 	a := startAgent(t, nil)
+	for i := range 5 * backchannelBurst {
+		if r := a.postLogout("application/x-www-form-urlencoded", "logout_token=abc"); r.status != 400 {
+			t.Fatalf("junk request %d: %d %s, want 400", i, r.status, r.body)
+		}
+	}
 	limited := 0
 	for i := 0; i < 5*backchannelBurst && limited == 0; i++ {
-		r := a.postLogout("application/x-www-form-urlencoded", "logout_token=abc")
+		r, _ := a.sendLogoutToken(a.as.LogoutClaims(a.as.Subject(), fmt.Sprintf("sid-%d", i), a.clock.now()), astest.Signing{})
 		switch r.status {
-		case 400:
+		case 200:
 		case 429:
 			limited = i
 			wantLogoutRefused(t, r, 429, "temporarily_unavailable", "")
@@ -282,11 +290,11 @@ func TestBackchannelLogoutRateLimit(t *testing.T) {
 				t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
 			}
 		default:
-			t.Fatalf("request %d: %d %s", i, r.status, r.body)
+			t.Fatalf("token %d: %d %s", i, r.status, r.body)
 		}
 	}
 	if limited < backchannelBurst {
-		t.Fatalf("limited after %d requests, want at least the burst of %d", limited, backchannelBurst)
+		t.Fatalf("limited after %d signed tokens, want at least the burst of %d", limited, backchannelBurst)
 	}
 	if got := a.metric(`oauth_agent_backchannel_logouts_total{result="rate_limited"}`); got != "1" {
 		t.Fatalf("rate_limited counted %q", got)

@@ -113,6 +113,26 @@ func TestRevokedBySub(t *testing.T) {
 	wantServed(t, a, a.loginIn("sid-3"), "a login after the logout")
 }
 
+// TestSubRevocationEndsAtTheLogout: a sub-only logout ends the sessions
+// started until the token's iat (plus the clock skew), not until it
+// arrived: a retried or replayed token (another agent, or this one after a
+// restart, has not seen its jti) must not end a session begun after the
+// logout (an attacker's review replayed one 1.1 s after a new login).
+func TestSubRevocationEndsAtTheLogout(t *testing.T) {
+	a := startAgent(t, nil)
+	logoutAt := a.clock.now()
+	before := a.loginIn("sid-1")
+	a.clock.advance(a.cfg.IDToken.ClockSkew + 5*time.Second)
+	after := a.loginIn("sid-2")
+	// The token was issued at logoutAt and arrives now, after the new login.
+	r, _ := a.sendLogoutToken(a.as.LogoutClaims(a.as.Subject(), "", logoutAt), astest.Signing{})
+	if r.status != 200 {
+		t.Fatalf("back-channel logout: %d %s", r.status, r.body)
+	}
+	wantRevoked(t, a, before)
+	wantServed(t, a, after, "a login after the token's iat")
+}
+
 // TestRevokedSurvivesRestart: with state_dir, the embedded store keeps what
 // it recorded; an agent started on it anew still refuses the session.
 func TestRevokedSurvivesRestart(t *testing.T) {
