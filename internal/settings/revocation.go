@@ -150,9 +150,9 @@ func (r Revocation) Parse(setting string) (RevocationSettings, error) {
 	return s, nil
 }
 
-// checkFeedURL accepts http:// or https:// with a host, and an optional
-// path (a prefix the feed is served under); no user information, query or
-// fragment.
+// checkFeedURL accepts https:// with a host, or http:// to a loopback
+// host, and an optional path (a prefix the feed is served under); no user
+// information, query or fragment.
 func checkFeedURL(f string) error {
 	// '@' can only come from user information here; refuse it before any
 	// message quotes f, which could hold a password.
@@ -180,6 +180,12 @@ func checkFeedURL(f string) error {
 		if n, ok := ParsePort(port); !ok || n == 0 {
 			return fmt.Errorf("%q has an invalid port", f)
 		}
+	}
+	// The feed is not authenticated: whoever answers it decides what the
+	// proxy's list holds (an empty one, say). Plain http is for the
+	// agent's ops listener on this machine; anything else needs https.
+	if u.Scheme == "http" && !LoopbackURLs(f) {
+		return fmt.Errorf("%q: plain http only to a loopback address (the agent on this machine); use https, or store: redis for many machines", f)
 	}
 	return nil
 }
