@@ -58,6 +58,19 @@ const compactAfter = 1024
 // ErrClosed is returned by Revoke after Close.
 var ErrClosed = errors.New("embedded: the revocation log is closed")
 
+// logFile is what the log writes through: an *os.File, or in tests one
+// that fails on demand (a full disk, a failing fsync).
+type logFile interface {
+	Write(b []byte) (int, error)
+	Sync() error
+	Truncate(size int64) error
+	Close() error
+}
+
+func openOSFile(name string, flag int, perm fs.FileMode) (logFile, error) {
+	return os.OpenFile(name, flag, perm)
+}
+
 // Log is the agent's revocation store: the list in memory, appended to a
 // file under its directory (one line per entry, fsynced before Revoke
 // returns), reloaded by Open after a restart. It implements
@@ -68,9 +81,17 @@ type Log struct {
 	maxLifetime time.Duration
 	now         func() time.Time
 	epoch       string
+	openFile    func(name string, flag int, perm fs.FileMode) (logFile, error)
 
-	mu          sync.Mutex
-	f           *os.File // nil when memory only or closed
+	mu sync.Mutex
+	f  logFile // the append handle; nil when memory only or closed
+	// size is the file's length after the last record written whole and
+	// fsynced: a failed append is cut back to it.
+	size int64
+	// broken is why the file may hold a partial record that could not be
+	// cut off (or the append handle is lost): Revoke rewrites the file from
+	// memory before appending again, and fails while it cannot.
+	broken      error
 	entries     []revocation.Entry
 	seq         uint64
 	fileRecords int           // records in the file, live or not
@@ -89,13 +110,19 @@ type Log struct {
 // and the epoch stays the file's: followers resume. A record damaged
 // anywhere else, or a file that is not a revocation log, is an error.
 func Open(dir string, maxLifetime time.Duration, now func() time.Time) (*Log, error) {
+	return openLog(dir, maxLifetime, now, openOSFile)
+}
+
+// openLog is Open writing through openFile.
+func openLog(dir string, maxLifetime time.Duration, now func() time.Time,
+	openFile func(string, int, fs.FileMode) (logFile, error)) (*Log, error) {
 	if maxLifetime <= 0 {
 		return nil, fmt.Errorf("embedded: maxLifetime must be positive, got %v", maxLifetime)
 	}
 	if now == nil {
 		now = time.Now
 	}
-	l := &Log{maxLifetime: maxLifetime, now: now, changed: make(chan struct{})}
+	l := &Log{maxLifetime: maxLifetime, now: now, openFile: openFile, changed: make(chan struct{})}
 	if dir == "" {
 		l.epoch = newEpoch()
 		return l, nil
@@ -123,13 +150,13 @@ func Open(dir string, maxLifetime time.Duration, now func() time.Time) (*Log, er
 			if err := l.rewrite(); err != nil {
 				return nil, err
 			}
+			break
 		}
+		if l.f, err = l.openFile(l.path, os.O_WRONLY|os.O_APPEND, 0); err != nil {
+			return nil, fmt.Errorf("embedded: %w", err)
+		}
+		l.size = int64(len(data))
 	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		return nil, fmt.Errorf("embedded: %w", err)
-	}
-	l.f = f
 	return l, nil
 }
 
@@ -256,15 +283,18 @@ func (l *Log) prune() int {
 
 // rewrite replaces the file with the header and the entries in memory: a
 // new file written and fsynced beside it, renamed over it, and the
-// directory fsynced, so that a crash leaves either file whole. l.mu is
-// held (or l not yet shared); l.f, when open, is reopened.
+// directory fsynced, so that a crash leaves either file whole; then it
+// opens the new file for appending (closing the old handle) and clears
+// l.broken. If it fails before the rename, the old file and handle stay;
+// after it, l.f is nil and l.broken set, so Revoke tries again. l.mu is
+// held (or l not yet shared).
 func (l *Log) rewrite() error {
 	b := fmt.Appendf(nil, "%s %s %d\n", header, l.epoch, l.seq)
 	for _, e := range l.entries {
 		b = appendRecord(b, e)
 	}
 	tmp := l.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := l.openFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("embedded: %w", err)
 	}
@@ -289,11 +319,13 @@ func (l *Log) rewrite() error {
 	l.fileRecords = len(l.entries)
 	if l.f != nil {
 		l.f.Close()
-		if l.f, err = os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND, 0); err != nil {
-			l.f = nil
-			return fmt.Errorf("embedded: %w", err)
-		}
 	}
+	if l.f, err = l.openFile(l.path, os.O_WRONLY|os.O_APPEND, 0); err != nil {
+		l.f = nil
+		l.broken = fmt.Errorf("embedded: %w", err)
+		return l.broken
+	}
+	l.size, l.broken = int64(len(b)), nil
 	return nil
 }
 
@@ -306,6 +338,12 @@ func (l *Log) Epoch() string { return l.epoch }
 // before Revoke returns; if writing fails, it is not recorded, and Revoke
 // returns the error (the back-channel endpoint answers 503 and the
 // Provider retries). ctx is not consulted: the write is short.
+//
+// A failed write or fsync (a full disk) is cut off the file, so the file
+// still opens and the next entry gets the same Seq at the same place: a
+// Seq is only ever given to one record in the file and to one entry in
+// memory. If the cut fails too, every later Revoke first rewrites the file
+// from memory, and fails while that fails.
 func (l *Log) Revoke(_ context.Context, e revocation.Entry) (revocation.Entry, error) {
 	var zero session.Digest
 	if e.Kind != revocation.BySID && e.Kind != revocation.BySub {
@@ -325,12 +363,14 @@ func (l *Log) Revoke(_ context.Context, e revocation.Entry) (revocation.Entry, e
 	if e.Expires == 0 {
 		e.Expires = e.At + int64(l.maxLifetime/time.Second)
 	}
+	if l.path != "" && (l.broken != nil || l.f == nil) {
+		if err := l.rewrite(); err != nil {
+			return e, fmt.Errorf("embedded: recording a revocation: the log could not be repaired: %w", err)
+		}
+	}
 	e.Seq = l.seq + 1
 	if l.f != nil {
-		if _, err := l.f.Write(appendRecord(nil, e)); err != nil {
-			return e, fmt.Errorf("embedded: recording a revocation: %w", err)
-		}
-		if err := l.f.Sync(); err != nil {
+		if err := l.append(appendRecord(nil, e)); err != nil {
 			return e, fmt.Errorf("embedded: recording a revocation: %w", err)
 		}
 		l.fileRecords++
@@ -345,6 +385,25 @@ func (l *Log) Revoke(_ context.Context, e revocation.Entry) (revocation.Entry, e
 		l.rewrite()
 	}
 	return e, nil
+}
+
+// append writes rec at the end of the file and fsyncs it. When either
+// fails, it cuts the file back to its length before, so that no partial
+// or unacknowledged record stays for the next one to follow (the file
+// would no longer open); when that fails too, it marks the log broken.
+// l.mu is held.
+func (l *Log) append(rec []byte) error {
+	_, err := l.f.Write(rec)
+	if err == nil {
+		if err = l.f.Sync(); err == nil {
+			l.size += int64(len(rec))
+			return nil
+		}
+	}
+	if terr := l.f.Truncate(l.size); terr != nil {
+		l.broken = terr
+	}
+	return err
 }
 
 // snapshot returns the live entries after seq (all of them when all is
