@@ -90,9 +90,13 @@ func (s *Store) follow(ctx context.Context, set *revocation.Set, epoch *string, 
 		case *goredis.Pong:
 			set.Synced(s.now())
 		case *goredis.Message:
+			now := s.now()
 			e, err := parseMessage(m.Payload)
 			if err != nil {
-				return err
+				// Not from Revoke: no sequence number to miss.
+				s.malformed.Add(1)
+				s.warn(now, "redis: skipped a malformed revocation message")
+				continue
 			}
 			switch {
 			case e.Seq <= last: // already loaded
@@ -101,22 +105,34 @@ func (s *Store) follow(ctx context.Context, set *revocation.Set, epoch *string, 
 			default:
 				return errGap
 			}
-			set.Add(e)
-			set.Synced(s.now())
+			switch {
+			case !s.check(&e, now):
+				s.warn(now, "redis: skipped a malformed revocation message")
+			case set.Len() >= s.maxEntries:
+				s.refused.Add(1)
+				s.warn(now, "redis: the revocation list is full: refused an entry")
+			default:
+				set.Add(e)
+			}
+			set.Synced(now)
 		}
 	}
 }
 
+// scanBatch is how many fields one HSCAN asks for.
+const scanBatch = 1000
+
 // load replaces set's entries with the server's live ones and returns the
-// server's sequence number.
+// server's sequence number. It reads the sequence number first, then scans
+// the hash: every entry up to that number is in the hash (the script
+// records and numbers it at once) and every later one is published to the
+// subscription already open, so nothing falls between the two.
 func (s *Store) load(ctx context.Context, set *revocation.Set, epoch *string) (uint64, error) {
 	var epochCmd, seqCmd *goredis.StringCmd
-	var hashCmd *goredis.MapStringStringCmd
 	_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.SetNX(ctx, s.keys.epoch, newEpoch(), 0)
 		epochCmd = p.Get(ctx, s.keys.epoch)
 		seqCmd = p.Get(ctx, s.keys.seq)
-		hashCmd = p.HGetAll(ctx, s.keys.hash)
 		return nil
 	})
 	if err != nil && !errors.Is(err, goredis.Nil) { // Nil: no seq yet
@@ -125,25 +141,51 @@ func (s *Store) load(ctx context.Context, set *revocation.Set, epoch *string) (u
 	var seq uint64
 	if seqCmd.Err() == nil {
 		if seq, err = seqCmd.Uint64(); err != nil {
-			return 0, errBadEntry
+			// Not Revoke's (INCR would fail on it too): start from 0.
+			s.malformed.Add(1)
+			s.warn(s.now(), "redis: the revocation sequence number is malformed")
 		}
 	}
 	now := s.now()
 	var entries []revocation.Entry
-	for field, value := range hashCmd.Val() {
-		e, err := parseEntry(field, value)
+	bad, full := s.malformed.Load(), false
+	var cursor uint64
+	for {
+		kv, next, err := s.c.HScan(ctx, s.keys.hash, cursor, "", scanBatch).Result()
 		if err != nil {
 			return 0, err
 		}
-		if e.Expires > now.Unix() {
+		for i := 0; i+1 < len(kv); i += 2 {
+			e, err := parseEntry(kv[i], kv[i+1])
+			if err != nil {
+				s.malformed.Add(1)
+				continue
+			}
+			if !s.check(&e, now) || e.Expires <= now.Unix() {
+				continue
+			}
+			if len(entries) >= s.maxEntries {
+				s.refused.Add(1)
+				full = true
+				continue
+			}
 			entries = append(entries, e)
 		}
+		if cursor = next; cursor == 0 || full {
+			break
+		}
+	}
+	switch {
+	case full:
+		s.warn(now, "redis: the revocation list holds more entries than a follower keeps: the rest were not loaded")
+	case s.malformed.Load() > bad:
+		s.warn(now, "redis: skipped malformed revocation entries")
 	}
 	got := epochCmd.Val()
 	if *epoch != "" && got != *epoch {
 		// The server lost its data: what this follower knew still holds.
 		for _, e := range set.Entries() {
-			if e.Expires > now.Unix() {
+			if e.Expires > now.Unix() && len(entries) < s.maxEntries {
 				entries = append(entries, e)
 			}
 		}

@@ -16,10 +16,19 @@
 //
 // Revoke records an entry, increments the sequence number and publishes the
 // entry in one Lua script, so entries are published in sequence order.
-// Follow subscribes, then loads every live entry (MULTI: epoch, seq, HGETALL)
-// and applies what it is pushed; a gap in the sequence numbers, an error or
-// a lost connection makes it load everything again, with backoff from 100 ms
-// to 2 s between attempts. It pings every second, and each answer marks the
+// Follow subscribes, then loads every live entry (MULTI: epoch, seq; then
+// HSCAN in batches of 1,000, at most MaxEntries) and applies what it is
+// pushed; a gap in the sequence numbers, an error or a lost connection makes
+// it load everything again, with backoff from 100 ms to 2 s between attempts.
+//
+// What a follower reads from Redis is not trusted further than it must be
+// (anyone with write access can put anything there): a field, value or
+// message it cannot parse is skipped and counted ([Store.Malformed]), never
+// a reason to stop or reload; an entry's Expires is capped at
+// min(At, now) + maxLifetime and an entry whose At is more than a minute
+// ahead of the follower's clock is skipped as malformed, so a forged entry
+// expires like any other; beyond MaxEntries entries the rest are refused
+// (and counted, and logged). It pings every second, and each answer marks the
 // set current (revocation.Set.Synced), so Set.Stale grows from the first
 // second of an outage. Every key of one store is named in the scripts that
 // use it, but they are not in one hash slot: Redis Cluster is not supported.
@@ -38,10 +47,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"github.com/rs/zerolog"
 
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/revocation"
@@ -60,7 +71,29 @@ type Store struct {
 	// shorten it.
 	pingEvery time.Duration
 	lockTTL   time.Duration // defaultLockTTL; tests shorten it
+	// maxEntries caps a follower's list (MaxEntries); tests lower it.
+	maxEntries int
+
+	// Log gets a warning when a follower skips malformed entries or refuses
+	// entries beyond MaxEntries, at most one a minute. Zero value: no
+	// logging. Set it before Follow.
+	Log zerolog.Logger
+
+	malformed atomic.Uint64 // entries and messages skipped: Malformed
+	refused   atomic.Uint64 // entries refused beyond maxEntries: Refused
+	lastWarn  atomic.Int64  // Unix nanoseconds of the last warning
 }
+
+// MaxEntries is the most entries a follower holds. A list that long is
+// about 100 MB in each daemon; back-channel logouts alone do not get near
+// it within a session lifetime. A load stops scanning at the batch that
+// passes it, and messages beyond it are dropped: those revocations are not
+// enforced, and [Store.Refused] counts the ones seen.
+const MaxEntries = 1_000_000
+
+// maxSkew is how far ahead of a follower's clock an entry's At may be
+// (the agents' clocks differ a little); later, the entry is malformed.
+const maxSkew = time.Minute
 
 type keys struct {
 	hash, expiry, seq, epoch, channel, lock, result string
@@ -116,10 +149,44 @@ func New(cfg settings.RedisSettings, maxLifetime time.Duration) (*Store, error) 
 			epoch: p + "revocations:epoch", channel: p + "revocations",
 			lock: p + "refresh:lock:", result: p + "refresh:result:",
 		},
-		now:       time.Now,
-		pingEvery: time.Second,
-		lockTTL:   defaultLockTTL,
+		now:        time.Now,
+		pingEvery:  time.Second,
+		lockTTL:    defaultLockTTL,
+		maxEntries: MaxEntries,
 	}, nil
+}
+
+// Malformed returns how many hash fields and published messages followers
+// of s skipped because they could not be parsed, or held times no agent
+// writes (an At more than a minute ahead). Each one is an entry this
+// daemon does not enforce; a daemon may export it as a counter.
+func (s *Store) Malformed() uint64 { return s.malformed.Load() }
+
+// Refused returns how many entries followers of s refused because their
+// list held MaxEntries already (a load does not read the hash past the
+// batch where that happened: those are not counted).
+func (s *Store) Refused() uint64 { return s.refused.Load() }
+
+// check caps e's Expires at min(At, now) + maxLifetime and reports
+// whether e may be applied: false for an At more than maxSkew ahead of now
+// (counted as malformed).
+func (s *Store) check(e *revocation.Entry, now time.Time) bool {
+	if e.At <= 0 || e.At > now.Add(maxSkew).Unix() {
+		s.malformed.Add(1)
+		return false
+	}
+	e.Expires = min(e.Expires, min(e.At, now.Unix())+s.maxLifetime)
+	return true
+}
+
+// warn logs msg with the counters, at most once a minute.
+func (s *Store) warn(now time.Time, msg string) {
+	last := s.lastWarn.Load()
+	if last != 0 && now.UnixNano()-last < int64(time.Minute) || !s.lastWarn.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	s.Log.Warn().Uint64("malformed", s.malformed.Load()).Uint64("refused", s.refused.Load()).
+		Int("max_entries", s.maxEntries).Msg(msg)
 }
 
 // Close closes the connections; a Follow in progress ends with an error.
@@ -174,6 +241,10 @@ func (s *Store) Revoke(ctx context.Context, e revocation.Entry) (revocation.Entr
 	got, err := parseEntry(string(field), v)
 	if err != nil {
 		return e, err
+	}
+	if !s.check(&got, s.now()) {
+		// Merged with a forged entry's times: the caller gets its own.
+		got.At, got.Expires = e.At, e.Expires
 	}
 	return got, nil
 }

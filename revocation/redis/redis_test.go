@@ -3,9 +3,14 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -241,6 +246,9 @@ func TestMalformedMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	bintest.Eventually(t, 3*time.Second, "an entry after the malformed ones", func() bool { return revokedSID(set, "after") })
+	if got := f.Malformed(); got != 5 {
+		t.Errorf("counted %d malformed messages, want 5", got)
+	}
 }
 
 func FuzzParseMessage(f *testing.F) {
@@ -330,4 +338,170 @@ func TestRefreshResult(t *testing.T) {
 		_, ok, _ := b.Result(ctx, key)
 		return !ok
 	})
+}
+
+// syncWriter is a log destination that Follow's goroutine and the test may
+// share.
+type syncWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// TestPoisonedStoreKeepsFollowing: malformed hash fields and junk messages
+// (a bad write, another version, someone with write access) are skipped
+// and counted, logged once a minute at most; a follower that was running
+// and one that loads the poisoned hash both get the next revocation within
+// 1 s and stay current. Without skipping, the load fails on the first bad
+// field, for good, and the junk message forces such a load.
+func TestPoisonedStoreKeepsFollowing(t *testing.T) {
+	srv := redistest.Start(t)
+	w, running, fresh := newStore(t, srv.Addr), newStore(t, srv.Addr), newStore(t, srv.Addr)
+	var logs syncWriter
+	fresh.Log = zerolog.New(&logs)
+	ctx := context.Background()
+	setA := follow(t, running)
+	bintest.Eventually(t, time.Second, "a first sync", func() bool { return setA.Stale(time.Now()) < time.Second })
+	poison := map[string]string{
+		"1:zz":                          "garbage",
+		"9:" + strings.Repeat("00", 32): "1 2 3",
+		string(appendField(nil, revocation.BySID, session.Digest{7})): "1 2",
+		string(appendField(nil, revocation.BySID, session.Digest{8})): "x y z",
+	}
+	for f, v := range poison {
+		if err := w.c.HSet(ctx, w.keys.hash, f, v).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range []string{"junk", "1:zz 1 2 3"} {
+		if err := w.c.Publish(ctx, w.keys.channel, m).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setB := follow(t, fresh)
+	if _, err := w.Revoke(ctx, sidEntry("after")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	bintest.Eventually(t, time.Second, "the revocation at the running follower", func() bool { return revokedSID(setA, "after") })
+	bintest.Eventually(t, time.Second-time.Since(start), "the revocation at the follower that loaded the poisoned hash", func() bool { return revokedSID(setB, "after") })
+	t.Logf("both followers refuse the session %v after Revoke", time.Since(start))
+	if n := setB.Len(); n != 1 {
+		t.Errorf("the fresh follower holds %d entries, want 1 (the malformed ones skipped)", n)
+	}
+	for _, s := range []*revocation.Set{setA, setB} {
+		if st := s.Stale(time.Now()); st > 500*time.Millisecond {
+			t.Errorf("stale %v after the poisoning, want under 500 ms (pinged every 100 ms)", st)
+		}
+	}
+	if got := running.Malformed(); got != 2 {
+		t.Errorf("the running follower counted %d malformed, want 2 (the messages)", got)
+	}
+	// One more for the fresh follower: counted, not logged again.
+	if err := w.c.Publish(ctx, w.keys.channel, "junk").Err(); err != nil {
+		t.Fatal(err)
+	}
+	bintest.Eventually(t, time.Second, "the fresh follower counting the fields and a message",
+		func() bool { return fresh.Malformed() == uint64(len(poison)+1) })
+	if n := strings.Count(logs.String(), "\n"); n != 1 {
+		t.Errorf("%d warnings logged, want 1: %q", n, logs.String())
+	}
+}
+
+// TestForgedExpiryCapped: an entry written into Redis with an Expires far
+// in the future, or merged by Revoke with one, lives only maxLifetime
+// (1 h here) from its At; one whose At is a day ahead is skipped as
+// malformed. Without the cap, the first stays revoked for ten years.
+func TestForgedExpiryCapped(t *testing.T) {
+	srv := redistest.Start(t)
+	w, f := newStore(t, srv.Addr), newStore(t, srv.Addr)
+	ctx := context.Background()
+	now := time.Now().Unix()
+	tenYears := now + 10*365*86400
+	forged := sidEntry("forged")
+	ahead := sidEntry("ahead")
+	for _, kv := range [][2]string{
+		{string(appendField(nil, forged.Kind, forged.Digest)), fmt.Sprintf("%d %d 1", now, tenYears)},
+		{string(appendField(nil, ahead.Kind, ahead.Digest)), fmt.Sprintf("%d %d 2", now+86400, tenYears)},
+	} {
+		if err := w.c.HSet(ctx, w.keys.hash, kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.c.Set(ctx, w.keys.seq, 2, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	set := follow(t, f)
+	bintest.Eventually(t, time.Second, "the load", func() bool { return revokedSID(set, "forged") })
+	if revokedSID(set, "ahead") {
+		t.Error("an entry whose At is a day ahead was loaded")
+	}
+	// Published: a message forged with the next sequence number.
+	pub := sidEntry("published")
+	msg := fmt.Sprintf("%s %d %d 3", appendField(nil, pub.Kind, pub.Digest), now, tenYears)
+	if err := w.c.Publish(ctx, w.keys.channel, msg).Err(); err != nil {
+		t.Fatal(err)
+	}
+	bintest.Eventually(t, time.Second, "the published entry", func() bool { return revokedSID(set, "published") })
+	// Revoke merging with the forged entry hands back a capped one.
+	got, err := w.Revoke(ctx, forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Expires > now+3600+5 {
+		t.Errorf("Revoke merged with a forged entry returned Expires %d, want at most %d", got.Expires, now+3600+5)
+	}
+	for _, e := range set.Entries() {
+		if e.Expires > e.At+3600+5 {
+			t.Errorf("entry %+v lives past At + maxLifetime", e)
+		}
+	}
+	later := now + 3600 + 10
+	for _, name := range []string{"forged", "published"} {
+		env := session.Envelope{SID: session.HashSID("https://idp.example", name), Started: now - 10}
+		if set.Revoked(&env, later) {
+			t.Errorf("%s: still revoked after maxLifetime", name)
+		}
+	}
+	if n := set.Prune(later); n != 2 {
+		t.Errorf("Prune after maxLifetime dropped %d entries, want 2", n)
+	}
+	if got := f.Malformed(); got != 1 {
+		t.Errorf("counted %d malformed, want 1 (the entry a day ahead)", got)
+	}
+}
+
+// TestFollowerCapsEntries: a follower holds at most maxEntries; a load of
+// more stops there and a published entry beyond it is refused, both
+// counted. Without the cap it holds all 6.
+func TestFollowerCapsEntries(t *testing.T) {
+	srv := redistest.Start(t)
+	w, f := newStore(t, srv.Addr), newStore(t, srv.Addr)
+	f.maxEntries = 3
+	ctx := context.Background()
+	for i := range 5 {
+		if _, err := w.Revoke(ctx, sidEntry("s"+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set := follow(t, f)
+	bintest.Eventually(t, time.Second, "the load", func() bool { return set.Len() == 3 })
+	if _, err := w.Revoke(ctx, sidEntry("s5")); err != nil {
+		t.Fatal(err)
+	}
+	bintest.Eventually(t, time.Second, "the sixth entry refused", func() bool { return f.Refused() == 3 })
+	if n := set.Len(); n != 3 {
+		t.Errorf("the follower holds %d entries, want 3", n)
+	}
 }
