@@ -71,6 +71,7 @@ func openRevocations(cfg *Config, now func() time.Time, log zerolog.Logger) (*re
 		if err != nil {
 			return nil, fmt.Errorf("agent: revocation: %w", err)
 		}
+		st.Log = log // skipped malformed entries, the entry cap
 		r.store, r.owned, r.coordinator = st, true, st
 	default:
 		return nil, fmt.Errorf("agent: config: revocation.store: %q is not a store", rs.Store)

@@ -89,6 +89,7 @@ func (r *revocations) apply(cfg settings.RevocationSettings, maxLifetime time.Du
 		if err != nil {
 			return fmt.Errorf("proxy: revocation.redis: %w", err)
 		}
+		s.Log = log // skipped malformed entries, the entry cap
 		store = s
 	}
 	r.stopLocked()
