@@ -13,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/tokenhandler/tokenhandler/agent"
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/examples/api"
 	"github.com/tokenhandler/tokenhandler/examples/spa"
@@ -59,43 +56,10 @@ func TestBackchannelLogoutInBrowser(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			agentAddr, opsURL := startAgent(t, &agent.Config{
-				Listen:                agentListen,
-				MetricsListen:         "127.0.0.1:0",
-				BasePath:              "/oauth-agent",
-				Issuer:                op.Issuer,
-				ClientID:              "spa-client",
-				ClientSecret:          secret,
-				ClientAuthMethod:      "client_secret_basic",
-				RedirectURI:           spaURL,
-				PostLogoutRedirectURI: spaURL,
-				Scope:                 "openid profile",
-				CookieNamePrefix:      cookiePrefix,
-				Cookie:                agent.Cookie{BasePath: "/", SameSite: "strict"},
-				CookieFormat:          crypto.FormatV2,
-				Keys:                  keys,
-				TrustedWebOrigins:     []string{spaOrigin},
-				CORSEnabled:           true,
-				PAR:                   "auto",
-				IDToken:               agent.IDToken{AllowedAlgs: []string{"RS256", "PS256", "ES256", "EdDSA"}, ClockSkew: 30 * time.Second},
-				Refresh:               agent.Refresh{GracePeriod: agent.DefaultGracePeriod},
-				Timeouts:              agent.Timeouts{Read: 10 * time.Second, Write: 10 * time.Second, Idle: 30 * time.Second, AS: 10 * time.Second, Shutdown: 5 * time.Second},
-				Log:                   agent.Log{Level: zerolog.InfoLevel},
-				Revocation:            settings.RevocationSettings{Store: settings.StoreEmbedded, StateDir: t.TempDir()},
-			})
-			routes := ""
-			if mode == nginx.ModeUpstream {
-				routes = fmt.Sprintf(`routes: [{path_prefix: /api/, upstream: "http://%s"}]`, apiAddr)
-			}
-			proxyAddr := startProxy(t, fmt.Sprintf(`
-listen: 127.0.0.1:0
-encryption_keys: [%q]
-trusted_web_origins: [%q]
-timeouts: {upstream: 10s}
-log: {level: info}
-revocation: {feed: %q}
-%s
-`, key.AppendHex(nil), spaOrigin, opsURL, routes))
+			cfg := opAgentConfig(op.Issuer, secret, spaOrigin, spaURL, agentListen, keys)
+			cfg.Revocation = settings.RevocationSettings{Store: settings.StoreEmbedded, StateDir: t.TempDir()}
+			agentAddr, opsURL := startAgent(t, cfg)
+			proxyAddr := startProxy(t, opProxyYAML(key, spaOrigin, mode, apiAddr, fmt.Sprintf("revocation: {feed: %q}\n", opsURL)))
 			ng := nginxtest.Start(t, bin, mode, nginx.Params{
 				Agents: []string{agentAddr}, Proxies: []string{proxyAddr}, APIs: []string{apiAddr},
 			})

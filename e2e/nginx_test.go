@@ -86,45 +86,12 @@ func TestNGINXWithOIDCProvider(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			agentAddr, metricsURL := startAgent(t, &agent.Config{
-				Listen:                "127.0.0.1:0",
-				MetricsListen:         "127.0.0.1:0",
-				BasePath:              "/oauth-agent",
-				Issuer:                op.Issuer,
-				ClientID:              "spa-client",
-				ClientSecret:          secret,
-				ClientAuthMethod:      "client_secret_basic",
-				RedirectURI:           spaURL,
-				PostLogoutRedirectURI: spaURL,
-				Scope:                 "openid profile",
-				CookieNamePrefix:      cookiePrefix,
-				Cookie:                agent.Cookie{BasePath: "/", SameSite: "strict"},
-				CookieFormat:          crypto.FormatV2,
-				Keys:                  keys,
-				TrustedWebOrigins:     []string{spaOrigin},
-				CORSEnabled:           true,
-				PAR:                   "auto",
-				IDToken:               agent.IDToken{AllowedAlgs: []string{"RS256", "PS256", "ES256", "EdDSA"}, ClockSkew: 30 * time.Second},
-				Refresh:               agent.Refresh{GracePeriod: agent.DefaultGracePeriod},
-				Timeouts:              agent.Timeouts{Read: 10 * time.Second, Write: 10 * time.Second, Idle: 30 * time.Second, AS: 10 * time.Second, Shutdown: 5 * time.Second},
-				Log:                   agent.Log{Level: zerolog.InfoLevel},
-			})
+			agentAddr, metricsURL := startAgent(t, opAgentConfig(op.Issuer, secret, spaOrigin, spaURL, "127.0.0.1:0", keys))
 
 			// Upstream mode: the proxy forwards /api/ to the API. auth_request
 			// mode: the proxy only answers NGINX's auth subrequests, and NGINX
 			// calls the API.
-			routes := ""
-			if mode == nginx.ModeUpstream {
-				routes = fmt.Sprintf(`routes: [{path_prefix: /api/, upstream: "http://%s"}]`, apiAddr)
-			}
-			proxyAddr := startProxy(t, fmt.Sprintf(`
-listen: 127.0.0.1:0
-encryption_keys: [%q]
-trusted_web_origins: [%q]
-timeouts: {upstream: 10s}
-log: {level: info}
-%s
-`, key.AppendHex(nil), spaOrigin, routes))
+			proxyAddr := startProxy(t, opProxyYAML(key, spaOrigin, mode, apiAddr, ""))
 
 			ng := nginxtest.Start(t, bin, mode, nginx.Params{
 				Agents:  []string{agentAddr},
@@ -380,4 +347,51 @@ func accessLog(t *testing.T, n *nginx.Process) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// opAgentConfig is the agent of the browser tests against oidc-provider:
+// client spa-client with its secret, the SPA at spaURL on spaOrigin, v2
+// cookies sealed with keys.
+func opAgentConfig(issuer, secret, spaOrigin, spaURL, listen string, keys *crypto.Keyring) *agent.Config {
+	return &agent.Config{
+		Listen:                listen,
+		MetricsListen:         "127.0.0.1:0",
+		BasePath:              "/oauth-agent",
+		Issuer:                issuer,
+		ClientID:              "spa-client",
+		ClientSecret:          secret,
+		ClientAuthMethod:      "client_secret_basic",
+		RedirectURI:           spaURL,
+		PostLogoutRedirectURI: spaURL,
+		Scope:                 "openid profile",
+		CookieNamePrefix:      cookiePrefix,
+		Cookie:                agent.Cookie{BasePath: "/", SameSite: "strict"},
+		CookieFormat:          crypto.FormatV2,
+		Keys:                  keys,
+		TrustedWebOrigins:     []string{spaOrigin},
+		CORSEnabled:           true,
+		PAR:                   "auto",
+		IDToken:               agent.IDToken{AllowedAlgs: []string{"RS256", "PS256", "ES256", "EdDSA"}, ClockSkew: 30 * time.Second},
+		Refresh:               agent.Refresh{GracePeriod: agent.DefaultGracePeriod},
+		Timeouts:              agent.Timeouts{Read: 10 * time.Second, Write: 10 * time.Second, Idle: 30 * time.Second, AS: 10 * time.Second, Shutdown: 5 * time.Second},
+		Log:                   agent.Log{Level: zerolog.InfoLevel},
+	}
+}
+
+// opProxyYAML is the proxy of the browser tests: in upstream mode with a
+// route to the API at apiAddr, in auth_request mode without routes; extra
+// is appended.
+func opProxyYAML(key crypto.Key, spaOrigin, mode, apiAddr, extra string) string {
+	routes := ""
+	if mode == nginx.ModeUpstream {
+		routes = fmt.Sprintf(`routes: [{path_prefix: /api/, upstream: "http://%s"}]`, apiAddr)
+	}
+	return fmt.Sprintf(`
+listen: 127.0.0.1:0
+encryption_keys: [%q]
+trusted_web_origins: [%q]
+timeouts: {upstream: 10s}
+log: {level: info}
+%s%s
+`, key.AppendHex(nil), spaOrigin, extra, routes)
 }
