@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bufio"
-	"encoding/json"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -12,27 +11,9 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/daemon"
 )
-
-// logLines returns the JSON log lines whose message is msg.
-func logLines(t *testing.T, logs, msg string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("a log line is not JSON: %v\n%s", err, line)
-		}
-		if m["message"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 // TestDenialLogged: at info, a refused request is one line with its
 // endpoint, code, reason, method, path without the query, request ID and
@@ -72,7 +53,7 @@ func TestDenialLogged(t *testing.T) {
 			mark := len(a.logs.String())
 			status := tc.do()
 			logs := a.logs.String()[mark:]
-			lines := logLines(t, logs, "request denied")
+			lines := bintest.LogLines(t, logs, "request denied")
 			if len(lines) != 1 {
 				t.Fatalf("status %d: %d 'request denied' lines, want 1:\n%s", status, len(lines), logs)
 			}
@@ -93,7 +74,7 @@ func TestDenialLogged(t *testing.T) {
 	// A request ID that is not one is left out.
 	mark := len(a.logs.String())
 	a.call(evil, "GET", "/oauth-agent/userInfo", nil, "X-Request-Id", "<script>")
-	if l := logLines(t, a.logs.String()[mark:], "request denied"); len(l) != 1 || l[0]["request_id"] != "" {
+	if l := bintest.LogLines(t, a.logs.String()[mark:], "request denied"); len(l) != 1 || l[0]["request_id"] != "" {
 		t.Errorf("a request ID of '<script>': %v, want one line with an empty request_id", l)
 	}
 }
@@ -126,15 +107,15 @@ func TestDenialBurst(t *testing.T) {
 		serve()
 	}
 	logs := a.logs.String()[mark:]
-	if n := len(logLines(t, logs, "request denied")); n != daemon.DeniedLinesPerSecond || strings.Count(logs, "\n") != n {
+	if n := len(bintest.LogLines(t, logs, "request denied")); n != daemon.DeniedLinesPerSecond || strings.Count(logs, "\n") != n {
 		t.Fatalf("1,000 refusals in one second: %d denial lines, %d lines in all; want %d:\n%s", n, strings.Count(logs, "\n"), daemon.DeniedLinesPerSecond, logs)
 	}
 	now.Add(1)
 	mark = len(a.logs.String())
 	serve()
 	logs = a.logs.String()[mark:]
-	summary := logLines(t, logs, "suppressed similar denials")
-	if len(summary) != 1 || summary[0]["suppressed"] != 990.0 || summary[0]["reason"] != "origin" || len(logLines(t, logs, "request denied")) != 1 {
+	summary := bintest.LogLines(t, logs, "suppressed similar denials")
+	if len(summary) != 1 || summary[0]["suppressed"] != 990.0 || summary[0]["reason"] != "origin" || len(bintest.LogLines(t, logs, "request denied")) != 1 {
 		t.Fatalf("the next second: want a summary of 990 origin denials and one denial line:\n%s", logs)
 	}
 }
@@ -157,7 +138,7 @@ func TestKeyMismatchWarned(t *testing.T) {
 	if st := a.call(damaged, "GET", "/oauth-agent/userInfo", nil).Status; st != 401 {
 		t.Fatalf("damaged cookies: status %d, want 401", st)
 	}
-	if w := logLines(t, a.logs.String(), daemon.KeyMismatchMessage); len(w) != 0 {
+	if w := bintest.LogLines(t, a.logs.String(), daemon.KeyMismatchMessage); len(w) != 0 {
 		t.Fatalf("damaged cookies gave a key-mismatch warning:\n%s", a.logs.String())
 	}
 	for range 20 {
@@ -165,7 +146,7 @@ func TestKeyMismatchWarned(t *testing.T) {
 			t.Fatalf("cookies of another key: status %d, want 401", st)
 		}
 	}
-	w := logLines(t, a.logs.String(), daemon.KeyMismatchMessage)
+	w := bintest.LogLines(t, a.logs.String(), daemon.KeyMismatchMessage)
 	if len(w) != 1 || w[0]["level"] != "warn" || !strings.HasPrefix(w[0]["cookie"].(string), "example-") || w[0]["keys"] != 1.0 {
 		t.Fatalf("20 requests with cookies of another key: %v, want one warn line naming the cookie:\n%s", w, a.logs.String())
 	}

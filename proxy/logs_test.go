@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -48,25 +47,6 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 }
 
-// logLines returns the JSON log lines whose message is msg.
-func logLines(t *testing.T, logs, msg string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("a log line is not JSON: %v\n%s", err, line)
-		}
-		if m["message"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // TestDenialLogged: at info, each refused request is one line with its
 // reason, method, path without the query, request ID and client address,
 // and no cookie, CSRF value or token; through the auth endpoint it names
@@ -97,7 +77,7 @@ func TestDenialLogged(t *testing.T) {
 				t.Fatalf("status %d, want 401", r.status)
 			}
 			logs := h.logs.String()[mark:]
-			lines := logLines(t, logs, "request denied")
+			lines := bintest.LogLines(t, logs, "request denied")
 			if len(lines) != 1 {
 				t.Fatalf("%d 'request denied' lines, want 1:\n%s", len(lines), logs)
 			}
@@ -114,7 +94,7 @@ func TestDenialLogged(t *testing.T) {
 					t.Errorf("the logs contain %q:\n%s", secret, logs)
 				}
 			}
-			if w := logLines(t, logs, daemon.KeyMismatchMessage); len(w) != 0 {
+			if w := bintest.LogLines(t, logs, daemon.KeyMismatchMessage); len(w) != 0 {
 				t.Errorf("a key-mismatch warning for a cookie that is not well-formed:\n%s", logs)
 			}
 		})
@@ -140,7 +120,7 @@ func TestDenialClient(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := startProxy(t, "log: {level: info}"+tc.trust)
 			h.do(request{method: "GET", path: "/api/things", headers: [][2]string{origin("https://evil.example"), header("X-Forwarded-For", tc.xff)}})
-			lines := logLines(t, h.logs.String(), "request denied")
+			lines := bintest.LogLines(t, h.logs.String(), "request denied")
 			if len(lines) != 1 || lines[0]["client"] != tc.want {
 				t.Errorf("got %v, want one line with client %s", lines, tc.want)
 			}
@@ -192,7 +172,7 @@ func TestDenialBurst(t *testing.T) {
 			t.Fatalf("status %d, want 401", status)
 		}
 	}
-	if n := len(logLines(t, logs.String(), "request denied")); n != daemon.DeniedLinesPerSecond {
+	if n := len(bintest.LogLines(t, logs.String(), "request denied")); n != daemon.DeniedLinesPerSecond {
 		t.Fatalf("1,000 denials in one second: %d lines, want %d", n, daemon.DeniedLinesPerSecond)
 	}
 	if n := strings.Count(logs.String(), "\n"); n != daemon.DeniedLinesPerSecond {
@@ -202,11 +182,11 @@ func TestDenialBurst(t *testing.T) {
 	*now = now.Add(time.Second)
 	serveRaw(t, p, untrustedGET)
 	next := logs.String()[mark:]
-	summary := logLines(t, next, "suppressed similar denials")
+	summary := bintest.LogLines(t, next, "suppressed similar denials")
 	if len(summary) != 1 || summary[0]["suppressed"] != 990.0 || summary[0]["reason"] != "origin" {
 		t.Fatalf("the next second's summary: %v, want one line, origin, suppressed 990:\n%s", summary, next)
 	}
-	if n := len(logLines(t, next, "request denied")); n != 1 {
+	if n := len(bintest.LogLines(t, next, "request denied")); n != 1 {
 		t.Fatalf("the next second: %d denial lines, want 1", n)
 	}
 }
@@ -227,13 +207,13 @@ func TestKeyMismatchWarned(t *testing.T) {
 	for _, garbage := range []string{"example-at=garbage", "example-at=" + string(at[:60]), "example-at=" + string(at) + "=="} {
 		serveRaw(t, p, get(garbage))
 	}
-	if w := logLines(t, logs.String(), daemon.KeyMismatchMessage); len(w) != 0 {
+	if w := bintest.LogLines(t, logs.String(), daemon.KeyMismatchMessage); len(w) != 0 {
 		t.Fatalf("garbage cookies gave a key-mismatch warning:\n%s", logs.String())
 	}
 	for range 100 {
 		serveRaw(t, p, get("example-at="+string(at)))
 	}
-	w := logLines(t, logs.String(), daemon.KeyMismatchMessage)
+	w := bintest.LogLines(t, logs.String(), daemon.KeyMismatchMessage)
 	if len(w) != 1 || w[0]["level"] != "warn" || w[0]["cookie"] != "example-at" || w[0]["keys"] != 1.0 {
 		t.Fatalf("100 requests with a foreign key: %v, want one warn line naming example-at and 1 key:\n%s", w, logs.String())
 	}
@@ -245,7 +225,7 @@ func TestKeyMismatchWarned(t *testing.T) {
 	*now = now.Add(time.Minute)
 	serveRaw(t, p, "POST /api/things HTTP/1.1\r\nHost: api\r\nOrigin: "+trustedOrigin+"\r\nx-example-csrf: csrf-token-value\r\nContent-Length: 0\r\nCookie: example-csrf="+string(csrf)+"\r\n\r\n")
 	later := logs.String()[mark:]
-	w = logLines(t, later, daemon.KeyMismatchMessage)
+	w = bintest.LogLines(t, later, daemon.KeyMismatchMessage)
 	if len(w) != 1 || w[0]["cookie"] != "example-csrf" || w[0]["suppressed"] != 99.0 {
 		t.Fatalf("a minute later, a foreign CSRF cookie: %v, want one warn line naming example-csrf, 99 suppressed:\n%s", w, later)
 	}

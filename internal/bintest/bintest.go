@@ -7,6 +7,7 @@ package bintest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -333,4 +334,25 @@ func Get(c *http.Client, url string) (int, string, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body), err
+}
+
+// LogLines returns the JSON log lines of logs (zerolog's JSON format, one
+// object a line) whose message is msg, and fails t on a line that is not
+// JSON.
+func LogLines(t testing.TB, logs, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("a log line is not JSON: %v\n%s", err, line)
+		}
+		if m["message"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
 }
