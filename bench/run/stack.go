@@ -24,6 +24,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/examples/devidp"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/nginx"
 )
 
@@ -149,14 +150,14 @@ func (s *stack) thctl(ctx context.Context, key, stdin string, args ...string) (s
 	return strings.TrimSuffix(out.String(), "\n"), nil
 }
 
-// freeAddr returns a loopback address whose port was free a moment ago.
+// freeAddr returns a loopback address whose port was free a moment ago,
+// from below the ephemeral range (bintest.PickPorts says why).
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := bintest.PickPorts(1)
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return fmt.Sprintf("127.0.0.1:%d", ports[0]), nil
 }
 
 // process is one child process the stack started: an oauth-proxy or

@@ -288,14 +288,25 @@ func FreeTCPAddr(t testing.TB) string {
 }
 
 // FreePorts returns n different loopback ports nothing listens on right
+// now, as PickPorts does, and fails t when there are none.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports, err := PickPorts(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ports
+}
+
+// PickPorts returns n different loopback ports nothing listens on right
 // now. They are drawn at random from below Linux's ephemeral range
 // (32768-60999): a port the kernel hands out for bind(":0") comes from that
 // range, and so does the local port of every outgoing connection, which
 // could take it between this call and the daemon's own bind (a daemon of one
 // test dialling an Authorization Server took the port another had picked).
-// Random draws keep test processes running side by side apart.
-func FreePorts(t testing.TB, n int) []int {
-	t.Helper()
+// Random draws keep test processes running side by side apart. It is for
+// tests and the harnesses (loadtest/run, bench/run).
+func PickPorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	var held []net.Listener
 	defer func() {
@@ -305,7 +316,7 @@ func FreePorts(t testing.TB, n int) []int {
 	}()
 	for tries := 0; len(ports) < n; tries++ {
 		if tries == 1000 {
-			t.Fatalf("bintest: no free loopback port among %d tries", tries)
+			return nil, fmt.Errorf("bintest: no free loopback port among %d tries", tries)
 		}
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(32768-10000)))
 		if err != nil {
@@ -314,7 +325,7 @@ func FreePorts(t testing.TB, n int) []int {
 		held = append(held, ln) // held until all are picked: all different
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	return ports
+	return ports, nil
 }
 
 // WriteFile writes content to path with mode 0600.
