@@ -1,7 +1,6 @@
 package devidp_test
 
 import (
-	"encoding/json"
 	"html"
 	"net/http"
 	"net/http/httptest"
@@ -13,8 +12,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/oauth2"
 
 	"github.com/tokenhandler/tokenhandler/examples/devidp"
@@ -61,26 +58,7 @@ func (r *rp) take() []string {
 // Logout 1.0 §2.6 says and returns its claims.
 func (e *env) logoutClaims(t *testing.T, raw string) map[string]any {
 	t.Helper()
-	_, body := get(t, e.issuer+"/jwks", nil)
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal([]byte(body), &set); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if typ := tok.Headers[0].ExtraHeaders["typ"]; typ != "logout+jwt" {
-		t.Errorf("logout token typ %v, want logout+jwt (§2.4)", typ)
-	}
-	keys := set.Key(tok.Headers[0].KeyID)
-	if len(keys) != 1 {
-		t.Fatalf("kid %q: %d keys", tok.Headers[0].KeyID, len(keys))
-	}
-	var m map[string]any
-	if err := tok.Claims(keys[0].Key, &m); err != nil {
-		t.Fatalf("the logout token does not verify: %v", err)
-	}
+	m := e.signedClaims(t, raw, "logout+jwt", "§2.4")
 	now := float64(time.Now().Unix())
 	iat, _ := m["iat"].(float64)
 	exp, _ := m["exp"].(float64)

@@ -193,6 +193,13 @@ func wantOAuthErr(t *testing.T, err error, status int, code string) {
 // claims.
 func (e *env) accessClaims(t *testing.T, raw string) map[string]any {
 	t.Helper()
+	return e.signedClaims(t, raw, "at+jwt", "RFC 9068 §2.1")
+}
+
+// signedClaims verifies a JWT devidp signed against its JWKS, checks that
+// its typ header is typ (as spec says), and returns its claims.
+func (e *env) signedClaims(t *testing.T, raw, typ, spec string) map[string]any {
+	t.Helper()
 	resp, body := get(t, e.issuer+"/jwks", nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("jwks: %s", resp.Status)
@@ -205,8 +212,8 @@ func (e *env) accessClaims(t *testing.T, raw string) map[string]any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if typ := tok.Headers[0].ExtraHeaders["typ"]; typ != "at+jwt" {
-		t.Errorf("access token typ %v, want at+jwt (RFC 9068 §2.1)", typ)
+	if got := tok.Headers[0].ExtraHeaders["typ"]; got != typ {
+		t.Errorf("typ %v, want %s (%s)", got, typ, spec)
 	}
 	keys := set.Key(tok.Headers[0].KeyID)
 	if len(keys) != 1 {
@@ -214,7 +221,7 @@ func (e *env) accessClaims(t *testing.T, raw string) map[string]any {
 	}
 	var m map[string]any
 	if err := tok.Claims(keys[0].Key, &m); err != nil {
-		t.Fatalf("access token does not verify: %v", err)
+		t.Fatalf("the %s does not verify: %v", typ, err)
 	}
 	return m
 }
