@@ -22,7 +22,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/examples/spa"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
-	"github.com/tokenhandler/tokenhandler/nginx"
+	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
 )
 
 // need skips the test when a tool of the browser tests is missing, unless
@@ -41,28 +41,11 @@ func need(t *testing.T) {
 	if len(missing) == 0 {
 		return
 	}
-	msg := "browser tests need " + strings.Join(missing, ", ") + ": apt-get install -y nginx chromium && npm ci --prefix e2e"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	bintest.Missing(t, "browser tests need "+strings.Join(missing, ", ")+": apt-get install -y nginx chromium && npm ci --prefix e2e")
 }
 
-// needNGINX returns the NGINX executable (nginx.Binary). Without one the
-// test skips, unless CI is set, where it fails: CI installs NGINX (.ci/run).
-func needNGINX(t *testing.T) string {
-	t.Helper()
-	p, err := nginx.Binary()
-	if err == nil {
-		return p
-	}
-	msg := "nginx not found: apt-get install -y nginx (or set NGINX)"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
+// needNGINX returns the NGINX executable (nginxtest.Binary).
+func needNGINX(t *testing.T) string { return nginxtest.Binary(t) }
 
 // spaFlow runs spa-flow.mjs with env and fails the test when a step fails.
 func spaFlow(t *testing.T, env ...string) {

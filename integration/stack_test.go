@@ -19,19 +19,8 @@ import (
 	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
 )
 
-// nginxBinary returns the path of NGINX. Without one the test skips
-// locally and fails in CI, which installs it.
-func nginxBinary(t *testing.T) string {
-	t.Helper()
-	ngx, err := nginx.Binary()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	return ngx
-}
+// nginxBinary returns the path of NGINX (nginxtest.Binary).
+func nginxBinary(t *testing.T) string { return nginxtest.Binary(t) }
 
 // daemons are the built oauth-agent and oauth-proxy binaries.
 type daemons struct{ agent, proxy *bintest.Binary }

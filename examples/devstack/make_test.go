@@ -5,7 +5,6 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -13,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/examples/devstack/devstacktest"
-	"github.com/tokenhandler/tokenhandler/nginx"
+	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
 )
 
 // The repository's root, where the Makefile is.
@@ -115,17 +114,5 @@ func TestMakeRunHelp(t *testing.T) {
 	}
 }
 
-// needNGINX returns the NGINX executable (nginx.Binary). Without one the
-// test skips, unless CI is set, where it fails: CI installs NGINX.
-func needNGINX(t *testing.T) string {
-	t.Helper()
-	p, err := nginx.Binary()
-	if err == nil {
-		return p
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("nginx not found: apt-get install -y nginx (or set NGINX)")
-	}
-	t.Skip("nginx not found: apt-get install -y nginx (or set NGINX)")
-	return ""
-}
+// needNGINX returns the NGINX executable (nginxtest.Binary).
+func needNGINX(t *testing.T) string { return nginxtest.Binary(t) }

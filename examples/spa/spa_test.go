@@ -5,12 +5,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/examples/spa"
+	"github.com/tokenhandler/tokenhandler/internal/nodetest"
 )
 
 func TestHandler(t *testing.T) {
@@ -73,13 +73,7 @@ func TestHandler(t *testing.T) {
 // a page load. It needs Node.js 18 or later; without it the test skips,
 // unless CI is set.
 func TestClientModule(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("TestClientModule needs node: apt-get install -y nodejs")
-		}
-		t.Skip("node not found: the client module's tests need Node.js")
-	}
+	node := nodetest.Node(t)
 	out, err := exec.Command(node, "--test", "oauth-agent-client.test.mjs").CombinedOutput()
 	if err != nil {
 		t.Fatalf("node --test oauth-agent-client.test.mjs: %v\n%s", err, out)

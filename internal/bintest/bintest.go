@@ -367,3 +367,15 @@ func LogLines(t testing.TB, logs, msg string) []map[string]any {
 	}
 	return out
 }
+
+// Missing reports that something a test needs is not installed: it skips
+// the test locally and fails it when the environment variable CI is set,
+// since CI installs everything (.ci/run) and must run every test. msg says
+// what is missing and how to install it.
+func Missing(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg + " (CI must run this test)")
+	}
+	t.Skip(msg)
+}

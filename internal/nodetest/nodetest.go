@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
 // Node returns the path of the node binary. Without one it skips the test
@@ -18,10 +20,7 @@ func Node(t testing.TB) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("node is required in CI: apt-get install nodejs")
-		}
-		t.Skip("node not installed; CI runs this test")
+		bintest.Missing(t, "node not found: apt-get install -y nodejs")
 	}
 	return node
 }

@@ -8,8 +8,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/nginx"
 )
+
+// Binary returns the NGINX executable (nginx.Binary), or, without one,
+// reports it missing (bintest.Missing: skipped locally, failed in CI).
+func Binary(t testing.TB) string {
+	t.Helper()
+	p, err := nginx.Binary()
+	if err != nil {
+		bintest.Missing(t, "nginx not found: apt-get install -y nginx (or set NGINX)")
+	}
+	return p
+}
 
 // Start renders mode with p and runs NGINX binary bin on it until the test
 // ends; its log is printed when the test failed. p's RunDir is a fresh
