@@ -20,6 +20,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
 	"github.com/tokenhandler/tokenhandler/revocation"
+	"github.com/tokenhandler/tokenhandler/revocation/revocationtest"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -369,23 +370,10 @@ func leakCheck(t *testing.T) {
 }
 
 // follow runs f.Follow(set) until the test ends, and checks that it stops
-// within a second of its context's end.
+// within a second of its context's end; then closes f.
 func follow(t *testing.T, f *Follower, set *revocation.Set) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.Follow(ctx, set) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("Follow returned %v, want context.Canceled", err)
-			}
-		case <-time.After(time.Second):
-			t.Error("Follow did not stop within 1s of its context's end")
-		}
-		f.Close()
-	})
+	t.Cleanup(func() { f.Close() }) // runs after the check below
+	revocationtest.Follow(t, f, set, time.Second)
 }
 
 // TestFollowerResumes: a follower applies entries as they are recorded,

@@ -17,6 +17,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/redistest"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/revocation"
+	"github.com/tokenhandler/tokenhandler/revocation/revocationtest"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -35,20 +36,7 @@ func newStore(t *testing.T, addr string) *Store {
 func follow(t *testing.T, s *Store) *revocation.Set {
 	t.Helper()
 	set := revocation.NewSet()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Follow(ctx, set) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("Follow returned %v, want context.Canceled", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Follow did not return within 5 s of its context ending")
-		}
-	})
+	revocationtest.Follow(t, s, set, 5*time.Second)
 	return set
 }
 
