@@ -1,5 +1,6 @@
-// Package revocationtest helps the revocation stores' tests. Only tests
-// import it.
+// Package revocationtest holds what every revocation store's tests check the
+// same way: that Follow delivers entries and stops when its context ends. Only
+// tests import it.
 package revocationtest
 
 import (
