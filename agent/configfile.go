@@ -99,19 +99,19 @@ func (*fileConfig) Renames() []settings.Rename {
 
 type fileCookie struct {
 	settings.Cookie `yaml:",inline"`
-	Domain          string  `yaml:"domain"`
-	BasePath        *string `yaml:"base_path"`
-	SameSite        *string `yaml:"same_site"`
-	MaxAge          *string `yaml:"max_age"`
+	Domain          string             `yaml:"domain"`
+	BasePath        *string            `yaml:"base_path"`
+	SameSite        *string            `yaml:"same_site"`
+	MaxAge          *settings.Duration `yaml:"max_age"`
 }
 
 type fileIDToken struct {
-	AllowedAlgs []string `yaml:"allowed_algs"`
-	ClockSkew   *string  `yaml:"clock_skew"`
+	AllowedAlgs []string           `yaml:"allowed_algs"`
+	ClockSkew   *settings.Duration `yaml:"clock_skew"`
 }
 
 type fileRefresh struct {
-	GracePeriod *string `yaml:"grace_period"`
+	GracePeriod *settings.Duration `yaml:"grace_period"`
 }
 
 type fileLogout struct {
@@ -120,7 +120,7 @@ type fileLogout struct {
 
 type fileTimeouts struct {
 	settings.Timeouts `yaml:",inline"`
-	AS                *string `yaml:"as"`
+	AS                *settings.Duration `yaml:"as"`
 }
 
 // config validates f and converts it, applying defaults. Its errors come
@@ -233,10 +233,10 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	if c.IDToken.AllowedAlgs, err = checkAllowedAlgs(f.IDToken.AllowedAlgs); err != nil {
 		return nil, err
 	}
-	if c.IDToken.ClockSkew, err = settings.DurationRange("id_token.clock_skew", f.IDToken.ClockSkew, 30*time.Second, 0, 5*time.Minute); err != nil {
+	if c.IDToken.ClockSkew, err = f.IDToken.ClockSkew.Range("id_token.clock_skew", 30*time.Second, 0, 5*time.Minute); err != nil {
 		return nil, err
 	}
-	if c.Refresh.GracePeriod, err = settings.DurationRange("refresh.grace_period", f.Refresh.GracePeriod, DefaultGracePeriod, 0, 10*time.Second); err != nil {
+	if c.Refresh.GracePeriod, err = f.Refresh.GracePeriod.Range("refresh.grace_period", DefaultGracePeriod, 0, 10*time.Second); err != nil {
 		return nil, err
 	}
 
@@ -245,7 +245,7 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	c.Timeouts.Read, c.Timeouts.Write, c.Timeouts.Idle, c.Timeouts.Shutdown = server.Read, server.Write, server.Idle, server.Shutdown
-	if c.Timeouts.AS, err = settings.PositiveDuration("timeouts.as", f.Timeouts.AS, 10*time.Second); err != nil {
+	if c.Timeouts.AS, err = f.Timeouts.AS.Positive("timeouts.as", 10*time.Second); err != nil {
 		return nil, err
 	}
 
@@ -461,12 +461,12 @@ func (fc *fileCookie) check(mode browser.NamePrefix) (time.Duration, error) {
 		return 0, settings.Errorf("cookie.same_site", "must be strict or lax, got %q", s)
 	}
 	// Browsers cap Max-Age at 400 days (RFC 6265bis §5.6.2).
-	maxAge, err := settings.DurationRange("cookie.max_age", fc.MaxAge, 0, 0, 400*24*time.Hour)
+	maxAge, err := fc.MaxAge.Range("cookie.max_age", 0, 0, 400*24*time.Hour)
 	if err != nil {
 		return 0, err
 	}
 	if maxAge%time.Second != 0 {
-		return 0, settings.Errorf("cookie.max_age", "must be a whole number of seconds, got %q", *fc.MaxAge)
+		return 0, settings.Errorf("cookie.max_age", "must be a whole number of seconds, got %q", fc.MaxAge)
 	}
 	return maxAge, nil
 }

@@ -198,8 +198,8 @@ type fileRoute struct {
 
 type fileTimeouts struct {
 	settings.Timeouts `yaml:",inline"`
-	Upstream          *string `yaml:"upstream"`
-	Park              *string `yaml:"park"`
+	Upstream          *settings.Duration `yaml:"upstream"`
+	Park              *settings.Duration `yaml:"park"`
 }
 
 type fileLimits struct {
@@ -283,14 +283,14 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	c.Timeouts.Read, c.Timeouts.Write, c.Timeouts.Idle, c.Timeouts.Shutdown = server.Read, server.Write, server.Idle, server.Shutdown
-	if c.Timeouts.Upstream, err = settings.PositiveDuration("timeouts.upstream", f.Timeouts.Upstream, 30*time.Second); err != nil {
+	if c.Timeouts.Upstream, err = f.Timeouts.Upstream.Positive("timeouts.upstream", 30*time.Second); err != nil {
 		return nil, err
 	}
-	if c.Timeouts.Park, err = settings.DurationRange("timeouts.park", f.Timeouts.Park, time.Second, 0, time.Hour); err != nil {
+	if _, err = f.Timeouts.Park.Range("timeouts.park", 0, 0, time.Hour); err != nil {
 		return nil, err
 	}
-	if c.Timeouts.Park > 0 && c.Timeouts.Park < 100*time.Millisecond {
-		return nil, settings.Errorf("timeouts.park", "must be 0 (off) or at least 100ms, got %q", *f.Timeouts.Park)
+	if c.Timeouts.Park, err = f.Timeouts.Park.OffOrAtLeast("timeouts.park", time.Second, 100*time.Millisecond, "off"); err != nil {
+		return nil, err
 	}
 
 	for _, l := range []struct {

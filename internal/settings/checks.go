@@ -7,66 +7,12 @@ import (
 	"net/url"
 	"path"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/rs/zerolog"
 
 	"github.com/tokenhandler/tokenhandler/browser"
 )
-
-// PositiveDuration returns the duration written as *p, a Go duration string
-// such as "30s", or def when p is nil. It must be greater than zero.
-func PositiveDuration(setting string, p *string, def time.Duration) (time.Duration, error) {
-	if p == nil {
-		return def, nil
-	}
-	d, err := parseDuration(setting, *p)
-	if err != nil {
-		return 0, err
-	}
-	if d <= 0 {
-		return 0, Errorf(setting, "must be greater than zero, got %q", *p)
-	}
-	return d, nil
-}
-
-// DurationRange returns the duration written as *p, a Go duration string
-// such as "30s", or def when p is nil. It must lie between lo and hi, both
-// included.
-func DurationRange(setting string, p *string, def, lo, hi time.Duration) (time.Duration, error) {
-	if p == nil {
-		return def, nil
-	}
-	d, err := parseDuration(setting, *p)
-	if err != nil {
-		return 0, err
-	}
-	if d < lo || d > hi {
-		return 0, Errorf(setting, "must be between %s and %s, got %q", formatDuration(lo), formatDuration(hi), *p)
-	}
-	return d, nil
-}
-
-func parseDuration(setting, s string) (time.Duration, error) {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, Errorf(setting, "invalid duration %q (write a Go duration such as 30s)", s)
-	}
-	return d, nil
-}
-
-// formatDuration writes d as an operator would: 5m rather than 5m0s.
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
 
 // Log is the log section of a configuration file as written, for a struct
 // that Decode fills: {level: debug|info|warn|error, format: json|console}.

@@ -39,7 +39,9 @@ func ValueOr[T any](p *T, def T) T {
 // Decode decodes data, one YAML document holding a mapping of settings, into
 // the struct out points to. Keys match the fields' yaml tags; a nested
 // struct is a section (a mapping), a slice of structs a list of sections, a
-// yaml.Node field takes the value as written. An embedded struct tagged
+// yaml.Node field takes the value as written, and a type that decodes
+// itself (a yaml.Unmarshaler, as [Duration]) checks its value, its errors
+// prefixed with the setting's path. An embedded struct tagged
 // `yaml:",inline"` adds its settings to the section it is embedded in, so
 // that both daemons share one declaration of a shared block. Use pointer
 // fields to tell a setting left out (nil) from one given, even as "" or
@@ -203,7 +205,7 @@ func decodeSetting(n *yaml.Node, setting string, out reflect.Value) error {
 	}
 	t := out.Type()
 	switch {
-	case t.Kind() == reflect.Struct && t != yamlNodeType:
+	case t.Kind() == reflect.Struct && t != yamlNodeType && !isUnmarshaler(t):
 		return decodeMapping(n, setting, out)
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
 		if IsNull(n) {
@@ -221,9 +223,21 @@ func decodeSetting(n *yaml.Node, setting string, out reflect.Value) error {
 		return nil
 	}
 	if err := n.Decode(out.Addr().Interface()); err != nil {
+		if _, ok := errors.AsType[*yaml.TypeError](err); !ok && isUnmarshaler(t) {
+			return Errorf(setting, "%w", err) // the type's own message, as Duration's
+		}
 		return Errorf(setting, "must be %s (line %d)", describeSettingType(t), n.Line)
 	}
 	return nil
+}
+
+// isUnmarshaler reports whether a setting of type t decodes itself, as
+// [Duration] does: its errors say what is wrong without yaml's quoting.
+func isUnmarshaler(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]())
 }
 
 // describeSettingType names what a setting of type t holds, for messages.

@@ -46,7 +46,7 @@ type Revocation struct {
 	Store           *string         `yaml:"store"`
 	StateDir        *string         `yaml:"state_dir"`
 	Feed            *string         `yaml:"feed"`
-	FailClosedAfter *string         `yaml:"fail_closed_after"`
+	FailClosedAfter *Duration       `yaml:"fail_closed_after"`
 	Redis           RedisRevocation `yaml:"redis"`
 }
 
@@ -102,15 +102,9 @@ func (r Revocation) Parse(setting string) (RevocationSettings, error) {
 	default:
 		return s, Errorf(setting+".store", "must be embedded, redis or off, got %q", s.Store)
 	}
-	if r.FailClosedAfter != nil {
-		d, err := parseDuration(setting+".fail_closed_after", *r.FailClosedAfter)
-		if err != nil {
-			return s, err
-		}
-		if d != 0 && d < MinFailClosedAfter {
-			return s, Errorf(setting+".fail_closed_after", "must be 0 (fail open) or at least %s: the list is confirmed current only every few seconds, got %q", formatDuration(MinFailClosedAfter), *r.FailClosedAfter)
-		}
-		s.FailClosedAfter = d
+	var err error
+	if s.FailClosedAfter, err = r.FailClosedAfter.OffOrAtLeast(setting+".fail_closed_after", 0, MinFailClosedAfter, "fail open"); err != nil {
+		return s, fmt.Errorf("%w: the list is confirmed current only every few seconds", err)
 	}
 	if s.Store != StoreEmbedded {
 		if r.StateDir != nil {
@@ -142,7 +136,6 @@ func (r Revocation) Parse(setting string) (RevocationSettings, error) {
 		s.Feed = strings.TrimSuffix(f, "/")
 	}
 	if s.Store == StoreRedis {
-		var err error
 		if s.Redis, err = r.Redis.parse(setting + ".redis"); err != nil {
 			return s, err
 		}

@@ -24,13 +24,13 @@ func MaxLifetimeSeconds(d time.Duration) int64 {
 // long a login session lasts at most from its start, whatever the browser
 // keeps. It may be copied.
 type Session struct {
-	MaxLifetime *string `yaml:"max_lifetime"`
+	MaxLifetime *Duration `yaml:"max_lifetime"`
 }
 
 // Parse returns session.max_lifetime: 1m to 30 days, default 12h. setting is
 // the section's path, as "session".
 func (s Session) Parse(setting string) (time.Duration, error) {
-	return DurationRange(setting+".max_lifetime", s.MaxLifetime, DefaultMaxLifetime, time.Minute, 30*24*time.Hour)
+	return s.MaxLifetime.Range(setting+".max_lifetime", DefaultMaxLifetime, time.Minute, 30*24*time.Hour)
 }
 
 // CookieFormats parses the settings cookie.format (the format written: v2,

@@ -131,7 +131,7 @@ func TestDecodeAccepts(t *testing.T) {
 			}
 		}},
 		{"inline settings", "inline_flag: true\nshared: {read: 1s, extra: x, shutdown: 2s}\n", func(t *testing.T, f *testFile) {
-			if !f.InlineFlag || ValueOr(f.Shared.Read, "") != "1s" || ValueOr(f.Shared.Shutdown, "") != "2s" || ValueOr(f.Shared.Extra, "") != "x" {
+			if !f.InlineFlag || f.Shared.Read.Or(0) != time.Second || f.Shared.Shutdown.Or(0) != 2*time.Second || ValueOr(f.Shared.Extra, "") != "x" {
 				t.Errorf("inline settings not set: %+v", f)
 			}
 		}},
@@ -234,7 +234,7 @@ func TestDurations(t *testing.T) {
 	tests := []struct {
 		name    string
 		value   *string
-		lo, hi  time.Duration // both zero: PositiveDuration
+		lo, hi  time.Duration // both zero: Positive
 		want    time.Duration
 		wantErr string
 	}{
@@ -243,24 +243,34 @@ func TestDurations(t *testing.T) {
 		{name: "positive zero", value: ptr("0s"), wantErr: `t: must be greater than zero, got "0s"`},
 		{name: "positive negative", value: ptr("-1s"), wantErr: `t: must be greater than zero, got "-1s"`},
 		{name: "no unit", value: ptr("30"), wantErr: `t: invalid duration "30" (write a Go duration such as 30s)`},
-		{name: "empty", value: ptr(""), wantErr: `t: invalid duration ""`},
+		{name: "empty", value: ptr(`""`), wantErr: `t: invalid duration ""`},
 		{name: "words", value: ptr("3 seconds"), wantErr: `t: invalid duration "3 seconds"`},
+		{name: "a list", value: ptr("[1s]"), wantErr: `t: must be a Go duration such as 30s (line 1)`},
 		{name: "range default", value: nil, lo: 0, hi: 5 * time.Minute, want: 7 * time.Second},
 		{name: "range low end", value: ptr("0s"), lo: 0, hi: 5 * time.Minute, want: 0},
 		{name: "range high end", value: ptr("5m"), lo: 0, hi: 5 * time.Minute, want: 5 * time.Minute},
 		{name: "range above", value: ptr("5m1s"), lo: 0, hi: 5 * time.Minute, wantErr: `t: must be between 0s and 5m, got "5m1s"`},
 		{name: "range below", value: ptr("-1s"), lo: 0, hi: 2 * time.Hour, wantErr: `t: must be between 0s and 2h, got "-1s"`},
 		{name: "range mixed units", value: ptr("1s"), lo: 2 * time.Second, hi: 90 * time.Minute, wantErr: `t: must be between 2s and 1h30m, got "1s"`},
+		{name: "range quotes the text", value: ptr("90m1s"), lo: 0, hi: 90 * time.Minute, wantErr: `t: must be between 0s and 1h30m, got "90m1s"`},
 		{name: "range bad", value: ptr("soon"), lo: 0, hi: time.Minute, wantErr: `t: invalid duration "soon"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got time.Duration
+			var f struct {
+				T *Duration `yaml:"t"`
+			}
 			var err error
-			if tt.lo == 0 && tt.hi == 0 {
-				got, err = PositiveDuration("t", tt.value, 7*time.Second)
-			} else {
-				got, err = DurationRange("t", tt.value, 7*time.Second, tt.lo, tt.hi)
+			if tt.value != nil {
+				err = Decode([]byte("t: "+*tt.value+"\n"), &f)
+			}
+			var got time.Duration
+			if err == nil {
+				if tt.lo == 0 && tt.hi == 0 {
+					got, err = f.T.Positive("t", 7*time.Second)
+				} else {
+					got, err = f.T.Range("t", 7*time.Second, tt.lo, tt.hi)
+				}
 			}
 			if tt.wantErr != "" {
 				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
@@ -272,6 +282,33 @@ func TestDurations(t *testing.T) {
 				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestDurationOffOrAtLeast(t *testing.T) {
+	for _, tt := range []struct {
+		text    string
+		want    time.Duration
+		wantErr string
+	}{
+		{"0s", 0, ""},
+		{"100ms", 100 * time.Millisecond, ""},
+		{"99ms", 0, `t: must be 0 (off) or at least 100ms, got "99ms"`},
+		{"-1s", 0, `t: must be 0 (off) or at least 100ms, got "-1s"`},
+	} {
+		d, err := ParseDuration(tt.text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.OffOrAtLeast("t", time.Second, 100*time.Millisecond, "off")
+		if tt.wantErr != "" {
+			checkErr(t, err, tt.wantErr)
+		} else if err != nil || got != tt.want {
+			t.Errorf("%s: got %v, %v; want %v", tt.text, got, err, tt.want)
+		}
+	}
+	if got, err := (*Duration)(nil).OffOrAtLeast("t", time.Second, time.Hour, "off"); got != time.Second || err != nil {
+		t.Errorf("left out: got %v, %v; want the default", got, err)
 	}
 }
 
@@ -626,20 +663,24 @@ func ExampleDecode() {
 	var file struct {
 		Listen   *string `yaml:"listen"`
 		Timeouts struct {
-			Read *string `yaml:"read"`
+			Read *Duration `yaml:"read"`
 		} `yaml:"timeouts"`
 	}
 	err := Decode([]byte("listen: 127.0.0.1:8080\ntimeouts: {raed: 5s}\n"), &file)
 	fmt.Println(err)
 
 	err = Decode([]byte("timeouts: {read: soon}\n"), &file)
+	fmt.Println(fmt.Errorf("example: config: %w", err))
+
+	err = Decode([]byte("timeouts: {read: 0s}\n"), &file)
 	if err == nil {
-		_, err = PositiveDuration("timeouts.read", file.Timeouts.Read, 30*time.Second)
+		_, err = file.Timeouts.Read.Positive("timeouts.read", 30*time.Second)
 	}
 	fmt.Println(fmt.Errorf("example: config: %w", err))
 	// Output:
 	// unknown setting "timeouts.raed" (line 2): did you mean timeouts.read?
 	// example: config: timeouts.read: invalid duration "soon" (write a Go duration such as 30s)
+	// example: config: timeouts.read: must be greater than zero, got "0s"
 }
 
 func TestLoadAndParse(t *testing.T) {

@@ -91,10 +91,10 @@ func (c Cookie) Parse(d *Deprecations) (CookieSettings, error) {
 // listener's read, write and idle timeouts and the drain at shutdown. Each
 // daemon adds the timeouts of its calls. It may be copied.
 type Timeouts struct {
-	Read     *string `yaml:"read"`     // default 30s
-	Write    *string `yaml:"write"`    // default 30s
-	Idle     *string `yaml:"idle"`     // default 120s
-	Shutdown *string `yaml:"shutdown"` // default 30s: how long SIGTERM waits for requests in flight
+	Read     *Duration `yaml:"read"`     // default 30s
+	Write    *Duration `yaml:"write"`    // default 30s
+	Idle     *Duration `yaml:"idle"`     // default 120s
+	Shutdown *Duration `yaml:"shutdown"` // default 30s: how long SIGTERM waits for requests in flight
 }
 
 // ServerTimeouts are the checked durations of a [Timeouts] section. It may
@@ -109,7 +109,7 @@ func (t Timeouts) Parse(setting string) (ServerTimeouts, error) {
 	var s ServerTimeouts
 	for _, d := range []struct {
 		name  string
-		value *string
+		value *Duration
 		def   time.Duration
 		dst   *time.Duration
 	}{
@@ -119,7 +119,7 @@ func (t Timeouts) Parse(setting string) (ServerTimeouts, error) {
 		{"shutdown", t.Shutdown, 30 * time.Second, &s.Shutdown},
 	} {
 		var err error
-		if *d.dst, err = PositiveDuration(setting+"."+d.name, d.value, d.def); err != nil {
+		if *d.dst, err = d.value.Positive(setting+"."+d.name, d.def); err != nil {
 			return s, err
 		}
 	}
