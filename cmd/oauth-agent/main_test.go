@@ -159,7 +159,7 @@ func TestCommandLine(t *testing.T) {
 		{name: "no client_id", args: []string{"-config", cfg("no-client-id.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"agent: config: client_id: is required"}, oneLine: true},
 		{name: "short key", args: []string{"-config", cfg("short-key.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"agent: config: encryption_keys: "}, oneLine: true},
 		{name: "two client secrets", args: []string{"-config", cfg("two-secrets.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"agent: config: client_secret: "}, oneLine: true},
-		{name: "bad config without -check-config", args: []string{"-config", cfg("bad-duration.yaml")}, wantCode: 1, wantStderr: []string{"agent: config: timeouts.as: "}, oneLine: true},
+		{name: "bad config without -check-config", args: []string{"-config", cfg("bad-duration.yaml")}, wantCode: 1, wantStderr: []string{"agent: config: ", "bad-duration.yaml: timeouts.as: invalid duration"}, oneLine: true},
 		{name: "missing config file", args: []string{"-config", cfg("nonexistent.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"nonexistent.yaml"}, oneLine: true},
 		{name: "no -config", args: nil, wantCode: 2, wantStderr: []string{"-config"}},
 		{name: "-check-config without -config", args: []string{"-check-config"}, wantCode: 2, wantStderr: []string{"-config"}},
