@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/agent"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/optest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/metrics"
@@ -301,7 +301,7 @@ func startAgentFor(t *testing.T, op *oidcProvider, change func(*agent.Config)) (
 		Log:      agent.Log{Level: zerolog.InfoLevel},
 	}
 	change(cfg)
-	logs := &lockedWriter{mu: new(sync.Mutex), w: new(bytes.Buffer)}
+	logs := &bintest.Buffer{}
 	a, err := agent.New(cfg, metrics.NewRegistry(), zerolog.New(logs))
 	if err != nil {
 		t.Fatal(err)
@@ -516,22 +516,4 @@ func (g goroutineTB) Fatal(args ...any) { g.TB.Error(args...); runtime.Goexit() 
 func (g goroutineTB) Fatalf(format string, args ...any) {
 	g.TB.Errorf(format, args...)
 	runtime.Goexit()
-}
-
-// lockedWriter is an io.Writer safe for concurrent use.
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenhandler/tokenhandler/internal/harness"
 	"github.com/tokenhandler/tokenhandler/metrics"
 	"github.com/tokenhandler/tokenhandler/nginx"
 )
@@ -96,13 +97,13 @@ func startVariants(ctx context.Context, s *stack, o options) ([]*variant, error)
 		for _, unix := range []bool{false, true} {
 			name, listen := m.name+"-tcp", ""
 			if unix {
-				name, listen = m.name+"-unix", "unix:"+filepath.Join(s.dir, m.name+".sock")
+				name, listen = m.name+"-unix", "unix:"+filepath.Join(s.Dir, m.name+".sock")
 			}
 			if !want(name) {
 				continue
 			}
 			if !unix {
-				listen, err = freeAddr()
+				listen, err = harness.FreeAddr()
 			}
 			if err != nil {
 				return nil, err
@@ -134,7 +135,7 @@ func startVariants(ctx context.Context, s *stack, o options) ([]*variant, error)
 		if !e.on {
 			continue
 		}
-		edge, err := freeAddr()
+		edge, err := harness.FreeAddr()
 		if err != nil {
 			return nil, err
 		}
@@ -169,7 +170,7 @@ func bench(ctx context.Context, o options, args []string, w io.Writer) (err erro
 	s, err := startStack(ctx, w, o.proxyEnv)
 	defer func() {
 		if s != nil {
-			s.stop(w, o.verbose || err != nil)
+			s.Stop(w, o.verbose || err != nil)
 		}
 	}()
 	if err != nil {
@@ -197,7 +198,7 @@ func bench(ctx context.Context, o options, args []string, w io.Writer) (err erro
 			v := vs[(i+r)%len(vs)]
 			var th0, ng0 int64
 			if v.th != nil {
-				th0 = cpuTicks(v.th.pid(), false)
+				th0 = cpuTicks(v.th.Pid(), false)
 			}
 			if v.nginx != nil {
 				ng0 = cpuTicks(v.nginx.Pid(), true)
@@ -207,7 +208,7 @@ func bench(ctx context.Context, o options, args []string, w io.Writer) (err erro
 				return fmt.Errorf("%s: %w", v.name, err)
 			}
 			if v.th != nil {
-				v.thTicks += cpuTicks(v.th.pid(), false) - th0
+				v.thTicks += cpuTicks(v.th.Pid(), false) - th0
 			}
 			if v.nginx != nil {
 				v.ngxTicks += cpuTicks(v.nginx.Pid(), true) - ng0
@@ -256,7 +257,7 @@ func bench(ctx context.Context, o options, args []string, w io.Writer) (err erro
 	}
 	for _, v := range vs {
 		if v.th != nil {
-			if v.peakRSS, err = procStatus(v.th.pid(), "VmHWM"); err != nil {
+			if v.peakRSS, err = procStatus(v.th.Pid(), "VmHWM"); err != nil {
 				return err
 			}
 		}
@@ -304,7 +305,7 @@ func metricValue(addr, name string) string {
 // idleCheck starts a fresh oauth-proxy, opens n keep-alive connections to
 // it, each served one GET, and reads its RSS while they sit idle.
 func idleCheck(ctx context.Context, s *stack, n int, headers [][2]string) (*idleResult, error) {
-	addr, err := freeAddr()
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -312,12 +313,12 @@ func idleCheck(ctx context.Context, s *stack, n int, headers [][2]string) (*idle
 	if err != nil {
 		return nil, err
 	}
-	defer p.stop()
+	defer p.Stop()
 	if code, err := probe(addr, headers); err != nil || code != 200 {
 		return nil, fmt.Errorf("idle check: a GET got %d (%v)", code, err)
 	}
 	res := &idleResult{conns: n}
-	if res.before, err = procStatus(p.pid(), "VmRSS"); err != nil {
+	if res.before, err = procStatus(p.Pid(), "VmRSS"); err != nil {
 		return nil, err
 	}
 	conns, err := holdIdle(ctx, addr, headers, n)
@@ -334,10 +335,10 @@ func idleCheck(ctx context.Context, s *stack, n int, headers [][2]string) (*idle
 	// timeouts.park (1 s) and returns the memory that served them.
 	time.Sleep(10 * time.Second)
 	res.parked = metricValue(p.metrics, "oauth_proxy_parked_connections")
-	if res.during, err = procStatus(p.pid(), "VmRSS"); err != nil {
+	if res.during, err = procStatus(p.Pid(), "VmRSS"); err != nil {
 		return nil, err
 	}
-	res.peak, err = procStatus(p.pid(), "VmHWM")
+	res.peak, err = procStatus(p.Pid(), "VmHWM")
 	return res, err
 }
 

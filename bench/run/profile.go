@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tokenhandler/tokenhandler/internal/harness"
 	"github.com/tokenhandler/tokenhandler/nginx"
 	"github.com/tokenhandler/tokenhandler/proxy"
 )
@@ -30,7 +31,7 @@ func profile(ctx context.Context, o options, w io.Writer) (err error) {
 	s, err := startStack(ctx, w, o.proxyEnv)
 	defer func() {
 		if s != nil {
-			s.stop(w, o.verbose || err != nil)
+			s.Stop(w, o.verbose || err != nil)
 		}
 	}()
 	if err != nil {
@@ -47,9 +48,9 @@ func profile(ctx context.Context, o options, w io.Writer) (err error) {
 	default:
 		return fmt.Errorf("-cpuprofile %q: want upstream-tcp, upstream-unix, auth_request-tcp, auth_request-unix, edge or idle", o.cpuProfile)
 	}
-	listen := "unix:" + filepath.Join(s.dir, "proxy.sock")
+	listen := "unix:" + filepath.Join(s.Dir, "proxy.sock")
 	if !unix {
-		if listen, err = freeAddr(); err != nil {
+		if listen, err = harness.FreeAddr(); err != nil {
 			return err
 		}
 	}

@@ -17,14 +17,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/examples/devidp"
-	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/internal/harness"
 	"github.com/tokenhandler/tokenhandler/nginx"
 )
 
@@ -41,73 +39,41 @@ const (
 // stack is every process a run measures, all on loopback. It is used by one
 // goroutine.
 type stack struct {
-	dir   string   // temporary: binaries, configurations, sockets, NGINX run directories
+	*harness.Stack
 	bin   string   // oauth-proxy and thctl
 	key   string   // hex cookie key of every proxy
 	token string   // the ~1 KiB JWT-shaped access token
 	at    string   // the token sealed with thctl (format v2, purpose at): the example-at cookie's value
 	api   string   // host:port of the API
 	env   []string // extra environment of every oauth-proxy (-proxy-env)
-
-	stops []func() // in start order; stop runs them backwards
-	logs  []func() string
-}
-
-func (s *stack) onStop(f func()) { s.stops = append(s.stops, f) }
-
-// stop stops everything started, newest first, and removes the temporary
-// directory; with logs it prints what the processes logged.
-func (s *stack) stop(w io.Writer, logs bool) {
-	for i := len(s.stops) - 1; i >= 0; i-- {
-		s.stops[i]()
-	}
-	if logs {
-		for _, l := range s.logs {
-			if out := strings.TrimSpace(l()); out != "" {
-				fmt.Fprintln(w, out)
-			}
-		}
-	}
-	os.RemoveAll(s.dir)
 }
 
 // startStack builds oauth-proxy and thctl, makes a key and the sealed
 // token, and starts the API.
 func startStack(ctx context.Context, w io.Writer, env []string) (*stack, error) {
-	dir, err := os.MkdirTemp("", "th-bench-")
+	hs, err := harness.New("th-bench-")
 	if err != nil {
 		return nil, err
 	}
-	s := &stack{dir: dir, bin: filepath.Join(dir, "bin"), env: env}
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", s.bin+"/", "./cmd/oauth-proxy", "./cmd/thctl")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return s, fmt.Errorf("go build: %v\n%s", err, out)
+	s := &stack{Stack: hs, env: env}
+	if s.bin, err = s.Build(ctx, "./cmd/oauth-proxy", "./cmd/thctl"); err != nil {
+		return s, err
 	}
-	if s.key, err = s.thctl(ctx, "", "", "keygen"); err != nil {
+	if s.key, err = harness.Thctl(ctx, s.bin, "", "", "keygen"); err != nil {
 		return s, err
 	}
 	s.token = jwtShaped(1024)
 	// Format v2, the proxy's default: a P-at of a session of its own (a
 	// GET needs no CSRF cookie to share its session ID with).
-	if s.at, err = s.thctl(ctx, s.key, s.token, "seal", "-purpose", "at"); err != nil {
+	if s.at, err = harness.Thctl(ctx, s.bin, s.key, s.token, "seal", "-purpose", "at"); err != nil {
 		return s, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if s.api, err = s.ServeFast(func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(apiAnswer)
+	}); err != nil {
 		return s, err
 	}
-	srv := &fasthttp.Server{
-		NoDefaultServerHeader: true,
-		ReadBufferSize:        16 << 10,
-		Handler: func(ctx *fasthttp.RequestCtx) {
-			ctx.SetContentType("application/json")
-			ctx.SetBodyString(apiAnswer)
-		},
-	}
-	go srv.Serve(ln)
-	s.onStop(func() { srv.Shutdown() })
-	s.api = ln.Addr().String()
 	fmt.Fprintf(w, "bench: built oauth-proxy and thctl; API on %s; token %d bytes, sealed cookie %d bytes\n", s.api, len(s.token), len(s.at))
 	return s, nil
 }
@@ -132,111 +98,21 @@ func jwtShaped(n int) string {
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
-// thctl runs thctl with args, key (hex) in TH_ENCRYPTION_KEYS when not
-// empty and stdin as its input, and returns its output without the
-// trailing newline.
-func (s *stack) thctl(ctx context.Context, key, stdin string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, "thctl"), args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	if key != "" {
-		cmd.Env = append(cmd.Env, "TH_ENCRYPTION_KEYS="+key)
-	}
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("thctl %s: %v: %s", args[0], err, strings.TrimSpace(errOut.String()))
-	}
-	return strings.TrimSuffix(out.String(), "\n"), nil
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago,
-// from below the ephemeral range (bintest.PickPorts says why).
-func freeAddr() (string, error) {
-	ports, err := bintest.PickPorts(1)
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("127.0.0.1:%d", ports[0]), nil
-}
-
-// process is one child process the stack started: an oauth-proxy or
-// oauth2-proxy.
+// process is an oauth-proxy or oauth2-proxy the stack started.
 type process struct {
-	name    string
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when it has exited; then exitErr is set
-	exitErr error
-	log     *lockedBuffer
+	*harness.Process
 	metrics string // oauth-proxy: host:port of its metrics listener
-}
-
-func (p *process) pid() int { return p.cmd.Process.Pid }
-
-// start runs cmd in its own process group and registers its stop: SIGTERM,
-// then SIGKILL after 10 s.
-func (s *stack) start(name string, cmd *exec.Cmd) (*process, error) {
-	p := &process{name: name, cmd: cmd, exited: make(chan struct{}), log: &lockedBuffer{}}
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches the harness, which stops it
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	go func() {
-		p.exitErr = cmd.Wait()
-		close(p.exited)
-	}()
-	s.onStop(p.stop)
-	s.logs = append(s.logs, func() string {
-		if out := strings.TrimSpace(p.log.String()); out != "" {
-			return name + " log:\n" + out
-		}
-		return ""
-	})
-	return p, nil
-}
-
-func (p *process) stop() {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
-
-// waitFor polls ready every 20 ms for up to 10 s while p runs.
-func waitFor(ctx context.Context, p *process, what string, ready func() bool) error {
-	for deadline := time.Now().Add(10 * time.Second); !ready(); time.Sleep(20 * time.Millisecond) {
-		select {
-		case <-p.exited:
-			return fmt.Errorf("%s exited at start (%v): %s", p.name, p.exitErr, p.log.String())
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: %s within 10 s: %s", p.name, what, p.log.String())
-		}
-	}
-	return nil
 }
 
 // startProxy starts oauth-proxy listening on listen ("host:port" or
 // "unix:/path"), routing /api/ to the API, and waits until /readyz says it
 // serves.
 func (s *stack) startProxy(ctx context.Context, name, listen string, extra ...string) (*process, error) {
-	metrics, err := freeAddr()
+	metrics, err := harness.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	conf := filepath.Join(s.dir, name+".yaml")
+	conf := filepath.Join(s.Dir, name+".yaml")
 	yaml := fmt.Appendf(nil, `# oauth-proxy of the benchmark (bench/run)
 listen: %s
 metrics_listen: %s
@@ -254,50 +130,19 @@ log: {level: warn, format: json}
 	}
 	cmd := exec.Command(filepath.Join(s.bin, "oauth-proxy"), "-config", conf)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, s.env...)
-	p, err := s.start(name, cmd)
+	p, err := s.Start(name, cmd, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	p.metrics = metrics
-	return p, waitFor(ctx, p, "not ready", func() bool {
-		resp, err := http.Get("http://" + metrics + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	return &process{p, metrics}, p.WaitFor(ctx, "not ready", func() bool { return harness.Ready("http://" + metrics + "/readyz") })
 }
 
 // startNGINX runs NGINX (nginx.Start) with mode rendered for proxies (or,
 // for the baseline, the API named as the proxy) and apis, with workers
 // worker processes (0: auto), on a free loopback port.
 func (s *stack) startNGINX(ctx context.Context, name, mode string, workers int, proxies, apis []string) (*nginx.Process, error) {
-	bin, err := nginx.Binary()
-	if err != nil {
-		return nil, err
-	}
-	runDir := filepath.Join(s.dir, name)
-	if err := os.Mkdir(runDir, 0o755); err != nil {
-		return nil, err
-	}
-	n, err := nginx.Start(ctx, bin, mode, nginx.Params{RunDir: runDir, WorkerProcesses: workers, Listen: "127.0.0.1:0",
+	return s.StartNGINX(ctx, name, mode, nginx.Params{WorkerProcesses: workers,
 		ServerName: apiHost, Proxies: proxies, APIs: apis, CookiePrefix: cookiePrefix})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	s.onStop(func() {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n.Stop(c)
-	})
-	s.logs = append(s.logs, func() string {
-		if l := strings.TrimSpace(n.Log()); l != "" {
-			return name + " error.log:\n" + l
-		}
-		return ""
-	})
-	return n, nil
 }
 
 // startOAuth2Proxy starts oauth2-proxy (bin) in front of the API with the
@@ -308,29 +153,19 @@ func (s *stack) startNGINX(ctx context.Context, name, mode string, workers int, 
 // afterwards each request only decrypts and checks its cookie session, and
 // the access token outlives the run, so no request reaches the provider.
 func (s *stack) startOAuth2Proxy(ctx context.Context, bin string) (*process, string, string, error) {
-	addr, err := freeAddr()
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		return nil, "", "", err
 	}
-	idpLn, err := devidp.ListenLoopback("127.0.0.1:0", false)
-	if err != nil {
-		return nil, "", "", err
-	}
-	issuer := "http://" + idpLn.Addr().String()
 	callback := "http://" + addr + "/oauth2/callback"
 	const clientID, secret = "oauth2-proxy", "bench-client-secret-0123456789abcdef"
-	idp, err := devidp.New(devidp.Options{
-		Issuer:         issuer,
+	issuer, err := s.StartIdP(devidp.Options{
 		Clients:        []devidp.Client{{ID: clientID, Secret: secret, RedirectURIs: []string{callback}}},
 		AccessTokenTTL: 2 * time.Hour,
 	})
 	if err != nil {
-		idpLn.Close()
 		return nil, "", "", err
 	}
-	idpSrv := &http.Server{Handler: idp.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go idpSrv.Serve(idpLn)
-	s.onStop(func() { idpSrv.Close() })
 
 	cmd := exec.Command(bin,
 		"--http-address="+addr,
@@ -347,25 +182,18 @@ func (s *stack) startOAuth2Proxy(ctx context.Context, bin string) (*process, str
 		"--request-logging=false", "--auth-logging=false",
 	)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	p, err := s.start("oauth2-proxy", cmd)
+	p, err := s.Start("oauth2-proxy", cmd, 10*time.Second)
 	if err != nil {
 		return nil, "", "", err
 	}
-	if err := waitFor(ctx, p, "not ready", func() bool {
-		resp, err := http.Get("http://" + addr + "/ping")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}); err != nil {
+	if err := p.WaitFor(ctx, "not ready", func() bool { return harness.Ready("http://" + addr + "/ping") }); err != nil {
 		return nil, "", "", err
 	}
 	cookie, err := loginOAuth2Proxy(ctx, "http://"+addr)
 	if err != nil {
 		return nil, "", "", fmt.Errorf("oauth2-proxy: logging in through the development IdP: %w", err)
 	}
-	return p, addr, cookie, nil
+	return &process{Process: p}, addr, cookie, nil
 }
 
 var (
@@ -471,22 +299,4 @@ func probe(addr string, headers [][2]string) (int, error) {
 		return 0, fmt.Errorf("answer %q, want the API's %q", body, apiAnswer)
 	}
 	return resp.StatusCode, nil
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

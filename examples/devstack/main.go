@@ -54,6 +54,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/examples/devidp"
 	"github.com/tokenhandler/tokenhandler/examples/spa"
 	"github.com/tokenhandler/tokenhandler/internal/daemon"
+	"github.com/tokenhandler/tokenhandler/internal/harness"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/proxy"
 )
@@ -372,10 +373,8 @@ revocation: {feed: %q}
 	s.stops = append(s.stops, func(ctx context.Context) { spaSrv.Shutdown(ctx) })
 
 	// Ready when the agent has the provider's metadata.
-	for deadline := time.Now().Add(10 * time.Second); !agentSrv.Agent.Ready(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			return nil, errors.New("the OAuth Agent could not load the development OpenID Provider's metadata")
-		}
+	if err := harness.Wait(context.Background(), 10*time.Second, 20*time.Millisecond, "the OAuth Agent did not load the development OpenID Provider's metadata", agentSrv.Agent.Ready); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -1,7 +1,8 @@
 // Package bintest runs a command's real binary in its black-box tests: it
 // builds the binary once per test process (with the race detector when the
 // tests run with it), runs it to completion or starts it in the background,
-// and signals it, waits for it and reads its stderr. Only tests import it.
+// and signals it, waits for it and reads its stderr. Only tests and
+// internal/harness (for PickPorts and Buffer) import it.
 package bintest
 
 import (

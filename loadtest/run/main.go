@@ -107,7 +107,7 @@ func runScript(ctx context.Context, o options, stdout, stderr io.Writer) (err er
 	st, err = startStack(ctx, o, proxies, stdout)
 	defer func() {
 		if st != nil {
-			st.stop(stdout, o.verbose || err != nil)
+			st.Stop(stdout, o.verbose || err != nil)
 		}
 	}()
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/internal/harness"
 )
 
 // issuer signs the load tests' access tokens (RS256, RFC 9068 shape) and
@@ -136,11 +138,11 @@ func (s *stack) mintSessions(ctx context.Context, bin string, iss *issuer) error
 			// the longest run.
 			id := fmt.Sprintf("%x", sessionID())
 			v2 := []string{"-session", id, "-issuer", iss.url, "-sub", sub}
-			at, err := thctlIn(ctx, bin, key, tok, append([]string{"seal", "-purpose", "at"}, v2...)...)
+			at, err := harness.Thctl(ctx, bin, key, tok, append([]string{"seal", "-purpose", "at"}, v2...)...)
 			if err != nil {
 				return err
 			}
-			csrfCookie, err := thctlIn(ctx, bin, key, csrf, append([]string{"seal", "-purpose", "csrf"}, v2...)...)
+			csrfCookie, err := harness.Thctl(ctx, bin, key, csrf, append([]string{"seal", "-purpose", "csrf"}, v2...)...)
 			if err != nil {
 				return err
 			}
@@ -156,6 +158,6 @@ func (s *stack) mintSessions(ctx context.Context, bin string, iss *issuer) error
 	if err != nil {
 		return err
 	}
-	s.sessions = filepath.Join(s.dir, "sessions.json")
+	s.sessions = filepath.Join(s.Dir, "sessions.json")
 	return os.WriteFile(s.sessions, b, 0o600)
 }

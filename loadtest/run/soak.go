@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tokenhandler/tokenhandler/internal/harness"
 	"github.com/tokenhandler/tokenhandler/metrics"
 )
 
@@ -61,8 +62,8 @@ func soak(ctx context.Context, st *stack, o options, stdout, stderr io.Writer) e
 		"SLOW_MS":       strconv.Itoa(int(st.api.slow.Milliseconds())),
 	}, stdout, stderr)
 	fmt.Fprintf(stdout, "loadtest: k6 run loadtest/soak.js against %s for %s; rotation at %s, SIGTERM to %s at %s\n",
-		st.nginxURL, d, rotateAt, a.name, termAt)
-	idle := map[*proxyProc]int64{a: rss(a.pid()), b: rss(b.pid())}
+		st.nginxURL, d, rotateAt, a.Name, termAt)
+	idle := map[*proxyProc]int64{a: rss(a.Pid()), b: rss(b.Pid())}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -96,13 +97,13 @@ func soak(ctx context.Context, st *stack, o options, stdout, stderr io.Writer) e
 	peak := &rssPeak{max: map[int]int64{}}
 	stopSampling := make(chan struct{})
 	var sampling sync.WaitGroup
-	sampling.Go(func() { peak.sample([]int{a.pid(), b.pid()}, stopSampling) })
+	sampling.Go(func() { peak.sample([]int{a.Pid(), b.Pid()}, stopSampling) })
 
 	start := map[*proxyProc]int64{}
 	if until(warm) {
-		start[a], start[b] = rss(a.pid()), rss(b.pid())
+		start[a], start[b] = rss(a.Pid()), rss(b.Pid())
 		fmt.Fprintf(stdout, "loadtest: RSS after %s warm-up: %s %s (idle before k6: %s), %s %s (idle: %s)\n",
-			warm, a.name, mib(start[a]), mib(idle[a]), b.name, mib(start[b]), mib(idle[b]))
+			warm, a.Name, mib(start[a]), mib(idle[a]), b.Name, mib(start[b]), mib(idle[b]))
 	}
 
 	if until(rotateAt) {
@@ -116,12 +117,12 @@ func soak(ctx context.Context, st *stack, o options, stdout, stderr io.Writer) e
 
 	var endA int64
 	if until(termAt) {
-		endA = rss(a.pid())
+		endA = rss(a.Pid())
 		inFlight, err := st.drain(ctx, a, st.api.counts[0], o.direct, stdout, t0)
 		if err != nil {
 			fail("SIGTERM drain: %v", err)
 		} else if inFlight == 0 {
-			fail("SIGTERM drain: no slow request was in flight through %s", a.name)
+			fail("SIGTERM drain: no slow request was in flight through %s", a.Name)
 		}
 	}
 
@@ -132,18 +133,18 @@ func soak(ctx context.Context, st *stack, o options, stdout, stderr io.Writer) e
 			k6Err = <-k6Done
 		}
 	}
-	endB := rss(b.pid())
+	endB := rss(b.Pid())
 	close(stopSampling)
 	sampling.Wait()
 
 	fmt.Fprintf(stdout, "loadtest: RSS %s: start %s, end %s (%+.1f MiB), peak %s\n",
-		b.name, mib(start[b]), mib(endB), float64(endB-start[b])/(1<<20), mib(peak.of(b.pid())))
+		b.Name, mib(start[b]), mib(endB), float64(endB-start[b])/(1<<20), mib(peak.of(b.Pid())))
 	fmt.Fprintf(stdout, "loadtest: RSS %s: start %s, before SIGTERM %s, peak %s\n",
-		a.name, mib(start[a]), mib(endA), mib(peak.of(a.pid())))
+		a.Name, mib(start[a]), mib(endA), mib(peak.of(a.Pid())))
 	if start[b] == 0 || endB == 0 {
-		fail("RSS of %s not read (start %d, end %d)", b.name, start[b], endB)
+		fail("RSS of %s not read (start %d, end %d)", b.Name, start[b], endB)
 	} else if endB > start[b]+o.rssBound {
-		fail("RSS of %s grew from %s to %s, more than %s", b.name, mib(start[b]), mib(endB), mib(o.rssBound))
+		fail("RSS of %s grew from %s to %s, more than %s", b.Name, mib(start[b]), mib(endB), mib(o.rssBound))
 	}
 	if k6Err != nil {
 		failures = append(failures, fmt.Errorf("k6 soak: %w (exit 99 means a threshold failed)", k6Err))
@@ -162,7 +163,7 @@ func (s *stack) rotate(ctx context.Context) error {
 	oldSess, newSess := f.Sessions[0], f.Rotated[0]
 	for _, p := range s.proxies {
 		if code, err := probe(ctx, p.addr, newSess); err != nil || code != http.StatusUnauthorized {
-			return fmt.Errorf("%s: before the rotation a new-key cookie got %d (%v), want 401", p.name, code, err)
+			return fmt.Errorf("%s: before the rotation a new-key cookie got %d (%v), want 401", p.Name, code, err)
 		}
 		before, err := reloads(p.metrics)
 		if err != nil {
@@ -174,30 +175,29 @@ func (s *stack) rotate(ctx context.Context) error {
 		}
 		oldLine := fmt.Sprintf(`encryption_keys: ["%s"]`, s.oldKey)
 		if !bytes.Contains(conf, []byte(oldLine)) {
-			return fmt.Errorf("%s: keys not found in %s", p.name, p.conf)
+			return fmt.Errorf("%s: keys not found in %s", p.Name, p.conf)
 		}
 		conf = bytes.Replace(conf, []byte(oldLine), fmt.Appendf(nil, `encryption_keys: ["%s", "%s"]`, s.newKey, s.oldKey), 1)
 		if err := os.WriteFile(p.conf, conf, 0o600); err != nil {
 			return err
 		}
-		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		if err := p.Signal(syscall.SIGHUP); err != nil {
 			return err
 		}
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var readErr error
+		if err := harness.Wait(ctx, 5*time.Second, 20*time.Millisecond, "no successful reload after SIGHUP", func() bool {
 			n, err := reloads(p.metrics)
-			if err != nil {
-				return err
-			}
-			if n > before {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("%s: no successful reload within 5 s of SIGHUP: %s", p.name, p.log.String())
-			}
+			readErr = err
+			return err != nil || n > before
+		}); err != nil {
+			return fmt.Errorf("%s: %w: %s", p.Name, err, p.Log())
+		}
+		if readErr != nil {
+			return readErr
 		}
 		for _, ss := range []session{newSess, oldSess} {
 			if code, err := probe(ctx, p.addr, ss); err != nil || code != http.StatusOK {
-				return fmt.Errorf("%s: after the rotation a cookie got %d (%v), want 200", p.name, code, err)
+				return fmt.Errorf("%s: after the rotation a cookie got %d (%v), want 200", p.Name, code, err)
 			}
 		}
 	}
@@ -235,28 +235,28 @@ func (s *stack) drain(ctx context.Context, p *proxyProc, c *apiCounts, direct bo
 		if inFlight, completed = c.snapshot(); inFlight == 0 {
 			return 0, nil
 		}
-		fmt.Fprintf(w, "loadtest: t=%s NGINX reloaded without %s\n", time.Since(t0).Round(100*time.Millisecond), p.name)
+		fmt.Fprintf(w, "loadtest: t=%s NGINX reloaded without %s\n", time.Since(t0).Round(100*time.Millisecond), p.Name)
 	}
 	sent := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		return inFlight, err
 	}
 	select {
-	case <-p.exited:
+	case <-p.Exited():
 	case <-time.After(30 * time.Second):
-		return inFlight, fmt.Errorf("%s did not exit within 30 s of SIGTERM", p.name)
+		return inFlight, fmt.Errorf("%s did not exit within 30 s of SIGTERM", p.Name)
 	case <-ctx.Done():
 		return inFlight, ctx.Err()
 	}
 	took := time.Since(sent)
 	_, done := c.snapshot()
 	fmt.Fprintf(w, "loadtest: t=%s SIGTERM to %s with %d slow requests in flight through it: exited (%v) after %s, %d slow requests completed meanwhile\n",
-		sent.Sub(t0).Round(100*time.Millisecond), p.name, inFlight, exitStatus(p.exitErr), took.Round(10*time.Millisecond), done-completed)
-	if p.exitErr != nil {
-		return inFlight, fmt.Errorf("%s exited with %v after SIGTERM, want 0: %s", p.name, p.exitErr, p.log.String())
+		sent.Sub(t0).Round(100*time.Millisecond), p.Name, inFlight, exitStatus(p.ExitErr()), took.Round(10*time.Millisecond), done-completed)
+	if err := p.ExitErr(); err != nil {
+		return inFlight, fmt.Errorf("%s exited with %v after SIGTERM, want 0: %s", p.Name, err, p.Log())
 	}
 	if done-completed < inFlight {
-		return inFlight, fmt.Errorf("%s: %d slow requests in flight at SIGTERM, only %d completed", p.name, inFlight, done-completed)
+		return inFlight, fmt.Errorf("%s: %d slow requests in flight at SIGTERM, only %d completed", p.Name, inFlight, done-completed)
 	}
 	return inFlight, nil
 }

@@ -3,18 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -24,7 +22,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/examples/api"
 	"github.com/tokenhandler/tokenhandler/examples/devidp"
-	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/internal/harness"
 	"github.com/tokenhandler/tokenhandler/nginx"
 )
 
@@ -38,7 +36,7 @@ const (
 
 // stack is everything a k6 run talks to, all on loopback.
 type stack struct {
-	dir      string // temporary: binaries, configurations, logs, NGINX's run directory
+	*harness.Stack
 	nginxURL string
 	idpURL   string
 	proxies  []*proxyProc
@@ -47,61 +45,29 @@ type stack struct {
 
 	oldKey, newKey string // hex; the proxies start with [old], the soak rotates to [new, old]
 	sessions       string // the JSON file of minted cookies k6 reads
-
-	mu    sync.Mutex
-	stops []func() // in start order; stop runs them backwards
-	logs  []func() string
-}
-
-func (s *stack) onStop(f func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stops = append(s.stops, f)
-}
-
-// stop stops everything started, newest first, and removes the temporary
-// directory; with logs it prints what the proxies and NGINX logged.
-func (s *stack) stop(w io.Writer, logs bool) {
-	s.mu.Lock()
-	stops := s.stops
-	s.stops = nil
-	s.mu.Unlock()
-	for i := len(stops) - 1; i >= 0; i-- {
-		stops[i]()
-	}
-	if logs {
-		for _, l := range s.logs {
-			if out := strings.TrimSpace(l()); out != "" {
-				fmt.Fprintln(w, out)
-			}
-		}
-	}
-	os.RemoveAll(s.dir)
 }
 
 // startStack builds oauth-proxy and thctl, and starts the identity
 // provider, the agent, the API, n proxies and NGINX. On error the caller
 // still stops what the returned stack holds.
 func startStack(ctx context.Context, o options, n int, w io.Writer) (*stack, error) {
-	dir, err := os.MkdirTemp("", "th-loadtest-")
+	hs, err := harness.New("th-loadtest-")
 	if err != nil {
 		return nil, err
 	}
-	s := &stack{dir: dir}
+	s := &stack{Stack: hs}
 	t0 := time.Now()
-	bin := filepath.Join(dir, "bin")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin+"/", "./cmd/oauth-proxy", "./cmd/thctl")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return s, fmt.Errorf("go build: %v\n%s", err, out)
+	bin, err := s.Build(ctx, "./cmd/oauth-proxy", "./cmd/thctl")
+	if err != nil {
+		return s, err
 	}
 	fmt.Fprintf(w, "loadtest: built oauth-proxy and thctl in %s\n", time.Since(t0).Round(100*time.Millisecond))
 
 	// Keys, made by thctl as an operator would.
-	if s.oldKey, err = thctl(ctx, bin, "", "keygen"); err != nil {
+	if s.oldKey, err = harness.Thctl(ctx, bin, "", "", "keygen"); err != nil {
 		return s, err
 	}
-	if s.newKey, err = thctl(ctx, bin, "", "keygen"); err != nil {
+	if s.newKey, err = harness.Thctl(ctx, bin, "", "", "keygen"); err != nil {
 		return s, err
 	}
 
@@ -110,7 +76,7 @@ func startStack(ctx context.Context, o options, n int, w io.Writer) (*stack, err
 	if err != nil {
 		return s, err
 	}
-	issURL, err := s.serveHTTP("issuer", iss.handler())
+	issURL, err := s.ServeHTTP(nil, iss.handler())
 	if err != nil {
 		return s, err
 	}
@@ -118,32 +84,21 @@ func startStack(ctx context.Context, o options, n int, w io.Writer) (*stack, err
 
 	// The development OpenID Provider and the OAuth Agent, for the
 	// login-plus-refresh flow.
-	idpLn, err := devidp.ListenLoopback("127.0.0.1:0", false)
-	if err != nil {
-		return s, err
-	}
-	s.idpURL = "http://" + idpLn.Addr().String()
 	secret := crypto.GenerateKey() // 32 random bytes; only its hex form is used
 	secretHex := string(secret.AppendHex(nil))
-	idp, err := devidp.New(devidp.Options{
-		Issuer:         s.idpURL,
+	if s.idpURL, err = s.StartIdP(devidp.Options{
 		Clients:        []devidp.Client{{ID: clientID, Secret: secretHex, RedirectURIs: []string{origin + "/"}, PostLogoutRedirectURIs: []string{origin + "/"}}},
 		AccessTokenTTL: 10 * time.Minute,
-	})
-	if err != nil {
-		idpLn.Close()
+	}); err != nil {
 		return s, err
 	}
-	idpSrv := &http.Server{Handler: idp.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go idpSrv.Serve(idpLn)
-	s.onStop(func() { idpSrv.Close() })
 
 	agentSrv, err := startAgent(s.idpURL, secretHex, s.oldKey)
 	if err != nil {
 		return s, err
 	}
 	go agentSrv.Serve()
-	s.onStop(func() {
+	s.OnStop(func() {
 		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		agentSrv.Shutdown(c)
@@ -160,7 +115,7 @@ func startStack(ctx context.Context, o options, n int, w io.Writer) (*stack, err
 	}
 	s.api = &upstream{minted: minted.Handler, idp: fromIdP.Handler, slow: 2 * time.Second}
 	for i := range n {
-		addr, err := s.api.listen(s.onStop)
+		addr, err := s.ServeFast(s.api.handler())
 		if err != nil {
 			return s, err
 		}
@@ -179,10 +134,8 @@ func startStack(ctx context.Context, o options, n int, w io.Writer) (*stack, err
 	if err := s.startNGINX(ctx, o.workers, agentSrv.Addr().String(), proxyAddrs); err != nil {
 		return s, err
 	}
-	for deadline := time.Now().Add(10 * time.Second); !agentSrv.Agent.Ready(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			return s, errors.New("the OAuth Agent could not load the development OpenID Provider's metadata")
-		}
+	if err := harness.Wait(ctx, 10*time.Second, 20*time.Millisecond, "the OAuth Agent did not load the development OpenID Provider's metadata", agentSrv.Agent.Ready); err != nil {
+		return s, err
 	}
 
 	// The cookies k6 sends: minted with thctl from ~1 KiB access tokens.
@@ -234,57 +187,10 @@ func startAgent(issuer, secret, keyHex string) (*agent.Server, error) {
 	return agent.NewServer(cfg, zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Str("service", "oauth-agent").Logger())
 }
 
-// serveHTTP serves h on a free loopback port until the stack stops and
-// returns its URL.
-func (s *stack) serveHTTP(name string, h http.Handler) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", name, err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	s.onStop(func() { srv.Close() })
-	return "http://" + ln.Addr().String(), nil
-}
-
-// thctl runs the thctl binary with args, key (hex) in TH_ENCRYPTION_KEYS
-// when not empty, and returns its output without the trailing newline.
-func thctl(ctx context.Context, bin, key string, args ...string) (string, error) {
-	return thctlIn(ctx, bin, key, "", args...)
-}
-
-func thctlIn(ctx context.Context, bin, key, stdin string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "thctl"), args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	if key != "" {
-		cmd.Env = append(cmd.Env, "TH_ENCRYPTION_KEYS="+key)
-	}
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("thctl %s: %v: %s", args[0], err, strings.TrimSpace(errOut.String()))
-	}
-	return strings.TrimSuffix(out.String(), "\n"), nil
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago,
-// from below the ephemeral range (bintest.PickPorts says why).
-func freeAddr() (string, error) {
-	ports, err := bintest.PickPorts(1)
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("127.0.0.1:%d", ports[0]), nil
-}
-
 // proxyProc is one oauth-proxy process.
 type proxyProc struct {
-	name, addr, metrics, conf string
-	cmd                       *exec.Cmd
-	exited                    chan struct{} // closed when it has exited; then exitErr is set
-	exitErr                   error
-	log                       *lockedBuffer
+	*harness.Process
+	addr, metrics, conf string
 }
 
 // proxyConfig is an oauth-proxy configuration file with keys (hex, the
@@ -315,113 +221,48 @@ func (s *stack) startProxy(ctx context.Context, bin, name, apiAddr string) (*pro
 }
 
 func (s *stack) tryProxy(ctx context.Context, bin, name, apiAddr string) (*proxyProc, error) {
-	addr, err := freeAddr()
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	metrics, err := freeAddr()
+	metrics, err := harness.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	p := &proxyProc{name: name, addr: addr, metrics: metrics, conf: filepath.Join(s.dir, name+".yaml"),
-		exited: make(chan struct{}), log: &lockedBuffer{}}
+	p := &proxyProc{addr: addr, metrics: metrics, conf: filepath.Join(s.Dir, name+".yaml")}
 	if err := os.WriteFile(p.conf, proxyConfig(addr, metrics, apiAddr, s.oldKey), 0o600); err != nil {
 		return nil, err
 	}
-	p.cmd = exec.Command(filepath.Join(bin, "oauth-proxy"), "-config", p.conf)
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches the orchestrator, which stops it
-	if err := p.cmd.Start(); err != nil {
+	cmd := exec.Command(filepath.Join(bin, "oauth-proxy"), "-config", p.conf)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	// The grace outlasts the proxy's timeouts.shutdown (proxyConfig).
+	if p.Process, err = s.Start(name, cmd, 25*time.Second); err != nil {
 		return nil, err
 	}
-	go func() {
-		p.exitErr = p.cmd.Wait()
-		close(p.exited)
-	}()
-	stopped := func() {
-		select {
-		case <-p.exited:
-			return
-		default:
-		}
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(25 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		select {
-		case <-p.exited:
-			return nil, fmt.Errorf("%s exited at start (%v): %s", name, p.exitErr, p.log.String())
-		case <-ctx.Done():
-			stopped()
-			return nil, ctx.Err()
-		default:
-		}
-		if resp, err := http.Get("http://" + metrics + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			stopped()
-			return nil, fmt.Errorf("%s not ready within 10 s: %s", name, p.log.String())
-		}
+	if err := p.WaitFor(ctx, "not ready", func() bool { return harness.Ready("http://" + metrics + "/readyz") }); err != nil {
+		p.Stop()
+		return nil, err
 	}
 	// proxyConfig writes the settings as contract §7 spells them; a
 	// deprecation warning (logged at warn before serving) means it fell
 	// behind, and a load test of a configuration nobody should write.
-	if out := p.log.String(); strings.Contains(out, "deprecated") {
-		stopped()
+	if out := p.Log(); strings.Contains(out, "deprecated") {
+		p.Stop()
 		return nil, fmt.Errorf("%s logged a deprecated setting: %s", name, out)
 	}
-	s.onStop(stopped)
-	s.logs = append(s.logs, func() string {
-		if out := strings.TrimSpace(p.log.String()); out != "" {
-			return name + " log:\n" + out
-		}
-		return ""
-	})
 	return p, nil
 }
-
-// pid is the proxy's process id.
-func (p *proxyProc) pid() int { return p.cmd.Process.Pid }
 
 // startNGINX runs NGINX (nginx.Start) in upstream mode in front of the
 // agent and the proxies, in the foreground until the stack stops.
 func (s *stack) startNGINX(ctx context.Context, workers int, agentAddr string, proxies []string) error {
-	bin, err := nginxBinary()
+	n, err := s.StartNGINX(ctx, "nginx", nginx.ModeUpstream, nginx.Params{WorkerProcesses: workers,
+		Agents: []string{agentAddr}, Proxies: proxies, CookiePrefix: cookiePrefix})
 	if err != nil {
 		return err
 	}
-	runDir := filepath.Join(s.dir, "nginx")
-	if err := os.Mkdir(runDir, 0o755); err != nil {
-		return err
-	}
-	n, err := nginx.Start(ctx, bin, nginx.ModeUpstream, nginx.Params{RunDir: runDir, WorkerProcesses: workers,
-		Listen: "127.0.0.1:0", Agents: []string{agentAddr}, Proxies: proxies, CookiePrefix: cookiePrefix})
-	if err != nil {
-		return err
-	}
-	s.onStop(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n.Stop(ctx)
-	})
 	s.nginx = &nginxProc{n}
 	s.nginxURL = "http://" + n.Addr()
-	s.logs = append(s.logs, func() string {
-		if l := n.Log(); l != "" {
-			return "nginx error.log:\n" + l
-		}
-		return ""
-	})
 	return nil
 }
 
@@ -440,20 +281,15 @@ func (n *nginxProc) reload(proxies []string) error {
 	if err := n.Reload(p); err != nil {
 		return err
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	return harness.Wait(context.Background(), 10*time.Second, 10*time.Millisecond, "nginx: no new worker after SIGHUP", func() bool {
 		fresh := 0
 		for _, pid := range childWorkers(n.Pid(), true) {
-			if !slicesContains(old, pid) {
+			if !slices.Contains(old, pid) {
 				fresh++
 			}
 		}
-		if fresh >= max(1, p.WorkerProcesses) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return errors.New("nginx: no new worker within 10 s of SIGHUP")
-		}
-	}
+		return fresh >= max(1, p.WorkerProcesses)
+	})
 }
 
 // childWorkers lists the PIDs of master's worker processes; with active,
@@ -491,41 +327,6 @@ func childWorkers(master int, active bool) []int {
 	return pids
 }
 
-func slicesContains(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-// nginxBinary finds NGINX (nginx.Binary).
-func nginxBinary() (string, error) {
-	if p, err := nginx.Binary(); err == nil {
-		return p, nil
-	}
-	return "", errors.New("nginx not found: apt-get install -y nginx (or set NGINX=/path/to/nginx)")
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // upstream is the API the proxies route /api/ to: the demo API (examples/api)
 // for tokens of the load-test issuer, the same API trusting the
 // development IdP under /api/idp/, and under /api/slow/ the demo API after a
@@ -551,40 +352,29 @@ func (c *apiCounts) snapshot() (inFlight, completed int) {
 	return c.inFlight, c.completed
 }
 
-// listen serves the API for proxy i on a free loopback port.
-func (u *upstream) listen(onStop func(func())) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
+// handler is the API for one proxy, with counts of its own.
+func (u *upstream) handler() fasthttp.RequestHandler {
 	c := &apiCounts{}
 	u.counts = append(u.counts, c)
-	srv := &fasthttp.Server{
-		NoDefaultServerHeader: true,
-		ReadBufferSize:        16 << 10,
-		Handler: func(ctx *fasthttp.RequestCtx) {
-			path := ctx.Path()
-			switch {
-			case bytes.HasPrefix(path, []byte("/api/idp/")):
-				u.idp(ctx)
-			case bytes.HasPrefix(path, []byte("/api/slow/")):
-				c.mu.Lock()
-				c.inFlight++
-				c.mu.Unlock()
-				time.Sleep(u.slow)
-				// /api/slow/x is the demo API's /api/x, late.
-				ctx.URI().SetPathBytes(append([]byte("/api/"), path[len("/api/slow/"):]...))
-				u.minted(ctx)
-				c.mu.Lock()
-				c.inFlight--
-				c.completed++
-				c.mu.Unlock()
-			default:
-				u.minted(ctx)
-			}
-		},
+	return func(ctx *fasthttp.RequestCtx) {
+		path := ctx.Path()
+		switch {
+		case bytes.HasPrefix(path, []byte("/api/idp/")):
+			u.idp(ctx)
+		case bytes.HasPrefix(path, []byte("/api/slow/")):
+			c.mu.Lock()
+			c.inFlight++
+			c.mu.Unlock()
+			time.Sleep(u.slow)
+			// /api/slow/x is the demo API's /api/x, late.
+			ctx.URI().SetPathBytes(append([]byte("/api/"), path[len("/api/slow/"):]...))
+			u.minted(ctx)
+			c.mu.Lock()
+			c.inFlight--
+			c.completed++
+			c.mu.Unlock()
+		default:
+			u.minted(ctx)
+		}
 	}
-	go srv.Serve(ln)
-	onStop(func() { srv.Shutdown() })
-	return ln.Addr().String(), nil
 }

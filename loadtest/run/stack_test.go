@@ -9,6 +9,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/internal/harness"
 )
 
 // TestStartProxy: the proxy of a load test starts from proxyConfig's file
@@ -25,8 +26,8 @@ func TestStartProxy(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(filepath.Dir(path)) })
 	t.Chdir(wd)
 
-	s := &stack{dir: t.TempDir(), oldKey: string(crypto.GenerateKey().AppendHex(nil))}
-	defer s.stop(io.Discard, false)
+	s := &stack{Stack: &harness.Stack{Dir: t.TempDir()}, oldKey: string(crypto.GenerateKey().AppendHex(nil))}
+	defer s.Stop(io.Discard, false)
 	api := bintest.FreeTCPAddr(t)
 	p, err := s.startProxy(context.Background(), filepath.Dir(path), "proxy-a", api)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -328,25 +327,6 @@ func TestRefreshResult(t *testing.T) {
 	})
 }
 
-// syncWriter is a log destination that Follow's goroutine and the test may
-// share.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // TestPoisonedStoreKeepsFollowing: malformed hash fields and junk messages
 // (a bad write, another version, someone with write access) are skipped
 // and counted, logged once a minute at most; a follower that was running
@@ -356,7 +336,7 @@ func (w *syncWriter) String() string {
 func TestPoisonedStoreKeepsFollowing(t *testing.T) {
 	srv := redistest.Start(t)
 	w, running, fresh := newStore(t, srv.Addr), newStore(t, srv.Addr), newStore(t, srv.Addr)
-	var logs syncWriter
+	var logs bintest.Buffer
 	fresh.Log = zerolog.New(&logs)
 	ctx := context.Background()
 	setA := follow(t, running)

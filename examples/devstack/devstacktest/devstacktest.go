@@ -19,7 +19,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -70,7 +69,7 @@ type Stack struct {
 	cfg    Config
 	cmd    *exec.Cmd
 	pty    *os.File // the terminal's master side, or nil
-	out    buffer
+	out    bintest.Buffer
 	read   chan struct{} // closed when the output has been read to its end
 	exited chan struct{} // closed when make has exited; err is then set
 	err    error
@@ -358,22 +357,4 @@ func ioctl(f *os.File, req uintptr, arg unsafe.Pointer) error {
 		return errno
 	}
 	return nil
-}
-
-// buffer is a bytes.Buffer safe for one writer and concurrent readers.
-type buffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
