@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -184,11 +183,11 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	if c.RedirectURI == "" {
 		return nil, settings.Errorf("redirect_uri", "is required, as http://www.example.localhost:3000/")
 	}
-	if err := checkURL("redirect_uri", c.RedirectURI, false); err != nil {
+	if err := checkURL("redirect_uri", c.RedirectURI, settings.URLRule{}); err != nil {
 		return nil, err
 	}
 	if c.PostLogoutRedirectURI != "" {
-		if err := checkURL("post_logout_redirect_uri", c.PostLogoutRedirectURI, false); err != nil {
+		if err := checkURL("post_logout_redirect_uri", c.PostLogoutRedirectURI, settings.URLRule{}); err != nil {
 			return nil, err
 		}
 	}
@@ -277,7 +276,8 @@ func (f *fileConfig) checkAuthorizationServer() error {
 		// Even with every endpoint given, ID tokens are checked against it.
 		return settings.Errorf("issuer", "is required: ID tokens are verified against it")
 	}
-	if err := checkURL("issuer", f.Issuer, true); err != nil {
+	// OpenID Connect Discovery 1.0 §3: https, no query.
+	if err := checkURL("issuer", f.Issuer, settings.URLRule{NoQuery: true, HTTPSUnlessLoopback: true}); err != nil {
 		return err
 	}
 	for _, e := range []struct{ setting, value string }{
@@ -290,65 +290,22 @@ func (f *fileConfig) checkAuthorizationServer() error {
 		{"revocation_endpoint", f.RevocationEndpoint},
 	} {
 		if e.value != "" {
-			if err := checkURL(e.setting, e.value, false); err != nil {
-				return err
-			}
 			// The token endpoint gets the client secret, the others the
 			// user's tokens: https, but on the local machine.
-			if u, _ := url.Parse(e.value); u.Scheme != "https" && !isLoopbackName(u.Hostname()) {
-				return settings.Errorf(e.setting, "%q must use https (http only for localhost, 127.0.0.1, ::1 and *.localhost)", e.value)
+			if err := checkURL(e.setting, e.value, settings.URLRule{HTTPSUnlessLoopback: true}); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
 }
 
-// checkURL accepts an absolute http or https URL with a host and no
-// fragment (RFC 6749 §3.1, §3.1.2). An issuer also has no query, and uses
-// https unless its host is the local machine (OpenID Connect Discovery 1.0
-// §3; *.localhost resolves to loopback, RFC 6761 §6.3).
-func checkURL(setting, s string, issuer bool) error {
-	// '@' would come with user information, maybe a password: refuse it
-	// before any message quotes s.
-	if strings.Contains(s, "@") {
-		return settings.Errorf(setting, `must not contain "@": user information is not allowed`)
-	}
-	if settings.HasSpaceOrControl(s) {
-		return settings.Errorf(setting, "%q must not contain whitespace or control characters", s)
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return settings.Errorf(setting, "%q is not a valid URL: %w", s, settings.URLErrorReason(err))
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return settings.Errorf(setting, "%q must be an absolute http or https URL", s)
-	case u.Opaque != "" || u.Hostname() == "":
-		return settings.Errorf(setting, "%q has no host", s)
-	case u.Fragment != "" || strings.Contains(s, "#"):
-		return settings.Errorf(setting, "%q must not have a fragment", s)
-	}
-	if port := u.Port(); port != "" || strings.HasSuffix(u.Host, ":") {
-		if n, ok := settings.ParsePort(port); !ok || n == 0 {
-			return settings.Errorf(setting, "%q has an invalid port", s)
-		}
-	}
-	if !issuer {
-		return nil
-	}
-	if u.RawQuery != "" || u.ForceQuery {
-		return settings.Errorf(setting, "%q must not have a query", s)
-	}
-	if u.Scheme != "https" && !isLoopbackName(u.Hostname()) {
-		return settings.Errorf(setting, "%q must use https (http only for localhost, 127.0.0.1, ::1 and *.localhost)", s)
+// checkURL checks the URL setting s against rule (RFC 6749 §3.1, §3.1.2).
+func checkURL(setting, s string, rule settings.URLRule) error {
+	if _, err := rule.Check(s); err != nil {
+		return settings.Errorf(setting, "%w", err)
 	}
 	return nil
-}
-
-// isLoopbackName reports whether host names the local machine.
-func isLoopbackName(host string) bool {
-	host = strings.ToLower(host)
-	return host == "localhost" || host == "127.0.0.1" || host == "::1" || strings.HasSuffix(host, ".localhost")
 }
 
 // checkBasePath checks the path the agent's endpoints live under. It is

@@ -1,11 +1,9 @@
 package proxy
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
 	"strings"
 	"time"
 
@@ -409,44 +407,22 @@ func (fr *fileRoute) upstreams(setting string) ([]Upstream, error) {
 	return upstreams, nil
 }
 
-// parseUpstream parses an upstream URL: http or https, a host, an optional
-// port, and nothing else (a path of "/" is tolerated).
+// upstreamRule: http or https, a host, an optional port, and nothing else
+// (a path of "/" is tolerated).
+var upstreamRule = settings.URLRule{NoQuery: true, NoPath: true, Example: "http://host[:port]"}
+
+// parseUpstream parses an upstream URL, filling in the scheme's port.
 func parseUpstream(s string) (Upstream, error) {
-	// Check for '@' first, before any message quotes s: it would come with a
-	// password. Nowhere else in an upstream URL may '@' appear.
-	if strings.Contains(s, "@") {
-		return Upstream{}, errors.New(`must not contain "@": user information is not allowed`)
-	}
-	if settings.HasSpaceOrControl(s) {
-		return Upstream{}, fmt.Errorf("%q must not contain whitespace or control characters", s)
-	}
-	u, err := url.Parse(s)
+	u, err := upstreamRule.Check(s)
 	if err != nil {
-		return Upstream{}, fmt.Errorf("%q is not a valid URL (want http://host[:port]): %w", s, settings.URLErrorReason(err))
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return Upstream{}, fmt.Errorf("%q must be an absolute http or https URL", s)
-	case u.Opaque != "" || u.Hostname() == "":
-		return Upstream{}, fmt.Errorf("%q has no host", s)
-	case u.RawQuery != "" || u.ForceQuery:
-		return Upstream{}, fmt.Errorf("%q must not have a query", s)
-	case u.Fragment != "" || strings.Contains(s, "#"):
-		return Upstream{}, fmt.Errorf("%q must not have a fragment", s)
-	case u.Path != "" && u.Path != "/" || u.RawPath != "":
-		return Upstream{}, fmt.Errorf("%q must not have a path", s)
+		return Upstream{}, err
 	}
 	port := u.Port()
 	if port == "" {
-		if strings.HasSuffix(u.Host, ":") {
-			return Upstream{}, fmt.Errorf("%q has an empty port", s)
-		}
 		port = "80"
 		if u.Scheme == "https" {
 			port = "443"
 		}
-	} else if n, ok := settings.ParsePort(port); !ok || n == 0 {
-		return Upstream{}, fmt.Errorf("%q has an invalid port", s)
 	}
 	return Upstream{
 		Addr: net.JoinHostPort(strings.ToLower(u.Hostname()), port),

@@ -151,7 +151,7 @@ func CheckWebOrigins(setting string, origins []string) error {
 	}
 	for i, o := range origins {
 		itemSetting := fmt.Sprintf("%s[%d]", setting, i)
-		if err := checkWebOrigin(o); err != nil {
+		if _, err := originRule.Check(o); err != nil {
 			return Errorf(itemSetting, "%w", err)
 		}
 		for j := range i {
@@ -163,47 +163,85 @@ func CheckWebOrigins(setting string, origins []string) error {
 	return nil
 }
 
-// checkWebOrigin accepts only scheme://host[:port] with scheme http or https.
-func checkWebOrigin(o string) error {
-	// '@' can only come from user information here; refuse it before any
-	// message quotes o.
-	if strings.Contains(o, "@") {
-		return errors.New(`must not contain "@": user information is not allowed`)
+// originRule is a web origin exactly as a browser sends it in the Origin
+// header (RFC 6454 §6.1).
+var originRule = URLRule{Origin: true, Example: "http://www.example.localhost:3000"}
+
+// URLRule is what a URL setting may hold. Every URL setting is an absolute
+// http or https URL with a host, a port from 1 to 65535 if any, and no user
+// information (a password must never reach a message or a log) or fragment
+// (RFC 6749 §3.1.2 for redirect URIs); a rule narrows that. It may be
+// copied.
+type URLRule struct {
+	NoQuery bool // no query, not even an empty "?"
+	NoPath  bool // no path but "/"
+	// Origin is a web origin as a browser sends it, compared byte for
+	// byte: scheme://host[:port], lower case, no path (not even "/"), no
+	// query, no default port, and not "*" or "null".
+	Origin bool
+	// HTTPSUnlessLoopback allows plain http only to this machine
+	// (localhost, *.localhost, a loopback address: [LoopbackURLs]).
+	HTTPSUnlessLoopback bool
+	// Example, when not "", is what the message about a wrong scheme
+	// suggests, as "http://127.0.0.1:9100".
+	Example string
+}
+
+// Check returns s parsed, or an error saying what s breaks of the rule.
+// The error quotes s, but only once s is known to hold no "@" (user
+// information), and names no setting: callers add it with [Errorf].
+func (r URLRule) Check(s string) (*url.URL, error) {
+	if strings.Contains(s, "@") {
+		return nil, errors.New(`must not contain "@": user information is not allowed`)
+	}
+	noun := "URL"
+	if r.Origin {
+		noun = "origin"
 	}
 	switch {
-	case o == "*" || o == "null":
-		return fmt.Errorf("%q is not allowed: list each trusted origin", o)
-	case HasSpaceOrControl(o):
-		return fmt.Errorf("%q must not contain whitespace or control characters", o)
-	case o != strings.ToLower(o):
-		return fmt.Errorf("%q must be lower case, as browsers send it", o)
+	case r.Origin && (s == "*" || s == "null"):
+		return nil, fmt.Errorf("%q is not allowed: list each trusted origin", s)
+	case HasSpaceOrControl(s):
+		return nil, fmt.Errorf("%q must not contain whitespace or control characters", s)
+	case r.Origin && s != strings.ToLower(s):
+		return nil, fmt.Errorf("%q must be lower case, as browsers send it", s)
 	}
-	u, err := url.Parse(o)
+	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("%q is not a valid origin: %w", o, URLErrorReason(err))
+		return nil, fmt.Errorf("%q is not a valid %s: %w", s, noun, URLErrorReason(err))
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("%q must start with http:// or https://", o)
+		if r.Example != "" {
+			return nil, fmt.Errorf("%q must start with http:// or https://, as %s", s, r.Example)
+		}
+		return nil, fmt.Errorf("%q must start with http:// or https://", s)
 	case u.Opaque != "" || u.Hostname() == "":
-		return fmt.Errorf("%q has no host", o)
-	case u.Path != "" || u.RawPath != "":
-		return fmt.Errorf("%q must not have a path, not even \"/\"", o)
-	case u.RawQuery != "" || u.ForceQuery:
-		return fmt.Errorf("%q must not have a query", o)
-	case u.Fragment != "" || strings.Contains(o, "#"):
-		return fmt.Errorf("%q must not have a fragment", o)
+		return nil, fmt.Errorf("%q has no host", s)
+	case r.Origin && (u.Path != "" || u.RawPath != ""):
+		return nil, fmt.Errorf("%q must not have a path, not even \"/\"", s)
+	case r.NoPath && (u.Path != "" && u.Path != "/" || u.RawPath != ""):
+		return nil, fmt.Errorf("%q must not have a path", s)
+	case (r.NoQuery || r.Origin) && (u.RawQuery != "" || u.ForceQuery):
+		return nil, fmt.Errorf("%q must not have a query", s)
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		return nil, fmt.Errorf("%q must not have a fragment", s)
 	}
 	if port := u.Port(); port != "" || strings.HasSuffix(u.Host, ":") {
 		n, ok := ParsePort(port)
 		switch {
+		case port == "":
+			return nil, fmt.Errorf("%q has an empty port", s)
 		case !ok || n == 0:
-			return fmt.Errorf("%q has an invalid port", o)
-		case u.Scheme == "http" && n == 80, u.Scheme == "https" && n == 443:
-			return fmt.Errorf("%q must leave out the default port, as browsers do", o)
+			return nil, fmt.Errorf("%q has an invalid port", s)
+		case r.Origin && (u.Scheme == "http" && n == 80 || u.Scheme == "https" && n == 443):
+			return nil, fmt.Errorf("%q must leave out the default port, as browsers do", s)
 		}
 	}
-	return nil
+	if r.HTTPSUnlessLoopback && u.Scheme != "https" && !LoopbackURLs(s) {
+		return nil, fmt.Errorf("%q must use https (plain http only to localhost, *.localhost or a loopback address)", s)
+	}
+	return u, nil
 }
 
 // URLErrorReason drops the URL that *url.Error repeats, so that the caller

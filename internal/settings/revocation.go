@@ -1,10 +1,8 @@
 package settings
 
 import (
-	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -130,7 +128,7 @@ func (r Revocation) Parse(setting string) (RevocationSettings, error) {
 		s.StateDir = filepath.Clean(d)
 	}
 	if f := ValueOr(r.Feed, ""); f != "" {
-		if err := checkFeedURL(f); err != nil {
+		if _, err := feedRule.Check(f); err != nil {
 			return s, Errorf(setting+".feed", "%w", err)
 		}
 		s.Feed = strings.TrimSuffix(f, "/")
@@ -143,45 +141,11 @@ func (r Revocation) Parse(setting string) (RevocationSettings, error) {
 	return s, nil
 }
 
-// checkFeedURL accepts https:// with a host, or http:// to a loopback
-// host, and an optional path (a prefix the feed is served under); no user
-// information, query or fragment.
-func checkFeedURL(f string) error {
-	// '@' can only come from user information here; refuse it before any
-	// message quotes f, which could hold a password.
-	if strings.Contains(f, "@") {
-		return errors.New(`must not contain "@": user information is not allowed`)
-	}
-	if HasSpaceOrControl(f) {
-		return fmt.Errorf("%q must not contain whitespace or control characters", f)
-	}
-	u, err := url.Parse(f)
-	if err != nil {
-		return fmt.Errorf("%q is not a valid URL: %w", f, URLErrorReason(err))
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("%q must start with http:// or https://, as http://127.0.0.1:9100 (the agent's metrics_listen)", f)
-	case u.Opaque != "" || u.Hostname() == "":
-		return fmt.Errorf("%q has no host", f)
-	case u.RawQuery != "" || u.ForceQuery:
-		return fmt.Errorf("%q must not have a query", f)
-	case u.Fragment != "" || strings.Contains(f, "#"):
-		return fmt.Errorf("%q must not have a fragment", f)
-	}
-	if port := u.Port(); port != "" || strings.HasSuffix(u.Host, ":") {
-		if n, ok := ParsePort(port); !ok || n == 0 {
-			return fmt.Errorf("%q has an invalid port", f)
-		}
-	}
-	// The feed is not authenticated: whoever answers it decides what the
-	// proxy's list holds (an empty one, say). Plain http is for the
-	// agent's ops listener on this machine; anything else needs https.
-	if u.Scheme == "http" && !LoopbackURLs(f) {
-		return fmt.Errorf("%q: plain http only to a loopback address (the agent on this machine); use https, or store: redis for many machines", f)
-	}
-	return nil
-}
+// feedRule: the feed is not authenticated, and whoever answers it decides
+// what the proxy's list holds (an empty one, say). Plain http is for the
+// agent's ops listener on this machine; anything else needs https. A path
+// is a prefix the feed is served under.
+var feedRule = URLRule{NoQuery: true, HTTPSUnlessLoopback: true, Example: "http://127.0.0.1:9100 (the agent's metrics_listen)"}
 
 // parse checks revocation.redis; setting is its path.
 func (r RedisRevocation) parse(setting string) (RedisSettings, error) {

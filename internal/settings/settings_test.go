@@ -444,7 +444,7 @@ func TestCheckWebOrigins(t *testing.T) {
 		{"no scheme", []string{"www.example.com"}, `o[0]: "www.example.com" must start with http://`},
 		{"no host", []string{"http://"}, `o[0]: "http://" has no host`},
 		{"bad port", []string{"http://b:99999"}, `o[0]: "http://b:99999" has an invalid port`},
-		{"empty port", []string{"http://b:"}, `o[0]: "http://b:" has an invalid port`},
+		{"empty port", []string{"http://b:"}, `o[0]: "http://b:" has an empty port`},
 		{"port 0", []string{"http://b:0"}, `o[0]: "http://b:0" has an invalid port`},
 		{"default port", []string{"https://b:443"}, `o[0]: "https://b:443" must leave out the default port`},
 		{"default http port", []string{"http://b:80"}, `o[0]: "http://b:80" must leave out the default port`},
