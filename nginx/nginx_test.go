@@ -34,6 +34,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/proxy"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -635,8 +636,8 @@ func TestUnreachable(t *testing.T) {
 	} {
 		in := startNGINX(t, tc.mode, tc.p)
 		resp := do(t, client, in.url, request{method: "GET", path: "/api/x", headers: [][2]string{trusted(), cookie("example-at=" + c)}})
-		if resp.status != 502 || resp.body != badGatewayBody || resp.header.Get("Content-Type") != "application/json" {
-			t.Errorf("%s: %d %q (%s), want 502 %s", tc.name, resp.status, resp.body, resp.header.Get("Content-Type"), badGatewayBody)
+		if resp.status != 502 || resp.body != string(proxy.ErrorBody(502)) || resp.header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s: %d %q (%s), want 502 %s", tc.name, resp.status, resp.body, resp.header.Get("Content-Type"), proxy.ErrorBody(502))
 		}
 	}
 }
@@ -1001,8 +1002,8 @@ func TestUnixSocket(t *testing.T) {
 				t.Errorf("the API got Cookie %q, want none", r.Header.Get("Cookie"))
 			}
 			resp = do(t, client, in.url, request{method: "GET", path: "/api/x", headers: [][2]string{hdr("Host", apiHost), trusted()}})
-			if resp.status != 401 || resp.body != unauthorizedBody {
-				t.Errorf("GET without a cookie: %d %q, want 401 %s", resp.status, resp.body, unauthorizedBody)
+			if resp.status != 401 || resp.body != string(proxy.ErrorBody(401)) {
+				t.Errorf("GET without a cookie: %d %q, want 401 %s", resp.status, resp.body, proxy.ErrorBody(401))
 			}
 			if r, _ := a.received(); r != nil {
 				t.Errorf("a request without a cookie reached the API: %s %s", r.Method, r.URL)

@@ -5,8 +5,9 @@
 // Agent too, with /refresh hashed on the refresh-token cookie so that
 // refresh single-flight holds across several agent instances.
 //
-// The package needs only the standard library; nginx/README.md explains
-// every directive of the output.
+// It takes the cookie names from package browser and the JSON error bodies
+// NGINX answers itself from package proxy, so that they cannot drift;
+// nginx/README.md explains every directive of the output.
 package nginx
 
 import (
@@ -21,6 +22,7 @@ import (
 	"text/template"
 
 	"github.com/tokenhandler/tokenhandler/browser"
+	"github.com/tokenhandler/tokenhandler/proxy"
 )
 
 // The modes Render knows.
@@ -116,7 +118,18 @@ type Params struct {
 //go:embed tokenhandler.conf.tmpl
 var templateText string
 
-var tmpl = template.Must(template.New("tokenhandler.conf").Parse(templateText))
+var tmpl = template.Must(template.New("tokenhandler.conf").Funcs(template.FuncMap{"errorBody": errorBody}).Parse(templateText))
+
+// errorBody is the template's {{errorBody 502}}: the proxy's JSON body of
+// that status, so that a browser sees the same answer whichever of NGINX
+// and the proxy gives it. NGINX quotes it in '...'.
+func errorBody(status int) (string, error) {
+	body := string(proxy.ErrorBody(status))
+	if body == "" || strings.ContainsAny(body, `'\$`) {
+		return "", fmt.Errorf("no error body for status %d that NGINX can quote", status)
+	}
+	return body, nil
+}
 
 // stripSteps is how many runs of adjacent token-handler cookies NGINX
 // removes from the Cookie header in auth_request mode, one map each. A
@@ -128,36 +141,21 @@ const stripSteps = 6
 // names derived from them.
 type view struct {
 	Params
-	Mode               string
-	TLS                bool
-	Workers            string
-	CookieNames        string // regular expression of every token-handler cookie name, chunks included
-	RefreshCookie      string // the refresh token cookie's name
-	CSRFHeader         string // x-<prefix>-csrf
-	CSRFHeaderVar      string // $http_x_<prefix>_csrf
-	HeadersBucketSize  int    // proxy_headers_hash_bucket_size: the longest name of proxy_set_header fits
-	StripSteps         []stripStep
-	StripLast          string // the variable of the last step
-	UnauthorizedBody   string
-	BadRequestBody     string
-	BadGatewayBody     string
-	GatewayTimeoutBody string
-	NotFoundBody       string
+	Mode              string
+	TLS               bool
+	Workers           string
+	CookieNames       string // regular expression of every token-handler cookie name, chunks included
+	RefreshCookie     string // the refresh token cookie's name
+	CSRFHeader        string // x-<prefix>-csrf
+	CSRFHeaderVar     string // $http_x_<prefix>_csrf
+	HeadersBucketSize int    // proxy_headers_hash_bucket_size: the longest name of proxy_set_header fits
+	StripSteps        []stripStep
+	StripLast         string // the variable of the last step
 }
 
 // stripStep is one map of the cookie stripping: Out is In without its
 // first run of token-handler cookies.
 type stripStep struct{ In, Out string }
-
-// The JSON bodies of the proxy's errors (proxy/errors.go), so that a browser
-// sees the same answer whichever of NGINX and the proxy gives it.
-const (
-	unauthorizedBody   = `{"code":"unauthorized","message":"Access denied due to missing or invalid credentials"}`
-	badRequestBody     = `{"code":"bad_request","message":"The request could not be parsed"}`
-	badGatewayBody     = `{"code":"upstream_unavailable","message":"The API could not be reached"}`
-	gatewayTimeoutBody = `{"code":"upstream_timeout","message":"The API did not answer in time"}`
-	notFoundBody       = `{"code":"not_found","message":"No API route matches this path"}`
-)
 
 // Render returns the configuration of mode (ModeUpstream, ModeAuthRequest or
 // ModeTLS) for p, or an error that names the first invalid parameter.
@@ -332,8 +330,6 @@ func newView(mode string, p Params) (*view, error) {
 		in = out
 	}
 	v.StripLast = in
-	v.BadRequestBody = badRequestBody
-	v.UnauthorizedBody, v.BadGatewayBody, v.GatewayTimeoutBody, v.NotFoundBody = unauthorizedBody, badGatewayBody, gatewayTimeoutBody, notFoundBody
 	return v, nil
 }
 

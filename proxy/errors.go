@@ -27,6 +27,23 @@ var (
 	errRevocationUnavailable = newAPIError(fasthttp.StatusServiceUnavailable, "revocation_unavailable", "The list of ended sessions is out of date; try again later")
 )
 
+// apiErrors are the proxy's error answers, for ErrorBody.
+var apiErrors = []*apiError{errUnauthorized, errNoRoute, errBadGateway, errGatewayTimeout, errTooLarge, errHeaderTooBig, errBadRequest, errRevocationUnavailable}
+
+// ErrorBody returns the JSON body of the proxy's error answer with this
+// HTTP status, or nil when the proxy has none. The NGINX renderer writes
+// these into the answers NGINX gives itself, so that a browser sees the
+// same answer whichever of NGINX and the proxy gives it. The slice is
+// shared: do not modify it.
+func ErrorBody(status int) []byte {
+	for _, e := range apiErrors {
+		if e.status == status {
+			return e.body
+		}
+	}
+	return nil
+}
+
 // writeError answers with e. The fasthttp server sends no body to HEAD.
 func writeError(ctx *fasthttp.RequestCtx, e *apiError) {
 	ctx.SetStatusCode(e.status)
