@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tokenhandler/tokenhandler/agent/astest"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/metrics"
 )
@@ -34,12 +35,9 @@ func checkNoLeaks(t *testing.T, ignore goleak.Option) {
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections() // the test browsers'
 	opts := append([]goleak.Option{ignore}, leakOptions...)
 	var err error
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if err = goleak.Find(opts...); err == nil {
-			return
-		}
+	if !bintest.Within(5*time.Second, func() bool { err = goleak.Find(opts...); return err == nil }) {
+		t.Error(err)
 	}
-	t.Error(err)
 }
 
 // TestASFaults: whatever the Authorization Server does wrong, each endpoint
@@ -236,28 +234,14 @@ func TestFailuresKeepMemoryFlat(t *testing.T) {
 		}
 	}
 	run(2000)
-	before, goroutines := heapInUse(), runtime.NumGoroutine()
-	run(20_000)
-	after := heapInUse()
-	t.Logf("heap %d KiB before, %d KiB after", before>>10, after>>10)
-	if growth := int64(after) - int64(before); growth > 4<<20 {
-		t.Errorf("the heap grew by %d KiB over 20,000 failing requests", growth>>10)
+	goroutines := runtime.NumGoroutine()
+	// At most 32 bytes per request (640 KiB over the run), six times the
+	// ±5 bytes runs measure: a request that leaves a map entry or a small
+	// struct behind (48 bytes and more with what holds it) fails it.
+	bintest.HeapPerRequest(t, 20_000, 32, run)
+	if !bintest.Within(5*time.Second, func() bool { return runtime.NumGoroutine() <= goroutines+5 }) {
+		t.Errorf("%d goroutines, %d before", runtime.NumGoroutine(), goroutines)
 	}
-	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > goroutines+5 && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > goroutines+5 {
-		t.Errorf("%d goroutines, %d before", n, goroutines)
-	}
-}
-
-// heapInUse returns the live heap after a full collection.
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
 }
 
 // unreadyAgent is an agent serving on loopback that may not have its AS
@@ -293,11 +277,7 @@ func TestCloseReleasesConnections(t *testing.T) {
 	as := astest.New(t, astest.Options{})
 	ignore := goleak.IgnoreCurrent() // the AS's own
 	ta := startUnready(t, testConfig(as))
-	for deadline := time.Now().Add(5 * time.Second); !ta.agent.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the agent did not become ready")
-		}
-	}
+	bintest.Eventually(t, 5*time.Second, "the agent to become ready", ta.agent.Ready)
 	ta.as = as
 	b := ta.spa()
 	ta.login(b)

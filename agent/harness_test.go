@@ -90,12 +90,8 @@ func startAgentWith(t *testing.T, as *astest.Server, change func(*Config)) *test
 	srv := &fasthttp.Server{Handler: a.Handler, ReadBufferSize: 16 << 10}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown() })
-	deadline := time.Now().Add(5 * time.Second)
-	for !a.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatalf("the agent did not load the AS metadata; logs:\n%s", logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !bintest.Within(5*time.Second, a.Ready) {
+		t.Fatalf("the agent did not load the AS metadata within 5s; logs:\n%s", logs.String())
 	}
 	return &testAgent{t: t, as: as, agent: a, cfg: cfg, url: "http://" + ln.Addr().String(), logs: logs, clock: clk}
 }

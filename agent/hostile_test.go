@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
 // TestHostileClients sends malformed, oversized and cross-origin requests to
@@ -42,11 +44,7 @@ func TestHostileClients(t *testing.T) {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	for deadline := time.Now().Add(5 * time.Second); !srv.Agent.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the agent did not become ready")
-		}
-	}
+	bintest.Eventually(t, 5*time.Second, "the agent to become ready", srv.Agent.Ready)
 	post := func(path, headers string) string {
 		return "POST /oauth-agent" + path + " HTTP/1.1\r\nHost: api\r\n" + headers + "Content-Length: 0\r\n\r\n"
 	}

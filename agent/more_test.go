@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/agent/astest"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/metrics"
 )
@@ -132,10 +133,8 @@ func TestStartsWithoutAS(t *testing.T) {
 	go srv.Serve(ln)
 	defer srv.Shutdown()
 	// The agent retries while the AS fails: wait for a second attempt.
-	for deadline := time.Now().Add(5 * time.Second); as.Count("discovery") < 2; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d discovery attempts in 5 s, want retries", as.Count("discovery"))
-		}
+	if !bintest.Within(5*time.Second, func() bool { return as.Count("discovery") >= 2 }) {
+		t.Fatalf("%d discovery attempts in 5 s, want retries", as.Count("discovery"))
 	}
 	if a.Ready() {
 		t.Fatal("ready although discovery fails")
@@ -146,12 +145,8 @@ func TestStartsWithoutAS(t *testing.T) {
 		t.Fatalf("login/start before discovery: %d %s", r.Status, r.Body)
 	}
 	as.Set(func(f *astest.Faults) { f.DiscoveryStatus = 0 })
-	deadline := time.Now().Add(5 * time.Second)
-	for !a.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("never became ready after the AS came back")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !bintest.Within(5*time.Second, a.Ready) {
+		t.Fatal("never became ready within 5 s after the AS came back")
 	}
 	if r := ta.call(b, "POST", "/oauth-agent/login/start", nil); r.Status != 200 {
 		t.Fatalf("login/start after discovery: %d %s", r.Status, r.Body)

@@ -240,11 +240,8 @@ func listen(t *testing.T) net.Listener {
 // still be in the pipe.
 func waitForEvent(t *testing.T, op *optest.Provider, event string) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); op.Count(0, event) == 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Errorf("oidc-provider logged no %q event", event)
-			return
-		}
+	if !bintest.Within(5*time.Second, func() bool { return op.Count(0, event) > 0 }) {
+		t.Errorf("oidc-provider logged no %q event within 5 s", event)
 	}
 }
 
@@ -278,10 +275,8 @@ func startAgent(t *testing.T, cfg *agent.Config) (addr, metricsURL string) {
 		t.Fatal(err)
 	}
 	serve(t, "OAuth Agent", srv.Serve, srv.Shutdown, &logs)
-	for deadline := time.Now().Add(10 * time.Second); !srv.Agent.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the agent did not load the provider's metadata within 10 s:\n%s", logs.String())
-		}
+	if !bintest.Within(10*time.Second, srv.Agent.Ready) {
+		t.Fatalf("the agent did not load the provider's metadata within 10 s:\n%s", logs.String())
 	}
 	if a := srv.MetricsAddr(); a != nil {
 		metricsURL = "http://" + a.String()

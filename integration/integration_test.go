@@ -24,6 +24,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/agent/astest"
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/metrics"
 	"github.com/tokenhandler/tokenhandler/proxy"
@@ -91,11 +92,7 @@ func newStack(t *testing.T, o options) *stack {
 	agentSrv := &fasthttp.Server{Handler: a.Handler, ReadBufferSize: 16 << 10}
 	go agentSrv.Serve(agentLn)
 	t.Cleanup(func() { agentSrv.Shutdown() })
-	for deadline := time.Now().Add(5 * time.Second); !a.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the agent never became ready")
-		}
-	}
+	bintest.Eventually(t, 5*time.Second, "the agent to become ready", a.Ready)
 	s.agentURL = "http://" + agentLn.Addr().String()
 
 	// The proxy, same key.

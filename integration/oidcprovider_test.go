@@ -316,10 +316,8 @@ func startAgentFor(t *testing.T, op *oidcProvider, change func(*agent.Config)) (
 			t.Logf("agent log:\n%s", logs.String())
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); !a.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the agent did not load the OP's metadata within 10s; log:\n%s", logs.String())
-		}
+	if !bintest.Within(10*time.Second, a.Ready) {
+		t.Fatalf("the agent did not load the OP's metadata within 10s; log:\n%s", logs.String())
 	}
 	return ring, "http://" + ln.Addr().String()
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/metrics"
 )
 
@@ -57,10 +58,8 @@ func TestIdleConnectionsParked(t *testing.T) {
 	}
 
 	get()
-	for deadline := time.Now().Add(3 * time.Second); parked() != "1"; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("oauth_proxy_parked_connections %s after 3 s idle, want 1", parked())
-		}
+	if !bintest.Within(3*time.Second, func() bool { return parked() == "1" }) {
+		t.Fatalf("oauth_proxy_parked_connections %s after 3 s idle, want 1", parked())
 	}
 	if !get() {
 		t.Error("the request after parking went over a new connection, want the parked one")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/redistest"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/metrics"
@@ -72,16 +73,6 @@ func (h *harness) apiCall(env *session.Envelope) response {
 	}})
 }
 
-// eventually retries check every 10 ms for up to d.
-func eventually(d time.Duration, check func() bool) bool {
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if check() {
-			return true
-		}
-	}
-	return check()
-}
-
 func (h *harness) gauge(name string) float64 {
 	h.t.Helper()
 	var b strings.Builder
@@ -120,7 +111,7 @@ func TestRevokedSession(t *testing.T) {
 	if _, err := log.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySID, Digest: h.env.SID}); err != nil {
 		t.Fatal(err)
 	}
-	if !eventually(time.Second, func() bool { return h.apiCall(&h.env).status == 401 }) {
+	if !bintest.Within(time.Second, func() bool { return h.apiCall(&h.env).status == 401 }) {
 		t.Fatalf("the revoked session still passes %v after the Revoke", time.Since(revoked))
 	}
 	t.Logf("refused %v after the Revoke", time.Since(revoked))
@@ -150,7 +141,7 @@ func TestRevokedSession(t *testing.T) {
 	if _, err := log.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySub, Digest: sameUser.Sub}); err != nil {
 		t.Fatal(err)
 	}
-	if !eventually(time.Second, func() bool { return h.apiCall(&sameUser).status == 401 }) {
+	if !bintest.Within(time.Second, func() bool { return h.apiCall(&sameUser).status == 401 }) {
 		t.Error("a session of a subject revoked everywhere still passes after 1s")
 	}
 
@@ -188,7 +179,7 @@ func TestFailClosed(t *testing.T) {
 		t.Error("the 503 lacks the CORS headers: the SPA could not read it")
 	}
 	startFeed(t, log, addr)
-	if !eventually(3*time.Second, func() bool { return h.apiCall(&h.env).status == 200 }) {
+	if !bintest.Within(3*time.Second, func() bool { return h.apiCall(&h.env).status == 200 }) {
 		t.Fatal("still refused 3s after the feed came up")
 	}
 	h.srv.Proxy.Now = func() time.Time { return time.Now().Add(11 * time.Second) }
@@ -205,7 +196,7 @@ func TestRevocationReload(t *testing.T) {
 	h := startProxy(t, "\nrevocation: {feed: 'http://"+f.addr+"'}")
 	log.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySID, Digest: h.env.SID})
 	rev := h.srv.Proxy.rev
-	if !eventually(time.Second, func() bool { return rev.set.Len() == 1 }) {
+	if !bintest.Within(time.Second, func() bool { return rev.set.Len() == 1 }) {
 		t.Fatal("the list did not load")
 	}
 	rev.mu.Lock()
@@ -234,7 +225,7 @@ func TestRevocationReload(t *testing.T) {
 		t.Errorf("another feed: Len %d; want 0 and the session served", rev.set.Len())
 	}
 	other.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySID, Digest: h.env.SID})
-	if !eventually(time.Second, func() bool { return h.apiCall(&h.env).status == 401 }) {
+	if !bintest.Within(time.Second, func() bool { return h.apiCall(&h.env).status == 401 }) {
 		t.Error("the new feed's revocation did not arrive within 1s")
 	}
 
@@ -270,7 +261,7 @@ func TestRevokedSessionRedis(t *testing.T) {
 	if _, err := agent.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySID, Digest: h.env.SID, At: time.Now().Unix()}); err != nil {
 		t.Fatal(err)
 	}
-	if !eventually(time.Second, func() bool { return h.apiCall(&h.env).status == 401 }) {
+	if !bintest.Within(time.Second, func() bool { return h.apiCall(&h.env).status == 401 }) {
 		t.Fatalf("the revoked session still passes %v after the Revoke", time.Since(revoked))
 	}
 	t.Logf("refused %v after the Revoke", time.Since(revoked))

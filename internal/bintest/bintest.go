@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -249,17 +250,51 @@ func (p *Process) Eventually(t testing.TB, timeout time.Duration, what string, c
 	})
 }
 
-// Eventually polls cond every 10 ms until it holds or timeout passes; what
-// says what the test waits for.
+// Eventually polls cond every 10 ms until it holds or timeout passes, and
+// fails t otherwise; what says what the test waits for.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !Within(timeout, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
 	}
+}
+
+// Within polls cond every 10 ms until it holds or timeout passes, and
+// reports whether it held: the one polling loop of the tests, for those that
+// fail with a message of their own (a count, a log) or only log.
+func Within(timeout time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return cond()
+		}
+	}
+	return true
+}
+
+// HeapPerRequest runs run(n), n requests, and fails t when the live heap
+// (after full collections) grew by more than maxBytes per request over
+// them; it logs the figure either way. Warm the pools up first: a leak is
+// what grows with the requests, not what the first ones allocate once.
+func HeapPerRequest(t testing.TB, n int, maxBytes float64, run func(n int)) {
+	t.Helper()
+	before := heapInUse()
+	run(n)
+	after := heapInUse()
+	per := float64(int64(after)-int64(before)) / float64(n)
+	t.Logf("heap %d KiB before, %d KiB after %d requests: %.1f bytes per request", before>>10, after>>10, n, per)
+	if per > maxBytes {
+		t.Errorf("the heap grew by %.1f bytes per request over %d requests (%d KiB), want at most %.0f", per, n, (int64(after)-int64(before))>>10, maxBytes)
+	}
+}
+
+// heapInUse returns the live heap after a full collection; the second
+// collection frees what the first one's finalizers released.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
 
 // Buffer is a bytes.Buffer safe for concurrent writes and reads: it

@@ -132,10 +132,8 @@ func get(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: t\r\n\
 // waitParked waits up to 3 s until n connections are parked.
 func waitParked(t *testing.T, pl *parkListener, n int64) {
 	t.Helper()
-	for deadline := time.Now().Add(3 * time.Second); pl.Parked() != n; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections parked, want %d", pl.Parked(), n)
-		}
+	if !bintest.Within(3*time.Second, func() bool { return pl.Parked() == n }) {
+		t.Fatalf("%d connections parked after 3 s, want %d", pl.Parked(), n)
 	}
 }
 

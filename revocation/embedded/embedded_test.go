@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/goleak"
 
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
 	"github.com/tokenhandler/tokenhandler/revocation"
 	"github.com/tokenhandler/tokenhandler/revocation/revocationtest"
@@ -338,16 +339,6 @@ func TestLongPoll(t *testing.T) {
 	}
 }
 
-// waitFor polls cond every 10 ms until it holds or d passes.
-func waitFor(d time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return cond()
-}
-
 func revokedSID(set *revocation.Set, s string, now int64) bool {
 	return set.Revoked(&session.Envelope{SID: session.HashSID(iss, s)}, now)
 }
@@ -358,14 +349,14 @@ func leakCheck(t *testing.T) {
 	t.Cleanup(func() {
 		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 		var err error
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if err = goleak.Find(ignore,
+		if !bintest.Within(5*time.Second, func() bool {
+			err = goleak.Find(ignore,
 				goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
-				goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2")); err == nil {
-				return
-			}
+				goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+			return err == nil
+		}) {
+			t.Error(err)
 		}
-		t.Error(err)
 	})
 }
 
@@ -392,7 +383,7 @@ func TestFollowerResumes(t *testing.T) {
 	set := revocation.NewSet()
 	follow(t, f, set)
 	revoke(t, l, sid("a"))
-	if !waitFor(time.Second, func() bool { return revokedSID(set, "a", now) }) {
+	if !bintest.Within(time.Second, func() bool { return revokedSID(set, "a", now) }) {
 		t.Fatal("the follower did not apply an entry within 1s")
 	}
 
@@ -402,14 +393,14 @@ func TestFollowerResumes(t *testing.T) {
 	revoke(t, l, sid("b")) // while the feed is down
 	syncedBefore := set.Stale(time.Now())
 	_, stop = serve(t, l.Handler(), addr)
-	if !waitFor(3*time.Second, func() bool { return revokedSID(set, "b", now) }) {
+	if !bintest.Within(3*time.Second, func() bool { return revokedSID(set, "b", now) }) {
 		t.Fatal("the follower did not get the entry recorded while the feed was down")
 	}
 	if !revokedSID(set, "a", now) || set.Len() != 2 || set.Seq() != 2 {
 		t.Errorf("after the restart: a revoked %v, Len %d, Seq %d; want true, 2, 2", revokedSID(set, "a", now), set.Len(), set.Seq())
 	}
 	revoke(t, l, sid("c"))
-	if !waitFor(time.Second, func() bool { return revokedSID(set, "c", now) }) {
+	if !bintest.Within(time.Second, func() bool { return revokedSID(set, "c", now) }) {
 		t.Fatal("the follower did not apply an entry within 1s after the restart")
 	}
 	if s := set.Stale(time.Now()); s > syncedBefore+time.Second && s > time.Second {
@@ -432,14 +423,14 @@ func TestFollowerResets(t *testing.T) {
 	f.Wait, f.MaxBackoff = 2*time.Second, 200*time.Millisecond
 	set := revocation.NewSet()
 	follow(t, f, set)
-	if !waitFor(time.Second, func() bool { return revokedSID(set, "old", now) }) {
+	if !bintest.Within(time.Second, func() bool { return revokedSID(set, "old", now) }) {
 		t.Fatal("the follower did not load the list within 1s")
 	}
 	stop()
 	l2 := open(t, "", c)
 	revoke(t, l2, sid("new"))
 	_, stop = serve(t, l2.Handler(), addr)
-	if !waitFor(3*time.Second, func() bool { return revokedSID(set, "new", now) }) {
+	if !bintest.Within(3*time.Second, func() bool { return revokedSID(set, "new", now) }) {
 		t.Fatal("the follower did not follow the new log")
 	}
 	if revokedSID(set, "old", now) || set.Len() != 1 {
@@ -484,7 +475,7 @@ func TestFollowStopsDuringAPoll(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Follow(ctx, set) }()
-	if !waitFor(time.Second, func() bool { return set.Stale(time.Now()) < time.Second }) {
+	if !bintest.Within(time.Second, func() bool { return set.Stale(time.Now()) < time.Second }) {
 		t.Fatal("the follower did not sync")
 	}
 	time.Sleep(50 * time.Millisecond) // into the 5 s wait
@@ -516,7 +507,7 @@ func TestLogFollow(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- l.Follow(ctx, set) }()
 	revoke(t, l, sid("after"))
-	if !waitFor(time.Second, func() bool { return revokedSID(set, "before", now) && revokedSID(set, "after", now) }) {
+	if !bintest.Within(time.Second, func() bool { return revokedSID(set, "before", now) && revokedSID(set, "after", now) }) {
 		t.Fatal("the set did not follow the log within 1s")
 	}
 	cancel()
