@@ -10,13 +10,16 @@ package browser
 
 import (
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"strconv"
 )
 
 // MaxPrefix is the longest cookie.prefix allowed.
 const MaxPrefix = 64
+
+// DefaultPrefix is cookie.prefix when left out: the cookies are example-at,
+// ... and the CSRF header x-example-csrf.
+const DefaultPrefix = "example"
 
 // MaxChunks is the most chunks one cookie value may be split into; with at
 // most 4 KiB per Set-Cookie that is far more than any request header buffer
@@ -112,14 +115,15 @@ var namePrefixes = [...]struct{ setting, name string }{
 }
 
 // ParseNamePrefix parses the setting cookie.name_prefix: none, host or
-// host-http.
+// host-http. Its error names no setting, for the caller to put the name of
+// its own in front (cookie.name_prefix, -name-prefix).
 func ParseNamePrefix(s string) (NamePrefix, error) {
 	for p, v := range namePrefixes {
 		if v.setting == s {
 			return NamePrefix(p), nil
 		}
 	}
-	return 0, fmt.Errorf("browser: cookie name prefix mode must be none, host or host-http, got %q", s)
+	return 0, fmt.Errorf("must be none, host or host-http, got %q", s)
 }
 
 // String returns the setting's spelling: none, host or host-http.
@@ -160,7 +164,7 @@ type Names struct {
 // ("__Host-" or "__Host-Http-"). The prefix is checked by CheckPrefix.
 func NewNames(prefix string, mode NamePrefix) (Names, error) {
 	if err := CheckPrefix(prefix); err != nil {
-		return Names{}, err
+		return Names{}, fmt.Errorf("browser: cookie name prefix: %w", err)
 	}
 	if !mode.valid() {
 		return Names{}, fmt.Errorf("browser: unknown cookie name prefix mode %d", int(mode))
@@ -199,15 +203,16 @@ func (n *Names) Cookies() [slotCount]*Cookie {
 // letters, digits, '-' or '_', so that the prefix is usable in cookie names
 // (RFC 6265 §4.1.1 cookie-name is a token), in the header name x-P-csrf
 // (an RFC 9110 §5.6.2 token) and in NGINX variable names and regular
-// expressions without quoting.
+// expressions without quoting. Its errors name no setting, for the caller
+// to put the name of its own in front (cookie.prefix, -cookie-prefix).
 func CheckPrefix(p string) error {
 	if p == "" || len(p) > MaxPrefix {
-		return fmt.Errorf("browser: cookie name prefix must be 1 to %d characters, got %d", MaxPrefix, len(p))
+		return fmt.Errorf("must be 1 to %d characters long, got %d", MaxPrefix, len(p))
 	}
 	for i := range len(p) {
 		c := p[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return errors.New("browser: cookie name prefix may hold only ASCII letters, digits, '-' and '_'")
+			return fmt.Errorf("%q may hold only ASCII letters, digits, '-' and '_'", p)
 		}
 	}
 	return nil

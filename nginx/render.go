@@ -254,7 +254,7 @@ func newView(mode string, p Params) (*view, error) {
 	}
 
 	if v.CookiePrefix == "" {
-		v.CookiePrefix = "example"
+		v.CookiePrefix = browser.DefaultPrefix
 	}
 	if p.HostPrefix {
 		if p.NamePrefix != browser.NamePrefixNone && p.NamePrefix != browser.NamePrefixHost {
@@ -266,9 +266,12 @@ func newView(mode string, p Params) (*view, error) {
 	// browser.CheckPrefix keeps the prefix to A-Z a-z 0-9 - _, so it is
 	// safe in a regular expression ('-' is special only inside brackets),
 	// a variable name and a directive.
+	if err := browser.CheckPrefix(v.CookiePrefix); err != nil {
+		return nil, fmt.Errorf("nginx: CookiePrefix: %w", err)
+	}
 	names, err := browser.NewNames(v.CookiePrefix, v.NamePrefix)
 	if err != nil {
-		return nil, fmt.Errorf("nginx: CookiePrefix: %w", err)
+		return nil, fmt.Errorf("nginx: CookiePrefix: %w", err) // an unknown NamePrefix
 	}
 	// Five cookies and their chunks .0 to .7 (browser.MaxChunks).
 	var cookies []string

@@ -103,18 +103,6 @@ func ParsePort(s string) (int, bool) {
 	return n, n <= 65535
 }
 
-// CheckCookieNamePrefix checks cookie.prefix with browser.CheckPrefix,
-// the one rule of what a prefix may be (contract §4).
-func CheckCookieNamePrefix(setting, p string) error {
-	if browser.CheckPrefix(p) == nil {
-		return nil
-	}
-	if len(p) < 1 || len(p) > browser.MaxPrefix {
-		return Errorf(setting, "must be 1 to %d characters long, got %d", browser.MaxPrefix, len(p))
-	}
-	return Errorf(setting, "%q may hold only ASCII letters, digits, '-' and '_'", p)
-}
-
 // CookieNamePrefix returns the cookie names' prefix mode from the settings
 // cookie.name_prefix (none, host or host-http; nil when left out) and its
 // older spelling cookie.host_prefix (true means host, false none; nil when
@@ -137,7 +125,7 @@ func CookieNamePrefix(namePrefix *string, hostPrefix *bool, d *Deprecations) (br
 	}
 	mode, err := browser.ParseNamePrefix(*namePrefix)
 	if err != nil {
-		return 0, Errorf("cookie.name_prefix", "must be none, host or host-http, got %q", *namePrefix)
+		return 0, Errorf("cookie.name_prefix", "%w", err)
 	}
 	return mode, nil
 }

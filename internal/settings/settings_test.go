@@ -399,23 +399,25 @@ func TestParsePort(t *testing.T) {
 	}
 }
 
-func TestCheckCookieNamePrefix(t *testing.T) {
+func TestCookiePrefix(t *testing.T) {
 	tests := []struct {
 		prefix, wantErr string
 	}{
 		{"example", ""},
 		{"my_app-1", ""},
 		{strings.Repeat("a", 64), ""},
-		{"", "p: must be 1 to 64 characters long, got 0"},
-		{strings.Repeat("a", 65), "p: must be 1 to 64 characters long, got 65"},
-		{"my app", `p: "my app" may hold only ASCII letters, digits, '-' and '_'`},
-		{"a.b", `p: "a.b" may hold only`},
-		{"a=b", `p: "a=b" may hold only`},
-		{"café", `p: "café" may hold only`},
+		{"", "cookie.prefix: must be 1 to 64 characters long, got 0"},
+		{strings.Repeat("a", 65), "cookie.prefix: must be 1 to 64 characters long, got 65"},
+		{"my app", `cookie.prefix: "my app" may hold only ASCII letters, digits, '-' and '_'`},
+		{"a.b", `cookie.prefix: "a.b" may hold only`},
+		{"a=b", `cookie.prefix: "a=b" may hold only`},
+		{"café", `cookie.prefix: "café" may hold only`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.prefix, func(t *testing.T) {
-			checkErr(t, CheckCookieNamePrefix("p", tt.prefix), tt.wantErr)
+			var d Deprecations
+			_, err := Cookie{Prefix: &tt.prefix}.Parse(&d)
+			checkErr(t, err, tt.wantErr)
 		})
 	}
 }

@@ -63,7 +63,7 @@ type Cookie struct {
 // CookieSettings are the checked settings of a [Cookie] section, with the
 // defaults applied. It may be copied; it shares Accept.
 type CookieSettings struct {
-	Prefix     string             // default "example"
+	Prefix     string             // default browser.DefaultPrefix, "example"
 	NamePrefix browser.NamePrefix // default none
 	Format     crypto.Format      // default v2
 	Accept     []crypto.Format    // see CookieFormats
@@ -73,9 +73,9 @@ type CookieSettings struct {
 // spelling it reads (host_prefix) adds a warning to d.
 func (c Cookie) Parse(d *Deprecations) (CookieSettings, error) {
 	var s CookieSettings
-	s.Prefix = ValueOr(c.Prefix, "example")
-	if err := CheckCookieNamePrefix("cookie.prefix", s.Prefix); err != nil {
-		return s, err
+	s.Prefix = ValueOr(c.Prefix, browser.DefaultPrefix)
+	if err := browser.CheckPrefix(s.Prefix); err != nil {
+		return s, Errorf("cookie.prefix", "%w", err)
 	}
 	var err error
 	if s.NamePrefix, err = CookieNamePrefix(c.NamePrefix, c.HostPrefix, d); err != nil {

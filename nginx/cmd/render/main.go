@@ -163,7 +163,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	p.CORSDisabled = !*corsEnabled
 	var err error
 	if p.NamePrefix, err = browser.ParseNamePrefix(*namePrefix); err != nil {
-		return fmt.Errorf("-name-prefix: %q is not none, host or host-http", *namePrefix)
+		return fmt.Errorf("-name-prefix: %w", err)
 	}
 	conf, err := nginx.Render(*mode, p)
 	if err != nil {

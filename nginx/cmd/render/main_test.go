@@ -106,7 +106,7 @@ func TestRunRefuses(t *testing.T) {
 		{[]string{"-snippet", "-proxy", "h:0"}, `-proxy: "h:0" has an invalid port`},
 		{[]string{"-snippet", "-mode", "auth_request", "-api", "bad host:1"}, `-api: "bad host:1" has an invalid host`},
 		{[]string{"-snippet", "-listen", "RunDir;:80"}, `-listen: "RunDir;:80" has an invalid host`}, // a field name inside quotes stays
-		{[]string{"-snippet", "-name-prefix", "__Host-"}, `-name-prefix: "__Host-" is not none, host or host-http`},
+		{[]string{"-snippet", "-name-prefix", "__Host-"}, `-name-prefix: must be none, host or host-http, got "__Host-"`},
 		{[]string{"-snippet", "-name-prefix", "host-http", "-host-prefix"}, "-host-prefix contradicts -name-prefix host-http"},
 		{[]string{"-snippet", "-cookie-prefix", "a.b"}, "-cookie-prefix: "},
 		{[]string{"-snippet", "-server-name", "a;b"}, `-server-name: "a;b" is not a list of host names`},
