@@ -13,13 +13,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/fasthttp/router"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
-	"github.com/tokenhandler/tokenhandler/metrics"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -69,7 +69,7 @@ type state struct {
 // New builds an Agent from a validated configuration. It does not wait for
 // the Authorization Server: discovery runs in the background, retried with
 // backoff, and Ready reports when it has succeeded.
-func New(cfg *Config, reg *metrics.Registry, log zerolog.Logger) (*Agent, error) {
+func New(cfg *Config, reg *metrics.Set, log zerolog.Logger) (*Agent, error) {
 	a := &Agent{metrics: newAgentMetrics(reg), denials: newDenialLog(), logouts: newLogoutGuards(), now: time.Now, stop: make(chan struct{})}
 	if cfg.Now != nil {
 		a.now = cfg.Now

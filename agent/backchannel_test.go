@@ -16,7 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tokenhandler/tokenhandler/agent/astest"
-	"github.com/tokenhandler/tokenhandler/metrics"
+	"github.com/tokenhandler/tokenhandler/internal/metricstest"
 	"github.com/tokenhandler/tokenhandler/revocation"
 	"github.com/tokenhandler/tokenhandler/revocation/embedded"
 )
@@ -65,10 +65,8 @@ func (a *testAgent) sendLogoutToken(claims map[string]any, how astest.Signing) (
 func (a *testAgent) metric(series string) string {
 	a.t.Helper()
 	var b strings.Builder
-	if err := a.agent.metrics.reg.WritePrometheus(&b); err != nil {
-		a.t.Fatal(err)
-	}
-	v, _ := metrics.Sample(b.String(), series)
+	a.agent.metrics.set.WritePrometheus(&b)
+	v, _ := metricstest.Sample(b.String(), series)
 	return v
 }
 

@@ -11,7 +11,7 @@ import (
 // (with xxhash and uber's atomic) for revocation.store redis.
 func TestDependencies(t *testing.T) {
 	m := deptest.Module
-	deptest.Allow(t, m+"/agent", m+"/browser", m+"/crypto", m+"/metrics", m+"/internal/", m+"/revocation", m+"/session",
+	deptest.Allow(t, m+"/agent", m+"/browser", m+"/crypto", "github.com/VictoriaMetrics/metrics", m+"/internal/", m+"/revocation", m+"/session",
 		"github.com/minio/sio", "golang.org/x/crypto", "golang.org/x/sys", "golang.org/x/net", "golang.org/x/oauth2",
 		"github.com/coreos/go-oidc/v3", "github.com/go-jose/go-jose/v4", "github.com/fasthttp/router", "github.com/savsgio/gotils",
 		"github.com/valyala/", "github.com/andybalholm/brotli", "github.com/klauspost/compress", "github.com/molecule-man/go-brrr",

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/goleak"
@@ -15,7 +16,6 @@ import (
 	"github.com/tokenhandler/tokenhandler/agent/astest"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
-	"github.com/tokenhandler/tokenhandler/metrics"
 )
 
 // leakOptions ignore fasthttp's own long-lived goroutines: the Date header
@@ -254,7 +254,7 @@ type unreadyAgent struct {
 // startUnready starts an agent without waiting for it to become ready.
 func startUnready(t *testing.T, cfg *Config) *unreadyAgent {
 	t.Helper()
-	a, err := New(cfg, metrics.NewRegistry(), zerolog.Nop())
+	a, err := New(cfg, metrics.NewSet(), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

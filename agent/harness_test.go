@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
@@ -14,7 +15,6 @@ import (
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
-	"github.com/tokenhandler/tokenhandler/metrics"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -78,7 +78,7 @@ func startAgentWith(t *testing.T, as *astest.Server, change func(*Config)) *test
 		change(cfg)
 	}
 	logs := &bintest.Buffer{}
-	a, err := New(cfg, metrics.NewRegistry(), zerolog.New(logs))
+	a, err := New(cfg, metrics.NewSet(), zerolog.New(logs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,10 +90,16 @@ func startAgentWith(t *testing.T, as *astest.Server, change func(*Config)) *test
 	srv := &fasthttp.Server{Handler: a.Handler, ReadBufferSize: 16 << 10}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown() })
+	waitReady(t, a, logs)
+	return &testAgent{t: t, as: as, agent: a, cfg: cfg, url: "http://" + ln.Addr().String(), logs: logs, clock: clk}
+}
+
+// waitReady waits until a has the AS metadata.
+func waitReady(t *testing.T, a *Agent, logs *bintest.Buffer) {
+	t.Helper()
 	if !bintest.Within(5*time.Second, a.Ready) {
 		t.Fatalf("the agent did not load the AS metadata within 5s; logs:\n%s", logs.String())
 	}
-	return &testAgent{t: t, as: as, agent: a, cfg: cfg, url: "http://" + ln.Addr().String(), logs: logs, clock: clk}
 }
 
 // spa returns a new browser for the SPA's origin.

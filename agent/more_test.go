@@ -9,13 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/agent/astest"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
-	"github.com/tokenhandler/tokenhandler/metrics"
 )
 
 // TestPAR: pushed authorization requests (RFC 9126) when the AS requires
@@ -123,7 +123,7 @@ func TestStartsWithoutAS(t *testing.T) {
 	as := astest.New(t, astest.Options{})
 	as.Set(func(f *astest.Faults) { f.DiscoveryStatus = 503 })
 	cfg := testConfig(as)
-	a, err := New(cfg, metrics.NewRegistry(), zerolog.Nop())
+	a, err := New(cfg, metrics.NewSet(), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/internal/settings"
-	"github.com/tokenhandler/tokenhandler/metrics"
 	"github.com/tokenhandler/tokenhandler/revocation"
 	"github.com/tokenhandler/tokenhandler/revocation/embedded"
 	"github.com/tokenhandler/tokenhandler/revocation/redis"
@@ -108,13 +108,14 @@ func (r *revocations) start(a *Agent, log zerolog.Logger) {
 	})
 }
 
-// gauges registers oauth_agent_revocation_stale_seconds and
-// oauth_agent_revocation_entries.
-func (r *revocations) gauges(reg *metrics.Registry, now func() time.Time) {
-	reg.GaugeFunc("oauth_agent_revocation_stale_seconds", "Seconds since the agent's revocation list was last known current (the store answered).", func() float64 {
+// gauges registers oauth_agent_revocation_stale_seconds (seconds since the
+// list was last known current: the store answered) and
+// oauth_agent_revocation_entries (revoked sessions not yet expired).
+func (r *revocations) gauges(reg *metrics.Set, now func() time.Time) {
+	reg.NewGauge("oauth_agent_revocation_stale_seconds", func() float64 {
 		return r.set.Stale(now()).Seconds()
 	})
-	reg.GaugeFunc("oauth_agent_revocation_entries", "Entries in the agent's revocation list (revoked sessions not yet expired).", func() float64 {
+	reg.NewGauge("oauth_agent_revocation_entries", func() float64 {
 		return float64(r.set.Len())
 	})
 }

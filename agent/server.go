@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/internal/daemon"
-	"github.com/tokenhandler/tokenhandler/metrics"
 )
 
 // Server runs an Agent on its listener, and metrics and health endpoints on
@@ -30,21 +30,20 @@ type Server struct {
 // to Serve. It does not wait for the Authorization Server: /readyz answers
 // 503 until the agent has its metadata.
 func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
-	reg := metrics.NewRegistry()
+	reg := metrics.NewSet()
 	a, err := New(cfg, reg, log)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{Agent: a, cfg: cfg, log: log}
-	s.reloads.ok = reg.Counter("oauth_agent_config_reloads_total", "Configuration reloads (SIGHUP), by result.", "result", "ok")
-	s.reloads.failed = reg.Counter("oauth_agent_config_reloads_total", "Configuration reloads (SIGHUP), by result.", "result", "error")
+	s.reloads.ok = reg.NewCounter(`oauth_agent_config_reloads_total{result="ok"}`)
+	s.reloads.failed = reg.NewCounter(`oauth_agent_config_reloads_total{result="error"}`)
 	s.srv, err = daemon.NewServer(daemon.ServerConfig{
 		Listen:        cfg.Listen,
 		MetricsListen: cfg.MetricsListen,
 		HTTP:          newHTTPServer(cfg, a.Handler, log),
 		Registry:      reg,
 		ReadyGauge:    "oauth_agent_ready",
-		ReadyHelp:     "1 when the agent has the Authorization Server's metadata and serves requests, 0 while it starts or drains.",
 		Ready:         a.Ready,
 		OpsRoutes:     opsRoutes(a),
 		Log:           log,

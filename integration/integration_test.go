@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
@@ -26,7 +27,6 @@ import (
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
-	"github.com/tokenhandler/tokenhandler/metrics"
 	"github.com/tokenhandler/tokenhandler/proxy"
 )
 
@@ -83,7 +83,7 @@ func newStack(t *testing.T, o options) *stack {
 		Timeouts: agent.Timeouts{Read: 5 * time.Second, Write: 5 * time.Second, Idle: 5 * time.Second, AS: 3 * time.Second, Shutdown: time.Second},
 		Log:      agent.Log{Level: zerolog.WarnLevel},
 	}
-	a, err := agent.New(cfg, metrics.NewRegistry(), zerolog.Nop())
+	a, err := agent.New(cfg, metrics.NewSet(), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
@@ -26,7 +27,6 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/optest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
-	"github.com/tokenhandler/tokenhandler/metrics"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -302,7 +302,7 @@ func startAgentFor(t *testing.T, op *oidcProvider, change func(*agent.Config)) (
 	}
 	change(cfg)
 	logs := &bintest.Buffer{}
-	a, err := agent.New(cfg, metrics.NewRegistry(), zerolog.New(logs))
+	a, err := agent.New(cfg, metrics.NewSet(), zerolog.New(logs))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/agent/astest"
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/internal/metricstest"
 	"github.com/tokenhandler/tokenhandler/internal/redistest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 )
@@ -453,14 +453,12 @@ func metric(t *testing.T, ops, name string) float64 {
 	if err != nil || code != 200 {
 		t.Fatalf("%s/metrics: %d %v", ops, code, err)
 	}
-	for line := range strings.Lines(body) {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				t.Fatalf("%s/metrics: %q: %v", ops, line, err)
-			}
-			return f
-		}
+	if _, ok := metricstest.Sample(body, name); !ok {
+		return -1
 	}
-	return -1
+	f, ok := metricstest.Value(body, name)
+	if !ok {
+		t.Fatalf("%s/metrics: %s is not a number", ops, name)
+	}
+	return f
 }

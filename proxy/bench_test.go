@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/tokenhandler/tokenhandler/crypto"
-	"github.com/tokenhandler/tokenhandler/metrics"
 	"github.com/tokenhandler/tokenhandler/revocation"
 	"github.com/tokenhandler/tokenhandler/session"
 )
@@ -64,7 +64,7 @@ log: {level: info}
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p, err := newProxy(cfg, metrics.NewRegistry(), log, func(string) (net.Conn, error) { return upLn.Dial() })
+	p, err := newProxy(cfg, metrics.NewSet(), log, func(string) (net.Conn, error) { return upLn.Dial() })
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func secretOf(p session.Purpose) string { return "leak." + p.String() + ".c2Vjcm
 var otherPurposes = []session.Purpose{session.Login, session.RefreshToken, session.IDToken, session.CSRF}
 
 // denials returns how many requests the proxy has refused for reason d.
-func (h *harness) denials(d deny) uint64 { return h.srv.Proxy.metrics.denied[d].Value() }
+func (h *harness) denials(d deny) uint64 { return h.srv.Proxy.metrics.denied[d].Get() }
 
 // checkNoLeak fails when an answer's headers or body hold any of secrets.
 func checkNoLeak(t *testing.T, what string, header http.Header, body string, secrets ...string) {

@@ -13,7 +13,7 @@ import (
 // crypto) and the revocation list with the agent.
 func TestDependencies(t *testing.T) {
 	m := deptest.Module
-	deptest.Allow(t, m+"/proxy", m+"/browser", m+"/session", m+"/crypto", m+"/metrics", m+"/internal/daemon", m+"/internal/settings",
+	deptest.Allow(t, m+"/proxy", m+"/browser", m+"/session", m+"/crypto", "github.com/VictoriaMetrics/metrics", m+"/internal/daemon", m+"/internal/settings",
 		m+"/revocation", "github.com/redis/go-redis/v9", "github.com/cespare/xxhash/v2", "go.uber.org/atomic",
 		"github.com/minio/sio", "golang.org/x/crypto", "golang.org/x/sys", "golang.org/x/net",
 		"github.com/valyala/", "github.com/andybalholm/brotli", "github.com/klauspost/compress", "github.com/molecule-man/go-brrr",

@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
-	"github.com/tokenhandler/tokenhandler/metrics"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -28,7 +28,7 @@ func FuzzCookieHeader(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	p, err := New(cfg, metrics.NewRegistry(), zerolog.Nop())
+	p, err := New(cfg, metrics.NewSet(), zerolog.Nop())
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -8,13 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/daemon"
-	"github.com/tokenhandler/tokenhandler/metrics"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -138,7 +138,7 @@ func denyingProxy(t *testing.T) (*Proxy, *bintest.Buffer, *time.Time) {
 		t.Fatal(err)
 	}
 	logs := &bintest.Buffer{}
-	p, err := New(cfg, metrics.NewRegistry(), zerolog.New(logs))
+	p, err := New(cfg, metrics.NewSet(), zerolog.New(logs))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,16 +2,21 @@ package proxy
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/tokenhandler/tokenhandler/metrics"
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/tokenhandler/tokenhandler/internal/daemon"
 )
 
-// proxyMetrics are the proxy's series in a metrics.Registry.
+// proxyMetrics are the proxy's series in a metrics.Set (docs/proxy.md lists
+// them). Every series a request updates is looked up before the request,
+// at start-up or when its route is built: updating one allocates nothing.
 type proxyMetrics struct {
-	reg     *metrics.Registry
+	set     *metrics.Set
 	denied  [denyCount]*metrics.Counter
 	reloads struct{ ok, failed *metrics.Counter }
 
@@ -22,58 +27,61 @@ type proxyMetrics struct {
 // routeMetrics are one route's series. Counters by status are made on first
 // use of a status code and then cached, so a steady state allocates nothing.
 type routeMetrics struct {
-	name             string
-	reg              *metrics.Registry
-	latency          *metrics.Histogram
-	byStatus         *[600]atomic.Pointer[metrics.Counter]
+	name    string
+	set     *metrics.Set
+	labels  string // `route="..."`
+	latency *metrics.PrometheusHistogram
+	// byStatus counts requests answered, by status.
+	byStatus *[600]atomic.Pointer[metrics.Counter]
+	// upstreamErrors and upstreamTimeouts count upstream failures:
+	// refused or reset (502) and timed out (504).
 	upstreamErrors   *metrics.Counter
 	upstreamTimeouts *metrics.Counter
 }
 
-const (
-	mRequests       = "oauth_proxy_requests_total"
-	mRequestsHelp   = "Requests answered, by route (path prefix, auth, or none) and status."
-	mDuration       = "oauth_proxy_request_duration_seconds"
-	mUpstreamErrors = "oauth_proxy_upstream_errors_total"
-)
-
-func newProxyMetrics(reg *metrics.Registry) *proxyMetrics {
-	m := &proxyMetrics{reg: reg, routes: map[string]*routeMetrics{}}
+func newProxyMetrics(set *metrics.Set) *proxyMetrics {
+	m := &proxyMetrics{set: set, routes: map[string]*routeMetrics{}}
 	for d := denyOrigin; d < denyCount; d++ {
-		m.denied[d] = reg.Counter("oauth_proxy_denied_total", "Requests refused with 401, by reason (Origin, CSRF, missing or undecryptable cookie, token format, a cookie name twice, an expired session, cookies of two sessions, a session ended by a back-channel logout).", "reason", denyReasons[d])
+		m.denied[d] = set.NewCounter(`oauth_proxy_denied_total{reason="` + denyReasons[d] + `"}`)
 	}
-	m.reloads.ok = reg.Counter("oauth_proxy_config_reloads_total", "Configuration reloads (SIGHUP), by result.", "result", "ok")
-	m.reloads.failed = reg.Counter("oauth_proxy_config_reloads_total", "Configuration reloads (SIGHUP), by result.", "result", "error")
+	m.reloads.ok = set.NewCounter(`oauth_proxy_config_reloads_total{result="ok"}`)
+	m.reloads.failed = set.NewCounter(`oauth_proxy_config_reloads_total{result="error"}`)
 	return m
 }
 
-// route returns the series of one route name, shared across reloads.
+// labelValue escapes v for the text format, where a label value is quoted.
+var labelValue = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+// route returns the series of one route name (a path prefix, auth or none),
+// shared across reloads.
 func (m *proxyMetrics) route(name string) *routeMetrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if r := m.routes[name]; r != nil {
 		return r
 	}
+	labels := `route="` + labelValue.Replace(name) + `"`
 	r := &routeMetrics{
 		name:             name,
-		reg:              m.reg,
-		latency:          m.reg.Histogram(mDuration, "Time from request to answer (upstream included), by route.", metrics.DefaultLatencyBuckets, "route", name),
+		set:              m.set,
+		labels:           labels,
+		latency:          m.set.NewPrometheusHistogramExt("oauth_proxy_request_duration_seconds{"+labels+"}", daemon.LatencyBuckets),
 		byStatus:         new([600]atomic.Pointer[metrics.Counter]),
-		upstreamErrors:   m.reg.Counter(mUpstreamErrors, "Upstream failures, by route and kind (unavailable: refused or reset, 502; timeout: 504).", "route", name, "kind", "unavailable"),
-		upstreamTimeouts: m.reg.Counter(mUpstreamErrors, "Upstream failures, by route and kind (unavailable: refused or reset, 502; timeout: 504).", "route", name, "kind", "timeout"),
+		upstreamErrors:   m.set.NewCounter("oauth_proxy_upstream_errors_total{" + labels + `,kind="unavailable"}`),
+		upstreamTimeouts: m.set.NewCounter("oauth_proxy_upstream_errors_total{" + labels + `,kind="timeout"}`),
 	}
 	m.routes[name] = r
 	return r
 }
 
 func (r *routeMetrics) observe(status int, d time.Duration) {
-	r.latency.Observe(d)
+	r.latency.Update(d.Seconds())
 	if status < 100 || status >= len(r.byStatus) {
 		status = 0
 	}
 	c := r.byStatus[status].Load()
 	if c == nil {
-		c = r.reg.Counter(mRequests, mRequestsHelp, "route", r.name, "status", strconv.Itoa(status))
+		c = r.set.GetOrCreateCounter("oauth_proxy_requests_total{" + r.labels + `,status="` + strconv.Itoa(status) + `"}`)
 		r.byStatus[status].Store(c)
 	}
 	c.Inc()

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
-	"github.com/tokenhandler/tokenhandler/metrics"
+	"github.com/tokenhandler/tokenhandler/internal/metricstest"
 )
 
 // TestIdleConnectionsParked: the proxy parks a browser's idle keep-alive
@@ -27,7 +27,7 @@ func TestIdleConnectionsParked(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		v, ok := metrics.Sample(string(b), "oauth_proxy_parked_connections")
+		v, ok := metricstest.Sample(string(b), "oauth_proxy_parked_connections")
 		if !ok {
 			t.Fatalf("no oauth_proxy_parked_connections in /metrics:\n%s", b)
 		}

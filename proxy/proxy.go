@@ -18,13 +18,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
-	"github.com/tokenhandler/tokenhandler/metrics"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -63,13 +63,13 @@ type state struct {
 
 // New builds a Proxy from a validated configuration. reg receives the
 // proxy's metrics; log is the base logger (its level is taken from cfg).
-func New(cfg *Config, reg *metrics.Registry, log zerolog.Logger) (*Proxy, error) {
+func New(cfg *Config, reg *metrics.Set, log zerolog.Logger) (*Proxy, error) {
 	return newProxy(cfg, reg, log, nil)
 }
 
 // newProxy is New with a dialer for the upstream pools, which tests point at
 // in-memory listeners; nil dials TCP.
-func newProxy(cfg *Config, reg *metrics.Registry, log zerolog.Logger, dial fasthttp.DialFunc) (*Proxy, error) {
+func newProxy(cfg *Config, reg *metrics.Set, log zerolog.Logger, dial fasthttp.DialFunc) (*Proxy, error) {
 	p := &Proxy{metrics: newProxyMetrics(reg), denials: newDenialLog(), Now: time.Now, dial: dial}
 	p.ids.init()
 	p.rev = newRevocations(reg, func() time.Time { return p.Now() })

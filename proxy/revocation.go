@@ -6,10 +6,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 
 	"github.com/tokenhandler/tokenhandler/internal/settings"
-	"github.com/tokenhandler/tokenhandler/metrics"
 	"github.com/tokenhandler/tokenhandler/revocation"
 	"github.com/tokenhandler/tokenhandler/revocation/embedded"
 	"github.com/tokenhandler/tokenhandler/revocation/redis"
@@ -43,15 +43,18 @@ const (
 	mRevocationEntries = "oauth_proxy_revocation_entries"
 )
 
-func newRevocations(reg *metrics.Registry, now func() time.Time) *revocations {
+func newRevocations(reg *metrics.Set, now func() time.Time) *revocations {
 	r := &revocations{set: revocation.NewSet()}
-	reg.GaugeFunc(mRevocationStale, "Seconds since the revocation list was last known current (its store answered); 0 when the proxy follows no store. Requests get 503 above revocation.fail_closed_after.", func() float64 {
+	// Seconds since the list was last known current (its store answered);
+	// requests get 503 above revocation.fail_closed_after.
+	reg.NewGauge(mRevocationStale, func() float64 {
 		if !r.following() {
 			return 0
 		}
 		return r.set.Stale(now()).Seconds()
 	})
-	reg.GaugeFunc(mRevocationEntries, "Sessions on the revocation list (back-channel logouts not yet expired).", func() float64 {
+	// Sessions on the list (back-channel logouts not yet expired).
+	reg.NewGauge(mRevocationEntries, func() float64 {
 		return float64(r.set.Len())
 	})
 	return r

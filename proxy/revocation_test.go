@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,9 +10,9 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/internal/metricstest"
 	"github.com/tokenhandler/tokenhandler/internal/redistest"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
-	"github.com/tokenhandler/tokenhandler/metrics"
 	"github.com/tokenhandler/tokenhandler/revocation"
 	"github.com/tokenhandler/tokenhandler/revocation/embedded"
 	"github.com/tokenhandler/tokenhandler/revocation/redis"
@@ -76,14 +75,10 @@ func (h *harness) apiCall(env *session.Envelope) response {
 func (h *harness) gauge(name string) float64 {
 	h.t.Helper()
 	var b strings.Builder
-	h.srv.Proxy.metrics.reg.WritePrometheus(&b)
-	v, ok := metrics.Sample(b.String(), name)
+	h.srv.Proxy.metrics.set.WritePrometheus(&b)
+	f, ok := metricstest.Value(b.String(), name)
 	if !ok {
-		h.t.Fatalf("no %s in the metrics", name)
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil {
-		h.t.Fatalf("%s = %q: %v", name, v, err)
+		h.t.Fatalf("no %s in the metrics, or not a number", name)
 	}
 	return f
 }

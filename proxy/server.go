@@ -7,11 +7,11 @@ import (
 	"io"
 	"net"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/internal/daemon"
-	"github.com/tokenhandler/tokenhandler/metrics"
 )
 
 // Server runs a Proxy on its listener, and metrics and health endpoints on
@@ -28,7 +28,7 @@ type Server struct {
 // NewServer validates nothing more than New does, opens the listeners and
 // returns a Server ready to Serve.
 func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
-	reg := metrics.NewRegistry()
+	reg := metrics.NewSet()
 	p, err := New(cfg, reg, log)
 	if err != nil {
 		return nil, err
@@ -40,10 +40,8 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 		HTTP:          newHTTPServer(cfg, p.Handler, log),
 		Registry:      reg,
 		ReadyGauge:    "oauth_proxy_ready",
-		ReadyHelp:     "1 when the proxy serves requests, 0 while it drains.",
 		ParkAfter:     cfg.Timeouts.Park,
 		ParkedGauge:   "oauth_proxy_parked_connections",
-		ParkedHelp:    "Keep-alive connections idle for longer than timeouts.park, waiting for their next request without a goroutine or buffers.",
 		Log:           log,
 	})
 	if err != nil {

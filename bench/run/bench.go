@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/internal/harness"
-	"github.com/tokenhandler/tokenhandler/metrics"
+	"github.com/tokenhandler/tokenhandler/internal/metricstest"
 	"github.com/tokenhandler/tokenhandler/nginx"
 )
 
@@ -290,13 +289,8 @@ type idleResult struct {
 // metricValue returns the value of the unlabelled series name on the
 // metrics listener at addr, or "?".
 func metricValue(addr, name string) string {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return "?"
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if v, ok := metrics.Sample(string(b), name); ok {
+	page, _ := metricstest.Scrape(addr)
+	if v, ok := metricstest.Sample(page, name); ok {
 		return v
 	}
 	return "?"

@@ -25,7 +25,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
-	"github.com/tokenhandler/tokenhandler/metrics"
+	"github.com/tokenhandler/tokenhandler/internal/metricstest"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -480,7 +480,7 @@ func TestForwardsWithBearerToken(t *testing.T) {
 		}
 	}
 	for _, reason := range []string{"access_token_cookie_invalid", "cookie_ambiguous", "session_expired"} {
-		if v, ok := metrics.Sample(text, fmt.Sprintf("oauth_proxy_denied_total{reason=%q}", reason)); !ok || v == "0" {
+		if v, ok := metricstest.Sample(text, fmt.Sprintf("oauth_proxy_denied_total{reason=%q}", reason)); !ok || v == "0" {
 			t.Errorf("/metrics: oauth_proxy_denied_total{reason=%q} is %q, want a count", reason, v)
 		}
 	}

@@ -15,10 +15,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
-
-	"github.com/tokenhandler/tokenhandler/metrics"
 )
 
 // Listen opens addr: "host:port" as TCP, or "unix:/path" as a Unix socket
@@ -130,9 +129,22 @@ func redactQuoted(msg string) string {
 	})
 }
 
+// LatencyBuckets are the upper bounds, in seconds, of both daemons' latency
+// histograms: from 100 µs (the proxy's own work) to 10 s (a slow upstream).
+var LatencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+func init() {
+	// The page carries a TYPE line per family, which Prometheus reads to
+	// tell counters and histograms apart. The switch is process-wide; the
+	// library writes HELP lines without text.
+	metrics.ExposeMetadata(true)
+}
+
 // OpsHandler serves the operations endpoints of a metrics listener:
 //
-//   - /metrics: reg in the Prometheus text format (version 0.0.4);
+//   - /metrics: reg, then the go_* and process_* series of
+//     [metrics.WriteProcessMetrics] and [metrics.WriteFDMetrics], in the
+//     Prometheus text format (version 0.0.4);
 //   - /healthz: 200 {"status":"ok"} while the process runs (liveness);
 //   - /readyz: 200 {"status":"ready"} when ready returns true, else 503
 //     {"status":"not ready"} (starting, or draining after SIGTERM);
@@ -140,13 +152,15 @@ func redactQuoted(msg string) string {
 //
 // Every answer carries Cache-Control: no-store. ready is called once per
 // /readyz request, from any goroutine.
-func OpsHandler(reg *metrics.Registry, ready func() bool) fasthttp.RequestHandler {
+func OpsHandler(reg *metrics.Set, ready func() bool) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
 		switch string(ctx.Path()) {
 		case "/metrics":
 			ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 			reg.WritePrometheus(ctx)
+			metrics.WriteProcessMetrics(ctx)
+			metrics.WriteFDMetrics(ctx) // process_open_fds, process_max_fds
 		case "/healthz":
 			ctx.SetContentType("application/json")
 			ctx.SetBodyString(`{"status":"ok"}`)

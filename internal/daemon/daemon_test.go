@@ -13,18 +13,18 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
-	"github.com/tokenhandler/tokenhandler/metrics"
 )
 
 // TestDependencies: daemon is plumbing for both binaries and must not link
 // either of them.
 func TestDependencies(t *testing.T) {
 	m := deptest.Module
-	deptest.Allow(t, m+"/internal/daemon", m+"/metrics",
+	deptest.Allow(t, m+"/internal/daemon", "github.com/VictoriaMetrics/metrics",
 		"golang.org/x/sys", "golang.org/x/net",
 		"github.com/valyala/", "github.com/andybalholm/brotli", "github.com/klauspost/compress", "github.com/molecule-man/go-brrr",
 		"github.com/rs/zerolog", "github.com/mattn/go-colorable", "github.com/mattn/go-isatty")
@@ -273,8 +273,8 @@ func TestFasthttpLogger(t *testing.T) {
 }
 
 func TestOpsHandler(t *testing.T) {
-	reg := metrics.NewRegistry()
-	reg.Counter("test_requests_total", "Requests.", "status", "200").Add(3)
+	reg := metrics.NewSet()
+	reg.NewCounter(`test_requests_total{status="200"}`).Add(3)
 	var ready atomic.Bool
 	h := OpsHandler(reg, ready.Load)
 
@@ -298,6 +298,8 @@ func TestOpsHandler(t *testing.T) {
 		{name: "readyz when ready", path: "/readyz", ready: true, wantCode: 200, wantType: "application/json", wantBody: `{"status":"ready"}`},
 		{name: "healthz does not depend on readiness", path: "/healthz", ready: false, wantCode: 200, wantType: "application/json", wantBody: `{"status":"ok"}`},
 		{name: "metrics", path: "/metrics", wantCode: 200, wantType: "text/plain; version=0.0.4; charset=utf-8", wantInBody: "test_requests_total{status=\"200\"} 3\n"},
+		{name: "metrics has the Go runtime's series", path: "/metrics", wantCode: 200, wantType: "text/plain; version=0.0.4; charset=utf-8", wantInBody: "\ngo_goroutines "},
+		{name: "metrics has the process's series", path: "/metrics", wantCode: 200, wantType: "text/plain; version=0.0.4; charset=utf-8", wantInBody: "\nprocess_resident_memory_bytes "},
 		{name: "metrics with a query", path: "/metrics?x=1", wantCode: 200, wantType: "text/plain; version=0.0.4; charset=utf-8", wantInBody: "# TYPE test_requests_total counter\n"},
 		{name: "unknown path", path: "/", wantCode: 404},
 		{name: "unknown path below metrics", path: "/metrics/x", wantCode: 404},

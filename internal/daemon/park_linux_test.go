@@ -18,12 +18,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/goleak"
 
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
-	"github.com/tokenhandler/tokenhandler/metrics"
 )
 
 const testPark = 100 * time.Millisecond
@@ -38,12 +38,10 @@ func parkServer(t *testing.T, listen string, idle time.Duration, h fasthttp.Requ
 	s, err := NewServer(ServerConfig{
 		Listen:      listen,
 		HTTP:        srv,
-		Registry:    metrics.NewRegistry(),
+		Registry:    metrics.NewSet(),
 		ReadyGauge:  "test_ready",
-		ReadyHelp:   "1 when ready.",
 		ParkAfter:   testPark,
 		ParkedGauge: "test_parked",
-		ParkedHelp:  "Parked connections.",
 		Log:         zerolog.Nop(),
 	})
 	if err != nil {
@@ -278,8 +276,8 @@ func TestParkShutdown(t *testing.T) {
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
 	var calls atomic.Int64
 	srv := NewHTTPServer(echo(&calls), nil, 5*time.Second, 5*time.Second, 10*time.Second, zerolog.Nop())
-	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", HTTP: srv, Registry: metrics.NewRegistry(), ReadyGauge: "r", ReadyHelp: "r",
-		ParkAfter: testPark, ParkedGauge: "p", ParkedHelp: "p", Log: zerolog.Nop()})
+	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", HTTP: srv, Registry: metrics.NewSet(), ReadyGauge: "r",
+		ParkAfter: testPark, ParkedGauge: "p", Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,8 +352,8 @@ func BenchmarkWake(b *testing.B) {
 		b.Run(map[bool]string{false: "hot", true: "parked"}[parked], func(b *testing.B) {
 			var calls atomic.Int64
 			srv := NewHTTPServer(echo(&calls), nil, 5*time.Second, 5*time.Second, time.Minute, zerolog.Nop())
-			s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", HTTP: srv, Registry: metrics.NewRegistry(), ReadyGauge: "r", ReadyHelp: "r",
-				ParkAfter: time.Hour, ParkedGauge: "p", ParkedHelp: "p", Log: zerolog.Nop()}) // the benchmark parks by hand
+			s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", HTTP: srv, Registry: metrics.NewSet(), ReadyGauge: "r",
+				ParkAfter: time.Hour, ParkedGauge: "p", Log: zerolog.Nop()}) // the benchmark parks by hand
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -405,8 +403,8 @@ func TestParkedClientResets(t *testing.T) {
 	var logs bintest.Buffer
 	srv := NewHTTPServer(echo(&calls), func(*fasthttp.RequestCtx, error) { parseErrors.Add(1) },
 		5*time.Second, 5*time.Second, 10*time.Second, zerolog.New(&logs))
-	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", HTTP: srv, Registry: metrics.NewRegistry(), ReadyGauge: "r", ReadyHelp: "r",
-		ParkAfter: testPark, ParkedGauge: "p", ParkedHelp: "p", Log: zerolog.New(&logs)})
+	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", HTTP: srv, Registry: metrics.NewSet(), ReadyGauge: "r",
+		ParkAfter: testPark, ParkedGauge: "p", Log: zerolog.New(&logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
-
-	"github.com/tokenhandler/tokenhandler/metrics"
 )
 
 // NewHTTPServer returns the fasthttp server for a daemon's listener with the
@@ -46,10 +45,9 @@ type ServerConfig struct {
 	// HTTP serves Listen, as [NewHTTPServer] builds it.
 	HTTP *fasthttp.Server
 	// Registry is served on /metrics. NewServer registers on it the gauge
-	// ReadyGauge, with the help text ReadyHelp: 1 when /readyz answers 200,
-	// else 0.
-	Registry              *metrics.Registry
-	ReadyGauge, ReadyHelp string
+	// ReadyGauge: 1 when /readyz answers 200, else 0.
+	Registry   *metrics.Set
+	ReadyGauge string
 	// Ready reports whether the service is ready, besides the server not
 	// draining; nil means it always is. It is called from any goroutine.
 	Ready func() bool
@@ -58,10 +56,9 @@ type ServerConfig struct {
 	// context and buffers are released until the client's next request
 	// (park_linux.go; elsewhere, a warning is logged and nothing parks).
 	// It sets HTTP.ConnState, and HTTP.MaxIdleWorkerDuration to ParkAfter
-	// but at least 1 s. ParkedGauge, with the help text ParkedHelp, counts
-	// the parked connections.
-	ParkAfter               time.Duration
-	ParkedGauge, ParkedHelp string
+	// but at least 1 s. ParkedGauge counts the parked connections.
+	ParkAfter   time.Duration
+	ParkedGauge string
 	// OpsRoutes are extra paths served on the metrics listener beside
 	// [OpsHandler]'s, by exact path, as "/revocations" (the agent's
 	// revocation feed). They are not served without a metrics listener. A
@@ -96,7 +93,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		}
 	}
 	s := &Server{cfg: cfg}
-	cfg.Registry.GaugeFunc(cfg.ReadyGauge, cfg.ReadyHelp, func() float64 {
+	cfg.Registry.NewGauge(cfg.ReadyGauge, func() float64 {
 		if s.Ready() {
 			return 1
 		}
@@ -116,7 +113,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		} else {
 			s.ln = pl
 			cfg.HTTP.ConnState = pl.connState
-			cfg.Registry.GaugeFunc(cfg.ParkedGauge, cfg.ParkedHelp, func() float64 { return float64(pl.Parked()) })
+			cfg.Registry.NewGauge(cfg.ParkedGauge, func() float64 { return float64(pl.Parked()) })
 		}
 	}
 	if cfg.MetricsListen != "" {

@@ -18,7 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
-	"github.com/tokenhandler/tokenhandler/metrics"
+	"github.com/VictoriaMetrics/metrics"
 )
 
 // TestServer serves a handler on a Unix socket and the operations endpoints
@@ -32,9 +32,8 @@ func TestServer(t *testing.T) {
 		Listen:        "unix:" + sock,
 		MetricsListen: "127.0.0.1:0",
 		HTTP:          h,
-		Registry:      metrics.NewRegistry(),
+		Registry:      metrics.NewSet(),
 		ReadyGauge:    "test_ready",
-		ReadyHelp:     "1 when ready.",
 		Ready:         ready.Load,
 		Log:           zerolog.Nop(),
 	})
@@ -120,9 +119,8 @@ func TestNewServerMetricsListenFails(t *testing.T) {
 		Listen:        "unix:" + sock,
 		MetricsListen: "unix:" + notSock,
 		HTTP:          NewHTTPServer(nil, nil, time.Second, time.Second, time.Second, zerolog.Nop()),
-		Registry:      metrics.NewRegistry(),
+		Registry:      metrics.NewSet(),
 		ReadyGauge:    "test_ready",
-		ReadyHelp:     "1 when ready.",
 		Log:           zerolog.Nop(),
 	})
 	if err == nil || !strings.HasPrefix(err.Error(), "metrics_listen: ") || !strings.Contains(err.Error(), "not a socket") {
@@ -140,9 +138,8 @@ func TestOpsRoutes(t *testing.T) {
 		Listen:        "127.0.0.1:0",
 		MetricsListen: "127.0.0.1:0",
 		HTTP:          NewHTTPServer(func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("app") }, nil, time.Second, time.Second, time.Second, zerolog.Nop()),
-		Registry:      metrics.NewRegistry(),
+		Registry:      metrics.NewSet(),
 		ReadyGauge:    "test_ready",
-		ReadyHelp:     "1 when ready.",
 		OpsRoutes: map[string]fasthttp.RequestHandler{
 			"/feed": func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("feed " + string(ctx.QueryArgs().Peek("after"))) },
 		},

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/internal/harness"
-	"github.com/tokenhandler/tokenhandler/metrics"
+	"github.com/tokenhandler/tokenhandler/internal/metricstest"
 )
 
 // soak runs loadtest/soak.js at a fixed arrival rate through NGINX in front
@@ -289,16 +289,11 @@ func probe(ctx context.Context, addr string, ss session) (int, error) {
 // reloads reads oauth_proxy_config_reloads_total{result="ok"} from a
 // proxy's metrics listener.
 func reloads(addr string) (int, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
+	page, err := metricstest.Scrape(addr)
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	if v, ok := metrics.Sample(string(b), `oauth_proxy_config_reloads_total{result="ok"}`); ok {
+	if v, ok := metricstest.Sample(page, `oauth_proxy_config_reloads_total{result="ok"}`); ok {
 		return strconv.Atoi(v)
 	}
 	return 0, errors.New("oauth_proxy_config_reloads_total{result=\"ok\"} not in /metrics")

@@ -1,0 +1,62 @@
+package agent
+
+import (
+	"context"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tokenhandler/tokenhandler/agent/astest"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/internal/metricstest"
+)
+
+// TestMetricsPage: the agent's metrics listener serves the Go runtime's and
+// the process's series, and every agent series docs/contract.md and
+// docs/operations.md name, once one request of each kind has touched it.
+func TestMetricsPage(t *testing.T) {
+	as := astest.New(t, astest.Options{})
+	cfg := testConfig(as)
+	cfg.Listen, cfg.MetricsListen = "127.0.0.1:0", "127.0.0.1:0"
+	logs := &bintest.Buffer{}
+	s, err := NewServer(cfg, zerolog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	waitReady(t, s.Agent, logs)
+	a := &testAgent{t: t, as: as, agent: s.Agent, cfg: cfg, url: "http://" + s.Addr().String(), logs: logs}
+
+	b := a.spa()
+	a.login(b) // logins, requests, the token endpoint
+	if r := a.call(b, "POST", "/oauth-agent/refresh", nil); r.Status != 204 {
+		t.Fatalf("refresh: %d %s", r.Status, r.Body)
+	}
+	as.Set(func(f *astest.Faults) { f.TokenStatus = 500 })
+	if r := a.call(b, "POST", "/oauth-agent/refresh", nil); r.Status != 502 { // an AS error
+		t.Fatalf("refresh against a failing AS: %d %s", r.Status, r.Body)
+	}
+	if r := a.call(a.spa(), "POST", "/oauth-agent/refresh", nil, "Cookie", "example-auth=a; example-auth=b"); r.Status != 401 {
+		t.Fatalf("refresh with a cookie twice: %d %s", r.Status, r.Body)
+	}
+	if r := a.postLogout("application/x-www-form-urlencoded", "logout_token=x"); r.status != 400 {
+		t.Fatalf("back-channel logout with a malformed token: %d %s", r.status, r.body)
+	}
+
+	page, err := metricstest.Scrape(s.MetricsAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented, err := metricstest.Documented("oauth_agent_", "../docs/contract.md", "../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(documented) < 10 {
+		t.Fatalf("the docs name %d agent series (%q): the pattern no longer finds them", len(documented), documented)
+	}
+	want := append(documented, "go_goroutines", "go_memstats_alloc_bytes", "process_resident_memory_bytes", "process_cpu_seconds_total")
+	if missing := metricstest.Missing(page, want...); len(missing) > 0 {
+		t.Errorf("/metrics lacks %q:\n%s", missing, page)
+	}
+}
