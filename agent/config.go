@@ -3,8 +3,6 @@ package agent
 import (
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
@@ -168,8 +166,6 @@ type Timeouts struct {
 	Shutdown time.Duration // default 30s
 }
 
-// Log is the logging configuration.
-type Log struct {
-	Level  zerolog.Level // default info
-	Format string        // "json" (default) or "console"
-}
+// Log is the logging configuration: level (default info) and format
+// ("json", the default, or "console"), as the proxy's.
+type Log = settings.LogSettings

@@ -50,11 +50,9 @@ var idTokenAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
 // settings the proxy has too are declared in package settings (contract §7).
 type fileConfig struct {
 	settings.Deprecations
-	settings.Keys `yaml:",inline"`
+	settings.Shared `yaml:",inline"`
 
-	Listen        *string `yaml:"listen"`
-	MetricsListen string  `yaml:"metrics_listen"`
-	BasePath      *string `yaml:"base_path"`
+	BasePath *string `yaml:"base_path"`
 
 	Issuer                string `yaml:"issuer"`
 	AuthorizationEndpoint string `yaml:"authorization_endpoint"`
@@ -75,20 +73,14 @@ type fileConfig struct {
 	UserinfoMethod        *string  `yaml:"userinfo_method"`
 	ExtraParamsAllowed    []string `yaml:"extra_params_allowed"`
 
-	Cookie  fileCookie       `yaml:"cookie"`
-	Session settings.Session `yaml:"session"`
-
-	TrustedWebOrigins []string      `yaml:"trusted_web_origins"`
-	CORS              settings.CORS `yaml:"cors"`
+	Cookie fileCookie    `yaml:"cookie"`
+	CORS   settings.CORS `yaml:"cors"`
 
 	PAR      *string      `yaml:"par"`
 	IDToken  fileIDToken  `yaml:"id_token"`
 	Refresh  fileRefresh  `yaml:"refresh"`
 	Logout   fileLogout   `yaml:"logout"`
 	Timeouts fileTimeouts `yaml:"timeouts"`
-	Log      settings.Log `yaml:"log"`
-
-	Revocation settings.Revocation `yaml:"revocation"`
 }
 
 // Renames are the settings the file may still spell as before issue #16.
@@ -126,10 +118,8 @@ type fileTimeouts struct {
 // without the "agent: config: " prefix.
 func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	c := &Config{
-		Listen:        settings.ValueOr(f.Listen, "127.0.0.1:8080"),
-		MetricsListen: f.MetricsListen,
-		BasePath:      settings.ValueOr(f.BasePath, "/oauth-agent"),
-		Issuer:        f.Issuer,
+		BasePath: settings.ValueOr(f.BasePath, "/oauth-agent"),
+		Issuer:   f.Issuer,
 		Endpoints: Endpoints{
 			Authorization: f.AuthorizationEndpoint,
 			Token:         f.TokenEndpoint,
@@ -148,16 +138,12 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 			BasePath: settings.ValueOr(f.Cookie.BasePath, "/"),
 			SameSite: settings.ValueOr(f.Cookie.SameSite, "strict"),
 		},
-		TrustedWebOrigins: f.TrustedWebOrigins,
-		CORSEnabled:       f.CORS.On(),
-		PAR:               settings.ValueOr(f.PAR, "auto"),
-		Logout:            Logout{RevokeRefreshToken: settings.ValueOr(f.Logout.RevokeRefreshToken, true)},
+		CORSEnabled: f.CORS.On(),
+		PAR:         settings.ValueOr(f.PAR, "auto"),
+		Logout:      Logout{RevokeRefreshToken: settings.ValueOr(f.Logout.RevokeRefreshToken, true)},
 	}
 	var err error
 
-	if err := settings.CheckListeners(c.Listen, c.MetricsListen, "/run/tokenhandler/agent.sock"); err != nil {
-		return nil, err
-	}
 	if err := checkBasePath(c.BasePath); err != nil {
 		return nil, err
 	}
@@ -209,19 +195,20 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	if c.Cookie.MaxAge, err = f.Cookie.check(c.Cookie.NamePrefix); err != nil {
 		return nil, err
 	}
-	if c.Session.MaxLifetime, err = f.Session.Parse("session"); err != nil {
+	if f.Revocation.Feed != nil {
+		// The agent serves the feed; proxies follow it.
+		return nil, settings.Errorf("revocation.feed", "is the proxy's setting: the agent serves the feed on metrics_listen at /revocations")
+	}
+	// After the redirect URIs are checked: a published test key is allowed
+	// only for browsers on this machine.
+	shared, err := f.Shared.Parse("127.0.0.1:8080", "/run/tokenhandler/agent.sock", getenv, c.RedirectURI, c.PostLogoutRedirectURI)
+	if err != nil {
 		return nil, err
 	}
-
-	if err := settings.CheckWebOrigins("trusted_web_origins", c.TrustedWebOrigins); err != nil {
-		return nil, err
-	}
-	// After the URLs are checked: a published test key is allowed only for
-	// browsers on this machine.
-	browserURLs := append([]string{c.RedirectURI, c.PostLogoutRedirectURI}, c.TrustedWebOrigins...)
-	if c.Keys, err = f.Keys.Keyring(getenv, []string{c.Listen, c.MetricsListen}, browserURLs); err != nil {
-		return nil, err
-	}
+	// Without a revocation section the Config keeps the zero value, which
+	// means the same as the defaults: the embedded store in memory.
+	c.Listen, c.MetricsListen, c.TrustedWebOrigins, c.Keys = shared.Listen, shared.MetricsListen, shared.TrustedWebOrigins, shared.Keys
+	c.Session.MaxLifetime, c.Log, c.Revocation = shared.MaxLifetime, shared.Log, shared.Revocation
 
 	switch c.PAR {
 	case "auto", "always", "never":
@@ -248,22 +235,6 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 
-	if c.Log.Level, c.Log.Format, err = f.Log.Parse("log"); err != nil {
-		return nil, err
-	}
-	if f.Revocation.Feed != nil {
-		// The agent serves the feed; proxies follow it.
-		return nil, settings.Errorf("revocation.feed", "is the proxy's setting: the agent serves the feed on metrics_listen at /revocations")
-	}
-	rev, err := f.Revocation.Parse("revocation")
-	if err != nil {
-		return nil, err
-	}
-	if f.Revocation != (settings.Revocation{}) {
-		// Without the section the Config keeps the zero value, which
-		// means the same: the embedded store in memory.
-		c.Revocation = rev
-	}
 	c.Warnings = f.Warnings()
 	return c, nil
 }

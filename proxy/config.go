@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tokenhandler/tokenhandler/browser"
@@ -127,11 +126,9 @@ type Limits struct {
 	MaxBodyBytes          int // 1 to 1 GiB, default 10485760
 }
 
-// Log is the logging part of a [Config]. It may be copied.
-type Log struct {
-	Level  zerolog.Level // debug, info (default), warn or error
-	Format string        // "json" (default) or "console"
-}
+// Log is the logging part of a [Config]: level (default info) and format
+// ("json", the default, or "console"), as the agent's. It may be copied.
+type Log = settings.LogSettings
 
 // LoadConfig reads the YAML file at path and returns the validated
 // configuration, as [ParseConfig] does.
@@ -156,25 +153,19 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 // settings the agent has too are declared in package settings (contract §7).
 type fileConfig struct {
 	settings.Deprecations
-	settings.Keys `yaml:",inline"`
+	settings.Shared `yaml:",inline"`
 
-	Listen              *string             `yaml:"listen"`
-	MetricsListen       string              `yaml:"metrics_listen"`
-	Cookie              settings.Cookie     `yaml:"cookie"`
-	TrustedWebOrigins   []string            `yaml:"trusted_web_origins"`
-	CORS                fileCORS            `yaml:"cors"`
-	AllowTokens         bool                `yaml:"allow_tokens"`
-	AllowTokenSchemes   []string            `yaml:"allow_token_schemes"`
-	TrustedProxies      *[]string           `yaml:"trusted_proxies"`
-	RemoveCookieHeaders *bool               `yaml:"remove_cookie_headers"`
-	AuthPath            *string             `yaml:"auth_path"`
-	AuthEndpoint        *bool               `yaml:"auth_endpoint"`
-	Routes              []fileRoute         `yaml:"routes"`
-	Session             settings.Session    `yaml:"session"`
-	Timeouts            fileTimeouts        `yaml:"timeouts"`
-	Limits              fileLimits          `yaml:"limits"`
-	Log                 settings.Log        `yaml:"log"`
-	Revocation          settings.Revocation `yaml:"revocation"`
+	Cookie              settings.Cookie `yaml:"cookie"`
+	CORS                fileCORS        `yaml:"cors"`
+	AllowTokens         bool            `yaml:"allow_tokens"`
+	AllowTokenSchemes   []string        `yaml:"allow_token_schemes"`
+	TrustedProxies      *[]string       `yaml:"trusted_proxies"`
+	RemoveCookieHeaders *bool           `yaml:"remove_cookie_headers"`
+	AuthPath            *string         `yaml:"auth_path"`
+	AuthEndpoint        *bool           `yaml:"auth_endpoint"`
+	Routes              []fileRoute     `yaml:"routes"`
+	Timeouts            fileTimeouts    `yaml:"timeouts"`
+	Limits              fileLimits      `yaml:"limits"`
 }
 
 // Renames are the settings the file may still spell as before issue #16.
@@ -209,9 +200,6 @@ type fileLimits struct {
 // without the "proxy: config: " prefix.
 func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	c := &Config{
-		Listen:              settings.ValueOr(f.Listen, "127.0.0.1:8081"),
-		MetricsListen:       f.MetricsListen,
-		TrustedWebOrigins:   f.TrustedWebOrigins,
 		AllowTokens:         f.AllowTokens,
 		RemoveCookieHeaders: settings.ValueOr(f.RemoveCookieHeaders, true),
 		AuthPath:            settings.ValueOr(f.AuthPath, "/_oauth-proxy/auth"),
@@ -224,23 +212,17 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		},
 	}
 
-	if err := settings.CheckListeners(c.Listen, c.MetricsListen, "/run/tokenhandler/proxy.sock"); err != nil {
+	shared, err := f.Shared.Parse("127.0.0.1:8081", "/run/tokenhandler/proxy.sock", getenv)
+	if err != nil {
 		return nil, err
 	}
+	c.Listen, c.MetricsListen, c.TrustedWebOrigins, c.Keys = shared.Listen, shared.MetricsListen, shared.TrustedWebOrigins, shared.Keys
+	c.MaxLifetime, c.Log, c.Revocation = shared.MaxLifetime, shared.Log, shared.Revocation
 	cookie, err := f.Cookie.Parse(&f.Deprecations)
 	if err != nil {
 		return nil, err
 	}
 	c.CookieNamePrefix, c.NamePrefix, c.CookieFormat, c.CookieAccept = cookie.Prefix, cookie.NamePrefix, cookie.Format, cookie.Accept
-
-	if err := settings.CheckWebOrigins("trusted_web_origins", c.TrustedWebOrigins); err != nil {
-		return nil, err
-	}
-	// After the URLs are checked: a published test key is allowed only for
-	// browsers on this machine.
-	if c.Keys, err = f.Keys.Keyring(getenv, []string{c.Listen, c.MetricsListen}, c.TrustedWebOrigins); err != nil {
-		return nil, err
-	}
 
 	for _, l := range []struct {
 		setting string
@@ -269,10 +251,6 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	}
 	c.AuthEndpoint = settings.ValueOr(f.AuthEndpoint, len(f.Routes) == 0)
 	if c.Routes, err = f.routes(c.AuthPath, c.AuthEndpoint); err != nil {
-		return nil, err
-	}
-
-	if c.MaxLifetime, err = f.Session.Parse("session"); err != nil {
 		return nil, err
 	}
 
@@ -307,14 +285,7 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		*l.dst = n
 	}
 
-	if c.Log.Level, c.Log.Format, err = f.Log.Parse("log"); err != nil {
-		return nil, err
-	}
-	if f.Revocation != (settings.Revocation{}) { // left out: the zero value, following nothing
-		if c.Revocation, err = f.Revocation.Parse("revocation"); err != nil {
-			return nil, err
-		}
-	}
+	// A revocation section left out is the zero value: following nothing.
 	if c.Revocation.StateDir != "" {
 		return nil, settings.Errorf("revocation.state_dir", "is the agent's setting: a proxy keeps no list of its own, it follows revocation.feed")
 	}

@@ -22,27 +22,34 @@ type Log struct {
 	Format *string `yaml:"format"`
 }
 
+// LogSettings are the checked settings of a [Log] section: both daemons'
+// Config.Log. It may be copied.
+type LogSettings struct {
+	Level  zerolog.Level // debug, info (default), warn or error
+	Format string        // "json" (default) or "console"
+}
+
 // Parse returns the level (default info) and format (default json); setting
 // is the section's path, as "log".
-func (l Log) Parse(setting string) (zerolog.Level, string, error) {
-	var level zerolog.Level
-	switch s := ValueOr(l.Level, "info"); s {
+func (l Log) Parse(setting string) (LogSettings, error) {
+	var s LogSettings
+	switch level := ValueOr(l.Level, "info"); level {
 	case "debug":
-		level = zerolog.DebugLevel
+		s.Level = zerolog.DebugLevel
 	case "info":
-		level = zerolog.InfoLevel
+		s.Level = zerolog.InfoLevel
 	case "warn":
-		level = zerolog.WarnLevel
+		s.Level = zerolog.WarnLevel
 	case "error":
-		level = zerolog.ErrorLevel
+		s.Level = zerolog.ErrorLevel
 	default:
-		return 0, "", Errorf(setting+".level", "must be debug, info, warn or error, got %q", s)
+		return s, Errorf(setting+".level", "must be debug, info, warn or error, got %q", level)
 	}
-	switch format := ValueOr(l.Format, "json"); format {
+	switch s.Format = ValueOr(l.Format, "json"); s.Format {
 	case "json", "console":
-		return level, format, nil
+		return s, nil
 	default:
-		return 0, "", Errorf(setting+".format", "must be json or console, got %q", format)
+		return s, Errorf(setting+".format", "must be json or console, got %q", s.Format)
 	}
 }
 

@@ -330,7 +330,8 @@ func TestLogParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			level, format, err := tt.log.Parse("log")
+			got, err := tt.log.Parse("log")
+			level, format := got.Level, got.Format
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("error %v, want %q", err, tt.wantErr)

@@ -1,6 +1,7 @@
 package settings
 
 import (
+	"slices"
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/browser"
@@ -9,9 +10,67 @@ import (
 
 // The settings both daemons have are declared once, here, and embedded in
 // each daemon's file struct, so that they are spelt the same in both files
-// (contract §7): the keys at the top level, and the sections cors, cookie,
-// session, timeouts and log. A daemon adds its own settings to a section by
-// embedding the shared struct with `yaml:",inline"`.
+// (contract §7): [Shared] at the top level (listeners, keys, web origins,
+// and the sections session, log and revocation), and the sections cors,
+// cookie and timeouts, to which a daemon adds its own settings by embedding
+// the shared struct with `yaml:",inline"`.
+
+// Shared are the settings both daemons have that neither extends. A
+// daemon's file struct embeds it with `yaml:",inline"`. It may be copied.
+type Shared struct {
+	Keys              `yaml:",inline"`
+	Listen            *string    `yaml:"listen"`
+	MetricsListen     string     `yaml:"metrics_listen"`
+	TrustedWebOrigins []string   `yaml:"trusted_web_origins"`
+	Session           Session    `yaml:"session"`
+	Log               Log        `yaml:"log"`
+	Revocation        Revocation `yaml:"revocation"`
+}
+
+// SharedSettings are the checked settings of [Shared], with the defaults
+// applied. It may be copied; it shares TrustedWebOrigins and Keys.
+type SharedSettings struct {
+	Listen, MetricsListen string
+	TrustedWebOrigins     []string
+	Keys                  *crypto.Keyring
+	MaxLifetime           time.Duration // session.max_lifetime
+	Log                   LogSettings
+	// Revocation is the zero value when the file has no revocation
+	// section, which each daemon reads as it documents.
+	Revocation RevocationSettings
+}
+
+// Parse checks the shared settings and applies the defaults. listen is
+// the daemon's default listen address, socket the socket path its messages
+// suggest, as "/run/tokenhandler/proxy.sock". The key ring is built after
+// the web origins are checked: a published test key is allowed only when
+// the listeners, the origins and urls (the daemon's other browser URLs,
+// checked already) are all on this machine.
+func (s Shared) Parse(listen, socket string, getenv func(string) string, urls ...string) (SharedSettings, error) {
+	c := SharedSettings{Listen: ValueOr(s.Listen, listen), MetricsListen: s.MetricsListen, TrustedWebOrigins: s.TrustedWebOrigins}
+	if err := CheckListeners(c.Listen, c.MetricsListen, socket); err != nil {
+		return c, err
+	}
+	if err := CheckWebOrigins("trusted_web_origins", c.TrustedWebOrigins); err != nil {
+		return c, err
+	}
+	var err error
+	if c.Keys, err = s.Keys.Keyring(getenv, []string{c.Listen, c.MetricsListen}, slices.Concat(urls, c.TrustedWebOrigins)); err != nil {
+		return c, err
+	}
+	if c.MaxLifetime, err = s.Session.Parse("session"); err != nil {
+		return c, err
+	}
+	if c.Log, err = s.Log.Parse("log"); err != nil {
+		return c, err
+	}
+	if s.Revocation != (Revocation{}) {
+		if c.Revocation, err = s.Revocation.Parse("revocation"); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
 
 // Keys are the top-level settings of the cookie encryption keys; the third
 // source is the environment variable TH_ENCRYPTION_KEYS. It may be copied.
