@@ -14,6 +14,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/agent"
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/settings/settingstest"
 )
 
 // configKey is the public TEST key of docs/contract.md. Never use it anywhere but
@@ -48,27 +49,6 @@ func without(names ...string) string {
 // replace returns configRequired with the line of setting set to value.
 func replace(setting, value string) string {
 	return without(setting) + setting + ": " + value + "\n"
-}
-
-// configEnv returns a getenv that reads only vars.
-func configEnv(vars map[string]string) func(string) string {
-	return func(name string) string { return vars[name] }
-}
-
-// sealsWith fails unless ring seals with the key written as hexKey.
-func sealsWith(t *testing.T, ring *crypto.Keyring, hexKey string) {
-	t.Helper()
-	only, err := crypto.ParseKeyring(hexKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealed, err := ring.Seal(nil, []byte("payload"), crypto.FormatV1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := only.Open(nil, sealed); err != nil {
-		t.Errorf("the key ring does not seal with the expected first key: %v", err)
-	}
 }
 
 func TestParseConfigFull(t *testing.T) {
@@ -113,7 +93,7 @@ log: {level: debug, format: console}
 	if got.Keys.Len() != 2 {
 		t.Errorf("Keys.Len() = %d, want 2", got.Keys.Len())
 	}
-	sealsWith(t, got.Keys, sealing)
+	settingstest.SealsWith(t, got.Keys, sealing)
 	want := agent.Config{
 		Listen:        "unix:/run/tokenhandler/agent.sock",
 		MetricsListen: "127.0.0.1:9100",
@@ -206,7 +186,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealsWith(t, got.Keys, configKey)
+	settingstest.SealsWith(t, got.Keys, configKey)
 	want := agent.Config{
 		Listen:             "127.0.0.1:8080",
 		BasePath:           "/oauth-agent",
@@ -523,7 +503,7 @@ func TestParseConfigSecretSources(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := agent.ParseConfig([]byte(tt.yaml), configEnv(tt.env))
+			c, err := agent.ParseConfig([]byte(tt.yaml), settingstest.Env(tt.env))
 			if tt.wantErr != "" {
 				if err == nil {
 					t.Fatalf("ParseConfig succeeded, want an error containing %q", tt.wantErr)
@@ -547,13 +527,13 @@ func TestParseConfigSecretSources(t *testing.T) {
 			if c.Keys.Len() != tt.wantLen {
 				t.Errorf("Keys.Len() = %d, want %d", c.Keys.Len(), tt.wantLen)
 			}
-			sealsWith(t, c.Keys, tt.wantKey)
+			settingstest.SealsWith(t, c.Keys, tt.wantKey)
 		})
 	}
 }
 
 func TestLoadConfigExample(t *testing.T) {
-	c, err := agent.LoadConfig("../deploy/oauth-agent.example.yaml", configEnv(nil))
+	c, err := agent.LoadConfig("../deploy/oauth-agent.example.yaml", settingstest.Env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -574,7 +554,7 @@ func TestLoadConfigExample(t *testing.T) {
 	if !reflect.DeepEqual(c.IDToken.AllowedAlgs, []string{"RS256", "PS256", "ES256", "EdDSA"}) {
 		t.Errorf("IDToken.AllowedAlgs = %v", c.IDToken.AllowedAlgs)
 	}
-	sealsWith(t, c.Keys, configKey)
+	settingstest.SealsWith(t, c.Keys, configKey)
 	// The example is written in the shape both daemons share.
 	if c.Warnings != nil {
 		t.Errorf("the example uses deprecated settings: %q", c.Warnings)

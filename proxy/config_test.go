@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/settings/settingstest"
 )
 
 // configTestKey is the public TEST key of docs/contract.md. Never use it anywhere
@@ -23,29 +24,8 @@ const configTestKey = "7b99279ab87533d3c238db874a842a91ee26a76027f3c03c317504963
 const configBase = "encryption_keys: [\"" + configTestKey + "\"]\n" +
 	"trusted_web_origins: [\"http://www.example.localhost:3000\"]\n"
 
-// configTestEnv returns a getenv that reads only vars.
-func configTestEnv(vars map[string]string) func(string) string {
-	return func(name string) string { return vars[name] }
-}
-
 // newConfigTestKey returns a fresh random key in hex.
 func newConfigTestKey() string { return string(crypto.GenerateKey().AppendHex(nil)) }
-
-// checkSealingKey fails unless ring seals with the key written as hexKey.
-func checkSealingKey(t *testing.T, ring *crypto.Keyring, hexKey string) {
-	t.Helper()
-	only, err := crypto.ParseKeyring(hexKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cookie, err := ring.Seal(nil, []byte("payload"), crypto.FormatV1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := only.Open(nil, cookie); err != nil {
-		t.Errorf("the key ring does not seal with the expected first key: %v", err)
-	}
-}
 
 func TestParseConfigFull(t *testing.T) {
 	// Fresh keys: a published test key is refused beside a public origin.
@@ -86,7 +66,7 @@ log: {level: debug, format: console}
 	if got.Keys.Len() != 2 {
 		t.Errorf("Keys.Len() = %d, want 2", got.Keys.Len())
 	}
-	checkSealingKey(t, got.Keys, sealingKey)
+	settingstest.SealsWith(t, got.Keys, sealingKey)
 
 	want := Config{
 		Listen:              "unix:/run/tokenhandler/proxy.sock",
@@ -498,7 +478,7 @@ func TestParseConfigKeySources(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := ParseConfig([]byte(tt.yaml), configTestEnv(tt.env))
+			c, err := ParseConfig([]byte(tt.yaml), settingstest.Env(tt.env))
 			if tt.wantErr != "" {
 				if err == nil {
 					t.Fatalf("ParseConfig succeeded, want an error containing %q", tt.wantErr)
@@ -519,13 +499,13 @@ func TestParseConfigKeySources(t *testing.T) {
 			if c.Keys.Len() != tt.wantLen {
 				t.Errorf("Keys.Len() = %d, want %d", c.Keys.Len(), tt.wantLen)
 			}
-			checkSealingKey(t, c.Keys, tt.wantFirst)
+			settingstest.SealsWith(t, c.Keys, tt.wantFirst)
 		})
 	}
 }
 
 func TestLoadConfigExample(t *testing.T) {
-	c, err := LoadConfig("../deploy/oauth-proxy.example.yaml", configTestEnv(nil))
+	c, err := LoadConfig("../deploy/oauth-proxy.example.yaml", settingstest.Env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -539,7 +519,7 @@ func TestLoadConfigExample(t *testing.T) {
 	if !reflect.DeepEqual(c.TrustedProxies, defaultTrustedProxies) || c.AllowTokens || len(c.AllowTokenSchemes) != 0 {
 		t.Errorf("TrustedProxies %v, AllowTokens %v, AllowTokenSchemes %v; want the defaults", c.TrustedProxies, c.AllowTokens, c.AllowTokenSchemes)
 	}
-	checkSealingKey(t, c.Keys, configTestKey)
+	settingstest.SealsWith(t, c.Keys, configTestKey)
 	// The example is written in the shape both daemons share.
 	if c.Warnings != nil {
 		t.Errorf("the example uses deprecated settings: %q", c.Warnings)

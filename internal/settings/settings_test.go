@@ -17,6 +17,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
+	"github.com/tokenhandler/tokenhandler/internal/settings/settingstest"
 )
 
 // TestDependencies: settings is shared by both binaries and must not link
@@ -495,26 +496,6 @@ func TestHasSpaceOrControl(t *testing.T) {
 
 var keySource = Source{Setting: "keys", FileSetting: "keys_file", Env: "TEST_KEYS", What: "test keys"}
 
-func env(vars map[string]string) func(string) string {
-	return func(name string) string { return vars[name] }
-}
-
-// sealsWith fails unless ring seals with the key written as hexKey.
-func sealsWith(t *testing.T, ring *crypto.Keyring, hexKey string) {
-	t.Helper()
-	only, err := crypto.ParseKeyring(hexKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealed, err := ring.Seal(nil, []byte("payload"), crypto.FormatV1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := only.Open(nil, sealed); err != nil {
-		t.Errorf("the key ring does not seal with the expected first key: %v", err)
-	}
-}
-
 func TestSourceKeyring(t *testing.T) {
 	newer, older := string(crypto.GenerateKey().AppendHex(nil)), string(crypto.GenerateKey().AppendHex(nil))
 	dir := t.TempDir()
@@ -584,7 +565,7 @@ func TestSourceKeyring(t *testing.T) {
 			if urls == nil {
 				urls = []string{"http://www.example.localhost:3000"}
 			}
-			ring, err := keySource.Keyring(tt.list, tt.file, env(tt.env), listeners, urls)
+			ring, err := keySource.Keyring(tt.list, tt.file, settingstest.Env(tt.env), listeners, urls)
 			if tt.wantErr != "" {
 				checkErr(t, err, tt.wantErr)
 				for _, k := range []string{newer[:7], older[:7]} {
@@ -600,7 +581,7 @@ func TestSourceKeyring(t *testing.T) {
 			if ring.Len() != tt.wantLen {
 				t.Errorf("Len() = %d, want %d", ring.Len(), tt.wantLen)
 			}
-			sealsWith(t, ring, tt.wantFirst)
+			settingstest.SealsWith(t, ring, tt.wantFirst)
 		})
 	}
 	if _, err := keySource.Keyring([]string{newer}, nil, nil, []string{":8080"}, []string{"https://www.example.com"}); err != nil {
@@ -647,7 +628,7 @@ func TestSourceSecret(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := src.Secret(tt.value, tt.file, env(tt.env))
+			got, err := src.Secret(tt.value, tt.file, settingstest.Env(tt.env))
 			if tt.wantErr != "" {
 				checkErr(t, err, tt.wantErr)
 				if strings.Contains(err.Error(), "s3cret") {
