@@ -114,7 +114,7 @@ func (a *Agent) Reload(cfg *Config, log zerolog.Logger) error {
 		maxLifetime: settings.MaxLifetimeSeconds(cfg.Session.MaxLifetime),
 		origins:     browser.NewOrigins(cfg.TrustedWebOrigins),
 		cors:        browser.NewCORS(cfg.CORSEnabled, []string{"GET", "POST", "OPTIONS"}, nil, nil, 86400),
-		client:      newHTTPClient(cfg.Timeouts.AS),
+		client:      newHTTPClient(cfg.Timeouts.AS, a.metrics),
 		log:         log.Level(cfg.Log.Level),
 	}
 	st.router = a.routes(st)

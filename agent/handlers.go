@@ -110,11 +110,9 @@ func (a *Agent) pushAuthorizationRequest(ctx *fasthttp.RequestCtx, st *state, p 
 	if p.par == "" {
 		return "", errorf(errServer, "PAR is needed but the Authorization Server has no PAR endpoint")
 	}
-	c, cancel := context.WithTimeout(context.Background(), st.cfg.Timeouts.AS)
+	c, cancel := context.WithTimeout(asEndpoint(context.Background(), "par"), st.cfg.Timeouts.AS)
 	defer cancel()
-	start := a.now()
 	status, body, err := p.postForm(c, st.client, p.par, params)
-	a.metrics.asCall("par", start, a.now(), status, err)
 	if err != nil {
 		return "", errASUnavailable.with(err, "")
 	}
@@ -241,9 +239,7 @@ func (a *Agent) finishLogin(ctx *fasthttp.RequestCtx, st *state, req *request, q
 
 	c, cancel := context.WithTimeout(oauth2Context(context.Background(), st), st.cfg.Timeouts.AS)
 	defer cancel()
-	start := a.now()
-	tok, err := p.oauth2.Exchange(c, q.Get("code"), oauth2.VerifierOption(login.CodeVerifier))
-	a.metrics.asCall("token", start, a.now(), retrieveStatus(err), transportError(err))
+	tok, err := p.oauth2.Exchange(asEndpoint(c, "token"), q.Get("code"), oauth2.VerifierOption(login.CodeVerifier))
 	if err != nil {
 		a.metrics.logins("error").Inc()
 		return tokenError(err)
@@ -373,7 +369,7 @@ func (a *Agent) userInfo(ctx *fasthttp.RequestCtx, st *state, req *request) erro
 	if p.userinfo == "" {
 		return errorf(errServer, "the Authorization Server has no userinfo endpoint")
 	}
-	c, cancel := context.WithTimeout(context.Background(), st.cfg.Timeouts.AS)
+	c, cancel := context.WithTimeout(asEndpoint(context.Background(), "userinfo"), st.cfg.Timeouts.AS)
 	defer cancel()
 	// OpenID Connect Core §5.3.1: GET or POST, the token in the
 	// Authorization header either way (RFC 6750 §2.1); a POST has an empty
@@ -393,14 +389,11 @@ func (a *Agent) userInfo(ctx *fasthttp.RequestCtx, st *state, req *request) erro
 	}
 	r.Header.Set("Authorization", "Bearer "+string(at))
 	r.Header.Set("Accept", "application/json")
-	start := a.now()
 	resp, err := st.client.Do(r)
 	if err != nil {
-		a.metrics.asCall("userinfo", start, a.now(), 0, err)
 		return errASUnavailable.with(err, "")
 	}
 	defer resp.Body.Close()
-	a.metrics.asCall("userinfo", start, a.now(), resp.StatusCode, nil)
 	body, err := readAll(resp)
 	switch {
 	case err != nil:
@@ -610,11 +603,9 @@ func (a *Agent) logout(ctx *fasthttp.RequestCtx, st *state, req *request) error 
 	}
 	a.refresh.drop(s.key())
 	if st.cfg.Logout.RevokeRefreshToken && p.revocation != "" && s.auth != nil {
-		c, cancel := context.WithTimeout(context.Background(), st.cfg.Timeouts.AS)
-		start := a.now()
+		c, cancel := context.WithTimeout(asEndpoint(context.Background(), "revocation"), st.cfg.Timeouts.AS)
 		status, _, err := p.postForm(c, st.client, p.revocation, url.Values{"token": {string(s.auth.value)}, "token_type_hint": {"refresh_token"}})
 		cancel()
-		a.metrics.asCall("revocation", start, a.now(), status, err)
 		if err != nil || status != http.StatusOK {
 			st.log.Warn().Err(err).Int("status", status).Msg("refresh token revocation failed; logging out anyway")
 		}
@@ -663,26 +654,6 @@ func safeError(err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil {
 		return fmt.Errorf("token endpoint: status %d, error %q", re.Response.StatusCode, oauthErrorCode(re.ErrorCode))
-	}
-	return err
-}
-
-func retrieveStatus(err error) int {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) && re.Response != nil {
-		return re.Response.StatusCode
-	}
-	if err == nil {
-		return 200
-	}
-	return 0
-}
-
-// transportError is err unless it is an answer from the AS.
-func transportError(err error) error {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		return nil
 	}
 	return err
 }

@@ -43,7 +43,7 @@ func newLimitedKeySet(jwksURL string, client *http.Client, now func() time.Time)
 	}
 	gated.Transport = &gatedTransport{base: base, gate: gate}
 	// The key set fetches with this client for its lifetime.
-	ctx := oidc.ClientContext(context.Background(), &gated)
+	ctx := oidc.ClientContext(asEndpoint(context.Background(), "jwks"), &gated)
 	return &limitedKeySet{keys: oidc.NewRemoteKeySet(ctx, jwksURL), gate: gate}
 }
 

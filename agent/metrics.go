@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"context"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -58,12 +60,46 @@ func (m *agentMetrics) refreshes(result string) *metrics.Counter {
 	return m.counter("oauth_agent_refreshes_total", "result", result)
 }
 
-// asCall records one call to the Authorization Server: its latency, and an
-// error when it failed (transport error or 5xx).
-func (m *agentMetrics) asCall(endpoint string, start, end time.Time, status int, err error) {
+// asEndpointKey is the context key of asEndpoint.
+type asEndpointKey struct{}
+
+// asEndpoint returns ctx marking the calls made with it as calls to one
+// endpoint of the Authorization Server, for asTransport's metrics: par,
+// token, userinfo, revocation, discovery or jwks.
+func asEndpoint(ctx context.Context, endpoint string) context.Context {
+	return context.WithValue(ctx, asEndpointKey{}, endpoint)
+}
+
+// asTransport is the back-channel client's transport: it records every
+// call the agent makes to the Authorization Server, by the endpoint its
+// context names (asEndpoint; "other" when none):
+// oauth_agent_as_request_duration_seconds, the time until the answer's
+// headers, and oauth_agent_as_errors_total when the call failed (no answer,
+// or a 5xx). It is safe for concurrent use.
+type asTransport struct {
+	base    http.RoundTripper
+	metrics *agentMetrics
+}
+
+func (t *asTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	endpoint, _ := r.Context().Value(asEndpointKey{}).(string)
+	if endpoint == "" {
+		endpoint = "other"
+	}
+	start := time.Now()
+	resp, err := t.base.RoundTrip(r)
 	labels := `{endpoint="` + endpoint + `"}`
-	m.set.GetOrCreatePrometheusHistogramExt("oauth_agent_as_request_duration_seconds"+labels, daemon.LatencyBuckets).Update(end.Sub(start).Seconds())
-	if err != nil || status >= 500 || status == 0 {
-		m.set.GetOrCreateCounter("oauth_agent_as_errors_total" + labels).Inc()
+	t.metrics.set.GetOrCreatePrometheusHistogramExt("oauth_agent_as_request_duration_seconds"+labels, daemon.LatencyBuckets).UpdateDuration(start)
+	if err != nil || resp.StatusCode >= 500 {
+		t.metrics.set.GetOrCreateCounter("oauth_agent_as_errors_total" + labels).Inc()
+	}
+	return resp, err
+}
+
+// CloseIdleConnections closes the base transport's idle connections (for
+// http.Client.CloseIdleConnections).
+func (t *asTransport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
 	}
 }

@@ -60,3 +60,42 @@ func TestMetricsPage(t *testing.T) {
 		t.Errorf("/metrics lacks %q:\n%s", missing, page)
 	}
 }
+
+// TestASCallsCounted: every call the agent makes to the Authorization
+// Server is counted by its endpoint: discovery and the JWKS as well as PAR,
+// token, userinfo and revocation; a 5xx counts as an error; no call goes
+// uncounted or unnamed.
+func TestASCallsCounted(t *testing.T) {
+	a := startAgent(t, func(c *Config) {
+		c.PAR = "always"
+		c.Logout.RevokeRefreshToken = true
+	})
+	b := a.spa()
+	a.login(b) // discovery, jwks (the ID token), par, token
+	if r := a.call(b, "GET", "/oauth-agent/userInfo", nil); r.Status != 200 {
+		t.Fatalf("userInfo: %d %s", r.Status, r.Body)
+	}
+	a.as.Set(func(f *astest.Faults) { f.UserinfoStatus = 503 })
+	if r := a.call(b, "GET", "/oauth-agent/userInfo", nil); r.Status != 502 {
+		t.Fatalf("userInfo against a failing AS: %d %s", r.Status, r.Body)
+	}
+	if r := a.call(b, "POST", "/oauth-agent/logout", nil); r.Status != 200 {
+		t.Fatalf("logout: %d %s", r.Status, r.Body)
+	}
+	for series, want := range map[string]string{
+		`oauth_agent_as_request_duration_seconds_count{endpoint="discovery"}`:  "1",
+		`oauth_agent_as_request_duration_seconds_count{endpoint="jwks"}`:       "1",
+		`oauth_agent_as_request_duration_seconds_count{endpoint="par"}`:        "1",
+		`oauth_agent_as_request_duration_seconds_count{endpoint="token"}`:      "1",
+		`oauth_agent_as_request_duration_seconds_count{endpoint="userinfo"}`:   "2",
+		`oauth_agent_as_request_duration_seconds_count{endpoint="revocation"}`: "1",
+		`oauth_agent_as_errors_total{endpoint="userinfo"}`:                     "1",
+	} {
+		if got := a.metric(series); got != want {
+			t.Errorf("%s = %q, want %s", series, got, want)
+		}
+	}
+	if got := a.metric(`oauth_agent_as_request_duration_seconds_count{endpoint="other"}`); got != "" {
+		t.Errorf("%s calls to no named endpoint", got)
+	}
+}

@@ -55,10 +55,10 @@ type metadata struct {
 	AuthorizationIssParamOK bool   `json:"authorization_response_iss_parameter_supported"`
 }
 
-// newHTTPClient is the back-channel client: a timeout on every call, and
-// names under .localhost dialled on loopback (RFC 6761 §6.3), which Go's
-// resolver does not do.
-func newHTTPClient(timeout time.Duration) *http.Client {
+// newHTTPClient is the back-channel client: a timeout on every call, names
+// under .localhost dialled on loopback (RFC 6761 §6.3), which Go's resolver
+// does not do, and every call counted in m (asTransport).
+func newHTTPClient(timeout time.Duration, m *agentMetrics) *http.Client {
 	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		Proxy: nil,
@@ -75,7 +75,7 @@ func newHTTPClient(timeout time.Duration) *http.Client {
 		ForceAttemptHTTP2:     true,
 	}
 	return &http.Client{
-		Transport: tr,
+		Transport: &asTransport{base: tr, metrics: m},
 		Timeout:   timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse // a back-channel answer is never a redirect to follow
@@ -98,7 +98,7 @@ func discover(ctx context.Context, cfg *Config, client *http.Client, now func() 
 	var m metadata
 	{
 		wellKnown := strings.TrimSuffix(cfg.Issuer, "/") + "/.well-known/openid-configuration"
-		if err := getJSON(ctx, client, wellKnown, &m); err != nil {
+		if err := getJSON(asEndpoint(ctx, "discovery"), client, wellKnown, &m); err != nil {
 			return nil, fmt.Errorf("agent: discovery: %w", err)
 		}
 		// OpenID Connect Discovery 1.0 §4.3: the issuer must be the one asked for.

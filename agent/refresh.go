@@ -279,9 +279,7 @@ func (r *refresher) sharedResult(ctx context.Context, st *state, p *provider, co
 // grant runs the refresh_token grant (RFC 6749 §6) and validates a returned
 // ID token (OpenID Connect Core 1.0 §12.2).
 func (r *refresher) grant(ctx context.Context, st *state, p *provider, rt string) (refreshed, error) {
-	start := r.a.now()
-	tok, err := p.oauth2.TokenSource(ctx, &oauth2.Token{RefreshToken: rt, Expiry: time.Unix(1, 0)}).Token()
-	r.a.metrics.asCall("token", start, r.a.now(), retrieveStatus(err), transportError(err))
+	tok, err := p.oauth2.TokenSource(asEndpoint(ctx, "token"), &oauth2.Token{RefreshToken: rt, Expiry: time.Unix(1, 0)}).Token()
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
