@@ -6,7 +6,4 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
 )
 
-// TestDependencies: the shared contract needs the standard library only.
-func TestDependencies(t *testing.T) {
-	deptest.Allow(t, deptest.Module+"/browser")
-}
+func TestDependencies(t *testing.T) { deptest.Check(t) }

@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenhandler/tokenhandler/internal/deptest"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -87,11 +86,4 @@ func TestStale(t *testing.T) {
 	if got := s.Stale(now); got != 3*time.Second {
 		t.Errorf("Stale = %v, want 3s", got)
 	}
-}
-
-// TestDependencies: the revocation list builds on the session envelope
-// only; its backends live in subpackages.
-func TestDependencies(t *testing.T) {
-	m := deptest.Module
-	deptest.Allow(t, m+"/revocation", m+"/session", m+"/crypto", "github.com/minio/sio", "golang.org/x/crypto", "golang.org/x/sys")
 }

@@ -26,7 +26,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tokenhandler/tokenhandler/examples/devidp"
-	"github.com/tokenhandler/tokenhandler/internal/deptest"
 )
 
 const (
@@ -269,10 +268,6 @@ func loginForm(t *testing.T, u string) (action, id, body string) {
 }
 
 // --- tests -------------------------------------------------------------------
-
-func TestDependencies(t *testing.T) {
-	deptest.Allow(t, deptest.Module+"/examples/devidp", deptest.Module+"/internal/oidcfake", "github.com/go-jose/go-jose/v4")
-}
 
 func TestDiscovery(t *testing.T) {
 	e := start(t, "", nil)

@@ -16,19 +16,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
-
-	"github.com/tokenhandler/tokenhandler/internal/deptest"
 )
-
-// TestDependencies: daemon is plumbing for both binaries and must not link
-// either of them.
-func TestDependencies(t *testing.T) {
-	m := deptest.Module
-	deptest.Allow(t, m+"/internal/daemon", "github.com/VictoriaMetrics/metrics",
-		"golang.org/x/sys", "golang.org/x/net",
-		"github.com/valyala/", "github.com/andybalholm/brotli", "github.com/klauspost/compress", "github.com/molecule-man/go-brrr",
-		"github.com/rs/zerolog", "github.com/mattn/go-colorable", "github.com/mattn/go-isatty")
-}
 
 // socketDir returns a short directory: socket paths are limited to about
 // 100 bytes, which t.TempDir can exceed.

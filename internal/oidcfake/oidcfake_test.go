@@ -12,13 +12,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-
-	"github.com/tokenhandler/tokenhandler/internal/deptest"
 )
-
-func TestDependencies(t *testing.T) {
-	deptest.Allow(t, deptest.Module+"/internal/oidcfake", "github.com/go-jose/go-jose/v4")
-}
 
 func TestPKCEValid(t *testing.T) {
 	// RFC 7636 Appendix B.

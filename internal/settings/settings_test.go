@@ -16,18 +16,8 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
-	"github.com/tokenhandler/tokenhandler/internal/deptest"
 	"github.com/tokenhandler/tokenhandler/internal/settings/settingstest"
 )
-
-// TestDependencies: settings is shared by both binaries and must not link
-// either of them, nor any server code.
-func TestDependencies(t *testing.T) {
-	m := deptest.Module
-	deptest.Allow(t, m+"/internal/settings", m+"/crypto", m+"/browser",
-		"github.com/minio/sio", "golang.org/x/crypto", "golang.org/x/sys",
-		"github.com/rs/zerolog", "github.com/mattn/go-colorable", "github.com/mattn/go-isatty", "go.yaml.in/yaml/v3")
-}
 
 // testKey is the public TEST key of docs/contract.md. Never use it anywhere but in
 // tests.

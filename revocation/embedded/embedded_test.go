@@ -19,22 +19,12 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
-	"github.com/tokenhandler/tokenhandler/internal/deptest"
 	"github.com/tokenhandler/tokenhandler/revocation"
 	"github.com/tokenhandler/tokenhandler/revocation/revocationtest"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
 const iss = "https://op.example"
-
-// TestDependencies: the embedded store needs the list, fasthttp for the
-// feed handler and zerolog for the follower's two log lines.
-func TestDependencies(t *testing.T) {
-	m := deptest.Module
-	deptest.Allow(t, m+"/revocation", m+"/session", m+"/crypto", "github.com/minio/sio", "golang.org/x/crypto", "golang.org/x/sys",
-		"github.com/valyala/", "github.com/andybalholm/brotli", "github.com/klauspost/compress", "github.com/molecule-man/go-brrr",
-		"github.com/rs/zerolog", "github.com/mattn/go-colorable", "github.com/mattn/go-isatty")
-}
 
 // clock is a settable clock for Open.
 type clock struct{ unix atomic.Int64 }

@@ -12,7 +12,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
-	"github.com/tokenhandler/tokenhandler/internal/deptest"
 	"github.com/tokenhandler/tokenhandler/internal/redistest"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/revocation"
@@ -46,17 +45,6 @@ func sidEntry(sid string) revocation.Entry {
 func revokedSID(set *revocation.Set, sid string) bool {
 	env := session.Envelope{SID: session.HashSID("https://idp.example", sid), Started: time.Now().Unix() - 10}
 	return set.Revoked(&env, time.Now().Unix())
-}
-
-func TestDependencies(t *testing.T) {
-	m := deptest.Module
-	deptest.Allow(t, m+"/revocation", m+"/session", m+"/crypto", "github.com/minio/sio",
-		m+"/internal/settings", m+"/browser", "github.com/rs/zerolog", "github.com/mattn/", "go.yaml.in/yaml/v3", // the settings type
-		"golang.org/x/crypto", "golang.org/x/sys",
-		"github.com/redis/go-redis/v9", // the client: docs/operations.md
-		"github.com/cespare/xxhash/v2", // go-redis's cluster slots
-		"go.uber.org/atomic",           // go-redis's
-	)
 }
 
 func TestRevokeReachesFollower(t *testing.T) {

@@ -1,0 +1,9 @@
+package daemon
+
+import (
+	"testing"
+
+	"github.com/tokenhandler/tokenhandler/internal/deptest"
+)
+
+func TestDependencies(t *testing.T) { deptest.Check(t) }
