@@ -15,9 +15,6 @@ package astest
 
 import (
 	"cmp"
-	"crypto/rand"
-	"crypto/rsa"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -62,22 +59,13 @@ type Server struct {
 	done    chan struct{} // closed by Close, ends TokenDelay waits
 	close   sync.Once
 
-	// keyMu guards the key material, which RotateKey replaces.
-	keyMu   sync.RWMutex
-	key     *rsa.PrivateKey
-	kid     string
-	retired []*rsa.PublicKey // keys RotateKey replaced, still in the JWKS
-	jwks    []byte           // the public JWKS document
+	op *oidcfake.Provider // the grant store and signing keys
 
 	mu             sync.Mutex
 	faults         Faults
 	counts         map[string]int
-	codes          map[string]*authCode      // live authorization codes
-	usedCodes      map[string]*grant         // redeemed codes, for reuse revocation
 	pushed         map[string]*pushedRequest // by request_uri
-	refreshTokens  map[string]*refreshToken
-	accessTokens   map[string]*grant // by jti
-	revoked        map[string]bool   // tokens presented to /revoke
+	revoked        map[string]bool           // tokens presented to /revoke
 	lastEndSession url.Values
 	lastUserinfo   UserinfoRequest
 	lastClientAuth string
@@ -97,40 +85,29 @@ func New(tb testing.TB, opts Options) *Server {
 
 func newServer(opts Options) (*Server, error) {
 	s := &Server{
-		ClientID:      cmp.Or(opts.ClientID, "spa-client"),
-		ClientSecret:  cmp.Or(opts.ClientSecret, "test-secret"),
-		RedirectURI:   cmp.Or(opts.RedirectURI, "http://www.example.localhost:3000/"),
-		subject:       cmp.Or(opts.Subject, "demo-user"),
-		done:          make(chan struct{}),
-		faults:        defaultFaults(),
-		counts:        make(map[string]int),
-		codes:         make(map[string]*authCode),
-		usedCodes:     make(map[string]*grant),
-		pushed:        make(map[string]*pushedRequest),
-		refreshTokens: make(map[string]*refreshToken),
-		accessTokens:  make(map[string]*grant),
-		revoked:       make(map[string]bool),
+		ClientID:     cmp.Or(opts.ClientID, "spa-client"),
+		ClientSecret: cmp.Or(opts.ClientSecret, "test-secret"),
+		RedirectURI:  cmp.Or(opts.RedirectURI, "http://www.example.localhost:3000/"),
+		subject:      cmp.Or(opts.Subject, "demo-user"),
+		done:         make(chan struct{}),
+		faults:       defaultFaults(),
+		counts:       make(map[string]int),
+		pushed:       make(map[string]*pushedRequest),
+		revoked:      make(map[string]bool),
 	}
 	if _, err := url.Parse(s.RedirectURI); err != nil {
 		return nil, fmt.Errorf("astest: redirect URI: %w", err)
 	}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, fmt.Errorf("astest: generate key: %w", err)
-	}
-	if err := s.setKey(key); err != nil {
-		return nil, err
-	}
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /.well-known/openid-configuration", handler(s.discovery))
-	mux.Handle("GET /jwks", handler(s.jwksDocument))
+	mux.Handle("GET /.well-known/openid-configuration", oidcfake.Handler(s.discovery))
+	mux.Handle("GET /jwks", oidcfake.Handler(s.jwksDocument))
 	mux.Handle("GET /authorize", http.HandlerFunc(s.authorize))
-	mux.Handle("POST /par", handler(s.par))
-	mux.Handle("POST /token", handler(s.token))
-	mux.Handle("/userinfo", handler(s.userinfo))
-	mux.Handle("/logout", handler(s.endSession))
-	mux.Handle("POST /revoke", handler(s.revoke))
+	mux.Handle("POST /par", oidcfake.Handler(s.par))
+	mux.Handle("POST /token", oidcfake.Handler(s.token))
+	mux.Handle("/userinfo", oidcfake.Handler(s.userinfo))
+	mux.Handle("/logout", oidcfake.Handler(s.endSession))
+	mux.Handle("POST /revoke", oidcfake.Handler(s.revoke))
 	s.http = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Tokens, codes and errors alike must not be cached (RFC 6749 §5.1).
 		w.Header().Set("Cache-Control", "no-store")
@@ -138,6 +115,12 @@ func newServer(opts Options) (*Server, error) {
 	}))
 	// The handlers read URL: set it before the first request can arrive.
 	s.URL = "http://" + s.http.Listener.Addr().String()
+	op, err := oidcfake.New(oidcfake.Config{Issuer: s.URL, Audience: apiAudience, Realm: "astest"})
+	if err != nil {
+		s.http.Close()
+		return nil, fmt.Errorf("astest: %w", err)
+	}
+	s.op = op
 	s.http.Start()
 	return s, nil
 }
@@ -235,51 +218,3 @@ func (s *Server) snapshot(what string) Faults {
 	s.counts[what]++
 	return s.faults
 }
-
-// oauthError is an OAuth 2.0 error answer (RFC 6749 §5.2, RFC 6750 §3).
-type oauthError struct {
-	status          int
-	code            string
-	description     string
-	wwwAuthenticate string
-}
-
-func (e *oauthError) Error() string { return "astest: " + e.code + ": " + e.description }
-
-var (
-	errInvalidClient = &oauthError{http.StatusUnauthorized, "invalid_client",
-		"client authentication failed", `Basic realm="astest"`}
-	errTwoClientAuths = &oauthError{http.StatusBadRequest, "invalid_request",
-		"more than one client authentication method (RFC 6749 §2.3)", ""}
-	errInvalidToken = &oauthError{http.StatusUnauthorized, "invalid_token",
-		"the access token is invalid, expired or revoked", `Bearer error="invalid_token"`}
-	errMissingToken = &oauthError{http.StatusBadRequest, "invalid_request",
-		"missing token", ""}
-	errBadForm = &oauthError{http.StatusBadRequest, "invalid_request",
-		"malformed form body", ""}
-)
-
-// handler adapts an endpoint that returns errors; writeError maps them.
-func handler(h func(http.ResponseWriter, *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
-			writeError(w, err)
-		}
-	})
-}
-
-// errClientGone ends a request whose client has gone away: nothing to write.
-var errClientGone = errors.New("astest: client gone")
-
-func writeError(w http.ResponseWriter, err error) {
-	if errors.Is(err, errClientGone) {
-		return
-	}
-	var oe *oauthError
-	if !errors.As(err, &oe) {
-		oe = &oauthError{http.StatusInternalServerError, "server_error", err.Error(), ""}
-	}
-	oidcfake.WriteError(w, oe.status, oe.code, oe.description, oe.wwwAuthenticate)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) { oidcfake.WriteJSON(w, status, v) }

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
 // codeTTL bounds authorization codes (RFC 6749 §4.1.2 recommends at most 10
@@ -17,13 +19,6 @@ const (
 
 const requestURIPrefix = "urn:ietf:params:oauth:request_uri:"
 
-// authCode is an issued, not yet redeemed authorization code.
-type authCode struct {
-	clientID, redirectURI, challenge, scope, nonce string
-	sid                                            string // the provider session the code was issued in
-	expires                                        time.Time
-}
-
 // pushedRequest is a validated authorization request stored by /par.
 type pushedRequest struct {
 	clientID string
@@ -32,29 +27,21 @@ type pushedRequest struct {
 }
 
 var (
-	errUnsupportedResponseType = &oauthError{http.StatusBadRequest, "unsupported_response_type",
-		"response_type must be code", ""}
-	errNoScope = &oauthError{http.StatusBadRequest, "invalid_scope",
-		"scope is required", ""}
-	errNoState = &oauthError{http.StatusBadRequest, "invalid_request",
-		"state is required", ""}
-	errNoChallenge = &oauthError{http.StatusBadRequest, "invalid_request",
-		"code_challenge is required (PKCE, RFC 7636)", ""}
-	errNotS256 = &oauthError{http.StatusBadRequest, "invalid_request",
-		"code_challenge_method must be S256", ""}
-	errPARRequired = &oauthError{http.StatusBadRequest, "invalid_request",
-		"pushed authorization request required (RFC 9126 §5)", ""}
-	errRedirectURI = &oauthError{http.StatusBadRequest, "invalid_request",
-		"redirect_uri is not registered", ""}
-	errClientIDMismatch = &oauthError{http.StatusBadRequest, "invalid_request",
-		"client_id does not match the authenticated client", ""}
-	errRequestURIInPAR = &oauthError{http.StatusBadRequest, "invalid_request",
-		"request_uri is not allowed in a pushed authorization request (RFC 9126 §2.1)", ""}
+	errUnsupportedResponseType = oidcfake.BadRequest("unsupported_response_type", "response_type must be code")
+	errNoScope                 = oidcfake.BadRequest("invalid_scope", "scope is required")
+	errNoState                 = oidcfake.BadRequest("invalid_request", "state is required")
+	errNoChallenge             = oidcfake.BadRequest("invalid_request", "code_challenge is required (PKCE, RFC 7636)")
+	errNotS256                 = oidcfake.BadRequest("invalid_request", "code_challenge_method must be S256")
+	errPARRequired             = oidcfake.BadRequest("invalid_request", "pushed authorization request required (RFC 9126 §5)")
+	errRedirectURI             = oidcfake.BadRequest("invalid_request", "redirect_uri is not registered")
+	errClientIDMismatch        = oidcfake.BadRequest("invalid_request", "client_id does not match the authenticated client")
+	errRequestURIInPAR         = oidcfake.BadRequest("invalid_request",
+		"request_uri is not allowed in a pushed authorization request (RFC 9126 §2.1)")
 )
 
 // checkAuthRequest validates the authorization request parameters shared by
 // /authorize and /par, other than client_id and redirect_uri.
-func checkAuthRequest(p url.Values) *oauthError {
+func checkAuthRequest(p url.Values) *oidcfake.Error {
 	if p.Get("response_type") != "code" {
 		return errUnsupportedResponseType
 	}
@@ -112,29 +99,31 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if f.AuthorizeError != "" {
-		s.redirectError(w, r, &f, params, &oauthError{code: f.AuthorizeError,
-			description: "astest: simulated " + f.AuthorizeError})
+		s.redirectError(w, r, &f, params, oidcfake.BadRequest(f.AuthorizeError, "astest: simulated "+f.AuthorizeError))
 		return
 	}
 
-	code := rand.Text()
+	now := time.Now()
 	s.mu.Lock()
-	s.codes[code] = &authCode{
-		clientID:    s.ClientID,
-		redirectURI: params.Get("redirect_uri"),
-		challenge:   params.Get("code_challenge"),
-		scope:       params.Get("scope"),
-		nonce:       params.Get("nonce"),
-		sid:         s.sid,
-		expires:     time.Now().Add(codeTTL),
-	}
+	sid := s.sid
 	s.mu.Unlock()
+	code := s.op.NewCode(oidcfake.Code{
+		ClientID:    s.ClientID,
+		RedirectURI: params.Get("redirect_uri"),
+		Challenge:   params.Get("code_challenge"),
+		Scope:       params.Get("scope"),
+		Nonce:       params.Get("nonce"),
+		SID:         sid,
+		User:        s.user(),
+		AuthTime:    now,
+		Expires:     now.Add(codeTTL),
+	})
 	s.redirect(w, r, &f, params, url.Values{"code": {code}})
 }
 
 // redirectError sends the user agent back with an error (RFC 6749 §4.1.2.1).
-func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, f *Faults, params url.Values, e *oauthError) {
-	s.redirect(w, r, f, params, url.Values{"error": {e.code}, "error_description": {e.description}})
+func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, f *Faults, params url.Values, e *oidcfake.Error) {
+	s.redirect(w, r, f, params, url.Values{"error": {e.Code}, "error_description": {e.Description}})
 }
 
 // redirect answers 302 to the request's (validated) redirect URI with resp,
@@ -182,7 +171,7 @@ func (s *Server) takePushed(requestURI, clientID string) (url.Values, bool) {
 func (s *Server) par(w http.ResponseWriter, r *http.Request) error {
 	s.snapshot("par")
 	if err := r.ParseForm(); err != nil {
-		return errBadForm
+		return oidcfake.ErrBadForm
 	}
 	s.recordClientAuth(r)
 	clientID, err := s.authenticateClient(r)
@@ -212,6 +201,6 @@ func (s *Server) par(w http.ResponseWriter, r *http.Request) error {
 	s.mu.Lock()
 	s.pushed[uri] = &pushedRequest{clientID: clientID, params: stored, expires: time.Now().Add(parTTL)}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusCreated, map[string]any{"request_uri": uri, "expires_in": int(parTTL / time.Second)})
+	oidcfake.WriteJSON(w, http.StatusCreated, map[string]any{"request_uri": uri, "expires_in": int(parTTL / time.Second)})
 	return nil
 }

@@ -1,19 +1,17 @@
 package astest
 
 import (
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
 // BackchannelLogoutEvent is the member of a logout token's events claim
 // that makes it one (OpenID Connect Back-Channel Logout 1.0 §2.4).
-const BackchannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
+const BackchannelLogoutEvent = oidcfake.BackchannelLogoutEvent
 
 // SetSession makes sid the provider session of the logins authorized from
 // now on: their ID tokens carry it as sid (OpenID Connect Front-Channel
@@ -29,27 +27,18 @@ func (s *Server) SetSession(sid string) {
 // Subject returns the logged-in user's sub.
 func (s *Server) Subject() string { return s.subject }
 
+// user is the logged-in user, named "Demo User".
+func (s *Server) user() oidcfake.User {
+	return oidcfake.User{Subject: s.subject, Name: "Demo User", Email: s.subject + "@example.com"}
+}
+
 // LogoutClaims returns the claims of a valid logout token for the user's
 // session sid (OpenID Connect Back-Channel Logout 1.0 §2.4): iss, aud (the
 // client), iat now, exp two minutes later, a fresh jti, the back-channel
 // events member, and sub and sid unless they are "". Tests change the map
 // before SignLogoutToken to make an invalid one.
 func (s *Server) LogoutClaims(sub, sid string, now time.Time) map[string]any {
-	c := map[string]any{
-		"iss":    s.URL,
-		"aud":    s.ClientID,
-		"iat":    now.Unix(),
-		"exp":    now.Add(2 * time.Minute).Unix(),
-		"jti":    rand.Text(),
-		"events": map[string]any{BackchannelLogoutEvent: map[string]any{}},
-	}
-	if sub != "" {
-		c["sub"] = sub
-	}
-	if sid != "" {
-		c["sid"] = sid
-	}
-	return c
+	return s.op.LogoutClaims(s.ClientID, sub, sid, now)
 }
 
 // Signing says how SignLogoutToken signs. The zero value signs as a
@@ -75,26 +64,13 @@ func (s *Server) SignLogoutToken(claims map[string]any, how Signing) (string, er
 		typ = ""
 	}
 	if how.Alg == "none" {
-		header := map[string]string{"alg": "none"}
-		if typ != "" {
-			header["typ"] = typ
-		}
-		h, err := json.Marshal(header)
-		if err != nil {
-			return "", fmt.Errorf("astest: %w", err)
-		}
-		payload, err := json.Marshal(claims)
-		if err != nil {
-			return "", fmt.Errorf("astest: marshal claims: %w", err)
-		}
-		enc := base64.RawURLEncoding
-		return enc.EncodeToString(h) + "." + enc.EncodeToString(payload) + ".", nil
+		return unsigned(typ, claims)
 	}
 	alg := jose.SignatureAlgorithm(how.Alg)
 	if alg == "" {
 		alg = jose.RS256
 	}
-	key, kid := s.signingKey()
+	key, kid := s.op.Keys.Current()
 	if how.OtherKey {
 		other, err := otherKey()
 		if err != nil {
@@ -102,17 +78,9 @@ func (s *Server) SignLogoutToken(claims map[string]any, how Signing) (string, er
 		}
 		key = other
 	}
-	opts := &jose.SignerOptions{}
-	if typ != "" {
-		opts = opts.WithType(jose.ContentType(typ))
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, opts)
+	tok, err := oidcfake.SignAlg(alg, key, kid, jose.ContentType(typ), claims)
 	if err != nil {
-		return "", fmt.Errorf("astest: signer: %w", err)
-	}
-	tok, err := jwt.Signed(signer).Claims(claims).Serialize()
-	if err != nil {
-		return "", fmt.Errorf("astest: sign: %w", err)
+		return "", fmt.Errorf("astest: %w", err)
 	}
 	return tok, nil
 }

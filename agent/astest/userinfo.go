@@ -3,8 +3,9 @@ package astest
 import (
 	"io"
 	"net/http"
-	"strings"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
 // userinfo is the UserInfo endpoint (OpenID Connect Core §5.3) with bearer
@@ -12,40 +13,23 @@ import (
 func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 	f := s.snapshot("userinfo")
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		return &oauthError{http.StatusMethodNotAllowed, "invalid_request", "method not allowed", ""}
+		return oidcfake.ErrMethod
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
 	if err != nil {
-		return errBadForm
+		return oidcfake.ErrBadForm
 	}
 	s.mu.Lock()
 	s.lastUserinfo = UserinfoRequest{Method: r.Method, ContentType: r.Header.Get("Content-Type"), Body: string(body)}
 	s.mu.Unlock()
 	if f.UserinfoStatus != 0 {
-		return statusError(f.UserinfoStatus, errInvalidToken)
+		return statusError(f.UserinfoStatus, oidcfake.ErrInvalidToken)
 	}
-	scheme, raw, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" {
-		return errInvalidToken
-	}
-	jti, err := s.verifyAccessToken(raw, time.Now())
+	g, err := s.op.Bearer(r, time.Now())
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	g := s.accessTokens[jti]
-	live := g != nil && !g.revoked && !s.revoked[raw]
-	s.mu.Unlock()
-	if !live {
-		return errInvalidToken
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"sub":            g.subject,
-		"name":           userName,
-		"email":          s.email(),
-		"email_verified": true,
-	})
+	oidcfake.WriteJSON(w, http.StatusOK, oidcfake.Userinfo{Subject: g.User.Subject, UserClaims: oidcfake.ClaimsFor(g.User, g.Scope)})
 	return nil
 }
 
@@ -69,11 +53,10 @@ func (s *Server) LastUserinfo() UserinfoRequest {
 func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
 	s.snapshot("end_session")
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		return &oauthError{http.StatusMethodNotAllowed, "invalid_request", "method not allowed", ""}
+		return oidcfake.ErrMethod
 	}
 	if err := r.ParseForm(); err != nil {
-		return errBadForm
+		return oidcfake.ErrBadForm
 	}
 	s.mu.Lock()
 	s.lastEndSession = r.Form

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
 // pendingTTL bounds how long the login page may stay open; codeTTL bounds
@@ -28,14 +30,6 @@ type authRequest struct {
 	expires                            time.Time
 }
 
-// authCode is an issued, not yet redeemed authorization code.
-type authCode struct {
-	clientID, redirectURI, challenge, scope, nonce string
-	sid                                            string // the provider session the user signed in to
-	user                                           *User
-	authTime, expires                              time.Time
-}
-
 // challengeSyntax is an S256 code_challenge: BASE64URL of 32 bytes (RFC 7636
 // §4.2).
 var challengeSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
@@ -43,10 +37,8 @@ var challengeSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 // checkAuthRequest validates the parameters of an authorization request once
 // the client and redirect URI are known to be good; a failure is sent back
 // to the client (RFC 6749 §4.1.2.1).
-func checkAuthRequest(q url.Values) *oauthError {
-	bad := func(code, desc string) *oauthError {
-		return &oauthError{http.StatusBadRequest, code, desc, ""}
-	}
+func checkAuthRequest(q url.Values) *oidcfake.Error {
+	bad := oidcfake.BadRequest
 	for k, v := range q {
 		// RFC 6749 §3.1: parameters MUST NOT be included more than once.
 		if len(v) > 1 {
@@ -108,7 +100,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		expires:     now.Add(pendingTTL),
 	}
 	if e := checkAuthRequest(q); e != nil {
-		s.redirect(w, r, ar, url.Values{"error": {e.code}, "error_description": {e.description}}, http.StatusFound)
+		s.redirect(w, r, ar, url.Values{"error": {e.Code}, "error_description": {e.Description}}, http.StatusFound)
 		return
 	}
 	id := rand.Text()
@@ -186,24 +178,24 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.expiredPage(w)
 		return
 	}
-	code, sid := rand.Text(), rand.Text()
+	sid := rand.Text()
 	s.mu.Lock()
 	s.sweepLocked(now)
 	// Every sign-in is a provider session of its own: there is no session
 	// cookie to reuse one (prompt=none is refused).
 	s.sessions[sid] = &opSession{id: sid, user: user, clientID: ar.clientID, started: now, expires: now.Add(sessionTTL)}
-	s.codes[code] = &authCode{
-		sid:         sid,
-		clientID:    ar.clientID,
-		redirectURI: ar.redirectURI,
-		challenge:   ar.challenge,
-		scope:       ar.scope,
-		nonce:       ar.nonce,
-		user:        user,
-		authTime:    now,
-		expires:     now.Add(codeTTL),
-	}
 	s.mu.Unlock()
+	code := s.op.NewCode(oidcfake.Code{
+		SID:         sid,
+		ClientID:    ar.clientID,
+		RedirectURI: ar.redirectURI,
+		Challenge:   ar.challenge,
+		Scope:       ar.scope,
+		Nonce:       ar.nonce,
+		User:        *user,
+		AuthTime:    now,
+		Expires:     now.Add(codeTTL),
+	})
 	s.redirect(w, r, ar, url.Values{"code": {code}}, http.StatusSeeOther)
 }
 

@@ -2,7 +2,6 @@ package devidp
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
 // opSession is one sign-in at the provider. Its id is the sid of the ID
@@ -23,28 +24,7 @@ type opSession struct {
 	user             *User
 	clientID         string
 	started, expires time.Time
-	grants           []*grant // revoked when the session ends
-}
-
-// logoutEvent is the events member of a logout token (Back-Channel Logout
-// 1.0 §2.4).
-const logoutEvent = "http://schemas.openid.net/event/backchannel-logout"
-
-// logoutTokenTTL is the logout tokens' lifetime (their exp, §2.4); the
-// spec recommends at most two minutes.
-const logoutTokenTTL = 2 * time.Minute
-
-// logoutClaims are a logout token's claims (Back-Channel Logout 1.0 §2.4):
-// sub, sid or both, never a nonce.
-type logoutClaims struct {
-	Issuer    string                    `json:"iss"`
-	Subject   string                    `json:"sub,omitempty"`
-	Audience  string                    `json:"aud"`
-	IssuedAt  int64                     `json:"iat"`
-	Expiry    int64                     `json:"exp"`
-	ID        string                    `json:"jti"`
-	Events    map[string]map[string]any `json:"events"`
-	SessionID string                    `json:"sid,omitempty"`
+	grants           []*oidcfake.Grant // revoked when the session ends
 }
 
 // Delivery is what one client's back-channel logout endpoint answered. It
@@ -123,7 +103,7 @@ func (s *Server) LogoutUser(ctx context.Context, sub string) ([]Delivery, error)
 func (s *Server) endLocked(sess *opSession) {
 	delete(s.sessions, sess.id)
 	for _, g := range sess.grants {
-		g.revoked = true
+		s.op.Revoke(g)
 	}
 }
 
@@ -132,17 +112,7 @@ func (s *Server) endLocked(sess *opSession) {
 // is never logged or shown.
 func (s *Server) sendLogout(ctx context.Context, c *Client, sub, sid string) Delivery {
 	d := Delivery{ClientID: c.ID}
-	now := time.Now()
-	tok, err := s.sign("logout+jwt", logoutClaims{ // §2.4: explicitly typed
-		Issuer:    s.issuer,
-		Subject:   sub,
-		Audience:  c.ID,
-		IssuedAt:  now.Unix(),
-		Expiry:    now.Add(logoutTokenTTL).Unix(),
-		ID:        rand.Text(),
-		Events:    map[string]map[string]any{logoutEvent: {}},
-		SessionID: sid,
-	})
+	tok, err := s.op.SignLogoutToken(s.op.LogoutClaims(c.ID, sub, sid, time.Now()))
 	if err != nil {
 		d.Err = err
 		return d

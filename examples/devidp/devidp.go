@@ -43,9 +43,9 @@ package devidp
 import (
 	"cmp"
 	"crypto/rand"
-	"crypto/rsa"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -58,7 +58,7 @@ import (
 // User is a demo user. Subject is the sub claim and the name typed or picked
 // on the login page; it is required and unique. Name defaults to Subject and
 // Email to Subject + "@example.com". A User is plain data and may be copied.
-type User struct{ Subject, Name, Email string }
+type User = oidcfake.User
 
 // Client is a registered confidential client; it authenticates with
 // client_secret_basic or client_secret_post. ID and Secret are required.
@@ -113,26 +113,19 @@ const defaultAccessTokenTTL = 5 * time.Minute
 // Server is a development OpenID Provider. Build it with New and serve its
 // Handler. A Server is safe for concurrent use and must not be copied.
 type Server struct {
-	issuer   string
-	base     string // the issuer's path, "" or "/x" without a trailing slash
-	audience string
-	ttl      time.Duration
-	clients  map[string]*Client
-	users    []User // in login-page order
-	byName   map[string]*User
-	handler  http.Handler
+	issuer  string
+	base    string // the issuer's path, "" or "/x" without a trailing slash
+	ttl     time.Duration
+	clients map[string]*Client
+	users   []User // in login-page order
+	byName  map[string]*User
+	handler http.Handler
+	op      *oidcfake.Provider // the grant store and signing key
 
-	key  *rsa.PrivateKey
-	kid  string
-	jwks []byte // the public JWKS document
-
-	mu            sync.Mutex
-	pending       map[string]*authRequest // by request_id, awaiting the login form
-	codes         map[string]*authCode
-	refreshTokens map[string]*refreshToken
-	accessTokens  map[string]*issuedAccess // by jti
-	sessions      map[string]*opSession    // by sid
-	nextSweep     time.Time
+	mu        sync.Mutex
+	pending   map[string]*authRequest // by request_id, awaiting the login form
+	sessions  map[string]*opSession   // by sid
+	nextSweep time.Time
 
 	httpClient *http.Client // sends logout tokens
 	formToken  string       // the index page's forms carry it (no cross-site logouts)
@@ -141,17 +134,13 @@ type Server struct {
 // New validates opts and builds a Server with a fresh RSA 2048 signing key.
 func New(opts Options) (*Server, error) {
 	s := &Server{
-		audience:      cmp.Or(opts.Audience, DefaultAudience),
-		ttl:           cmp.Or(opts.AccessTokenTTL, defaultAccessTokenTTL),
-		clients:       make(map[string]*Client),
-		byName:        make(map[string]*User),
-		pending:       make(map[string]*authRequest),
-		codes:         make(map[string]*authCode),
-		refreshTokens: make(map[string]*refreshToken),
-		accessTokens:  make(map[string]*issuedAccess),
-		sessions:      make(map[string]*opSession),
-		httpClient:    cmp.Or(opts.HTTPClient, defaultHTTPClient()),
-		formToken:     rand.Text(),
+		ttl:        cmp.Or(opts.AccessTokenTTL, defaultAccessTokenTTL),
+		clients:    make(map[string]*Client),
+		byName:     make(map[string]*User),
+		pending:    make(map[string]*authRequest),
+		sessions:   make(map[string]*opSession),
+		httpClient: cmp.Or(opts.HTTPClient, defaultHTTPClient()),
+		formToken:  rand.Text(),
 	}
 	if err := s.setIssuer(opts.Issuer); err != nil {
 		return nil, err
@@ -165,9 +154,12 @@ func New(opts Options) (*Server, error) {
 	if err := s.setUsers(opts.Users); err != nil {
 		return nil, err
 	}
-	if err := s.newKey(); err != nil {
-		return nil, err
+	op, err := oidcfake.New(oidcfake.Config{Issuer: s.issuer, Audience: cmp.Or(opts.Audience, DefaultAudience),
+		Realm: "devidp", GrantTTL: sessionTTL})
+	if err != nil {
+		return nil, fmt.Errorf("devidp: %w", err)
 	}
+	s.op = op
 	s.handler = s.routes()
 	return s, nil
 }
@@ -252,18 +244,6 @@ func (s *Server) setUsers(users []User) error {
 	return nil
 }
 
-func (s *Server) newKey() error {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return fmt.Errorf("devidp: generate key: %w", err)
-	}
-	s.key = key
-	if s.jwks, s.kid, err = oidcfake.JWKS(&key.PublicKey); err != nil {
-		return fmt.Errorf("devidp: %w", err)
-	}
-	return nil
-}
-
 // Issuer returns the issuer URL, as in Options.
 func (s *Server) Issuer() string { return s.issuer }
 
@@ -274,14 +254,14 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) routes() http.Handler {
 	b := s.base
 	mux := http.NewServeMux()
-	mux.Handle("GET "+b+"/.well-known/openid-configuration", handler(s.discovery))
-	mux.Handle("GET "+b+"/jwks", handler(s.jwksDocument))
+	mux.Handle("GET "+b+"/.well-known/openid-configuration", oidcfake.Handler(s.discovery))
+	mux.Handle("GET "+b+"/jwks", oidcfake.Handler(s.jwksDocument))
 	mux.HandleFunc("GET "+b+"/authorize", s.authorize)
 	mux.HandleFunc("POST "+b+"/login", s.login)
-	mux.Handle("POST "+b+"/token", handler(s.token))
-	mux.Handle(b+"/userinfo", handler(s.userinfo))
+	mux.Handle("POST "+b+"/token", oidcfake.Handler(s.token))
+	mux.Handle(b+"/userinfo", oidcfake.Handler(s.userinfo))
 	mux.HandleFunc(b+"/logout", s.endSession)
-	mux.Handle("POST "+b+"/revoke", handler(s.revoke))
+	mux.Handle("POST "+b+"/revoke", oidcfake.Handler(s.revoke))
 	mux.HandleFunc("POST "+b+"/sessions/end", s.endSessionControl)
 	mux.HandleFunc("POST "+b+"/users/logout", s.logoutUserControl)
 	mux.HandleFunc("GET "+b+"/{$}", s.index)
@@ -294,56 +274,6 @@ func (s *Server) routes() http.Handler {
 	})
 }
 
-// oauthError is an OAuth 2.0 error answer (RFC 6749 §4.1.2.1, §5.2; RFC 6750
-// §3).
-type oauthError struct {
-	status          int
-	code            string
-	description     string
-	wwwAuthenticate string
-}
-
-func (e *oauthError) Error() string { return "devidp: " + e.code + ": " + e.description }
-
-var (
-	errInvalidClient = &oauthError{http.StatusUnauthorized, "invalid_client",
-		"client authentication failed", `Basic realm="devidp"`}
-	errTwoClientAuths = &oauthError{http.StatusBadRequest, "invalid_request",
-		"more than one client authentication method (RFC 6749 §2.3)", ""}
-	errInvalidToken = &oauthError{http.StatusUnauthorized, "invalid_token",
-		"the access token is invalid, expired or revoked", `Bearer error="invalid_token"`}
-	errNoBearer = &oauthError{http.StatusUnauthorized, "invalid_request",
-		"a bearer access token is required (RFC 6750 §2.1)", `Bearer realm="devidp"`}
-	errMissingToken = &oauthError{http.StatusBadRequest, "invalid_request",
-		"missing token", ""}
-	errBadForm = &oauthError{http.StatusBadRequest, "invalid_request",
-		"malformed form body", ""}
-	errMethod = &oauthError{http.StatusMethodNotAllowed, "invalid_request",
-		"method not allowed", ""}
-)
-
-// handler adapts a JSON endpoint that returns errors; writeError maps them.
-func handler(h func(http.ResponseWriter, *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
-			writeError(w, err)
-		}
-	})
-}
-
-func writeError(w http.ResponseWriter, err error) {
-	var oe *oauthError
-	if !errors.As(err, &oe) {
-		oe = &oauthError{http.StatusInternalServerError, "server_error", "internal error", ""}
-	}
-	if oe == errMethod {
-		w.Header().Set("Allow", "GET, POST")
-	}
-	oidcfake.WriteError(w, oe.status, oe.code, oe.description, oe.wwwAuthenticate)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) { oidcfake.WriteJSON(w, status, v) }
-
 // metadata is the shared OpenID Provider Metadata with the prompt values
 // the login page understands.
 type metadata struct {
@@ -355,7 +285,7 @@ type metadata struct {
 }
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, metadata{
+	oidcfake.WriteJSON(w, http.StatusOK, metadata{
 		Metadata:                          oidcfake.NewMetadata(s.issuer, []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "sid", "name", "preferred_username", "email", "email_verified"}),
 		PromptValuesSupported:             []string{"none", "login"},
 		BackchannelLogoutSupported:        true,
@@ -366,40 +296,18 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) jwksDocument(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/jwk-set+json")
-	w.Write(s.jwks)
+	w.Write(s.op.Keys.JWKSDocument())
 	return nil
 }
 
-// sweepLocked drops whatever has expired, at most once a minute, so that a
-// provider left running for days does not grow. s.mu must be held.
+// sweepLocked drops login pages and sessions that have expired, at most
+// once a minute, so that a provider left running for days does not grow
+// (the grant store sweeps itself). s.mu must be held.
 func (s *Server) sweepLocked(now time.Time) {
 	if now.Before(s.nextSweep) {
 		return
 	}
 	s.nextSweep = now.Add(time.Minute)
-	for k, v := range s.pending {
-		if now.After(v.expires) {
-			delete(s.pending, k)
-		}
-	}
-	for k, v := range s.codes {
-		if now.After(v.expires) {
-			delete(s.codes, k)
-		}
-	}
-	for k, v := range s.refreshTokens {
-		if now.After(v.grant.expires) {
-			delete(s.refreshTokens, k)
-		}
-	}
-	for k, v := range s.accessTokens {
-		if now.After(v.expires) {
-			delete(s.accessTokens, k)
-		}
-	}
-	for k, v := range s.sessions {
-		if now.After(v.expires) {
-			delete(s.sessions, k)
-		}
-	}
+	maps.DeleteFunc(s.pending, func(_ string, ar *authRequest) bool { return now.After(ar.expires) })
+	maps.DeleteFunc(s.sessions, func(_ string, sess *opSession) bool { return now.After(sess.expires) })
 }

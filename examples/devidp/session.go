@@ -4,8 +4,9 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
 // userinfo is the UserInfo endpoint (OpenID Connect Core §5.3) with the
@@ -13,34 +14,13 @@ import (
 // claims the token's scope allows (§5.4).
 func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		return errMethod
+		return oidcfake.ErrMethod
 	}
-	scheme, raw, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" {
-		// RFC 6750 §3.1: no error code when no token was sent.
-		return errNoBearer
-	}
-	jti, _, err := s.verifyAccessToken(raw, time.Now())
+	g, err := s.op.Bearer(r, time.Now())
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	at := s.accessTokens[jti]
-	live := at != nil && !at.revoked && !at.grant.revoked
-	s.mu.Unlock()
-	if !live {
-		return errInvalidToken
-	}
-	var claims struct {
-		Subject           string `json:"sub"`
-		Name              string `json:"name,omitempty"`
-		PreferredUsername string `json:"preferred_username,omitempty"`
-		Email             string `json:"email,omitempty"`
-		EmailVerified     *bool  `json:"email_verified,omitempty"`
-	}
-	claims.Subject = at.grant.user.Subject
-	addUserClaims(at.grant.user, at.grant.scope, &claims.Name, &claims.PreferredUsername, &claims.Email, &claims.EmailVerified)
-	writeJSON(w, http.StatusOK, claims)
+	oidcfake.WriteJSON(w, http.StatusOK, oidcfake.Userinfo{Subject: g.User.Subject, UserClaims: oidcfake.ClaimsFor(g.User, g.Scope)})
 	return nil
 }
 

@@ -13,9 +13,16 @@ import (
 
 // Sign serialises claims as a compact RS256 JWS with kid and typ.
 func Sign(key *rsa.PrivateKey, kid string, typ jose.ContentType, claims any) (string, error) {
-	signer, err := jose.NewSigner(
-		jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
-		(&jose.SignerOptions{}).WithType(typ))
+	return SignAlg(jose.RS256, key, kid, typ, claims)
+}
+
+// SignAlg is Sign with another RSA algorithm; typ "" leaves the header out.
+func SignAlg(alg jose.SignatureAlgorithm, key *rsa.PrivateKey, kid string, typ jose.ContentType, claims any) (string, error) {
+	opts := &jose.SignerOptions{}
+	if typ != "" {
+		opts = opts.WithType(typ)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, opts)
 	if err != nil {
 		return "", fmt.Errorf("oidcfake: signer: %w", err)
 	}

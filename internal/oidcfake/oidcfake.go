@@ -1,9 +1,13 @@
-// Package oidcfake holds the protocol pieces that the test OpenID Provider
-// (agent/astest) and the development one (examples/devidp) share: PKCE
-// verification, client authentication parsing, the OAuth error and JSON
-// answers, the discovery document and RS256 signing with its JWKS. It needs
-// only the standard library and go-jose. Everything in it is stateless and
-// safe for concurrent use.
+// Package oidcfake is the core of the fake OpenID Providers that the test
+// server (agent/astest) and the development one (examples/devidp) serve:
+// the grant store (authorization codes with PKCE, refresh tokens with
+// rotation and reuse detection, access tokens, revocation), client
+// authentication, token and ID-token minting with rotating RS256 keys and
+// their JWKS, the discovery document, and the OAuth error and JSON answers.
+// The two providers add only their endpoints: astest its fault switches,
+// devidp its login pages, sessions and back-channel logout. It needs only
+// the standard library and go-jose, and is safe for concurrent use. It
+// keeps everything in memory and MUST NOT be used as a real provider.
 package oidcfake
 
 import (

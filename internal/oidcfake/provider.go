@@ -1,0 +1,492 @@
+package oidcfake
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"maps"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// Config configures a Provider. It is plain data and may be copied.
+type Config struct {
+	// Issuer is the iss of every token. Required.
+	Issuer string
+	// Audience is the access tokens' aud. Required.
+	Audience string
+	// Realm names the provider in WWW-Authenticate challenges.
+	Realm string
+	// GrantTTL bounds a login: its refresh tokens stop working this long
+	// after the user signed in, however often they were rotated. Zero means
+	// no bound.
+	GrantTTL time.Duration
+}
+
+// IDTokenTTL is the ID tokens' lifetime, independent of the access tokens'.
+const IDTokenTTL = 5 * time.Minute
+
+// User is a signed-in user: the sub claim and the claims of the profile and
+// email scopes (OpenID Connect Core §5.4). It is plain data and may be
+// copied.
+type User struct{ Subject, Name, Email string }
+
+// Code is an authorization request that was granted, stored under its
+// authorization code until redeemed. It is plain data and may be copied.
+type Code struct {
+	ClientID, RedirectURI, Challenge, Scope, Nonce string
+	SID                                            string // "" or the provider session (Back-Channel Logout 1.0 §2.1)
+	User                                           User
+	AuthTime, Expires                              time.Time
+}
+
+// Grant is one login: every token issued from one authorization code
+// shares it, and revoking it revokes them all (the refresh-token family).
+// Its fields are set when it is made and must not be changed.
+type Grant struct {
+	ClientID, Scope, SID string
+	User                 User
+	AuthTime             time.Time
+	Expires              time.Time // zero: never
+
+	revoked bool // guarded by Provider.mu
+}
+
+// refreshToken is an opaque refresh token. A retired one was replaced by
+// rotation; presenting it again is reuse.
+type refreshToken struct {
+	grant   *Grant
+	retired bool
+}
+
+// issuedAccess is an access token's record, for userinfo and revocation.
+type issuedAccess struct {
+	grant   *Grant
+	expires time.Time
+	revoked bool
+}
+
+// Provider is the grant store of a fake OpenID Provider: authorization
+// codes, refresh tokens with rotation and reuse detection, access tokens,
+// client authentication, and the tokens it signs with its Keys. It has no
+// endpoints of its own: agent/astest and examples/devidp serve them. Build
+// it with New; it is safe for concurrent use and must not be copied. It
+// keeps everything in memory, dropping what expired at most once a minute.
+type Provider struct {
+	Config
+	Keys *Keys
+
+	errInvalidClient, errNoBearer *Error
+
+	mu        sync.Mutex
+	codes     map[string]*Code
+	usedCodes map[string]*Grant // redeemed codes, for reuse revocation
+	refresh   map[string]*refreshToken
+	access    map[string]*issuedAccess // by jti
+	nextSweep time.Time
+}
+
+// New builds a Provider with a fresh signing key.
+func New(cfg Config) (*Provider, error) {
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		return nil, errors.New("oidcfake: Issuer and Audience are required")
+	}
+	keys, err := NewKeys()
+	if err != nil {
+		return nil, err
+	}
+	return &Provider{
+		Config: cfg,
+		Keys:   keys,
+		errInvalidClient: &Error{http.StatusUnauthorized, "invalid_client",
+			"client authentication failed", `Basic realm="` + cfg.Realm + `"`},
+		// RFC 6750 §3.1: no error code when no token was sent.
+		errNoBearer: &Error{http.StatusUnauthorized, "invalid_request",
+			"a bearer access token is required (RFC 6750 §2.1)", `Bearer realm="` + cfg.Realm + `"`},
+		codes:     make(map[string]*Code),
+		usedCodes: make(map[string]*Grant),
+		refresh:   make(map[string]*refreshToken),
+		access:    make(map[string]*issuedAccess),
+	}, nil
+}
+
+// ErrInvalidClient is the provider's 401 invalid_client answer, with its
+// realm.
+func (p *Provider) ErrInvalidClient() *Error { return p.errInvalidClient }
+
+// Authenticate checks client_secret_basic or client_secret_post (RFC 6749
+// §2.3.1) against secret, which returns the registered secret of a client
+// ID, and returns the client ID. r.ParseForm must have run.
+func (p *Provider) Authenticate(r *http.Request, secret func(clientID string) (string, bool)) (string, error) {
+	id, got, err := ClientCredentials(r)
+	switch {
+	case errors.Is(err, ErrTwoClientAuths):
+		return "", errTwoClientAuthsAnswer
+	case err != nil:
+		return "", p.errInvalidClient
+	}
+	want, ok := secret(id)
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		return "", p.errInvalidClient
+	}
+	return id, nil
+}
+
+// NewCode stores c and returns its authorization code, single use until
+// c.Expires.
+func (p *Provider) NewCode(c Code) string {
+	code := rand.Text()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sweepLocked(time.Now())
+	p.codes[code] = &c
+	return code
+}
+
+// Redeem is the authorization_code grant (RFC 6749 §4.1.3) for the
+// authenticated clientID: it checks the code, redirect_uri and PKCE
+// code_verifier of form and returns the new Grant and the request's nonce.
+func (p *Provider) Redeem(clientID string, form url.Values, now time.Time) (*Grant, string, error) {
+	code := form.Get("code")
+	p.mu.Lock()
+	c := p.codes[code]
+	// Single use, even when this attempt fails, so that a verifier cannot
+	// be guessed by retrying.
+	delete(p.codes, code)
+	if c == nil {
+		// RFC 6749 §4.1.2: a code used twice SHOULD revoke the tokens
+		// issued for it.
+		if g := p.usedCodes[code]; g != nil {
+			g.revoked = true
+		}
+		p.mu.Unlock()
+		return nil, "", ErrUnknownCode
+	}
+	p.mu.Unlock()
+	switch {
+	case now.After(c.Expires):
+		return nil, "", ErrUnknownCode
+	case c.ClientID != clientID:
+		return nil, "", ErrCodeClient
+	case form.Get("redirect_uri") != c.RedirectURI:
+		return nil, "", ErrCodeRedirectURI
+	case !PKCEValid(form.Get("code_verifier"), c.Challenge):
+		return nil, "", ErrPKCE
+	}
+	g := &Grant{ClientID: clientID, Scope: c.Scope, SID: c.SID, User: c.User, AuthTime: c.AuthTime}
+	if p.GrantTTL > 0 {
+		g.Expires = c.AuthTime.Add(p.GrantTTL)
+	}
+	p.mu.Lock()
+	p.usedCodes[code] = g
+	p.mu.Unlock()
+	return g, c.Nonce, nil
+}
+
+// Refresh is the refresh_token grant (RFC 6749 §6) for the authenticated
+// clientID: it returns the token's Grant and the scope asked for, which may
+// narrow the granted one. With rotate, the token is retired, and
+// presenting it again is treated as theft: the whole family is revoked
+// (RFC 9700 §4.14.2).
+func (p *Provider) Refresh(clientID string, form url.Values, rotate bool, now time.Time) (*Grant, string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rt := p.refresh[form.Get("refresh_token")]
+	switch {
+	case rt == nil, rt.grant.revoked, rt.grant.ClientID != clientID, expired(rt.grant, now):
+		return nil, "", ErrUnknownRefresh
+	case rt.retired:
+		// Someone holds a token that was already exchanged: the client or
+		// an attacker has a stolen copy. Revoke the family so that neither
+		// can go on.
+		rt.grant.revoked = true
+		return nil, "", ErrRefreshReuse
+	}
+	g := rt.grant
+	// RFC 6749 §6: a narrower scope may be asked for, never a wider one.
+	scope := g.Scope
+	if req := form.Get("scope"); req != "" {
+		granted := strings.Fields(g.Scope)
+		for _, sc := range strings.Fields(req) {
+			if !slices.Contains(granted, sc) {
+				return nil, "", ErrScopeWidened
+			}
+		}
+		scope = req
+	}
+	if rotate {
+		rt.retired = true
+	}
+	return g, scope, nil
+}
+
+func expired(g *Grant, now time.Time) bool { return !g.Expires.IsZero() && now.After(g.Expires) }
+
+// Revoke revokes g and every token issued for it.
+func (p *Provider) Revoke(g *Grant) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g.revoked = true
+}
+
+// RevokeToken is revocation (RFC 7009 §2.1) of tok, a refresh or access
+// token, by the authenticated clientID. A refresh token takes its whole
+// family with it; tokens of other clients and unknown ones are ignored.
+func (p *Provider) RevokeToken(clientID, tok string) {
+	// The hint only speeds up the search; both kinds are tried.
+	var c accessClaims
+	ok := p.Keys.Verify(tok, &c) == nil && c.Issuer == p.Issuer
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if rt := p.refresh[tok]; rt != nil && rt.grant.ClientID == clientID {
+		rt.grant.revoked = true
+	}
+	if at := p.access[c.ID]; ok && at != nil && c.ClientID == clientID {
+		at.revoked = true
+	}
+}
+
+// TokenResponse is the successful token answer (RFC 6749 §5.1, OpenID
+// Connect Core §3.1.3.3).
+type TokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+// accessClaims are the access token's claims, shaped like RFC 9068 §2.2,
+// plus the user's name for an API to greet.
+type accessClaims struct {
+	Issuer   string `json:"iss"`
+	Subject  string `json:"sub"`
+	Audience string `json:"aud"`
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope"`
+	Name     string `json:"name,omitempty"`
+	IssuedAt int64  `json:"iat"`
+	Expiry   int64  `json:"exp"`
+	AuthTime int64  `json:"auth_time"`
+	ID       string `json:"jti"`
+	Padding  string `json:"pad,omitempty"`
+}
+
+// IDClaims are an ID token's claims (OpenID Connect Core §2); the profile
+// and email scopes add theirs (§5.4). It is plain data and may be copied.
+type IDClaims struct {
+	Issuer          string `json:"iss"`
+	Subject         string `json:"sub,omitempty"`
+	Audience        string `json:"aud"`
+	AuthorizedParty string `json:"azp"`
+	Expiry          int64  `json:"exp"`
+	IssuedAt        int64  `json:"iat,omitempty"`
+	AuthTime        int64  `json:"auth_time"`
+	Nonce           string `json:"nonce,omitempty"`
+	SID             string `json:"sid,omitempty"` // Back-Channel Logout 1.0 §2.1
+	UserClaims
+}
+
+// UserClaims are the claims of the profile and email scopes (OpenID
+// Connect Core §5.4), in ID tokens and userinfo answers.
+type UserClaims struct {
+	Name              string `json:"name,omitempty"`
+	PreferredUsername string `json:"preferred_username,omitempty"`
+	Email             string `json:"email,omitempty"`
+	EmailVerified     *bool  `json:"email_verified,omitempty"`
+}
+
+// Userinfo is a UserInfo answer (OpenID Connect Core §5.3.2).
+type Userinfo struct {
+	Subject string `json:"sub"`
+	UserClaims
+}
+
+// ClaimsFor returns the claims of u that scope asks for.
+func ClaimsFor(u User, scope string) UserClaims {
+	var c UserClaims
+	if HasScope(scope, "profile") {
+		c.Name, c.PreferredUsername = u.Name, u.Subject
+	}
+	if HasScope(scope, "email") {
+		t := true
+		c.Email, c.EmailVerified = u.Email, &t
+	}
+	return c
+}
+
+// HasScope reports whether the space-separated scope holds want.
+func HasScope(scope, want string) bool { return slices.Contains(strings.Fields(scope), want) }
+
+// Issue says what Provider.Issue mints. It is plain data and may be copied.
+type Issue struct {
+	Scope, Nonce string
+	// AccessTTL is the access token's lifetime; negative issues tokens that
+	// have already expired.
+	AccessTTL time.Duration
+	// Refresh adds a refresh token, IDToken an ID token.
+	Refresh, IDToken bool
+	// Padding adds a "pad" claim of this many bytes to the access token.
+	Padding int
+	// SignID signs the ID token's claims; nil signs them as they are with
+	// the current key, typ "JWT". A test provider changes them here.
+	SignID func(IDClaims) (string, error)
+}
+
+// Issue mints tokens for g as o says.
+func (p *Provider) Issue(g *Grant, now time.Time, o Issue) (*TokenResponse, error) {
+	jti := rand.Text()
+	at, err := p.Keys.Sign("at+jwt", accessClaims{ // RFC 9068 §2.1: typed at+jwt
+		Issuer:   p.Issuer,
+		Subject:  g.User.Subject,
+		Audience: p.Audience,
+		ClientID: g.ClientID,
+		Scope:    o.Scope,
+		Name:     g.User.Name,
+		IssuedAt: now.Unix(),
+		Expiry:   now.Add(o.AccessTTL).Unix(),
+		AuthTime: g.AuthTime.Unix(),
+		ID:       jti,
+		Padding:  strings.Repeat("x", o.Padding),
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &TokenResponse{
+		AccessToken: at,
+		TokenType:   "Bearer",
+		// Rounded up so that a sub-second TTL is not sent as 0, which
+		// clients read as "no expiry".
+		ExpiresIn: int64(math.Ceil(o.AccessTTL.Seconds())),
+		Scope:     o.Scope,
+	}
+	if o.IDToken {
+		c := IDClaims{
+			Issuer:          p.Issuer,
+			Subject:         g.User.Subject,
+			Audience:        g.ClientID,
+			AuthorizedParty: g.ClientID,
+			Expiry:          now.Add(IDTokenTTL).Unix(),
+			IssuedAt:        now.Unix(),
+			AuthTime:        g.AuthTime.Unix(),
+			Nonce:           o.Nonce,
+			SID:             g.SID,
+			UserClaims:      ClaimsFor(g.User, o.Scope),
+		}
+		sign := o.SignID
+		if sign == nil {
+			sign = func(c IDClaims) (string, error) { return p.Keys.Sign("JWT", c) }
+		}
+		if resp.IDToken, err = sign(c); err != nil {
+			return nil, err
+		}
+	}
+	if o.Refresh {
+		resp.RefreshToken = rand.Text() + rand.Text()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sweepLocked(now)
+	p.access[jti] = &issuedAccess{grant: g, expires: now.Add(o.AccessTTL)}
+	if o.Refresh {
+		p.refresh[resp.RefreshToken] = &refreshToken{grant: g}
+	}
+	return resp, nil
+}
+
+// Bearer returns the Grant of r's bearer access token (RFC 6750 §2.1),
+// which must be signed by this provider, issued by it for its Audience,
+// unexpired (no leeway) and not revoked.
+func (p *Provider) Bearer(r *http.Request, now time.Time) (*Grant, error) {
+	scheme, raw, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" {
+		return nil, p.errNoBearer
+	}
+	var c jwt.Claims
+	if p.Keys.Verify(raw, &c) != nil || c.ID == "" || c.Expiry == nil {
+		return nil, ErrInvalidToken
+	}
+	want := jwt.Expected{Issuer: p.Issuer, AnyAudience: jwt.Audience{p.Audience}, Time: now}
+	if c.ValidateWithLeeway(want, 0) != nil {
+		return nil, ErrInvalidToken
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	at := p.access[c.ID]
+	if at == nil || at.revoked || at.grant.revoked {
+		return nil, ErrInvalidToken
+	}
+	return at.grant, nil
+}
+
+// Verify checks that raw is a JWT signed by this provider and issued by it,
+// whatever its expiry, and decodes its claims into the standard ones and
+// extra (which may be nil).
+func (p *Provider) Verify(raw string, extra any) (*jwt.Claims, error) {
+	var c jwt.Claims
+	out := []any{&c}
+	if extra != nil {
+		out = append(out, extra)
+	}
+	if err := p.Keys.Verify(raw, out...); err != nil {
+		return nil, err
+	}
+	if c.Issuer != p.Issuer {
+		return nil, errNotOurs
+	}
+	return &c, nil
+}
+
+// BackchannelLogoutEvent is the member of a logout token's events claim
+// that makes it one (OpenID Connect Back-Channel Logout 1.0 §2.4).
+const BackchannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
+
+// LogoutClaims returns the claims of a logout token to clientID for the
+// user sub's session sid (Back-Channel Logout 1.0 §2.4): iss, aud, iat now,
+// exp two minutes later (the spec's recommended most), a fresh jti, the
+// events member, and sub and sid unless they are "". A test changes the
+// map to make an invalid one.
+func (p *Provider) LogoutClaims(clientID, sub, sid string, now time.Time) map[string]any {
+	c := map[string]any{
+		"iss":    p.Issuer,
+		"aud":    clientID,
+		"iat":    now.Unix(),
+		"exp":    now.Add(2 * time.Minute).Unix(),
+		"jti":    rand.Text(),
+		"events": map[string]any{BackchannelLogoutEvent: map[string]any{}},
+	}
+	if sub != "" {
+		c["sub"] = sub
+	}
+	if sid != "" {
+		c["sid"] = sid
+	}
+	return c
+}
+
+// SignLogoutToken signs claims as a logout token, explicitly typed (§2.4).
+func (p *Provider) SignLogoutToken(claims map[string]any) (string, error) {
+	return p.Keys.Sign(jose.ContentType("logout+jwt"), claims)
+}
+
+// sweepLocked drops whatever has expired, at most once a minute, so that a
+// provider left running for days does not grow. p.mu must be held.
+func (p *Provider) sweepLocked(now time.Time) {
+	if now.Before(p.nextSweep) {
+		return
+	}
+	p.nextSweep = now.Add(time.Minute)
+	maps.DeleteFunc(p.codes, func(_ string, c *Code) bool { return now.After(c.Expires) })
+	maps.DeleteFunc(p.usedCodes, func(_ string, g *Grant) bool { return expired(g, now) })
+	maps.DeleteFunc(p.refresh, func(_ string, rt *refreshToken) bool { return expired(rt.grant, now) })
+	maps.DeleteFunc(p.access, func(_ string, at *issuedAccess) bool { return now.After(at.expires) })
+}
