@@ -170,10 +170,6 @@ func (s *Server) takePushed(requestURI, clientID string) (url.Values, bool) {
 // par is the pushed authorization request endpoint (RFC 9126 §2).
 func (s *Server) par(w http.ResponseWriter, r *http.Request) error {
 	s.snapshot("par")
-	if err := r.ParseForm(); err != nil {
-		return oidcfake.ErrBadForm
-	}
-	s.recordClientAuth(r)
 	clientID, err := s.authenticateClient(r)
 	if err != nil {
 		return err

@@ -560,165 +560,31 @@ func TestAuthorizeRefusals(t *testing.T) {
 	}
 }
 
-func TestCodeRedemption(t *testing.T) {
-	e := start(t, "", nil)
-	cfg := e.config(t, oauth2.AuthStyleInHeader)
-	other := *cfg
-	other.ClientID, other.ClientSecret = "other", "other-secret"
-	for _, tc := range []struct {
-		name string
-		run  func(code string, l login) error
-		code string
-	}{
-		{"wrong verifier", func(code string, l login) error {
-			_, err := cfg.Exchange(t.Context(), code, oauth2.VerifierOption(oauth2.GenerateVerifier()))
-			return err
-		}, "invalid_grant"},
-		{"no verifier", func(code string, l login) error {
-			_, err := cfg.Exchange(t.Context(), code)
-			return err
-		}, "invalid_grant"},
-		{"the challenge as verifier", func(code string, l login) error {
-			_, err := cfg.Exchange(t.Context(), code, oauth2.VerifierOption(oauth2.S256ChallengeFromVerifier(l.verifier)))
-			return err
-		}, "invalid_grant"},
-		{"another client", func(code string, l login) error {
-			_, err := other.Exchange(t.Context(), code, oauth2.VerifierOption(l.verifier))
-			return err
-		}, "invalid_grant"},
-		{"another redirect_uri", func(code string, l login) error {
-			c := *cfg
-			c.RedirectURL = "http://www.example.localhost:3000/other"
-			_, err := c.Exchange(t.Context(), code, oauth2.VerifierOption(l.verifier))
-			return err
-		}, "invalid_grant"},
-		{"unknown code", func(code string, l login) error {
-			_, err := cfg.Exchange(t.Context(), "x"+code, oauth2.VerifierOption(l.verifier))
-			return err
-		}, "invalid_grant"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			l := newLogin()
-			code := e.code(t, cfg, l, "alice")
-			wantOAuthErr(t, tc.run(code, l), http.StatusBadRequest, tc.code)
-			// A failed attempt uses the code up: the verifier cannot be
-			// guessed by retrying.
-			_, err := cfg.Exchange(t.Context(), code, oauth2.VerifierOption(l.verifier))
-			if tc.name != "unknown code" {
-				wantOAuthErr(t, err, http.StatusBadRequest, "invalid_grant")
-			}
-		})
-	}
-}
-
-func TestClientAuthentication(t *testing.T) {
-	e := start(t, "", nil)
-	tokenURL := e.issuer + "/token"
-	form := func() url.Values { return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}} }
-	for _, tc := range []struct {
-		name   string
-		form   url.Values
-		header http.Header
-		status int
-		code   string
-	}{
-		{"wrong secret basic", form(), basicAuth(clientID, "wrong"), 401, "invalid_client"},
-		{"wrong secret post", func() url.Values {
-			f := form()
-			f.Set("client_id", clientID)
-			f.Set("client_secret", "wrong")
-			return f
-		}(), nil, 401, "invalid_client"},
-		{"unknown client", form(), basicAuth("nobody", secret), 401, "invalid_client"},
-		{"secret of another client", form(), basicAuth(clientID, "other-secret"), 401, "invalid_client"},
-		{"none", form(), nil, 401, "invalid_client"},
-		{"both methods", func() url.Values {
-			f := form()
-			f.Set("client_id", clientID)
-			f.Set("client_secret", secret)
-			return f
-		}(), basicAuth(clientID, secret), 400, "invalid_request"},
-		{"authenticated, then the grant is checked", form(), basicAuth(clientID, secret), 400, "invalid_grant"},
-		{"unsupported grant", url.Values{"grant_type": {"password"}}, basicAuth(clientID, secret), 400, "unsupported_grant_type"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			resp, body := postForm(t, tokenURL, tc.form, tc.header)
-			var m map[string]string
-			json.Unmarshal([]byte(body), &m)
-			if resp.StatusCode != tc.status || m["error"] != tc.code {
-				t.Fatalf("%s %s, want %d %s", resp.Status, body, tc.status, tc.code)
-			}
-			if tc.status == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") {
-				t.Errorf("WWW-Authenticate %q", resp.Header.Get("WWW-Authenticate"))
-			}
-		})
-	}
-}
-
+// TestRefreshRotation: devidp always rotates, and a refreshed ID token has
+// no nonce (OpenID Connect Core §12.2). The grant store's rules (reuse,
+// scope, clients, PKCE, client authentication) are tested in
+// internal/oidcfake.
 func TestRefreshRotation(t *testing.T) {
 	e := start(t, "", nil)
 	cfg := e.config(t, oauth2.AuthStyleInParams)
-	refresh := func(c *oauth2.Config, rt string) (*oauth2.Token, error) {
-		return c.TokenSource(t.Context(), &oauth2.Token{RefreshToken: rt}).Token()
-	}
-
 	tok, _ := e.signIn(t, cfg, "alice")
-	rt1 := tok.RefreshToken
-	tok2, err := refresh(cfg, rt1)
+	tok2, err := cfg.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok2.RefreshToken == "" || tok2.RefreshToken == rt1 || tok2.AccessToken == tok.AccessToken {
+	if tok2.RefreshToken == "" || tok2.RefreshToken == tok.RefreshToken || tok2.AccessToken == tok.AccessToken {
 		t.Fatal("refresh did not rotate the refresh token and issue a new access token")
 	}
 	if c := e.accessClaims(t, tok2.AccessToken); c["sub"] != "alice" || c["scope"] != "openid profile email" {
 		t.Errorf("refreshed access token %v", c)
 	}
-	// The refreshed ID token has no nonce (OpenID Connect Core §12.2).
 	rawID, _ := tok2.Extra("id_token").(string)
 	idt, err := e.provider(t).Verifier(&oidc.Config{ClientID: clientID}).Verify(t.Context(), rawID)
 	if err != nil || idt.Nonce != "" || idt.Subject != "alice" {
-		t.Errorf("refreshed ID token: %v, nonce %q", err, idt.Nonce)
+		t.Errorf("refreshed ID token: %v", err)
 	}
-
-	// Another client cannot use it.
-	other := *cfg
-	other.ClientID, other.ClientSecret = "other", "other-secret"
-	_, err = refresh(&other, tok2.RefreshToken)
+	_, err = cfg.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 	wantOAuthErr(t, err, http.StatusBadRequest, "invalid_grant")
-
-	// A narrower scope is fine, a wider one is not.
-	resp, body := postForm(t, cfg.Endpoint.TokenURL, url.Values{"grant_type": {"refresh_token"},
-		"refresh_token": {tok2.RefreshToken}, "scope": {"openid offline_access"}}, basicAuth(clientID, secret))
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "invalid_scope") {
-		t.Errorf("wider scope: %s %s", resp.Status, body)
-	}
-	resp, body = postForm(t, cfg.Endpoint.TokenURL, url.Values{"grant_type": {"refresh_token"},
-		"refresh_token": {tok2.RefreshToken}, "scope": {"openid"}}, basicAuth(clientID, secret))
-	var narrow struct {
-		AccessToken  string `json:"access_token"`
-		RefreshToken string `json:"refresh_token"`
-		Scope        string `json:"scope"`
-	}
-	json.Unmarshal([]byte(body), &narrow)
-	if resp.StatusCode != http.StatusOK || narrow.Scope != "openid" || e.accessClaims(t, narrow.AccessToken)["scope"] != "openid" {
-		t.Fatalf("narrower scope: %s %s", resp.Status, body)
-	}
-
-	// Presenting a retired token again revokes the whole family, the
-	// newest refresh token and the access tokens included.
-	_, err = refresh(cfg, rt1)
-	wantOAuthErr(t, err, http.StatusBadRequest, "invalid_grant")
-	_, err = refresh(cfg, narrow.RefreshToken)
-	wantOAuthErr(t, err, http.StatusBadRequest, "invalid_grant")
-	if resp, _ := get(t, e.issuer+"/userinfo", bearer(narrow.AccessToken)); resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("userinfo after reuse: %s", resp.Status)
-	}
-	// Another login is not affected.
-	tok3, _ := e.signIn(t, cfg, "alice")
-	if _, err := refresh(cfg, tok3.RefreshToken); err != nil {
-		t.Errorf("another login: %v", err)
-	}
 }
 
 func TestUserinfo(t *testing.T) {
@@ -755,8 +621,6 @@ func TestUserinfo(t *testing.T) {
 	}{
 		{"no header", "", `Bearer realm="devidp"`},
 		{"basic", "Basic Zm9vOmJhcg==", `Bearer realm="devidp"`},
-		{"garbage", "Bearer not.a.jwt", `Bearer error="invalid_token"`},
-		{"tampered", "Bearer " + tok.AccessToken[:len(tok.AccessToken)-4] + "AAAA", `Bearer error="invalid_token"`},
 		{"ID token", "Bearer " + tok.Extra("id_token").(string), `Bearer error="invalid_token"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -770,16 +634,6 @@ func TestUserinfo(t *testing.T) {
 			}
 		})
 	}
-	t.Run("expired", func(t *testing.T) {
-		t.Parallel()
-		e := start(t, "", func(o *devidp.Options) { o.AccessTokenTTL = time.Second })
-		tok, _ := e.signIn(t, e.config(t, oauth2.AuthStyleInHeader), "carol")
-		exp := time.Unix(int64(e.accessClaims(t, tok.AccessToken)["exp"].(float64)), 0)
-		time.Sleep(time.Until(exp) + 1100*time.Millisecond) // the token's own expiry; nothing to synchronise with
-		if resp, _ := get(t, e.issuer+"/userinfo", bearer(tok.AccessToken)); resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("expired token: %s", resp.Status)
-		}
-	})
 }
 
 func TestRevocation(t *testing.T) {
@@ -809,23 +663,6 @@ func TestRevocation(t *testing.T) {
 		wantOAuthErr(t, err, http.StatusBadRequest, "invalid_grant")
 		if got := userinfo(tok.AccessToken); got != http.StatusUnauthorized {
 			t.Errorf("userinfo with the access token of a revoked login: %d", got)
-		}
-	})
-	t.Run("access token", func(t *testing.T) {
-		tok, _ := e.signIn(t, cfg, "bob")
-		if r := revoke(tok.AccessToken, basicAuth(clientID, secret)); r.StatusCode != http.StatusOK {
-			t.Fatalf("revoke: %s", r.Status)
-		}
-		if got := userinfo(tok.AccessToken); got != http.StatusUnauthorized {
-			t.Errorf("userinfo with a revoked access token: %d", got)
-		}
-		if _, err := cfg.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
-			t.Errorf("the refresh token should survive: %v", err)
-		}
-	})
-	t.Run("unknown token", func(t *testing.T) {
-		if r := revoke("nonsense", basicAuth(clientID, secret)); r.StatusCode != http.StatusOK {
-			t.Errorf("%s, want 200 (RFC 7009 §2.2)", r.Status)
 		}
 	})
 	t.Run("unauthenticated", func(t *testing.T) {

@@ -15,9 +15,6 @@ const sessionTTL = 12 * time.Hour
 // refresh grant, always rotating, of the shared grant store. Every answer
 // carries a refresh token and, for the openid scope, an ID token.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
-	if err := r.ParseForm(); err != nil {
-		return oidcfake.ErrBadForm
-	}
 	c, err := s.authenticateClient(r)
 	if err != nil {
 		return err
@@ -64,8 +61,8 @@ func (s *Server) addGrant(g *oidcfake.Grant) error {
 	return nil
 }
 
-// authenticateClient checks client_secret_basic or client_secret_post (RFC
-// 6749 §2.3.1) and returns the client. r.ParseForm must have run.
+// authenticateClient parses r's form and checks client_secret_basic or
+// client_secret_post (RFC 6749 §2.3.1); it returns the client.
 func (s *Server) authenticateClient(r *http.Request) (*Client, error) {
 	id, err := s.op.Authenticate(r, func(id string) (string, bool) {
 		if c := s.clients[id]; c != nil {
@@ -81,19 +78,9 @@ func (s *Server) authenticateClient(r *http.Request) (*Client, error) {
 
 // revoke is the revocation endpoint (RFC 7009 §2).
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
-	if err := r.ParseForm(); err != nil {
-		return oidcfake.ErrBadForm
-	}
 	c, err := s.authenticateClient(r)
 	if err != nil {
 		return err
 	}
-	tok := r.PostForm.Get("token")
-	if tok == "" {
-		return oidcfake.ErrMissingToken
-	}
-	s.op.RevokeToken(c.ID, tok)
-	// RFC 7009 §2.2: 200 also for unknown, invalid or foreign tokens.
-	w.WriteHeader(http.StatusOK)
-	return nil
+	return s.op.Revocation(w, r, c.ID)
 }

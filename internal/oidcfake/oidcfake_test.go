@@ -5,10 +5,13 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -60,11 +63,7 @@ func TestClientCredentials(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := httptest.NewRequest("POST", "/token", strings.NewReader(tt.form.Encode()))
-			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			if tt.user != "" {
-				r.SetBasicAuth(tt.user, tt.pass)
-			}
+			r := tokenRequest(tt.user, tt.pass, tt.form)
 			if err := r.ParseForm(); err != nil {
 				t.Fatal(err)
 			}
@@ -75,6 +74,17 @@ func TestClientCredentials(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tokenRequest is a POST of form to /token, with Basic authentication when
+// user is not empty.
+func tokenRequest(user, pass string, form url.Values) *http.Request {
+	r := httptest.NewRequest("POST", "/token", strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if user != "" {
+		r.SetBasicAuth(user, pass)
+	}
+	return r
 }
 
 func TestWriteError(t *testing.T) {
@@ -126,5 +136,346 @@ func TestSignVerifiesWithJWKS(t *testing.T) {
 	}
 	if err := tok.Claims(set.Keys[1].Key, &c); err == nil {
 		t.Error("verified with the other key")
+	}
+}
+
+// The grant store's rules are tested here once; astest's and devidp's tests
+// cover only what their layers add (faults; pages, sessions, back channel).
+
+const (
+	verifier  = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk" // RFC 7636 Appendix B
+	challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+	redirect  = "https://app.example/cb"
+)
+
+var alice = User{Subject: "alice", Name: "Alice", Email: "alice@example.com"}
+
+func newProvider(t *testing.T, grantTTL time.Duration) *Provider {
+	t.Helper()
+	p, err := New(Config{Issuer: "https://op.example", Audience: "api", Realm: "test", GrantTTL: grantTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// login stores a code for client c and returns it with the form that
+// redeems it.
+func login(p *Provider, c, scope string, now time.Time) (string, url.Values) {
+	code := p.NewCode(Code{ClientID: c, RedirectURI: redirect, Challenge: challenge, Scope: scope, Nonce: "n-1",
+		SID: "sid-1", User: alice, AuthTime: now, Expires: now.Add(time.Minute)})
+	return code, url.Values{"code": {code}, "redirect_uri": {redirect}, "code_verifier": {verifier}}
+}
+
+// issue redeems a fresh code of client "c" and issues tokens with a
+// refresh token.
+func issue(t *testing.T, p *Provider, now time.Time) (*Grant, *TokenResponse) {
+	t.Helper()
+	_, form := login(p, "c", "openid profile", now)
+	g, _, err := p.Redeem("c", form, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := p.Issue(g, now, Issue{Scope: g.Scope, AccessTTL: time.Minute, Refresh: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, resp
+}
+
+func bearer(p *Provider, tok string, now time.Time) error {
+	r := httptest.NewRequest("GET", "/userinfo", nil)
+	if tok != "" {
+		r.Header.Set("Authorization", "Bearer "+tok)
+	}
+	_, err := p.Bearer(r, now)
+	return err
+}
+
+func refreshForm(rt, scope string) url.Values {
+	f := url.Values{"refresh_token": {rt}}
+	if scope != "" {
+		f.Set("scope", scope)
+	}
+	return f
+}
+
+// TestRedeem: the code grant's checks (RFC 6749 §4.1.3, RFC 7636 §4.6),
+// each of which uses the code up, and what a good redemption mints.
+func TestRedeem(t *testing.T) {
+	p := newProvider(t, 0)
+	now := time.Now()
+	tests := []struct {
+		name   string
+		client string
+		change func(url.Values)
+		at     time.Time
+		want   error
+	}{
+		{"wrong verifier", "c", func(f url.Values) { f.Set("code_verifier", verifier[:42]+"Y") }, now, ErrPKCE},
+		{"no verifier", "c", func(f url.Values) { f.Del("code_verifier") }, now, ErrPKCE},
+		{"challenge as verifier", "c", func(f url.Values) { f.Set("code_verifier", challenge) }, now, ErrPKCE},
+		{"other redirect_uri", "c", func(f url.Values) { f.Set("redirect_uri", redirect+"/x") }, now, ErrCodeRedirectURI},
+		{"other client", "d", nil, now, ErrCodeClient},
+		{"expired", "c", nil, now.Add(2 * time.Minute), ErrUnknownCode},
+		{"unknown code", "c", func(f url.Values) { f.Set("code", "x") }, now, ErrUnknownCode},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, form := login(p, "c", "openid", now)
+			bad := url.Values{}
+			for k, v := range form {
+				bad[k] = v
+			}
+			if tt.change != nil {
+				tt.change(bad)
+			}
+			if _, _, err := p.Redeem(tt.client, bad, tt.at); err != tt.want {
+				t.Fatalf("Redeem = %v, want %v", err, tt.want)
+			}
+			// A failed attempt uses the code up, so that a verifier cannot
+			// be guessed by retrying.
+			_, _, err := p.Redeem("c", form, now)
+			if tt.name == "unknown code" {
+				if err != nil {
+					t.Errorf("code unusable: %v", err)
+				}
+			} else if err != ErrUnknownCode {
+				t.Errorf("second attempt: %v", err)
+			}
+		})
+	}
+
+	t.Run("tokens", func(t *testing.T) {
+		_, form := login(p, "c", "openid profile", now)
+		g, nonce, err := p.Redeem("c", form, now)
+		if err != nil || nonce != "n-1" || g.SID != "sid-1" || g.User != alice {
+			t.Fatalf("Redeem = %+v, %q, %v", g, nonce, err)
+		}
+		resp, err := p.Issue(g, now, Issue{Scope: g.Scope, Nonce: nonce, AccessTTL: 1500 * time.Millisecond, IDToken: true})
+		if err != nil || resp.ExpiresIn != 2 || resp.RefreshToken != "" || resp.TokenType != "Bearer" {
+			t.Fatalf("Issue = %+v, %v", resp, err)
+		}
+		tok, err := jwt.ParseSigned(resp.AccessToken, []jose.SignatureAlgorithm{jose.RS256})
+		if err != nil || tok.Headers[0].ExtraHeaders["typ"] != "at+jwt" {
+			t.Fatalf("access token: %v", err)
+		}
+		var id IDClaims
+		if _, err := p.Verify(resp.IDToken, &id); err != nil {
+			t.Fatal(err)
+		}
+		if id.Subject != "alice" || id.Audience != "c" || id.AuthorizedParty != "c" || id.Nonce != "n-1" ||
+			id.SID != "sid-1" || id.Name != "Alice" || id.Email != "" || id.Expiry != now.Add(IDTokenTTL).Unix() {
+			t.Errorf("ID token claims %+v", id)
+		}
+	})
+
+	t.Run("code reuse revokes the first tokens", func(t *testing.T) {
+		_, form := login(p, "c", "openid", now)
+		g, _, err := p.Redeem("c", form, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, _ := p.Issue(g, now, Issue{Scope: g.Scope, AccessTTL: time.Minute, Refresh: true})
+		if _, _, err := p.Redeem("c", form, now); err != ErrUnknownCode {
+			t.Fatalf("reuse: %v", err)
+		}
+		// RFC 6749 §4.1.2: tokens already issued for the code are revoked.
+		if _, _, err := p.Refresh("c", refreshForm(resp.RefreshToken, ""), true, now); err != ErrUnknownRefresh {
+			t.Errorf("refresh after code reuse: %v", err)
+		}
+		if err := bearer(p, resp.AccessToken, now); err != ErrInvalidToken {
+			t.Errorf("access token after code reuse: %v", err)
+		}
+	})
+}
+
+// TestRefresh: rotation with reuse detection (RFC 9700 §4.14.2), scope
+// narrowing (RFC 6749 §6), the client binding and GrantTTL.
+func TestRefresh(t *testing.T) {
+	p := newProvider(t, time.Hour)
+	now := time.Now()
+	g, first := issue(t, p, now)
+
+	g2, scope, err := p.Refresh("c", refreshForm(first.RefreshToken, ""), true, now)
+	if err != nil || g2 != g || scope != "openid profile" {
+		t.Fatalf("Refresh = %v, %q, %v", g2, scope, err)
+	}
+	second, _ := p.Issue(g, now, Issue{Scope: scope, AccessTTL: time.Minute, Refresh: true})
+	if _, scope, err := p.Refresh("c", refreshForm(second.RefreshToken, "openid"), false, now); err != nil || scope != "openid" {
+		t.Errorf("narrowing: %q, %v", scope, err)
+	}
+	if _, _, err := p.Refresh("c", refreshForm(second.RefreshToken, "openid admin"), false, now); err != ErrScopeWidened {
+		t.Errorf("widening: %v", err)
+	}
+	if _, _, err := p.Refresh("d", refreshForm(second.RefreshToken, ""), false, now); err != ErrUnknownRefresh {
+		t.Errorf("another client: %v", err)
+	}
+	if _, _, err := p.Refresh("c", refreshForm(second.RefreshToken, ""), false, now.Add(2*time.Hour)); err != ErrUnknownRefresh {
+		t.Errorf("after GrantTTL: %v", err)
+	}
+	// Without rotation the token stays valid.
+	for range 2 {
+		if _, _, err := p.Refresh("c", refreshForm(second.RefreshToken, ""), false, now); err != nil {
+			t.Fatalf("no rotation: %v", err)
+		}
+	}
+	// A retired token presented again: refused, and the family revoked.
+	if _, _, err := p.Refresh("c", refreshForm(first.RefreshToken, ""), true, now); err != ErrRefreshReuse {
+		t.Fatalf("reuse: %v", err)
+	}
+	if _, _, err := p.Refresh("c", refreshForm(second.RefreshToken, ""), true, now); err != ErrUnknownRefresh {
+		t.Errorf("family's newest token: %v", err)
+	}
+	if err := bearer(p, second.AccessToken, now); err != ErrInvalidToken {
+		t.Errorf("family's access token: %v", err)
+	}
+	// Another login is not affected.
+	_, other := issue(t, p, now)
+	if _, _, err := p.Refresh("c", refreshForm(other.RefreshToken, ""), true, now); err != nil {
+		t.Errorf("other login: %v", err)
+	}
+}
+
+// TestConcurrentRefresh: of refreshes racing with one rotating token,
+// exactly one wins.
+func TestConcurrentRefresh(t *testing.T) {
+	p := newProvider(t, 0)
+	now := time.Now()
+	_, resp := issue(t, p, now)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		wins int
+	)
+	for range 20 {
+		wg.Go(func() {
+			if _, _, err := p.Refresh("c", refreshForm(resp.RefreshToken, ""), true, now); err == nil {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Errorf("%d refreshes won, want 1", wins)
+	}
+}
+
+func TestAuthenticate(t *testing.T) {
+	p := newProvider(t, 0)
+	secrets := map[string]string{"c": "s", "d": "t"}
+	lookup := func(id string) (string, bool) { s, ok := secrets[id]; return s, ok }
+	tests := []struct {
+		name       string
+		user, pass string // Basic, when user is not empty
+		form       url.Values
+		want       string
+		wantStatus int
+	}{
+		{name: "basic", user: "c", pass: "s", want: "c"},
+		{name: "post", form: url.Values{"client_id": {"c"}, "client_secret": {"s"}}, want: "c"},
+		{name: "wrong secret", user: "c", pass: "x", wantStatus: 401},
+		{name: "another client's secret", user: "c", pass: "t", wantStatus: 401},
+		{name: "unknown client", user: "e", pass: "s", wantStatus: 401},
+		{name: "empty secret", form: url.Values{"client_id": {"c"}, "client_secret": {""}}, wantStatus: 401},
+		{name: "none", form: url.Values{"client_id": {"c"}}, wantStatus: 401},
+		{name: "both", user: "c", pass: "s", form: url.Values{"client_secret": {"s"}}, wantStatus: 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := p.Authenticate(tokenRequest(tt.user, tt.pass, tt.form), lookup)
+			var e *Error
+			switch {
+			case tt.wantStatus == 0 && (err != nil || id != tt.want):
+				t.Errorf("Authenticate = %q, %v; want %q", id, err, tt.want)
+			case tt.wantStatus != 0 && (!errors.As(err, &e) || e.Status != tt.wantStatus):
+				t.Errorf("Authenticate = %q, %v; want status %d", id, err, tt.wantStatus)
+			case tt.wantStatus == 401 && e.WWWAuthenticate != `Basic realm="test"`:
+				t.Errorf("WWW-Authenticate %q", e.WWWAuthenticate)
+			}
+		})
+	}
+}
+
+// TestBearerAndRevokeToken: userinfo's access-token check, and revocation
+// (RFC 7009 §2.1) of access and refresh tokens by their client only.
+func TestBearerAndRevokeToken(t *testing.T) {
+	p := newProvider(t, 0)
+	now := time.Now()
+	g, resp := issue(t, p, now)
+	if err := bearer(p, resp.AccessToken, now); err != nil {
+		t.Fatal(err)
+	}
+	idResp, _ := p.Issue(g, now, Issue{Scope: "openid", AccessTTL: time.Minute, IDToken: true})
+	expired, _ := p.Issue(g, now, Issue{Scope: "openid", AccessTTL: -time.Second})
+	for name, tc := range map[string]struct {
+		tok  string
+		want error
+	}{
+		"no token": {"", p.errNoBearer},
+		"garbage":  {"a.b.c", ErrInvalidToken},
+		"ID token": {idResp.IDToken, ErrInvalidToken},
+		"expired":  {expired.AccessToken, ErrInvalidToken},
+		"tampered": {resp.AccessToken[:len(resp.AccessToken)-4] + "AAAA", ErrInvalidToken},
+	} {
+		if err := bearer(p, tc.tok, now); err != tc.want {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+	if p.errNoBearer.WWWAuthenticate != `Bearer realm="test"` || p.errNoBearer.Status != http.StatusUnauthorized {
+		t.Errorf("no bearer: %+v", p.errNoBearer)
+	}
+
+	p.RevokeToken("d", resp.AccessToken)
+	p.RevokeToken("d", resp.RefreshToken)
+	if err := bearer(p, resp.AccessToken, now); err != nil {
+		t.Fatalf("another client's revocation took effect: %v", err)
+	}
+	p.RevokeToken("c", resp.AccessToken)
+	if err := bearer(p, resp.AccessToken, now); err != ErrInvalidToken {
+		t.Errorf("revoked access token: %v", err)
+	}
+	if _, _, err := p.Refresh("c", refreshForm(resp.RefreshToken, ""), false, now); err != nil {
+		t.Fatalf("the refresh token should survive: %v", err)
+	}
+	p.RevokeToken("c", resp.RefreshToken)
+	if _, _, err := p.Refresh("c", refreshForm(resp.RefreshToken, ""), false, now); err != ErrUnknownRefresh {
+		t.Errorf("revoked refresh token: %v", err)
+	}
+	if err := bearer(p, idResp.AccessToken, now); err != ErrInvalidToken {
+		t.Errorf("access token of a revoked family: %v", err)
+	}
+}
+
+// TestKeysRotate: after a rotation the JWKS publishes the new key first and
+// keeps the old one, and tokens signed before still verify.
+func TestKeysRotate(t *testing.T) {
+	k, err := NewKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, oldKid := k.Current()
+	before, _ := k.Sign("JWT", jwt.Claims{Subject: "a"})
+	newKid, err := k.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(k.JWKSDocument(), &set); err != nil || len(set.Keys) != 2 ||
+		set.Keys[0].KeyID != newKid || set.Keys[1].KeyID != oldKid || newKid == oldKid {
+		t.Fatalf("JWKS %s after rotating from %s to %s", k.JWKSDocument(), oldKid, newKid)
+	}
+	after, _ := k.Sign("JWT", jwt.Claims{Subject: "b"})
+	for _, raw := range []string{before, after} {
+		var c jwt.Claims
+		if err := k.Verify(raw, &c); err != nil {
+			t.Errorf("Verify: %v", err)
+		}
+	}
+	other, _ := NewKeys()
+	if err := other.Verify(after, &jwt.Claims{}); err == nil {
+		t.Error("another key set verified the token")
 	}
 }

@@ -122,10 +122,13 @@ func New(cfg Config) (*Provider, error) {
 // realm.
 func (p *Provider) ErrInvalidClient() *Error { return p.errInvalidClient }
 
-// Authenticate checks client_secret_basic or client_secret_post (RFC 6749
-// §2.3.1) against secret, which returns the registered secret of a client
-// ID, and returns the client ID. r.ParseForm must have run.
+// Authenticate parses r's form and checks client_secret_basic or
+// client_secret_post (RFC 6749 §2.3.1) against secret, which returns the
+// registered secret of a client ID, and returns the client ID.
 func (p *Provider) Authenticate(r *http.Request, secret func(clientID string) (string, bool)) (string, error) {
+	if err := r.ParseForm(); err != nil {
+		return "", ErrBadForm
+	}
 	id, got, err := ClientCredentials(r)
 	switch {
 	case errors.Is(err, ErrTwoClientAuths):
@@ -235,6 +238,20 @@ func (p *Provider) Revoke(g *Grant) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	g.revoked = true
+}
+
+// Revocation answers a revocation request (RFC 7009 §2) of the
+// authenticated clientID, whose form has been parsed: it revokes the token
+// with RevokeToken and answers 200, also for unknown, invalid or foreign
+// tokens (§2.2).
+func (p *Provider) Revocation(w http.ResponseWriter, r *http.Request, clientID string) error {
+	tok := r.PostForm.Get("token")
+	if tok == "" {
+		return ErrMissingToken
+	}
+	p.RevokeToken(clientID, tok)
+	w.WriteHeader(http.StatusOK)
+	return nil
 }
 
 // RevokeToken is revocation (RFC 7009 §2.1) of tok, a refresh or access
