@@ -7,7 +7,9 @@
 // by New, or an opaque random string.
 //
 // There is no login page: the Options.Subject is logged in at once. Faults
-// switch misbehaviour on and off while the server runs.
+// switch misbehaviour on and off while the server runs. The grant store,
+// tokens and keys are internal/oidcfake's, shared with examples/devidp;
+// astest adds the endpoints, pushed authorization requests and the Faults.
 //
 // It is for tests only: it keeps every token in memory and MUST NOT be used
 // as a real authorization server.

@@ -20,6 +20,9 @@ func TestRotateKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	set := keySet(t, s)
+	if n := s.Count("jwks"); n != 2 {
+		t.Errorf("Count(jwks) = %d, want 2", n)
+	}
 	if newKid == oldKid || len(set.Keys) != 2 || set.Keys[0].KeyID != newKid || set.Keys[1].KeyID != oldKid {
 		t.Fatalf("JWKS kids %v after rotating from %s to %s", []string{set.Keys[0].KeyID, set.Keys[len(set.Keys)-1].KeyID}, oldKid, newKid)
 	}

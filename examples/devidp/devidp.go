@@ -3,7 +3,9 @@
 // (RFC 7636, S256 only) behind a login page with demo users, the token
 // endpoint with refresh-token rotation, userinfo, RP-initiated logout and
 // revocation (RFC 7009). Access tokens are RS256 JWTs (RFC 9068) that an API
-// verifies against the JWKS.
+// verifies against the JWKS. The grant store, tokens and keys are
+// internal/oidcfake's, shared with agent/astest; devidp adds the pages,
+// sessions and back-channel logout.
 //
 // DEVELOPMENT ONLY: there are no passwords (anyone who reaches the login page
 // signs in as any demo user), everything lives in memory and the signing key

@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -477,5 +478,40 @@ func TestKeysRotate(t *testing.T) {
 	other, _ := NewKeys()
 	if err := other.Verify(after, &jwt.Claims{}); err == nil {
 		t.Error("another key set verified the token")
+	}
+}
+
+// TestNewMetadata: the discovery document both fakes serve (OpenID Connect
+// Discovery 1.0 §3), endpoints below the issuer and its path.
+func TestNewMetadata(t *testing.T) {
+	const iss = "https://op.example/realm"
+	b, err := json.Marshal(NewMetadata(iss, []string{"sub"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md map[string]any
+	json.Unmarshal(b, &md)
+	for k, want := range map[string]string{
+		"issuer":                                         iss,
+		"authorization_endpoint":                         iss + "/authorize",
+		"token_endpoint":                                 iss + "/token",
+		"userinfo_endpoint":                              iss + "/userinfo",
+		"jwks_uri":                                       iss + "/jwks",
+		"end_session_endpoint":                           iss + "/logout",
+		"revocation_endpoint":                            iss + "/revoke",
+		"response_types_supported":                       "[code]",
+		"code_challenge_methods_supported":               "[S256]",
+		"id_token_signing_alg_values_supported":          "[RS256]",
+		"grant_types_supported":                          "[authorization_code refresh_token]",
+		"token_endpoint_auth_methods_supported":          "[client_secret_basic client_secret_post]",
+		"claims_supported":                               "[sub]",
+		"authorization_response_iss_parameter_supported": "true",
+	} {
+		if got := fmt.Sprint(md[k]); got != want {
+			t.Errorf("%s = %s, want %s", k, got, want)
+		}
+	}
+	if sc, _ := md["scopes_supported"].([]any); len(sc) == 0 || sc[0] != "openid" {
+		t.Errorf("scopes_supported = %v", md["scopes_supported"])
 	}
 }
