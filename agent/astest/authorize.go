@@ -129,29 +129,17 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, f *Faults
 // redirect answers 302 to the request's (validated) redirect URI with resp,
 // the state and, per RedirectIss, the issuer (RFC 9207 §2).
 func (s *Server) redirect(w http.ResponseWriter, r *http.Request, f *Faults, params, resp url.Values) {
-	u, err := url.Parse(params.Get("redirect_uri"))
-	if err != nil {
-		http.Error(w, "astest: bad redirect_uri", http.StatusBadRequest)
-		return
-	}
-	q := u.Query()
-	for k, v := range resp {
-		q[k] = v
-	}
-	if st := params.Get("state"); st != "" {
-		q.Set("state", st)
-	}
+	iss := s.URL
 	switch f.RedirectIss {
 	case "":
-		q.Set("iss", s.URL)
 	case "missing":
+		iss = ""
 	case "wrong":
-		q.Set("iss", otherIssuer)
+		iss = otherIssuer
 	default:
-		q.Set("iss", f.RedirectIss)
+		iss = f.RedirectIss
 	}
-	u.RawQuery = q.Encode()
-	http.Redirect(w, r, u.String(), http.StatusFound)
+	oidcfake.Redirect(w, r, params.Get("redirect_uri"), params.Get("state"), iss, resp, http.StatusFound)
 }
 
 // takePushed returns and forgets the pushed request behind requestURI; it is

@@ -216,24 +216,5 @@ func (s *Server) expiredPage(w http.ResponseWriter) {
 // redirect sends the user agent back to the request's registered redirect
 // URI with resp, the state and the issuer (RFC 9207 §2).
 func (s *Server) redirect(w http.ResponseWriter, r *http.Request, ar *authRequest, resp url.Values, status int) {
-	if ar.state != "" {
-		resp.Set("state", ar.state)
-	}
-	resp.Set("iss", s.issuer)
-	http.Redirect(w, r, appendQuery(ar.redirectURI, resp), status)
-}
-
-// appendQuery adds params to a registered URI, keeping its own query as it
-// is (RFC 6749 §3.1.2).
-func appendQuery(uri string, params url.Values) string {
-	u, err := url.Parse(uri)
-	if err != nil {
-		// Checked when the client was registered.
-		panic("devidp: internal error: redirect URI: " + err.Error())
-	}
-	if u.RawQuery != "" {
-		u.RawQuery += "&"
-	}
-	u.RawQuery += params.Encode()
-	return u.String()
+	oidcfake.Redirect(w, r, ar.redirectURI, ar.state, s.issuer, resp, status)
 }

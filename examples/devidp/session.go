@@ -84,5 +84,5 @@ func withState(uri, state string) string {
 	if state == "" {
 		return uri
 	}
-	return appendQuery(uri, url.Values{"state": {state}})
+	return oidcfake.AppendQuery(uri, url.Values{"state": {state}})
 }

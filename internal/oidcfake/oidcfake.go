@@ -13,6 +13,7 @@ package oidcfake
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 )
 
 // WriteJSON answers with status and v as JSON. v must marshal: failing to is
@@ -34,4 +35,31 @@ func WriteError(w http.ResponseWriter, status int, code, description, wwwAuthent
 		w.Header().Set("WWW-Authenticate", wwwAuthenticate)
 	}
 	WriteJSON(w, status, map[string]string{"error": code, "error_description": description})
+}
+
+// Redirect sends the user agent back to redirectURI, a registered one, with
+// the authorization response resp, the state unless it is "" and the issuer
+// unless it is "" (RFC 9207 §2; a test provider may leave it out).
+func Redirect(w http.ResponseWriter, r *http.Request, redirectURI, state, iss string, resp url.Values, status int) {
+	if state != "" {
+		resp.Set("state", state)
+	}
+	if iss != "" {
+		resp.Set("iss", iss)
+	}
+	http.Redirect(w, r, AppendQuery(redirectURI, resp), status)
+}
+
+// AppendQuery adds params to a registered URI, keeping its own query as it
+// is (RFC 6749 §3.1.2). uri must parse, as registration checked.
+func AppendQuery(uri string, params url.Values) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		panic("oidcfake: internal error: redirect URI: " + err.Error())
+	}
+	if u.RawQuery != "" {
+		u.RawQuery += "&"
+	}
+	u.RawQuery += params.Encode()
+	return u.String()
 }
