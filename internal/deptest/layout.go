@@ -114,6 +114,14 @@ var Layout = map[string]DepChecker{
 		},
 		Production: true,
 	},
+	// Test support for configuration files needs only the key ring of
+	// package crypto (and what crypto links).
+	"/internal/settings/settingstest": {
+		Allowed: cat([]string{Module + "/internal/settings/settingstest", Module + "/crypto"}, sio),
+		BadDeps: map[string]string{
+			Module + "/internal/settings": "the settings' own tests import it: linking settings would be an import cycle",
+		},
+	},
 	// The revocation list builds on the session envelope only; its stores
 	// live in subpackages.
 	"/revocation": {
