@@ -164,6 +164,9 @@ type Timeouts struct {
 	Idle     time.Duration // default 120s
 	AS       time.Duration // default 10s: each call to the Authorization Server
 	Shutdown time.Duration // default 30s
+	// ShutdownDelay (default 0) is how long SIGTERM keeps serving, with
+	// /readyz answering 503, before the drain.
+	ShutdownDelay time.Duration
 }
 
 // Log is the logging configuration: level (default info) and format

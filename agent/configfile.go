@@ -231,6 +231,7 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	c.Timeouts.Read, c.Timeouts.Write, c.Timeouts.Idle, c.Timeouts.Shutdown = server.Read, server.Write, server.Idle, server.Shutdown
+	c.Timeouts.ShutdownDelay = server.ShutdownDelay
 	if c.Timeouts.AS, err = f.Timeouts.AS.Positive("timeouts.as", 10*time.Second); err != nil {
 		return nil, err
 	}

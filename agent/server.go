@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
@@ -14,14 +13,15 @@ import (
 )
 
 // Server runs an Agent on its listener, and metrics and health endpoints on
-// the metrics listener (contract §7). Build it with NewServer, run Serve, stop it
-// with Shutdown. A Server is safe for concurrent use and must not be copied.
+// the metrics listener (contract §7). Build it with NewServer, run Serve,
+// stop it with BeginShutdown (optional: timeouts.shutdown_delay) and
+// Shutdown. A Server is safe for concurrent use and must not be copied.
 type Server struct {
-	Agent *Agent
+	*daemon.Server // the listeners: Addr, MetricsAddr, BeginShutdown
+	Agent          *Agent
 
 	cfg     *Config // the configuration the listeners were opened with
 	log     zerolog.Logger
-	srv     *daemon.Server
 	reloads struct{ ok, failed *metrics.Counter }
 }
 
@@ -38,10 +38,10 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 	s := &Server{Agent: a, cfg: cfg, log: log}
 	s.reloads.ok = reg.NewCounter(`oauth_agent_config_reloads_total{result="ok"}`)
 	s.reloads.failed = reg.NewCounter(`oauth_agent_config_reloads_total{result="error"}`)
-	s.srv, err = daemon.NewServer(daemon.ServerConfig{
+	s.Server, err = daemon.NewServer(daemon.ServerConfig{
 		Listen:        cfg.Listen,
 		MetricsListen: cfg.MetricsListen,
-		HTTP:          newHTTPServer(cfg, a.Handler, log),
+		HTTP:          httpConfig(cfg, a.Handler),
 		Registry:      reg,
 		ReadyGauge:    "oauth_agent_ready",
 		Ready:         a.Ready,
@@ -65,27 +65,23 @@ func opsRoutes(a *Agent) map[string]fasthttp.RequestHandler {
 	return nil
 }
 
-// newHTTPServer returns the fasthttp server for the agent's listener.
-func newHTTPServer(cfg *Config, h fasthttp.RequestHandler, log zerolog.Logger) *fasthttp.Server {
-	srv := daemon.NewHTTPServer(h, parseError, cfg.Timeouts.Read, cfg.Timeouts.Write, cfg.Timeouts.Idle, log)
-	// The request headers must fit: four cookies of up to 4 KiB each
-	// (contract §4).
-	srv.ReadBufferSize = 16 << 10
-	// The agent's request bodies are small JSON documents (contract §5).
-	srv.MaxRequestBodySize = 64 << 10
-	return srv
+// httpConfig is what the agent's listener serves h with.
+func httpConfig(cfg *Config, h fasthttp.RequestHandler) daemon.HTTP {
+	return daemon.HTTP{
+		Handler: h, ParseError: parseError,
+		Read: cfg.Timeouts.Read, Write: cfg.Timeouts.Write, Idle: cfg.Timeouts.Idle,
+		// The request headers must fit: four cookies of up to 4 KiB each
+		// (contract §4).
+		ReadBufferSize: 16 << 10,
+		// The agent's request bodies are small JSON documents (contract §5).
+		MaxRequestBodySize: 64 << 10,
+	}
 }
-
-// Addr returns the agent listener's address.
-func (s *Server) Addr() net.Addr { return s.srv.Addr() }
-
-// MetricsAddr returns the metrics listener's address, or nil.
-func (s *Server) MetricsAddr() net.Addr { return s.srv.MetricsAddr() }
 
 // Serve serves until Shutdown; it returns nil after a Shutdown.
 func (s *Server) Serve() error {
 	s.log.Info().Str("listen", s.cfg.Listen).Str("metrics_listen", s.cfg.MetricsListen).Str("base_path", s.cfg.BasePath).Str("issuer", s.cfg.Issuer).Msg("oauth-agent serving")
-	return s.srv.Serve()
+	return s.Server.Serve()
 }
 
 // Reload applies a new configuration to requests that start after it
@@ -100,7 +96,8 @@ func (s *Server) Reload(cfg *Config) error {
 	old := s.cfg
 	if cfg.Listen != old.Listen || cfg.MetricsListen != old.MetricsListen || cfg.Log.Format != old.Log.Format ||
 		cfg.Timeouts.Read != old.Timeouts.Read || cfg.Timeouts.Write != old.Timeouts.Write ||
-		cfg.Timeouts.Idle != old.Timeouts.Idle || cfg.Timeouts.Shutdown != old.Timeouts.Shutdown {
+		cfg.Timeouts.Idle != old.Timeouts.Idle || cfg.Timeouts.Shutdown != old.Timeouts.Shutdown ||
+		cfg.Timeouts.ShutdownDelay != old.Timeouts.ShutdownDelay {
 		s.log.Warn().Msg("listen, metrics_listen, timeouts (but as) and log.format changed: they take effect at the next restart")
 	}
 	if cfg.Revocation != old.Revocation {
@@ -127,7 +124,7 @@ func (s *Server) ReloadFile(path string, getenv func(string) string) error {
 // lets requests in flight finish until ctx ends, then closes everything and
 // stops the agent's background work.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
+	err := s.Server.Shutdown(ctx)
 	s.Agent.Close()
 	return err
 }

@@ -68,9 +68,9 @@ log: {level: info}
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p.Now = now
+	p.now = now
 	pLn := fasthttputil.NewInmemoryListener()
-	srv := newHTTPServer(cfg, p.Handler, zerolog.Nop())
+	srv := httpConfig(cfg, p.Handler).Server(zerolog.Nop())
 	go srv.Serve(pLn)
 	tb.Cleanup(func() { srv.Shutdown() })
 

@@ -114,6 +114,9 @@ type Timeouts struct {
 	Idle     time.Duration // default 120s
 	Upstream time.Duration // default 30s
 	Shutdown time.Duration // default 30s: how long SIGTERM waits for requests in flight
+	// ShutdownDelay (default 0) is how long SIGTERM keeps serving, with
+	// /readyz answering 503, before the drain.
+	ShutdownDelay time.Duration
 	// Park is how long a keep-alive connection waits idle before it is
 	// parked: its goroutine and buffers are released until the client's
 	// next request. Default 1s; 0 turns parking off, else at least 100ms.
@@ -259,6 +262,7 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	c.Timeouts.Read, c.Timeouts.Write, c.Timeouts.Idle, c.Timeouts.Shutdown = server.Read, server.Write, server.Idle, server.Shutdown
+	c.Timeouts.ShutdownDelay = server.ShutdownDelay
 	if c.Timeouts.Upstream, err = f.Timeouts.Upstream.Positive("timeouts.upstream", 30*time.Second); err != nil {
 		return nil, err
 	}

@@ -143,7 +143,7 @@ func denyingProxy(t *testing.T) (*Proxy, *bintest.Buffer, *time.Time) {
 		t.Fatal(err)
 	}
 	now := time.Unix(1_700_000_000, 0)
-	p.Now = func() time.Time { return now }
+	p.now = func() time.Time { return now }
 	return p, logs, &now
 }
 

@@ -37,8 +37,9 @@ type Proxy struct {
 	denials denialLog
 	ids     requestIDs
 	dial    fasthttp.DialFunc
-	// Now returns the current time; tests may replace it before serving.
-	Now func() time.Time
+	pools   pools // the upstream pools of routes a reload replaced
+	close   sync.Once
+	now     func() time.Time // time.Now; tests replace it before serving
 }
 
 // state is everything a request reads, swapped atomically as one on reload.
@@ -70,9 +71,9 @@ func New(cfg *Config, reg *metrics.Set, log zerolog.Logger) (*Proxy, error) {
 // newProxy is New with a dialer for the upstream pools, which tests point at
 // in-memory listeners; nil dials TCP.
 func newProxy(cfg *Config, reg *metrics.Set, log zerolog.Logger, dial fasthttp.DialFunc) (*Proxy, error) {
-	p := &Proxy{metrics: newProxyMetrics(reg), denials: newDenialLog(), Now: time.Now, dial: dial}
+	p := &Proxy{metrics: newProxyMetrics(reg), denials: newDenialLog(), now: time.Now, dial: dial}
 	p.ids.init()
-	p.rev = newRevocations(reg, func() time.Time { return p.Now() })
+	p.rev = newRevocations(reg, func() time.Time { return p.now() })
 	if err := p.Reload(cfg, log); err != nil {
 		return nil, err
 	}
@@ -117,35 +118,45 @@ func (p *Proxy) Reload(cfg *Config, log zerolog.Logger) error {
 	}
 	st.routes = newRoutes(cfg, p.metrics, p.dial)
 	if old := p.state.Swap(st); old != nil {
-		closeRoutesLater(old.routes, cfg.Timeouts.Upstream)
+		p.pools.retire(old.routes, cfg.Timeouts.Upstream)
 	}
 	return nil
 }
 
-// Close stops the revocation follower. The Proxy must not serve after it.
+// Close stops what the Proxy owns: the revocation follower, and the
+// upstream pools' keep-alive connections, those of routes a reload replaced
+// included. Call it once requests have finished (after the server's
+// drain); the Proxy must not serve or reload after it. Calls after the
+// first do nothing. It returns nil.
+//
+// fasthttp ends a pool's cleaner goroutine only after its sleep, up to
+// timeouts.idle after the pool's last connection closed.
 func (p *Proxy) Close() error {
-	p.rev.close()
+	p.close.Do(func() {
+		p.rev.close()
+		p.pools.close(p.state.Load().routes)
+	})
 	return nil
 }
 
 // Handler serves one request. It is a fasthttp.RequestHandler.
 func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 	st := p.state.Load()
-	start := p.Now()
+	start := p.now()
 	s := acquireScratch()
 	defer releaseScratch(s)
 
 	id := p.ids.set(ctx, s)
 	rm, outcome := p.serve(ctx, st, s, start.Unix())
 	status := ctx.Response.StatusCode()
-	rm.observe(status, p.Now().Sub(start))
+	rm.observe(status, p.now().Sub(start))
 	if outcome != denyNone {
 		p.metrics.denied[outcome].Inc()
 		p.logDenial(ctx, st, s, rm, id, outcome, start)
 	}
 	if e := st.log.Debug(); e != nil {
 		e.Bytes("request_id", id).Bytes("method", ctx.Method()).Bytes("path", ctx.Path()).
-			Int("status", status).Str("route", rm.name).Dur("duration", p.Now().Sub(start)).
+			Int("status", status).Str("route", rm.name).Dur("duration", p.now().Sub(start)).
 			Str("denied", denyReasons[outcome]).Msg("request")
 	}
 }

@@ -142,7 +142,7 @@ func TestRevokedSession(t *testing.T) {
 
 	// Fail open: the feed goes away, the proxy keeps its list and serves.
 	f.stop()
-	h.srv.Proxy.Now = func() time.Time { return time.Now().Add(time.Minute) }
+	h.srv.Proxy.now = func() time.Time { return time.Now().Add(time.Minute) }
 	if r := h.apiCall(&other); r.status != 200 {
 		t.Errorf("feed down, fail open: %d %s, want 200", r.status, r.body)
 	}
@@ -177,7 +177,7 @@ func TestFailClosed(t *testing.T) {
 	if !bintest.Within(3*time.Second, func() bool { return h.apiCall(&h.env).status == 200 }) {
 		t.Fatal("still refused 3s after the feed came up")
 	}
-	h.srv.Proxy.Now = func() time.Time { return time.Now().Add(11 * time.Second) }
+	h.srv.Proxy.now = func() time.Time { return time.Now().Add(11 * time.Second) }
 	if r := h.apiCall(&h.env); r.status != 503 {
 		t.Errorf("11s stale with fail_closed_after 10s: %d, want 503", r.status)
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
@@ -16,13 +14,14 @@ import (
 
 // Server runs a Proxy on its listener, and metrics and health endpoints on
 // the metrics listener. Build it with NewServer, run Serve, stop it with
-// Shutdown. A Server is safe for concurrent use.
+// BeginShutdown (optional: timeouts.shutdown_delay) and Shutdown. A Server
+// is safe for concurrent use and must not be copied.
 type Server struct {
-	Proxy *Proxy
+	*daemon.Server // the listeners: Addr, MetricsAddr, BeginShutdown
+	Proxy          *Proxy
 
 	cfg *Config // the configuration the listeners were opened with
 	log zerolog.Logger
-	srv *daemon.Server
 }
 
 // NewServer validates nothing more than New does, opens the listeners and
@@ -34,10 +33,10 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Proxy: p, cfg: cfg, log: log}
-	s.srv, err = daemon.NewServer(daemon.ServerConfig{
+	s.Server, err = daemon.NewServer(daemon.ServerConfig{
 		Listen:        cfg.Listen,
 		MetricsListen: cfg.MetricsListen,
-		HTTP:          newHTTPServer(cfg, p.Handler, log),
+		HTTP:          httpConfig(cfg, p.Handler),
 		Registry:      reg,
 		ReadyGauge:    "oauth_proxy_ready",
 		ParkAfter:     cfg.Timeouts.Park,
@@ -51,29 +50,25 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// newHTTPServer returns the fasthttp server for the proxy's listener.
-func newHTTPServer(cfg *Config, h fasthttp.RequestHandler, log zerolog.Logger) *fasthttp.Server {
-	srv := daemon.NewHTTPServer(h, parseError, cfg.Timeouts.Read, cfg.Timeouts.Write, cfg.Timeouts.Idle, log)
-	srv.ReadBufferSize = cfg.Limits.MaxRequestHeaderBytes
-	srv.StreamRequestBody = true
-	// With StreamRequestBody this is the size above which a body is
-	// streamed instead of buffered; forward enforces the real limit.
-	srv.MaxRequestBodySize = min(cfg.Limits.MaxBodyBytes, 64<<10)
-	return srv
+// httpConfig is what the proxy's listener serves h with.
+func httpConfig(cfg *Config, h fasthttp.RequestHandler) daemon.HTTP {
+	return daemon.HTTP{
+		Handler: h, ParseError: parseError,
+		Read: cfg.Timeouts.Read, Write: cfg.Timeouts.Write, Idle: cfg.Timeouts.Idle,
+		ReadBufferSize:    cfg.Limits.MaxRequestHeaderBytes,
+		StreamRequestBody: true,
+		// With StreamRequestBody this is the size above which a body is
+		// streamed instead of buffered; forward enforces the real limit.
+		MaxRequestBodySize: min(cfg.Limits.MaxBodyBytes, 64<<10),
+	}
 }
-
-// Addr returns the proxy listener's address.
-func (s *Server) Addr() net.Addr { return s.srv.Addr() }
-
-// MetricsAddr returns the metrics listener's address, or nil.
-func (s *Server) MetricsAddr() net.Addr { return s.srv.MetricsAddr() }
 
 // Serve serves until Shutdown; it returns nil after a Shutdown.
 func (s *Server) Serve() error {
 	s.log.Info().Str("listen", s.cfg.Listen).Str("metrics_listen", s.cfg.MetricsListen).Int("routes", len(s.cfg.Routes)).
 		Bool("auth_endpoint", s.cfg.AuthEndpoint).Stringer("cookie_format", s.cfg.CookieFormat).Msg("oauth-proxy serving")
 	warnNotFollowing(s.cfg.Revocation, s.log)
-	return s.srv.Serve()
+	return s.Server.Serve()
 }
 
 // Reload applies a new configuration to requests that start after it
@@ -109,17 +104,11 @@ func (s *Server) ReloadFile(path string, getenv func(string) string) error {
 }
 
 // Shutdown stops accepting connections, lets requests in flight finish until
-// ctx ends, then closes everything.
+// ctx ends, then closes everything: the listeners, and what the Proxy owns
+// (Proxy.Close).
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
+	err := s.Server.Shutdown(ctx)
 	s.Proxy.Close()
-	// The keep-alive connections to the APIs would otherwise stay open
-	// until timeouts.idle.
-	for _, r := range s.Proxy.state.Load().routes {
-		for _, h := range r.hosts {
-			h.CloseIdleConnections()
-		}
-	}
 	return err
 }
 
@@ -135,10 +124,4 @@ func parseError(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		writeError(ctx, errBadRequest)
 	}
-}
-
-// NewLogger returns the zerolog logger the configuration asks for, writing
-// to w: JSON lines, or human-readable console lines.
-func NewLogger(cfg Log, w io.Writer) zerolog.Logger {
-	return daemon.NewLogger(cfg.Level, cfg.Format, w)
 }

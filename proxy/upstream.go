@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -72,19 +73,65 @@ func (st *state) match(path []byte) *route {
 	return nil
 }
 
-// closeRoutesLater closes the idle connections of routes replaced by a
-// reload, once requests still using them have had time to finish.
-func closeRoutesLater(routes []*route, after time.Duration) {
+// pools closes the idle connections of the upstream pools a Proxy retires:
+// those of routes a reload replaced once requests still using them have
+// had time to finish, and at close every one. The zero value is ready; it
+// is safe for concurrent use and must not be copied.
+type pools struct {
+	mu      sync.Mutex
+	closed  bool
+	pending map[*time.Timer][]*route
+}
+
+// retire closes the idle connections of routes after d, or at close if
+// that comes first.
+func (ps *pools) retire(routes []*route, d time.Duration) {
 	if len(routes) == 0 {
 		return
 	}
-	time.AfterFunc(after, func() {
-		for _, r := range routes {
-			for _, h := range r.hosts {
-				h.CloseIdleConnections()
-			}
-		}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.closed {
+		closeRoutes(routes)
+		return
+	}
+	if ps.pending == nil {
+		ps.pending = map[*time.Timer][]*route{}
+	}
+	var t *time.Timer
+	// The timer's function takes mu, which is held until t is set.
+	t = time.AfterFunc(d, func() {
+		ps.mu.Lock()
+		delete(ps.pending, t)
+		ps.mu.Unlock()
+		closeRoutes(routes)
 	})
+	ps.pending[t] = routes
+}
+
+// close closes the idle connections of current and of every route still
+// waiting in retire, now; routes retired later are closed at once.
+func (ps *pools) close(current []*route) {
+	ps.mu.Lock()
+	ps.closed = true
+	pending := ps.pending
+	ps.pending = nil
+	ps.mu.Unlock()
+	for t, routes := range pending {
+		if t.Stop() { // else its function runs and closes them
+			closeRoutes(routes)
+		}
+	}
+	closeRoutes(current)
+}
+
+// closeRoutes closes the idle connections of routes' pools.
+func closeRoutes(routes []*route) {
+	for _, r := range routes {
+		for _, h := range r.hosts {
+			h.CloseIdleConnections()
+		}
+	}
 }
 
 // hopByHop are the RFC 9110 §7.6.1 connection-specific fields a proxy must

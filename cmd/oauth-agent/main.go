@@ -9,9 +9,10 @@
 // the discovery document in the background, retrying, and /readyz on the
 // metrics listener answers 200 once it has. SIGHUP reloads the configuration
 // file (keys and client secret included); a bad file is refused and logged
-// and the running configuration stays. SIGTERM or SIGINT stop accepting
-// connections, let requests in flight finish for up to timeouts.shutdown,
-// and exit 0.
+// and the running configuration stays. SIGTERM or SIGINT turn /readyz to
+// 503, keep serving for timeouts.shutdown_delay (default 0), then stop
+// accepting connections, let requests in flight finish for up to
+// timeouts.shutdown, and exit 0.
 package main
 
 import (
@@ -40,6 +41,7 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 		Warnings:        cfg.Warnings,
 		LogLevel:        cfg.Log.Level,
 		LogFormat:       cfg.Log.Format,
+		ShutdownDelay:   cfg.Timeouts.ShutdownDelay,
 		ShutdownTimeout: cfg.Timeouts.Shutdown,
 		Start: func(log zerolog.Logger) (daemon.Service, error) {
 			return agent.NewServer(cfg, log)

@@ -40,6 +40,7 @@ type agentConfig struct {
 	MetricsListen string
 	Issuer        string
 	Key           string // hex
+	Timeouts      string // the timeouts section; "" is {read: 30s, as: 2s, shutdown: 10s}
 	Extra         string // more YAML, appended
 }
 
@@ -53,7 +54,11 @@ func (c agentConfig) yaml() string {
 	fmt.Fprintf(&b, "redirect_uri: %q\n", trustedOrigin+"/")
 	fmt.Fprintf(&b, "encryption_keys: [%q]\n", c.Key)
 	fmt.Fprintf(&b, "trusted_web_origins: [%q]\n", trustedOrigin)
-	b.WriteString("timeouts: {read: 30s, as: 2s, shutdown: 10s}\n")
+	timeouts := c.Timeouts
+	if timeouts == "" {
+		timeouts = "{read: 30s, as: 2s, shutdown: 10s}"
+	}
+	fmt.Fprintf(&b, "timeouts: %s\n", timeouts)
 	b.WriteString("log: {level: info, format: json}\n")
 	b.WriteString(c.Extra)
 	return b.String()
@@ -256,5 +261,56 @@ func TestStartsWithoutAuthorizationServer(t *testing.T) {
 	}
 	if out := p.Stderr(); strings.Contains(out, clientSecret) || strings.Contains(out, key) {
 		t.Errorf("stderr holds the client secret or a key:\n%s", out)
+	}
+}
+
+// TestShutdownDelay: with timeouts.shutdown_delay, SIGTERM turns /readyz to
+// 503 at once while the listener keeps serving (a login starts, answered
+// with Connection: close); the process exits 0 once the delay and the
+// drain are over, not before the delay.
+func TestShutdownDelay(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveDiscovery(t, ln)
+	p := launch(t, agentConfig{Listen: bintest.FreeTCPAddr(t), MetricsListen: bintest.FreeTCPAddr(t), Issuer: "http://" + ln.Addr().String(),
+		Key: newKey(), Timeouts: "{read: 30s, as: 2s, shutdown: 10s, shutdown_delay: 1s}"})
+	p.Eventually(t, 15*time.Second, "/readyz to answer 200", func() bool {
+		code, _, err := p.ops("/readyz")
+		return err == nil && code == http.StatusOK
+	})
+	loginStart := func() (int, bool, error) {
+		req, err := http.NewRequest(http.MethodPost, "http://"+p.cfg.Listen+"/oauth-agent/login/start", nil)
+		if err != nil {
+			return 0, false, err
+		}
+		req.Header.Set("Origin", trustedOrigin)
+		resp, err := p.client.Do(req)
+		if err != nil {
+			return 0, false, err
+		}
+		defer resp.Body.Close()
+		_, err = io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Close, err
+	}
+	if code, closing, err := loginStart(); err != nil || code != 200 || closing {
+		t.Fatalf("login/start before SIGTERM: %d, Connection: close %v, %v; want 200, false", code, closing, err)
+	}
+
+	sent := time.Now()
+	p.Signal(t, syscall.SIGTERM)
+	p.Eventually(t, 5*time.Second, "/readyz to answer 503 after SIGTERM", func() bool {
+		code, _, _ := p.ops("/readyz")
+		return code == http.StatusServiceUnavailable
+	})
+	if code, closing, err := loginStart(); err != nil || code != 200 || !closing {
+		t.Errorf("login/start %v after SIGTERM, within the 1s delay: %d, Connection: close %v, %v; want 200, true", time.Since(sent), code, closing, err)
+	}
+	if code := p.WaitExit(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM, want 0", code)
+	}
+	if took := time.Since(sent); took < time.Second {
+		t.Errorf("exited %v after SIGTERM, before the 1s delay was over", took)
 	}
 }

@@ -7,7 +7,8 @@
 //
 // SIGHUP reloads the configuration file (keys included); a bad file is
 // refused and logged and the running configuration stays. SIGTERM or SIGINT
-// stop accepting connections, let requests in flight finish for up to
+// turn /readyz to 503, keep serving for timeouts.shutdown_delay (default 0),
+// then stop accepting connections, let requests in flight finish for up to
 // timeouts.shutdown, and exit 0.
 package main
 
@@ -43,6 +44,7 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 		Warnings:        cfg.Warnings,
 		LogLevel:        cfg.Log.Level,
 		LogFormat:       cfg.Log.Format,
+		ShutdownDelay:   cfg.Timeouts.ShutdownDelay,
 		ShutdownTimeout: cfg.Timeouts.Shutdown,
 		Start: func(log zerolog.Logger) (daemon.Service, error) {
 			return proxy.NewServer(cfg, log)

@@ -138,6 +138,7 @@ type proxyConfig struct {
 	MetricsListen string // "" picks a free loopback port; "-" leaves the setting out
 	Keys          []string
 	Upstream      string
+	Timeouts      string // the timeouts section; "" is {read: 30s, upstream: 15s, shutdown: 10s}
 }
 
 func (c proxyConfig) yaml() string {
@@ -153,7 +154,11 @@ func (c proxyConfig) yaml() string {
 	fmt.Fprintf(&b, "encryption_keys: [%s]\n", strings.Join(quoted, ", "))
 	fmt.Fprintf(&b, "trusted_web_origins: [%q]\n", trustedOrigin)
 	fmt.Fprintf(&b, "routes:\n  - {path_prefix: /api/, upstream: %q}\n", c.Upstream)
-	b.WriteString("timeouts: {read: 30s, upstream: 15s, shutdown: 10s}\n")
+	timeouts := c.Timeouts
+	if timeouts == "" {
+		timeouts = "{read: 30s, upstream: 15s, shutdown: 10s}"
+	}
+	fmt.Fprintf(&b, "timeouts: %s\n", timeouts)
 	b.WriteString("log: {level: info, format: json}\n")
 	return b.String()
 }
@@ -263,6 +268,7 @@ type response struct {
 	header http.Header
 	body   string
 	seen   seen // decoded body when the upstream answered
+	close  bool // the answer said Connection: close
 }
 
 // do sends method path through the proxy with the given headers.
@@ -283,7 +289,7 @@ func (p *proxyProc) do(method, path string, header map[string]string) (response,
 	if err != nil {
 		return response{}, err
 	}
-	r := response{status: resp.StatusCode, header: resp.Header, body: string(body)}
+	r := response{status: resp.StatusCode, header: resp.Header, body: string(body), close: resp.Close}
 	if resp.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(body, &r.seen); err != nil {
 			return r, fmt.Errorf("upstream body %q: %v", body, err)
@@ -664,6 +670,43 @@ func TestDrainOnSIGTERM(t *testing.T) {
 			c.Close()
 		}
 		t.Fatalf("dial %s after exit: %v, want connection refused", p.cfg.Listen, err)
+	}
+}
+
+// TestShutdownDelay: with timeouts.shutdown_delay, SIGTERM turns /readyz to
+// 503 at once while the listener keeps serving, each answer with
+// Connection: close (so that NGINX stops reusing the connection instead of
+// racing the drain); the process exits 0 once the delay and the drain are
+// over, not before the delay.
+func TestShutdownDelay(t *testing.T) {
+	key := newTestKey(t)
+	up := newUpstream(t)
+	p := startProxy(t, proxyConfig{Keys: []string{key.hex}, Upstream: up.URL, Timeouts: "{read: 30s, upstream: 15s, shutdown: 10s, shutdown_delay: 1s}"})
+	cookie := key.cookie(t, "token-abc")
+	if r, err := p.apiCall("/api/things", cookie); err != nil || r.status != 200 || r.close {
+		t.Fatalf("before SIGTERM: %+v, %v; want 200 without Connection: close", r, err)
+	}
+
+	sent := time.Now()
+	p.Signal(t, syscall.SIGTERM)
+	p.Eventually(t, 5*time.Second, "/readyz to answer 503 after SIGTERM", func() bool {
+		code, _, _ := p.ops("/readyz")
+		return code == http.StatusServiceUnavailable
+	})
+	r, err := p.apiCall("/api/things", cookie)
+	if during := time.Since(sent); err != nil || r.status != 200 || r.seen.Authorization != "Bearer token-abc" {
+		t.Errorf("a request %v after SIGTERM, within the 1s delay: %+v, %v; want 200 forwarded", during, r, err)
+	} else if !r.close {
+		t.Errorf("the answer during the delay lacks Connection: close: %v", r.header)
+	}
+	if code := p.WaitExit(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM, want 0", code)
+	}
+	if took := time.Since(sent); took < time.Second {
+		t.Errorf("exited %v after SIGTERM, before the 1s delay was over", took)
+	}
+	if !strings.Contains(p.Stderr(), `"delay":1000`) {
+		t.Errorf("the draining line does not give the delay:\n%s", p.Stderr())
 	}
 }
 

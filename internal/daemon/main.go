@@ -22,6 +22,9 @@ type Service interface {
 	// ReloadFile applies the configuration file at path; on error the
 	// running configuration stays.
 	ReloadFile(path string, getenv func(string) string) error
+	// BeginShutdown makes /readyz answer 503 while the listener keeps
+	// serving, as [Server.BeginShutdown] does.
+	BeginShutdown()
 	// Shutdown stops accepting connections, lets requests in flight finish
 	// until ctx ends, and removes Unix sockets. Main calls it after Serve
 	// failed too.
@@ -41,8 +44,11 @@ type Config struct {
 	// LogLevel and LogFormat configure the logger, as [NewLogger] takes them.
 	LogLevel  zerolog.Level
 	LogFormat string
-	// ShutdownTimeout is how long SIGTERM waits for requests in flight.
-	ShutdownTimeout time.Duration
+	// ShutdownDelay is how long the listener keeps serving after SIGTERM,
+	// with /readyz answering 503, before the drain begins
+	// (timeouts.shutdown_delay); ShutdownTimeout is how long the drain
+	// then waits for requests in flight (timeouts.shutdown).
+	ShutdownDelay, ShutdownTimeout time.Duration
 	// Start builds the service and opens its listeners, logging to log.
 	// Main calls it once, unless it only checks the configuration, and
 	// uses the Service only when the error is nil.
@@ -60,8 +66,10 @@ type Config struct {
 // summary on stdout and returns 0. Otherwise it starts the service with a
 // logger writing to stderr and serves until a signal: SIGHUP reloads the
 // file, a refused reload is logged and the running configuration stays;
-// SIGTERM or SIGINT drain for up to Config.ShutdownTimeout and return 0. A
-// service that fails to start or stops by itself returns 1; a usage error 2.
+// SIGTERM or SIGINT turn /readyz to 503 at once, keep serving for
+// Config.ShutdownDelay (a second SIGTERM or SIGINT cuts it short), then
+// drain for up to Config.ShutdownTimeout and return 0. A service that fails
+// to start or stops by itself returns 1; a usage error 2.
 //
 // Main catches the signals from before it loads the file until it returns,
 // so call it once per process, from main.
@@ -127,7 +135,13 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 				}
 				continue
 			}
-			log.Info().Str("signal", sig.String()).Dur("timeout", cfg.ShutdownTimeout).Msg("draining")
+			log.Info().Str("signal", sig.String()).Dur("delay", cfg.ShutdownDelay).Dur("timeout", cfg.ShutdownTimeout).Msg("draining")
+			srv.BeginShutdown()
+			if stopped, err := waitDelay(cfg.ShutdownDelay, signals, served); stopped {
+				log.Error().Err(err).Msg("server stopped")
+				srv.Shutdown(context.Background())
+				return 1
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 			err := srv.Shutdown(ctx)
 			cancel()
@@ -137,6 +151,30 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 			<-served
 			log.Info().Msg("stopped")
 			return 0
+		}
+	}
+}
+
+// waitDelay waits for d while the listener keeps serving, or less if a
+// second SIGTERM or SIGINT arrives (a SIGHUP is ignored: the process is
+// stopping). If the server stopped by itself meanwhile, it returns true and
+// Serve's error.
+func waitDelay(d time.Duration, signals <-chan os.Signal, served <-chan error) (stopped bool, err error) {
+	if d <= 0 {
+		return false, nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return false, nil
+		case sig := <-signals:
+			if sig != syscall.SIGHUP {
+				return false, nil
+			}
+		case err := <-served:
+			return true, err
 		}
 	}
 }

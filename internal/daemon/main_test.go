@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,11 +22,20 @@ type fakeService struct {
 	stop      chan struct{} // closed by Shutdown
 	reloads   chan string   // paths given to ReloadFile
 	reloadErr error
-	shutdowns int
+	begun     chan struct{} // closed by BeginShutdown
+	shutdowns atomic.Int32
 }
 
 func newFakeService() *fakeService {
-	return &fakeService{serving: make(chan struct{}), stop: make(chan struct{}), reloads: make(chan string, 4)}
+	return &fakeService{serving: make(chan struct{}), stop: make(chan struct{}), reloads: make(chan string, 4), begun: make(chan struct{})}
+}
+
+func (s *fakeService) BeginShutdown() {
+	select {
+	case <-s.begun:
+	default:
+		close(s.begun)
+	}
 }
 
 func (s *fakeService) Serve() error {
@@ -43,7 +53,7 @@ func (s *fakeService) ReloadFile(path string, getenv func(string) string) error 
 }
 
 func (s *fakeService) Shutdown(ctx context.Context) error {
-	if s.shutdowns++; s.shutdowns == 1 {
+	if s.shutdowns.Add(1) == 1 {
 		close(s.stop)
 	}
 	return nil
@@ -164,8 +174,8 @@ func TestMainServeFails(t *testing.T) {
 	if r.code != 1 {
 		t.Errorf("exit status %d, want 1", r.code)
 	}
-	if srv.shutdowns != 1 {
-		t.Errorf("Shutdown called %d times, want once (it removes Unix sockets)", srv.shutdowns)
+	if srv.shutdowns.Load() != 1 {
+		t.Errorf("Shutdown called %d times, want once (it removes Unix sockets)", srv.shutdowns.Load())
 	}
 	if !strings.Contains(r.stderr, `"message":"server stopped"`) || !strings.Contains(r.stderr, "too many open files") {
 		t.Errorf("stderr %q, want the failure logged", r.stderr)
@@ -210,12 +220,62 @@ func TestMainSignals(t *testing.T) {
 	if r.code != 0 {
 		t.Errorf("exit status %d after SIGTERM, want 0; stderr %q", r.code, r.stderr)
 	}
-	if srv.shutdowns != 1 {
-		t.Errorf("Shutdown called %d times, want once", srv.shutdowns)
+	if srv.shutdowns.Load() != 1 {
+		t.Errorf("Shutdown called %d times, want once", srv.shutdowns.Load())
 	}
 	for _, want := range []string{"configuration reload refused", "colour: unknown", `"signal":"terminated"`, `"message":"draining"`, `"message":"stopped"`} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 		}
+	}
+}
+
+// TestMainShutdownDelay: SIGTERM begins the shutdown (/readyz turns 503) at
+// once but drains only after timeouts.shutdown_delay; a second SIGTERM cuts
+// the delay short, as an operator who does not want to wait would.
+func TestMainShutdownDelay(t *testing.T) {
+	srv := newFakeService()
+	cfg := &Config{LogFormat: "json", ShutdownDelay: time.Hour, ShutdownTimeout: time.Second,
+		Start: func(zerolog.Logger) (Service, error) { return srv, nil }}
+	done := make(chan mainResult, 1)
+	go func() { done <- runMain(t, []string{"-config", "f.yaml"}, cfg, nil) }()
+	select {
+	case <-srv.serving:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve was not called within 10s")
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-srv.begun:
+	case <-time.After(10 * time.Second):
+		t.Fatal("SIGTERM did not begin the shutdown within 10s")
+	}
+	// Within the hour's delay Main neither drains nor returns; a second
+	// SIGTERM then ends the delay. (The select below is no sleep: if the
+	// delay were ignored, Shutdown would already have been called or be on
+	// its way, and the check after the second signal would still see one.)
+	select {
+	case r := <-done:
+		t.Fatalf("Main returned %d during the delay; stderr %q", r.code, r.stderr)
+	case <-srv.stop:
+		t.Fatal("Shutdown was called during the delay")
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var r mainResult
+	select {
+	case r = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Main did not return within 10s of the second SIGTERM")
+	}
+	if r.code != 0 || srv.shutdowns.Load() != 1 {
+		t.Errorf("exit status %d, %d Shutdown calls; want 0 and one; stderr %q", r.code, srv.shutdowns.Load(), r.stderr)
+	}
+	if !strings.Contains(r.stderr, `"delay":3600000`) {
+		t.Errorf("stderr lacks the delay in the draining line:\n%s", r.stderr)
 	}
 }

@@ -33,8 +33,7 @@ const testPark = 100 * time.Millisecond
 // request bodies as the proxy does. It is shut down at cleanup.
 func parkServer(t *testing.T, listen string, idle time.Duration, h fasthttp.RequestHandler) (*Server, *parkListener) {
 	t.Helper()
-	srv := NewHTTPServer(h, nil, 5*time.Second, 5*time.Second, idle, zerolog.Nop())
-	srv.StreamRequestBody = true
+	srv := HTTP{Handler: h, Read: 5 * time.Second, Write: 5 * time.Second, Idle: idle, StreamRequestBody: true}
 	s, err := NewServer(ServerConfig{
 		Listen:      listen,
 		HTTP:        srv,
@@ -275,7 +274,7 @@ func TestParkShutdown(t *testing.T) {
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
 	var calls atomic.Int64
-	srv := NewHTTPServer(echo(&calls), nil, 5*time.Second, 5*time.Second, 10*time.Second, zerolog.Nop())
+	srv := HTTP{Handler: echo(&calls), Read: 5 * time.Second, Write: 5 * time.Second, Idle: 10 * time.Second}
 	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", HTTP: srv, Registry: metrics.NewSet(), ReadyGauge: "r",
 		ParkAfter: testPark, ParkedGauge: "p", Log: zerolog.Nop()})
 	if err != nil {
@@ -351,7 +350,7 @@ func BenchmarkWake(b *testing.B) {
 	for _, parked := range []bool{false, true} {
 		b.Run(map[bool]string{false: "hot", true: "parked"}[parked], func(b *testing.B) {
 			var calls atomic.Int64
-			srv := NewHTTPServer(echo(&calls), nil, 5*time.Second, 5*time.Second, time.Minute, zerolog.Nop())
+			srv := HTTP{Handler: echo(&calls), Read: 5 * time.Second, Write: 5 * time.Second, Idle: time.Minute}
 			s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", HTTP: srv, Registry: metrics.NewSet(), ReadyGauge: "r",
 				ParkAfter: time.Hour, ParkedGauge: "p", Log: zerolog.Nop()}) // the benchmark parks by hand
 			if err != nil {
@@ -401,8 +400,8 @@ func BenchmarkWake(b *testing.B) {
 func TestParkedClientResets(t *testing.T) {
 	var calls, parseErrors atomic.Int64
 	var logs bintest.Buffer
-	srv := NewHTTPServer(echo(&calls), func(*fasthttp.RequestCtx, error) { parseErrors.Add(1) },
-		5*time.Second, 5*time.Second, 10*time.Second, zerolog.New(&logs))
+	srv := HTTP{Handler: echo(&calls), ParseError: func(*fasthttp.RequestCtx, error) { parseErrors.Add(1) },
+		Read: 5 * time.Second, Write: 5 * time.Second, Idle: 10 * time.Second}
 	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", HTTP: srv, Registry: metrics.NewSet(), ReadyGauge: "r",
 		ParkAfter: testPark, ParkedGauge: "p", Log: zerolog.New(&logs)})
 	if err != nil {

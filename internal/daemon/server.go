@@ -14,20 +14,36 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// NewHTTPServer returns the fasthttp server for a daemon's listener with the
-// settings both daemons share: h answers requests, parseError those fasthttp
-// could not read; read, write and idle are the connection timeouts; log
-// takes fasthttp's own messages. The caller sets what depends on its
-// requests (ReadBufferSize, MaxRequestBodySize, StreamRequestBody) before
-// serving.
-func NewHTTPServer(h fasthttp.RequestHandler, parseError func(*fasthttp.RequestCtx, error), read, write, idle time.Duration, log zerolog.Logger) *fasthttp.Server {
+// HTTP is what a daemon's main listener needs of its fasthttp server; the
+// rest both daemons share and [NewServer] sets. It may be copied.
+type HTTP struct {
+	// Handler answers requests, ParseError those fasthttp could not read.
+	Handler    fasthttp.RequestHandler
+	ParseError func(*fasthttp.RequestCtx, error)
+	// Read, Write and Idle are the connection timeouts.
+	Read, Write, Idle time.Duration
+	// ReadBufferSize bounds the request line and headers (fasthttp's
+	// default, 4 KiB, when 0). MaxRequestBodySize bounds a buffered body,
+	// or, with StreamRequestBody, is the size above which the body is
+	// streamed to the handler instead.
+	ReadBufferSize, MaxRequestBodySize int
+	StreamRequestBody                  bool
+}
+
+// Server returns the fasthttp server for h with the settings both daemons
+// share; fasthttp's own messages go to log. NewServer builds its server
+// with it; tests that serve a handler on an in-memory listener call it.
+func (h HTTP) Server(log zerolog.Logger) *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:                      h,
-		ErrorHandler:                 parseError,
+		Handler:                      h.Handler,
+		ErrorHandler:                 h.ParseError,
+		ReadBufferSize:               h.ReadBufferSize,
 		WriteBufferSize:              16 << 10,
-		ReadTimeout:                  read,
-		WriteTimeout:                 write,
-		IdleTimeout:                  idle,
+		ReadTimeout:                  h.Read,
+		WriteTimeout:                 h.Write,
+		IdleTimeout:                  h.Idle,
+		MaxRequestBodySize:           h.MaxRequestBodySize,
+		StreamRequestBody:            h.StreamRequestBody,
 		DisablePreParseMultipartForm: true,
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
@@ -42,8 +58,8 @@ type ServerConfig struct {
 	// Listen and MetricsListen are the addresses, as [Listen] takes them;
 	// MetricsListen "" means no metrics listener.
 	Listen, MetricsListen string
-	// HTTP serves Listen, as [NewHTTPServer] builds it.
-	HTTP *fasthttp.Server
+	// HTTP is what serves Listen.
+	HTTP HTTP
 	// Registry is served on /metrics. NewServer registers on it the gauge
 	// ReadyGauge: 1 when /readyz answers 200, else 0.
 	Registry   *metrics.Set
@@ -55,8 +71,9 @@ type ServerConfig struct {
 	// for that long (up to 1.5 times as long): their goroutine, request
 	// context and buffers are released until the client's next request
 	// (park_linux.go; elsewhere, a warning is logged and nothing parks).
-	// It sets HTTP.ConnState, and HTTP.MaxIdleWorkerDuration to ParkAfter
-	// but at least 1 s. ParkedGauge counts the parked connections.
+	// Idle worker goroutines then end after ParkAfter (at least 1 s)
+	// instead of fasthttp's 10 s. ParkedGauge counts the parked
+	// connections.
 	ParkAfter   time.Duration
 	ParkedGauge string
 	// OpsRoutes are extra paths served on the metrics listener beside
@@ -70,13 +87,14 @@ type ServerConfig struct {
 
 // Server serves a daemon's handler on its listener, and the operations
 // endpoints ([OpsHandler]) on its metrics listener. Build it with
-// [NewServer], run Serve, stop it with Shutdown. A Server is safe for
-// concurrent use and must not be copied.
+// [NewServer], run Serve, stop it with BeginShutdown (optional) and
+// Shutdown. A Server is safe for concurrent use and must not be copied.
 type Server struct {
 	cfg     ServerConfig
+	http    *fasthttp.Server
 	ops     *fasthttp.Server // nil without a metrics listener
 	ln, mln net.Listener
-	serving atomic.Bool // false once Shutdown has begun
+	serving atomic.Bool // false once BeginShutdown or Shutdown has begun
 }
 
 // NewServer registers the readiness gauge, opens the listeners and returns
@@ -93,6 +111,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		}
 	}
 	s := &Server{cfg: cfg}
+	s.http = cfg.HTTP.Server(cfg.Log)
+	s.http.Handler = s.closeWhenDraining(cfg.HTTP.Handler)
 	cfg.Registry.NewGauge(cfg.ReadyGauge, func() float64 {
 		if s.Ready() {
 			return 1
@@ -106,13 +126,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.ParkAfter > 0 {
 		// Idle worker goroutines end within twice this (fasthttp's default
 		// is 10 s): parked connections leave theirs behind.
-		cfg.HTTP.MaxIdleWorkerDuration = max(cfg.ParkAfter, time.Second)
-		pl, err := newParkListener(s.ln, cfg.ParkAfter, cfg.HTTP.MaxIdleWorkerDuration)
+		s.http.MaxIdleWorkerDuration = max(cfg.ParkAfter, time.Second)
+		pl, err := newParkListener(s.ln, cfg.ParkAfter, s.http.MaxIdleWorkerDuration)
 		if err != nil {
 			cfg.Log.Warn().Err(err).Msg("idle connections are not parked")
 		} else {
 			s.ln = pl
-			cfg.HTTP.ConnState = pl.connState
+			s.http.ConnState = pl.connState
 			cfg.Registry.NewGauge(cfg.ParkedGauge, func() float64 { return float64(pl.Parked()) })
 		}
 	}
@@ -135,6 +155,19 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s.serving.Store(true)
 	return s, nil
+}
+
+// closeWhenDraining wraps h: once the server drains, every answer carries
+// Connection: close, so that a client or balancer keeping connections
+// alive (NGINX's upstream keepalive) stops reusing this one after its
+// answer instead of sending a request on it just as the drain closes it.
+func (s *Server) closeWhenDraining(h fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		h(ctx)
+		if !s.serving.Load() {
+			ctx.SetConnectionClose()
+		}
+	}
 }
 
 // opsRoutes serves routes by exact path, and everything else with ops.
@@ -187,8 +220,14 @@ func (s *Server) Serve() error {
 			}
 		}()
 	}
-	return s.cfg.HTTP.Serve(s.ln)
+	return s.http.Serve(s.ln)
 }
+
+// BeginShutdown makes /readyz answer 503, and every answer carry
+// Connection: close, while the listener keeps serving: the first step of a
+// shutdown with a delay (timeouts.shutdown_delay), in which balancers that
+// watch /readyz move away before Shutdown stops accepting connections.
+func (s *Server) BeginShutdown() { s.serving.Store(false) }
 
 // Shutdown stops accepting connections (/readyz answers 503 from now on),
 // lets requests in flight finish until ctx ends, then closes both listeners
@@ -196,7 +235,7 @@ func (s *Server) Serve() error {
 // error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.serving.Store(false)
-	err := s.cfg.HTTP.ShutdownWithContext(ctx)
+	err := s.http.ShutdownWithContext(ctx)
 	s.ln.Close() // fasthttp closes it only if Serve ran; a parking listener's goroutines end with it
 	if s.ops != nil {
 		s.ops.ShutdownWithContext(ctx)

@@ -23,11 +23,12 @@ import (
 
 // TestServer serves a handler on a Unix socket and the operations endpoints
 // on TCP, then drains: /readyz and the gauge follow both the service's
-// readiness and the drain, and the socket goes with Shutdown.
+// readiness and the drain; after BeginShutdown the handler still answers,
+// with Connection: close; the socket goes with Shutdown.
 func TestServer(t *testing.T) {
 	sock := filepath.Join(socketDir(t), "s.sock")
 	var ready atomic.Bool
-	h := NewHTTPServer(func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("hello") }, nil, time.Second, time.Second, time.Second, zerolog.Nop())
+	h := HTTP{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("hello") }, Read: time.Second, Write: time.Second, Idle: time.Second}
 	s, err := NewServer(ServerConfig{
 		Listen:        "unix:" + sock,
 		MetricsListen: "127.0.0.1:0",
@@ -88,6 +89,28 @@ func TestServer(t *testing.T) {
 		}
 	}
 
+	if code, body := get(app, "http://daemon/"); code != 200 || body != "hello" {
+		t.Errorf("handler before BeginShutdown: %d %q, want 200 hello", code, body)
+	}
+	s.BeginShutdown()
+	if code, _ := get(ops, opsURL+"/readyz"); code != 503 {
+		t.Errorf("after BeginShutdown: /readyz %d, want 503", code)
+	}
+	if _, m := get(ops, opsURL+"/metrics"); !strings.Contains(m, "test_ready 0\n") {
+		t.Errorf("after BeginShutdown: /metrics lacks test_ready 0:\n%s", m)
+	}
+	// The keep-alive connection of the request above is reused: the
+	// listener still serves it, and the answer asks the client to close it.
+	resp, err := app.Get("http://daemon/")
+	if err != nil {
+		t.Fatalf("handler after BeginShutdown: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "hello" || !resp.Close {
+		t.Errorf("handler after BeginShutdown: %d %q, Connection: close %v; want 200 hello, true", resp.StatusCode, body, resp.Close)
+	}
+
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
@@ -118,7 +141,7 @@ func TestNewServerMetricsListenFails(t *testing.T) {
 	_, err := NewServer(ServerConfig{
 		Listen:        "unix:" + sock,
 		MetricsListen: "unix:" + notSock,
-		HTTP:          NewHTTPServer(nil, nil, time.Second, time.Second, time.Second, zerolog.Nop()),
+		HTTP:          HTTP{Read: time.Second, Write: time.Second, Idle: time.Second},
 		Registry:      metrics.NewSet(),
 		ReadyGauge:    "test_ready",
 		Log:           zerolog.Nop(),
@@ -137,7 +160,7 @@ func TestOpsRoutes(t *testing.T) {
 	cfg := ServerConfig{
 		Listen:        "127.0.0.1:0",
 		MetricsListen: "127.0.0.1:0",
-		HTTP:          NewHTTPServer(func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("app") }, nil, time.Second, time.Second, time.Second, zerolog.Nop()),
+		HTTP:          HTTP{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("app") }, Read: time.Second, Write: time.Second, Idle: time.Second},
 		Registry:      metrics.NewSet(),
 		ReadyGauge:    "test_ready",
 		OpsRoutes: map[string]fasthttp.RequestHandler{

@@ -183,15 +183,24 @@ func TestClosest(t *testing.T) {
 
 func TestSharedBlocks(t *testing.T) {
 	var f renamedFile
-	if err := Decode([]byte("timeouts: {read: 1s, write: 2s, idle: 3s, shutdown: 4s}\n"), &f); err != nil {
+	if err := Decode([]byte("timeouts: {read: 1s, write: 2s, idle: 3s, shutdown: 4s, shutdown_delay: 5s}\n"), &f); err != nil {
 		t.Fatal(err)
 	}
 	got, err := f.Timeouts.Parse("timeouts")
-	if want := (ServerTimeouts{time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second}); err != nil || got != want {
+	if want := (ServerTimeouts{time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 5 * time.Second}); err != nil || got != want {
 		t.Errorf("Timeouts.Parse = %+v, %v; want %+v", got, err, want)
 	}
-	if got, err := (Timeouts{}).Parse("timeouts"); err != nil || got != (ServerTimeouts{30 * time.Second, 30 * time.Second, 120 * time.Second, 30 * time.Second}) {
+	if got, err := (Timeouts{}).Parse("timeouts"); err != nil || got != (ServerTimeouts{30 * time.Second, 30 * time.Second, 120 * time.Second, 30 * time.Second, 0}) {
 		t.Errorf("default timeouts %+v, %v", got, err)
+	}
+	for _, text := range []string{"-1s", "11m"} {
+		bad, err := ParseDuration(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := (Timeouts{ShutdownDelay: &bad}).Parse("timeouts"); err == nil || !strings.Contains(err.Error(), "timeouts.shutdown_delay") {
+			t.Errorf("shutdown_delay %s: error %v, want one naming timeouts.shutdown_delay", text, err)
+		}
 	}
 	if !(CORS{}).On() || (CORS{Enabled: ptr(false)}).On() {
 		t.Error("cors.enabled: want default true, and false when set so")

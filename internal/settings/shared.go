@@ -147,23 +147,28 @@ func (c Cookie) Parse(d *Deprecations) (CookieSettings, error) {
 }
 
 // Timeouts is what both daemons read of the timeouts section: the
-// listener's read, write and idle timeouts and the drain at shutdown. Each
-// daemon adds the timeouts of its calls. It may be copied.
+// listener's read, write and idle timeouts and the steps of a shutdown.
+// Each daemon adds the timeouts of its calls. It may be copied.
 type Timeouts struct {
 	Read     *Duration `yaml:"read"`     // default 30s
 	Write    *Duration `yaml:"write"`    // default 30s
 	Idle     *Duration `yaml:"idle"`     // default 120s
 	Shutdown *Duration `yaml:"shutdown"` // default 30s: how long SIGTERM waits for requests in flight
+	// ShutdownDelay, default 0s, 0 to 10m: how long the listener keeps
+	// serving after SIGTERM, with /readyz answering 503, before the drain.
+	ShutdownDelay *Duration `yaml:"shutdown_delay"`
 }
 
 // ServerTimeouts are the checked durations of a [Timeouts] section. It may
 // be copied.
 type ServerTimeouts struct {
 	Read, Write, Idle, Shutdown time.Duration
+	ShutdownDelay               time.Duration // 0 (the default) to 10m
 }
 
-// Parse checks the timeouts, each greater than zero, and applies the
-// defaults; setting is the section's path, as "timeouts".
+// Parse checks the timeouts, each greater than zero but shutdown_delay (0
+// or more), and applies the defaults; setting is the section's path, as
+// "timeouts".
 func (t Timeouts) Parse(setting string) (ServerTimeouts, error) {
 	var s ServerTimeouts
 	for _, d := range []struct {
@@ -182,5 +187,7 @@ func (t Timeouts) Parse(setting string) (ServerTimeouts, error) {
 			return s, err
 		}
 	}
-	return s, nil
+	var err error
+	s.ShutdownDelay, err = t.ShutdownDelay.Range(setting+".shutdown_delay", 0, 0, 10*time.Minute)
+	return s, err
 }
