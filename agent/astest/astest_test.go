@@ -249,6 +249,31 @@ func userinfo(t *testing.T, s *astest.Server, accessToken string) (*http.Respons
 	return getJSON(t, s.URL+"/userinfo", http.Header{"Authorization": {"Bearer " + accessToken}})
 }
 
+// wantCounts checks Server.Count of each endpoint in want.
+func wantCounts(t *testing.T, s *astest.Server, want map[string]int) {
+	t.Helper()
+	for what, n := range want {
+		if got := s.Count(what); got != n {
+			t.Errorf("Count(%s) = %d, want %d", what, got, n)
+		}
+	}
+}
+
+// start starts a Server with the default Options and a client configured
+// for it with auth style style.
+func start(t *testing.T, style oauth2.AuthStyle) (*astest.Server, *oauth2.Config) {
+	t.Helper()
+	s := astest.New(t, astest.Options{})
+	return s, config(t, s, style)
+}
+
+// setFaults changes s's Faults for the rest of the test, which puts them
+// back as New made them.
+func setFaults(t *testing.T, s *astest.Server, change func(*astest.Faults)) {
+	t.Cleanup(func() { s.Set(reset) })
+	s.Set(change)
+}
+
 func reset(f *astest.Faults) { *f = astest.Faults{RotateRefreshTokens: true, IDTokenOnRefresh: true} }
 
 // --- tests -------------------------------------------------------------------
@@ -276,9 +301,7 @@ func TestDiscovery(t *testing.T) {
 	if resp, _ := getJSON(t, s.URL+"/.well-known/openid-configuration", nil); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("DiscoveryStatus: got %s", resp.Status)
 	}
-	if n := s.Count("discovery"); n != 3 {
-		t.Errorf("Count(discovery) = %d, want 3", n)
-	}
+	wantCounts(t, s, map[string]int{"discovery": 3})
 }
 
 func must[T any](v T, err error) T {
@@ -290,8 +313,7 @@ func must[T any](v T, err error) T {
 
 func TestCodeFlow(t *testing.T) {
 	t.Parallel()
-	s := astest.New(t, astest.Options{})
-	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	s, cfg := start(t, oauth2.AuthStyleInHeader)
 	l := newLogin()
 	redirect, err := s.Authorize(l.url(cfg))
 	if err != nil {
@@ -357,11 +379,7 @@ func TestCodeFlow(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || ui["sub"] != "demo-user" || ui["name"] != "Demo User" || ui["email"] != "demo-user@example.com" {
 		t.Errorf("userinfo %s %v", resp.Status, ui)
 	}
-	for what, want := range map[string]int{"authorize": 1, "token:authorization_code": 1, "userinfo": 1, "token:refresh_token": 0} {
-		if got := s.Count(what); got != want {
-			t.Errorf("Count(%s) = %d, want %d", what, got, want)
-		}
-	}
+	wantCounts(t, s, map[string]int{"authorize": 1, "token:authorization_code": 1, "userinfo": 1, "token:refresh_token": 0})
 	if s.LastClientAuth() != "client_secret_basic" {
 		t.Errorf("LastClientAuth = %q", s.LastClientAuth())
 	}
@@ -439,19 +457,15 @@ func TestClientAuthentication(t *testing.T) {
 			}
 		})
 	}
-	if s.Count("token:password") != 1 {
-		t.Errorf("Count(token:password) = %d", s.Count("token:password"))
-	}
+	wantCounts(t, s, map[string]int{"token:password": 1})
 }
 
 func TestRefreshSwitches(t *testing.T) {
 	t.Parallel()
-	s := astest.New(t, astest.Options{})
-	cfg := config(t, s, oauth2.AuthStyleInParams)
+	s, cfg := start(t, oauth2.AuthStyleInParams)
 
 	t.Run("RotateRefreshTokens off", func(t *testing.T) {
-		t.Cleanup(func() { s.Set(reset) })
-		s.Set(func(f *astest.Faults) { f.RotateRefreshTokens = false })
+		setFaults(t, s, func(f *astest.Faults) { f.RotateRefreshTokens = false })
 		tok, _ := signIn(t, s, cfg)
 		for range 3 {
 			next, err := refresh(t, cfg, tok.RefreshToken)
@@ -467,8 +481,7 @@ func TestRefreshSwitches(t *testing.T) {
 		}
 	})
 	t.Run("IDTokenOnRefresh off", func(t *testing.T) {
-		t.Cleanup(func() { s.Set(reset) })
-		s.Set(func(f *astest.Faults) { f.IDTokenOnRefresh = false })
+		setFaults(t, s, func(f *astest.Faults) { f.IDTokenOnRefresh = false })
 		tok, _ := signIn(t, s, cfg)
 		if tok.Extra("id_token") == nil {
 			t.Fatal("code grant lost its ID token")
@@ -500,8 +513,7 @@ func TestRefreshSwitches(t *testing.T) {
 // from the code grant nor from a refresh.
 func TestPlainOAuth(t *testing.T) {
 	t.Parallel()
-	s := astest.New(t, astest.Options{})
-	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	s, cfg := start(t, oauth2.AuthStyleInHeader)
 	cfg.Scopes = []string{"api:read", "profile"}
 	tok, _ := signIn(t, s, cfg)
 	if tok.AccessToken == "" || tok.RefreshToken == "" || tok.Extra("id_token") != nil {
@@ -516,8 +528,7 @@ func TestPlainOAuth(t *testing.T) {
 	}
 
 	t.Run("IDTokenWithoutOpenID", func(t *testing.T) {
-		t.Cleanup(func() { s.Set(reset) })
-		s.Set(func(f *astest.Faults) { f.IDTokenWithoutOpenID = true })
+		setFaults(t, s, func(f *astest.Faults) { f.IDTokenWithoutOpenID = true })
 		tok, _ := signIn(t, s, cfg)
 		idToken(t, s, tok)
 		next, err := refresh(t, cfg, tok.RefreshToken)
@@ -527,8 +538,7 @@ func TestPlainOAuth(t *testing.T) {
 		idToken(t, s, next)
 	})
 	t.Run("IDTokenOmitted", func(t *testing.T) {
-		t.Cleanup(func() { s.Set(reset) })
-		s.Set(func(f *astest.Faults) { f.IDTokenOmitted = true })
+		setFaults(t, s, func(f *astest.Faults) { f.IDTokenOmitted = true })
 		oidc := config(t, s, oauth2.AuthStyleInHeader)
 		if tok, _ := signIn(t, s, oidc); tok.Extra("id_token") != nil {
 			t.Fatal("an openid code grant got an ID token")
@@ -561,8 +571,7 @@ func parAuthorizeURL(s *astest.Server, requestURI string) string {
 
 func TestPAR(t *testing.T) {
 	t.Parallel()
-	s := astest.New(t, astest.Options{})
-	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	s, cfg := start(t, oauth2.AuthStyleInHeader)
 
 	for _, tt := range []struct {
 		name string
@@ -637,8 +646,7 @@ func TestPAR(t *testing.T) {
 
 func TestRequirePAR(t *testing.T) {
 	t.Parallel()
-	s := astest.New(t, astest.Options{})
-	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	s, cfg := start(t, oauth2.AuthStyleInHeader)
 	s.Set(func(f *astest.Faults) { f.RequirePAR = true })
 
 	l := newLogin()
@@ -658,15 +666,12 @@ func TestRequirePAR(t *testing.T) {
 	if redirect.Query().Get("code") == "" {
 		t.Errorf("authorize with PAR: %s", redirect)
 	}
-	if s.Count("par") != 1 || s.Count("authorize") != 2 {
-		t.Errorf("counts par %d authorize %d", s.Count("par"), s.Count("authorize"))
-	}
+	wantCounts(t, s, map[string]int{"par": 1, "authorize": 2})
 }
 
 func TestAuthorizeValidation(t *testing.T) {
 	t.Parallel()
-	s := astest.New(t, astest.Options{})
-	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	s, cfg := start(t, oauth2.AuthStyleInHeader)
 	tests := []struct {
 		name      string
 		change    func(url.Values)
@@ -714,8 +719,7 @@ func TestAuthorizeValidation(t *testing.T) {
 
 func TestAuthorizeFaults(t *testing.T) {
 	t.Parallel()
-	s := astest.New(t, astest.Options{})
-	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	s, cfg := start(t, oauth2.AuthStyleInHeader)
 	tests := []struct {
 		name  string
 		fault func(*astest.Faults)
@@ -755,8 +759,7 @@ func TestAuthorizeFaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Cleanup(func() { s.Set(reset) })
-			s.Set(tt.fault)
+			setFaults(t, s, tt.fault)
 			l := newLogin()
 			redirect, err := s.Authorize(l.url(cfg))
 			if err != nil {
@@ -769,8 +772,7 @@ func TestAuthorizeFaults(t *testing.T) {
 
 func TestTokenFaults(t *testing.T) {
 	t.Parallel()
-	s := astest.New(t, astest.Options{})
-	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	s, cfg := start(t, oauth2.AuthStyleInHeader)
 	tests := []struct {
 		name    string
 		fault   func(*astest.Faults)
@@ -854,8 +856,7 @@ func TestTokenFaults(t *testing.T) {
 
 func TestIDTokenFaults(t *testing.T) {
 	t.Parallel()
-	s := astest.New(t, astest.Options{})
-	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	s, cfg := start(t, oauth2.AuthStyleInHeader)
 	kid := keySet(t, s).Keys[0].KeyID
 	tests := []struct {
 		name  string
@@ -914,8 +915,7 @@ func TestIDTokenFaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Cleanup(func() { s.Set(reset) })
-			s.Set(tt.fault)
+			setFaults(t, s, tt.fault)
 			tok, l := signIn(t, s, cfg)
 			t.Run("code", func(t *testing.T) { tt.check(t, idToken(t, s, tok), l.nonce) })
 			next, err := refresh(t, cfg, tok.RefreshToken)
@@ -933,12 +933,10 @@ func TestIDTokenFaults(t *testing.T) {
 
 func TestAccessTokenSwitches(t *testing.T) {
 	t.Parallel()
-	s := astest.New(t, astest.Options{})
-	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	s, cfg := start(t, oauth2.AuthStyleInHeader)
 
 	t.Run("AccessTokenTTL", func(t *testing.T) {
-		t.Cleanup(func() { s.Set(reset) })
-		s.Set(func(f *astest.Faults) { f.AccessTokenTTL = 90 * time.Second })
+		setFaults(t, s, func(f *astest.Faults) { f.AccessTokenTTL = 90 * time.Second })
 		tok, _ := signIn(t, s, cfg)
 		at := parseJWT(t, s, tok.AccessToken)
 		if tok.Extra("expires_in") != 90.0 || at.time("exp").Sub(at.time("iat")) != 90*time.Second {
@@ -946,8 +944,7 @@ func TestAccessTokenSwitches(t *testing.T) {
 		}
 	})
 	t.Run("negative AccessTokenTTL", func(t *testing.T) {
-		t.Cleanup(func() { s.Set(reset) })
-		s.Set(func(f *astest.Faults) { f.AccessTokenTTL = -time.Minute })
+		setFaults(t, s, func(f *astest.Faults) { f.AccessTokenTTL = -time.Minute })
 		tok, _ := signIn(t, s, cfg)
 		if resp, _ := userinfo(t, s, tok.AccessToken); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("userinfo with an expired access token: %s", resp.Status)
@@ -963,8 +960,7 @@ func TestAccessTokenSwitches(t *testing.T) {
 		}
 	})
 	t.Run("AccessTokenPadding", func(t *testing.T) {
-		t.Cleanup(func() { s.Set(reset) })
-		s.Set(func(f *astest.Faults) { f.AccessTokenPadding = 6 << 10 })
+		setFaults(t, s, func(f *astest.Faults) { f.AccessTokenPadding = 6 << 10 })
 		tok, _ := signIn(t, s, cfg)
 		at := parseJWT(t, s, tok.AccessToken)
 		if len(at.str("pad")) != 6<<10 || len(tok.AccessToken) < 8<<10 || at.verifyErr != nil {
@@ -983,8 +979,7 @@ func TestAccessTokenSwitches(t *testing.T) {
 
 func TestUserinfo(t *testing.T) {
 	t.Parallel()
-	s := astest.New(t, astest.Options{})
-	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	s, cfg := start(t, oauth2.AuthStyleInHeader)
 	tok, _ := signIn(t, s, cfg)
 	idt := tok.Extra("id_token").(string)
 	tests := []struct {
@@ -1035,9 +1030,7 @@ func TestUserinfo(t *testing.T) {
 			}
 		})
 	}
-	if s.Count("userinfo") != len(tests) {
-		t.Errorf("Count(userinfo) = %d, want %d", s.Count("userinfo"), len(tests))
-	}
+	wantCounts(t, s, map[string]int{"userinfo": len(tests)})
 }
 
 func TestEndSession(t *testing.T) {
@@ -1069,17 +1062,14 @@ func TestEndSession(t *testing.T) {
 	if s.LastEndSession().Get("state") != "xyz" {
 		t.Error("LastEndSession is not a copy")
 	}
-	if s.Count("end_session") != 1 {
-		t.Errorf("Count(end_session) = %d", s.Count("end_session"))
-	}
+	wantCounts(t, s, map[string]int{"end_session": 1})
 }
 
 // TestRevocation: what Revoked records, over the store's revocation
 // (tested in internal/oidcfake).
 func TestRevocation(t *testing.T) {
 	t.Parallel()
-	s := astest.New(t, astest.Options{})
-	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	s, cfg := start(t, oauth2.AuthStyleInHeader)
 	revoke := func(t *testing.T, token string, auth creds) (*http.Response, map[string]any) {
 		t.Helper()
 		return postForm(t, s.URL+"/revoke", url.Values{"token": {token}, "token_type_hint": {"refresh_token"}}, auth)
@@ -1114,15 +1104,12 @@ func TestRevocation(t *testing.T) {
 			t.Errorf("refresh: %v", err)
 		}
 	})
-	if n := s.Count("revocation"); n != 2 {
-		t.Errorf("Count(revocation) = %d, want 2", n)
-	}
+	wantCounts(t, s, map[string]int{"revocation": 2})
 }
 
 func TestClose(t *testing.T) {
 	t.Parallel()
-	s := astest.New(t, astest.Options{})
-	cfg := config(t, s, oauth2.AuthStyleInHeader)
+	s, cfg := start(t, oauth2.AuthStyleInHeader)
 	l := newLogin()
 	code := authorize(t, s, cfg, l)
 	s.Set(func(f *astest.Faults) { f.TokenDelay = time.Hour })
@@ -1150,5 +1137,84 @@ func TestClose(t *testing.T) {
 	}
 	if _, err := http.Get(s.URL + "/.well-known/openid-configuration"); err == nil {
 		t.Error("server still answers after Close")
+	}
+}
+
+// TestRotateKey: after a rotation new tokens carry the new kid, the JWKS
+// publishes the new key first and keeps the old one, and access tokens
+// issued before the rotation are still accepted.
+func TestRotateKey(t *testing.T) {
+	t.Parallel()
+	s, cfg := start(t, 0)
+	before, _ := signIn(t, s, cfg)
+	oldKid := keySet(t, s).Keys[0].KeyID
+	newKid, err := s.RotateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := keySet(t, s)
+	wantCounts(t, s, map[string]int{"jwks": 2})
+	if newKid == oldKid || len(set.Keys) != 2 || set.Keys[0].KeyID != newKid || set.Keys[1].KeyID != oldKid {
+		t.Fatalf("JWKS kids %v after rotating from %s to %s", []string{set.Keys[0].KeyID, set.Keys[len(set.Keys)-1].KeyID}, oldKid, newKid)
+	}
+	after, _ := signIn(t, s, cfg)
+	if id := idToken(t, s, after); id.header["kid"] != newKid || id.verifyErr != nil {
+		t.Errorf("ID token after rotation: kid %v, %v", id.header["kid"], id.verifyErr)
+	}
+	for _, tok := range []string{before.AccessToken, after.AccessToken} {
+		if resp, _ := userinfo(t, s, tok); resp.StatusCode != 200 {
+			t.Errorf("userinfo: %s", resp.Status)
+		}
+	}
+
+	s.Set(func(f *astest.Faults) { f.IDTokenUnknownKid = true })
+	tok, _ := signIn(t, s, cfg)
+	if id := idToken(t, s, tok); id.header["kid"] == newKid || id.verifyErr == nil {
+		t.Errorf("IDTokenUnknownKid: kid %v verifies against the JWKS", id.header["kid"])
+	}
+}
+
+// TestSetSession: ID tokens of logins authorized after SetSession carry its
+// sid; earlier and "" ones none.
+func TestSetSession(t *testing.T) {
+	s, cfg := start(t, oauth2.AuthStyleInHeader)
+	tok, _ := signIn(t, s, cfg)
+	if _, ok := idToken(t, s, tok).claims["sid"]; ok {
+		t.Fatal("sid without SetSession")
+	}
+	s.SetSession("op-1")
+	tok, _ = signIn(t, s, cfg)
+	if got := idToken(t, s, tok).str("sid"); got != "op-1" {
+		t.Fatalf("sid %q, want op-1", got)
+	}
+}
+
+// TestSignLogoutToken: a logout token as §2.4 shapes it, signed as asked.
+func TestSignLogoutToken(t *testing.T) {
+	s := astest.New(t, astest.Options{})
+	now := time.Now()
+	c := s.LogoutClaims(s.Subject(), "op-1", now)
+	raw, err := s.SignLogoutToken(c, astest.Signing{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := parseJWT(t, s, raw)
+	if p.verifyErr != nil || p.header["typ"] != "logout+jwt" || p.header["alg"] != "RS256" {
+		t.Fatalf("header %v, verify %v", p.header, p.verifyErr)
+	}
+	events, _ := p.claims["events"].(map[string]any)
+	if _, ok := events[astest.BackchannelLogoutEvent].(map[string]any); !ok || p.str("sid") != "op-1" ||
+		p.str("sub") != s.Subject() || p.str("aud") != s.ClientID || p.str("jti") == "" || p.claims["nonce"] != nil {
+		t.Fatalf("claims %v", p.claims)
+	}
+	if raw, _ := s.SignLogoutToken(c, astest.Signing{OtherKey: true}); parseJWT(t, s, raw).verifyErr == nil {
+		t.Fatal("OtherKey: the signature verifies")
+	}
+	if raw, _ := s.SignLogoutToken(c, astest.Signing{Alg: "none", Typ: "-"}); raw[len(raw)-1] != '.' {
+		t.Fatalf("alg none: %q", raw)
+	}
+	raw, _ = s.SignLogoutToken(c, astest.Signing{Alg: "RS512", Typ: "-"})
+	if p := parseJWT(t, s, raw); p.header["alg"] != "RS512" || p.header["typ"] != nil {
+		t.Fatalf("RS512 without typ: header %v", p.header)
 	}
 }
