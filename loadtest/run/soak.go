@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,8 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -63,7 +60,7 @@ func soak(ctx context.Context, st *stack, o options, stdout, stderr io.Writer) e
 	}, stdout, stderr)
 	fmt.Fprintf(stdout, "loadtest: k6 run loadtest/soak.js against %s for %s; rotation at %s, SIGTERM to %s at %s\n",
 		st.nginxURL, d, rotateAt, a.Name, termAt)
-	idle := map[*proxyProc]int64{a: rss(a.Pid()), b: rss(b.Pid())}
+	idle := map[*proxyProc]int64{a: rss(a), b: rss(b)}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -93,15 +90,9 @@ func soak(ctx context.Context, st *stack, o options, stdout, stderr io.Writer) e
 		}
 	}
 
-	// RSS samples every second, for the peak.
-	peak := &rssPeak{max: map[int]int64{}}
-	stopSampling := make(chan struct{})
-	var sampling sync.WaitGroup
-	sampling.Go(func() { peak.sample([]int{a.Pid(), b.Pid()}, stopSampling) })
-
 	start := map[*proxyProc]int64{}
 	if until(warm) {
-		start[a], start[b] = rss(a.Pid()), rss(b.Pid())
+		start[a], start[b] = rss(a), rss(b)
 		fmt.Fprintf(stdout, "loadtest: RSS after %s warm-up: %s %s (idle before k6: %s), %s %s (idle: %s)\n",
 			warm, a.Name, mib(start[a]), mib(idle[a]), b.Name, mib(start[b]), mib(idle[b]))
 	}
@@ -115,9 +106,9 @@ func soak(ctx context.Context, st *stack, o options, stdout, stderr io.Writer) e
 		}
 	}
 
-	var endA int64
+	var endA, peakA int64
 	if until(termAt) {
-		endA = rss(a.Pid())
+		endA, peakA = rss(a), memory(a, "process_resident_memory_peak_bytes")
 		inFlight, err := st.drain(ctx, a, st.api.counts[0], o.direct, stdout, t0)
 		if err != nil {
 			fail("SIGTERM drain: %v", err)
@@ -133,14 +124,12 @@ func soak(ctx context.Context, st *stack, o options, stdout, stderr io.Writer) e
 			k6Err = <-k6Done
 		}
 	}
-	endB := rss(b.Pid())
-	close(stopSampling)
-	sampling.Wait()
+	endB, peakB := rss(b), memory(b, "process_resident_memory_peak_bytes")
 
 	fmt.Fprintf(stdout, "loadtest: RSS %s: start %s, end %s (%+.1f MiB), peak %s\n",
-		b.Name, mib(start[b]), mib(endB), float64(endB-start[b])/(1<<20), mib(peak.of(b.Pid())))
-	fmt.Fprintf(stdout, "loadtest: RSS %s: start %s, before SIGTERM %s, peak %s\n",
-		a.Name, mib(start[a]), mib(endA), mib(peak.of(a.Pid())))
+		b.Name, mib(start[b]), mib(endB), float64(endB-start[b])/(1<<20), mib(peakB))
+	fmt.Fprintf(stdout, "loadtest: RSS %s: start %s, before SIGTERM %s, peak before SIGTERM %s\n",
+		a.Name, mib(start[a]), mib(endA), mib(peakA))
 	if start[b] == 0 || endB == 0 {
 		fail("RSS of %s not read (start %d, end %d)", b.Name, start[b], endB)
 	} else if endB > start[b]+o.rssBound {
@@ -314,56 +303,16 @@ func readSessions(path string) (*sessionsFile, error) {
 	return &f, nil
 }
 
-// rss is the resident set size of process pid in bytes (VmRSS of
-// /proc/<pid>/status), 0 when it cannot be read.
-func rss(pid int) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kb << 10
-		}
-	}
-	return 0
+// rss is p's resident set size in bytes, 0 when it cannot be read.
+func rss(p *proxyProc) int64 { return memory(p, "process_resident_memory_bytes") }
+
+// memory reads a figure in bytes of p's process, as process_resident_memory_bytes or
+// process_resident_memory_peak_bytes (the kernel's high-water mark, VmHWM), from p's own
+// metrics page; 0 when it cannot be read.
+func memory(p *proxyProc, series string) int64 {
+	page, _ := metricstest.Scrape(p.metrics)
+	v, _ := metricstest.Value(page, series)
+	return int64(v)
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-
-// rssPeak keeps the highest RSS seen per process.
-type rssPeak struct {
-	mu  sync.Mutex
-	max map[int]int64
-}
-
-func (p *rssPeak) sample(pids []int, stop <-chan struct{}) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		for _, pid := range pids {
-			if v := rss(pid); v > 0 {
-				p.mu.Lock()
-				p.max[pid] = max(p.max[pid], v)
-				p.mu.Unlock()
-			}
-		}
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (p *rssPeak) of(pid int) int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.max[pid]
-}

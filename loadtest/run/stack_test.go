@@ -36,4 +36,8 @@ func TestStartProxy(t *testing.T) {
 	if p.addr == "" {
 		t.Error("no address")
 	}
+	// The soak reads the proxy's memory from its own metrics page.
+	if r, peak := rss(p), memory(p, "process_resident_memory_peak_bytes"); r <= 0 || peak < r {
+		t.Errorf("RSS %d, peak %d bytes: want a positive RSS and a peak no lower", r, peak)
+	}
 }
