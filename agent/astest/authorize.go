@@ -27,23 +27,20 @@ type pushedRequest struct {
 }
 
 var (
-	errUnsupportedResponseType = oidcfake.BadRequest("unsupported_response_type", "response_type must be code")
-	errNoScope                 = oidcfake.BadRequest("invalid_scope", "scope is required")
-	errNoState                 = oidcfake.BadRequest("invalid_request", "state is required")
-	errNoChallenge             = oidcfake.BadRequest("invalid_request", "code_challenge is required (PKCE, RFC 7636)")
-	errNotS256                 = oidcfake.BadRequest("invalid_request", "code_challenge_method must be S256")
-	errPARRequired             = oidcfake.BadRequest("invalid_request", "pushed authorization request required (RFC 9126 §5)")
-	errRedirectURI             = oidcfake.BadRequest("invalid_request", "redirect_uri is not registered")
-	errClientIDMismatch        = oidcfake.BadRequest("invalid_request", "client_id does not match the authenticated client")
-	errRequestURIInPAR         = oidcfake.BadRequest("invalid_request",
+	errNoScope          = oidcfake.BadRequest("invalid_scope", "scope is required")
+	errNoState          = oidcfake.BadRequest("invalid_request", "state is required")
+	errPARRequired      = oidcfake.BadRequest("invalid_request", "pushed authorization request required (RFC 9126 §5)")
+	errRedirectURI      = oidcfake.BadRequest("invalid_request", "redirect_uri is not registered")
+	errClientIDMismatch = oidcfake.BadRequest("invalid_request", "client_id does not match the authenticated client")
+	errRequestURIInPAR  = oidcfake.BadRequest("invalid_request",
 		"request_uri is not allowed in a pushed authorization request (RFC 9126 §2.1)")
 )
 
 // checkAuthRequest validates the authorization request parameters shared by
 // /authorize and /par, other than client_id and redirect_uri.
 func checkAuthRequest(p url.Values) *oidcfake.Error {
-	if p.Get("response_type") != "code" {
-		return errUnsupportedResponseType
+	if e := oidcfake.CheckAuthRequest(p); e != nil {
+		return e
 	}
 	// Without openid the request is plain OAuth 2.0: the token response
 	// then carries no ID token (OpenID Connect Core §3.1.2.1).
@@ -52,14 +49,6 @@ func checkAuthRequest(p url.Values) *oidcfake.Error {
 	}
 	if p.Get("state") == "" {
 		return errNoState
-	}
-	// PKCE with S256 only: "plain" would send the verifier in the clear
-	// (RFC 9700 §2.1.1).
-	if p.Get("code_challenge") == "" {
-		return errNoChallenge
-	}
-	if p.Get("code_challenge_method") != "S256" {
-		return errNotS256
 	}
 	return nil
 }

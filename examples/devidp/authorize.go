@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -30,10 +29,6 @@ type authRequest struct {
 	expires                            time.Time
 }
 
-// challengeSyntax is an S256 code_challenge: BASE64URL of 32 bytes (RFC 7636
-// §4.2).
-var challengeSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
-
 // checkAuthRequest validates the parameters of an authorization request once
 // the client and redirect URI are known to be good; a failure is sent back
 // to the client (RFC 6749 §4.1.2.1).
@@ -45,24 +40,16 @@ func checkAuthRequest(q url.Values) *oidcfake.Error {
 			return bad("invalid_request", "parameter "+k+" is repeated")
 		}
 	}
+	if e := oidcfake.CheckAuthRequest(q); e != nil {
+		return e
+	}
 	switch {
-	case q.Get("response_type") != "code":
-		return bad("unsupported_response_type", "response_type must be code")
 	case q.Has("request"):
 		return bad("request_not_supported", "request objects are not supported")
 	case q.Has("request_uri"):
 		return bad("request_uri_not_supported", "request_uri is not supported (no PAR here)")
 	case q.Get("response_mode") != "" && q.Get("response_mode") != "query":
 		return bad("invalid_request", "response_mode must be query")
-	// PKCE with S256 only: "plain", also the default when the method is
-	// left out (RFC 7636 §4.3), would send the verifier in the clear
-	// (RFC 9700 §2.1.1).
-	case q.Get("code_challenge") == "":
-		return bad("invalid_request", "code_challenge is required (PKCE, RFC 7636)")
-	case q.Get("code_challenge_method") != "S256":
-		return bad("invalid_request", "code_challenge_method must be S256")
-	case !challengeSyntax.MatchString(q.Get("code_challenge")):
-		return bad("invalid_request", "code_challenge is not an S256 challenge")
 	case slices.Contains(strings.Fields(q.Get("prompt")), "none"):
 		// OpenID Connect Core §3.1.2.6: there is never a session to reuse.
 		return bad("login_required", "the development IdP always shows its login page")

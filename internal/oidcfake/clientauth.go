@@ -68,3 +68,26 @@ func PKCEValid(verifier, challenge string) bool {
 	got := base64.RawURLEncoding.EncodeToString(sum[:])
 	return subtle.ConstantTimeCompare([]byte(got), []byte(challenge)) == 1
 }
+
+// challengeSyntax is an S256 code_challenge: BASE64URL of 32 bytes (RFC 7636
+// §4.2).
+var challengeSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// CheckAuthRequest checks what both providers require of an authorization
+// request (RFC 6749 §4.1.1): response_type code and an S256 PKCE challenge.
+// "plain", also the default when the method is left out (RFC 7636 §4.3),
+// would send the verifier in the clear (RFC 9700 §2.1.1). The error is for
+// the redirect back to the client (§4.1.2.1).
+func CheckAuthRequest(q url.Values) *Error {
+	switch {
+	case q.Get("response_type") != "code":
+		return BadRequest("unsupported_response_type", "response_type must be code")
+	case q.Get("code_challenge") == "":
+		return BadRequest("invalid_request", "code_challenge is required (PKCE, RFC 7636)")
+	case q.Get("code_challenge_method") != "S256":
+		return BadRequest("invalid_request", "code_challenge_method must be S256")
+	case !challengeSyntax.MatchString(q.Get("code_challenge")):
+		return BadRequest("invalid_request", "code_challenge is not an S256 challenge")
+	}
+	return nil
+}

@@ -515,3 +515,30 @@ func TestNewMetadata(t *testing.T) {
 		t.Errorf("scopes_supported = %v", md["scopes_supported"])
 	}
 }
+
+// TestCheckAuthRequest: the authorization request checks both fakes make;
+// each fake's tests keep one row to show it calls them.
+func TestCheckAuthRequest(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(url.Values)
+		want   string // the error code; "" accepted
+	}{
+		{"valid", func(url.Values) {}, ""},
+		{"response_type token", func(q url.Values) { q.Set("response_type", "token") }, "unsupported_response_type"},
+		{"no challenge", func(q url.Values) { q.Del("code_challenge"); q.Del("code_challenge_method") }, "invalid_request"},
+		{"plain", func(q url.Values) { q.Set("code_challenge", verifier); q.Set("code_challenge_method", "plain") }, "invalid_request"},
+		{"no method (plain by default)", func(q url.Values) { q.Del("code_challenge_method") }, "invalid_request"},
+		{"challenge not S256-shaped", func(q url.Values) { q.Set("code_challenge", "short") }, "invalid_request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := url.Values{"response_type": {"code"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+			tt.change(q)
+			e := CheckAuthRequest(q)
+			if (e == nil && tt.want != "") || (e != nil && (e.Code != tt.want || e.Status != http.StatusBadRequest)) {
+				t.Errorf("CheckAuthRequest = %v, want %q", e, tt.want)
+			}
+		})
+	}
+}
