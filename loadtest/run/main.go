@@ -73,16 +73,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	// A hard bound on the whole run: the script's duration plus start-up
-	// and drain. Ctrl-C and SIGTERM end it early; either way every process
+	// Ctrl-C and SIGTERM end the run early; either way every process
 	// started is stopped.
-	limit := 3 * time.Minute
-	if o.duration > 0 {
-		limit += o.duration
-	} else if o.script == "soak" {
-		limit += 10 * time.Minute
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	ctx, cancel := context.WithTimeout(context.Background(), o.limit())
 	defer cancel()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -96,6 +89,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "loadtest: PASS")
 	return 0
+}
+
+// limit is a hard bound on the whole run: the script's duration plus
+// start-up and drain.
+func (o options) limit() time.Duration {
+	limit := 3 * time.Minute
+	if o.duration > 0 {
+		limit += o.duration
+	} else if o.script == "soak" {
+		limit += 10 * time.Minute
+	}
+	return limit
 }
 
 func runScript(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {

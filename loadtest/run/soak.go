@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -158,16 +157,7 @@ func (s *stack) rotate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		conf, err := os.ReadFile(p.conf)
-		if err != nil {
-			return err
-		}
-		oldLine := fmt.Sprintf(`encryption_keys: ["%s"]`, s.oldKey)
-		if !bytes.Contains(conf, []byte(oldLine)) {
-			return fmt.Errorf("%s: keys not found in %s", p.Name, p.conf)
-		}
-		conf = bytes.Replace(conf, []byte(oldLine), fmt.Appendf(nil, `encryption_keys: ["%s", "%s"]`, s.newKey, s.oldKey), 1)
-		if err := os.WriteFile(p.conf, conf, 0o600); err != nil {
+		if err := os.WriteFile(p.conf, proxyConfig(p.addr, p.metrics, p.api, s.newKey, s.oldKey), 0o600); err != nil {
 			return err
 		}
 		if err := p.Signal(syscall.SIGHUP); err != nil {

@@ -191,6 +191,7 @@ func startAgent(issuer, secret, keyHex string) (*agent.Server, error) {
 type proxyProc struct {
 	*harness.Process
 	addr, metrics, conf string
+	api                 string // host:port of its API
 }
 
 // proxyConfig is an oauth-proxy configuration file with keys (hex, the
@@ -229,7 +230,7 @@ func (s *stack) tryProxy(ctx context.Context, bin, name, apiAddr string) (*proxy
 	if err != nil {
 		return nil, err
 	}
-	p := &proxyProc{addr: addr, metrics: metrics, conf: filepath.Join(s.Dir, name+".yaml")}
+	p := &proxyProc{addr: addr, metrics: metrics, conf: filepath.Join(s.Dir, name+".yaml"), api: apiAddr}
 	if err := os.WriteFile(p.conf, proxyConfig(addr, metrics, apiAddr, s.oldKey), 0o600); err != nil {
 		return nil, err
 	}
