@@ -84,22 +84,22 @@ type Config struct {
 	// Revocation names: the agent records back-channel logouts in it and
 	// follows it, and does not close it. Tests set it; the configuration
 	// file cannot.
-	RevocationStore revocation.Store `yaml:"-"`
+	RevocationStore revocation.Store
 
 	// Coordinator, when not nil, makes refresh-token grants single-flight
 	// across the agents that share it (a *revocation/redis.Store when
 	// revocation.store is redis); nil: within this process only.
-	Coordinator RefreshCoordinator `yaml:"-"`
+	Coordinator RefreshCoordinator
 
 	// Warnings name each deprecated spelling the file used and the one to
 	// write instead ("cors_enabled (line 3) is deprecated: write
 	// cors.enabled"); the daemon logs them at start and -check-config
 	// prints them. Nil for a Config built in Go.
-	Warnings []string `yaml:"-"`
+	Warnings []string
 
 	// Now returns the current time; nil means time.Now. Tests set it; the
 	// configuration file cannot.
-	Now func() time.Time `yaml:"-"`
+	Now func() time.Time
 }
 
 // Endpoints are the Authorization Server's endpoints given explicitly; ""
