@@ -335,7 +335,7 @@ func serveSPA(t *testing.T, ln net.Listener, cfg spa.Config) {
 }
 
 // accessLog returns NGINX's access log so far.
-func accessLog(t *testing.T, n *nginx.Process) string {
+func accessLog(t *testing.T, n *nginxtest.Process) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(n.Dir(), "access.log"))
 	if err != nil {

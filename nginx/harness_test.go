@@ -1,4 +1,4 @@
-package nginx
+package nginx_test
 
 // The test harness: real NGINX processes on loopback ports, with the real
 // oauth-proxy in-process and a test API behind them.
@@ -23,6 +23,8 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/nginx"
+	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
 	"github.com/tokenhandler/tokenhandler/proxy"
 	"github.com/tokenhandler/tokenhandler/session"
 )
@@ -32,23 +34,10 @@ const (
 	apiHost       = "api.example.localhost"
 )
 
-// nginxBinary returns the NGINX executable (Binary). Without one the test is
-// skipped locally and fails in CI (the environment variable CI is set), so
-// CI cannot pass without running NGINX.
-func nginxBinary(t *testing.T) string {
-	t.Helper()
-	p, err := Binary()
-	if err == nil {
-		return p
-	}
-	bintest.Missing(t, "nginx not found: apt-get install -y nginx (or set NGINX)")
-	return ""
-}
-
 // runParams fills in what every test configuration needs: a run directory,
 // one worker (round robin is then strict), and as root a user the workers
 // can write the run directory with.
-func runParams(t *testing.T, p Params) Params {
+func runParams(t *testing.T, p nginx.Params) nginx.Params {
 	t.Helper()
 	p.RunDir = t.TempDir()
 	p.WorkerProcesses = 1
@@ -64,31 +53,15 @@ type instance struct {
 	conf []byte
 }
 
-// startNGINX runs NGINX (Start) with mode and p on a free loopback port
-// until the test ends.
-func startNGINX(t *testing.T, mode string, p Params) *instance {
+// startNGINX runs NGINX (nginxtest.Start) with mode and p on a free
+// loopback port until the test ends.
+func startNGINX(t *testing.T, mode string, p nginx.Params) *instance {
 	t.Helper()
-	bin := nginxBinary(t)
-	p = runParams(t, p)
 	scheme := "http"
 	if p.TLSCertificate != "" {
 		scheme = "https"
 	}
-	p.Listen = "127.0.0.1:0"
-	n, err := Start(t.Context(), bin, mode, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := n.Stop(ctx); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("nginx log:\n%s", n.Log())
-		}
-	})
+	n := nginxtest.Start(t, nginxtest.Binary(t), mode, p)
 	conf, err := os.ReadFile(filepath.Join(n.Dir(), "nginx.conf"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package nginx
+package nginx_test
 
 // Black-box tests of the rendered configurations with real NGINX: the
 // proxy's pipeline cases through NGINX in both modes answer as the proxy
@@ -34,6 +34,8 @@ import (
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/nginx"
+	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
 	"github.com/tokenhandler/tokenhandler/proxy"
 	"github.com/tokenhandler/tokenhandler/session"
 )
@@ -67,11 +69,11 @@ func newStack(t *testing.T, extra string) *stack {
 	k := newTestKeys(t)
 	proxyAddr := startProxy(t, k, a.addr(), extra)
 	authAddr := startProxy(t, k, "", extra)
-	p := Params{Proxies: []string{proxyAddr}, APIs: []string{a.addr()}, Agents: []string{"127.0.0.1:1"},
+	p := nginx.Params{Proxies: []string{proxyAddr}, APIs: []string{a.addr()}, Agents: []string{"127.0.0.1:1"},
 		KeepCookieHeaders: strings.Contains(extra, "remove_cookie_headers: false")}
-	up := startNGINX(t, ModeUpstream, p)
+	up := startNGINX(t, nginx.ModeUpstream, p)
 	p.Proxies = []string{authAddr}
-	auth := startNGINX(t, ModeAuthRequest, p)
+	auth := startNGINX(t, nginx.ModeAuthRequest, p)
 	return &stack{testKeys: k, api: a, targets: []target{
 		{"proxy alone", "http://" + proxyAddr}, {"NGINX upstream mode", up.url}, {"NGINX auth_request mode", auth.url},
 	}}
@@ -338,7 +340,7 @@ func bindingCases() []pipelineCase {
 // both modes: the browser must see the same status, body and CORS headers,
 // and the API the same request.
 func TestPipeline(t *testing.T) {
-	nginxBinary(t)
+	nginxtest.Binary(t)
 	t.Parallel()
 	stacks := map[string]*stack{}
 	for _, tc := range pipelineCases() {
@@ -474,7 +476,7 @@ func bigToken(n int) string {
 // the 9 KiB Authorization of the auth answer fits NGINX's proxy buffer. A
 // Cookie line over 16 KiB is refused.
 func TestHeaderBudget(t *testing.T) {
-	nginxBinary(t)
+	nginxtest.Binary(t)
 	t.Parallel()
 	s := newStack(t, "")
 	big := bigToken(9 << 10)
@@ -506,7 +508,7 @@ func TestHeaderBudget(t *testing.T) {
 // 1 MiB) and refuses larger ones, chunked ones included (the proxy alone
 // cannot count those).
 func TestBodyLimit(t *testing.T) {
-	nginxBinary(t)
+	nginxtest.Binary(t)
 	t.Parallel()
 	s := newStack(t, "")
 	for _, tg := range s.targets[1:] {
@@ -543,7 +545,7 @@ func (zeros) Read(p []byte) (int, error) {
 // TestWebSocket: in auth_request mode NGINX carries a protocol upgrade to
 // the API once the proxy has said yes, and refuses it otherwise.
 func TestWebSocket(t *testing.T) {
-	nginxBinary(t)
+	nginxtest.Binary(t)
 	t.Parallel()
 	s := newStack(t, "")
 	in := s.targets[2]
@@ -592,7 +594,7 @@ func TestWebSocket(t *testing.T) {
 // TestAuthEndpointInternal: browsers cannot reach the proxy's auth
 // endpoint through NGINX, and other paths are 404 JSON.
 func TestAuthEndpointInternal(t *testing.T) {
-	nginxBinary(t)
+	nginxtest.Binary(t)
 	t.Parallel()
 	s := newStack(t, "")
 	for _, tg := range s.targets[1:] {
@@ -618,7 +620,7 @@ func TestAuthEndpointInternal(t *testing.T) {
 // TestUnreachable: when NGINX cannot reach the proxy (or, in auth_request
 // mode, the API) the browser gets the proxy's 502 JSON.
 func TestUnreachable(t *testing.T) {
-	nginxBinary(t)
+	nginxtest.Binary(t)
 	t.Parallel()
 	closed := freeAddr(t)
 	a := newAPI(t)
@@ -628,11 +630,11 @@ func TestUnreachable(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		mode string
-		p    Params
+		p    nginx.Params
 	}{
-		{"upstream mode, proxy down", ModeUpstream, Params{Proxies: []string{closed}}},
-		{"auth_request mode, proxy down", ModeAuthRequest, Params{Proxies: []string{closed}, APIs: []string{a.addr()}}},
-		{"auth_request mode, API down", ModeAuthRequest, Params{Proxies: []string{proxyAddr}, APIs: []string{closed}}},
+		{"upstream mode, proxy down", nginx.ModeUpstream, nginx.Params{Proxies: []string{closed}}},
+		{"auth_request mode, proxy down", nginx.ModeAuthRequest, nginx.Params{Proxies: []string{closed}, APIs: []string{a.addr()}}},
+		{"auth_request mode, API down", nginx.ModeAuthRequest, nginx.Params{Proxies: []string{proxyAddr}, APIs: []string{closed}}},
 	} {
 		in := startNGINX(t, tc.mode, tc.p)
 		resp := do(t, client, in.url, request{method: "GET", path: "/api/x", headers: [][2]string{trusted(), cookie("example-at=" + c)}})
@@ -664,9 +666,9 @@ func fakeAgent(t *testing.T, id string) string {
 // cookie, wherever it sits in the Cookie header and chunked or not; distinct
 // cookies spread over both agents; other agent paths are balanced.
 func TestRefreshRouting(t *testing.T) {
-	nginxBinary(t)
+	nginxtest.Binary(t)
 	t.Parallel()
-	in := startNGINX(t, ModeUpstream, Params{Agents: []string{fakeAgent(t, "agent-a"), fakeAgent(t, "agent-b")}, Proxies: []string{"127.0.0.1:1"}})
+	in := startNGINX(t, nginx.ModeUpstream, nginx.Params{Agents: []string{fakeAgent(t, "agent-a"), fakeAgent(t, "agent-b")}, Proxies: []string{"127.0.0.1:1"}})
 	call := func(path, cookieLine string) string {
 		t.Helper()
 		resp := do(t, client, in.url, request{method: "POST", path: path, headers: [][2]string{trusted(), cookie(cookieLine)}})
@@ -761,13 +763,13 @@ func selfSignedWith(t *testing.T, dir string, pub, key any) (certFile, keyFile s
 // TestTLS: the TLS variant serves https with the given certificate,
 // proxies a valid request with X-Forwarded-Proto https, and sends HSTS.
 func TestTLS(t *testing.T) {
-	nginxBinary(t)
+	nginxtest.Binary(t)
 	t.Parallel()
 	certFile, keyFile, cert := selfSigned(t, t.TempDir())
 	a := newAPI(t)
 	k := newTestKeys(t)
 	proxyAddr := startProxy(t, k, a.addr(), "")
-	in := startNGINX(t, ModeTLS, Params{Proxies: []string{proxyAddr}, Agents: []string{fakeAgent(t, "agent-a")},
+	in := startNGINX(t, nginx.ModeTLS, nginx.Params{Proxies: []string{proxyAddr}, Agents: []string{fakeAgent(t, "agent-a")},
 		TLSCertificate: certFile, TLSCertificateKey: keyFile})
 	if !strings.HasPrefix(in.url, "https://") {
 		t.Fatalf("url %s", in.url)
@@ -807,7 +809,7 @@ func TestTLS(t *testing.T) {
 // refused, ECDHE with AES-GCM or ChaCha20-Poly1305 accepted. @SECLEVEL=0
 // keeps the client's own policy out of the answer.
 func TestTLSCiphers(t *testing.T) {
-	nginxBinary(t)
+	nginxtest.Binary(t)
 	openssl, err := exec.LookPath("openssl")
 	if err != nil {
 		bintest.Missing(t, "openssl not found: apt-get install -y openssl")
@@ -818,7 +820,7 @@ func TestTLSCiphers(t *testing.T) {
 		t.Fatal(err)
 	}
 	certFile, keyFile, _ := selfSignedWith(t, t.TempDir(), key.Public(), key)
-	in := startNGINX(t, ModeTLS, Params{Proxies: []string{freeAddr(t)}, TLSCertificate: certFile, TLSCertificateKey: keyFile})
+	in := startNGINX(t, nginx.ModeTLS, nginx.Params{Proxies: []string{freeAddr(t)}, TLSCertificate: certFile, TLSCertificateKey: keyFile})
 	addr := strings.TrimPrefix(in.url, "https://")
 	for _, tc := range []struct {
 		name   string
@@ -854,11 +856,11 @@ func TestTLSCiphers(t *testing.T) {
 // TestNginxAcceptsEveryConfig runs nginx -t on every mode, whole and as a
 // conf.d snippet, with varied parameters, and on the committed examples.
 func TestNginxAcceptsEveryConfig(t *testing.T) {
-	bin := nginxBinary(t)
+	bin := nginxtest.Binary(t)
 	t.Parallel()
 	dir := t.TempDir()
 	certFile, keyFile, _ := selfSigned(t, dir)
-	variants := map[string]Params{
+	variants := map[string]nginx.Params{
 		"defaults": {},
 		"several instances, other names": {Agents: []string{"127.0.0.1:8080", "127.0.0.2:8080", "unix:/run/th/agent.sock"},
 			Proxies: []string{"127.0.0.1:8081", "[::1]:8081"}, APIs: []string{"localhost:9443", "10.0.0.9:9000"},
@@ -871,16 +873,16 @@ func TestNginxAcceptsEveryConfig(t *testing.T) {
 		"longest prefix kept":        {CookiePrefix: strings.Repeat("p", browser.MaxPrefix), KeepCookieHeaders: true},
 		"40-character prefix, alias": {CookiePrefix: strings.Repeat("p", 40), HostPrefix: true},
 	}
-	for _, mode := range Modes {
+	for _, mode := range nginx.Modes {
 		for name, p := range variants {
 			for _, snippet := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%s/%s/snippet=%v", mode, name, snippet), func(t *testing.T) {
 					p := p
 					p.Snippet = snippet
-					if mode == ModeTLS {
+					if mode == nginx.ModeTLS {
 						p.TLSCertificate, p.TLSCertificateKey = certFile, keyFile
 					}
-					conf, err := Render(mode, runParams(t, p))
+					conf, err := nginx.Render(mode, runParams(t, p))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -889,15 +891,15 @@ func TestNginxAcceptsEveryConfig(t *testing.T) {
 			}
 		}
 	}
-	for _, mode := range Modes {
+	for _, mode := range nginx.Modes {
 		t.Run("example "+mode, func(t *testing.T) {
 			conf, err := os.ReadFile(filepath.Join("conf", mode+".conf"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if mode == ModeTLS {
+			if mode == nginx.ModeTLS {
 				// The example names the production certificate paths.
-				p := exampleParams(mode)
+				p := nginx.ExampleParams(mode)
 				conf = []byte(strings.NewReplacer(p.TLSCertificate, certFile, p.TLSCertificateKey, keyFile).Replace(string(conf)))
 			}
 			nginxTest(t, bin, conf, true)
@@ -910,14 +912,14 @@ func TestNginxAcceptsEveryConfig(t *testing.T) {
 // the next smaller cache line, so the formula is neither too small nor
 // wasteful.
 func TestHeadersBucketSize(t *testing.T) {
-	bin := nginxBinary(t)
+	bin := nginxtest.Binary(t)
 	t.Parallel()
 	for n := 1; n <= browser.MaxPrefix; n++ {
-		conf, err := Render(ModeAuthRequest, runParams(t, Params{CookiePrefix: strings.Repeat("p", n)}))
+		conf, err := nginx.Render(nginx.ModeAuthRequest, runParams(t, nginx.Params{CookiePrefix: strings.Repeat("p", n)}))
 		if err != nil {
 			t.Fatal(err)
 		}
-		size := headersBucketSize(len("x--csrf") + n)
+		size := nginx.HeadersBucketSize(len("x--csrf") + n)
 		if !strings.Contains(string(conf), fmt.Sprintf("proxy_headers_hash_bucket_size %d;", size)) {
 			t.Fatalf("prefix of %d: no bucket size %d in the configuration", n, size)
 		}
@@ -971,7 +973,7 @@ func nginxCheck(t *testing.T, bin string, conf []byte) error {
 // (Proxies: "unix:/path"), and the proxy's answers come through as over TCP:
 // the API gets the token, a request without a cookie gets the proxy's 401.
 func TestUnixSocket(t *testing.T) {
-	nginxBinary(t)
+	nginxtest.Binary(t)
 	t.Parallel()
 	a := newAPI(t)
 	k := newTestKeys(t)
@@ -982,10 +984,10 @@ func TestUnixSocket(t *testing.T) {
 	c := k.seal(t, session.AccessToken, token)
 	for _, tc := range []struct {
 		mode string
-		p    Params
+		p    nginx.Params
 	}{
-		{ModeUpstream, Params{Proxies: []string{sock}}},
-		{ModeAuthRequest, Params{Proxies: []string{authSock}, APIs: []string{a.addr()}}},
+		{nginx.ModeUpstream, nginx.Params{Proxies: []string{sock}}},
+		{nginx.ModeAuthRequest, nginx.Params{Proxies: []string{authSock}, APIs: []string{a.addr()}}},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			in := startNGINX(t, tc.mode, tc.p)

@@ -15,16 +15,17 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/harness"
 	"github.com/tokenhandler/tokenhandler/internal/metricstest"
 	"github.com/tokenhandler/tokenhandler/nginx"
+	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
 )
 
 // variant is one way of serving the API that the benchmark measures.
 type variant struct {
 	name    string
 	what    string
-	addr    string         // where the load goes (host:port)
-	headers [][2]string    // of every request
-	th      *process       // the token-handler process; nil for the baseline
-	nginx   *nginx.Process // nil without NGINX
+	addr    string             // where the load goes (host:port)
+	headers [][2]string        // of every request
+	th      *process           // the token-handler process; nil for the baseline
+	nginx   *nginxtest.Process // nil without NGINX
 
 	rps       []float64
 	requests  int64
@@ -352,7 +353,7 @@ func machine(o options) []string {
 		line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 		return line
 	}
-	ngx, _ := nginx.Binary()
+	ngx, _ := nginxtest.Find()
 	kernel := version("uname", "-r")
 	lines := []string{
 		fmt.Sprintf("%d cores (`nproc`), %s, Linux %s", runtime.NumCPU(), cpu, kernel),

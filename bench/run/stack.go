@@ -24,6 +24,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/examples/devidp"
 	"github.com/tokenhandler/tokenhandler/internal/harness"
 	"github.com/tokenhandler/tokenhandler/nginx"
+	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
 )
 
 const (
@@ -137,10 +138,10 @@ log: {level: warn, format: json}
 	return &process{p, metrics}, p.WaitFor(ctx, "not ready", func() bool { return harness.Ready("http://" + metrics + "/readyz") })
 }
 
-// startNGINX runs NGINX (nginx.Start) with mode rendered for proxies (or,
+// startNGINX runs NGINX (nginxtest.Run) with mode rendered for proxies (or,
 // for the baseline, the API named as the proxy) and apis, with workers
 // worker processes (0: auto), on a free loopback port.
-func (s *stack) startNGINX(ctx context.Context, name, mode string, workers int, proxies, apis []string) (*nginx.Process, error) {
+func (s *stack) startNGINX(ctx context.Context, name, mode string, workers int, proxies, apis []string) (*nginxtest.Process, error) {
 	return s.StartNGINX(ctx, name, mode, nginx.Params{WorkerProcesses: workers,
 		ServerName: apiHost, Proxies: proxies, APIs: apis, CookiePrefix: cookiePrefix})
 }

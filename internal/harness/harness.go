@@ -27,6 +27,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/examples/devidp"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/nginx"
+	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
 )
 
 // Stack is what one run started: processes, servers and a temporary
@@ -296,10 +297,10 @@ func (s *Stack) StartIdP(o devidp.Options) (string, error) {
 // ErrNoNGINX is StartNGINX's answer when NGINX is not installed.
 var ErrNoNGINX = errors.New("nginx not found: apt-get install -y nginx (or set NGINX=/path/to/nginx)")
 
-// StartNGINX runs NGINX (nginx.Start) with mode rendered from p in Dir/name
+// StartNGINX runs NGINX (nginxtest.Run) with mode rendered from p in Dir/name
 // until the stack stops; an empty p.Listen is a free loopback port.
-func (s *Stack) StartNGINX(ctx context.Context, name, mode string, p nginx.Params) (*nginx.Process, error) {
-	bin, err := nginx.Binary()
+func (s *Stack) StartNGINX(ctx context.Context, name, mode string, p nginx.Params) (*nginxtest.Process, error) {
+	bin, err := nginxtest.Find()
 	if err != nil {
 		return nil, ErrNoNGINX
 	}
@@ -310,7 +311,7 @@ func (s *Stack) StartNGINX(ctx context.Context, name, mode string, p nginx.Param
 	if p.Listen == "" {
 		p.Listen = "127.0.0.1:0"
 	}
-	n, err := nginx.Start(ctx, bin, mode, p)
+	n, err := nginxtest.Run(ctx, bin, mode, p)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/examples/devidp"
 	"github.com/tokenhandler/tokenhandler/internal/harness"
 	"github.com/tokenhandler/tokenhandler/nginx"
+	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
 )
 
 const (
@@ -254,7 +255,7 @@ func (s *stack) tryProxy(ctx context.Context, bin, name, apiAddr string) (*proxy
 	return p, nil
 }
 
-// startNGINX runs NGINX (nginx.Start) in upstream mode in front of the
+// startNGINX runs NGINX (nginxtest.Run) in upstream mode in front of the
 // agent and the proxies, in the foreground until the stack stops.
 func (s *stack) startNGINX(ctx context.Context, workers int, agentAddr string, proxies []string) error {
 	n, err := s.StartNGINX(ctx, "nginx", nginx.ModeUpstream, nginx.Params{WorkerProcesses: workers,
@@ -268,7 +269,7 @@ func (s *stack) startNGINX(ctx context.Context, workers int, agentAddr string, p
 }
 
 // nginxProc is the running NGINX.
-type nginxProc struct{ *nginx.Process }
+type nginxProc struct{ *nginxtest.Process }
 
 // reload renders the configuration again with proxies as the OAuth Proxy
 // instances and makes NGINX load it (SIGHUP to the master), returning once

@@ -1,6 +1,8 @@
-// Package nginxtest runs real NGINX in other packages' tests: one
-// configuration of package nginx, in the foreground, on a free loopback
-// port, stopped when the test ends. Only tests import it.
+// Package nginxtest runs real NGINX with one configuration of package
+// nginx, in the foreground, on a free loopback port: for tests (Start
+// stops it when the test ends) and the harnesses (Run: bench/run,
+// loadtest/run, examples/devstack). Only they import it; NGINX in
+// production is run by its own service manager.
 package nginxtest
 
 import (
@@ -12,27 +14,27 @@ import (
 	"github.com/tokenhandler/tokenhandler/nginx"
 )
 
-// Binary returns the NGINX executable (nginx.Binary), or, without one,
+// Binary returns the NGINX executable (Find), or, without one,
 // reports it missing (bintest.Missing: skipped locally, failed in CI).
 func Binary(t testing.TB) string {
 	t.Helper()
-	p, err := nginx.Binary()
+	p, err := Find()
 	if err != nil {
 		bintest.Missing(t, "nginx not found: apt-get install -y nginx (or set NGINX)")
 	}
 	return p
 }
 
-// Start renders mode with p and runs NGINX binary bin on it until the test
+// Start renders mode with p and runs NGINX binary bin on it (Run) until the test
 // ends; its log is printed when the test failed. p's RunDir is a fresh
 // temporary directory, WorkerProcesses 1 and Listen "127.0.0.1:0", whatever
 // p said.
-func Start(t testing.TB, bin, mode string, p nginx.Params) *nginx.Process {
+func Start(t testing.TB, bin, mode string, p nginx.Params) *Process {
 	t.Helper()
 	p.RunDir = t.TempDir()
 	p.WorkerProcesses = 1
 	p.Listen = "127.0.0.1:0"
-	n, err := nginx.Start(t.Context(), bin, mode, p)
+	n, err := Run(t.Context(), bin, mode, p)
 	if err != nil {
 		t.Fatal(err)
 	}

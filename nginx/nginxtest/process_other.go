@@ -1,6 +1,6 @@
 //go:build !unix
 
-package nginx
+package nginxtest
 
 import "os/exec"
 

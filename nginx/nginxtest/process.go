@@ -1,4 +1,4 @@
-package nginx
+package nginxtest
 
 import (
 	"bytes"
@@ -13,18 +13,21 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/nginx"
 )
 
-// startTimeout bounds how long Start waits for NGINX to serve.
+// startTimeout bounds how long Run waits for NGINX to serve.
 const startTimeout = 10 * time.Second
 
-// ErrNotFound is what Binary returns when there is no NGINX to run.
+// ErrNotFound is what Find returns when there is no NGINX to run.
 var ErrNotFound = errors.New("nginx: not found: apt-get install -y nginx (or set NGINX=/path/to/nginx)")
 
-// Binary finds the NGINX executable: $NGINX when set, else nginx on PATH,
+// Find finds the NGINX executable: $NGINX when set, else nginx on PATH,
 // else where the Debian and nginx.org packages and a source build put it
 // (/usr/sbin is not on every user's PATH).
-func Binary() (string, error) {
+func Find() (string, error) {
 	candidates := []string{"nginx", "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"}
 	if env := os.Getenv("NGINX"); env != "" {
 		candidates = []string{env}
@@ -37,7 +40,7 @@ func Binary() (string, error) {
 	return "", ErrNotFound
 }
 
-// Process is an NGINX master process that Start runs in the foreground, for
+// Process is an NGINX master process that Run runs in the foreground, for
 // development stacks, load tests and tests: not a way to run NGINX in
 // production.
 //
@@ -46,14 +49,14 @@ func Binary() (string, error) {
 type Process struct {
 	cmd     *exec.Cmd
 	mode    string
-	params  Params
-	ownsDir bool // Start made RunDir, and Stop removes it
+	params  nginx.Params
+	ownsDir bool // Run made RunDir, and Stop removes it
 
 	exited  chan struct{} // closed once the master has exited; then exitErr is set
 	exitErr error
 }
 
-// Start renders mode with p (Render), writes it to nginx.conf in p.RunDir
+// Run renders mode with p (nginx.Render), writes it to nginx.conf in p.RunDir
 // and runs `binary -p RunDir -c RunDir/nginx.conf -g 'daemon off;'`, its
 // stdout and stderr to stderr.log there, in its own process group, so that
 // a terminal's Ctrl-C reaches only the caller and a stuck NGINX can be
@@ -62,13 +65,14 @@ type Process struct {
 // or with an error holding NGINX's log when it exits first, does not serve
 // within 10 s, or ctx ends; then it has stopped it.
 //
-// Where p differs from Render:
+// Where p differs from nginx.Render:
 //   - RunDir "" is a new temporary directory, which Stop removes.
-//   - A Listen port of 0 ("127.0.0.1:0") is a free port, chosen again when
+//   - A Listen port of 0 ("127.0.0.1:0") is a free port from below the
+//     ephemeral range (bintest.PickPorts says why), chosen again when
 //     another process binds it between choosing and NGINX binding it.
 //   - Run as root with User "", the workers run as root rather than nobody,
 //     who could not write RunDir.
-func Start(ctx context.Context, binary, mode string, p Params) (*Process, error) {
+func Run(ctx context.Context, binary, mode string, p nginx.Params) (*Process, error) {
 	ownsDir := p.RunDir == ""
 	if ownsDir {
 		dir, err := os.MkdirTemp("", "nginx-")
@@ -84,9 +88,11 @@ func Start(ctx context.Context, binary, mode string, p Params) (*Process, error)
 	pick := err == nil && port == "0"
 	for attempt := 0; ; attempt++ {
 		if pick {
-			if p.Listen, err = freeListenAddr(host); err != nil {
+			var ports []int
+			if ports, err = bintest.PickPorts(1); err != nil {
 				break
 			}
+			p.Listen = net.JoinHostPort(host, strconv.Itoa(ports[0]))
 		}
 		var proc *Process
 		if proc, err = start(ctx, binary, mode, p); err == nil {
@@ -103,8 +109,8 @@ func Start(ctx context.Context, binary, mode string, p Params) (*Process, error)
 	return nil, err
 }
 
-func start(ctx context.Context, binary, mode string, p Params) (*Process, error) {
-	conf, err := Render(mode, p)
+func start(ctx context.Context, binary, mode string, p nginx.Params) (*Process, error) {
+	conf, err := nginx.Render(mode, p)
 	if err != nil {
 		return nil, err
 	}
@@ -169,12 +175,12 @@ func (n *Process) kill() {
 // Pid is the master's process id.
 func (n *Process) Pid() int { return n.cmd.Process.Pid }
 
-// Addr is the address NGINX listens on: Params.Listen, its port chosen.
+// Addr is the address NGINX listens on: nginx.Params.Listen, its port chosen.
 func (n *Process) Addr() string { return n.params.Listen }
 
-// Params are those the running configuration was rendered with, RunDir,
+// nginx.Params are those the running configuration was rendered with, RunDir,
 // Listen and User filled in.
-func (n *Process) Params() Params { return n.params }
+func (n *Process) Params() nginx.Params { return n.params }
 
 // Dir is the run directory: nginx.conf, the pid file, error.log, access.log.
 func (n *Process) Dir() string { return n.params.RunDir }
@@ -203,11 +209,11 @@ func (n *Process) Log() string {
 }
 
 // Reload renders the configuration again with p (the same mode; p's RunDir
-// and Listen must be those of Params) and makes NGINX load it: SIGHUP to the
+// and Listen must be those of nginx.Params) and makes NGINX load it: SIGHUP to the
 // master, which starts workers with the new configuration and lets the old
 // ones finish the requests they have. It returns once the signal is sent.
-func (n *Process) Reload(p Params) error {
-	conf, err := Render(n.mode, p)
+func (n *Process) Reload(p nginx.Params) error {
+	conf, err := nginx.Render(n.mode, p)
 	if err != nil {
 		return err
 	}
@@ -222,7 +228,7 @@ func (n *Process) Reload(p Params) error {
 
 // Stop sends the master SIGTERM, NGINX's fast shutdown of master and
 // workers, and waits for it to exit. When ctx ends first it kills the
-// process group and says so. A run directory Start made is removed. Stop
+// process group and says so. A run directory Run made is removed. Stop
 // after the master has exited only removes that directory.
 func (n *Process) Stop(ctx context.Context) error {
 	var err error
@@ -237,14 +243,4 @@ func (n *Process) Stop(ctx context.Context) error {
 		os.RemoveAll(n.params.RunDir)
 	}
 	return err
-}
-
-// freeListenAddr returns an address on host whose port was free a moment ago.
-func freeListenAddr(host string) (string, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return "", fmt.Errorf("nginx: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
