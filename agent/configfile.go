@@ -144,7 +144,8 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	}
 	var err error
 
-	if err := checkBasePath(c.BasePath); err != nil {
+	// It is also a cookie Path (contract §4).
+	if err := (settings.PathRule{Slash: -1, NoDotDot: true, Cookie: true}).Check("base_path", c.BasePath); err != nil {
 		return nil, err
 	}
 
@@ -280,26 +281,6 @@ func checkURL(setting, s string, rule settings.URLRule) error {
 	return nil
 }
 
-// checkBasePath checks the path the agent's endpoints live under. It is
-// also a cookie Path (contract §4), so it must not hold ';' either.
-func checkBasePath(p string) error {
-	switch {
-	case !strings.HasPrefix(p, "/"):
-		return settings.Errorf("base_path", "%q must start with \"/\"", p)
-	case strings.HasSuffix(p, "/"):
-		return settings.Errorf("base_path", "%q must not end with \"/\", as /oauth-agent", p)
-	case strings.ContainsAny(p, "?#"):
-		return settings.Errorf("base_path", "%q must not contain a query or fragment", p)
-	case settings.HasSpaceOrControl(p):
-		return settings.Errorf("base_path", "%q must not contain whitespace or control characters", p)
-	case strings.ContainsAny(p, ";,"):
-		return settings.Errorf("base_path", "%q must not contain ';' or ','", p)
-	case strings.Contains(p, ".."):
-		return settings.Errorf("base_path", "%q must not contain \"..\"", p)
-	}
-	return nil
-}
-
 // checkScope requires at least one scope token, each made of the
 // characters RFC 6749 §3.3 allows, and returns them separated by single
 // spaces. Without "openid" (OpenID Connect Core §3.1.2.1) the agent logs in
@@ -370,11 +351,8 @@ func (fc *fileCookie) check(mode browser.NamePrefix) (time.Duration, error) {
 		}
 	}
 	base := settings.ValueOr(fc.BasePath, "/")
-	switch {
-	case !strings.HasPrefix(base, "/"):
-		return 0, settings.Errorf("cookie.base_path", "%q must start with \"/\"", base)
-	case settings.HasSpaceOrControl(base) || strings.ContainsAny(base, ";,?#"):
-		return 0, settings.Errorf("cookie.base_path", "%q must not contain whitespace, control characters, ';', ',', '?' or '#'", base)
+	if err := (settings.PathRule{Cookie: true}).Check("cookie.base_path", base); err != nil {
+		return 0, err
 	}
 	if mode.Host() {
 		if fc.Domain != "" {

@@ -249,7 +249,8 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		return nil, settings.Errorf("cors.max_age", "must not be negative, got %d", c.CORS.MaxAge)
 	}
 
-	if err := checkAuthPath(c.AuthPath); err != nil {
+	// The path NGINX auth_request calls.
+	if err := (settings.PathRule{MaxLen: 256}).Check("auth_path", c.AuthPath); err != nil {
 		return nil, err
 	}
 	c.AuthEndpoint = settings.ValueOr(f.AuthEndpoint, len(f.Routes) == 0)
@@ -307,17 +308,13 @@ func (f *fileConfig) routes(authPath string, authEndpoint bool) ([]Route, error)
 	for i, fr := range f.Routes {
 		setting := fmt.Sprintf("routes[%d].path_prefix", i)
 		p := fr.PathPrefix
-		switch {
-		case p == "":
+		if p == "" {
 			return nil, settings.Errorf(setting, "is required")
-		case !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/"):
-			return nil, settings.Errorf(setting, "%q must start and end with \"/\"", p)
-		case strings.ContainsAny(p, "?#"):
-			return nil, settings.Errorf(setting, "%q must not contain a query or fragment", p)
-		case settings.HasSpaceOrControl(p):
-			return nil, settings.Errorf(setting, "%q must not contain whitespace or control characters", p)
-		case strings.Contains(p, ".."):
-			return nil, settings.Errorf(setting, "%q must not contain \"..\"", p)
+		}
+		if err := (settings.PathRule{Slash: 1, NoDotDot: true}).Check(setting, p); err != nil {
+			return nil, err
+		}
+		switch {
 		case authEndpoint && strings.HasPrefix(authPath, p):
 			return nil, settings.Errorf(setting, "%q overlaps the auth endpoint auth_path %q (auth_endpoint is on)", p, authPath)
 		}
@@ -404,21 +401,6 @@ func parseUpstream(s string) (Upstream, error) {
 		TLS:  u.Scheme == "https",
 		URL:  s,
 	}, nil
-}
-
-// checkAuthPath checks the path NGINX auth_request calls.
-func checkAuthPath(p string) error {
-	switch {
-	case !strings.HasPrefix(p, "/"):
-		return settings.Errorf("auth_path", "%q must start with \"/\"", p)
-	case len(p) > 256:
-		return settings.Errorf("auth_path", "must be at most 256 characters, got %d", len(p))
-	case strings.ContainsAny(p, "?#"):
-		return settings.Errorf("auth_path", "%q must not contain a query or fragment", p)
-	case settings.HasSpaceOrControl(p):
-		return settings.Errorf("auth_path", "%q must not contain whitespace or control characters", p)
-	}
-	return nil
 }
 
 // tokenSchemes validates allow_token_schemes: tokens (RFC 9110 §11.1), each

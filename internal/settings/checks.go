@@ -158,6 +158,40 @@ func CheckWebOrigins(setting string, origins []string) error {
 	return nil
 }
 
+// PathRule is what a path setting may hold besides an absolute path ("/"
+// first) without a query, fragment, whitespace or control characters. It
+// may be copied.
+type PathRule struct {
+	Slash    int  // +1: must end with "/" (a prefix); -1: must not; 0: either
+	NoDotDot bool // no "..", which a client could send to climb out
+	Cookie   bool // also a cookie's Path (contract §4): no ';' or ','
+	MaxLen   int  // 0: no limit
+}
+
+// Check checks the path setting p against the rule; setting is its path,
+// for the message.
+func (r PathRule) Check(setting, p string) error {
+	switch {
+	case r.Slash > 0 && !(strings.HasPrefix(p, "/") && strings.HasSuffix(p, "/")):
+		return Errorf(setting, "%q must start and end with \"/\"", p)
+	case !strings.HasPrefix(p, "/"):
+		return Errorf(setting, "%q must start with \"/\"", p)
+	case r.Slash < 0 && strings.HasSuffix(p, "/"):
+		return Errorf(setting, "%q must not end with \"/\"", p)
+	case r.MaxLen > 0 && len(p) > r.MaxLen:
+		return Errorf(setting, "must be at most %d characters, got %d", r.MaxLen, len(p))
+	case strings.ContainsAny(p, "?#"):
+		return Errorf(setting, "%q must not contain a query or fragment", p)
+	case HasSpaceOrControl(p):
+		return Errorf(setting, "%q must not contain whitespace or control characters", p)
+	case r.Cookie && strings.ContainsAny(p, ";,"):
+		return Errorf(setting, "%q must not contain ';' or ','", p)
+	case r.NoDotDot && strings.Contains(p, ".."):
+		return Errorf(setting, "%q must not contain \"..\"", p)
+	}
+	return nil
+}
+
 // originRule is a web origin exactly as a browser sends it in the Origin
 // header (RFC 6454 §6.1).
 var originRule = URLRule{Origin: true, Example: "http://www.example.localhost:3000"}

@@ -820,3 +820,29 @@ func TestLoopback(t *testing.T) {
 		}
 	}
 }
+
+func TestPathRule(t *testing.T) {
+	tests := []struct {
+		name          string
+		rule          PathRule
+		path, wantErr string
+	}{
+		{"plain", PathRule{}, "/a/b", ""},
+		{"root", PathRule{}, "/", ""},
+		{"relative", PathRule{}, "a", `p: "a" must start with "/"`},
+		{"empty", PathRule{}, "", `p: "" must start with "/"`},
+		{"prefix", PathRule{Slash: 1}, "/api/", ""},
+		{"prefix without trailing slash", PathRule{Slash: 1}, "/api", `p: "/api" must start and end with "/"`},
+		{"trailing slash refused", PathRule{Slash: -1}, "/a/", `p: "/a/" must not end with "/"`},
+		{"too long", PathRule{MaxLen: 3}, "/abc", "p: must be at most 3 characters, got 4"},
+		{"query", PathRule{}, "/a?b", `p: "/a?b" must not contain a query or fragment`},
+		{"fragment", PathRule{}, "/a#b", `p: "/a#b" must not contain a query or fragment`},
+		{"space", PathRule{}, "/a b", `p: "/a b" must not contain whitespace or control characters`},
+		{"cookie separator", PathRule{Cookie: true}, "/a;Domain=x", `p: "/a;Domain=x" must not contain ';' or ','`},
+		{"comma without Cookie", PathRule{}, "/a,b", ""},
+		{"dot-dot", PathRule{NoDotDot: true}, "/a/../b", `p: "/a/../b" must not contain ".."`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { checkErr(t, tt.rule.Check("p", tt.path), tt.wantErr) })
+	}
+}
