@@ -44,21 +44,7 @@ func TestMetricsPage(t *testing.T) {
 		t.Fatalf("back-channel logout with a malformed token: %d %s", r.status, r.body)
 	}
 
-	page, err := metricstest.Scrape(s.MetricsAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	documented, err := metricstest.Documented("oauth_agent_", "../docs/contract.md", "../docs/operations.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(documented) < 10 {
-		t.Fatalf("the docs name %d agent series (%q): the pattern no longer finds them", len(documented), documented)
-	}
-	want := append(documented, "go_goroutines", "go_memstats_alloc_bytes", "process_resident_memory_bytes", "process_cpu_seconds_total")
-	if missing := metricstest.Missing(page, want...); len(missing) > 0 {
-		t.Errorf("/metrics lacks %q:\n%s", missing, page)
-	}
+	metricstest.WantDocumented(t, s.MetricsAddr().String(), "../docs", "oauth_agent_")
 }
 
 // TestASCallsCounted: every call the agent makes to the Authorization

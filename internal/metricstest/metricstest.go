@@ -8,10 +8,12 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -68,9 +70,35 @@ func Names(page string) map[string]bool {
 	return names
 }
 
-// Documented returns the series names starting with prefix (as
-// "oauth_proxy_") that the Markdown files mention, sorted, each once.
-func Documented(prefix string, files ...string) ([]string, error) {
+// WantDocumented scrapes the metrics listener at addr and fails t unless
+// the page has the Go runtime's and the process's series (go_goroutines,
+// go_memstats_alloc_bytes, process_resident_memory_bytes,
+// process_cpu_seconds_total) and every series starting with prefix (as
+// "oauth_proxy_") that contract.md and operations.md in the folder docs name,
+// but those in except.
+func WantDocumented(t testing.TB, addr, docs, prefix string, except ...string) {
+	t.Helper()
+	page, err := Scrape(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := documented(prefix, filepath.Join(docs, "contract.md"), filepath.Join(docs, "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) < 5 {
+		t.Fatalf("the docs name %d series starting with %s (%q): the pattern no longer finds them", len(names), prefix, names)
+	}
+	names = slices.DeleteFunc(names, func(n string) bool { return slices.Contains(except, n) })
+	names = append(names, "go_goroutines", "go_memstats_alloc_bytes", "process_resident_memory_bytes", "process_cpu_seconds_total")
+	if lack := missing(page, names...); len(lack) > 0 {
+		t.Errorf("/metrics lacks %q:\n%s", lack, page)
+	}
+}
+
+// documented returns the series names starting with prefix that the
+// Markdown files mention, sorted, each once.
+func documented(prefix string, files ...string) ([]string, error) {
 	re := regexp.MustCompile(`\b` + regexp.QuoteMeta(prefix) + `[a-z0-9_]+`)
 	var names []string
 	for _, f := range files {
@@ -84,9 +112,9 @@ func Documented(prefix string, files ...string) ([]string, error) {
 	return slices.Compact(names), nil
 }
 
-// Missing returns the names that page has no series of; a histogram's name
+// missing returns the names that page has no series of; a histogram's name
 // is there when its _bucket series are.
-func Missing(page string, names ...string) []string {
+func missing(page string, names ...string) []string {
 	have := Names(page)
 	var missing []string
 	for _, n := range names {

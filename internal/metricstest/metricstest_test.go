@@ -44,14 +44,14 @@ func TestSample(t *testing.T) {
 func TestMissing(t *testing.T) {
 	doc := filepath.Join(t.TempDir(), "doc.md")
 	os.WriteFile(doc, []byte("The series: `th_requests_total{route}`, `th_latency_seconds{route}`, `th_up`, `th_gone`; th_up again.\n"), 0o600)
-	names, err := Documented("th_", doc)
+	names, err := documented("th_", doc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"th_gone", "th_latency_seconds", "th_requests_total", "th_up"}; !slices.Equal(names, want) {
-		t.Fatalf("Documented = %q, want %q", names, want)
+		t.Fatalf("documented = %q, want %q", names, want)
 	}
-	if got := Missing(page, names...); !slices.Equal(got, []string{"th_gone"}) {
-		t.Errorf("Missing = %q, want [th_gone]", got)
+	if got := missing(page, names...); !slices.Equal(got, []string{"th_gone"}) {
+		t.Errorf("missing = %q, want [th_gone]", got)
 	}
 }
