@@ -345,34 +345,12 @@ func TestCodeFlow(t *testing.T) {
 	if id.header["alg"] != "RS256" || id.header["kid"] != keySet(t, s).Keys[0].KeyID {
 		t.Errorf("ID token header %v", id.header)
 	}
-	for claim, want := range map[string]string{
-		"iss": s.URL, "sub": "demo-user", "aud": s.ClientID, "azp": s.ClientID,
-		"nonce": l.nonce, "name": "Demo User", "email": "demo-user@example.com",
-	} {
-		if got := id.str(claim); got != want {
-			t.Errorf("ID token %s = %q, want %q", claim, got, want)
-		}
+	// The claims are oidcfake's (TestRedeem); astest's are its user's.
+	if id.str("sub") != "demo-user" || id.str("nonce") != l.nonce || id.str("name") != "Demo User" || id.str("email") != "demo-user@example.com" {
+		t.Errorf("ID token claims %v", id.claims)
 	}
-	if life := id.time("exp").Sub(id.time("iat")); life != 5*time.Minute {
-		t.Errorf("ID token lifetime %v", life)
-	}
-	if id.claims["auth_time"] == nil {
-		t.Error("ID token without auth_time")
-	}
-
-	at := parseJWT(t, s, tok.AccessToken)
-	if at.verifyErr != nil {
-		t.Fatalf("access token does not verify: %v", at.verifyErr)
-	}
-	for claim, want := range map[string]string{
-		"iss": s.URL, "sub": "demo-user", "aud": "api", "client_id": s.ClientID, "scope": "openid profile email",
-	} {
-		if got := at.str(claim); got != want {
-			t.Errorf("access token %s = %q, want %q", claim, got, want)
-		}
-	}
-	if at.str("jti") == "" || at.time("exp").Sub(at.time("iat")) != 5*time.Minute {
-		t.Errorf("access token claims %v", at.claims)
+	if at := parseJWT(t, s, tok.AccessToken); at.verifyErr != nil || at.str("aud") != "api" || at.str("client_id") != s.ClientID {
+		t.Errorf("access token claims %v, verify %v", at.claims, at.verifyErr)
 	}
 
 	resp, ui := userinfo(t, s, tok.AccessToken)

@@ -22,7 +22,7 @@ var TestSupport = map[string]string{
 	Module + "/internal/bintest":               "builds and runs the binaries in black-box tests (and links package testing)",
 	Module + "/internal/harness":               "starts the parts on loopback for bench/run and loadtest/run; a daemon never starts another",
 	Module + "/agent/astest":                   "a fake Authorization Server with fault switches, for tests",
-	Module + "/internal/oidcfake":              "the fake OpenID Providers' shared protocol pieces, for tests and the development IdP",
+	Module + "/internal/oidcfake":              "the fake OpenID Providers' core (grant store, tokens, keys), for tests and the development IdP",
 	Module + "/examples/":                      "the development stack: never part of a daemon",
 	Module + "/nginx/nginxtest":                "runs real NGINX in tests",
 	Module + "/internal/metricstest":           "reads the daemons' metrics pages in tests and harnesses; a daemon writes its page, never parses one",

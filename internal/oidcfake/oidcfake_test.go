@@ -261,6 +261,14 @@ func TestRedeem(t *testing.T) {
 		if err != nil || tok.Headers[0].ExtraHeaders["typ"] != "at+jwt" {
 			t.Fatalf("access token: %v", err)
 		}
+		var at accessClaims
+		if _, err := p.Verify(resp.AccessToken, &at); err != nil {
+			t.Fatal(err)
+		}
+		if at != (accessClaims{Issuer: p.Issuer, Subject: "alice", Audience: "api", ClientID: "c", Scope: "openid profile",
+			Name: "Alice", IssuedAt: now.Unix(), Expiry: now.Add(1500 * time.Millisecond).Unix(), AuthTime: now.Unix(), ID: at.ID}) || at.ID == "" {
+			t.Errorf("access token claims %+v", at)
+		}
 		var id IDClaims
 		if _, err := p.Verify(resp.IDToken, &id); err != nil {
 			t.Fatal(err)
