@@ -171,17 +171,10 @@ func (r RedisRevocation) parse(setting string) (RedisSettings, error) {
 	if r.PasswordFile != nil {
 		src := redisPasswordSource
 		src.FileSetting = setting + ".password_file"
-		data, err := src.readFile(*r.PasswordFile)
-		if err != nil {
+		var err error
+		if s.Password, err = src.readSecret(*r.PasswordFile, "password"); err != nil {
 			return s, err
 		}
-		// Editors end files with a line ending; the password does not.
-		data = strings.TrimSuffix(data, "\n")
-		data = strings.TrimSuffix(data, "\r")
-		if data == "" {
-			return s, Errorf(src.FileSetting, "%s holds no password: the file is empty", *r.PasswordFile)
-		}
-		s.Password = data
 	}
 	s.TLS = ValueOr(r.TLS, false)
 	s.KeyPrefix = ValueOr(r.KeyPrefix, DefaultRedisKeyPrefix)

@@ -78,6 +78,21 @@ func (s Source) readFile(path string) (string, error) {
 	return string(data), nil
 }
 
+// readSecret reads the file the FileSetting names, which holds one secret
+// (noun, for the message): one final line ending is dropped, as editors
+// add it; an empty secret is an error.
+func (s Source) readSecret(path, noun string) (string, error) {
+	data, err := s.readFile(path)
+	if err != nil {
+		return "", err
+	}
+	data = strings.TrimSuffix(strings.TrimSuffix(data, "\n"), "\r")
+	if data == "" {
+		return "", Errorf(s.FileSetting, "%s holds no %s: the file is empty", path, noun)
+	}
+	return data, nil
+}
+
 // checkPrivate refuses a mode with any permission bit for group or others.
 // Windows has no such bits (os reports 0666 or 0444 for every file), so it
 // is not checked there.
@@ -109,18 +124,23 @@ func Loopback(listeners ...string) bool {
 		if l == "" || strings.HasPrefix(l, "unix:") {
 			continue
 		}
-		host, _, err := net.SplitHostPort(l)
-		if err != nil {
-			return false
-		}
-		if host == "localhost" {
-			continue
-		}
-		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		if host, _, err := net.SplitHostPort(l); err != nil || !loopbackHost(host, false) {
 			return false
 		}
 	}
 	return true
+}
+
+// loopbackHost reports whether host is localhost or a loopback address,
+// or with names a name under .localhost too (RFC 6761 §6.3: browsers
+// resolve them to loopback; a listener's resolver need not).
+func loopbackHost(host string, names bool) bool {
+	host = strings.ToLower(host)
+	if host == "localhost" || names && strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // LoopbackURLs reports whether every URL of urls names a host only this
@@ -132,15 +152,7 @@ func LoopbackURLs(urls ...string) bool {
 		if raw == "" {
 			continue // a setting left out
 		}
-		u, err := url.Parse(raw)
-		if err != nil || u.Host == "" {
-			return false
-		}
-		host := strings.ToLower(u.Hostname())
-		if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-			continue
-		}
-		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		if u, err := url.Parse(raw); err != nil || u.Host == "" || !loopbackHost(u.Hostname(), true) {
 			return false
 		}
 	}
@@ -228,17 +240,7 @@ func (s Source) Secret(value, file *string, getenv func(string) string) (string,
 		}
 		return *value, nil
 	case s.FileSetting:
-		data, err := s.readFile(*file)
-		if err != nil {
-			return "", err
-		}
-		// Editors end files with a line ending; the secret does not.
-		data = strings.TrimSuffix(data, "\n")
-		data = strings.TrimSuffix(data, "\r")
-		if data == "" {
-			return "", Errorf(s.FileSetting, "%s holds no secret: the file is empty", *file)
-		}
-		return data, nil
+		return s.readSecret(*file, "secret")
 	default:
 		return env, nil
 	}
