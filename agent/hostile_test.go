@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -38,12 +37,7 @@ func TestHostileClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	bintest.Serve(t, srv.Serve, srv.Shutdown)
 	bintest.Eventually(t, 5*time.Second, "the agent to become ready", srv.Agent.Ready)
 	post := func(path, headers string) string {
 		return "POST /oauth-agent" + path + " HTTP/1.1\r\nHost: api\r\n" + headers + "Content-Length: 0\r\n\r\n"

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -23,8 +22,7 @@ func TestMetricsPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go s.Serve()
-	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	bintest.Serve(t, s.Serve, s.Shutdown)
 	waitReady(t, s.Agent, logs)
 	a := &testAgent{t: t, as: as, agent: s.Agent, cfg: cfg, url: "http://" + s.Addr().String(), logs: logs}
 

@@ -226,8 +226,7 @@ func TestRevocationFeedOnOpsListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve()
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	bintest.Serve(t, srv.Serve, srv.Shutdown)
 	e := revocation.Entry{Kind: revocation.BySID, Digest: session.HashSID(as.URL, "sid-1"), At: time.Now().Unix(), Expires: time.Now().Add(time.Hour).Unix()}
 	if err := srv.Agent.rev.record(e); err != nil {
 		t.Fatal(err)

@@ -305,33 +305,21 @@ func startProxy(t *testing.T, yaml string) string {
 // its log is shown when the test failed.
 func serve(t *testing.T, name string, run func() error, shutdown func(context.Context) error, logs *bintest.Buffer) {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- run() }()
+	// Cleanups run last first: bintest.Serve's stops the server, then this
+	// one prints its log.
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := shutdown(ctx); err != nil {
-			t.Errorf("%s shutdown: %v", name, err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("%s: %v", name, err)
-		}
 		if t.Failed() {
 			t.Logf("%s log:\n%s", name, logs.String())
 		}
 	})
+	bintest.Serve(t, run, shutdown)
 }
 
 // serveSPA serves the demo SPA with cfg on ln until the test ends.
 func serveSPA(t *testing.T, ln net.Listener, cfg spa.Config) {
 	t.Helper()
 	srv := &http.Server{Handler: spa.Handler(cfg), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	bintest.Serve(t, func() error { return srv.Serve(ln) }, srv.Shutdown)
 }
 
 // accessLog returns NGINX's access log so far.

@@ -5,7 +5,6 @@ package nginx_test
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -248,12 +247,7 @@ log: {level: warn}
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	bintest.Serve(t, srv.Serve, srv.Shutdown)
 	return srv.Addr().String()
 }
 

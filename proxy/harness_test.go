@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -162,12 +161,7 @@ func startProxyWith(t *testing.T, config func(addr, newKey, oldKey, extra string
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	bintest.Serve(t, srv.Serve, srv.Shutdown)
 	old, _ := crypto.NewKeyring(oldKey)
 	codec, err := session.NewCodec(cfg.Keys, crypto.FormatV2)
 	if err != nil {

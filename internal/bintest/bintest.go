@@ -364,6 +364,25 @@ func PickPorts(n int) ([]int, error) {
 	return ports, nil
 }
 
+// Serve runs serve in a goroutine until the test ends, then calls shutdown
+// with 5 s to finish. An error from either fails t, but
+// http.ErrServerClosed, which is how net/http's Serve says it was shut down.
+func Serve(t testing.TB, serve func() error, shutdown func(context.Context) error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	})
+}
+
 // WriteFile writes content to path with mode 0600.
 func WriteFile(t testing.TB, path, content string) {
 	t.Helper()
