@@ -168,11 +168,7 @@ func bench(ctx context.Context, o options, args []string, w io.Writer) (err erro
 	}
 	start := time.Now()
 	s, err := startStack(ctx, w, o.proxyEnv)
-	defer func() {
-		if s != nil {
-			s.Stop(w, o.verbose || err != nil)
-		}
-	}()
+	defer s.stop(w, o.verbose, &err)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/proxy"
 )
 
 // TestRunRefusesBadArguments: a bad command line stops the benchmark
@@ -33,5 +36,19 @@ func TestRunRefusesBadArguments(t *testing.T) {
 				t.Errorf("stdout %q, want nothing: no run started", stdout.String())
 			}
 		})
+	}
+}
+
+// TestProxyConfig: the benchmark's proxy configuration is one the proxy
+// accepts, with its auth endpoint on for auth_request mode and the extra
+// settings a variant adds.
+func TestProxyConfig(t *testing.T) {
+	s := &stack{key: string(crypto.GenerateKey().AppendHex(nil)), api: "127.0.0.1:9"}
+	cfg, err := proxy.ParseConfig(s.proxyConfig("127.0.0.1:1", "metrics_listen: 127.0.0.1:2\ntimeouts: {park: 0s}\n"), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:1" || cfg.MetricsListen != "127.0.0.1:2" || !cfg.AuthEndpoint || cfg.Warnings != nil {
+		t.Errorf("listen %s, metrics %s, auth endpoint %v, warnings %q", cfg.Listen, cfg.MetricsListen, cfg.AuthEndpoint, cfg.Warnings)
 	}
 }

@@ -29,11 +29,7 @@ func profile(ctx context.Context, o options, w io.Writer) (err error) {
 		return fmt.Errorf("-cpuprofile needs -o FILE for the profile")
 	}
 	s, err := startStack(ctx, w, o.proxyEnv)
-	defer func() {
-		if s != nil {
-			s.Stop(w, o.verbose || err != nil)
-		}
-	}()
+	defer s.stop(w, o.verbose, &err)
 	if err != nil {
 		return err
 	}
@@ -54,16 +50,7 @@ func profile(ctx context.Context, o options, w io.Writer) (err error) {
 			return err
 		}
 	}
-	cfg, err := proxy.ParseConfig([]byte(fmt.Sprintf(`listen: %s
-cookie: {prefix: %s}
-encryption_keys: [%q]
-trusted_web_origins: [%q]
-routes:
-  - {path_prefix: /api/, upstream: "http://%s"}
-# One proxy serves both modes here; only NGINX reaches it.
-auth_endpoint: true
-log: {level: warn, format: json}
-`, listen, cookiePrefix, s.key, origin, s.api)), os.Getenv)
+	cfg, err := proxy.ParseConfig(s.proxyConfig(listen, ""), os.Getenv)
 	if err != nil {
 		return err
 	}

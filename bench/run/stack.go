@@ -79,6 +79,15 @@ func startStack(ctx context.Context, w io.Writer, env []string) (*stack, error) 
 	return s, nil
 }
 
+// stop, deferred with the run's error, stops the stack and prints what the
+// processes logged with -v or when the run failed. A nil stack (its
+// directory could not be made) has nothing to stop.
+func (s *stack) stop(w io.Writer, verbose bool, err *error) {
+	if s != nil {
+		s.Stop(w, verbose || *err != nil)
+	}
+}
+
 // jwtShaped returns an access token of n bytes with a JWT's shape: a
 // base64url header, claims and a 342-character RS256 signature. Neither
 // the proxies nor the API check its signature: the proxy's job is the
@@ -99,6 +108,23 @@ func jwtShaped(n int) string {
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
+// proxyConfig is the configuration of the benchmark's oauth-proxy
+// listening on listen ("host:port" or "unix:/path"), routing /api/ to the
+// API, with extra YAML appended.
+func (s *stack) proxyConfig(listen, extra string) []byte {
+	return fmt.Appendf(nil, `# oauth-proxy of the benchmark (bench/run)
+listen: %s
+cookie: {prefix: %s}
+encryption_keys: [%q]
+trusted_web_origins: [%q]
+routes:
+  - {path_prefix: /api/, upstream: "http://%s"}
+# One proxy serves both modes here; only NGINX reaches it.
+auth_endpoint: true
+log: {level: warn, format: json}
+%s`, listen, cookiePrefix, s.key, origin, s.api, extra)
+}
+
 // process is an oauth-proxy or oauth2-proxy the stack started.
 type process struct {
 	*harness.Process
@@ -114,19 +140,7 @@ func (s *stack) startProxy(ctx context.Context, name, listen string, extra ...st
 		return nil, err
 	}
 	conf := filepath.Join(s.Dir, name+".yaml")
-	yaml := fmt.Appendf(nil, `# oauth-proxy of the benchmark (bench/run)
-listen: %s
-metrics_listen: %s
-cookie: {prefix: %s}
-encryption_keys: [%q]
-trusted_web_origins: [%q]
-routes:
-  - {path_prefix: /api/, upstream: "http://%s"}
-# One proxy serves both modes here; only NGINX reaches it.
-auth_endpoint: true
-log: {level: warn, format: json}
-%s`, listen, metrics, cookiePrefix, s.key, origin, s.api, strings.Join(extra, ""))
-	if err := os.WriteFile(conf, yaml, 0o600); err != nil {
+	if err := os.WriteFile(conf, s.proxyConfig(listen, "metrics_listen: "+metrics+"\n"+strings.Join(extra, "")), 0o600); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(filepath.Join(s.bin, "oauth-proxy"), "-config", conf)
