@@ -34,28 +34,18 @@ type Found struct {
 // instead of being resolved by order.
 func (n *Names) Scan(f *Found, rc *RawCookies) {
 	*f = Found{}
-	for _, h := range *rc {
-		for len(h) > 0 {
-			var pair []byte
-			pair, h = nextPair(h)
-			if len(pair) == 0 {
-				continue
-			}
-			name, value := splitPair(pair)
-			slot, bit, ok := n.parse(name)
-			if !ok {
-				continue
-			}
-			if f.seen[slot]&(1<<bit) != 0 {
-				f.ambiguous = true
-				continue
-			}
-			f.seen[slot] |= 1 << bit
-			if value == nil {
-				value = pair[:0]
-			}
-			f.vals[slot][bit] = value
+	for pair := range rc.pairs {
+		name, value := splitPair(pair)
+		slot, bit, ok := n.parse(name)
+		if !ok {
+			continue
 		}
+		if f.seen[slot]&(1<<bit) != 0 {
+			f.ambiguous = true
+			continue
+		}
+		f.seen[slot] |= 1 << bit
+		f.vals[slot][bit] = value
 	}
 	for _, seen := range f.seen {
 		chunks := seen >> 1

@@ -14,19 +14,9 @@ type RawCookies [][]byte
 // match exactly (case-sensitive); a pair without '=' has the empty name, as
 // browsers send it.
 func (rc *RawCookies) Cookie(name string) []byte {
-	for _, h := range *rc {
-		for len(h) > 0 {
-			var pair []byte
-			pair, h = nextPair(h)
-			if len(pair) == 0 {
-				continue
-			}
-			if k, v := splitPair(pair); string(k) == name {
-				if v == nil {
-					v = pair[:0]
-				}
-				return v
-			}
+	for pair := range rc.pairs {
+		if k, v := splitPair(pair); string(k) == name {
+			return v
 		}
 	}
 	return nil
@@ -36,20 +26,31 @@ func (rc *RawCookies) Cookie(name string) []byte {
 // name is not in drop, in their order and byte for byte, joined by "; ".
 func (rc *RawCookies) AppendWithout(dst []byte, drop []string) []byte {
 	start := len(dst)
+	for pair := range rc.pairs {
+		if contains(drop, pairName(pair)) {
+			continue
+		}
+		if len(dst) > start {
+			dst = append(dst, ';', ' ')
+		}
+		dst = append(dst, pair...)
+	}
+	return dst
+}
+
+// pairs yields every non-empty "name=value" pair of the header values, in
+// order, trimmed of spaces and tabs. Only the pair needs the caller's eye:
+// the ';' separators and empty pairs are pairs' business.
+func (rc *RawCookies) pairs(yield func(pair []byte) bool) {
 	for _, h := range *rc {
 		for len(h) > 0 {
 			var pair []byte
 			pair, h = nextPair(h)
-			if len(pair) == 0 || contains(drop, pairName(pair)) {
-				continue
+			if len(pair) > 0 && !yield(pair) {
+				return
 			}
-			if len(dst) > start {
-				dst = append(dst, ';', ' ')
-			}
-			dst = append(dst, pair...)
 		}
 	}
-	return dst
 }
 
 // nextPair splits off the first ';'-separated pair of h, trimmed of spaces
@@ -63,7 +64,8 @@ func nextPair(h []byte) (pair, rest []byte) {
 }
 
 // splitPair returns the trimmed name and value of "name=value"; a pair
-// without '=' is a value with the empty name (RFC 6265bis §5.6).
+// without '=' is a value with the empty name (RFC 6265bis §5.6). Neither is
+// nil when pair is not: a present but empty value counts as present.
 func splitPair(pair []byte) (name, value []byte) {
 	if i := bytes.IndexByte(pair, '='); i >= 0 {
 		return trimSpace(pair[:i]), trimSpace(pair[i+1:])
