@@ -18,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tokenhandler/tokenhandler/agent/astest"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
 // --- helpers -----------------------------------------------------------------
@@ -1098,12 +1099,7 @@ func TestClose(t *testing.T) {
 	}()
 	// Wait until the request is inside the server, then Close must not wait
 	// out the delay.
-	for deadline := time.Now().Add(5 * time.Second); s.Count("token:authorization_code") == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("token request never arrived")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	bintest.Eventually(t, 5*time.Second, "the token request", func() bool { return s.Count("token:authorization_code") > 0 })
 	start := time.Now()
 	s.Close()
 	s.Close()
