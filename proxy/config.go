@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/park"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 )
 
@@ -119,7 +120,9 @@ type Timeouts struct {
 	ShutdownDelay time.Duration
 	// Park is how long a keep-alive connection waits idle before it is
 	// parked: its goroutine and buffers are released until the client's
-	// next request. Default 1s; 0 turns parking off, else at least 100ms.
+	// next request (package park). Default 1s, but 0 (off) when Listen is
+	// a Unix socket or a loopback address (behind NGINX); 0 turns parking
+	// off, else at least 100ms.
 	Park time.Duration
 }
 
@@ -270,7 +273,7 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	if _, err = f.Timeouts.Park.Range("timeouts.park", 0, 0, time.Hour); err != nil {
 		return nil, err
 	}
-	if c.Timeouts.Park, err = f.Timeouts.Park.OffOrAtLeast("timeouts.park", time.Second, 100*time.Millisecond, "off"); err != nil {
+	if c.Timeouts.Park, err = f.Timeouts.Park.OffOrAtLeast("timeouts.park", park.DefaultAfter(c.Listen), 100*time.Millisecond, "off"); err != nil {
 		return nil, err
 	}
 

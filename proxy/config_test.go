@@ -122,7 +122,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		AuthEndpoint:        true, // no routes: auth_request mode
 		CookieFormat:        crypto.FormatV2,
 		MaxLifetime:         12 * time.Hour,
-		Timeouts:            Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, Upstream: 30 * time.Second, Shutdown: 30 * time.Second, Park: time.Second},
+		Timeouts:            Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, Upstream: 30 * time.Second, Shutdown: 30 * time.Second, Park: 0}, // loopback: behind NGINX, no parking
 		Limits:              Limits{MaxRequestHeaderBytes: 16384, MaxBodyBytes: 10485760},
 		Log:                 Log{Level: zerolog.InfoLevel, Format: "json"},
 	}
@@ -200,6 +200,16 @@ func TestParseConfigAccepts(t *testing.T) {
 		{"anchors and aliases", configBase + "timeouts: {read: &t 5s, write: *t}\n", func(t *testing.T, c *Config) {
 			if c.Timeouts.Write != 5*time.Second {
 				t.Errorf("Timeouts.Write = %v, want 5s", c.Timeouts.Write)
+			}
+		}},
+		{"parking by default where browsers reach the listener", "listen: 0.0.0.0:8081\n" + strings.Replace(configBase, configTestKey, newConfigTestKey(), 1), func(t *testing.T, c *Config) {
+			if c.Timeouts.Park != time.Second {
+				t.Errorf("Timeouts.Park = %v with listen 0.0.0.0, want 1s", c.Timeouts.Park)
+			}
+		}},
+		{"parking on a Unix socket when asked", "listen: unix:/run/p.sock\n" + configBase + "timeouts: {park: 2s}\n", func(t *testing.T, c *Config) {
+			if c.Timeouts.Park != 2*time.Second {
+				t.Errorf("Timeouts.Park = %v, want 2s", c.Timeouts.Park)
 			}
 		}},
 		{"parking off", configBase + "timeouts: {park: 0s}\n", func(t *testing.T, c *Config) {

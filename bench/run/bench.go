@@ -129,7 +129,9 @@ func startVariants(ctx context.Context, s *stack, o options) ([]*variant, error)
 		name, what, extra string
 		on                bool
 	}{
-		{"edge", "oauth-proxy → API", "", want("edge")},
+		// Edge mode faces browsers; on the harness's loopback address
+		// parking would be off by default (internal/park.DefaultAfter).
+		{"edge", "oauth-proxy → API", "timeouts: {park: 1s}\n", want("edge")},
 		{"edge-nopark", "oauth-proxy → API, timeouts.park 0s", "timeouts: {park: 0s}\n", o.only["edge-nopark"]},
 	} {
 		if !e.on {
@@ -300,7 +302,7 @@ func idleCheck(ctx context.Context, s *stack, n int, headers [][2]string) (*idle
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.startProxy(ctx, "oauth-proxy-idle", addr)
+	p, err := s.startProxy(ctx, "oauth-proxy-idle", addr, "timeouts: {park: 1s}\n") // edge mode, as browsers reach it
 	if err != nil {
 		return nil, err
 	}

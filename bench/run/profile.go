@@ -50,7 +50,11 @@ func profile(ctx context.Context, o options, w io.Writer) (err error) {
 			return err
 		}
 	}
-	cfg, err := proxy.ParseConfig(s.proxyConfig(listen, ""), os.Getenv)
+	extra := ""
+	if mode == "" { // edge and idle: browsers reach the proxy, which parks as in edge mode (park.DefaultAfter)
+		extra = "timeouts: {park: 1s}\n"
+	}
+	cfg, err := proxy.ParseConfig(s.proxyConfig(listen, extra), os.Getenv)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/internal/park"
 )
 
 // HTTP is what a daemon's main listener needs of its fasthttp server; the
@@ -70,9 +72,9 @@ type ServerConfig struct {
 	// ParkAfter > 0 parks keep-alive connections idle between requests
 	// for that long (up to 1.5 times as long): their goroutine, request
 	// context and buffers are released until the client's next request
-	// (park_linux.go; elsewhere, a warning is logged and nothing parks).
-	// Idle worker goroutines then end after ParkAfter (at least 1 s)
-	// instead of fasthttp's 10 s. ParkedGauge counts the parked
+	// (package park; elsewhere than on Linux, a warning is logged and
+	// nothing parks). Idle worker goroutines then end after ParkAfter (at
+	// least 1 s) instead of fasthttp's 10 s. ParkedGauge counts the parked
 	// connections.
 	ParkAfter   time.Duration
 	ParkedGauge string
@@ -124,15 +126,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	if cfg.ParkAfter > 0 {
-		// Idle worker goroutines end within twice this (fasthttp's default
-		// is 10 s): parked connections leave theirs behind.
-		s.http.MaxIdleWorkerDuration = max(cfg.ParkAfter, time.Second)
-		pl, err := newParkListener(s.ln, cfg.ParkAfter, s.http.MaxIdleWorkerDuration)
+		pl, err := park.Wrap(s.ln, s.http, cfg.ParkAfter)
 		if err != nil {
 			cfg.Log.Warn().Err(err).Msg("idle connections are not parked")
 		} else {
 			s.ln = pl
-			s.http.ConnState = pl.connState
 			cfg.Registry.NewGauge(cfg.ParkedGauge, func() float64 { return float64(pl.Parked()) })
 		}
 	}

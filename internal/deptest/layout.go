@@ -76,7 +76,7 @@ var Layout = map[string]DepChecker{
 	// revocation list with the agent.
 	"/proxy": {
 		Allowed: cat([]string{Module + "/proxy", Module + "/browser", Module + "/session", Module + "/crypto", "github.com/VictoriaMetrics/metrics",
-			Module + "/internal/daemon", Module + "/internal/settings", Module + "/revocation", "golang.org/x/net", "go.yaml.in/yaml/v3"},
+			Module + "/internal/daemon", Module + "/internal/park", Module + "/internal/settings", Module + "/revocation", "golang.org/x/net", "go.yaml.in/yaml/v3"},
 			sio, fasthttp, zerolog, goRedis),
 		BadDeps: map[string]string{
 			Module + "/agent":               daemons,
@@ -100,8 +100,15 @@ var Layout = map[string]DepChecker{
 	},
 	// Plumbing for both binaries: listeners, signals, logging, ops.
 	"/internal/daemon": {
-		Allowed:    cat([]string{Module + "/internal/daemon", "github.com/VictoriaMetrics/metrics", "golang.org/x/sys", "golang.org/x/net"}, fasthttp, zerolog),
+		Allowed:    cat([]string{Module + "/internal/daemon", Module + "/internal/park", "github.com/VictoriaMetrics/metrics", "golang.org/x/sys", "golang.org/x/net"}, fasthttp, zerolog),
 		BadDeps:    map[string]string{Module + "/agent": shared, Module + "/proxy": shared},
+		Production: true,
+	},
+	// Parking idle keep-alive connections: epoll and a fasthttp hook, nothing
+	// of the daemons.
+	"/internal/park": {
+		Allowed:    cat([]string{Module + "/internal/park"}, fasthttp),
+		BadDeps:    map[string]string{Module + "/internal/daemon": "the daemon's server uses it: linking the daemon would be an import cycle"},
 		Production: true,
 	},
 	// What both configuration files share: no server code.

@@ -1,6 +1,6 @@
 //go:build linux
 
-package daemon
+package park
 
 import (
 	"errors"
@@ -17,25 +17,17 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Parking. fasthttp serves each connection with a goroutine that keeps its
-// RequestCtx and read buffer while the connection waits, idle, for the
-// next keep-alive request: about 28 KiB a connection with the proxy's
-// 16 KiB header buffer, 280 MiB for 10,000 browsers that keep their
-// connections open between API calls. A parking listener takes such a
-// connection away from fasthttp once it has been idle for a while: the
-// serving goroutine reads a clean end of stream and returns, its buffers
-// go back to fasthttp's pools, and the socket waits in an epoll set of the
-// listener's own. When the client sends its next request, the socket
-// comes back out of Accept and fasthttp serves it as a new connection.
+// How it works. A Listener takes a connection away from fasthttp once it
+// has been idle for a while: the serving goroutine reads a clean end of
+// stream and returns, its buffers go back to fasthttp's pools, and the
+// socket waits in an epoll set of the listener's own. When the client
+// sends its next request, the socket comes back out of Accept and fasthttp
+// serves it as a new connection.
 //
 // A connection is parked only where fasthttp's read buffer is empty: at
 // the start of a keep-alive wait (fasthttp's StateIdle hook), before the
 // first byte of the next request. Nothing the client sent is lost, and a
 // connection that is serving a request is never touched.
-//
-// The price: fasthttp writes a buffered response larger than its write
-// buffer with one writev only to a *net.TCPConn or *net.UnixConn, so
-// through the wrapper such a response takes two writes.
 
 // The state of a parkConn is one atomic word: the low two bits are one of
 // these, and for connIdle the rest is the sweep epoch in which the
@@ -59,10 +51,10 @@ const connEpoll = -1
 // longAgo is the read deadline that ends a wait at once.
 var longAgo = time.Unix(1, 0)
 
-// parkListener is a net.Listener whose connections are parked after
-// being idle for a while. It serves one fasthttp.Server, whose ConnState
-// must be its connState.
-type parkListener struct {
+// Listener is a net.Listener whose connections are parked after being
+// idle for a while. It serves one fasthttp.Server, which [Wrap] sets up.
+// It is safe for concurrent use and must not be copied.
+type Listener struct {
 	net.Listener
 	tick time.Duration // the sweeper's period: half the idle time before parking
 	// workers is the server's MaxIdleWorkerDuration: an idle worker
@@ -110,12 +102,12 @@ const (
 	releaseEvery = time.Minute
 )
 
-// newParkListener wraps ln so that a connection idle between requests for
+// newListener wraps ln so that a connection idle between requests for
 // at least after (and less than 1.5 × after) is parked, until its next
 // request or the keep-alive deadline fasthttp set for it; workers is the
 // server's MaxIdleWorkerDuration. It starts three goroutines, which Close
-// ends.
-func newParkListener(ln net.Listener, after, workers time.Duration) (*parkListener, error) {
+// ends. Elsewhere than on Linux it fails (park_other.go).
+func newListener(ln net.Listener, after, workers time.Duration) (*Listener, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -136,7 +128,7 @@ func newParkListener(ln net.Listener, after, workers time.Duration) (*parkListen
 		ep.Close()
 		return nil, err
 	}
-	p := &parkListener{
+	p := &Listener{
 		Listener: ln,
 		tick:     max(after/2, time.Millisecond),
 		workers:  workers,
@@ -156,14 +148,14 @@ func newParkListener(ln net.Listener, after, workers time.Duration) (*parkListen
 }
 
 // Parked returns the number of connections parked now.
-func (p *parkListener) Parked() int64 {
+func (p *Listener) Parked() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return int64(len(p.parked))
 }
 
 // Accept returns the next new or woken connection.
-func (p *parkListener) Accept() (net.Conn, error) {
+func (p *Listener) Accept() (net.Conn, error) {
 	select {
 	case c := <-p.queue:
 		return c, nil
@@ -176,7 +168,7 @@ func (p *parkListener) Accept() (net.Conn, error) {
 
 // Close closes the listener and every parked connection; connections
 // fasthttp serves are fasthttp's to close.
-func (p *parkListener) Close() error {
+func (p *Listener) Close() error {
 	var err error
 	p.once.Do(func() {
 		p.mu.Lock()
@@ -207,7 +199,7 @@ func (p *parkListener) Close() error {
 }
 
 // epollCtl runs epoll_ctl on the epoll set, unless it is closed.
-func (p *parkListener) epollCtl(op, fd int, ev *syscall.EpollEvent) error {
+func (p *Listener) epollCtl(op, fd int, ev *syscall.EpollEvent) error {
 	var err error
 	if cerr := p.epRaw.Control(func(epfd uintptr) { err = syscall.EpollCtl(int(epfd), op, fd, ev) }); cerr != nil {
 		return cerr
@@ -216,7 +208,7 @@ func (p *parkListener) epollCtl(op, fd int, ev *syscall.EpollEvent) error {
 }
 
 // acceptLoop hands the underlying listener's connections to Accept.
-func (p *parkListener) acceptLoop() {
+func (p *Listener) acceptLoop() {
 	defer p.wg.Done()
 	for {
 		nc, err := p.Listener.Accept()
@@ -243,7 +235,7 @@ func (p *parkListener) acceptLoop() {
 
 // wrap returns nc as a parkConn, or as it is when it has no file
 // descriptor to wait on.
-func (p *parkListener) wrap(nc net.Conn) net.Conn {
+func (p *Listener) wrap(nc net.Conn) net.Conn {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return nc
@@ -263,8 +255,8 @@ func (p *parkListener) wrap(nc net.Conn) net.Conn {
 	return c
 }
 
-// connState is the fasthttp.Server's ConnState hook.
-func (p *parkListener) connState(nc net.Conn, s fasthttp.ConnState) {
+// ConnState is the fasthttp.Server's ConnState hook, which Wrap sets.
+func (p *Listener) ConnState(nc net.Conn, s fasthttp.ConnState) {
 	c, ok := nc.(*parkConn)
 	if !ok {
 		return
@@ -288,7 +280,7 @@ func (p *parkListener) connState(nc net.Conn, s fasthttp.ConnState) {
 
 // park takes c, whose serving goroutine has ended, into the epoll set. It
 // reports false when c must be closed instead.
-func (p *parkListener) park(c *parkConn) bool {
+func (p *Listener) park(c *parkConn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -313,7 +305,7 @@ func (p *parkListener) park(c *parkConn) bool {
 
 // takeLocked takes the connection of token out of the epoll set, or
 // returns nil if it is not parked (any more). p.mu is held.
-func (p *parkListener) takeLocked(token uint64) *parkConn {
+func (p *Listener) takeLocked(token uint64) *parkConn {
 	c := p.parked[token]
 	if c != nil {
 		delete(p.parked, token)
@@ -325,7 +317,7 @@ func (p *parkListener) takeLocked(token uint64) *parkConn {
 // unpark takes the connection of token out of the epoll set and back
 // among those fasthttp serves, or returns nil if it is not parked (any
 // more).
-func (p *parkListener) unpark(token uint64) *parkConn {
+func (p *Listener) unpark(token uint64) *parkConn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c := p.takeLocked(token)
@@ -337,7 +329,7 @@ func (p *parkListener) unpark(token uint64) *parkConn {
 
 // poll hands parked connections that became readable (a request, or the
 // client's close) back to Accept.
-func (p *parkListener) poll() {
+func (p *Listener) poll() {
 	defer p.wg.Done()
 	events := make([]syscall.EpollEvent, 128)
 	for {
@@ -362,7 +354,7 @@ func (p *parkListener) poll() {
 
 // wake hands c, just out of the epoll set, to Accept; it reports false
 // when the listener has closed.
-func (p *parkListener) wake(c *parkConn) bool {
+func (p *Listener) wake(c *parkConn) bool {
 	if c == nil {
 		return true
 	}
@@ -381,7 +373,7 @@ func (p *parkListener) wake(c *parkConn) bool {
 // fail stops parking when the poller can wait no more for another reason
 // than Close (an error it cannot recover from): the parked connections go
 // back to fasthttp, and idle ones stay with it.
-func (p *parkListener) fail() {
+func (p *Listener) fail() {
 	p.mu.Lock()
 	if p.closed { // Close closes the parked connections
 		p.mu.Unlock()
@@ -408,7 +400,7 @@ func (p *parkListener) fail() {
 // sweep parks the connections idle for two ticks or more, closes the
 // parked ones whose keep-alive deadline has passed, and returns memory
 // after a burst.
-func (p *parkListener) sweep() {
+func (p *Listener) sweep() {
 	defer p.wg.Done()
 	t := time.NewTicker(p.tick)
 	defer t.Stop()
@@ -476,10 +468,10 @@ func release() {
 	debug.FreeOSMemory()
 }
 
-// parkConn is a connection of a parkListener.
+// parkConn is a connection of a Listener.
 type parkConn struct {
 	net.Conn
-	p  *parkListener
+	p  *Listener
 	fd int
 
 	word atomic.Int64 // state and idle epoch, or connEpoll

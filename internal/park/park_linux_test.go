@@ -1,12 +1,13 @@
 //go:build linux
 
-package daemon
+package park
 
 import (
 	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -18,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
-	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/goleak"
 
@@ -28,41 +27,84 @@ import (
 
 const testPark = 100 * time.Millisecond
 
-// parkServer serves h on listen ("127.0.0.1:0" or "unix:/path") with
-// parking after testPark and fasthttp's idle timeout idle, streaming
-// request bodies as the proxy does. It is shut down at cleanup.
-func parkServer(t *testing.T, listen string, idle time.Duration, h fasthttp.RequestHandler) (*Server, *parkListener) {
-	t.Helper()
-	srv := HTTP{Handler: h, Read: 5 * time.Second, Write: 5 * time.Second, Idle: idle, StreamRequestBody: true}
-	s, err := NewServer(ServerConfig{
-		Listen:      listen,
-		HTTP:        srv,
-		Registry:    metrics.NewSet(),
-		ReadyGauge:  "test_ready",
-		ParkAfter:   testPark,
-		ParkedGauge: "test_parked",
-		Log:         zerolog.Nop(),
-	})
+// server is a fasthttp server set up as internal/daemon sets up the
+// proxy's, serving a parking Listener.
+type server struct {
+	srv    *fasthttp.Server
+	pl     *Listener
+	served chan error
+	once   sync.Once
+}
+
+// serverConfig is what startServer needs.
+type serverConfig struct {
+	listen     string // "127.0.0.1:0" or "unix:/path"
+	after      time.Duration
+	idle       time.Duration // fasthttp's keep-alive idle timeout
+	stream     bool          // StreamRequestBody, as the proxy sets it
+	handler    fasthttp.RequestHandler
+	parseError func(*fasthttp.RequestCtx, error)
+	logger     fasthttp.Logger // nil: none
+}
+
+// startServer serves c's handler with parking after c.after until
+// Shutdown, which runs at cleanup if the test did not call it.
+func startServer(tb testing.TB, c serverConfig) *server {
+	tb.Helper()
+	network, addr := "tcp", c.listen
+	if path, ok := strings.CutPrefix(c.listen, "unix:"); ok {
+		network, addr = "unix", path
+	}
+	ln, err := net.Listen(network, addr)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	pl, ok := s.ln.(*parkListener)
-	if !ok {
-		t.Fatalf("listener is a %T, want a *parkListener", s.ln)
+	if c.logger == nil {
+		c.logger = log.New(io.Discard, "", 0)
 	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
-	t.Cleanup(func() {
+	srv := &fasthttp.Server{Handler: c.handler, ErrorHandler: c.parseError, ReadTimeout: 5 * time.Second,
+		WriteTimeout: 5 * time.Second, IdleTimeout: c.idle, StreamRequestBody: c.stream, CloseOnShutdown: true, Logger: c.logger}
+	pl, err := Wrap(ln, srv, c.after)
+	if err != nil {
+		ln.Close()
+		tb.Fatal(err)
+	}
+	s := &server{srv: srv, pl: pl, served: make(chan error, 1)}
+	go func() { s.served <- srv.Serve(pl) }()
+	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
+			tb.Errorf("Shutdown: %v", err)
 		}
 	})
-	return s, pl
+	return s
+}
+
+// Addr returns the listener's address.
+func (s *server) Addr() net.Addr { return s.pl.Addr() }
+
+// Shutdown drains the server, closes the Listener (the parked connections
+// with it) and returns Serve's error; calls after the first return nil.
+func (s *server) Shutdown(ctx context.Context) error {
+	var err error
+	s.once.Do(func() {
+		err = s.srv.ShutdownWithContext(ctx)
+		s.pl.Close()
+		if serr := <-s.served; err == nil {
+			err = serr
+		}
+	})
+	return err
+}
+
+// parkServer serves h on listen ("127.0.0.1:0" or "unix:/path") with
+// parking after testPark and fasthttp's idle timeout idle, streaming
+// request bodies as the proxy does. It is shut down at cleanup.
+func parkServer(t *testing.T, listen string, idle time.Duration, h fasthttp.RequestHandler) (*server, *Listener) {
+	t.Helper()
+	s := startServer(t, serverConfig{listen: listen, after: testPark, idle: idle, stream: true, handler: h})
+	return s, s.pl
 }
 
 // echo answers "<method> <path> <body>" and counts its calls.
@@ -127,7 +169,7 @@ func (c *client) read(want string) {
 func get(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n" }
 
 // waitParked waits up to 3 s until n connections are parked.
-func waitParked(t *testing.T, pl *parkListener, n int64) {
+func waitParked(t *testing.T, pl *Listener, n int64) {
 	t.Helper()
 	if !bintest.Within(3*time.Second, func() bool { return pl.Parked() == n }) {
 		t.Fatalf("%d connections parked after 3 s, want %d", pl.Parked(), n)
@@ -136,7 +178,7 @@ func waitParked(t *testing.T, pl *parkListener, n int64) {
 
 // openParked opens n connections to s, each served one GET, and waits
 // until all are parked.
-func openParked(t *testing.T, s *Server, pl *parkListener, n int) []*client {
+func openParked(t *testing.T, s *server, pl *Listener, n int) []*client {
 	t.Helper()
 	var cs []*client
 	for i := range n {
@@ -151,13 +193,13 @@ func openParked(t *testing.T, s *Server, pl *parkListener, n int) []*client {
 
 // TestParkAndWake: an idle keep-alive connection is parked and its next
 // requests are served on the same connection, over TCP and a Unix socket,
-// as often as it goes idle; the gauge follows.
+// as often as it goes idle; Parked follows.
 func TestParkAndWake(t *testing.T) {
 	for _, network := range []string{"tcp", "unix"} {
 		t.Run(network, func(t *testing.T) {
 			listen := "127.0.0.1:0"
 			if network == "unix" {
-				listen = "unix:" + filepath.Join(socketDir(t), "p.sock")
+				listen = "unix:" + filepath.Join(t.TempDir(), "p.sock") // /tmp/TestParkAndWakeunix…/001: short enough for a socket path
 			}
 			var calls atomic.Int64
 			s, pl := parkServer(t, listen, 10*time.Second, echo(&calls))
@@ -174,11 +216,6 @@ func TestParkAndWake(t *testing.T) {
 			}
 			if n := calls.Load(); n != 4 {
 				t.Errorf("handler ran %d times, want 4", n)
-			}
-			var b strings.Builder
-			s.cfg.Registry.WritePrometheus(&b)
-			if !strings.Contains(b.String(), "test_parked ") {
-				t.Errorf("metrics have no test_parked gauge:\n%s", b.String())
 			}
 		})
 	}
@@ -274,22 +311,12 @@ func TestParkShutdown(t *testing.T) {
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
 	var calls atomic.Int64
-	srv := HTTP{Handler: echo(&calls), Read: 5 * time.Second, Write: 5 * time.Second, Idle: 10 * time.Second}
-	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", HTTP: srv, Registry: metrics.NewSet(), ReadyGauge: "r",
-		ParkAfter: testPark, ParkedGauge: "p", Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl := s.ln.(*parkListener)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
+	s := startServer(t, serverConfig{listen: "127.0.0.1:0", after: testPark, idle: 10 * time.Second, handler: echo(&calls)})
+	pl := s.pl
 	cs := openParked(t, s, pl, 20)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-served; err != nil {
 		t.Fatal(err)
 	}
 	for i, c := range cs {
@@ -350,15 +377,9 @@ func BenchmarkWake(b *testing.B) {
 	for _, parked := range []bool{false, true} {
 		b.Run(map[bool]string{false: "hot", true: "parked"}[parked], func(b *testing.B) {
 			var calls atomic.Int64
-			srv := HTTP{Handler: echo(&calls), Read: 5 * time.Second, Write: 5 * time.Second, Idle: time.Minute}
-			s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", HTTP: srv, Registry: metrics.NewSet(), ReadyGauge: "r",
-				ParkAfter: time.Hour, ParkedGauge: "p", Log: zerolog.Nop()}) // the benchmark parks by hand
-			if err != nil {
-				b.Fatal(err)
-			}
-			pl := s.ln.(*parkListener)
-			go s.Serve()
-			defer s.Shutdown(context.Background())
+			// The benchmark parks by hand.
+			s := startServer(b, serverConfig{listen: "127.0.0.1:0", after: time.Hour, idle: time.Minute, handler: echo(&calls)})
+			pl := s.pl
 			nc, err := net.Dial("tcp", s.Addr().String())
 			if err != nil {
 				b.Fatal(err)
@@ -400,16 +421,9 @@ func BenchmarkWake(b *testing.B) {
 func TestParkedClientResets(t *testing.T) {
 	var calls, parseErrors atomic.Int64
 	var logs bintest.Buffer
-	srv := HTTP{Handler: echo(&calls), ParseError: func(*fasthttp.RequestCtx, error) { parseErrors.Add(1) },
-		Read: 5 * time.Second, Write: 5 * time.Second, Idle: 10 * time.Second}
-	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", HTTP: srv, Registry: metrics.NewSet(), ReadyGauge: "r",
-		ParkAfter: testPark, ParkedGauge: "p", Log: zerolog.New(&logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl := s.ln.(*parkListener)
-	go s.Serve()
-	defer s.Shutdown(context.Background())
+	s := startServer(t, serverConfig{listen: "127.0.0.1:0", after: testPark, idle: 10 * time.Second, handler: echo(&calls),
+		parseError: func(*fasthttp.RequestCtx, error) { parseErrors.Add(1) }, logger: log.New(&logs, "", 0)})
+	pl := s.pl
 	for i := range 3 {
 		c := dialClient(t, "tcp", s.Addr().String())
 		c.write(get("/"))
