@@ -320,25 +320,18 @@ func checkUserinfoMethod(m *string) (string, error) {
 // is refused rather than ignored, so that the file does not claim an SPA
 // may set what it never can.
 func checkExtraParamsAllowed(names []string) ([]string, error) {
-	const setting = "extra_params_allowed"
 	if names == nil {
 		return slices.Clone(DefaultExtraParamsAllowed), nil
 	}
-	for i, name := range names {
-		itemSetting := fmt.Sprintf("%s[%d]", setting, i)
+	return slices.Clone(names), settings.CheckList("extra_params_allowed", names, strings.EqualFold, func(name string) error {
 		switch {
 		case name == "" || settings.HasSpaceOrControl(name):
-			return nil, settings.Errorf(itemSetting, "%q is not a parameter name", name)
+			return fmt.Errorf("%q is not a parameter name", name)
 		case reserved(name):
-			return nil, settings.Errorf(itemSetting, "%q is set by the agent and cannot come from the SPA", name)
+			return fmt.Errorf("%q is set by the agent and cannot come from the SPA", name)
 		}
-		for j := range i {
-			if strings.EqualFold(names[j], name) {
-				return nil, settings.Errorf(itemSetting, "%q repeats %s[%d]", name, setting, j)
-			}
-		}
-	}
-	return slices.Clone(names), nil
+		return nil
+	})
 }
 
 // check validates the cookie section and returns its max_age. Host-prefix
@@ -415,19 +408,13 @@ func checkAllowedAlgs(algs []string) ([]string, error) {
 	if len(algs) == 0 {
 		return nil, settings.Errorf(setting, "must list at least one algorithm")
 	}
-	for i, alg := range algs {
-		itemSetting := fmt.Sprintf("%s[%d]", setting, i)
+	return algs, settings.CheckList(setting, algs, settings.Same, func(alg string) error {
 		if strings.EqualFold(alg, "none") {
-			return nil, settings.Errorf(itemSetting, "%q is not allowed: ID tokens must be signed", alg)
+			return fmt.Errorf("%q is not allowed: ID tokens must be signed", alg)
 		}
 		if !slices.Contains(idTokenAlgs, alg) {
-			return nil, settings.Errorf(itemSetting, "%q is not supported: want one of %s", alg, strings.Join(idTokenAlgs, ", "))
+			return fmt.Errorf("%q is not supported: want one of %s", alg, strings.Join(idTokenAlgs, ", "))
 		}
-		for j := range i {
-			if algs[j] == alg {
-				return nil, settings.Errorf(itemSetting, "%q repeats %s[%d]", alg, setting, j)
-			}
-		}
-	}
-	return algs, nil
+		return nil
+	})
 }

@@ -409,24 +409,16 @@ func parseUpstream(s string) (Upstream, error) {
 // tokenSchemes validates allow_token_schemes: tokens (RFC 9110 §11.1), each
 // once, not Bearer (allow_tokens covers it), and only with allow_tokens.
 func (f *fileConfig) tokenSchemes() ([]string, error) {
-	if err := settings.CheckTokenList("allow_token_schemes", f.AllowTokenSchemes); err != nil {
-		return nil, err
-	}
 	if len(f.AllowTokenSchemes) > 0 && !f.AllowTokens {
 		return nil, settings.Errorf("allow_token_schemes", "needs allow_tokens: true")
 	}
-	for i, s := range f.AllowTokenSchemes {
-		setting := fmt.Sprintf("allow_token_schemes[%d]", i)
+	// Schemes are case-insensitive.
+	return f.AllowTokenSchemes, settings.CheckList("allow_token_schemes", f.AllowTokenSchemes, strings.EqualFold, func(s string) error {
 		if strings.EqualFold(s, "Bearer") {
-			return nil, settings.Errorf(setting, "Bearer passes with allow_tokens already; list other schemes only")
+			return fmt.Errorf("%q: Bearer passes with allow_tokens already; list other schemes only", s)
 		}
-		for j := range i {
-			if strings.EqualFold(s, f.AllowTokenSchemes[j]) {
-				return nil, settings.Errorf(setting, "%q repeats allow_token_schemes[%d] (schemes are case-insensitive)", s, j)
-			}
-		}
-	}
-	return f.AllowTokenSchemes, nil
+		return settings.CheckToken(s)
+	})
 }
 
 // defaultTrustedProxies is loopback: NGINX beside the proxy on the same host.

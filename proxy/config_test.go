@@ -256,7 +256,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"trusted_proxies zone", configBase + "trusted_proxies: [\"fe80::1%eth0\"]\n", `trusted_proxies[0]: "fe80::1%eth0" must not have an IPv6 zone`},
 		{"trusted_proxies mapped", configBase + "trusted_proxies: [\"::ffff:10.0.0.1\"]\n", `IPv4-mapped IPv6 address: write the IPv4 form`},
 		{"allow_token_schemes without allow_tokens", configBase + "allow_token_schemes: [DPoP]\n", "allow_token_schemes: needs allow_tokens: true"},
-		{"allow_token_schemes Bearer", configBase + "allow_tokens: true\nallow_token_schemes: [bearer]\n", "allow_token_schemes[0]: Bearer passes with allow_tokens already"},
+		{"allow_token_schemes Bearer", configBase + "allow_tokens: true\nallow_token_schemes: [bearer]\n", `allow_token_schemes[0]: "bearer": Bearer passes with allow_tokens already`},
 		{"allow_token_schemes twice", configBase + "allow_tokens: true\nallow_token_schemes: [DPoP, dpop]\n", `allow_token_schemes[1]: "dpop" repeats allow_token_schemes[0]`},
 		{"allow_token_schemes not a token", configBase + "allow_tokens: true\nallow_token_schemes: [\"Da Po\"]\n", "allow_token_schemes"},
 

@@ -144,19 +144,33 @@ func CheckWebOrigins(setting string, origins []string) error {
 	if len(origins) == 0 {
 		return Errorf(setting, "at least one origin is required, as http://www.example.localhost:3000")
 	}
-	for i, o := range origins {
-		itemSetting := fmt.Sprintf("%s[%d]", setting, i)
-		if _, err := originRule.Check(o); err != nil {
-			return Errorf(itemSetting, "%w", err)
+	return CheckList(setting, origins, Same, func(o string) error {
+		_, err := originRule.Check(o)
+		return err
+	})
+}
+
+// CheckList checks each item of the list setting with check, naming it by
+// its index, and refuses an item that is the same as an earlier one, as
+// same tells (nil: repeats are allowed). Pass [Same], or strings.EqualFold
+// for names compared case-insensitively.
+func CheckList(setting string, list []string, same func(a, b string) bool, check func(string) error) error {
+	for i, s := range list {
+		item := fmt.Sprintf("%s[%d]", setting, i)
+		if err := check(s); err != nil {
+			return Errorf(item, "%w", err)
 		}
 		for j := range i {
-			if origins[j] == o {
-				return Errorf(itemSetting, "%q repeats %s[%d]", o, setting, j)
+			if same != nil && same(list[j], s) {
+				return Errorf(item, "%q repeats %s[%d]", s, setting, j)
 			}
 		}
 	}
 	return nil
 }
+
+// Same reports whether a and b are the same, byte for byte: for [CheckList].
+func Same(a, b string) bool { return a == b }
 
 // PathRule is what a path setting may hold besides an absolute path ("/"
 // first) without a query, fragment, whitespace or control characters. It
@@ -283,18 +297,20 @@ func URLErrorReason(err error) error {
 }
 
 // CheckTokenList requires every header name or method in list to be a token
-// (RFC 9110 §5.6.2, formerly RFC 7230 §3.2.6). Wildcards are refused:
-// browsers do not honour "*" on requests with credentials, which are all the
-// token handler serves.
+// (RFC 9110 §5.6.2, formerly RFC 7230 §3.2.6): [CheckToken].
 func CheckTokenList(setting string, list []string) error {
-	for i, s := range list {
-		itemSetting := fmt.Sprintf("%s[%d]", setting, i)
-		if strings.Contains(s, "*") {
-			return Errorf(itemSetting, "%q: wildcards are not allowed with credentials; list each name", s)
-		}
-		if !isHTTPToken(s) {
-			return Errorf(itemSetting, "%q is not an RFC 7230 token", s)
-		}
+	return CheckList(setting, list, nil, CheckToken)
+}
+
+// CheckToken requires s to be a token (RFC 9110 §5.6.2). Wildcards are
+// refused: browsers do not honour "*" on requests with credentials, which
+// are all the token handler serves.
+func CheckToken(s string) error {
+	if strings.Contains(s, "*") {
+		return fmt.Errorf("%q: wildcards are not allowed with credentials; list each name", s)
+	}
+	if !isHTTPToken(s) {
+		return fmt.Errorf("%q is not an RFC 7230 token", s)
 	}
 	return nil
 }
