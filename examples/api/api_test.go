@@ -84,9 +84,16 @@ func (e *idp) token(t *testing.T, user string) string {
 	return tok.AccessToken
 }
 
+// api is the API trusting the IdP's JWTs, with change applied to its
+// options when not nil.
 func (e *idp) api(t *testing.T, change func(*api.Options)) *api.API {
 	t.Helper()
-	opts := api.Options{Issuer: e.issuer, JWKSURL: e.issuer + "/jwks", Audience: audience}
+	return newAPI(t, api.Options{Issuer: e.issuer, JWKSURL: e.issuer + "/jwks", Audience: audience}, change)
+}
+
+// newAPI builds the API with opts, changed by change when not nil.
+func newAPI(t *testing.T, opts api.Options, change func(*api.Options)) *api.API {
+	t.Helper()
 	if change != nil {
 		change(&opts)
 	}
@@ -510,6 +517,12 @@ func TestNew(t *testing.T) {
 		{"no audience", api.Options{Issuer: "http://a", JWKSURL: "http://a/jwks"}, "Audience"},
 		{"no JWKS URL", api.Options{Issuer: "http://a", Audience: "x"}, "JWKSURL"},
 		{"relative JWKS URL", api.Options{Issuer: "http://a", JWKSURL: "/jwks", Audience: "x"}, "absolute"},
+		{"userinfo with JWKS URL", api.Options{UserinfoURL: "http://a/me", JWKSURL: "http://a/jwks"}, "excludes"},
+		{"userinfo with issuer", api.Options{UserinfoURL: "http://a/me", Issuer: "http://a"}, "excludes"},
+		{"userinfo with audience", api.Options{UserinfoURL: "http://a/me", Audience: "x"}, "excludes"},
+		{"relative userinfo URL", api.Options{UserinfoURL: "/me"}, "absolute"},
+		{"userinfo URL not http", api.Options{UserinfoURL: "ftp://a/me"}, "absolute"},
+		{"userinfo cache too long", api.Options{UserinfoURL: "http://a/me", UserinfoCacheTTL: api.UserinfoCacheTTL + time.Second}, "UserinfoCacheTTL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := api.New(tc.opts)
