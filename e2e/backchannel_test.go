@@ -4,23 +4,14 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"regexp"
 	"testing"
 	"time"
 
-	"github.com/tokenhandler/tokenhandler/crypto"
-	"github.com/tokenhandler/tokenhandler/examples/api"
-	"github.com/tokenhandler/tokenhandler/examples/spa"
-	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/optest"
-	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/nginx"
-	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
 )
 
 // TestBackchannelLogoutInBrowser is back-channel logout (issue #13) in
@@ -38,38 +29,8 @@ func TestBackchannelLogoutInBrowser(t *testing.T) {
 	bin := needNGINX(t)
 	for _, mode := range []string{nginx.ModeUpstream, nginx.ModeAuthRequest} {
 		t.Run(mode, func(t *testing.T) {
-			spaLn := listen(t)
-			spaOrigin := fmt.Sprintf("http://www.example.localhost:%d", spaLn.Addr().(*net.TCPAddr).Port)
-			spaURL := spaOrigin + "/"
-			secret := rand.Text()
-			agentListen := bintest.FreeTCPAddr(t)
-			op := optest.Start(t, optest.Options{ClientSecret: secret, RedirectURI: spaURL,
-				BackchannelLogoutURI: "http://" + agentListen + "/oauth-agent/backchannel-logout"})
-			var discovery struct {
-				Userinfo string `json:"userinfo_endpoint"`
-			}
-			getJSON(t, op.Issuer+"/.well-known/openid-configuration", &discovery)
-			apiAddr := startAPI(t, api.Options{UserinfoURL: discovery.Userinfo, UserinfoCacheTTL: apiUserinfoTTL})
-
-			key := crypto.GenerateKey()
-			keys, err := crypto.NewKeyring(key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg := opAgentConfig(op.Issuer, secret, spaOrigin, spaURL, agentListen, keys)
-			cfg.Revocation = settings.RevocationSettings{Store: settings.StoreEmbedded, StateDir: t.TempDir()}
-			agentAddr, opsURL := startAgent(t, cfg)
-			proxyAddr := startProxy(t, opProxyYAML(key, spaOrigin, mode, apiAddr, fmt.Sprintf("revocation: {feed: %q}\n", opsURL)))
-			ng := nginxtest.Start(t, bin, mode, nginx.Params{
-				Agents: []string{agentAddr}, Proxies: []string{proxyAddr}, APIs: []string{apiAddr},
-			})
-			_, port, _ := net.SplitHostPort(ng.Addr())
-			apiBase := "http://api.example.localhost:" + port
-			serveSPA(t, spaLn, spa.Config{
-				AgentBaseURL:     apiBase + "/oauth-agent",
-				APIBaseURL:       apiBase + "/api",
-				CookieNamePrefix: cookiePrefix,
-			})
+			st := startOPStack(t, bin, mode, optest.Options{}, true)
+			op, spaURL := st.op, st.spaURL
 
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()

@@ -24,7 +24,9 @@ import (
 	"github.com/tokenhandler/tokenhandler/examples/api"
 	"github.com/tokenhandler/tokenhandler/examples/spa"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/internal/harness"
 	"github.com/tokenhandler/tokenhandler/internal/optest"
+	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/nginx"
 	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
 	"github.com/tokenhandler/tokenhandler/proxy"
@@ -69,42 +71,8 @@ func TestNGINXWithOIDCProvider(t *testing.T) {
 	bin := needNGINX(t)
 	for _, mode := range []string{nginx.ModeUpstream, nginx.ModeAuthRequest} {
 		t.Run(mode, func(t *testing.T) {
-			spaLn := listen(t)
-			spaOrigin := fmt.Sprintf("http://www.example.localhost:%d", spaLn.Addr().(*net.TCPAddr).Port)
-			spaURL := spaOrigin + "/"
-			secret := rand.Text()
-			op := optest.Start(t, optest.Options{ClientSecret: secret, RedirectURI: spaURL, AccessTokenTTL: opAccessTTL})
-
-			var discovery struct {
-				Userinfo string `json:"userinfo_endpoint"`
-			}
-			getJSON(t, op.Issuer+"/.well-known/openid-configuration", &discovery)
-			apiAddr := startAPI(t, api.Options{UserinfoURL: discovery.Userinfo, UserinfoCacheTTL: apiUserinfoTTL})
-
-			key := crypto.GenerateKey()
-			keys, err := crypto.NewKeyring(key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			agentAddr, metricsURL := startAgent(t, opAgentConfig(op.Issuer, secret, spaOrigin, spaURL, "127.0.0.1:0", keys))
-
-			// Upstream mode: the proxy forwards /api/ to the API. auth_request
-			// mode: the proxy only answers NGINX's auth subrequests, and NGINX
-			// calls the API.
-			proxyAddr := startProxy(t, opProxyYAML(key, spaOrigin, mode, apiAddr, ""))
-
-			ng := nginxtest.Start(t, bin, mode, nginx.Params{
-				Agents:  []string{agentAddr},
-				Proxies: []string{proxyAddr},
-				APIs:    []string{apiAddr},
-			})
-			_, port, _ := net.SplitHostPort(ng.Addr())
-			apiBase := "http://api.example.localhost:" + port
-			serveSPA(t, spaLn, spa.Config{
-				AgentBaseURL:     apiBase + "/oauth-agent",
-				APIBaseURL:       apiBase + "/api",
-				CookieNamePrefix: cookiePrefix,
-			})
+			st := startOPStack(t, bin, mode, optest.Options{AccessTokenTTL: opAccessTTL}, false)
+			op, spaURL, metricsURL := st.op, st.spaURL, st.opsURL
 
 			mark := op.Mark()
 			cookieFile := filepath.Join(t.TempDir(), "access-token-cookies.json")
@@ -118,7 +86,7 @@ func TestNGINXWithOIDCProvider(t *testing.T) {
 			// token was refused through NGINX, the SPA refreshed through NGINX
 			// and the retry passed; the provider ran the refresh grant and
 			// ended its session.
-			access := accessLog(t, ng)
+			access := accessLog(t, st.nginx)
 			for _, want := range []string{`"GET /api/hello" 200`, `"GET /api/hello" 401`, `"POST /api/echo" 200`,
 				`"POST /oauth-agent/refresh" 204`, `"POST /oauth-agent/logout" 200`} {
 				if !strings.Contains(access, want) {
@@ -140,7 +108,7 @@ func TestNGINXWithOIDCProvider(t *testing.T) {
 					t.Errorf("oidc-provider logged %d %q events, want none", n, event)
 				}
 			}
-			checkAccessTokens(t, keys, cookieFile)
+			checkAccessTokens(t, st.keys, cookieFile)
 		})
 	}
 }
@@ -224,6 +192,78 @@ func reassemble(name string, cookies map[string]string) ([]byte, int, error) {
 	return value, len(cookies), nil
 }
 
+// opStack is the deployment the browser tests against oidc-provider
+// drive, all on loopback: oidc-provider, the demo API checking its access
+// tokens at its userinfo endpoint, the OAuth Agent and the OAuth Proxy
+// in-process, NGINX in front of them in one mode, and the demo SPA on
+// www.example.localhost.
+type opStack struct {
+	spaURL string
+	op     *optest.Provider
+	keys   *crypto.Keyring // the agent's and the proxy's
+	nginx  *nginxtest.Process
+	opsURL string // the agent's ops listener: metrics, the revocation feed
+}
+
+// startOPStack starts an opStack with NGINX (bin) in mode and the provider
+// with o (its client secret and redirect URI filled in) until the test
+// ends. With backchannel the provider sends back-channel logouts to the
+// agent, which keeps the embedded revocation store under a state_dir, and
+// the proxy follows its feed.
+func startOPStack(t *testing.T, bin, mode string, o optest.Options, backchannel bool) *opStack {
+	t.Helper()
+	spaLn := listen(t)
+	spaOrigin := fmt.Sprintf("http://www.example.localhost:%d", spaLn.Addr().(*net.TCPAddr).Port)
+	s := &opStack{spaURL: spaOrigin + "/"}
+	o.ClientSecret, o.RedirectURI = rand.Text(), s.spaURL
+	agentListen := "127.0.0.1:0"
+	if backchannel {
+		agentListen = bintest.FreeTCPAddr(t)
+		o.BackchannelLogoutURI = "http://" + agentListen + "/oauth-agent/backchannel-logout"
+	}
+	s.op = optest.Start(t, o)
+	var discovery struct {
+		Userinfo string `json:"userinfo_endpoint"`
+	}
+	getJSON(t, s.op.Issuer+"/.well-known/openid-configuration", &discovery)
+	apiAddr := startAPI(t, api.Options{UserinfoURL: discovery.Userinfo, UserinfoCacheTTL: apiUserinfoTTL})
+
+	key := crypto.GenerateKey()
+	var err error
+	if s.keys, err = crypto.NewKeyring(key); err != nil {
+		t.Fatal(err)
+	}
+	cfg := harness.AgentConfig(s.op.Issuer, o.ClientSecret, spaOrigin, s.keys)
+	cfg.Listen, cfg.MetricsListen = agentListen, "127.0.0.1:0"
+	cfg.Log = agent.Log{Level: zerolog.InfoLevel}
+	if backchannel {
+		cfg.Revocation = settings.RevocationSettings{Store: settings.StoreEmbedded, StateDir: t.TempDir()}
+	}
+	var agentAddr string
+	agentAddr, s.opsURL = startAgent(t, cfg)
+	proxyExtra := ""
+	if backchannel {
+		proxyExtra = fmt.Sprintf("revocation: {feed: %q}\n", s.opsURL)
+	}
+	// Upstream mode: the proxy forwards /api/ to the API. auth_request
+	// mode: the proxy only answers NGINX's auth subrequests, and NGINX
+	// calls the API.
+	proxyAddr := startProxy(t, opProxyYAML(key, spaOrigin, mode, apiAddr, proxyExtra))
+	s.nginx = nginxtest.Start(t, bin, mode, nginx.Params{
+		Agents:  []string{agentAddr},
+		Proxies: []string{proxyAddr},
+		APIs:    []string{apiAddr},
+	})
+	_, port, _ := net.SplitHostPort(s.nginx.Addr())
+	apiBase := "http://api.example.localhost:" + port
+	serveSPA(t, spaLn, spa.Config{
+		AgentBaseURL:     apiBase + "/oauth-agent",
+		APIBaseURL:       apiBase + "/api",
+		CookieNamePrefix: cookiePrefix,
+	})
+	return s
+}
+
 // listen opens a loopback listener on a free port.
 func listen(t *testing.T) net.Listener {
 	t.Helper()
@@ -255,12 +295,7 @@ func startAPI(t *testing.T, opts api.Options) string {
 	}
 	ln := listen(t)
 	srv := &fasthttp.Server{Handler: a.Handler, NoDefaultServerHeader: true}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.ShutdownWithContext(ctx)
-	})
+	bintest.Serve(t, func() error { return srv.Serve(ln) }, srv.ShutdownWithContext)
 	return ln.Addr().String()
 }
 
@@ -330,35 +365,6 @@ func accessLog(t *testing.T, n *nginxtest.Process) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-// opAgentConfig is the agent of the browser tests against oidc-provider:
-// client spa-client with its secret, the SPA at spaURL on spaOrigin, v2
-// cookies sealed with keys.
-func opAgentConfig(issuer, secret, spaOrigin, spaURL, listen string, keys *crypto.Keyring) *agent.Config {
-	return &agent.Config{
-		Listen:                listen,
-		MetricsListen:         "127.0.0.1:0",
-		BasePath:              "/oauth-agent",
-		Issuer:                issuer,
-		ClientID:              "spa-client",
-		ClientSecret:          secret,
-		ClientAuthMethod:      "client_secret_basic",
-		RedirectURI:           spaURL,
-		PostLogoutRedirectURI: spaURL,
-		Scope:                 "openid profile",
-		CookieNamePrefix:      cookiePrefix,
-		Cookie:                agent.Cookie{BasePath: "/", SameSite: "strict"},
-		CookieFormat:          crypto.FormatV2,
-		Keys:                  keys,
-		TrustedWebOrigins:     []string{spaOrigin},
-		CORSEnabled:           true,
-		PAR:                   "auto",
-		IDToken:               agent.IDToken{AllowedAlgs: []string{"RS256", "PS256", "ES256", "EdDSA"}, ClockSkew: 30 * time.Second},
-		Refresh:               agent.Refresh{GracePeriod: agent.DefaultGracePeriod},
-		Timeouts:              agent.Timeouts{Read: 10 * time.Second, Write: 10 * time.Second, Idle: 30 * time.Second, AS: 10 * time.Second, Shutdown: 5 * time.Second},
-		Log:                   agent.Log{Level: zerolog.InfoLevel},
-	}
 }
 
 // opProxyYAML is the proxy of the browser tests: in upstream mode with a

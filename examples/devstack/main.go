@@ -296,31 +296,12 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 		return nil, fmt.Errorf("revocation state directory: %w", err)
 	}
 	s.stops = append(s.stops, func(context.Context) { os.RemoveAll(stateDir) })
-	acfg := &agent.Config{
-		Listen:                fmt.Sprintf("127.0.0.1:%d", o.ports.agent),
-		BasePath:              "/oauth-agent",
-		Issuer:                issuer,
-		ClientID:              "spa-client",
-		ClientSecret:          secret,
-		ClientAuthMethod:      "client_secret_basic",
-		RedirectURI:           s.spaURL,
-		PostLogoutRedirectURI: s.spaURL,
-		Scope:                 "openid profile",
-		CookieNamePrefix:      "example",
-		Cookie:                agent.Cookie{BasePath: "/", SameSite: "strict"},
-		CookieFormat:          crypto.FormatV2,
-		Keys:                  keys,
-		TrustedWebOrigins:     []string{spaOrigin},
-		CORSEnabled:           true,
-		PAR:                   "auto",
-		IDToken:               agent.IDToken{AllowedAlgs: []string{"RS256", "PS256", "ES256", "EdDSA"}, ClockSkew: 30 * time.Second},
-		Refresh:               agent.Refresh{GracePeriod: agent.DefaultGracePeriod},
-		Timeouts:              agent.Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, AS: 10 * time.Second, Shutdown: 5 * time.Second},
-		Log:                   agent.Log{Level: level, Format: "console"},
-		Revocation:            settings.RevocationSettings{Store: settings.StoreEmbedded, StateDir: stateDir},
-		// The ops listener serves the revocation feed the proxy follows.
-		MetricsListen: fmt.Sprintf("127.0.0.1:%d", o.ports.agentMetrics),
-	}
+	acfg := harness.AgentConfig(issuer, secret, spaOrigin, keys)
+	acfg.Listen = fmt.Sprintf("127.0.0.1:%d", o.ports.agent)
+	acfg.Log = agent.Log{Level: level, Format: "console"}
+	acfg.Revocation = settings.RevocationSettings{Store: settings.StoreEmbedded, StateDir: stateDir}
+	// The ops listener serves the revocation feed the proxy follows.
+	acfg.MetricsListen = fmt.Sprintf("127.0.0.1:%d", o.ports.agentMetrics)
 	agentSrv, err := agent.NewServer(acfg, log.With().Str("service", "oauth-agent").Logger())
 	if err != nil {
 		return nil, err

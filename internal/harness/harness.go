@@ -22,8 +22,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokenhandler/tokenhandler/agent"
+	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/examples/devidp"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/nginx"
@@ -292,6 +295,37 @@ func (s *Stack) StartIdP(o devidp.Options) (string, error) {
 		return "", err
 	}
 	return s.ServeHTTP(ln, idp.Handler())
+}
+
+// AgentConfig is the OAuth Agent's configuration for the demo SPA at
+// origin (redirects to origin + "/") as client spa-client, with secret, of
+// the OpenID Provider at issuer, sealing v2 cookies prefixed "example" with
+// keys, on a free loopback port: what the development stack, the load
+// tests and the browser tests run. Callers set what their stack adds
+// (listeners, log, revocation store).
+func AgentConfig(issuer, secret, origin string, keys *crypto.Keyring) *agent.Config {
+	return &agent.Config{
+		Listen:                "127.0.0.1:0",
+		BasePath:              "/oauth-agent",
+		Issuer:                issuer,
+		ClientID:              "spa-client",
+		ClientSecret:          secret,
+		ClientAuthMethod:      "client_secret_basic",
+		RedirectURI:           origin + "/",
+		PostLogoutRedirectURI: origin + "/",
+		Scope:                 "openid profile",
+		CookieNamePrefix:      "example",
+		Cookie:                agent.Cookie{BasePath: "/", SameSite: "strict"},
+		CookieFormat:          crypto.FormatV2,
+		Keys:                  keys,
+		TrustedWebOrigins:     []string{origin},
+		CORSEnabled:           true,
+		PAR:                   "auto",
+		IDToken:               agent.IDToken{AllowedAlgs: []string{"RS256", "PS256", "ES256", "EdDSA"}, ClockSkew: 30 * time.Second},
+		Refresh:               agent.Refresh{GracePeriod: agent.DefaultGracePeriod},
+		Timeouts:              agent.Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, AS: 10 * time.Second, Shutdown: 5 * time.Second},
+		Log:                   agent.Log{Level: zerolog.WarnLevel, Format: "json"},
+	}
 }
 
 // ErrNoNGINX is StartNGINX's answer when NGINX is not installed.

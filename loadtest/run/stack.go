@@ -163,29 +163,7 @@ func startAgent(issuer, secret, keyHex string) (*agent.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &agent.Config{
-		Listen:                "127.0.0.1:0",
-		BasePath:              "/oauth-agent",
-		Issuer:                issuer,
-		ClientID:              clientID,
-		ClientSecret:          secret,
-		ClientAuthMethod:      "client_secret_basic",
-		RedirectURI:           origin + "/",
-		PostLogoutRedirectURI: origin + "/",
-		Scope:                 "openid profile",
-		CookieNamePrefix:      cookiePrefix,
-		Cookie:                agent.Cookie{BasePath: "/", SameSite: "strict"},
-		CookieFormat:          crypto.FormatV2,
-		Keys:                  keys,
-		TrustedWebOrigins:     []string{origin},
-		CORSEnabled:           true,
-		PAR:                   "auto",
-		IDToken:               agent.IDToken{AllowedAlgs: []string{"RS256"}, ClockSkew: 30 * time.Second},
-		Refresh:               agent.Refresh{GracePeriod: agent.DefaultGracePeriod},
-		Timeouts:              agent.Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, AS: 10 * time.Second, Shutdown: 5 * time.Second},
-		Log:                   agent.Log{Level: zerolog.WarnLevel, Format: "json"},
-	}
-	return agent.NewServer(cfg, zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Str("service", "oauth-agent").Logger())
+	return agent.NewServer(harness.AgentConfig(issuer, secret, origin, keys), zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Str("service", "oauth-agent").Logger())
 }
 
 // proxyProc is one oauth-proxy process.
