@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -169,16 +171,17 @@ func decodeMapping(n *yaml.Node, path string, out reflect.Value) error {
 		return Errorf(path, "must be a mapping of settings (line %d)", n.Line)
 	}
 	seen := make(map[string]int)
+	fields := yamlFields(out.Type())
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		setting := k.Value
 		if path != "" {
 			setting = path + "." + k.Value
 		}
-		index, ok := fieldByYAMLName(out.Type(), k.Value)
+		index, ok := fields[k.Value]
 		if !ok || k.Kind != yaml.ScalarNode {
 			if k.Kind == yaml.ScalarNode {
-				if near := closest(k.Value, yamlNames(out.Type())); near != "" {
+				if near := closest(k.Value, slices.Sorted(maps.Keys(fields))); near != "" {
 					if path != "" {
 						near = path + "." + near
 					}
@@ -258,37 +261,22 @@ func describeSettingType(t reflect.Type) string {
 	return "a " + t.String()
 }
 
-// fieldByYAMLName returns the index of the field of struct type t whose
-// yaml tag is name, looking into embedded structs tagged ",inline".
-func fieldByYAMLName(t reflect.Type, name string) ([]int, bool) {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if f.Anonymous && tag == "" && opts == "inline" && f.Type.Kind() == reflect.Struct {
-			if index, ok := fieldByYAMLName(f.Type, name); ok {
-				return append([]int{i}, index...), true
-			}
-			continue
-		}
-		if tag != "" && tag != "-" && tag == name && f.IsExported() {
-			return []int{i}, true
-		}
-	}
-	return nil, false
-}
-
-// yamlNames lists the settings of the section struct type t.
-func yamlNames(t reflect.Type) []string {
-	var names []string
+// yamlFields maps the settings of the section struct type t (their yaml
+// tags) to their field indexes, looking into embedded structs tagged
+// ",inline".
+func yamlFields(t reflect.Type) map[string][]int {
+	fields := make(map[string][]int)
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		switch {
 		case f.Anonymous && tag == "" && opts == "inline" && f.Type.Kind() == reflect.Struct:
-			names = append(names, yamlNames(f.Type)...)
+			for name, index := range yamlFields(f.Type) {
+				fields[name] = append([]int{i}, index...)
+			}
 		case tag != "" && tag != "-" && f.IsExported():
-			names = append(names, tag)
+			fields[tag] = []int{i}
 		}
 	}
-	return names
+	return fields
 }
