@@ -95,15 +95,7 @@ func TestFailedAppendLeavesLogOpenable(t *testing.T) {
 		{"fsync fails", func(d *faultyDisk) { d.syncFail = true }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			c := &clock{}
-			c.unix.Store(time.Now().Unix())
-			disk := &faultyDisk{}
-			l, err := openLog(dir, time.Hour, c.now, disk.open)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
+			dir, c, disk, l := openFaulty(t)
 			a := revoke(t, l, sid("a"))
 			disk.set(tc.fault)
 			if _, err := l.Revoke(context.Background(), sid("b")); !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EIO) {
@@ -118,14 +110,7 @@ func TestFailedAppendLeavesLogOpenable(t *testing.T) {
 				t.Errorf("entries in memory: Seqs %s, want 1,2", got)
 			}
 			l.Close()
-			r, err := Open(dir, time.Hour, c.now)
-			if err != nil {
-				t.Fatalf("reopen after a failed append: %v", err)
-			}
-			defer r.Close()
-			if got := seqs(r.entries); got != "1,2" {
-				t.Errorf("reopened entries: Seqs %s, want 1,2", got)
-			}
+			r := reopen(t, dir, c, "after a failed append", "1,2")
 			if r.entries[0].Digest != a.Digest || r.entries[1].Digest != c2.Digest {
 				t.Errorf("reopened entries are not a and c: %+v", r.entries)
 			}
@@ -141,16 +126,37 @@ func TestFailedAppendLeavesLogOpenable(t *testing.T) {
 // rewritten from memory, and the first one after that can succeeds; the
 // file then reopens with what was acknowledged. Without the broken mark,
 // the next Revoke appends after the partial record and reopening fails.
-func TestBrokenLogIsRewritten(t *testing.T) {
-	dir := t.TempDir()
-	c := &clock{}
+// openFaulty opens a log in a new directory on a disk whose faults the
+// test sets, with a clock at now; the log is closed when the test ends.
+func openFaulty(t *testing.T) (dir string, c *clock, disk *faultyDisk, l *Log) {
+	t.Helper()
+	dir, c, disk = t.TempDir(), &clock{}, &faultyDisk{}
 	c.unix.Store(time.Now().Unix())
-	disk := &faultyDisk{}
 	l, err := openLog(dir, time.Hour, c.now, disk.open)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	t.Cleanup(func() { l.Close() })
+	return dir, c, disk, l
+}
+
+// reopen opens the log in dir again (closed when the test ends) and checks
+// that the entries read back have the Seqs want; when says after what.
+func reopen(t *testing.T, dir string, c *clock, when, want string) *Log {
+	t.Helper()
+	r, err := Open(dir, time.Hour, c.now)
+	if err != nil {
+		t.Fatalf("reopen %s: %v", when, err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if got := seqs(r.entries); got != want {
+		t.Errorf("reopened entries %s: Seqs %s, want %s", when, got, want)
+	}
+	return r
+}
+
+func TestBrokenLogIsRewritten(t *testing.T) {
+	dir, c, disk, l := openFaulty(t)
 	revoke(t, l, sid("a"))
 	disk.set(func(d *faultyDisk) { d.writeCut, d.truncErr, d.tmpFail = 20, true, true })
 	if _, err := l.Revoke(context.Background(), sid("b")); !errors.Is(err, syscall.ENOSPC) {
@@ -170,12 +176,5 @@ func TestBrokenLogIsRewritten(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, FileName+".tmp")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the rewrite's temporary file is left: %v", err)
 	}
-	r, err := Open(dir, time.Hour, c.now)
-	if err != nil {
-		t.Fatalf("reopen after a repaired log: %v", err)
-	}
-	defer r.Close()
-	if got := seqs(r.entries); got != "1,2" {
-		t.Errorf("reopened entries: Seqs %s, want 1,2", got)
-	}
+	reopen(t, dir, c, "after a repaired log", "1,2")
 }

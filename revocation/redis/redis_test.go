@@ -147,13 +147,7 @@ func TestNewRefuses(t *testing.T) {
 // (empty: no persistence) → the follower resynchronises, keeps what it
 // knew, and gets an entry written after the restart.
 func TestOutageKeepsSetThenResyncs(t *testing.T) {
-	srv := redistest.Start(t)
-	w, f := newStore(t, srv.Addr), newStore(t, srv.Addr)
-	set := follow(t, f)
-	if _, err := w.Revoke(context.Background(), sidEntry("a")); err != nil {
-		t.Fatal(err)
-	}
-	bintest.Eventually(t, time.Second, "the first entry", func() bool { return revokedSID(set, "a") })
+	srv, w, set := followingA(t)
 	bintest.Eventually(t, time.Second, "a fresh set", func() bool { return set.Stale(time.Now()) < 300*time.Millisecond })
 
 	srv.Kill()
@@ -176,9 +170,10 @@ func TestOutageKeepsSetThenResyncs(t *testing.T) {
 	bintest.Eventually(t, time.Second, "Stale to fall", func() bool { return set.Stale(time.Now()) < 300*time.Millisecond })
 }
 
-// A message lost (a gap in the sequence) makes the follower load the whole
-// list: an entry only in the hash arrives.
-func TestGapResyncs(t *testing.T) {
+// followingA starts Redis, a store writing to it and a set following it,
+// revokes session "a" and waits until the set has it.
+func followingA(t *testing.T) (*redistest.Server, *Store, *revocation.Set) {
+	t.Helper()
 	srv := redistest.Start(t)
 	w, f := newStore(t, srv.Addr), newStore(t, srv.Addr)
 	set := follow(t, f)
@@ -186,6 +181,13 @@ func TestGapResyncs(t *testing.T) {
 		t.Fatal(err)
 	}
 	bintest.Eventually(t, time.Second, "the first entry", func() bool { return revokedSID(set, "a") })
+	return srv, w, set
+}
+
+// A message lost (a gap in the sequence) makes the follower load the whole
+// list: an entry only in the hash arrives.
+func TestGapResyncs(t *testing.T) {
+	_, w, set := followingA(t)
 
 	// Record "hidden" as a lost message would have: in the hash, with seq 2,
 	// and publish seq 3 only.
