@@ -1,8 +1,10 @@
-// Package settings is the configuration-file machinery the oauth-proxy and
+// Package settings is the configuration vocabulary the oauth-proxy and
 // oauth-agent binaries share (contract §7): strict YAML decoding into tagged
-// structs, and the checks of settings both binaries have (listen addresses,
-// web origins, cookie name prefix, durations, logging, secrets and key rings
-// from exactly one source).
+// structs, the blocks both files have ([Shared] and the cors, cookie and
+// timeouts sections), and each rule written once: [Duration] (a duration
+// setting that decodes itself), [URLRule], [PathRule], [CheckList], the
+// listen addresses, web origins, logging, and secrets and key rings from
+// exactly one source.
 //
 // Every error names the setting by its YAML path, as "routes[1].upstream",
 // and never quotes a secret. Only [Load] and [Parse] prefix their errors,
