@@ -65,15 +65,7 @@ func postForm(t *testing.T, u string, form url.Values, c creds) (*http.Response,
 // do sends req and decodes a JSON body, if any.
 func do(t *testing.T, req *http.Request) (*http.Response, map[string]any) {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := bintest.Do(t, http.DefaultClient, req)
 	var m map[string]any
 	if json.Unmarshal(body, &m) != nil {
 		m = nil

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"html"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +25,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tokenhandler/tokenhandler/examples/devidp"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
 const (
@@ -159,15 +159,7 @@ func addHeader(dst, src http.Header) {
 
 func do(t *testing.T, req *http.Request) (*http.Response, string) {
 	t.Helper()
-	resp, err := noRedirect().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := bintest.Do(t, noRedirect(), req)
 	return resp, string(b)
 }
 

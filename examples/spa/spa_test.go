@@ -2,7 +2,6 @@ package spa_test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/examples/spa"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/nodetest"
 )
 
@@ -22,15 +22,8 @@ func TestHandler(t *testing.T) {
 	t.Cleanup(ts.Close)
 	get := func(path string) (*http.Response, string) {
 		t.Helper()
-		resp, err := http.Get(ts.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
+		resp, b := bintest.Do(t, http.DefaultClient, req)
 		return resp, string(b)
 	}
 

@@ -402,6 +402,22 @@ func Get(c *http.Client, url string) (int, string, error) {
 	return resp.StatusCode, string(body), err
 }
 
+// Do sends req with c and returns the response and its body, read to the
+// end; an error fails t.
+func Do(t testing.TB, c *http.Client, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
 // LogLines returns the JSON log lines of logs (zerolog's JSON format, one
 // object a line) whose message is msg, and fails t on a line that is not
 // JSON.

@@ -18,6 +18,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
+
 	"github.com/VictoriaMetrics/metrics"
 )
 
@@ -53,15 +55,8 @@ func TestServer(t *testing.T) {
 	ops := &http.Client{Timeout: 5 * time.Second}
 	get := func(c *http.Client, url string) (int, string) {
 		t.Helper()
-		resp, err := c.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		resp, body := bintest.Do(t, c, req)
 		return resp.StatusCode, string(body)
 	}
 	opsURL := "http://" + s.MetricsAddr().String()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -206,12 +205,8 @@ func serve(t *testing.T, h fasthttp.RequestHandler, addr string) (string, func()
 
 func getAnswer(t *testing.T, url string) (int, answer) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	resp, body := bintest.Do(t, http.DefaultClient, req)
 	var a answer
 	if resp.StatusCode == 200 {
 		if err := json.Unmarshal(body, &a); err != nil {
