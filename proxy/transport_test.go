@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
 // rawUpstream answers every request on a connection with the bytes answer
@@ -25,31 +27,22 @@ func newRawUpstream(t *testing.T, answer func(method, path string) (resp string,
 		t.Fatal(err)
 	}
 	u := &rawUpstream{ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	bintest.Accept(t, ln, func(c net.Conn) {
+		u.conns.Add(1)
+		defer c.Close()
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			u.conns.Add(1)
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					resp, closeAfter := answer(req.Method, req.URL.Path)
-					if _, err := io.WriteString(c, resp); err != nil || closeAfter {
-						return
-					}
-				}
-			}()
+			io.Copy(io.Discard, req.Body)
+			resp, closeAfter := answer(req.Method, req.URL.Path)
+			if _, err := io.WriteString(c, resp); err != nil || closeAfter {
+				return
+			}
 		}
-	}()
+	})
 	return u
 }
 

@@ -763,16 +763,7 @@ func TestUnixSocket(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				t.Cleanup(func() { ln.Close() })
-				go func() {
-					for {
-						c, err := ln.Accept()
-						if err != nil {
-							return
-						}
-						c.Close()
-					}
-				}()
+				bintest.Accept(t, ln, func(c net.Conn) { c.Close() })
 				return func(t *testing.T) {
 					c, err := net.Dial("unix", sock)
 					if err != nil {

@@ -418,6 +418,21 @@ func Do(t testing.TB, c *http.Client, req *http.Request) (*http.Response, []byte
 	return resp, body
 }
 
+// Accept hands each connection ln accepts to handle, in a goroutine of its
+// own, until the test ends, when it closes ln.
+func Accept(t testing.TB, ln net.Listener, handle func(net.Conn)) {
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+}
+
 // LogLines returns the JSON log lines of logs (zerolog's JSON format, one
 // object a line) whose message is msg, and fails t on a line that is not
 // JSON.

@@ -16,6 +16,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
 // socketDir returns a short directory: socket paths are limited to about
@@ -106,16 +108,7 @@ func TestListenUnix(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				t.Cleanup(func() { ln.Close() })
-				go func() {
-					for {
-						c, err := ln.Accept()
-						if err != nil {
-							return
-						}
-						c.Close()
-					}
-				}()
+				bintest.Accept(t, ln, func(c net.Conn) { c.Close() })
 			},
 			wantErr: "is in use by another process",
 			check: func(t *testing.T, sock string) {
