@@ -263,7 +263,7 @@ func bench(ctx context.Context, o options, args []string, w io.Writer) (err erro
 
 	var idle *idleResult
 	if o.idle > 0 {
-		if idle, err = idleCheck(ctx, s, o.idle, vs[0].headers); err != nil {
+		if idle, err = idleCheck(ctx, s, o.idle, vs[0].headers, parkOn); err != nil {
 			return err
 		}
 	}
@@ -295,14 +295,19 @@ func metricValue(addr, name string) string {
 	return "?"
 }
 
-// idleCheck starts a fresh oauth-proxy, opens n keep-alive connections to
-// it, each served one GET, and reads its RSS while they sit idle.
-func idleCheck(ctx context.Context, s *stack, n int, headers [][2]string) (*idleResult, error) {
+// parkOn is the idle check's proxy setting: parking after 1 s, as a proxy
+// that browsers reach directly (edge mode) parks by default.
+const parkOn = "timeouts: {park: 1s}\n"
+
+// idleCheck starts a fresh oauth-proxy with the extra settings extra,
+// opens n keep-alive connections to it, each served one GET, and reads its
+// RSS while they sit idle.
+func idleCheck(ctx context.Context, s *stack, n int, headers [][2]string, extra string) (*idleResult, error) {
 	addr, err := harness.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.startProxy(ctx, "oauth-proxy-idle", addr, "timeouts: {park: 1s}\n") // edge mode, as browsers reach it
+	p, err := s.startProxy(ctx, "oauth-proxy-idle", addr, extra)
 	if err != nil {
 		return nil, err
 	}
@@ -334,6 +339,63 @@ func idleCheck(ctx context.Context, s *stack, n int, headers [][2]string) (*idle
 	res.peak, err = procStatus(p.Pid(), "VmHWM")
 	return res, err
 }
+
+// idleCompare is -idle-compare (issue #17): the idle check for three
+// proxies side by side, rounds times, the order rotated from round to
+// round: (a) parking, (b) no parking, with fasthttp's ReduceMemoryUsage
+// and a 4 KiB write buffer (an oauth-proxy built with -tags idlecompare:
+// internal/daemon/idlecompare.go), (c) no parking, the release build.
+// It prints each round and a markdown table of the medians.
+func idleCompare(ctx context.Context, o options, w io.Writer) (err error) {
+	s, err := startStack(ctx, w, o.proxyEnv)
+	defer s.stop(w, o.verbose, &err)
+	if err != nil {
+		return err
+	}
+	reduced, err := s.BuildTagged(ctx, "idlecompare", "./cmd/oauth-proxy")
+	if err != nil {
+		return err
+	}
+	headers := [][2]string{{"Host", apiHost}, {"Origin", origin}, {"Cookie", cookiePrefix + "-at=" + s.at}}
+	parkOff := "timeouts: {park: 0s}\n"
+	variants := []struct{ name, bin, extra string }{
+		{"(a) parking on (`timeouts.park: 1s`)", s.bin, parkOn},
+		{"(b) parking off, `ReduceMemoryUsage: true`, 4 KiB write buffer", reduced, parkOff},
+		{"(c) parking off, fasthttp's defaults (as the proxy sets them)", s.bin, parkOff},
+	}
+	release := s.bin
+	defer func() { s.bin = release }()
+	results := make([][]*idleResult, len(variants))
+	for r := range o.idleCompare {
+		for i := range variants {
+			j := (i + r) % len(variants)
+			v := variants[j]
+			s.bin = v.bin
+			res, rerr := idleCheck(ctx, s, o.idle, headers, v.extra)
+			if rerr != nil {
+				return fmt.Errorf("%s: %w", v.name, rerr)
+			}
+			results[j] = append(results[j], res)
+			fmt.Fprintf(w, "bench: idle round %d/%d %s: RSS %.1f MiB (%.1f before), peak %.1f, parked %s\n", r+1, o.idleCompare,
+				v.name, mib(res.during), mib(res.before), mib(res.peak), res.parked)
+		}
+	}
+	fmt.Fprintf(w, "\n| %d idle keep-alive connections | RSS MiB, median of %d | the rounds | RSS before them | peak RSS while served |\n|---|---:|---|---:|---:|\n",
+		o.idle, o.idleCompare)
+	for i, v := range variants {
+		var during, before, peak []float64
+		var rounds []string
+		for _, res := range results[i] {
+			during, before, peak = append(during, mib(res.during)), append(before, mib(res.before)), append(peak, mib(res.peak))
+			rounds = append(rounds, fmt.Sprintf("%.1f", mib(res.during)))
+		}
+		fmt.Fprintf(w, "| %s | %.1f | %s | %.1f | %.1f |\n", v.name, median(during), strings.Join(rounds, ", "), median(before), median(peak))
+	}
+	return nil
+}
+
+// mib is a byte count in MiB.
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
 // machine describes where the run happened.
 func machine(o options) []string {

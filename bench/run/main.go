@@ -49,6 +49,7 @@ type options struct {
 	latLoads     []float64 // fractions of the baseline's throughput
 	latDuration  time.Duration
 	idle         int
+	idleCompare  int
 	nginxWorkers int
 	cpuProfile   string
 	out          string
@@ -76,6 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.latRounds, "latency-rounds", 5, "latency rounds per rate")
 	fs.StringVar(&loads, "latency-load", "0.5,0.25", "fixed rates of the latency runs, as fractions of the baseline's median throughput, comma-separated")
 	fs.DurationVar(&o.latDuration, "latency-duration", 4*time.Second, "fixed-rate run time per variant and latency round")
+	fs.IntVar(&o.idleCompare, "idle-compare", 0, "instead of the table: this many rounds of the idle check with parking on, off with fasthttp's ReduceMemoryUsage, and off (docs/benchmarks.md)")
 	fs.IntVar(&o.idle, "idle", 10000, "idle keep-alive connections held open to a fresh oauth-proxy (0: skip)")
 	fs.IntVar(&o.nginxWorkers, "nginx-workers", 0, "NGINX worker processes (0: auto, one per core)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "profile the named variant instead of the table: serve its proxy in this process under wrk load and write a CPU profile to -o (see profile.go)")
@@ -129,9 +131,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	var err error
-	if o.cpuProfile != "" {
+	switch {
+	case o.idleCompare > 0:
+		err = idleCompare(ctx, o, stdout)
+	case o.cpuProfile != "":
 		err = profile(ctx, o, stdout)
-	} else {
+	default:
 		err = bench(ctx, o, args, stdout)
 	}
 	if err != nil {

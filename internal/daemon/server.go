@@ -36,7 +36,7 @@ type HTTP struct {
 // share; fasthttp's own messages go to log. NewServer builds its server
 // with it; tests that serve a handler on an in-memory listener call it.
 func (h HTTP) Server(log zerolog.Logger) *fasthttp.Server {
-	return &fasthttp.Server{
+	s := &fasthttp.Server{
 		Handler:                      h.Handler,
 		ErrorHandler:                 h.ParseError,
 		ReadBufferSize:               h.ReadBufferSize,
@@ -53,6 +53,10 @@ func (h HTTP) Server(log zerolog.Logger) *fasthttp.Server {
 		SecureErrorLogMessage:        true, // fasthttp would quote request bytes, cookies included
 		Logger:                       FasthttpLogger{Log: log},
 	}
+	if reduceIdleMemory { // the measurement build only (idlecompare.go)
+		s.ReduceMemoryUsage, s.WriteBufferSize = true, 4<<10
+	}
+	return s
 }
 
 // ServerConfig is what [NewServer] needs. It may be copied.

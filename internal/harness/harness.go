@@ -100,8 +100,18 @@ func (s *Stack) Stop(w io.Writer, logs bool) {
 // the working directory, which is the module's root) without cgo into
 // Dir/bin and returns that directory.
 func (s *Stack) Build(ctx context.Context, pkgs ...string) (string, error) {
-	bin := filepath.Join(s.Dir, "bin")
-	build := exec.CommandContext(ctx, "go", append([]string{"build", "-trimpath", "-o", bin + "/"}, pkgs...)...)
+	return s.BuildTagged(ctx, "", pkgs...)
+}
+
+// BuildTagged is [Stack.Build] with the build tags tags (comma-separated),
+// into Dir/bin-<tags> when tags is not empty, so that both builds can sit
+// side by side.
+func (s *Stack) BuildTagged(ctx context.Context, tags string, pkgs ...string) (string, error) {
+	bin, args := filepath.Join(s.Dir, "bin"), []string{"build", "-trimpath"}
+	if tags != "" {
+		bin, args = bin+"-"+tags, append(args, "-tags", tags)
+	}
+	build := exec.CommandContext(ctx, "go", append(append(args, "-o", bin+"/"), pkgs...)...)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return bin, fmt.Errorf("go build: %v\n%s", err, out)
