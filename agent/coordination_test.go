@@ -2,14 +2,12 @@ package agent
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/agent/astest"
 	"github.com/tokenhandler/tokenhandler/internal/redistest"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
-	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/revocation/redis"
 )
 
@@ -38,32 +36,7 @@ func TestRefreshCoordinatedAcrossAgents(t *testing.T) {
 	browser := a.spa()
 	a.login(browser)
 	as.Set(func(f *astest.Faults) { f.TokenDelay = 200 * time.Millisecond })
-	const tabs = 20
-	var wg sync.WaitGroup
-	results := make([]spatest.Answer, tabs)
-	jars := make([]*spatest.Browser, tabs)
-	for i := range tabs {
-		tab := browser.Clone()
-		jars[i] = tab
-		agent := a
-		if i%2 == 1 {
-			agent = b
-		}
-		wg.Go(func() { results[i] = agent.call(tab, "POST", "/oauth-agent/refresh", nil) })
-	}
-	wg.Wait()
-	if n := as.Count("token:refresh_token"); n != 1 {
-		t.Fatalf("%d refresh grants reached the AS, want 1", n)
-	}
-	want := a.open(jars[0], "example-at")
-	for i, r := range results {
-		if r.Status != 204 {
-			t.Fatalf("tab %d: %d %s", i, r.Status, r.Body)
-		}
-		if got := a.open(jars[i], "example-at"); got != want {
-			t.Fatalf("tab %d got another access token", i)
-		}
-	}
+	refreshTabs(t, browser, 20, a, b)
 }
 
 // A result in the store that does not open with the agent's keys for this

@@ -159,6 +159,35 @@ func TestUserInfoExpired(t *testing.T) {
 	}
 }
 
+// refreshTabs refreshes with n clones of b at once, the tabs taking the
+// agents in turn, and checks that one refresh grant reached the AS (the
+// agents share it) and that every tab got 204 and the same access token,
+// which it returns.
+func refreshTabs(t *testing.T, b *spatest.Browser, n int, agents ...*testAgent) string {
+	t.Helper()
+	var wg sync.WaitGroup
+	results := make([]spatest.Answer, n)
+	tabs := make([]*spatest.Browser, n)
+	for i := range n {
+		tabs[i] = b.Clone()
+		wg.Go(func() { results[i] = agents[i%len(agents)].call(tabs[i], "POST", "/oauth-agent/refresh", nil) })
+	}
+	wg.Wait()
+	if got := agents[0].as.Count("token:refresh_token"); got != 1 {
+		t.Fatalf("%d refresh grants reached the AS, want 1", got)
+	}
+	want := agents[0].open(tabs[0], "example-at")
+	for i, r := range results {
+		if r.Status != 204 {
+			t.Fatalf("tab %d: %d %s", i, r.Status, r.Body)
+		}
+		if got := agents[0].open(tabs[i], "example-at"); got != want {
+			t.Fatalf("tab %d got another access token", i)
+		}
+	}
+	return want
+}
+
 // TestRefreshSingleFlight: 20 tabs refresh with the same cookies at once →
 // one grant reaches the AS and all get the same new tokens; a replay of the
 // old refresh token within the grace period gets them too; after it, the
@@ -169,28 +198,7 @@ func TestRefreshSingleFlight(t *testing.T) {
 	a.login(b)
 	origAuth := *b.Cookie("example-auth")
 	a.as.Set(func(f *astest.Faults) { f.TokenDelay = 200 * time.Millisecond })
-	const tabs = 20
-	var wg sync.WaitGroup
-	results := make([]spatest.Answer, tabs)
-	tabJars := make([]*spatest.Browser, tabs)
-	for i := range tabs {
-		tab := b.Clone()
-		tabJars[i] = tab
-		wg.Go(func() { results[i] = a.call(tab, "POST", "/oauth-agent/refresh", nil) })
-	}
-	wg.Wait()
-	if n := a.as.Count("token:refresh_token"); n != 1 {
-		t.Fatalf("%d refresh grants reached the AS, want 1", n)
-	}
-	want := a.open(tabJars[0], "example-at")
-	for i, r := range results {
-		if r.Status != 204 {
-			t.Fatalf("tab %d: %d %s", i, r.Status, r.Body)
-		}
-		if got := a.open(tabJars[i], "example-at"); got != want {
-			t.Fatalf("tab %d got another access token", i)
-		}
-	}
+	want := refreshTabs(t, b, 20, a)
 	a.as.Set(func(f *astest.Faults) { f.TokenDelay = 0 })
 
 	// A late tab replays the old refresh token within the grace period.
