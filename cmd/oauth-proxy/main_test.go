@@ -731,15 +731,7 @@ func TestUnixSocket(t *testing.T) {
 		{
 			name: "stale socket is removed",
 			setup: func(t *testing.T, sock string) func(*testing.T) {
-				ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				ln.SetUnlinkOnClose(false)
-				ln.Close()
-				if fi, err := os.Lstat(sock); err != nil || fi.Mode().Type() != fs.ModeSocket {
-					t.Fatalf("no stale socket left behind: %v", err)
-				}
+				bintest.StaleSocket(t, sock)
 				return nil
 			},
 			wantStart: true,
@@ -808,16 +800,7 @@ func TestUnixSocket(t *testing.T) {
 			}
 
 			p := startProxy(t, cfg)
-			fi, err := os.Lstat(sock)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fi.Mode().Type() != fs.ModeSocket {
-				t.Fatalf("%s is %v, not a socket", sock, fi.Mode())
-			}
-			if perm := fi.Mode().Perm(); perm != 0o660 {
-				t.Errorf("socket mode %#o, want 0660", perm)
-			}
+			bintest.WantSocket(t, sock, 0o660)
 			r, err := p.apiCall("/api/over-unix", cookie)
 			if err != nil {
 				t.Fatal(err)

@@ -433,6 +433,36 @@ func Accept(t testing.TB, ln net.Listener, handle func(net.Conn)) {
 	}()
 }
 
+// StaleSocket leaves a Unix socket at path that nothing listens on, as a
+// daemon killed without cleaning up leaves it.
+func StaleSocket(t testing.TB, path string) {
+	t.Helper()
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	if fi, err := os.Lstat(path); err != nil || fi.Mode().Type() != os.ModeSocket {
+		t.Fatalf("no stale socket left behind: %v", err)
+	}
+}
+
+// WantSocket checks that path is a Unix socket with permissions perm.
+func WantSocket(t testing.TB, path string, perm os.FileMode) {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		t.Fatalf("%s is %v, not a socket", path, fi.Mode())
+	}
+	if got := fi.Mode().Perm(); got != perm {
+		t.Errorf("socket mode %#o, want %#o", got, perm)
+	}
+}
+
 // LogLines returns the JSON log lines of logs (zerolog's JSON format, one
 // object a line) whose message is msg, and fails t on a line that is not
 // JSON.

@@ -74,18 +74,8 @@ func TestListenUnix(t *testing.T) {
 	}{
 		{name: "no file yet", setup: func(*testing.T, string) {}},
 		{
-			name: "stale socket is replaced",
-			setup: func(t *testing.T, sock string) {
-				ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				ln.SetUnlinkOnClose(false)
-				ln.Close()
-				if fi, err := os.Lstat(sock); err != nil || fi.Mode().Type() != fs.ModeSocket {
-					t.Fatalf("no stale socket left behind: %v", err)
-				}
-			},
+			name:  "stale socket is replaced",
+			setup: func(t *testing.T, sock string) { bintest.StaleSocket(t, sock) },
 		},
 		{
 			name: "regular file",
@@ -140,16 +130,7 @@ func TestListenUnix(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fi, err := os.Lstat(sock)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fi.Mode().Type() != fs.ModeSocket {
-				t.Fatalf("%s is %v, not a socket", sock, fi.Mode())
-			}
-			if perm := fi.Mode().Perm(); perm != 0o660 {
-				t.Errorf("socket mode %#o, want 0660", perm)
-			}
+			bintest.WantSocket(t, sock, 0o660)
 			roundTrip(t, ln, "unix", sock)
 
 			// Closing leaves the file; RemoveSocket removes it.
