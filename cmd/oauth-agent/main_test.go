@@ -5,7 +5,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -130,7 +129,6 @@ func serveDiscovery(t *testing.T, ln net.Listener) {
 
 func TestCommandLine(t *testing.T) {
 	key := newKey()
-	dir := t.TempDir()
 	valid := agentConfig{Listen: "127.0.0.1:8080", MetricsListen: "127.0.0.1:9100", Issuer: "https://login.example.com", Key: key}.yaml()
 	configs := map[string]string{
 		"valid.yaml":        valid,
@@ -142,59 +140,26 @@ func TestCommandLine(t *testing.T) {
 		"bad-duration.yaml": strings.Replace(valid, "as: 2s", "as: soon", 1),
 		"two-secrets.yaml":  valid + "client_secret_file: /etc/tokenhandler/client-secret\n",
 	}
-	for name, content := range configs {
-		bintest.WriteFile(t, filepath.Join(dir, name), content)
-	}
-	cfg := func(name string) string { return filepath.Join(dir, name) }
+	cfg := bintest.WriteFiles(t, configs)
 
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStdout string   // substring
-		wantStderr []string // substrings
-		oneLine    bool     // stderr must be exactly one line
-	}{
-		{name: "version", args: []string{"-version"}, wantCode: 0, wantStdout: "oauth-agent "},
-		{name: "check the example config", args: []string{"-config", "../../deploy/oauth-agent.example.yaml", "-check-config"}, wantCode: 0, wantStdout: "configuration OK"},
-		{name: "check a generated config", args: []string{"-config", cfg("valid.yaml"), "-check-config"}, wantCode: 0, wantStdout: "configuration OK"},
-		{name: "unknown setting", args: []string{"-config", cfg("unknown-key.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"agent: config: ", `unknown setting "colour"`}, oneLine: true},
-		{name: "http issuer", args: []string{"-config", cfg("http-issuer.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"agent: config: issuer: ", "https"}, oneLine: true},
-		{name: "alg none", args: []string{"-config", cfg("alg-none.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"agent: config: id_token.allowed_algs[0]: "}, oneLine: true},
-		{name: "no client_id", args: []string{"-config", cfg("no-client-id.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"agent: config: client_id: is required"}, oneLine: true},
-		{name: "short key", args: []string{"-config", cfg("short-key.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"agent: config: encryption_keys: "}, oneLine: true},
-		{name: "two client secrets", args: []string{"-config", cfg("two-secrets.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"agent: config: client_secret: "}, oneLine: true},
-		{name: "bad config without -check-config", args: []string{"-config", cfg("bad-duration.yaml")}, wantCode: 1, wantStderr: []string{"agent: config: ", "bad-duration.yaml: timeouts.as: invalid duration"}, oneLine: true},
-		{name: "missing config file", args: []string{"-config", cfg("nonexistent.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"nonexistent.yaml"}, oneLine: true},
-		{name: "no -config", args: nil, wantCode: 2, wantStderr: []string{"-config"}},
-		{name: "-check-config without -config", args: []string{"-check-config"}, wantCode: 2, wantStderr: []string{"-config"}},
-		{name: "stray argument", args: []string{"-config", cfg("valid.yaml"), "extra"}, wantCode: 2, wantStderr: []string{"-config"}},
-		{name: "unknown flag", args: []string{"-confg", cfg("valid.yaml")}, wantCode: 2},
+	tests := []bintest.Case{
+		{Name: "version", Args: []string{"-version"}, Code: 0, Stdout: "oauth-agent "},
+		{Name: "check the example config", Args: []string{"-config", "../../deploy/oauth-agent.example.yaml", "-check-config"}, Code: 0, Stdout: "configuration OK"},
+		{Name: "check a generated config", Args: []string{"-config", cfg("valid.yaml"), "-check-config"}, Code: 0, Stdout: "configuration OK"},
+		{Name: "unknown setting", Args: []string{"-config", cfg("unknown-key.yaml"), "-check-config"}, Code: 1, Stderr: []string{"agent: config: ", `unknown setting "colour"`}, OneLine: true},
+		{Name: "http issuer", Args: []string{"-config", cfg("http-issuer.yaml"), "-check-config"}, Code: 1, Stderr: []string{"agent: config: issuer: ", "https"}, OneLine: true},
+		{Name: "alg none", Args: []string{"-config", cfg("alg-none.yaml"), "-check-config"}, Code: 1, Stderr: []string{"agent: config: id_token.allowed_algs[0]: "}, OneLine: true},
+		{Name: "no client_id", Args: []string{"-config", cfg("no-client-id.yaml"), "-check-config"}, Code: 1, Stderr: []string{"agent: config: client_id: is required"}, OneLine: true},
+		{Name: "short key", Args: []string{"-config", cfg("short-key.yaml"), "-check-config"}, Code: 1, Stderr: []string{"agent: config: encryption_keys: "}, OneLine: true},
+		{Name: "two client secrets", Args: []string{"-config", cfg("two-secrets.yaml"), "-check-config"}, Code: 1, Stderr: []string{"agent: config: client_secret: "}, OneLine: true},
+		{Name: "bad config without -check-config", Args: []string{"-config", cfg("bad-duration.yaml")}, Code: 1, Stderr: []string{"agent: config: ", "bad-duration.yaml: timeouts.as: invalid duration"}, OneLine: true},
+		{Name: "missing config file", Args: []string{"-config", cfg("nonexistent.yaml"), "-check-config"}, Code: 1, Stderr: []string{"nonexistent.yaml"}, OneLine: true},
+		{Name: "no -config", Args: nil, Code: 2, Stderr: []string{"-config"}},
+		{Name: "-check-config without -config", Args: []string{"-check-config"}, Code: 2, Stderr: []string{"-config"}},
+		{Name: "stray argument", Args: []string{"-config", cfg("valid.yaml"), "extra"}, Code: 2, Stderr: []string{"-config"}},
+		{Name: "unknown flag", Args: []string{"-confg", cfg("valid.yaml")}, Code: 2},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := bin.Run(t, tt.args...)
-			if r.Code != tt.wantCode {
-				t.Fatalf("exit status %d, want %d; stdout %q; stderr %q", r.Code, tt.wantCode, r.Stdout, r.Stderr)
-			}
-			if !strings.Contains(r.Stdout, tt.wantStdout) {
-				t.Errorf("stdout %q, want it to contain %q", r.Stdout, tt.wantStdout)
-			}
-			for _, s := range tt.wantStderr {
-				if !strings.Contains(r.Stderr, s) {
-					t.Errorf("stderr %q, want it to contain %q", r.Stderr, s)
-				}
-			}
-			if tt.oneLine && strings.Count(strings.TrimSuffix(r.Stderr, "\n"), "\n") != 0 {
-				t.Errorf("stderr is not one line: %q", r.Stderr)
-			}
-			for _, secret := range []string{clientSecret, key[:16]} {
-				if strings.Contains(r.Stdout+r.Stderr, secret) {
-					t.Errorf("the output quotes secret material: stdout %q, stderr %q", r.Stdout, r.Stderr)
-				}
-			}
-		})
-	}
+	bin.RunCases(t, tests, clientSecret, key[:16])
 }
 
 // TestStartsWithoutAuthorizationServer starts the agent while its issuer
@@ -253,12 +218,7 @@ func TestStartsWithoutAuthorizationServer(t *testing.T) {
 	if code := p.WaitExit(t, 15*time.Second); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM, want 0", code)
 	}
-	if c, err := net.DialTimeout("tcp", p.cfg.Listen, time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
-		if c != nil {
-			c.Close()
-		}
-		t.Errorf("dial %s after exit: %v, want connection refused", p.cfg.Listen, err)
-	}
+	bintest.WantRefused(t, p.cfg.Listen)
 	if out := p.Stderr(); strings.Contains(out, clientSecret) || strings.Contains(out, key) {
 		t.Errorf("stderr holds the client secret or a key:\n%s", out)
 	}

@@ -307,7 +307,6 @@ func (p *proxyProc) apiCall(path, cookie string) (response, error) {
 
 func TestCommandLine(t *testing.T) {
 	key := newTestKey(t)
-	dir := t.TempDir()
 	valid := proxyConfig{Listen: "127.0.0.1:8081", MetricsListen: "127.0.0.1:9101", Keys: []string{key.hex}, Upstream: "http://127.0.0.1:9000"}.yaml()
 	shortKey := key.hex[:62] // real hex material that must never be echoed
 	configs := map[string]string{
@@ -317,55 +316,23 @@ func TestCommandLine(t *testing.T) {
 		"short-key.yaml":    strings.Replace(valid, key.hex, shortKey, 1),
 		"bad-listen.yaml":   strings.Replace(valid, `listen: "127.0.0.1:8081"`, `listen: "localhost"`, 1),
 	}
-	for name, content := range configs {
-		bintest.WriteFile(t, filepath.Join(dir, name), content)
-	}
-	cfg := func(name string) string { return filepath.Join(dir, name) }
+	cfg := bintest.WriteFiles(t, configs)
 
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStdout string   // substring
-		wantStderr []string // substrings
-		oneLine    bool     // stderr must be exactly one line
-		notStderr  string   // must not appear in stderr
-	}{
-		{name: "version", args: []string{"-version"}, wantCode: 0, wantStdout: "oauth-proxy "},
-		{name: "check the example config", args: []string{"-config", "../../deploy/oauth-proxy.example.yaml", "-check-config"}, wantCode: 0, wantStdout: "configuration OK (keys: 1, routes: 1, cookie format: v2, auth endpoint: off)"},
-		{name: "check a generated config", args: []string{"-config", cfg("valid.yaml"), "-check-config"}, wantCode: 0, wantStdout: "configuration OK"},
-		{name: "bad duration", args: []string{"-config", cfg("bad-duration.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"timeouts.read"}, oneLine: true},
-		{name: "unknown key", args: []string{"-config", cfg("unknown-key.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"colour"}, oneLine: true},
-		{name: "short key", args: []string{"-config", cfg("short-key.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"encryption_keys"}, oneLine: true, notStderr: shortKey},
-		{name: "bad listen", args: []string{"-config", cfg("bad-listen.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"listen"}, oneLine: true},
-		{name: "bad config without -check-config", args: []string{"-config", cfg("bad-duration.yaml")}, wantCode: 1, wantStderr: []string{"timeouts.read"}, oneLine: true},
-		{name: "missing config file", args: []string{"-config", cfg("nonexistent.yaml"), "-check-config"}, wantCode: 1, wantStderr: []string{"nonexistent.yaml"}, oneLine: true},
-		{name: "no -config", args: nil, wantCode: 2, wantStderr: []string{"-config"}},
-		{name: "-check-config without -config", args: []string{"-check-config"}, wantCode: 2, wantStderr: []string{"-config"}},
-		{name: "unknown flag", args: []string{"-confg", cfg("valid.yaml")}, wantCode: 2},
+	tests := []bintest.Case{
+		{Name: "version", Args: []string{"-version"}, Code: 0, Stdout: "oauth-proxy "},
+		{Name: "check the example config", Args: []string{"-config", "../../deploy/oauth-proxy.example.yaml", "-check-config"}, Code: 0, Stdout: "configuration OK (keys: 1, routes: 1, cookie format: v2, auth endpoint: off)"},
+		{Name: "check a generated config", Args: []string{"-config", cfg("valid.yaml"), "-check-config"}, Code: 0, Stdout: "configuration OK"},
+		{Name: "bad duration", Args: []string{"-config", cfg("bad-duration.yaml"), "-check-config"}, Code: 1, Stderr: []string{"timeouts.read"}, OneLine: true},
+		{Name: "unknown key", Args: []string{"-config", cfg("unknown-key.yaml"), "-check-config"}, Code: 1, Stderr: []string{"colour"}, OneLine: true},
+		{Name: "short key", Args: []string{"-config", cfg("short-key.yaml"), "-check-config"}, Code: 1, Stderr: []string{"encryption_keys"}, OneLine: true},
+		{Name: "bad listen", Args: []string{"-config", cfg("bad-listen.yaml"), "-check-config"}, Code: 1, Stderr: []string{"listen"}, OneLine: true},
+		{Name: "bad config without -check-config", Args: []string{"-config", cfg("bad-duration.yaml")}, Code: 1, Stderr: []string{"timeouts.read"}, OneLine: true},
+		{Name: "missing config file", Args: []string{"-config", cfg("nonexistent.yaml"), "-check-config"}, Code: 1, Stderr: []string{"nonexistent.yaml"}, OneLine: true},
+		{Name: "no -config", Args: nil, Code: 2, Stderr: []string{"-config"}},
+		{Name: "-check-config without -config", Args: []string{"-check-config"}, Code: 2, Stderr: []string{"-config"}},
+		{Name: "unknown flag", Args: []string{"-confg", cfg("valid.yaml")}, Code: 2},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := bin.Run(t, tt.args...)
-			if r.Code != tt.wantCode {
-				t.Fatalf("exit status %d, want %d; stdout %q; stderr %q", r.Code, tt.wantCode, r.Stdout, r.Stderr)
-			}
-			if !strings.Contains(r.Stdout, tt.wantStdout) {
-				t.Errorf("stdout %q, want it to contain %q", r.Stdout, tt.wantStdout)
-			}
-			for _, s := range tt.wantStderr {
-				if !strings.Contains(r.Stderr, s) {
-					t.Errorf("stderr %q, want it to contain %q", r.Stderr, s)
-				}
-			}
-			if tt.oneLine && strings.Count(strings.TrimSuffix(r.Stderr, "\n"), "\n") != 0 {
-				t.Errorf("stderr is not one line: %q", r.Stderr)
-			}
-			if tt.notStderr != "" && strings.Contains(r.Stderr, tt.notStderr) {
-				t.Errorf("stderr quotes key material: %q", r.Stderr)
-			}
-		})
-	}
+	bin.RunCases(t, tests, shortKey)
 }
 
 func TestForwardsWithBearerToken(t *testing.T) {
@@ -665,12 +632,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	if code := p.WaitExit(t, 5*time.Second); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM, want 0", code)
 	}
-	if c, err := net.DialTimeout("tcp", p.cfg.Listen, time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
-		if c != nil {
-			c.Close()
-		}
-		t.Fatalf("dial %s after exit: %v, want connection refused", p.cfg.Listen, err)
-	}
+	bintest.WantRefused(t, p.cfg.Listen)
 }
 
 // TestShutdownDelay: with timeouts.shutdown_delay, SIGTERM turns /readyz to

@@ -146,6 +146,48 @@ func (b *Binary) Run(t testing.TB, args ...string) Result {
 	return Result{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
 }
 
+// Case is one command line of a binary's table test and what its run must
+// show. It may be copied.
+type Case struct {
+	Name    string
+	Args    []string
+	Code    int      // the exit status
+	Stdout  string   // a substring of stdout
+	Stderr  []string // substrings of stderr
+	OneLine bool     // stderr is exactly one line
+}
+
+// RunCases runs the binary once per case, each in a subtest, and checks
+// its exit status and output; secrets must appear in no output of any
+// case.
+func (b *Binary) RunCases(t *testing.T, cases []Case, secrets ...string) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			r := b.Run(t, c.Args...)
+			if r.Code != c.Code {
+				t.Fatalf("exit status %d, want %d; stdout %q; stderr %q", r.Code, c.Code, r.Stdout, r.Stderr)
+			}
+			if !strings.Contains(r.Stdout, c.Stdout) {
+				t.Errorf("stdout %q, want it to contain %q", r.Stdout, c.Stdout)
+			}
+			for _, s := range c.Stderr {
+				if !strings.Contains(r.Stderr, s) {
+					t.Errorf("stderr %q, want it to contain %q", r.Stderr, s)
+				}
+			}
+			if c.OneLine && strings.Count(strings.TrimSuffix(r.Stderr, "\n"), "\n") != 0 {
+				t.Errorf("stderr is not one line: %q", r.Stderr)
+			}
+			for _, secret := range secrets {
+				if strings.Contains(r.Stdout+r.Stderr, secret) {
+					t.Errorf("the output quotes secret material: stdout %q, stderr %q", r.Stdout, r.Stderr)
+				}
+			}
+		})
+	}
+}
+
 // Process is one running binary, started with [Binary.Start]. It is safe for
 // concurrent use and must not be copied.
 type Process struct {
@@ -381,6 +423,29 @@ func Serve(t testing.TB, serve func() error, shutdown func(context.Context) erro
 			t.Errorf("serve: %v", err)
 		}
 	})
+}
+
+// WantRefused checks that nothing listens on addr any more: a dial is
+// refused.
+func WantRefused(t testing.TB, addr string) {
+	t.Helper()
+	if c, err := net.DialTimeout("tcp", addr, time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			c.Close()
+		}
+		t.Errorf("dial %s after exit: %v, want connection refused", addr, err)
+	}
+}
+
+// WriteFiles writes files (name → content) with mode 0600 into a new
+// temporary directory, and returns the path a name has there.
+func WriteFiles(t testing.TB, files map[string]string) func(name string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		WriteFile(t, filepath.Join(dir, name), content)
+	}
+	return func(name string) string { return filepath.Join(dir, name) }
 }
 
 // WriteFile writes content to path with mode 0600.
