@@ -31,6 +31,21 @@ func TestHygieneAgent(t *testing.T) {
 	ngx := nginxBinary(t)
 	op := startOIDCProvider(t)
 	bins := buildDaemons(t)
+	// userinfoWith: after a login, userInfo reaches the provider's UserInfo
+	// endpoint with method, never with other.
+	userinfoWith := func(method, other string) func(t *testing.T, s *binStack, base string) {
+		return func(t *testing.T, s *binStack, base string) {
+			b := loginVia(t, s, base, "alice")
+			mark := op.Mark()
+			if r := b.Call("GET", base+"/oauth-agent/userInfo", nil); r.Status != 200 || r.JSON()["sub"] != "alice" {
+				t.Fatalf("userInfo: %d %s", r.Status, r.Body)
+			}
+			op.WaitFor(t, mark, "userinfo "+method, 1)
+			if n := op.Count(mark, "userinfo "+other); n != 0 {
+				t.Fatalf("%d %ss to the UserInfo endpoint", n, other)
+			}
+		}
+	}
 
 	stacks := map[string]*binStack{
 		// The defaults: userinfo GET, logout revokes (P-auth on
@@ -72,28 +87,8 @@ func TestHygieneAgent(t *testing.T) {
 		}},
 
 		// 2. userinfo_method.
-		{"2 userInfo with GET (default)", "default", func(t *testing.T, s *binStack, base string) {
-			b := loginVia(t, s, base, "alice")
-			mark := op.Mark()
-			if r := b.Call("GET", base+"/oauth-agent/userInfo", nil); r.Status != 200 || r.JSON()["sub"] != "alice" {
-				t.Fatalf("userInfo: %d %s", r.Status, r.Body)
-			}
-			op.WaitFor(t, mark, "userinfo GET", 1)
-			if n := op.Count(mark, "userinfo POST"); n != 0 {
-				t.Fatalf("%d POSTs to the UserInfo endpoint", n)
-			}
-		}},
-		{"2 userInfo with userinfo_method POST", "post", func(t *testing.T, s *binStack, base string) {
-			b := loginVia(t, s, base, "alice")
-			mark := op.Mark()
-			if r := b.Call("GET", base+"/oauth-agent/userInfo", nil); r.Status != 200 || r.JSON()["sub"] != "alice" {
-				t.Fatalf("userInfo: %d %s", r.Status, r.Body)
-			}
-			op.WaitFor(t, mark, "userinfo POST", 1)
-			if n := op.Count(mark, "userinfo GET"); n != 0 {
-				t.Fatalf("%d GETs to the UserInfo endpoint", n)
-			}
-		}},
+		{"2 userInfo with GET (default)", "default", userinfoWith("GET", "POST")},
+		{"2 userInfo with userinfo_method POST", "post", userinfoWith("POST", "GET")},
 
 		// 3. Logout's clearing cookies.
 		{"3 logout clears auth, at, id, csrf in order", "default", func(t *testing.T, s *binStack, base string) {
