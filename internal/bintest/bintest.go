@@ -1,8 +1,13 @@
 // Package bintest runs a command's real binary in its black-box tests: it
 // builds the binary once per test process (with the race detector when the
 // tests run with it), runs it to completion or starts it in the background,
-// and signals it, waits for it and reads its stderr. Only tests and
-// internal/harness (for PickPorts and Buffer) import it.
+// signals it, waits for it and reads its stderr, and checks tables of
+// command lines (Case). It also holds what those tests and the others share
+// around a running server: one polling loop (Within, Eventually), servers
+// and listeners for the test's lifetime (Serve, Accept), HTTP calls (Get,
+// Do), free ports, sockets, locked buffers, log lines, and heap growth per
+// request. Only tests and internal/harness (for PickPorts and Buffer)
+// import it.
 package bintest
 
 import (
