@@ -11,7 +11,6 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
-	"github.com/tokenhandler/tokenhandler/internal/park"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 )
 
@@ -273,7 +272,7 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	if _, err = f.Timeouts.Park.Range("timeouts.park", 0, 0, time.Hour); err != nil {
 		return nil, err
 	}
-	if c.Timeouts.Park, err = f.Timeouts.Park.OffOrAtLeast("timeouts.park", park.DefaultAfter(c.Listen), 100*time.Millisecond, "off"); err != nil {
+	if c.Timeouts.Park, err = f.Timeouts.Park.OffOrAtLeast("timeouts.park", defaultPark(c.Listen), 100*time.Millisecond, "off"); err != nil {
 		return nil, err
 	}
 
@@ -419,6 +418,17 @@ func (f *fileConfig) tokenSchemes() ([]string, error) {
 		}
 		return settings.CheckToken(s)
 	})
+}
+
+// defaultPark is timeouts.park left out for a proxy listening on listen:
+// off where only NGINX or another reverse proxy on the host reaches it (a
+// Unix socket or a loopback address, as settings.Loopback says), 1 s where
+// browsers may reach it directly.
+func defaultPark(listen string) time.Duration {
+	if settings.Loopback(listen) {
+		return 0
+	}
+	return time.Second
 }
 
 // defaultTrustedProxies is loopback: NGINX beside the proxy on the same host.

@@ -202,11 +202,6 @@ func TestParseConfigAccepts(t *testing.T) {
 				t.Errorf("Timeouts.Write = %v, want 5s", c.Timeouts.Write)
 			}
 		}},
-		{"parking by default where browsers reach the listener", "listen: 0.0.0.0:8081\n" + strings.Replace(configBase, configTestKey, newConfigTestKey(), 1), func(t *testing.T, c *Config) {
-			if c.Timeouts.Park != time.Second {
-				t.Errorf("Timeouts.Park = %v with listen 0.0.0.0, want 1s", c.Timeouts.Park)
-			}
-		}},
 		{"parking on a Unix socket when asked", "listen: unix:/run/p.sock\n" + configBase + "timeouts: {park: 2s}\n", func(t *testing.T, c *Config) {
 			if c.Timeouts.Park != 2*time.Second {
 				t.Errorf("Timeouts.Park = %v, want 2s", c.Timeouts.Park)
@@ -229,6 +224,37 @@ func TestParseConfigAccepts(t *testing.T) {
 				tt.check(t, c)
 			}
 		})
+	}
+}
+
+// TestParseConfigParkDefault: parking is off by default on the listeners
+// only a reverse proxy on the host reaches (settings.Loopback, whatever the
+// case of "localhost"), and on (1 s) on the others.
+func TestParseConfigParkDefault(t *testing.T) {
+	for _, tt := range []struct {
+		listen string
+		want   time.Duration
+	}{
+		{"unix:/run/tokenhandler/proxy.sock", 0},
+		{"127.0.0.1:8081", 0},
+		{"127.0.0.2:8081", 0},
+		{"\"[::1]:8081\"", 0},
+		{"localhost:8081", 0},
+		{"LocalHost:8081", 0},
+		{"0.0.0.0:8081", time.Second},
+		{"\":8081\"", time.Second},
+		{"\"[::]:8081\"", time.Second},
+		{"192.0.2.10:443", time.Second},
+		{"proxy.example.com:443", time.Second},
+	} {
+		yaml := "listen: " + tt.listen + "\n" + strings.Replace(configBase, configTestKey, newConfigTestKey(), 1)
+		c, err := ParseConfig([]byte(yaml), nil)
+		if err != nil {
+			t.Fatalf("listen %s: %v", tt.listen, err)
+		}
+		if c.Timeouts.Park != tt.want {
+			t.Errorf("listen %s: Timeouts.Park = %v, want %v", tt.listen, c.Timeouts.Park, tt.want)
+		}
 	}
 }
 

@@ -23,40 +23,17 @@
 // When to use it: when many clients hold keep-alive connections open and
 // mostly idle, as browsers do against a proxy they reach directly. Behind
 // NGINX there are a few dozen upstream keep-alive connections (keepalive
-// 64) and nothing to save, so [DefaultAfter] is 0 (off) for a listener on
-// a Unix socket or a loopback address, which only a reverse proxy on the
-// same host reaches.
+// 64) and nothing to save, so the proxy's timeouts.park is 0 (off) by
+// default for a listener on a Unix socket or a loopback address, which only
+// a reverse proxy on the same host reaches.
 package park
 
 import (
 	"net"
-	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
 )
-
-// DefaultAfter is the parking time when the configuration gives none, for a
-// daemon listening on listen ("host:port" or "unix:/path"): off (0) for a
-// Unix socket or a loopback address (localhost, 127.0.0.0/8, ::1), where
-// NGINX or another reverse proxy on the host is the only client; 1 s for
-// any other address, which browsers may reach directly.
-func DefaultAfter(listen string) time.Duration {
-	if strings.HasPrefix(listen, "unix:") {
-		return 0
-	}
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return time.Second
-	}
-	if host == "localhost" {
-		return 0
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return 0
-	}
-	return time.Second
-}
 
 // Wrap returns ln wrapped so that srv's keep-alive connections idle for
 // after (up to 1.5 times as long) are parked until their next request. It
