@@ -68,7 +68,9 @@ type state struct {
 
 // New builds an Agent from a validated configuration. It does not wait for
 // the Authorization Server: discovery runs in the background, retried with
-// backoff, and Ready reports when it has succeeded.
+// backoff, and Ready reports when it has succeeded. reg receives the
+// agent's metrics; a Set a previous Agent used may be passed again: the
+// counters are shared and the gauges report the new Agent.
 func New(cfg *Config, reg *metrics.Set, log zerolog.Logger) (*Agent, error) {
 	a := &Agent{metrics: newAgentMetrics(reg), denials: newDenialLog(), logouts: newLogoutGuards(), now: time.Now, stop: make(chan struct{})}
 	if cfg.Now != nil {

@@ -23,7 +23,7 @@ type agentMetrics struct {
 }
 
 func newAgentMetrics(set *metrics.Set) *agentMetrics {
-	return &agentMetrics{set: set, singleFlightWaits: set.NewCounter("oauth_agent_refresh_single_flight_waits_total")}
+	return &agentMetrics{set: set, singleFlightWaits: set.GetOrCreateCounter("oauth_agent_refresh_single_flight_waits_total")}
 }
 
 // counter returns the series name{label="value"}.

@@ -266,3 +266,17 @@ func TestCookieDomain(t *testing.T) {
 		t.Errorf("logout cleared %d cookies", len(out.Header.Values("Set-Cookie")))
 	}
 }
+
+// TestNewTwiceOnOneSet: a second Agent built on the Set of a first shares
+// its counters and takes over its gauges instead of panicking (review B3).
+func TestNewTwiceOnOneSet(t *testing.T) {
+	as := astest.New(t, astest.Options{})
+	set := metrics.NewSet()
+	for i := range 2 {
+		a, err := New(testConfig(as), set, zerolog.Nop())
+		if err != nil {
+			t.Fatalf("New #%d: %v", i+1, err)
+		}
+		a.Close()
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokenhandler/tokenhandler/internal/daemon"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/revocation"
 	"github.com/tokenhandler/tokenhandler/revocation/embedded"
@@ -112,10 +113,10 @@ func (r *revocations) start(a *Agent, log zerolog.Logger) {
 // list was last known current: the store answered) and
 // oauth_agent_revocation_entries (revoked sessions not yet expired).
 func (r *revocations) gauges(reg *metrics.Set, now func() time.Time) {
-	reg.NewGauge("oauth_agent_revocation_stale_seconds", func() float64 {
+	daemon.Gauge(reg, "oauth_agent_revocation_stale_seconds", func() float64 {
 		return r.set.Stale(now()).Seconds()
 	})
-	reg.NewGauge("oauth_agent_revocation_entries", func() float64 {
+	daemon.Gauge(reg, "oauth_agent_revocation_entries", func() float64 {
 		return float64(r.set.Len())
 	})
 }

@@ -36,8 +36,8 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Agent: a, cfg: cfg, log: log}
-	s.reloads.ok = reg.NewCounter(`oauth_agent_config_reloads_total{result="ok"}`)
-	s.reloads.failed = reg.NewCounter(`oauth_agent_config_reloads_total{result="error"}`)
+	s.reloads.ok = reg.GetOrCreateCounter(`oauth_agent_config_reloads_total{result="ok"}`)
+	s.reloads.failed = reg.GetOrCreateCounter(`oauth_agent_config_reloads_total{result="error"}`)
 	s.Server, err = daemon.NewServer(daemon.ServerConfig{
 		Listen:        cfg.Listen,
 		MetricsListen: cfg.MetricsListen,

@@ -42,10 +42,10 @@ type routeMetrics struct {
 func newProxyMetrics(set *metrics.Set) *proxyMetrics {
 	m := &proxyMetrics{set: set, routes: map[string]*routeMetrics{}}
 	for d := denyOrigin; d < denyCount; d++ {
-		m.denied[d] = set.NewCounter(`oauth_proxy_denied_total{reason="` + denyReasons[d] + `"}`)
+		m.denied[d] = set.GetOrCreateCounter(`oauth_proxy_denied_total{reason="` + denyReasons[d] + `"}`)
 	}
-	m.reloads.ok = set.NewCounter(`oauth_proxy_config_reloads_total{result="ok"}`)
-	m.reloads.failed = set.NewCounter(`oauth_proxy_config_reloads_total{result="error"}`)
+	m.reloads.ok = set.GetOrCreateCounter(`oauth_proxy_config_reloads_total{result="ok"}`)
+	m.reloads.failed = set.GetOrCreateCounter(`oauth_proxy_config_reloads_total{result="error"}`)
 	return m
 }
 
@@ -65,10 +65,10 @@ func (m *proxyMetrics) route(name string) *routeMetrics {
 		name:             name,
 		set:              m.set,
 		labels:           labels,
-		latency:          m.set.NewPrometheusHistogramExt("oauth_proxy_request_duration_seconds{"+labels+"}", daemon.LatencyBuckets),
+		latency:          m.set.GetOrCreatePrometheusHistogramExt("oauth_proxy_request_duration_seconds{"+labels+"}", daemon.LatencyBuckets),
 		byStatus:         new([600]atomic.Pointer[metrics.Counter]),
-		upstreamErrors:   m.set.NewCounter("oauth_proxy_upstream_errors_total{" + labels + `,kind="unavailable"}`),
-		upstreamTimeouts: m.set.NewCounter("oauth_proxy_upstream_errors_total{" + labels + `,kind="timeout"}`),
+		upstreamErrors:   m.set.GetOrCreateCounter("oauth_proxy_upstream_errors_total{" + labels + `,kind="unavailable"}`),
+		upstreamTimeouts: m.set.GetOrCreateCounter("oauth_proxy_upstream_errors_total{" + labels + `,kind="timeout"}`),
 	}
 	m.routes[name] = r
 	return r

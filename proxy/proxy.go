@@ -63,7 +63,9 @@ type state struct {
 }
 
 // New builds a Proxy from a validated configuration. reg receives the
-// proxy's metrics; log is the base logger (its level is taken from cfg).
+// proxy's metrics; a Set a previous Proxy used may be passed again: the
+// counters are shared and the gauges report the new Proxy. log is the base
+// logger (its level is taken from cfg).
 func New(cfg *Config, reg *metrics.Set, log zerolog.Logger) (*Proxy, error) {
 	return newProxy(cfg, reg, log, nil)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 
+	"github.com/tokenhandler/tokenhandler/internal/daemon"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/revocation"
 	"github.com/tokenhandler/tokenhandler/revocation/embedded"
@@ -47,14 +48,14 @@ func newRevocations(reg *metrics.Set, now func() time.Time) *revocations {
 	r := &revocations{set: revocation.NewSet()}
 	// Seconds since the list was last known current (its store answered);
 	// requests get 503 above revocation.fail_closed_after.
-	reg.NewGauge(mRevocationStale, func() float64 {
+	daemon.Gauge(reg, mRevocationStale, func() float64 {
 		if !r.following() {
 			return 0
 		}
 		return r.set.Stale(now()).Seconds()
 	})
 	// Sessions on the list (back-channel logouts not yet expired).
-	reg.NewGauge(mRevocationEntries, func() float64 {
+	daemon.Gauge(reg, mRevocationEntries, func() float64 {
 		return float64(r.set.Len())
 	})
 	return r

@@ -133,6 +133,16 @@ func redactQuoted(msg string) string {
 // histograms: from 100 µs (the proxy's own work) to 10 s (a slow upstream).
 var LatencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
+// Gauge registers on set the gauge name that reads f, replacing one of the
+// same name: a Set handed to a second proxy.New or agent.New (a restart in
+// a test, a replacement) reports the latest one's state instead of
+// panicking as [metrics.Set.NewGauge] would. Counters and histograms are
+// shared the same way with the Set's GetOrCreate calls.
+func Gauge(set *metrics.Set, name string, f func() float64) {
+	set.UnregisterMetric(name)
+	set.NewGauge(name, f)
+}
+
 func init() {
 	// The page carries a TYPE line per family, which Prometheus reads to
 	// tell counters and histograms apart. The switch is process-wide; the

@@ -78,8 +78,8 @@ type ServerConfig struct {
 	// context and buffers are released until the client's next request
 	// (package park; elsewhere than on Linux, a warning is logged and
 	// nothing parks). Idle worker goroutines then end after ParkAfter (at
-	// least 1 s) instead of fasthttp's 10 s. ParkedGauge counts the parked
-	// connections.
+	// least 1 s) instead of fasthttp's 10 s. ParkedGauge, unless "", counts
+	// the parked connections: 0 while parking is off.
 	ParkAfter   time.Duration
 	ParkedGauge string
 	// OpsRoutes are extra paths served on the metrics listener beside
@@ -119,7 +119,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s := &Server{cfg: cfg}
 	s.http = cfg.HTTP.Server(cfg.Log)
 	s.http.Handler = s.closeWhenDraining(cfg.HTTP.Handler)
-	cfg.Registry.NewGauge(cfg.ReadyGauge, func() float64 {
+	Gauge(cfg.Registry, cfg.ReadyGauge, func() float64 {
 		if s.Ready() {
 			return 1
 		}
@@ -129,14 +129,21 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if s.ln, err = Listen(cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	var parked *park.Listener // nil while nothing parks
 	if cfg.ParkAfter > 0 {
-		pl, err := park.Wrap(s.ln, s.http, cfg.ParkAfter)
-		if err != nil {
+		if pl, err := park.Wrap(s.ln, s.http, cfg.ParkAfter); err != nil {
 			cfg.Log.Warn().Err(err).Msg("idle connections are not parked")
 		} else {
-			s.ln = pl
-			cfg.Registry.NewGauge(cfg.ParkedGauge, func() float64 { return float64(pl.Parked()) })
+			s.ln, parked = pl, pl
 		}
+	}
+	if cfg.ParkedGauge != "" { // a documented series: there, 0, while parking is off
+		Gauge(cfg.Registry, cfg.ParkedGauge, func() float64 {
+			if parked == nil {
+				return 0
+			}
+			return float64(parked.Parked())
+		})
 	}
 	if cfg.MetricsListen != "" {
 		if s.mln, err = Listen(cfg.MetricsListen); err != nil {
