@@ -12,6 +12,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // MaxPrefix is the longest cookie.prefix allowed.
@@ -203,8 +204,12 @@ func (n *Names) Cookies() [slotCount]*Cookie {
 // letters, digits, '-' or '_', so that the prefix is usable in cookie names
 // (RFC 6265 §4.1.1 cookie-name is a token), in the header name x-P-csrf
 // (an RFC 9110 §5.6.2 token) and in NGINX variable names and regular
-// expressions without quoting. Its errors name no setting, for the caller
-// to put the name of its own in front (cookie.prefix, -cookie-prefix).
+// expressions without quoting; and not one that makes the cookie names
+// start with a prefix browsers give rules of their own (__Host-, __Secure-,
+// __Http-, in any case: RFC 6265bis §4.1.3), which they would apply to
+// cookies set without them and so drop them. Its errors name no setting,
+// for the caller to put the name of its own in front (cookie.prefix,
+// -cookie-prefix).
 func CheckPrefix(p string) error {
 	if p == "" || len(p) > MaxPrefix {
 		return fmt.Errorf("must be 1 to %d characters long, got %d", MaxPrefix, len(p))
@@ -213,6 +218,11 @@ func CheckPrefix(p string) error {
 		c := p[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
 			return fmt.Errorf("%q may hold only ASCII letters, digits, '-' and '_'", p)
+		}
+	}
+	for _, reserved := range []string{"__host-", "__secure-", "__http-"} {
+		if strings.HasPrefix(strings.ToLower(p+"-"), reserved) {
+			return fmt.Errorf("%q would start the cookie names with %s: browsers apply that prefix's rules to them and drop the cookies; for __Host- names set name_prefix instead", p, p[:len(reserved)-1]+"-")
 		}
 	}
 	return nil

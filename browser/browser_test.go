@@ -48,7 +48,8 @@ func TestNewNames(t *testing.T) {
 	if _, err := NewNames("shop", NamePrefix(3)); err == nil {
 		t.Error("NewNames accepts an unknown NamePrefix")
 	}
-	for _, bad := range []string{"", strings.Repeat("a", 65), "a b", "a;b", "a=b", "a.b", "é"} {
+	for _, bad := range []string{"", strings.Repeat("a", 65), "a b", "a;b", "a=b", "a.b", "é",
+		"__Host-x", "__host-x", "__HOST", "__Secure-x", "__secure", "__Http-x", "__Host-Http-x"} { // names browsers give rules (review N3)
 		if _, err := NewNames(bad, NamePrefixNone); err == nil || !strings.HasPrefix(err.Error(), "browser: cookie name prefix") {
 			t.Errorf("NewNames(%q) error = %v", bad, err)
 		}
