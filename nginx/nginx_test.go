@@ -36,7 +36,6 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/nginx"
 	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
-	"github.com/tokenhandler/tokenhandler/proxy"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -638,8 +637,8 @@ func TestUnreachable(t *testing.T) {
 	} {
 		in := startNGINX(t, tc.mode, tc.p)
 		resp := do(t, client, in.url, request{method: "GET", path: "/api/x", headers: [][2]string{trusted(), cookie("example-at=" + c)}})
-		if resp.status != 502 || resp.body != string(proxy.ErrorBody(502)) || resp.header.Get("Content-Type") != "application/json" {
-			t.Errorf("%s: %d %q (%s), want 502 %s", tc.name, resp.status, resp.body, resp.header.Get("Content-Type"), proxy.ErrorBody(502))
+		if resp.status != 502 || resp.body != string(browser.ErrorAnswerFor("upstream_unavailable").Body) || resp.header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s: %d %q (%s), want 502 %s", tc.name, resp.status, resp.body, resp.header.Get("Content-Type"), browser.ErrorAnswerFor("upstream_unavailable").Body)
 		}
 	}
 }
@@ -1004,8 +1003,8 @@ func TestUnixSocket(t *testing.T) {
 				t.Errorf("the API got Cookie %q, want none", r.Header.Get("Cookie"))
 			}
 			resp = do(t, client, in.url, request{method: "GET", path: "/api/x", headers: [][2]string{hdr("Host", apiHost), trusted()}})
-			if resp.status != 401 || resp.body != string(proxy.ErrorBody(401)) {
-				t.Errorf("GET without a cookie: %d %q, want 401 %s", resp.status, resp.body, proxy.ErrorBody(401))
+			if resp.status != 401 || resp.body != string(browser.ErrorAnswerFor("unauthorized").Body) {
+				t.Errorf("GET without a cookie: %d %q, want 401 %s", resp.status, resp.body, browser.ErrorAnswerFor("unauthorized").Body)
 			}
 			if r, _ := a.received(); r != nil {
 				t.Errorf("a request without a cookie reached the API: %s %s", r.Method, r.URL)

@@ -5,9 +5,10 @@
 // Agent too, with /refresh hashed on the refresh-token cookie so that
 // refresh single-flight holds across several agent instances.
 //
-// It takes the cookie names from package browser and the JSON error bodies
-// NGINX answers itself from package proxy, so that they cannot drift;
-// nginx/README.md explains every directive of the output.
+// It takes the cookie names and the proxy's error answers (status and JSON
+// body, by code) that NGINX gives itself from package browser, so that they
+// cannot drift, without linking the proxy; nginx/README.md explains every
+// directive of the output.
 package nginx
 
 import (
@@ -22,7 +23,6 @@ import (
 	"text/template"
 
 	"github.com/tokenhandler/tokenhandler/browser"
-	"github.com/tokenhandler/tokenhandler/proxy"
 )
 
 // The modes Render knows.
@@ -118,17 +118,18 @@ type Params struct {
 //go:embed tokenhandler.conf.tmpl
 var templateText string
 
-var tmpl = template.Must(template.New("tokenhandler.conf").Funcs(template.FuncMap{"errorBody": errorBody}).Parse(templateText))
+var tmpl = template.Must(template.New("tokenhandler.conf").Funcs(template.FuncMap{"errorReturn": errorReturn}).Parse(templateText))
 
-// errorBody is the template's {{errorBody 502}}: the proxy's JSON body of
-// that status, so that a browser sees the same answer whichever of NGINX
-// and the proxy gives it. NGINX quotes it in '...'.
-func errorBody(status int) (string, error) {
-	body := string(proxy.ErrorBody(status))
-	if body == "" || strings.ContainsAny(body, `'\$`) {
-		return "", fmt.Errorf("no error body for status %d that NGINX can quote", status)
+// errorReturn is the template's {{errorReturn "upstream_unavailable"}}: the
+// NGINX return of the proxy's error answer with that code, its status and
+// JSON body (browser.ErrorAnswer), so that a browser sees the same answer
+// whichever of NGINX and the proxy gives it. NGINX quotes the body in '...'.
+func errorReturn(code string) (string, error) {
+	e := browser.ErrorAnswerFor(code)
+	if e == nil || strings.ContainsAny(string(e.Body), `'\$`) {
+		return "", fmt.Errorf("no error answer %q that NGINX can quote", code)
 	}
-	return body, nil
+	return fmt.Sprintf("return %d '%s';", e.Status, e.Body), nil
 }
 
 // stripSteps is how many runs of adjacent token-handler cookies NGINX

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -375,6 +376,21 @@ func TestRefreshCookieMap(t *testing.T) {
 	} {
 		if got := maps.eval("$th_refresh_cookie", header); got != want {
 			t.Errorf("Cookie %q: hash key %q, want %q", header, got, want)
+		}
+	}
+}
+
+// TestLinksNoProxy: the renderer takes the error answers from browser by
+// their code, so it does not link the proxy (its fasthttp, its Redis
+// client) for five JSON bodies (review N2).
+func TestLinksNoProxy(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if dep == "github.com/tokenhandler/tokenhandler/proxy" || dep == "github.com/valyala/fasthttp" {
+			t.Errorf("package nginx links %s", dep)
 		}
 	}
 }

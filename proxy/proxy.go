@@ -175,7 +175,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch, now int64
 	// 0. Nothing that two HTTP parsers could read differently goes on.
 	if ambiguous(req) {
 		st.cors.Response(resp, origin, trusted)
-		writeError(ctx, errBadRequest)
+		writeError(ctx, browser.AnswerBadRequest)
 		ctx.SetConnectionClose()
 		return st.noRoute, denyNone
 	}
@@ -214,11 +214,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch, now int64
 		// Fail closed (revocation.fail_closed_after): with a list this
 		// stale, a session ended at the Provider could still pass.
 		if p.rev.failClosed(st, now) {
-			writeError(ctx, errRevocationUnavailable)
+			writeError(ctx, browser.AnswerRevocationUnavailable)
 			return rm, denyNone
 		}
 		if why := p.authorize(ctx, st, s, method, trusted, now); why != denyNone {
-			writeError(ctx, errUnauthorized)
+			writeError(ctx, browser.AnswerUnauthorized)
 			return rm, why
 		}
 	}
@@ -234,7 +234,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx, st *state, s *scratch, now int64
 	}
 
 	if rt == nil {
-		writeError(ctx, errNoRoute)
+		writeError(ctx, browser.AnswerNotFound)
 		return rm, denyNone
 	}
 	if !passThrough {

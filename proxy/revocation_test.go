@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/metricstest"
 	"github.com/tokenhandler/tokenhandler/internal/redistest"
@@ -110,7 +111,7 @@ func TestRevokedSession(t *testing.T) {
 		t.Fatalf("the revoked session still passes %v after the Revoke", time.Since(revoked))
 	}
 	t.Logf("refused %v after the Revoke", time.Since(revoked))
-	if r := h.apiCall(&h.env); r.status != 401 || r.body != string(errUnauthorized.body) {
+	if r := h.apiCall(&h.env); r.status != 401 || r.body != string(browser.AnswerUnauthorized.Body) {
 		t.Errorf("revoked: %d %s, want the 401 body", r.status, r.body)
 	}
 	if n := h.denials(denySessionRevoked); n == 0 {
@@ -167,7 +168,7 @@ func TestFailClosed(t *testing.T) {
 	ln.Close() // the feed is not up yet
 	h := startProxy(t, "\nrevocation: {feed: 'http://"+addr+"', fail_closed_after: 10s}")
 	r := h.apiCall(&h.env)
-	if r.status != 503 || r.body != string(errRevocationUnavailable.body) {
+	if r.status != 503 || r.body != string(browser.AnswerRevocationUnavailable.Body) {
 		t.Errorf("never synced: %d %s, want 503 revocation_unavailable", r.status, r.body)
 	}
 	if r.header.Get("Access-Control-Allow-Origin") != trustedOrigin {

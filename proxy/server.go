@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/internal/daemon"
 )
 
@@ -118,10 +119,10 @@ func parseError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.As(err, &small):
-		writeError(ctx, errHeaderTooBig)
+		writeError(ctx, browser.AnswerHeadersTooLarge)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		writeError(ctx, errTooLarge)
+		writeError(ctx, browser.AnswerRequestTooLarge)
 	default:
-		writeError(ctx, errBadRequest)
+		writeError(ctx, browser.AnswerBadRequest)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/browser"
 )
 
 // route is one entry of routes: a path prefix and its upstream pool.
@@ -167,7 +169,7 @@ func fieldNames(names ...string) [][]byte {
 func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, s *scratch) {
 	req := &ctx.Request
 	if cl := req.Header.ContentLength(); cl > st.cfg.Limits.MaxBodyBytes {
-		writeError(ctx, errTooLarge)
+		writeError(ctx, browser.AnswerRequestTooLarge)
 		return
 	}
 	closeAfter := req.Header.ConnectionClose()
@@ -183,10 +185,10 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, s *scrat
 		ctx.Response.Reset()
 		if isTimeout(err) {
 			rt.metrics.upstreamTimeouts.Inc()
-			writeError(ctx, errGatewayTimeout)
+			writeError(ctx, browser.AnswerUpstreamTimeout)
 		} else {
 			rt.metrics.upstreamErrors.Inc()
-			writeError(ctx, errBadGateway)
+			writeError(ctx, browser.AnswerUpstreamUnavailable)
 		}
 		st.cors.Response(&ctx.Response.Header, req.Header.Peek(fasthttp.HeaderOrigin), st.origins.Trusted(req.Header.Peek(fasthttp.HeaderOrigin)))
 		ctx.Response.Header.SetBytesV(HeaderRequestID, req.Header.Peek(HeaderRequestID)) // after Reset: the only copy
