@@ -6,4 +6,16 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
 )
 
-func TestDependencies(t *testing.T) { deptest.Check(t) }
+// What agent and proxy share at the browser's edge: the standard library
+// only.
+func TestDependencies(t *testing.T) {
+	deptest.DepChecker{
+		Allowed: []string{deptest.Module + "/browser"},
+		BadDeps: map[string]string{
+			deptest.Module + "/agent":  deptest.Shared,
+			deptest.Module + "/proxy":  deptest.Shared,
+			deptest.Module + "/crypto": "browser names, splits and checks cookies and headers; the daemons seal and open the values",
+		},
+		Production: true,
+	}.Check(t)
+}

@@ -6,4 +6,11 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
 )
 
-func TestDependencies(t *testing.T) { deptest.Check(t) }
+// Plumbing for both binaries: listeners, signals, logging, ops.
+func TestDependencies(t *testing.T) {
+	deptest.DepChecker{
+		Allowed:    deptest.Cat([]string{deptest.Module + "/internal/daemon", deptest.Module + "/internal/park", "github.com/VictoriaMetrics/metrics", "golang.org/x/sys", "golang.org/x/net"}, deptest.Fasthttp, deptest.Zerolog),
+		BadDeps:    map[string]string{deptest.Module + "/agent": deptest.Shared, deptest.Module + "/proxy": deptest.Shared},
+		Production: true,
+	}.Check(t)
+}

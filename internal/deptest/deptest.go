@@ -1,8 +1,8 @@
-// Package deptest holds the module's dependency rules (Layout: a row a
-// package, each banned import with its reason, as tailscale's
-// tstest/deptest gives them) and checks them from each package's
-// TestDependencies, so that the layout of contract §8 holds and a broken
-// rule says why it is one. Only tests import it.
+// Package deptest checks a package's dependency rules from its
+// TestDependencies, as tailscale's tstest/deptest does: each package's
+// deps_test.go states what it may link and what it must never link, with
+// the reason per banned import, so that the layout of contract §8 holds
+// and a broken rule says why it is one. Only tests import it.
 package deptest
 
 import (
@@ -14,6 +14,27 @@ import (
 
 // Module is this module's path.
 const Module = "github.com/tokenhandler/tokenhandler"
+
+// Reasons several packages give.
+const (
+	Daemons = "the agent and the proxy never import each other (contract §8): each is deployed and scaled alone"
+	Shared  = "both daemons build on it, so it links neither"
+	NoOAuth = "the proxy links no OAuth or OIDC library (contract §8): it opens cookies and forwards, and never talks to the Authorization Server"
+)
+
+// Module dependencies several packages allow, each with what it links.
+var (
+	// Fasthttp is the HTTP server both daemons run on.
+	Fasthttp = []string{"github.com/valyala/", "github.com/andybalholm/brotli", "github.com/klauspost/compress", "github.com/molecule-man/go-brrr"}
+	// Zerolog is the logger.
+	Zerolog = []string{"github.com/rs/zerolog", "github.com/mattn/go-colorable", "github.com/mattn/go-isatty"}
+	// Sio is the DARE library crypto builds on (golang.org/x/crypto for
+	// ChaCha20-Poly1305, x/sys).
+	Sio = []string{"github.com/minio/sio", "golang.org/x/crypto", "golang.org/x/sys"}
+	// GoRedis is the Redis client of revocation.store redis, with its
+	// xxhash (cluster slots) and uber's atomic.
+	GoRedis = []string{"github.com/redis/go-redis/v9", "github.com/cespare/xxhash/v2", "go.uber.org/atomic"}
+)
 
 // TestSupport names the packages only tests and the harnesses link, each
 // with the reason; a Production package links none of them.
@@ -53,24 +74,17 @@ type DepChecker struct {
 	Production bool
 }
 
-// Check checks the package in the current directory against its row of
-// Layout, and fails t for each package it links against the rules, with
-// the reason.
-func Check(t *testing.T) {
+// Check checks the package in the current directory (a test's) against
+// c, and fails t for each package it links against the rules, with the
+// reason.
+func (c DepChecker) Check(t *testing.T) {
 	t.Helper()
-	self, err := exec.Command("go", "list", ".").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	name := strings.TrimSpace(string(self))
-	c, ok := Layout[strings.TrimPrefix(name, Module)]
-	if !ok {
-		t.Fatalf("deptest.Layout has no row for %s: add one saying what it may link and what it must not, and why", name)
-	}
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{.Standard}}", ".").Output()
 	if err != nil {
 		t.Fatalf("go list -deps: %v", err)
 	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	name, _, _ := strings.Cut(lines[len(lines)-1], " ") // -deps lists the package itself last
 	allowed := c.Allowed
 	if c.AllowLinksOf != "" {
 		allowed = append(deps(t, c.AllowLinksOf), allowed...)
@@ -90,7 +104,7 @@ func Check(t *testing.T) {
 		prefixes = append(prefixes, p)
 	}
 	sort.Strings(prefixes)
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+	for _, line := range lines {
 		dep, standard, _ := strings.Cut(line, " ")
 		if dep == name {
 			continue
@@ -101,10 +115,19 @@ func Check(t *testing.T) {
 		}
 		if allowed != nil && standard != "true" {
 			if _, ok := match(dep, allowed); !ok {
-				t.Errorf("%s links %s, which is not in its allowed list: drop the import, or add it to its row of deptest.Layout and say why", name, dep)
+				t.Errorf("%s links %s, which is not in its allowed list: drop the import, or add it to Allowed in its deps_test.go and say why", name, dep)
 			}
 		}
 	}
+}
+
+// Cat joins lists of allowed packages.
+func Cat(lists ...[]string) []string {
+	var out []string
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
 }
 
 // match returns the first of prefixes that pkg matches: exactly, or as a

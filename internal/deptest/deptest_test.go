@@ -8,25 +8,40 @@ import (
 	"testing"
 )
 
-// TestLayout: every package the binaries link has a row in Layout, and
-// every row names a package whose TestDependencies checks it (a
-// deps_test.go calling Check).
-func TestLayout(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "../../cmd/...", "../../nginx/cmd/render").Output()
+// TestEveryPackage: every package of the module with non-test Go files has
+// a deps_test.go whose TestDependencies checks its rules, and every
+// package the binaries link is marked Production, so that a new package
+// cannot be forgotten and test support cannot slip into a daemon.
+func TestEveryPackage(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{len .GoFiles}} {{.Dir}}", "../../...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	for _, pkg := range strings.Fields(string(out)) {
-		if rel, ok := strings.CutPrefix(pkg, Module); ok {
-			if _, ok := Layout[rel]; !ok {
-				t.Errorf("the binaries link %s, which has no row in Layout", pkg)
-			}
-		}
+	linked, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "../../cmd/...", "../../nginx/cmd/render").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
 	}
-	for rel := range Layout {
-		b, err := os.ReadFile(filepath.Join("../..", rel, "deps_test.go"))
-		if err != nil || !strings.Contains(string(b), "deptest.Check(t)") {
-			t.Errorf("Layout has a row for %s, but no %s/deps_test.go calls deptest.Check (%v)", rel, rel, err)
+	production := make(map[string]bool)
+	for _, pkg := range strings.Fields(string(linked)) {
+		production[pkg] = true
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 30 {
+		t.Fatalf("go list found %d packages: is the module root ../..?", len(lines))
+	}
+	for _, line := range lines {
+		pkg, rest, _ := strings.Cut(line, " ")
+		files, dir, _ := strings.Cut(rest, " ")
+		if files == "0" {
+			continue // tests alone: it links nothing
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "deps_test.go"))
+		src := string(b)
+		switch {
+		case err != nil || !strings.Contains(src, "DepChecker{") || !strings.Contains(src, "}.Check(t)"):
+			t.Errorf("%s has no deps_test.go checking a DepChecker: add one saying what it may link and what it must not, and why (%v)", pkg, err)
+		case production[pkg] && !strings.Contains(src, "Production: true"):
+			t.Errorf("the binaries link %s, but its deps_test.go does not mark it Production", pkg)
 		}
 	}
 }

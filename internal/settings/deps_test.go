@@ -6,4 +6,15 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
 )
 
-func TestDependencies(t *testing.T) { deptest.Check(t) }
+// What both configuration files share: no server code.
+func TestDependencies(t *testing.T) {
+	deptest.DepChecker{
+		Allowed: deptest.Cat([]string{deptest.Module + "/internal/settings", deptest.Module + "/crypto", deptest.Module + "/browser", "go.yaml.in/yaml/v3"}, deptest.Sio, deptest.Zerolog),
+		BadDeps: map[string]string{
+			deptest.Module + "/agent":     deptest.Shared,
+			deptest.Module + "/proxy":     deptest.Shared,
+			"github.com/valyala/fasthttp": "decoding a configuration file needs no server code",
+		},
+		Production: true,
+	}.Check(t)
+}

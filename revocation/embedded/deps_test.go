@@ -6,4 +6,16 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
 )
 
-func TestDependencies(t *testing.T) { deptest.Check(t) }
+// The embedded store needs the list, fasthttp for the feed handler and
+// zerolog for the follower's two log lines.
+func TestDependencies(t *testing.T) {
+	deptest.DepChecker{
+		Allowed: deptest.Cat([]string{deptest.Module + "/revocation", deptest.Module + "/session", deptest.Module + "/crypto"}, deptest.Sio, deptest.Fasthttp, deptest.Zerolog),
+		BadDeps: map[string]string{
+			deptest.Module + "/agent":      deptest.Shared,
+			deptest.Module + "/proxy":      deptest.Shared,
+			"github.com/redis/go-redis/v9": "the single-machine store needs no Redis: that is the other store's",
+		},
+		Production: true,
+	}.Check(t)
+}

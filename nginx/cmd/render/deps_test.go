@@ -6,4 +6,10 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
 )
 
-func TestDependencies(t *testing.T) { deptest.Check(t) }
+// The renderer's command links the renderer, nothing of the agent.
+func TestDependencies(t *testing.T) {
+	deptest.DepChecker{
+		BadDeps:    map[string]string{deptest.Module + "/agent": "NGINX's configuration takes nothing from the agent"},
+		Production: true,
+	}.Check(t)
+}

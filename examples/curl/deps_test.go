@@ -1,0 +1,14 @@
+package curl
+
+import (
+	"testing"
+
+	"github.com/tokenhandler/tokenhandler/internal/deptest"
+)
+
+// The curl walkthrough is documentation: it links nothing.
+func TestDependencies(t *testing.T) {
+	deptest.DepChecker{
+		Allowed: []string{deptest.Module + "/examples/curl"},
+	}.Check(t)
+}
