@@ -11,9 +11,8 @@ import (
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
 		Allowed: []string{deptest.Module + "/browser"},
+		Shared:  true,
 		BadDeps: map[string]string{
-			deptest.Module + "/agent":  deptest.Shared,
-			deptest.Module + "/proxy":  deptest.Shared,
 			deptest.Module + "/crypto": "browser names, splits and checks cookies and headers; the daemons seal and open the values",
 		},
 		Production: true,

@@ -11,9 +11,8 @@ import (
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
 		Allowed: deptest.Cat([]string{deptest.Module + "/session", deptest.Module + "/crypto"}, deptest.Sio),
+		Shared:  true,
 		BadDeps: map[string]string{
-			deptest.Module + "/agent":   deptest.Shared,
-			deptest.Module + "/proxy":   deptest.Shared,
 			deptest.Module + "/browser": "the envelope is what a cookie holds, below the rules that name and split cookies",
 		},
 		Production: true,

@@ -7,8 +7,4 @@ import (
 )
 
 // The curl walkthrough is documentation: it links nothing.
-func TestDependencies(t *testing.T) {
-	deptest.DepChecker{
-		Allowed: []string{deptest.Module + "/examples/curl"},
-	}.Check(t)
-}
+func TestDependencies(t *testing.T) { deptest.Stdlib.Check(t) }

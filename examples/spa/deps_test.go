@@ -6,12 +6,6 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
 )
 
-// The SPA's server: the standard library only.
-func TestDependencies(t *testing.T) {
-	deptest.DepChecker{
-		Allowed: []string{deptest.Module + "/examples/spa"},
-		BadDeps: map[string]string{
-			deptest.Module + "/": "the SPA stands for the customer's, which talks to the token handler over HTTP only",
-		},
-	}.Check(t)
-}
+// The SPA stands for the customer's, which talks to the token handler
+// over HTTP only: the standard library only.
+func TestDependencies(t *testing.T) { deptest.Stdlib.Check(t) }

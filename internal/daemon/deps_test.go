@@ -10,7 +10,7 @@ import (
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
 		Allowed:    deptest.Cat([]string{deptest.Module + "/internal/daemon", deptest.Module + "/internal/park", "github.com/VictoriaMetrics/metrics", "golang.org/x/sys", "golang.org/x/net"}, deptest.Fasthttp, deptest.Zerolog),
-		BadDeps:    map[string]string{deptest.Module + "/agent": deptest.Shared, deptest.Module + "/proxy": deptest.Shared},
+		Shared:     true,
 		Production: true,
 	}.Check(t)
 }

@@ -5,8 +5,4 @@ import (
 )
 
 // The checker needs only the standard library (and the go command).
-func TestDependencies(t *testing.T) {
-	DepChecker{
-		Allowed: []string{Module + "/internal/deptest"},
-	}.Check(t)
-}
+func TestDependencies(t *testing.T) { Stdlib.Check(t) }

@@ -18,7 +18,6 @@ const Module = "github.com/tokenhandler/tokenhandler"
 // Reasons several packages give.
 const (
 	Daemons = "the agent and the proxy never import each other (contract §8): each is deployed and scaled alone"
-	Shared  = "both daemons build on it, so it links neither"
 	NoOAuth = "the proxy links no OAuth or OIDC library (contract §8): it opens cookies and forwards, and never talks to the Authorization Server"
 )
 
@@ -34,6 +33,24 @@ var (
 	// GoRedis is the Redis client of revocation.store redis, with its
 	// xxhash (cluster slots) and uber's atomic.
 	GoRedis = []string{"github.com/redis/go-redis/v9", "github.com/cespare/xxhash/v2", "go.uber.org/atomic"}
+)
+
+// Rules several packages share.
+var (
+	// Stdlib is the rule of a package that links the standard library
+	// alone, so that any package's tests can import it.
+	Stdlib = DepChecker{Allowed: []string{}}
+	// Runner is the rule of a package that runs a program for tests: the
+	// standard library and the binaries' runner (internal/bintest).
+	Runner = DepChecker{AllowLinksOf: Module + "/internal/bintest"}
+	// Harness is the rule of what starts every part (the harness, the
+	// benchmarks, the load test, the development stack), so links them all:
+	// it runs on the development IdP and needs neither the certified OP nor
+	// Node.js.
+	Harness = DepChecker{BadDeps: map[string]string{
+		Module + "/internal/optest":   "the harnesses run against devidp, the fast fake; the certified OP runs in conformance tests only",
+		Module + "/internal/nodetest": "the harnesses are Go, NGINX and k6; Node.js runs only in tests",
+	}}
 )
 
 // TestSupport names the packages only tests and the harnesses link, each
@@ -69,6 +86,8 @@ type DepChecker struct {
 	// AllowLinksOf names a package whatever links the checked package may
 	// link too.
 	AllowLinksOf string
+	// Shared marks a package both daemons build on: it links neither.
+	Shared bool
 	// Production marks a package that goes into the daemons or the
 	// operator's tools: it links nothing TestSupport names either.
 	Production bool
@@ -89,15 +108,18 @@ func (c DepChecker) Check(t *testing.T) {
 	if c.AllowLinksOf != "" {
 		allowed = append(deps(t, c.AllowLinksOf), allowed...)
 	}
-	bad := c.BadDeps
+	bad := make(map[string]string)
 	if c.Production {
-		bad = make(map[string]string, len(c.BadDeps)+len(TestSupport))
 		for k, v := range TestSupport {
 			bad[k] = v
 		}
-		for k, v := range c.BadDeps {
-			bad[k] = v
-		}
+	}
+	if c.Shared {
+		bad[Module+"/agent"] = "both daemons build on it, so it links neither"
+		bad[Module+"/proxy"] = bad[Module+"/agent"]
+	}
+	for k, v := range c.BadDeps {
+		bad[k] = v
 	}
 	var prefixes []string
 	for p := range bad {

@@ -38,8 +38,8 @@ func TestEveryPackage(t *testing.T) {
 		b, err := os.ReadFile(filepath.Join(dir, "deps_test.go"))
 		src := string(b)
 		switch {
-		case err != nil || !strings.Contains(src, "DepChecker{") || !strings.Contains(src, "}.Check(t)"):
-			t.Errorf("%s has no deps_test.go checking a DepChecker: add one saying what it may link and what it must not, and why (%v)", pkg, err)
+		case err != nil || !strings.Contains(src, "func TestDependencies(t *testing.T)") || !strings.Contains(src, ".Check(t)"):
+			t.Errorf("%s has no deps_test.go whose TestDependencies checks its rule: add one saying what it may link and what it must not, and why (%v)", pkg, err)
 		case production[pkg] && !strings.Contains(src, "Production: true"):
 			t.Errorf("the binaries link %s, but its deps_test.go does not mark it Production", pkg)
 		}

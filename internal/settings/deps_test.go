@@ -10,9 +10,8 @@ import (
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
 		Allowed: deptest.Cat([]string{deptest.Module + "/internal/settings", deptest.Module + "/crypto", deptest.Module + "/browser", "go.yaml.in/yaml/v3"}, deptest.Sio, deptest.Zerolog),
+		Shared:  true,
 		BadDeps: map[string]string{
-			deptest.Module + "/agent":     deptest.Shared,
-			deptest.Module + "/proxy":     deptest.Shared,
 			"github.com/valyala/fasthttp": "decoding a configuration file needs no server code",
 		},
 		Production: true,

@@ -7,8 +7,4 @@ import (
 )
 
 // Plays the SPA's browser: the standard library only.
-func TestDependencies(t *testing.T) {
-	deptest.DepChecker{
-		Allowed: []string{deptest.Module + "/internal/spatest"},
-	}.Check(t)
-}
+func TestDependencies(t *testing.T) { deptest.Stdlib.Check(t) }

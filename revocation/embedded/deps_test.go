@@ -11,9 +11,8 @@ import (
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
 		Allowed: deptest.Cat([]string{deptest.Module + "/revocation", deptest.Module + "/session", deptest.Module + "/crypto"}, deptest.Sio, deptest.Fasthttp, deptest.Zerolog),
+		Shared:  true,
 		BadDeps: map[string]string{
-			deptest.Module + "/agent":      deptest.Shared,
-			deptest.Module + "/proxy":      deptest.Shared,
 			"github.com/redis/go-redis/v9": "the single-machine store needs no Redis: that is the other store's",
 		},
 		Production: true,
