@@ -115,20 +115,23 @@ func startStack(t *testing.T, op *oidcProvider, bins daemons, ngx string, o stac
 		o.agentYAML += fmt.Sprintf("revocation: {state_dir: %q}\n", filepath.Join(dir, "revocation"))
 		o.proxyYAML += fmt.Sprintf("revocation: {feed: %q}\n", s.agentOps)
 	}
-	agentYAML := fmt.Sprintf(`listen: %q
+	// shared is what both daemons' configurations say alike.
+	shared := func(addr, ops, timeout string) string {
+		return fmt.Sprintf(`listen: %q
 metrics_listen: %q
-issuer: %q
+cookie: {prefix: %s, name_prefix: %s, format: %s}
+encryption_keys: [%q]
+trusted_web_origins: [%q]
+timeouts: {%s, shutdown: 2s}
+log: {level: warn}
+`, addr, ops, o.cookiePrefix, o.namePrefix, o.format, s.key, spaOrigin, timeout)
+	}
+	agentYAML := shared(agentAddr, agentOps, "as: 5s") + fmt.Sprintf(`issuer: %q
 client_id: spa-client
 client_secret: %q
 redirect_uri: %q
 post_logout_redirect_uri: %q
-cookie: {prefix: %s, name_prefix: %s, format: %s}
-encryption_keys: [%q]
-trusted_web_origins: [%q]
-timeouts: {as: 5s, shutdown: 2s}
-log: {level: warn}
-%s`, agentAddr, agentOps, op.Issuer, op.secret, spaOrigin+"/", spaOrigin+"/", o.cookiePrefix, o.namePrefix, o.format,
-		s.key, spaOrigin, o.agentYAML)
+`, op.Issuer, op.secret, spaOrigin+"/", spaOrigin+"/") + o.agentYAML
 	bintest.WriteFile(t, filepath.Join(dir, "oauth-agent.yaml"), agentYAML)
 	agentProc := bins.agent.Start(t, "-config", filepath.Join(dir, "oauth-agent.yaml"))
 
@@ -141,14 +144,7 @@ log: {level: warn}
 		if mode == nginx.ModeUpstream {
 			routes = fmt.Sprintf("routes: [{path_prefix: /api/, upstream: %q}]\n", "http://"+s.api.addr)
 		}
-		yaml := fmt.Sprintf(`listen: %q
-metrics_listen: %q
-cookie: {prefix: %s, name_prefix: %s, format: %s}
-encryption_keys: [%q]
-trusted_web_origins: [%q]
-timeouts: {upstream: 5s, shutdown: 2s}
-log: {level: warn}
-%s%s`, addr, ops, o.cookiePrefix, o.namePrefix, o.format, s.key, spaOrigin, routes, o.proxyYAML)
+		yaml := shared(addr, ops, "upstream: 5s") + routes + o.proxyYAML
 		file := filepath.Join(dir, "oauth-proxy-"+mode+".yaml")
 		bintest.WriteFile(t, file, yaml)
 		proxyProcs = append(proxyProcs, bins.proxy.Start(t, "-config", file))

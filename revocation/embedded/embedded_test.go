@@ -312,15 +312,22 @@ func TestLongPoll(t *testing.T) {
 		got <- result{a, time.Now()}
 	}()
 	time.Sleep(100 * time.Millisecond) // let the poll start waiting
+	stopsWithin(t, "shutdown with a poll waiting", stop, got, 2*time.Second, 5*time.Second)
+}
+
+// stopsWithin calls stop and fails the test unless done delivers within
+// want, or at all within giveUp.
+func stopsWithin[T any](t *testing.T, what string, stop func(), done <-chan T, want, giveUp time.Duration) {
+	t.Helper()
 	start := time.Now()
 	stop()
 	select {
-	case <-got:
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("shutdown took %v with a poll waiting", d)
+	case <-done:
+		if d := time.Since(start); d > want {
+			t.Errorf("%s took %v, want at most %v", what, d, want)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a waiting poll kept the server from shutting down")
+	case <-time.After(giveUp):
+		t.Fatalf("%s did not finish within %v", what, giveUp)
 	}
 }
 
@@ -464,16 +471,7 @@ func TestFollowStopsDuringAPoll(t *testing.T) {
 		t.Fatal("the follower did not sync")
 	}
 	time.Sleep(50 * time.Millisecond) // into the 5 s wait
-	start := time.Now()
-	cancel()
-	select {
-	case <-done:
-		if d := time.Since(start); d > 100*time.Millisecond {
-			t.Errorf("Follow took %v to stop", d)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Follow did not stop within 2s")
-	}
+	stopsWithin(t, "stopping Follow", cancel, done, 100*time.Millisecond, 2*time.Second)
 	f.Close()
 	if _, err := f.Revoke(context.Background(), sid("x")); !errors.Is(err, ErrReadOnly) {
 		t.Errorf("Revoke: %v, want ErrReadOnly", err)
