@@ -17,15 +17,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
-	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/agent"
 	"github.com/tokenhandler/tokenhandler/agent/astest"
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
-	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/proxy"
 )
@@ -83,17 +80,7 @@ func newStack(t *testing.T, o options) *stack {
 		Timeouts: agent.Timeouts{Read: 5 * time.Second, Write: 5 * time.Second, Idle: 5 * time.Second, AS: 3 * time.Second, Shutdown: time.Second},
 		Log:      agent.Log{Level: zerolog.WarnLevel},
 	}
-	a, err := agent.New(cfg, metrics.NewSet(), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Close)
-	agentLn := listen(t)
-	agentSrv := &fasthttp.Server{Handler: a.Handler, ReadBufferSize: 16 << 10}
-	go agentSrv.Serve(agentLn)
-	t.Cleanup(func() { agentSrv.Shutdown() })
-	bintest.Eventually(t, 5*time.Second, "the agent to become ready", a.Ready)
-	s.agentURL = "http://" + agentLn.Addr().String()
+	s.agentURL = serveAgent(t, cfg)
 
 	// The proxy, same key.
 	format := o.format

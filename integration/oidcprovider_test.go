@@ -79,15 +79,8 @@ func TestAgentWithOIDCProvider(t *testing.T) {
 			// Login: the agent builds the request, the user signs in and
 			// consents on the OP's own pages, the SPA hands the redirect to
 			// the agent.
-			start := b.Call("POST", agentURL+"/oauth-agent/login/start", nil)
-			if start.Status != 200 {
-				t.Fatalf("login/start: %d %s", start.Status, start.Body)
-			}
-			authURL, _ := start.JSON()["authorizationRequestUrl"].(string)
-			if !strings.HasPrefix(authURL, op.Issuer+"/auth?") {
-				t.Fatalf("authorization request URL %q is not on the OP's authorization endpoint", authURL)
-			}
-			aq := spatest.Query(t, authURL)
+			authURL, aq := redirectURL(t, b.Call("POST", agentURL+"/oauth-agent/login/start", nil),
+				"login/start", "authorizationRequestUrl", op.Issuer+"/auth?")
 			if tc.par == "always" {
 				if !strings.HasPrefix(aq.Get("request_uri"), "urn:ietf:params:oauth:request_uri:") || aq.Get("client_id") != "spa-client" || aq.Has("code_challenge") {
 					t.Fatalf("PAR: the authorization request URL carries %v, want only client_id and request_uri", aq)
@@ -207,15 +200,8 @@ func TestAgentWithOIDCProvider(t *testing.T) {
 			// Logout.
 			idToken := open(b, "example-id")
 			afterLogout := b.Clone() // a tab that still holds the cookies
-			r = b.Call("POST", agentURL+"/oauth-agent/logout", nil)
-			if r.Status != 200 {
-				t.Fatalf("logout: %d %s", r.Status, r.Body)
-			}
-			logoutURL, _ := r.JSON()["url"].(string)
-			if !strings.HasPrefix(logoutURL, op.Issuer+"/session/end?") {
-				t.Fatalf("logout URL %q is not on the OP's end_session_endpoint", logoutURL)
-			}
-			lq := spatest.Query(t, logoutURL)
+			logoutURL, lq := redirectURL(t, b.Call("POST", agentURL+"/oauth-agent/logout", nil),
+				"logout", "url", op.Issuer+"/session/end?")
 			if lq.Get("client_id") != "spa-client" || lq.Get("post_logout_redirect_uri") != spaOrigin+"/" || lq.Get("id_token_hint") != idToken || len(lq.Get("state")) < 16 {
 				t.Errorf("logout URL query: client_id %q, post_logout_redirect_uri %q, id_token_hint matches %v, state %q",
 					lq.Get("client_id"), lq.Get("post_logout_redirect_uri"), lq.Get("id_token_hint") == idToken, lq.Get("state"))
@@ -301,6 +287,29 @@ func startAgentFor(t *testing.T, op *oidcProvider, change func(*agent.Config)) (
 		Log:      agent.Log{Level: zerolog.InfoLevel},
 	}
 	change(cfg)
+	return ring, serveAgent(t, cfg)
+}
+
+// redirectURL checks that the agent answered what with 200 and, under
+// key, a URL on the OP starting with prefix, and returns the URL and its
+// query.
+func redirectURL(t *testing.T, r spatest.Answer, what, key, prefix string) (string, url.Values) {
+	t.Helper()
+	if r.Status != 200 {
+		t.Fatalf("%s: %d %s", what, r.Status, r.Body)
+	}
+	u, _ := r.JSON()[key].(string)
+	if !strings.HasPrefix(u, prefix) {
+		t.Fatalf("%s: the URL %q does not start with %s", what, u, prefix)
+	}
+	return u, spatest.Query(t, u)
+}
+
+// serveAgent runs an agent with cfg in-process until the test ends and
+// returns its URL once it is ready (it has loaded the provider's
+// metadata). Its log is printed when the test fails.
+func serveAgent(t *testing.T, cfg *agent.Config) string {
+	t.Helper()
 	logs := &bintest.Buffer{}
 	a, err := agent.New(cfg, metrics.NewSet(), zerolog.New(logs))
 	if err != nil {
@@ -317,9 +326,9 @@ func startAgentFor(t *testing.T, op *oidcProvider, change func(*agent.Config)) (
 		}
 	})
 	if !bintest.Within(10*time.Second, a.Ready) {
-		t.Fatalf("the agent did not load the OP's metadata within 10s; log:\n%s", logs.String())
+		t.Fatalf("the agent did not load the provider's metadata within 10s; log:\n%s", logs.String())
 	}
-	return ring, "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String()
 }
 
 // opUserAgent is the user's browser on the OP's pages: a cookie jar, and

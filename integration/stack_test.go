@@ -220,11 +220,8 @@ func (s *binStack) loginWith(t *testing.T, ua *opUserAgent, user string) *spates
 	t.Helper()
 	b := spatest.New(t, spaOrigin)
 	b.CSRFHeader = "x-" + s.cookiePrefix + "-csrf"
-	start := b.Call("POST", s.upstream+"/oauth-agent/login/start", nil)
-	authURL, _ := start.JSON()["authorizationRequestUrl"].(string)
-	if start.Status != 200 || !strings.HasPrefix(authURL, s.op.Issuer+"/") {
-		t.Fatalf("login/start: %d %s", start.Status, start.Body)
-	}
+	authURL, _ := redirectURL(t, b.Call("POST", s.upstream+"/oauth-agent/login/start", nil),
+		"login/start", "authorizationRequestUrl", s.op.Issuer+"/")
 	redirect := ua.authorize(t, authURL, user)
 	end := b.Call("POST", s.upstream+"/oauth-agent/login/end", map[string]string{"pageUrl": redirect.String()})
 	if end.Status != 200 || end.JSON()["isLoggedIn"] != true {
