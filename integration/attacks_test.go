@@ -45,12 +45,10 @@ var attackSlots = []string{slotAT, slotAuth, slotID, slotCSRF}
 // and with cookie.format v1 on both, the agent's echo oracles stay closed
 // (the proxy's slot swapping is v1's documented limit).
 func TestAttacks(t *testing.T) {
-	ngx := nginxBinary(t)
-	op := startOIDCProvider(t)
-	bins := buildDaemons(t)
+	fx := newFixture(t)
 
 	t.Run("v2", func(t *testing.T) {
-		s := startStack(t, op, bins, ngx, stackOptions{format: "v2"})
+		s := fx.stack(t, stackOptions{format: "v2"})
 		victim, attacker := s.loginAll(t, "victim"), s.loginAll(t, "attacker")
 		s.checkOwnSessions(t, victim, attacker)
 		secrets := s.secrets(t, victim)
@@ -60,7 +58,7 @@ func TestAttacks(t *testing.T) {
 		t.Run("grace replay", func(t *testing.T) { s.graceReplay(t, victim, attacker) })
 	})
 	t.Run("v1", func(t *testing.T) {
-		s := startStack(t, op, bins, ngx, stackOptions{format: "v1"})
+		s := fx.stack(t, stackOptions{format: "v1"})
 		victim, attacker := s.loginAll(t, "victim"), s.loginAll(t, "attacker")
 		s.checkOwnSessions(t, victim, attacker)
 		s.echoOraclesV1(t, victim, attacker, s.secrets(t, victim))

@@ -28,20 +28,18 @@ import (
 //     only registered codes answered;
 //  6. the extraParams allow-list.
 func TestHygieneAgent(t *testing.T) {
-	ngx := nginxBinary(t)
-	op := startOIDCProvider(t)
-	bins := buildDaemons(t)
+	fx := newFixture(t)
 	// userinfoWith: after a login, userInfo reaches the provider's UserInfo
 	// endpoint with method, never with other.
 	userinfoWith := func(method, other string) func(t *testing.T, s *binStack, base string) {
 		return func(t *testing.T, s *binStack, base string) {
 			b := loginVia(t, s, base, "alice")
-			mark := op.Mark()
+			mark := fx.op.Mark()
 			if r := b.Call("GET", base+"/oauth-agent/userInfo", nil); r.Status != 200 || r.JSON()["sub"] != "alice" {
 				t.Fatalf("userInfo: %d %s", r.Status, r.Body)
 			}
-			op.WaitFor(t, mark, "userinfo "+method, 1)
-			if n := op.Count(mark, "userinfo "+other); n != 0 {
+			fx.op.WaitFor(t, mark, "userinfo "+method, 1)
+			if n := fx.op.Count(mark, "userinfo "+other); n != 0 {
 				t.Fatalf("%d %ss to the UserInfo endpoint", n, other)
 			}
 		}
@@ -50,12 +48,12 @@ func TestHygieneAgent(t *testing.T) {
 	stacks := map[string]*binStack{
 		// The defaults: userinfo GET, logout revokes (P-auth on
 		// /oauth-agent), the default extraParams list.
-		"default": startStack(t, op, bins, ngx, stackOptions{}),
+		"default": fx.stack(t, stackOptions{}),
 		// userinfo POST, P-auth on /oauth-agent/refresh, resource allowed.
-		"post": startStack(t, op, bins, ngx, stackOptions{agentYAML: "userinfo_method: POST\n" +
+		"post": fx.stack(t, stackOptions{agentYAML: "userinfo_method: POST\n" +
 			"logout: {revoke_refresh_token: false}\nextra_params_allowed: [prompt, resource]\n"}),
 		// A plain OAuth 2.0 client.
-		"oauth": startStack(t, op, bins, ngx, stackOptions{agentYAML: "scope: api:read\n"}),
+		"oauth": fx.stack(t, stackOptions{agentYAML: "scope: api:read\n"}),
 	}
 	// via names the ways to the agent: NGINX in each mode, and the agent
 	// itself.
@@ -111,7 +109,7 @@ func TestHygieneAgent(t *testing.T) {
 
 		// 4. An OAuth-only session.
 		{"4 OAuth-only session", "oauth", func(t *testing.T, s *binStack, base string) {
-			mark := op.Mark()
+			mark := fx.op.Mark()
 			b := loginVia(t, s, base, "alice")
 			if b.Cookie("example-id") != nil || b.Cookie("example-auth") == nil {
 				t.Fatalf("cookies of an OAuth-only login: %v", b.Cookies)
@@ -131,13 +129,13 @@ func TestHygieneAgent(t *testing.T) {
 			if r := b.Call("POST", base+"/oauth-agent/refresh", nil); r.Status != 204 || b.Cookie("example-id") != nil {
 				t.Fatalf("refresh: %d %s", r.Status, r.Body)
 			}
-			op.WaitFor(t, mark, "grant.success refresh_token", 1)
+			fx.op.WaitFor(t, mark, "grant.success refresh_token", 1)
 			if r := b.Call("POST", base+"/oauth-agent/login/end", map[string]string{"pageUrl": spaOrigin + "/"}); r.JSON()["isLoggedIn"] != true {
 				t.Fatalf("page load: %s", r.Body)
 			}
 			r := b.Call("POST", base+"/oauth-agent/logout", nil)
 			u, _ := r.JSON()["url"].(string)
-			if r.Status != 200 || !strings.HasPrefix(u, op.Issuer+"/") || spatest.Query(t, u).Has("id_token_hint") {
+			if r.Status != 200 || !strings.HasPrefix(u, fx.op.Issuer+"/") || spatest.Query(t, u).Has("id_token_hint") {
 				t.Fatalf("logout: %d %s", r.Status, r.Body)
 			}
 		}},
@@ -151,7 +149,7 @@ func TestHygieneAgent(t *testing.T) {
 		{"5 a forged error does not abort the login in progress", "default", func(t *testing.T, s *binStack, base string) {
 			b := newBrowser(t, s)
 			authURL := loginStart(t, b, base, nil)
-			redirect := newOPUserAgent(t, op).authorize(t, authURL, "alice")
+			redirect := newOPUserAgent(t, fx.op).authorize(t, authURL, "alice")
 			for _, state := range []string{"", "wrong", spatest.Query(t, authURL).Get("state") + "x"} {
 				r := b.Call("POST", base+"/oauth-agent/login/end", map[string]string{"pageUrl": forgedError("access_denied", state)})
 				checkNoEcho(t, r, 400, "invalid_request")
@@ -168,14 +166,14 @@ func TestHygieneAgent(t *testing.T) {
 			b := newBrowser(t, s)
 			authURL := loginStart(t, b, base, nil)
 			q := url.Values{"error": {"EVIL_<b>code</b>"}, "error_description": {"EVIL description"},
-				"state": {spatest.Query(t, authURL).Get("state")}, "iss": {op.Issuer}}
+				"state": {spatest.Query(t, authURL).Get("state")}, "iss": {fx.op.Issuer}}
 			r := b.Call("POST", base+"/oauth-agent/login/end", map[string]string{"pageUrl": spaOrigin + "/?" + q.Encode()})
 			checkNoEcho(t, r, 400, "authorization_error")
 		}},
 		{"5 the OP's own login_required (prompt=none)", "default", func(t *testing.T, s *binStack, base string) {
 			b := newBrowser(t, s)
 			authURL := loginStart(t, b, base, []map[string]string{{"key": "prompt", "value": "none"}})
-			p := newOPUserAgent(t, op).do(t, "GET", authURL, nil)
+			p := newOPUserAgent(t, fx.op).do(t, "GET", authURL, nil)
 			if p.location == nil || p.location.Query().Get("error") != "login_required" {
 				t.Fatalf("the OP answered %d, Location %v", p.status, p.location)
 			}
@@ -228,7 +226,7 @@ func TestHygieneAgent(t *testing.T) {
 		s := stacks["default"]
 		b := loginVia(t, s, s.upstream, "alice")
 		at := openCookie(t, s, b, "example-at")
-		userinfo := op.Issuer + "/me" // oidc-provider's default route
+		userinfo := fx.op.Issuer + "/me" // oidc-provider's default route
 		for _, tt := range []struct {
 			name, method, contentType, body string
 			bearer                          bool

@@ -19,9 +19,7 @@ import (
 // TestHygieneNGINX: issue #12's NGINX and operator-safety bullets against
 // the built binaries, through NGINX in both modes.
 func TestHygieneNGINX(t *testing.T) {
-	op := startOIDCProvider(t)
-	bins := buildDaemons(t)
-	ngx := nginxBinary(t)
+	fx := newFixture(t)
 
 	// A login through upstream mode, then an API call with its cookies
 	// through both modes.
@@ -42,16 +40,16 @@ func TestHygieneNGINX(t *testing.T) {
 	}
 
 	t.Run("longest prefix", func(t *testing.T) {
-		s := startStack(t, op, bins, ngx, stackOptions{cookiePrefix: strings.Repeat("p", browser.MaxPrefix)})
+		s := fx.stack(t, stackOptions{cookiePrefix: strings.Repeat("p", browser.MaxPrefix)})
 		apiThroughBoth(t, s, "")
 	})
 	t.Run("host-http prefix", func(t *testing.T) {
-		s := startStack(t, op, bins, ngx, stackOptions{namePrefix: browser.NamePrefixHostHTTP})
+		s := fx.stack(t, stackOptions{namePrefix: browser.NamePrefixHostHTTP})
 		apiThroughBoth(t, s, "__Host-Http-")
 	})
 
 	t.Run("header names", func(t *testing.T) {
-		s := startStack(t, op, bins, ngx, stackOptions{})
+		s := fx.stack(t, stackOptions{})
 		b := s.login(t, "bob")
 		var cookies []string
 		for _, c := range b.Cookies {
@@ -110,7 +108,7 @@ func TestHygieneNGINX(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, args := range [][]string{{"-config", file, "-check-config"}} {
-					r := bins.proxy.Run(t, args...)
+					r := fx.bins.proxy.Run(t, args...)
 					if tc.want == "" {
 						if r.Code != 0 {
 							t.Errorf("oauth-proxy %v: exit %d, %s", args, r.Code, r.Stderr)
@@ -122,7 +120,7 @@ func TestHygieneNGINX(t *testing.T) {
 					}
 				}
 				if tc.want != "" { // and at start
-					p := bins.proxy.Start(t, "-config", file)
+					p := fx.bins.proxy.Start(t, "-config", file)
 					if code := p.WaitExit(t, 10*time.Second); code == 0 || !strings.Contains(p.Stderr(), tc.want) {
 						t.Errorf("oauth-proxy at start: exit %d, stderr %q", code, p.Stderr())
 					}

@@ -38,9 +38,7 @@ import (
 // Where NGINX answers or rewrites a request before the proxy sees it, the
 // row asserts what NGINX does and says why it is still what the issue asks.
 func TestHygieneProxy(t *testing.T) {
-	ngx := nginxBinary(t)
-	op := startOIDCProvider(t)
-	bins := buildDaemons(t)
+	fx := newFixture(t)
 
 	// The stacks, each started in its own subtest with the rows that use
 	// it: a proxy that refuses a stack's settings fails those rows alone.
@@ -276,7 +274,7 @@ func TestHygieneProxy(t *testing.T) {
 	rows := 0
 	for _, st := range stacks {
 		t.Run(st.name, func(t *testing.T) {
-			s := newProxyStack(t, startStack(t, op, bins, ngx, stackOptions{proxyYAML: st.proxyYAML, params: st.params}))
+			s := newProxyStack(t, fx.stack(t, stackOptions{proxyYAML: st.proxyYAML, params: st.params}))
 			for _, tc := range tests {
 				if tc.stack != st.name {
 					continue

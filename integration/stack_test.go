@@ -51,6 +51,29 @@ func buildDaemons(t *testing.T) daemons {
 	return d
 }
 
+// fixture is what the stacks of one test share: NGINX, the built daemons
+// and oidc-provider.
+type fixture struct {
+	ngx  string
+	bins daemons
+	op   *oidcProvider
+}
+
+// newFixture finds NGINX (skipping the test without it), builds the
+// daemons and starts oidc-provider.
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	fx := &fixture{ngx: nginxBinary(t), bins: buildDaemons(t)}
+	fx.op = startOIDCProvider(t)
+	return fx
+}
+
+// stack starts a stack of fx's parts shaped by o.
+func (fx *fixture) stack(t *testing.T, o stackOptions) *binStack {
+	t.Helper()
+	return startStack(t, fx.op, fx.bins, fx.ngx, o)
+}
+
 // stackOptions shape a stack; the zero value is the default deployment.
 type stackOptions struct {
 	// format is cookie.format of the agent and the proxies; default v2.
