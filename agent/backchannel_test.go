@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tokenhandler/tokenhandler/agent/astest"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/metricstest"
 	"github.com/tokenhandler/tokenhandler/revocation"
 	"github.com/tokenhandler/tokenhandler/revocation/embedded"
@@ -39,26 +39,26 @@ func (a *testAgent) postLogout(contentType, body string) backchannelAnswer {
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		a.t.Fatal(err)
-	}
+	resp, b := bintest.Do(a.t, http.DefaultClient, req)
 	return backchannelAnswer{resp.StatusCode, resp.Header, b}
 }
 
 // sendLogoutToken signs claims and posts them as logout_token.
 func (a *testAgent) sendLogoutToken(claims map[string]any, how astest.Signing) (backchannelAnswer, string) {
 	a.t.Helper()
+	tok, form := a.logoutForm(claims, how)
+	return a.postLogout("application/x-www-form-urlencoded", form), tok
+}
+
+// logoutForm signs claims and returns the token and the form that carries
+// it as logout_token.
+func (a *testAgent) logoutForm(claims map[string]any, how astest.Signing) (tok, form string) {
+	a.t.Helper()
 	tok, err := a.as.SignLogoutToken(claims, how)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	return a.postLogout("application/x-www-form-urlencoded", url.Values{"logout_token": {tok}}.Encode()), tok
+	return tok, url.Values{"logout_token": {tok}}.Encode()
 }
 
 // metric returns the value of one series of the agent's metrics, or "".
@@ -198,11 +198,7 @@ func TestBackchannelLogoutAccepts(t *testing.T) {
 // is refused with 400.
 func TestBackchannelLogoutReplay(t *testing.T) {
 	a := startAgent(t, nil)
-	tok, err := a.as.SignLogoutToken(a.as.LogoutClaims(a.as.Subject(), "sid-1", a.clock.now()), astest.Signing{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	form := url.Values{"logout_token": {tok}}.Encode()
+	tok, form := a.logoutForm(a.as.LogoutClaims(a.as.Subject(), "sid-1", a.clock.now()), astest.Signing{})
 	if r := a.postLogout("application/x-www-form-urlencoded", form); r.status != 200 {
 		t.Fatalf("first: %d %s", r.status, r.body)
 	}
@@ -216,11 +212,7 @@ func TestBackchannelLogoutReplay(t *testing.T) {
 // logout_token is refused before any token is looked at.
 func TestBackchannelLogoutRequests(t *testing.T) {
 	a := startAgent(t, nil)
-	tok, err := a.as.SignLogoutToken(a.as.LogoutClaims(a.as.Subject(), "sid-1", a.clock.now()), astest.Signing{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	form := url.Values{"logout_token": {tok}}.Encode()
+	tok, form := a.logoutForm(a.as.LogoutClaims(a.as.Subject(), "sid-1", a.clock.now()), astest.Signing{})
 	cases := []struct {
 		name, contentType, body string
 		status                  int
@@ -255,12 +247,8 @@ func TestBackchannelLogoutRequests(t *testing.T) {
 		t.Fatalf("%d entries, want 1", r)
 	}
 	// Not a method of the endpoint.
-	resp, err := http.Get(a.url + "/oauth-agent/backchannel-logout")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 405 {
+	req, _ := http.NewRequest("GET", a.url+"/oauth-agent/backchannel-logout", nil)
+	if resp, _ := bintest.Do(t, http.DefaultClient, req); resp.StatusCode != 405 {
 		t.Fatalf("GET: %d", resp.StatusCode)
 	}
 }
@@ -387,11 +375,7 @@ func newFlakyStore(t *testing.T) *flakyStore {
 func TestBackchannelLogoutStoreDown(t *testing.T) {
 	store := newFlakyStore(t)
 	a := startAgent(t, func(c *Config) { c.RevocationStore = store })
-	tok, err := a.as.SignLogoutToken(a.as.LogoutClaims(a.as.Subject(), "sid-1", a.clock.now()), astest.Signing{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	form := url.Values{"logout_token": {tok}}.Encode()
+	tok, form := a.logoutForm(a.as.LogoutClaims(a.as.Subject(), "sid-1", a.clock.now()), astest.Signing{})
 	store.fail.Store(true)
 	wantLogoutRefused(t, a.postLogout("application/x-www-form-urlencoded", form), 503, "temporarily_unavailable", tok)
 	if got := a.metric(`oauth_agent_backchannel_logouts_total{result="unavailable"}`); got != "1" {

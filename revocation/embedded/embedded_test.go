@@ -263,12 +263,8 @@ func TestHandler(t *testing.T) {
 			t.Errorf("%s: %d, want 400", q, code)
 		}
 	}
-	resp, err := http.Post(feed, "text/plain", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 405 {
+	req, _ := http.NewRequest("POST", feed, nil)
+	if resp, _ := bintest.Do(t, http.DefaultClient, req); resp.StatusCode != 405 {
 		t.Errorf("POST: %d, want 405", resp.StatusCode)
 	}
 }
