@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/session"
 )
@@ -347,7 +346,7 @@ func checkLogoutCookies(t *testing.T, b *spatest.Browser, base string, want []st
 func openEnvelope(t *testing.T, s *binStack, b *spatest.Browser, name string) session.Envelope {
 	t.Helper()
 	var env session.Envelope
-	openWith(t, s, b, name, &env)
+	openWith(t, s.codec, b, name, &env)
 	return env
 }
 
@@ -355,26 +354,16 @@ func openEnvelope(t *testing.T, s *binStack, b *spatest.Browser, name string) se
 func openCookie(t *testing.T, s *binStack, b *spatest.Browser, name string) string {
 	t.Helper()
 	var env session.Envelope
-	return openWith(t, s, b, name, &env)
+	return openWith(t, s.codec, b, name, &env)
 }
 
-func openWith(t *testing.T, s *binStack, b *spatest.Browser, name string, env *session.Envelope) string {
+// openWith opens b's cookie name with codec into env and returns its
+// plaintext.
+func openWith(t *testing.T, codec *session.Codec, b *spatest.Browser, name string, env *session.Envelope) string {
 	t.Helper()
 	c := b.Cookie(name)
 	if c == nil {
 		t.Fatalf("no cookie %s", name)
-	}
-	key, err := crypto.ParseKey(s.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := crypto.NewKeyring(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec, err := session.NewCodec(ring, crypto.FormatV2)
-	if err != nil {
-		t.Fatal(err)
 	}
 	purpose, err := session.ParsePurpose(name[strings.LastIndexByte(name, '-')+1:])
 	if err != nil {

@@ -55,23 +55,11 @@ func TestAgentWithOIDCProvider(t *testing.T) {
 				cfg.PAR = tc.par
 				cfg.Logout.RevokeRefreshToken = tc.revoke
 			})
+			codec, _ := session.NewCodec(ring, crypto.FormatV2)
 			open := func(b *spatest.Browser, name string) string {
 				t.Helper()
-				c := b.Cookie(name)
-				if c == nil {
-					t.Fatalf("no cookie %s", name)
-				}
-				purpose, err := session.ParsePurpose(name[strings.LastIndexByte(name, '-')+1:])
-				if err != nil {
-					t.Fatal(err)
-				}
-				codec, _ := session.NewCodec(ring, crypto.FormatV2)
 				var env session.Envelope
-				plain, _, err := codec.Open(nil, []byte(c.Value), purpose, 0, &env)
-				if err != nil {
-					t.Fatalf("cookie %s does not open: %v", name, err)
-				}
-				return string(plain)
+				return openWith(t, codec, b, name, &env)
 			}
 			ua := newOPUserAgent(t, op)
 			b := spatest.New(t, spaOrigin)

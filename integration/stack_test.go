@@ -17,6 +17,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/nginx"
 	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
+	"github.com/tokenhandler/tokenhandler/session"
 )
 
 // nginxBinary returns the path of NGINX (nginxtest.Binary).
@@ -105,7 +106,8 @@ type stackOptions struct {
 type binStack struct {
 	format       string
 	cookiePrefix string
-	key          string // hex
+	key          string         // hex
+	codec        *session.Codec // opens cookies sealed with key
 	op           *oidcProvider
 	upstream     string   // NGINX in upstream mode, http://host:port
 	authReq      string   // NGINX in auth_request mode
@@ -126,7 +128,10 @@ func startStack(t *testing.T, op *oidcProvider, bins daemons, ngx string, o stac
 		o.cookiePrefix = "example"
 	}
 	s := &binStack{format: o.format, cookiePrefix: o.cookiePrefix, op: op, api: startRecordingAPI(t)}
-	s.key = string(crypto.GenerateKey().AppendHex(nil))
+	key := crypto.GenerateKey()
+	s.key = string(key.AppendHex(nil))
+	ring, _ := crypto.NewKeyring(key)
+	s.codec, _ = session.NewCodec(ring, crypto.FormatV2)
 	dir := t.TempDir()
 
 	agentAddr, agentOps := o.agentAddr, bintest.FreeTCPAddr(t)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/examples/api"
 	"github.com/tokenhandler/tokenhandler/examples/devidp"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
 const (
@@ -485,14 +486,7 @@ func TestJWKSCached(t *testing.T) {
 func TestJWKSUnavailable(t *testing.T) {
 	e := startIdP(t)
 	tok := "Bearer " + e.token(t, "carol")
-	closed := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return "http://" + ln.Addr().String() + "/jwks"
-	}()
+	closed := "http://" + bintest.FreeTCPAddr(t) + "/jwks"
 	var n atomic.Int32
 	for name, change := range map[string]func(*api.Options){
 		"connection refused": func(o *api.Options) { o.JWKSURL = closed },

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/examples/api"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
 // userinfoAS is a userinfo endpoint (OpenID Connect Core §5.3) that knows
@@ -123,14 +123,7 @@ func TestUserinfoValidToken(t *testing.T) {
 
 func TestUserinfoRefusals(t *testing.T) {
 	as := startUserinfoAS(t)
-	closed := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return "http://" + ln.Addr().String() + "/me"
-	}()
+	closed := "http://" + bintest.FreeTCPAddr(t) + "/me"
 	a := as.api(t, nil)
 	down := as.api(t, func(o *api.Options) { o.UserinfoURL = closed })
 	for _, tc := range []struct {
