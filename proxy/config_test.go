@@ -403,7 +403,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"upstream mapping", configBase + "routes: [{path_prefix: /a/, upstream: {url: http://a}}]\n", "routes[0].upstream: must be a URL or a list of URLs"},
 		{"upstream list of lists", configBase + "routes: [{path_prefix: /a/, upstream: [http://a, [http://b]]}]\n", "routes[0].upstream[1]: must be a URL"},
 		{"upstream scheme", configBase + "routes:\n- {path_prefix: /a/, upstream: http://a}\n- {path_prefix: /b/, upstream: \"ftp://b\"}\n", "routes[1].upstream: \"ftp://b\" must start with http:// or https://"},
-		{"upstream without scheme", configBase + "routes: [{path_prefix: /a/, upstream: \"127.0.0.1:9000\"}]\n", "routes[0].upstream: \"127.0.0.1:9000\" is not a valid URL"},
+		{"upstream without scheme", configBase + "routes: [{path_prefix: /a/, upstream: \"127.0.0.1:9000\"}]\n", "routes[0].upstream: \"127.0.0.1:9000\" is not a valid URL (want http://host[:port]): "},
 		{"upstream relative", configBase + "routes: [{path_prefix: /a/, upstream: /b}]\n", "routes[0].upstream: \"/b\" must start with http:// or https://"},
 		{"upstream userinfo", configBase + "routes: [{path_prefix: /a/, upstream: \"http://user:s3cret@b\"}]\n", "routes[0].upstream: must not contain \"@\""},
 		{"upstream no host", configBase + "routes: [{path_prefix: /a/, upstream: \"http://:80\"}]\n", "routes[0].upstream: \"http://:80\" has no host"},

@@ -225,9 +225,12 @@ type URLRule struct {
 	// HTTPSUnlessLoopback allows plain http only to this machine
 	// (localhost, *.localhost, a loopback address: [LoopbackURLs]).
 	HTTPSUnlessLoopback bool
-	// Example, when not "", is what the message about a wrong scheme
-	// suggests, as "http://127.0.0.1:9100".
+	// Example, when not "", is what the messages about a URL that does
+	// not parse or has a wrong scheme suggest, as "http://127.0.0.1:9100".
 	Example string
+	// OrElse, when not "", is what the message about plain http to
+	// another machine offers besides https, as "store: redis".
+	OrElse string
 }
 
 // Check returns s parsed, or an error saying what s breaks of the rule.
@@ -251,6 +254,9 @@ func (r URLRule) Check(s string) (*url.URL, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
+		if r.Example != "" {
+			noun += " (want " + r.Example + ")"
+		}
 		return nil, fmt.Errorf("%q is not a valid %s: %w", s, noun, URLErrorReason(err))
 	}
 	switch {
@@ -282,7 +288,11 @@ func (r URLRule) Check(s string) (*url.URL, error) {
 		}
 	}
 	if r.HTTPSUnlessLoopback && u.Scheme != "https" && !LoopbackURLs(s) {
-		return nil, fmt.Errorf("%q must use https (plain http only to localhost, *.localhost or a loopback address)", s)
+		or := ""
+		if r.OrElse != "" {
+			or = ", or " + r.OrElse
+		}
+		return nil, fmt.Errorf("%q must use https%s (plain http only to localhost, *.localhost or a loopback address)", s, or)
 	}
 	return u, nil
 }

@@ -145,7 +145,8 @@ func (r Revocation) Parse(setting string) (RevocationSettings, error) {
 // what the proxy's list holds (an empty one, say). Plain http is for the
 // agent's ops listener on this machine; anything else needs https. A path
 // is a prefix the feed is served under.
-var feedRule = URLRule{NoQuery: true, HTTPSUnlessLoopback: true, Example: "http://127.0.0.1:9100 (the agent's metrics_listen)"}
+var feedRule = URLRule{NoQuery: true, HTTPSUnlessLoopback: true,
+	Example: "http://127.0.0.1:9100 (the agent's metrics_listen)", OrElse: "store: redis for many machines"}
 
 // parse checks revocation.redis; setting is its path.
 func (r RedisRevocation) parse(setting string) (RedisSettings, error) {

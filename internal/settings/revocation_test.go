@@ -91,8 +91,8 @@ func TestRevocationParseErrors(t *testing.T) {
 		{"feed user information", "revocation: {feed: 'http://u:hunter2@127.0.0.1:9100'}", `revocation.feed: must not contain "@"`},
 		{"feed space", "revocation: {feed: 'http://127.0.0.1:9100/a b'}", "must not contain whitespace"},
 		// The feed is not authenticated: plain http only on this machine.
-		{"feed over plain http to another machine", "revocation: {feed: 'http://10.0.0.7:9100'}", `must use https (plain http only to localhost, *.localhost or a loopback address)`},
-		{"feed over plain http to a name", "revocation: {feed: 'http://agent.internal:9100'}", `must use https (plain http only to localhost, *.localhost or a loopback address)`},
+		{"feed over plain http to another machine", "revocation: {feed: 'http://10.0.0.7:9100'}", `must use https, or store: redis for many machines (plain http only to localhost, *.localhost or a loopback address)`},
+		{"feed over plain http to a name", "revocation: {feed: 'http://agent.internal:9100'}", `must use https, or store: redis for many machines (plain http only to localhost, *.localhost or a loopback address)`},
 		{"redis without address", "revocation: {store: redis}", "revocation.redis.address: is required with store: redis"},
 		{"redis address without port", redis("address: localhost"), `revocation.redis.address: "localhost" must be host:port`},
 		{"redis address without host", redis("address: ':6379'"), "must be host:port"},

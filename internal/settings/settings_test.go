@@ -814,6 +814,11 @@ func TestLoopback(t *testing.T) {
 		{[]string{"10.0.0.1:8080"}, false},
 		{[]string{"example.localhost:8080"}, false},
 		{[]string{"bad"}, false},
+		{[]string{"[::ffff:127.0.0.1]:8080"}, true},
+		{[]string{"127.1:8080"}, false},
+		{[]string{"0x7f.0.0.1:8080"}, false},
+		{[]string{"localhost.evil.com:8080"}, false},
+		{[]string{"localhost.:8080"}, false},
 	} {
 		if got := Loopback(tt.listeners...); got != tt.want {
 			t.Errorf("Loopback(%q) = %v, want %v", tt.listeners, got, tt.want)
@@ -844,5 +849,64 @@ func TestPathRule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { checkErr(t, tt.rule.Check("p", tt.path), tt.wantErr) })
+	}
+}
+
+// TestURLRule: plain http only to this machine, for every spelling of a
+// host that looks local and is not (or that a resolver, not Go, would
+// read as loopback), and the hints the messages give.
+func TestURLRule(t *testing.T) {
+	rule := URLRule{HTTPSUnlessLoopback: true}
+	for _, tt := range []struct {
+		url  string
+		want string // "" accepts; else a part of the error
+	}{
+		{"http://localhost:8080", ""},
+		{"http://LocalHost:8080/cb", ""},
+		{"http://app.localhost:3000", ""},
+		{"http://127.0.0.1", ""},
+		{"http://127.9.9.9:1", ""},
+		{"http://[::1]:8080", ""},
+		{"http://[::ffff:127.0.0.1]:8080", ""}, // IPv4-mapped 127.0.0.1: still this machine
+		{"https://idp.example.com", ""},
+		{"http://localhost.evil.com", "must use https"},
+		{"http://127.0.0.1.nip.io", "must use https"},
+		{"http://0.0.0.0:8080", "must use https"},
+		{"http://127.1", "must use https"},      // a resolver reads 127.0.0.1; Go's ParseIP does not
+		{"http://0x7f.1", "must use https"},     // hex
+		{"http://2130706433", "must use https"}, // 127.0.0.1 as one number
+		{"http://127.0.0.1@evil.com", `must not contain "@"`},
+		{"http://localhost.", "must use https"}, // a trailing dot is another name to a browser's resolver
+		{"http://127.0.0.1.:8080", "must use https"},
+		{"http://localhost%2eevil.com", "is not a valid URL"},
+		{"http://[::1%25eth0]:8080", "must use https"}, // a zone: not the loopback address ParseIP knows
+		{"http://127.0.0.1:0", "has an invalid port"},
+		{"http://127.0.0.1:65536", "has an invalid port"},
+		{"http://127.0.0.1:", "has an empty port"},
+	} {
+		t.Run(tt.url, func(t *testing.T) {
+			_, err := rule.Check(tt.url)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Check(%q) = %v, want accepted", tt.url, err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("Check(%q) = %v, want an error containing %q", tt.url, err, tt.want)
+			}
+			// LoopbackURLs judges the host alone: the port cases' host is.
+			loopback := tt.want == "" && strings.HasPrefix(tt.url, "http:") || strings.Contains(tt.want, "port")
+			if got := LoopbackURLs(tt.url); got != loopback {
+				t.Errorf("LoopbackURLs(%q) = %v", tt.url, got)
+			}
+		})
+	}
+	hinted := URLRule{HTTPSUnlessLoopback: true, Example: "http://host[:port]", OrElse: "store: redis"}
+	for url, want := range map[string]string{
+		"127.0.0.1:9000":    `"127.0.0.1:9000" is not a valid URL (want http://host[:port]): `,
+		"ftp://127.0.0.1":   `"ftp://127.0.0.1" must start with http:// or https://, as http://host[:port]`,
+		"http://10.0.0.7:1": `"http://10.0.0.7:1" must use https, or store: redis (plain http only to`,
+	} {
+		if _, err := hinted.Check(url); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check(%q) = %v, want %q", url, err, want)
+		}
 	}
 }
