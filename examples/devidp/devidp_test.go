@@ -802,27 +802,19 @@ func TestNew(t *testing.T) {
 }
 
 func TestListenLoopback(t *testing.T) {
-	for _, tc := range []struct {
-		addr     string
-		insecure bool
-		ok       bool
-	}{
-		{"127.0.0.1:0", false, true},
-		{"127.1.2.3:0", false, true},
-		{"localhost:0", false, true},
-		{"login.example.localhost:0", false, true},
-		{"LOGIN.Example.LocalHost.:0", false, true},
-		{"0.0.0.0:0", false, false},
-		{":0", false, false},
-		{"[::]:0", false, false},
-		{"192.0.2.1:0", false, false},
-		{"example.com:0", false, false},
-		{"localhost.example.com:0", false, false},
-		{"notlocalhost:0", false, false},
-		{"[::ffff:10.0.0.1]:0", false, false},
-		{"127.0.0.1", false, false}, // no port
-		{":0", true, true},
-	} {
+	type row struct {
+		addr         string
+		insecure, ok bool
+	}
+	rows := []row{{":0", true, true}} // any address with insecure
+	for _, addr := range []string{"127.0.0.1:0", "127.1.2.3:0", "localhost:0", "login.example.localhost:0", "LOGIN.Example.LocalHost.:0"} {
+		rows = append(rows, row{addr, false, true})
+	}
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:0", "example.com:0", "localhost.example.com:0",
+		"notlocalhost:0", "[::ffff:10.0.0.1]:0", "127.0.0.1" /* no port */} {
+		rows = append(rows, row{addr, false, false})
+	}
+	for _, tc := range rows {
 		t.Run(fmt.Sprintf("%s insecure=%v", tc.addr, tc.insecure), func(t *testing.T) {
 			ln, err := devidp.ListenLoopback(tc.addr, tc.insecure)
 			if !tc.ok {
