@@ -1,11 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"strings"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/proxy"
 )
 
@@ -13,30 +12,15 @@ import (
 // before anything starts, with exit status 2 and a message saying what is
 // wanted.
 func TestRunRefusesBadArguments(t *testing.T) {
-	tests := []struct {
-		name string
-		args []string
-		msg  string
-	}{
-		{"load above 1", []string{"-latency-load", "0.5,1.5"}, `-latency-load "0.5,1.5": want fractions in (0, 1]`},
-		{"load not a number", []string{"-latency-load", "half"}, `-latency-load "half"`},
-		{"environment without =", []string{"-proxy-env", "GOMAXPROCS"}, `-proxy-env "GOMAXPROCS": want KEY=VALUE`},
-		{"short duration", []string{"-duration", "500ms"}, "-duration ≥ 1s"},
-		{"fewer connections than threads", []string{"-t", "4", "-c", "2"}, "-c ≥ -t ≥ 1"},
-		{"no rounds", []string{"-rounds", "0"}, "-rounds ≥ 1"},
-		{"unknown flag", []string{"-bogus"}, "flag provided but not defined: -bogus"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			if code := run(tc.args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), tc.msg) {
-				t.Errorf("run(%q) = %d, stderr %q; want 2 and %q", tc.args, code, stderr.String(), tc.msg)
-			}
-			if stdout.Len() != 0 {
-				t.Errorf("stdout %q, want nothing: no run started", stdout.String())
-			}
-		})
-	}
+	bintest.Main(run).RunCases(t, []bintest.Case{
+		{Name: "load above 1", Args: []string{"-latency-load", "0.5,1.5"}, Code: 2, Stderr: []string{`-latency-load "0.5,1.5": want fractions in (0, 1]`}, Quiet: true},
+		{Name: "load not a number", Args: []string{"-latency-load", "half"}, Code: 2, Stderr: []string{`-latency-load "half"`}, Quiet: true},
+		{Name: "environment without =", Args: []string{"-proxy-env", "GOMAXPROCS"}, Code: 2, Stderr: []string{`-proxy-env "GOMAXPROCS": want KEY=VALUE`}, Quiet: true},
+		{Name: "short duration", Args: []string{"-duration", "500ms"}, Code: 2, Stderr: []string{"-duration ≥ 1s"}, Quiet: true},
+		{Name: "fewer connections than threads", Args: []string{"-t", "4", "-c", "2"}, Code: 2, Stderr: []string{"-c ≥ -t ≥ 1"}, Quiet: true},
+		{Name: "no rounds", Args: []string{"-rounds", "0"}, Code: 2, Stderr: []string{"-rounds ≥ 1"}, Quiet: true},
+		{Name: "unknown flag", Args: []string{"-bogus"}, Code: 2, Stderr: []string{"flag provided but not defined: -bogus"}, Quiet: true},
+	})
 }
 
 // TestProxyConfig: the benchmark's proxy configuration is one the proxy

@@ -17,39 +17,20 @@ func portArgs(t *testing.T) []string {
 }
 
 func TestHelp(t *testing.T) {
-	for _, arg := range []string{"-h", "-help", "--help"} {
-		var stdout, stderr strings.Builder
-		if code := run([]string{arg}, &stdout, &stderr); code != 0 {
-			t.Errorf("%s: exit %d, want 0", arg, code)
-		}
-		for _, want := range []string{`make run ARGS="flags"`, "-spa-port", "-access-token-ttl", "-log-level"} {
-			if !strings.Contains(stderr.String(), want) {
-				t.Errorf("%s: the usage lacks %q:\n%s", arg, want, stderr.String())
-			}
-		}
-	}
+	usage := []string{`make run ARGS="flags"`, "-spa-port", "-access-token-ttl", "-log-level"}
+	bintest.Main(run).RunCases(t, []bintest.Case{
+		{Name: "-h", Args: []string{"-h"}, Code: 0, Stderr: usage, Quiet: true},
+		{Name: "-help", Args: []string{"-help"}, Code: 0, Stderr: usage, Quiet: true},
+		{Name: "--help", Args: []string{"--help"}, Code: 0, Stderr: usage, Quiet: true},
+	})
 }
 
 func TestBadArgs(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"unknown flag", []string{"-no-such-flag"}, "flag provided but not defined: -no-such-flag"},
-		{"bad duration", []string{"-access-token-ttl", "30"}, `invalid value "30" for flag -access-token-ttl`},
-		{"not a flag", []string{"30s"}, `unexpected argument "30s"`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr strings.Builder
-			if code := run(tc.args, &stdout, &stderr); code != 2 {
-				t.Errorf("exit %d, want 2", code)
-			}
-			if !strings.Contains(stderr.String(), tc.want) {
-				t.Errorf("stderr lacks %q:\n%s", tc.want, stderr.String())
-			}
-		})
-	}
+	bintest.Main(run).RunCases(t, []bintest.Case{
+		{Name: "unknown flag", Args: []string{"-no-such-flag"}, Code: 2, Stderr: []string{"flag provided but not defined: -no-such-flag"}, Quiet: true},
+		{Name: "bad duration", Args: []string{"-access-token-ttl", "30"}, Code: 2, Stderr: []string{`invalid value "30" for flag -access-token-ttl`}, Quiet: true},
+		{Name: "not a flag", Args: []string{"30s"}, Code: 2, Stderr: []string{`unexpected argument "30s"`}, Quiet: true},
+	})
 }
 
 // TestBusyPort: a port in use stops devstack before it starts anything,

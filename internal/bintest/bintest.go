@@ -160,6 +160,7 @@ type Case struct {
 	Stdout  string   // a substring of stdout
 	Stderr  []string // substrings of stderr
 	OneLine bool     // stderr is exactly one line
+	Quiet   bool     // stdout is empty
 }
 
 // RunCases runs the binary once per case, each in a subtest, and checks
@@ -167,14 +168,35 @@ type Case struct {
 // case.
 func (b *Binary) RunCases(t *testing.T, cases []Case, secrets ...string) {
 	t.Helper()
+	runCases(t, cases, secrets, func(t *testing.T, args []string) Result { return b.Run(t, args...) })
+}
+
+// Main is a command's run function, which main calls with the command
+// line and exits with what it returns: the harnesses' and the examples'
+// mains, tested in-process.
+type Main func(args []string, stdout, stderr io.Writer) int
+
+// RunCases calls m once per case, each in a subtest, and checks its exit
+// status and output as [Binary.RunCases] does.
+func (m Main) RunCases(t *testing.T, cases []Case, secrets ...string) {
+	t.Helper()
+	runCases(t, cases, secrets, func(t *testing.T, args []string) Result {
+		var stdout, stderr bytes.Buffer
+		code := m(args, &stdout, &stderr)
+		return Result{code, stdout.String(), stderr.String()}
+	})
+}
+
+func runCases(t *testing.T, cases []Case, secrets []string, run func(t *testing.T, args []string) Result) {
+	t.Helper()
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
-			r := b.Run(t, c.Args...)
+			r := run(t, c.Args)
 			if r.Code != c.Code {
 				t.Fatalf("exit status %d, want %d; stdout %q; stderr %q", r.Code, c.Code, r.Stdout, r.Stderr)
 			}
-			if !strings.Contains(r.Stdout, c.Stdout) {
-				t.Errorf("stdout %q, want it to contain %q", r.Stdout, c.Stdout)
+			if !strings.Contains(r.Stdout, c.Stdout) || c.Quiet && r.Stdout != "" {
+				t.Errorf("stdout %q, want it to contain %q (quiet %v)", r.Stdout, c.Stdout, c.Quiet)
 			}
 			for _, s := range c.Stderr {
 				if !strings.Contains(r.Stderr, s) {
