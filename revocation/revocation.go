@@ -24,6 +24,7 @@ package revocation
 
 import (
 	"context"
+	"time"
 
 	"github.com/tokenhandler/tokenhandler/session"
 )
@@ -68,4 +69,15 @@ type Store interface {
 	Follow(ctx context.Context, set *Set) error
 	// Close releases the store's resources.
 	Close() error
+}
+
+// Wait waits d, the pause of a Store's Follow before it retries, or less
+// if ctx ends first: it then returns ctx's error.
+func Wait(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d): // collected when it is no longer referenced (Go 1.23)
+		return nil
+	}
 }

@@ -122,12 +122,8 @@ func (f *Follower) Follow(ctx context.Context, set *revocation.Set) error {
 				failing = true
 			}
 			backoff = min(max(2*backoff, maxBackoff/20), maxBackoff)
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
+			if err := revocation.Wait(ctx, backoff); err != nil {
+				return err
 			}
 			continue
 		}

@@ -42,12 +42,8 @@ func (s *Store) Follow(ctx context.Context, set *revocation.Set) error {
 			return ctx.Err()
 		}
 		_ = err // the connection failed or a message was lost: start over
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := revocation.Wait(ctx, backoff); err != nil {
+			return err
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
