@@ -157,16 +157,12 @@ type Logout struct {
 	RevokeRefreshToken bool
 }
 
-// Timeouts of the listener and of every back-channel call.
+// Timeouts of the listener, of a shutdown (settings.ServerTimeouts: read,
+// write, idle and shutdown, shutdown_delay) and of every back-channel call.
+// It may be copied.
 type Timeouts struct {
-	Read     time.Duration // default 30s
-	Write    time.Duration // default 30s
-	Idle     time.Duration // default 120s
-	AS       time.Duration // default 10s: each call to the Authorization Server
-	Shutdown time.Duration // default 30s
-	// ShutdownDelay (default 0) is how long SIGTERM keeps serving, with
-	// /readyz answering 503, before the drain.
-	ShutdownDelay time.Duration
+	settings.ServerTimeouts
+	AS time.Duration // default 10s: each call to the Authorization Server
 }
 
 // Log is the logging configuration: level (default info) and format

@@ -227,12 +227,9 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 
-	server, err := f.Timeouts.Timeouts.Parse("timeouts")
-	if err != nil {
+	if c.Timeouts.ServerTimeouts, err = f.Timeouts.Timeouts.Parse("timeouts"); err != nil {
 		return nil, err
 	}
-	c.Timeouts.Read, c.Timeouts.Write, c.Timeouts.Idle, c.Timeouts.Shutdown = server.Read, server.Write, server.Idle, server.Shutdown
-	c.Timeouts.ShutdownDelay = server.ShutdownDelay
 	if c.Timeouts.AS, err = f.Timeouts.AS.Positive("timeouts.as", 10*time.Second); err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/agent"
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/internal/settings/settingstest"
 )
 
@@ -127,7 +128,7 @@ log: {level: debug, format: console}
 		IDToken:               agent.IDToken{AllowedAlgs: []string{"ES384", "EdDSA", "PS512"}, ClockSkew: 5 * time.Minute},
 		Refresh:               agent.Refresh{GracePeriod: 0},
 		Logout:                agent.Logout{RevokeRefreshToken: true},
-		Timeouts:              agent.Timeouts{Read: time.Second, Write: 2 * time.Second, Idle: 3 * time.Minute, AS: 500 * time.Millisecond, Shutdown: time.Hour},
+		Timeouts:              agent.Timeouts{ServerTimeouts: settings.ServerTimeouts{Read: time.Second, Write: 2 * time.Second, Idle: 3 * time.Minute, Shutdown: time.Hour}, AS: 500 * time.Millisecond},
 		Log:                   agent.Log{Level: zerolog.DebugLevel, Format: "console"},
 	}
 	got.Keys = nil
@@ -208,7 +209,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		IDToken:            agent.IDToken{AllowedAlgs: []string{"RS256", "PS256", "ES256", "EdDSA"}, ClockSkew: 30 * time.Second},
 		Refresh:            agent.Refresh{GracePeriod: 5 * time.Second},
 		Logout:             agent.Logout{RevokeRefreshToken: true},
-		Timeouts:           agent.Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, AS: 10 * time.Second, Shutdown: 30 * time.Second},
+		Timeouts:           agent.Timeouts{ServerTimeouts: settings.ServerTimeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, Shutdown: 30 * time.Second}, AS: 10 * time.Second},
 		Log:                agent.Log{Level: zerolog.InfoLevel, Format: "json"},
 	}
 	got.Keys = nil
@@ -523,7 +524,7 @@ func TestLoadConfigExample(t *testing.T) {
 	if c.Scope != "openid profile" || c.UserinfoMethod != "GET" || !slices.Equal(c.ExtraParamsAllowed, agent.DefaultExtraParamsAllowed) || c.Cookie != (agent.Cookie{BasePath: "/", SameSite: "strict"}) || c.CookieFormat != crypto.FormatV2 ||
 		len(c.CookieAccept) != 0 || c.Session.MaxLifetime != 12*time.Hour || !c.Logout.RevokeRefreshToken ||
 		c.PAR != "auto" || !c.CORSEnabled || c.IDToken.ClockSkew != 30*time.Second || c.Refresh.GracePeriod != 5*time.Second ||
-		c.Timeouts != (agent.Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, AS: 10 * time.Second, Shutdown: 30 * time.Second}) ||
+		c.Timeouts != (agent.Timeouts{ServerTimeouts: settings.ServerTimeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, Shutdown: 30 * time.Second}, AS: 10 * time.Second}) ||
 		c.Log != (agent.Log{Level: zerolog.InfoLevel, Format: "json"}) {
 		t.Errorf("the example departs from the defaults: %+v", c)
 	}

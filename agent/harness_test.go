@@ -14,6 +14,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/agent/astest"
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/session"
 )
@@ -41,7 +42,7 @@ func testConfig(as *astest.Server) *Config {
 		PAR:                   "auto",
 		IDToken:               IDToken{AllowedAlgs: []string{"RS256", "PS256", "ES256", "EdDSA"}, ClockSkew: 30 * time.Second},
 		Refresh:               Refresh{GracePeriod: DefaultGracePeriod},
-		Timeouts:              Timeouts{Read: 5 * time.Second, Write: 5 * time.Second, Idle: 5 * time.Second, AS: 3 * time.Second, Shutdown: time.Second},
+		Timeouts:              Timeouts{ServerTimeouts: settings.ServerTimeouts{Read: 5 * time.Second, Write: 5 * time.Second, Idle: 5 * time.Second, Shutdown: time.Second}, AS: 3 * time.Second},
 		Log:                   Log{Level: zerolog.WarnLevel},
 	}
 }

@@ -95,9 +95,7 @@ func (s *Server) Reload(cfg *Config) error {
 	}
 	old := s.cfg
 	if cfg.Listen != old.Listen || cfg.MetricsListen != old.MetricsListen || cfg.Log.Format != old.Log.Format ||
-		cfg.Timeouts.Read != old.Timeouts.Read || cfg.Timeouts.Write != old.Timeouts.Write ||
-		cfg.Timeouts.Idle != old.Timeouts.Idle || cfg.Timeouts.Shutdown != old.Timeouts.Shutdown ||
-		cfg.Timeouts.ShutdownDelay != old.Timeouts.ShutdownDelay {
+		cfg.Timeouts.ServerTimeouts != old.Timeouts.ServerTimeouts {
 		s.log.Warn().Msg("listen, metrics_listen, timeouts (but as) and log.format changed: they take effect at the next restart")
 	}
 	if cfg.Revocation != old.Revocation {

@@ -23,6 +23,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/agent/astest"
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/proxy"
 )
@@ -77,7 +78,7 @@ func newStack(t *testing.T, o options) *stack {
 		CookieFormat: o.format, Keys: s.ring, TrustedWebOrigins: []string{spaOrigin}, CORSEnabled: true, PAR: "auto",
 		IDToken:  agent.IDToken{AllowedAlgs: []string{"RS256"}, ClockSkew: 30 * time.Second},
 		Refresh:  agent.Refresh{GracePeriod: agent.DefaultGracePeriod},
-		Timeouts: agent.Timeouts{Read: 5 * time.Second, Write: 5 * time.Second, Idle: 5 * time.Second, AS: 3 * time.Second, Shutdown: time.Second},
+		Timeouts: agent.Timeouts{ServerTimeouts: settings.ServerTimeouts{Read: 5 * time.Second, Write: 5 * time.Second, Idle: 5 * time.Second, Shutdown: time.Second}, AS: 3 * time.Second},
 		Log:      agent.Log{Level: zerolog.WarnLevel},
 	}
 	s.agentURL = serveAgent(t, cfg)

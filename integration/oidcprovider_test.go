@@ -26,6 +26,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/optest"
+	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 	"github.com/tokenhandler/tokenhandler/session"
 )
@@ -271,7 +272,7 @@ func startAgentFor(t *testing.T, op *oidcProvider, change func(*agent.Config)) (
 		CookieFormat: crypto.FormatV2, Keys: ring, TrustedWebOrigins: []string{spaOrigin}, CORSEnabled: true, PAR: "auto",
 		IDToken:  agent.IDToken{AllowedAlgs: []string{"RS256", "PS256", "ES256", "EdDSA"}, ClockSkew: 30 * time.Second},
 		Refresh:  agent.Refresh{GracePeriod: agent.DefaultGracePeriod},
-		Timeouts: agent.Timeouts{Read: 5 * time.Second, Write: 5 * time.Second, Idle: 5 * time.Second, AS: 5 * time.Second, Shutdown: time.Second},
+		Timeouts: agent.Timeouts{ServerTimeouts: settings.ServerTimeouts{Read: 5 * time.Second, Write: 5 * time.Second, Idle: 5 * time.Second, Shutdown: time.Second}, AS: 5 * time.Second},
 		Log:      agent.Log{Level: zerolog.InfoLevel},
 	}
 	change(cfg)

@@ -107,16 +107,13 @@ type Upstream struct {
 	URL  string // the upstream as written, for logs; never holds user information
 }
 
-// Timeouts of a [Config]; all but Park are greater than zero. It may be copied.
+// Timeouts of a [Config]: of the listener and of a shutdown
+// (settings.ServerTimeouts: read, write, idle and shutdown, shutdown_delay),
+// and the proxy's own. All but Park and ShutdownDelay are greater than
+// zero. It may be copied.
 type Timeouts struct {
-	Read     time.Duration // default 30s
-	Write    time.Duration // default 30s
-	Idle     time.Duration // default 120s
+	settings.ServerTimeouts
 	Upstream time.Duration // default 30s
-	Shutdown time.Duration // default 30s: how long SIGTERM waits for requests in flight
-	// ShutdownDelay (default 0) is how long SIGTERM keeps serving, with
-	// /readyz answering 503, before the drain.
-	ShutdownDelay time.Duration
 	// Park is how long a keep-alive connection waits idle before it is
 	// parked: its goroutine and buffers are released until the client's
 	// next request (package park). Default 1s, but 0 (off) when Listen is
@@ -260,12 +257,9 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 
-	server, err := f.Timeouts.Timeouts.Parse("timeouts")
-	if err != nil {
+	if c.Timeouts.ServerTimeouts, err = f.Timeouts.Timeouts.Parse("timeouts"); err != nil {
 		return nil, err
 	}
-	c.Timeouts.Read, c.Timeouts.Write, c.Timeouts.Idle, c.Timeouts.Shutdown = server.Read, server.Write, server.Idle, server.Shutdown
-	c.Timeouts.ShutdownDelay = server.ShutdownDelay
 	if c.Timeouts.Upstream, err = f.Timeouts.Upstream.Positive("timeouts.upstream", 30*time.Second); err != nil {
 		return nil, err
 	}

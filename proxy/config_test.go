@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/internal/settings/settingstest"
 )
 
@@ -93,7 +94,7 @@ log: {level: debug, format: console}
 				{Addr: "[::1]:9002", TLS: false, URL: "http://[::1]:9002/"},
 			}},
 		},
-		Timeouts: Timeouts{Read: time.Second, Write: 2 * time.Second, Idle: 3 * time.Minute, Upstream: 500 * time.Millisecond, Shutdown: time.Hour, Park: 250 * time.Millisecond},
+		Timeouts: Timeouts{ServerTimeouts: settings.ServerTimeouts{Read: time.Second, Write: 2 * time.Second, Idle: 3 * time.Minute, Shutdown: time.Hour}, Upstream: 500 * time.Millisecond, Park: 250 * time.Millisecond},
 		Limits:   Limits{MaxRequestHeaderBytes: 4096, MaxBodyBytes: 1},
 		Log:      Log{Level: zerolog.DebugLevel, Format: "console"},
 	}
@@ -122,7 +123,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		AuthEndpoint:        true, // no routes: auth_request mode
 		CookieFormat:        crypto.FormatV2,
 		MaxLifetime:         12 * time.Hour,
-		Timeouts:            Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, Upstream: 30 * time.Second, Shutdown: 30 * time.Second, Park: 0}, // loopback: behind NGINX, no parking
+		Timeouts:            Timeouts{ServerTimeouts: settings.ServerTimeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, Shutdown: 30 * time.Second}, Upstream: 30 * time.Second, Park: 0}, // loopback: behind NGINX, no parking
 		Limits:              Limits{MaxRequestHeaderBytes: 16384, MaxBodyBytes: 10485760},
 		Log:                 Log{Level: zerolog.InfoLevel, Format: "json"},
 	}

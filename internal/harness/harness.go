@@ -29,6 +29,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/examples/devidp"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/nginx"
 	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
 )
@@ -333,7 +334,7 @@ func AgentConfig(issuer, secret, origin string, keys *crypto.Keyring) *agent.Con
 		PAR:                   "auto",
 		IDToken:               agent.IDToken{AllowedAlgs: []string{"RS256", "PS256", "ES256", "EdDSA"}, ClockSkew: 30 * time.Second},
 		Refresh:               agent.Refresh{GracePeriod: agent.DefaultGracePeriod},
-		Timeouts:              agent.Timeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, AS: 10 * time.Second, Shutdown: 5 * time.Second},
+		Timeouts:              agent.Timeouts{ServerTimeouts: settings.ServerTimeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, Shutdown: 5 * time.Second}, AS: 10 * time.Second},
 		Log:                   agent.Log{Level: zerolog.WarnLevel, Format: "json"},
 	}
 }

@@ -159,8 +159,9 @@ type Timeouts struct {
 	ShutdownDelay *Duration `yaml:"shutdown_delay"`
 }
 
-// ServerTimeouts are the checked durations of a [Timeouts] section. It may
-// be copied.
+// ServerTimeouts are the checked durations of a [Timeouts] section, with
+// the defaults of [Timeouts]; each daemon's Timeouts embeds them. It may be
+// copied.
 type ServerTimeouts struct {
 	Read, Write, Idle, Shutdown time.Duration
 	ShutdownDelay               time.Duration // 0 (the default) to 10m
