@@ -19,7 +19,6 @@ import (
 	"cmp"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -68,7 +67,6 @@ type Server struct {
 	counts         map[string]int
 	pushed         map[string]*pushedRequest // by request_uri
 	revoked        map[string]bool           // tokens presented to /revoke
-	lastEndSession url.Values
 	lastUserinfo   UserinfoRequest
 	lastClientAuth string
 }
@@ -154,17 +152,6 @@ func (s *Server) Count(what string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.counts[what]
-}
-
-// LastEndSession returns the parameters of the last end-session request, or
-// nil if there was none. The result is a copy the caller may keep.
-func (s *Server) LastEndSession() url.Values {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lastEndSession == nil {
-		return nil
-	}
-	return url.Values(maps.Clone(map[string][]string(s.lastEndSession)))
 }
 
 // Revoked reports whether token was presented to the revocation endpoint by

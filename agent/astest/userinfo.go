@@ -48,8 +48,7 @@ func (s *Server) LastUserinfo() UserinfoRequest {
 }
 
 // endSession is the end-session endpoint (OpenID Connect RP-Initiated
-// Logout 1.0 §2). It only records what it was sent: there is no session to
-// end, and it does not redirect.
+// Logout 1.0 §2). There is no session to end, and it does not redirect.
 func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
 	s.snapshot("end_session")
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
@@ -58,9 +57,6 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
 	if err := r.ParseForm(); err != nil {
 		return oidcfake.ErrBadForm
 	}
-	s.mu.Lock()
-	s.lastEndSession = r.Form
-	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Write([]byte("<!doctype html>\n<title>Signed out</title>\n<p>You have been signed out.</p>\n"))
 	return nil
