@@ -43,6 +43,18 @@ var (
 	// Runner is the rule of a package that runs a program for tests: the
 	// standard library and the binaries' runner (internal/bintest).
 	Runner = DepChecker{AllowLinksOf: Module + "/internal/bintest"}
+	// FakeProvider is the rule of the fake OpenID Providers built on
+	// internal/oidcfake (agent/astest for tests, examples/devidp for the
+	// development stack): oidcfake and go-jose only.
+	FakeProvider = DepChecker{
+		Allowed: []string{Module + "/internal/oidcfake", "github.com/go-jose/go-jose/v4"},
+		BadDeps: map[string]string{
+			Module + "/agent":           "a provider stands for the Authorization Server, which knows nothing of the agent that calls it (and the agent's tests import astest: an import cycle)",
+			Module + "/proxy":           "a fake Authorization Server for any package's tests links no daemon",
+			Module + "/agent/astest":    "the test fake and the development IdP are siblings on oidcfake; neither builds on the other",
+			Module + "/examples/devidp": "the test fake and the development IdP are siblings on oidcfake; neither builds on the other",
+		},
+	}
 	// Harness is the rule of what starts every part (the harness, the
 	// benchmarks, the load test, the development stack), so links them all:
 	// it runs on the development IdP and needs neither the certified OP nor
