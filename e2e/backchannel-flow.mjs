@@ -14,35 +14,14 @@
 //   BOUND_MS  how long after the logout the SPA may still pass (default 1000)
 //
 // Exit status 0 when every step passed; the last line says how many did.
-import { chromium } from 'playwright-core';
+import { check, counts, launch, step } from './flow.mjs';
 
 const spaURL = process.env.SPA_URL;
 const op = process.env.OP;
 const bound = Number(process.env.BOUND_MS ?? '1000');
 if (!spaURL || !op) throw new Error('SPA_URL and OP are required');
 
-let passed = 0;
-async function step(name, fn) {
-  const started = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - started} ms)`);
-  } catch (e) {
-    console.log(`FAIL ${name}: ${e.message}`);
-    throw e;
-  }
-}
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--disable-quic'],
-});
+const browser = await launch();
 
 // login opens the SPA in a browser of its own (its own cookies at the SPA's
 // API host and at the provider) and logs in as user on the provider's pages.
@@ -117,5 +96,5 @@ try {
   });
 } finally {
   await browser.close();
-  console.log(`${passed} steps passed`);
+  console.log(`${counts.passed} steps passed`);
 }

@@ -27,7 +27,7 @@
 //
 // Exit status 0 when every step passed; the last line says how many did.
 import { writeFileSync } from 'node:fs';
-import { chromium } from 'playwright-core';
+import { check, counts, launch, step } from './flow.mjs';
 
 const env = (name, fallback) => process.env[name] ?? fallback;
 const spaURL = env('SPA_URL');
@@ -39,30 +39,7 @@ const refreshGrace = Number(env('REFRESH_GRACE_MS', '0'));
 const metricsURL = env('METRICS_URL', '').replace(/\/$/, '');
 if (!spaURL) throw new Error('SPA_URL is required');
 
-let passed = 0;
-let failed = 0;
-async function step(name, fn) {
-  const started = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - started} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e.message}`);
-    throw e;
-  }
-}
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-const browser = await chromium.launch({
-  executablePath: env('CHROMIUM', '/usr/bin/chromium'),
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--disable-quic'],
-});
+const browser = await launch();
 const context = await browser.newContext();
 
 const apiCookies = async (ctx = context) => (await ctx.cookies()).filter((c) => c.domain.includes('api.example.localhost') || c.name.startsWith('example-') || c.name.startsWith('__Host-example-'));
@@ -446,6 +423,6 @@ try {
   // the failing step has printed why
 } finally {
   await browser.close();
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exitCode = failed ? 1 : 0;
+  console.log(`${counts.passed} passed, ${counts.failed} failed`);
+  process.exitCode = counts.failed ? 1 : 0;
 }
