@@ -55,21 +55,6 @@ func Value(page, series string) (float64, bool) {
 	return f, err == nil
 }
 
-// Names returns the series names on page, labels left out: a histogram h
-// gives h_bucket, h_sum and h_count.
-func Names(page string) map[string]bool {
-	names := map[string]bool{}
-	for line := range strings.Lines(page) {
-		if line == "" || line[0] == '#' || line == "\n" {
-			continue
-		}
-		name, _, _ := strings.Cut(line, " ")
-		name, _, _ = strings.Cut(name, "{")
-		names[name] = true
-	}
-	return names
-}
-
 // WantDocumented scrapes the metrics listener at addr and fails t unless
 // the page has the Go runtime's and the process's series (go_goroutines,
 // go_memstats_alloc_bytes, process_resident_memory_bytes,
@@ -115,7 +100,14 @@ func documented(prefix string, files ...string) ([]string, error) {
 // missing returns the names that page has no series of; a histogram's name
 // is there when its _bucket series are.
 func missing(page string, names ...string) []string {
-	have := Names(page)
+	have := map[string]bool{} // the series names, labels left out
+	for line := range strings.Lines(page) {
+		if line != "\n" && line[0] != '#' {
+			name, _, _ := strings.Cut(line, " ")
+			name, _, _ = strings.Cut(name, "{")
+			have[name] = true
+		}
+	}
 	var missing []string
 	for _, n := range names {
 		if !have[n] && !have[n+"_bucket"] {
