@@ -58,9 +58,9 @@ func (rc *RawCookies) pairs(yield func(pair []byte) bool) {
 func nextPair(h []byte) (pair, rest []byte) {
 	i := bytes.IndexByte(h, ';')
 	if i < 0 {
-		return trimSpace(h), h[len(h):]
+		return TrimOWS(h), h[len(h):]
 	}
-	return trimSpace(h[:i]), h[i+1:]
+	return TrimOWS(h[:i]), h[i+1:]
 }
 
 // splitPair returns the trimmed name and value of "name=value"; a pair
@@ -68,7 +68,7 @@ func nextPair(h []byte) (pair, rest []byte) {
 // nil when pair is not: a present but empty value counts as present.
 func splitPair(pair []byte) (name, value []byte) {
 	if i := bytes.IndexByte(pair, '='); i >= 0 {
-		return trimSpace(pair[:i]), trimSpace(pair[i+1:])
+		return TrimOWS(pair[:i]), TrimOWS(pair[i+1:])
 	}
 	return pair[:0], pair
 }
@@ -78,7 +78,10 @@ func pairName(pair []byte) []byte {
 	return name
 }
 
-func trimSpace(b []byte) []byte {
+// TrimOWS returns b without the optional whitespace around it: spaces and
+// tabs (RFC 9110 §5.6.3 OWS, and RFC 6265 §5.2 around cookie pairs). It
+// returns a subslice of b and does not allocate.
+func TrimOWS(b []byte) []byte {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/internal/daemon"
 )
 
@@ -89,7 +90,7 @@ func (st *state) appendClient(dst []byte, ctx *fasthttp.RequestCtx) []byte {
 			if i := bytes.LastIndexByte(last, ','); i >= 0 {
 				last = last[i+1:]
 			}
-			if last = trimOWS(last); ipShaped(last) {
+			if last = browser.TrimOWS(last); ipShaped(last) {
 				return append(dst, last...)
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/browser"
 )
 
 // ambiguous reports whether a request must be refused before anything else
@@ -64,7 +66,7 @@ func ambiguous(h *fasthttp.RequestHeader) bool {
 		}
 		switch {
 		case len(name) == len("Transfer-Encoding") && (name[0]|0x20) == 't' && bytes.EqualFold(name, strTransferEncoding):
-			if te || !bytes.EqualFold(trimOWS(value), strChunked) {
+			if te || !bytes.EqualFold(browser.TrimOWS(value), strChunked) {
 				return true
 			}
 			te = true

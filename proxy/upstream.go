@@ -241,7 +241,7 @@ func tokens(v []byte) func(func([]byte) bool) {
 			for i < len(v) && v[i] != ',' {
 				i++
 			}
-			tok := trimOWS(v[:i])
+			tok := browser.TrimOWS(v[:i])
 			if i < len(v) {
 				i++
 			}
@@ -251,16 +251,6 @@ func tokens(v []byte) func(func([]byte) bool) {
 			}
 		}
 	}
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // rewriteHopByHop removes the request's hop-by-hop fields, those its
@@ -286,7 +276,7 @@ func (st *state) rewriteHopByHop(ctx *fasthttp.RequestCtx, s *scratch) {
 
 	if trusted {
 		for _, v := range h.PeekAll(fasthttp.HeaderXForwardedFor) {
-			if v = trimOWS(v); len(v) > 0 {
+			if v = browser.TrimOWS(v); len(v) > 0 {
 				if len(s.buf) > named {
 					s.buf = append(s.buf, ", "...)
 				}
