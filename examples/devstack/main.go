@@ -42,6 +42,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -199,43 +200,50 @@ func checkPorts(o options) error {
 	return errors.Join(errs...)
 }
 
-// stack is the running development stack.
+// stack is the running development stack: harness.Stack stops its parts,
+// newest first, and removes its directory (the revocation state); failed
+// reports a part that stopped on its own.
 type stack struct {
+	*harness.Stack
 	spaURL   string
 	idpURL   string // the development OpenID Provider's page
 	agentOps string // the agent's ops listener, http://127.0.0.1:port
-	stops    []func(context.Context)
 	failed   chan error
 }
 
-func (s *stack) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for i := len(s.stops) - 1; i >= 0; i-- {
-		s.stops[i](ctx)
-	}
-}
+func (s *stack) stop() { s.Stop(io.Discard, false) }
 
-func (s *stack) serve(name string, serve func() error) {
+// serve runs serve until the stack stops it with shutdown; an error before
+// that goes to s.failed.
+func (s *stack) serve(name string, serve func() error, shutdown func(context.Context) error) {
 	go func() {
 		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.failed <- fmt.Errorf("%s: %w", name, err)
 		}
 	}()
+	s.OnStop(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shutdown(ctx)
+	})
 }
 
-// start starts every part; on error it stops what it started.
+// start starts every part, NGINX first so that -nginx without it stops
+// the start at once; on error it stops what it started.
 func start(o options, logw io.Writer) (s *stack, err error) {
-	s = &stack{failed: make(chan error, 8)}
+	hs, err := harness.New("devstack-")
+	if err != nil {
+		return nil, err
+	}
+	s = &stack{Stack: hs, failed: make(chan error, 8)}
 	started := s // s is nil once an error is returned
 	defer func() {
 		if err != nil {
 			started.stop()
 		}
 	}()
-	var nginxBin string
 	if o.nginx {
-		if nginxBin, err = nginxBinary(); err != nil {
+		if err := s.startNGINX(o.ports); err != nil {
 			return nil, err
 		}
 	}
@@ -271,8 +279,7 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 		return nil, fmt.Errorf("development OpenID Provider: %w", err)
 	}
 	idpSrv := &http.Server{Handler: idp.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	s.serve("development OpenID Provider", func() error { return idpSrv.Serve(idpLn) })
-	s.stops = append(s.stops, func(ctx context.Context) { idpSrv.Shutdown(ctx) })
+	s.serve("development OpenID Provider", func() error { return idpSrv.Serve(idpLn) }, idpSrv.Shutdown)
 
 	// The demo API, behind the proxy.
 	// With short-lived tokens, a short leeway too: an expired token must be
@@ -286,16 +293,11 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 		return nil, fmt.Errorf("demo API: %w", err)
 	}
 	apiSrv := &fasthttp.Server{Handler: demo.Handler, NoDefaultServerHeader: true}
-	s.serve("demo API", func() error { return apiSrv.Serve(apiLn) })
-	s.stops = append(s.stops, func(ctx context.Context) { apiSrv.ShutdownWithContext(ctx) })
+	s.serve("demo API", func() error { return apiSrv.Serve(apiLn) }, apiSrv.ShutdownWithContext)
 
-	// The OAuth Agent, with the embedded revocation store in a directory of
-	// this run.
-	stateDir, err := os.MkdirTemp("", "devstack-revocation-")
-	if err != nil {
-		return nil, fmt.Errorf("revocation state directory: %w", err)
-	}
-	s.stops = append(s.stops, func(context.Context) { os.RemoveAll(stateDir) })
+	// The OAuth Agent, with the embedded revocation store in the stack's
+	// directory.
+	stateDir := filepath.Join(s.Dir, "revocation")
 	acfg := harness.AgentConfig(issuer, secret, spaOrigin, keys)
 	acfg.Listen = fmt.Sprintf("127.0.0.1:%d", o.ports.agent)
 	acfg.Log = agent.Log{Level: level, Format: "console"}
@@ -306,8 +308,7 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.serve("OAuth Agent", agentSrv.Serve)
-	s.stops = append(s.stops, func(ctx context.Context) { agentSrv.Shutdown(ctx) })
+	s.serve("OAuth Agent", agentSrv.Serve, agentSrv.Shutdown)
 	s.agentOps = "http://" + agentSrv.MetricsAddr().String()
 
 	// The OAuth Proxy in upstream mode, in front of the demo API.
@@ -326,8 +327,7 @@ revocation: {feed: %q}
 	if err != nil {
 		return nil, err
 	}
-	s.serve("OAuth Proxy", proxySrv.Serve)
-	s.stops = append(s.stops, func(ctx context.Context) { proxySrv.Shutdown(ctx) })
+	s.serve("OAuth Proxy", proxySrv.Serve, proxySrv.Shutdown)
 
 	// Where the SPA calls the agent and the API: directly, or with -nginx
 	// through NGINX in front of both.
@@ -337,9 +337,6 @@ revocation: {feed: %q}
 		CookieNamePrefix: "example",
 	}
 	if o.nginx {
-		if err := s.startNGINX(nginxBin, o.ports); err != nil {
-			return nil, err
-		}
 		cfg.AgentBaseURL = fmt.Sprintf("http://%s:%d/oauth-agent", apiHost, o.ports.nginx)
 		cfg.APIBaseURL = fmt.Sprintf("http://%s:%d/api", apiHost, o.ports.nginx)
 	}
@@ -350,8 +347,7 @@ revocation: {feed: %q}
 		return nil, fmt.Errorf("SPA: %w", err)
 	}
 	spaSrv := &http.Server{Handler: spa.Handler(cfg), ReadHeaderTimeout: 10 * time.Second}
-	s.serve("SPA", func() error { return spaSrv.Serve(spaLn) })
-	s.stops = append(s.stops, func(ctx context.Context) { spaSrv.Shutdown(ctx) })
+	s.serve("SPA", func() error { return spaSrv.Serve(spaLn) }, spaSrv.Shutdown)
 
 	// Ready when the agent has the provider's metadata.
 	if err := harness.Wait(context.Background(), 10*time.Second, 20*time.Millisecond, "the OAuth Agent did not load the development OpenID Provider's metadata", agentSrv.Agent.Ready); err != nil {
