@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/internal/harness"
 )
 
 // wrkResult is one wrk run.
@@ -171,11 +173,11 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 func cpuTicks(pid int, children bool) int64 {
 	pids := []int{pid}
 	if children {
-		pids = append(pids, childPIDs(pid)...)
+		pids = append(pids, harness.Children(pid)...)
 	}
 	var sum int64
 	for _, p := range pids {
-		f := statFields(p)
+		f := harness.Stat(p)
 		if len(f) < 13 {
 			continue
 		}
@@ -188,36 +190,6 @@ func cpuTicks(pid int, children bool) int64 {
 }
 
 const clockTicks = 100 // USER_HZ, 100 on every Linux architecture Go supports
-
-// statFields returns the fields of /proc/pid/stat after "pid (comm)".
-func statFields(pid int) []string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return nil
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return nil
-	}
-	return strings.Fields(string(b[i+1:]))
-}
-
-// childPIDs lists the processes whose parent is pid.
-func childPIDs(pid int) []int {
-	var out []int
-	entries, _ := os.ReadDir("/proc")
-	want := strconv.Itoa(pid)
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if f := statFields(p); len(f) > 1 && f[1] == want {
-			out = append(out, p)
-		}
-	}
-	return out
-}
 
 // procStatus returns a field of /proc/pid/status in bytes ("VmHWM",
 // "VmRSS").

@@ -2,7 +2,8 @@
 // harness programs (bench/run, loadtest/run) and stops them again, newest
 // first: the built binaries as child processes in process groups of their
 // own, in-process servers, NGINX and the development OpenID Provider;
-// examples/devstack waits with it. Only harnesses and tests import it; the
+// examples/devstack waits with it. Stat and Children read the processes'
+// CPU time and children from /proc. Only harnesses and tests import it; the
 // daemons never do (their dependency tests say so).
 package harness
 
@@ -17,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -367,4 +369,34 @@ func (s *Stack) StartNGINX(ctx context.Context, name, mode string, p nginx.Param
 	})
 	s.OnLog(name+" error.log", n.Log)
 	return n, nil
+}
+
+// Stat returns the fields of /proc/pid/stat after "pid (comm)".
+func Stat(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
+}
+
+// Children lists the processes whose parent is pid.
+func Children(pid int) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	want := strconv.Itoa(pid)
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f := Stat(p); len(f) > 1 && f[1] == want {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -276,30 +276,9 @@ func (n *nginxProc) reload(proxies []string) error {
 // only those not shutting down.
 func childWorkers(master int, active bool) []int {
 	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) < 2 || f[1] != strconv.Itoa(master) {
-			continue
-		}
-		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if !bytes.Contains(cmdline, []byte("worker process")) {
-			continue
-		}
-		if active && bytes.Contains(cmdline, []byte("shutting down")) {
+	for _, pid := range harness.Children(master) {
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		if !bytes.Contains(cmdline, []byte("worker process")) || active && bytes.Contains(cmdline, []byte("shutting down")) {
 			continue
 		}
 		pids = append(pids, pid)
