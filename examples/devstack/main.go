@@ -32,8 +32,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -258,7 +256,9 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 	issuer := fmt.Sprintf("http://login.example.localhost:%d", o.ports.idp)
 	s.idpURL = issuer + "/"
 	apiHost := "api.example.localhost"
-	secret := randomHex(24) // a fresh client secret and key every run: nothing to leak
+	// A fresh client secret (32 random bytes in hex) and key every run:
+	// nothing to leak.
+	secret := string(crypto.GenerateKey().AppendHex(nil))
 	key := crypto.GenerateKey()
 	keys, _ := crypto.NewKeyring(key)
 
@@ -354,10 +354,4 @@ revocation: {feed: %q}
 		return nil, err
 	}
 	return s, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -223,8 +223,8 @@ func (s *Stack) Output() string {
 // After a clean stop it is empty.
 func (s *Stack) Left() []string {
 	var left []string
-	for _, p := range sessionProcesses(s.cmd.Process.Pid) {
-		left = append(left, "process "+p)
+	for _, p := range sessionProcessList(s.cmd.Process.Pid) {
+		left = append(left, fmt.Sprintf("process %d (%s)", p.pid, p.comm))
 	}
 	p := s.cfg.Ports
 	for _, port := range []struct {
@@ -248,12 +248,12 @@ func (s *Stack) kill() {
 		s.t.Logf("make %s still running at the end of the test: killing it and its session", s.cfg.Target)
 	}
 	for range 3 {
-		pids := sessionPIDs(s.cmd.Process.Pid)
-		if len(pids) == 0 {
+		ps := sessionProcessList(s.cmd.Process.Pid)
+		if len(ps) == 0 {
 			break
 		}
-		for _, pid := range pids {
-			syscall.Kill(pid, syscall.SIGKILL)
+		for _, p := range ps {
+			syscall.Kill(p.pid, syscall.SIGKILL)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -267,31 +267,14 @@ func (s *Stack) kill() {
 	}
 }
 
-// sessionPIDs returns the live processes in the session or process group
-// that leader leads.
-func sessionPIDs(leader int) []int {
-	var pids []int
-	for _, p := range sessionProcessList(leader) {
-		pids = append(pids, p.pid)
-	}
-	return pids
-}
-
-// sessionProcesses describes the live processes in the session or
-// process group that leader leads, as "pid (command)".
-func sessionProcesses(leader int) []string {
-	var out []string
-	for _, p := range sessionProcessList(leader) {
-		out = append(out, fmt.Sprintf("%d (%s)", p.pid, p.comm))
-	}
-	return out
-}
-
+// process is a live process in the session or process group of make.
 type process struct {
 	pid  int
 	comm string
 }
 
+// sessionProcessList lists the live processes in the session or process
+// group that leader leads.
 func sessionProcessList(leader int) []process {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	var out []process
