@@ -87,10 +87,7 @@ logout: {revoke_refresh_token: true}
 timeouts: {read: 1s, write: 2s, idle: 3m, as: 500ms, shutdown: 1h}
 log: {level: debug, format: console}
 `
-	got, err := agent.ParseConfig([]byte(yaml), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := parse(t, yaml)
 	if got.Keys.Len() != 2 {
 		t.Errorf("Keys.Len() = %d, want 2", got.Keys.Len())
 	}
@@ -155,14 +152,8 @@ func TestParseConfigOldSpellings(t *testing.T) {
 			[]string{"cors_enabled (line 10)", "cookie_name_prefix (line 7)", "cookie_format (line 8)", "cookie_accept (line 9)", "cookie.host_prefix: false"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			old, err := agent.ParseConfig([]byte(configRequired+tt.old), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cur, err := agent.ParseConfig([]byte(configRequired+tt.new), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			old := parse(t, configRequired+tt.old)
+			cur := parse(t, configRequired+tt.new)
 			if cur.Warnings != nil {
 				t.Errorf("the new spelling warns: %q", cur.Warnings)
 			}
@@ -183,10 +174,7 @@ func TestParseConfigOldSpellings(t *testing.T) {
 }
 
 func TestParseConfigDefaults(t *testing.T) {
-	got, err := agent.ParseConfig([]byte(configRequired), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := parse(t, configRequired)
 	settingstest.SealsWith(t, got.Keys, configKey)
 	want := agent.Config{
 		Listen:             "127.0.0.1:8080",
@@ -218,10 +206,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	}
 
 	// Empty sections keep the defaults too.
-	got, err = agent.ParseConfig([]byte(configRequired+"cookie:\nid_token:\nrefresh:\nlogout:\ntimeouts:\nlog:\n"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got = parse(t, configRequired+"cookie:\nid_token:\nrefresh:\nlogout:\ntimeouts:\nlog:\n")
 	got.Keys = nil
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("ParseConfig with empty sections:\n got %+v\nwant %+v", *got, want)
@@ -278,10 +263,7 @@ func TestParseConfigAccepts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := agent.ParseConfig([]byte(tt.yaml), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := parse(t, tt.yaml)
 			if tt.check != nil {
 				tt.check(t, c)
 			}
@@ -555,4 +537,15 @@ func TestLoadConfigMissingFile(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "agent: config: open ") {
 		t.Errorf("LoadConfig of a missing file: error %v, want one starting with \"agent: config: open \"", err)
 	}
+}
+
+// parse is agent.ParseConfig of yaml without environment, failing the
+// test on an error.
+func parse(t *testing.T, yaml string) *agent.Config {
+	t.Helper()
+	c, err := agent.ParseConfig([]byte(yaml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
