@@ -204,12 +204,7 @@ func (s *Stack) Type(b []byte) {
 
 // WaitOutput waits up to timeout for the output to contain want.
 func (s *Stack) WaitOutput(want string, timeout time.Duration) bool {
-	for deadline := time.Now().Add(timeout); !strings.Contains(s.Output(), want); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
-	return true
+	return bintest.Within(timeout, func() bool { return strings.Contains(s.Output(), want) })
 }
 
 // Output returns what make and the stack printed so far, line ends as
