@@ -2,56 +2,40 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/internal/harness"
+	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
-// issuer signs the load tests' access tokens (RS256, RFC 9068 shape) and
-// publishes its key as a JWKS, which the demo API fetches once and then
-// verifies every token against, as it would a real Authorization Server's.
+// issuer signs the load tests' access tokens (RS256, RFC 9068 shape) with
+// oidcfake's keys and publishes them as a JWKS, which the demo API fetches
+// once and then verifies every token against, as it would a real
+// Authorization Server's.
 type issuer struct {
 	url  string // set once it serves
-	key  *rsa.PrivateKey
-	kid  string
-	jwks []byte
+	keys *oidcfake.Keys
 }
 
 func newIssuer() (*issuer, error) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, err
-	}
-	iss := &issuer{key: key, kid: "loadtest-1"}
-	e := big.NewInt(int64(key.E)).Bytes()
-	iss.jwks, err = json.Marshal(map[string]any{"keys": []map[string]string{{
-		"kty": "RSA", "use": "sig", "alg": "RS256", "kid": iss.kid,
-		"n": b64(key.N.Bytes()), "e": b64(e),
-	}}})
-	return iss, err
+	keys, err := oidcfake.NewKeys()
+	return &issuer{keys: keys}, err
 }
 
 func (iss *issuer) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(iss.jwks)
+		w.Write(iss.keys.JWKSDocument())
 	})
 	return mux
 }
-
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 // tokenSize is the access token length aimed at: a realistic JWT access
 // token with a few roles and groups is about 1 KiB.
@@ -61,30 +45,19 @@ const tokenSize = 1024
 // claims to about tokenSize bytes.
 func (iss *issuer) mint(sub string, ttl time.Duration) (string, error) {
 	now := time.Now()
-	header := b64([]byte(fmt.Sprintf(`{"alg":"RS256","kid":%q,"typ":"at+jwt"}`, iss.kid)))
 	claims := map[string]any{
 		"iss": iss.url, "sub": sub, "aud": apiAudience, "client_id": clientID,
 		"scope": "openid profile email orders:read orders:write invoices:read",
 		"name":  "Load Test " + sub, "email": sub + "@example.com",
 		"iat": now.Unix(), "exp": now.Add(ttl).Unix(), "auth_time": now.Unix(),
-		"jti": rand.Text(), "sid": rand.Text(), "acr": "urn:example:loa:2", "amr": []string{"pwd", "otp"},
+		"jti": rand.Text(), "sid": rand.Text(), "amr": []string{"pwd", "otp"},
 		"roles": []string{"customer", "orders-reader", "orders-writer"},
 	}
 	var groups []string
 	for i := 0; ; i++ {
-		payload, err := json.Marshal(claims)
-		if err != nil {
-			return "", err
-		}
-		signing := header + "." + b64(payload)
-		// 342 characters of RS256 signature and a dot.
-		if len(signing)+343 >= tokenSize || i == 64 {
-			sum := sha256.Sum256([]byte(signing))
-			sig, err := rsa.SignPKCS1v15(rand.Reader, iss.key, crypto.SHA256, sum[:])
-			if err != nil {
-				return "", err
-			}
-			return signing + "." + b64(sig), nil
+		tok, err := iss.keys.Sign("at+jwt", claims)
+		if err != nil || len(tok) >= tokenSize || i == 64 {
+			return tok, err
 		}
 		groups = append(groups, fmt.Sprintf("/tenants/acme/team-%02d", i))
 		claims["groups"] = groups
