@@ -147,16 +147,22 @@ func (s *benchStack) roundTrip(tb testing.TB, req *fasthttp.Request, resp *fasth
 	}
 }
 
+// loop is a benchmark of req's round trip: one to warm up, then the
+// measured ones, allocations reported.
+func (s *benchStack) loop(b *testing.B, req *fasthttp.Request) {
+	var resp fasthttp.Response
+	s.roundTrip(b, req, &resp)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.roundTrip(b, req, &resp)
+	}
+}
+
 // BenchmarkProxy: a GET in upstream mode with a 1 KiB token and a small
 // JSON answer, client and upstream included.
 func BenchmarkProxy(b *testing.B) {
 	s := newBenchStack(b)
-	var resp fasthttp.Response
-	s.roundTrip(b, s.api, &resp)
-	b.ReportAllocs()
-	for b.Loop() {
-		s.roundTrip(b, s.api, &resp)
-	}
+	s.loop(b, s.api)
 }
 
 // BenchmarkProxyPOST adds the CSRF check (a second decryption) and a request
@@ -165,12 +171,7 @@ func BenchmarkProxy(b *testing.B) {
 // server.go); see TestRequestNoAllocs.
 func BenchmarkProxyPOST(b *testing.B) {
 	s := newBenchStack(b)
-	var resp fasthttp.Response
-	s.roundTrip(b, s.post, &resp)
-	b.ReportAllocs()
-	for b.Loop() {
-		s.roundTrip(b, s.post, &resp)
-	}
+	s.loop(b, s.post)
 }
 
 // BenchmarkProxyRevoked is BenchmarkProxy with an empty revocation list
@@ -188,12 +189,7 @@ func BenchmarkProxyRevoked(b *testing.B) {
 			if got := s.proxy.rev.set.Len(); got != n {
 				b.Fatalf("revocation list: %d entries, want %d", got, n)
 			}
-			var resp fasthttp.Response
-			s.roundTrip(b, s.api, &resp)
-			b.ReportAllocs()
-			for b.Loop() {
-				s.roundTrip(b, s.api, &resp)
-			}
+			s.loop(b, s.api)
 		})
 	}
 }
@@ -205,8 +201,5 @@ func BenchmarkAuthRequest(b *testing.B) {
 	if !bytes.Equal(resp.Header.Peek("Authorization"), []byte("Bearer "+benchToken)) {
 		b.Fatal("no bearer token in the auth answer")
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		s.roundTrip(b, s.auth, &resp)
-	}
+	s.loop(b, s.auth)
 }

@@ -28,10 +28,12 @@ const configBase = "encryption_keys: [\"" + configTestKey + "\"]\n" +
 // newConfigTestKey returns a fresh random key in hex.
 func newConfigTestKey() string { return string(crypto.GenerateKey().AppendHex(nil)) }
 
-func TestParseConfigFull(t *testing.T) {
+// TestParseConfig decodes every setting, and the smallest configuration
+// into its defaults.
+func TestParseConfig(t *testing.T) {
 	// Fresh keys: a published test key is refused beside a public origin.
 	sealingKey, olderKey := newConfigTestKey(), newConfigTestKey()
-	yaml := `
+	full := `
 listen: unix:/run/tokenhandler/proxy.sock
 metrics_listen: 127.0.0.1:9101
 cookie: {prefix: my_app-1, name_prefix: host, format: v1, accept: [dare]}
@@ -60,76 +62,73 @@ timeouts: {read: 1s, write: 2s, idle: 3m, upstream: 500ms, shutdown: 1h, park: 2
 limits: {max_request_header_bytes: 4096, max_body_bytes: 1}
 log: {level: debug, format: console}
 `
-	got, err := ParseConfig([]byte(yaml), nil)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name    string
+		yaml    string
+		sealing string // the key the ring seals with
+		keys    int
+		want    Config
+	}{
+		{"full", full, sealingKey, 2, Config{
+			Listen:              "unix:/run/tokenhandler/proxy.sock",
+			MetricsListen:       "127.0.0.1:9101",
+			CookieNamePrefix:    "my_app-1",
+			NamePrefix:          browser.NamePrefixHost,
+			TrustedWebOrigins:   []string{"https://www.example.com", "http://www.example.localhost:3000"},
+			CORS:                CORS{Enabled: false, AllowMethods: []string{"GET", "POST"}, AllowHeaders: []string{"Content-Type", "x-my_app-1-csrf"}, ExposeHeaders: []string{"X-Request-Id"}, MaxAge: 0},
+			AllowTokens:         true,
+			AllowTokenSchemes:   []string{"DPoP"},
+			TrustedProxies:      []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::/32")},
+			RemoveCookieHeaders: false,
+			AuthPath:            "/auth/check",
+			AuthEndpoint:        true,
+			CookieFormat:        crypto.FormatV1,
+			CookieAccept:        []crypto.Format{crypto.FormatDARE},
+			MaxLifetime:         8 * time.Hour,
+			Routes: []Route{
+				{PathPrefix: "/api/", StripPrefix: true, Upstreams: []Upstream{
+					{Addr: "127.0.0.1:9000", TLS: false, URL: "http://127.0.0.1:9000"},
+				}},
+				{PathPrefix: "/orders/", Upstreams: []Upstream{
+					{Addr: "orders.internal:443", TLS: true, URL: "https://Orders.internal"},
+					{Addr: "[::1]:9002", TLS: false, URL: "http://[::1]:9002/"},
+				}},
+			},
+			Timeouts: Timeouts{ServerTimeouts: settings.ServerTimeouts{Read: time.Second, Write: 2 * time.Second, Idle: 3 * time.Minute, Shutdown: time.Hour}, Upstream: 500 * time.Millisecond, Park: 250 * time.Millisecond},
+			Limits:   Limits{MaxRequestHeaderBytes: 4096, MaxBodyBytes: 1},
+			Log:      Log{Level: zerolog.DebugLevel, Format: "console"},
+		}},
+		{"defaults", configBase, configTestKey, 1, Config{
+			Listen:              "127.0.0.1:8081",
+			CookieNamePrefix:    "example",
+			TrustedWebOrigins:   []string{"http://www.example.localhost:3000"},
+			CORS:                CORS{Enabled: true, MaxAge: 86400},
+			TrustedProxies:      []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, // NGINX beside the proxy
+			RemoveCookieHeaders: true,
+			AuthPath:            "/_oauth-proxy/auth",
+			AuthEndpoint:        true, // no routes: auth_request mode
+			CookieFormat:        crypto.FormatV2,
+			MaxLifetime:         12 * time.Hour,
+			Timeouts:            Timeouts{ServerTimeouts: settings.ServerTimeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, Shutdown: 30 * time.Second}, Upstream: 30 * time.Second, Park: 0}, // loopback: behind NGINX, no parking
+			Limits:              Limits{MaxRequestHeaderBytes: 16384, MaxBodyBytes: 10485760},
+			Log:                 Log{Level: zerolog.InfoLevel, Format: "json"},
+		}},
 	}
-	if got.Keys.Len() != 2 {
-		t.Errorf("Keys.Len() = %d, want 2", got.Keys.Len())
-	}
-	settingstest.SealsWith(t, got.Keys, sealingKey)
-
-	want := Config{
-		Listen:              "unix:/run/tokenhandler/proxy.sock",
-		MetricsListen:       "127.0.0.1:9101",
-		CookieNamePrefix:    "my_app-1",
-		NamePrefix:          browser.NamePrefixHost,
-		TrustedWebOrigins:   []string{"https://www.example.com", "http://www.example.localhost:3000"},
-		CORS:                CORS{Enabled: false, AllowMethods: []string{"GET", "POST"}, AllowHeaders: []string{"Content-Type", "x-my_app-1-csrf"}, ExposeHeaders: []string{"X-Request-Id"}, MaxAge: 0},
-		AllowTokens:         true,
-		AllowTokenSchemes:   []string{"DPoP"},
-		TrustedProxies:      []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::/32")},
-		RemoveCookieHeaders: false,
-		AuthPath:            "/auth/check",
-		AuthEndpoint:        true,
-		CookieFormat:        crypto.FormatV1,
-		CookieAccept:        []crypto.Format{crypto.FormatDARE},
-		MaxLifetime:         8 * time.Hour,
-		Routes: []Route{
-			{PathPrefix: "/api/", StripPrefix: true, Upstreams: []Upstream{
-				{Addr: "127.0.0.1:9000", TLS: false, URL: "http://127.0.0.1:9000"},
-			}},
-			{PathPrefix: "/orders/", Upstreams: []Upstream{
-				{Addr: "orders.internal:443", TLS: true, URL: "https://Orders.internal"},
-				{Addr: "[::1]:9002", TLS: false, URL: "http://[::1]:9002/"},
-			}},
-		},
-		Timeouts: Timeouts{ServerTimeouts: settings.ServerTimeouts{Read: time.Second, Write: 2 * time.Second, Idle: 3 * time.Minute, Shutdown: time.Hour}, Upstream: 500 * time.Millisecond, Park: 250 * time.Millisecond},
-		Limits:   Limits{MaxRequestHeaderBytes: 4096, MaxBodyBytes: 1},
-		Log:      Log{Level: zerolog.DebugLevel, Format: "console"},
-	}
-	got.Keys = nil
-	if !reflect.DeepEqual(*got, want) {
-		t.Errorf("ParseConfig:\n got %+v\nwant %+v", *got, want)
-	}
-}
-
-func TestParseConfigDefaults(t *testing.T) {
-	got, err := ParseConfig([]byte(configBase), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Keys.Len() != 1 {
-		t.Errorf("Keys.Len() = %d, want 1", got.Keys.Len())
-	}
-	want := Config{
-		Listen:              "127.0.0.1:8081",
-		CookieNamePrefix:    "example",
-		TrustedWebOrigins:   []string{"http://www.example.localhost:3000"},
-		CORS:                CORS{Enabled: true, MaxAge: 86400},
-		TrustedProxies:      []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, // NGINX beside the proxy
-		RemoveCookieHeaders: true,
-		AuthPath:            "/_oauth-proxy/auth",
-		AuthEndpoint:        true, // no routes: auth_request mode
-		CookieFormat:        crypto.FormatV2,
-		MaxLifetime:         12 * time.Hour,
-		Timeouts:            Timeouts{ServerTimeouts: settings.ServerTimeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, Shutdown: 30 * time.Second}, Upstream: 30 * time.Second, Park: 0}, // loopback: behind NGINX, no parking
-		Limits:              Limits{MaxRequestHeaderBytes: 16384, MaxBodyBytes: 10485760},
-		Log:                 Log{Level: zerolog.InfoLevel, Format: "json"},
-	}
-	got.Keys = nil
-	if !reflect.DeepEqual(*got, want) {
-		t.Errorf("ParseConfig:\n got %+v\nwant %+v", *got, want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseConfig([]byte(tt.yaml), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Keys.Len() != tt.keys {
+				t.Errorf("Keys.Len() = %d, want %d", got.Keys.Len(), tt.keys)
+			}
+			settingstest.SealsWith(t, got.Keys, tt.sealing)
+			got.Keys = nil
+			if !reflect.DeepEqual(*got, tt.want) {
+				t.Errorf("ParseConfig:\n got %+v\nwant %+v", *got, tt.want)
+			}
+		})
 	}
 }
 
