@@ -313,6 +313,21 @@ func (a *Agent) sessionFor(ctx *fasthttp.RequestCtx, st *state, req *request, ne
 	return s, nil
 }
 
+// sessionAndProvider is sessionFor for the endpoints that then call the AS
+// (userInfo, refresh, logout): it also returns the provider, whose metadata
+// must be loaded by then.
+func (a *Agent) sessionAndProvider(ctx *fasthttp.RequestCtx, st *state, req *request, need *browser.Cookie) (*userSession, *provider, error) {
+	s, err := a.sessionFor(ctx, st, req, need)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := providerOf(st)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, p, nil
+}
+
 // checkCSRF compares the CSRF header with the session's CSRF cookie in
 // constant time.
 func checkCSRF(ctx *fasthttp.RequestCtx, st *state, s *userSession) error {

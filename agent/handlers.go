@@ -357,15 +357,11 @@ func (a *Agent) checkIDToken(ctx context.Context, st *state, v *oidc.IDTokenVeri
 
 // userInfo asks the AS's userinfo endpoint with the access token.
 func (a *Agent) userInfo(ctx *fasthttp.RequestCtx, st *state, req *request) error {
-	s, err := a.sessionFor(ctx, st, req, &st.jar.names.AccessToken)
+	s, p, err := a.sessionAndProvider(ctx, st, req, &st.jar.names.AccessToken)
 	if err != nil {
 		return err
 	}
 	at := s.at.value
-	p, err := providerOf(st)
-	if err != nil {
-		return err
-	}
 	if p.userinfo == "" {
 		return errorf(errServer, "the Authorization Server has no userinfo endpoint")
 	}
@@ -455,11 +451,7 @@ func (a *Agent) claims(ctx *fasthttp.RequestCtx, st *state, req *request) error 
 // Connect Core §12.2); a session in a legacy format is moved to the
 // configured format with a new envelope.
 func (a *Agent) refreshTokens(ctx *fasthttp.RequestCtx, st *state, req *request) error {
-	s, err := a.sessionFor(ctx, st, req, &st.jar.names.RefreshToken)
-	if err != nil {
-		return err
-	}
-	p, err := providerOf(st)
+	s, p, err := a.sessionAndProvider(ctx, st, req, &st.jar.names.RefreshToken)
 	if err != nil {
 		return err
 	}
@@ -593,11 +585,7 @@ func (a *Agent) isIDToken(st *state, p *provider, id *opened) bool {
 // Connect RP-Initiated Logout 1.0 §2), revoking the refresh token first when
 // configured (RFC 7009), and drops the session's refresh grace.
 func (a *Agent) logout(ctx *fasthttp.RequestCtx, st *state, req *request) error {
-	s, err := a.sessionFor(ctx, st, req, &st.jar.names.AccessToken)
-	if err != nil {
-		return err
-	}
-	p, err := providerOf(st)
+	s, p, err := a.sessionAndProvider(ctx, st, req, &st.jar.names.AccessToken)
 	if err != nil {
 		return err
 	}
