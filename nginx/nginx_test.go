@@ -36,6 +36,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/nginx"
 	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
+	"github.com/tokenhandler/tokenhandler/proxy/proxytest"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -49,7 +50,7 @@ const token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJkZW1vIn0.c2ln-_~+/="
 // upstream mode (that proxy), and through NGINX in auth_request mode (the
 // other one, without routes: the one whose auth endpoint is on).
 type stack struct {
-	*testKeys
+	*proxytest.Keys
 	api     *api
 	targets []target // the proxy alone first
 }
@@ -65,7 +66,7 @@ type target struct {
 func newStack(t *testing.T, extra string) *stack {
 	t.Helper()
 	a := newAPI(t)
-	k := newTestKeys(t)
+	k := proxytest.NewKeys(t)
 	proxyAddr := startProxy(t, k, a.addr(), extra)
 	authAddr := startProxy(t, k, "", extra)
 	p := nginx.Params{Proxies: []string{proxyAddr}, APIs: []string{a.addr()}, Agents: []string{"127.0.0.1:1"},
@@ -73,7 +74,7 @@ func newStack(t *testing.T, extra string) *stack {
 	up := startNGINX(t, nginx.ModeUpstream, p)
 	p.Proxies = []string{authAddr}
 	auth := startNGINX(t, nginx.ModeAuthRequest, p)
-	return &stack{testKeys: k, api: a, targets: []target{
+	return &stack{Keys: k, api: a, targets: []target{
 		{"proxy alone", "http://" + proxyAddr}, {"NGINX upstream mode", up.url}, {"NGINX auth_request mode", auth.url},
 	}}
 }
@@ -96,10 +97,10 @@ func hdr(k, v string) [2]string { return [2]string{k, v} }
 func cookie(c string) [2]string { return hdr("Cookie", c) }
 func trusted() [2]string        { return hdr("Origin", trustedOrigin) }
 func at(t *testing.T, s *stack) string {
-	return "example-at=" + s.seal(t, session.AccessToken, token)
+	return "example-at=" + s.Seal(t, session.AccessToken, token)
 }
 func csrfPair(t *testing.T, s *stack) [][2]string {
-	return [][2]string{cookie("example-csrf=" + s.seal(t, session.CSRF, "csrf-token-value")), hdr("x-example-csrf", "csrf-token-value")}
+	return [][2]string{cookie("example-csrf=" + s.Seal(t, session.CSRF, "csrf-token-value")), hdr("x-example-csrf", "csrf-token-value")}
 }
 
 // cookieIs checks the Cookie header(s) the API received.
@@ -126,22 +127,22 @@ func pipelineCases() []pipelineCase {
 			check: cookieIs("theme=dark; lang=fr")},
 		{name: "old key still in the ring", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				old, _ := session.NewCodec(s.old, crypto.FormatV2)
-				c, _ := old.Seal(nil, session.AccessToken, 0, &s.env, []byte(token))
+				old, _ := session.NewCodec(s.Old, crypto.FormatV2)
+				c, _ := old.Seal(nil, session.AccessToken, 0, &s.Env, []byte(token))
 				return [][2]string{trusted(), cookie("example-at=" + string(c))}
 			},
 			check: cookieIs("")},
 		{name: "v1 cookie, default format", method: "GET", status: 401, cors: true,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				return [][2]string{trusted(), cookie("example-at=" + s.sealLegacy(t, crypto.FormatV1, token))}
+				return [][2]string{trusted(), cookie("example-at=" + s.SealLegacy(t, crypto.FormatV1, token))}
 			}},
 		{name: "v1 cookie, cookie.format v1", extra: "cookie: {format: v1}", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				return [][2]string{trusted(), cookie("example-at=" + s.sealLegacy(t, crypto.FormatV1, token))}
+				return [][2]string{trusted(), cookie("example-at=" + s.SealLegacy(t, crypto.FormatV1, token))}
 			}},
 		{name: "DARE cookie, cookie.format v1", extra: "cookie: {format: v1}", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				return [][2]string{trusted(), cookie("example-at=" + s.sealLegacy(t, crypto.FormatDARE, token))}
+				return [][2]string{trusted(), cookie("example-at=" + s.SealLegacy(t, crypto.FormatDARE, token))}
 			}},
 		{name: "browser Authorization replaced", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(t *testing.T, s *stack) [][2]string {
@@ -157,18 +158,18 @@ func pipelineCases() []pipelineCase {
 			headers: func(t *testing.T, s *stack) [][2]string { return [][2]string{trusted(), cookie("example-at=")} }},
 		{name: "tampered cookie", method: "GET", status: 401, cors: true,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				c := []byte(s.seal(t, session.AccessToken, token))
+				c := []byte(s.Seal(t, session.AccessToken, token))
 				c[20] ^= 1
 				return [][2]string{trusted(), cookie("example-at=" + string(c))}
 			}},
 		{name: "wrong key", method: "GET", status: 401, cors: true,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				other := newTestKeys(t)
-				return [][2]string{trusted(), cookie("example-at=" + other.sealIn(t, &s.env, session.AccessToken, 0, token))}
+				other := proxytest.NewKeys(t)
+				return [][2]string{trusted(), cookie("example-at=" + other.SealIn(t, &s.Env, session.AccessToken, 0, token))}
 			}},
 		{name: "token outside token68", method: "GET", status: 401, cors: true,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				return [][2]string{trusted(), cookie("example-at=" + s.seal(t, session.AccessToken, "abc def\r\nX-Injected: 1"))}
+				return [][2]string{trusted(), cookie("example-at=" + s.Seal(t, session.AccessToken, "abc def\r\nX-Injected: 1"))}
 			}},
 		{name: "missing Origin", method: "GET", status: 401,
 			headers: func(t *testing.T, s *stack) [][2]string { return [][2]string{cookie(at(t, s))} }},
@@ -187,13 +188,13 @@ func pipelineCases() []pipelineCase {
 			check: cookieIs("a=1; b=2")},
 		{name: "chunked cookie", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				c := strings.Split(s.chunked(t, "example-at", session.AccessToken, 200, token), "; ")
+				c := strings.Split(chunked(t, s.Keys, "example-at", session.AccessToken, 200, token), "; ")
 				return [][2]string{trusted(), cookie(c[1] + "; keep=1; " + c[0])}
 			},
 			check: cookieIs("keep=1")},
 		{name: "chunks in the wrong order", method: "GET", status: 401, cors: true,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				c := strings.Split(s.chunked(t, "example-at", session.AccessToken, 200, token), "; ")
+				c := strings.Split(chunked(t, s.Keys, "example-at", session.AccessToken, 200, token), "; ")
 				v0, v1 := strings.SplitN(c[0], "=", 2)[1], strings.SplitN(c[1], "=", 2)[1]
 				return [][2]string{trusted(), cookie("example-at.0=" + v1 + "; example-at.1=" + v0)}
 			}},
@@ -267,11 +268,11 @@ func pipelineCases() []pipelineCase {
 				}},
 			pipelineCase{name: m + " without CSRF header", method: m, status: 401, cors: true,
 				headers: func(t *testing.T, s *stack) [][2]string {
-					return [][2]string{trusted(), cookie(at(t, s)), cookie("example-csrf=" + s.seal(t, session.CSRF, "csrf-token-value"))}
+					return [][2]string{trusted(), cookie(at(t, s)), cookie("example-csrf=" + s.Seal(t, session.CSRF, "csrf-token-value"))}
 				}},
 			pipelineCase{name: m + " with a CSRF mismatch", method: m, status: 401, cors: true,
 				headers: func(t *testing.T, s *stack) [][2]string {
-					return [][2]string{trusted(), cookie(at(t, s)), cookie("example-csrf=" + s.seal(t, session.CSRF, "csrf-token-value")), hdr("x-example-csrf", "csrf-token-valuf")}
+					return [][2]string{trusted(), cookie(at(t, s)), cookie("example-csrf=" + s.Seal(t, session.CSRF, "csrf-token-value")), hdr("x-example-csrf", "csrf-token-valuf")}
 				}},
 			pipelineCase{name: m + " from an untrusted origin", method: m, status: 401,
 				headers: func(t *testing.T, s *stack) [][2]string {
@@ -291,12 +292,12 @@ func bindingCases() []pipelineCase {
 	for _, p := range []session.Purpose{session.Login, session.RefreshToken, session.IDToken, session.CSRF} {
 		cases = append(cases, pipelineCase{name: "a " + p.String() + " cookie in the P-at slot", method: "GET", status: 401, cors: true,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				return [][2]string{trusted(), cookie("example-at=" + s.seal(t, p, "victim."+p.String()+".secret"))}
+				return [][2]string{trusted(), cookie("example-at=" + s.Seal(t, p, "victim."+p.String()+".secret"))}
 			}})
 	}
 	attacker := func(t *testing.T, s *stack) string {
-		env := newSession(time.Now())
-		return "example-at=" + s.sealIn(t, &env, session.AccessToken, 0, "attacker.token")
+		env := proxytest.NewSession(time.Now())
+		return "example-at=" + s.SealIn(t, &env, session.AccessToken, 0, "attacker.token")
 	}
 	return append(cases,
 		pipelineCase{name: "P-at twice, the attacker's first", method: "GET", status: 401, cors: true,
@@ -309,28 +310,28 @@ func bindingCases() []pipelineCase {
 			}},
 		pipelineCase{name: "P-at whole and chunked", method: "GET", status: 401, cors: true,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				return [][2]string{trusted(), cookie(at(t, s) + "; " + s.chunked(t, "example-at", session.AccessToken, 200, token))}
+				return [][2]string{trusted(), cookie(at(t, s) + "; " + chunked(t, s.Keys, "example-at", session.AccessToken, 200, token))}
 			}},
 		pipelineCase{name: "the victim's P-at with the attacker's CSRF pair", method: "POST", status: 401, cors: true,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				victim := newSession(time.Now())
-				return append(csrfPair(t, s), trusted(), cookie("example-at="+s.sealIn(t, &victim, session.AccessToken, 0, token)))
+				victim := proxytest.NewSession(time.Now())
+				return append(csrfPair(t, s), trusted(), cookie("example-at="+s.SealIn(t, &victim, session.AccessToken, 0, token)))
 			}},
 		pipelineCase{name: "P-at in the P-csrf slot", method: "POST", status: 401, cors: true,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				return [][2]string{trusted(), cookie(at(t, s) + "; example-csrf=" + s.seal(t, session.AccessToken, token)), hdr("x-example-csrf", token)}
+				return [][2]string{trusted(), cookie(at(t, s) + "; example-csrf=" + s.Seal(t, session.AccessToken, token)), hdr("x-example-csrf", token)}
 			}},
 		pipelineCase{name: "a session older than session.max_lifetime", method: "GET", status: 401, cors: true,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				old := newSession(time.Now().Add(-13 * time.Hour))
+				old := proxytest.NewSession(time.Now().Add(-13 * time.Hour))
 				old.Expires = time.Now().Add(time.Hour).Unix()
-				return [][2]string{trusted(), cookie("example-at=" + s.sealIn(t, &old, session.AccessToken, 0, token))}
+				return [][2]string{trusted(), cookie("example-at=" + s.SealIn(t, &old, session.AccessToken, 0, token))}
 			}},
 		pipelineCase{name: "an expired cookie", method: "GET", status: 401, cors: true,
 			headers: func(t *testing.T, s *stack) [][2]string {
-				env := s.env
+				env := s.Env
 				env.Expires = time.Now().Add(-time.Second).Unix()
-				return [][2]string{trusted(), cookie("example-at=" + s.sealIn(t, &env, session.AccessToken, 0, token))}
+				return [][2]string{trusted(), cookie("example-at=" + s.SealIn(t, &env, session.AccessToken, 0, token))}
 			}},
 	)
 }
@@ -356,9 +357,9 @@ func TestPipeline(t *testing.T) {
 				if tc.body != "" {
 					req.body, req.length = strings.NewReader(tc.body), int64(len(tc.body))
 				}
-				s.api.received()
+				s.api.Received()
 				resp := do(t, client, tg.url, req)
-				r, body := s.api.received()
+				r, body := s.api.Received()
 				checkAnswer(t, tg.name, tc, resp)
 				checkAPI(t, tg.name, tc, resp, r, body, i > 0)
 				if i == 0 {
@@ -479,17 +480,17 @@ func TestHeaderBudget(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, "")
 	big := bigToken(9 << 10)
-	line := s.chunked(t, "example-at", session.AccessToken, 4000, big) + "; theme=dark"
+	line := chunked(t, s.Keys, "example-at", session.AccessToken, 4000, big) + "; theme=dark"
 	if len(line) < 12<<10 {
 		t.Fatalf("the Cookie line is %d bytes, want at least 12 KiB", len(line))
 	}
 	for _, tg := range s.targets {
-		s.api.received()
+		s.api.Received()
 		resp := do(t, client, tg.url, request{method: "GET", path: "/api/big", headers: [][2]string{trusted(), cookie(line)}})
 		if resp.status != 200 {
 			t.Fatalf("%s: a %d-byte Cookie line: status %d (%q)", tg.name, len(line), resp.status, resp.body)
 		}
-		r, _ := s.api.received()
+		r, _ := s.api.Received()
 		if r == nil || r.Header.Get("Authorization") != "Bearer "+big || r.Header.Get("Cookie") != "theme=dark" {
 			t.Fatalf("%s: the API did not receive the big token alone", tg.name)
 		}
@@ -523,7 +524,7 @@ func TestBodyLimit(t *testing.T) {
 			}
 			resp := do(t, client, tg.url, request{method: "POST", path: "/api/upload", headers: hdrs,
 				body: io.LimitReader(zeros{}, tc.size), length: tc.length})
-			r, body := s.api.received()
+			r, body := s.api.Received()
 			if resp.status != tc.status {
 				t.Errorf("%s: a %d-byte body (Content-Length %d): status %d, want %d", tg.name, tc.size, tc.length, resp.status, tc.status)
 			}
@@ -570,7 +571,7 @@ func TestWebSocket(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		r, _ := s.api.received()
+		r, _ := s.api.Received()
 		if !strings.HasPrefix(resp.Proto+" "+resp.Status, tc.status) {
 			t.Fatalf("%s: %s %s, want %s", tc.name, resp.Proto, resp.Status, tc.status)
 		}
@@ -609,8 +610,8 @@ func TestAuthEndpointInternal(t *testing.T) {
 		for _, target := range []string{"/api/../_oauth-proxy/auth", "/api/%2e%2e/_oauth-proxy/auth", "/api/..%2f_oauth-proxy/auth",
 			"//_oauth-proxy/auth", "/%5Foauth-proxy/auth", "/api/%2e%2e%2f_oauth-proxy/auth"} {
 			got := rawGet(t, tg.url, target, "Origin: "+trustedOrigin+"\r\nCookie: "+at(t, s)+"\r\n")
-			if got.err != nil || got.header.Get("Authorization") != "" || strings.Contains(got.body, token) {
-				t.Errorf("%s: GET %s: status %d, Authorization %q, error %v; want no token in the answer", tg.name, target, got.status, got.header.Get("Authorization"), got.err)
+			if got.Err != nil || got.Header.Get("Authorization") != "" || strings.Contains(got.Body, token) {
+				t.Errorf("%s: GET %s: status %d, Authorization %q, error %v; want no token in the answer", tg.name, target, got.Status, got.Header.Get("Authorization"), got.Err)
 			}
 		}
 	}
@@ -623,9 +624,9 @@ func TestUnreachable(t *testing.T) {
 	t.Parallel()
 	closed := freeAddr(t)
 	a := newAPI(t)
-	k := newTestKeys(t)
+	k := proxytest.NewKeys(t)
 	proxyAddr := startProxy(t, k, "", "") // auth_request mode
-	c := k.seal(t, session.AccessToken, token)
+	c := k.Seal(t, session.AccessToken, token)
 	for _, tc := range []struct {
 		name string
 		mode string
@@ -766,7 +767,7 @@ func TestTLS(t *testing.T) {
 	t.Parallel()
 	certFile, keyFile, cert := selfSigned(t, t.TempDir())
 	a := newAPI(t)
-	k := newTestKeys(t)
+	k := proxytest.NewKeys(t)
 	proxyAddr := startProxy(t, k, a.addr(), "")
 	in := startNGINX(t, nginx.ModeTLS, nginx.Params{Proxies: []string{proxyAddr}, Agents: []string{fakeAgent(t, "agent-a")},
 		TLSCertificate: certFile, TLSCertificateKey: keyFile})
@@ -776,7 +777,7 @@ func TestTLS(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(cert)
 	c := newClient(&tls.Config{RootCAs: roots, ServerName: apiHost})
-	sealed := k.seal(t, session.AccessToken, token)
+	sealed := k.Seal(t, session.AccessToken, token)
 
 	resp := do(t, c, in.url, request{method: "GET", path: "/api/things", headers: [][2]string{hdr("Host", apiHost), trusted(), cookie("example-at=" + sealed)}})
 	if resp.status != 200 || resp.header.Get("Access-Control-Allow-Origin") != trustedOrigin {
@@ -788,7 +789,7 @@ func TestTLS(t *testing.T) {
 	if resp.header.Get("Strict-Transport-Security") == "" {
 		t.Error("no Strict-Transport-Security")
 	}
-	r, _ := a.received()
+	r, _ := a.Received()
 	if r == nil || r.Header.Get("Authorization") != "Bearer "+token || r.Header.Get("X-Forwarded-Proto") != "https" {
 		t.Fatalf("the API received %v", r)
 	}
@@ -975,12 +976,12 @@ func TestUnixSocket(t *testing.T) {
 	nginxtest.Binary(t)
 	t.Parallel()
 	a := newAPI(t)
-	k := newTestKeys(t)
+	k := proxytest.NewKeys(t)
 	dir := t.TempDir()
 	sock, authSock := "unix:"+filepath.Join(dir, "proxy.sock"), "unix:"+filepath.Join(dir, "auth.sock")
 	startProxyOn(t, sock, k, a.addr(), "")
 	startProxyOn(t, authSock, k, "", "") // auth_request mode: no routes
-	c := k.seal(t, session.AccessToken, token)
+	c := k.Seal(t, session.AccessToken, token)
 	for _, tc := range []struct {
 		mode string
 		p    nginx.Params
@@ -993,9 +994,9 @@ func TestUnixSocket(t *testing.T) {
 			if !strings.Contains(string(in.conf), "server "+tc.p.Proxies[0]+";") {
 				t.Fatalf("the configuration names no server %s:\n%s", tc.p.Proxies[0], in.conf)
 			}
-			a.received()
+			a.Received()
 			resp := do(t, client, in.url, request{method: "GET", path: "/api/x", headers: [][2]string{hdr("Host", apiHost), trusted(), cookie("example-at=" + c)}})
-			r, _ := a.received()
+			r, _ := a.Received()
 			if resp.status != 200 || r == nil || r.Header.Get("Authorization") != "Bearer "+token {
 				t.Fatalf("GET with the cookie: %d %q; the API got %v", resp.status, resp.body, r)
 			}
@@ -1006,7 +1007,7 @@ func TestUnixSocket(t *testing.T) {
 			if resp.status != 401 || resp.body != string(browser.ErrorAnswerFor("unauthorized").Body) {
 				t.Errorf("GET without a cookie: %d %q, want 401 %s", resp.status, resp.body, browser.ErrorAnswerFor("unauthorized").Body)
 			}
-			if r, _ := a.received(); r != nil {
+			if r, _ := a.Received(); r != nil {
 				t.Errorf("a request without a cookie reached the API: %s %s", r.Method, r.URL)
 			}
 		})

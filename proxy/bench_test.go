@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/proxy/proxytest"
 	"github.com/tokenhandler/tokenhandler/revocation"
 	"github.com/tokenhandler/tokenhandler/session"
 )
@@ -79,7 +80,7 @@ log: {level: info}
 	if err != nil {
 		tb.Fatal(err)
 	}
-	env := newSession(time.Now())
+	env := proxytest.NewSession(time.Now())
 	at, _ := codec.Seal(nil, session.AccessToken, 0, &env, []byte(benchToken))
 	csrf, _ := codec.Seal(nil, session.CSRF, 0, &env, []byte("csrf-token-value-0123456789abcdef"))
 	mk := func(method, path string, extra ...string) *fasthttp.Request {
@@ -96,7 +97,7 @@ log: {level: info}
 	foreignRing, _ := crypto.NewKeyring(crypto.GenerateKey())
 	foreign, _ := session.NewCodec(foreignRing, crypto.FormatV2)
 	foreignAT, _ := foreign.Seal(nil, session.AccessToken, 0, &env, []byte(benchToken))
-	revokedEnv := newSession(time.Now())
+	revokedEnv := proxytest.NewSession(time.Now())
 	revokedEnv.SID = revokedSID
 	revokedAT, _ := codec.Seal(nil, session.AccessToken, 0, &revokedEnv, []byte(benchToken))
 	return &benchStack{
@@ -122,7 +123,7 @@ var revokedSID = session.HashSID("https://login.example", "revoked-op-session")
 // lookups search a full map. None of them refuses s.api.
 func (s *benchStack) revokeMany(n int) {
 	const iss = "https://login.example"
-	api := newSession(time.Now())
+	api := proxytest.NewSession(time.Now())
 	entries := make([]revocation.Entry, 0, n)
 	entries = append(entries,
 		revocation.Entry{Kind: revocation.BySID, Digest: revokedSID, Expires: 1 << 40, Seq: 1},

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/proxy/proxytest"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -56,12 +57,12 @@ func authHeaders(method string, hdrs [][2]string) [][2]string {
 func refused(t *testing.T, h *harness, method string, hdrs [][2]string, why deny, secrets ...string) {
 	t.Helper()
 	before := h.denials(why)
-	h.up.received()
+	h.up.Received()
 	resp := h.do(request{method: method, path: "/api/things", headers: hdrs})
 	if resp.status != 401 || resp.body != unauthorizedBody {
 		t.Errorf("upstream mode: %d %q, want 401 %s", resp.status, resp.body, unauthorizedBody)
 	}
-	if r, _ := h.up.received(); r != nil {
+	if r, _ := h.up.Received(); r != nil {
 		t.Errorf("upstream mode: the API received Authorization %q", r.Header.Get("Authorization"))
 	}
 	checkNoLeak(t, "upstream mode", resp.header, resp.body, secrets...)
@@ -80,9 +81,9 @@ func refused(t *testing.T, h *harness, method string, hdrs [][2]string, why deny
 // auth endpoint's Authorization) gets "Bearer " + want.
 func accepted(t *testing.T, h *harness, method string, hdrs [][2]string, want string) {
 	t.Helper()
-	h.up.received()
+	h.up.Received()
 	resp := h.do(request{method: method, path: "/api/things", headers: hdrs})
-	r, _ := h.up.received()
+	r, _ := h.up.Received()
 	if resp.status != 200 || r == nil || r.Header.Get("Authorization") != "Bearer "+want {
 		t.Errorf("upstream mode: status %d (%q), the API received %v; want 200 and the token", resp.status, resp.body, r)
 	}
@@ -144,7 +145,7 @@ func TestSlotSwapCSRF(t *testing.T) {
 // carries a P-csrf (browsers send it on every path).
 func TestSessionMismatch(t *testing.T) {
 	h := startProxy(t, "auth_endpoint: true")
-	victim := newSession(time.Now())
+	victim := proxytest.NewSession(time.Now())
 	victimAT := "example-at=" + h.sealIn(&victim, session.AccessToken, 0, token)
 	victimCSRF := h.sealIn(&victim, session.CSRF, 0, "victim-csrf-value")
 	for _, tc := range []struct {
@@ -177,10 +178,10 @@ func TestSessionMismatch(t *testing.T) {
 // resolved by order: whichever copy is the attacker's.
 func TestAmbiguousCookies(t *testing.T) {
 	h := startProxy(t, "auth_endpoint: true")
-	attacker := newSession(time.Now())
+	attacker := proxytest.NewSession(time.Now())
 	mine := h.seal(session.AccessToken, token)
 	theirs := h.sealIn(&attacker, session.AccessToken, 0, "attacker.token")
-	parts := splitValue(h.sealIn(&h.env, session.AccessToken, 3, token), 3)
+	parts := splitValue(h.sealIn(&h.Env, session.AccessToken, 3, token), 3)
 	csrf := h.seal(session.CSRF, "csrf-token-value")
 	for _, tc := range []struct {
 		name    string
@@ -236,7 +237,7 @@ func TestChunkedV2(t *testing.T) {
 			header("x-example-csrf", "csrf-token-value")}, token)
 	})
 	whole := h.seal(session.AccessToken, big)
-	three := h.sealIn(&h.env, session.AccessToken, 3, big)
+	three := h.sealIn(&h.Env, session.AccessToken, 3, big)
 	for _, tc := range []struct {
 		name, cookie string
 	}{
@@ -258,7 +259,7 @@ func TestChunkedV2(t *testing.T) {
 func TestSessionLifetime(t *testing.T) {
 	now := time.Now()
 	env := func(started, expires time.Duration) *session.Envelope {
-		e := newSession(now)
+		e := proxytest.NewSession(now)
 		e.Started, e.Expires = now.Add(started).Unix(), now.Add(expires).Unix()
 		return &e
 	}
@@ -305,7 +306,7 @@ func TestSessionLifetime(t *testing.T) {
 // session and age); a name twice is refused in every format.
 func TestLegacyFormatsKeepV2Checks(t *testing.T) {
 	h := startProxy(t, "auth_endpoint: true\ncookie: {format: v1}")
-	old := newSession(time.Now().Add(-13 * time.Hour))
+	old := proxytest.NewSession(time.Now().Add(-13 * time.Hour))
 	refused(t, h, "GET", [][2]string{trusted(), cookie("example-at=" + h.seal(session.RefreshToken, secretOf(session.RefreshToken)))}, denyDecrypt, secretOf(session.RefreshToken))
 	refused(t, h, "GET", [][2]string{trusted(), cookie("example-at=" + h.sealIn(&old, session.AccessToken, 0, token))}, denySessionExpired, token)
 	refused(t, h, "GET", [][2]string{trusted(), cookie("example-at=" + h.sealLegacy(crypto.FormatV1, token) + "; example-at=" + h.sealLegacy(crypto.FormatV1, token))}, denyAmbiguous, token)
@@ -340,7 +341,7 @@ func TestAuthEndpointSwitch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.start(t)
 			resp := h.do(request{method: "GET", path: "/_oauth-proxy/auth", headers: authHeaders("GET", [][2]string{trusted(), cookie(at(h))})})
-			r, _ := h.up.received()
+			r, _ := h.up.Received()
 			switch {
 			case resp.status != tc.want:
 				t.Fatalf("status %d (%q), want %d", resp.status, resp.body, tc.want)
@@ -393,20 +394,20 @@ func TestAuthEndpointRawPath(t *testing.T) {
 				{"/_oauth-proxy/auth%3Fx", 404},
 			} {
 				got := sendRaw(t, h, "GET "+tc.target+" HTTP/1.1\r\nHost: api\r\n"+creds+"\r\n")
-				if got.err != nil || got.status != tc.status {
-					t.Errorf("GET %s: status %d (%v), want %d", tc.target, got.status, got.err, tc.status)
+				if got.Err != nil || got.Status != tc.status {
+					t.Errorf("GET %s: status %d (%v), want %d", tc.target, got.Status, got.Err, tc.status)
 				}
 				want := ""
 				if tc.status == 200 {
 					want = "Bearer " + token
 				}
-				if a := got.header.Get("Authorization"); a != want {
+				if a := got.Header.Get("Authorization"); a != want {
 					t.Errorf("GET %s: Authorization %q, want %q", tc.target, a, want)
 				}
 				if tc.status != 200 {
-					checkNoLeak(t, "GET "+tc.target, got.header, got.body, token[:20])
+					checkNoLeak(t, "GET "+tc.target, got.Header, got.Body, token[:20])
 				}
-				if r, _ := h.up.received(); r != nil {
+				if r, _ := h.up.Received(); r != nil {
 					t.Errorf("GET %s: the API received %s", tc.target, r.URL.Path)
 				}
 			}

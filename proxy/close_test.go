@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/proxy/proxytest"
 )
 
 // TestClose: Close stops what the Proxy owns, the revocation follower and
@@ -43,7 +44,7 @@ func TestClose(t *testing.T) {
 	// fasthttp's pool cleaner sleeps that long before it notices its pool
 	// is empty and ends.
 	h := startProxyTo(t, up, ln.Addr().String(), "\nrevocation: {feed: 'http://"+f.addr+"'}\ntimeouts: {upstream: 1m, idle: 3s}")
-	env := newSession(time.Now())
+	env := proxytest.NewSession(time.Now())
 	if r := h.apiCall(&env); r.status != 200 {
 		t.Fatalf("GET through the proxy: %d %s", r.status, r.body)
 	}

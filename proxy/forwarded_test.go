@@ -42,7 +42,7 @@ func TestHeadersReplaced(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := startProxy(t, tc.extra)
 			resp := h.do(request{method: "GET", path: "/api/things", headers: append(slices.Clone(sent), cookie(at(h)))})
-			r, _ := h.up.received()
+			r, _ := h.up.Received()
 			if resp.status != 200 || r == nil {
 				t.Fatalf("status %d, API reached: %v", resp.status, r != nil)
 			}
@@ -118,7 +118,7 @@ func TestUnderscoreNames(t *testing.T) {
 			}
 		}
 	}
-	if r, _ := h.up.received(); r != nil {
+	if r, _ := h.up.Received(); r != nil {
 		t.Errorf("the API was reached with %q", r.Header)
 	}
 }
@@ -140,7 +140,7 @@ func TestTwoAuthorizations(t *testing.T) {
 			}
 		}
 	}
-	if r, _ := h.up.received(); r != nil {
+	if r, _ := h.up.Received(); r != nil {
 		t.Errorf("the API was reached with %q", r.Header.Values("Authorization"))
 	}
 }
@@ -159,7 +159,7 @@ func TestOwnTokens(t *testing.T) {
 		{"Basic dTpw", false}, {"DPoPx abc", false}, {"Bearer", false}, {"Bearer ", false}, {"MAC abc", false},
 	} {
 		resp := h.do(request{method: "POST", path: "/api/things", headers: [][2]string{header("Authorization", tc.auth), header("DPoP", "proof")}})
-		r, _ := h.up.received()
+		r, _ := h.up.Received()
 		switch {
 		case tc.pass && (resp.status != 200 || r == nil || r.Header.Get("Authorization") != tc.auth || r.Header.Get("DPoP") != "proof"):
 			t.Errorf("%q: status %d, want it passed untouched", tc.auth, resp.status)
@@ -198,7 +198,7 @@ func TestOptionsCORSOff(t *testing.T) {
 		}
 		u := startProxy(t, extra)
 		resp = u.do(request{method: "OPTIONS", path: "/api/things", headers: [][2]string{trusted(), header("Authorization", "Bearer chosen")}})
-		r, _ := u.up.received()
+		r, _ := u.up.Received()
 		if resp.status != 200 || r == nil {
 			t.Fatalf("%s: OPTIONS status %d, API reached %v", extra, resp.status, r != nil)
 		}
@@ -237,7 +237,7 @@ func TestUnixPeerTrusted(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	r, _ := up.received()
+	r, _ := up.Received()
 	if resp.StatusCode != 200 || r == nil {
 		t.Fatalf("status %d, API reached: %v", resp.StatusCode, r != nil)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/proxy/proxytest"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -34,7 +35,7 @@ func FuzzCookieHeader(f *testing.F) {
 	}
 	names, _ := browser.NewNames("example", browser.NamePrefixNone)
 	codec, _ := session.NewCodec(cfg.Keys, crypto.FormatV2)
-	env := newSession(time.Now())
+	env := proxytest.NewSession(time.Now())
 	seal := func(p session.Purpose, chunks int, v string) string {
 		c, err := codec.Seal(nil, p, chunks, &env, []byte(v))
 		if err != nil {
@@ -43,7 +44,7 @@ func FuzzCookieHeader(f *testing.F) {
 		return string(c)
 	}
 	at, csrf, at2 := seal(session.AccessToken, 0, "tok.en"), seal(session.CSRF, 0, "csrf"), seal(session.AccessToken, 2, "tok.en")
-	other := newSession(time.Now())
+	other := proxytest.NewSession(time.Now())
 	foreign, _ := codec.Seal(nil, session.CSRF, 0, &other, []byte("csrf"))
 	f.Add([]byte("example-at="+at), []byte(""), "GET")
 	f.Add([]byte("a=1; example-at="+at+"; b=\"q\"; example-csrf="+csrf), []byte("csrf"), "POST")

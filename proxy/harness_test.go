@@ -14,6 +14,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/proxy/proxytest"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -21,13 +22,12 @@ const trustedOrigin = "http://www.example.localhost:3000"
 
 // upstream is a test API that records what it received.
 type upstream struct {
+	proxytest.API
 	srv  *http.Server
 	addr string
 
-	mu   sync.Mutex
-	last *http.Request
-	body []byte
-	// handler, when set for a path, answers instead of the default echo.
+	mu sync.Mutex
+	// handler, when set for a path, answers instead of the API.
 	handlers map[string]http.HandlerFunc
 }
 
@@ -52,13 +52,8 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h(w, r)
 		return
 	}
-	body, _ := io.ReadAll(r.Body)
-	u.mu.Lock()
-	u.last, u.body = r, body
-	u.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Upstream", "yes")
-	fmt.Fprintf(w, `{"path":%q}`, r.URL.Path)
+	u.API.ServeHTTP(w, r)
 }
 
 func (u *upstream) handle(path string, h http.HandlerFunc) {
@@ -67,27 +62,15 @@ func (u *upstream) handle(path string, h http.HandlerFunc) {
 	u.mu.Unlock()
 }
 
-// received returns the last request the default handler saw, and forgets it.
-func (u *upstream) received() (*http.Request, []byte) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	r, b := u.last, u.body
-	u.last, u.body = nil, nil
-	return r, b
-}
-
-// harness is a proxy server on a loopback port in front of an upstream.
+// harness is a proxy server on a loopback port in front of an upstream,
+// and the keys it is configured with: Seal's cookies are in the session
+// Env, started a minute ago, valid for an hour.
 type harness struct {
-	t     *testing.T
-	srv   *Server
-	url   string
-	up    *upstream
-	keys  *crypto.Keyring // the ring the proxy uses: newKey, oldKey
-	old   *crypto.Keyring // oldKey alone
-	codec *session.Codec  // seals v2 cookies with keys, as the agent does
-	// env is the session every cookie of seal belongs to: started a
-	// minute ago, valid for an hour.
-	env  session.Envelope
+	t   *testing.T
+	srv *Server
+	url string
+	up  *upstream
+	*proxytest.Keys
 	cfg  *Config
 	logs *bintest.Buffer // what the proxy logged
 }
@@ -142,14 +125,14 @@ func startProxyNoRoutes(t *testing.T, extra string) *harness {
 // startProxyWith starts a proxy configured by config(addr, keys, extra).
 func startProxyWith(t *testing.T, config func(addr, newKey, oldKey, extra string) string, up *upstream, addr, extra string) *harness {
 	t.Helper()
-	newKey, oldKey := crypto.GenerateKey(), crypto.GenerateKey()
+	k := proxytest.NewKeys(t)
 	if !strings.Contains(extra, "timeouts:") {
 		extra += defaultTimeouts
 	}
 	if !strings.Contains(extra, "log:") {
 		extra += "\nlog: {level: warn}"
 	}
-	cfg, err := ParseConfig([]byte(config(addr, string(newKey.AppendHex(nil)), string(oldKey.AppendHex(nil)), extra)), func(string) string { return "" })
+	cfg, err := ParseConfig([]byte(config(addr, k.Hex[0], k.Hex[1], extra)), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,60 +145,30 @@ func startProxyWith(t *testing.T, config func(addr, newKey, oldKey, extra string
 		t.Fatal(err)
 	}
 	bintest.Serve(t, srv.Serve, srv.Shutdown)
-	old, _ := crypto.NewKeyring(oldKey)
-	codec, err := session.NewCodec(cfg.Keys, crypto.FormatV2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &harness{t: t, srv: srv, url: "http://" + srv.Addr().String(), up: up, keys: cfg.Keys, old: old, codec: codec,
-		env: newSession(time.Now()), cfg: cfg, logs: logs}
-}
-
-// newSession returns the envelope of a session that started a minute
-// before now, whose cookies stay valid for an hour.
-func newSession(now time.Time) session.Envelope {
-	return session.Envelope{
-		ID:      session.NewID(),
-		Started: now.Add(-time.Minute).Unix(),
-		Expires: now.Add(time.Hour).Unix(),
-		SID:     session.HashSID("https://login.example", "op-session"),
-		Sub:     session.HashSub("https://login.example", "demo-user"),
-	}
+	return &harness{t: t, srv: srv, url: "http://" + srv.Addr().String(), up: up, Keys: k, cfg: cfg, logs: logs}
 }
 
 // seal returns a v2 cookie value of purpose p holding plaintext, in the
 // harness's session, sealed with the proxy's first key.
-func (h *harness) seal(p session.Purpose, plaintext string) string {
-	return h.sealIn(&h.env, p, 0, plaintext)
-}
+func (h *harness) seal(p session.Purpose, plaintext string) string { return h.Seal(h.t, p, plaintext) }
 
 // sealIn seals plaintext for purpose p in session env, for a cookie split
 // into chunks chunks (0: whole).
 func (h *harness) sealIn(env *session.Envelope, p session.Purpose, chunks int, plaintext string) string {
-	h.t.Helper()
-	c, err := h.codec.Seal(nil, p, chunks, env, []byte(plaintext))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return string(c)
+	return h.SealIn(h.t, env, p, chunks, plaintext)
 }
 
 // sealLegacy seals plaintext in format f (v1 or DARE), which carries no
 // purpose and no session.
 func (h *harness) sealLegacy(f crypto.Format, plaintext string) string {
-	h.t.Helper()
-	c, err := h.keys.Seal(nil, []byte(plaintext), f)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return string(c)
+	return h.SealLegacy(h.t, f, plaintext)
 }
 
 // chunked returns the cookie pairs name.0=…; name.1=… of plaintext sealed
 // for purpose p in the harness's session and split into n chunks of equal
 // length, as the agent splits them.
 func (h *harness) chunked(name string, p session.Purpose, n int, plaintext string) string {
-	return joinChunks(name, splitValue(h.sealIn(&h.env, p, n, plaintext), n))
+	return joinChunks(name, splitValue(h.sealIn(&h.Env, p, n, plaintext), n))
 }
 
 // splitValue cuts v into n parts, the agent's way: all of one length but
@@ -264,28 +217,6 @@ var client = &http.Client{
 
 func (h *harness) do(r request) response {
 	h.t.Helper()
-	req, err := http.NewRequest(r.method, h.url+r.path, r.body)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if r.body != nil {
-		req.ContentLength = r.length
-	}
-	for _, kv := range r.headers {
-		if strings.EqualFold(kv[0], "Host") {
-			req.Host = kv[1]
-			continue
-		}
-		req.Header[http.CanonicalHeaderKey(kv[0])] = append(req.Header[http.CanonicalHeaderKey(kv[0])], kv[1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		h.t.Fatalf("%s %s: %v", r.method, r.path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		h.t.Fatalf("%s %s: reading the body: %v", r.method, r.path, err)
-	}
+	resp, body := bintest.Do(h.t, client, bintest.NewRequest(h.t, r.method, h.url+r.path, r.headers, r.body, r.length))
 	return response{resp.StatusCode, resp.Header, string(body)}
 }

@@ -10,38 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
-// rawAnswer is what came back for bytes written on a fresh connection.
-type rawAnswer struct {
-	status int
-	header http.Header
-	body   string
-	closed bool  // the proxy said Connection: close
-	err    error // no HTTP answer could be read
-}
-
 // sendRaw writes raw as is on a new connection to the proxy and reads one
 // answer.
-func sendRaw(t *testing.T, h *harness, raw string) rawAnswer {
+func sendRaw(t *testing.T, h *harness, raw string) bintest.RawAnswer {
 	t.Helper()
-	conn, err := net.Dial("tcp", h.srv.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(conn, raw); err != nil {
-		return rawAnswer{err: err}
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		return rawAnswer{err: err}
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return rawAnswer{status: resp.StatusCode, header: resp.Header, body: string(body), closed: resp.Close, err: err}
+	return bintest.Raw(t, h.srv.Addr().String(), raw)
 }
 
 // TestHostileClients sends malformed, oversized and ambiguous requests over
@@ -117,17 +94,17 @@ func TestHostileClients(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h.up.received()
+			h.up.Received()
 			got := sendRaw(t, h, tc.raw)
-			if got.err != nil || got.status != tc.status || tc.code != "" && !strings.Contains(got.body, `"code":"`+tc.code+`"`) {
-				t.Errorf("status %d body %.100q (%v), want %d %s", got.status, got.body, got.err, tc.status, tc.code)
+			if got.Err != nil || got.Status != tc.status || tc.code != "" && !strings.Contains(got.Body, `"code":"`+tc.code+`"`) {
+				t.Errorf("status %d body %.100q (%v), want %d %s", got.Status, got.Body, got.Err, tc.status, tc.code)
 			}
 			// RFC 9112 §6.3: the connection of a request whose framing
 			// cannot be trusted is closed after the answer.
-			if tc.status == 400 && !got.closed {
+			if tc.status == 400 && !got.Closed {
 				t.Error("the connection stays open after a 400")
 			}
-			r, _ := h.up.received()
+			r, _ := h.up.Received()
 			switch {
 			case tc.forwarded == "" && r != nil:
 				t.Errorf("the API received %s %s", r.Method, r.URL.RequestURI())
@@ -163,7 +140,7 @@ func TestSmuggledRequestNotServed(t *testing.T) {
 	if _, err := http.ReadResponse(br, nil); err == nil {
 		t.Error("a second answer came on the same connection")
 	}
-	if r, _ := h.up.received(); r != nil {
+	if r, _ := h.up.Received(); r != nil {
 		t.Errorf("the API received %s %s", r.Method, r.URL.Path)
 	}
 }
@@ -180,12 +157,12 @@ func TestManyCookies(t *testing.T) {
 	start := time.Now()
 	for range 20 {
 		resp := h.do(request{method: "GET", path: "/api/x", headers: [][2]string{trusted(), cookie(others + "; " + at(h) + "; last=1")}})
-		r, _ := h.up.received()
+		r, _ := h.up.Received()
 		if resp.status != 200 || r == nil || r.Header.Get("Cookie") != others+"; last=1" {
 			t.Fatalf("status %d, the API received %v", resp.status, r)
 		}
 		resp = h.do(request{method: "GET", path: "/api/x", headers: [][2]string{trusted(), cookie(others)}})
-		if r, _ := h.up.received(); resp.status != 401 || r != nil {
+		if r, _ := h.up.Received(); resp.status != 401 || r != nil {
 			t.Fatalf("without the token: status %d, the API received %v", resp.status, r)
 		}
 	}
@@ -232,7 +209,7 @@ func TestSlowloris(t *testing.T) {
 	if d < read*8/10 || d > read+time.Second {
 		t.Errorf("the connection closed after %v, want about timeouts.read (%v)", d, read)
 	}
-	if r, _ := h.up.received(); r != nil {
+	if r, _ := h.up.Received(); r != nil {
 		t.Errorf("the API received %s %s", r.Method, r.URL.Path)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/daemon"
+	"github.com/tokenhandler/tokenhandler/proxy/proxytest"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -198,7 +199,7 @@ func TestKeyMismatchWarned(t *testing.T) {
 	p, logs, now := denyingProxy(t)
 	foreignRing, _ := crypto.NewKeyring(crypto.GenerateKey())
 	foreign, _ := session.NewCodec(foreignRing, crypto.FormatV2)
-	env := newSession(*now)
+	env := proxytest.NewSession(*now)
 	at, _ := foreign.Seal(nil, session.AccessToken, 0, &env, []byte(token))
 	csrf, _ := foreign.Seal(nil, session.CSRF, 0, &env, []byte("csrf-token-value"))
 	get := func(cookie string) string {

@@ -50,7 +50,7 @@ func TestIdleConnectionsParked(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		got, _ := h.up.received()
+		got, _ := h.up.Received()
 		if resp.StatusCode != 200 || got == nil || got.Header.Get("Authorization") != "Bearer "+token {
 			t.Fatalf("GET: %d %q, the API got %v", resp.StatusCode, body, got)
 		}

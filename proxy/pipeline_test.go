@@ -56,8 +56,8 @@ func pipelineCases() []pipelineCase {
 			}},
 		{name: "old key still in the ring", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(h *harness) [][2]string {
-				old, _ := session.NewCodec(h.old, crypto.FormatV2)
-				c, _ := old.Seal(nil, session.AccessToken, 0, &h.env, []byte(token))
+				old, _ := session.NewCodec(h.Old, crypto.FormatV2)
+				c, _ := old.Seal(nil, session.AccessToken, 0, &h.Env, []byte(token))
 				return [][2]string{trusted(), cookie("example-at=" + string(c))}
 			}},
 		// Formats: v2 is written and read by default; v1 and DARE only
@@ -117,7 +117,7 @@ func pipelineCases() []pipelineCase {
 			headers: func(h *harness) [][2]string {
 				ring, _ := crypto.NewKeyring(crypto.GenerateKey())
 				other, _ := session.NewCodec(ring, crypto.FormatV2)
-				c, _ := other.Seal(nil, session.AccessToken, 0, &h.env, []byte(token))
+				c, _ := other.Seal(nil, session.AccessToken, 0, &h.Env, []byte(token))
 				return [][2]string{trusted(), cookie("example-at=" + string(c))}
 			}},
 		{name: "token outside token68", method: "GET", status: 401, cors: true,
@@ -148,7 +148,7 @@ func pipelineCases() []pipelineCase {
 			}},
 		{name: "chunked cookie", method: "GET", status: 200, cors: true, bearer: "Bearer " + token,
 			headers: func(h *harness) [][2]string {
-				c := splitValue(h.sealIn(&h.env, session.AccessToken, 2, token), 2)
+				c := splitValue(h.sealIn(&h.Env, session.AccessToken, 2, token), 2)
 				return [][2]string{trusted(), cookie("example-at.1=" + c[1] + "; keep=1; example-at.0=" + c[0])}
 			},
 			check: func(t *testing.T, r *http.Request) {
@@ -158,7 +158,7 @@ func pipelineCases() []pipelineCase {
 			}},
 		{name: "chunks in the wrong order", method: "GET", status: 401, cors: true,
 			headers: func(h *harness) [][2]string {
-				c := splitValue(h.sealIn(&h.env, session.AccessToken, 2, token), 2)
+				c := splitValue(h.sealIn(&h.Env, session.AccessToken, 2, token), 2)
 				return [][2]string{trusted(), cookie("example-at.0=" + c[1] + "; example-at.1=" + c[0])}
 			}},
 		{name: "allow_tokens off: a bearer token without cookie", method: "GET", status: 401, cors: true,
@@ -231,10 +231,10 @@ func TestPipeline(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h.t = t
 			hdrs := tc.headers(h)
-			h.up.received()
+			h.up.Received()
 			resp := h.do(request{method: tc.method, path: "/api/things?q=1", headers: hdrs})
 			checkAnswer(t, "upstream mode", tc, tc.status, resp)
-			r, _ := h.up.received()
+			r, _ := h.up.Received()
 			switch {
 			case tc.bearer == "" && r != nil:
 				t.Fatalf("the API was reached with Authorization %q", r.Header.Get("Authorization"))
@@ -264,7 +264,7 @@ func TestPipeline(t *testing.T) {
 			if got := resp.header.Get("Authorization"); got != tc.bearer {
 				t.Errorf("auth endpoint: Authorization %q, want %q", got, tc.bearer)
 			}
-			if r, _ := h.up.received(); r != nil {
+			if r, _ := h.up.Received(); r != nil {
 				t.Error("the auth endpoint forwarded the request")
 			}
 		})

@@ -14,6 +14,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/metricstest"
 	"github.com/tokenhandler/tokenhandler/internal/redistest"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
+	"github.com/tokenhandler/tokenhandler/proxy/proxytest"
 	"github.com/tokenhandler/tokenhandler/revocation"
 	"github.com/tokenhandler/tokenhandler/revocation/embedded"
 	"github.com/tokenhandler/tokenhandler/revocation/redis"
@@ -93,25 +94,25 @@ func TestRevokedSession(t *testing.T) {
 	log := newLog(t)
 	f := startFeed(t, log, "127.0.0.1:0")
 	h := startProxy(t, "\nrevocation: {feed: 'http://"+f.addr+"'}\nlog: {level: info}")
-	sameUser := newSession(time.Now())
+	sameUser := proxytest.NewSession(time.Now())
 	sameUser.SID = session.HashSID("https://login.example", "another-op-session")
-	other := newSession(time.Now())
+	other := proxytest.NewSession(time.Now())
 	other.SID, other.Sub = session.HashSID("https://login.example", "bob-session"), session.HashSub("https://login.example", "bob")
-	for _, env := range []*session.Envelope{&h.env, &sameUser, &other} {
+	for _, env := range []*session.Envelope{&h.Env, &sameUser, &other} {
 		if r := h.apiCall(env); r.status != 200 {
 			t.Fatalf("before any revocation: %d %s", r.status, r.body)
 		}
 	}
 
 	revoked := time.Now()
-	if _, err := log.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySID, Digest: h.env.SID}); err != nil {
+	if _, err := log.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySID, Digest: h.Env.SID}); err != nil {
 		t.Fatal(err)
 	}
-	if !bintest.Within(time.Second, func() bool { return h.apiCall(&h.env).status == 401 }) {
+	if !bintest.Within(time.Second, func() bool { return h.apiCall(&h.Env).status == 401 }) {
 		t.Fatalf("the revoked session still passes %v after the Revoke", time.Since(revoked))
 	}
 	t.Logf("refused %v after the Revoke", time.Since(revoked))
-	if r := h.apiCall(&h.env); r.status != 401 || r.body != string(browser.AnswerUnauthorized.Body) {
+	if r := h.apiCall(&h.Env); r.status != 401 || r.body != string(browser.AnswerUnauthorized.Body) {
 		t.Errorf("revoked: %d %s, want the 401 body", r.status, r.body)
 	}
 	if n := h.denials(denySessionRevoked); n == 0 {
@@ -147,7 +148,7 @@ func TestRevokedSession(t *testing.T) {
 	if r := h.apiCall(&other); r.status != 200 {
 		t.Errorf("feed down, fail open: %d %s, want 200", r.status, r.body)
 	}
-	if r := h.apiCall(&h.env); r.status != 401 {
+	if r := h.apiCall(&h.Env); r.status != 401 {
 		t.Errorf("feed down: the revoked session got %d, want 401", r.status)
 	}
 	if g := h.gauge("oauth_proxy_revocation_stale_seconds"); g < 50 {
@@ -167,7 +168,7 @@ func TestFailClosed(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // the feed is not up yet
 	h := startProxy(t, "\nrevocation: {feed: 'http://"+addr+"', fail_closed_after: 10s}")
-	r := h.apiCall(&h.env)
+	r := h.apiCall(&h.Env)
 	if r.status != 503 || r.body != string(browser.AnswerRevocationUnavailable.Body) {
 		t.Errorf("never synced: %d %s, want 503 revocation_unavailable", r.status, r.body)
 	}
@@ -175,11 +176,11 @@ func TestFailClosed(t *testing.T) {
 		t.Error("the 503 lacks the CORS headers: the SPA could not read it")
 	}
 	startFeed(t, log, addr)
-	if !bintest.Within(3*time.Second, func() bool { return h.apiCall(&h.env).status == 200 }) {
+	if !bintest.Within(3*time.Second, func() bool { return h.apiCall(&h.Env).status == 200 }) {
 		t.Fatal("still refused 3s after the feed came up")
 	}
 	h.srv.Proxy.now = func() time.Time { return time.Now().Add(11 * time.Second) }
-	if r := h.apiCall(&h.env); r.status != 503 {
+	if r := h.apiCall(&h.Env); r.status != 503 {
 		t.Errorf("11s stale with fail_closed_after 10s: %d, want 503", r.status)
 	}
 }
@@ -190,7 +191,7 @@ func TestRevocationReload(t *testing.T) {
 	log := newLog(t)
 	f := startFeed(t, log, "127.0.0.1:0")
 	h := startProxy(t, "\nrevocation: {feed: 'http://"+f.addr+"'}")
-	log.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySID, Digest: h.env.SID})
+	log.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySID, Digest: h.Env.SID})
 	rev := h.srv.Proxy.rev
 	if !bintest.Within(time.Second, func() bool { return rev.set.Len() == 1 }) {
 		t.Fatal("the list did not load")
@@ -217,11 +218,11 @@ func TestRevocationReload(t *testing.T) {
 	other := newLog(t)
 	f2 := startFeed(t, other, "127.0.0.1:0")
 	reload("http://" + f2.addr)
-	if rev.set.Len() != 0 || h.apiCall(&h.env).status != 200 {
+	if rev.set.Len() != 0 || h.apiCall(&h.Env).status != 200 {
 		t.Errorf("another feed: Len %d; want 0 and the session served", rev.set.Len())
 	}
-	other.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySID, Digest: h.env.SID})
-	if !bintest.Within(time.Second, func() bool { return h.apiCall(&h.env).status == 401 }) {
+	other.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySID, Digest: h.Env.SID})
+	if !bintest.Within(time.Second, func() bool { return h.apiCall(&h.Env).status == 401 }) {
 		t.Error("the new feed's revocation did not arrive within 1s")
 	}
 
@@ -248,16 +249,16 @@ func TestRevokedSessionRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer agent.Close()
-	other := newSession(time.Now())
+	other := proxytest.NewSession(time.Now())
 	other.SID = session.HashSID("https://login.example", "other-op-session")
-	if r := h.apiCall(&h.env); r.status != 200 {
+	if r := h.apiCall(&h.Env); r.status != 200 {
 		t.Fatalf("before any revocation: %d %s", r.status, r.body)
 	}
 	revoked := time.Now()
-	if _, err := agent.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySID, Digest: h.env.SID, At: time.Now().Unix()}); err != nil {
+	if _, err := agent.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySID, Digest: h.Env.SID, At: time.Now().Unix()}); err != nil {
 		t.Fatal(err)
 	}
-	if !bintest.Within(time.Second, func() bool { return h.apiCall(&h.env).status == 401 }) {
+	if !bintest.Within(time.Second, func() bool { return h.apiCall(&h.Env).status == 401 }) {
 		t.Fatalf("the revoked session still passes %v after the Revoke", time.Since(revoked))
 	}
 	t.Logf("refused %v after the Revoke", time.Since(revoked))
@@ -268,7 +269,7 @@ func TestRevokedSessionRedis(t *testing.T) {
 	if r := h.apiCall(&other); r.status != 200 {
 		t.Errorf("Redis down, fail open: %d, want 200", r.status)
 	}
-	if r := h.apiCall(&h.env); r.status != 401 {
+	if r := h.apiCall(&h.Env); r.status != 401 {
 		t.Errorf("Redis down: the revoked session got %d, want 401", r.status)
 	}
 }

@@ -24,7 +24,7 @@ func TestErrorsEchoNoSecrets(t *testing.T) {
 	h := startProxyTo(t, nil, hang, "log: {level: debug}\ntimeouts: {upstream: 300ms}\nlimits: {max_body_bytes: 10}")
 	down := startProxyTo(t, nil, "127.0.0.1:1", "log: {level: debug}")
 	// Both proxies open the same cookies.
-	down.keys, down.codec = h.keys, h.codec
+	down.Keys = h.Keys
 	down.srv.Proxy.state.Load().codec = h.srv.Proxy.state.Load().codec
 	atCookie := h.seal(session.AccessToken, token)
 	csrfCookie := h.seal(session.CSRF, "csrf-token-value")
@@ -47,12 +47,12 @@ func TestErrorsEchoNoSecrets(t *testing.T) {
 		{down, "GET /api/x HTTP/1.1\r\nHost: api\r\n" + creds + "\r\n", 502},
 	} {
 		got := sendRaw(t, tc.h, tc.raw)
-		if got.status != tc.status {
-			t.Errorf("%.40q: status %d (%v), want %d", tc.raw, got.status, got.err, tc.status)
+		if got.Status != tc.status {
+			t.Errorf("%.40q: status %d (%v), want %d", tc.raw, got.Status, got.Err, tc.status)
 		}
 		for _, secret := range []string{token, atCookie, csrfCookie, atCookie[60:80], csrfCookie[40:60], "csrf-token-value", "csrf-wrong-value", "browser-sent-secret"} {
-			if strings.Contains(got.body, secret) {
-				t.Errorf("%.40q: the answer holds %q: %s", tc.raw, secret, got.body)
+			if strings.Contains(got.Body, secret) {
+				t.Errorf("%.40q: the answer holds %q: %s", tc.raw, secret, got.Body)
 			}
 		}
 	}

@@ -57,7 +57,7 @@ func TestPreflight(t *testing.T) {
 					t.Errorf("%s: %q, want %q", k, got, v)
 				}
 			}
-			if r, _ := h.up.received(); r != nil {
+			if r, _ := h.up.Received(); r != nil {
 				t.Error("a preflight reached the API")
 			}
 		})
@@ -65,12 +65,12 @@ func TestPreflight(t *testing.T) {
 	t.Run("CORS off: OPTIONS goes to the API untouched", func(t *testing.T) {
 		h := startProxy(t, "cors: {enabled: false}")
 		resp := h.do(request{method: "OPTIONS", path: "/api/things", headers: [][2]string{trusted(), header("Access-Control-Request-Method", "PUT")}})
-		r, _ := h.up.received()
+		r, _ := h.up.Received()
 		if resp.status != 200 || resp.header.Get("Access-Control-Allow-Origin") != "" || r == nil || r.Method != "OPTIONS" || r.Header.Get("Authorization") != "" {
 			t.Fatalf("status %d, ACAO %q, API saw %v; want the preflight forwarded without a token", resp.status, resp.header.Get("Access-Control-Allow-Origin"), r)
 		}
 		resp = h.do(request{method: "OPTIONS", path: "/api/things", headers: [][2]string{cookie("a=1; " + at(h))}})
-		if r, _ := h.up.received(); resp.status != 200 || r == nil || r.Method != "OPTIONS" || r.Header.Get("Cookie") != "a=1" {
+		if r, _ := h.up.Received(); resp.status != 200 || r == nil || r.Method != "OPTIONS" || r.Header.Get("Cookie") != "a=1" {
 			t.Fatalf("status %d, want OPTIONS forwarded, the token-handler cookies removed", resp.status)
 		}
 	})
@@ -85,7 +85,7 @@ func TestForwarding(t *testing.T) {
 			header("Connection", "X-Hop"), header("X-Hop", "1"), header("Keep-Alive", "timeout=5"), header("TE", "trailers"),
 			header("Proxy-Authorization", "Basic eDp5"), header("Upgrade", "websocket"), header("X-Request-Id", "req-42"),
 			header("X-Forwarded-For", "203.0.113.7"), header("Host", "api.example.localhost"))})
-		r, _ := h.up.received()
+		r, _ := h.up.Received()
 		if resp.status != 200 || r == nil {
 			t.Fatalf("status %d", resp.status)
 		}
@@ -131,7 +131,7 @@ func TestForwarding(t *testing.T) {
 
 	t.Run("a forged request id is replaced", func(t *testing.T) {
 		resp := h.do(request{method: "GET", path: "/api/things", headers: append(auth, header("X-Request-Id", "bad id\twith spaces"))})
-		r, _ := h.up.received()
+		r, _ := h.up.Received()
 		if id := resp.header.Get("X-Request-Id"); id == "" || strings.Contains(id, " ") || r.Header.Get("X-Request-Id") != id {
 			t.Errorf("request id %q, API saw %q", id, r.Header.Get("X-Request-Id"))
 		}
@@ -139,7 +139,7 @@ func TestForwarding(t *testing.T) {
 
 	t.Run("longest prefix wins and strip_prefix", func(t *testing.T) {
 		h.do(request{method: "GET", path: "/api/v2/users/7", headers: auth})
-		r, _ := h.up.received()
+		r, _ := h.up.Received()
 		if r == nil || r.URL.Path != "/users/7" {
 			t.Fatalf("the API received %v, want /users/7", r)
 		}
@@ -179,7 +179,7 @@ func TestForwarding(t *testing.T) {
 	t.Run("a 12 KiB cookie fits the default header buffer", func(t *testing.T) {
 		big := strings.Repeat("a", 9000)
 		resp := h.do(request{method: "GET", path: "/api/things", headers: [][2]string{trusted(), cookie(h.chunked("example-at", session.AccessToken, 3, big))}})
-		r, _ := h.up.received()
+		r, _ := h.up.Received()
 		if resp.status != 200 || r.Header.Get("Authorization") != "Bearer "+big {
 			t.Fatalf("status %d", resp.status)
 		}

@@ -5,12 +5,14 @@
 // command lines (Case). It also holds what those tests and the others share
 // around a running server: one polling loop (Within, Eventually), servers
 // and listeners for the test's lifetime (Serve, Accept), HTTP calls (Get,
-// Do), free ports, sockets, locked buffers, log lines, and heap growth per
+// Do, NewRequest with headers in order, Raw bytes on a connection), free
+// ports, sockets, locked buffers, log lines, and heap growth per
 // request. Only tests and internal/harness (for PickPorts and Buffer)
 // import it.
 package bintest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -508,6 +510,62 @@ func Do(t testing.TB, c *http.Client, req *http.Request) (*http.Response, []byte
 		t.Fatal(err)
 	}
 	return resp, body
+}
+
+// NewRequest returns a request with the headers in their order, names
+// repeated as given; a header "Host" sets the Host. With a body, length
+// is its Content-Length, -1 for chunked.
+func NewRequest(t testing.TB, method, url string, headers [][2]string, body io.Reader, length int64) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.ContentLength = length
+	}
+	for _, kv := range headers {
+		if strings.EqualFold(kv[0], "Host") {
+			req.Host = kv[1]
+			continue
+		}
+		k := http.CanonicalHeaderKey(kv[0])
+		req.Header[k] = append(req.Header[k], kv[1])
+	}
+	return req
+}
+
+// RawAnswer is what came back for bytes written on a fresh connection. It
+// may be copied.
+type RawAnswer struct {
+	Status int
+	Header http.Header
+	Body   string
+	Closed bool  // the answer said Connection: close
+	Err    error // no HTTP answer could be read
+}
+
+// Raw writes raw as is on a new connection to addr (host:port), as no
+// client would clean it, and reads one answer within 10 s.
+func Raw(t testing.TB, addr, raw string) RawAnswer {
+	t.Helper()
+	var d net.Dialer
+	conn, err := d.DialContext(t.Context(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, raw); err != nil {
+		return RawAnswer{Err: err}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return RawAnswer{Err: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return RawAnswer{Status: resp.StatusCode, Header: resp.Header, Body: string(body), Closed: resp.Close, Err: err}
 }
 
 // Accept hands each connection ln accepts to handle, in a goroutine of its
