@@ -130,7 +130,7 @@ func startVariants(ctx context.Context, s *stack, o options) ([]*variant, error)
 		on                bool
 	}{
 		// Edge mode faces browsers; on the harness's loopback address
-		// parking would be off by default (internal/park.DefaultAfter).
+		// parking would be off by default (timeouts.park's default, proxy/config.go).
 		{"edge", "oauth-proxy → API", "timeouts: {park: 1s}\n", want("edge")},
 		{"edge-nopark", "oauth-proxy → API, timeouts.park 0s", "timeouts: {park: 0s}\n", o.only["edge-nopark"]},
 	} {

@@ -51,7 +51,7 @@ func profile(ctx context.Context, o options, w io.Writer) (err error) {
 		}
 	}
 	extra := ""
-	if mode == "" { // edge and idle: browsers reach the proxy, which parks as in edge mode (park.DefaultAfter)
+	if mode == "" { // edge and idle: browsers reach the proxy, which parks as in edge mode (timeouts.park's default for a non-loopback listener, proxy/config.go)
 		extra = "timeouts: {park: 1s}\n"
 	}
 	cfg, err := proxy.ParseConfig(s.proxyConfig(listen, extra), os.Getenv)
