@@ -40,13 +40,6 @@ type Delivery struct {
 // OK reports whether the client acknowledged the logout.
 func (d Delivery) OK() bool { return d.Err == nil }
 
-func (d Delivery) String() string {
-	if d.Err != nil {
-		return d.ClientID + ": " + d.Err.Error()
-	}
-	return fmt.Sprintf("%s: %d", d.ClientID, d.Status)
-}
-
 // ErrNoSession is LogoutSession's error for a sid that names no live
 // session.
 var ErrNoSession = errors.New("devidp: no such session")

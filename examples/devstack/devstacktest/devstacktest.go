@@ -202,11 +202,6 @@ func (s *Stack) Type(b []byte) {
 	}
 }
 
-// WaitOutput waits up to timeout for the output to contain want.
-func (s *Stack) WaitOutput(want string, timeout time.Duration) bool {
-	return bintest.Within(timeout, func() bool { return strings.Contains(s.Output(), want) })
-}
-
 // Output returns what make and the stack printed so far, line ends as
 // "\n".
 func (s *Stack) Output() string {
