@@ -92,11 +92,6 @@ type Options struct {
 	AccessTokenTTL time.Duration
 	// Audience is the access tokens' aud; default "api.example.localhost".
 	Audience string
-	// HTTPClient sends the logout tokens; nil means one with a 5 s timeout
-	// that does not follow redirects (Back-Channel Logout 1.0 §2.5) and
-	// dials localhost and *.localhost names at 127.0.0.1 (RFC 6761 §6.3),
-	// as browsers do.
-	HTTPClient *http.Client
 }
 
 // DefaultUsers are the demo users when Options.Users is empty. The slice
@@ -141,7 +136,7 @@ func New(opts Options) (*Server, error) {
 		byName:     make(map[string]*User),
 		pending:    make(map[string]*authRequest),
 		sessions:   make(map[string]*opSession),
-		httpClient: cmp.Or(opts.HTTPClient, defaultHTTPClient()),
+		httpClient: defaultHTTPClient(),
 		formToken:  rand.Text(),
 	}
 	if err := s.setIssuer(opts.Issuer); err != nil {
