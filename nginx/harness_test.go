@@ -65,9 +65,6 @@ func startNGINX(t *testing.T, mode string, p nginx.Params) *instance {
 	return &instance{url: scheme + "://" + n.Addr(), conf: conf}
 }
 
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t *testing.T) string { return bintest.FreeTCPAddr(t) }
-
 // api is the protected API: it records the last request and answers with
 // its path as JSON.
 type api struct {

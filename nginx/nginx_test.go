@@ -622,7 +622,7 @@ func TestAuthEndpointInternal(t *testing.T) {
 func TestUnreachable(t *testing.T) {
 	nginxtest.Binary(t)
 	t.Parallel()
-	closed := freeAddr(t)
+	closed := bintest.FreeTCPAddr(t)
 	a := newAPI(t)
 	k := proxytest.NewKeys(t)
 	proxyAddr := startProxy(t, k, "", "") // auth_request mode
@@ -820,7 +820,7 @@ func TestTLSCiphers(t *testing.T) {
 		t.Fatal(err)
 	}
 	certFile, keyFile, _ := selfSignedWith(t, t.TempDir(), key.Public(), key)
-	in := startNGINX(t, nginx.ModeTLS, nginx.Params{Proxies: []string{freeAddr(t)}, TLSCertificate: certFile, TLSCertificateKey: keyFile})
+	in := startNGINX(t, nginx.ModeTLS, nginx.Params{Proxies: []string{bintest.FreeTCPAddr(t)}, TLSCertificate: certFile, TLSCertificateKey: keyFile})
 	addr := strings.TrimPrefix(in.url, "https://")
 	for _, tc := range []struct {
 		name   string

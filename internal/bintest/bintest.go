@@ -331,15 +331,32 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 }
 
 // Within polls cond every 10 ms until it holds or timeout passes, and
-// reports whether it held: the one polling loop of the tests, for those that
-// fail with a message of their own (a count, a log) or only log.
+// reports whether it held: for tests that fail with a message of their own
+// (a count, a log) or only log.
 func Within(timeout time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(10 * time.Millisecond) {
+	return Poll(context.Background(), timeout, 10*time.Millisecond, cond) == nil
+}
+
+// ErrTimeout is Poll's answer when cond did not hold in time.
+var ErrTimeout = errors.New("timed out")
+
+// Poll calls cond every interval until it holds (nil), timeout passes
+// (ErrTimeout, after one last call) or ctx ends (ctx's error): the one
+// polling loop of the tests ([Within], [Eventually]) and the harnesses
+// (internal/harness.Wait).
+func Poll(ctx context.Context, timeout, interval time.Duration, cond func() bool) error {
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(interval) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if time.Now().After(deadline) {
-			return cond()
+			if cond() {
+				return nil
+			}
+			return ErrTimeout
 		}
 	}
-	return true
+	return nil
 }
 
 // HeapPerRequest runs run(n), n requests, and fails t when the live heap

@@ -1,6 +1,8 @@
 package bintest
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -17,6 +19,22 @@ func TestWithin(t *testing.T) {
 	}
 	if calls != 3 {
 		t.Errorf("Within polled %d times, want 3: it stops once the condition holds", calls)
+	}
+}
+
+// TestPoll: the harnesses' wait (internal/harness.Wait) tells a timeout
+// from a cancelled context.
+func TestPoll(t *testing.T) {
+	if err := Poll(context.Background(), 30*time.Millisecond, time.Millisecond, func() bool { return false }); !errors.Is(err, ErrTimeout) {
+		t.Errorf("Poll of a condition that never holds = %v, want ErrTimeout", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Poll(ctx, time.Minute, time.Millisecond, func() bool { return false }); !errors.Is(err, context.Canceled) {
+		t.Errorf("Poll with a cancelled context = %v, want context.Canceled", err)
+	}
+	if err := Poll(ctx, time.Minute, time.Millisecond, func() bool { return true }); err != nil {
+		t.Errorf("Poll of a condition that holds = %v, want nil", err)
 	}
 }
 

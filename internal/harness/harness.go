@@ -153,15 +153,11 @@ func FreeAddr() (string, error) {
 // Wait polls cond every interval until it holds, and returns an error
 // saying what did not happen within timeout (or ctx's error) otherwise.
 func Wait(ctx context.Context, timeout, interval time.Duration, what string, cond func() bool) error {
-	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(interval) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s within %v", what, timeout)
-		}
+	err := bintest.Poll(ctx, timeout, interval, cond)
+	if errors.Is(err, bintest.ErrTimeout) {
+		return fmt.Errorf("%s within %v", what, timeout)
 	}
-	return nil
+	return err
 }
 
 // Process is one child process the stack started. It is safe for
