@@ -191,6 +191,31 @@ func cpuTicks(pid int, children bool) int64 {
 
 const clockTicks = 100 // USER_HZ, 100 on every Linux architecture Go supports
 
+// usPerRequest is CPU clock ticks spent on n requests, in µs per request.
+func usPerRequest(ticks, n int64) float64 { return perRequest(ticks*(1e6/clockTicks), n) }
+
+// perRequest is x per request of n (0 when nothing was counted).
+func perRequest(x, n int64) float64 { return float64(x) / float64(max(n, 1)) }
+
+// ctxtSwitches returns the context switches of the whole machine since it
+// booted (/proc/stat's ctxt).
+func ctxtSwitches() (int64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseCtxt(b)
+}
+
+func parseCtxt(stat []byte) (int64, error) {
+	for line := range strings.Lines(string(stat)) {
+		if v, ok := strings.CutPrefix(line, "ctxt "); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, errors.New("no ctxt line in /proc/stat")
+}
+
 // procStatus returns a field of /proc/pid/status in bytes ("VmHWM",
 // "VmRSS").
 func procStatus(pid int, field string) (int64, error) {

@@ -86,3 +86,40 @@ func TestJWTShaped(t *testing.T) {
 		}
 	}
 }
+
+// TestPerRequest: the table's CPU and context-switch columns. 38 clock
+// ticks (0.38 s) over 10,000 requests are 38 µs a request, the unit of
+// issue 14.
+func TestPerRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"cpu", usPerRequest(38, 10000), 38},
+		{"cpu, one tick", usPerRequest(1, 1), 10000},
+		{"switches", perRequest(11500, 10000), 1.15},
+		{"no requests", perRequest(5, 0), 5},
+	} {
+		if diff := tc.got - tc.want; diff > 1e-9 || diff < -1e-9 {
+			t.Errorf("%s: %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestParseCtxt(t *testing.T) {
+	stat := "cpu  10 0 20 300 0 0 0 0 0 0\ncpu0 5 0 10 150 0 0 0 0 0 0\nintr 123 4 5\nctxt 987654321\nbtime 1764900000\n"
+	if n, err := parseCtxt([]byte(stat)); err != nil || n != 987654321 {
+		t.Errorf("parseCtxt = %d, %v; want 987654321", n, err)
+	}
+	if _, err := parseCtxt([]byte("cpu  1 2 3\n")); err == nil {
+		t.Error("parseCtxt without a ctxt line: no error")
+	}
+	a, err := ctxtSwitches()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := ctxtSwitches(); b < a || a <= 0 {
+		t.Errorf("/proc/stat ctxt went from %d to %d", a, b)
+	}
+}

@@ -6,10 +6,11 @@
 //
 //   - throughput at saturation with wrk (fixed threads and connections),
 //     several rounds, the variants interleaved in each round, median;
-//   - latency p50/p99/p99.9 at a fixed rate of half the baseline's median
-//     throughput, from an open-loop generator in this process;
-//   - CPU seconds of the token-handler process (and of NGINX) per 10,000
-//     requests, from /proc/<pid>/stat around the wrk rounds;
+//   - latency p50/p99/p99.9 at a fixed rate of a quarter of the baseline's
+//     median throughput, from an open-loop generator in this process;
+//   - CPU µs of the token-handler process (and of NGINX) per request, from
+//     /proc/<pid>/stat around the wrk rounds, and the whole machine's
+//     context switches per request, from /proc/stat;
 //   - peak RSS (VmHWM) of the token-handler process;
 //   - the RSS of a fresh oauth-proxy holding 10,000 idle keep-alive
 //     connections.
@@ -75,7 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.rounds, "rounds", 5, "throughput rounds; each runs every variant once")
 	fs.DurationVar(&o.duration, "duration", 6*time.Second, "wrk run time per variant and round (whole seconds)")
 	fs.IntVar(&o.latRounds, "latency-rounds", 5, "latency rounds per rate")
-	fs.StringVar(&loads, "latency-load", "0.5,0.25", "fixed rates of the latency runs, as fractions of the baseline's median throughput, comma-separated")
+	fs.StringVar(&loads, "latency-load", "0.25", "fixed rates of the latency runs, as fractions of the baseline's median throughput, comma-separated")
 	fs.DurationVar(&o.latDuration, "latency-duration", 4*time.Second, "fixed-rate run time per variant and latency round")
 	fs.IntVar(&o.idleCompare, "idle-compare", 0, "instead of the table: this many rounds of the idle check with parking on, off with fasthttp's ReduceMemoryUsage, and off (docs/benchmarks.md)")
 	fs.IntVar(&o.idle, "idle", 10000, "idle keep-alive connections held open to a fresh oauth-proxy (0: skip)")
