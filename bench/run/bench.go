@@ -63,8 +63,10 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// startVariants starts every variant's processes.
-func startVariants(ctx context.Context, s *stack, o options) ([]*variant, error) {
+// startVariants starts every variant's processes: the oauth-proxy
+// variants named with suffix (with s.proxy), and, when suffix is "", the
+// baseline and the peer.
+func startVariants(ctx context.Context, s *stack, o options, suffix string) ([]*variant, error) {
 	th := [][2]string{{"Host", apiHost}, {"Origin", origin}, {"Cookie", cookiePrefix + "-at=" + s.at}}
 	var vs []*variant
 	want := func(name string) bool { return o.only == nil || o.only[name] }
@@ -83,12 +85,21 @@ func startVariants(ctx context.Context, s *stack, o options) ([]*variant, error)
 	// The baseline: NGINX's upstream-mode configuration with the API where
 	// the proxy would be: the same directives, keep-alive pool and headers,
 	// one hop fewer.
-	ngx, err := s.startNGINX(ctx, "nginx-baseline", nginx.ModeUpstream, o.nginxWorkers, []string{s.api}, nil)
-	if err != nil {
-		return nil, err
+	if suffix == "" {
+		ngx, err := s.startNGINX(ctx, "nginx-baseline", nginx.ModeUpstream, o.nginxWorkers, []string{s.api}, nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(&variant{name: "baseline", what: "NGINX → API", addr: ngx.Addr(), nginx: ngx}); err != nil {
+			return nil, err
+		}
 	}
-	if err := add(&variant{name: "baseline", what: "NGINX → API", addr: ngx.Addr(), nginx: ngx}); err != nil {
-		return nil, err
+	var err error
+	what := func(w string) string {
+		if suffix != "" {
+			w += " (-proxy-b)"
+		}
+		return w
 	}
 
 	for _, m := range []struct{ name, mode, what string }{
@@ -96,9 +107,10 @@ func startVariants(ctx context.Context, s *stack, o options) ([]*variant, error)
 		{"auth_request", nginx.ModeAuthRequest, "NGINX (auth_request → oauth-proxy) → API"},
 	} {
 		for _, unix := range []bool{false, true} {
-			name, listen := m.name+"-tcp", ""
+			name, listen := m.name+"-tcp"+suffix, ""
 			if unix {
-				name, listen = m.name+"-unix", "unix:"+filepath.Join(s.Dir, m.name+".sock")
+				name = m.name + "-unix" + suffix
+				listen = "unix:" + filepath.Join(s.Dir, name+".sock")
 			}
 			if !want(name) {
 				continue
@@ -117,7 +129,7 @@ func startVariants(ctx context.Context, s *stack, o options) ([]*variant, error)
 			if err != nil {
 				return nil, err
 			}
-			what := m.what + map[bool]string{false: ", proxy on TCP", true: ", proxy on a Unix socket"}[unix]
+			what := what(m.what + map[bool]string{false: ", proxy on TCP", true: ", proxy on a Unix socket"}[unix])
 			if err := add(&variant{name: name, what: what, addr: ngx.Addr(), th: p, nginx: ngx}); err != nil {
 				return nil, err
 			}
@@ -132,8 +144,8 @@ func startVariants(ctx context.Context, s *stack, o options) ([]*variant, error)
 	}{
 		// Edge mode faces browsers; on the harness's loopback address
 		// parking would be off by default (timeouts.park's default, proxy/config.go).
-		{"edge", "oauth-proxy → API", "timeouts: {park: 1s}\n", want("edge")},
-		{"edge-nopark", "oauth-proxy → API, timeouts.park 0s", "timeouts: {park: 0s}\n", o.only["edge-nopark"]},
+		{"edge" + suffix, what("oauth-proxy → API"), "timeouts: {park: 1s}\n", want("edge" + suffix)},
+		{"edge-nopark" + suffix, what("oauth-proxy → API, timeouts.park 0s"), "timeouts: {park: 0s}\n", o.only["edge-nopark"+suffix]},
 	} {
 		if !e.on {
 			continue
@@ -151,7 +163,7 @@ func startVariants(ctx context.Context, s *stack, o options) ([]*variant, error)
 		}
 	}
 
-	if o.oauth2Proxy != "" && want("oauth2-proxy") {
+	if o.oauth2Proxy != "" && want("oauth2-proxy") && suffix == "" {
 		p, addr, cookie, err := s.startOAuth2Proxy(ctx, o.oauth2Proxy)
 		if err != nil {
 			return nil, err
@@ -175,9 +187,17 @@ func bench(ctx context.Context, o options, args []string, w io.Writer) (err erro
 	if err != nil {
 		return err
 	}
-	vs, err := startVariants(ctx, s, o)
+	vs, err := startVariants(ctx, s, o, "")
 	if err != nil {
 		return err
+	}
+	if o.proxyB != "" {
+		s.proxy = o.proxyB
+		vb, err := startVariants(ctx, s, o, "-b")
+		if err != nil {
+			return err
+		}
+		vs = append(vs, vb...)
 	}
 	fmt.Fprintf(w, "bench: %d variants up in %s\n", len(vs), time.Since(start).Round(100*time.Millisecond))
 
@@ -369,18 +389,18 @@ func idleCompare(ctx context.Context, o options, w io.Writer) (err error) {
 	headers := [][2]string{{"Host", apiHost}, {"Origin", origin}, {"Cookie", cookiePrefix + "-at=" + s.at}}
 	parkOff := "timeouts: {park: 0s}\n"
 	variants := []struct{ name, bin, extra string }{
-		{"(a) parking on (`timeouts.park: 1s`)", s.bin, parkOn},
-		{"(b) parking off, `ReduceMemoryUsage: true`, 4 KiB write buffer", reduced, parkOff},
-		{"(c) parking off, fasthttp's defaults (as the proxy sets them)", s.bin, parkOff},
+		{"(a) parking on (`timeouts.park: 1s`)", s.proxy, parkOn},
+		{"(b) parking off, `ReduceMemoryUsage: true`, 4 KiB write buffer", filepath.Join(reduced, "oauth-proxy"), parkOff},
+		{"(c) parking off, fasthttp's defaults (as the proxy sets them)", s.proxy, parkOff},
 	}
-	release := s.bin
-	defer func() { s.bin = release }()
+	release := s.proxy
+	defer func() { s.proxy = release }()
 	results := make([][]*idleResult, len(variants))
 	for r := range o.idleCompare {
 		for i := range variants {
 			j := (i + r) % len(variants)
 			v := variants[j]
-			s.bin = v.bin
+			s.proxy = v.bin
 			res, rerr := idleCheck(ctx, s, o.idle, headers, v.extra)
 			if rerr != nil {
 				return fmt.Errorf("%s: %w", v.name, rerr)

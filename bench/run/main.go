@@ -56,6 +56,7 @@ type options struct {
 	out          string
 	verbose      bool
 	proxyEnv     []string        // extra environment of every oauth-proxy process
+	proxyB       string          // a second oauth-proxy binary, measured as the variants named <variant>-b
 	only         map[string]bool // variants to run besides the baseline; nil: all
 }
 
@@ -86,7 +87,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&timeout, "timeout", 20*time.Minute, "bound on the whole run")
 	fs.BoolVar(&o.verbose, "v", false, "print the processes' logs at the end")
 	fs.StringVar(&proxyEnv, "proxy-env", "", "extra environment of every oauth-proxy process, comma-separated KEY=VALUE (GOMAXPROCS=1, say)")
-	fs.StringVar(&only, "variants", "", "comma-separated variants to measure besides the baseline (upstream-tcp, upstream-unix, auth_request-tcp, auth_request-unix, edge, oauth2-proxy, and edge-nopark: edge mode with parking off, only when named); empty: all")
+	fs.StringVar(&o.proxyB, "proxy-b", "", "a second oauth-proxy binary (a build of another commit, say) measured beside this tree's in the same rounds: every oauth-proxy variant again, named <variant>-b (upstream-unix-b, edge-b, ...)")
+	fs.StringVar(&only, "variants", "", "comma-separated variants to measure besides the baseline (upstream-tcp, upstream-unix, auth_request-tcp, auth_request-unix, edge, oauth2-proxy, and edge-nopark: edge mode with parking off, only when named; with -proxy-b each oauth-proxy variant again with -b appended); empty: all")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -112,6 +114,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		o.only = map[string]bool{}
 		for _, v := range strings.Split(only, ",") {
 			o.only[strings.TrimSpace(v)] = true
+		}
+	}
+	if o.proxyB != "" {
+		if fi, err := os.Stat(o.proxyB); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			fmt.Fprintf(stderr, "bench: -proxy-b %q: want an oauth-proxy binary\n", o.proxyB)
+			return 2
 		}
 	}
 	if o.duration < time.Second || o.rounds < 1 || o.latRounds < 1 || o.threads < 1 || o.conns < o.threads {

@@ -19,6 +19,7 @@ func TestRunRefusesBadArguments(t *testing.T) {
 		{Name: "short duration", Args: []string{"-duration", "500ms"}, Code: 2, Stderr: []string{"-duration ≥ 1s"}, Quiet: true},
 		{Name: "fewer connections than threads", Args: []string{"-t", "4", "-c", "2"}, Code: 2, Stderr: []string{"-c ≥ -t ≥ 1"}, Quiet: true},
 		{Name: "no rounds", Args: []string{"-rounds", "0"}, Code: 2, Stderr: []string{"-rounds ≥ 1"}, Quiet: true},
+		{Name: "no second binary", Args: []string{"-proxy-b", "/nonexistent/oauth-proxy"}, Code: 2, Stderr: []string{`-proxy-b "/nonexistent/oauth-proxy": want an oauth-proxy binary`}, Quiet: true},
 		{Name: "unknown flag", Args: []string{"-bogus"}, Code: 2, Stderr: []string{"flag provided but not defined: -bogus"}, Quiet: true},
 	})
 }

@@ -42,6 +42,7 @@ const (
 type stack struct {
 	*harness.Stack
 	bin   string   // oauth-proxy and thctl
+	proxy string   // the oauth-proxy binary startProxy starts (bin's, or -proxy-b)
 	key   string   // hex cookie key of every proxy
 	token string   // the ~1 KiB JWT-shaped access token
 	at    string   // the token sealed with thctl (format v2, purpose at): the example-at cookie's value
@@ -60,6 +61,7 @@ func startStack(ctx context.Context, w io.Writer, env []string) (*stack, error) 
 	if s.bin, err = s.Build(ctx, "./cmd/oauth-proxy", "./cmd/thctl"); err != nil {
 		return s, err
 	}
+	s.proxy = filepath.Join(s.bin, "oauth-proxy")
 	if s.key, err = harness.Thctl(ctx, s.bin, "", "", "keygen"); err != nil {
 		return s, err
 	}
@@ -143,7 +145,7 @@ func (s *stack) startProxy(ctx context.Context, name, listen string, extra ...st
 	if err := os.WriteFile(conf, s.proxyConfig(listen, "metrics_listen: "+metrics+"\n"+strings.Join(extra, "")), 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(s.bin, "oauth-proxy"), "-config", conf)
+	cmd := exec.Command(s.proxy, "-config", conf)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, s.env...)
 	p, err := s.Start(name, cmd, 10*time.Second)
 	if err != nil {
