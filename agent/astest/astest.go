@@ -90,7 +90,6 @@ func newServer(opts Options) (*Server, error) {
 		RedirectURI:  cmp.Or(opts.RedirectURI, "http://www.example.localhost:3000/"),
 		subject:      cmp.Or(opts.Subject, "demo-user"),
 		done:         make(chan struct{}),
-		faults:       defaultFaults(),
 		counts:       make(map[string]int),
 		pushed:       make(map[string]*pushedRequest),
 		revoked:      make(map[string]bool),

@@ -267,7 +267,7 @@ func setFaults(t *testing.T, s *astest.Server, change func(*astest.Faults)) {
 	s.Set(change)
 }
 
-func reset(f *astest.Faults) { *f = astest.Faults{RotateRefreshTokens: true, IDTokenOnRefresh: true} }
+func reset(f *astest.Faults) { *f = astest.Faults{} }
 
 // --- tests -------------------------------------------------------------------
 
@@ -431,40 +431,10 @@ func TestClientAuthentication(t *testing.T) {
 	wantCounts(t, s, map[string]int{"token:password": 1})
 }
 
-func TestRefreshSwitches(t *testing.T) {
+func TestRefresh(t *testing.T) {
 	t.Parallel()
 	s, cfg := start(t, oauth2.AuthStyleInParams)
 
-	t.Run("RotateRefreshTokens off", func(t *testing.T) {
-		setFaults(t, s, func(f *astest.Faults) { f.RotateRefreshTokens = false })
-		tok, _ := signIn(t, s, cfg)
-		for range 3 {
-			next, err := refresh(t, cfg, tok.RefreshToken)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if next.Extra("refresh_token") != nil {
-				t.Fatal("refresh answer carries a refresh_token")
-			}
-			if next.Extra("id_token") == nil {
-				t.Fatal("refresh answer without id_token")
-			}
-		}
-	})
-	t.Run("IDTokenOnRefresh off", func(t *testing.T) {
-		setFaults(t, s, func(f *astest.Faults) { f.IDTokenOnRefresh = false })
-		tok, _ := signIn(t, s, cfg)
-		if tok.Extra("id_token") == nil {
-			t.Fatal("code grant lost its ID token")
-		}
-		next, err := refresh(t, cfg, tok.RefreshToken)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if next.Extra("id_token") != nil || next.Extra("refresh_token") == nil {
-			t.Errorf("id_token %v, refresh_token %v", next.Extra("id_token"), next.Extra("refresh_token"))
-		}
-	})
 	t.Run("scope", func(t *testing.T) {
 		tok, _ := signIn(t, s, cfg)
 		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "scope": {"openid admin"}}

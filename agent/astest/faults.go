@@ -6,13 +6,11 @@ import "time"
 // start of each request, so a change made with [Server.Set] applies to the
 // next request. A Faults value is plain data and may be copied.
 //
-// New starts a Server with RotateRefreshTokens and IDTokenOnRefresh true and
-// everything else at its zero value: a well-behaved authorization server. To
-// go back to that state:
-//
-//	s.Set(func(f *astest.Faults) {
-//		*f = astest.Faults{RotateRefreshTokens: true, IDTokenOnRefresh: true}
-//	})
+// The zero value, which New starts with, is a well-behaved authorization
+// server: each refresh rotates the refresh token (a retired one presented
+// again is treated as stolen and revokes every token of its login, RFC 9700
+// §4.14.2) and answers an OpenID Connect grant with a new ID token, without
+// nonce (OpenID Connect Core §12.2).
 type Faults struct {
 	// Token endpoint. The faults are checked in this order, before client
 	// authentication and before any code or refresh token is looked at, so a
@@ -37,18 +35,6 @@ type Faults struct {
 	// Content-Type application/json and a body that is not JSON.
 	TokenGarbage bool
 
-	// RotateRefreshTokens (default true) makes each refresh return a new
-	// refresh token and retire the old one. A retired refresh token that is
-	// presented again is treated as stolen: the answer is invalid_grant and
-	// the whole family (every token from the same login) is revoked, as the
-	// OAuth 2.0 Security BCP (RFC 9700 §4.14.2) recommends. When false, a
-	// refresh answer carries no refresh_token and the old one stays valid.
-	RotateRefreshTokens bool
-	// IDTokenOnRefresh (default true) makes refresh answers of an OpenID
-	// Connect grant (openid in its scope) carry a new ID token (without
-	// nonce, OpenID Connect Core §12.2). When false they carry none; a plain
-	// OAuth 2.0 grant never gets one.
-	IDTokenOnRefresh bool
 	// AccessTokenTTL is the access token lifetime: expires_in and the JWT's
 	// exp. Zero means 5 minutes. A negative TTL issues access tokens that are
 	// already expired, which /userinfo refuses.
@@ -119,11 +105,6 @@ type Faults struct {
 	// DiscoveryStatus, when non-zero, makes the discovery document answer
 	// this status, as if the authorization server were down.
 	DiscoveryStatus int
-}
-
-// defaultFaults is the well-behaved server.
-func defaultFaults() Faults {
-	return Faults{RotateRefreshTokens: true, IDTokenOnRefresh: true}
 }
 
 const defaultAccessTokenTTL = 5 * time.Minute

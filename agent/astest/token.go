@@ -62,11 +62,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 			o.IDToken = (oidcfake.HasScope(g.Scope, "openid") || f.IDTokenWithoutOpenID) && !f.IDTokenOmitted
 		}
 	case "refresh_token":
-		g, o.Scope, err = s.op.Refresh(clientID, r.PostForm, f.RotateRefreshTokens, now)
+		g, o.Scope, err = s.op.Refresh(clientID, r.PostForm, now)
 		if err == nil {
 			// OpenID Connect Core §12.2: no nonce in refreshed ID tokens.
-			o.Refresh = f.RotateRefreshTokens
-			o.IDToken = f.IDTokenOnRefresh && (oidcfake.HasScope(g.Scope, "openid") || f.IDTokenWithoutOpenID)
+			o.Refresh = true
+			o.IDToken = oidcfake.HasScope(g.Scope, "openid") || f.IDTokenWithoutOpenID
 		}
 	default:
 		return oidcfake.ErrUnsupportedGrant

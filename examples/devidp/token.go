@@ -29,7 +29,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 			err = s.addGrant(g)
 		}
 	case "refresh_token":
-		g, o.Scope, err = s.op.Refresh(c.ID, r.PostForm, true, now)
+		g, o.Scope, err = s.op.Refresh(c.ID, r.PostForm, now)
 	default:
 		return oidcfake.ErrUnsupportedGrant
 	}

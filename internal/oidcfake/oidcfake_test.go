@@ -290,7 +290,7 @@ func TestRedeem(t *testing.T) {
 			t.Fatalf("reuse: %v", err)
 		}
 		// RFC 6749 §4.1.2: tokens already issued for the code are revoked.
-		if _, _, err := p.Refresh("c", refreshForm(resp.RefreshToken, ""), true, now); err != ErrUnknownRefresh {
+		if _, _, err := p.Refresh("c", refreshForm(resp.RefreshToken, ""), now); err != ErrUnknownRefresh {
 			t.Errorf("refresh after code reuse: %v", err)
 		}
 		if err := bearer(p, resp.AccessToken, now); err != ErrInvalidToken {
@@ -306,34 +306,29 @@ func TestRefresh(t *testing.T) {
 	now := time.Now()
 	g, first := issue(t, p, now)
 
-	g2, scope, err := p.Refresh("c", refreshForm(first.RefreshToken, ""), true, now)
+	g2, scope, err := p.Refresh("c", refreshForm(first.RefreshToken, ""), now)
 	if err != nil || g2 != g || scope != "openid profile" {
 		t.Fatalf("Refresh = %v, %q, %v", g2, scope, err)
 	}
 	second, _ := p.Issue(g, now, Issue{Scope: scope, AccessTTL: time.Minute, Refresh: true})
-	if _, scope, err := p.Refresh("c", refreshForm(second.RefreshToken, "openid"), false, now); err != nil || scope != "openid" {
-		t.Errorf("narrowing: %q, %v", scope, err)
-	}
-	if _, _, err := p.Refresh("c", refreshForm(second.RefreshToken, "openid admin"), false, now); err != ErrScopeWidened {
+	// Refused refreshes retire nothing.
+	if _, _, err := p.Refresh("c", refreshForm(second.RefreshToken, "openid admin"), now); err != ErrScopeWidened {
 		t.Errorf("widening: %v", err)
 	}
-	if _, _, err := p.Refresh("d", refreshForm(second.RefreshToken, ""), false, now); err != ErrUnknownRefresh {
+	if _, _, err := p.Refresh("d", refreshForm(second.RefreshToken, ""), now); err != ErrUnknownRefresh {
 		t.Errorf("another client: %v", err)
 	}
-	if _, _, err := p.Refresh("c", refreshForm(second.RefreshToken, ""), false, now.Add(2*time.Hour)); err != ErrUnknownRefresh {
+	if _, _, err := p.Refresh("c", refreshForm(second.RefreshToken, ""), now.Add(2*time.Hour)); err != ErrUnknownRefresh {
 		t.Errorf("after GrantTTL: %v", err)
 	}
-	// Without rotation the token stays valid.
-	for range 2 {
-		if _, _, err := p.Refresh("c", refreshForm(second.RefreshToken, ""), false, now); err != nil {
-			t.Fatalf("no rotation: %v", err)
-		}
+	if _, scope, err := p.Refresh("c", refreshForm(second.RefreshToken, "openid"), now); err != nil || scope != "openid" {
+		t.Errorf("narrowing: %q, %v", scope, err)
 	}
 	// A retired token presented again: refused, and the family revoked.
-	if _, _, err := p.Refresh("c", refreshForm(first.RefreshToken, ""), true, now); err != ErrRefreshReuse {
+	if _, _, err := p.Refresh("c", refreshForm(first.RefreshToken, ""), now); err != ErrRefreshReuse {
 		t.Fatalf("reuse: %v", err)
 	}
-	if _, _, err := p.Refresh("c", refreshForm(second.RefreshToken, ""), true, now); err != ErrUnknownRefresh {
+	if _, _, err := p.Refresh("c", refreshForm(second.RefreshToken, ""), now); err != ErrUnknownRefresh {
 		t.Errorf("family's newest token: %v", err)
 	}
 	if err := bearer(p, second.AccessToken, now); err != ErrInvalidToken {
@@ -341,7 +336,7 @@ func TestRefresh(t *testing.T) {
 	}
 	// Another login is not affected.
 	_, other := issue(t, p, now)
-	if _, _, err := p.Refresh("c", refreshForm(other.RefreshToken, ""), true, now); err != nil {
+	if _, _, err := p.Refresh("c", refreshForm(other.RefreshToken, ""), now); err != nil {
 		t.Errorf("other login: %v", err)
 	}
 }
@@ -359,7 +354,7 @@ func TestConcurrentRefresh(t *testing.T) {
 	)
 	for range 20 {
 		wg.Go(func() {
-			if _, _, err := p.Refresh("c", refreshForm(resp.RefreshToken, ""), true, now); err == nil {
+			if _, _, err := p.Refresh("c", refreshForm(resp.RefreshToken, ""), now); err == nil {
 				mu.Lock()
 				wins++
 				mu.Unlock()
@@ -446,11 +441,11 @@ func TestBearerAndRevokeToken(t *testing.T) {
 	if err := bearer(p, resp.AccessToken, now); err != ErrInvalidToken {
 		t.Errorf("revoked access token: %v", err)
 	}
-	if _, _, err := p.Refresh("c", refreshForm(resp.RefreshToken, ""), false, now); err != nil {
+	if _, _, err := p.Refresh("c", refreshForm(resp.RefreshToken, ""), now); err != nil {
 		t.Fatalf("the refresh token should survive: %v", err)
 	}
 	p.RevokeToken("c", resp.RefreshToken)
-	if _, _, err := p.Refresh("c", refreshForm(resp.RefreshToken, ""), false, now); err != ErrUnknownRefresh {
+	if _, _, err := p.Refresh("c", refreshForm(resp.RefreshToken, ""), now); err != ErrUnknownRefresh {
 		t.Errorf("revoked refresh token: %v", err)
 	}
 	if err := bearer(p, idResp.AccessToken, now); err != ErrInvalidToken {

@@ -196,10 +196,10 @@ func (p *Provider) Redeem(clientID string, form url.Values, now time.Time) (*Gra
 
 // Refresh is the refresh_token grant (RFC 6749 §6) for the authenticated
 // clientID: it returns the token's Grant and the scope asked for, which may
-// narrow the granted one. With rotate, the token is retired, and
-// presenting it again is treated as theft: the whole family is revoked
-// (RFC 9700 §4.14.2).
-func (p *Provider) Refresh(clientID string, form url.Values, rotate bool, now time.Time) (*Grant, string, error) {
+// narrow the granted one. The token is retired (rotation), and presenting
+// it again is treated as theft: the whole family is revoked (RFC 9700
+// §4.14.2).
+func (p *Provider) Refresh(clientID string, form url.Values, now time.Time) (*Grant, string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	rt := p.refresh[form.Get("refresh_token")]
@@ -225,9 +225,7 @@ func (p *Provider) Refresh(clientID string, form url.Values, rotate bool, now ti
 		}
 		scope = req
 	}
-	if rotate {
-		rt.retired = true
-	}
+	rt.retired = true
 	return g, scope, nil
 }
 
