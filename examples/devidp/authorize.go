@@ -151,7 +151,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if v := r.PostForm["username"]; len(v) > 0 {
 		name = strings.TrimSpace(v[len(v)-1])
 	}
-	user := s.byName[name]
+	user := userNamed(name)
 	if user == nil {
 		msg := "Choose one of the demo users."
 		if name != "" {

@@ -73,7 +73,7 @@ func (s *Server) LogoutSession(ctx context.Context, sid string) ([]Delivery, err
 // longer knows of. It returns the clients' answers in client ID order, or
 // an error for an unknown user.
 func (s *Server) LogoutUser(ctx context.Context, sub string) ([]Delivery, error) {
-	if s.byName[sub] == nil {
+	if userNamed(sub) == nil {
 		return nil, fmt.Errorf("devidp: no user %q", sub)
 	}
 	s.mu.Lock()

@@ -100,7 +100,7 @@ func (e *env) indexPage(t *testing.T) (token string, sessions map[string]string)
 // still refresh, and what the pages say.
 func TestBackchannelLogout(t *testing.T) {
 	r := startRP(t)
-	e := start(t, "", func(o *devidp.Options) { o.Clients[0].BackchannelLogoutURI = r.url })
+	e := start(t, func(o *devidp.Options) { o.Clients[0].BackchannelLogoutURI = r.url })
 	cfg := e.config(t, oauth2.AuthStyleInHeader)
 	verifier := e.provider(t).Verifier(&oidc.Config{ClientID: clientID})
 	type signedIn struct {
@@ -227,7 +227,7 @@ func TestBackchannelLogout(t *testing.T) {
 // client_id alone ends nothing.
 func TestRPInitiatedLogoutSendsBackchannel(t *testing.T) {
 	r := startRP(t)
-	e := start(t, "", func(o *devidp.Options) { o.Clients[0].BackchannelLogoutURI = r.url })
+	e := start(t, func(o *devidp.Options) { o.Clients[0].BackchannelLogoutURI = r.url })
 	cfg := e.config(t, oauth2.AuthStyleInHeader)
 	tok, _ := e.signIn(t, cfg, "alice")
 	resp, body := get(t, e.issuer+"/logout?"+url.Values{"client_id": {clientID}}.Encode(), nil)

@@ -50,6 +50,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -78,15 +79,12 @@ type Client struct {
 // Options configures a Server. Zero fields take the documented defaults.
 // Options is plain data and may be copied.
 type Options struct {
-	// Issuer is the provider's URL as clients see it, http or https, without
-	// a trailing slash, query or fragment, e.g.
-	// "http://login.example.localhost:8443". Required. Its path, if any,
-	// prefixes every endpoint.
+	// Issuer is the provider's URL as clients see it, http or https, with
+	// nothing after the host and port, e.g.
+	// "http://login.example.localhost:8443". Required.
 	Issuer string
 	// Clients are the registered clients; at least one is required.
 	Clients []Client
-	// Users are the demo users; default alice, bob and carol.
-	Users []User
 	// AccessTokenTTL is the access tokens' lifetime (their exp and the token
 	// answer's expires_in); default 5 minutes.
 	AccessTokenTTL time.Duration
@@ -94,12 +92,20 @@ type Options struct {
 	Audience string
 }
 
-// DefaultUsers are the demo users when Options.Users is empty. The slice
-// must not be modified.
-var DefaultUsers = []User{
+// Users are the demo users, in login-page order. The slice must not be
+// modified.
+var Users = []User{
 	{Subject: "alice", Name: "Alice Anderson", Email: "alice@example.com"},
 	{Subject: "bob", Name: "Bob Brown", Email: "bob@example.com"},
 	{Subject: "carol", Name: "Carol Clark", Email: "carol@example.com"},
+}
+
+// userNamed returns the demo user with subject sub, or nil.
+func userNamed(sub string) *User {
+	if i := slices.IndexFunc(Users, func(u User) bool { return u.Subject == sub }); i >= 0 {
+		return &Users[i]
+	}
+	return nil
 }
 
 // DefaultAudience is the access tokens' aud when Options.Audience is empty.
@@ -111,11 +117,8 @@ const defaultAccessTokenTTL = 5 * time.Minute
 // Handler. A Server is safe for concurrent use and must not be copied.
 type Server struct {
 	issuer  string
-	base    string // the issuer's path, "" or "/x" without a trailing slash
 	ttl     time.Duration
 	clients map[string]*Client
-	users   []User // in login-page order
-	byName  map[string]*User
 	handler http.Handler
 	op      *oidcfake.Provider // the grant store and signing key
 
@@ -131,24 +134,23 @@ type Server struct {
 // New validates opts and builds a Server with a fresh RSA 2048 signing key.
 func New(opts Options) (*Server, error) {
 	s := &Server{
+		issuer:     opts.Issuer,
 		ttl:        cmp.Or(opts.AccessTokenTTL, defaultAccessTokenTTL),
 		clients:    make(map[string]*Client),
-		byName:     make(map[string]*User),
 		pending:    make(map[string]*authRequest),
 		sessions:   make(map[string]*opSession),
 		httpClient: defaultHTTPClient(),
 		formToken:  rand.Text(),
 	}
-	if err := s.setIssuer(opts.Issuer); err != nil {
-		return nil, err
+	// OpenID Connect Discovery 1.0 §3: no query or fragment; no path either,
+	// so that every endpoint is at the host's root.
+	if !httpURL(s.issuer) || strings.ContainsAny(s.issuer, "?@") || strings.Count(s.issuer, "/") != 2 {
+		return nil, fmt.Errorf("devidp: Issuer %q must be an http or https URL with nothing after the host and port, as http://login.example.localhost:8443", s.issuer)
 	}
 	if s.ttl < 0 {
 		return nil, fmt.Errorf("devidp: AccessTokenTTL %v is negative", opts.AccessTokenTTL)
 	}
 	if err := s.setClients(opts.Clients); err != nil {
-		return nil, err
-	}
-	if err := s.setUsers(opts.Users); err != nil {
 		return nil, err
 	}
 	op, err := oidcfake.New(oidcfake.Config{Issuer: s.issuer, Audience: cmp.Or(opts.Audience, DefaultAudience),
@@ -161,26 +163,11 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) setIssuer(issuer string) error {
-	if issuer == "" {
-		return errors.New("devidp: Issuer is required, as http://login.example.localhost:8443")
-	}
-	u, err := url.Parse(issuer)
-	switch {
-	case err != nil:
-		return fmt.Errorf("devidp: Issuer: %w", err)
-	case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
-		return fmt.Errorf("devidp: Issuer %q must be an absolute http or https URL", issuer)
-	case u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(issuer, "#") || strings.HasSuffix(issuer, "?"):
-		// OpenID Connect Discovery 1.0 §3: no query or fragment.
-		return fmt.Errorf("devidp: Issuer %q must not have a query or fragment", issuer)
-	case strings.HasSuffix(issuer, "/"):
-		return fmt.Errorf("devidp: Issuer %q must not end with a slash", issuer)
-	case u.User != nil:
-		return fmt.Errorf("devidp: Issuer %q must not carry user information", issuer)
-	}
-	s.issuer, s.base = issuer, u.EscapedPath()
-	return nil
+// httpURL reports whether s is an absolute http or https URL with a host
+// and no fragment (RFC 6749 §3.1.2; Back-Channel Logout 1.0 §2.2).
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && !strings.Contains(s, "#")
 }
 
 func (s *Server) setClients(clients []Client) error {
@@ -198,45 +185,18 @@ func (s *Server) setClients(clients []Client) error {
 		case len(c.RedirectURIs) == 0:
 			return fmt.Errorf("devidp: client %q has no redirect URI", c.ID)
 		}
-		if b := c.BackchannelLogoutURI; b != "" {
-			// Back-Channel Logout 1.0 §2.2: absolute, MUST NOT have a fragment.
-			u, err := url.Parse(b)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Contains(b, "#") {
-				return fmt.Errorf("devidp: client %q: backchannel logout URI %q must be an absolute http or https URL without a fragment", c.ID, b)
+		uris := slices.Concat(c.RedirectURIs, c.PostLogoutRedirectURIs)
+		if c.BackchannelLogoutURI != "" {
+			uris = append(uris, c.BackchannelLogoutURI)
+		}
+		for _, u := range uris {
+			if !httpURL(u) {
+				return fmt.Errorf("devidp: client %q: %q must be an absolute http or https URL without a fragment", c.ID, u)
 			}
 		}
-		for _, uris := range [][]string{c.RedirectURIs, c.PostLogoutRedirectURIs} {
-			for _, r := range uris {
-				// RFC 6749 §3.1.2: absolute, without a fragment.
-				u, err := url.Parse(r)
-				if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || strings.Contains(r, "#") {
-					return fmt.Errorf("devidp: client %q: redirect URI %q must be absolute and without a fragment", c.ID, r)
-				}
-			}
-		}
-		c.RedirectURIs = append([]string(nil), c.RedirectURIs...)
-		c.PostLogoutRedirectURIs = append([]string(nil), c.PostLogoutRedirectURIs...)
+		c.RedirectURIs = slices.Clone(c.RedirectURIs)
+		c.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
 		s.clients[c.ID] = &c
-	}
-	return nil
-}
-
-func (s *Server) setUsers(users []User) error {
-	if len(users) == 0 {
-		users = DefaultUsers
-	}
-	s.users = make([]User, 0, len(users))
-	for _, u := range users {
-		if u.Subject == "" || strings.TrimSpace(u.Subject) != u.Subject {
-			return fmt.Errorf("devidp: user subject %q must be non-empty without surrounding spaces", u.Subject)
-		}
-		if s.byName[u.Subject] != nil {
-			return fmt.Errorf("devidp: user %q is listed twice", u.Subject)
-		}
-		u.Name = cmp.Or(u.Name, u.Subject)
-		u.Email = cmp.Or(u.Email, u.Subject+"@example.com")
-		s.users = append(s.users, u)
-		s.byName[u.Subject] = &s.users[len(s.users)-1]
 	}
 	return nil
 }
@@ -244,25 +204,23 @@ func (s *Server) setUsers(users []User) error {
 // Issuer returns the issuer URL, as in Options.
 func (s *Server) Issuer() string { return s.issuer }
 
-// Handler returns the provider's HTTP handler. It expects request paths as
-// the issuer URL has them (its path prefix included) and serves on any host.
+// Handler returns the provider's HTTP handler. It serves on any host.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
-	b := s.base
 	mux := http.NewServeMux()
-	mux.Handle("GET "+b+"/.well-known/openid-configuration", oidcfake.Handler(s.discovery))
-	mux.Handle("GET "+b+"/jwks", oidcfake.Handler(s.jwksDocument))
-	mux.HandleFunc("GET "+b+"/authorize", s.authorize)
-	mux.HandleFunc("POST "+b+"/login", s.login)
-	mux.Handle("POST "+b+"/token", oidcfake.Handler(s.token))
-	mux.Handle(b+"/userinfo", oidcfake.Handler(s.userinfo))
-	mux.HandleFunc(b+"/logout", s.endSession)
-	mux.Handle("POST "+b+"/revoke", oidcfake.Handler(s.revoke))
-	mux.HandleFunc("POST "+b+"/sessions/end", s.endSessionControl)
-	mux.HandleFunc("POST "+b+"/users/logout", s.logoutUserControl)
-	mux.HandleFunc("GET "+b+"/{$}", s.index)
-	mux.HandleFunc(b+"/", s.notFound)
+	mux.Handle("GET /.well-known/openid-configuration", oidcfake.Handler(s.discovery))
+	mux.Handle("GET /jwks", oidcfake.Handler(s.jwksDocument))
+	mux.HandleFunc("GET /authorize", s.authorize)
+	mux.HandleFunc("POST /login", s.login)
+	mux.Handle("POST /token", oidcfake.Handler(s.token))
+	mux.Handle("/userinfo", oidcfake.Handler(s.userinfo))
+	mux.HandleFunc("/logout", s.endSession)
+	mux.Handle("POST /revoke", oidcfake.Handler(s.revoke))
+	mux.HandleFunc("POST /sessions/end", s.endSessionControl)
+	mux.HandleFunc("POST /users/logout", s.logoutUserControl)
+	mux.HandleFunc("GET /{$}", s.index)
+	mux.HandleFunc("/", s.notFound)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Tokens, codes, pages and errors alike must not be cached (RFC 6749
 		// §5.1); the key changes at every start, so the JWKS neither.

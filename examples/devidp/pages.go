@@ -24,14 +24,13 @@ type page struct {
 	Message, Note, Back string
 
 	// login page
-	Action, RequestID, ClientID, LoginHint, Error string
-	Scopes                                        []string
-	Users                                         []User
+	RequestID, ClientID, LoginHint, Error string
+	Scopes                                []string
+	Users                                 []User
 
 	// index page
 	Clients   []*Client
 	Sessions  []sessionRow
-	Base      string // the issuer's path, for the forms' actions
 	FormToken string
 
 	// logged-out and logout pages: what the back channel answered
@@ -84,7 +83,7 @@ var pages = map[string]*template.Template{
 <h1>Sign in</h1>
 <p>Application <code>{{.ClientID}}</code> asks you to sign in{{if .Scopes}} (scope{{range .Scopes}} <code>{{.}}</code>{{end}}){{end}}.</p>
 {{if .Error}}<p class="error" role="alert">{{.Error}}</p>{{end}}
-<form method="post" action="{{.Action}}">
+<form method="post" action="/login">
 <input type="hidden" name="request_id" value="{{.RequestID}}">
 <label for="username">Username</label>
 <input type="text" id="username" name="username" value="{{.LoginHint}}" autocomplete="username" autofocus>
@@ -109,7 +108,7 @@ var pages = map[string]*template.Template{
 <h1>{{.Title}}</h1>
 <p>{{.Message}}</p>
 {{template "sent" .}}
-<p><a href="{{.Base}}/">Back to the development IdP</a></p>
+<p><a href="/">Back to the development IdP</a></p>
 `),
 	"index": parsePage(`
 <h1>Development OpenID Provider</h1>
@@ -120,14 +119,14 @@ var pages = map[string]*template.Template{
 <h2>Clients</h2>
 <ul>{{range .Clients}}<li><code>{{.ID}}</code>, redirect URIs{{range .RedirectURIs}} <code>{{.}}</code>{{end}}{{if .BackchannelLogoutURI}}, back-channel logout <code>{{.BackchannelLogoutURI}}</code>{{end}}</li>{{end}}</ul>
 <h2>Sessions</h2>
-{{if .Sessions}}<ul>{{range .Sessions}}<li><form method="post" action="{{$.Base}}/sessions/end">
+{{if .Sessions}}<ul>{{range .Sessions}}<li><form method="post" action="/sessions/end">
 <input type="hidden" name="form_token" value="{{$.FormToken}}"><input type="hidden" name="sid" value="{{.ID}}">
 <code>{{.Subject}}</code> at <code>{{.ClientID}}</code> since {{.Started}}
 <button type="submit" class="secondary">Log out this session</button></form></li>{{end}}</ul>
 {{else}}<p class="note">Nobody is signed in.</p>{{end}}
 <h2>Log a user out everywhere</h2>
 <p class="note">Ends every session of the user and sends each client with a back-channel logout URI a logout token that names the user (sub) and no session.</p>
-{{range .Users}}<form method="post" action="{{$.Base}}/users/logout">
+{{range .Users}}<form method="post" action="/users/logout">
 <input type="hidden" name="form_token" value="{{$.FormToken}}"><input type="hidden" name="sub" value="{{.Subject}}">
 <button type="submit" name="everywhere" value="{{.Subject}}">Log out {{.Subject}} everywhere</button></form>
 {{end}}`),
@@ -165,12 +164,11 @@ func (s *Server) writePage(w http.ResponseWriter, status int, name string, p *pa
 func (s *Server) loginPage(w http.ResponseWriter, status int, id string, ar *authRequest, msg string) {
 	s.writePage(w, status, "login", &page{
 		Title:     "Sign in",
-		Action:    s.base + "/login", // the host the page came from
 		RequestID: id,
 		ClientID:  ar.clientID,
 		Scopes:    strings.Fields(ar.scope),
 		LoginHint: ar.loginHint,
-		Users:     s.users,
+		Users:     Users,
 		Error:     msg,
 	})
 }
@@ -184,7 +182,7 @@ func (s *Server) loggedOutPage(w http.ResponseWriter, back, note string, sent []
 }
 
 func (s *Server) logoutDonePage(w http.ResponseWriter, msg string, sent []Delivery) {
-	s.writePage(w, http.StatusOK, "logoutdone", &page{Title: "Logged out", Message: msg, Sent: sent, Base: s.base})
+	s.writePage(w, http.StatusOK, "logoutdone", &page{Title: "Logged out", Message: msg, Sent: sent})
 }
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
@@ -206,8 +204,8 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	slices.SortFunc(sessions, func(a, b sessionRow) int {
 		return cmp.Or(a.started.Compare(b.started), strings.Compare(a.ID, b.ID))
 	})
-	s.writePage(w, http.StatusOK, "index", &page{Title: "Development IdP", Users: s.users, Clients: clients,
-		Sessions: sessions, Base: s.base, FormToken: s.formToken})
+	s.writePage(w, http.StatusOK, "index", &page{Title: "Development IdP", Users: Users, Clients: clients,
+		Sessions: sessions, FormToken: s.formToken})
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
