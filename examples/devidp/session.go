@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/go-jose/go-jose/v4/jwt"
+
 	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
@@ -45,9 +47,9 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	clientID := f.Get("client_id")
 	var note, sid string
 	if hint := f.Get("id_token_hint"); hint != "" {
-		aud, hintSID, err := s.verifyIDTokenHint(hint)
+		aud, hintSID, ok := s.verifyIDTokenHint(hint)
 		switch {
-		case err != nil:
+		case !ok:
 			note = "The id_token_hint was not issued by this provider, so the application could not be identified."
 			clientID = ""
 		case len(aud) != 1 || (clientID != "" && clientID != aud[0]):
@@ -76,6 +78,20 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.loggedOutPage(w, back, note, sent)
+}
+
+// verifyIDTokenHint checks that an id_token_hint was signed and issued by
+// this provider, and returns its audience and sid. An expired ID token is
+// accepted (RP-Initiated Logout 1.0 §2): the user may log out long after
+// signing in.
+func (s *Server) verifyIDTokenHint(raw string) (aud []string, sid string, ok bool) {
+	var c struct {
+		Issuer   string       `json:"iss"`
+		Audience jwt.Audience `json:"aud"`
+		SID      string       `json:"sid"`
+	}
+	ok = s.op.Keys.Verify(raw, &c) == nil && c.Issuer == s.issuer
+	return c.Audience, c.SID, ok
 }
 
 // withState adds state to a registered redirect URI (RP-Initiated Logout

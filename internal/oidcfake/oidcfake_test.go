@@ -262,7 +262,7 @@ func TestRedeem(t *testing.T) {
 			t.Fatalf("access token: %v", err)
 		}
 		var at accessClaims
-		if _, err := p.Verify(resp.AccessToken, &at); err != nil {
+		if err := p.Keys.Verify(resp.AccessToken, &at); err != nil {
 			t.Fatal(err)
 		}
 		if at != (accessClaims{Issuer: p.Issuer, Subject: "alice", Audience: "api", ClientID: "c", Scope: "openid profile",
@@ -270,7 +270,7 @@ func TestRedeem(t *testing.T) {
 			t.Errorf("access token claims %+v", at)
 		}
 		var id IDClaims
-		if _, err := p.Verify(resp.IDToken, &id); err != nil {
+		if err := p.Keys.Verify(resp.IDToken, &id); err != nil || id.Issuer != p.Issuer {
 			t.Fatal(err)
 		}
 		if id.Subject != "alice" || id.Audience != "c" || id.AuthorizedParty != "c" || id.Nonce != "n-1" ||

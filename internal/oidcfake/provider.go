@@ -443,24 +443,6 @@ func (p *Provider) Bearer(r *http.Request, now time.Time) (*Grant, error) {
 	return at.grant, nil
 }
 
-// Verify checks that raw is a JWT signed by this provider and issued by it,
-// whatever its expiry, and decodes its claims into the standard ones and
-// extra (which may be nil).
-func (p *Provider) Verify(raw string, extra any) (*jwt.Claims, error) {
-	var c jwt.Claims
-	out := []any{&c}
-	if extra != nil {
-		out = append(out, extra)
-	}
-	if err := p.Keys.Verify(raw, out...); err != nil {
-		return nil, err
-	}
-	if c.Issuer != p.Issuer {
-		return nil, errNotOurs
-	}
-	return &c, nil
-}
-
 // BackchannelLogoutEvent is the member of a logout token's events claim
 // that makes it one (OpenID Connect Back-Channel Logout 1.0 §2.4).
 const BackchannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
