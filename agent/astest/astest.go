@@ -18,7 +18,6 @@ package astest
 import (
 	"cmp"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -177,26 +176,15 @@ func (s *Server) LastClientAuth() string {
 // iss. Any other answer, such as the 400 for a bad client_id or
 // redirect_uri, is an error.
 func (s *Server) Authorize(authorizationURL string) (redirect *url.URL, err error) {
-	c := &http.Client{
-		Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-	resp, err := c.Get(authorizationURL)
+	req, err := http.NewRequest(http.MethodGet, authorizationURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("astest: authorize: %w", err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return nil, fmt.Errorf("astest: authorize: %s: %s", resp.Status, body)
+	loc, body, err := oidcfake.Follow(&http.Client{Timeout: 10 * time.Second}, req)
+	if err == nil && loc == nil {
+		err = fmt.Errorf("astest: authorize: 200 OK: %.200s", body)
 	}
-	loc, err := resp.Location()
-	if err != nil {
-		return nil, fmt.Errorf("astest: authorize: %w", err)
-	}
-	return loc, nil
+	return loc, err
 }
 
 // snapshot counts a request to endpoint what and returns the Faults in force.

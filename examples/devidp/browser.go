@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"html"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
 // The login page's form, as pages.go writes it.
@@ -26,20 +27,14 @@ var (
 // (also when the authorization request was refused before the login page).
 // Any other answer is an error.
 //
-// client makes the two requests; redirects are not followed (its
-// CheckRedirect is bypassed). A nil client means http.DefaultClient.
+// client makes the two requests (oidcfake.Follow); nil means
+// http.DefaultClient.
 func Login(ctx context.Context, client *http.Client, authorizationURL, username string) (*url.URL, error) {
-	if client == nil {
-		client = http.DefaultClient
-	}
-	c := *client
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authorizationURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("devidp: login: %w", err)
 	}
-	loc, body, err := send(&c, req)
+	loc, body, err := oidcfake.Follow(client, req)
 	if err != nil || loc != nil {
 		return loc, err
 	}
@@ -62,34 +57,9 @@ func Login(ctx context.Context, client *http.Client, authorizationURL, username 
 		return nil, fmt.Errorf("devidp: login: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	loc, body, err = send(&c, req)
+	loc, body, err = oidcfake.Follow(client, req)
 	if err == nil && loc == nil {
 		err = fmt.Errorf("devidp: login as %q: no redirect: %.200s", username, body)
 	}
 	return loc, err
-}
-
-// send does req and returns the Location of a 302 or 303 answer, or the
-// body of a 200 answer.
-func send(c *http.Client, req *http.Request) (*url.URL, string, error) {
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, "", fmt.Errorf("devidp: login: %w", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, "", fmt.Errorf("devidp: login: %w", err)
-	}
-	switch resp.StatusCode {
-	case http.StatusFound, http.StatusSeeOther:
-		loc, err := resp.Location()
-		if err != nil {
-			return nil, "", fmt.Errorf("devidp: login: %w", err)
-		}
-		return loc, "", nil
-	case http.StatusOK:
-		return nil, string(b), nil
-	}
-	return nil, "", fmt.Errorf("devidp: login: %s %s: %s: %.200s", req.Method, req.URL.Path, resp.Status, b)
 }

@@ -12,6 +12,8 @@ package oidcfake
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 )
@@ -62,4 +64,33 @@ func AppendQuery(uri string, params url.Values) string {
 	}
 	u.RawQuery += params.Encode()
 	return u.String()
+}
+
+// Follow plays one step of a browser for tests: it does req with c
+// (http.DefaultClient when nil) without following redirects, and returns
+// the Location of a 302 or 303 answer, or the body of a 200 one. Any other
+// answer is an error with its status and the start of its body.
+func Follow(c *http.Client, req *http.Request) (*url.URL, string, error) {
+	nc := http.Client{}
+	if c != nil {
+		nc = *c
+	}
+	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := nc.Do(req)
+	if err != nil {
+		return nil, "", fmt.Errorf("oidcfake: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, "", fmt.Errorf("oidcfake: %s %s: %w", req.Method, req.URL.Path, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusFound, http.StatusSeeOther:
+		loc, err := resp.Location()
+		return loc, "", err
+	case http.StatusOK:
+		return nil, string(b), nil
+	}
+	return nil, "", fmt.Errorf("oidcfake: %s %s: %s: %.200s", req.Method, req.URL.Path, resp.Status, b)
 }
