@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
+	"github.com/tokenhandler/tokenhandler/internal/workers"
 )
 
 // Config is the validated configuration of the oauth-proxy binary (contract §7).
@@ -74,6 +77,16 @@ type Config struct {
 	// refused here, and so is fail_closed_after without anything to
 	// follow.
 	Revocation settings.RevocationSettings
+	// Workers is YAML workers: how many processes serve, each with one Go
+	// processor: 1 (the default), 2 to 64, or auto, runtime.NumCPU() when
+	// the file loads. With more than one, the process started supervises
+	// that many workers (internal/workers, docs/operations.md).
+	Workers int
+	// Worker is true in a worker of such a set: Listen and MetricsListen
+	// are then the worker's own, from the environment its supervisor sets
+	// (workers.EnvListen, workers.EnvMetrics), and a TCP Listen is bound
+	// with SO_REUSEPORT, shared by every worker.
+	Worker bool
 	// Warnings name each deprecated spelling the file used and the one
 	// to write instead ("cookie_format (line 3) is deprecated: write
 	// cookie.format"); the daemon logs them at start and -check-config
@@ -168,6 +181,7 @@ type fileConfig struct {
 	Routes              []fileRoute     `yaml:"routes"`
 	Timeouts            fileTimeouts    `yaml:"timeouts"`
 	Limits              fileLimits      `yaml:"limits"`
+	Workers             *string         `yaml:"workers"`
 }
 
 // Renames are the settings the file may still spell as before issue #16.
@@ -220,6 +234,15 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	}
 	c.Listen, c.MetricsListen, c.TrustedWebOrigins, c.Keys = shared.Listen, shared.MetricsListen, shared.TrustedWebOrigins, shared.Keys
 	c.MaxLifetime, c.Log, c.Revocation = shared.MaxLifetime, shared.Log, shared.Revocation
+	if c.Workers, err = parseWorkers(settings.ValueOr(f.Workers, defaultWorkers)); err != nil {
+		return nil, err
+	}
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	if listen := getenv(workers.EnvListen); listen != "" {
+		c.Listen, c.MetricsListen, c.Worker = listen, getenv(workers.EnvMetrics), true
+	}
 	cookie, err := f.Cookie.Parse(&f.Deprecations)
 	if err != nil {
 		return nil, err
@@ -412,6 +435,23 @@ func (f *fileConfig) tokenSchemes() ([]string, error) {
 		}
 		return settings.CheckToken(s)
 	})
+}
+
+// defaultWorkers is workers left out: one process (issue #14 measures the
+// worker set against it).
+const defaultWorkers = "1"
+
+// parseWorkers reads workers: auto (runtime.NumCPU(), at most 64) or a
+// number from 1 to 64.
+func parseWorkers(s string) (int, error) {
+	if s == "auto" {
+		return min(runtime.NumCPU(), 64), nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 64 {
+		return 0, settings.Errorf("workers", "must be auto or a number from 1 to 64, got %q", s)
+	}
+	return n, nil
 }
 
 // defaultPark is timeouts.park left out for a proxy listening on listen:

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/internal/settings/settingstest"
+	"github.com/tokenhandler/tokenhandler/internal/workers"
 )
 
 // configTestKey is the public TEST key of docs/contract.md. Never use it anywhere
@@ -61,6 +63,7 @@ routes:
 timeouts: {read: 1s, write: 2s, idle: 3m, upstream: 500ms, shutdown: 1h, park: 250ms}
 limits: {max_request_header_bytes: 4096, max_body_bytes: 1}
 log: {level: debug, format: console}
+workers: 3
 `
 	tests := []struct {
 		name    string
@@ -97,6 +100,7 @@ log: {level: debug, format: console}
 			Timeouts: Timeouts{ServerTimeouts: settings.ServerTimeouts{Read: time.Second, Write: 2 * time.Second, Idle: 3 * time.Minute, Shutdown: time.Hour}, Upstream: 500 * time.Millisecond, Park: 250 * time.Millisecond},
 			Limits:   Limits{MaxRequestHeaderBytes: 4096, MaxBodyBytes: 1},
 			Log:      Log{Level: zerolog.DebugLevel, Format: "console"},
+			Workers:  3,
 		}},
 		{"defaults", configBase, configTestKey, 1, Config{
 			Listen:              "127.0.0.1:8081",
@@ -112,6 +116,7 @@ log: {level: debug, format: console}
 			Timeouts:            Timeouts{ServerTimeouts: settings.ServerTimeouts{Read: 30 * time.Second, Write: 30 * time.Second, Idle: 120 * time.Second, Shutdown: 30 * time.Second}, Upstream: 30 * time.Second, Park: 0}, // loopback: behind NGINX, no parking
 			Limits:              Limits{MaxRequestHeaderBytes: 16384, MaxBodyBytes: 10485760},
 			Log:                 Log{Level: zerolog.InfoLevel, Format: "json"},
+			Workers:             1,
 		}},
 	}
 	for _, tt := range tests {
@@ -213,6 +218,16 @@ func TestParseConfigAccepts(t *testing.T) {
 			}
 		}},
 		{"explicit document start", "---\n" + configBase, nil},
+		{"workers auto", configBase + "workers: auto\n", func(t *testing.T, c *Config) {
+			if c.Workers != min(runtime.NumCPU(), 64) || c.Worker {
+				t.Errorf("Workers %d, Worker %v; want NumCPU %d, false", c.Workers, c.Worker, runtime.NumCPU())
+			}
+		}},
+		{"workers at their bounds", configBase + "workers: 64\n", func(t *testing.T, c *Config) {
+			if c.Workers != 64 {
+				t.Errorf("Workers %d, want 64", c.Workers)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -285,6 +300,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{"allow_token_schemes Bearer", configBase + "allow_tokens: true\nallow_token_schemes: [bearer]\n", `allow_token_schemes[0]: "bearer": Bearer passes with allow_tokens already`},
 		{"allow_token_schemes twice", configBase + "allow_tokens: true\nallow_token_schemes: [DPoP, dpop]\n", `allow_token_schemes[1]: "dpop" repeats allow_token_schemes[0]`},
 		{"allow_token_schemes not a token", configBase + "allow_tokens: true\nallow_token_schemes: [\"Da Po\"]\n", "allow_token_schemes"},
+
+		{"workers 0", configBase + "workers: 0\n", `proxy: config: workers: must be auto or a number from 1 to 64, got "0"`},
+		{"workers 65", configBase + "workers: 65\n", `proxy: config: workers: must be auto or a number from 1 to 64, got "65"`},
+		{"workers word", configBase + "workers: many\n", `proxy: config: workers: must be auto or a number from 1 to 64, got "many"`},
+		{"workers list", configBase + "workers: [2]\n", `proxy: config: workers: must be a string`},
 
 		// Revocation (issue #13).
 		{"revocation.state_dir", configBase + "revocation: {state_dir: /var/lib/th}\n", "proxy: config: revocation.state_dir: is the agent's setting: a proxy keeps no list of its own, it follows revocation.feed"},
@@ -572,5 +592,18 @@ func TestLoadConfigMissingFile(t *testing.T) {
 	_, err := LoadConfig(filepath.Join(t.TempDir(), "missing.yaml"), nil)
 	if err == nil || !strings.HasPrefix(err.Error(), "proxy: config: open ") {
 		t.Errorf("LoadConfig of a missing file: error %v, want one starting with \"proxy: config: open \"", err)
+	}
+}
+
+// TestParseConfigWorker: in a worker of a set, the addresses are those its
+// supervisor gives in the environment, and the TCP port is shared.
+func TestParseConfigWorker(t *testing.T) {
+	env := map[string]string{workers.EnvListen: "unix:/run/p.sock.1", workers.EnvMetrics: "unix:/tmp/w/1.sock"}
+	c, err := ParseConfig([]byte(configBase+"listen: unix:/run/p.sock\nworkers: 2\n"), func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "unix:/run/p.sock.1" || c.MetricsListen != "unix:/tmp/w/1.sock" || !c.Worker || c.Workers != 2 {
+		t.Errorf("Listen %q, MetricsListen %q, Worker %v, Workers %d", c.Listen, c.MetricsListen, c.Worker, c.Workers)
 	}
 }

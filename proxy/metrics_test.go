@@ -20,7 +20,7 @@ func TestMetricsPage(t *testing.T) {
 	if r := h.do(request{method: "GET", path: "/api/orders", headers: [][2]string{origin(trustedOrigin), cookie(at(h))}}); r.status != 200 {
 		t.Fatalf("GET /api/orders: %d %s", r.status, r.body)
 	}
-	metricstest.WantDocumented(t, h.srv.MetricsAddr().String(), "../docs", "oauth_proxy_")
+	metricstest.WantDocumented(t, h.srv.MetricsAddr().String(), "../docs", "oauth_proxy_", "oauth_proxy_worker_restarts_total") // the worker set's supervisor has it
 }
 
 // TestNewTwiceOnOneSet: a second Proxy built on the Set of a first shares

@@ -9,7 +9,9 @@
 // refused and logged and the running configuration stays. SIGTERM or SIGINT
 // turn /readyz to 503, keep serving for timeouts.shutdown_delay (default 0),
 // then stop accepting connections, let requests in flight finish for up to
-// timeouts.shutdown, and exit 0.
+// timeouts.shutdown, and exit 0. With workers above 1 the process is the
+// supervisor of that many workers (internal/workers), to which it forwards
+// both signals.
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tokenhandler/tokenhandler/internal/daemon"
+	"github.com/tokenhandler/tokenhandler/internal/workers"
 	"github.com/tokenhandler/tokenhandler/proxy"
 )
 
@@ -39,7 +42,7 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &daemon.Config{
+	dc := &daemon.Config{
 		Summary:         fmt.Sprintf("keys: %d, routes: %d, cookie format: %s, auth endpoint: %s", cfg.Keys.Len(), len(cfg.Routes), cfg.CookieFormat, onOff(cfg.AuthEndpoint)),
 		Warnings:        cfg.Warnings,
 		LogLevel:        cfg.Log.Level,
@@ -49,5 +52,26 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 		Start: func(log zerolog.Logger) (daemon.Service, error) {
 			return proxy.NewServer(cfg, log)
 		},
-	}, nil
+	}
+	if cfg.Workers > 1 && !cfg.Worker {
+		dc.Summary += fmt.Sprintf(", workers: %d", cfg.Workers)
+		dc.Supervise = func(log zerolog.Logger, signals <-chan os.Signal) int {
+			set := workerSet(cfg)
+			set.Path, set.Reload = path, func(path string) (workers.Config, error) {
+				next, err := proxy.LoadConfig(path, getenv)
+				if err != nil {
+					return workers.Config{}, err
+				}
+				return workerSet(next), nil
+			}
+			return workers.Supervise(set, log, signals)
+		}
+	}
+	return dc, nil
+}
+
+// workerSet is what the supervisor needs of cfg.
+func workerSet(cfg *proxy.Config) workers.Config {
+	return workers.Config{Workers: cfg.Workers, Listen: cfg.Listen, MetricsListen: cfg.MetricsListen,
+		ShutdownDelay: cfg.Timeouts.ShutdownDelay, ShutdownTimeout: cfg.Timeouts.Shutdown}
 }

@@ -139,6 +139,7 @@ type proxyConfig struct {
 	Keys          []string
 	Upstream      string
 	Timeouts      string // the timeouts section; "" is {read: 30s, upstream: 15s, shutdown: 10s}
+	Workers       int    // 0 leaves the setting out
 }
 
 func (c proxyConfig) yaml() string {
@@ -160,6 +161,9 @@ func (c proxyConfig) yaml() string {
 	}
 	fmt.Fprintf(&b, "timeouts: %s\n", timeouts)
 	b.WriteString("log: {level: info, format: json}\n")
+	if c.Workers > 0 {
+		fmt.Fprintf(&b, "workers: %d\n", c.Workers)
+	}
 	return b.String()
 }
 
@@ -782,5 +786,222 @@ func TestUnixSocket(t *testing.T) {
 				t.Errorf("socket left behind after a clean stop: %v", err)
 			}
 		})
+	}
+}
+
+// ---- the worker set (workers: 2): a supervisor and two worker processes,
+// over TCP with SO_REUSEPORT and over one Unix socket each ----
+
+// freshCall makes an API call on a new connection to addr (host:port or
+// unix:/path), so that each call may reach another worker.
+func freshCall(t *testing.T, addr, cookie string) (response, error) {
+	t.Helper()
+	tr := &http.Transport{DisableKeepAlives: true}
+	base := "http://" + addr
+	if sock, ok := strings.CutPrefix(addr, "unix:"); ok {
+		base = "http://oauth-proxy"
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}
+	}
+	p := &proxyProc{base: base, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+	return p.apiCall("/api/w", cookie)
+}
+
+// perWorker returns the value of series (its labels after the worker's,
+// as `oauth_proxy_config_reloads_total{result="ok"}`) for workers 0 and 1
+// on the set's page.
+func perWorker(page, series string) [2]float64 {
+	var v [2]float64
+	for i := range v {
+		name, labels, _ := strings.Cut(series, "{")
+		if labels != "" {
+			labels = "," + labels
+		} else {
+			labels = "}"
+		}
+		v[i], _ = metricstest.Value(page, fmt.Sprintf("%s{worker=\"%d\"%s", name, i, labels))
+	}
+	return v
+}
+
+// wantOnePage fails t unless page declares each family once and labels
+// every sample of the workers' own series with a worker.
+func wantOnePage(t *testing.T, page string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for line := range strings.Lines(page) {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "#" && f[1] == "TYPE" {
+			if seen[f[2]] {
+				t.Errorf("family %s declared twice:\n%s", f[2], page)
+			}
+			seen[f[2]] = true
+		} else if strings.HasPrefix(line, "oauth_proxy_") && !strings.HasPrefix(line, "oauth_proxy_worker_restarts_total") && !strings.Contains(line, `{worker="`) {
+			t.Errorf("a worker's sample without its worker label: %q", line)
+		}
+	}
+}
+
+// workerPIDs returns the PIDs of the workers started, by index, from the
+// supervisor's log (the latest start of each).
+func workerPIDs(t *testing.T, p *proxyProc) map[int]int {
+	t.Helper()
+	pids := map[int]int{}
+	for _, l := range bintest.LogLines(t, p.Stderr(), "worker started") {
+		pids[int(l["worker"].(float64))] = int(l["pid"].(float64))
+	}
+	return pids
+}
+
+func TestWorkersTCP(t *testing.T) {
+	oldKey, newKey := newTestKey(t), newTestKey(t)
+	up := newUpstream(t)
+	p := startProxy(t, proxyConfig{Keys: []string{oldKey.hex}, Upstream: up.URL, Workers: 2,
+		Timeouts: "{read: 30s, upstream: 15s, shutdown: 10s, shutdown_delay: 500ms}"})
+	oldCookie, newCookie := oldKey.cookie(t, "old-token"), newKey.cookie(t, "new-token")
+
+	// Both workers get connections: the kernel spreads them over the port.
+	p.Eventually(t, 20*time.Second, "requests counted by both workers", func() bool {
+		if r, err := freshCall(t, p.cfg.Listen, oldCookie); err != nil || r.status != 200 || r.seen.Authorization != "Bearer old-token" {
+			t.Fatalf("a call through the worker set: %+v, %v", r, err)
+		}
+		n := perWorker(p.metricsText(t), `oauth_proxy_requests_total{route="/api/",status="200"}`)
+		return n[0] > 0 && n[1] > 0
+	})
+	page := p.metricsText(t)
+	wantOnePage(t, page)
+	metricstest.WantDocumented(t, p.cfg.MetricsListen, "../../docs", "oauth_proxy_")
+	if v, ok := metricstest.Value(page, "oauth_proxy_worker_restarts_total"); !ok || v != 0 {
+		t.Errorf("oauth_proxy_worker_restarts_total %v (%v), want 0", v, ok)
+	}
+
+	// SIGHUP with a new key: checked by the supervisor, applied by each worker.
+	rotated := p.cfg
+	rotated.Keys = []string{newKey.hex, oldKey.hex}
+	bintest.WriteFile(t, p.configPath, rotated.yaml())
+	p.Signal(t, syscall.SIGHUP)
+	p.Eventually(t, 10*time.Second, "both workers to reload", func() bool {
+		n := perWorker(p.metricsText(t), `oauth_proxy_config_reloads_total{result="ok"}`)
+		return n[0] == 1 && n[1] == 1
+	})
+	for range 20 {
+		if r, err := freshCall(t, p.cfg.Listen, newCookie); err != nil || r.status != 200 || r.seen.Authorization != "Bearer new-token" {
+			t.Fatalf("after the reload, a cookie sealed with the new key: %+v, %v", r, err)
+		}
+	}
+
+	// A bad file: refused by the supervisor, and no worker sees it.
+	bintest.WriteFile(t, p.configPath, rotated.yaml()+"no_such_setting: true\n")
+	p.Signal(t, syscall.SIGHUP)
+	p.Eventually(t, 10*time.Second, `"configuration reload refused" on stderr`, func() bool {
+		return strings.Contains(p.Stderr(), "configuration reload refused")
+	})
+	if n := perWorker(p.metricsText(t), `oauth_proxy_config_reloads_total{result="error"}`); n != [2]float64{} {
+		t.Errorf("failed reloads in the workers %v: the bad file reached them", n)
+	}
+	for range 10 {
+		if r, err := freshCall(t, p.cfg.Listen, oldCookie); err != nil || r.status != 200 {
+			t.Fatalf("after the refused reload: %+v, %v", r, err)
+		}
+	}
+
+	// kill -9 of a worker: logged, restarted, counted; the set keeps serving.
+	pids := workerPIDs(t, p)
+	if len(pids) != 2 {
+		t.Fatalf("worker PIDs %v from the log", pids)
+	}
+	if err := syscall.Kill(pids[1], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Connections waiting in the killed worker's accept queue are reset
+	// (the kernel's doing); once it is gone, the others take them all.
+	p.Eventually(t, 5*time.Second, "the exit logged", func() bool {
+		return len(bintest.LogLines(t, p.Stderr(), "worker exited; restarting")) > 0
+	})
+	for range 10 {
+		if r, err := freshCall(t, p.cfg.Listen, oldCookie); err != nil || r.status != 200 {
+			t.Fatalf("with worker 1 killed: %+v, %v", r, err)
+		}
+	}
+	p.Eventually(t, 10*time.Second, "worker 1 restarted and the set ready", func() bool {
+		code, _, _ := p.ops("/readyz")
+		v, _ := metricstest.Value(p.metricsText(t), "oauth_proxy_worker_restarts_total")
+		return code == 200 && v == 1 && workerPIDs(t, p)[1] != pids[1]
+	})
+	exited := bintest.LogLines(t, p.Stderr(), "worker exited; restarting")
+	if len(exited) != 1 || exited[0]["worker"] != 1.0 || exited[0]["pid"] != float64(pids[1]) || exited[0]["status"] != "signal: killed" {
+		t.Errorf("the exit logged: %v", exited)
+	}
+
+	// SIGTERM: /readyz 503 during the workers' shutdown_delay, every worker stops, exit 0.
+	p.Signal(t, syscall.SIGTERM)
+	p.Eventually(t, 5*time.Second, "/readyz 503 while draining", func() bool {
+		code, _, _ := p.ops("/readyz")
+		return code == http.StatusServiceUnavailable
+	})
+	if code := p.WaitExit(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM, want 0", code)
+	}
+	if n := len(bintest.LogLines(t, p.Stderr(), "worker stopped")); n != 2 {
+		t.Errorf("%d workers logged their stop, want 2", n)
+	}
+	for _, pid := range workerPIDs(t, p) {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("worker %d still runs after the supervisor exited: %v", pid, err)
+		}
+	}
+	bintest.WantRefused(t, p.cfg.Listen)
+	if out := p.Stderr(); strings.Contains(out, oldKey.hex) || strings.Contains(out, newKey.hex) {
+		t.Errorf("stderr holds key material")
+	}
+}
+
+func TestWorkersUnix(t *testing.T) {
+	key := newTestKey(t)
+	up := newUpstream(t)
+	dir, err := os.MkdirTemp("", "opw") // short: socket paths are limited to about 100 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "proxy.sock")
+	p := startProxy(t, proxyConfig{Listen: "unix:" + sock, Keys: []string{key.hex}, Upstream: up.URL, Workers: 2})
+	cookie := key.cookie(t, "unix-token")
+
+	for i := range 2 {
+		s := fmt.Sprintf("%s.%d", sock, i)
+		bintest.WantSocket(t, s, 0o660)
+		for range 3 {
+			if r, err := freshCall(t, "unix:"+s, cookie); err != nil || r.status != 200 || r.seen.Authorization != "Bearer unix-token" {
+				t.Fatalf("through %s: %+v, %v", s, r, err)
+			}
+		}
+	}
+	if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s exists: each worker has its own socket: %v", sock, err)
+	}
+	page := p.metricsText(t)
+	wantOnePage(t, page)
+	if n := perWorker(page, `oauth_proxy_requests_total{route="/api/",status="200"}`); n != [2]float64{3, 3} {
+		t.Errorf("requests per worker %v, want 3 each", n)
+	}
+	private := bintest.LogLines(t, p.Stderr(), "oauth-proxy serving")
+	if len(private) != 2 {
+		t.Fatalf("%d workers logged serving, want 2", len(private))
+	}
+	opsDir := filepath.Dir(strings.TrimPrefix(private[0]["metrics_listen"].(string), "unix:"))
+	if fi, err := os.Stat(opsDir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the workers' metrics directory %s: %v, %v; want mode 0700", opsDir, fi.Mode(), err)
+	}
+
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.WaitExit(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM, want 0", code)
+	}
+	for _, path := range []string{sock + ".0", sock + ".1", opsDir} {
+		if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left behind after a clean stop: %v", path, err)
+		}
 	}
 }

@@ -5,6 +5,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -18,6 +19,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+	"golang.org/x/sys/unix"
 )
 
 // Listen opens addr: "host:port" as TCP, or "unix:/path" as a Unix socket
@@ -62,6 +64,21 @@ func Listen(addr string) (net.Listener, error) {
 		return nil, err
 	}
 	return ln, nil
+}
+
+// listenReusePort is [Listen], with SO_REUSEPORT on a TCP socket.
+func listenReusePort(addr string) (net.Listener, error) {
+	if strings.HasPrefix(addr, "unix:") {
+		return Listen(addr)
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) }); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	return lc.Listen(context.Background(), "tcp", addr)
 }
 
 // RemoveSocket removes the socket file of a "unix:/path" address; it does

@@ -53,6 +53,11 @@ type Config struct {
 	// Main calls it once, unless it only checks the configuration, and
 	// uses the Service only when the error is nil.
 	Start func(log zerolog.Logger) (Service, error)
+	// Supervise, unless nil, runs in place of Start and the signal
+	// handling Main describes: the proxy's worker set (internal/workers)
+	// gets the logger and every signal, and its return is the exit
+	// status.
+	Supervise func(log zerolog.Logger, signals <-chan os.Signal) int
 }
 
 // Main runs the daemon binary name with the command-line arguments args
@@ -114,6 +119,9 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 	log := NewLogger(cfg.LogLevel, cfg.LogFormat, stderr)
 	for _, w := range cfg.Warnings {
 		log.Warn().Str("config", *configPath).Msg(w)
+	}
+	if cfg.Supervise != nil {
+		return cfg.Supervise(log, signals)
 	}
 	srv, err := cfg.Start(log)
 	if err != nil {

@@ -64,6 +64,10 @@ type ServerConfig struct {
 	// Listen and MetricsListen are the addresses, as [Listen] takes them;
 	// MetricsListen "" means no metrics listener.
 	Listen, MetricsListen string
+	// ReusePort binds a TCP Listen with SO_REUSEPORT, so that the workers
+	// of a set (internal/workers) share its port and the kernel spreads
+	// new connections across them.
+	ReusePort bool
 	// HTTP is what serves Listen.
 	HTTP HTTP
 	// Registry is served on /metrics. NewServer registers on it the gauge
@@ -125,8 +129,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		}
 		return 0
 	})
+	listen := Listen
+	if cfg.ReusePort {
+		listen = listenReusePort
+	}
 	var err error
-	if s.ln, err = Listen(cfg.Listen); err != nil {
+	if s.ln, err = listen(cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	var parked *park.Listener // nil while nothing parks

@@ -1,0 +1,380 @@
+// Package workers runs the proxy as a set of worker processes under a
+// supervisor (proxy setting workers, issue #14), as NGINX runs one
+// single-threaded worker per core: each worker is the same binary with one
+// Go processor, which spares the runtime's thread hand-offs on a busy
+// machine. The supervisor starts and restarts the workers, forwards
+// SIGHUP and SIGTERM to them, and owns metrics_listen, where /metrics is
+// one page for the whole set (docs/operations.md, "Workers").
+package workers
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokenhandler/tokenhandler/internal/daemon"
+)
+
+// The environment variables the supervisor sets for a worker: the address
+// it serves and that of its private metrics listener. A process with
+// EnvListen set is a worker, never a supervisor.
+const (
+	EnvListen  = "TH_PROXY_WORKER_LISTEN"
+	EnvMetrics = "TH_PROXY_WORKER_METRICS"
+)
+
+// Listen is the address worker i serves for the set's listen address: a
+// Unix socket "unix:/path" becomes "unix:/path.<i>", one socket per worker,
+// which the rendered NGINX upstream lists (package nginx); a TCP address
+// stays, every worker binding it with SO_REUSEPORT.
+func Listen(listen string, i int) string {
+	if strings.HasPrefix(listen, "unix:") {
+		return listen + "." + strconv.Itoa(i)
+	}
+	return listen
+}
+
+// Config is what [Supervise] needs. It may be copied.
+type Config struct {
+	Workers               int // 2 to 64
+	Listen, MetricsListen string
+	// ShutdownDelay and ShutdownTimeout are the workers' (timeouts.*):
+	// a worker still running 5 s after both, once SIGTERM was forwarded,
+	// is killed.
+	ShutdownDelay, ShutdownTimeout time.Duration
+	// Path is the configuration file; Reload loads and checks the file at
+	// path (a copy of it), at start and on SIGHUP.
+	Path   string
+	Reload func(path string) (Config, error)
+}
+
+// The restart backoff: 100 ms doubling to 5 s, back to 100 ms once a
+// worker has run for 30 s.
+const (
+	minBackoff, maxBackoff, steady = 100 * time.Millisecond, 5 * time.Second, 30 * time.Second
+)
+
+// supervisor is one run of Supervise.
+type supervisor struct {
+	cfg      Config
+	log      zerolog.Logger
+	dir      string // 0700: the workers' metrics sockets <i>.sock
+	client   *fasthttp.Client
+	restarts *metrics.Counter
+
+	stopping atomic.Bool   // SIGTERM or SIGINT has arrived; set under mu
+	stop     chan struct{} // closed when stopping
+	mu       sync.Mutex
+	procs    []*os.Process // the running worker i, or nil
+}
+
+// Supervise runs cfg.Workers copies of the running binary (/proc/self/exe)
+// as workers, each with GOMAXPROCS=1, the last configuration the
+// supervisor checked (a copy of cfg.Path in a private directory: a worker
+// restarted after a bad edit still starts), its
+// addresses in the environment (EnvListen, EnvMetrics) and, when the
+// process has a memory limit (GOMEMLIMIT), its share of it; a worker gets
+// SIGTERM when the supervisor dies. It serves metrics_listen itself:
+// /healthz, /readyz (200 when every worker's /readyz is, 503 while
+// draining) and /metrics (the workers' pages and its own, merged). A
+// worker that exits is logged and restarted after a backoff, counted in
+// oauth_proxy_worker_restarts_total.
+//
+// On signals: SIGHUP reloads cfg.Reload and, when the file is good,
+// forwards SIGHUP to every worker (a bad file is logged, nothing is
+// forwarded); SIGTERM and SIGINT turn /readyz to 503 and are forwarded
+// (each worker does its own shutdown_delay and drain). Supervise returns
+// 0 once every worker has stopped with status 0, else 1.
+func Supervise(cfg Config, log zerolog.Logger, signals <-chan os.Signal) int {
+	dir, err := os.MkdirTemp("", "oauth-proxy-workers-") // 0700
+	if err != nil {
+		log.Error().Err(err).Msg("cannot start")
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	s := &supervisor{cfg: cfg, log: log, dir: dir, procs: make([]*os.Process, cfg.Workers), stop: make(chan struct{})}
+	s.client = &fasthttp.Client{Dial: func(addr string) (net.Conn, error) {
+		i, _, _ := strings.Cut(addr, ":") // "<i>:80"
+		return net.DialTimeout("unix", filepath.Join(dir, i+".sock"), 2*time.Second)
+	}}
+	if _, err := s.install(); err != nil {
+		log.Error().Err(err).Msg("cannot start")
+		return 1
+	}
+	reg := metrics.NewSet()
+	s.restarts = reg.NewCounter("oauth_proxy_worker_restarts_total")
+	if cfg.MetricsListen != "" {
+		ln, err := daemon.Listen(cfg.MetricsListen)
+		if err != nil {
+			log.Error().Err(err).Msg("cannot start: metrics_listen")
+			return 1
+		}
+		defer daemon.RemoveSocket(cfg.MetricsListen)
+		ops := daemon.OpsHandler(reg, s.ready)
+		srv := &fasthttp.Server{NoDefaultServerHeader: true, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+			Logger: daemon.FasthttpLogger{Log: log}, Handler: func(ctx *fasthttp.RequestCtx) {
+				ops(ctx)
+				if string(ctx.Path()) == "/metrics" {
+					ctx.SetBody(merge(s.fetch("/metrics"), ctx.Response.Body()))
+				}
+			}}
+		go srv.Serve(ln)
+		defer srv.Shutdown()
+	}
+	log.Info().Int("workers", cfg.Workers).Str("listen", cfg.Listen).Str("metrics_listen", cfg.MetricsListen).Msg("oauth-proxy supervising workers")
+
+	var wg sync.WaitGroup
+	failed := make(chan struct{}, cfg.Workers)
+	for i := range cfg.Workers {
+		wg.Go(func() {
+			if !s.run(i) {
+				failed <- struct{}{}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	var kill <-chan time.Time
+	for {
+		select {
+		case sig := <-signals:
+			switch {
+			case sig == syscall.SIGHUP && !s.stopping.Load():
+				s.reload()
+			case sig != syscall.SIGHUP:
+				if !s.stopping.Load() {
+					log.Info().Str("signal", sig.String()).Msg("draining: SIGTERM forwarded to every worker")
+					kill = time.After(cfg.ShutdownDelay + cfg.ShutdownTimeout + 5*time.Second)
+				}
+				s.signal(syscall.SIGTERM) // a second one cuts the workers' shutdown_delay short
+			}
+		case <-kill:
+			log.Error().Msg("workers still running after the shutdown timeout: killed")
+			s.signal(syscall.SIGKILL)
+			kill = nil
+		case <-done:
+			for i := range cfg.Workers { // a worker that was killed leaves its socket
+				daemon.RemoveSocket(Listen(cfg.Listen, i))
+			}
+			if len(failed) > 0 {
+				log.Error().Int("failed", len(failed)).Msg("stopped; some workers did not stop cleanly")
+				return 1
+			}
+			log.Info().Msg("stopped")
+			return 0
+		}
+	}
+}
+
+// signal sends sig to every running worker; SIGTERM and SIGKILL also stop
+// the restarts.
+func (s *supervisor) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sig != syscall.SIGHUP && s.stopping.CompareAndSwap(false, true) {
+		close(s.stop)
+	}
+	for _, p := range s.procs {
+		if p != nil {
+			p.Signal(sig)
+		}
+	}
+}
+
+// reload checks the file and forwards SIGHUP when it is good.
+func (s *supervisor) reload() {
+	next, err := s.install()
+	if err != nil {
+		s.log.Error().Err(err).Msg("configuration reload refused; the running configuration stays, nothing forwarded to the workers")
+		return
+	}
+	if next.Workers != s.cfg.Workers || next.Listen != s.cfg.Listen || next.MetricsListen != s.cfg.MetricsListen {
+		s.log.Warn().Msg("workers, listen and metrics_listen changed: they take effect at the next restart")
+	}
+	s.signal(syscall.SIGHUP)
+}
+
+// install loads and checks the configuration file and, when it is good,
+// makes it the copy the workers load, so that no worker ever reads a file
+// the supervisor has not checked.
+func (s *supervisor) install() (Config, error) {
+	data, err := os.ReadFile(s.cfg.Path)
+	if err != nil {
+		return Config{}, err
+	}
+	next := filepath.Join(s.dir, "next.yaml")
+	if err := os.WriteFile(next, data, 0o600); err != nil {
+		return Config{}, err
+	}
+	c, err := s.cfg.Reload(next)
+	if err != nil { // name the operator's file, not the copy
+		return Config{}, errors.New(strings.ReplaceAll(err.Error(), next, s.cfg.Path))
+	}
+	return c, os.Rename(next, filepath.Join(s.dir, "config.yaml"))
+}
+
+// run keeps worker i running until the supervisor stops; it reports
+// whether the worker's last run ended with status 0.
+func (s *supervisor) run(i int) bool {
+	env := append(os.Environ(), "GOMAXPROCS=1", EnvListen+"="+Listen(s.cfg.Listen, i), EnvMetrics+"=unix:"+s.sock(i))
+	if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64 {
+		env = append(env, "GOMEMLIMIT="+strconv.FormatInt(limit/int64(s.cfg.Workers), 10))
+	}
+	backoff := minBackoff
+	for first := true; ; first = false {
+		cmd := exec.Command("/proc/self/exe", "-config", filepath.Join(s.dir, "config.yaml"))
+		cmd.Args[0] = os.Args[0] // what ps shows
+		cmd.Env, cmd.Stdout, cmd.Stderr = env, os.Stdout, os.Stderr
+		// Pdeathsig is tied to the forking thread, which Go keeps for the
+		// process's life (nothing here locks a goroutine to a thread).
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+		s.mu.Lock()
+		if s.stopping.Load() {
+			s.mu.Unlock()
+			return true
+		}
+		if !first {
+			s.restarts.Inc()
+		}
+		err := cmd.Start()
+		if err == nil {
+			s.procs[i] = cmd.Process
+		}
+		s.mu.Unlock()
+		pid, started := 0, time.Now()
+		if err == nil {
+			pid = cmd.Process.Pid
+			s.log.Info().Int("worker", i).Int("pid", pid).Msg("worker started")
+			err = cmd.Wait()
+			s.mu.Lock()
+			s.procs[i] = nil
+			s.mu.Unlock()
+			if s.stopping.Load() {
+				s.log.Info().Int("worker", i).Int("pid", pid).Stringer("status", cmd.ProcessState).Msg("worker stopped")
+				return cmd.ProcessState.Success()
+			}
+			if time.Since(started) >= steady {
+				backoff = minBackoff
+			}
+		}
+		s.log.Error().Int("worker", i).Int("pid", pid).AnErr("status", err).Dur("restart_in", backoff).Msg("worker exited; restarting")
+		select {
+		case <-time.After(backoff):
+		case <-s.stop:
+			return true
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// sock is the path of worker i's metrics socket.
+func (s *supervisor) sock(i int) string { return filepath.Join(s.dir, strconv.Itoa(i)+".sock") }
+
+// fetch GETs path from every worker's metrics listener at once: the
+// bodies of those that answered 200, nil for the others.
+func (s *supervisor) fetch(path string) [][]byte {
+	pages := make([][]byte, s.cfg.Workers)
+	var wg sync.WaitGroup
+	for i := range pages {
+		wg.Go(func() {
+			status, body, err := s.client.GetTimeout(nil, "http://"+strconv.Itoa(i)+path, 5*time.Second)
+			if err == nil && status == fasthttp.StatusOK {
+				pages[i] = body
+			}
+		})
+	}
+	wg.Wait()
+	return pages
+}
+
+// ready is the supervisor's /readyz: not draining, and every worker ready.
+func (s *supervisor) ready() bool {
+	if s.stopping.Load() {
+		return false
+	}
+	for _, p := range s.fetch("/readyz") {
+		if p == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// merge returns the workers' metrics pages and the supervisor's own as one
+// page in the Prometheus text format: each family once, with its # HELP
+// and # TYPE lines from the first page that has them, then the samples of
+// every page, those of worker i's with the label worker="<i>" first, the
+// supervisor's (its process, the restarts) without one. A nil page (a
+// worker down) adds nothing.
+func merge(workers [][]byte, own []byte) []byte {
+	type family struct {
+		page          int
+		head, samples bytes.Buffer
+	}
+	var order []*family
+	byName := map[string]*family{}
+	get := func(name string, page int) *family {
+		f := byName[name]
+		if f == nil {
+			f = &family{page: page}
+			byName[name] = f
+			order = append(order, f)
+		}
+		return f
+	}
+	for page, text := range append(workers, own) {
+		label := ""
+		if page < len(workers) {
+			label = `worker="` + strconv.Itoa(page) + `"`
+		}
+		var cur *family
+		var curName string
+		for line := range strings.Lines(string(text)) {
+			if meta, ok := strings.CutPrefix(line, "# "); ok { // # HELP name ..., # TYPE name type
+				if f := strings.Fields(meta); len(f) >= 2 {
+					cur, curName = get(f[1], page), f[1]
+					if cur.page == page {
+						cur.head.WriteString(line)
+					}
+				}
+				continue
+			}
+			end := strings.IndexAny(line, "{ ")
+			if end <= 0 {
+				continue
+			}
+			if cur == nil || !strings.HasPrefix(line, curName) { // a sample without metadata
+				cur, curName = get(line[:end], page), line[:end]
+			}
+			switch {
+			case label == "":
+				cur.samples.WriteString(line)
+			case line[end] == '{':
+				cur.samples.WriteString(line[:end+1] + label + "," + line[end+1:])
+			default:
+				cur.samples.WriteString(line[:end] + "{" + label + "}" + line[end:])
+			}
+		}
+	}
+	var out bytes.Buffer
+	for _, f := range order {
+		out.Write(f.head.Bytes())
+		out.Write(f.samples.Bytes())
+	}
+	return out.Bytes()
+}
