@@ -337,15 +337,12 @@ func AgentConfig(issuer, secret, origin string, keys *crypto.Keyring) *agent.Con
 	}
 }
 
-// ErrNoNGINX is StartNGINX's answer when NGINX is not installed.
-var ErrNoNGINX = errors.New("nginx not found: apt-get install -y nginx (or set NGINX=/path/to/nginx)")
-
 // StartNGINX runs NGINX (nginxtest.Run) with mode rendered from p in Dir/name
 // until the stack stops; an empty p.Listen is a free loopback port.
 func (s *Stack) StartNGINX(ctx context.Context, name, mode string, p nginx.Params) (*nginxtest.Process, error) {
-	bin, err := nginxtest.Find()
+	bin, err := nginxtest.Find() // nginxtest.ErrNotFound says how to install it
 	if err != nil {
-		return nil, ErrNoNGINX
+		return nil, err
 	}
 	p.RunDir = filepath.Join(s.Dir, name)
 	if err := os.Mkdir(p.RunDir, 0o755); err != nil {
