@@ -99,7 +99,10 @@ func newServer(opts Options) (*Server, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /.well-known/openid-configuration", oidcfake.Handler(s.discovery))
-	mux.Handle("GET /jwks", oidcfake.Handler(s.jwksDocument))
+	mux.Handle("GET /jwks", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.snapshot("jwks")
+		s.op.Keys.ServeHTTP(w, r)
+	}))
 	mux.Handle("GET /authorize", http.HandlerFunc(s.authorize))
 	mux.Handle("POST /par", oidcfake.Handler(s.par))
 	mux.Handle("POST /token", oidcfake.Handler(s.token))

@@ -27,13 +27,6 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) jwksDocument(w http.ResponseWriter, r *http.Request) error {
-	s.snapshot("jwks")
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(s.op.Keys.JWKSDocument())
-	return nil
-}
-
 // statusError is the JSON error answer for a status forced by a fault; a 401
 // is answered as unauthorized is, WWW-Authenticate included.
 func statusError(status int, unauthorized *oidcfake.Error) *oidcfake.Error {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
@@ -67,7 +69,7 @@ func (s *Server) signID(c oidcfake.IDClaims, now time.Time, f *Faults) (string, 
 	case f.IDTokenUnknownKid:
 		kid = "unknown-" + rand.Text()
 	}
-	return oidcfake.Sign(key, kid, "JWT", c)
+	return oidcfake.Sign(jose.RS256, key, kid, "JWT", c)
 }
 
 // unsigned is an "alg": "none" JWT (RFC 7519 §6): no signature at all, which

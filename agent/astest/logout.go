@@ -78,7 +78,7 @@ func (s *Server) SignLogoutToken(claims map[string]any, how Signing) (string, er
 		}
 		key = other
 	}
-	tok, err := oidcfake.SignAlg(alg, key, kid, jose.ContentType(typ), claims)
+	tok, err := oidcfake.Sign(alg, key, kid, jose.ContentType(typ), claims)
 	if err != nil {
 		return "", fmt.Errorf("astest: %w", err)
 	}

@@ -3,13 +3,12 @@ package astest
 import (
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
-// userinfo is the UserInfo endpoint (OpenID Connect Core §5.3) with bearer
-// tokens in the Authorization header (RFC 6750 §2.1).
+// userinfo is oidcfake's UserInfo endpoint after the request is recorded
+// and UserinfoStatus is applied.
 func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 	f := s.snapshot("userinfo")
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
@@ -25,12 +24,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 	if f.UserinfoStatus != 0 {
 		return statusError(f.UserinfoStatus, oidcfake.ErrInvalidToken)
 	}
-	g, err := s.op.Bearer(r, time.Now())
-	if err != nil {
-		return err
-	}
-	oidcfake.WriteJSON(w, http.StatusOK, oidcfake.Userinfo{Subject: g.User.Subject, UserClaims: oidcfake.ClaimsFor(g.User, g.Scope)})
-	return nil
+	return s.op.ServeUserinfo(w, r)
 }
 
 // UserinfoRequest is what the last UserInfo request sent, besides its

@@ -210,11 +210,11 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /.well-known/openid-configuration", oidcfake.Handler(s.discovery))
-	mux.Handle("GET /jwks", oidcfake.Handler(s.jwksDocument))
+	mux.Handle("GET /jwks", s.op.Keys)
 	mux.HandleFunc("GET /authorize", s.authorize)
 	mux.HandleFunc("POST /login", s.login)
 	mux.Handle("POST /token", oidcfake.Handler(s.token))
-	mux.Handle("/userinfo", oidcfake.Handler(s.userinfo))
+	mux.Handle("/userinfo", oidcfake.Handler(s.op.ServeUserinfo))
 	mux.HandleFunc("/logout", s.endSession)
 	mux.Handle("POST /revoke", oidcfake.Handler(s.revoke))
 	mux.HandleFunc("POST /sessions/end", s.endSessionControl)
@@ -246,12 +246,6 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) error {
 		BackchannelLogoutSupported:        true,
 		BackchannelLogoutSessionSupported: true,
 	})
-	return nil
-}
-
-func (s *Server) jwksDocument(w http.ResponseWriter, r *http.Request) error {
-	w.Header().Set("Content-Type", "application/jwk-set+json")
-	w.Write(s.op.Keys.JWKSDocument())
 	return nil
 }
 

@@ -4,27 +4,11 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
-
-// userinfo is the UserInfo endpoint (OpenID Connect Core §5.3) with the
-// bearer token in the Authorization header (RFC 6750 §2.1). It answers the
-// claims the token's scope allows (§5.4).
-func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		return oidcfake.ErrMethod
-	}
-	g, err := s.op.Bearer(r, time.Now())
-	if err != nil {
-		return err
-	}
-	oidcfake.WriteJSON(w, http.StatusOK, oidcfake.Userinfo{Subject: g.User.Subject, UserClaims: oidcfake.ClaimsFor(g.User, g.Scope)})
-	return nil
-}
 
 // endSession is the end-session endpoint (OpenID Connect RP-Initiated
 // Logout 1.0 §2). It ends the provider session of the id_token_hint, if

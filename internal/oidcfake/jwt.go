@@ -11,13 +11,9 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
-// Sign serialises claims as a compact RS256 JWS with kid and typ.
-func Sign(key *rsa.PrivateKey, kid string, typ jose.ContentType, claims any) (string, error) {
-	return SignAlg(jose.RS256, key, kid, typ, claims)
-}
-
-// SignAlg is Sign with another RSA algorithm; typ "" leaves the header out.
-func SignAlg(alg jose.SignatureAlgorithm, key *rsa.PrivateKey, kid string, typ jose.ContentType, claims any) (string, error) {
+// Sign serialises claims as a compact JWS with alg (RS256 or another RSA
+// algorithm), kid and typ; typ "" leaves the header out.
+func Sign(alg jose.SignatureAlgorithm, key *rsa.PrivateKey, kid string, typ jose.ContentType, claims any) (string, error) {
 	opts := &jose.SignerOptions{}
 	if typ != "" {
 		opts = opts.WithType(typ)

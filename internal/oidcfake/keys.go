@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -73,7 +74,13 @@ func (k *Keys) JWKSDocument() []byte {
 // Sign serialises claims as a compact RS256 JWS with the current key.
 func (k *Keys) Sign(typ jose.ContentType, claims any) (string, error) {
 	key, kid := k.Current()
-	return Sign(key, kid, typ, claims)
+	return Sign(jose.RS256, key, kid, typ, claims)
+}
+
+// ServeHTTP answers with the JWK Set, for the provider's jwks_uri.
+func (k *Keys) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Write(k.JWKSDocument())
 }
 
 // errNotOurs is Verify's one error for every token it does not accept.

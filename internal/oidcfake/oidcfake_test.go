@@ -119,7 +119,7 @@ func TestSignVerifiesWithJWKS(t *testing.T) {
 		set.Keys[0].Algorithm != "RS256" || set.Keys[0].Use != "sig" {
 		t.Fatalf("JWKS = %s, kid %q", doc, kid)
 	}
-	raw, err := Sign(k1, kid, "at+jwt", jwt.Claims{Subject: "alice"})
+	raw, err := Sign(jose.RS256, k1, kid, "at+jwt", jwt.Claims{Subject: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -443,6 +443,21 @@ func (p *Provider) Bearer(r *http.Request, now time.Time) (*Grant, error) {
 	return at.grant, nil
 }
 
+// ServeUserinfo is the UserInfo endpoint (OpenID Connect Core §5.3) with
+// the bearer token in the Authorization header (RFC 6750 §2.1): it answers
+// the claims the token's scope allows (§5.4).
+func (p *Provider) ServeUserinfo(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		return ErrMethod
+	}
+	g, err := p.Bearer(r, time.Now())
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, Userinfo{Subject: g.User.Subject, UserClaims: ClaimsFor(g.User, g.Scope)})
+	return nil
+}
+
 // BackchannelLogoutEvent is the member of a logout token's events claim
 // that makes it one (OpenID Connect Back-Channel Logout 1.0 §2.4).
 const BackchannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"

@@ -30,10 +30,7 @@ func newIssuer() (*issuer, error) {
 
 func (iss *issuer) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(iss.keys.JWKSDocument())
-	})
+	mux.Handle("GET /jwks", iss.keys)
 	return mux
 }
 
