@@ -128,6 +128,6 @@ func (s *stack) mintSessions(ctx context.Context, bin string, iss *issuer) error
 	if err != nil {
 		return err
 	}
-	s.sessions = filepath.Join(s.Dir, "sessions.json")
+	s.minted, s.sessions = f, filepath.Join(s.Dir, "sessions.json")
 	return os.WriteFile(s.sessions, b, 0o600)
 }

@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"math/big"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -75,35 +73,4 @@ func unb64(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// TestReadSessions: the sessions file k6 reads must hold sessions for
-// both keys; a file without them is an error, not a silent empty run.
-func TestReadSessions(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name string, f sessionsFile) string {
-		b, _ := json.Marshal(f)
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	one := session{Sub: "u", At: "a", CSRFCookie: "c", CSRF: "x"}
-	f, err := readSessions(write("ok.json", sessionsFile{TokenBytes: 1024, Sessions: []session{one}, Rotated: []session{one}}))
-	if err != nil || f.TokenBytes != 1024 || f.Sessions[0] != one {
-		t.Errorf("readSessions = %+v, %v", f, err)
-	}
-	for name, bad := range map[string]sessionsFile{
-		"none.json":      {},
-		"unrotated.json": {Sessions: []session{one}},
-		"only-new.json":  {Rotated: []session{one}},
-	} {
-		if _, err := readSessions(write(name, bad)); err == nil {
-			t.Errorf("%s: no error", name)
-		}
-	}
-	if _, err := readSessions(filepath.Join(dir, "missing.json")); err == nil {
-		t.Error("a missing file: no error")
-	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -144,11 +143,7 @@ func soak(ctx context.Context, st *stack, o options, stdout, stderr io.Writer) e
 // SIGHUP, checking that a cookie sealed with the new key is refused before
 // and accepted after, and that the old keys' cookies still open.
 func (s *stack) rotate(ctx context.Context) error {
-	f, err := readSessions(s.sessions)
-	if err != nil {
-		return err
-	}
-	oldSess, newSess := f.Sessions[0], f.Rotated[0]
+	oldSess, newSess := s.minted.Sessions[0], s.minted.Rotated[0]
 	for _, p := range s.proxies {
 		if code, err := probe(ctx, p.addr, newSess); err != nil || code != http.StatusUnauthorized {
 			return fmt.Errorf("%s: before the rotation a new-key cookie got %d (%v), want 401", p.Name, code, err)
@@ -189,11 +184,10 @@ func (s *stack) rotate(ctx context.Context) error {
 // were.
 func (s *stack) drain(ctx context.Context, p *proxyProc, c *apiCounts, direct bool, w io.Writer, t0 time.Time) (int, error) {
 	var inFlight, completed int
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if inFlight, completed = c.snapshot(); inFlight >= 2 || time.Now().After(deadline) {
-			break
-		}
-	}
+	harness.Wait(ctx, 10*time.Second, 5*time.Millisecond, "", func() bool {
+		inFlight, completed = c.snapshot()
+		return inFlight >= 2
+	})
 	if inFlight == 0 {
 		return 0, nil
 	}
@@ -276,21 +270,6 @@ func reloads(addr string) (int, error) {
 		return strconv.Atoi(v)
 	}
 	return 0, errors.New("oauth_proxy_config_reloads_total{result=\"ok\"} not in /metrics")
-}
-
-func readSessions(path string) (*sessionsFile, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var f sessionsFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, err
-	}
-	if len(f.Sessions) == 0 || len(f.Rotated) == 0 {
-		return nil, errors.New("no sessions minted")
-	}
-	return &f, nil
 }
 
 // rss is p's resident set size in bytes, 0 when it cannot be read.

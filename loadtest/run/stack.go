@@ -44,8 +44,9 @@ type stack struct {
 	api      *upstream
 	nginx    *nginxProc
 
-	oldKey, newKey string // hex; the proxies start with [old], the soak rotates to [new, old]
-	sessions       string // the JSON file of minted cookies k6 reads
+	oldKey, newKey string       // hex; the proxies start with [old], the soak rotates to [new, old]
+	sessions       string       // the JSON file of minted cookies k6 reads
+	minted         sessionsFile // what it holds
 }
 
 // startStack builds oauth-proxy and thctl, and starts the identity
@@ -145,11 +146,7 @@ func startStack(ctx context.Context, o options, n int, w io.Writer) (*stack, err
 	}
 	// One call through the whole chain before k6 starts: it checks the
 	// wiring and lets the API fetch the JWKS outside the measurement.
-	f, err := readSessions(s.sessions)
-	if err != nil {
-		return s, err
-	}
-	if code, err := probe(ctx, strings.TrimPrefix(s.nginxURL, "http://"), f.Sessions[0]); err != nil || code != http.StatusOK {
+	if code, err := probe(ctx, strings.TrimPrefix(s.nginxURL, "http://"), s.minted.Sessions[0]); err != nil || code != http.StatusOK {
 		return s, fmt.Errorf("a GET through NGINX and the proxy got %d (%v), want 200", code, err)
 	}
 	fmt.Fprintf(w, "loadtest: stack up in %s: NGINX %s → %d oauth-proxy → demo API; agent and IdP %s\n",
