@@ -1,27 +1,8 @@
 // Command thctl generates keys and seals and opens Token Handler cookie
-// values, for operators, debugging and minting load-test cookies.
-//
-//	thctl keygen
-//	thctl seal [-key HEX[,HEX...] | -key-file FILE] [-format v1|dare] [PLAINTEXT]
-//	thctl seal [-key ...] -purpose at|auth|id|csrf|login [-format v2] [-session HEX32]
-//	           [-started UNIX] [-expires UNIX | -lifetime 12h] [-chunks N]
-//	           [-issuer ISS [-sub SUB] [-sid SID]] [PLAINTEXT]
-//	thctl open [-key HEX[,HEX...] | -key-file FILE] [-purpose P] [-chunks N] [-v] [COOKIE]
-//	thctl version
-//
-// Keys come from -key, -key-file (one hex key per line) or TH_ENCRYPTION_KEYS
-// (comma-separated), in that order of preference; the first key seals, all
-// open. Prefer the file or the environment: a -key argument is visible to
-// other users in the process list. Without a PLAINTEXT or COOKIE argument,
-// thctl reads it from standard input (one trailing newline dropped).
-//
-// seal writes format v1 unless told otherwise. With -purpose it writes
-// format v2 (crypto/FORMAT.md), the daemons' default: the cookie is bound to
-// its purpose and chunk count and carries a session envelope. Cookies of one
-// session share its ID: without -session, seal mints one and prints it to
-// standard error as "session HEX", for the next call's -session. open reads
-// every format; for v2 it tries -purpose and -chunks, or every purpose and
-// chunk count when they are left out.
+// values, for operators, debugging and minting load-test cookies. `thctl
+// help` prints its commands and flags (usage, below); the cookie formats
+// are in crypto/FORMAT.md. Prefer -key-file or TH_ENCRYPTION_KEYS to -key:
+// an argument is visible to other users in the process list.
 package main
 
 import (
@@ -50,7 +31,8 @@ const usage = `usage:
   thctl open [-key HEX[,HEX...] | -key-file FILE] [-purpose P] [-chunks N] [-v] [COOKIE]
   thctl version
 
-Keys: -key, -key-file (one per line) or TH_ENCRYPTION_KEYS (comma-separated).
+Keys: -key, -key-file (one per line) or TH_ENCRYPTION_KEYS (comma-separated),
+in that order of preference; the first key seals, all open.
 PLAINTEXT or COOKIE is read from standard input when not given.
 seal -purpose writes format v2: bound to its purpose and its chunk count (0:
 one cookie; N: to be split into Name.0 ... Name.N-1), with a session envelope.
