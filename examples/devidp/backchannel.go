@@ -181,7 +181,7 @@ func (s *Server) endSessionControl(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, http.StatusNotFound, "No such session", "That session has already ended.")
 		return
 	}
-	s.logoutDonePage(w, "The session has ended.", sent)
+	s.loggedOutPage(w, "Logged out", "The session has ended.", "", "", sent)
 }
 
 // logoutUserControl is the index page's "Log out everywhere" button of one
@@ -196,5 +196,5 @@ func (s *Server) logoutUserControl(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, http.StatusNotFound, "No such user", "There is no demo user "+quote(sub)+".")
 		return
 	}
-	s.logoutDonePage(w, "Every session of "+sub+" has ended.", sent)
+	s.loggedOutPage(w, "Logged out", "Every session of "+sub+" has ended.", "", "", sent)
 }

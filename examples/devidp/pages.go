@@ -20,8 +20,9 @@ type page struct {
 	Banner string
 	Issuer string
 
-	// error and logged-out pages
+	// error and logged-out pages; Sent is what the back channel answered
 	Message, Note, Back string
+	Sent                []Delivery
 
 	// login page
 	RequestID, ClientID, LoginHint, Error string
@@ -32,9 +33,6 @@ type page struct {
 	Clients   []*Client
 	Sessions  []sessionRow
 	FormToken string
-
-	// logged-out and logout pages: what the back channel answered
-	Sent []Delivery
 }
 
 // sessionRow is one live provider session on the index page.
@@ -97,18 +95,15 @@ var pages = map[string]*template.Template{
 <h1>{{.Title}}</h1>
 <p class="error">{{.Message}}</p>
 `),
+	// What a logout ended, with what each client's back-channel logout
+	// endpoint answered.
 	"loggedout": parsePage(`
-<h1>You are logged out</h1>
-<p>The development IdP has logged you out.</p>
-{{template "sent" .}}
-{{if .Back}}<p><a href="{{.Back}}">Back to the application</a></p>{{end}}
-{{if .Note}}<p class="note">{{.Note}}</p>{{end}}
-`),
-	"logoutdone": parsePage(`
 <h1>{{.Title}}</h1>
 <p>{{.Message}}</p>
-{{template "sent" .}}
-<p><a href="/">Back to the development IdP</a></p>
+{{if .Sent}}<h2>Back-channel logout</h2>
+<ul>{{range .Sent}}<li>{{if .OK}}<code>{{.ClientID}}</code> acknowledged ({{.Status}}){{else}}<span class="error"><code>{{.ClientID}}</code> did not acknowledge: {{.Err}}</span>{{end}}</li>{{end}}</ul>{{end}}
+{{if .Back}}<p><a href="{{.Back}}">Back to the application</a></p>{{else}}<p><a href="/">Back to the development IdP</a></p>{{end}}
+{{if .Note}}<p class="note">{{.Note}}</p>{{end}}
 `),
 	"index": parsePage(`
 <h1>Development OpenID Provider</h1>
@@ -132,13 +127,8 @@ var pages = map[string]*template.Template{
 {{end}}`),
 }
 
-// sent shows what each client's back-channel logout endpoint answered.
-const sent = `{{define "sent"}}{{if .Sent}}<h2>Back-channel logout</h2>
-<ul>{{range .Sent}}<li>{{if .OK}}<code>{{.ClientID}}</code> acknowledged ({{.Status}}){{else}}<span class="error"><code>{{.ClientID}}</code> did not acknowledge: {{.Err}}</span>{{end}}</li>{{end}}</ul>{{end}}{{end}}`
-
 func parsePage(content string) *template.Template {
 	t := template.Must(template.New("layout").Parse(layout))
-	template.Must(t.Parse(sent))
 	return template.Must(t.New("content").Parse(content))
 }
 
@@ -177,12 +167,10 @@ func (s *Server) errorPage(w http.ResponseWriter, status int, title, msg string)
 	s.writePage(w, status, "error", &page{Title: title, Message: msg})
 }
 
-func (s *Server) loggedOutPage(w http.ResponseWriter, back, note string, sent []Delivery) {
-	s.writePage(w, http.StatusOK, "loggedout", &page{Title: "Logged out", Back: back, Note: note, Sent: sent})
-}
-
-func (s *Server) logoutDonePage(w http.ResponseWriter, msg string, sent []Delivery) {
-	s.writePage(w, http.StatusOK, "logoutdone", &page{Title: "Logged out", Message: msg, Sent: sent})
+// loggedOutPage says that a logout ended what msg says, and what the back
+// channel answered; back, when set, links back to the application.
+func (s *Server) loggedOutPage(w http.ResponseWriter, title, msg, back, note string, sent []Delivery) {
+	s.writePage(w, http.StatusOK, "loggedout", &page{Title: title, Message: msg, Back: back, Note: note, Sent: sent})
 }
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {

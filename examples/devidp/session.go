@@ -61,7 +61,7 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 			back = withState(plr, f.Get("state"))
 		}
 	}
-	s.loggedOutPage(w, back, note, sent)
+	s.loggedOutPage(w, "You are logged out", "The development IdP has logged you out.", back, note, sent)
 }
 
 // verifyIDTokenHint checks that an id_token_hint was signed and issued by
