@@ -867,6 +867,7 @@ func TestNginxAcceptsEveryConfig(t *testing.T) {
 			CookiePrefix: "my_app-1", NamePrefix: browser.NamePrefixHost, AgentBasePath: "/bff/agent", APIPathPrefix: "/v1/data/",
 			AuthPath: "/_th/check", ServerName: "api.example.com www.api.example.com", Listen: "[::]:8443"},
 		"keep cookie headers": {KeepCookieHeaders: true},
+		"proxy workers":       {Proxies: []string{"unix:/run/th/proxy.sock", "127.0.0.1:8081"}, ProxyWorkers: 64},
 		// x-<prefix>-csrf is 71 characters: NGINX's default
 		// proxy_headers_hash_bucket_size (64) failed from a 40-character prefix.
 		"longest prefix":             {CookiePrefix: strings.Repeat("p", browser.MaxPrefix), NamePrefix: browser.NamePrefixHostHTTP},
@@ -1011,5 +1012,32 @@ func TestUnixSocket(t *testing.T) {
 				t.Errorf("a request without a cookie reached the API: %s %s", r.Method, r.URL)
 			}
 		})
+	}
+}
+
+// TestUnixSocketWorkers: with ProxyWorkers 2 the upstream lists the two
+// sockets of a proxy's worker set (workers: 2 with listen unix:/path serves
+// /path.0 and /path.1; cmd/oauth-proxy tests the set itself), and NGINX
+// sends requests to both: here each socket's proxy routes to its own API.
+func TestUnixSocketWorkers(t *testing.T) {
+	nginxtest.Binary(t)
+	t.Parallel()
+	k := proxytest.NewKeys(t)
+	sock := "unix:" + filepath.Join(t.TempDir(), "proxy.sock")
+	apis := []*api{newAPI(t), newAPI(t)}
+	for i, a := range apis {
+		startProxyOn(t, fmt.Sprintf("%s.%d", sock, i), k, a.addr(), "")
+	}
+	in := startNGINX(t, nginx.ModeUpstream, nginx.Params{Proxies: []string{sock}, ProxyWorkers: 2})
+	c := k.Seal(t, session.AccessToken, token)
+	for range 4 { // round robin with one NGINX worker: two each
+		if resp := do(t, client, in.url, request{method: "GET", path: "/api/x", headers: [][2]string{hdr("Host", apiHost), trusted(), cookie("example-at=" + c)}}); resp.status != 200 {
+			t.Fatalf("GET with the cookie: %d %q", resp.status, resp.body)
+		}
+	}
+	for i, a := range apis {
+		if r, _ := a.Received(); r == nil || r.Header.Get("Authorization") != "Bearer "+token {
+			t.Errorf("nothing with the token came through %s.%d: %v", sock, i, r)
+		}
 	}
 }

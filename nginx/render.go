@@ -92,6 +92,11 @@ type Params struct {
 	Agents []string
 	// Proxies are the oauth-proxy instances; default ["127.0.0.1:8081"].
 	Proxies []string
+	// ProxyWorkers mirrors the proxy's workers setting (0 means 1, at
+	// most 64): with more than one, a Unix socket "unix:/path" of Proxies
+	// stands for its workers' sockets /path.0 to /path.<N-1>, all listed
+	// in the upstream; a TCP address is one port the workers share.
+	ProxyWorkers int
 	// APIs are the servers of the protected API that NGINX calls itself in
 	// auth_request mode; default ["127.0.0.1:9000"]. Unused in upstream
 	// mode, where the proxy's routes name the API.
@@ -322,6 +327,22 @@ func newView(mode string, p Params) (*view, error) {
 	}
 	if v.Proxies, err = servers("Proxies", p.Proxies, "127.0.0.1:8081"); err != nil {
 		return nil, err
+	}
+	if p.ProxyWorkers < 0 || p.ProxyWorkers > 64 {
+		return nil, fmt.Errorf("nginx: ProxyWorkers: %d is not between 0 and 64", p.ProxyWorkers)
+	}
+	if p.ProxyWorkers > 1 {
+		var socks []string
+		for _, a := range v.Proxies {
+			if !strings.HasPrefix(a, "unix:") {
+				socks = append(socks, a)
+				continue
+			}
+			for i := range p.ProxyWorkers {
+				socks = append(socks, a+"."+strconv.Itoa(i))
+			}
+		}
+		v.Proxies = socks
 	}
 	if v.APIs, err = servers("APIs", p.APIs, "127.0.0.1:9000"); err != nil {
 		return nil, err

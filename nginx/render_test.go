@@ -95,6 +95,8 @@ func TestRenderRefuses(t *testing.T) {
 		{"auth path with a variable", ModeAuthRequest, Params{Snippet: true, AuthPath: "/$host"}, "AuthPath"},
 		{"agent without a port", ModeUpstream, Params{Snippet: true, Agents: []string{"127.0.0.1"}}, "Agents[0]"},
 		{"proxy with a directive", ModeUpstream, Params{Snippet: true, Proxies: []string{"127.0.0.1:8081", "127.0.0.1:1 backup; }"}}, "Proxies[1]"},
+		{"proxy workers negative", ModeUpstream, Params{Snippet: true, ProxyWorkers: -1}, "ProxyWorkers"},
+		{"proxy workers above 64", ModeUpstream, Params{Snippet: true, ProxyWorkers: 65}, "ProxyWorkers"},
 		{"API with a scheme", ModeAuthRequest, Params{Snippet: true, APIs: []string{"http://127.0.0.1:9000"}}, "APIs[0]"},
 		{"API socket with a quote", ModeAuthRequest, Params{Snippet: true, APIs: []string{`unix:/run/a"b.sock`}}, "APIs[0]"},
 	} {
@@ -107,6 +109,19 @@ func TestRenderRefuses(t *testing.T) {
 				t.Errorf("error %q does not name %s", err, tc.setting)
 			}
 		})
+	}
+}
+
+// TestRenderProxyWorkers: a proxy's Unix socket stands for one socket per
+// worker, all in the upstream; a TCP address stays one server.
+func TestRenderProxyWorkers(t *testing.T) {
+	conf, err := Render(ModeUpstream, Params{Snippet: true, ProxyWorkers: 3, Proxies: []string{"unix:/run/p.sock", "10.0.0.2:8081"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "upstream oauth_proxy {\n    server unix:/run/p.sock.0;\n    server unix:/run/p.sock.1;\n    server unix:/run/p.sock.2;\n    server 10.0.0.2:8081;\n"
+	if !strings.Contains(string(conf), want) {
+		t.Errorf("the upstream lacks the workers' sockets %q:\n%s", want, conf)
 	}
 }
 

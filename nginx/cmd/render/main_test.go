@@ -112,6 +112,8 @@ func TestRunRefuses(t *testing.T) {
 		{[]string{"-snippet", "-server-name", "a;b"}, `-server-name: "a;b" is not a list of host names`},
 		{[]string{"-snippet", "-user", "a;b"}, `-user: "a;b" is not a user name (and optional group)`},
 		{[]string{"-snippet", "-workers", "-1"}, "-workers: -1 is negative"},
+		{[]string{"-snippet", "-proxy-workers", "many"}, `-proxy-workers: "many" is not a number or auto`},
+		{[]string{"-snippet", "-proxy-workers", "65"}, "-proxy-workers: 65 is not between 0 and 64"},
 		{[]string{"-snippet", "-agent-base-path", "/"}, `-agent-base-path: must not be "/"`},
 		{[]string{"-snippet", "-api-path-prefix", "/api"}, `-api-path-prefix: "/api" must end with "/" and not be "/"`},
 		{[]string{"-snippet", "-auth-path", "/api/auth"}, `-auth-path: "/api/auth" must lie outside -api-path-prefix and -agent-base-path`},
