@@ -28,18 +28,18 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
-// Options configures the single client and user of a Server. Zero fields take
-// the documented defaults.
+// Options configures the single client of a Server, "spa-client". Zero
+// fields take the documented defaults.
 type Options struct {
-	// ClientID and ClientSecret are the one registered confidential client;
-	// defaults "spa-client" and "test-secret".
-	ClientID, ClientSecret string
+	// ClientSecret is the client's secret; default "test-secret".
+	ClientSecret string
 	// RedirectURI is the only redirect URI allowed, compared exactly;
 	// default "http://www.example.localhost:3000/".
 	RedirectURI string
-	// Subject is the logged-in user; default "demo-user".
-	Subject string
 }
+
+// subject is the logged-in user.
+const subject = "demo-user"
 
 // Server is a running fake authorization server. Build it with New. A Server
 // is safe for concurrent use and must not be copied; its exported fields are
@@ -49,11 +49,10 @@ type Server struct {
 	// The endpoints are URL plus /.well-known/openid-configuration,
 	// /authorize, /par, /token, /userinfo, /jwks, /logout and /revoke.
 	URL string
-	// ClientID, ClientSecret and RedirectURI are Options with defaults
-	// applied.
+	// ClientID is "spa-client"; ClientSecret and RedirectURI are Options
+	// with defaults applied.
 	ClientID, ClientSecret, RedirectURI string
 
-	subject string
 	sid     string // SetSession's; guarded by mu
 	http    *httptest.Server
 	done    chan struct{} // closed by Close, ends TokenDelay waits
@@ -84,10 +83,9 @@ func New(tb testing.TB, opts Options) *Server {
 
 func newServer(opts Options) (*Server, error) {
 	s := &Server{
-		ClientID:     cmp.Or(opts.ClientID, "spa-client"),
+		ClientID:     "spa-client",
 		ClientSecret: cmp.Or(opts.ClientSecret, "test-secret"),
 		RedirectURI:  cmp.Or(opts.RedirectURI, "http://www.example.localhost:3000/"),
-		subject:      cmp.Or(opts.Subject, "demo-user"),
 		done:         make(chan struct{}),
 		counts:       make(map[string]int),
 		pushed:       make(map[string]*pushedRequest),

@@ -360,9 +360,9 @@ func TestOptions(t *testing.T) {
 	t.Parallel()
 	// Characters that client_secret_basic must form-encode (RFC 6749 §2.3.1).
 	s := astest.New(t, astest.Options{
-		ClientID: "client:1", ClientSecret: "p@ss word+/%", RedirectURI: "http://localhost:8080/cb?x=1", Subject: "alice",
+		ClientSecret: "p@ss word+/%", RedirectURI: "http://localhost:8080/cb?x=1",
 	})
-	if s.ClientID != "client:1" || s.ClientSecret != "p@ss word+/%" || s.RedirectURI != "http://localhost:8080/cb?x=1" {
+	if s.ClientID != "spa-client" || s.ClientSecret != "p@ss word+/%" || s.RedirectURI != "http://localhost:8080/cb?x=1" {
 		t.Fatalf("server fields %q %q %q", s.ClientID, s.ClientSecret, s.RedirectURI)
 	}
 	for _, style := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams} {
@@ -379,7 +379,7 @@ func TestOptions(t *testing.T) {
 		if err != nil {
 			t.Fatalf("style %d: %v", style, err)
 		}
-		if id := idToken(t, s, tok); id.str("sub") != "alice" || id.str("aud") != "client:1" {
+		if id := idToken(t, s, tok); id.str("sub") != s.Subject() || id.str("aud") != "spa-client" {
 			t.Errorf("ID token claims %v", id.claims)
 		}
 	}

@@ -25,11 +25,11 @@ func (s *Server) SetSession(sid string) {
 }
 
 // Subject returns the logged-in user's sub.
-func (s *Server) Subject() string { return s.subject }
+func (s *Server) Subject() string { return subject }
 
 // user is the logged-in user, named "Demo User".
 func (s *Server) user() oidcfake.User {
-	return oidcfake.User{Subject: s.subject, Name: "Demo User", Email: s.subject + "@example.com"}
+	return oidcfake.User{Subject: subject, Name: "Demo User", Email: subject + "@example.com"}
 }
 
 // LogoutClaims returns the claims of a valid logout token for the user's

@@ -29,7 +29,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if f.TokenStatus != 0 {
-		return statusError(f.TokenStatus, s.op.ErrInvalidClient())
+		return statusError(f.TokenStatus, s.op.ErrInvalidClient)
 	}
 	if f.TokenGarbage {
 		w.Header().Set("Content-Type", "application/json")
@@ -39,7 +39,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	if f.TokenError != "" {
 		e := oidcfake.BadRequest(f.TokenError, "astest: simulated "+f.TokenError)
 		if f.TokenError == "invalid_client" {
-			e.Status, e.WWWAuthenticate = http.StatusUnauthorized, s.op.ErrInvalidClient().WWWAuthenticate
+			e.Status, e.WWWAuthenticate = http.StatusUnauthorized, s.op.ErrInvalidClient.WWWAuthenticate
 		}
 		return e
 	}

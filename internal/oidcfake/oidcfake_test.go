@@ -403,9 +403,16 @@ func TestAuthenticate(t *testing.T) {
 	}
 }
 
-// TestBearerAndRevokeToken: userinfo's access-token check, and revocation
+// revoke sends tok to p's revocation endpoint as the authenticated clientID.
+func revoke(p *Provider, clientID, tok string) {
+	r := httptest.NewRequest(http.MethodPost, "/revoke", nil)
+	r.PostForm = url.Values{"token": {tok}}
+	p.Revocation(httptest.NewRecorder(), r, clientID)
+}
+
+// TestBearerAndRevocation: userinfo's access-token check, and revocation
 // (RFC 7009 §2.1) of access and refresh tokens by their client only.
-func TestBearerAndRevokeToken(t *testing.T) {
+func TestBearerAndRevocation(t *testing.T) {
 	p := newProvider(t, 0)
 	now := time.Now()
 	g, resp := issue(t, p, now)
@@ -432,19 +439,19 @@ func TestBearerAndRevokeToken(t *testing.T) {
 		t.Errorf("no bearer: %+v", p.errNoBearer)
 	}
 
-	p.RevokeToken("d", resp.AccessToken)
-	p.RevokeToken("d", resp.RefreshToken)
+	revoke(p, "d", resp.AccessToken)
+	revoke(p, "d", resp.RefreshToken)
 	if err := bearer(p, resp.AccessToken, now); err != nil {
 		t.Fatalf("another client's revocation took effect: %v", err)
 	}
-	p.RevokeToken("c", resp.AccessToken)
+	revoke(p, "c", resp.AccessToken)
 	if err := bearer(p, resp.AccessToken, now); err != ErrInvalidToken {
 		t.Errorf("revoked access token: %v", err)
 	}
 	if _, _, err := p.Refresh("c", refreshForm(resp.RefreshToken, ""), now); err != nil {
 		t.Fatalf("the refresh token should survive: %v", err)
 	}
-	p.RevokeToken("c", resp.RefreshToken)
+	revoke(p, "c", resp.RefreshToken)
 	if _, _, err := p.Refresh("c", refreshForm(resp.RefreshToken, ""), now); err != ErrUnknownRefresh {
 		t.Errorf("revoked refresh token: %v", err)
 	}

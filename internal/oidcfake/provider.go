@@ -83,8 +83,10 @@ type issuedAccess struct {
 type Provider struct {
 	Config
 	Keys *Keys
+	// ErrInvalidClient is the 401 invalid_client answer, with the realm.
+	ErrInvalidClient *Error
 
-	errInvalidClient, errNoBearer *Error
+	errNoBearer *Error
 
 	mu        sync.Mutex
 	codes     map[string]*Code
@@ -106,7 +108,7 @@ func New(cfg Config) (*Provider, error) {
 	return &Provider{
 		Config: cfg,
 		Keys:   keys,
-		errInvalidClient: &Error{http.StatusUnauthorized, "invalid_client",
+		ErrInvalidClient: &Error{http.StatusUnauthorized, "invalid_client",
 			"client authentication failed", `Basic realm="` + cfg.Realm + `"`},
 		// RFC 6750 §3.1: no error code when no token was sent.
 		errNoBearer: &Error{http.StatusUnauthorized, "invalid_request",
@@ -117,10 +119,6 @@ func New(cfg Config) (*Provider, error) {
 		access:    make(map[string]*issuedAccess),
 	}, nil
 }
-
-// ErrInvalidClient is the provider's 401 invalid_client answer, with its
-// realm.
-func (p *Provider) ErrInvalidClient() *Error { return p.errInvalidClient }
 
 // Authenticate parses r's form and checks client_secret_basic or
 // client_secret_post (RFC 6749 §2.3.1) against secret, which returns the
@@ -134,11 +132,11 @@ func (p *Provider) Authenticate(r *http.Request, secret func(clientID string) (s
 	case errors.Is(err, ErrTwoClientAuths):
 		return "", errTwoClientAuthsAnswer
 	case err != nil:
-		return "", p.errInvalidClient
+		return "", p.ErrInvalidClient
 	}
 	want, ok := secret(id)
 	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-		return "", p.errInvalidClient
+		return "", p.ErrInvalidClient
 	}
 	return id, nil
 }
@@ -239,34 +237,27 @@ func (p *Provider) Revoke(g *Grant) {
 }
 
 // Revocation answers a revocation request (RFC 7009 §2) of the
-// authenticated clientID, whose form has been parsed: it revokes the token
-// with RevokeToken and answers 200, also for unknown, invalid or foreign
-// tokens (§2.2).
+// authenticated clientID, whose form has been parsed: it revokes the token,
+// a refresh token with its whole family, and answers 200, also for
+// unknown, invalid or other clients' tokens, which it ignores (§2.2).
 func (p *Provider) Revocation(w http.ResponseWriter, r *http.Request, clientID string) error {
 	tok := r.PostForm.Get("token")
 	if tok == "" {
 		return ErrMissingToken
 	}
-	p.RevokeToken(clientID, tok)
-	w.WriteHeader(http.StatusOK)
-	return nil
-}
-
-// RevokeToken is revocation (RFC 7009 §2.1) of tok, a refresh or access
-// token, by the authenticated clientID. A refresh token takes its whole
-// family with it; tokens of other clients and unknown ones are ignored.
-func (p *Provider) RevokeToken(clientID, tok string) {
 	// The hint only speeds up the search; both kinds are tried.
 	var c accessClaims
 	ok := p.Keys.Verify(tok, &c) == nil && c.Issuer == p.Issuer
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if rt := p.refresh[tok]; rt != nil && rt.grant.ClientID == clientID {
 		rt.grant.revoked = true
 	}
 	if at := p.access[c.ID]; ok && at != nil && c.ClientID == clientID {
 		at.revoked = true
 	}
+	p.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+	return nil
 }
 
 // TokenResponse is the successful token answer (RFC 6749 §5.1, OpenID
