@@ -3,7 +3,6 @@ package devidp
 import (
 	"context"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -40,16 +39,13 @@ type Delivery struct {
 // OK reports whether the client acknowledged the logout.
 func (d Delivery) OK() bool { return d.Err == nil }
 
-// ErrNoSession is LogoutSession's error for a sid that names no live
-// session.
-var ErrNoSession = errors.New("devidp: no such session")
-
-// LogoutSession ends the provider session sid: its grants are revoked
+// logoutSession ends the provider session sid: its grants are revoked
 // (their refresh tokens and access tokens stop working at this provider),
 // and its client, when it has a BackchannelLogoutURI, is sent a logout
 // token with the session's sid and sub. It returns what the client
-// answered (nothing without a URI), or ErrNoSession.
-func (s *Server) LogoutSession(ctx context.Context, sid string) ([]Delivery, error) {
+// answered (nothing without a URI), and false when sid names no live
+// session.
+func (s *Server) logoutSession(ctx context.Context, sid string) ([]Delivery, bool) {
 	s.mu.Lock()
 	sess := s.sessions[sid]
 	if sess != nil {
@@ -57,24 +53,23 @@ func (s *Server) LogoutSession(ctx context.Context, sid string) ([]Delivery, err
 	}
 	s.mu.Unlock()
 	if sess == nil {
-		return nil, ErrNoSession
+		return nil, false
 	}
-	c := s.clients[sess.clientID]
-	if c == nil || c.BackchannelLogoutURI == "" {
-		return nil, nil
+	if c := s.clients[sess.clientID]; c.BackchannelLogoutURI != "" {
+		return []Delivery{s.sendLogout(ctx, c, sess.user.Subject, sess.id)}, true
 	}
-	return []Delivery{s.sendLogout(ctx, c, sess.user.Subject, sess.id)}, nil
+	return nil, true
 }
 
-// LogoutUser ends every provider session of the user sub ("log out
+// logoutUser ends every provider session of the user sub ("log out
 // everywhere"), revoking their grants, and sends every client that has a
 // BackchannelLogoutURI a logout token with sub and no sid (§2.4): all of
 // the user's sessions at that client end, including any this provider no
-// longer knows of. It returns the clients' answers in client ID order, or
-// an error for an unknown user.
-func (s *Server) LogoutUser(ctx context.Context, sub string) ([]Delivery, error) {
+// longer knows of. It returns the clients' answers in client ID order, and
+// false for an unknown user.
+func (s *Server) logoutUser(ctx context.Context, sub string) ([]Delivery, bool) {
 	if userNamed(sub) == nil {
-		return nil, fmt.Errorf("devidp: no user %q", sub)
+		return nil, false
 	}
 	s.mu.Lock()
 	for _, sess := range s.sessions {
@@ -89,7 +84,7 @@ func (s *Server) LogoutUser(ctx context.Context, sub string) ([]Delivery, error)
 			out = append(out, s.sendLogout(ctx, c, sub, ""))
 		}
 	}
-	return out, nil
+	return out, true
 }
 
 // endLocked forgets sess and revokes its grants. s.mu must be held.
@@ -176,8 +171,8 @@ func (s *Server) endSessionControl(w http.ResponseWriter, r *http.Request) {
 	if !s.checkForm(w, r) {
 		return
 	}
-	sent, err := s.LogoutSession(r.Context(), r.PostForm.Get("sid"))
-	if err != nil {
+	sent, ok := s.logoutSession(r.Context(), r.PostForm.Get("sid"))
+	if !ok {
 		s.errorPage(w, http.StatusNotFound, "No such session", "That session has already ended.")
 		return
 	}
@@ -191,8 +186,8 @@ func (s *Server) logoutUserControl(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sub := r.PostForm.Get("sub")
-	sent, err := s.LogoutUser(r.Context(), sub)
-	if err != nil {
+	sent, ok := s.logoutUser(r.Context(), sub)
+	if !ok {
 		s.errorPage(w, http.StatusNotFound, "No such user", "There is no demo user "+quote(sub)+".")
 		return
 	}

@@ -47,7 +47,7 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	if sid != "" {
 		// The session the ID token was issued in is over: its grants go
 		// and its client hears of it on the back channel.
-		sent, _ = s.LogoutSession(r.Context(), sid)
+		sent, _ = s.logoutSession(r.Context(), sid)
 	}
 	back := ""
 	if plr := f.Get("post_logout_redirect_uri"); plr != "" && note == "" {
