@@ -53,10 +53,10 @@ type Server struct {
 	// with defaults applied.
 	ClientID, ClientSecret, RedirectURI string
 
-	sid     string // SetSession's; guarded by mu
-	http    *httptest.Server
-	done    chan struct{} // closed by Close, ends TokenDelay waits
-	close   sync.Once
+	sid   string // SetSession's; guarded by mu
+	http  *httptest.Server
+	done  chan struct{} // closed by Close, ends TokenDelay waits
+	close sync.Once
 
 	op *oidcfake.Provider // the grant store and signing keys
 
