@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,7 +87,7 @@ func startVariants(ctx context.Context, s *stack, o options, suffix string) ([]*
 	// the proxy would be: the same directives, keep-alive pool and headers,
 	// one hop fewer.
 	if suffix == "" {
-		ngx, err := s.startNGINX(ctx, "nginx-baseline", nginx.ModeUpstream, o.nginxWorkers, []string{s.api}, nil)
+		ngx, err := s.startNGINX(ctx, "nginx-baseline", nginx.ModeUpstream, o.nginxWorkers, 1, []string{s.api}, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -95,7 +96,7 @@ func startVariants(ctx context.Context, s *stack, o options, suffix string) ([]*
 		}
 	}
 	var err error
-	what := func(w string) string {
+	whatB := func(w string) string {
 		if suffix != "" {
 			w += " (-proxy-b)"
 		}
@@ -106,30 +107,38 @@ func startVariants(ctx context.Context, s *stack, o options, suffix string) ([]*
 		{"upstream", nginx.ModeUpstream, "NGINX → oauth-proxy → API"},
 		{"auth_request", nginx.ModeAuthRequest, "NGINX (auth_request → oauth-proxy) → API"},
 	} {
-		for _, unix := range []bool{false, true} {
-			name, listen := m.name+"-tcp"+suffix, ""
-			if unix {
-				name = m.name + "-unix" + suffix
-				listen = "unix:" + filepath.Join(s.Dir, name+".sock")
+		// The worker sets (workers: one per core) over a Unix socket by
+		// default, over TCP only when named.
+		for _, c := range []struct {
+			unix bool
+			set  string // "" or workerSet
+		}{{false, ""}, {true, ""}, {false, workerSet}, {true, workerSet}} {
+			name := m.name + map[bool]string{false: "-tcp", true: "-unix"}[c.unix]
+			if c.set != "" {
+				name += "-workers"
 			}
-			if !want(name) {
+			if name += suffix; !want(name) || c.set != "" && !c.unix && !o.only[name] {
 				continue
 			}
-			if !unix {
-				listen, err = harness.FreeAddr()
+			listen := "unix:" + filepath.Join(s.Dir, name+".sock")
+			if !c.unix {
+				if listen, err = harness.FreeAddr(); err != nil {
+					return nil, err
+				}
 			}
+			p, err := s.startProxy(ctx, "oauth-proxy-"+name, listen, c.set)
 			if err != nil {
 				return nil, err
 			}
-			p, err := s.startProxy(ctx, "oauth-proxy-"+name, listen)
+			what, proxyWorkers := m.what+map[bool]string{false: ", proxy on TCP", true: ", proxy on a Unix socket"}[c.unix], 1
+			if p.set {
+				what, proxyWorkers = what+fmt.Sprintf(", %d proxy workers", runtime.NumCPU()), runtime.NumCPU()
+			}
+			ngx, err := s.startNGINX(ctx, "nginx-"+name, m.mode, o.nginxWorkers, proxyWorkers, []string{listen}, []string{s.api})
 			if err != nil {
 				return nil, err
 			}
-			ngx, err := s.startNGINX(ctx, "nginx-"+name, m.mode, o.nginxWorkers, []string{listen}, []string{s.api})
-			if err != nil {
-				return nil, err
-			}
-			what := what(m.what + map[bool]string{false: ", proxy on TCP", true: ", proxy on a Unix socket"}[unix])
+			what = whatB(what)
 			if err := add(&variant{name: name, what: what, addr: ngx.Addr(), th: p, nginx: ngx}); err != nil {
 				return nil, err
 			}
@@ -139,13 +148,14 @@ func startVariants(ctx context.Context, s *stack, o options, suffix string) ([]*
 	// Edge mode; edge-nopark, with parking off to show what parking costs
 	// under load, only when asked for.
 	for _, e := range []struct {
-		name, what, extra string
-		on                bool
+		name, what, extra, set string
+		on                     bool
 	}{
 		// Edge mode faces browsers; on the harness's loopback address
 		// parking would be off by default (timeouts.park's default, proxy/config.go).
-		{"edge" + suffix, what("oauth-proxy → API"), "timeouts: {park: 1s}\n", want("edge" + suffix)},
-		{"edge-nopark" + suffix, what("oauth-proxy → API, timeouts.park 0s"), "timeouts: {park: 0s}\n", o.only["edge-nopark"+suffix]},
+		{"edge" + suffix, whatB("oauth-proxy → API"), parkOn, "", want("edge" + suffix)},
+		{"edge-nopark" + suffix, whatB("oauth-proxy → API, timeouts.park 0s"), "timeouts: {park: 0s}\n", "", o.only["edge-nopark"+suffix]},
+		{"edge-workers" + suffix, whatB(fmt.Sprintf("oauth-proxy → API, %d proxy workers", runtime.NumCPU())), parkOn, workerSet, want("edge-workers" + suffix)},
 	} {
 		if !e.on {
 			continue
@@ -154,7 +164,7 @@ func startVariants(ctx context.Context, s *stack, o options, suffix string) ([]*
 		if err != nil {
 			return nil, err
 		}
-		p, err := s.startProxy(ctx, "oauth-proxy-"+e.name, edge, e.extra)
+		p, err := s.startProxy(ctx, "oauth-proxy-"+e.name, edge, e.extra, e.set)
 		if err != nil {
 			return nil, err
 		}
@@ -221,7 +231,7 @@ func bench(ctx context.Context, o options, args []string, w io.Writer) (err erro
 				return err
 			}
 			if v.th != nil {
-				th0 = cpuTicks(v.th.Pid(), false)
+				th0 = v.th.cpu()
 			}
 			if v.nginx != nil {
 				ng0 = cpuTicks(v.nginx.Pid(), true)
@@ -236,7 +246,7 @@ func bench(ctx context.Context, o options, args []string, w io.Writer) (err erro
 			}
 			v.ctxt += cs1 - cs0
 			if v.th != nil {
-				v.thTicks += cpuTicks(v.th.Pid(), false) - th0
+				v.thTicks += v.th.cpu() - th0
 			}
 			if v.nginx != nil {
 				v.ngxTicks += cpuTicks(v.nginx.Pid(), true) - ng0
@@ -285,7 +295,7 @@ func bench(ctx context.Context, o options, args []string, w io.Writer) (err erro
 	}
 	for _, v := range vs {
 		if v.th != nil {
-			if v.peakRSS, err = procStatus(v.th.Pid(), "VmHWM"); err != nil {
+			if v.peakRSS, err = v.th.memory("VmHWM"); err != nil {
 				return err
 			}
 		}
@@ -293,7 +303,7 @@ func bench(ctx context.Context, o options, args []string, w io.Writer) (err erro
 
 	var idle *idleResult
 	if o.idle > 0 {
-		if idle, err = idleCheck(ctx, s, o.idle, vs[0].headers, parkOn); err != nil {
+		if idle, err = idleCheck(ctx, s, o.idle, vs[0].headers, parkOn, map[bool]string{true: workerSet}[o.idleWorkers]); err != nil {
 			return err
 		}
 	}
@@ -310,19 +320,28 @@ func bench(ctx context.Context, o options, args []string, w io.Writer) (err erro
 // idleResult is the idle-connection check.
 type idleResult struct {
 	conns          int
+	set            bool  // of a worker set: the sums over the supervisor and its workers
 	before, during int64 // VmRSS, bytes
 	peak           int64 // VmHWM
 	parked         string
 }
 
-// metricValue returns the value of the unlabelled series name on the
-// metrics listener at addr, or "?".
+// metricValue returns the value of the series name on the metrics
+// listener at addr, summed over its labels (a worker set's workers), or
+// "?".
 func metricValue(addr, name string) string {
 	page, _ := metricstest.Scrape(addr)
-	if v, ok := metricstest.Sample(page, name); ok {
-		return v
+	sum, found := 0.0, false
+	for line := range strings.Lines(page) {
+		if f := strings.Fields(line); len(f) == 2 && (f[0] == name || strings.HasPrefix(f[0], name+"{")) {
+			v, err := strconv.ParseFloat(f[1], 64)
+			sum, found = sum+v, found || err == nil
+		}
 	}
-	return "?"
+	if !found {
+		return "?"
+	}
+	return strconv.FormatFloat(sum, 'f', -1, 64)
 }
 
 // parkOn is the idle check's proxy setting: parking after 1 s, as a proxy
@@ -331,13 +350,13 @@ const parkOn = "timeouts: {park: 1s}\n"
 
 // idleCheck starts a fresh oauth-proxy with the extra settings extra,
 // opens n keep-alive connections to it, each served one GET, and reads its
-// RSS while they sit idle.
-func idleCheck(ctx context.Context, s *stack, n int, headers [][2]string, extra string) (*idleResult, error) {
+// RSS (a worker set's: the sum over its processes) while they sit idle.
+func idleCheck(ctx context.Context, s *stack, n int, headers [][2]string, extra ...string) (*idleResult, error) {
 	addr, err := harness.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.startProxy(ctx, "oauth-proxy-idle", addr, extra)
+	p, err := s.startProxy(ctx, "oauth-proxy-idle", addr, extra...)
 	if err != nil {
 		return nil, err
 	}
@@ -345,8 +364,8 @@ func idleCheck(ctx context.Context, s *stack, n int, headers [][2]string, extra 
 	if code, err := probe(addr, headers); err != nil || code != 200 {
 		return nil, fmt.Errorf("idle check: a GET got %d (%v)", code, err)
 	}
-	res := &idleResult{conns: n}
-	if res.before, err = procStatus(p.Pid(), "VmRSS"); err != nil {
+	res := &idleResult{conns: n, set: p.set}
+	if res.before, err = p.memory("VmRSS"); err != nil {
 		return nil, err
 	}
 	conns, err := holdIdle(ctx, addr, headers, n)
@@ -363,10 +382,10 @@ func idleCheck(ctx context.Context, s *stack, n int, headers [][2]string, extra 
 	// timeouts.park (1 s) and returns the memory that served them.
 	time.Sleep(10 * time.Second)
 	res.parked = metricValue(p.metrics, "oauth_proxy_parked_connections")
-	if res.during, err = procStatus(p.Pid(), "VmRSS"); err != nil {
+	if res.during, err = p.memory("VmRSS"); err != nil {
 		return nil, err
 	}
-	res.peak, err = procStatus(p.Pid(), "VmHWM")
+	res.peak, err = p.memory("VmHWM")
 	return res, err
 }
 
@@ -539,9 +558,9 @@ func report(w io.Writer, o options, args []string, vs []*variant, rates []int, i
 		}
 	}
 	if idle != nil {
-		fmt.Fprintf(w, "* Idle connections: a fresh oauth-proxy holding %d keep-alive connections (each served one GET), idle for 10 s: "+
+		fmt.Fprintf(w, "* Idle connections: a fresh oauth-proxy%s holding %d keep-alive connections (each served one GET), idle for 10 s: "+
 			"RSS %.1f MiB (%.1f MiB before them), peak %.1f MiB while they were served; %s of them parked.\n",
-			idle.conns, float64(idle.during)/(1<<20), float64(idle.before)/(1<<20), float64(idle.peak)/(1<<20), idle.parked)
+			map[bool]string{true: fmt.Sprintf(" worker set (%d workers and the supervisor, RSS summed)", runtime.NumCPU())}[idle.set], idle.conns, float64(idle.during)/(1<<20), float64(idle.before)/(1<<20), float64(idle.peak)/(1<<20), idle.parked)
 	}
 
 	fmt.Fprintf(w, "\nTargets (issue 14), from this run:\n\n")

@@ -51,6 +51,7 @@ type options struct {
 	latDuration  time.Duration
 	idle         int
 	idleCompare  int
+	idleWorkers  bool
 	nginxWorkers int
 	cpuProfile   string
 	out          string
@@ -81,6 +82,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.latDuration, "latency-duration", 4*time.Second, "fixed-rate run time per variant and latency round")
 	fs.IntVar(&o.idleCompare, "idle-compare", 0, "instead of the table: this many rounds of the idle check with parking on, off with fasthttp's ReduceMemoryUsage, and off (docs/benchmarks.md)")
 	fs.IntVar(&o.idle, "idle", 10000, "idle keep-alive connections held open to a fresh oauth-proxy (0: skip)")
+	fs.BoolVar(&o.idleWorkers, "idle-workers", false, "run the idle check on a worker set (workers: one per core), summing the RSS of the supervisor and its workers")
 	fs.IntVar(&o.nginxWorkers, "nginx-workers", 0, "NGINX worker processes (0: auto, one per core)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "profile the named variant instead of the table: serve its proxy in this process under wrk load and write a CPU profile to -o (see profile.go)")
 	fs.StringVar(&o.out, "o", "", "also write the markdown section (or, with -cpuprofile, the profile) to this file")
@@ -88,7 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.verbose, "v", false, "print the processes' logs at the end")
 	fs.StringVar(&proxyEnv, "proxy-env", "", "extra environment of every oauth-proxy process, comma-separated KEY=VALUE (GOMAXPROCS=1, say)")
 	fs.StringVar(&o.proxyB, "proxy-b", "", "a second oauth-proxy binary (a build of another commit, say) measured beside this tree's in the same rounds: every oauth-proxy variant again, named <variant>-b (upstream-unix-b, edge-b, ...)")
-	fs.StringVar(&only, "variants", "", "comma-separated variants to measure besides the baseline (upstream-tcp, upstream-unix, auth_request-tcp, auth_request-unix, edge, oauth2-proxy, and edge-nopark: edge mode with parking off, only when named; with -proxy-b each oauth-proxy variant again with -b appended); empty: all")
+	fs.StringVar(&only, "variants", "", "comma-separated variants to measure besides the baseline (upstream-tcp, upstream-unix, auth_request-tcp, auth_request-unix, edge, oauth2-proxy; the worker sets, workers: one per core, upstream-unix-workers, auth_request-unix-workers, edge-workers; and, only when named, edge-nopark: edge mode with parking off, upstream-tcp-workers and auth_request-tcp-workers; with -proxy-b each oauth-proxy variant again with -b appended); empty: all")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -70,7 +70,7 @@ func profile(ctx context.Context, o options, w io.Writer) (err error) {
 	}()
 	addr := listen
 	if mode != "" {
-		ngx, err := s.startNGINX(ctx, "nginx", mode, o.nginxWorkers, []string{listen}, []string{s.api})
+		ngx, err := s.startNGINX(ctx, "nginx", mode, o.nginxWorkers, 1, []string{listen}, []string{s.api})
 		if err != nil {
 			return err
 		}

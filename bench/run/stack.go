@@ -16,6 +16,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -131,6 +133,31 @@ log: {level: warn, format: json}
 type process struct {
 	*harness.Process
 	metrics string // oauth-proxy: host:port of its metrics listener
+	set     bool   // a worker set (workerSet): the supervisor and its children count
+}
+
+// workerSet is the setting of the worker-set variants: one worker per core.
+var workerSet = fmt.Sprintf("workers: %d\n", runtime.NumCPU())
+
+// cpu is the process's CPU clock ticks so far, its workers' included.
+func (p *process) cpu() int64 { return cpuTicks(p.Pid(), p.set) }
+
+// memory is the status field (VmRSS, VmHWM) of the process, summed over
+// its workers for a worker set.
+func (p *process) memory(field string) (int64, error) {
+	pids := []int{p.Pid()}
+	if p.set {
+		pids = append(pids, harness.Children(p.Pid())...)
+	}
+	var sum int64
+	for _, pid := range pids {
+		n, err := procStatus(pid, field)
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
 }
 
 // startProxy starts oauth-proxy listening on listen ("host:port" or
@@ -151,14 +178,15 @@ func (s *stack) startProxy(ctx context.Context, name, listen string, extra ...st
 	if err != nil {
 		return nil, err
 	}
-	return &process{p, metrics}, p.WaitFor(ctx, "not ready", func() bool { return harness.Ready("http://" + metrics + "/readyz") })
+	return &process{p, metrics, slices.Contains(extra, workerSet)}, p.WaitFor(ctx, "not ready", func() bool { return harness.Ready("http://" + metrics + "/readyz") })
 }
 
 // startNGINX runs NGINX (nginxtest.Run) with mode rendered for proxies (or,
-// for the baseline, the API named as the proxy) and apis, with workers
-// worker processes (0: auto), on a free loopback port.
-func (s *stack) startNGINX(ctx context.Context, name, mode string, workers int, proxies, apis []string) (*nginxtest.Process, error) {
-	return s.StartNGINX(ctx, name, mode, nginx.Params{WorkerProcesses: workers,
+// for the baseline, the API named as the proxy) of proxyWorkers workers
+// each (nginx.Params.ProxyWorkers) and apis, with workers worker processes
+// (0: auto), on a free loopback port.
+func (s *stack) startNGINX(ctx context.Context, name, mode string, workers, proxyWorkers int, proxies, apis []string) (*nginxtest.Process, error) {
+	return s.StartNGINX(ctx, name, mode, nginx.Params{WorkerProcesses: workers, ProxyWorkers: proxyWorkers,
 		ServerName: apiHost, Proxies: proxies, APIs: apis, CookiePrefix: cookiePrefix})
 }
 
