@@ -10,20 +10,23 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
-// units are the binaries with a unit in systemd/, and what each unit loads
-// with LoadCredential=.
+// units are the binaries with a unit in systemd/, what each unit loads
+// with LoadCredential=, and its KillMode= (the proxy's supervisor of
+// workers stops them itself: mixed).
 var units = []struct {
 	binary      string
 	credentials []string
+	killMode    []string
 }{
-	{"oauth-agent", []string{"keys:/etc/tokenhandler/keys", "client-secret:/etc/tokenhandler/client-secret"}},
-	{"oauth-proxy", []string{"keys:/etc/tokenhandler/keys"}},
+	{"oauth-agent", []string{"keys:/etc/tokenhandler/keys", "client-secret:/etc/tokenhandler/client-secret"}, nil},
+	{"oauth-proxy", []string{"keys:/etc/tokenhandler/keys"}, []string{"mixed"}},
 }
 
 // hardening is what both units must say, setting by setting. A setting
@@ -114,6 +117,9 @@ func TestUnitsHardened(t *testing.T) {
 			}
 			if s := strings.Join(got["ExecStartPre"], "\n"); s != cmd+" -check-config" {
 				t.Errorf("ExecStartPre=%q, want %q", s, cmd+" -check-config")
+			}
+			if !slices.Equal(got["KillMode"], u.killMode) {
+				t.Errorf("KillMode=%q, want %q", got["KillMode"], u.killMode)
 			}
 			if s := strings.Join(got["LoadCredential"], " "); s != strings.Join(u.credentials, " ") {
 				t.Errorf("LoadCredential=%q, want %q", got["LoadCredential"], u.credentials)

@@ -241,8 +241,10 @@ func (s *supervisor) run(i int) bool {
 		cmd.Args[0] = os.Args[0] // what ps shows
 		cmd.Env, cmd.Stdout, cmd.Stderr = env, os.Stdout, os.Stderr
 		// Pdeathsig is tied to the forking thread, which Go keeps for the
-		// process's life (nothing here locks a goroutine to a thread).
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+		// process's life (nothing here locks a goroutine to a thread). A
+		// process group of its own: a terminal's Ctrl-C reaches the
+		// supervisor alone, which forwards it once.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
 		s.mu.Lock()
 		if s.stopping.Load() {
 			s.mu.Unlock()
