@@ -6,24 +6,16 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
-// metadata is the shared OpenID Provider Metadata with the pushed
-// authorization request extension (RFC 9126 §5) the agent uses.
-type metadata struct {
-	oidcfake.Metadata
-	PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint"`
-	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests"`
-}
-
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) error {
 	f := s.snapshot("discovery")
 	if f.DiscoveryStatus != 0 {
 		return statusError(f.DiscoveryStatus, oidcfake.ErrInvalidToken)
 	}
-	oidcfake.WriteJSON(w, http.StatusOK, metadata{
-		Metadata:                           oidcfake.NewMetadata(s.URL, []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "name", "email", "email_verified"}),
-		PushedAuthorizationRequestEndpoint: s.URL + "/par",
-		RequirePushedAuthorizationRequests: f.RequirePAR,
-	})
+	md := oidcfake.NewMetadata(s.URL, []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "name", "email", "email_verified"})
+	// The pushed authorization request extension (RFC 9126 §5) the agent uses.
+	md["pushed_authorization_request_endpoint"] = s.URL + "/par"
+	md["require_pushed_authorization_requests"] = f.RequirePAR
+	oidcfake.WriteJSON(w, http.StatusOK, md)
 	return nil
 }
 

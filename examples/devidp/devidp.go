@@ -229,23 +229,13 @@ func (s *Server) routes() http.Handler {
 	})
 }
 
-// metadata is the shared OpenID Provider Metadata with the prompt values
-// the login page understands.
-type metadata struct {
-	oidcfake.Metadata
-	PromptValuesSupported []string `json:"prompt_values_supported"`
-	// Back-Channel Logout 1.0 §2.1: logout tokens are sent, with sid.
-	BackchannelLogoutSupported        bool `json:"backchannel_logout_supported"`
-	BackchannelLogoutSessionSupported bool `json:"backchannel_logout_session_supported"`
-}
-
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) error {
-	oidcfake.WriteJSON(w, http.StatusOK, metadata{
-		Metadata:                          oidcfake.NewMetadata(s.issuer, []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "sid", "name", "preferred_username", "email", "email_verified"}),
-		PromptValuesSupported:             []string{"none", "login"},
-		BackchannelLogoutSupported:        true,
-		BackchannelLogoutSessionSupported: true,
-	})
+	md := oidcfake.NewMetadata(s.issuer, []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "sid", "name", "preferred_username", "email", "email_verified"})
+	// The prompt values the login page understands; logout tokens are sent,
+	// with sid (Back-Channel Logout 1.0 §2.1).
+	md["prompt_values_supported"] = []string{"none", "login"}
+	md["backchannel_logout_supported"], md["backchannel_logout_session_supported"] = true, true
+	oidcfake.WriteJSON(w, http.StatusOK, md)
 	return nil
 }
 

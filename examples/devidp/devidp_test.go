@@ -271,8 +271,7 @@ func TestDiscovery(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &md); err != nil {
 		t.Fatal(err)
 	}
-	// The shared fields are tested with oidcfake.NewMetadata; TestIssuerWithPath
-	// checks the endpoints below a path.
+	// The shared fields are tested with oidcfake.NewMetadata.
 	if md["issuer"] != e.issuer || md["backchannel_logout_supported"] != true ||
 		md["backchannel_logout_session_supported"] != true || fmt.Sprint(md["prompt_values_supported"]) != "[none login]" {
 		t.Errorf("metadata %v", md)
