@@ -4,7 +4,6 @@ package main
 // over real loopback sockets, with real signals, as an operator would.
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
 const trustedOrigin = "http://www.example.localhost:3000"
@@ -105,21 +105,13 @@ func serveDiscovery(t *testing.T, ln net.Listener) {
 	issuer := "http://" + ln.Addr().String()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{
-			"issuer":                                issuer,
-			"authorization_endpoint":                issuer + "/authorize",
-			"token_endpoint":                        issuer + "/token",
-			"jwks_uri":                              issuer + "/jwks",
-			"response_types_supported":              []string{"code"},
-			"subject_types_supported":               []string{"public"},
-			"id_token_signing_alg_values_supported": []string{"RS256"},
-		})
+		oidcfake.WriteJSON(w, http.StatusOK, oidcfake.NewMetadata(issuer, nil))
 	})
-	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"keys":[]}`)
-	})
+	keys, err := oidcfake.NewKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("GET /jwks", keys)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
