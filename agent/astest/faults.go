@@ -106,12 +106,3 @@ type Faults struct {
 	// this status, as if the authorization server were down.
 	DiscoveryStatus int
 }
-
-const defaultAccessTokenTTL = 5 * time.Minute
-
-func (f *Faults) accessTokenTTL() time.Duration {
-	if f.AccessTokenTTL == 0 {
-		return defaultAccessTokenTTL
-	}
-	return f.AccessTokenTTL
-}

@@ -1,6 +1,7 @@
 package astest
 
 import (
+	"cmp"
 	"net/http"
 	"time"
 
@@ -49,7 +50,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := time.Now()
-	o := oidcfake.Issue{AccessTTL: f.accessTokenTTL(), Padding: f.AccessTokenPadding,
+	o := oidcfake.Issue{AccessTTL: cmp.Or(f.AccessTokenTTL, 5*time.Minute), Padding: f.AccessTokenPadding,
 		SignID: func(c oidcfake.IDClaims) (string, error) { return s.signID(c, now, &f) }}
 	var g *oidcfake.Grant
 	switch r.PostForm.Get("grant_type") {
