@@ -5,7 +5,6 @@ package optest
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"os"
 	"os/exec"
@@ -44,7 +43,7 @@ type Provider struct {
 
 	mu     sync.Mutex
 	events []string // the "EVENT " lines, without the prefix
-	stderr bytes.Buffer
+	stderr bintest.Buffer
 }
 
 // dir is integration/op, found beside this source file so that any
@@ -59,13 +58,9 @@ func dir() string {
 // provider's node_modules it skips t, or fails it when CI is set.
 func Start(t testing.TB, o Options) *Provider {
 	t.Helper()
-	need := func(why string) {
-		t.Helper()
-		bintest.Missing(t, why)
-	}
 	node := nodetest.Node(t)
 	if _, err := os.Stat(filepath.Join(dir(), "node_modules/oidc-provider/package.json")); err != nil {
-		need("integration/op/node_modules is missing: run npm ci --prefix integration/op")
+		bintest.Missing(t, "integration/op/node_modules is missing: run npm ci --prefix integration/op")
 	}
 
 	op := &Provider{}
@@ -82,7 +77,7 @@ func Start(t testing.TB, o Options) *Provider {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = lockedWriter{op}
+	cmd.Stderr = &op.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting oidc-provider: %v", err)
 	}
@@ -106,7 +101,7 @@ func Start(t testing.TB, o Options) *Provider {
 		}
 		if t.Failed() {
 			op.mu.Lock()
-			t.Logf("oidc-provider events: %q\nstderr:\n%s", op.events, op.stderr.String())
+			t.Logf("oidc-provider events: %q\nstderr:\n%s", op.events, op.Stderr())
 			op.mu.Unlock()
 		}
 	})
@@ -141,11 +136,7 @@ func (op *Provider) read(r io.Reader, ready chan<- string) {
 }
 
 // Stderr is what the provider wrote to stderr so far: errors and warnings.
-func (op *Provider) Stderr() string {
-	op.mu.Lock()
-	defer op.mu.Unlock()
-	return op.stderr.String()
-}
+func (op *Provider) Stderr() string { return op.stderr.String() }
 
 // Mark is the number of events so far, for Count and WaitFor.
 func (op *Provider) Mark() int {
@@ -173,27 +164,12 @@ func (op *Provider) Count(mark int, event string) int {
 // event before it answers, but the line may still be in the pipe.
 func (op *Provider) WaitFor(t testing.TB, mark int, event string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n := op.Count(mark, event)
-		if n > want {
-			t.Fatalf("the OP logged %d %q events, want %d", n, event, want)
-		}
-		if n == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the OP logged %d %q events within 5s, want %d", n, event, want)
-		}
-		time.Sleep(5 * time.Millisecond)
+	var n int
+	bintest.Within(5*time.Second, func() bool {
+		n = op.Count(mark, event)
+		return n >= want
+	})
+	if n != want {
+		t.Fatalf("the OP logged %d %q events (waiting at most 5 s), want %d", n, event, want)
 	}
-}
-
-// lockedWriter appends to the provider's stderr under its lock.
-type lockedWriter struct{ op *Provider }
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.op.mu.Lock()
-	defer w.op.mu.Unlock()
-	return w.op.stderr.Write(p)
 }
