@@ -153,7 +153,6 @@ type view struct {
 	CookieNames       string // regular expression of every token-handler cookie name, chunks included
 	RefreshCookie     string // the refresh token cookie's name
 	CSRFHeader        string // x-<prefix>-csrf
-	CSRFHeaderVar     string // $http_x_<prefix>_csrf
 	HeadersBucketSize int    // proxy_headers_hash_bucket_size: the longest name of proxy_set_header fits
 	StripSteps        []stripStep
 	StripLast         string // the variable of the last step
@@ -287,7 +286,6 @@ func newView(mode string, p Params) (*view, error) {
 	v.CookieNames = `(?:` + strings.Join(cookies, "|") + `)(?:\.[0-` + strconv.Itoa(browser.MaxChunks-1) + `])?`
 	v.RefreshCookie = names.RefreshToken.Name
 	v.CSRFHeader = names.CSRFHeader
-	v.CSRFHeaderVar = "$http_" + strings.ToLower(strings.ReplaceAll(v.CSRFHeader, "-", "_"))
 	v.HeadersBucketSize = headersBucketSize(len(v.CSRFHeader))
 
 	if v.AgentBasePath == "" {

@@ -135,7 +135,7 @@ func TestRenderDefaults(t *testing.T) {
 		"location /oauth-agent/ {", "location = /oauth-agent/refresh {", "location /api/ {", "auth_request /_oauth-proxy/auth;",
 		"large_client_header_buffers 4 16k;", "client_header_buffer_size 4k;", "client_max_body_size 10m;", "proxy_buffer_size 16k;",
 		"hash $th_refresh_cookie consistent;", "keepalive 64;", `proxy_set_header x-example-csrf "";`,
-		"proxy_set_header x-example-csrf $http_x_example_csrf;", "proxy_set_header Authorization $th_authorization;",
+		"proxy_pass_request_headers on;", "proxy_set_header Authorization $th_authorization;",
 	} {
 		if !strings.Contains(string(conf), want) {
 			t.Errorf("the default auth_request configuration lacks %q", want)
@@ -148,7 +148,7 @@ func TestRenderDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"listen 443 ssl;", "ssl_certificate /c.pem;", "proxy_set_header x-My-App-csrf $http_x_my_app_csrf;", "(?:My-App-login|My-App-at|My-App-auth|My-App-id|My-App-csrf)(?:\\.[0-7])?"} {
+	for _, want := range []string{"listen 443 ssl;", "ssl_certificate /c.pem;", `proxy_set_header x-My-App-csrf "";`, "(?:My-App-login|My-App-at|My-App-auth|My-App-id|My-App-csrf)(?:\\.[0-7])?"} {
 		if !strings.Contains(string(tls), want) {
 			t.Errorf("the TLS auth_request configuration lacks %q", want)
 		}
