@@ -28,6 +28,7 @@ func TestRequestNoAllocs(t *testing.T) {
 		max  float64
 	}{
 		{"upstream GET", s.api, 0},
+		{"upstream GET as NGINX forwards it", s.nginx, 0},
 		{"auth endpoint", s.auth, 0},
 		{"upstream POST with CSRF", s.post, 1},
 	} {

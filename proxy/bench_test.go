@@ -27,6 +27,7 @@ var benchToken = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImJlbmNoIn0." + string(bytes.Repea
 type benchStack struct {
 	client *fasthttp.HostClient
 	api    *fasthttp.Request // GET /api/things through the proxy
+	nginx  *fasthttp.Request // the same GET as NGINX forwards it (X-Forwarded-*, X-Request-Id)
 	auth   *fasthttp.Request // GET the auth endpoint
 	post   *fasthttp.Request // POST /api/things with CSRF
 	// Refused: an untrusted Origin; a P-at sealed with another key.
@@ -105,6 +106,8 @@ log: {level: info}
 		denied:  mk("GET", "/api/things", "Origin", "https://evil.example"),
 		foreign: mk("GET", "/api/things", "Cookie", "example-at="+string(foreignAT)),
 		api:     mk("GET", "/api/things"),
+		nginx: mk("GET", "/api/things", "X-Forwarded-For", "203.0.113.7", "X-Forwarded-Proto", "https",
+			"X-Forwarded-Host", "api.example.localhost", "X-Request-Id", "0123456789abcdef0123456789abcdef"),
 		auth:    mk("GET", "/_oauth-proxy/auth", "X-Original-Method", "GET", "X-Original-URI", "/api/things"),
 		post:    mk("POST", "/api/things", "x-example-csrf", "csrf-token-value-0123456789abcdef"),
 		revoked: mk("GET", "/api/things", "Cookie", "example-at="+string(revokedAT)),
@@ -164,6 +167,14 @@ func (s *benchStack) loop(b *testing.B, req *fasthttp.Request) {
 func BenchmarkProxy(b *testing.B) {
 	s := newBenchStack(b)
 	s.loop(b, s.api)
+}
+
+// BenchmarkProxyNGINX is BenchmarkProxy's GET with the fields NGINX's
+// rendered configuration adds, which the proxy removes and writes again
+// (rewriteHopByHop): upstream mode's request behind NGINX.
+func BenchmarkProxyNGINX(b *testing.B) {
+	s := newBenchStack(b)
+	s.loop(b, s.nginx)
 }
 
 // BenchmarkProxyPOST adds the CSRF check (a second decryption) and a request

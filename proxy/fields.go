@@ -92,16 +92,23 @@ func dropRequestFields(h *fasthttp.RequestHeader, s *scratch, names []string, na
 		return
 	}
 	// The lines of a name that comes more than once are saved, and written
-	// again after the Dels, in their order.
-	raw := h.RawHeaders()
-	for name := range fieldNamesOf(raw) {
-		if isOneOf(name, specialRequestFields) || s.dropping(name) || s.saved(name) || !repeated(raw, name) {
-			continue
+	// again after the Dels, in their order. The names are collected in one
+	// pass: scanning the raw header (a 1.4 KiB Cookie line included) once
+	// per name was 3 % of upstream mode's profile behind NGINX, whose
+	// X-Forwarded-* lines are dropped on every request.
+	s.names = s.names[:0]
+	for name := range fieldNamesOf(h.RawHeaders()) {
+		s.names = append(s.names, name)
+	}
+	for i, name := range s.names {
+		if !isOneOf(name, s.names[i+1:]) || isOneOf(name, specialRequestFields) || s.dropping(name) || s.saved(name) {
+			continue // not repeated (or a later line of a name saved or skipped already)
 		}
 		for _, v := range h.PeekAll(string(name)) {
 			s.lines = append(s.lines, s.copyLine(name, v))
 		}
 	}
+	clear(s.names) // they point into the request
 	for _, l := range s.drops {
 		h.DelBytes(s.name(l))
 	}
@@ -128,19 +135,6 @@ func fieldNamesOf(raw []byte) func(func([]byte) bool) {
 			}
 		}
 	}
-}
-
-// repeated reports whether name comes more than once in raw.
-func repeated(raw, name []byte) bool {
-	n := 0
-	for k := range fieldNamesOf(raw) {
-		if bytes.EqualFold(k, name) {
-			if n++; n > 1 {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func (s *scratch) dropping(name []byte) bool {

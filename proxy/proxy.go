@@ -442,6 +442,7 @@ type scratch struct {
 	// Field lines copied while removing fields (fields.go).
 	fields       []byte
 	lines, drops []fieldLine
+	names        [][]byte // the request's field names, while removing fields
 }
 
 // maxPooledScratch caps what goes back to the pool (golang/go#23199).
