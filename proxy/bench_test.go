@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -214,4 +216,41 @@ func BenchmarkAuthRequest(b *testing.B) {
 		b.Fatal("no bearer token in the auth answer")
 	}
 	s.loop(b, s.auth)
+}
+
+// BenchmarkDropRequestFields: removing the X-Forwarded-* lines of a request
+// as NGINX forwards it (six other fields and the 1.4 KiB cookie of
+// BenchmarkProxy), the header parsed again on every iteration; /parse is
+// the parsing alone, to subtract.
+func BenchmarkDropRequestFields(b *testing.B) {
+	raw := []byte("GET /api/things HTTP/1.1\r\nHost: api.example.localhost\r\nX-Forwarded-For: 203.0.113.7\r\n" +
+		"X-Forwarded-Proto: https\r\nX-Forwarded-Host: api.example.localhost\r\nX-Request-Id: 0123456789abcdef0123456789abcdef\r\n" +
+		"User-Agent: Mozilla/5.0\r\nAccept: application/json\r\nAccept-Language: en\r\nOrigin: " + trustedOrigin + "\r\n" +
+		"Cookie: theme=dark; example-at=" + strings.Repeat("A", 1411) + "\r\nSec-Fetch-Mode: cors\r\n\r\n")
+	var h fasthttp.RequestHeader
+	var br bytes.Reader
+	rd := bufio.NewReaderSize(&br, 8192)
+	s := scratchPool.Get().(*scratch)
+	parse := func(b *testing.B) {
+		br.Reset(raw)
+		rd.Reset(&br)
+		h.Reset()
+		if err := h.Read(rd); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("parse", func(b *testing.B) {
+		for b.Loop() {
+			parse(b)
+		}
+	})
+	b.Run("drop", func(b *testing.B) {
+		for b.Loop() {
+			parse(b)
+			dropRequestFields(&h, s, requestDropUntrusted, nil)
+		}
+		if len(h.Peek(fasthttp.HeaderXForwardedFor)) > 0 || len(h.Peek("Accept")) == 0 {
+			b.Fatal("X-Forwarded-For kept or Accept removed")
+		}
+	})
 }
