@@ -121,6 +121,16 @@ func dispatch(args []string, getenv func(string) string, stdin io.Reader, stdout
 	}
 	o.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	if o.purpose != "" {
+		p, err := session.ParsePurpose(o.purpose)
+		if err != nil {
+			return fmt.Errorf("%w: -purpose: %v", errUsage, err)
+		}
+		o.p = p
+	}
+	if o.chunks < 0 || o.chunks > session.MaxChunks {
+		return fmt.Errorf("%w: -chunks must be 0 to %d", errUsage, session.MaxChunks)
+	}
 	if args[0] == "seal" {
 		if err := o.checkSeal(); err != nil {
 			return err
@@ -152,9 +162,8 @@ type options struct {
 	verbose                  bool
 	set                      map[string]bool // the flags given
 
-	// Filled by checkSeal and checkOpen.
-	f crypto.Format
-	p session.Purpose
+	f crypto.Format   // filled by checkSeal
+	p session.Purpose // parsed from purpose
 }
 
 // v2Only are the flags that make sense only for a v2 seal.
@@ -190,14 +199,6 @@ func (o *options) checkSeal() error {
 	if o.purpose == "" {
 		return fmt.Errorf("%w: -format v2 needs -purpose (login, at, auth, id or csrf)", errUsage)
 	}
-	p, err := session.ParsePurpose(o.purpose)
-	if err != nil {
-		return fmt.Errorf("%w: -purpose: %v", errUsage, err)
-	}
-	o.p = p
-	if o.chunks < 0 || o.chunks > session.MaxChunks {
-		return fmt.Errorf("%w: -chunks must be 0 to %d", errUsage, session.MaxChunks)
-	}
 	if o.set["expires"] && o.set["lifetime"] {
 		return fmt.Errorf("%w: give -expires or -lifetime, not both", errUsage)
 	}
@@ -218,16 +219,6 @@ func (o *options) checkOpen() error {
 		if o.set[name] && name != "chunks" {
 			return fmt.Errorf("%w: -%s applies to seal", errUsage, name)
 		}
-	}
-	if o.purpose != "" {
-		p, err := session.ParsePurpose(o.purpose)
-		if err != nil {
-			return fmt.Errorf("%w: -purpose: %v", errUsage, err)
-		}
-		o.p = p
-	}
-	if o.set["chunks"] && (o.chunks < 0 || o.chunks > session.MaxChunks) {
-		return fmt.Errorf("%w: -chunks must be 0 to %d", errUsage, session.MaxChunks)
 	}
 	return nil
 }
