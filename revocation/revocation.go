@@ -24,6 +24,8 @@ package revocation
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/session"
@@ -69,6 +71,15 @@ type Store interface {
 	Follow(ctx context.Context, set *Set) error
 	// Close releases the store's resources.
 	Close() error
+}
+
+// NewEpoch returns 32 random hex digits: a name for a store's list that a
+// list started afresh does not share, so that a follower holding another
+// epoch knows to reset.
+func NewEpoch() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Wait waits d, the pause of a Store's Follow before it retries, or less

@@ -25,7 +25,6 @@ package embedded
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -33,6 +32,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -124,7 +124,7 @@ func openLog(dir string, maxLifetime time.Duration, now func() time.Time,
 	}
 	l := &Log{maxLifetime: maxLifetime, now: now, openFile: openFile, changed: make(chan struct{})}
 	if dir == "" {
-		l.epoch = newEpoch()
+		l.epoch = revocation.NewEpoch()
 		return l, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -134,7 +134,7 @@ func openLog(dir string, maxLifetime time.Duration, now func() time.Time,
 	data, err := os.ReadFile(l.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		l.epoch = newEpoch()
+		l.epoch = revocation.NewEpoch()
 		if err := l.rewrite(); err != nil {
 			return nil, err
 		}
@@ -158,12 +158,6 @@ func openLog(dir string, maxLifetime time.Duration, now func() time.Time,
 		l.size = int64(len(data))
 	}
 	return l, nil
-}
-
-func newEpoch() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // load reads the file's text into l; torn reports a last line without its
@@ -270,15 +264,8 @@ func parseKind(s string) (revocation.Kind, bool) {
 // many are left. l.mu is held (or l not yet shared).
 func (l *Log) prune() int {
 	now := l.now().Unix()
-	live := l.entries[:0]
-	for _, e := range l.entries {
-		if now < e.Expires {
-			live = append(live, e)
-		}
-	}
-	clear(l.entries[len(live):])
-	l.entries = live
-	return len(live)
+	l.entries = slices.DeleteFunc(l.entries, func(e revocation.Entry) bool { return now >= e.Expires })
+	return len(l.entries)
 }
 
 // rewrite replaces the file with the header and the entries in memory: a

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -38,7 +39,7 @@ return 0
 // died expires after 6 s.
 func (s *Store) Acquire(ctx context.Context, key [32]byte) (release func(), won bool, err error) {
 	name := s.keys.lock + hex.EncodeToString(key[:])
-	token := newEpoch() // a random value: only this holder renews or deletes the lock
+	token := rand.Text() // a random value: only this holder renews or deletes the lock
 	won, err = s.c.SetNX(ctx, name, token, s.lockTTL).Result()
 	if err != nil {
 		return func() {}, false, fmt.Errorf("redis: taking a refresh lock: %w", err)

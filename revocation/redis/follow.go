@@ -131,7 +131,7 @@ const scanBatch = 1000
 func (s *Store) load(ctx context.Context, set *revocation.Set, epoch *string) (uint64, error) {
 	var epochCmd, seqCmd *goredis.StringCmd
 	_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.SetNX(ctx, s.keys.epoch, newEpoch(), 0)
+		p.SetNX(ctx, s.keys.epoch, revocation.NewEpoch(), 0)
 		epochCmd = p.Get(ctx, s.keys.epoch)
 		seqCmd = p.Get(ctx, s.keys.seq)
 		return nil

@@ -38,7 +38,6 @@ package redis
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -234,7 +233,7 @@ func (s *Store) Revoke(ctx context.Context, e revocation.Entry) (revocation.Entr
 	}
 	field := appendField(nil, e.Kind, e.Digest)
 	v, err := revokeScript.Run(ctx, s.c, []string{s.keys.hash, s.keys.expiry, s.keys.seq, s.keys.epoch},
-		field, e.At, e.Expires, s.now().Unix(), s.keys.channel, newEpoch()).Text()
+		field, e.At, e.Expires, s.now().Unix(), s.keys.channel, revocation.NewEpoch()).Text()
 	if err != nil {
 		return e, fmt.Errorf("redis: recording a revocation: %w", err)
 	}
@@ -307,9 +306,3 @@ type quiet struct{}
 func (quiet) Printf(context.Context, string, ...any) {}
 
 var quietOnce sync.Once
-
-func newEpoch() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
