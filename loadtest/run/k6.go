@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,9 +29,7 @@ func (s *stack) k6Cmd(ctx context.Context, o options, extra map[string]string, s
 	if o.rate > 0 {
 		env["RATE"] = strconv.Itoa(o.rate)
 	}
-	for k, v := range extra {
-		env[k] = v
-	}
+	maps.Copy(env, extra)
 	args := []string{"run", "--no-usage-report", "--no-color", "--quiet",
 		"--summary-trend-stats", "avg,med,p(90),p(99),max"}
 	for k, v := range env {

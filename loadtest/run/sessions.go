@@ -78,14 +78,6 @@ type sessionsFile struct {
 	Rotated    []session `json:"rotated"`
 }
 
-// sessionID returns 16 random bytes: a login session's ID, as the agent
-// mints one at login.
-func sessionID() []byte {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return b
-}
-
 // mintSessions mints sessionCount users' cookies with each key, sealing
 // with thctl as an operator minting load-test cookies would, and writes
 // them to the sessions file.
@@ -106,8 +98,9 @@ func (s *stack) mintSessions(ctx context.Context, bin string, iss *issuer) error
 			// with the subject's digest as the agent records it. They
 			// live 12 h, the default session.max_lifetime, far beyond
 			// the longest run.
-			id := fmt.Sprintf("%x", sessionID())
-			v2 := []string{"-session", id, "-issuer", iss.url, "-sub", sub}
+			var id [16]byte // the session's ID, as the agent mints one at login
+			rand.Read(id[:])
+			v2 := []string{"-session", fmt.Sprintf("%x", id), "-issuer", iss.url, "-sub", sub}
 			at, err := harness.Thctl(ctx, bin, key, tok, append([]string{"seal", "-purpose", "at"}, v2...)...)
 			if err != nil {
 				return err

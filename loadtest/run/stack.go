@@ -116,6 +116,7 @@ func startStack(ctx context.Context, o options, n int, w io.Writer) (*stack, err
 		return s, err
 	}
 	s.api = &upstream{minted: minted.Handler, idp: fromIdP.Handler, slow: 2 * time.Second}
+	var proxyAddrs []string
 	for i := range n {
 		addr, err := s.ServeFast(s.api.handler())
 		if err != nil {
@@ -125,14 +126,10 @@ func startStack(ctx context.Context, o options, n int, w io.Writer) (*stack, err
 		if err != nil {
 			return s, err
 		}
-		s.proxies = append(s.proxies, p)
+		s.proxies, proxyAddrs = append(s.proxies, p), append(proxyAddrs, p.addr)
 	}
 
 	// NGINX in front of the agent and the proxies.
-	var proxyAddrs []string
-	for _, p := range s.proxies {
-		proxyAddrs = append(proxyAddrs, p.addr)
-	}
 	if err := s.startNGINX(ctx, o.workers, agentSrv.Addr().String(), proxyAddrs); err != nil {
 		return s, err
 	}
