@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -97,17 +98,8 @@ func CheckListenAddr(setting, addr, exampleSocket string) error {
 
 // ParsePort parses a decimal port number from 0 to 65535.
 func ParsePort(s string) (int, bool) {
-	if s == "" || len(s) > 5 {
-		return 0, false
-	}
-	n := 0
-	for _, c := range []byte(s) {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, n <= 65535
+	n, err := strconv.ParseUint(s, 10, 16) // digits only: no sign, no "_"
+	return int(n), err == nil && len(s) <= 5
 }
 
 // CookieNamePrefix returns the cookie names' prefix mode from the settings
