@@ -6,8 +6,9 @@
 package deptest
 
 import (
+	"maps"
 	"os/exec"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -122,22 +123,14 @@ func (c DepChecker) Check(t *testing.T) {
 	}
 	bad := make(map[string]string)
 	if c.Production {
-		for k, v := range TestSupport {
-			bad[k] = v
-		}
+		maps.Copy(bad, TestSupport)
 	}
 	if c.Shared {
 		bad[Module+"/agent"] = "both daemons build on it, so it links neither"
 		bad[Module+"/proxy"] = bad[Module+"/agent"]
 	}
-	for k, v := range c.BadDeps {
-		bad[k] = v
-	}
-	var prefixes []string
-	for p := range bad {
-		prefixes = append(prefixes, p)
-	}
-	sort.Strings(prefixes)
+	maps.Copy(bad, c.BadDeps)
+	prefixes := slices.Sorted(maps.Keys(bad))
 	for _, line := range lines {
 		dep, standard, _ := strings.Cut(line, " ")
 		if dep == name {
@@ -156,13 +149,7 @@ func (c DepChecker) Check(t *testing.T) {
 }
 
 // Cat joins lists of allowed packages.
-func Cat(lists ...[]string) []string {
-	var out []string
-	for _, l := range lists {
-		out = append(out, l...)
-	}
-	return out
-}
+func Cat(lists ...[]string) []string { return slices.Concat(lists...) }
 
 // match returns the first of prefixes that pkg matches: exactly, or as a
 // subtree.
