@@ -237,6 +237,9 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	if c.Workers, err = parseWorkers(settings.ValueOr(f.Workers, defaultWorkers)); err != nil {
 		return nil, err
 	}
+	if _, port, _ := net.SplitHostPort(c.Listen); c.Workers > 1 && port == "0" {
+		return nil, settings.Errorf("workers", "needs a fixed listen port: with port 0 each of the %d workers would get a port of its own", c.Workers)
+	}
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}

@@ -305,6 +305,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"workers 65", configBase + "workers: 65\n", `proxy: config: workers: must be auto or a number from 1 to 64, got "65"`},
 		{"workers word", configBase + "workers: many\n", `proxy: config: workers: must be auto or a number from 1 to 64, got "many"`},
 		{"workers list", configBase + "workers: [2]\n", `proxy: config: workers: must be a string`},
+		{"workers on port 0", configBase + "listen: 127.0.0.1:0\nworkers: 2\n", "proxy: config: workers: needs a fixed listen port: with port 0 each of the 2 workers would get a port of its own"},
 
 		// Revocation (issue #13).
 		{"revocation.state_dir", configBase + "revocation: {state_dir: /var/lib/th}\n", "proxy: config: revocation.state_dir: is the agent's setting: a proxy keeps no list of its own, it follows revocation.feed"},

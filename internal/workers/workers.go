@@ -84,22 +84,13 @@ type supervisor struct {
 }
 
 // Supervise runs cfg.Workers copies of the running binary (/proc/self/exe)
-// as workers, each with GOMAXPROCS=1, the last configuration the
-// supervisor checked (a copy of cfg.Path in a private directory: a worker
-// restarted after a bad edit still starts), its
-// addresses in the environment (EnvListen, EnvMetrics) and, when the
-// process has a memory limit (GOMEMLIMIT), its share of it; a worker gets
-// SIGTERM when the supervisor dies. It serves metrics_listen itself:
-// /healthz, /readyz (200 when every worker's /readyz is, 503 while
-// draining) and /metrics (the workers' pages and its own, merged). A
-// worker that exits is logged and restarted after a backoff, counted in
-// oauth_proxy_worker_restarts_total.
-//
-// On signals: SIGHUP reloads cfg.Reload and, when the file is good,
-// forwards SIGHUP to every worker (a bad file is logged, nothing is
-// forwarded); SIGTERM and SIGINT turn /readyz to 503 and are forwarded
-// (each worker does its own shutdown_delay and drain). Supervise returns
-// 0 once every worker has stopped with status 0, else 1.
+// as workers, each with GOMAXPROCS=1, its share of GOMEMLIMIT, its
+// addresses in the environment (EnvListen, EnvMetrics) and the last
+// configuration the supervisor checked (a copy of cfg.Path in a private
+// directory: a worker restarted after a bad edit still starts); it serves
+// metrics_listen, restarts a worker that exits, and forwards SIGHUP (once
+// the file checks) and SIGTERM or SIGINT, as docs/proxy.md ("Workers")
+// says. It returns 0 once every worker has stopped with status 0, else 1.
 func Supervise(cfg Config, log zerolog.Logger, signals <-chan os.Signal) int {
 	dir, err := os.MkdirTemp("", "oauth-proxy-workers-") // 0700
 	if err != nil {
