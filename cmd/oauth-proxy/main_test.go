@@ -1005,3 +1005,20 @@ func TestWorkersUnix(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkersCannotStart: a worker that cannot open its listener when the
+// set starts stops the set, and the supervisor exits 1, as a single process
+// does.
+func TestWorkersCannotStart(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0") // without SO_REUSEPORT: the workers cannot share it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	path := filepath.Join(t.TempDir(), "oauth-proxy.yaml")
+	bintest.WriteFile(t, path, proxyConfig{Listen: held.Addr().String(), MetricsListen: "-", Keys: []string{newTestKey(t).hex}, Upstream: "http://127.0.0.1:9", Workers: 2}.yaml())
+	r := bin.Run(t, "-config", path)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "address already in use") || !strings.Contains(r.Stderr, "worker could not start") {
+		t.Fatalf("exit status %d, want 1 with the listener's error; stderr:\n%s", r.Code, r.Stderr)
+	}
+}

@@ -261,6 +261,11 @@ func (s *supervisor) run(i int) bool {
 				s.log.Info().Int("worker", i).Int("pid", pid).Stringer("status", cmd.ProcessState).Msg("worker stopped")
 				return cmd.ProcessState.Success()
 			}
+			if first && cmd.ProcessState.ExitCode() == 1 { // daemon.Main's "cannot start": as a single process, stop
+				s.log.Error().Int("worker", i).Int("pid", pid).Msg("worker could not start: stopping the set")
+				s.signal(syscall.SIGTERM)
+				return false
+			}
 			if time.Since(started) >= steady {
 				backoff = minBackoff
 			}
