@@ -2,6 +2,7 @@ package astest
 
 import (
 	"crypto/rand"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,11 +20,11 @@ const (
 
 const requestURIPrefix = "urn:ietf:params:oauth:request_uri:"
 
-// pushedRequest is a validated authorization request stored by /par.
+// pushedRequest is a validated authorization request stored by /par, of
+// the one client.
 type pushedRequest struct {
-	clientID string
-	params   url.Values
-	expires  time.Time
+	params  url.Values
+	expires time.Time
 }
 
 var (
@@ -67,7 +68,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	params := q
 	if ru := q.Get("request_uri"); ru != "" {
 		// RFC 9126 §4: the pushed parameters replace the query.
-		p, ok := s.takePushed(ru, q.Get("client_id"))
+		p, ok := s.takePushed(ru)
 		if !ok {
 			http.Error(w, "astest: invalid_request_uri: unknown, used or expired request_uri", http.StatusBadRequest)
 			return
@@ -132,13 +133,14 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request, f *Faults, par
 }
 
 // takePushed returns and forgets the pushed request behind requestURI; it is
-// single use, bound to the client and expires after parTTL.
-func (s *Server) takePushed(requestURI, clientID string) (url.Values, bool) {
+// single use and expires after parTTL. (It is bound to the client that
+// pushed it, RFC 9126 §4, which authorize checked: there is one.)
+func (s *Server) takePushed(requestURI string) (url.Values, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.pushed[requestURI]
 	delete(s.pushed, requestURI)
-	if !ok || p.clientID != clientID || time.Now().After(p.expires) {
+	if !ok || time.Now().After(p.expires) {
 		return nil, false
 	}
 	return p.params, true
@@ -165,14 +167,10 @@ func (s *Server) par(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	uri := requestURIPrefix + rand.Text()
-	stored := url.Values{}
-	for k, v := range p {
-		if k != "client_secret" {
-			stored[k] = v
-		}
-	}
+	stored := maps.Clone(p)
+	delete(stored, "client_secret")
 	s.mu.Lock()
-	s.pushed[uri] = &pushedRequest{clientID: clientID, params: stored, expires: time.Now().Add(parTTL)}
+	s.pushed[uri] = &pushedRequest{params: stored, expires: time.Now().Add(parTTL)}
 	s.mu.Unlock()
 	oidcfake.WriteJSON(w, http.StatusCreated, map[string]any{"request_uri": uri, "expires_in": int(parTTL / time.Second)})
 	return nil
