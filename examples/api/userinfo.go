@@ -102,21 +102,17 @@ func (v *userinfoVerifier) verify(raw string) (*claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ttl := v.cacheFor(raw, now); ttl > 0 {
-		v.store(key, cachedClaims{claims: *c, expires: now.Add(ttl)}, now)
-	}
-	return c, nil
-}
-
-// cacheFor is how long the answer for raw may be reused: UserinfoCacheTTL
-// or less, and never past a JWT's exp. An opaque token's lifetime is
-// unknown here; Options.UserinfoCacheTTL documents what that means.
-func (v *userinfoVerifier) cacheFor(raw string, now time.Time) time.Duration {
+	// The answer is reused for v.ttl, never past a JWT's exp. An opaque
+	// token's lifetime is unknown here; Options.UserinfoCacheTTL documents
+	// what that means.
 	ttl := v.ttl
 	if exp, ok := jwtExpiry(raw); ok {
 		ttl = min(ttl, exp.Sub(now))
 	}
-	return ttl
+	if ttl > 0 {
+		v.store(key, cachedClaims{claims: *c, expires: now.Add(ttl)}, now)
+	}
+	return c, nil
 }
 
 func (v *userinfoVerifier) store(key [sha256.Size]byte, e cachedClaims, now time.Time) {
@@ -180,18 +176,8 @@ func (v *userinfoVerifier) ask(raw string) (*claims, error) {
 // 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 func isToken68(s string) bool {
 	body := strings.TrimRight(s, "=")
-	if body == "" {
-		return false
-	}
-	for i := 0; i < len(body); i++ {
-		switch c := body[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
-		default:
-			return false
-		}
-	}
-	return true
+	const b64token = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
+	return body != "" && strings.Trim(body, b64token) == ""
 }
 
 // jwtExpiry returns the exp of raw when raw looks like a JWT. Nothing is
