@@ -80,13 +80,6 @@ type RedisSettings struct {
 	KeyPrefix string // default DefaultRedisKeyPrefix
 }
 
-// redisPasswordSource reads revocation.redis.password_file with the checks
-// of every secret file: refused when group or others may read it.
-var redisPasswordSource = Source{
-	FileSetting: "revocation.redis.password_file",
-	What:        "Redis password",
-}
-
 // Parse checks the section and applies the defaults; setting is the
 // section's path, as "revocation". A setting that does not apply to the
 // store chosen (state_dir or feed with redis, a redis section with
@@ -170,9 +163,9 @@ func (r RedisRevocation) parse(setting string) (RedisSettings, error) {
 		return s, Errorf(setting+".username", "must not contain whitespace or control characters")
 	}
 	if r.PasswordFile != nil {
-		src := redisPasswordSource
-		src.FileSetting = setting + ".password_file"
-		var err error
+		// With the checks of every secret file: refused when group or
+		// others may read it.
+		src := Source{FileSetting: setting + ".password_file", What: "Redis password"}
 		if s.Password, err = src.readSecret(*r.PasswordFile, "password"); err != nil {
 			return s, err
 		}
