@@ -6,7 +6,6 @@
 package redistest
 
 import (
-	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
@@ -43,7 +42,7 @@ func Start(t testing.TB) *Server {
 	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), t: t, path: path, port: port}
 	s.start()
 	t.Cleanup(func() {
-		s.stop()
+		s.Kill()
 		if t.Failed() {
 			t.Logf("redis-server %s output:\n%s", s.Addr, s.log.String())
 		}
@@ -84,8 +83,10 @@ func (s *Server) start() {
 	})
 }
 
-// stop kills the server by its PID and waits for it to exit.
-func (s *Server) stop() {
+// Kill kills the server by its PID (SIGKILL: an outage, not a shutdown)
+// and waits for it to exit; its data is lost, as persistence is off.
+func (s *Server) Kill() {
+	s.t.Helper()
 	select {
 	case <-s.done:
 		return
@@ -101,13 +102,6 @@ func (s *Server) stop() {
 	}
 }
 
-// Kill kills the server (SIGKILL: an outage, not a shutdown) and waits for
-// it to exit; its data is lost, as persistence is off.
-func (s *Server) Kill() {
-	s.t.Helper()
-	s.stop()
-}
-
 // Restart starts a new, empty server on the same address after Kill.
 func (s *Server) Restart() {
 	s.t.Helper()
@@ -118,6 +112,3 @@ func (s *Server) Restart() {
 	}
 	s.start()
 }
-
-// String returns the address, for messages.
-func (s *Server) String() string { return fmt.Sprintf("redis-server %s", s.Addr) }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,9 +61,7 @@ type Follower struct {
 // agent's ops listener as "http://127.0.0.1:9100" (settings.Revocation's
 // feed; Path is appended).
 func NewFollower(feedURL string) *Follower {
-	for len(feedURL) > 0 && feedURL[len(feedURL)-1] == '/' {
-		feedURL = feedURL[:len(feedURL)-1]
-	}
+	feedURL = strings.TrimRight(feedURL, "/")
 	// A transport of its own: no HTTP_PROXY (the feed is on the agent's
 	// private ops listener), and Close closes only its connection.
 	tr := &http.Transport{
