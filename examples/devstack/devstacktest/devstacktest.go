@@ -216,15 +216,11 @@ func (s *Stack) Left() []string {
 	for _, p := range sessionProcessList(s.cmd.Process.Pid) {
 		left = append(left, fmt.Sprintf("process %d (%s)", p.pid, p.comm))
 	}
-	p := s.cfg.Ports
-	for _, port := range []struct {
-		flag string
-		n    int
-	}{{"-spa-port", p.SPA}, {"-agent-port", p.Agent}, {"-proxy-port", p.Proxy}, {"-api-port", p.API}, {"-idp-port", p.IDP}, {"-nginx-port", p.NGINX},
-		{"-agent-metrics-port", p.AgentMetrics}} {
-		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port.n), time.Second); err == nil {
+	args := s.cfg.Ports.Args() // flag, port, flag, port, ...
+	for i := 0; i+1 < len(args); i += 2 {
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+args[i+1], time.Second); err == nil {
 			c.Close()
-			left = append(left, fmt.Sprintf("a listener on %s %d", port.flag, port.n))
+			left = append(left, fmt.Sprintf("a listener on %s %s", args[i], args[i+1]))
 		}
 	}
 	return left
