@@ -280,17 +280,30 @@ func NeedsCSRF(method []byte) bool {
 	return true
 }
 
+// token68Chars are the bytes of a token68 before its padding. The proxy
+// checks every decrypted access token, about 1 KiB, on every request: a
+// table lookup per byte costs less than the comparisons it replaces.
+var token68Chars = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", byte(c)) >= 0
+	}
+	return t
+}()
+
 // ValidToken68 reports whether tok is a non-empty RFC 6750 §2.1 b64token
 // ("token68"): 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 // Anything else could smuggle header syntax into Authorization.
 func ValidToken68(tok []byte) bool {
 	i := 0
-	for ; i < len(tok); i++ {
-		c := tok[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+	for ; i+8 <= len(tok); i += 8 {
+		t := tok[i : i+8 : i+8]
+		if !(token68Chars[t[0]] && token68Chars[t[1]] && token68Chars[t[2]] && token68Chars[t[3]] &&
+			token68Chars[t[4]] && token68Chars[t[5]] && token68Chars[t[6]] && token68Chars[t[7]]) {
 			break
 		}
+	}
+	for i < len(tok) && token68Chars[tok[i]] {
+		i++
 	}
 	if i == 0 {
 		return false
