@@ -166,9 +166,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		// or flooding client cannot hold it (an attacker's review of
 		// issue #13). A long poll waits inside the handler, before it
 		// writes, so the write timeout does not cut it.
-		s.ops = &fasthttp.Server{Handler: opsRoutes(OpsHandler(cfg.Registry, s.Ready), cfg.OpsRoutes), NoDefaultServerHeader: true,
-			Logger: FasthttpLogger{Log: cfg.Log}, ReadTimeout: opsReadTimeout, WriteTimeout: opsWriteTimeout,
-			IdleTimeout: opsIdleTimeout, Concurrency: opsConcurrency}
+		s.ops = OpsServer(opsRoutes(OpsHandler(cfg.Registry, s.Ready), cfg.OpsRoutes), cfg.Log)
 	}
 	s.serving.Store(true)
 	return s, nil
@@ -200,6 +198,13 @@ func opsRoutes(ops fasthttp.RequestHandler, routes map[string]fasthttp.RequestHa
 		}
 		ops(ctx)
 	}
+}
+
+// OpsServer is the server of a metrics listener, serving h with the limits
+// below: NewServer's, and the worker set's supervisor's (internal/workers).
+func OpsServer(h fasthttp.RequestHandler, log zerolog.Logger) *fasthttp.Server {
+	return &fasthttp.Server{Handler: h, NoDefaultServerHeader: true, Logger: FasthttpLogger{Log: log}, ReadTimeout: opsReadTimeout,
+		WriteTimeout: opsWriteTimeout, IdleTimeout: opsIdleTimeout, Concurrency: opsConcurrency}
 }
 
 // The ops listener's limits (see NewServer).

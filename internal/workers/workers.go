@@ -117,13 +117,12 @@ func Supervise(cfg Config, log zerolog.Logger, signals <-chan os.Signal) int {
 		}
 		defer daemon.RemoveSocket(cfg.MetricsListen)
 		ops := daemon.OpsHandler(reg, s.ready)
-		srv := &fasthttp.Server{NoDefaultServerHeader: true, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
-			Logger: daemon.FasthttpLogger{Log: log}, Handler: func(ctx *fasthttp.RequestCtx) {
-				ops(ctx)
-				if string(ctx.Path()) == "/metrics" {
-					ctx.SetBody(merge(s.fetch("/metrics"), ctx.Response.Body()))
-				}
-			}}
+		srv := daemon.OpsServer(func(ctx *fasthttp.RequestCtx) {
+			ops(ctx)
+			if string(ctx.Path()) == "/metrics" {
+				ctx.SetBody(merge(s.fetch("/metrics"), ctx.Response.Body()))
+			}
+		}, log)
 		go srv.Serve(ln)
 		defer srv.Shutdown()
 	}
