@@ -83,23 +83,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// clientAuthMethod says which method r uses, without checking it.
-func clientAuthMethod(r *http.Request) string {
-	_, _, basic := r.BasicAuth()
-	post := r.PostForm.Has("client_secret")
-	switch {
-	case basic && post:
-		return "" // refused by authenticateClient
-	case basic:
-		return oidcfake.AuthBasic
-	case post:
-		return oidcfake.AuthPost
-	}
-	return ""
-}
-
+// recordClientAuth records which method r uses, before it is checked.
 func (s *Server) recordClientAuth(r *http.Request) {
-	m := clientAuthMethod(r)
+	_, _, m, _ := oidcfake.ClientCredentials(r)
 	s.mu.Lock()
 	s.lastClientAuth = m
 	s.mu.Unlock()

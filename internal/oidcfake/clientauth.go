@@ -28,31 +28,33 @@ var (
 	ErrBadClientAuth = errors.New("oidcfake: missing or malformed client credentials")
 )
 
-// ClientCredentials returns the client ID and secret of r, sent with
-// client_secret_basic or client_secret_post (RFC 6749 §2.3.1), without
-// checking them. r.ParseForm must have run.
-func ClientCredentials(r *http.Request) (id, secret string, err error) {
+// ClientCredentials returns the client ID and secret of r and the method
+// that sent them, client_secret_basic or client_secret_post (RFC 6749
+// §2.3.1), without checking them. The method is "" when r uses none or
+// both, and set also when the credentials do not decode. r.ParseForm must
+// have run.
+func ClientCredentials(r *http.Request) (id, secret, method string, err error) {
 	user, pass, basic := r.BasicAuth()
 	post := r.PostForm.Has("client_secret")
 	switch {
 	case basic && post:
-		return "", "", ErrTwoClientAuths
+		return "", "", "", ErrTwoClientAuths
 	case basic:
 		// The credentials are form-encoded before Base64 (RFC 6749 §2.3.1).
 		var err1, err2 error
 		id, err1 = url.QueryUnescape(user)
 		secret, err2 = url.QueryUnescape(pass)
 		if err1 != nil || err2 != nil {
-			return "", "", ErrBadClientAuth
+			return "", "", AuthBasic, ErrBadClientAuth
 		}
 		if fid := r.PostForm.Get("client_id"); fid != "" && fid != id {
-			return "", "", ErrBadClientAuth
+			return "", "", AuthBasic, ErrBadClientAuth
 		}
-		return id, secret, nil
+		return id, secret, AuthBasic, nil
 	case post:
-		return r.PostForm.Get("client_id"), r.PostForm.Get("client_secret"), nil
+		return r.PostForm.Get("client_id"), r.PostForm.Get("client_secret"), AuthPost, nil
 	}
-	return "", "", ErrBadClientAuth
+	return "", "", "", ErrBadClientAuth
 }
 
 // verifierSyntax is code_verifier = 43*128unreserved (RFC 7636 §4.1).

@@ -47,17 +47,18 @@ func TestClientCredentials(t *testing.T) {
 		user, pass      string // Basic, when user is not empty
 		form            url.Values
 		wantID, wantSec string
+		wantMethod      string
 		wantErr         error
 	}{
 		{name: "basic form-encoded", user: "my%3Aclient", pass: "s%C3%A9cret+1",
-			wantID: "my:client", wantSec: "sécret 1"},
+			wantID: "my:client", wantSec: "sécret 1", wantMethod: AuthBasic},
 		{name: "basic with matching client_id", user: "c", pass: "s",
-			form: url.Values{"client_id": {"c"}}, wantID: "c", wantSec: "s"},
+			form: url.Values{"client_id": {"c"}}, wantID: "c", wantSec: "s", wantMethod: AuthBasic},
 		{name: "basic with other client_id", user: "c", pass: "s",
-			form: url.Values{"client_id": {"d"}}, wantErr: ErrBadClientAuth},
-		{name: "basic bad escape", user: "c%zz", pass: "s", wantErr: ErrBadClientAuth},
+			form: url.Values{"client_id": {"d"}}, wantMethod: AuthBasic, wantErr: ErrBadClientAuth},
+		{name: "basic bad escape", user: "c%zz", pass: "s", wantMethod: AuthBasic, wantErr: ErrBadClientAuth},
 		{name: "post", form: url.Values{"client_id": {"c"}, "client_secret": {"s"}},
-			wantID: "c", wantSec: "s"},
+			wantID: "c", wantSec: "s", wantMethod: AuthPost},
 		{name: "both", user: "c", pass: "s",
 			form: url.Values{"client_id": {"c"}, "client_secret": {"s"}}, wantErr: ErrTwoClientAuths},
 		{name: "none", form: url.Values{"client_id": {"c"}}, wantErr: ErrBadClientAuth},
@@ -68,10 +69,10 @@ func TestClientCredentials(t *testing.T) {
 			if err := r.ParseForm(); err != nil {
 				t.Fatal(err)
 			}
-			id, secret, err := ClientCredentials(r)
-			if !errors.Is(err, tt.wantErr) || id != tt.wantID || secret != tt.wantSec {
-				t.Errorf("ClientCredentials = %q, %q, %v; want %q, %q, %v",
-					id, secret, err, tt.wantID, tt.wantSec, tt.wantErr)
+			id, secret, method, err := ClientCredentials(r)
+			if !errors.Is(err, tt.wantErr) || id != tt.wantID || secret != tt.wantSec || method != tt.wantMethod {
+				t.Errorf("ClientCredentials = %q, %q, %q, %v; want %q, %q, %q, %v",
+					id, secret, method, err, tt.wantID, tt.wantSec, tt.wantMethod, tt.wantErr)
 			}
 		})
 	}

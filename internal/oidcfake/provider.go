@@ -127,7 +127,7 @@ func (p *Provider) Authenticate(r *http.Request, secret func(clientID string) (s
 	if err := r.ParseForm(); err != nil {
 		return "", ErrBadForm
 	}
-	id, got, err := ClientCredentials(r)
+	id, got, _, err := ClientCredentials(r)
 	switch {
 	case errors.Is(err, ErrTwoClientAuths):
 		return "", errTwoClientAuthsAnswer
