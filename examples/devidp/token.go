@@ -15,7 +15,7 @@ const sessionTTL = 12 * time.Hour
 // refresh grant, always rotating, of the shared grant store. Every answer
 // carries a refresh token and, for the openid scope, an ID token.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.authenticateClient(r)
+	clientID, err := s.authenticateClient(r)
 	if err != nil {
 		return err
 	}
@@ -24,12 +24,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	var g *oidcfake.Grant
 	switch r.PostForm.Get("grant_type") {
 	case "authorization_code":
-		if g, o.Nonce, err = s.op.Redeem(c.ID, r.PostForm, now); err == nil {
+		if g, o.Nonce, err = s.op.Redeem(clientID, r.PostForm, now); err == nil {
 			o.Scope = g.Scope
 			err = s.addGrant(g)
 		}
 	case "refresh_token":
-		g, o.Scope, err = s.op.Refresh(c.ID, r.PostForm, now)
+		g, o.Scope, err = s.op.Refresh(clientID, r.PostForm, now)
 	default:
 		return oidcfake.ErrUnsupportedGrant
 	}
@@ -62,25 +62,21 @@ func (s *Server) addGrant(g *oidcfake.Grant) error {
 }
 
 // authenticateClient parses r's form and checks client_secret_basic or
-// client_secret_post (RFC 6749 §2.3.1); it returns the client.
-func (s *Server) authenticateClient(r *http.Request) (*Client, error) {
-	id, err := s.op.Authenticate(r, func(id string) (string, bool) {
+// client_secret_post (RFC 6749 §2.3.1); it returns the client ID.
+func (s *Server) authenticateClient(r *http.Request) (string, error) {
+	return s.op.Authenticate(r, func(id string) (string, bool) {
 		if c := s.clients[id]; c != nil {
 			return c.Secret, true
 		}
 		return "", false
 	})
-	if err != nil {
-		return nil, err
-	}
-	return s.clients[id], nil
 }
 
 // revoke is the revocation endpoint (RFC 7009 §2).
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.authenticateClient(r)
+	clientID, err := s.authenticateClient(r)
 	if err != nil {
 		return err
 	}
-	return s.op.Revocation(w, r, c.ID)
+	return s.op.Revocation(w, r, clientID)
 }
