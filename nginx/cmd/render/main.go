@@ -56,47 +56,24 @@ var flagOf = map[string]string{
 	"TLSCertificateKey": "-tls-certificate-key",
 }
 
-// fieldName matches a Params field in a message, with the index Render adds
-// to a list ("Agents[1]"), which the flag, repeated or comma-separated, has
-// no use for.
-var fieldName = regexp.MustCompile(`\b[A-Z][A-Za-z]+\b(?:\[\d+\])?`)
+// fieldOrQuote matches a quoted value (to its closing quote, if any) or a
+// Params field in a message, with the index Render adds to a list
+// ("Agents[1]"), which the flag, repeated or comma-separated, has no use
+// for.
+var fieldOrQuote = regexp.MustCompile(`(?s)"(?:[^"\\]|\\.)*"?|\b[A-Z][A-Za-z]+\b(?:\[\d+\])?`)
 
 // flagError rewrites an error of nginx.Render for the command line: its
 // "nginx: " goes, and every Params field it names outside quotes becomes
 // the flag that sets it. Quoted values are left as they are.
 func flagError(err error) error {
 	msg := strings.TrimPrefix(err.Error(), "nginx: ")
-	var b strings.Builder
-	for i := 0; i < len(msg); {
-		if msg[i] == '"' {
-			j := i + 1
-			for j < len(msg) && msg[j] != '"' {
-				if msg[j] == '\\' {
-					j++
-				}
-				j++
-			}
-			j = min(j+1, len(msg))
-			b.WriteString(msg[i:j])
-			i = j
-			continue
+	return errors.New(fieldOrQuote.ReplaceAllStringFunc(msg, func(m string) string {
+		name, _, _ := strings.Cut(m, "[")
+		if flag, ok := flagOf[name]; ok { // never a quoted value: its name keeps the quote
+			return flag
 		}
-		j := strings.IndexByte(msg[i:], '"')
-		if j < 0 {
-			j = len(msg)
-		} else {
-			j += i
-		}
-		b.WriteString(fieldName.ReplaceAllStringFunc(msg[i:j], func(f string) string {
-			name, _, _ := strings.Cut(f, "[")
-			if flag, ok := flagOf[name]; ok {
-				return flag
-			}
-			return f
-		}))
-		i = j
-	}
-	return errors.New(b.String())
+		return m
+	}))
 }
 
 // list is a repeatable flag; each value may also hold comma-separated items.
