@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/tokenhandler/tokenhandler/crypto"
@@ -162,14 +163,9 @@ func LoopbackURLs(urls ...string) bool {
 // published returns the 1-based position of the first key of hexKeys that
 // is a published test key, or 0.
 func published(hexKeys []string) int {
-	for i, k := range hexKeys {
-		for _, p := range PublishedTestKeys {
-			if strings.EqualFold(k, p) {
-				return i + 1
-			}
-		}
-	}
-	return 0
+	return 1 + slices.IndexFunc(hexKeys, func(k string) bool {
+		return slices.ContainsFunc(PublishedTestKeys, func(p string) bool { return strings.EqualFold(k, p) })
+	})
 }
 
 // Keyring builds a key ring from the one source given: list (the setting's
