@@ -558,18 +558,11 @@ func (c *parkConn) SetDeadline(t time.Time) error {
 // through bufio.Writer.ReadFrom, which otherwise holds back the tail of
 // what it read in its buffer while the next read waits.
 func (c *parkConn) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok { // TCP and Unix connections
 		return rf.ReadFrom(r)
 	}
-	buf := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(buf)
-	return io.CopyBuffer(writerOnly{c.Conn}, r, *buf)
+	return io.Copy(struct{ io.Writer }{c.Conn}, r) // the struct hides c's ReadFrom
 }
-
-// writerOnly hides a writer's ReadFrom from io.CopyBuffer.
-type writerOnly struct{ io.Writer }
-
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // Close parks c when its wait ended for parking, and closes it otherwise;
 // closing a parked connection again does nothing (the listener closes it).
