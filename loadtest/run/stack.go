@@ -130,9 +130,12 @@ func startStack(ctx context.Context, o options, n int, w io.Writer) (*stack, err
 	}
 
 	// NGINX in front of the agent and the proxies.
-	if err := s.startNGINX(ctx, o.workers, agentSrv.Addr().String(), proxyAddrs); err != nil {
+	ng, err := s.StartNGINX(ctx, "nginx", nginx.ModeUpstream, nginx.Params{WorkerProcesses: o.workers,
+		Agents: []string{agentSrv.Addr().String()}, Proxies: proxyAddrs, CookiePrefix: cookiePrefix})
+	if err != nil {
 		return s, err
 	}
+	s.nginx, s.nginxURL = &nginxProc{ng}, "http://"+ng.Addr()
 	if err := harness.Wait(ctx, 10*time.Second, 20*time.Millisecond, "the OAuth Agent did not load the development OpenID Provider's metadata", agentSrv.Agent.Ready); err != nil {
 		return s, err
 	}
@@ -227,20 +230,8 @@ func (s *stack) tryProxy(ctx context.Context, bin, name, apiAddr string) (*proxy
 	return p, nil
 }
 
-// startNGINX runs NGINX (nginxtest.Run) in upstream mode in front of the
-// agent and the proxies, in the foreground until the stack stops.
-func (s *stack) startNGINX(ctx context.Context, workers int, agentAddr string, proxies []string) error {
-	n, err := s.StartNGINX(ctx, "nginx", nginx.ModeUpstream, nginx.Params{WorkerProcesses: workers,
-		Agents: []string{agentAddr}, Proxies: proxies, CookiePrefix: cookiePrefix})
-	if err != nil {
-		return err
-	}
-	s.nginx = &nginxProc{n}
-	s.nginxURL = "http://" + n.Addr()
-	return nil
-}
-
-// nginxProc is the running NGINX.
+// nginxProc is the running NGINX (nginxtest.Run), in upstream mode in front
+// of the agent and the proxies, in the foreground until the stack stops.
 type nginxProc struct{ *nginxtest.Process }
 
 // reload renders the configuration again with proxies as the OAuth Proxy
