@@ -6,7 +6,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // foreground puts devstack in a process group of its own and makes that
@@ -31,8 +32,8 @@ func foreground(w io.Writer) (restore func()) {
 	nothing := func() {}
 	const fd = 0 // stdin: a user at the terminal, not a program that started devstack
 	parent := syscall.Getpgrp()
-	fg, err := tcgetpgrp(fd)
-	if err != nil || fg != parent || parent == os.Getpid() {
+	fg, err := unix.IoctlGetUint32(fd, unix.TIOCGPGRP) // tcgetpgrp(3)
+	if err != nil || int(fg) != parent || parent == os.Getpid() {
 		return nothing
 	}
 	// tcsetpgrp from what is, after Setpgid, a background group raises
@@ -42,7 +43,7 @@ func foreground(w io.Writer) (restore func()) {
 		signal.Reset(syscall.SIGTTOU)
 		return nothing
 	}
-	if err := tcsetpgrp(fd, os.Getpid()); err != nil {
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, os.Getpid()); err != nil { // tcsetpgrp(3)
 		syscall.Setpgid(0, parent)
 		signal.Reset(syscall.SIGTTOU)
 		return nothing
@@ -63,26 +64,7 @@ func foreground(w io.Writer) (restore func()) {
 	return func() {
 		signal.Stop(tstp)
 		close(done)
-		tcsetpgrp(fd, parent)
+		unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, parent)
 		signal.Reset(syscall.SIGTTOU)
 	}
-}
-
-// tcgetpgrp returns the terminal's foreground process group (tcgetpgrp(3)).
-func tcgetpgrp(fd uintptr) (int, error) {
-	var pgrp int32
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCGPGRP, uintptr(unsafe.Pointer(&pgrp))); errno != 0 {
-		return 0, errno
-	}
-	return int(pgrp), nil
-}
-
-// tcsetpgrp makes pgrp the terminal's foreground process group
-// (tcsetpgrp(3)).
-func tcsetpgrp(fd uintptr, pgrp int) error {
-	p := int32(pgrp)
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCSPGRP, uintptr(unsafe.Pointer(&p))); errno != 0 {
-		return errno
-	}
-	return nil
 }

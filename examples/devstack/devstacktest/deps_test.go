@@ -6,5 +6,8 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
 )
 
-// Runs the development stack's binary.
-func TestDependencies(t *testing.T) { deptest.Runner.Check(t) }
+// Runs the development stack's binary, at a pseudo-terminal opened with
+// x/sys's ioctls.
+func TestDependencies(t *testing.T) {
+	deptest.DepChecker{AllowLinksOf: deptest.Module + "/internal/bintest", Allowed: []string{"golang.org/x/sys"}}.Check(t)
+}

@@ -10,6 +10,7 @@ package devstacktest
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"net"
@@ -22,7 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
@@ -288,16 +290,23 @@ func sessionProcessList(leader int) []process {
 	return out
 }
 
-// openPTY opens a new pseudo-terminal pair (pty(7)).
+// openPTY opens a new pseudo-terminal pair (pty(7)). The ioctls run in
+// Control, not on Fd, which would put the master in blocking mode: a Close
+// must end a pending Read.
 func openPTY() (master, slave *os.File, err error) {
 	master, err = os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, nil, err
 	}
 	var n uint32
-	err = ioctl(master, syscall.TIOCSPTLCK, unsafe.Pointer(new(int32))) // unlock the slave
+	rc, err := master.SyscallConn()
 	if err == nil {
-		err = ioctl(master, syscall.TIOCGPTN, unsafe.Pointer(&n))
+		cerr := rc.Control(func(fd uintptr) {
+			if err = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); err == nil { // unlock the slave
+				n, err = unix.IoctlGetUint32(int(fd), unix.TIOCGPTN)
+			}
+		})
+		err = cmp.Or(cerr, err)
 	}
 	if err == nil {
 		slave, err = os.OpenFile("/dev/pts/"+strconv.FormatUint(uint64(n), 10), os.O_RDWR|syscall.O_NOCTTY, 0)
@@ -307,23 +316,4 @@ func openPTY() (master, slave *os.File, err error) {
 		return nil, nil, err
 	}
 	return master, slave, nil
-}
-
-// ioctl runs an ioctl on f without putting f in blocking mode (as Fd
-// would), so that a Close ends a pending Read.
-func ioctl(f *os.File, req uintptr, arg unsafe.Pointer) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var errno syscall.Errno
-	if err := rc.Control(func(fd uintptr) {
-		_, _, errno = syscall.Syscall(syscall.SYS_IOCTL, fd, req, uintptr(arg))
-	}); err != nil {
-		return err
-	}
-	if errno != 0 {
-		return errno
-	}
-	return nil
 }
