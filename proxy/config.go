@@ -82,11 +82,12 @@ type Config struct {
 	// the file loads. With more than one, the process started supervises
 	// that many workers (internal/workers, docs/operations.md).
 	Workers int
-	// Worker is true in a worker of such a set: Listen and MetricsListen
-	// are then the worker's own, from the environment its supervisor sets
-	// (workers.EnvListen, workers.EnvMetrics), and a TCP Listen is bound
-	// with SO_REUSEPORT, shared by every worker.
-	Worker bool
+	// Worker is, in a worker of such a set, its index ("" elsewhere):
+	// Listen and MetricsListen are then the worker's own, from the
+	// environment its supervisor sets (workers.EnvWorker, EnvListen,
+	// EnvMetrics), and a TCP Listen is bound with SO_REUSEPORT, shared by
+	// every worker.
+	Worker string
 	// Warnings name each deprecated spelling the file used and the one
 	// to write instead ("cookie_format (line 3) is deprecated: write
 	// cookie.format"); the daemon logs them at start and -check-config
@@ -243,8 +244,8 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	if listen := getenv(workers.EnvListen); listen != "" {
-		c.Listen, c.MetricsListen, c.Worker = listen, getenv(workers.EnvMetrics), true
+	if c.Worker = getenv(workers.EnvWorker); c.Worker != "" {
+		c.Listen, c.MetricsListen = getenv(workers.EnvListen), getenv(workers.EnvMetrics)
 	}
 	cookie, err := f.Cookie.Parse(&f.Deprecations)
 	if err != nil {

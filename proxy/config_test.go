@@ -219,7 +219,7 @@ func TestParseConfigAccepts(t *testing.T) {
 		}},
 		{"explicit document start", "---\n" + configBase, nil},
 		{"workers auto", configBase + "workers: auto\n", func(t *testing.T, c *Config) {
-			if c.Workers != min(runtime.NumCPU(), 64) || c.Worker {
+			if c.Workers != min(runtime.NumCPU(), 64) || c.Worker != "" {
 				t.Errorf("Workers %d, Worker %v; want NumCPU %d, false", c.Workers, c.Worker, runtime.NumCPU())
 			}
 		}},
@@ -599,12 +599,12 @@ func TestLoadConfigMissingFile(t *testing.T) {
 // TestParseConfigWorker: in a worker of a set, the addresses are those its
 // supervisor gives in the environment, and the TCP port is shared.
 func TestParseConfigWorker(t *testing.T) {
-	env := map[string]string{workers.EnvListen: "unix:/run/p.sock.1", workers.EnvMetrics: "unix:/tmp/w/1.sock"}
+	env := map[string]string{workers.EnvWorker: "1", workers.EnvListen: "unix:/run/p.sock.1", workers.EnvMetrics: "unix:/tmp/w/1.sock"}
 	c, err := ParseConfig([]byte(configBase+"listen: unix:/run/p.sock\nworkers: 2\n"), func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "unix:/run/p.sock.1" || c.MetricsListen != "unix:/tmp/w/1.sock" || !c.Worker || c.Workers != 2 {
-		t.Errorf("Listen %q, MetricsListen %q, Worker %v, Workers %d", c.Listen, c.MetricsListen, c.Worker, c.Workers)
+	if c.Listen != "unix:/run/p.sock.1" || c.MetricsListen != "unix:/tmp/w/1.sock" || c.Worker != "1" || c.Workers != 2 {
+		t.Errorf("Listen %q, MetricsListen %q, Worker %q, Workers %d", c.Listen, c.MetricsListen, c.Worker, c.Workers)
 	}
 }

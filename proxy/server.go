@@ -37,7 +37,7 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 	s.Server, err = daemon.NewServer(daemon.ServerConfig{
 		Listen:        cfg.Listen,
 		MetricsListen: cfg.MetricsListen,
-		ReusePort:     cfg.Worker,
+		ReusePort:     cfg.Worker != "",
 		HTTP:          httpConfig(cfg, p.Handler),
 		Registry:      reg,
 		ReadyGauge:    "oauth_proxy_ready",

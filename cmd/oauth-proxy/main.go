@@ -49,11 +49,12 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 		LogFormat:       cfg.Log.Format,
 		ShutdownDelay:   cfg.Timeouts.ShutdownDelay,
 		ShutdownTimeout: cfg.Timeouts.Shutdown,
+		Worker:          cfg.Worker,
 		Start: func(log zerolog.Logger) (daemon.Service, error) {
 			return proxy.NewServer(cfg, log)
 		},
 	}
-	if cfg.Workers > 1 && !cfg.Worker {
+	if cfg.Workers > 1 && cfg.Worker == "" {
 		dc.Summary += fmt.Sprintf(", workers: %d", cfg.Workers)
 		dc.Supervise = func(log zerolog.Logger, signals <-chan os.Signal) int {
 			set := workerSet(cfg)

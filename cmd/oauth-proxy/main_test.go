@@ -845,11 +845,11 @@ func wantOnePage(t *testing.T, page string) {
 
 // workerPIDs returns the PIDs of the workers started, by index, from the
 // supervisor's log (the latest start of each).
-func workerPIDs(t *testing.T, p *proxyProc) map[int]int {
+func workerPIDs(t *testing.T, p *proxyProc) map[string]int {
 	t.Helper()
-	pids := map[int]int{}
+	pids := map[string]int{}
 	for _, l := range bintest.LogLines(t, p.Stderr(), "worker started") {
-		pids[int(l["worker"].(float64))] = int(l["pid"].(float64))
+		pids[l["worker"].(string)] = int(l["pid"].(float64))
 	}
 	return pids
 }
@@ -911,7 +911,7 @@ func TestWorkersTCP(t *testing.T) {
 	if len(pids) != 2 {
 		t.Fatalf("worker PIDs %v from the log", pids)
 	}
-	if err := syscall.Kill(pids[1], syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(pids["1"], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	// Connections waiting in the killed worker's accept queue are reset
@@ -927,10 +927,10 @@ func TestWorkersTCP(t *testing.T) {
 	p.Eventually(t, 10*time.Second, "worker 1 restarted and the set ready", func() bool {
 		code, _, _ := p.ops("/readyz")
 		v, _ := metricstest.Value(p.metricsText(t), "oauth_proxy_worker_restarts_total")
-		return code == 200 && v == 1 && workerPIDs(t, p)[1] != pids[1]
+		return code == 200 && v == 1 && workerPIDs(t, p)["1"] != pids["1"]
 	})
 	exited := bintest.LogLines(t, p.Stderr(), "worker exited; restarting")
-	if len(exited) != 1 || exited[0]["worker"] != 1.0 || exited[0]["pid"] != float64(pids[1]) || exited[0]["status"] != "signal: killed" {
+	if len(exited) != 1 || exited[0]["worker"] != "1" || exited[0]["pid"] != float64(pids["1"]) || exited[0]["status"] != "signal: killed" {
 		t.Errorf("the exit logged: %v", exited)
 	}
 
@@ -987,8 +987,8 @@ func TestWorkersUnix(t *testing.T) {
 		t.Errorf("requests per worker %v, want 3 each", n)
 	}
 	private := bintest.LogLines(t, p.Stderr(), "oauth-proxy serving")
-	if len(private) != 2 {
-		t.Fatalf("%d workers logged serving, want 2", len(private))
+	if len(private) != 2 || private[0]["worker"] == private[1]["worker"] {
+		t.Fatalf("%d workers logged serving (%v), want 2, each with its index", len(private), private)
 	}
 	opsDir := filepath.Dir(strings.TrimPrefix(private[0]["metrics_listen"].(string), "unix:"))
 	if fi, err := os.Stat(opsDir); err != nil || fi.Mode().Perm() != 0o700 {

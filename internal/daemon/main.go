@@ -44,6 +44,9 @@ type Config struct {
 	// LogLevel and LogFormat configure the logger, as [NewLogger] takes them.
 	LogLevel  zerolog.Level
 	LogFormat string
+	// Worker, unless "", is the index of a proxy worker (internal/workers),
+	// logged on every line as "worker".
+	Worker string
 	// ShutdownDelay is how long the listener keeps serving after SIGTERM,
 	// with /readyz answering 503, before the drain begins
 	// (timeouts.shutdown_delay); ShutdownTimeout is how long the drain
@@ -117,6 +120,9 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 	}
 
 	log := NewLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	if cfg.Worker != "" {
+		log = log.With().Str("worker", cfg.Worker).Logger()
+	}
 	for _, w := range cfg.Warnings {
 		log.Warn().Str("config", *configPath).Msg(w)
 	}

@@ -30,10 +30,12 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/daemon"
 )
 
-// The environment variables the supervisor sets for a worker: the address
-// it serves and that of its private metrics listener. A process with
-// EnvListen set is a worker, never a supervisor.
+// The environment variables the supervisor sets for a worker: its index
+// (0 to N-1, on its every log line as "worker"), the address it serves and
+// that of its private metrics listener. A process with EnvWorker set is a
+// worker, never a supervisor.
 const (
+	EnvWorker  = "TH_PROXY_WORKER"
 	EnvListen  = "TH_PROXY_WORKER_LISTEN"
 	EnvMetrics = "TH_PROXY_WORKER_METRICS"
 )
@@ -221,7 +223,8 @@ func (s *supervisor) install() (Config, error) {
 // run keeps worker i running until the supervisor stops; it reports
 // whether the worker's last run ended with status 0.
 func (s *supervisor) run(i int) bool {
-	env := append(os.Environ(), "GOMAXPROCS=1", EnvListen+"="+Listen(s.cfg.Listen, i), EnvMetrics+"=unix:"+s.sock(i))
+	log := s.log.With().Str("worker", strconv.Itoa(i)).Logger() // as the worker's own lines and its metrics label say it
+	env := append(os.Environ(), "GOMAXPROCS=1", EnvWorker+"="+strconv.Itoa(i), EnvListen+"="+Listen(s.cfg.Listen, i), EnvMetrics+"=unix:"+s.sock(i))
 	if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64 {
 		env = append(env, "GOMEMLIMIT="+strconv.FormatInt(limit/int64(s.cfg.Workers), 10))
 	}
@@ -251,17 +254,17 @@ func (s *supervisor) run(i int) bool {
 		pid, started := 0, time.Now()
 		if err == nil {
 			pid = cmd.Process.Pid
-			s.log.Info().Int("worker", i).Int("pid", pid).Msg("worker started")
+			log.Info().Int("pid", pid).Msg("worker started")
 			err = cmd.Wait()
 			s.mu.Lock()
 			s.procs[i] = nil
 			s.mu.Unlock()
 			if s.stopping.Load() {
-				s.log.Info().Int("worker", i).Int("pid", pid).Stringer("status", cmd.ProcessState).Msg("worker stopped")
+				log.Info().Int("pid", pid).Stringer("status", cmd.ProcessState).Msg("worker stopped")
 				return cmd.ProcessState.Success()
 			}
 			if first && cmd.ProcessState.ExitCode() == 1 { // daemon.Main's "cannot start": as a single process, stop
-				s.log.Error().Int("worker", i).Int("pid", pid).Msg("worker could not start: stopping the set")
+				log.Error().Int("pid", pid).Msg("worker could not start: stopping the set")
 				s.signal(syscall.SIGTERM)
 				return false
 			}
@@ -269,7 +272,7 @@ func (s *supervisor) run(i int) bool {
 				backoff = minBackoff
 			}
 		}
-		s.log.Error().Int("worker", i).Int("pid", pid).AnErr("status", err).Dur("restart_in", backoff).Msg("worker exited; restarting")
+		log.Error().Int("pid", pid).AnErr("status", err).Dur("restart_in", backoff).Msg("worker exited; restarting")
 		select {
 		case <-time.After(backoff):
 		case <-s.stop:
