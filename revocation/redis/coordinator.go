@@ -63,17 +63,14 @@ func (s *Store) Acquire(ctx context.Context, key [32]byte) (release func(), won 
 			cancel()
 		}
 	})
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			close(stop)
-			wg.Wait()
-			c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			// A failure leaves the lock to expire.
-			releaseScript.Run(c, s.c, []string{name}, token)
-		})
-	}, true, nil
+	return sync.OnceFunc(func() {
+		close(stop)
+		wg.Wait()
+		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		// A failure leaves the lock to expire.
+		releaseScript.Run(c, s.c, []string{name}, token)
+	}), true, nil
 }
 
 // Result returns the sealed result another agent stored for key, if any.
