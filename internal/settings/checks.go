@@ -319,15 +319,8 @@ func CheckToken(s string) error {
 
 // isHTTPToken reports whether s is a non-empty run of tchar (RFC 9110 §5.6.2).
 func isHTTPToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
+	const tchar = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	return s != "" && strings.Trim(s, tchar) == ""
 }
 
 // HasSpaceOrControl reports whether s holds whitespace or a control
