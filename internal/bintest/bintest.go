@@ -98,15 +98,7 @@ func (b *Binary) Main(m *testing.M) int {
 
 func raceEnabled() bool {
 	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
+	return ok && slices.Contains(bi.Settings, debug.BuildSetting{Key: "-race", Value: "true"})
 }
 
 // environ is the test's environment without the variables b.Unset names. A
