@@ -326,17 +326,14 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 // reports whether it held: for tests that fail with a message of their own
 // (a count, a log) or only log.
 func Within(timeout time.Duration, cond func() bool) bool {
-	return Poll(context.Background(), timeout, 10*time.Millisecond, cond) == nil
+	return Poll(context.Background(), timeout, 10*time.Millisecond, "", cond) == nil
 }
 
-// ErrTimeout is Poll's answer when cond did not hold in time.
-var ErrTimeout = errors.New("timed out")
-
 // Poll calls cond every interval until it holds (nil), timeout passes
-// (ErrTimeout, after one last call) or ctx ends (ctx's error): the one
-// polling loop of the tests ([Within], [Eventually]) and the harnesses
-// (internal/harness.Wait).
-func Poll(ctx context.Context, timeout, interval time.Duration, cond func() bool) error {
+// (after one last call: an error saying what did not happen "within
+// <timeout>") or ctx ends (ctx's error): the one polling loop of the tests
+// ([Within], [Eventually]) and the harnesses (internal/harness.Wait).
+func Poll(ctx context.Context, timeout, interval time.Duration, what string, cond func() bool) error {
 	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(interval) {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -345,7 +342,7 @@ func Poll(ctx context.Context, timeout, interval time.Duration, cond func() bool
 			if cond() {
 				return nil
 			}
-			return ErrTimeout
+			return fmt.Errorf("%s within %v", what, timeout)
 		}
 	}
 	return nil

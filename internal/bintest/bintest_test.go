@@ -25,15 +25,15 @@ func TestWithin(t *testing.T) {
 // TestPoll: the harnesses' wait (internal/harness.Wait) tells a timeout
 // from a cancelled context.
 func TestPoll(t *testing.T) {
-	if err := Poll(context.Background(), 30*time.Millisecond, time.Millisecond, func() bool { return false }); !errors.Is(err, ErrTimeout) {
-		t.Errorf("Poll of a condition that never holds = %v, want ErrTimeout", err)
+	if err := Poll(context.Background(), 30*time.Millisecond, time.Millisecond, "no answer", func() bool { return false }); err == nil || err.Error() != "no answer within 30ms" {
+		t.Errorf("Poll of a condition that never holds = %v, want \"no answer within 30ms\"", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := Poll(ctx, time.Minute, time.Millisecond, func() bool { return false }); !errors.Is(err, context.Canceled) {
+	if err := Poll(ctx, time.Minute, time.Millisecond, "", func() bool { return false }); !errors.Is(err, context.Canceled) {
 		t.Errorf("Poll with a cancelled context = %v, want context.Canceled", err)
 	}
-	if err := Poll(ctx, time.Minute, time.Millisecond, func() bool { return true }); err != nil {
+	if err := Poll(ctx, time.Minute, time.Millisecond, "", func() bool { return true }); err != nil {
 		t.Errorf("Poll of a condition that holds = %v, want nil", err)
 	}
 }

@@ -10,7 +10,6 @@ package harness
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -153,11 +152,7 @@ func FreeAddr() (string, error) {
 // Wait polls cond every interval until it holds, and returns an error
 // saying what did not happen within timeout (or ctx's error) otherwise.
 func Wait(ctx context.Context, timeout, interval time.Duration, what string, cond func() bool) error {
-	err := bintest.Poll(ctx, timeout, interval, cond)
-	if errors.Is(err, bintest.ErrTimeout) {
-		return fmt.Errorf("%s within %v", what, timeout)
-	}
-	return err
+	return bintest.Poll(ctx, timeout, interval, what, cond)
 }
 
 // Process is one child process the stack started. It is safe for
