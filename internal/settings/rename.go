@@ -2,6 +2,7 @@ package settings
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -41,12 +42,7 @@ func (d *Deprecations) Deprecated(old, new string) {
 
 // Warnings returns the warnings, one sentence each, in the order of the
 // file; nil when it used no deprecated setting. The slice is the caller's.
-func (d *Deprecations) Warnings() []string {
-	if len(d.warnings) == 0 {
-		return nil
-	}
-	return append([]string(nil), d.warnings...)
-}
+func (d *Deprecations) Warnings() []string { return slices.Clone(d.warnings) }
 
 // applyRenames moves every setting of renames found under its old spelling
 // in the mapping root to its new place, and returns one warning for each.
