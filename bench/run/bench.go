@@ -301,11 +301,16 @@ func bench(ctx context.Context, o options, args []string, w io.Writer) (err erro
 		}
 	}
 
-	var idle *idleResult
-	if o.idle > 0 {
-		if idle, err = idleCheck(ctx, s, o.idle, vs[0].headers, parkOn, map[bool]string{true: workerSet}[o.idleWorkers]); err != nil {
+	var idle []*idleResult // the single process, then the worker set
+	for _, set := range []bool{false, true} {
+		if o.idle == 0 || set && !o.idleWorkers {
+			break
+		}
+		res, err := idleCheck(ctx, s, o.idle, vs[0].headers, parkOn, map[bool]string{true: workerSet}[set])
+		if err != nil {
 			return err
 		}
+		idle = append(idle, res)
 	}
 
 	var md strings.Builder
@@ -487,7 +492,7 @@ func machine(o options) []string {
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
 
 // report writes the markdown section.
-func report(w io.Writer, o options, args []string, vs []*variant, rates []int, idle *idleResult, took time.Duration) {
+func report(w io.Writer, o options, args []string, vs []*variant, rates []int, idle []*idleResult, took time.Duration) {
 	base := vs[0]
 	var peer *variant
 	for _, v := range vs {
@@ -557,7 +562,7 @@ func report(w io.Writer, o options, args []string, vs []*variant, rates []int, i
 			fmt.Fprintf(w, "* **%s: %d failed requests under wrk, %d at the fixed rates.**\n", v.name, v.bad, failed)
 		}
 	}
-	if idle != nil {
+	for _, idle := range idle {
 		fmt.Fprintf(w, "* Idle connections: a fresh oauth-proxy%s holding %d keep-alive connections (each served one GET), idle for 10 s: "+
 			"RSS %.1f MiB (%.1f MiB before them), peak %.1f MiB while they were served; %s of them parked.\n",
 			map[bool]string{true: fmt.Sprintf(" worker set (%d workers and the supervisor, RSS summed)", runtime.NumCPU())}[idle.set], idle.conns, float64(idle.during)/(1<<20), float64(idle.before)/(1<<20), float64(idle.peak)/(1<<20), idle.parked)
@@ -594,8 +599,8 @@ func report(w io.Writer, o options, args []string, vs []*variant, rates []int, i
 		}
 		fmt.Fprintln(w)
 	}
-	if idle != nil {
-		fmt.Fprintf(w, "* RSS with %d idle connections %.1f MiB (≤ 64 MiB): %s\n", idle.conns, float64(idle.during)/(1<<20), met(idle.during <= 64<<20))
+	for _, idle := range idle {
+		fmt.Fprintf(w, "* RSS with %d idle connections%s %.1f MiB (≤ 64 MiB): %s\n", idle.conns, map[bool]string{true: " (worker set)"}[idle.set], float64(idle.during)/(1<<20), met(idle.during <= 64<<20))
 	}
 }
 

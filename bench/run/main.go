@@ -82,7 +82,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.latDuration, "latency-duration", 4*time.Second, "fixed-rate run time per variant and latency round")
 	fs.IntVar(&o.idleCompare, "idle-compare", 0, "instead of the table: this many rounds of the idle check with parking on, off with fasthttp's ReduceMemoryUsage, and off (docs/benchmarks.md)")
 	fs.IntVar(&o.idle, "idle", 10000, "idle keep-alive connections held open to a fresh oauth-proxy (0: skip)")
-	fs.BoolVar(&o.idleWorkers, "idle-workers", false, "run the idle check on a worker set (workers: one per core), summing the RSS of the supervisor and its workers")
+	fs.BoolVar(&o.idleWorkers, "idle-workers", true, "run the idle check on a worker set (workers: one per core) too, after the single process, summing the RSS of the supervisor and its workers")
 	fs.IntVar(&o.nginxWorkers, "nginx-workers", 0, "NGINX worker processes (0: auto, one per core)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "profile the named variant instead of the table: serve its proxy in this process under wrk load and write a CPU profile to -o (see profile.go)")
 	fs.StringVar(&o.out, "o", "", "also write the markdown section (or, with -cpuprofile, the profile) to this file")
