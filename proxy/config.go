@@ -78,9 +78,10 @@ type Config struct {
 	// follow.
 	Revocation settings.RevocationSettings
 	// Workers is YAML workers: how many processes serve, each with one Go
-	// processor: 1 (the default), 2 to 64, or auto, runtime.NumCPU() when
-	// the file loads. With more than one, the process started supervises
-	// that many workers (internal/workers, docs/operations.md).
+	// processor: 1 (the default), 2 to 64, or auto, runtime.GOMAXPROCS(0)
+	// as the process started (within a cgroup CPU quota). With more than
+	// one, the process started supervises that many workers
+	// (internal/workers, docs/operations.md).
 	Workers int
 	// Worker is, in a worker of such a set, its index ("" elsewhere):
 	// Listen and MetricsListen are then the worker's own, from the
@@ -245,7 +246,14 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		getenv = func(string) string { return "" }
 	}
 	if c.Worker = getenv(workers.EnvWorker); c.Worker != "" {
-		c.Listen, c.MetricsListen = getenv(workers.EnvListen), getenv(workers.EnvMetrics)
+		// A worker of a set (cmd/oauth-proxy also wants its supervisor's
+		// pipe): a stray variable must not move a single process's listen.
+		if c.Workers == 1 && settings.ValueOr(f.Workers, defaultWorkers) != "auto" {
+			return nil, settings.Errorf("workers", "is 1 but %s is set: that variable is for the workers of a set only; unset it", workers.EnvWorker)
+		}
+		if c.Listen, c.MetricsListen = getenv(workers.EnvListen), getenv(workers.EnvMetrics); c.Listen == "" || c.MetricsListen == "" {
+			return nil, settings.Errorf("workers", "%s is set without %s and %s: they are for the workers of a set only; unset it", workers.EnvWorker, workers.EnvListen, workers.EnvMetrics)
+		}
 	}
 	cookie, err := f.Cookie.Parse(&f.Deprecations)
 	if err != nil {
@@ -441,15 +449,20 @@ func (f *fileConfig) tokenSchemes() ([]string, error) {
 	})
 }
 
+// startProcs is runtime.GOMAXPROCS(0) as the process started: the CPUs it
+// may use, within its cgroup's CPU quota.
+var startProcs = runtime.GOMAXPROCS(0)
+
 // defaultWorkers is workers left out: one process (issue #14 measures the
 // worker set against it).
 const defaultWorkers = "1"
 
-// parseWorkers reads workers: auto (runtime.NumCPU(), at most 64) or a
-// number from 1 to 64.
+// parseWorkers reads workers: auto (runtime.GOMAXPROCS(0) as the process
+// started, which follows a cgroup CPU limit; at most 64) or a number from
+// 1 to 64.
 func parseWorkers(s string) (int, error) {
 	if s == "auto" {
-		return min(runtime.NumCPU(), 64), nil
+		return min(startProcs, 64), nil
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 || n > 64 {

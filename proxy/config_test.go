@@ -219,8 +219,8 @@ func TestParseConfigAccepts(t *testing.T) {
 		}},
 		{"explicit document start", "---\n" + configBase, nil},
 		{"workers auto", configBase + "workers: auto\n", func(t *testing.T, c *Config) {
-			if c.Workers != min(runtime.NumCPU(), 64) || c.Worker != "" {
-				t.Errorf("Workers %d, Worker %v; want NumCPU %d, false", c.Workers, c.Worker, runtime.NumCPU())
+			if c.Workers != min(runtime.GOMAXPROCS(0), 64) || c.Worker != "" {
+				t.Errorf("Workers %d, Worker %q; want GOMAXPROCS %d, \"\"", c.Workers, c.Worker, runtime.GOMAXPROCS(0))
 			}
 		}},
 		{"workers at their bounds", configBase + "workers: 64\n", func(t *testing.T, c *Config) {
@@ -606,5 +606,29 @@ func TestParseConfigWorker(t *testing.T) {
 	}
 	if c.Listen != "unix:/run/p.sock.1" || c.MetricsListen != "unix:/tmp/w/1.sock" || c.Worker != "1" || c.Workers != 2 {
 		t.Errorf("Listen %q, MetricsListen %q, Worker %q, Workers %d", c.Listen, c.MetricsListen, c.Worker, c.Workers)
+	}
+	defer func(n int) { startProcs = n }(startProcs)
+	startProcs = 1 // as in a worker, run with GOMAXPROCS=1
+	if c, err := ParseConfig([]byte(configBase+"workers: auto\n"), func(k string) string { return env[k] }); err != nil || c.Worker != "1" {
+		t.Errorf("workers: auto in a worker (GOMAXPROCS=1): %v", err)
+	}
+}
+
+// TestParseConfigStrayWorkerEnv: the workers' variables in the environment
+// of a process the file does not make a set, or one without the other, are
+// refused instead of moving listen and dropping metrics_listen.
+func TestParseConfigStrayWorkerEnv(t *testing.T) {
+	for _, c := range []struct{ name, file, metrics, want string }{
+		{"workers 1", "workers: 1\n", "unix:/tmp/w/1.sock", "proxy: config: workers: is 1 but TH_PROXY_WORKER is set: that variable is for the workers of a set only; unset it"},
+		{"workers left out", "", "unix:/tmp/w/1.sock", "proxy: config: workers: is 1 but TH_PROXY_WORKER is set"},
+		{"no metrics variable", "workers: 2\n", "", "proxy: config: workers: TH_PROXY_WORKER is set without TH_PROXY_WORKER_LISTEN and TH_PROXY_WORKER_METRICS"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := map[string]string{workers.EnvWorker: "1", workers.EnvListen: "127.0.0.1:18555", workers.EnvMetrics: c.metrics}
+			_, err := ParseConfig([]byte(configBase+"listen: 127.0.0.1:8081\nmetrics_listen: 127.0.0.1:9101\n"+c.file), func(k string) string { return env[k] })
+			if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+				t.Errorf("error %v, want one starting with %q", err, c.want)
+			}
+		})
 	}
 }

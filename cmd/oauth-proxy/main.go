@@ -17,6 +17,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"syscall"
 
 	"github.com/rs/zerolog"
 
@@ -54,12 +55,29 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 			return proxy.NewServer(cfg, log)
 		},
 	}
+	if cfg.Worker != "" {
+		// Worker mode needs the supervisor's pipe too: a stray
+		// environment variable alone is refused.
+		var st syscall.Stat_t
+		if err := syscall.Fstat(workers.ReadyFD, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+			return nil, fmt.Errorf("oauth-proxy: %s is set but file descriptor %d is not a supervisor's pipe: that variable is for the workers of a set only; unset it", workers.EnvWorker, workers.ReadyFD)
+		}
+		ready := os.NewFile(workers.ReadyFD, "ready")
+		dc.Start = func(log zerolog.Logger) (daemon.Service, error) {
+			srv, err := proxy.NewServer(cfg, log)
+			if err != nil {
+				return nil, err
+			}
+			ready.Write([]byte{1}) // signal handlers installed, configuration loaded
+			return loaded{srv, ready}, nil
+		}
+	}
 	if cfg.Workers > 1 && cfg.Worker == "" {
 		dc.Summary += fmt.Sprintf(", workers: %d", cfg.Workers)
 		dc.Supervise = func(log zerolog.Logger, signals <-chan os.Signal) int {
 			set := workerSet(cfg)
-			set.Path, set.Reload = path, func(path string) (workers.Config, error) {
-				next, err := proxy.LoadConfig(path, getenv)
+			set.Path, set.Reload = path, func(data []byte) (workers.Config, error) {
+				next, err := proxy.ParseConfig(data, getenv)
 				if err != nil {
 					return workers.Config{}, err
 				}
@@ -69,6 +87,18 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 		}
 	}
 	return dc, nil
+}
+
+// loaded is a worker's service: it tells the supervisor when a reload is
+// done, so that the next text is not written while the worker reads it.
+type loaded struct {
+	*proxy.Server
+	ready *os.File
+}
+
+func (l loaded) ReloadFile(path string, getenv func(string) string) error {
+	defer l.ready.Write([]byte{1})
+	return l.Server.ReloadFile(path, getenv)
 }
 
 // workerSet is what the supervisor needs of cfg.

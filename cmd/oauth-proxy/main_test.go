@@ -929,6 +929,9 @@ func TestWorkersTCP(t *testing.T) {
 		v, _ := metricstest.Value(p.metricsText(t), "oauth_proxy_worker_restarts_total")
 		return code == 200 && v == 1 && workerPIDs(t, p)["1"] != pids["1"]
 	})
+	if n := perWorker(p.metricsText(t), `oauth_proxy_config_reloads_total{result="ok"}`); n[0] != 1 {
+		t.Errorf("worker 0 counts %v good reloads, want 1: the refused file was forwarded", n[0])
+	}
 	exited := bintest.LogLines(t, p.Stderr(), "worker exited; restarting")
 	if len(exited) != 1 || exited[0]["worker"] != "1" || exited[0]["pid"] != float64(pids["1"]) || exited[0]["status"] != "signal: killed" {
 		t.Errorf("the exit logged: %v", exited)
@@ -1006,19 +1009,182 @@ func TestWorkersUnix(t *testing.T) {
 	}
 }
 
-// TestWorkersCannotStart: a worker that cannot open its listener when the
-// set starts stops the set, and the supervisor exits 1, as a single process
-// does.
+// TestWorkersCannotStart: a TCP port another process holds stops the set
+// before any worker starts (the supervisor's probe: SO_REUSEPORT would
+// otherwise let a second set share the first's traffic), and a worker
+// that cannot open its listener stops the set; the supervisor exits 1 in
+// both cases, as a single process does.
 func TestWorkersCannotStart(t *testing.T) {
-	held, err := net.Listen("tcp", "127.0.0.1:0") // without SO_REUSEPORT: the workers cannot share it
+	held, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer held.Close()
-	path := filepath.Join(t.TempDir(), "oauth-proxy.yaml")
-	bintest.WriteFile(t, path, proxyConfig{Listen: held.Addr().String(), MetricsListen: "-", Keys: []string{newTestKey(t).hex}, Upstream: "http://127.0.0.1:9", Workers: 2}.yaml())
-	r := bin.Run(t, "-config", path)
-	if r.Code != 1 || !strings.Contains(r.Stderr, "address already in use") || !strings.Contains(r.Stderr, "worker could not start") {
-		t.Fatalf("exit status %d, want 1 with the listener's error; stderr:\n%s", r.Code, r.Stderr)
+	for _, c := range []struct{ name, listen, want string }{
+		{"port held", held.Addr().String(), "cannot start: listen"},
+		{"no socket directory", "unix:" + filepath.Join(t.TempDir(), "missing", "proxy.sock"), "worker could not start"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "oauth-proxy.yaml")
+			bintest.WriteFile(t, path, proxyConfig{Listen: c.listen, MetricsListen: "-", Keys: []string{newTestKey(t).hex}, Upstream: "http://127.0.0.1:9", Workers: 2}.yaml())
+			r := bin.Run(t, "-config", path)
+			if r.Code != 1 || !strings.Contains(r.Stderr, c.want) {
+				t.Fatalf("exit status %d, want 1 with %q; stderr:\n%s", r.Code, c.want, r.Stderr)
+			}
+		})
+	}
+}
+
+// gone reports whether process pid has exited (a zombie nobody reaps
+// counts: a container's init may not reap).
+func gone(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	_, after, _ := strings.Cut(string(stat), ") ")
+	return strings.HasPrefix(after, "Z")
+}
+
+// TestWorkersSupervisorKilled: the checked configuration, key included,
+// never lies on disk, so a kill -9 of the supervisor (the OOM killer, say)
+// leaves none behind; its workers drain (Pdeathsig) and exit, removing
+// their sockets.
+func TestWorkersSupervisorKilled(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "800MiB")
+	key := newTestKey(t)
+	p := startProxy(t, proxyConfig{Keys: []string{key.hex}, Upstream: newUpstream(t).URL, Workers: 2})
+	serving := bintest.LogLines(t, p.Stderr(), "oauth-proxy serving")
+	if len(serving) != 2 {
+		t.Fatalf("%d workers logged serving, want 2", len(serving))
+	}
+	dir := filepath.Dir(strings.TrimPrefix(serving[0]["metrics_listen"].(string), "unix:"))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	onDisk := func() []string {
+		var found []string
+		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if data, _ := os.ReadFile(path); err == nil && !d.IsDir() && (!strings.HasSuffix(path, ".sock") || strings.Contains(string(data), key.hex)) {
+				found = append(found, path)
+			}
+			return nil
+		})
+		return found
+	}
+	if found := onDisk(); len(found) > 0 {
+		t.Errorf("the workers' directory holds %v, want sockets only", found)
+	}
+	pids := workerPIDs(t, p)
+	// The supervisor keeps 1/8 of GOMEMLIMIT, the two workers share the rest.
+	if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pids["1"])); err != nil || !strings.Contains(string(env), "\x00GOMEMLIMIT=367001600\x00") {
+		t.Errorf("worker 1's environment lacks GOMEMLIMIT=367001600 (7/16 of 800 MiB): %v", err)
+	}
+	p.Signal(t, syscall.SIGKILL)
+	p.WaitExit(t, 5*time.Second)
+	bintest.Eventually(t, 5*time.Second, "the workers to exit after the supervisor's kill", func() bool {
+		return gone(pids["0"]) && gone(pids["1"])
+	})
+	if found := onDisk(); len(found) > 0 {
+		t.Errorf("the supervisor's kill left %v", found)
+	}
+	for i := range 2 {
+		if _, err := os.Lstat(filepath.Join(dir, fmt.Sprint(i)+".sock")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("worker %d's metrics socket left: %v", i, err)
+		}
+	}
+}
+
+// TestWorkersStrayEnv: the workers' variables in an operator's environment
+// do not make a worker: without a supervisor's pipe the proxy refuses to
+// start, and -check-config says why.
+func TestWorkersStrayEnv(t *testing.T) {
+	t.Setenv("TH_PROXY_WORKER", "1")
+	t.Setenv("TH_PROXY_WORKER_LISTEN", "127.0.0.1:1")
+	t.Setenv("TH_PROXY_WORKER_METRICS", "unix:/tmp/stray.sock")
+	for _, c := range []struct {
+		name    string
+		workers int
+		want    string
+	}{
+		{"workers 1", 1, "proxy: config: workers: is 1 but TH_PROXY_WORKER is set"},
+		{"workers 2", 2, "oauth-proxy: TH_PROXY_WORKER is set but file descriptor 4 is not a supervisor's pipe"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "oauth-proxy.yaml")
+			bintest.WriteFile(t, path, proxyConfig{Listen: "127.0.0.1:8081", MetricsListen: "-", Keys: []string{newTestKey(t).hex}, Upstream: "http://127.0.0.1:9", Workers: c.workers}.yaml())
+			for _, args := range [][]string{{"-config", path, "-check-config"}, {"-config", path}} {
+				if r := bin.Run(t, args...); r.Code != 1 || !strings.Contains(r.Stderr, c.want) {
+					t.Errorf("%v: exit status %d, want 1 with %q; stderr:\n%s", args, r.Code, c.want, r.Stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestWorkersSignalWhileStarting: signals that arrive while a worker
+// restarts, before its signal handlers are installed, neither kill it
+// (SIGHUP, the default action) nor are lost (SIGTERM): the set stops with
+// status 0.
+func TestWorkersSignalWhileStarting(t *testing.T) {
+	p := startProxy(t, proxyConfig{Keys: []string{newTestKey(t).hex}, Upstream: newUpstream(t).URL, Workers: 2})
+	if err := syscall.Kill(workerPIDs(t, p)["1"], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// A good reload after another while worker 1 restarts; SIGTERM as soon
+	// as its new start is logged.
+	for deadline := time.Now().Add(5 * time.Second); strings.Count(p.Stderr(), `"worker started"`) < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("worker 1 not restarted; stderr:\n%s", p.Stderr())
+		}
+		p.Signal(t, syscall.SIGHUP)
+	}
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.WaitExit(t, 10*time.Second); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+	for _, l := range bintest.LogLines(t, p.Stderr(), "worker exited; restarting") {
+		if l["status"] != "signal: killed" {
+			t.Errorf("a worker died of a forwarded signal: %v", l)
+		}
+	}
+	if n := len(bintest.LogLines(t, p.Stderr(), "worker stopped")); n != 2 {
+		t.Errorf("%d workers logged their stop, want 2; stderr:\n%s", n, p.Stderr())
+	}
+}
+
+// TestWorkersStuck: a worker that does not stop within shutdown_delay +
+// shutdown + 5 s of SIGTERM, from the last file checked, is killed, its
+// socket removed, and the supervisor exits 1.
+func TestWorkersStuck(t *testing.T) {
+	dir, err := os.MkdirTemp("", "opw") // short: socket paths are limited to about 100 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "proxy.sock")
+	p := startProxy(t, proxyConfig{Listen: "unix:" + sock, Keys: []string{newTestKey(t).hex}, Upstream: newUpstream(t).URL, Workers: 2,
+		Timeouts: "{read: 30s, upstream: 15s, shutdown: 100ms}"})
+	longer := p.cfg
+	longer.Timeouts = "{read: 30s, upstream: 15s, shutdown: 100ms, shutdown_delay: 1s}"
+	bintest.WriteFile(t, p.configPath, longer.yaml())
+	p.Signal(t, syscall.SIGHUP)
+	p.Eventually(t, 5*time.Second, "both workers to reload", func() bool {
+		return perWorker(p.metricsText(t), `oauth_proxy_config_reloads_total{result="ok"}`) == [2]float64{1, 1}
+	})
+	if err := syscall.Kill(workerPIDs(t, p)["0"], syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.WaitExit(t, 10*time.Second); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	if d := time.Since(start); d < 6*time.Second {
+		t.Errorf("the stuck worker killed after %v, want 6.1 s", d)
+	}
+	if len(bintest.LogLines(t, p.Stderr(), "workers still running after the shutdown timeout: killed")) != 1 {
+		t.Errorf("the kill not logged; stderr:\n%s", p.Stderr())
+	}
+	if _, err := os.Lstat(sock + ".0"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the killed worker's socket left: %v", err)
 	}
 }

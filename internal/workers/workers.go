@@ -9,7 +9,7 @@ package workers
 
 import (
 	"bytes"
-	"errors"
+	"fmt"
 	"math"
 	"net"
 	"os"
@@ -26,15 +26,23 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+	"golang.org/x/sys/unix"
 
 	"github.com/tokenhandler/tokenhandler/internal/daemon"
 )
 
 // The environment variables the supervisor sets for a worker: its index
 // (0 to N-1, on its every log line as "worker"), the address it serves and
-// that of its private metrics listener. A process with EnvWorker set is a
-// worker, never a supervisor.
+// that of its private metrics listener. A process is a worker only with all
+// three set and its supervisor's descriptors inherited: the checked
+// configuration on ConfigFD (a memfd, read as ConfigPath), and the write
+// end of a pipe on ReadyFD, on which the worker writes a byte each time it
+// has loaded the configuration (at start, its signal handlers installed,
+// and after each SIGHUP).
 const (
+	ConfigFD, ReadyFD = 3, 4
+	ConfigPath        = "/proc/self/fd/3"
+
 	EnvWorker  = "TH_PROXY_WORKER"
 	EnvListen  = "TH_PROXY_WORKER_LISTEN"
 	EnvMetrics = "TH_PROXY_WORKER_METRICS"
@@ -59,10 +67,10 @@ type Config struct {
 	// a worker still running 5 s after both, once SIGTERM was forwarded,
 	// is killed.
 	ShutdownDelay, ShutdownTimeout time.Duration
-	// Path is the configuration file; Reload loads and checks the file at
-	// path (a copy of it), at start and on SIGHUP.
+	// Path is the configuration file; Reload checks its text, at start
+	// and on SIGHUP.
 	Path   string
-	Reload func(path string) (Config, error)
+	Reload func(data []byte) (Config, error)
 }
 
 // The restart backoff: 100 ms doubling to 5 s, back to 100 ms once a
@@ -73,34 +81,72 @@ const (
 
 // supervisor is one run of Supervise.
 type supervisor struct {
-	cfg      Config
 	log      zerolog.Logger
 	dir      string // 0700: the workers' metrics sockets <i>.sock
 	client   *fasthttp.Client
 	restarts *metrics.Counter
+	memLimit int64 // each worker's GOMEMLIMIT, or 0
 
 	stopping atomic.Bool   // SIGTERM or SIGINT has arrived; set under mu
 	stop     chan struct{} // closed when stopping
 	mu       sync.Mutex
-	procs    []*os.Process // the running worker i, or nil
+	cfg      Config        // as Supervise got it
+	drain    time.Duration // the latest checked configuration's shutdown_delay + shutdown
+	data     []byte        // its text
+	version  int           // of data, counting from 1
+	procs    []*proc       // the running worker i, or nil
 }
 
-// Supervise runs cfg.Workers copies of the running binary (/proc/self/exe)
-// as workers, each with GOMAXPROCS=1, its share of GOMEMLIMIT, its
-// addresses in the environment (EnvListen, EnvMetrics) and the last
-// configuration the supervisor checked (a copy of cfg.Path in a private
-// directory: a worker restarted after a bad edit still starts); it serves
+// proc is a running worker, guarded by supervisor.mu.
+type proc struct {
+	p       *os.Process
+	conf    *os.File // its ConfigFD
+	version int      // of the text in conf
+	ready   bool     // its first load is done: its signal handlers are installed
+	busy    bool     // a load (its start, a SIGHUP) not yet done
+	exited  bool
+}
+
+// Supervise runs cfg.Workers copies of the running binary as workers
+// (/proc/self/exe: the supervisor's own binary even once a package upgrade
+// has replaced the file, which is why ps shows them as "exe"), each with
+// GOMAXPROCS=1, its share of GOMEMLIMIT, its index and addresses in the
+// environment (EnvWorker, EnvListen, EnvMetrics) and the text of the last configuration the supervisor checked on
+// ConfigFD, a memfd that ends with the worker, never a file on disk (a
+// worker restarted after a bad edit still starts); it serves
 // metrics_listen, restarts a worker that exits, and forwards SIGHUP (once
 // the file checks) and SIGTERM or SIGINT, as docs/proxy.md ("Workers")
-// says. It returns 0 once every worker has stopped with status 0, else 1.
+// says. A worker is signalled only once ready (ReadyFD): a SIGHUP for a
+// worker still loading is sent, with the newer text, once it has loaded;
+// a SIGTERM once it is ready. It returns 0 once every worker has stopped
+// with status 0, else 1.
+//
+// A TCP listen is first bound once without SO_REUSEPORT and closed, so
+// that a port held by another process (a second set, say) stops the start
+// instead of sharing its traffic; a process binding it between that probe
+// and the workers is not caught.
 func Supervise(cfg Config, log zerolog.Logger, signals <-chan os.Signal) int {
+	if !strings.HasPrefix(cfg.Listen, "unix:") {
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			log.Error().Err(err).Msg("cannot start: listen")
+			return 1
+		}
+		ln.Close()
+	}
 	dir, err := os.MkdirTemp("", "oauth-proxy-workers-") // 0700
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	s := &supervisor{cfg: cfg, log: log, dir: dir, procs: make([]*os.Process, cfg.Workers), stop: make(chan struct{})}
+	s := &supervisor{cfg: cfg, log: log, dir: dir, procs: make([]*proc, cfg.Workers), stop: make(chan struct{})}
+	// The supervisor keeps 1/8 of GOMEMLIMIT (it buffers the workers'
+	// metrics pages), the workers share the rest.
+	if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64 {
+		debug.SetMemoryLimit(limit / 8)
+		s.memLimit = (limit - limit/8) / int64(cfg.Workers)
+	}
 	s.client = &fasthttp.Client{Dial: func(addr string) (net.Conn, error) {
 		i, _, _ := strings.Cut(addr, ":") // "<i>:80"
 		return net.DialTimeout("unix", filepath.Join(dir, i+".sock"), 2*time.Second)
@@ -151,7 +197,9 @@ func Supervise(cfg Config, log zerolog.Logger, signals <-chan os.Signal) int {
 			case sig != syscall.SIGHUP:
 				if !s.stopping.Load() {
 					log.Info().Str("signal", sig.String()).Msg("draining: SIGTERM forwarded to every worker")
-					kill = time.After(cfg.ShutdownDelay + cfg.ShutdownTimeout + 5*time.Second)
+					s.mu.Lock()
+					kill = time.After(s.drain + 5*time.Second)
+					s.mu.Unlock()
 				}
 				s.signal(syscall.SIGTERM) // a second one cuts the workers' shutdown_delay short
 			}
@@ -173,22 +221,23 @@ func Supervise(cfg Config, log zerolog.Logger, signals <-chan os.Signal) int {
 	}
 }
 
-// signal sends sig to every running worker; SIGTERM and SIGKILL also stop
-// the restarts.
+// signal sends SIGTERM or SIGKILL to every running worker, SIGTERM only
+// to those ready (the others get it once ready), and stops the restarts.
 func (s *supervisor) signal(sig syscall.Signal) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if sig != syscall.SIGHUP && s.stopping.CompareAndSwap(false, true) {
+	if s.stopping.CompareAndSwap(false, true) {
 		close(s.stop)
 	}
-	for _, p := range s.procs {
-		if p != nil {
-			p.Signal(sig)
+	for _, w := range s.procs {
+		if w != nil && (w.ready || sig == syscall.SIGKILL) {
+			w.p.Signal(sig)
 		}
 	}
 }
 
-// reload checks the file and forwards SIGHUP when it is good.
+// reload checks the file and, when it is good, hands its text to every
+// worker that is not loading; the others get it once they have loaded.
 func (s *supervisor) reload() {
 	next, err := s.install()
 	if err != nil {
@@ -198,26 +247,71 @@ func (s *supervisor) reload() {
 	if next.Workers != s.cfg.Workers || next.Listen != s.cfg.Listen || next.MetricsListen != s.cfg.MetricsListen {
 		s.log.Warn().Msg("workers, listen and metrics_listen changed: they take effect at the next restart")
 	}
-	s.signal(syscall.SIGHUP)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.procs {
+		if w != nil && w.ready && !w.busy {
+			s.hup(w)
+		}
+	}
+}
+
+// hup writes the latest text to w's ConfigFD and sends it SIGHUP; the
+// caller holds mu and has checked that w is ready and not loading, so that
+// no worker reads a text half written.
+func (s *supervisor) hup(w *proc) {
+	if err := w.conf.Truncate(0); err != nil {
+		s.log.Error().Err(err).Msg("configuration not handed to a worker")
+		return
+	}
+	if _, err := w.conf.WriteAt(s.data, 0); err != nil {
+		s.log.Error().Err(err).Msg("configuration not handed to a worker")
+		return
+	}
+	w.version, w.busy = s.version, true
+	w.p.Signal(syscall.SIGHUP)
 }
 
 // install loads and checks the configuration file and, when it is good,
-// makes it the copy the workers load, so that no worker ever reads a file
-// the supervisor has not checked.
+// makes its text the one the workers load, so that no worker ever reads a
+// text the supervisor has not checked.
 func (s *supervisor) install() (Config, error) {
 	data, err := os.ReadFile(s.cfg.Path)
 	if err != nil {
 		return Config{}, err
 	}
-	next := filepath.Join(s.dir, "next.yaml")
-	if err := os.WriteFile(next, data, 0o600); err != nil {
-		return Config{}, err
+	c, err := s.cfg.Reload(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", s.cfg.Path, err)
 	}
-	c, err := s.cfg.Reload(next)
-	if err != nil { // name the operator's file, not the copy
-		return Config{}, errors.New(strings.ReplaceAll(err.Error(), next, s.cfg.Path))
+	s.mu.Lock()
+	s.data, s.drain = data, c.ShutdownDelay+c.ShutdownTimeout
+	s.version++
+	s.mu.Unlock()
+	return c, nil
+}
+
+// loaded reads w's ReadyFD pipe: each byte is a load done. The first makes
+// w ready (and sends the SIGTERM it missed); a text newer than w's is then
+// handed over.
+func (s *supervisor) loaded(w *proc, ready *os.File) {
+	defer ready.Close()
+	var b [1]byte
+	for {
+		if _, err := ready.Read(b[:]); err != nil {
+			return
+		}
+		s.mu.Lock()
+		w.ready, w.busy = true, false
+		switch {
+		case w.exited:
+		case s.stopping.Load():
+			w.p.Signal(syscall.SIGTERM)
+		case w.version < s.version:
+			s.hup(w)
+		}
+		s.mu.Unlock()
 	}
-	return c, os.Rename(next, filepath.Join(s.dir, "config.yaml"))
 }
 
 // run keeps worker i running until the supervisor stops; it reports
@@ -225,12 +319,12 @@ func (s *supervisor) install() (Config, error) {
 func (s *supervisor) run(i int) bool {
 	log := s.log.With().Str("worker", strconv.Itoa(i)).Logger() // as the worker's own lines and its metrics label say it
 	env := append(os.Environ(), "GOMAXPROCS=1", EnvWorker+"="+strconv.Itoa(i), EnvListen+"="+Listen(s.cfg.Listen, i), EnvMetrics+"=unix:"+s.sock(i))
-	if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64 {
-		env = append(env, "GOMEMLIMIT="+strconv.FormatInt(limit/int64(s.cfg.Workers), 10))
+	if s.memLimit > 0 {
+		env = append(env, "GOMEMLIMIT="+strconv.FormatInt(s.memLimit, 10))
 	}
 	backoff := minBackoff
 	for first := true; ; first = false {
-		cmd := exec.Command("/proc/self/exe", "-config", filepath.Join(s.dir, "config.yaml"))
+		cmd := exec.Command("/proc/self/exe", "-config", ConfigPath)
 		cmd.Args[0] = os.Args[0] // what ps shows
 		cmd.Env, cmd.Stdout, cmd.Stderr = env, os.Stdout, os.Stderr
 		// Pdeathsig is tied to the forking thread, which Go keeps for the
@@ -246,18 +340,20 @@ func (s *supervisor) run(i int) bool {
 		if !first {
 			s.restarts.Inc()
 		}
-		err := cmd.Start()
+		w, ready, err := s.start(cmd)
 		if err == nil {
-			s.procs[i] = cmd.Process
+			s.procs[i] = w
 		}
 		s.mu.Unlock()
 		pid, started := 0, time.Now()
 		if err == nil {
 			pid = cmd.Process.Pid
 			log.Info().Int("pid", pid).Msg("worker started")
+			go s.loaded(w, ready)
 			err = cmd.Wait()
 			s.mu.Lock()
-			s.procs[i] = nil
+			s.procs[i], w.exited = nil, true
+			w.conf.Close()
 			s.mu.Unlock()
 			if s.stopping.Load() {
 				log.Info().Int("pid", pid).Stringer("status", cmd.ProcessState).Msg("worker stopped")
@@ -280,6 +376,33 @@ func (s *supervisor) run(i int) bool {
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// start starts cmd with the latest text on ConfigFD and a pipe on
+// ReadyFD, whose read end it returns. The caller holds mu.
+func (s *supervisor) start(cmd *exec.Cmd) (*proc, *os.File, error) {
+	fd, err := unix.MemfdCreate("oauth-proxy.yaml", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, nil, fmt.Errorf("workers: memfd: %w", err)
+	}
+	w := &proc{conf: os.NewFile(uintptr(fd), "oauth-proxy.yaml"), version: s.version, busy: true}
+	r, wr, err := os.Pipe()
+	if err != nil {
+		w.conf.Close()
+		return nil, nil, err
+	}
+	if _, err = w.conf.Write(s.data); err == nil {
+		cmd.ExtraFiles = []*os.File{w.conf, wr} // ConfigFD, ReadyFD
+		err = cmd.Start()
+	}
+	wr.Close()
+	if err != nil {
+		w.conf.Close()
+		r.Close()
+		return nil, nil, err
+	}
+	w.p = cmd.Process
+	return w, r, nil
 }
 
 // sock is the path of worker i's metrics socket.

@@ -111,7 +111,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&p.AuthPath, "auth-path", "", `auth_path of the proxy (default "/_oauth-proxy/auth")`)
 	fs.Var((*list)(&p.Agents), "agent", `an oauth-agent instance, host:port or unix:/path (default "127.0.0.1:8080"); repeatable`)
 	fs.Var((*list)(&p.Proxies), "proxy", `an oauth-proxy instance (default "127.0.0.1:8081"); repeatable`)
-	proxyWorkers := fs.String("proxy-workers", "1", "the proxy's workers setting, a number or auto (this machine's CPU count): each -proxy unix:/path then stands for /path.0 to /path.<N-1>")
+	proxyWorkers := fs.String("proxy-workers", "1", "the proxy's workers setting, a number or auto (the CPUs this process may use, runtime.GOMAXPROCS: within a cgroup CPU quota): each -proxy unix:/path then stands for /path.0 to /path.<N-1>")
 	fs.Var((*list)(&p.APIs), "api", `an API server NGINX calls in auth_request mode (default "127.0.0.1:9000"); repeatable`)
 	fs.BoolVar(&p.KeepCookieHeaders, "keep-cookie-headers", false, "auth_request mode: forward the token-handler cookies and CSRF header to the API (remove_cookie_headers: false)")
 	corsEnabled := fs.Bool("cors-enabled", true, "auth_request mode: the proxy's cors.enabled; with -cors-enabled=false NGINX sends OPTIONS through auth_request to the API")
@@ -144,7 +144,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	p.CORSDisabled = !*corsEnabled
 	var err error
 	if p.ProxyWorkers, err = strconv.Atoi(*proxyWorkers); *proxyWorkers == "auto" {
-		p.ProxyWorkers = min(runtime.NumCPU(), 64)
+		p.ProxyWorkers = min(runtime.GOMAXPROCS(0), 64)
 	} else if err != nil {
 		return fmt.Errorf("-proxy-workers: %q is not a number or auto", *proxyWorkers)
 	}
