@@ -736,19 +736,13 @@ func TestUnixSocket(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// A short directory: socket paths are limited to about 100 bytes.
-			dir, err := os.MkdirTemp("", "op")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { os.RemoveAll(dir) })
-			sock := filepath.Join(dir, "proxy.sock")
+			sock := socketPath(t)
 			check := tt.setup(t, sock)
 			cfg := proxyConfig{Listen: "unix:" + sock, Keys: []string{key.hex}, Upstream: up.URL}
 
 			if !tt.wantStart {
 				cfg.MetricsListen = "-"
-				path := filepath.Join(dir, "oauth-proxy.yaml")
+				path := filepath.Join(t.TempDir(), "oauth-proxy.yaml")
 				bintest.WriteFile(t, path, cfg.yaml())
 				r := bin.Run(t, "-config", path)
 				if r.Code != 1 {
@@ -963,12 +957,7 @@ func TestWorkersTCP(t *testing.T) {
 func TestWorkersUnix(t *testing.T) {
 	key := newTestKey(t)
 	up := newUpstream(t)
-	dir, err := os.MkdirTemp("", "opw") // short: socket paths are limited to about 100 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "proxy.sock")
+	sock := socketPath(t)
 	p := startProxy(t, proxyConfig{Listen: "unix:" + sock, Keys: []string{key.hex}, Upstream: up.URL, Workers: 2})
 	cookie := key.cookie(t, "unix-token")
 
@@ -1155,12 +1144,7 @@ func TestWorkersSignalWhileStarting(t *testing.T) {
 // shutdown + 5 s of SIGTERM, from the last file checked, is killed, its
 // socket removed, and the supervisor exits 1.
 func TestWorkersStuck(t *testing.T) {
-	dir, err := os.MkdirTemp("", "opw") // short: socket paths are limited to about 100 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "proxy.sock")
+	sock := socketPath(t)
 	p := startProxy(t, proxyConfig{Listen: "unix:" + sock, Keys: []string{newTestKey(t).hex}, Upstream: newUpstream(t).URL, Workers: 2,
 		Timeouts: "{read: 30s, upstream: 15s, shutdown: 100ms}"})
 	longer := p.cfg
@@ -1187,4 +1171,17 @@ func TestWorkersStuck(t *testing.T) {
 	if _, err := os.Lstat(sock + ".0"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the killed worker's socket left: %v", err)
 	}
+}
+
+// socketPath is proxy.sock in a new directory short enough for a socket
+// path (at most 107 bytes, which t.TempDir can exceed), removed when the
+// test ends.
+func socketPath(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "op")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "proxy.sock")
 }
