@@ -1140,6 +1140,32 @@ func TestWorkersSignalWhileStarting(t *testing.T) {
 	}
 }
 
+// TestWorkersReloadThenStop: a worker that finishes a reload after the
+// SIGTERM was forwarded gets no second one, which would cut its
+// shutdown_delay short. Worker 0 is stopped (SIGSTOP) while both signals
+// reach it, so that it takes them in that order once continued.
+func TestWorkersReloadThenStop(t *testing.T) {
+	p := startProxy(t, proxyConfig{Keys: []string{newTestKey(t).hex}, Upstream: newUpstream(t).URL, Workers: 2,
+		Timeouts: "{read: 30s, upstream: 15s, shutdown: 10s, shutdown_delay: 1s}"})
+	pid := workerPIDs(t, p)["0"]
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(t, syscall.SIGHUP)
+	p.Signal(t, syscall.SIGTERM)
+	start := time.Now()
+	p.Eventually(t, 5*time.Second, "SIGTERM forwarded", func() bool { return strings.Contains(p.Stderr(), "draining: SIGTERM forwarded") })
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.WaitExit(t, 10*time.Second); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("stopped %v after SIGTERM, before shutdown_delay 1s", d)
+	}
+}
+
 // TestWorkersStuck: a worker that does not stop within shutdown_delay +
 // shutdown + 5 s of SIGTERM, from the last file checked, is killed, its
 // socket removed, and the supervisor exits 1.

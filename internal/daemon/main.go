@@ -101,8 +101,10 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 		return 2
 	}
 	// Catch signals from the start: a SIGHUP that arrives while the
-	// listeners open would otherwise kill the process.
-	signals := make(chan os.Signal, 1)
+	// listeners open would otherwise kill the process. os/signal drops a
+	// signal the channel has no room for: a SIGTERM just after a SIGHUP
+	// must wait for the reload instead.
+	signals := make(chan os.Signal, 4)
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(signals)
 

@@ -260,11 +260,11 @@ func (s *supervisor) reload() {
 // caller holds mu and has checked that w is ready and not loading, so that
 // no worker reads a text half written.
 func (s *supervisor) hup(w *proc) {
-	if err := w.conf.Truncate(0); err != nil {
-		s.log.Error().Err(err).Msg("configuration not handed to a worker")
-		return
+	err := w.conf.Truncate(0)
+	if err == nil {
+		_, err = w.conf.WriteAt(s.data, 0)
 	}
-	if _, err := w.conf.WriteAt(s.data, 0); err != nil {
+	if err != nil {
 		s.log.Error().Err(err).Msg("configuration not handed to a worker")
 		return
 	}
@@ -292,8 +292,8 @@ func (s *supervisor) install() (Config, error) {
 }
 
 // loaded reads w's ReadyFD pipe: each byte is a load done. The first makes
-// w ready (and sends the SIGTERM it missed); a text newer than w's is then
-// handed over.
+// w ready (and sends the SIGTERM it missed, once: a second would cut its
+// shutdown_delay short); a text newer than w's is then handed over.
 func (s *supervisor) loaded(w *proc, ready *os.File) {
 	defer ready.Close()
 	var b [1]byte
@@ -302,9 +302,10 @@ func (s *supervisor) loaded(w *proc, ready *os.File) {
 			return
 		}
 		s.mu.Lock()
+		first := !w.ready
 		w.ready, w.busy = true, false
 		switch {
-		case w.exited:
+		case w.exited, s.stopping.Load() && !first:
 		case s.stopping.Load():
 			w.p.Signal(syscall.SIGTERM)
 		case w.version < s.version:
@@ -387,18 +388,18 @@ func (s *supervisor) start(cmd *exec.Cmd) (*proc, *os.File, error) {
 	}
 	w := &proc{conf: os.NewFile(uintptr(fd), "oauth-proxy.yaml"), version: s.version, busy: true}
 	r, wr, err := os.Pipe()
+	if err == nil {
+		if _, err = w.conf.Write(s.data); err == nil {
+			cmd.ExtraFiles = []*os.File{w.conf, wr} // ConfigFD, ReadyFD
+			err = cmd.Start()
+		}
+		wr.Close()
+	}
 	if err != nil {
 		w.conf.Close()
-		return nil, nil, err
-	}
-	if _, err = w.conf.Write(s.data); err == nil {
-		cmd.ExtraFiles = []*os.File{w.conf, wr} // ConfigFD, ReadyFD
-		err = cmd.Start()
-	}
-	wr.Close()
-	if err != nil {
-		w.conf.Close()
-		r.Close()
+		if r != nil {
+			r.Close()
+		}
 		return nil, nil, err
 	}
 	w.p = cmd.Process
