@@ -155,6 +155,7 @@ func startVariants(ctx context.Context, s *stack, o options, suffix string) ([]*
 		// parking would be off by default (timeouts.park's default, proxy/config.go).
 		{"edge" + suffix, whatB("oauth-proxy → API"), parkOn, "", want("edge" + suffix)},
 		{"edge-nopark" + suffix, whatB("oauth-proxy → API, timeouts.park 0s"), "timeouts: {park: 0s}\n", "", o.only["edge-nopark"+suffix]},
+		{"edge-1p" + suffix, whatB("oauth-proxy → API, one process with GOMAXPROCS=1"), parkOn, oneProcessor, want("edge-1p" + suffix)},
 		{"edge-workers" + suffix, whatB(fmt.Sprintf("oauth-proxy → API, %d proxy workers", runtime.NumCPU())), parkOn, workerSet, want("edge-workers" + suffix)},
 	} {
 		if !e.on {

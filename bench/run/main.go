@@ -90,7 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.verbose, "v", false, "print the processes' logs at the end")
 	fs.StringVar(&proxyEnv, "proxy-env", "", "extra environment of every oauth-proxy process, comma-separated KEY=VALUE (GOMAXPROCS=1, say)")
 	fs.StringVar(&o.proxyB, "proxy-b", "", "a second oauth-proxy binary (a build of another commit, say) measured beside this tree's in the same rounds: every oauth-proxy variant again, named <variant>-b (upstream-unix-b, edge-b, ...)")
-	fs.StringVar(&only, "variants", "", "comma-separated variants to measure besides the baseline (upstream-tcp, upstream-unix, auth_request-tcp, auth_request-unix, edge, oauth2-proxy; the worker sets, workers: one per core, upstream-unix-workers, auth_request-unix-workers, edge-workers; and, only when named, edge-nopark: edge mode with parking off, upstream-tcp-workers and auth_request-tcp-workers; with -proxy-b each oauth-proxy variant again with -b appended); empty: all")
+	fs.StringVar(&only, "variants", "", "comma-separated variants to measure besides the baseline (upstream-tcp, upstream-unix, auth_request-tcp, auth_request-unix, edge, oauth2-proxy; edge-1p: edge mode with GOMAXPROCS=1; the worker sets, workers: one per core, upstream-unix-workers, auth_request-unix-workers, edge-workers; and, only when named, edge-nopark: edge mode with parking off, upstream-tcp-workers and auth_request-tcp-workers; with -proxy-b each oauth-proxy variant again with -b appended); empty: all")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -139,6 +139,10 @@ type process struct {
 // workerSet is the setting of the worker-set variants: one worker per core.
 var workerSet = fmt.Sprintf("workers: %d\n", runtime.NumCPU())
 
+// oneProcessor, among a proxy's extra settings, runs that one process with
+// GOMAXPROCS=1 (edge-1p: one worker's shape without the set).
+const oneProcessor = "# GOMAXPROCS=1\n"
+
 // cpu is the process's CPU clock ticks so far, its workers' included.
 func (p *process) cpu() int64 { return cpuTicks(p.Pid(), p.set) }
 
@@ -174,6 +178,9 @@ func (s *stack) startProxy(ctx context.Context, name, listen string, extra ...st
 	}
 	cmd := exec.Command(s.proxy, "-config", conf)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, s.env...)
+	if slices.Contains(extra, oneProcessor) {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
+	}
 	p, err := s.Start(name, cmd, 10*time.Second)
 	if err != nil {
 		return nil, err
