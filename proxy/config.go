@@ -246,11 +246,10 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		getenv = func(string) string { return "" }
 	}
 	if c.Worker = getenv(workers.EnvWorker); c.Worker != "" {
-		// A worker of a set (cmd/oauth-proxy also wants its supervisor's
-		// pipe): a stray variable must not move a single process's listen.
-		if c.Workers == 1 && settings.ValueOr(f.Workers, defaultWorkers) != "auto" {
-			return nil, settings.Errorf("workers", "is 1 but %s is set: that variable is for the workers of a set only; unset it", workers.EnvWorker)
-		}
+		// A worker of a set: cmd/oauth-proxy also wants its supervisor's
+		// pipe, so that a stray variable cannot move a single process's
+		// listen. The file's own workers may say 1: a worker restarted
+		// after an edit to 1 serves on until the set is restarted.
 		if c.Listen, c.MetricsListen = getenv(workers.EnvListen), getenv(workers.EnvMetrics); c.Listen == "" || c.MetricsListen == "" {
 			return nil, settings.Errorf("workers", "%s is set without %s and %s: they are for the workers of a set only; unset it", workers.EnvWorker, workers.EnvListen, workers.EnvMetrics)
 		}

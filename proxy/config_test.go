@@ -619,9 +619,8 @@ func TestParseConfigWorker(t *testing.T) {
 // refused instead of moving listen and dropping metrics_listen.
 func TestParseConfigStrayWorkerEnv(t *testing.T) {
 	for _, c := range []struct{ name, file, metrics, want string }{
-		{"workers 1", "workers: 1\n", "unix:/tmp/w/1.sock", "proxy: config: workers: is 1 but TH_PROXY_WORKER is set: that variable is for the workers of a set only; unset it"},
-		{"workers left out", "", "unix:/tmp/w/1.sock", "proxy: config: workers: is 1 but TH_PROXY_WORKER is set"},
 		{"no metrics variable", "workers: 2\n", "", "proxy: config: workers: TH_PROXY_WORKER is set without TH_PROXY_WORKER_LISTEN and TH_PROXY_WORKER_METRICS"},
+		{"no metrics variable, workers 1", "workers: 1\n", "", "proxy: config: workers: TH_PROXY_WORKER is set without TH_PROXY_WORKER_LISTEN and TH_PROXY_WORKER_METRICS"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			env := map[string]string{workers.EnvWorker: "1", workers.EnvListen: "127.0.0.1:18555", workers.EnvMetrics: c.metrics}
@@ -630,5 +629,16 @@ func TestParseConfigStrayWorkerEnv(t *testing.T) {
 				t.Errorf("error %v, want one starting with %q", err, c.want)
 			}
 		})
+	}
+	// A worker whose set's file was edited to workers: 1 (restarted after a
+	// crash before the set is) serves on where the supervisor says; that the
+	// variables come from a supervisor, cmd/oauth-proxy checks (its pipe).
+	env := map[string]string{workers.EnvWorker: "1", workers.EnvListen: "127.0.0.1:18555", workers.EnvMetrics: "unix:/tmp/w/1.sock"}
+	c, err := ParseConfig([]byte(configBase+"listen: 127.0.0.1:8081\nmetrics_listen: 127.0.0.1:9101\nworkers: 1\n"), func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("a worker with workers: 1 in its text: %v", err)
+	}
+	if c.Listen != "127.0.0.1:18555" || c.MetricsListen != "unix:/tmp/w/1.sock" {
+		t.Errorf("a worker with workers: 1 in its text: listen %q, metrics_listen %q", c.Listen, c.MetricsListen)
 	}
 }

@@ -1094,7 +1094,7 @@ func TestWorkersStrayEnv(t *testing.T) {
 		workers int
 		want    string
 	}{
-		{"workers 1", 1, "proxy: config: workers: is 1 but TH_PROXY_WORKER is set"},
+		{"workers 1", 1, "oauth-proxy: TH_PROXY_WORKER is set but file descriptor 4 is not a supervisor's pipe"},
 		{"workers 2", 2, "oauth-proxy: TH_PROXY_WORKER is set but file descriptor 4 is not a supervisor's pipe"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -1210,4 +1210,122 @@ func socketPath(t *testing.T) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return filepath.Join(dir, "proxy.sock")
+}
+
+// TestWorkersEditedToOne: a set whose file is edited to workers: 1, with a
+// new key in the same edit, then SIGHUP. The supervisor checks the file and
+// passes it on (workers waits for a restart); the workers must take the new
+// key rather than refuse their own text, and a worker that crashes after
+// the edit must come back.
+func TestWorkersEditedToOne(t *testing.T) {
+	oldKey, newKey := newTestKey(t), newTestKey(t)
+	p := startProxy(t, proxyConfig{Keys: []string{oldKey.hex}, Upstream: newUpstream(t).URL, Workers: 2})
+	next := p.cfg
+	next.Workers, next.Keys = 1, []string{newKey.hex, oldKey.hex}
+	bintest.WriteFile(t, p.configPath, next.yaml())
+	p.Signal(t, syscall.SIGHUP)
+	p.Eventually(t, 10*time.Second, "both workers reloaded", func() bool {
+		return perWorker(p.metricsText(t), `oauth_proxy_config_reloads_total{result="ok"}`) == [2]float64{1, 1}
+	})
+	if n := perWorker(p.metricsText(t), `oauth_proxy_config_reloads_total{result="error"}`); n != [2]float64{} {
+		t.Errorf("reload errors per worker %v, want none", n)
+	}
+	if err := syscall.Kill(workerPIDs(t, p)["1"], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.Eventually(t, 10*time.Second, "worker 1 restarted and the set ready", func() bool {
+		code, _, err := p.ops("/readyz")
+		return err == nil && code == 200 && strings.Count(p.Stderr(), `"worker started"`) == 3
+	})
+	if n := len(bintest.LogLines(t, p.Stderr(), "worker exited; restarting")); n != 1 {
+		t.Errorf("%d unexpected exits, want the one kill; stderr:\n%s", n, p.Stderr())
+	}
+}
+
+// TestWorkersOwnDescriptors: each worker holds its own memfd on ConfigFD
+// and its pipe on ReadyFD and no other descriptor of its supervisor's (a
+// memfd without MFD_CLOEXEC would reach the next worker), and no file in
+// $TMPDIR holds the key (the text goes through memfds, not temporary files).
+func TestWorkersOwnDescriptors(t *testing.T) {
+	key := newTestKey(t)
+	before := tmpFilesWith(t, key.hex)
+	p := startProxy(t, proxyConfig{Keys: []string{key.hex}, Upstream: newUpstream(t).URL, Workers: 2})
+	for i, pid := range workerPIDs(t, p) {
+		dir := fmt.Sprintf("/proc/%d/fd", pid)
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			target, _ := os.Readlink(filepath.Join(dir, e.Name()))
+			if strings.HasPrefix(target, "/memfd:") != (e.Name() == "3") || (e.Name() == "4" && !strings.HasPrefix(target, "pipe:")) {
+				t.Errorf("worker %s fd %s -> %s: want its memfd on 3 only, its pipe on 4", i, e.Name(), target)
+			}
+		}
+	}
+	if after := tmpFilesWith(t, key.hex); after > before {
+		t.Errorf("%d new files in %s hold the key", after-before, os.TempDir())
+	}
+}
+
+// tmpFilesWith counts the regular files directly in $TMPDIR that contain s.
+func tmpFilesWith(t *testing.T, s string) int {
+	t.Helper()
+	ents, err := os.ReadDir(os.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if data, err := os.ReadFile(filepath.Join(os.TempDir(), e.Name())); e.Type().IsRegular() && err == nil && strings.Contains(string(data), s) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestWorkersIgnoreSIGHUP: a SIGHUP sent to every process of the set at
+// once (systemctl kill -s HUP, pkill -HUP) reaches the supervisor's check
+// alone: a worker acting on it as well would report a load its supervisor
+// did not ask for, and be handed the next text while still reading one (a
+// torn read: "the file is empty", a YAML error, or a text cut between two
+// settings that parses).
+func TestWorkersIgnoreSIGHUP(t *testing.T) {
+	a, b := newTestKey(t), newTestKey(t)
+	p := startProxy(t, proxyConfig{Keys: []string{a.hex}, Upstream: newUpstream(t).URL, Workers: 2})
+	other := p.cfg
+	other.Keys = []string{b.hex, a.hex}
+	texts := []string{p.cfg.yaml(), other.yaml()}
+	pids := workerPIDs(t, p)
+	for i := range 400 {
+		bintest.WriteFile(t, p.configPath, texts[i%2])
+		p.Signal(t, syscall.SIGHUP)
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGHUP)
+		}
+	}
+	bintest.WriteFile(t, p.configPath, texts[1])
+	p.Signal(t, syscall.SIGHUP)
+	cookie := b.cookie(t, "new-token")
+	p.Eventually(t, 10*time.Second, "both workers on the last text (10 new connections in a row)", func() bool {
+		for range 10 {
+			if r, err := freshCall(t, p.cfg.Listen, cookie); err != nil || r.status != 200 {
+				return false
+			}
+		}
+		return true
+	})
+	if !strings.Contains(p.Stderr(), "SIGHUP ignored") {
+		t.Errorf("no worker logged a SIGHUP it ignored; stderr:\n%s", p.Stderr())
+	}
+	for _, l := range bintest.LogLines(t, p.Stderr(), "configuration reload refused; the running configuration stays") {
+		if l["worker"] != nil {
+			t.Errorf("worker %v refused a text (a torn read?): %v", l["worker"], l["error"])
+		}
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); err != nil {
+			t.Errorf("worker %d gone after the SIGHUPs: %v", pid, err)
+		}
+	}
 }

@@ -122,8 +122,14 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 	}
 
 	log := NewLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	reload := syscall.SIGHUP
 	if cfg.Worker != "" {
 		log = log.With().Str("worker", cfg.Worker).Logger()
+		// A worker reloads when its supervisor asks, with WorkerReload: a
+		// SIGHUP sent to every process of the set (systemctl kill -s HUP,
+		// pkill -HUP) reaches the supervisor's check, not the workers.
+		reload = WorkerReload
+		signal.Notify(signals, WorkerReload)
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn().Str("config", *configPath).Msg(w)
@@ -145,7 +151,11 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 			srv.Shutdown(context.Background()) // removes Unix sockets
 			return 1
 		case sig := <-signals:
-			if sig == syscall.SIGHUP {
+			if sig == syscall.SIGHUP && reload != syscall.SIGHUP {
+				log.Info().Msg("SIGHUP ignored: a worker reloads when its supervisor asks; signal the supervisor")
+				continue
+			}
+			if sig == reload {
 				if err := srv.ReloadFile(*configPath, getenv); err != nil {
 					log.Error().Err(err).Msg("configuration reload refused; the running configuration stays")
 				}
@@ -172,8 +182,8 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 }
 
 // waitDelay waits for d while the listener keeps serving, or less if a
-// second SIGTERM or SIGINT arrives (a SIGHUP is ignored: the process is
-// stopping). If the server stopped by itself meanwhile, it returns true and
+// second SIGTERM or SIGINT arrives (a SIGHUP or WorkerReload is ignored:
+// the process is stopping). If the server stopped by itself meanwhile, it returns true and
 // Serve's error.
 func waitDelay(d time.Duration, signals <-chan os.Signal, served <-chan error) (stopped bool, err error) {
 	if d <= 0 {
@@ -186,7 +196,7 @@ func waitDelay(d time.Duration, signals <-chan os.Signal, served <-chan error) (
 		case <-t.C:
 			return false, nil
 		case sig := <-signals:
-			if sig != syscall.SIGHUP {
+			if sig != syscall.SIGHUP && sig != WorkerReload {
 				return false, nil
 			}
 		case err := <-served:
@@ -194,6 +204,11 @@ func waitDelay(d time.Duration, signals <-chan os.Signal, served <-chan error) (
 		}
 	}
 }
+
+// WorkerReload is the signal with which a worker set's supervisor
+// (internal/workers) asks a worker to reload its configuration; a worker
+// ignores SIGHUP, which only its supervisor acts on.
+const WorkerReload = syscall.SIGUSR1
 
 // version is stamped at link time by make dist:
 //

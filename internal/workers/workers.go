@@ -2,8 +2,8 @@
 // supervisor (proxy setting workers, issue #14), as NGINX runs one
 // single-threaded worker per core: each worker is the same binary with one
 // Go processor, which spares the runtime's thread hand-offs on a busy
-// machine. The supervisor starts and restarts the workers, forwards
-// SIGHUP and SIGTERM to them, and owns metrics_listen, where /metrics is
+// machine. The supervisor starts and restarts the workers, passes SIGHUP
+// (as daemon.WorkerReload) and SIGTERM on to them, and owns metrics_listen, where /metrics is
 // one page for the whole set (docs/operations.md, "Workers").
 package workers
 
@@ -38,7 +38,9 @@ import (
 // configuration on ConfigFD (a memfd, read as ConfigPath), and the write
 // end of a pipe on ReadyFD, on which the worker writes a byte each time it
 // has loaded the configuration (at start, its signal handlers installed,
-// and after each SIGHUP).
+// and after each reload the supervisor asked for with daemon.WorkerReload;
+// a worker ignores SIGHUP, so that one sent to every process of the set
+// reaches the supervisor's check alone).
 const (
 	ConfigFD, ReadyFD = 3, 4
 	ConfigPath        = "/proc/self/fd/3"
@@ -103,7 +105,7 @@ type proc struct {
 	conf    *os.File // its ConfigFD
 	version int      // of the text in conf
 	ready   bool     // its first load is done: its signal handlers are installed
-	busy    bool     // a load (its start, a SIGHUP) not yet done
+	busy    bool     // a load (its start, a reload) not yet done
 	exited  bool
 }
 
@@ -114,10 +116,11 @@ type proc struct {
 // environment (EnvWorker, EnvListen, EnvMetrics) and the text of the last configuration the supervisor checked on
 // ConfigFD, a memfd that ends with the worker, never a file on disk (a
 // worker restarted after a bad edit still starts); it serves
-// metrics_listen, restarts a worker that exits, and forwards SIGHUP (once
-// the file checks) and SIGTERM or SIGINT, as docs/proxy.md ("Workers")
-// says. A worker is signalled only once ready (ReadyFD): a SIGHUP for a
-// worker still loading is sent, with the newer text, once it has loaded;
+// metrics_listen, restarts a worker that exits, and passes on SIGHUP (as
+// daemon.WorkerReload, once the file checks) and SIGTERM or SIGINT, as
+// docs/proxy.md ("Workers") says. A worker is signalled only once ready
+// (ReadyFD): a reload for a worker still loading is sent, with the newer
+// text, once it has loaded;
 // a SIGTERM once it is ready. It returns 0 once every worker has stopped
 // with status 0, else 1.
 //
@@ -256,7 +259,8 @@ func (s *supervisor) reload() {
 	}
 }
 
-// hup writes the latest text to w's ConfigFD and sends it SIGHUP; the
+// hup writes the latest text to w's ConfigFD and sends it
+// daemon.WorkerReload; the
 // caller holds mu and has checked that w is ready and not loading, so that
 // no worker reads a text half written.
 func (s *supervisor) hup(w *proc) {
@@ -269,7 +273,7 @@ func (s *supervisor) hup(w *proc) {
 		return
 	}
 	w.version, w.busy = s.version, true
-	w.p.Signal(syscall.SIGHUP)
+	w.p.Signal(daemon.WorkerReload)
 }
 
 // install loads and checks the configuration file and, when it is good,
