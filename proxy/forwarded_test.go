@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
 // TestHeadersReplaced (issue #12): every header the proxy sets replaces
@@ -213,12 +214,7 @@ func TestOptionsCORSOff(t *testing.T) {
 // socket's mode admits (NGINX on the same host) can connect, and they have
 // no IP address to list.
 func TestUnixPeerTrusted(t *testing.T) {
-	dir, err := os.MkdirTemp("", "thp") // short: a socket path has at most 107 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "p.sock")
+	sock := filepath.Join(bintest.SocketDir(t), "p.sock")
 	up := newUpstream(t)
 	h := startProxyWith(t, func(addr, newKey, oldKey, extra string) string {
 		return strings.Replace(testConfig(addr, newKey, oldKey, extra), "listen: 127.0.0.1:0", "listen: unix:"+sock, 1)

@@ -736,7 +736,7 @@ func TestUnixSocket(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sock := socketPath(t)
+			sock := filepath.Join(bintest.SocketDir(t), "proxy.sock")
 			check := tt.setup(t, sock)
 			cfg := proxyConfig{Listen: "unix:" + sock, Keys: []string{key.hex}, Upstream: up.URL}
 
@@ -957,7 +957,7 @@ func TestWorkersTCP(t *testing.T) {
 func TestWorkersUnix(t *testing.T) {
 	key := newTestKey(t)
 	up := newUpstream(t)
-	sock := socketPath(t)
+	sock := filepath.Join(bintest.SocketDir(t), "proxy.sock")
 	p := startProxy(t, proxyConfig{Listen: "unix:" + sock, Keys: []string{key.hex}, Upstream: up.URL, Workers: 2})
 	cookie := key.cookie(t, "unix-token")
 
@@ -1170,7 +1170,7 @@ func TestWorkersReloadThenStop(t *testing.T) {
 // shutdown + 5 s of SIGTERM, from the last file checked, is killed, its
 // socket removed, and the supervisor exits 1.
 func TestWorkersStuck(t *testing.T) {
-	sock := socketPath(t)
+	sock := filepath.Join(bintest.SocketDir(t), "proxy.sock")
 	p := startProxy(t, proxyConfig{Listen: "unix:" + sock, Keys: []string{newTestKey(t).hex}, Upstream: newUpstream(t).URL, Workers: 2,
 		Timeouts: "{read: 30s, upstream: 15s, shutdown: 100ms}"})
 	longer := p.cfg
@@ -1197,19 +1197,6 @@ func TestWorkersStuck(t *testing.T) {
 	if _, err := os.Lstat(sock + ".0"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the killed worker's socket left: %v", err)
 	}
-}
-
-// socketPath is proxy.sock in a new directory short enough for a socket
-// path (at most 107 bytes, which t.TempDir can exceed), removed when the
-// test ends.
-func socketPath(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "op")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return filepath.Join(dir, "proxy.sock")
 }
 
 // TestWorkersEditedToOne: a set whose file is edited to workers: 1, with a

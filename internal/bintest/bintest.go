@@ -483,6 +483,19 @@ func WriteFiles(t testing.TB, files map[string]string) func(name string) string 
 	return func(name string) string { return filepath.Join(dir, name) }
 }
 
+// SocketDir returns a new directory with a short path, removed when the
+// test ends: a Unix socket's path has at most 107 bytes, which a path in
+// t.TempDir can exceed.
+func SocketDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 // WriteFile writes content to path with mode 0600.
 func WriteFile(t testing.TB, path, content string) {
 	t.Helper()

@@ -20,18 +20,6 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
-// socketDir returns a short directory: socket paths are limited to about
-// 100 bytes, which t.TempDir can exceed.
-func socketDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "dm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 // roundTrip checks that ln accepts a connection dialled at network, addr.
 func roundTrip(t *testing.T, ln net.Listener, network, addr string) {
 	t.Helper()
@@ -113,7 +101,7 @@ func TestListenUnix(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sock := filepath.Join(socketDir(t), "d.sock")
+			sock := filepath.Join(bintest.SocketDir(t), "d.sock")
 			tt.setup(t, sock)
 			ln, err := Listen("unix:" + sock)
 			if tt.wantErr != "" {

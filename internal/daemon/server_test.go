@@ -28,7 +28,7 @@ import (
 // readiness and the drain; after BeginShutdown the handler still answers,
 // with Connection: close; the socket goes with Shutdown.
 func TestServer(t *testing.T) {
-	sock := filepath.Join(socketDir(t), "s.sock")
+	sock := filepath.Join(bintest.SocketDir(t), "s.sock")
 	var ready atomic.Bool
 	h := HTTP{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("hello") }, Read: time.Second, Write: time.Second, Idle: time.Second}
 	s, err := NewServer(ServerConfig{
@@ -128,7 +128,7 @@ func TestServer(t *testing.T) {
 // TestNewServerMetricsListenFails: an error names the setting, and the
 // listener already open is closed and its socket removed.
 func TestNewServerMetricsListenFails(t *testing.T) {
-	dir := socketDir(t)
+	dir := bintest.SocketDir(t)
 	sock, notSock := filepath.Join(dir, "s.sock"), filepath.Join(dir, "file")
 	if err := os.WriteFile(notSock, nil, 0o600); err != nil {
 		t.Fatal(err)
