@@ -171,12 +171,8 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 // children, of its direct children too (NGINX's workers), in clock ticks
 // (1/100 s on Linux).
 func cpuTicks(pid int, children bool) int64 {
-	pids := []int{pid}
-	if children {
-		pids = append(pids, harness.Children(pid)...)
-	}
 	var sum int64
-	for _, p := range pids {
+	for _, p := range withChildren(pid, children) {
 		f := harness.Stat(p)
 		if len(f) < 13 {
 			continue
@@ -187,6 +183,15 @@ func cpuTicks(pid int, children bool) int64 {
 		sum += u + s
 	}
 	return sum
+}
+
+// withChildren is pid and, when children is true, the processes whose
+// parent it is (NGINX's workers, a proxy worker set's).
+func withChildren(pid int, children bool) []int {
+	if !children {
+		return []int{pid}
+	}
+	return append([]int{pid}, harness.Children(pid)...)
 }
 
 const clockTicks = 100 // USER_HZ, 100 on every Linux architecture Go supports

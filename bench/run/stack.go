@@ -149,12 +149,8 @@ func (p *process) cpu() int64 { return cpuTicks(p.Pid(), p.set) }
 // memory is the status field (VmRSS, VmHWM) of the process, summed over
 // its workers for a worker set.
 func (p *process) memory(field string) (int64, error) {
-	pids := []int{p.Pid()}
-	if p.set {
-		pids = append(pids, harness.Children(p.Pid())...)
-	}
 	var sum int64
-	for _, pid := range pids {
+	for _, pid := range withChildren(p.Pid(), p.set) {
 		n, err := procStatus(pid, field)
 		if err != nil {
 			return 0, err
