@@ -183,8 +183,8 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 
 // waitDelay waits for d while the listener keeps serving, or less if a
 // second SIGTERM or SIGINT arrives (a SIGHUP or WorkerReload is ignored:
-// the process is stopping). If the server stopped by itself meanwhile, it returns true and
-// Serve's error.
+// the process is stopping). If the server stopped by itself meanwhile, it
+// returns true and Serve's error.
 func waitDelay(d time.Duration, signals <-chan os.Signal, served <-chan error) (stopped bool, err error) {
 	if d <= 0 {
 		return false, nil
