@@ -17,6 +17,26 @@ import (
 // Keyring. It is read-only once built and may be shared by any number of
 // goroutines.
 type Config struct {
+	// Name is the application's name (apps[i].name, issue #15): the app
+	// label of its metrics, a field of its log lines, and part of the
+	// associated data of every v2 cookie it seals (session.Codec.WithApp).
+	// "" in a file without apps: the one application, labelled as before.
+	Name string
+	// Hosts are the host names the application answers (apps[i].hosts):
+	// lower case, without port, as settings.CheckHost returns them. Nil in
+	// a file without apps: any host.
+	Hosts []string
+	// Apps are the applications of a file with apps (issue #15), each a
+	// complete Config: its own settings, merged over the file's top level,
+	// and the process-wide ones (listen, metrics_listen, log, revocation,
+	// timeouts, ...) of the top level. In such a Config the top level's
+	// per-application fields are zero and unused; read them through
+	// Applications. Nil in a file without apps.
+	Apps []*Config
+	// AllowSharedKeys (YAML allow_shared_keys) lets two applications seal
+	// with a key they share; refused otherwise. Their cookies are still
+	// bound to their application (the name is in the associated data).
+	AllowSharedKeys bool
 	Listen        string // "host:port" or "unix:/abs/path.sock"; default "127.0.0.1:8080"
 	MetricsListen string // same forms; "" (default) = no metrics/health listener
 	BasePath      string // default "/oauth-agent"; starts with "/", no trailing "/"
@@ -100,6 +120,15 @@ type Config struct {
 	// Now returns the current time; nil means time.Now. Tests set it; the
 	// configuration file cannot.
 	Now func() time.Time
+}
+
+// Applications returns the applications c serves: c.Apps, or c itself for
+// a file without apps.
+func (c *Config) Applications() []*Config {
+	if len(c.Apps) == 0 {
+		return []*Config{c}
+	}
+	return c.Apps
 }
 
 // Endpoints are the Authorization Server's endpoints given explicitly; ""

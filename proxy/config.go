@@ -26,6 +26,26 @@ import (
 // the slices it holds, afterwards, so one Config may be shared by any number of
 // goroutines. Keys is safe for concurrent use.
 type Config struct {
+	// Name is the application's name (apps[i].name, issue #15): the app
+	// label of its metrics, a field of its log lines, and part of the
+	// associated data of every v2 cookie it seals (session.Codec.WithApp).
+	// "" in a file without apps: the one application, labelled as before.
+	Name string
+	// Hosts are the host names the application answers (apps[i].hosts):
+	// lower case, without port, as settings.CheckHost returns them. Nil in
+	// a file without apps: any host.
+	Hosts []string
+	// Apps are the applications of a file with apps (issue #15), each a
+	// complete Config: its own settings, merged over the file's top level,
+	// and the process-wide ones (listen, metrics_listen, log, revocation,
+	// timeouts, ...) of the top level. In such a Config the top level's
+	// per-application fields are zero and unused; read them through
+	// Applications. Nil in a file without apps.
+	Apps []*Config
+	// AllowSharedKeys (YAML allow_shared_keys) lets two applications seal
+	// with a key they share; refused otherwise. Their cookies are still
+	// bound to their application (the name is in the associated data).
+	AllowSharedKeys bool
 	Listen            string             // "host:port" or "unix:/abs/path.sock"; default "127.0.0.1:8081"
 	MetricsListen     string             // same forms; "" (default) = no metrics/health listener
 	CookieNamePrefix  string             // YAML cookie.prefix; default "example"
@@ -94,6 +114,15 @@ type Config struct {
 	// cookie.format"); the daemon logs them at start and -check-config
 	// prints them. Nil for a Config built in Go.
 	Warnings []string
+}
+
+// Applications returns the applications c serves: c.Apps, or c itself for
+// a file without apps.
+func (c *Config) Applications() []*Config {
+	if len(c.Apps) == 0 {
+		return []*Config{c}
+	}
+	return c.Apps
 }
 
 // CORS is the cross-origin part of a [Config]. It is plain data, read-only

@@ -151,14 +151,7 @@ const adPrefix = "tokenhandler cookie v2\x00"
 // ads[p][n] is the associated data of purpose p split into n chunks (0: not
 // chunked). Built once so that Open passes the AEAD a slice that was never
 // on a caller's stack and so allocates nothing.
-var ads = func() (t [purposeEnd][MaxChunks + 1][]byte) {
-	for p := Login; p < purposeEnd; p++ {
-		for n := range MaxChunks + 1 {
-			t[p][n] = AssociatedData(p, n)
-		}
-	}
-	return t
-}()
+var ads = appADs("")
 
 // AssociatedData returns the associated data a v2 cookie of purpose p,
 // split into chunks chunks (0 when not split), is sealed with:
@@ -166,6 +159,29 @@ var ads = func() (t [purposeEnd][MaxChunks + 1][]byte) {
 // tests that speak the format; Seal and Open use it themselves.
 func AssociatedData(p Purpose, chunks int) []byte {
 	return append([]byte(adPrefix), byte(p), byte(chunks))
+}
+
+// AppAssociatedData is [AssociatedData] of a cookie that belongs to the
+// application named app (apps[i].name, issue #15): the name follows the
+// chunk count, so that a cookie sealed for one application never opens for
+// another, even under a key both share. The name "" adds nothing: a file
+// without apps seals exactly what it sealed before.
+func AppAssociatedData(app string, p Purpose, chunks int) []byte {
+	return append(AssociatedData(p, chunks), app...)
+}
+
+// adTable is the associated data of every purpose and chunk count.
+type adTable = [purposeEnd][MaxChunks + 1][]byte
+
+// appADs builds the table of the application named app.
+func appADs(app string) *adTable {
+	var t adTable
+	for p := Login; p < purposeEnd; p++ {
+		for n := range MaxChunks + 1 {
+			t[p][n] = AppAssociatedData(app, p, n)
+		}
+	}
+	return &t
 }
 
 // formatBit maps the formats a Codec may accept to bits.
@@ -190,6 +206,8 @@ type Codec struct {
 	keys   *crypto.Keyring
 	write  crypto.Format
 	accept uint8
+	app    string
+	ads    *adTable // ads, or the application's (WithApp)
 }
 
 // NewCodec returns a Codec that seals in format write (the zero Format means
@@ -202,7 +220,7 @@ func NewCodec(keys *crypto.Keyring, write crypto.Format, accept ...crypto.Format
 	if write == 0 {
 		write = crypto.FormatV2
 	}
-	c := &Codec{keys: keys, write: write, accept: formatBit(write) | formatBit(crypto.FormatV2)}
+	c := &Codec{keys: keys, write: write, accept: formatBit(write) | formatBit(crypto.FormatV2), ads: ads}
 	if formatBit(write) == 0 {
 		return nil, fmt.Errorf("session: cannot write format %s", write)
 	}
@@ -214,6 +232,23 @@ func NewCodec(keys *crypto.Keyring, write crypto.Format, accept ...crypto.Format
 	}
 	return c, nil
 }
+
+// WithApp returns a Codec like c whose v2 cookies belong to the
+// application named app ([AppAssociatedData]): it seals them bound to app
+// and opens no other application's. v1 and DARE cookies carry no binding
+// and open as before. WithApp("") returns c.
+func (c *Codec) WithApp(app string) *Codec {
+	if app == c.app {
+		return c
+	}
+	a := *c
+	a.app, a.ads = app, appADs(app)
+	return &a
+}
+
+// App returns the name of the application the Codec's v2 cookies belong
+// to; "" when it is none (a file without apps).
+func (c *Codec) App() string { return c.app }
 
 // Writes returns the format the Codec seals in.
 func (c *Codec) Writes() crypto.Format { return c.write }
@@ -249,7 +284,7 @@ func (c *Codec) Seal(dst []byte, p Purpose, chunks int, env *Envelope, value []b
 	}
 	plain := make([]byte, 0, len(value)+TrailerSize)
 	plain = env.appendTrailer(append(plain, value...))
-	out, err := c.keys.SealAD(dst, plain, crypto.FormatV2, ads[p][chunks])
+	out, err := c.keys.SealAD(dst, plain, crypto.FormatV2, c.ads[p][chunks])
 	clear(plain)
 	return out, err
 }
@@ -268,7 +303,7 @@ func (c *Codec) Open(dst, cookie []byte, p Purpose, chunks int, env *Envelope) (
 	if p == 0 || p >= purposeEnd || chunks < 0 || chunks > MaxChunks {
 		return dst, 0, crypto.ErrOpen
 	}
-	out, f, err := c.keys.OpenAD(dst, cookie, ads[p][chunks])
+	out, f, err := c.keys.OpenAD(dst, cookie, c.ads[p][chunks])
 	if err != nil {
 		return dst, 0, err
 	}

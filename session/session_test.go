@@ -93,3 +93,43 @@ func TestLive(t *testing.T) {
 		t.Error("a session started at the minimum int64 is live")
 	}
 }
+
+// TestAppBinding: under one key ring, a v2 cookie sealed for one
+// application opens for that application alone, and a file without apps
+// (app "") keeps the associated data it always had, so its cookies still
+// open after an upgrade.
+func TestAppBinding(t *testing.T) {
+	plain := testCodec(t, crypto.FormatV2, crypto.FormatV1)
+	shop, admin := plain.WithApp("shop"), plain.WithApp("admin")
+	if plain.WithApp("") != plain || shop.App() != "shop" || plain.App() != "" {
+		t.Fatal("WithApp: wrong codec")
+	}
+	if !bytes.Equal(AppAssociatedData("", CSRF, 2), AssociatedData(CSRF, 2)) {
+		t.Fatal(`AppAssociatedData("") differs from AssociatedData`)
+	}
+	env := Envelope{ID: NewID(), Started: 1, Expires: 2}
+	codecs := map[string]*Codec{"": plain, "shop": shop, "admin": admin, "shop2": plain.WithApp("shop2")}
+	for sealer, sc := range codecs {
+		cookie, err := sc.Seal(nil, AccessToken, 0, &env, []byte("tok"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for opener, oc := range codecs {
+			var got Envelope
+			out, _, err := oc.Open(nil, cookie, AccessToken, 0, &got)
+			if want := sealer == opener; (err == nil) != want {
+				t.Errorf("sealed for %q, opened for %q: err %v, want opened %v", sealer, opener, err, want)
+			} else if want && string(out) != "tok" {
+				t.Errorf("sealed for %q: opened %q", sealer, out)
+			}
+		}
+	}
+	// v1 carries no binding: it opens wherever v1 is accepted.
+	v1, err := plain.Keys().Seal(nil, []byte("tok"), crypto.FormatV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, f, err := shop.Open(nil, v1, AccessToken, 0, new(Envelope)); err != nil || f != crypto.FormatV1 {
+		t.Errorf("v1 cookie at an application: %v, %v", f, err)
+	}
+}
