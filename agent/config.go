@@ -37,9 +37,9 @@ type Config struct {
 	// with a key they share; refused otherwise. Their cookies are still
 	// bound to their application (the name is in the associated data).
 	AllowSharedKeys bool
-	Listen        string // "host:port" or "unix:/abs/path.sock"; default "127.0.0.1:8080"
-	MetricsListen string // same forms; "" (default) = no metrics/health listener
-	BasePath      string // default "/oauth-agent"; starts with "/", no trailing "/"
+	Listen          string // "host:port" or "unix:/abs/path.sock"; default "127.0.0.1:8080"
+	MetricsListen   string // same forms; "" (default) = no metrics/health listener
+	BasePath        string // default "/oauth-agent"; starts with "/", no trailing "/"
 
 	// Issuer is the Authorization Server's issuer identifier, required: ID
 	// tokens are verified against it, and its discovery document

@@ -45,7 +45,7 @@ type Config struct {
 	// AllowSharedKeys (YAML allow_shared_keys) lets two applications seal
 	// with a key they share; refused otherwise. Their cookies are still
 	// bound to their application (the name is in the associated data).
-	AllowSharedKeys bool
+	AllowSharedKeys   bool
 	Listen            string             // "host:port" or "unix:/abs/path.sock"; default "127.0.0.1:8081"
 	MetricsListen     string             // same forms; "" (default) = no metrics/health listener
 	CookieNamePrefix  string             // YAML cookie.prefix; default "example"
