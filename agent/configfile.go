@@ -14,7 +14,7 @@ import (
 // LoadConfig reads the YAML file at path and returns the validated
 // configuration, as [ParseConfig] does.
 func LoadConfig(path string, getenv func(string) string) (*Config, error) {
-	return settings.Load("agent: config", path, getenv, (*fileConfig).config)
+	return settings.LoadApps("agent: config", path, getenv, (*fileConfig).config, appsSpec)
 }
 
 // ParseConfig parses and validates YAML configuration text (contract §7, and
@@ -29,7 +29,29 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 // TH_ENCRYPTION_KEYS. getenv reads the environment (usually os.Getenv; nil
 // means an empty environment).
 func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
-	return settings.Parse("agent: config", data, getenv, (*fileConfig).config)
+	return settings.ParseApps("agent: config", data, getenv, (*fileConfig).config, appsSpec)
+}
+
+// appsSpec is how the agent's file lists applications (issue #15): every
+// setting is an application's but these, the process's.
+var appsSpec = settings.AppsSpec[*Config]{
+	ProcessWide: []string{"listen", "metrics_listen", "log", "revocation", "timeouts", "allow_shared_keys"},
+	About: func(c *Config) settings.AppAbout {
+		return settings.AppAbout{Keys: c.Keys, CookiePrefix: c.CookieNamePrefix, BasePath: c.BasePath, AllowSharedKeys: c.AllowSharedKeys}
+	},
+	Combine: func(apps []settings.App[*Config]) *Config {
+		first := apps[0].Config
+		top := &Config{
+			Listen: first.Listen, MetricsListen: first.MetricsListen, Log: first.Log, Revocation: first.Revocation,
+			Timeouts: first.Timeouts, AllowSharedKeys: first.AllowSharedKeys,
+		}
+		for _, a := range apps {
+			a.Config.Name, a.Config.Hosts = a.Name, a.Hosts
+			top.Apps = append(top.Apps, a.Config)
+			top.Warnings = settings.AppendNew(top.Warnings, a.Config.Warnings...)
+		}
+		return top
+	},
 }
 
 // secretSource is where the client secret may come from.
@@ -210,6 +232,7 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	// means the same as the defaults: the embedded store in memory.
 	c.Listen, c.MetricsListen, c.TrustedWebOrigins, c.Keys = shared.Listen, shared.MetricsListen, shared.TrustedWebOrigins, shared.Keys
 	c.Session.MaxLifetime, c.Log, c.Revocation = shared.MaxLifetime, shared.Log, shared.Revocation
+	c.AllowSharedKeys = f.AllowSharedKeys
 
 	switch c.PAR {
 	case "auto", "always", "never":

@@ -169,3 +169,16 @@ func (r *Keyring) String() string { return fmt.Sprintf("crypto.Keyring{%d keys}"
 
 // Format prints the same as String for every verb.
 func (r *Keyring) Format(f fmt.State, _ rune) { io.WriteString(f, r.String()) }
+
+// Shares reports whether r and o hold a key in common, comparing every
+// pair in constant time. Two applications of one deployment (issue #15)
+// may share a key only when the configuration says so.
+func (r *Keyring) Shares(o *Keyring) bool {
+	shared := false
+	for _, a := range r.keys {
+		for _, b := range o.keys {
+			shared = a.key.Equal(b.key) || shared
+		}
+	}
+	return shared
+}

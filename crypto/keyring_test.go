@@ -180,3 +180,16 @@ func TestParseFormat(t *testing.T) {
 		t.Error("ParseFormat accepts V1")
 	}
 }
+
+func TestKeyringShares(t *testing.T) {
+	a, b, c := GenerateKey(), GenerateKey(), GenerateKey()
+	ab, _ := NewKeyring(a, b)
+	ca, _ := NewKeyring(c, a)
+	cOnly, _ := NewKeyring(c)
+	if !ab.Shares(ca) || !ca.Shares(ab) {
+		t.Error("rings holding a in common do not share")
+	}
+	if ab.Shares(cOnly) || cOnly.Shares(ab) {
+		t.Error("rings with no key in common share")
+	}
+}

@@ -179,7 +179,7 @@ type Log = settings.LogSettings
 // LoadConfig reads the YAML file at path and returns the validated
 // configuration, as [ParseConfig] does.
 func LoadConfig(path string, getenv func(string) string) (*Config, error) {
-	return settings.Load("proxy: config", path, getenv, (*fileConfig).config)
+	return settings.LoadApps("proxy: config", path, getenv, (*fileConfig).config, appsSpec)
 }
 
 // ParseConfig parses and validates YAML configuration text. It returns a
@@ -191,7 +191,30 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 // the environment variable TH_ENCRYPTION_KEYS, read with getenv (usually
 // os.Getenv; nil means an empty environment).
 func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
-	return settings.Parse("proxy: config", data, getenv, (*fileConfig).config)
+	return settings.ParseApps("proxy: config", data, getenv, (*fileConfig).config, appsSpec)
+}
+
+// appsSpec is how the proxy's file lists applications (issue #15): every
+// setting is an application's but these, the process's.
+var appsSpec = settings.AppsSpec[*Config]{
+	ProcessWide: []string{"listen", "metrics_listen", "log", "revocation", "timeouts", "limits", "workers", "trusted_proxies", "allow_shared_keys"},
+	About: func(c *Config) settings.AppAbout {
+		return settings.AppAbout{Keys: c.Keys, CookiePrefix: c.CookieNamePrefix, AllowSharedKeys: c.AllowSharedKeys}
+	},
+	Combine: func(apps []settings.App[*Config]) *Config {
+		first := apps[0].Config
+		top := &Config{
+			Listen: first.Listen, MetricsListen: first.MetricsListen, Log: first.Log, Revocation: first.Revocation,
+			Timeouts: first.Timeouts, Limits: first.Limits, Workers: first.Workers, Worker: first.Worker,
+			TrustedProxies: first.TrustedProxies, AllowSharedKeys: first.AllowSharedKeys,
+		}
+		for _, a := range apps {
+			a.Config.Name, a.Config.Hosts = a.Name, a.Hosts
+			top.Apps = append(top.Apps, a.Config)
+			top.Warnings = settings.AppendNew(top.Warnings, a.Config.Warnings...)
+		}
+		return top
+	},
 }
 
 // fileConfig is the configuration file as written. Pointers tell a setting
@@ -265,6 +288,7 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 	}
 	c.Listen, c.MetricsListen, c.TrustedWebOrigins, c.Keys = shared.Listen, shared.MetricsListen, shared.TrustedWebOrigins, shared.Keys
 	c.MaxLifetime, c.Log, c.Revocation = shared.MaxLifetime, shared.Log, shared.Revocation
+	c.AllowSharedKeys = f.AllowSharedKeys
 	if c.Workers, err = parseWorkers(settings.ValueOr(f.Workers, defaultWorkers)); err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/rs/zerolog"
 
@@ -37,7 +38,7 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 		return nil, err
 	}
 	return &daemon.Config{
-		Summary:         fmt.Sprintf("keys: %d, issuer: %q", cfg.Keys.Len(), cfg.Issuer),
+		Summary:         summary(cfg),
 		Warnings:        cfg.Warnings,
 		LogLevel:        cfg.Log.Level,
 		LogFormat:       cfg.Log.Format,
@@ -47,4 +48,18 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 			return agent.NewServer(cfg, log)
 		},
 	}, nil
+}
+
+// summary is what -check-config says of the configuration: for each
+// application its keys and issuer.
+func summary(cfg *agent.Config) string {
+	if len(cfg.Apps) == 0 {
+		return fmt.Sprintf("keys: %d, issuer: %q", cfg.Keys.Len(), cfg.Issuer)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "apps: %d", len(cfg.Apps))
+	for _, a := range cfg.Apps {
+		fmt.Fprintf(&b, "; %s: hosts %s, base_path %s, keys: %d, issuer: %q", a.Name, strings.Join(a.Hosts, " "), a.BasePath, a.Keys.Len(), a.Issuer)
+	}
+	return b.String()
 }

@@ -17,6 +17,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -44,7 +45,7 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 		return nil, err
 	}
 	dc := &daemon.Config{
-		Summary:         fmt.Sprintf("keys: %d, routes: %d, cookie format: %s, auth endpoint: %s", cfg.Keys.Len(), len(cfg.Routes), cfg.CookieFormat, onOff(cfg.AuthEndpoint)),
+		Summary:         summary(cfg),
 		Warnings:        cfg.Warnings,
 		LogLevel:        cfg.Log.Level,
 		LogFormat:       cfg.Log.Format,
@@ -105,4 +106,21 @@ func (l loaded) ReloadFile(path string, getenv func(string) string) error {
 func workerSet(cfg *proxy.Config) workers.Config {
 	return workers.Config{Workers: cfg.Workers, Listen: cfg.Listen, MetricsListen: cfg.MetricsListen,
 		ShutdownDelay: cfg.Timeouts.ShutdownDelay, ShutdownTimeout: cfg.Timeouts.Shutdown}
+}
+
+// summary is what -check-config says of the configuration: for each
+// application its keys, routes, cookie format and auth endpoint.
+func summary(cfg *proxy.Config) string {
+	app := func(c *proxy.Config) string {
+		return fmt.Sprintf("keys: %d, routes: %d, cookie format: %s, auth endpoint: %s", c.Keys.Len(), len(c.Routes), c.CookieFormat, onOff(c.AuthEndpoint))
+	}
+	if len(cfg.Apps) == 0 {
+		return app(cfg)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "apps: %d", len(cfg.Apps))
+	for _, a := range cfg.Apps {
+		fmt.Fprintf(&b, "; %s: hosts %s, %s", a.Name, strings.Join(a.Hosts, " "), app(a))
+	}
+	return b.String()
 }

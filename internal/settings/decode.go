@@ -71,6 +71,16 @@ func decode(data []byte, out any, renames []Rename) ([]string, error) {
 	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
 		panic(fmt.Sprintf("settings: internal error: Decode needs a pointer to a struct, got %T", out))
 	}
+	root, err := readRoot(data)
+	if err != nil {
+		return nil, err
+	}
+	return decodeRoot(root, v.Elem(), renames)
+}
+
+// readRoot reads data, one YAML document holding a mapping, and returns
+// the mapping.
+func readRoot(data []byte) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -92,11 +102,16 @@ func decode(data []byte, out any, renames []Rename) ([]string, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("the file must be a YAML mapping of settings (line %d)", root.Line)
 	}
+	return root, nil
+}
+
+// decodeRoot applies renames to the mapping root and decodes it into out.
+func decodeRoot(root *yaml.Node, out reflect.Value, renames []Rename) ([]string, error) {
 	warnings, err := applyRenames(root, renames)
 	if err != nil {
 		return nil, err
 	}
-	return warnings, decodeMapping(root, "", v.Elem())
+	return warnings, decodeMapping(root, "", out)
 }
 
 // Load reads the configuration file at path and returns what [Parse] does.
@@ -104,12 +119,17 @@ func decode(data []byte, out any, renames []Rename) ([]string, error) {
 // line 3: ..."; the checks of the settings name the setting alone, as Parse's
 // do.
 func Load[F, C any](prefix, path string, getenv func(string) string, convert func(*F, func(string) string) (C, error)) (C, error) {
+	return load(prefix, path, getenv, convert, nil)
+}
+
+// load is Load, and LoadApps with a spec.
+func load[F, C any](prefix, path string, getenv func(string) string, convert func(*F, func(string) string) (C, error), spec *AppsSpec[C]) (C, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		var zero C
 		return zero, fmt.Errorf("%s: %w", prefix, err)
 	}
-	return parse(prefix, path, data, getenv, convert)
+	return parse(prefix, path, data, getenv, convert, spec)
 }
 
 // Parse decodes data, the text of a configuration file, into a new F as
@@ -121,32 +141,84 @@ func Load[F, C any](prefix, path string, getenv func(string) string, convert fun
 // under their old spelling too, each with a warning; when F embeds
 // [Deprecations], the warnings go there, for convert to hand on.
 func Parse[F, C any](prefix string, data []byte, getenv func(string) string, convert func(*F, func(string) string) (C, error)) (C, error) {
-	return parse(prefix, "", data, getenv, convert)
+	return parse(prefix, "", data, getenv, convert, nil)
 }
 
-// parse is Parse; path, when not "", is the file's name for decoding errors.
-func parse[F, C any](prefix, path string, data []byte, getenv func(string) string, convert func(*F, func(string) string) (C, error)) (C, error) {
-	var f F
-	var renames []Rename
-	if r, ok := any(&f).(interface{ Renames() []Rename }); ok {
-		renames = r.Renames()
-	}
+// parse is Parse; path, when not "", is the file's name for decoding
+// errors. With a spec, a file with apps is read as [AppsSpec] says.
+func parse[F, C any](prefix, path string, data []byte, getenv func(string) string, convert func(*F, func(string) string) (C, error), spec *AppsSpec[C]) (C, error) {
 	var zero C
-	warnings, err := decode(data, &f, renames)
-	if err != nil {
+	fail := func(err error) (C, error) {
 		if path != "" {
 			return zero, fmt.Errorf("%s: %s: %w", prefix, path, err)
 		}
 		return zero, fmt.Errorf("%s: %w", prefix, err)
 	}
-	if d, ok := any(&f).(interface{ deprecations() *Deprecations }); ok {
+	var renames []Rename
+	if r, ok := any(new(F)).(interface{ Renames() []Rename }); ok {
+		renames = r.Renames()
+	}
+	root, err := readRoot(data)
+	if err != nil {
+		return fail(err)
+	}
+	if spec != nil && slices.ContainsFunc(keyPairs(root), func(k *yaml.Node) bool { return k.Value == "apps" }) {
+		return parseApps(prefix, root, getenv, convert, spec, renames, fail)
+	}
+	var f F
+	warnings, err := decodeRoot(root, reflect.ValueOf(&f).Elem(), renames)
+	if err != nil {
+		return fail(err)
+	}
+	return convertFile(prefix, &f, getenv, convert, renames, warnings)
+}
+
+// convertFile hands the warnings to f and converts it.
+func convertFile[F, C any](prefix string, f *F, getenv func(string) string, convert func(*F, func(string) string) (C, error), renames []Rename, warnings []string) (C, error) {
+	if d, ok := any(f).(interface{ deprecations() *Deprecations }); ok {
 		d.deprecations().warnings = append(d.deprecations().warnings, warnings...)
 	}
-	c, err := convert(&f, getenv)
+	c, err := convert(f, getenv)
 	if err != nil {
+		var zero C
 		return zero, fmt.Errorf("%s: %w%s", prefix, err, writtenAs(err, renames, warnings))
 	}
 	return c, nil
+}
+
+// parseApps reads a file with apps: the top level is decoded alone first,
+// so that an error in it is named as a top-level setting, then each
+// application's settings merged over it are decoded and converted.
+func parseApps[F, C any](prefix string, root *yaml.Node, getenv func(string) string, convert func(*F, func(string) string) (C, error), spec *AppsSpec[C], renames []Rename, fail func(error) (C, error)) (C, error) {
+	topWarnings, err := applyRenames(root, renames)
+	if err != nil {
+		return fail(err)
+	}
+	top, nodes, names, hosts, warnings, err := appNodes(root, spec.ProcessWide, renames)
+	if err != nil {
+		return fail(err)
+	}
+	// The top level alone, so that an error in it is named as written
+	// there, not as some application's.
+	if err := decodeMapping(top, "", reflect.ValueOf(new(F)).Elem()); err != nil {
+		return fail(err)
+	}
+	apps := make([]App[C], len(nodes))
+	for i, n := range nodes {
+		var f F
+		if err := decodeMapping(n, "", reflect.ValueOf(&f).Elem()); err != nil {
+			return fail(appError(i, err))
+		}
+		c, err := convertFile(prefix, &f, getenv, convert, renames, slices.Concat(topWarnings, warnings[i]))
+		if err != nil {
+			return fail(appError(i, errors.New(strings.TrimPrefix(err.Error(), prefix+": "))))
+		}
+		apps[i] = App[C]{Name: names[i], Hosts: hosts[i], Config: c}
+	}
+	if err := checkApps(apps, spec.About); err != nil {
+		return fail(err)
+	}
+	return spec.Combine(apps), nil
 }
 
 // IsNull reports whether n is YAML null, as a key written with no value.

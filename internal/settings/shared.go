@@ -25,6 +25,9 @@ type Shared struct {
 	Session           Session    `yaml:"session"`
 	Log               Log        `yaml:"log"`
 	Revocation        Revocation `yaml:"revocation"`
+	// AllowSharedKeys lets the applications of a file with apps share a
+	// key (issue #15); a process-wide setting, meaningless without apps.
+	AllowSharedKeys bool `yaml:"allow_shared_keys"`
 }
 
 // SharedSettings are the checked settings of [Shared], with the defaults
