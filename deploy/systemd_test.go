@@ -381,3 +381,43 @@ func TestAgentStateDirectory(t *testing.T) {
 		t.Error("oauth-agent.yaml does not keep the revocation list in /var/lib/tokenhandler")
 	}
 }
+
+// TestExamplesWithApps: the apps block each example file shows in comments
+// checks once uncommented, its key and secret files in place, and
+// -check-config lists both applications.
+func TestExamplesWithApps(t *testing.T) {
+	bin := buildBinaries(t)
+	for _, binary := range []string{"oauth-agent", "oauth-proxy"} {
+		dir := t.TempDir()
+		for _, name := range []string{"shop.keys", "admin.keys"} {
+			key := make([]byte, 32)
+			rand.Read(key)
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, "admin-client-secret"), []byte("test-only-client-secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(binary + ".example.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, block, found := strings.Cut(string(data), "\n# apps:\n")
+		if !found {
+			t.Fatalf("%s.example.yaml shows no apps block", binary)
+		}
+		text += "\napps:\n"
+		for line := range strings.SplitSeq(block, "\n") {
+			text += strings.TrimPrefix(line, "# ") + "\n"
+		}
+		config := filepath.Join(dir, binary+".yaml")
+		if err := os.WriteFile(config, []byte(strings.ReplaceAll(text, "/etc/tokenhandler/", dir+"/")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		stdout, stderr, err := checkConfig(bin, binary, config)
+		if err != nil || !strings.Contains(stdout, "configuration OK (apps: 2; shop: hosts api.shop.example") || !strings.Contains(stdout, "; admin: hosts api.admin.example") {
+			t.Errorf("%s -check-config with apps: %v\nstdout: %s\nstderr: %s", binary, err, stdout, stderr)
+		}
+	}
+}

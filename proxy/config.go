@@ -197,7 +197,8 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 // appsSpec is how the proxy's file lists applications (issue #15): every
 // setting is an application's but these, the process's.
 var appsSpec = settings.AppsSpec[*Config]{
-	ProcessWide: []string{"listen", "metrics_listen", "log", "revocation", "timeouts", "limits", "workers", "trusted_proxies", "allow_shared_keys"},
+	ProcessWide:  []string{"listen", "metrics_listen", "log", "revocation", "timeouts", "limits", "workers", "trusted_proxies", "allow_shared_keys"},
+	Alternatives: [][]string{{"encryption_keys", "encryption_keys_file"}},
 	About: func(c *Config) settings.AppAbout {
 		return settings.AppAbout{Keys: c.Keys, CookiePrefix: c.CookieNamePrefix, AllowSharedKeys: c.AllowSharedKeys}
 	},

@@ -24,6 +24,10 @@ import (
 type AppsSpec[C any] struct {
 	// ProcessWide are the top-level settings an application may not set.
 	ProcessWide []string
+	// Alternatives are groups of top-level settings that give one value
+	// in different ways (encryption_keys or encryption_keys_file): an
+	// application that sets one of a group drops the top level's others.
+	Alternatives [][]string
 	// About returns what the checks across applications read of one
 	// application's converted configuration.
 	About func(C) AppAbout
@@ -64,7 +68,7 @@ func ParseApps[F, C any](prefix string, data []byte, getenv func(string) string,
 // the entry's settings but name and hosts merged over it. It also returns
 // the names and hosts, checked, and the warnings of the renames each entry
 // used.
-func appNodes(root *yaml.Node, processWide []string, renames []Rename) (top *yaml.Node, nodes []*yaml.Node, names []string, hosts [][]string, warnings [][]string, err error) {
+func appNodes(root *yaml.Node, processWide []string, alternatives [][]string, renames []Rename) (top *yaml.Node, nodes []*yaml.Node, names []string, hosts [][]string, warnings [][]string, err error) {
 	top = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: root.Line, Column: root.Column}
 	var list *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
@@ -138,9 +142,26 @@ func appNodes(root *yaml.Node, processWide []string, renames []Rename) (top *yam
 			}
 		}
 		names, hosts = append(names, name), append(hosts, hostList)
-		nodes = append(nodes, merge(top, &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: own}))
+		base := top
+		for _, group := range alternatives {
+			if slices.ContainsFunc(keyPairs(&yaml.Node{Content: own}), func(k *yaml.Node) bool { return slices.Contains(group, k.Value) }) {
+				base = without(base, group)
+			}
+		}
+		nodes = append(nodes, merge(base, &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: own}))
 	}
 	return top, nodes, names, hosts, warnings, nil
+}
+
+// without returns the mapping n without the keys named.
+func without(n *yaml.Node, keys []string) *yaml.Node {
+	out := &yaml.Node{Kind: n.Kind, Tag: n.Tag, Line: n.Line, Column: n.Column}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if !slices.Contains(keys, n.Content[i].Value) {
+			out.Content = append(out.Content, n.Content[i], n.Content[i+1])
+		}
+	}
+	return out
 }
 
 // resolve follows an alias to what it names.
