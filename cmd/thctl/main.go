@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -27,8 +28,8 @@ const usage = `usage:
   thctl seal [-key HEX[,HEX...] | -key-file FILE] [-format v1|dare] [PLAINTEXT]
   thctl seal [-key ...] -purpose at|auth|id|csrf|login [-format v2] [-session HEX32]
              [-started UNIX] [-expires UNIX | -lifetime 12h] [-chunks N]
-             [-issuer ISS [-sub SUB] [-sid SID]] [PLAINTEXT]
-  thctl open [-key HEX[,HEX...] | -key-file FILE] [-purpose P] [-chunks N] [-v] [COOKIE]
+             [-issuer ISS [-sub SUB] [-sid SID]] [-app NAME] [PLAINTEXT]
+  thctl open [-key HEX[,HEX...] | -key-file FILE] [-purpose P] [-chunks N] [-app NAME] [-v] [COOKIE]
   thctl version
 
 Keys: -key, -key-file (one per line) or TH_ENCRYPTION_KEYS (comma-separated),
@@ -39,6 +40,8 @@ one cookie; N: to be split into Name.0 ... Name.N-1), with a session envelope.
 Without -session a new session ID is printed to stderr as "session HEX"; give
 it to the next seal of the same session. -started defaults to now, -lifetime
 to 12h. -issuer with -sub and -sid records their digests (never the values).
+-app binds a v2 cookie to the application of that name (apps[i].name), as
+the daemons of a file with apps seal and open it; left out: a file without apps.
 open tries v1 and DARE, then v2 under -purpose and -chunks or under all of
 them; -v prints the format, purpose and envelope to stderr.
 `
@@ -92,6 +95,7 @@ func dispatch(args []string, getenv func(string) string, stdin io.Reader, stdout
 	fs.StringVar(&o.issuer, "issuer", "", "v2: the ID token's iss, for -sub and -sid")
 	fs.StringVar(&o.sub, "sub", "", "v2: the ID token's sub, recorded as a digest")
 	fs.StringVar(&o.sid, "sid", "", "v2: the ID token's sid, recorded as a digest")
+	fs.StringVar(&o.app, "app", "", "v2: the application the cookie belongs to (apps[i].name); empty for a file without apps")
 	fs.BoolVar(&o.verbose, "v", false, "open: print the format, purpose and envelope to stderr")
 	switch args[0] {
 	case "keygen":
@@ -159,6 +163,7 @@ type options struct {
 	lifetime                 time.Duration
 	chunks                   int
 	issuer, sub, sid         string
+	app                      string
 	verbose                  bool
 	set                      map[string]bool // the flags given
 
@@ -167,7 +172,7 @@ type options struct {
 }
 
 // v2Only are the flags that make sense only for a v2 seal.
-var v2Only = []string{"session", "started", "expires", "lifetime", "chunks", "issuer", "sub", "sid"}
+var v2Only = []string{"session", "started", "expires", "lifetime", "chunks", "issuer", "sub", "sid", "app"}
 
 func (o *options) checkSeal() error {
 	if o.set["v"] {
@@ -199,6 +204,11 @@ func (o *options) checkSeal() error {
 	if o.purpose == "" {
 		return fmt.Errorf("%w: -format v2 needs -purpose (login, at, auth, id or csrf)", errUsage)
 	}
+	if o.set["app"] {
+		if err := settings.CheckAppName("-app", o.app); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
 	if o.set["expires"] && o.set["lifetime"] {
 		return fmt.Errorf("%w: give -expires or -lifetime, not both", errUsage)
 	}
@@ -216,7 +226,7 @@ func (o *options) checkSeal() error {
 
 func (o *options) checkOpen() error {
 	for _, name := range v2Only {
-		if o.set[name] && name != "chunks" {
+		if o.set[name] && name != "chunks" && name != "app" {
 			return fmt.Errorf("%w: -%s applies to seal", errUsage, name)
 		}
 	}
@@ -272,6 +282,7 @@ func (o *options) seal(ring *crypto.Keyring, input []byte, stdout, stderr io.Wri
 	if err != nil {
 		return fmt.Errorf("thctl: %w", err)
 	}
+	codec = codec.WithApp(o.app)
 	cookie, err := codec.Seal(nil, o.p, o.chunks, &env, input)
 	if err != nil {
 		return fmt.Errorf("thctl: %w", err)
@@ -288,6 +299,7 @@ func (o *options) open(ring *crypto.Keyring, cookie []byte, stdout, stderr io.Wr
 	if err != nil {
 		return fmt.Errorf("thctl: %w", err)
 	}
+	codec = codec.WithApp(o.app)
 	purposes := []session.Purpose{o.p}
 	if o.p == 0 {
 		purposes = []session.Purpose{session.Login, session.AccessToken, session.RefreshToken, session.IDToken, session.CSRF}

@@ -324,3 +324,34 @@ func TestSealV1StaysDefault(t *testing.T) {
 		t.Fatalf("seal without -purpose = %+v, want a v1 cookie and nothing on stderr", r)
 	}
 }
+
+// TestSealOpenApp: -app binds a v2 cookie to an application (issue #15):
+// it opens under that name alone, as the daemons of a file with apps open it.
+func TestSealOpenApp(t *testing.T) {
+	env := map[string]string{"TH_ENCRYPTION_KEYS": otherKey}
+	r := thctl(t, env, "tok", "seal", "-purpose", "at", "-app", "shop")
+	if r.code != 0 {
+		t.Fatalf("seal -app: %d %s", r.code, r.stderr)
+	}
+	cookie := strings.TrimSpace(r.stdout)
+	ring, _ := crypto.ParseKeyring(otherKey)
+	codec, _ := session.NewCodec(ring, crypto.FormatV2)
+	for app, want := range map[string]bool{"shop": true, "admin": false, "": false} {
+		_, _, err := codec.WithApp(app).Open(nil, []byte(cookie), session.AccessToken, 0, new(session.Envelope))
+		if (err == nil) != want {
+			t.Errorf("sealed for shop, opened for %q: %v", app, err)
+		}
+	}
+	if r := thctl(t, env, cookie, "open", "-app", "shop"); r.code != 0 || strings.TrimSpace(r.stdout) != "tok" {
+		t.Errorf("open -app shop: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	if r := thctl(t, env, cookie, "open", "-app", "admin"); r.code == 0 {
+		t.Errorf("open -app admin opened shop's cookie: %q", r.stdout)
+	}
+	if r := thctl(t, env, "tok", "seal", "-purpose", "at", "-app", "Shop!"); r.code != 2 {
+		t.Errorf("seal -app with a bad name: %d %s", r.code, r.stderr)
+	}
+	if r := thctl(t, env, "tok", "seal", "-app", "shop"); r.code != 2 {
+		t.Errorf("seal -app without v2: %d %s", r.code, r.stderr)
+	}
+}
