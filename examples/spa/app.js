@@ -122,6 +122,10 @@ const run = (action) => async () => {
 
 async function main() {
   config = await (await fetch('config.json')).json();
+  if (config.title) {
+    document.title = config.title;
+    print('title', config.title);
+  }
   agent = new OAuthAgentClient({
     agentBaseUrl: config.agentBaseUrl,
     cookieNamePrefix: config.cookieNamePrefix,

@@ -31,6 +31,10 @@ type Config struct {
 	// CookieNamePrefix is the agent's cookie.prefix; it names the
 	// CSRF header. Default "example".
 	CookieNamePrefix string `json:"cookieNamePrefix"`
+	// Title replaces the page's title and heading, "Token Handler demo
+	// SPA", so that two applications of one stack (make run's shop and
+	// admin) tell apart at a glance; "" keeps it.
+	Title string `json:"title,omitempty"`
 }
 
 // Handler serves Files, and cfg as /config.json, with the headers a static

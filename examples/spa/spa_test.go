@@ -38,6 +38,9 @@ func TestHandler(t *testing.T) {
 			t.Errorf("config.json %s = %q, want %q", k, got[k], v)
 		}
 	}
+	if title, ok := got["title"]; ok {
+		t.Errorf("config.json has title %q without Config.Title: the page would lose its own", title)
+	}
 
 	for _, path := range []string{"/", "/app.js", "/oauth-agent-client.js", "/style.css"} {
 		resp, body := get(path)
@@ -55,6 +58,25 @@ func TestHandler(t *testing.T) {
 	for _, path := range []string{"/spa.go", "/oauth-agent-client.test.mjs"} {
 		if resp, _ := get(path); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("%s: %d, want 404", path, resp.StatusCode)
+		}
+	}
+}
+
+// TestHandlerTitle: a second application of one stack (make run's admin)
+// gets its title into config.json, which app.js puts in the page's title
+// and heading, the element index.html names "title".
+func TestHandlerTitle(t *testing.T) {
+	ts := httptest.NewServer(spa.Handler(spa.Config{AgentBaseURL: "http://api.admin.example.localhost:8080/oauth-agent", CookieNamePrefix: "admin", Title: "Admin"}))
+	t.Cleanup(ts.Close)
+	var got map[string]string
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/config.json", nil)
+	if _, b := bintest.Do(t, http.DefaultClient, req); json.Unmarshal(b, &got) != nil || got["title"] != "Admin" || got["cookieNamePrefix"] != "admin" {
+		t.Errorf("config.json: %s, want title Admin and cookieNamePrefix admin", b)
+	}
+	for file, want := range map[string]string{"index.html": `<h1 id="title">`, "app.js": "print('title', config.title)"} {
+		b, err := spa.Files.ReadFile(file)
+		if err != nil || !strings.Contains(string(b), want) {
+			t.Errorf("%s lacks %q: the title would not show", file, want)
 		}
 	}
 }
