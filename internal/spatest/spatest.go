@@ -25,6 +25,10 @@ type Browser struct {
 	CSRFHeader string
 	// Cookies by name + "|" + path.
 	Cookies map[string]*http.Cookie
+	// Client sends the requests; nil is one with a 15 s timeout that
+	// follows no redirects. Give one that dials *.localhost names at
+	// loopback, as browsers do, to reach applications chosen by Host.
+	Client *http.Client
 }
 
 // New returns an empty browser sending origin.
@@ -124,7 +128,11 @@ func (b *Browser) Call(method, rawURL string, body any, extra ...string) Answer 
 	if len(pairs) > 0 {
 		req.Header.Set("Cookie", strings.Join(pairs, "; "))
 	}
-	resp, err := client.Do(req)
+	c := b.Client
+	if c == nil {
+		c = client
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		b.T.Fatalf("%s %s: %v", method, rawURL, err)
 	}
