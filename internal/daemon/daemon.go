@@ -180,6 +180,24 @@ func init() {
 // Every answer carries Cache-Control: no-store. ready is called once per
 // /readyz request, from any goroutine.
 func OpsHandler(reg *metrics.Set, ready func() bool) fasthttp.RequestHandler {
+	return opsHandler(reg, ready, nil)
+}
+
+// AppStatus is whether one application (issue #15) is ready. It may be
+// copied.
+type AppStatus struct {
+	Name  string
+	Ready bool
+}
+
+// opsHandler is [OpsHandler] whose /readyz also reports the applications
+// apps returns (nil, or a nil apps: none, and /readyz as OpsHandler's):
+// the body lists each, {"status":"ready","apps":{"admin":"not_ready",
+// "shop":"ready"}}, and /readyz?app=NAME answers for the application NAME
+// alone: 200 {"app":NAME,"status":"ready"}, 503 with "not ready", or 404
+// {"status":"unknown application"}. ready decides the status of /readyz
+// itself; each AppStatus already includes the server not draining.
+func opsHandler(reg *metrics.Set, ready func() bool, apps func() []AppStatus) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
 		switch string(ctx.Path()) {
@@ -193,14 +211,67 @@ func OpsHandler(reg *metrics.Set, ready func() bool) fasthttp.RequestHandler {
 			ctx.SetBodyString(`{"status":"ok"}`)
 		case "/readyz":
 			ctx.SetContentType("application/json")
-			if ready() {
-				ctx.SetBodyString(`{"status":"ready"}`)
-			} else {
-				ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-				ctx.SetBodyString(`{"status":"not ready"}`)
+			var list []AppStatus
+			if apps != nil {
+				list = apps()
 			}
+			if len(list) == 0 {
+				if ready() {
+					ctx.SetBodyString(`{"status":"ready"}`)
+				} else {
+					ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+					ctx.SetBodyString(`{"status":"not ready"}`)
+				}
+				return
+			}
+			readyzApps(ctx, ready(), list)
 		default:
 			ctx.SetStatusCode(fasthttp.StatusNotFound)
 		}
 	}
+}
+
+// readyzApps answers /readyz for a configuration with applications. Names
+// are [a-z0-9-] (settings.CheckAppName) and need no JSON escaping; the
+// query's app is only compared, never echoed.
+func readyzApps(ctx *fasthttp.RequestCtx, ready bool, list []AppStatus) {
+	word := func(ok bool) string {
+		if ok {
+			return "ready"
+		}
+		return "not_ready"
+	}
+	if q := ctx.QueryArgs(); q.Has("app") {
+		name := string(q.Peek("app"))
+		for _, app := range list {
+			if app.Name == name {
+				if !app.Ready {
+					ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+					ctx.SetBodyString(`{"app":"` + app.Name + `","status":"not ready"}`)
+					return
+				}
+				ctx.SetBodyString(`{"app":"` + app.Name + `","status":"ready"}`)
+				return
+			}
+		}
+		ctx.SetStatusCode(fasthttp.StatusNotFound)
+		ctx.SetBodyString(`{"status":"unknown application"}`)
+		return
+	}
+	var b strings.Builder
+	b.WriteString(`{"status":"`)
+	if ready {
+		b.WriteString(`ready","apps":{`)
+	} else {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		b.WriteString(`not ready","apps":{`)
+	}
+	for i, app := range list {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`"` + app.Name + `":"` + word(app.Ready) + `"`)
+	}
+	b.WriteString("}}")
+	ctx.SetBodyString(b.String())
 }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,6 +78,14 @@ type ServerConfig struct {
 	// Ready reports whether the service is ready, besides the server not
 	// draining; nil means it always is. It is called from any goroutine.
 	Ready func() bool
+	// Apps, when not nil, lists the applications of a configuration with
+	// apps (issue #15) and whether each is ready, ordered by name; nil,
+	// or an empty list, for a file without apps. /readyz then reports
+	// each and answers /readyz?app=NAME, and each application has the
+	// gauge ReadyGauge{app="NAME"}: 1 when it is ready and the server is
+	// not draining ([Server.AppsChanged] follows a reload). Ready should
+	// say whether one application is. It is called from any goroutine.
+	Apps func() []AppStatus
 	// ParkAfter > 0 parks keep-alive connections idle between requests
 	// for that long (up to 1.5 times as long): their goroutine, request
 	// context and buffers are released until the client's next request
@@ -105,6 +114,9 @@ type Server struct {
 	ops     *fasthttp.Server // nil without a metrics listener
 	ln, mln net.Listener
 	serving atomic.Bool // false once BeginShutdown or Shutdown has begun
+
+	gaugesMu  sync.Mutex
+	appGauges map[string]bool // the names of the per-application gauges registered
 }
 
 // NewServer registers the readiness gauge, opens the listeners and returns
@@ -129,6 +141,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		}
 		return 0
 	})
+	s.AppsChanged()
 	listen := Listen
 	if cfg.ReusePort {
 		listen = listenReusePort
@@ -166,7 +179,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		// or flooding client cannot hold it (an attacker's review of
 		// issue #13). A long poll waits inside the handler, before it
 		// writes, so the write timeout does not cut it.
-		s.ops = OpsServer(opsRoutes(OpsHandler(cfg.Registry, s.Ready), cfg.OpsRoutes), cfg.Log)
+		var apps func() []AppStatus
+		if cfg.Apps != nil {
+			apps = s.appsReady
+		}
+		s.ops = OpsServer(opsRoutes(opsHandler(cfg.Registry, s.Ready, apps), cfg.OpsRoutes), cfg.Log)
 	}
 	s.serving.Store(true)
 	return s, nil
@@ -219,6 +236,62 @@ const (
 // service is ready.
 func (s *Server) Ready() bool {
 	return s.serving.Load() && (s.cfg.Ready == nil || s.cfg.Ready())
+}
+
+// appsReady is ServerConfig.Apps, each application not ready while the
+// server drains.
+func (s *Server) appsReady() []AppStatus {
+	list := s.cfg.Apps()
+	if !s.serving.Load() {
+		for i := range list {
+			list[i].Ready = false
+		}
+	}
+	return list
+}
+
+// appReady reports whether the application name is ready, as /readyz?app
+// says.
+func (s *Server) appReady(name string) bool {
+	for _, app := range s.appsReady() {
+		if app.Name == name {
+			return app.Ready
+		}
+	}
+	return false
+}
+
+// AppsChanged registers the gauge ReadyGauge{app="NAME"} of each
+// application ServerConfig.Apps lists now, and removes those of the
+// applications it no longer lists. Call it after a reload that may have
+// added or removed applications; NewServer calls it once. It does nothing
+// without ServerConfig.Apps.
+func (s *Server) AppsChanged() {
+	if s.cfg.Apps == nil {
+		return
+	}
+	s.gaugesMu.Lock()
+	defer s.gaugesMu.Unlock()
+	now := map[string]bool{}
+	for _, app := range s.cfg.Apps() {
+		now[app.Name] = true
+		if s.appGauges[app.Name] {
+			continue
+		}
+		name := app.Name
+		Gauge(s.cfg.Registry, s.cfg.ReadyGauge+`{app="`+name+`"}`, func() float64 {
+			if s.appReady(name) {
+				return 1
+			}
+			return 0
+		})
+	}
+	for name := range s.appGauges {
+		if !now[name] {
+			s.cfg.Registry.UnregisterMetric(s.cfg.ReadyGauge + `{app="` + name + `"}`)
+		}
+	}
+	s.appGauges = now
 }
 
 // Addr returns the listener's address.

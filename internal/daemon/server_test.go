@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -205,5 +207,87 @@ func TestOpsRoutes(t *testing.T) {
 			bad.OpsRoutes = map[string]fasthttp.RequestHandler{path: func(*fasthttp.RequestCtx) {}}
 			NewServer(bad)
 		}()
+	}
+}
+
+// TestServerApps: with applications, /readyz is 200 while one is ready and
+// lists each, /readyz?app=NAME answers for one (404 for a name it does not
+// know), each has its gauge besides the process's, AppsChanged follows
+// applications added and removed, and a drain makes every one not ready.
+func TestServerApps(t *testing.T) {
+	var mu sync.Mutex
+	apps := []AppStatus{{"admin", false}, {"shop", true}}
+	list := func() []AppStatus {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(apps)
+	}
+	anyReady := func() bool { return slices.ContainsFunc(list(), func(a AppStatus) bool { return a.Ready }) }
+	s, err := NewServer(ServerConfig{
+		Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0",
+		HTTP:     HTTP{Handler: func(ctx *fasthttp.RequestCtx) {}, Read: time.Second, Write: time.Second, Idle: time.Second},
+		Registry: metrics.NewSet(), ReadyGauge: "test_ready", Ready: anyReady, Apps: list, Log: zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bintest.Serve(t, s.Serve, s.Shutdown)
+	ops := &http.Client{Timeout: 5 * time.Second}
+	get := func(path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.MetricsAddr().String()+path, nil)
+		resp, body := bintest.Do(t, ops, req)
+		return resp.StatusCode, string(body)
+	}
+	want := func(path string, code int, body string) {
+		t.Helper()
+		if c, b := get(path); c != code || b != body {
+			t.Errorf("%s: %d %s, want %d %s", path, c, b, code, body)
+		}
+	}
+	wantGauges := func(gauges ...string) {
+		t.Helper()
+		_, m := get("/metrics")
+		for _, g := range gauges {
+			if !strings.Contains(m, "\n"+g+"\n") {
+				t.Errorf("/metrics lacks %q", g)
+			}
+		}
+	}
+	want("/readyz", 200, `{"status":"ready","apps":{"admin":"not_ready","shop":"ready"}}`)
+	want("/readyz?app=shop", 200, `{"app":"shop","status":"ready"}`)
+	want("/readyz?app=admin", 503, `{"app":"admin","status":"not ready"}`)
+	want("/readyz?app=nope", 404, `{"status":"unknown application"}`)
+	want("/readyz?app=", 404, `{"status":"unknown application"}`)
+	wantGauges("test_ready 1", `test_ready{app="admin"} 0`, `test_ready{app="shop"} 1`)
+
+	mu.Lock()
+	apps = []AppStatus{{"admin", false}, {"blog", false}}
+	mu.Unlock()
+	s.AppsChanged()
+	want("/readyz", 503, `{"status":"not ready","apps":{"admin":"not_ready","blog":"not_ready"}}`)
+	wantGauges("test_ready 0", `test_ready{app="admin"} 0`, `test_ready{app="blog"} 0`)
+	if _, m := get("/metrics"); strings.Contains(m, `app="shop"`) {
+		t.Error("the gauge of a removed application is still there")
+	}
+
+	mu.Lock()
+	apps = []AppStatus{{"admin", true}, {"blog", false}}
+	mu.Unlock()
+	s.BeginShutdown()
+	want("/readyz", 503, `{"status":"not ready","apps":{"admin":"not_ready","blog":"not_ready"}}`)
+	want("/readyz?app=admin", 503, `{"app":"admin","status":"not ready"}`)
+	wantGauges("test_ready 0", `test_ready{app="admin"} 0`)
+}
+
+// TestOpsHandlerWithoutApps: an empty list of applications is a file
+// without apps: /readyz as before, the query ignored.
+func TestOpsHandlerWithoutApps(t *testing.T) {
+	h := opsHandler(metrics.NewSet(), func() bool { return true }, func() []AppStatus { return nil })
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/readyz?app=shop")
+	h(&ctx)
+	if ctx.Response.StatusCode() != 200 || string(ctx.Response.Body()) != `{"status":"ready"}` {
+		t.Errorf("/readyz?app=shop without apps: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 	}
 }
