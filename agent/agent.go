@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/browser"
+	"github.com/tokenhandler/tokenhandler/internal/daemon"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/session"
 )
@@ -33,11 +36,22 @@ const DefaultGracePeriod = 5 * time.Second
 // Agent is the OAuth Agent's request handler. Build it with New; swap its
 // configuration with Reload; stop its background work with Close. An Agent
 // is safe for concurrent use and must not be copied.
+//
+// An Agent serves the applications of its configuration (Config.Apps,
+// issue #15), or the one application of a file without apps. Each has its
+// own state: cookie names, codec bound to its name, origins, Authorization
+// Server, back-channel client and metrics. What outlives reloads and is
+// shared by all of them is the revocation list, the back-channel logout's
+// limits, the denial log's limiter and the refresher, whose keys include
+// the application.
 type Agent struct {
-	state   atomic.Pointer[state]
-	metrics *agentMetrics
-	denials denialLog
-	refresh *refresher
+	table   atomic.Pointer[table]
+	metrics *agentMetrics // the process's series: no app label
+	// unknownHost counts requests no application answers.
+	unknownHost *metrics.Counter
+	reg         *metrics.Set
+	denials     denialLog
+	refresh     *refresher
 	// rev is the revocation list, logouts the back-channel endpoint's
 	// limits; both outlive reloads.
 	rev     *revocations
@@ -50,7 +64,56 @@ type Agent struct {
 	wg       sync.WaitGroup
 }
 
-// state is everything a request reads, swapped as one on reload.
+// table is what the Handler reads to pick a request's application, swapped
+// as one on reload.
+type table struct {
+	// one is the application of a file without apps, which answers every
+	// host and path; nil with apps.
+	one *state
+	// hosts are the applications of each host, longest base_path first.
+	hosts *settings.HostTable[[]*state]
+	// apps are every application, ordered by name.
+	apps []*state
+	log  zerolog.Logger
+}
+
+// app returns the application named name, or nil.
+func (t *table) app(name string) *state {
+	for _, st := range t.apps {
+		if st.cfg.Name == name {
+			return st
+		}
+	}
+	return nil
+}
+
+// pick returns the application that answers a request for host and path:
+// the one of a file without apps, else of the applications of the host the
+// first whose base_path is a path-segment prefix of path. Nil when none
+// does.
+func (t *table) pick(host, path []byte) *state {
+	if t.one != nil {
+		return t.one
+	}
+	apps, _ := t.hosts.Lookup(host)
+	for _, st := range apps {
+		if underBase(path, st.cfg.BasePath) {
+			return st
+		}
+	}
+	return nil
+}
+
+// underBase reports whether path is base or under it: base, then "/" or
+// nothing ("/oauth-agent" covers /oauth-agent/refresh, not
+// /oauth-agentx).
+func underBase(path []byte, base string) bool {
+	return len(path) >= len(base) && string(path[:len(base)]) == base &&
+		(len(path) == len(base) || path[len(base)] == '/')
+}
+
+// state is one application's: everything a request to it reads. A reload
+// builds it anew; its discovery may be the previous one's.
 type state struct {
 	cfg *Config
 	jar *jar
@@ -60,21 +123,51 @@ type state struct {
 	origins     browser.Origins
 	cors        *browser.CORS
 	router      fasthttp.RequestHandler
-	client      *http.Client
-	log         zerolog.Logger
-	// provider is nil until discovery has succeeded.
+	log         zerolog.Logger // with app=<name> when the application has one
+	metrics     *agentMetrics
+	// as is the application's Authorization Server and back-channel
+	// client, kept across reloads while its settings stay the same.
+	as *discovery
+}
+
+// client is the application's back-channel client.
+func (st *state) client() *http.Client { return st.as.client }
+
+// discovery is one application's Authorization Server: its metadata, nil
+// until discovery has succeeded, and the back-channel client that fetched
+// it and makes every other call to it. A reload that leaves the
+// application's AS settings alone keeps it, metadata and idle connections
+// included; one that changes them, or removes the application, stops its
+// loop.
+type discovery struct {
 	provider atomic.Pointer[provider]
+	client   *http.Client
+	done     chan struct{} // closed by stop
+	stopOnce sync.Once
+}
+
+func (d *discovery) stop() {
+	d.stopOnce.Do(func() {
+		close(d.done)
+		d.client.CloseIdleConnections()
+	})
 }
 
 // New builds an Agent from a validated configuration. It does not wait for
-// the Authorization Server: discovery runs in the background, retried with
-// backoff, and Ready reports when it has succeeded. reg receives the
-// agent's metrics; a Set a previous Agent used may be passed again: the
-// counters are shared and the gauges report the new Agent.
+// the Authorization Servers: discovery runs in the background, retried with
+// backoff, and Ready reports when one application has its metadata. reg
+// receives the agent's metrics; a Set a previous Agent used may be passed
+// again: the counters are shared and the gauges report the new Agent.
 func New(cfg *Config, reg *metrics.Set, log zerolog.Logger) (*Agent, error) {
-	a := &Agent{metrics: newAgentMetrics(reg), denials: newDenialLog(), logouts: newLogoutGuards(), now: time.Now, stop: make(chan struct{})}
+	a := &Agent{
+		metrics: newAgentMetrics(reg, ""), reg: reg, unknownHost: reg.GetOrCreateCounter("oauth_agent_unknown_host_total"),
+		denials: newDenialLog(), logouts: newLogoutGuards(), now: time.Now, stop: make(chan struct{}),
+	}
 	if cfg.Now != nil {
 		a.now = cfg.Now
+	}
+	if err := checkApps(cfg); err != nil {
+		return nil, err
 	}
 	a.refresh = newRefresher(a)
 	rev, err := openRevocations(cfg, a.now, log)
@@ -92,59 +185,208 @@ func New(cfg *Config, reg *metrics.Set, log zerolog.Logger) (*Agent, error) {
 	return a, nil
 }
 
-// Reload swaps in a new configuration for requests that start after it
-// returns, and discovers the Authorization Server anew. On error nothing
-// changes.
-func (a *Agent) Reload(cfg *Config, log zerolog.Logger) error {
-	if cfg.Coordinator == nil && a.rev.coordinator != nil {
-		// revocation.store redis: the same Redis coordinates refreshes.
-		c := *cfg
-		c.Coordinator = a.rev.coordinator
-		cfg = &c
+// checkApps refuses a configuration whose applications cannot be told
+// apart: a name that is not one (settings.CheckAppName) or comes twice, an
+// application without hosts, or two that answer the same host and
+// base_path. LoadConfig refuses these too; a Config built in Go meets them
+// here.
+func checkApps(cfg *Config) error {
+	if len(cfg.Apps) == 0 {
+		return nil
 	}
-	names, err := browser.NewNames(cfg.CookieNamePrefix, cfg.Cookie.NamePrefix)
-	if err != nil {
-		return err
+	names := map[string]bool{}
+	served := map[string]string{} // host + base_path → name
+	for i, app := range cfg.Apps {
+		setting := fmt.Sprintf("apps[%d]", i)
+		if app == nil {
+			return fmt.Errorf("agent: config: %s: is empty", setting)
+		}
+		if err := settings.CheckAppName(setting+".name", app.Name); err != nil {
+			return fmt.Errorf("agent: config: %w", err)
+		}
+		switch {
+		case names[app.Name]:
+			return fmt.Errorf("agent: config: %s.name: %q names two applications", setting, app.Name)
+		case len(app.Apps) > 0:
+			return fmt.Errorf("agent: config: %s: an application cannot have apps", setting)
+		case len(app.Hosts) == 0:
+			return fmt.Errorf("agent: config: %s.hosts: is required: the host names application %q answers", setting, app.Name)
+		}
+		names[app.Name] = true
+		for j, h := range app.Hosts {
+			host, err := settings.CheckHost(fmt.Sprintf("%s.hosts[%d]", setting, j), h)
+			if err != nil {
+				return fmt.Errorf("agent: config: %w", err)
+			}
+			if other, ok := served[host+app.BasePath]; ok && other != app.Name {
+				return fmt.Errorf("agent: config: %s: applications %q and %q both answer %s%s: give them other hosts or base paths", setting, other, app.Name, host, app.BasePath)
+			}
+			served[host+app.BasePath] = app.Name
+		}
 	}
-	codec, err := session.NewCodec(cfg.Keys, cfg.CookieFormat, cfg.CookieAccept...)
-	if err != nil {
-		return fmt.Errorf("agent: %w", err)
-	}
-	st := &state{
-		cfg:         cfg,
-		jar:         newJar(cfg, names, codec),
-		maxLifetime: settings.MaxLifetimeSeconds(cfg.Session.MaxLifetime),
-		origins:     browser.NewOrigins(cfg.TrustedWebOrigins),
-		cors:        browser.NewCORS(cfg.CORSEnabled, []string{"GET", "POST", "OPTIONS"}, nil, nil, 86400),
-		client:      newHTTPClient(cfg.Timeouts.AS, a.metrics),
-		log:         log.Level(cfg.Log.Level),
-	}
-	st.router = a.routes(st)
-	// Keep serving with the old provider until the new one is known, when
-	// the Authorization Server has not changed.
-	if old := a.state.Load(); old != nil && sameAS(old.cfg, cfg) {
-		st.provider.Store(old.provider.Load())
-	}
-	a.state.Store(st)
-	a.wg.Go(func() { a.discoverLoop(st) })
 	return nil
 }
 
-func sameAS(a, b *Config) bool {
-	return a.Issuer == b.Issuer && a.Endpoints == b.Endpoints && a.ClientID == b.ClientID &&
-		a.ClientSecret == b.ClientSecret && a.ClientAuthMethod == b.ClientAuthMethod && a.RedirectURI == b.RedirectURI
+// Reload swaps in a new configuration for requests that start after it
+// returns. Applications are added, changed and removed; requests to the
+// others are not disturbed. An application whose Authorization Server
+// settings did not change (sameAS) keeps its metadata and back-channel
+// client and is not discovered again; one whose did is discovered anew,
+// and answers 502 where it needs the AS until then. On error nothing
+// changes.
+func (a *Agent) Reload(cfg *Config, log zerolog.Logger) error {
+	if err := checkApps(cfg); err != nil {
+		return err
+	}
+	old := a.table.Load()
+	t := &table{log: log.Level(cfg.Log.Level)}
+	var started []*discovery
+	fail := func(err error) error {
+		for _, d := range started {
+			d.stop()
+		}
+		return err
+	}
+	for _, app := range cfg.Applications() {
+		var prev *state
+		if old != nil {
+			prev = old.app(app.Name)
+		}
+		st, fresh, err := a.newState(cfg, app, prev, log)
+		if err != nil {
+			return fail(err)
+		}
+		if fresh {
+			started = append(started, st.as)
+		}
+		t.apps = append(t.apps, st)
+	}
+	if len(cfg.Apps) == 0 {
+		t.one = t.apps[0]
+	} else {
+		byHost := map[string][]*state{}
+		for _, st := range t.apps {
+			for _, h := range st.cfg.Hosts {
+				host, _ := settings.CheckHost("", h) // checked by checkApps
+				byHost[host] = append(byHost[host], st)
+			}
+		}
+		for _, apps := range byHost {
+			// Longest base_path first: /api/admin before /api.
+			slices.SortStableFunc(apps, func(x, y *state) int { return len(y.cfg.BasePath) - len(x.cfg.BasePath) })
+		}
+		t.hosts = settings.NewHostTableOf(byHost)
+		slices.SortFunc(t.apps, func(x, y *state) int { return strings.Compare(x.cfg.Name, y.cfg.Name) })
+	}
+	a.table.Store(t)
+	for _, d := range started {
+		a.wg.Go(func() { a.discoverLoop(t.appOf(d), d) })
+	}
+	if old != nil {
+		// The old applications' discoveries nobody kept: their loops end,
+		// their idle connections close. Requests in flight finish with
+		// what they hold.
+		for _, st := range old.apps {
+			if !t.uses(st.as) {
+				st.as.stop()
+			}
+		}
+	}
+	return nil
 }
 
-// discoverLoop fetches the AS metadata for st until it succeeds, st is
-// replaced, or the agent closes; backoff from 500 ms doubling to 30 s.
-func (a *Agent) discoverLoop(st *state) {
+// appOf returns the application of t that uses d.
+func (t *table) appOf(d *discovery) *state {
+	for _, st := range t.apps {
+		if st.as == d {
+			return st
+		}
+	}
+	return nil
+}
+
+// uses reports whether an application of t uses d.
+func (t *table) uses(d *discovery) bool { return t.appOf(d) != nil }
+
+// newState builds the state of the application cfg of the file top, with
+// prev the state of the same name before the reload (nil for a new one).
+// fresh is true when its discovery is new and needs its loop.
+func (a *Agent) newState(top, cfg *Config, prev *state, log zerolog.Logger) (st *state, fresh bool, err error) {
+	if cfg.Coordinator == nil {
+		// revocation.store redis: the same Redis coordinates refreshes.
+		co := top.Coordinator
+		if co == nil && a.rev.coordinator != nil {
+			co = a.rev.coordinator
+		}
+		if co != nil {
+			c := *cfg
+			c.Coordinator = co
+			cfg = &c
+		}
+	}
+	names, err := browser.NewNames(cfg.CookieNamePrefix, cfg.Cookie.NamePrefix)
+	if err != nil {
+		return nil, false, appError(cfg, err)
+	}
+	codec, err := session.NewCodec(cfg.Keys, cfg.CookieFormat, cfg.CookieAccept...)
+	if err != nil {
+		return nil, false, appError(cfg, fmt.Errorf("agent: %w", err))
+	}
+	l := log.Level(cfg.Log.Level)
+	if cfg.Name != "" {
+		l = l.With().Str("app", cfg.Name).Logger()
+	}
+	st = &state{
+		cfg:         cfg,
+		jar:         newJar(cfg, names, codec.WithApp(cfg.Name)),
+		maxLifetime: settings.MaxLifetimeSeconds(cfg.Session.MaxLifetime),
+		origins:     browser.NewOrigins(cfg.TrustedWebOrigins),
+		cors:        browser.NewCORS(cfg.CORSEnabled, []string{"GET", "POST", "OPTIONS"}, nil, nil, 86400),
+		log:         l,
+		metrics:     newAgentMetrics(a.reg, cfg.Name),
+	}
+	st.router = a.routes(st)
+	if prev != nil && sameAS(prev.cfg, cfg) {
+		// The same Authorization Server, client and back-channel timeout:
+		// the metadata, its keys and the connections stay.
+		st.as = prev.as
+		return st, false, nil
+	}
+	// A new or changed Authorization Server: 502 until its metadata is
+	// known.
+	st.as = &discovery{client: newHTTPClient(cfg.Timeouts.AS, st.metrics), done: make(chan struct{})}
+	return st, true, nil
+}
+
+// appError names the application an error is about, when it has a name.
+func appError(cfg *Config, err error) error {
+	if cfg.Name == "" {
+		return err
+	}
+	return fmt.Errorf("application %q: %w", cfg.Name, err)
+}
+
+// sameAS reports whether two configurations of one application have the
+// same Authorization Server settings, so that its metadata and client can
+// be kept across a reload.
+func sameAS(a, b *Config) bool {
+	return a.Issuer == b.Issuer && a.Endpoints == b.Endpoints && a.ClientID == b.ClientID &&
+		a.ClientSecret == b.ClientSecret && a.ClientAuthMethod == b.ClientAuthMethod && a.RedirectURI == b.RedirectURI &&
+		a.Scope == b.Scope && a.PAR == b.PAR && a.Timeouts.AS == b.Timeouts.AS &&
+		slices.Equal(a.IDToken.AllowedAlgs, b.IDToken.AllowedAlgs) && a.IDToken.ClockSkew == b.IDToken.ClockSkew
+}
+
+// discoverLoop fetches the AS metadata of the application st into d until
+// it succeeds, d is stopped (a reload changed or removed the application)
+// or the agent closes; backoff from 500 ms doubling to 30 s.
+func (a *Agent) discoverLoop(st *state, d *discovery) {
 	backoff := 500 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), st.cfg.Timeouts.AS)
-		p, err := discover(ctx, st.cfg, st.client, a.now)
+		p, err := discover(ctx, st.cfg, d.client, a.now)
 		cancel()
 		if err == nil {
-			st.provider.Store(p)
+			d.provider.Store(p)
 			st.log.Info().Str("issuer", st.cfg.Issuer).Msg("Authorization Server metadata loaded")
 			return
 		}
@@ -152,37 +394,62 @@ func (a *Agent) discoverLoop(st *state) {
 		select {
 		case <-a.stop:
 			return
+		case <-d.done:
+			return // reloaded: the application changed or is gone
 		case <-time.After(backoff):
-		}
-		if a.state.Load() != st {
-			return // reloaded: the new state has its own loop
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
 }
 
-// Ready reports whether the Authorization Server's metadata has been fetched.
+// Ready reports whether an application has its Authorization Server's
+// metadata: one is enough to serve (the others answer 502 alone).
 func (a *Agent) Ready() bool {
-	st := a.state.Load()
-	return st != nil && st.provider.Load() != nil
+	t := a.table.Load()
+	if t == nil {
+		return false
+	}
+	for _, st := range t.apps {
+		if st.as.provider.Load() != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// AppsReady reports, for a configuration with apps, whether each
+// application has its Authorization Server's metadata, ordered by name; nil
+// for a file without apps.
+func (a *Agent) AppsReady() []daemon.AppStatus {
+	t := a.table.Load()
+	if t == nil || t.one != nil {
+		return nil
+	}
+	out := make([]daemon.AppStatus, len(t.apps))
+	for i, st := range t.apps {
+		out[i] = daemon.AppStatus{Name: st.cfg.Name, Ready: st.as.provider.Load() != nil}
+	}
+	return out
 }
 
 // Close stops background work: discovery retries, cache expiry and
 // following the revocation store, which it closes when the agent opened
 // it. It also closes the idle keep-alive connections to the Authorization
-// Server, which would otherwise stay open, with a goroutine each, for
+// Servers, which would otherwise stay open, with a goroutine each, for
 // their idle timeout.
 func (a *Agent) Close() {
 	a.stopOnce.Do(func() {
 		close(a.stop)
 		a.wg.Wait()
 		if err := a.rev.close(); err != nil {
-			a.state.Load().log.Warn().Err(err).Msg("revocation: closing the store failed")
+			a.table.Load().log.Warn().Err(err).Msg("revocation: closing the store failed")
 		}
 	})
 	a.wg.Wait()
-	if st := a.state.Load(); st != nil {
-		st.client.CloseIdleConnections()
+	if t := a.table.Load(); t != nil {
+		for _, st := range t.apps {
+			st.as.stop()
+		}
 	}
 }
 
@@ -193,11 +460,23 @@ func (a *Agent) RevocationFeed() fasthttp.RequestHandler { return a.rev.feed }
 
 // Handler serves one request. It is a fasthttp.RequestHandler.
 func (a *Agent) Handler(ctx *fasthttp.RequestCtx) {
-	st := a.state.Load()
+	t := a.table.Load()
 	h := &ctx.Response.Header
 	h.Set(fasthttp.HeaderCacheControl, "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
+	st := t.pick(ctx.Host(), ctx.Path())
+	if st == nil {
+		// No application answers this host and path: the answer of an
+		// unknown path, counted; the host is the client's text, so it is
+		// not logged.
+		a.unknownHost.Inc()
+		writeError(ctx, errNotFound)
+		if ev := t.log.Debug(); ev != nil {
+			ev.Str("request_id", requestID(ctx)).Msg("no application answers this host and path")
+		}
+		return
+	}
 	st.router(ctx)
 }
 
@@ -235,7 +514,7 @@ func (a *Agent) endpoint(st *state, name string, originAlways bool, h handler) f
 		if req.foreign != "" {
 			a.warnKeyMismatch(ctx, st, req.foreign, start)
 		}
-		a.metrics.requests(name, ctx.Response.StatusCode()).Inc()
+		st.metrics.requests(name, ctx.Response.StatusCode()).Inc()
 		if ev := st.log.Debug(); ev != nil {
 			ev.Str("endpoint", name).Int("status", ctx.Response.StatusCode()).Dur("duration", a.now().Sub(start)).Msg("request")
 		}
@@ -279,7 +558,7 @@ func (a *Agent) routes(st *state) fasthttp.RequestHandler {
 
 // providerOf returns the AS, or a 502 while it is unknown.
 func providerOf(st *state) (*provider, error) {
-	if p := st.provider.Load(); p != nil {
+	if p := st.as.provider.Load(); p != nil {
 		return p, nil
 	}
 	return nil, errorf(errASUnavailable, "the Authorization Server's metadata is not loaded yet")

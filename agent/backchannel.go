@@ -128,7 +128,7 @@ func (a *Agent) verifyLogoutToken(ctx context.Context, st *state, p *provider, r
 	default:
 		return nil, errors.New("the typ header is neither logout+jwt nor JWT")
 	}
-	idt, err := p.logoutVerifier.Verify(oidc.ClientContext(ctx, st.client), raw)
+	idt, err := p.logoutVerifier.Verify(oidc.ClientContext(ctx, st.client()), raw)
 	if err != nil {
 		return nil, err
 	}
@@ -215,8 +215,8 @@ func (a *Agent) backchannelLogout(st *state) fasthttp.RequestHandler {
 			ctx.ResetBody()
 			a.logLogout(ctx, st, fasthttp.StatusOK, result, kind, nil, start)
 		}
-		a.metrics.backchannelLogouts(bclResultNames[result]).Inc()
-		a.metrics.requests("backchannel_logout", ctx.Response.StatusCode()).Inc()
+		st.metrics.backchannelLogouts(bclResultNames[result]).Inc()
+		st.metrics.requests("backchannel_logout", ctx.Response.StatusCode()).Inc()
 	}
 }
 
@@ -238,7 +238,7 @@ func (a *Agent) handleLogout(ctx *fasthttp.RequestCtx, st *state, now time.Time)
 	if len(tokens) != 1 || len(tokens[0]) == 0 {
 		return "", errLogoutParameter
 	}
-	p := st.provider.Load()
+	p := st.as.provider.Load()
 	if p == nil {
 		return "", errLogoutNoProvider
 	}

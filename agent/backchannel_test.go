@@ -39,6 +39,9 @@ func (a *testAgent) postLogout(contentType, body string) backchannelAnswer {
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	if a.host != "" {
+		req.Host = a.host
+	}
 	resp, b := bintest.Do(a.t, http.DefaultClient, req)
 	return backchannelAnswer{resp.StatusCode, resp.Header, b}
 }

@@ -45,8 +45,8 @@ func TestSharedResultMustOpen(t *testing.T) {
 	srv := redistest.Start(t)
 	co := redisCoordinator(t, srv.Addr)
 	a := startAgent(t, func(c *Config) { c.Coordinator = co })
-	st := a.agent.state.Load()
-	p := st.provider.Load()
+	st := a.agent.table.Load().apps[0]
+	p := st.as.provider.Load()
 	key := flightKey([32]byte{1}, "rt")
 	other := flightKey([32]byte{2}, "rt")
 	ctx := context.Background()

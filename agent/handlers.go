@@ -112,7 +112,7 @@ func (a *Agent) pushAuthorizationRequest(ctx *fasthttp.RequestCtx, st *state, p 
 	}
 	c, cancel := context.WithTimeout(asEndpoint(context.Background(), "par"), st.cfg.Timeouts.AS)
 	defer cancel()
-	status, body, err := p.postForm(c, st.client, p.par, params)
+	status, body, err := p.postForm(c, st.client(), p.par, params)
 	if err != nil {
 		return "", errASUnavailable.with(err, "")
 	}
@@ -193,7 +193,7 @@ func (a *Agent) loginInProgress(st *state, req *request, q url.Values) (*provide
 	if err != nil {
 		return nil, login, err
 	}
-	if err := a.unambiguous(req); err != nil {
+	if err := a.unambiguous(st, req); err != nil {
 		return nil, login, err
 	}
 	o, ok := st.jar.open(req, &st.jar.names.Login)
@@ -225,7 +225,7 @@ func (a *Agent) failLogin(ctx *fasthttp.RequestCtx, st *state, req *request, q u
 		return err
 	}
 	st.jar.clear(ctx, &req.raw, &st.jar.names.Login, st.jar.loginPath)
-	a.metrics.logins("refused").Inc()
+	st.metrics.logins("refused").Inc()
 	return authorizationResponseError(q.Get("error"))
 }
 
@@ -241,7 +241,7 @@ func (a *Agent) finishLogin(ctx *fasthttp.RequestCtx, st *state, req *request, q
 	defer cancel()
 	tok, err := p.oauth2.Exchange(asEndpoint(c, "token"), q.Get("code"), oauth2.VerifierOption(login.CodeVerifier))
 	if err != nil {
-		a.metrics.logins("error").Inc()
+		st.metrics.logins("error").Inc()
 		return tokenError(err)
 	}
 	// A new session: a new ID and a new CSRF token, whatever the browser
@@ -254,7 +254,7 @@ func (a *Agent) finishLogin(ctx *fasthttp.RequestCtx, st *state, req *request, q
 	case rawID == "" && openIDScope(st.cfg.Scope):
 		// OpenID Connect Core §3.1.3.3: an ID token is REQUIRED in the
 		// answer to an openid request.
-		a.metrics.logins("invalid_id_token").Inc()
+		st.metrics.logins("invalid_id_token").Inc()
 		return errInvalidRequest.with(errors.New("no id_token"), "The Authorization Server returned no ID token")
 	case rawID == "":
 		// A plain OAuth 2.0 login (no openid in the scope): an OAuth-only
@@ -268,7 +268,7 @@ func (a *Agent) finishLogin(ctx *fasthttp.RequestCtx, st *state, req *request, q
 			err = errors.New("the ID token has no sub or no iat")
 		}
 		if err != nil {
-			a.metrics.logins("invalid_id_token").Inc()
+			st.metrics.logins("invalid_id_token").Inc()
 			return errInvalidRequest.with(err, "The ID token is not valid")
 		}
 		env.Sub = session.HashSub(id.Issuer, id.Subject)
@@ -284,7 +284,7 @@ func (a *Agent) finishLogin(ctx *fasthttp.RequestCtx, st *state, req *request, q
 		return err
 	}
 	st.jar.clear(ctx, &req.raw, &st.jar.names.Login, st.jar.loginPath)
-	a.metrics.logins("ok").Inc()
+	st.metrics.logins("ok").Inc()
 	return writeJSON(ctx, map[string]any{"handled": true, "isLoggedIn": true, "csrf": string(csrf)})
 }
 
@@ -329,7 +329,7 @@ func (a *Agent) verifyIDToken(ctx context.Context, st *state, p *provider, raw, 
 // checkIDToken is verifyIDToken with a given verifier: /claims re-verifies
 // a legacy cookie's ID token with one that skips the expiry.
 func (a *Agent) checkIDToken(ctx context.Context, st *state, v *oidc.IDTokenVerifier, raw, nonce string) (*idToken, error) {
-	idt, err := v.Verify(oidc.ClientContext(ctx, st.client), raw)
+	idt, err := v.Verify(oidc.ClientContext(ctx, st.client()), raw)
 	if err != nil {
 		return nil, err
 	}
@@ -385,7 +385,7 @@ func (a *Agent) userInfo(ctx *fasthttp.RequestCtx, st *state, req *request) erro
 	}
 	r.Header.Set("Authorization", "Bearer "+string(at))
 	r.Header.Set("Accept", "application/json")
-	resp, err := st.client.Do(r)
+	resp, err := st.client().Do(r)
 	if err != nil {
 		return errASUnavailable.with(err, "")
 	}
@@ -461,8 +461,8 @@ func (a *Agent) refreshTokens(ctx *fasthttp.RequestCtx, st *state, req *request)
 		return err
 	}
 	if err := a.sameIdentity(s, res.idToken); err != nil {
-		a.refresh.drop(s.key())
-		a.metrics.denied("identity_changed").Inc()
+		a.refresh.drop(st, s.key())
+		st.metrics.denied("identity_changed").Inc()
 		return errSessionExpired.with(fmt.Errorf("%w: %w", errIdentityChanged, err), "")
 	}
 	newRT, newID := res.refresh, res.id
@@ -589,10 +589,10 @@ func (a *Agent) logout(ctx *fasthttp.RequestCtx, st *state, req *request) error 
 	if err != nil {
 		return err
 	}
-	a.refresh.drop(s.key())
+	a.refresh.drop(st, s.key())
 	if st.cfg.Logout.RevokeRefreshToken && p.revocation != "" && s.auth != nil {
 		c, cancel := context.WithTimeout(asEndpoint(context.Background(), "revocation"), st.cfg.Timeouts.AS)
-		status, _, err := p.postForm(c, st.client, p.revocation, url.Values{"token": {string(s.auth.value)}, "token_type_hint": {"refresh_token"}})
+		status, _, err := p.postForm(c, st.client(), p.revocation, url.Values{"token": {string(s.auth.value)}, "token_type_hint": {"refresh_token"}})
 		cancel()
 		if err != nil || status != http.StatusOK {
 			st.log.Warn().Err(err).Int("status", status).Msg("refresh token revocation failed; logging out anyway")
@@ -622,7 +622,7 @@ func (a *Agent) logout(ctx *fasthttp.RequestCtx, st *state, req *request) error 
 // fasthttp.RequestCtx: fasthttp reuses that after the handler returns, while
 // a context's timer may still read it.
 func oauth2Context(ctx context.Context, st *state) context.Context {
-	return context.WithValue(ctx, oauth2.HTTPClient, st.client)
+	return context.WithValue(ctx, oauth2.HTTPClient, st.client())
 }
 
 // tokenError maps a token-endpoint failure: AS 4xx → 400

@@ -56,6 +56,9 @@ type testAgent struct {
 	url   string
 	logs  *bintest.Buffer
 	clock *clock
+	// host and origin, when set, are an application's (a configuration
+	// with apps): its browsers send them as Host and Origin.
+	host, origin string
 }
 
 // clock is the agent's time: the real time plus an offset a test moves.
@@ -104,7 +107,14 @@ func waitReady(t *testing.T, a *Agent, logs *bintest.Buffer) {
 }
 
 // spa returns a new browser for the SPA's origin.
-func (a *testAgent) spa() *spatest.Browser { return spatest.New(a.t, spaOrigin) }
+func (a *testAgent) spa() *spatest.Browser {
+	if a.origin == "" {
+		return spatest.New(a.t, spaOrigin)
+	}
+	b := spatest.New(a.t, a.origin)
+	b.Host = a.host
+	return b
+}
 
 // call sends a request from b to the agent.
 func (a *testAgent) call(b *spatest.Browser, method, path string, body any, extra ...string) spatest.Answer {

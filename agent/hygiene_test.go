@@ -27,7 +27,7 @@ func TestSessionForCSRF(t *testing.T) {
 	a := startAgent(t, nil)
 	b := a.spa()
 	a.login(b)
-	st := a.agent.state.Load()
+	st := a.agent.table.Load().apps[0]
 	for _, tt := range []struct {
 		method string
 		csrf   string

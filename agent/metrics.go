@@ -11,29 +11,44 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/daemon"
 )
 
-// agentMetrics are the agent's series (docs/operations.md lists them). The
-// agent serves a few requests per session, so looking series up by name per
-// request is fine. Label values are the agent's own words, never a
-// request's, so they need no escaping.
+// agentMetrics are the series of one application (docs/operations.md lists
+// them): with a name (a file with apps, issue #15) every series carries the
+// label app="<name>" first; without, the series are those of a file without
+// apps, byte for byte. The agent serves a few requests per session, so
+// looking series up by name per request is fine. Label values are the
+// agent's own words or an application's name (settings.CheckAppName: [a-z0-9-]),
+// never a request's, so they need no escaping. An agentMetrics is immutable
+// and safe for concurrent use.
 type agentMetrics struct {
 	set *metrics.Set
+	// app is `app="<name>",` or "": the first label of every series.
+	app string
 	// singleFlightWaits counts refreshes that joined or replayed another
 	// refresh of the same token instead of calling the Authorization Server.
 	singleFlightWaits *metrics.Counter
 }
 
-func newAgentMetrics(set *metrics.Set) *agentMetrics {
-	return &agentMetrics{set: set, singleFlightWaits: set.GetOrCreateCounter("oauth_agent_refresh_single_flight_waits_total")}
+// newAgentMetrics returns the series of the application named app ("" for
+// a file without apps).
+func newAgentMetrics(set *metrics.Set, app string) *agentMetrics {
+	m := &agentMetrics{set: set}
+	waits := "oauth_agent_refresh_single_flight_waits_total"
+	if app != "" {
+		m.app = `app="` + app + `",`
+		waits += `{app="` + app + `"}`
+	}
+	m.singleFlightWaits = set.GetOrCreateCounter(waits)
+	return m
 }
 
-// counter returns the series name{label="value"}.
+// counter returns the series name{[app="…",]label="value"}.
 func (m *agentMetrics) counter(name, label, value string) *metrics.Counter {
-	return m.set.GetOrCreateCounter(name + "{" + label + `="` + value + `"}`)
+	return m.set.GetOrCreateCounter(name + "{" + m.app + label + `="` + value + `"}`)
 }
 
 // requests counts requests answered, by endpoint and status.
 func (m *agentMetrics) requests(endpoint string, status int) *metrics.Counter {
-	return m.set.GetOrCreateCounter(`oauth_agent_requests_total{endpoint="` + endpoint + `",status="` + strconv.Itoa(status) + `"}`)
+	return m.set.GetOrCreateCounter(`oauth_agent_requests_total{` + m.app + `endpoint="` + endpoint + `",status="` + strconv.Itoa(status) + `"}`)
 }
 
 // denied counts requests refused for their cookies: cookie_ambiguous,
@@ -88,7 +103,7 @@ func (t *asTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	start := time.Now()
 	resp, err := t.base.RoundTrip(r)
-	labels := `{endpoint="` + endpoint + `"}`
+	labels := `{` + t.metrics.app + `endpoint="` + endpoint + `"}`
 	t.metrics.set.GetOrCreatePrometheusHistogramExt("oauth_agent_as_request_duration_seconds"+labels, daemon.LatencyBuckets).UpdateDuration(start)
 	if err != nil || resp.StatusCode >= 500 {
 		t.metrics.set.GetOrCreateCounter("oauth_agent_as_errors_total" + labels).Inc()

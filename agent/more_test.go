@@ -161,7 +161,7 @@ func TestLocalhostDialsLoopback(t *testing.T) {
 	go srv.Serve(ln)
 	defer srv.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	c := newHTTPClient(2*time.Second, newAgentMetrics(metrics.NewSet()))
+	c := newHTTPClient(2*time.Second, newAgentMetrics(metrics.NewSet(), ""))
 	for _, host := range []string{"login.example.localhost", "localhost", "LOGIN.Example.Localhost."} {
 		resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/")
 		if err != nil {

@@ -68,10 +68,32 @@ func flightKey(session [32]byte, rt string) [32]byte {
 	return k
 }
 
-// do refreshes rt for the session sess, joining a refresh of the same
-// session and token in progress or reusing one finished within the grace
-// period.
+// appSession is the key of the session sess at the application st: sess
+// itself in a file without apps (the keys of before, in a shared
+// coordinator too), else SHA-256 of the application's name and sess. A
+// refresh at one application never joins or reuses a flight or a grace
+// result of another, even for cookies that open at both (v1 or DARE under
+// a shared key, which carry no application), and a logout drops its own
+// application's results only.
+func appSession(st *state, sess [32]byte) [32]byte {
+	if st.cfg.Name == "" {
+		return sess
+	}
+	h := sha256.New()
+	h.Write([]byte("tokenhandler app session\x00"))
+	h.Write([]byte(st.cfg.Name))
+	h.Write([]byte{0})
+	h.Write(sess[:])
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// do refreshes rt for the session sess of the application st, joining a
+// refresh of the same application, session and token in progress or
+// reusing one finished within the grace period.
 func (r *refresher) do(ctx context.Context, st *state, p *provider, sess [32]byte, rt string) (refreshed, error) {
+	sess = appSession(st, sess)
 	key := flightKey(sess, rt)
 	now := r.a.now()
 	r.mu.Lock()
@@ -82,7 +104,7 @@ func (r *refresher) do(ctx context.Context, st *state, p *provider, sess [32]byt
 	}
 	if f != nil {
 		r.mu.Unlock()
-		r.a.metrics.singleFlightWaits.Inc()
+		st.metrics.singleFlightWaits.Inc()
 		select {
 		case <-f.done:
 			return f.res, f.err
@@ -118,8 +140,10 @@ func (r *refresher) do(ctx context.Context, st *state, p *provider, sess [32]byt
 	return f.res, f.err
 }
 
-// drop forgets every finished result of the session (logout).
-func (r *refresher) drop(sess [32]byte) {
+// drop forgets every finished result of the session sess of the
+// application st (logout).
+func (r *refresher) drop(st *state, sess [32]byte) {
+	sess = appSession(st, sess)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, k := range r.bySession[sess] {
@@ -217,7 +241,7 @@ func (r *refresher) coordinated(ctx context.Context, st *state, p *provider, key
 		}
 		if !waited {
 			waited = true
-			r.a.metrics.singleFlightWaits.Inc()
+			st.metrics.singleFlightWaits.Inc()
 		}
 		select {
 		case <-ctx.Done():
@@ -283,22 +307,22 @@ func (r *refresher) grant(ctx context.Context, st *state, p *provider, rt string
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
-			r.a.metrics.refreshes("session_expired").Inc()
+			st.metrics.refreshes("session_expired").Inc()
 			return refreshed{}, errSessionExpired.with(safeError(err), "")
 		}
-		r.a.metrics.refreshes("error").Inc()
+		st.metrics.refreshes("error").Inc()
 		return refreshed{}, tokenError(err)
 	}
 	res := refreshed{access: tok.AccessToken, refresh: tok.RefreshToken}
 	if id, _ := tok.Extra("id_token").(string); id != "" {
 		t, err := r.a.verifyIDToken(ctx, st, p, id, "")
 		if err != nil {
-			r.a.metrics.refreshes("invalid_id_token").Inc()
+			st.metrics.refreshes("invalid_id_token").Inc()
 			return refreshed{}, errASUnavailable.with(err, "The Authorization Server returned an invalid ID token")
 		}
 		res.id, res.idToken = id, t
 	}
-	r.a.metrics.refreshes("ok").Inc()
+	st.metrics.refreshes("ok").Inc()
 	return res, nil
 }
 

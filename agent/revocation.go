@@ -49,7 +49,11 @@ const revocationPruneEvery = time.Minute
 func openRevocations(cfg *Config, now func() time.Time, log zerolog.Logger) (*revocations, error) {
 	rs := cfg.Revocation
 	r := &revocations{set: revocation.NewSet(), failClosedAfter: rs.FailClosedAfter}
-	maxLifetime := time.Duration(settings.MaxLifetimeSeconds(cfg.Session.MaxLifetime)) * time.Second
+	// Entries live as long as the longest session they could end.
+	var maxLifetime time.Duration
+	for _, app := range cfg.Applications() {
+		maxLifetime = max(maxLifetime, time.Duration(settings.MaxLifetimeSeconds(app.Session.MaxLifetime))*time.Second)
+	}
 	switch {
 	case cfg.RevocationStore != nil:
 		r.store = cfg.RevocationStore
@@ -159,17 +163,17 @@ var (
 // checkRevoked refuses a v2 session the revocation list names: 401
 // session_expired, and the cookies cleared. A session that names no one
 // (OAuth-only) cannot be revoked and is not refused when the list is stale.
-func (a *Agent) checkRevoked(env *session.Envelope, now time.Time) error {
+func (a *Agent) checkRevoked(st *state, env *session.Envelope, now time.Time) error {
 	r := a.rev
 	if r.store == nil || env.SID == (session.Digest{}) && env.Sub == (session.Digest{}) {
 		return nil
 	}
 	if r.failClosedAfter > 0 && r.set.Stale(now) > r.failClosedAfter {
-		a.metrics.denied("revocation_stale").Inc()
+		st.metrics.denied("revocation_stale").Inc()
 		return errRevocationStale
 	}
 	if r.set.Revoked(env, now.Unix()) {
-		a.metrics.denied("session_revoked").Inc()
+		st.metrics.denied("session_revoked").Inc()
 		return errSessionExpired.with(errRevoked, "")
 	}
 	return nil

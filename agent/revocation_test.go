@@ -304,7 +304,7 @@ func TestRevokedAcrossAgentsOnRedis(t *testing.T) {
 		c.Keys = a.cfg.Keys
 		c.Revocation = onRedis
 	})
-	if a.agent.state.Load().cfg.Coordinator == nil {
+	if a.agent.table.Load().apps[0].cfg.Coordinator == nil {
 		t.Fatal("revocation.store redis: no refresh coordinator")
 	}
 	browser := a.loginIn("sid-1")

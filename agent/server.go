@@ -45,6 +45,7 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 		Registry:      reg,
 		ReadyGauge:    "oauth_agent_ready",
 		Ready:         a.Ready,
+		Apps:          a.AppsReady,
 		OpsRoutes:     opsRoutes(a),
 		Log:           log,
 	})
@@ -80,7 +81,13 @@ func httpConfig(cfg *Config, h fasthttp.RequestHandler) daemon.HTTP {
 
 // Serve serves until Shutdown; it returns nil after a Shutdown.
 func (s *Server) Serve() error {
-	s.log.Info().Str("listen", s.cfg.Listen).Str("metrics_listen", s.cfg.MetricsListen).Str("base_path", s.cfg.BasePath).Str("issuer", s.cfg.Issuer).Msg("oauth-agent serving")
+	ev := s.log.Info().Str("listen", s.cfg.Listen).Str("metrics_listen", s.cfg.MetricsListen)
+	if len(s.cfg.Apps) > 0 {
+		ev = ev.Strs("apps", appNames(s.cfg))
+	} else {
+		ev = ev.Str("base_path", s.cfg.BasePath).Str("issuer", s.cfg.Issuer)
+	}
+	ev.Msg("oauth-agent serving")
 	return s.Server.Serve()
 }
 
@@ -101,9 +108,23 @@ func (s *Server) Reload(cfg *Config) error {
 	if cfg.Revocation != old.Revocation {
 		s.log.Warn().Msg("revocation changed: it takes effect at the next restart")
 	}
+	s.Server.AppsChanged()
 	s.reloads.ok.Inc()
-	s.log.Info().Int("keys", cfg.Keys.Len()).Str("issuer", cfg.Issuer).Msg("configuration reloaded")
+	if len(cfg.Apps) > 0 {
+		s.log.Info().Strs("apps", appNames(cfg)).Msg("configuration reloaded")
+	} else {
+		s.log.Info().Int("keys", cfg.Keys.Len()).Str("issuer", cfg.Issuer).Msg("configuration reloaded")
+	}
 	return nil
+}
+
+// appNames are the names of cfg's applications, in the file's order.
+func appNames(cfg *Config) []string {
+	var names []string
+	for _, app := range cfg.Apps {
+		names = append(names, app.Name)
+	}
+	return names
 }
 
 // ReloadFile loads the configuration at path and applies it as Reload does.

@@ -83,7 +83,7 @@ var (
 // session all the same. A name that comes twice is refused whatever it is:
 // which one is genuine cannot be told.
 func (a *Agent) session(st *state, req *request, need ...*browser.Cookie) (*userSession, error) {
-	if err := a.unambiguous(req); err != nil {
+	if err := a.unambiguous(st, req); err != nil {
 		return nil, err
 	}
 	j := st.jar
@@ -107,7 +107,7 @@ func (a *Agent) session(st *state, req *request, need ...*browser.Cookie) (*user
 			continue
 		}
 		if o.bound() != first.bound() || o.bound() && o.env.ID != first.env.ID {
-			a.metrics.denied("session_mismatch").Inc()
+			st.metrics.denied("session_mismatch").Inc()
 			return nil, errUnauthorizedRequest.with(errSessionMismatch, "")
 		}
 	}
@@ -124,11 +124,11 @@ func (a *Agent) session(st *state, req *request, need ...*browser.Cookie) (*user
 		maxLifetime := st.maxLifetime
 		for _, slot := range slots {
 			if o := *slot.dst; o != nil && !o.env.Live(now, maxLifetime) {
-				a.metrics.denied("session_expired").Inc()
+				st.metrics.denied("session_expired").Inc()
 				return nil, errSessionExpired.with(errLifetime, "")
 			}
 		}
-		if err := a.checkRevoked(&s.env, a.now()); err != nil {
+		if err := a.checkRevoked(st, &s.env, a.now()); err != nil {
 			return nil, err
 		}
 	}
@@ -138,9 +138,9 @@ func (a *Agent) session(st *state, req *request, need ...*browser.Cookie) (*user
 // unambiguous refuses a request in which a token-handler cookie name comes
 // twice, or a cookie whole and in chunks: which copy is genuine cannot be
 // told.
-func (a *Agent) unambiguous(req *request) error {
+func (a *Agent) unambiguous(st *state, req *request) error {
 	if req.found.Ambiguous() {
-		a.metrics.denied("cookie_ambiguous").Inc()
+		st.metrics.denied("cookie_ambiguous").Inc()
 		return errUnauthorizedRequest.with(errAmbiguous, "")
 	}
 	return nil

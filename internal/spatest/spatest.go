@@ -23,6 +23,9 @@ type Browser struct {
 	CSRF   string // sent as CSRFHeader on every method but GET, HEAD and OPTIONS, when set
 	// CSRFHeader is the CSRF request header, "x-example-csrf" by default.
 	CSRFHeader string
+	// Host, when set, is sent as the Host header instead of the URL's host
+	// (an agent serving several applications picks one by it).
+	Host string
 	// Cookies by name + "|" + path.
 	Cookies map[string]*http.Cookie
 	// Client sends the requests; nil is one with a 15 s timeout that
@@ -108,6 +111,9 @@ func (b *Browser) Call(method, rawURL string, body any, extra ...string) Answer 
 	req, err := http.NewRequest(method, rawURL, rd)
 	if err != nil {
 		b.T.Fatal(err)
+	}
+	if b.Host != "" {
+		req.Host = b.Host
 	}
 	if b.Origin != "" {
 		req.Header.Set("Origin", b.Origin)
