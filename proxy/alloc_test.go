@@ -14,30 +14,73 @@ import (
 // TestRequestNoAllocs: a full request through the proxy, upstream mode and
 // auth endpoint, allocates nothing in steady state: not the proxy, and not
 // the fasthttp client and upstream around it either (AllocsPerRun counts
-// every goroutine).
+// every goroutine). So with 50 applications (issue #15), the request for
+// one of their hosts.
 //
 // The one exception is not ours: for a request with a body (POST here),
 // fasthttp's server discards the unread rest of the body stream after the
 // handler with io.CopyN, whose io.LimitReader escapes: one 24-byte
 // allocation per such request, whatever the handler does.
 func TestRequestNoAllocs(t *testing.T) {
-	s := newBenchStack(t)
+	for _, apps := range []int{0, 50} {
+		s := newBenchStackApps(t, zerolog.Nop(), time.Now, apps)
+		for _, tc := range []struct {
+			name string
+			req  *fasthttp.Request
+			max  float64
+		}{
+			{"upstream GET", s.api, 0},
+			{"upstream GET as NGINX forwards it", s.nginx, 0},
+			{"auth endpoint", s.auth, 0},
+			{"upstream POST with CSRF", s.post, 1},
+		} {
+			var resp fasthttp.Response
+			for range 100 { // warm the pools
+				s.roundTrip(t, tc.req, &resp)
+			}
+			if allocs := testing.AllocsPerRun(500, func() { s.roundTrip(t, tc.req, &resp) }); allocs > tc.max {
+				t.Errorf("%d apps, %s: %.2f allocations per request, want at most %.0f", apps, tc.name, allocs, tc.max)
+			}
+		}
+	}
+}
+
+// TestUnknownHostNoAllocs: with 50 applications, a request for a host none
+// has allocates nothing either, answered 404 and logged at info (the clock
+// moves a minute at every reading, so that the limiter holds no line
+// back), and neither does a denial of one application's request.
+func TestUnknownHostNoAllocs(t *testing.T) {
+	var minutes atomic.Int64
+	start := time.Now()
+	clock := func() time.Time { return start.Add(time.Duration(minutes.Add(1)) * time.Minute) }
+	var lines lineCounter
+	s := newBenchStackApps(t, zerolog.New(&lines), clock, 50)
 	for _, tc := range []struct {
-		name string
-		req  *fasthttp.Request
-		max  float64
+		name   string
+		req    *fasthttp.Request
+		status int
 	}{
-		{"upstream GET", s.api, 0},
-		{"upstream GET as NGINX forwards it", s.nginx, 0},
-		{"auth endpoint", s.auth, 0},
-		{"upstream POST with CSRF", s.post, 1},
+		{"unknown host", s.unknown, 404},
+		{"P-at sealed with another key", s.foreign, 401},
 	} {
 		var resp fasthttp.Response
-		for range 100 { // warm the pools
-			s.roundTrip(t, tc.req, &resp)
+		do := func() {
+			if err := s.client.Do(tc.req, &resp); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode() != tc.status {
+				t.Fatalf("%s: status %d, want %d", tc.name, resp.StatusCode(), tc.status)
+			}
 		}
-		if allocs := testing.AllocsPerRun(500, func() { s.roundTrip(t, tc.req, &resp) }); allocs > tc.max {
-			t.Errorf("%s: %.2f allocations per request, want at most %.0f", tc.name, allocs, tc.max)
+		for range 100 {
+			do()
+		}
+		before := lines.n.Load()
+		if allocs := testing.AllocsPerRun(500, do); allocs > 0 {
+			t.Errorf("%s: %.2f allocations per request, want 0", tc.name, allocs)
+		}
+		if n := lines.n.Load() - before; n < 501 {
+			t.Errorf("%s: %d lines logged for 501 requests: the logging path was not measured", tc.name, n)
 		}
 	}
 }

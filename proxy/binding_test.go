@@ -25,8 +25,9 @@ func secretOf(p session.Purpose) string { return "leak." + p.String() + ".c2Vjcm
 // otherPurposes are the purposes a value in the P-at slot must not have.
 var otherPurposes = []session.Purpose{session.Login, session.RefreshToken, session.IDToken, session.CSRF}
 
-// denials returns how many requests the proxy has refused for reason d.
-func (h *harness) denials(d deny) uint64 { return h.srv.Proxy.metrics.denied[d].Get() }
+// denials returns how many requests of h's application the proxy has
+// refused for reason d.
+func (h *harness) denials(d deny) uint64 { return h.srv.Proxy.metrics.denials(h.cfg.Name)[d].Get() }
 
 // checkNoLeak fails when an answer's headers or body hold any of secrets.
 func checkNoLeak(t *testing.T, what string, header http.Header, body string, secrets ...string) {

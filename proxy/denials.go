@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/internal/daemon"
+	"github.com/tokenhandler/tokenhandler/internal/settings"
 )
 
 // Refused requests are logged at info, so that an operator sees why a 401
@@ -17,9 +19,12 @@ import (
 // request after another must not flood the log, so the lines go through a
 // limiter: at most daemon.DeniedLinesPerSecond per reason per second, then a line
 // saying how many were suppressed once the next second lets one through.
-// With the ten reasons that bounds the proxy's denial lines to 10 × 10 +
-// 10 summary lines a second, whatever the attack; the
-// oauth_proxy_denied_total counter still counts every refusal.
+// With the eleven reasons and unknown hosts that bounds the proxy's denial
+// lines to 12 × 10 + 12 summary lines a second, whatever the attack and
+// however many applications share the limiter; the oauth_proxy_denied_total counter still counts
+// every refusal. A request for a host no application has (issue #15) is
+// logged the same way, as one more kind, and counted in
+// oauth_proxy_unknown_host_total.
 
 // denialLog limits the proxy's denial lines. It lives on the Proxy, across
 // reloads.
@@ -30,7 +35,7 @@ type denialLog struct {
 
 func newDenialLog() denialLog {
 	return denialLog{
-		lines: daemon.NewLogLimiter(int(denyCount), daemon.DeniedLinesPerSecond, time.Second),
+		lines: daemon.NewLogLimiter(int(denyCount)+1, daemon.DeniedLinesPerSecond, time.Second), // + unknownHostKind
 		keys:  daemon.NewLogLimiter(1, 1, daemon.KeyMismatchEvery),
 	}
 }
@@ -60,7 +65,7 @@ func (p *Proxy) logDenial(ctx *fasthttp.RequestCtx, st *state, s *scratch, rm *r
 					path = path[:i]
 				}
 			}
-			s.buf = st.appendClient(s.buf[:0], ctx)
+			s.buf = appendClient(s.buf[:0], ctx, st.cfg.TrustedProxies)
 			st.log.Info().Str("reason", denyReasons[why]).Int("status", ctx.Response.StatusCode()).
 				Bytes("method", method).Bytes("path", path).Bytes("request_id", id).Bytes("client", s.buf).
 				Str("route", rm.name).Msg("request denied")
@@ -78,13 +83,45 @@ func (p *Proxy) logDenial(ctx *fasthttp.RequestCtx, st *state, s *scratch, rm *r
 	}
 }
 
+// unknownHostKind is the denial log's kind for requests of unknown hosts,
+// after the deny reasons.
+const unknownHostKind = int(denyCount)
+
+// unknownHost answers a request whose Host no application has (issue #15)
+// 404 with the usual JSON body, as a path no route has, counts it and logs
+// it at info through the denial log's limiter: the host (cut to the
+// longest host name; it is the client's text, not a secret), the method
+// and path, the request ID and the client. The answer has no CORS headers:
+// without an application there are no trusted origins. It allocates
+// nothing.
+func (p *Proxy) unknownHost(ctx *fasthttp.RequestCtx, a *apps, s *scratch, id []byte, now time.Time) {
+	writeError(ctx, browser.AnswerNotFound)
+	p.metrics.unknownHost.Inc()
+	if !enabled(a.log, zerolog.InfoLevel) {
+		return
+	}
+	ok, suppressed := p.denials.lines.Allow(unknownHostKind, now)
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		a.log.Info().Uint64("suppressed", suppressed).Msg("suppressed similar requests for unknown hosts")
+	}
+	host := ctx.Request.Header.Host()
+	host = host[:min(len(host), settings.MaxHostLen+len(":65535"))]
+	s.buf = appendClient(s.buf[:0], ctx, a.trustedProxies)
+	a.log.Info().Bytes("host", host).Int("status", ctx.Response.StatusCode()).Bytes("method", ctx.Method()).
+		Bytes("path", ctx.Path()).Bytes("request_id", id).Bytes("client", s.buf).Msg("request for an unknown host")
+}
+
 // appendClient appends the client's address: the last X-Forwarded-For entry
-// when the peer is a trusted proxy that sent one (what NGINX saw), else the
-// peer's IP, or "unix" for a Unix-socket peer without one. An entry that is
-// not made of IP address characters is not used: the header is not ours.
-func (st *state) appendClient(dst []byte, ctx *fasthttp.RequestCtx) []byte {
+// when the peer is a trusted proxy (one of proxies, trusted_proxies) that
+// sent one (what NGINX saw), else the peer's IP, or "unix" for a
+// Unix-socket peer without one. An entry that is not made of IP address
+// characters is not used: the header is not ours.
+func appendClient(dst []byte, ctx *fasthttp.RequestCtx, proxies []netip.Prefix) []byte {
 	peer := ctx.RemoteAddr()
-	if st.trustedPeer(peer) {
+	if trustedPeer(peer, proxies) {
 		if all := ctx.Request.Header.PeekAll(fasthttp.HeaderXForwardedFor); len(all) > 0 {
 			last := all[len(all)-1]
 			if i := bytes.LastIndexByte(last, ','); i >= 0 {

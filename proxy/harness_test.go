@@ -73,6 +73,9 @@ type harness struct {
 	*proxytest.Keys
 	cfg  *Config
 	logs *bintest.Buffer // what the proxy logged
+	// host, when set, is the Host header of every request: the one of
+	// the harness's application (apps_test.go).
+	host string
 }
 
 // testConfig returns the YAML configuration of a harness; extra is appended.
@@ -217,6 +220,9 @@ var client = &http.Client{
 
 func (h *harness) do(r request) response {
 	h.t.Helper()
+	if h.host != "" {
+		r.headers = append([][2]string{{"Host", h.host}}, r.headers...)
+	}
 	resp, body := bintest.Do(h.t, client, bintest.NewRequest(h.t, r.method, h.url+r.path, r.headers, r.body, r.length))
 	return response{resp.StatusCode, resp.Header, string(body)}
 }

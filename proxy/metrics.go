@@ -16,20 +16,28 @@ import (
 // them). Every series a request updates is looked up before the request,
 // at start-up or when its route is built: updating one allocates nothing.
 type proxyMetrics struct {
-	set     *metrics.Set
-	denied  [denyCount]*metrics.Counter
-	reloads struct{ ok, failed *metrics.Counter }
+	set *metrics.Set
+	// denied are the refusals of the application without a name (a file
+	// without apps), labelled by reason alone, as before issue #15; nil
+	// until such an application is loaded.
+	denied      [denyCount]*metrics.Counter
+	reloads     struct{ ok, failed *metrics.Counter }
+	unknownHost *metrics.Counter // requests for a host no application has
 
-	mu     sync.Mutex
-	routes map[string]*routeMetrics
+	mu      sync.Mutex
+	routes  map[routeKey]*routeMetrics
+	appDeny map[string]*[denyCount]*metrics.Counter // by application name
 }
+
+// routeKey names one route's series: its application and its name.
+type routeKey struct{ app, route string }
 
 // routeMetrics are one route's series. Counters by status are made on first
 // use of a status code and then cached, so a steady state allocates nothing.
 type routeMetrics struct {
 	name    string
 	set     *metrics.Set
-	labels  string // `route="..."`
+	labels  string // `route="..."`, or `app="...",route="..."`
 	latency *metrics.PrometheusHistogram
 	// byStatus counts requests answered, by status.
 	byStatus *[600]atomic.Pointer[metrics.Counter]
@@ -40,27 +48,55 @@ type routeMetrics struct {
 }
 
 func newProxyMetrics(set *metrics.Set) *proxyMetrics {
-	m := &proxyMetrics{set: set, routes: map[string]*routeMetrics{}}
-	for d := denyOrigin; d < denyCount; d++ {
-		m.denied[d] = set.GetOrCreateCounter(`oauth_proxy_denied_total{reason="` + denyReasons[d] + `"}`)
-	}
+	m := &proxyMetrics{set: set, routes: map[routeKey]*routeMetrics{}, appDeny: map[string]*[denyCount]*metrics.Counter{}}
 	m.reloads.ok = set.GetOrCreateCounter(`oauth_proxy_config_reloads_total{result="ok"}`)
 	m.reloads.failed = set.GetOrCreateCounter(`oauth_proxy_config_reloads_total{result="error"}`)
+	m.unknownHost = set.GetOrCreateCounter(`oauth_proxy_unknown_host_total`)
 	return m
+}
+
+// appLabel is the label that puts a series in application app (issue #15),
+// with the comma that separates it from the next: "" for the application
+// without a name, whose series keep the labels they had before.
+func appLabel(app string) string {
+	if app == "" {
+		return ""
+	}
+	return `app="` + labelValue.Replace(app) + `",`
+}
+
+// denials returns the refusal counters of application app, by reason,
+// shared across reloads.
+func (m *proxyMetrics) denials(app string) *[denyCount]*metrics.Counter {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := m.appDeny[app]
+	if d == nil {
+		d = &m.denied // app "": the series of a file without apps
+		if app != "" {
+			d = new([denyCount]*metrics.Counter)
+		}
+		for why := denyOrigin; why < denyCount; why++ {
+			d[why] = m.set.GetOrCreateCounter(`oauth_proxy_denied_total{` + appLabel(app) + `reason="` + denyReasons[why] + `"}`)
+		}
+		m.appDeny[app] = d
+	}
+	return d
 }
 
 // labelValue escapes v for the text format, where a label value is quoted.
 var labelValue = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 
-// route returns the series of one route name (a path prefix, auth or none),
-// shared across reloads.
-func (m *proxyMetrics) route(name string) *routeMetrics {
+// route returns the series of one route name (a path prefix, auth or none)
+// of application app, shared across reloads.
+func (m *proxyMetrics) route(app, name string) *routeMetrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if r := m.routes[name]; r != nil {
+	key := routeKey{app, name}
+	if r := m.routes[key]; r != nil {
 		return r
 	}
-	labels := `route="` + labelValue.Replace(name) + `"`
+	labels := appLabel(app) + `route="` + labelValue.Replace(name) + `"`
 	r := &routeMetrics{
 		name:             name,
 		set:              m.set,
@@ -70,7 +106,7 @@ func (m *proxyMetrics) route(name string) *routeMetrics {
 		upstreamErrors:   m.set.GetOrCreateCounter("oauth_proxy_upstream_errors_total{" + labels + `,kind="unavailable"}`),
 		upstreamTimeouts: m.set.GetOrCreateCounter("oauth_proxy_upstream_errors_total{" + labels + `,kind="timeout"}`),
 	}
-	m.routes[name] = r
+	m.routes[key] = r
 	return r
 }
 

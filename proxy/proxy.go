@@ -9,11 +9,17 @@
 // refuses a request whose cookies are ambiguous (a name twice), belong to
 // two sessions, or to a session older than session.max_lifetime (package
 // session, issue #11).
+//
+// One proxy may serve several applications (a file with apps, issue #15):
+// each request is an application's by its Host header, and each has its
+// own keys, cookie names, origins, routes and metrics label; its cookies
+// open nowhere else.
 package proxy
 
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,20 +37,34 @@ import (
 // Proxy is the request handler. Build it with New; swap its configuration
 // with Reload. A Proxy is safe for concurrent use and must not be copied.
 type Proxy struct {
-	state   atomic.Pointer[state]
+	apps    atomic.Pointer[apps]
 	metrics *proxyMetrics
 	rev     *revocations
 	denials denialLog
 	ids     requestIDs
 	dial    fasthttp.DialFunc
-	pools   pools // the upstream pools of routes a reload replaced
+	pools   pools      // the upstream pools of routes a reload replaced
+	reload  sync.Mutex // one Reload at a time: each builds on the last
 	close   sync.Once
 	now     func() time.Time // time.Now; tests replace it before serving
 }
 
-// state is everything a request reads, swapped atomically as one on reload.
+// apps is what a configuration serves (issue #15): its applications, each
+// found by the request's Host, swapped atomically as one on reload.
+type apps struct {
+	hosts  *settings.HostTable[*state]
+	byName map[string]*state // every application, by Config.Name
+	log    zerolog.Logger    // the process's, for requests of no application
+	// trustedProxies are the process's trusted_proxies (every
+	// application's too), for requests of no application.
+	trustedProxies []netip.Prefix
+}
+
+// state is everything a request of one application reads: the one of a
+// file without apps, or one of apps. It is built by Reload and read-only
+// afterwards, but for its routes' pools.
 type state struct {
-	cfg         *Config
+	cfg         *Config // the application's
 	codec       *session.Codec
 	maxLifetime int64 // session.max_lifetime in seconds
 	// failClosedAfter > 0: requests get 503 once the revocation list is
@@ -60,6 +80,7 @@ type state struct {
 	log             zerolog.Logger
 	noRoute         *routeMetrics
 	auth            *routeMetrics
+	denied          *[denyCount]*metrics.Counter // by reason
 }
 
 // New builds a Proxy from a validated configuration. reg receives the
@@ -87,30 +108,103 @@ func newProxy(cfg *Config, reg *metrics.Set, log zerolog.Logger, dial fasthttp.D
 // changes. Listen addresses, timeouts and limits are the server's and need a
 // restart. The revocation follower keeps running unless the configuration
 // changes where it follows from (revocation.feed, store or redis).
+//
+// Applications are matched by name: a route an application keeps as it was
+// (and timeouts.upstream, timeouts.idle and limits.max_request_header_bytes
+// with it) keeps its upstream pool and its connections; the pools of routes
+// a reload changed or removed, those of removed applications included, are
+// closed once requests still using them have had timeouts.upstream to
+// finish.
 func (p *Proxy) Reload(cfg *Config, log zerolog.Logger) error {
+	p.reload.Lock()
+	defer p.reload.Unlock()
+	old := p.apps.Load()
+	next := &apps{
+		byName:         map[string]*state{},
+		log:            log.Level(cfg.Log.Level),
+		trustedProxies: cfg.TrustedProxies,
+	}
+	list := cfg.Applications()
+	byHost := map[string]*state{}
+	var maxLifetime time.Duration
+	for i, app := range list {
+		where := ""
+		if len(cfg.Apps) > 0 {
+			// ParseConfig checks these; a Config built in Go may not
+			// have been, and a name or host given twice would make
+			// one application answer for another.
+			where = fmt.Sprintf("apps[%d]: ", i)
+			if err := settings.CheckAppName(fmt.Sprintf("apps[%d].name", i), app.Name); err != nil {
+				return fmt.Errorf("proxy: %w", err)
+			}
+			if next.byName[app.Name] != nil {
+				return fmt.Errorf("proxy: %sthe name %q is another application's", where, app.Name)
+			}
+			if len(app.Hosts) == 0 {
+				return fmt.Errorf("proxy: %sapplication %q has no hosts", where, app.Name)
+			}
+		}
+		var prev *state
+		if old != nil {
+			prev = old.byName[app.Name]
+		}
+		st, err := p.newState(app, prev, log)
+		if err != nil {
+			return fmt.Errorf("proxy: %s%w", where, err)
+		}
+		for _, h := range app.Hosts {
+			if other := byHost[h]; other != nil {
+				return fmt.Errorf("proxy: %shost %q is application %q's too", where, h, other.cfg.Name)
+			}
+			byHost[h] = st
+		}
+		next.byName[app.Name] = st
+		maxLifetime = max(maxLifetime, app.MaxLifetime)
+	}
+	if len(cfg.Apps) == 0 {
+		next.hosts = settings.NewHostTable(next.byName[cfg.Name])
+	} else {
+		next.hosts = settings.NewHostTableOf(byHost)
+	}
+	if err := p.rev.apply(cfg.Revocation, maxLifetime, next.log); err != nil {
+		return err
+	}
+	p.apps.Store(next)
+	if old != nil {
+		p.pools.retire(old.replacedBy(next), cfg.Timeouts.Upstream)
+	}
+	return nil
+}
+
+// newState builds the state of one application, keeping the routes of
+// prev (its state before a reload, or nil) that did not change. Its
+// errors come without the "proxy: " prefix.
+func (p *Proxy) newState(cfg *Config, prev *state, log zerolog.Logger) (*state, error) {
 	names, err := browser.NewNames(cfg.CookieNamePrefix, cfg.NamePrefix)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	codec, err := session.NewCodec(cfg.Keys, cfg.CookieFormat, cfg.CookieAccept...)
 	if err != nil {
-		return fmt.Errorf("proxy: %w", err)
+		return nil, err
 	}
-	if err := p.rev.apply(cfg.Revocation, cfg.MaxLifetime, log.Level(cfg.Log.Level)); err != nil {
-		return err
+	log = log.Level(cfg.Log.Level)
+	if cfg.Name != "" {
+		log = log.With().Str("app", cfg.Name).Logger()
 	}
 	st := &state{
 		cfg:             cfg,
-		codec:           codec,
+		codec:           codec.WithApp(cfg.Name),
 		maxLifetime:     settings.MaxLifetimeSeconds(cfg.MaxLifetime),
 		failClosedAfter: cfg.Revocation.FailClosedAfter,
 		names:           names,
 		csrfField:       []string{names.CSRFHeader},
 		origins:         browser.NewOrigins(cfg.TrustedWebOrigins),
 		cors:            browser.NewCORS(cfg.CORS.Enabled, cfg.CORS.AllowMethods, cfg.CORS.AllowHeaders, cfg.CORS.ExposeHeaders, cfg.CORS.MaxAge),
-		log:             log.Level(cfg.Log.Level),
-		noRoute:         p.metrics.route("none"),
-		auth:            p.metrics.route("auth"),
+		log:             log,
+		noRoute:         p.metrics.route(cfg.Name, "none"),
+		auth:            p.metrics.route(cfg.Name, "auth"),
+		denied:          p.metrics.denials(cfg.Name),
 	}
 	if cfg.AuthEndpoint {
 		st.authPath = cfg.AuthPath
@@ -118,11 +212,36 @@ func (p *Proxy) Reload(cfg *Config, log zerolog.Logger) error {
 	for _, s := range cfg.AllowTokenSchemes {
 		st.schemes = append(st.schemes, []byte(s))
 	}
-	st.routes = newRoutes(cfg, p.metrics, p.dial)
-	if old := p.state.Swap(st); old != nil {
-		p.pools.retire(old.routes, cfg.Timeouts.Upstream)
+	var oldRoutes []*route
+	if prev != nil {
+		oldRoutes = prev.routes
 	}
-	return nil
+	st.routes = newRoutes(cfg, oldRoutes, p.metrics, p.dial)
+	return st, nil
+}
+
+// routes returns the routes of every application.
+func (a *apps) routes() []*route {
+	var all []*route
+	for _, st := range a.byName {
+		all = append(all, st.routes...)
+	}
+	return all
+}
+
+// replacedBy returns the routes of a that next does not keep.
+func (a *apps) replacedBy(next *apps) []*route {
+	kept := map[*route]bool{}
+	for _, r := range next.routes() {
+		kept[r] = true
+	}
+	var gone []*route
+	for _, r := range a.routes() {
+		if !kept[r] {
+			gone = append(gone, r)
+		}
+	}
+	return gone
 }
 
 // Close stops what the Proxy owns: the revocation follower, and the
@@ -136,24 +255,31 @@ func (p *Proxy) Reload(cfg *Config, log zerolog.Logger) error {
 func (p *Proxy) Close() error {
 	p.close.Do(func() {
 		p.rev.close()
-		p.pools.close(p.state.Load().routes)
+		p.pools.close(p.apps.Load().routes())
 	})
 	return nil
 }
 
 // Handler serves one request. It is a fasthttp.RequestHandler.
 func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
-	st := p.state.Load()
+	a := p.apps.Load()
 	start := p.now()
 	s := acquireScratch()
 	defer releaseScratch(s)
 
 	id := p.ids.set(ctx, s)
+	// The application is the Host's (issue #15): the header, as NGINX
+	// passes it, not a host in the request target (step 0 refuses those).
+	st, ok := a.hosts.Lookup(ctx.Request.Header.Host())
+	if !ok {
+		p.unknownHost(ctx, a, s, id, start)
+		return
+	}
 	rm, outcome := p.serve(ctx, st, s, start.Unix())
 	status := ctx.Response.StatusCode()
 	rm.observe(status, p.now().Sub(start))
 	if outcome != denyNone {
-		p.metrics.denied[outcome].Inc()
+		st.denied[outcome].Inc()
 		p.logDenial(ctx, st, s, rm, id, outcome, start)
 	}
 	if e := st.log.Debug(); e != nil {

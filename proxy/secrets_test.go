@@ -25,7 +25,7 @@ func TestErrorsEchoNoSecrets(t *testing.T) {
 	down := startProxyTo(t, nil, "127.0.0.1:1", "log: {level: debug}")
 	// Both proxies open the same cookies.
 	down.Keys = h.Keys
-	down.srv.Proxy.state.Load().codec = h.srv.Proxy.state.Load().codec
+	down.srv.Proxy.apps.Load().byName[""].codec = h.srv.Proxy.apps.Load().byName[""].codec
 	atCookie := h.seal(session.AccessToken, token)
 	csrfCookie := h.seal(session.CSRF, "csrf-token-value")
 	cookies := "Cookie: example-at=" + atCookie + "; example-csrf=" + csrfCookie + "\r\n"

@@ -67,8 +67,13 @@ func httpConfig(cfg *Config, h fasthttp.RequestHandler) daemon.HTTP {
 
 // Serve serves until Shutdown; it returns nil after a Shutdown.
 func (s *Server) Serve() error {
-	s.log.Info().Str("listen", s.cfg.Listen).Str("metrics_listen", s.cfg.MetricsListen).Int("routes", len(s.cfg.Routes)).
-		Bool("auth_endpoint", s.cfg.AuthEndpoint).Stringer("cookie_format", s.cfg.CookieFormat).Msg("oauth-proxy serving")
+	e := s.log.Info().Str("listen", s.cfg.Listen).Str("metrics_listen", s.cfg.MetricsListen)
+	if len(s.cfg.Apps) > 0 {
+		e = e.Strs("apps", appNames(s.cfg)) // each one's settings vary
+	} else {
+		e = e.Int("routes", len(s.cfg.Routes)).Bool("auth_endpoint", s.cfg.AuthEndpoint).Stringer("cookie_format", s.cfg.CookieFormat)
+	}
+	e.Msg("oauth-proxy serving")
 	warnNotFollowing(s.cfg.Revocation, s.log)
 	return s.Server.Serve()
 }
@@ -89,8 +94,21 @@ func (s *Server) Reload(cfg *Config) error {
 		warnNotFollowing(cfg.Revocation, s.log)
 	}
 	s.Proxy.metrics.reloads.ok.Inc()
-	s.log.Info().Int("keys", cfg.Keys.Len()).Int("routes", len(cfg.Routes)).Msg("configuration reloaded")
+	if len(cfg.Apps) > 0 {
+		s.log.Info().Strs("apps", appNames(cfg)).Msg("configuration reloaded")
+	} else {
+		s.log.Info().Int("keys", cfg.Keys.Len()).Int("routes", len(cfg.Routes)).Msg("configuration reloaded")
+	}
 	return nil
+}
+
+// appNames returns the names of cfg's applications.
+func appNames(cfg *Config) []string {
+	names := make([]string, len(cfg.Apps))
+	for i, a := range cfg.Apps {
+		names[i] = a.Name
+	}
+	return names
 }
 
 // ReloadFile loads the configuration at path and applies it as Reload does.

@@ -22,6 +22,27 @@ type route struct {
 	client  doer
 	hosts   []*fasthttp.HostClient
 	metrics routeMetrics
+	// spec and pool are what the route was built from: a reload that
+	// gives its application the same keeps the route and its pool.
+	spec Route
+	pool poolSettings
+}
+
+// poolSettings are the settings of a Config that an upstream pool is
+// built with besides its Route. It may be copied and compared.
+type poolSettings struct {
+	upstream, idle time.Duration
+	readBuffer     int
+}
+
+func poolSettingsOf(cfg *Config) poolSettings {
+	return poolSettings{upstream: cfg.Timeouts.Upstream, idle: cfg.Timeouts.Idle, readBuffer: cfg.Limits.MaxRequestHeaderBytes}
+}
+
+// sameRoute reports whether r was built from spec with ps.
+func (r *route) sameRoute(spec *Route, ps poolSettings) bool {
+	return r.pool == ps && r.spec.PathPrefix == spec.PathPrefix && r.spec.StripPrefix == spec.StripPrefix &&
+		slices.Equal(r.spec.Upstreams, spec.Upstreams)
 }
 
 // doer is fasthttp.HostClient (one upstream) or fasthttp.LBClient (several).
@@ -29,12 +50,24 @@ type doer interface {
 	DoTimeout(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration) error
 }
 
-// newRoutes builds one keep-alive pool per upstream address, longest prefix
-// first so that the first match is the longest.
-func newRoutes(cfg *Config, m *proxyMetrics, dial fasthttp.DialFunc) []*route {
+// newRoutes builds the routes of the application cfg, longest prefix first
+// so that the first match is the longest: a route of old (the same
+// application's before a reload) built from the same settings is kept,
+// with its pool and its connections; every other route gets one new
+// keep-alive pool per upstream address.
+func newRoutes(cfg *Config, old []*route, m *proxyMetrics, dial fasthttp.DialFunc) []*route {
 	routes := make([]*route, 0, len(cfg.Routes))
-	for _, r := range cfg.Routes {
-		rt := &route{prefix: r.PathPrefix, strip: r.StripPrefix, metrics: *m.route(r.PathPrefix)}
+	ps := poolSettingsOf(cfg)
+next:
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		for _, o := range old {
+			if o.sameRoute(r, ps) {
+				routes = append(routes, o)
+				continue next
+			}
+		}
+		rt := &route{prefix: r.PathPrefix, strip: r.StripPrefix, metrics: *m.route(cfg.Name, r.PathPrefix), spec: *r, pool: ps}
 		for _, u := range r.Upstreams {
 			hc := &fasthttp.HostClient{
 				Addr:                     u.Addr,
@@ -264,7 +297,7 @@ func tokens(v []byte) func(func([]byte) bool) {
 // Connection: close; forward restores it on the response side.
 func (st *state) rewriteHopByHop(ctx *fasthttp.RequestCtx, s *scratch) {
 	h := &ctx.Request.Header
-	trusted := st.trustedPeer(ctx.RemoteAddr())
+	trusted := trustedPeer(ctx.RemoteAddr(), st.cfg.TrustedProxies)
 
 	// s.buf: the Connection tokens, then the three values, copied before
 	// the lines they come from go.
@@ -327,8 +360,9 @@ func (st *state) rewriteHopByHop(ctx *fasthttp.RequestCtx, s *scratch) {
 
 // trustedPeer reports whether the connection's peer is a trusted proxy: a
 // Unix-socket peer (only local processes the socket's mode admits can
-// connect), or a TCP peer inside trusted_proxies. It allocates nothing.
-func (st *state) trustedPeer(addr net.Addr) bool {
+// connect), or a TCP peer inside proxies (trusted_proxies). It allocates
+// nothing.
+func trustedPeer(addr net.Addr, proxies []netip.Prefix) bool {
 	switch a := addr.(type) {
 	case *net.UnixAddr:
 		return true
@@ -338,7 +372,7 @@ func (st *state) trustedPeer(addr net.Addr) bool {
 			return false
 		}
 		ip = ip.Unmap()
-		for _, p := range st.cfg.TrustedProxies {
+		for _, p := range proxies {
 			if p.Contains(ip) {
 				return true
 			}
