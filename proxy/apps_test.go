@@ -386,3 +386,60 @@ func TestAppsReloadRefused(t *testing.T) {
 	}
 	accepted(t, shop, "GET", [][2]string{trusted(), cookie(at(shop))}, token)
 }
+
+// TestAppsFromYAML: a file with apps, as ParseConfig reads it, serves each
+// application at its hosts with its own cookie names, its own routes and
+// the key both share (allow_shared_keys): a cookie of one, under its own
+// name or moved to the other's, authenticates nowhere else.
+func TestAppsFromYAML(t *testing.T) {
+	shopAPI, adminAPI := newUpstream(t), newUpstream(t)
+	k := proxytest.NewKeys(t)
+	text := fmt.Sprintf(`
+listen: 127.0.0.1:0
+allow_shared_keys: true
+encryption_keys: [%q]
+trusted_web_origins: [%q]
+auth_endpoint: true
+timeouts: {upstream: 2s}
+log: {level: warn}
+routes: [{path_prefix: /api/, upstream: "http://%s"}]
+apps:
+  - {name: shop, hosts: [shop.example.localhost], cookie: {prefix: shop}}
+  - name: admin
+    hosts: [admin.example.localhost, Admin2.Example.Localhost]
+    cookie: {prefix: admin}
+    routes: [{path_prefix: /api/, upstream: "http://%s"}]
+`, k.Hex[0], trustedOrigin, shopAPI.addr, adminAPI.addr)
+	cfg, err := ParseConfig([]byte(text), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := map[string]*harness{}
+	for _, app := range cfg.Apps {
+		ak := proxytest.NewKeys(t)
+		ak.Hex, ak.Ring, ak.Codec = k.Hex, k.Ring, k.Codec.WithApp(app.Name)
+		up := shopAPI
+		if app.Name == "admin" {
+			up = adminAPI
+		}
+		hs[app.Name] = &harness{t: t, up: up, Keys: ak, cfg: app, host: app.Hosts[0]}
+	}
+	srv, err := NewServer(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bintest.Serve(t, srv.Serve, srv.Shutdown)
+	for _, h := range hs {
+		h.srv, h.url = srv, "http://"+srv.Addr().String()
+	}
+	shop, admin := hs["shop"], hs["admin"]
+	atOf := func(h *harness) string { return h.seal(session.AccessToken, token) }
+	accepted(t, shop, "GET", [][2]string{trusted(), cookie("shop-at=" + atOf(shop))}, token)
+	accepted(t, admin, "GET", [][2]string{trusted(), cookie("admin-at=" + atOf(admin))}, token)
+	admin.host = "admin2.example.localhost"
+	accepted(t, admin, "POST", [][2]string{trusted(), cookie("admin-at=" + atOf(admin) + "; admin-csrf=" + admin.seal(session.CSRF, "c")), header("x-admin-csrf", "c")}, token)
+	refused(t, admin, "GET", [][2]string{trusted(), cookie("shop-at=" + atOf(shop))}, denyCookieMissing)
+	refused(t, admin, "GET", [][2]string{trusted(), cookie("admin-at=" + atOf(shop))}, denyDecrypt)
+	refused(t, shop, "GET", [][2]string{trusted(), cookie("shop-at=" + atOf(admin))}, denyDecrypt)
+	refused(t, shop, "POST", [][2]string{trusted(), cookie("shop-at=" + atOf(shop) + "; shop-csrf=" + admin.seal(session.CSRF, "c")), header("x-shop-csrf", "c")}, denyCSRFInvalid)
+}
