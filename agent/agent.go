@@ -59,6 +59,7 @@ type Agent struct {
 
 	now func() time.Time // Config.Now or time.Now
 
+	reloadMu sync.Mutex // one Reload at a time: each builds on the table before it
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -75,6 +76,9 @@ type table struct {
 	// apps are every application, ordered by name.
 	apps []*state
 	log  zerolog.Logger
+	// maxLifetime is the longest session.max_lifetime of the applications,
+	// in seconds: how long a back-channel logout's entry must live.
+	maxLifetime int64
 }
 
 // app returns the application named name, or nil.
@@ -238,6 +242,8 @@ func (a *Agent) Reload(cfg *Config, log zerolog.Logger) error {
 	if err := checkApps(cfg); err != nil {
 		return err
 	}
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
 	old := a.table.Load()
 	t := &table{log: log.Level(cfg.Log.Level)}
 	var started []*discovery
@@ -260,6 +266,7 @@ func (a *Agent) Reload(cfg *Config, log zerolog.Logger) error {
 			started = append(started, st.as)
 		}
 		t.apps = append(t.apps, st)
+		t.maxLifetime = max(t.maxLifetime, st.maxLifetime)
 	}
 	if len(cfg.Apps) == 0 {
 		t.one = t.apps[0]

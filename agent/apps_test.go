@@ -654,3 +654,24 @@ func TestAppsReadyz(t *testing.T) {
 		t.Error(`oauth_agent_ready{app="admin"} is still there after its removal`)
 	}
 }
+
+// TestAppsLogoutOutlivesEverySession: two applications on one provider,
+// shop's sessions lasting an hour, admin's twelve. A logout of the user
+// posted to shop's endpoint ends admin's session too (one issuer), and
+// keeps ending it for as long as admin's sessions live, not shop's hour.
+func TestAppsLogoutOutlivesEverySession(t *testing.T) {
+	as := astest.New(t, astest.Options{})
+	x := startApps(t, nil, func(top *Config) {
+		shop, admin := appConfig(as, "shop"), appConfig(as, "admin")
+		shop.Session.MaxLifetime, admin.Session.MaxLifetime = time.Hour, 12*time.Hour
+		top.Apps = []*Config{shop, admin}
+	})
+	shop, admin := x.app("shop", as), x.app("admin", as)
+	bAdmin := admin.spa()
+	admin.login(bAdmin)
+	shop.logoutAtProvider(as.Subject(), "")
+	x.clock.advance(2 * time.Hour)
+	if r := admin.call(bAdmin.Clone(), "GET", "/oauth-agent/claims", nil); r.Status != 401 || r.Code() != "session_expired" {
+		t.Errorf("admin's session two hours after the user's logout: %d %s, want 401 session_expired", r.Status, r.Body)
+	}
+}

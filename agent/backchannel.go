@@ -274,7 +274,10 @@ func (a *Agent) handleLogout(ctx *fasthttp.RequestCtx, st *state, now time.Time)
 	// restart, has not seen its jti) cannot end a session begun after the
 	// logout.
 	at := min(tok.iat.Add(skew).Unix(), now.Unix())
-	e := revocation.Entry{At: at, Expires: now.Unix() + st.maxLifetime}
+	// The entry lives as long as the longest session it could end: every
+	// application of the provider's issuer matches it, whatever the
+	// max_lifetime of the one it was posted to.
+	e := revocation.Entry{At: at, Expires: now.Unix() + a.table.Load().maxLifetime}
 	if tok.sid != "" {
 		kind, e.Kind, e.Digest = "sid", revocation.BySID, session.HashSID(tok.issuer, tok.sid)
 	} else {

@@ -28,8 +28,8 @@ type refreshed struct {
 // by revoking the whole session).
 //
 // The grace is bound to the session. Entries are keyed by SHA-256 of the
-// session key (userSession.key: the v2 session ID) and the refresh token,
-// so a result is only ever handed to a request whose P-auth and P-csrf
+// session key (userSession.key: the v2 session ID; with apps bound to the
+// application's name, appSession) and the refresh token, so a result is only ever handed to a request whose P-auth and P-csrf
 // belong to the session that made it, with a matching CSRF header (the
 // caller has checked both). Someone holding a copy of an old P-auth but not
 // that session's CSRF pair gets their own grant, which the AS refuses (and

@@ -7,7 +7,8 @@
 //
 // The agent starts without waiting for the Authorization Server: it fetches
 // the discovery document in the background, retrying, and /readyz on the
-// metrics listener answers 200 once it has. SIGHUP reloads the configuration
+// metrics listener answers 200 once it has (with apps, once one
+// application's has; /readyz?app=NAME answers for one). SIGHUP reloads the configuration
 // file (keys and client secret included); a bad file is refused and logged
 // and the running configuration stays. SIGTERM or SIGINT turn /readyz to
 // 503, keep serving for timeouts.shutdown_delay (default 0), then stop
