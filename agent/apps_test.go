@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/agent/astest"
 	"github.com/tokenhandler/tokenhandler/browser"
+	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 )
@@ -673,5 +674,76 @@ func TestAppsLogoutOutlivesEverySession(t *testing.T) {
 	x.clock.advance(2 * time.Hour)
 	if r := admin.call(bAdmin.Clone(), "GET", "/oauth-agent/claims", nil); r.Status != 401 || r.Code() != "session_expired" {
 		t.Errorf("admin's session two hours after the user's logout: %d %s, want 401 session_expired", r.Status, r.Body)
+	}
+}
+
+// TestAppsFromYAML: a file with apps, as the daemon loads it, through the
+// agent's server: both applications log in on their providers, each
+// browser sending both sets of cookies (one host's view) is answered from
+// its application's own, and /readyz lists both.
+func TestAppsFromYAML(t *testing.T) {
+	asShop := astest.New(t, astest.Options{RedirectURI: appOrigin("shop") + "/"})
+	asAdmin := astest.New(t, astest.Options{RedirectURI: appOrigin("admin") + "/"})
+	app := func(name string, as *astest.Server) string {
+		return "  - name: " + name + "\n" +
+			"    hosts: [" + name + ".example.localhost]\n" +
+			"    issuer: " + as.URL + "\n" +
+			"    redirect_uri: " + appOrigin(name) + "/\n" +
+			"    trusted_web_origins: [\"" + appOrigin(name) + "\"]\n" +
+			"    cookie: {prefix: " + name + "}\n" +
+			"    encryption_keys: [\"" + string(crypto.GenerateKey().AppendHex(nil)) + "\"]\n"
+	}
+	text := "listen: 127.0.0.1:0\nmetrics_listen: 127.0.0.1:0\nlog: {level: warn}\n" +
+		"client_id: spa-client\nclient_secret: test-secret\napps:\n" + app("shop", asShop) + app("admin", asAdmin)
+	cfg, err := ParseConfig([]byte(text), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &bintest.Buffer{}
+	s, err := NewServer(cfg, zerolog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bintest.Serve(t, s.Serve, s.Shutdown)
+	url := "http://" + s.Addr().String()
+	browsers := map[string]*spatest.Browser{}
+	for _, x := range []struct {
+		name string
+		as   *astest.Server
+	}{{"shop", asShop}, {"admin", asAdmin}} {
+		a := &testAgent{t: t, as: x.as, agent: s.Agent, url: url, logs: logs,
+			host: x.name + ".example.localhost", origin: appOrigin(x.name)}
+		if !bintest.Within(5*time.Second, func() bool { return s.Agent.table.Load().app(x.name).as.provider.Load() != nil }) {
+			t.Fatalf("%s not discovered; logs:\n%s", x.name, logs.String())
+		}
+		b := a.spa()
+		b.CSRFHeader = "x-" + x.name + "-csrf"
+		a.login(b)
+		if b.Cookie(x.name+"-at") == nil {
+			t.Fatalf("%s: no %s-at", x.name, x.name)
+		}
+		browsers[x.name] = b
+	}
+	// One browser holding both sets: each application reads its own.
+	both := browsers["shop"].Clone()
+	for k, c := range browsers["admin"].Cookies {
+		both.Cookies[k] = c
+	}
+	for _, name := range []string{"shop", "admin"} {
+		b := both.Clone()
+		b.Host, b.Origin, b.CSRFHeader, b.CSRF = name+".example.localhost", appOrigin(name), "x-"+name+"-csrf", browsers[name].CSRF
+		if r := b.Call("POST", url+"/oauth-agent/refresh", nil); r.Status != 204 {
+			t.Errorf("%s's refresh from a browser with both sets: %d %s", name, r.Status, r.Body)
+		}
+		if r := b.Call("GET", url+"/oauth-agent/claims", nil); r.Status != 200 {
+			t.Errorf("%s's claims from a browser with both sets: %d %s", name, r.Status, r.Body)
+		}
+	}
+	if asShop.Count("token:refresh_token") != 1 || asAdmin.Count("token:refresh_token") != 1 {
+		t.Errorf("refresh grants: shop's AS %d, admin's %d; want 1 each", asShop.Count("token:refresh_token"), asAdmin.Count("token:refresh_token"))
+	}
+	code, body, err := bintest.Get(&http.Client{Timeout: 5 * time.Second}, "http://"+s.MetricsAddr().String()+"/readyz")
+	if err != nil || code != 200 || body != `{"status":"ready","apps":{"admin":"ready","shop":"ready"}}` {
+		t.Errorf("/readyz: %d %s %v", code, body, err)
 	}
 }
