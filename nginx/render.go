@@ -23,6 +23,7 @@ import (
 	"text/template"
 
 	"github.com/tokenhandler/tokenhandler/browser"
+	"github.com/tokenhandler/tokenhandler/internal/settings"
 )
 
 // The modes Render knows.
@@ -113,11 +114,52 @@ type Params struct {
 	// OPTIONS to the proxy, which answers the preflight.
 	CORSDisabled bool
 
+	// Apps are the applications of a configuration with several (issue
+	// #15, the daemons' apps): each gets a server block of its own, named
+	// by its ServerNames, with its own cookie names, maps and agent, API
+	// and auth locations. Listen, TLS, the upstreams and the main context
+	// stay one, shared by every application. With Apps, leave ServerName
+	// and every field App has (CookiePrefix, NamePrefix, HostPrefix,
+	// AgentBasePath, APIPathPrefix, AuthPath, KeepCookieHeaders,
+	// CORSDisabled) zero: each App says its own, and Render refuses them
+	// here. Empty: one application on ServerName, as before Apps.
+	Apps []App
+
 	// TLSCertificate and TLSCertificateKey are the PEM files of the https
 	// listener; both required in ModeTLS, and either mode serves https when
 	// they are set.
 	TLSCertificate    string
 	TLSCertificateKey string
+}
+
+// App is one application of [Params].Apps: what NGINX does differently per
+// application. Each field mirrors the application's own setting in the
+// daemons' files (apps[i]) and has the default of the [Params] field of
+// the same name. It is plain data and may be copied.
+type App struct {
+	// Name is the application's apps[i].name (settings.CheckAppName: 1 to
+	// 32 of a-z 0-9 -, starting with a letter); unique. Its maps are named
+	// after it ($th_api_cookie_<name>, a '-' written '_').
+	Name string
+	// ServerNames are apps[i].hosts: the server_name of its server block,
+	// host names or [IPv6] addresses without a port; at least one, and no
+	// two applications share one. The agent and the proxy pick the
+	// application by the same Host, which NGINX passes on to them.
+	ServerNames []string
+	// CookiePrefix and NamePrefix are its cookie.prefix and
+	// cookie.name_prefix; no two applications share a CookiePrefix.
+	CookiePrefix string
+	NamePrefix   browser.NamePrefix
+	// AgentBasePath is its agent base_path; APIPathPrefix its API location
+	// (in upstream mode the path_prefix of one of its routes); AuthPath its
+	// proxy auth_path (auth_request mode).
+	AgentBasePath string
+	APIPathPrefix string
+	AuthPath      string
+	// KeepCookieHeaders and CORSDisabled mirror its remove_cookie_headers:
+	// false and cors.enabled: false, as the fields of Params.
+	KeepCookieHeaders bool
+	CORSDisabled      bool
 }
 
 //go:embed tokenhandler.conf.tmpl
@@ -143,13 +185,40 @@ func errorReturn(code string) (string, error) {
 // are usual; a header with more keeps no cookie at all.
 const stripSteps = 6
 
-// view is what the template sees: Params with the defaults applied and the
-// names derived from them.
+// view is what the template sees: Params with the defaults applied, and
+// one application (an app) per server block.
 type view struct {
 	Params
-	Mode              string
-	TLS               bool
-	Workers           string
+	Mode    string
+	TLS     bool
+	Workers string
+	// Apps are the server blocks: one per Params.Apps, or the one
+	// application of Params without Apps.
+	Apps []*app
+	// Multi is true with Params.Apps: the server blocks and their maps are
+	// named by application, and a server for unknown hosts comes first.
+	Multi bool
+	// ServerNamesBucketSize is the server_names_hash_bucket_size the
+	// longest server name needs, or 0 when NGINX's default holds it.
+	ServerNamesBucketSize int
+}
+
+// app is one server block: an App with the defaults applied and the names
+// derived from it. The shared view is embedded: the template reads both
+// from one dot, and an app's own fields hide the Params fields of the same
+// name.
+type app struct {
+	*view
+	Name              string // "" without Params.Apps
+	Suffix            string // of the app's map variables: "" without Params.Apps, else "_" and Name with '_' for '-'
+	ServerName        string // names separated by spaces
+	CookiePrefix      string
+	NamePrefix        browser.NamePrefix
+	AgentBasePath     string
+	APIPathPrefix     string
+	AuthPath          string
+	KeepCookieHeaders bool
+	CORSDisabled      bool
 	CookieNames       string // regular expression of every token-handler cookie name, chunks included
 	RefreshCookie     string // the refresh token cookie's name
 	CSRFHeader        string // x-<prefix>-csrf
@@ -198,6 +267,10 @@ var (
 	serverName = regexp.MustCompile(`^[A-Za-z0-9.*_-]+(?: [A-Za-z0-9.*_-]+)*$`)
 	hostName   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 	userName   = regexp.MustCompile(`^[A-Za-z0-9._-]+(?: [A-Za-z0-9._-]+)?$`)
+	// appHost is a host of App.ServerNames as settings.CheckHost returns
+	// them: a lower-case name (labels of a-z 0-9 - _) or an IPv6 address
+	// in brackets.
+	appHost = regexp.MustCompile(`^(?:[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*|\[[0-9a-f:.]+\])$`)
 )
 
 func newView(mode string, p Params) (*view, error) {
@@ -251,73 +324,41 @@ func newView(mode string, p Params) (*view, error) {
 	if err := checkAddr("Listen", v.Listen, true); err != nil {
 		return nil, err
 	}
-	if v.ServerName == "" {
-		v.ServerName = "api.example.localhost"
-	}
-	if !serverName.MatchString(v.ServerName) {
-		return nil, fmt.Errorf("nginx: ServerName: %q is not a list of host names", v.ServerName)
-	}
 
-	if v.CookiePrefix == "" {
-		v.CookiePrefix = browser.DefaultPrefix
-	}
-	if p.HostPrefix {
-		if p.NamePrefix != browser.NamePrefixNone && p.NamePrefix != browser.NamePrefixHost {
-			return nil, fmt.Errorf("nginx: HostPrefix contradicts NamePrefix %s", p.NamePrefix)
+	var err error
+	if len(p.Apps) == 0 {
+		if v.ServerName == "" {
+			v.ServerName = "api.example.localhost"
 		}
-		v.NamePrefix = browser.NamePrefixHost
-	}
-	// The names are browser.Names', as the agent and the proxy use them.
-	// browser.CheckPrefix keeps the prefix to A-Z a-z 0-9 - _, so it is
-	// safe in a regular expression ('-' is special only inside brackets),
-	// a variable name and a directive.
-	if err := browser.CheckPrefix(v.CookiePrefix); err != nil {
-		return nil, fmt.Errorf("nginx: CookiePrefix: %w", err)
-	}
-	names, err := browser.NewNames(v.CookiePrefix, v.NamePrefix)
-	if err != nil {
-		return nil, fmt.Errorf("nginx: CookiePrefix: %w", err) // an unknown NamePrefix
-	}
-	// Five cookies and their chunks .0 to .7 (browser.MaxChunks).
-	var cookies []string
-	for _, c := range names.Cookies() {
-		cookies = append(cookies, regexp.QuoteMeta(c.Name))
-	}
-	v.CookieNames = `(?:` + strings.Join(cookies, "|") + `)(?:\.[0-` + strconv.Itoa(browser.MaxChunks-1) + `])?`
-	v.RefreshCookie = names.RefreshToken.Name
-	v.CSRFHeader = names.CSRFHeader
-	v.HeadersBucketSize = headersBucketSize(len(v.CSRFHeader))
-
-	if v.AgentBasePath == "" {
-		v.AgentBasePath = "/oauth-agent"
-	}
-	if err := checkPath("AgentBasePath", v.AgentBasePath); err != nil {
+		if !serverName.MatchString(v.ServerName) {
+			return nil, fmt.Errorf("nginx: ServerName: %q is not a list of host names", v.ServerName)
+		}
+		one := App{CookiePrefix: p.CookiePrefix, NamePrefix: p.NamePrefix, AgentBasePath: p.AgentBasePath,
+			APIPathPrefix: p.APIPathPrefix, AuthPath: p.AuthPath, KeepCookieHeaders: p.KeepCookieHeaders, CORSDisabled: p.CORSDisabled}
+		if p.HostPrefix {
+			if p.NamePrefix != browser.NamePrefixNone && p.NamePrefix != browser.NamePrefixHost {
+				return nil, fmt.Errorf("nginx: HostPrefix contradicts NamePrefix %s", p.NamePrefix)
+			}
+			one.NamePrefix = browser.NamePrefixHost
+		}
+		a, err := newApp(v, one, func(field string) string { return field })
+		if err != nil {
+			return nil, err
+		}
+		a.ServerName = v.ServerName
+		v.Apps = []*app{a}
+	} else if v.Apps, err = newApps(v, p); err != nil {
 		return nil, err
 	}
-	v.AgentBasePath = strings.TrimSuffix(v.AgentBasePath, "/")
-	if v.AgentBasePath == "" {
-		return nil, errors.New(`nginx: AgentBasePath: must not be "/"`)
+	v.Multi = len(p.Apps) > 0
+	longest := 0
+	for _, a := range v.Apps {
+		for name := range strings.FieldsSeq(a.ServerName) {
+			longest = max(longest, len(name))
+		}
 	}
-	if v.APIPathPrefix == "" {
-		v.APIPathPrefix = "/api/"
-	}
-	if err := checkPath("APIPathPrefix", v.APIPathPrefix); err != nil {
-		return nil, err
-	}
-	if !strings.HasSuffix(v.APIPathPrefix, "/") || v.APIPathPrefix == "/" {
-		return nil, fmt.Errorf("nginx: APIPathPrefix: %q must end with \"/\" and not be \"/\"", v.APIPathPrefix)
-	}
-	if v.AuthPath == "" {
-		v.AuthPath = "/_oauth-proxy/auth"
-	}
-	if err := checkPath("AuthPath", v.AuthPath); err != nil {
-		return nil, err
-	}
-	if strings.HasPrefix(v.AuthPath, v.APIPathPrefix) || strings.HasPrefix(v.AuthPath, v.AgentBasePath+"/") {
-		return nil, fmt.Errorf("nginx: AuthPath: %q must lie outside APIPathPrefix and AgentBasePath", v.AuthPath)
-	}
-	if strings.HasPrefix(v.APIPathPrefix, v.AgentBasePath+"/") || strings.HasPrefix(v.AgentBasePath+"/", v.APIPathPrefix) {
-		return nil, fmt.Errorf("nginx: APIPathPrefix %q and AgentBasePath %q overlap", v.APIPathPrefix, v.AgentBasePath)
+	if size := headersBucketSize(longest); size > 64 {
+		v.ServerNamesBucketSize = size
 	}
 
 	if v.Agents, err = servers("Agents", p.Agents, "127.0.0.1:8080"); err != nil {
@@ -345,15 +386,141 @@ func newView(mode string, p Params) (*view, error) {
 	if v.APIs, err = servers("APIs", p.APIs, "127.0.0.1:9000"); err != nil {
 		return nil, err
 	}
+	return v, nil
+}
 
-	in := "$http_cookie"
+// newApps checks p.Apps, each alone and across them, and returns their
+// server blocks. The fields that are an App's must be left zero in p.
+func newApps(v *view, p Params) ([]*app, error) {
+	for _, f := range []struct {
+		field string
+		set   bool
+	}{
+		{"ServerName", p.ServerName != ""}, {"CookiePrefix", p.CookiePrefix != ""}, {"NamePrefix", p.NamePrefix != browser.NamePrefixNone},
+		{"HostPrefix", p.HostPrefix}, {"AgentBasePath", p.AgentBasePath != ""}, {"APIPathPrefix", p.APIPathPrefix != ""},
+		{"AuthPath", p.AuthPath != ""}, {"KeepCookieHeaders", p.KeepCookieHeaders}, {"CORSDisabled", p.CORSDisabled},
+	} {
+		if f.set {
+			return nil, fmt.Errorf("nginx: %s: must be left zero with Apps: each App sets its own", f.field)
+		}
+	}
+	var apps []*app
+	hostOwner := make(map[string]int)
+	for i, in := range p.Apps {
+		field := func(f string) string { return fmt.Sprintf("Apps[%d].%s", i, f) }
+		if err := settings.CheckAppName(field("Name"), in.Name); err != nil {
+			return nil, fmt.Errorf("nginx: %w", err)
+		}
+		if len(in.ServerNames) == 0 {
+			return nil, fmt.Errorf("nginx: %s: at least one host is required", field("ServerNames"))
+		}
+		for _, h := range in.ServerNames {
+			if !appHost.MatchString(h) {
+				return nil, fmt.Errorf("nginx: %s: %q is not a lower-case host name or [IPv6] address", field("ServerNames"), h)
+			}
+			if j, dup := hostOwner[h]; dup {
+				return nil, fmt.Errorf("nginx: %s: %q is also a host of Apps[%d] (%s)", field("ServerNames"), h, j, p.Apps[j].Name)
+			}
+			hostOwner[h] = i
+		}
+		a, err := newApp(v, in, field)
+		if err != nil {
+			return nil, err
+		}
+		a.Name = in.Name
+		for j, b := range apps {
+			if a.Name == b.Name {
+				return nil, fmt.Errorf("nginx: %s: %q is also Apps[%d].Name", field("Name"), a.Name, j)
+			}
+			if a.CookiePrefix == b.CookiePrefix {
+				return nil, fmt.Errorf("nginx: %s: %q is also the cookie prefix of Apps[%d] (%s)", field("CookiePrefix"), a.CookiePrefix, j, b.Name)
+			}
+		}
+		// Names are a-z 0-9 and '-', which ends an NGINX variable name:
+		// '_' stands for it, and no name has a '_' of its own.
+		a.Suffix = "_" + strings.ReplaceAll(in.Name, "-", "_")
+		a.ServerName = strings.Join(in.ServerNames, " ")
+		for i := range a.StripSteps {
+			a.StripSteps[i].Out += a.Suffix
+			if i > 0 {
+				a.StripSteps[i].In += a.Suffix
+			}
+		}
+		a.StripLast += a.Suffix
+		apps = append(apps, a)
+	}
+	return apps, nil
+}
+
+// newApp checks one application's settings and applies their defaults;
+// field names a setting in its errors.
+func newApp(v *view, in App, field func(string) string) (*app, error) {
+	a := &app{view: v, CookiePrefix: in.CookiePrefix, NamePrefix: in.NamePrefix, AgentBasePath: in.AgentBasePath,
+		APIPathPrefix: in.APIPathPrefix, AuthPath: in.AuthPath, KeepCookieHeaders: in.KeepCookieHeaders, CORSDisabled: in.CORSDisabled}
+	if a.CookiePrefix == "" {
+		a.CookiePrefix = browser.DefaultPrefix
+	}
+	// The names are browser.Names', as the agent and the proxy use them.
+	// browser.CheckPrefix keeps the prefix to A-Z a-z 0-9 - _, so it is
+	// safe in a regular expression ('-' is special only inside brackets),
+	// a variable name and a directive.
+	if err := browser.CheckPrefix(a.CookiePrefix); err != nil {
+		return nil, fmt.Errorf("nginx: %s: %w", field("CookiePrefix"), err)
+	}
+	names, err := browser.NewNames(a.CookiePrefix, a.NamePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("nginx: %s: %w", field("CookiePrefix"), err) // an unknown NamePrefix
+	}
+	// Five cookies and their chunks .0 to .7 (browser.MaxChunks).
+	var cookies []string
+	for _, c := range names.Cookies() {
+		cookies = append(cookies, regexp.QuoteMeta(c.Name))
+	}
+	a.CookieNames = `(?:` + strings.Join(cookies, "|") + `)(?:\.[0-` + strconv.Itoa(browser.MaxChunks-1) + `])?`
+	a.RefreshCookie = names.RefreshToken.Name
+	a.CSRFHeader = names.CSRFHeader
+	a.HeadersBucketSize = headersBucketSize(len(a.CSRFHeader))
+
+	if a.AgentBasePath == "" {
+		a.AgentBasePath = "/oauth-agent"
+	}
+	if err := checkPath(field("AgentBasePath"), a.AgentBasePath); err != nil {
+		return nil, err
+	}
+	a.AgentBasePath = strings.TrimSuffix(a.AgentBasePath, "/")
+	if a.AgentBasePath == "" {
+		return nil, fmt.Errorf(`nginx: %s: must not be "/"`, field("AgentBasePath"))
+	}
+	if a.APIPathPrefix == "" {
+		a.APIPathPrefix = "/api/"
+	}
+	if err := checkPath(field("APIPathPrefix"), a.APIPathPrefix); err != nil {
+		return nil, err
+	}
+	if !strings.HasSuffix(a.APIPathPrefix, "/") || a.APIPathPrefix == "/" {
+		return nil, fmt.Errorf("nginx: %s: %q must end with \"/\" and not be \"/\"", field("APIPathPrefix"), a.APIPathPrefix)
+	}
+	if a.AuthPath == "" {
+		a.AuthPath = "/_oauth-proxy/auth"
+	}
+	if err := checkPath(field("AuthPath"), a.AuthPath); err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(a.AuthPath, a.APIPathPrefix) || strings.HasPrefix(a.AuthPath, a.AgentBasePath+"/") {
+		return nil, fmt.Errorf("nginx: %s: %q must lie outside %s and %s", field("AuthPath"), a.AuthPath, field("APIPathPrefix"), field("AgentBasePath"))
+	}
+	if strings.HasPrefix(a.APIPathPrefix, a.AgentBasePath+"/") || strings.HasPrefix(a.AgentBasePath+"/", a.APIPathPrefix) {
+		return nil, fmt.Errorf("nginx: %s %q and %s %q overlap", field("APIPathPrefix"), a.APIPathPrefix, field("AgentBasePath"), a.AgentBasePath)
+	}
+
+	in2 := "$http_cookie"
 	for i := range stripSteps {
 		out := "$th_cookie_" + strconv.Itoa(i+1)
-		v.StripSteps = append(v.StripSteps, stripStep{In: in, Out: out})
-		in = out
+		a.StripSteps = append(a.StripSteps, stripStep{In: in2, Out: out})
+		in2 = out
 	}
-	v.StripLast = in
-	return v, nil
+	a.StripLast = in2
+	return a, nil
 }
 
 // headersBucketSize returns a proxy_headers_hash_bucket_size that holds a

@@ -409,3 +409,193 @@ func TestLinksNoProxy(t *testing.T) {
 		}
 	}
 }
+
+// twoApps are two applications whose cookie prefixes start alike (shop,
+// shop-admin), with a '-' in a name, which NGINX variables cannot hold.
+func twoApps() []App {
+	return []App{
+		{Name: "shop", ServerNames: []string{"api.shop.example", "[::1]"}, CookiePrefix: "shop"},
+		{Name: "shop-admin", ServerNames: []string{"api.admin.example"}, CookiePrefix: "shop-admin", NamePrefix: browser.NamePrefixHost,
+			AgentBasePath: "/bff", APIPathPrefix: "/admin-api/", AuthPath: "/_th/auth"},
+	}
+}
+
+// TestRenderApps: with Apps, a server for unknown hosts comes first, then
+// each application's maps and server block, named after it; the upstreams
+// stay one each.
+func TestRenderApps(t *testing.T) {
+	conf, err := Render(ModeAuthRequest, Params{Snippet: true, Apps: twoApps()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(conf)
+	servers := strings.Split(text, "\nserver {\n")
+	if len(servers) != 4 {
+		t.Fatalf("%d server blocks, want 3 (unknown hosts, shop, shop-admin):\n%s", len(servers)-1, text)
+	}
+	if unknown := servers[1]; strings.Contains(unknown, "server_name") || !strings.Contains(unknown, `return 404 '{"code":"not_found"`) ||
+		!strings.Contains(unknown, "large_client_header_buffers 4 16k;") || strings.Contains(unknown, "proxy_pass") {
+		t.Errorf("the first server is not the unknown hosts' 404:\n%s", unknown)
+	}
+	for i, want := range [][]string{
+		{"server_name api.shop.example [::1];", "location /oauth-agent/ {", "location = /oauth-agent/refresh {",
+			"set $th_refresh_cookie $th_refresh_cookie_shop;", "location /api/ {", "auth_request /_oauth-proxy/auth;",
+			"location = /_oauth-proxy/auth {", "proxy_set_header Cookie $th_api_cookie_shop;", `proxy_set_header x-shop-csrf "";`,
+			"proxy_set_header Host $host;"},
+		{"server_name api.admin.example;", "location /bff/ {", "location = /bff/refresh {",
+			"set $th_refresh_cookie $th_refresh_cookie_shop_admin;", "location /admin-api/ {", "auth_request /_th/auth;",
+			"location = /_th/auth {", "proxy_pass http://oauth_proxy/_th/auth;", "proxy_set_header Cookie $th_api_cookie_shop_admin;",
+			`proxy_set_header x-shop-admin-csrf "";`, "proxy_set_header Host $host;"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(servers[i+2], w) {
+				t.Errorf("server %d lacks %q", i+2, w)
+			}
+		}
+	}
+	for _, once := range []string{"upstream oauth_agent {", "upstream oauth_agent_refresh {", "upstream oauth_proxy {", "upstream protected_api {",
+		"map $http_upgrade $th_connection {", "hash $th_refresh_cookie consistent;",
+		"map $http_cookie $th_refresh_cookie_shop {", "map $http_cookie $th_refresh_cookie_shop_admin {",
+		"map $th_cookie_1_shop $th_api_cookie_shop {", "map $th_cookie_1_shop_admin $th_api_cookie_shop_admin {",
+		"map $th_cookie_6_shop_admin $th_cookie_checked_shop_admin {"} {
+		if n := strings.Count(text, once); n != 1 {
+			t.Errorf("%q appears %d times, want once", once, n)
+		}
+	}
+	// No map of the one-application configuration: every name is an
+	// application's.
+	for _, unnamed := range []string{"$th_api_cookie;", "$th_api_cookie {", "$th_cookie_1 ", "$th_cookie_checked;", "map $http_cookie $th_refresh_cookie {"} {
+		if strings.Contains(text, unnamed) {
+			t.Errorf("the configuration holds %q, a name no application owns", unnamed)
+		}
+	}
+	if strings.Contains(text, "server_names_hash_bucket_size") {
+		t.Error("short host names got a server_names_hash_bucket_size")
+	}
+
+	// A host name of 253 characters needs a bigger bucket (nginx_test
+	// checks NGINX's view).
+	long := strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 62) + ".example"
+	apps := twoApps()
+	apps[1].ServerNames = append(apps[1].ServerNames, long)
+	conf, err = Render(ModeUpstream, Params{Snippet: true, Apps: apps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "server_names_hash_bucket_size 320;"; len(long) != 253 || !strings.Contains(string(conf), want) {
+		t.Errorf("a %d-character host: no %q", len(long), want)
+	}
+}
+
+func TestRenderAppsRefuses(t *testing.T) {
+	with := func(edit func(p *Params)) Params {
+		p := Params{Snippet: true, Apps: twoApps()}
+		edit(&p)
+		return p
+	}
+	for _, tc := range []struct {
+		name    string
+		p       Params
+		setting string // the error must name it
+	}{
+		{"server name besides apps", with(func(p *Params) { p.ServerName = "api.example.com" }), "ServerName"},
+		{"cookie prefix besides apps", with(func(p *Params) { p.CookiePrefix = "shop" }), "CookiePrefix"},
+		{"name prefix besides apps", with(func(p *Params) { p.NamePrefix = browser.NamePrefixHost }), "NamePrefix"},
+		{"host prefix besides apps", with(func(p *Params) { p.HostPrefix = true }), "HostPrefix"},
+		{"agent base path besides apps", with(func(p *Params) { p.AgentBasePath = "/a" }), "AgentBasePath"},
+		{"API prefix besides apps", with(func(p *Params) { p.APIPathPrefix = "/v1/" }), "APIPathPrefix"},
+		{"auth path besides apps", with(func(p *Params) { p.AuthPath = "/auth" }), "AuthPath"},
+		{"keep cookie headers besides apps", with(func(p *Params) { p.KeepCookieHeaders = true }), "KeepCookieHeaders"},
+		{"CORS disabled besides apps", with(func(p *Params) { p.CORSDisabled = true }), "CORSDisabled"},
+		{"no name", with(func(p *Params) { p.Apps[1].Name = "" }), "Apps[1].Name"},
+		{"name in upper case", with(func(p *Params) { p.Apps[1].Name = "Admin" }), "Apps[1].Name"},
+		{"name with an underscore", with(func(p *Params) { p.Apps[1].Name = "shop_admin" }), "Apps[1].Name"},
+		{"name with a directive", with(func(p *Params) { p.Apps[0].Name = "a;b" }), "Apps[0].Name"},
+		{"name twice", with(func(p *Params) { p.Apps[1].Name = "shop" }), "Apps[1].Name"},
+		{"no host", with(func(p *Params) { p.Apps[0].ServerNames = nil }), "Apps[0].ServerNames"},
+		{"host with a directive", with(func(p *Params) { p.Apps[0].ServerNames = []string{"a.example;"} }), "Apps[0].ServerNames"},
+		{"host with a space", with(func(p *Params) { p.Apps[0].ServerNames = []string{"a.example b.example"} }), "Apps[0].ServerNames"},
+		{"host in upper case", with(func(p *Params) { p.Apps[0].ServerNames = []string{"API.example"} }), "Apps[0].ServerNames"},
+		{"host with a port", with(func(p *Params) { p.Apps[0].ServerNames = []string{"api.example:443"} }), "Apps[0].ServerNames"},
+		{"wildcard host", with(func(p *Params) { p.Apps[0].ServerNames = []string{"*.example"} }), "Apps[0].ServerNames"},
+		{"regular expression host", with(func(p *Params) { p.Apps[0].ServerNames = []string{"~^a"} }), "Apps[0].ServerNames"},
+		{"bracketed non-address", with(func(p *Params) { p.Apps[0].ServerNames = []string{"[a;b]"} }), "Apps[0].ServerNames"},
+		{"host of two apps", with(func(p *Params) { p.Apps[1].ServerNames = []string{"api.admin.example", "[::1]"} }), "Apps[1].ServerNames"},
+		{"cookie prefix of two apps", with(func(p *Params) { p.Apps[1].CookiePrefix = "shop" }), "Apps[1].CookiePrefix"},
+		{"both default cookie prefixes", with(func(p *Params) { p.Apps[0].CookiePrefix, p.Apps[1].CookiePrefix = "", "" }), "Apps[1].CookiePrefix"},
+		{"bad cookie prefix", with(func(p *Params) { p.Apps[1].CookiePrefix = "a.b" }), "Apps[1].CookiePrefix"},
+		{"unknown name prefix", with(func(p *Params) { p.Apps[1].NamePrefix = 7 }), "Apps[1].CookiePrefix"},
+		{"agent base path /", with(func(p *Params) { p.Apps[1].AgentBasePath = "/" }), "Apps[1].AgentBasePath"},
+		{"agent base path with a directive", with(func(p *Params) { p.Apps[1].AgentBasePath = "/a;" }), "Apps[1].AgentBasePath"},
+		{"API prefix without a slash", with(func(p *Params) { p.Apps[0].APIPathPrefix = "/api" }), "Apps[0].APIPathPrefix"},
+		{"API prefix under the agent", with(func(p *Params) { p.Apps[1].APIPathPrefix = "/bff/api/" }), "Apps[1].APIPathPrefix"},
+		{"auth path under the API", with(func(p *Params) { p.Apps[1].AuthPath = "/admin-api/auth" }), "Apps[1].AuthPath"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Render(ModeAuthRequest, tc.p); err == nil {
+				t.Fatal("rendered")
+			} else if !strings.HasPrefix(err.Error(), "nginx: ") || !strings.Contains(err.Error(), tc.setting) {
+				t.Errorf("error %q does not name %s", err, tc.setting)
+			}
+		})
+	}
+}
+
+// TestCookieStrippingApps: each application's maps strip its own cookies,
+// as its proxy does (remove_cookie_headers strips the application's names),
+// and keep the other application's, although one prefix starts the other;
+// each refresh map reads its own application's refresh cookie.
+func TestCookieStrippingApps(t *testing.T) {
+	apps := twoApps()
+	conf, err := Render(ModeAuthRequest, Params{Snippet: true, Apps: apps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps := parseMaps(t, conf)
+	var names [2]browser.Names
+	for i, a := range apps {
+		if names[i], err = browser.NewNames(a.CookiePrefix, a.NamePrefix); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pairs []string
+	for i := range names {
+		for _, c := range names[i].Cookies() {
+			pairs = append(pairs, c.Name+"=v", c.Name+".1=w")
+		}
+	}
+	pairs = append(pairs, "theme=dark", "shop=1", "shop-admin=2", "__Host-shop-at=3", "shop-admin-at=4", "lang=fr")
+	rng := rand.New(rand.NewPCG(2, 3))
+	headers := []string{"", "shop-at=A; __Host-shop-admin-at=B; theme=dark"}
+	for range 2000 {
+		var h []string
+		for range rng.IntN(12) {
+			h = append(h, pairs[rng.IntN(len(pairs))])
+		}
+		headers = append(headers, strings.Join(h, "; "))
+	}
+	for i, suffix := range []string{"_shop", "_shop_admin"} {
+		for _, h := range headers {
+			raw := browser.RawCookies{[]byte(h)}
+			want := string(raw.AppendWithout(nil, names[i].All()))
+			if runs(h, names[i].All()) > stripSteps {
+				want = ""
+			}
+			if got := maps.eval("$th_api_cookie"+suffix, h); got != want && normalize(got) != want {
+				t.Fatalf("%s, Cookie %q: NGINX forwards %q, the proxy %q", apps[i].Name, h, got, want)
+			}
+		}
+	}
+	for header, want := range map[string][2]string{
+		"shop-auth=S; __Host-shop-admin-auth=A":       {"S", "A"},
+		"__Host-shop-admin-auth=A; shop-auth.0=S":     {"S", "A"},
+		"shop-admin-auth=X; __Host-shop-auth=Y":       {"", ""},
+		"__Host-shop-admin-auth.0=A; theme=shop-auth": {"", "A"},
+	} {
+		for i, suffix := range []string{"_shop", "_shop_admin"} {
+			if got := maps.eval("$th_refresh_cookie"+suffix, header); got != want[i] {
+				t.Errorf("Cookie %q: %s's hash key %q, want %q", header, apps[i].Name, got, want[i])
+			}
+		}
+	}
+}
