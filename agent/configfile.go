@@ -38,7 +38,7 @@ var appsSpec = settings.AppsSpec[*Config]{
 	ProcessWide:  []string{"listen", "metrics_listen", "log", "revocation", "timeouts", "allow_shared_keys"},
 	Alternatives: [][]string{{"encryption_keys", "encryption_keys_file"}, {"client_secret", "client_secret_file"}},
 	About: func(c *Config) settings.AppAbout {
-		return settings.AppAbout{Keys: c.Keys, CookiePrefix: c.CookieNamePrefix, BasePath: c.BasePath, AllowSharedKeys: c.AllowSharedKeys}
+		return settings.AppAbout{Keys: c.Keys, CookiePrefix: c.CookieNamePrefix, BasePath: c.BasePath, AllowSharedKeys: c.AllowSharedKeys, Unbound: settings.Unbound(c.CookieFormat, c.CookieAccept)}
 	},
 	Combine: func(apps []settings.App[*Config]) *Config {
 		first := apps[0].Config

@@ -88,6 +88,13 @@ func TestParseConfigAppsRefused(t *testing.T) {
 		_, err := ParseConfig([]byte(tc.text), nil)
 		settingstest.Refused(t, err, tc.want, k1, k2)
 	}
+	// Not with v1 or DARE, which carry no binding: renamed, a cookie of one
+	// application would open at the other.
+	for _, cookie := range []string{"format: v1", "accept: [dare]"} {
+		text := "allow_shared_keys: true\ncookie: {" + cookie + "}\n" + top + app("shop", "a.example", "shop", k1) + app("admin", "b.example", "admin", k1)
+		_, err := ParseConfig([]byte(text), nil)
+		settingstest.Refused(t, err, `apps[1].encryption_keys: share a key with apps[0] (shop), and one of them writes or reads cookie format v1 or dare`, k1)
+	}
 	// allow_shared_keys lets two applications share a key.
 	if _, err := ParseConfig([]byte("allow_shared_keys: true\n"+top+app("shop", "a.example", "shop", k1)+app("admin", "b.example", "admin", k1)), nil); err != nil {
 		t.Errorf("allow_shared_keys: %v", err)

@@ -43,6 +43,9 @@ type AppAbout struct {
 	CookiePrefix    string
 	BasePath        string // the agent's base_path; "" for the proxy
 	AllowSharedKeys bool
+	// Unbound reports whether the application writes or reads cookies of
+	// a format that carries no binding (v1 or DARE).
+	Unbound bool
 }
 
 // App is one application of a file with apps: its name, its host names
@@ -213,8 +216,16 @@ func checkApps[C any](apps []App[C], about func(C) AppAbout) error {
 		ai := about(a.Config)
 		for j := range i {
 			aj := about(apps[j].Config)
-			if !ai.AllowSharedKeys && ai.Keys.Shares(aj.Keys) {
-				return Errorf(fmt.Sprintf("apps[%d].encryption_keys", i), "share a key with apps[%d] (%s): give each application keys of its own (thctl keygen), or set allow_shared_keys: true at the top level", j, apps[j].Name)
+			if ai.Keys.Shares(aj.Keys) {
+				switch {
+				case !ai.AllowSharedKeys:
+					return Errorf(fmt.Sprintf("apps[%d].encryption_keys", i), "share a key with apps[%d] (%s): give each application keys of its own (thctl keygen), or set allow_shared_keys: true at the top level", j, apps[j].Name)
+				case ai.Unbound || aj.Unbound:
+					// A v1 or DARE value says nothing of its application:
+					// renamed, one application's cookie would open at the
+					// other.
+					return Errorf(fmt.Sprintf("apps[%d].encryption_keys", i), "share a key with apps[%d] (%s), and one of them writes or reads cookie format v1 or dare, which carry no application binding: allow_shared_keys needs cookie.format v2 and no cookie.accept of v1 or dare in both", j, apps[j].Name)
+				}
 			}
 			if ai.CookiePrefix == aj.CookiePrefix {
 				return Errorf(fmt.Sprintf("apps[%d].cookie.prefix", i), "%q is also the cookie prefix of apps[%d] (%s): give each application a prefix of its own, so that a browser that sends both applications' cookies never mixes them", ai.CookiePrefix, j, apps[j].Name)
@@ -253,4 +264,13 @@ func AppendNew(list []string, vs ...string) []string {
 		}
 	}
 	return list
+}
+
+// Unbound reports whether a daemon that writes cookies in format write and
+// reads accept besides reads a format that carries no binding: v1 or DARE.
+func Unbound(write crypto.Format, accept []crypto.Format) bool {
+	if write != 0 && write != crypto.FormatV2 {
+		return true
+	}
+	return slices.ContainsFunc(accept, func(f crypto.Format) bool { return f != crypto.FormatV2 })
 }
