@@ -149,9 +149,6 @@ func TestFlagOf(t *testing.T) {
 		if name == "Snippet" || name == "KeepCookieHeaders" || name == "CORSDisabled" {
 			continue // booleans Render never refuses
 		}
-		if name == "Apps" {
-			continue // no flag sets the applications
-		}
 		flag, ok := flagOf[name]
 		if !ok {
 			t.Errorf("nginx.Params.%s has no flag in flagOf", name)
