@@ -44,6 +44,7 @@ type Provider struct {
 	mu     sync.Mutex
 	events []string // the "EVENT " lines, without the prefix
 	stderr bintest.Buffer
+	stop   func() // once: SIGTERM, then wait for the exit
 }
 
 // dir is integration/op, found beside this source file so that any
@@ -53,8 +54,8 @@ func dir() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "integration", "op")
 }
 
-// Start runs the provider with o until t ends, then stops it with SIGTERM
-// and fails t unless it exits cleanly within 5 s. Without node or the
+// Start runs the provider with o until t ends (or Stop), then stops it
+// with SIGTERM and fails t unless it exits cleanly within 5 s. Without node or the
 // provider's node_modules it skips t, or fails it when CI is set.
 func Start(t testing.TB, o Options) *Provider {
 	t.Helper()
@@ -87,7 +88,7 @@ func Start(t testing.TB, o Options) *Provider {
 		op.read(stdout, ready)
 		exited <- cmd.Wait() // after stdout is read to its end (os/exec's StdoutPipe rule)
 	}()
-	t.Cleanup(func() {
+	op.stop = sync.OnceFunc(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-exited:
@@ -99,6 +100,9 @@ func Start(t testing.TB, o Options) *Provider {
 			cmd.Process.Kill()
 			<-exited
 		}
+	})
+	t.Cleanup(func() {
+		op.stop()
 		if t.Failed() {
 			op.mu.Lock()
 			t.Logf("oidc-provider events: %q\nstderr:\n%s", op.events, op.Stderr())
@@ -115,6 +119,12 @@ func Start(t testing.TB, o Options) *Provider {
 	}
 	return op
 }
+
+// Stop stops the provider now, as the end of the test would (SIGTERM,
+// then up to 5 s for a clean exit), so that a test can see what its
+// clients do when it is gone: its port then refuses connections. Later
+// calls, and the test's end, do nothing more.
+func (op *Provider) Stop() { op.stop() }
 
 // read consumes the provider's stdout: one READY line, then EVENT lines.
 func (op *Provider) read(r io.Reader, ready chan<- string) {
