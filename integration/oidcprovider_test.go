@@ -1,13 +1,11 @@
 package integration
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"html"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -333,17 +331,8 @@ func newOPUserAgent(t *testing.T, op *oidcProvider) *opUserAgent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	tr := &http.Transport{
-		Proxy: nil,
-		// localhost is loopback (RFC 6761 §6.3); the OP listens on 127.0.0.1.
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if host, port, err := net.SplitHostPort(addr); err == nil && (host == "localhost" || strings.HasSuffix(host, ".localhost")) {
-				addr = net.JoinHostPort("127.0.0.1", port)
-			}
-			return dialer.DialContext(ctx, network, addr)
-		},
-	}
+	// localhost is loopback (RFC 6761 §6.3); the OP listens on 127.0.0.1.
+	tr := &http.Transport{Proxy: nil, DialContext: dialLoopback}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &opUserAgent{op: op, client: &http.Client{
 		Jar:           jar,
