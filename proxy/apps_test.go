@@ -443,3 +443,37 @@ apps:
 	refused(t, shop, "GET", [][2]string{trusted(), cookie("shop-at=" + atOf(admin))}, denyDecrypt)
 	refused(t, shop, "POST", [][2]string{trusted(), cookie("shop-at=" + atOf(shop) + "; shop-csrf=" + admin.seal(session.CSRF, "c")), header("x-shop-csrf", "c")}, denyCSRFInvalid)
 }
+
+// TestAppsReadyz: with apps, /readyz lists each application, answers
+// /readyz?app=NAME, and oauth_proxy_ready{app="NAME"} is each one's; a
+// reload that removes an application removes it there too.
+func TestAppsReadyz(t *testing.T) {
+	shop := newApp(t, "shop", nil, "metrics_listen: 127.0.0.1:0")
+	admin := newApp(t, "admin", nil, "metrics_listen: 127.0.0.1:0")
+	srv := serveApps(t, shop, admin)
+	ops := "http://" + srv.MetricsAddr().String()
+	get := func(path string) (int, string) {
+		resp, body := bintest.Do(t, client, bintest.NewRequest(t, "GET", ops+path, nil, nil, 0))
+		return resp.StatusCode, string(body)
+	}
+	if code, body := get("/readyz"); code != 200 || body != `{"status":"ready","apps":{"admin":"ready","shop":"ready"}}` {
+		t.Errorf("/readyz: %d %s", code, body)
+	}
+	if code, body := get("/readyz?app=admin"); code != 200 || body != `{"app":"admin","status":"ready"}` {
+		t.Errorf("/readyz?app=admin: %d %s", code, body)
+	}
+	page, _ := metricstest.Scrape(srv.MetricsAddr().String())
+	if v, _ := metricstest.Sample(page, `oauth_proxy_ready{app="admin"}`); v != "1" {
+		t.Errorf(`oauth_proxy_ready{app="admin"} is %q, want 1`, v)
+	}
+	if err := srv.Reload(appsConfig(shop.cfg, shop.cfg)); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get("/readyz?app=admin"); code != 404 {
+		t.Errorf("/readyz?app=admin after admin was removed: %d %s, want 404", code, body)
+	}
+	page, _ = metricstest.Scrape(srv.MetricsAddr().String())
+	if _, ok := metricstest.Sample(page, `oauth_proxy_ready{app="admin"}`); ok {
+		t.Error(`oauth_proxy_ready{app="admin"} is still on the page after admin was removed`)
+	}
+}

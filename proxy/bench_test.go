@@ -303,3 +303,26 @@ func BenchmarkDropRequestFields(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkHostLookup is the part of BenchmarkProxyApps that the number of
+// applications changes: finding the request's application by its Host,
+// without apps (none), among 1 and among 50.
+func BenchmarkHostLookup(b *testing.B) {
+	for _, n := range []int{0, 1, 50} {
+		name := "apps=" + strconv.Itoa(n)
+		if n == 0 {
+			name = "apps=none"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := newBenchStackApps(b, zerolog.Nop(), time.Now, n)
+			table := s.proxy.apps.Load().hosts
+			host := s.api.Host() // the Host header the client sends
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok := table.Lookup(host); !ok {
+					b.Fatalf("no application for %s", host)
+				}
+			}
+		})
+	}
+}

@@ -19,7 +19,9 @@ package proxy
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +32,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/daemon"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/session"
 )
@@ -54,6 +57,7 @@ type Proxy struct {
 type apps struct {
 	hosts  *settings.HostTable[*state]
 	byName map[string]*state // every application, by Config.Name
+	names  []string          // the names of a file with apps, sorted; nil without
 	log    zerolog.Logger    // the process's, for requests of no application
 	// trustedProxies are the process's trusted_proxies (every
 	// application's too), for requests of no application.
@@ -165,6 +169,7 @@ func (p *Proxy) Reload(cfg *Config, log zerolog.Logger) error {
 		next.hosts = settings.NewHostTable(next.byName[cfg.Name])
 	} else {
 		next.hosts = settings.NewHostTableOf(byHost)
+		next.names = slices.Sorted(maps.Keys(next.byName))
 	}
 	if err := p.rev.apply(cfg.Revocation, maxLifetime, next.log); err != nil {
 		return err
@@ -242,6 +247,22 @@ func (a *apps) replacedBy(next *apps) []*route {
 		}
 	}
 	return gone
+}
+
+// appsReady lists, for a file with apps, each application by name, sorted,
+// for /readyz: each is ready whenever the proxy is, since an application
+// of the proxy depends on nothing the others do not. Nil for a file without
+// apps.
+func (p *Proxy) appsReady() []daemon.AppStatus {
+	a := p.apps.Load()
+	if a == nil || a.names == nil {
+		return nil
+	}
+	out := make([]daemon.AppStatus, len(a.names))
+	for i, name := range a.names {
+		out[i] = daemon.AppStatus{Name: name, Ready: true}
+	}
+	return out
 }
 
 // Close stops what the Proxy owns: the revocation follower, and the

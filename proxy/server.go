@@ -41,6 +41,7 @@ func NewServer(cfg *Config, log zerolog.Logger) (*Server, error) {
 		HTTP:          httpConfig(cfg, p.Handler),
 		Registry:      reg,
 		ReadyGauge:    "oauth_proxy_ready",
+		Apps:          p.appsReady,
 		ParkAfter:     cfg.Timeouts.Park,
 		ParkedGauge:   "oauth_proxy_parked_connections",
 		Log:           log,
@@ -93,6 +94,7 @@ func (s *Server) Reload(cfg *Config) error {
 	if followed && !s.Proxy.rev.following() {
 		warnNotFollowing(cfg.Revocation, s.log)
 	}
+	s.Server.AppsChanged()
 	s.Proxy.metrics.reloads.ok.Inc()
 	if len(cfg.Apps) > 0 {
 		s.log.Info().Strs("apps", appNames(cfg)).Msg("configuration reloaded")
