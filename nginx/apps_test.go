@@ -4,22 +4,31 @@ package nginx_test
 // #15) with real NGINX: every mode passes nginx -t with 2 and 50
 // applications; each application's requests reach the agent and the proxy
 // with its Host, its own locations, cookies and CSRF header, and its own
-// refresh hashing; an unknown host gets the 404 JSON.
+// refresh hashing; an unknown host gets the 404 JSON; a real proxy with
+// apps behind NGINX serves each application and refuses the other's
+// cookies.
 
 import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/rs/zerolog"
+
 	"github.com/tokenhandler/tokenhandler/browser"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/nginx"
 	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
+	"github.com/tokenhandler/tokenhandler/proxy"
+	"github.com/tokenhandler/tokenhandler/proxy/proxytest"
+	"github.com/tokenhandler/tokenhandler/session"
 )
 
 // manyApps returns n applications app-00, app-01, ... on the hosts
@@ -299,4 +308,90 @@ func describe(reqs []*http.Request) string {
 		fmt.Fprintf(&b, "[%s %s %s] ", r.Method, r.Host, r.URL.RequestURI())
 	}
 	return fmt.Sprintf("%d requests %s", len(reqs), b.String())
+}
+
+// TestAppsRealProxy: two applications through NGINX in both modes and one
+// real oauth-proxy with apps, which picks the application by the Host NGINX
+// passes on (in auth_request mode, that of the auth subrequest): each
+// application's cookie reaches the API as its token, the other
+// application's is refused at its host, the cookies and CSRF header the
+// API gets are as the proxy alone strips them, and an unknown host never
+// reaches the proxy.
+func TestAppsRealProxy(t *testing.T) {
+	nginxtest.Binary(t)
+	t.Parallel()
+	a := newAPI(t)
+	keys := map[string]*proxytest.Keys{"shop": proxytest.NewKeys(t), "admin": proxytest.NewKeys(t)}
+	for name, k := range keys {
+		k.Codec = k.Codec.WithApp(name)
+	}
+	yaml := fmt.Sprintf(`
+listen: 127.0.0.1:0
+trusted_web_origins: [%q]
+auth_endpoint: true
+timeouts: {upstream: 5s}
+log: {level: warn}
+apps:
+  - name: shop
+    hosts: [shop.example.localhost]
+    cookie: {prefix: shop}
+    encryption_keys: [%q]
+    routes: [{path_prefix: /api/, upstream: "http://%s"}]
+  - name: admin
+    hosts: [admin.example.localhost]
+    cookie: {prefix: admin}
+    encryption_keys: [%q]
+    auth_path: /_th/auth
+    routes: [{path_prefix: /admin-api/, upstream: "http://%s"}]
+`, trustedOrigin, keys["shop"].Hex[0], a.addr(), keys["admin"].Hex[0], a.addr())
+	cfg, err := proxy.ParseConfig([]byte(yaml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := proxy.NewServer(cfg, zerolog.New(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bintest.Serve(t, srv.Serve, srv.Shutdown)
+	apps := []nginx.App{
+		{Name: "shop", ServerNames: []string{"shop.example.localhost"}, CookiePrefix: "shop"},
+		{Name: "admin", ServerNames: []string{"admin.example.localhost"}, CookiePrefix: "admin", APIPathPrefix: "/admin-api/", AuthPath: "/_th/auth"},
+	}
+	seal := func(app string, p session.Purpose, v string) string { return keys[app].Seal(t, p, v) }
+	for _, mode := range []string{nginx.ModeUpstream, nginx.ModeAuthRequest} {
+		t.Run(mode, func(t *testing.T) {
+			in := startNGINX(t, mode, nginx.Params{Apps: apps, Proxies: []string{srv.Addr().String()}, APIs: []string{a.addr()}, Agents: []string{"127.0.0.1:1"}})
+			for i, app := range []struct{ name, host, other, path string }{
+				{"shop", "shop.example.localhost", "admin", "/api/x"},
+				{"admin", "admin.example.localhost", "shop", "/admin-api/x"},
+			} {
+				own := app.name + "-at=" + seal(app.name, session.AccessToken, "token-of-"+app.name)
+				theirs := app.other + "-at=" + seal(app.other, session.AccessToken, "token-of-"+app.other)
+				csrf := app.name + "-csrf=" + seal(app.name, session.CSRF, "csrf-"+app.name)
+				a.Received()
+				resp := do(t, client, in.url, request{method: "POST", path: app.path, headers: [][2]string{hdr("Host", app.host), trusted(),
+					cookie("theme=dark; " + own + "; " + theirs + "; " + csrf), hdr("x-"+app.name+"-csrf", "csrf-"+app.name)}})
+				r, _ := a.Received()
+				if resp.status != 200 || r == nil || r.Header.Get("Authorization") != "Bearer token-of-"+app.name {
+					t.Fatalf("%s: POST with its cookies: %d %q; the API got %v", app.host, resp.status, resp.body, r)
+				}
+				if got, want := r.Header.Get("Cookie"), "theme=dark; "+theirs; got != want || r.Header.Get("x-"+app.name+"-csrf") != "" {
+					t.Errorf("%s: the API got Cookie %.60q… and x-%s-csrf %q, want %.60q… and none", app.host, got, app.name, r.Header.Get("x-"+app.name+"-csrf"), want)
+				}
+				// The other application's cookie, under this one's name or
+				// its own: refused at this host.
+				for _, c := range []string{theirs, app.name + "-at=" + seal(apps[1-i].Name, session.AccessToken, "token-of-"+app.other)} {
+					resp := do(t, client, in.url, request{method: "GET", path: app.path, headers: [][2]string{hdr("Host", app.host), trusted(), cookie(c)}})
+					if r, _ := a.Received(); resp.status != 401 || resp.body != unauthorizedJSON || r != nil {
+						t.Errorf("%s: another application's cookie %.20q…: %d %q; the API got %v", app.host, c, resp.status, resp.body, r)
+					}
+				}
+			}
+			resp := do(t, client, in.url, request{method: "GET", path: "/api/x", headers: [][2]string{hdr("Host", "other.example.localhost"), trusted(),
+				cookie("shop-at=" + seal("shop", session.AccessToken, "token-of-shop"))}})
+			if r, _ := a.Received(); resp.status != 404 || r != nil {
+				t.Errorf("an unknown host: %d %q; the API got %v", resp.status, resp.body, r)
+			}
+		})
+	}
 }
