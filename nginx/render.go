@@ -427,7 +427,6 @@ func newApps(v *view, p Params) ([]*app, error) {
 		if err != nil {
 			return nil, err
 		}
-		a.Name = in.Name
 		for j, b := range apps {
 			if a.Name == b.Name {
 				return nil, fmt.Errorf("nginx: %s: %q is also Apps[%d].Name", field("Name"), a.Name, j)
@@ -436,26 +435,17 @@ func newApps(v *view, p Params) ([]*app, error) {
 				return nil, fmt.Errorf("nginx: %s: %q is also the cookie prefix of Apps[%d] (%s)", field("CookiePrefix"), a.CookiePrefix, j, b.Name)
 			}
 		}
-		// Names are a-z 0-9 and '-', which ends an NGINX variable name:
-		// '_' stands for it, and no name has a '_' of its own.
-		a.Suffix = "_" + strings.ReplaceAll(in.Name, "-", "_")
 		a.ServerName = strings.Join(in.ServerNames, " ")
-		for i := range a.StripSteps {
-			a.StripSteps[i].Out += a.Suffix
-			if i > 0 {
-				a.StripSteps[i].In += a.Suffix
-			}
-		}
-		a.StripLast += a.Suffix
 		apps = append(apps, a)
 	}
 	return apps, nil
 }
 
 // newApp checks one application's settings and applies their defaults;
-// field names a setting in its errors.
+// field names a setting in its errors. An application with a Name gets
+// map variables of its own.
 func newApp(v *view, in App, field func(string) string) (*app, error) {
-	a := &app{view: v, CookiePrefix: in.CookiePrefix, NamePrefix: in.NamePrefix, AgentBasePath: in.AgentBasePath,
+	a := &app{view: v, Name: in.Name, CookiePrefix: in.CookiePrefix, NamePrefix: in.NamePrefix, AgentBasePath: in.AgentBasePath,
 		APIPathPrefix: in.APIPathPrefix, AuthPath: in.AuthPath, KeepCookieHeaders: in.KeepCookieHeaders, CORSDisabled: in.CORSDisabled}
 	if a.CookiePrefix == "" {
 		a.CookiePrefix = browser.DefaultPrefix
@@ -513,13 +503,21 @@ func newApp(v *view, in App, field func(string) string) (*app, error) {
 		return nil, fmt.Errorf("nginx: %s %q and %s %q overlap", field("APIPathPrefix"), a.APIPathPrefix, field("AgentBasePath"), a.AgentBasePath)
 	}
 
-	in2 := "$http_cookie"
-	for i := range stripSteps {
-		out := "$th_cookie_" + strconv.Itoa(i+1)
-		a.StripSteps = append(a.StripSteps, stripStep{In: in2, Out: out})
-		in2 = out
+	if in.Name != "" {
+		// Names are a-z 0-9 and '-', which ends an NGINX variable name:
+		// '_' stands for it, and no name has a '_' of its own. The suffix
+		// ends every name, so that no application's variable is another's
+		// ($th_cookie_1_<name> against $th_cookie_checked_<name>: a name
+		// starts with a letter).
+		a.Suffix = "_" + strings.ReplaceAll(in.Name, "-", "_")
 	}
-	a.StripLast = in2
+	src := "$http_cookie"
+	for i := range stripSteps {
+		out := "$th_cookie_" + strconv.Itoa(i+1) + a.Suffix
+		a.StripSteps = append(a.StripSteps, stripStep{In: src, Out: out})
+		src = out
+	}
+	a.StripLast = src
 	return a, nil
 }
 
@@ -529,7 +527,9 @@ func newApp(v *view, in App, field func(string) string) (*app, error) {
 // with "could not build proxy_headers_hash". An entry takes a pointer and
 // the name plus a two-byte length, rounded up to the pointer size
 // (NGX_HASH_ELT_SIZE in ngx_hash.h); a bucket holds one entry and the
-// terminating pointer and is rounded up to the 64-byte cache line.
+// terminating pointer and is rounded up to the 64-byte cache line. The
+// server name hash is built alike (server_names_hash_bucket_size: names up
+// to 46 characters fit the default; TestNginxAcceptsApps tries 253).
 func headersBucketSize(n int) int {
 	const ptr, line = 8, 64
 	need := ptr + (n+2+ptr-1)/ptr*ptr + ptr
