@@ -2,6 +2,7 @@ package settings
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 )
 
@@ -99,7 +100,8 @@ func CheckHost(setting, h string) (string, error) {
 	case strings.Contains(h, "*"):
 		return "", Errorf(setting, "%q: wildcards are not supported; list each host", h)
 	case strings.HasPrefix(h, "["):
-		if !strings.HasSuffix(h, "]") || strings.Count(h, "]") != 1 {
+		a, err := netip.ParseAddr(strings.TrimSuffix(h[1:], "]"))
+		if !strings.HasSuffix(h, "]") || err != nil || !a.Is6() || a.Zone() != "" {
 			return "", Errorf(setting, "%q must be a bare IPv6 address in brackets, without a port", h)
 		}
 		return lower, nil

@@ -45,7 +45,7 @@ func TestCheckHost(t *testing.T) {
 			t.Errorf("CheckHost(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "https://a.example", "a.example/x", "a.example:443", "*.example", "::1", "[::1]:80", "a..example", "-a.example", "a b.example", "user@a.example"} {
+	for _, bad := range []string{"", "https://a.example", "a.example/x", "a.example:443", "*.example", "::1", "[::1]:80", "[a;b]", "[10.0.0.1]", "[fe80::1%eth0]", "[]", "a..example", "-a.example", "a b.example", "user@a.example"} {
 		if _, err := CheckHost("h", bad); err == nil {
 			t.Errorf("CheckHost(%q) accepted", bad)
 		}
