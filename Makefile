@@ -18,7 +18,7 @@ help: ## show this help
 # make run builds bin/devstack and execs it, rather than `go run`: go run exits 1
 # when its child stops on a signal, which make reports as "*** Error 1"; the
 # binary exits 0 on Ctrl-C and make with it (examples/devstack/foreground_linux.go).
-run: ## start the development stack (IdP, agent, proxy, API, SPA) on *.example.localhost; flags: make run ARGS="-h"; Ctrl-C stops it
+run: ## start the development stack (IdP, agent, proxy, API, a shop SPA and an admin SPA) on *.example.localhost; flags: make run ARGS="-h"; Ctrl-C stops it
 	$(GO) build -o $(BIN)/devstack ./examples/devstack
 	exec $(BIN)/devstack $(ARGS)
 
