@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/agent"
 	"github.com/tokenhandler/tokenhandler/crypto"
@@ -293,10 +292,7 @@ func startAPI(t *testing.T, opts api.Options) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := listen(t)
-	srv := &fasthttp.Server{Handler: a.Handler, NoDefaultServerHeader: true}
-	bintest.Serve(t, func() error { return srv.Serve(ln) }, srv.ShutdownWithContext)
-	return ln.Addr().String()
+	return serveFast(t, a.Handler)
 }
 
 // startAgent runs the OAuth Agent in-process until the test ends, once it
@@ -353,7 +349,13 @@ func serve(t *testing.T, name string, run func() error, shutdown func(context.Co
 // serveSPA serves the demo SPA with cfg on ln until the test ends.
 func serveSPA(t *testing.T, ln net.Listener, cfg spa.Config) {
 	t.Helper()
-	srv := &http.Server{Handler: spa.Handler(cfg), ReadHeaderTimeout: 10 * time.Second}
+	serveHTTP(t, ln, spa.Handler(cfg))
+}
+
+// serveHTTP serves h on ln until the test ends.
+func serveHTTP(t *testing.T, ln net.Listener, h http.Handler) {
+	t.Helper()
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	bintest.Serve(t, func() error { return srv.Serve(ln) }, srv.Shutdown)
 }
 
