@@ -472,7 +472,7 @@ func (a *Agent) Handler(ctx *fasthttp.RequestCtx) {
 	h.Set(fasthttp.HeaderCacheControl, "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
-	st := t.pick(ctx.Host(), ctx.Path())
+	st := t.pick(ctx.Request.Header.Host(), ctx.Path())
 	if st == nil {
 		// No application answers this host and path: the answer of an
 		// unknown path, counted; the host is the client's text, so it is

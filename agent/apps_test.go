@@ -691,10 +691,11 @@ func TestAppsFromYAML(t *testing.T) {
 			"    redirect_uri: " + appOrigin(name) + "/\n" +
 			"    trusted_web_origins: [\"" + appOrigin(name) + "\"]\n" +
 			"    cookie: {prefix: " + name + "}\n" +
+			"    client_secret: test-secret\n" + // each provider its own (here the fakes' one)
 			"    encryption_keys: [\"" + string(crypto.GenerateKey().AppendHex(nil)) + "\"]\n"
 	}
 	text := "listen: 127.0.0.1:0\nmetrics_listen: 127.0.0.1:0\nlog: {level: warn}\n" +
-		"client_id: spa-client\nclient_secret: test-secret\napps:\n" + app("shop", asShop) + app("admin", asAdmin)
+		"client_id: spa-client\napps:\n" + app("shop", asShop) + app("admin", asAdmin)
 	cfg, err := ParseConfig([]byte(text), nil)
 	if err != nil {
 		t.Fatal(err)

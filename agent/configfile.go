@@ -36,7 +36,11 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 // setting is an application's but these, the process's.
 var appsSpec = settings.AppsSpec[*Config]{
 	ProcessWide:  []string{"listen", "metrics_listen", "log", "revocation", "timeouts", "allow_shared_keys"},
-	Alternatives: [][]string{{"encryption_keys", "encryption_keys_file"}, {"client_secret", "client_secret_file"}},
+	Alternatives: [][]string{
+		{"encryption_keys", "encryption_keys_file", "$" + settings.KeySource.Env},
+		{"client_secret", "client_secret_file", "$" + secretSource.Env},
+	},
+	Check: checkSecrets,
 	About: func(c *Config) settings.AppAbout {
 		return settings.AppAbout{Keys: c.Keys, CookiePrefix: c.CookieNamePrefix, BasePath: c.BasePath, AllowSharedKeys: c.AllowSharedKeys, Unbound: settings.Unbound(c.CookieFormat, c.CookieAccept)}
 	},
@@ -53,6 +57,34 @@ var appsSpec = settings.AppsSpec[*Config]{
 		}
 		return top
 	},
+}
+
+// checkSecrets refuses a client secret given once for several
+// applications (at the top level or in TH_CLIENT_SECRET) that would go to
+// more than one provider: each provider would learn another's client's
+// secret.
+func checkSecrets(apps []settings.App[*Config], top []string, getenv func(string) string) error {
+	given := ""
+	switch {
+	case slices.Contains(top, secretSource.Setting), slices.Contains(top, secretSource.FileSetting):
+		given = "the top level's client secret"
+	case getenv != nil && getenv(secretSource.Env) != "":
+		given = secretSource.Env
+	default:
+		return nil
+	}
+	first := -1
+	for i, a := range apps {
+		if slices.Contains(a.Own, secretSource.Setting) || slices.Contains(a.Own, secretSource.FileSetting) {
+			continue
+		}
+		if first < 0 {
+			first = i
+		} else if a.Config.Issuer != apps[first].Config.Issuer {
+			return settings.Errorf(fmt.Sprintf("apps[%d].client_secret", i), "is %s, which apps[%d] (%s) sends to another provider (%s): give each application of its own provider its own client_secret_file", given, first, apps[first].Name, apps[first].Config.Issuer)
+		}
+	}
+	return nil
 }
 
 // secretSource is where the client secret may come from.

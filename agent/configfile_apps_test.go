@@ -75,3 +75,66 @@ func TestParseConfigAppsSameRoute(t *testing.T) {
 	_, err := agent.ParseConfig([]byte(without("encryption_keys")+"apps:\n"+app("shop", k1)+app("admin", k2)), nil)
 	settingstest.Refused(t, err, `apps[1].hosts[0]: "api.example.com": apps[0] (shop) answers the host and base_path already`, configSecret, k1, k2)
 }
+
+// TestParseConfigAppsSecrets: a client secret given once (top level or
+// TH_CLIENT_SECRET) may serve several applications of one provider, never
+// two providers; an application's own secret replaces the environment's.
+func TestParseConfigAppsSecrets(t *testing.T) {
+	k1, k2 := string(crypto.GenerateKey().AppendHex(nil)), string(crypto.GenerateKey().AppendHex(nil))
+	app := func(name, issuer, key, extra string) string {
+		return "  - {name: " + name + ", hosts: [" + name + ".example.com], issuer: \"" + issuer + "\", client_id: " + name +
+			", redirect_uri: \"https://" + name + ".example.com/\", trusted_web_origins: [\"https://" + name + ".example.com\"], cookie: {prefix: " + name + "}, encryption_keys: [\"" + key + "\"]" + extra + "}\n"
+	}
+	env := settingstest.Env(map[string]string{"TH_CLIENT_SECRET": configSecret})
+	oneIssuer := "apps:\n" + app("shop", "https://login.example.com", k1, "") + app("admin", "https://login.example.com", k2, "")
+	twoIssuers := "apps:\n" + app("shop", "https://login.example.com", k1, "") + app("admin", "https://idp.other.example", k2, "")
+	if _, err := agent.ParseConfig([]byte("client_secret: "+configSecret+"\n"+oneIssuer), nil); err != nil {
+		t.Errorf("one provider, one secret: %v", err)
+	}
+	if _, err := agent.ParseConfig([]byte(oneIssuer), env); err != nil {
+		t.Errorf("one provider, TH_CLIENT_SECRET: %v", err)
+	}
+	_, err := agent.ParseConfig([]byte("client_secret: "+configSecret+"\n"+twoIssuers), nil)
+	settingstest.Refused(t, err, `apps[1].client_secret: is the top level's client secret, which apps[0] (shop) sends to another provider (https://login.example.com)`, configSecret)
+	_, err = agent.ParseConfig([]byte(twoIssuers), env)
+	settingstest.Refused(t, err, `apps[1].client_secret: is TH_CLIENT_SECRET, which apps[0] (shop)`, configSecret)
+	// admin's own secret replaces the environment's: shop alone takes it.
+	own := "apps:\n" + app("shop", "https://login.example.com", k1, "") + app("admin", "https://idp.other.example", k2, ", client_secret: other-secret")
+	cfg, err := agent.ParseConfig([]byte(own), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Apps[0].ClientSecret != configSecret || cfg.Apps[1].ClientSecret != "other-secret" {
+		t.Error("an application's own secret does not replace TH_CLIENT_SECRET")
+	}
+}
+
+// TestParseConfigAppsNested: on one host, base paths that nest are
+// refused: one application's endpoints would hide the other's.
+func TestParseConfigAppsNested(t *testing.T) {
+	k1, k2 := string(crypto.GenerateKey().AppendHex(nil)), string(crypto.GenerateKey().AppendHex(nil))
+	app := func(name, base, key string) string {
+		return "  - {name: " + name + ", hosts: [api.example.com], base_path: " + base + ", cookie: {prefix: " + name + "}, encryption_keys: [\"" + key + "\"]}\n"
+	}
+	_, err := agent.ParseConfig([]byte(without("encryption_keys")+"apps:\n"+app("shop", "/auth", k1)+app("admin", "/auth/login", k2)), nil)
+	settingstest.Refused(t, err, `apps[1].hosts[0]: "api.example.com": base_path "/auth/login" and apps[0] (shop)'s "/auth" on the same host nest`, configSecret)
+	if _, err := agent.ParseConfig([]byte(without("encryption_keys")+"apps:\n"+app("shop", "/auth", k1)+app("admin", "/authx", k2)), nil); err != nil {
+		t.Errorf("/auth and /authx: %v", err)
+	}
+}
+
+// TestParseConfigAppsAliases: an entry's renamed setting never reaches
+// another entry through a YAML alias.
+func TestParseConfigAppsAliases(t *testing.T) {
+	k1, k2 := string(crypto.GenerateKey().AppendHex(nil)), string(crypto.GenerateKey().AppendHex(nil))
+	text := without("encryption_keys") + "apps:\n" +
+		"  - {name: shop, hosts: [a.example.com], cors: &c {}, cors_enabled: false, cookie: {prefix: shop}, encryption_keys: [\"" + k1 + "\"]}\n" +
+		"  - {name: admin, hosts: [b.example.com], cors: *c, cookie: {prefix: admin}, encryption_keys: [\"" + k2 + "\"]}\n"
+	cfg, err := agent.ParseConfig([]byte(text), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Apps[0].CORSEnabled || !cfg.Apps[1].CORSEnabled {
+		t.Errorf("cors: shop %v (want false), admin %v (want true)", cfg.Apps[0].CORSEnabled, cfg.Apps[1].CORSEnabled)
+	}
+}

@@ -198,7 +198,7 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 // setting is an application's but these, the process's.
 var appsSpec = settings.AppsSpec[*Config]{
 	ProcessWide:  []string{"listen", "metrics_listen", "log", "revocation", "timeouts", "limits", "workers", "trusted_proxies", "allow_shared_keys"},
-	Alternatives: [][]string{{"encryption_keys", "encryption_keys_file"}},
+	Alternatives: [][]string{{"encryption_keys", "encryption_keys_file", "$" + settings.KeySource.Env}},
 	About: func(c *Config) settings.AppAbout {
 		return settings.AppAbout{Keys: c.Keys, CookiePrefix: c.CookieNamePrefix, AllowSharedKeys: c.AllowSharedKeys, Unbound: settings.Unbound(c.CookieFormat, c.CookieAccept)}
 	},

@@ -82,6 +82,8 @@ func TestParseConfigAppsRefused(t *testing.T) {
 		{top + "  - {name: shop, hosts: [a.example], cookie: {prefix: shop}, encryption_keys: [\"" + k1 + "\"], routes: [{path_prefix: api}]}\n", `apps[0].routes[0].path_prefix`},
 		{top + "  - {name: shop, hosts: [a.example], cookie: {prefx: shop}}\n", `unknown setting "apps[0].cookie.prefx"`},
 		{"unknown_top: 1\n" + top + app("shop", "a.example", "shop", k1), `unknown setting "unknown_top"`},
+		{"cors: {max_age: -1}\n" + top + app("shop", "a.example", "shop", k1), `proxy: config: cors.max_age: must not be negative, got -1 (the top level's, read for apps[0])`},
+		{top + "  - {name: shop, hosts: [a.example], cookie: {prefix: shop}, encryption_keys: [\"" + k1 + "\"], cors: {max_age: -1}}\n", `proxy: config: apps[0].cors.max_age: must not be negative`},
 		{top, `apps: must be a list of applications`},
 		{"apps: []\n", `apps: must be a list of applications`},
 	} {

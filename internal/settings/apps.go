@@ -24,10 +24,14 @@ import (
 type AppsSpec[C any] struct {
 	// ProcessWide are the top-level settings an application may not set.
 	ProcessWide []string
-	// Alternatives are groups of top-level settings that give one value
-	// in different ways (encryption_keys or encryption_keys_file): an
-	// application that sets one of a group drops the top level's others.
+	// Alternatives are groups of settings that give one value in
+	// different ways (encryption_keys, encryption_keys_file and the
+	// environment variable $TH_ENCRYPTION_KEYS): an application that sets
+	// one of a group drops the top level's others and the environment's.
 	Alternatives [][]string
+	// Check, unless nil, makes the daemon's own checks across the
+	// applications; top are the settings of the file's top level.
+	Check func(apps []App[C], top []string, getenv func(string) string) error
 	// About returns what the checks across applications read of one
 	// application's converted configuration.
 	About func(C) AppAbout
@@ -53,6 +57,7 @@ type AppAbout struct {
 type App[C any] struct {
 	Name   string
 	Hosts  []string
+	Own    []string // the settings its entry sets, but name and hosts
 	Config C
 }
 
@@ -66,18 +71,25 @@ func ParseApps[F, C any](prefix string, data []byte, getenv func(string) string,
 	return parse(prefix, "", data, getenv, convert, &spec)
 }
 
+// appNode is one entry of apps, split from the file.
+type appNode struct {
+	name     string
+	hosts    []string   // checked, lower case
+	own      []string   // the settings the entry sets, but name and hosts
+	node     *yaml.Node // the top level with the entry's settings merged over it
+	warnings []string   // of the renames the entry used
+}
+
 // appNodes splits root, a file's top level with an apps key, into the top
-// level without apps and each application's settings: the top level with
-// the entry's settings but name and hosts merged over it. It also returns
-// the names and hosts, checked, and the warnings of the renames each entry
-// used.
-func appNodes(root *yaml.Node, processWide []string, alternatives [][]string, renames []Rename) (top *yaml.Node, nodes []*yaml.Node, names []string, hosts [][]string, warnings [][]string, err error) {
+// level without apps and each application's entry. An entry that sets a
+// setting of one of alternatives drops the top level's others.
+func appNodes(root *yaml.Node, processWide []string, alternatives [][]string, renames []Rename) (top *yaml.Node, apps []appNode, err error) {
 	top = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: root.Line, Column: root.Column}
 	var list *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		if k := root.Content[i]; k.Value == "apps" {
 			if list != nil {
-				return nil, nil, nil, nil, nil, Errorf("apps", "set twice (line %d)", k.Line)
+				return nil, nil, Errorf("apps", "set twice (line %d)", k.Line)
 			}
 			list = resolve(root.Content[i+1])
 			continue
@@ -85,75 +97,116 @@ func appNodes(root *yaml.Node, processWide []string, alternatives [][]string, re
 		top.Content = append(top.Content, root.Content[i], root.Content[i+1])
 	}
 	if list.Kind != yaml.SequenceNode || len(list.Content) == 0 {
-		return nil, nil, nil, nil, nil, Errorf("apps", "must be a list of applications, each with a name and hosts (line %d)", list.Line)
+		return nil, nil, Errorf("apps", "must be a list of applications, each with a name and hosts (line %d)", list.Line)
 	}
 	for i, entry := range list.Content {
-		path := fmt.Sprintf("apps[%d]", i)
-		entry = resolve(entry)
-		if entry.Kind != yaml.MappingNode {
-			return nil, nil, nil, nil, nil, Errorf(path, "must be a mapping of settings (line %d)", entry.Line)
-		}
-		// The entry is the caller's: work on a copy of its list of keys.
-		entry = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: entry.Line, Content: slices.Clone(entry.Content)}
-		w, err := applyRenames(entry, renames)
+		a, err := readAppNode(fmt.Sprintf("apps[%d]", i), entry, processWide, renames)
 		if err != nil {
-			return nil, nil, nil, nil, nil, fmt.Errorf("%s.%w", path, err)
+			return nil, nil, err
 		}
-		warnings = append(warnings, w)
-		var name string
-		var hostList []string
-		var own []*yaml.Node
-		seen := make(map[string]int)
-		for j := 0; j+1 < len(entry.Content); j += 2 {
-			k, v := entry.Content[j], resolve(entry.Content[j+1])
-			setting := path + "." + k.Value
-			if line, dup := seen[k.Value]; dup {
-				return nil, nil, nil, nil, nil, Errorf(setting, "set twice (lines %d and %d)", line, k.Line)
+		if j := slices.IndexFunc(apps, func(b appNode) bool { return b.name == a.name }); j >= 0 {
+			return nil, nil, Errorf(fmt.Sprintf("apps[%d].name", i), "%q is also apps[%d].name", a.name, j)
+		}
+		for j, h := range a.hosts {
+			if a.hosts[j], err = CheckHost(hostKey(i, j), h); err != nil {
+				return nil, nil, err
 			}
-			seen[k.Value] = k.Line
-			switch {
-			case k.Value == "name":
-				if v.Kind != yaml.ScalarNode || IsNull(v) {
-					return nil, nil, nil, nil, nil, Errorf(setting, "must be a string (line %d)", v.Line)
-				}
-				name = v.Value
-			case k.Value == "hosts":
-				if err := v.Decode(&hostList); err != nil || v.Kind != yaml.SequenceNode {
-					return nil, nil, nil, nil, nil, Errorf(setting, "must be a list of host names (line %d)", v.Line)
-				}
-			case slices.Contains(processWide, k.Value):
-				return nil, nil, nil, nil, nil, Errorf(setting, "is process-wide (line %d): set it at the top level, for every application", k.Line)
-			default:
-				own = append(own, k, entry.Content[j+1])
+			if k := slices.Index(a.hosts[:j], a.hosts[j]); k >= 0 {
+				return nil, nil, Errorf(hostKey(i, j), "%q is also %s", h, hostKey(i, k))
 			}
 		}
-		if err := CheckAppName(path+".name", name); err != nil {
-			return nil, nil, nil, nil, nil, err
-		}
-		if j := slices.Index(names, name); j >= 0 {
-			return nil, nil, nil, nil, nil, Errorf(path+".name", "%q is also apps[%d].name", name, j)
-		}
-		if len(hostList) == 0 {
-			return nil, nil, nil, nil, nil, Errorf(path+".hosts", "is required: the host names the application's requests name in their Host header, as [api.shop.example]")
-		}
-		for j, h := range hostList {
-			if hostList[j], err = CheckHost(hostKey(i, j), h); err != nil {
-				return nil, nil, nil, nil, nil, err
-			}
-			if k := slices.Index(hostList[:j], hostList[j]); k >= 0 {
-				return nil, nil, nil, nil, nil, Errorf(hostKey(i, j), "%q is also %s", h, hostKey(i, k))
-			}
-		}
-		names, hosts = append(names, name), append(hosts, hostList)
 		base := top
 		for _, group := range alternatives {
-			if slices.ContainsFunc(keyPairs(&yaml.Node{Content: own}), func(k *yaml.Node) bool { return slices.Contains(group, k.Value) }) {
+			if slices.ContainsFunc(a.own, func(k string) bool { return slices.Contains(group, k) }) {
 				base = without(base, group)
 			}
 		}
-		nodes = append(nodes, merge(base, &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: own}))
+		a.node = merge(base, a.node)
+		apps = append(apps, a)
 	}
-	return top, nodes, names, hosts, warnings, nil
+	return top, apps, nil
+}
+
+// readAppNode reads one entry of apps, at path ("apps[1]"): its name and
+// hosts, and its other settings (in a.node, not merged yet), which must not
+// be process-wide. The entry is copied first, aliases resolved, so that
+// neither the renames nor the merge change a node another entry shares.
+func readAppNode(path string, entry *yaml.Node, processWide []string, renames []Rename) (a appNode, err error) {
+	entry = deepCopy(entry)
+	if entry.Kind != yaml.MappingNode {
+		return a, Errorf(path, "must be a mapping of settings (line %d)", entry.Line)
+	}
+	if a.warnings, err = applyRenames(entry, renames); err != nil {
+		return a, fmt.Errorf("%s.%w", path, err)
+	}
+	a.node = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: entry.Line}
+	seen := make(map[string]int)
+	for j := 0; j+1 < len(entry.Content); j += 2 {
+		k, v := entry.Content[j], entry.Content[j+1]
+		setting := path + "." + k.Value
+		if line, dup := seen[k.Value]; dup {
+			return a, Errorf(setting, "set twice (lines %d and %d)", line, k.Line)
+		}
+		seen[k.Value] = k.Line
+		switch {
+		case k.Value == "name":
+			if v.Kind != yaml.ScalarNode || IsNull(v) {
+				return a, Errorf(setting, "must be a string (line %d)", v.Line)
+			}
+			a.name = v.Value
+		case k.Value == "hosts":
+			if err := v.Decode(&a.hosts); err != nil || v.Kind != yaml.SequenceNode {
+				return a, Errorf(setting, "must be a list of host names (line %d)", v.Line)
+			}
+		case slices.Contains(processWide, k.Value):
+			return a, Errorf(setting, "is process-wide (line %d): set it at the top level, for every application", k.Line)
+		default:
+			a.own = append(a.own, k.Value)
+			a.node.Content = append(a.node.Content, k, v)
+		}
+	}
+	if err := CheckAppName(path+".name", a.name); err != nil {
+		return a, err
+	}
+	if len(a.hosts) == 0 {
+		return a, Errorf(path+".hosts", "is required: the host names the application's requests name in their Host header, as [api.shop.example]")
+	}
+	return a, nil
+}
+
+// deepCopy copies n and everything under it, aliases replaced by copies of
+// what they name.
+func deepCopy(n *yaml.Node) *yaml.Node {
+	n = resolve(n)
+	c := *n
+	c.Content = make([]*yaml.Node, len(n.Content))
+	for i, child := range n.Content {
+		c.Content[i] = deepCopy(child)
+	}
+	return &c
+}
+
+// envOf returns getenv without the environment variables of the groups of
+// alternatives an application sets a setting of: its own setting replaces
+// the environment's default, as it replaces the top level's. An entry of a
+// group that starts with "$" names an environment variable.
+func envOf(getenv func(string) string, own []string, alternatives [][]string) func(string) string {
+	var hidden []string
+	for _, group := range alternatives {
+		if slices.ContainsFunc(own, func(k string) bool { return slices.Contains(group, k) }) {
+			for _, k := range group {
+				if env, ok := strings.CutPrefix(k, "$"); ok {
+					hidden = append(hidden, env)
+				}
+			}
+		}
+	}
+	return func(k string) string {
+		if getenv == nil || slices.Contains(hidden, k) {
+			return ""
+		}
+		return getenv(k)
+	}
 }
 
 // without returns the mapping n without the keys named.
@@ -233,6 +286,11 @@ func checkApps[C any](apps []App[C], about func(C) AppAbout) error {
 		}
 		for h, host := range a.Hosts {
 			r := route{host, ai.BasePath}
+			for other, j := range owner {
+				if other.host == host && other.base != r.base && (underPath(r.base, other.base) || underPath(other.base, r.base)) {
+					return Errorf(hostKey(i, h), "%q: base_path %q and apps[%d] (%s)'s %q on the same host nest: one application's paths would hide the other's; give them base paths apart", host, r.base, j, apps[j].Name, other.base)
+				}
+			}
 			if j, dup := owner[r]; dup {
 				what := "the host"
 				if r.base != "" {
@@ -247,13 +305,28 @@ func checkApps[C any](apps []App[C], about func(C) AppAbout) error {
 }
 
 // appError names the application an error of its conversion is in: the
-// setting "client_id" becomes "apps[1].client_id".
-func appError(i int, err error) error {
+// setting "client_id" becomes "apps[1].client_id". A setting the entry
+// does not set but the top level does keeps its top-level name, with the
+// application it was read for: "cors.max_age: ... (read for apps[0])".
+func appError(i int, own, top []string, err error) error {
 	msg := err.Error()
-	if strings.HasPrefix(msg, "unknown setting \"") {
-		return fmt.Errorf("unknown setting \"apps[%d].%s", i, strings.TrimPrefix(msg, "unknown setting \""))
+	if rest, ok := strings.CutPrefix(msg, "unknown setting \""); ok {
+		return fmt.Errorf("unknown setting \"apps[%d].%s", i, rest)
+	}
+	first := msg[:strings.IndexAny(msg+":", ".[:")]
+	if !slices.Contains(own, first) && slices.Contains(top, first) {
+		return fmt.Errorf("%w (the top level's, read for apps[%d])", err, i)
 	}
 	return fmt.Errorf("apps[%d].%w", i, err)
+}
+
+// settingNames returns the keys of the mapping n.
+func settingNames(n *yaml.Node) []string {
+	var names []string
+	for _, k := range keyPairs(n) {
+		names = append(names, k.Value)
+	}
+	return names
 }
 
 // AppendNew appends each of vs that list does not hold yet.
@@ -273,4 +346,10 @@ func Unbound(write crypto.Format, accept []crypto.Format) bool {
 		return true
 	}
 	return slices.ContainsFunc(accept, func(f crypto.Format) bool { return f != crypto.FormatV2 })
+}
+
+// underPath reports whether path p is base or under it, at a segment
+// boundary: /a/b is under /a, /ab is not.
+func underPath(p, base string) bool {
+	return p == base || strings.HasPrefix(p, strings.TrimSuffix(base, "/")+"/")
 }

@@ -194,7 +194,7 @@ func parseApps[F, C any](prefix string, root *yaml.Node, getenv func(string) str
 	if err != nil {
 		return fail(err)
 	}
-	top, nodes, names, hosts, warnings, err := appNodes(root, spec.ProcessWide, spec.Alternatives, renames)
+	top, nodes, err := appNodes(root, spec.ProcessWide, spec.Alternatives, renames)
 	if err != nil {
 		return fail(err)
 	}
@@ -203,20 +203,26 @@ func parseApps[F, C any](prefix string, root *yaml.Node, getenv func(string) str
 	if err := decodeMapping(top, "", reflect.ValueOf(new(F)).Elem()); err != nil {
 		return fail(err)
 	}
+	topNames := settingNames(top)
 	apps := make([]App[C], len(nodes))
 	for i, n := range nodes {
 		var f F
-		if err := decodeMapping(n, "", reflect.ValueOf(&f).Elem()); err != nil {
-			return fail(appError(i, err))
+		if err := decodeMapping(n.node, "", reflect.ValueOf(&f).Elem()); err != nil {
+			return fail(appError(i, n.own, topNames, err))
 		}
-		c, err := convertFile(prefix, &f, getenv, convert, renames, slices.Concat(topWarnings, warnings[i]))
+		c, err := convertFile(prefix, &f, envOf(getenv, n.own, spec.Alternatives), convert, renames, slices.Concat(topWarnings, n.warnings))
 		if err != nil {
-			return fail(appError(i, errors.New(strings.TrimPrefix(err.Error(), prefix+": "))))
+			return fail(appError(i, n.own, topNames, errors.New(strings.TrimPrefix(err.Error(), prefix+": "))))
 		}
-		apps[i] = App[C]{Name: names[i], Hosts: hosts[i], Config: c}
+		apps[i] = App[C]{Name: n.name, Hosts: n.hosts, Own: n.own, Config: c}
 	}
 	if err := checkApps(apps, spec.About); err != nil {
 		return fail(err)
+	}
+	if spec.Check != nil {
+		if err := spec.Check(apps, topNames, getenv); err != nil {
+			return fail(err)
+		}
 	}
 	return spec.Combine(apps), nil
 }

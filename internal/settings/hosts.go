@@ -53,6 +53,16 @@ func (t *HostTable[T]) Lookup(host []byte) (v T, ok bool) {
 	if len(name) == 0 || len(name) > MaxHostLen {
 		return v, false
 	}
+	// The conversion in a map index allocates nothing. Browsers send
+	// the host lower case: copy only a name that is not.
+	lower := true
+	for _, c := range name {
+		lower = lower && !('A' <= c && c <= 'Z')
+	}
+	if lower {
+		v, ok = t.byHost[string(name)]
+		return v, ok
+	}
 	var buf [MaxHostLen]byte
 	for i, c := range name {
 		if 'A' <= c && c <= 'Z' {
@@ -60,7 +70,6 @@ func (t *HostTable[T]) Lookup(host []byte) (v T, ok bool) {
 		}
 		buf[i] = c
 	}
-	// The conversion in a map index allocates nothing.
 	v, ok = t.byHost[string(buf[:len(name)])]
 	return v, ok
 }

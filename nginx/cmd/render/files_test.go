@@ -292,8 +292,8 @@ cookie: {prefix: shop}
 			`-agent: the agent listens on "127.0.0.1:0" (-agent-config AGENT), a port chosen at start: say where NGINX reaches it with -agent`},
 		{"a file the proxy refuses", edit("proxy", d.keys[1], d.keys[0]), nil, "-proxy-config: proxy: config: PROXY: apps[1].encryption_keys: share a key"},
 		{"a file the agent refuses", edit("agent", "client_id: admin-spa", ""), nil, "-agent-config: agent: config: AGENT: apps[1].client_id: is required"},
-		{"a host NGINX cannot take", edit("proxy", "hosts: [api.shop.example, shop.example]", `hosts: [api.shop.example, shop.example, "[v1.x]"]`),
-			[]string{"-agent-config", ""}, `hosts of application shop: "[v1.x]" is not a lower-case host name or [IPv6] address`},
+		{"a host the configuration refuses", edit("proxy", "hosts: [api.shop.example, shop.example]", `hosts: [api.shop.example, shop.example, "[v1.x]"]`),
+			[]string{"-agent-config", ""}, `apps[0].hosts[2]: "[v1.x]" must be a bare IPv6 address in brackets`},
 		{"a flag NGINX cannot take, for every application", d, []string{"-agent-config", "", "-agent-base-path", "/a;b"},
 			`-agent-base-path: "/a;b" must be an absolute path`},
 	} {
