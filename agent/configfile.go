@@ -35,7 +35,7 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 // appsSpec is how the agent's file lists applications (issue #15): every
 // setting is an application's but these, the process's.
 var appsSpec = settings.AppsSpec[*Config]{
-	ProcessWide:  []string{"listen", "metrics_listen", "log", "revocation", "timeouts", "allow_shared_keys"},
+	ProcessWide: []string{"listen", "metrics_listen", "log", "revocation", "timeouts", "allow_shared_keys"},
 	Alternatives: [][]string{
 		{"encryption_keys", "encryption_keys_file", "$" + settings.KeySource.Env},
 		{"client_secret", "client_secret_file", "$" + secretSource.Env},
