@@ -158,7 +158,8 @@ async function refreshes() {
   check(response.ok, `GET ${metricsURL}/metrics: ${response.status}`);
   const counts = { all: 0 };
   for (const m of (await response.text()).matchAll(/^oauth_agent_refreshes_total\{[^}]*result="([^"]+)"[^}]*\} (\d+)$/gm)) {
-    counts[m[1]] = Number(m[2]);
+    // Summed over the series of every application (app="..." with apps).
+    counts[m[1]] = (counts[m[1]] ?? 0) + Number(m[2]);
     counts.all += Number(m[2]);
   }
   return counts;
