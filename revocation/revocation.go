@@ -12,7 +12,10 @@
 //     over ("log this user out everywhere").
 //
 // An entry lives only as long as a session can (session.max_lifetime):
-// after that no cookie it could refuse is still live.
+// after that no cookie it could refuse is still live. A Set forgets an entry
+// at its Expires and knows no lifetime of its own; the agent that records
+// an entry sets Expires to cover every session it may have started (see
+// MaxLifetimeSetter for how a reload changes the lifetime).
 //
 // A Set is the in-memory list that the agent and every proxy consult on
 // each request, without allocating and without a network call. A Store
@@ -71,6 +74,18 @@ type Store interface {
 	Follow(ctx context.Context, set *Set) error
 	// Close releases the store's resources.
 	Close() error
+}
+
+// MaxLifetimeSetter is a Store whose entries' lifetime follows
+// session.max_lifetime (embedded.Log, redis.Store): the lifetime an entry
+// without an Expires gets and, for Redis, the cap on what followers read.
+// Both daemons' reloads call SetMaxLifetime with the longest
+// session.max_lifetime of the new configuration, so that raising it (or
+// adding an application with a longer one) takes effect without a restart.
+// It fails for a lifetime the store's constructor refuses, and is safe for
+// concurrent use with the Store's other methods.
+type MaxLifetimeSetter interface {
+	SetMaxLifetime(d time.Duration) error
 }
 
 // NewEpoch returns 32 random hex digits: a name for a store's list that a

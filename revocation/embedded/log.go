@@ -37,6 +37,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/revocation"
@@ -77,8 +78,9 @@ func openOSFile(name string, flag int, perm fs.FileMode) (logFile, error) {
 // revocation.Store. A Log is safe for concurrent use and must not be
 // copied.
 type Log struct {
-	path        string // "" = memory only
-	maxLifetime time.Duration
+	path string // "" = memory only
+	// maxLifetime is session.max_lifetime in nanoseconds (SetMaxLifetime).
+	maxLifetime atomic.Int64
 	now         func() time.Time
 	epoch       string
 	openFile    func(name string, flag int, perm fs.FileMode) (logFile, error)
@@ -122,7 +124,8 @@ func openLog(dir string, maxLifetime time.Duration, now func() time.Time,
 	if now == nil {
 		now = time.Now
 	}
-	l := &Log{maxLifetime: maxLifetime, now: now, openFile: openFile, changed: make(chan struct{})}
+	l := &Log{now: now, openFile: openFile, changed: make(chan struct{})}
+	l.maxLifetime.Store(int64(maxLifetime))
 	if dir == "" {
 		l.epoch = revocation.NewEpoch()
 		return l, nil
@@ -316,6 +319,19 @@ func (l *Log) rewrite() error {
 	return nil
 }
 
+// SetMaxLifetime makes d the lifetime of the entries Revoke records from
+// now on without an Expires (it implements revocation.MaxLifetimeSetter; a
+// reload calls it). Entries recorded before keep their Expires: the log
+// caps nothing, and the agent records every entry for as long as a session
+// it could end may last. It refuses a d that is not positive, as Open does.
+func (l *Log) SetMaxLifetime(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("embedded: maxLifetime must be positive, got %v", d)
+	}
+	l.maxLifetime.Store(int64(d))
+	return nil
+}
+
 // Epoch returns the log's epoch: random, made with the file (or at Open for
 // a log in memory), kept across restarts.
 func (l *Log) Epoch() string { return l.epoch }
@@ -348,7 +364,7 @@ func (l *Log) Revoke(_ context.Context, e revocation.Entry) (revocation.Entry, e
 		e.At = l.now().Unix()
 	}
 	if e.Expires == 0 {
-		e.Expires = e.At + int64(l.maxLifetime/time.Second)
+		e.Expires = e.At + int64(time.Duration(l.maxLifetime.Load())/time.Second)
 	}
 	if l.path != "" && (l.broken != nil || l.f == nil) {
 		if err := l.rewrite(); err != nil {
@@ -462,4 +478,7 @@ func (l *Log) Close() error {
 	return err
 }
 
-var _ revocation.Store = (*Log)(nil)
+var (
+	_ revocation.Store             = (*Log)(nil)
+	_ revocation.MaxLifetimeSetter = (*Log)(nil)
+)

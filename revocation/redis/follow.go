@@ -28,8 +28,9 @@ var errGap = errors.New("redis: a gap in the revocation sequence")
 // Follow keeps set current until ctx ends, and returns ctx's error. While
 // the server cannot be reached set keeps what it has and Set.Stale grows.
 //
-// After each (re)connection it loads every live entry and replaces set's
-// entries with them (Set.Reset). When the server's epoch changed (it lost
+// After each (re)connection, and within a second of a SetMaxLifetime that
+// raised the lifetime, it loads every live entry and replaces set's entries
+// with them (Set.Reset). When the server's epoch changed (it lost
 // its data: it ran without persistence and restarted), the follower keeps
 // its own live entries as well, so a restart of Redis does not bring back
 // sessions that were revoked.
@@ -69,12 +70,23 @@ func (s *Store) follow(ctx context.Context, set *revocation.Set, epoch *string, 
 			break
 		}
 	}
+	raised := s.raised.Load()
 	last, err := s.load(ctx, set, epoch)
 	if err != nil {
 		return err
 	}
 	connected()
 	for {
+		if r := s.raised.Load(); r != raised {
+			// SetMaxLifetime raised the cap: entries capped with the old
+			// one get their recorded expiry back from the hash, and those
+			// it dropped as expired come back. The subscription stays
+			// open, so, as at the first load, nothing falls between.
+			raised = r
+			if last, err = s.load(ctx, set, epoch); err != nil {
+				return err
+			}
+		}
 		msg, err := ps.ReceiveTimeout(ctx, s.pingEvery)
 		if err != nil {
 			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {

@@ -25,7 +25,8 @@
 // (anyone with write access can put anything there): a field, value or
 // message it cannot parse is skipped and counted ([Store.Malformed]), never
 // a reason to stop or reload; an entry's Expires is capped at
-// min(At, now) + maxLifetime and an entry whose At is more than a minute
+// min(At, now) + maxLifetime (the daemon's session.max_lifetime, which
+// [Store.SetMaxLifetime] changes at a reload) and an entry whose At is more than a minute
 // ahead of the follower's clock is skipped as malformed, so a forged entry
 // expires like any other; beyond MaxEntries entries the rest are refused
 // (and counted, and logged). It pings every second, and each answer marks the
@@ -62,8 +63,11 @@ import (
 // coordinator. It is safe for concurrent use and must not be copied; Close
 // it when done.
 type Store struct {
-	c           *goredis.Client
-	maxLifetime int64 // seconds
+	c *goredis.Client
+	// maxLifetime is session.max_lifetime in seconds (SetMaxLifetime);
+	// raised counts the times it grew, which makes followers load again.
+	maxLifetime atomic.Int64
+	raised      atomic.Uint64
 	keys        keys
 	now         func() time.Time
 	// pingEvery is how often Follow pings an idle subscription; tests
@@ -140,9 +144,8 @@ func New(cfg settings.RedisSettings, maxLifetime time.Duration) (*Store, error) 
 	}
 	quietOnce.Do(func() { goredis.SetLogger(quiet{}) })
 	p := cfg.KeyPrefix
-	return &Store{
-		c:           goredis.NewClient(opt),
-		maxLifetime: int64(maxLifetime / time.Second),
+	s := &Store{
+		c: goredis.NewClient(opt),
 		keys: keys{
 			hash: p + "revocations", expiry: p + "revocations:expiry", seq: p + "revocations:seq",
 			epoch: p + "revocations:epoch", channel: p + "revocations",
@@ -152,7 +155,30 @@ func New(cfg settings.RedisSettings, maxLifetime time.Duration) (*Store, error) 
 		pingEvery:  time.Second,
 		lockTTL:    defaultLockTTL,
 		maxEntries: MaxEntries,
-	}, nil
+	}
+	s.maxLifetime.Store(int64(maxLifetime / time.Second))
+	return s, nil
+}
+
+// SetMaxLifetime makes d the session lifetime from now on: a daemon's
+// reload calls it with the longest session.max_lifetime of its new
+// configuration (it implements revocation.MaxLifetimeSetter). Revoke gives
+// entries without an expiry d, and followers cap entries at min(At, now) +
+// d. When d is longer than before, every Follow of s loads the list again
+// (within a second): an entry it capped with the shorter lifetime gets back
+// the expiry it was recorded with, up to the new cap. Entries are never
+// made to live longer than they were recorded for: the agent records each
+// one for as long as a session it could end may last (agent.md). It
+// refuses a d under a second, as New does, and is safe to call at any
+// time.
+func (s *Store) SetMaxLifetime(d time.Duration) error {
+	if d < time.Second {
+		return fmt.Errorf("redis: the session lifetime %v is under a second", d)
+	}
+	if old := s.maxLifetime.Swap(int64(d / time.Second)); int64(d/time.Second) > old {
+		s.raised.Add(1)
+	}
+	return nil
 }
 
 // Malformed returns how many hash fields and published messages followers
@@ -174,7 +200,7 @@ func (s *Store) check(e *revocation.Entry, now time.Time) bool {
 		s.malformed.Add(1)
 		return false
 	}
-	e.Expires = min(e.Expires, min(e.At, now.Unix())+s.maxLifetime)
+	e.Expires = min(e.Expires, min(e.At, now.Unix())+s.maxLifetime.Load())
 	return true
 }
 
@@ -225,7 +251,7 @@ return v
 // and the merged At and Expires.
 func (s *Store) Revoke(ctx context.Context, e revocation.Entry) (revocation.Entry, error) {
 	if e.Expires == 0 && e.At > 0 {
-		e.Expires = e.At + s.maxLifetime
+		e.Expires = e.At + s.maxLifetime.Load()
 	}
 	if (e.Kind != revocation.BySID && e.Kind != revocation.BySub) || e.Digest == (session.Digest{}) ||
 		e.At <= 0 || e.Expires <= e.At {
@@ -306,3 +332,5 @@ type quiet struct{}
 func (quiet) Printf(context.Context, string, ...any) {}
 
 var quietOnce sync.Once
+
+var _ revocation.MaxLifetimeSetter = (*Store)(nil)
