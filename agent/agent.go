@@ -79,6 +79,20 @@ type table struct {
 	// maxLifetime is the longest session.max_lifetime of the applications,
 	// in seconds: how long a back-channel logout's entry must live.
 	maxLifetime int64
+	// sessionsEndBy is the Unix time by which every session this process
+	// started under an earlier table has ended (its Started plus the
+	// lifetime then, sealed as its Expires): a back-channel logout's entry
+	// lives at least until then. After a lowered max_lifetime those
+	// sessions are refused only while it stays low; raised again, they
+	// would be live, and their logouts must still refuse them.
+	sessionsEndBy int64
+}
+
+// revocationExpires returns when a back-channel logout's entry recorded at
+// Unix time now may be forgotten: once no session it could end is live,
+// whatever the configuration then (see sessionsEndBy).
+func (t *table) revocationExpires(now int64) int64 {
+	return max(now+t.maxLifetime, t.sessionsEndBy)
 }
 
 // app returns the application named name, or nil.
@@ -267,6 +281,15 @@ func (a *Agent) Reload(cfg *Config, log zerolog.Logger) error {
 		}
 		t.apps = append(t.apps, st)
 		t.maxLifetime = max(t.maxLifetime, st.maxLifetime)
+	}
+	if old != nil {
+		t.sessionsEndBy = max(old.sessionsEndBy, a.now().Unix()+old.maxLifetime)
+	}
+	// Before the table is used: a logout it records is not capped at the
+	// old lifetime (Redis followers, this agent's own included, load the
+	// list again after a raise anyway).
+	if err := a.rev.setMaxLifetime(t.maxLifetime); err != nil {
+		return fail(err)
 	}
 	if len(cfg.Apps) == 0 {
 		t.one = t.apps[0]

@@ -276,8 +276,9 @@ func (a *Agent) handleLogout(ctx *fasthttp.RequestCtx, st *state, now time.Time)
 	at := min(tok.iat.Add(skew).Unix(), now.Unix())
 	// The entry lives as long as the longest session it could end: every
 	// application of the provider's issuer matches it, whatever the
-	// max_lifetime of the one it was posted to.
-	e := revocation.Entry{At: at, Expires: now.Unix() + a.table.Load().maxLifetime}
+	// max_lifetime of the one it was posted to, and so do sessions started
+	// under an earlier configuration (table.sessionsEndBy).
+	e := revocation.Entry{At: at, Expires: a.table.Load().revocationExpires(now.Unix())}
 	if tok.sid != "" {
 		kind, e.Kind, e.Digest = "sid", revocation.BySID, session.HashSID(tok.issuer, tok.sid)
 	} else {

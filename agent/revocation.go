@@ -22,7 +22,8 @@ import (
 // records back-channel logouts in, and the Set every endpoint checks a
 // session against, kept current by the store's Follow in the background.
 // It lives on the Agent, across reloads: revocation.* changes wait for a
-// restart.
+// restart, but the store's lifetime follows session.max_lifetime at each
+// reload (setMaxLifetime).
 type revocations struct {
 	store revocation.Store // nil with store: off
 	owned bool             // the agent opened store and closes it
@@ -49,7 +50,8 @@ const revocationPruneEvery = time.Minute
 func openRevocations(cfg *Config, now func() time.Time, log zerolog.Logger) (*revocations, error) {
 	rs := cfg.Revocation
 	r := &revocations{set: revocation.NewSet(), failClosedAfter: rs.FailClosedAfter}
-	// Entries live as long as the longest session they could end.
+	// Entries live as long as the longest session they could end; Reload
+	// sets it again for each configuration.
 	var maxLifetime time.Duration
 	for _, app := range cfg.Applications() {
 		maxLifetime = max(maxLifetime, time.Duration(settings.MaxLifetimeSeconds(app.Session.MaxLifetime))*time.Second)
@@ -139,6 +141,21 @@ func (r *revocations) record(e revocation.Entry) error {
 	}
 	got.Seq = 0
 	r.set.Add(got)
+	return nil
+}
+
+// setMaxLifetime gives the store the longest session.max_lifetime of a
+// new configuration, in seconds (revocation.MaxLifetimeSetter): entries it
+// caps or defaults follow a reload. Stores without a lifetime (off, or a
+// Config.RevocationStore that has none) need nothing.
+func (r *revocations) setMaxLifetime(seconds int64) error {
+	s, ok := r.store.(revocation.MaxLifetimeSetter)
+	if !ok {
+		return nil
+	}
+	if err := s.SetMaxLifetime(time.Duration(seconds) * time.Second); err != nil {
+		return fmt.Errorf("agent: revocation: %w", err)
+	}
 	return nil
 }
 
