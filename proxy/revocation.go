@@ -68,7 +68,9 @@ func (r *revocations) following() bool {
 }
 
 // apply makes the follower follow what cfg names, keeping the running one
-// when that has not changed. On error nothing changes.
+// when that has not changed; maxLifetime is the longest
+// session.max_lifetime of the applications (0: the default), which the
+// follower's store gets either way. On error nothing changes.
 func (r *revocations) apply(cfg settings.RevocationSettings, maxLifetime time.Duration, log zerolog.Logger) error {
 	var src revocationSource
 	switch {
@@ -77,9 +79,18 @@ func (r *revocations) apply(cfg settings.RevocationSettings, maxLifetime time.Du
 	case cfg.Store == settings.StoreRedis:
 		src = revocationSource{store: settings.StoreRedis, redis: cfg.Redis}
 	}
+	lifetime := time.Duration(settings.MaxLifetimeSeconds(maxLifetime)) * time.Second
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if src == r.source && r.done != nil {
+		// The running follower stays; its lifetime follows the new
+		// configuration (a Redis follower caps entries with it, and loads
+		// the list again when it grew).
+		if s, ok := r.store.(revocation.MaxLifetimeSetter); ok {
+			if err := s.SetMaxLifetime(lifetime); err != nil {
+				return fmt.Errorf("proxy: session.max_lifetime: %w", err)
+			}
+		}
 		return nil
 	}
 	var store revocation.Store
@@ -89,7 +100,7 @@ func (r *revocations) apply(cfg settings.RevocationSettings, maxLifetime time.Du
 		f.Log = log
 		store = f
 	case settings.StoreRedis:
-		s, err := redis.New(src.redis, time.Duration(settings.MaxLifetimeSeconds(maxLifetime))*time.Second)
+		s, err := redis.New(src.redis, lifetime)
 		if err != nil {
 			return fmt.Errorf("proxy: revocation.redis: %w", err)
 		}
