@@ -71,7 +71,7 @@ func (s *Store) follow(ctx context.Context, set *revocation.Set, epoch *string, 
 		}
 	}
 	raised := s.raised.Load()
-	last, err := s.load(ctx, set, epoch)
+	last, err := s.load(ctx, set, epoch, false)
 	if err != nil {
 		return err
 	}
@@ -80,10 +80,11 @@ func (s *Store) follow(ctx context.Context, set *revocation.Set, epoch *string, 
 		if r := s.raised.Load(); r != raised {
 			// SetMaxLifetime raised the cap: entries capped with the old
 			// one get their recorded expiry back from the hash, and those
-			// it dropped as expired come back. The subscription stays
-			// open, so, as at the first load, nothing falls between.
+			// it dropped as expired come back; what set holds stays. The
+			// subscription stays open, so, as at the first load, nothing
+			// falls between.
 			raised = r
-			if last, err = s.load(ctx, set, epoch); err != nil {
+			if last, err = s.load(ctx, set, epoch, true); err != nil {
 				return err
 			}
 		}
@@ -136,11 +137,13 @@ func (s *Store) follow(ctx context.Context, set *revocation.Set, epoch *string, 
 const scanBatch = 1000
 
 // load replaces set's entries with the server's live ones and returns the
-// server's sequence number. It reads the sequence number first, then scans
+// server's sequence number; with keep (or when the server's epoch changed)
+// set's live entries stay too, merged with the server's (the later Expires
+// wins). It reads the sequence number first, then scans
 // the hash: every entry up to that number is in the hash (the script
 // records and numbers it at once) and every later one is published to the
 // subscription already open, so nothing falls between the two.
-func (s *Store) load(ctx context.Context, set *revocation.Set, epoch *string) (uint64, error) {
+func (s *Store) load(ctx context.Context, set *revocation.Set, epoch *string, keep bool) (uint64, error) {
 	var epochCmd, seqCmd *goredis.StringCmd
 	_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.SetNX(ctx, s.keys.epoch, revocation.NewEpoch(), 0)
@@ -195,8 +198,9 @@ func (s *Store) load(ctx context.Context, set *revocation.Set, epoch *string) (u
 		s.warn(now, "redis: skipped malformed revocation entries")
 	}
 	got := epochCmd.Val()
-	if *epoch != "" && got != *epoch {
-		// The server lost its data: what this follower knew still holds.
+	if keep || *epoch != "" && got != *epoch {
+		// The server lost its data (what this follower knew still holds),
+		// or a raised lifetime reloads: it lifts entries, never drops one.
 		for _, e := range set.Entries() {
 			if e.Expires > now.Unix() && len(entries) < s.maxEntries {
 				entries = append(entries, e)

@@ -49,8 +49,8 @@ func TestSetMaxLifetimeRevoke(t *testing.T) {
 // entry another agent recorded for 24 h (that agent reloaded first) at
 // At + 1 h, and drops one recorded two hours ago as expired. Raised to
 // 24 h, it loads the list again: both are back with the expiry they were
-// recorded with. Without the load, the first stays capped and the second
-// lost until the follower reconnects.
+// recorded with, and what it held alone stays. Without the load, the
+// first stays capped and the second lost until the follower reconnects.
 func TestRaisedLifetimeReloadsFollower(t *testing.T) {
 	srv := redistest.Start(t)
 	w, f := newStore(t, srv.Addr), newStore(t, srv.Addr)
@@ -83,12 +83,20 @@ func TestRaisedLifetimeReloadsFollower(t *testing.T) {
 	if got := expiresOf(earlier); got != 0 {
 		t.Fatalf("with 1 h the follower holds the entry of two hours ago (Expires %d)", got)
 	}
+	// One the follower holds and the server does not (it kept it when
+	// the server lost its data) stays through the load.
+	kept := sidEntry("kept")
+	kept.Expires = kept.At + 600
+	set.Add(kept)
 	if err := f.SetMaxLifetime(24 * time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	bintest.Eventually(t, 2*time.Second, "the entries' recorded expiries after the raise", func() bool {
 		return expiresOf(recent) == recent.Expires && expiresOf(earlier) == earlier.Expires
 	})
+	if got := expiresOf(kept); got != kept.Expires {
+		t.Errorf("an entry the follower held alone: Expires %d after the load, want %d", got, kept.Expires)
+	}
 	env := session.Envelope{SID: earlier.Digest, Started: now - 3*3600}
 	if !set.Revoked(&env, now+20*3600) {
 		t.Error("a session of the entry recorded two hours ago is not revoked 20 h later")
