@@ -18,13 +18,15 @@ import (
 func appsYAML(listen, metricsListen string, issuers map[string]string, names ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: %q\nmetrics_listen: %q\n", listen, metricsListen)
-	fmt.Fprintf(&b, "client_id: spa-client\nclient_secret: %q\n", clientSecret)
+	b.WriteString("client_id: spa-client\n")
 	b.WriteString("timeouts: {read: 30s, as: 2s, shutdown: 10s}\nlog: {level: info, format: json}\napps:\n")
 	for _, name := range names {
 		origin := "http://" + name + ".example.localhost:3000"
 		fmt.Fprintf(&b, "  - name: %s\n    hosts: [%s.example.localhost]\n    issuer: %q\n", name, name, issuers[name])
 		fmt.Fprintf(&b, "    redirect_uri: %q\n    trusted_web_origins: [%q]\n", origin+"/", origin)
 		fmt.Fprintf(&b, "    cookie: {prefix: %s}\n    encryption_keys: [%q]\n", name, appKeys[name])
+		// Each provider its own client's secret (the same text here).
+		fmt.Fprintf(&b, "    client_secret: %q\n", clientSecret)
 	}
 	return b.String()
 }
