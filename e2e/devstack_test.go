@@ -48,7 +48,10 @@ func need(t *testing.T) {
 func needNGINX(t *testing.T) string { return nginxtest.Binary(t) }
 
 // spaFlow runs spa-flow.mjs with env and fails the test when a step fails.
-func spaFlow(t *testing.T, env ...string) {
+// It returns how many times the two-tab refresh step tried again because
+// the second tab's refresh went out after the first's rotation: each such
+// attempt made two refreshes, and two grants, of its own.
+func spaFlow(t *testing.T, env ...string) (retries int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -62,6 +65,7 @@ func spaFlow(t *testing.T, env ...string) {
 	if !regexp.MustCompile(`(?m)^[1-9]\d* passed, 0 failed$`).Match(out) {
 		t.Fatal("the browser flow did not report its steps")
 	}
+	return len(regexp.MustCompile(`(?m)^ +attempt \d+: the second refresh came after the first's rotation; again$`).FindAll(out, -1))
 }
 
 // TestDevStack runs `make run`'s stack (examples/devstack) and drives the
