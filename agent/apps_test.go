@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
-	"github.com/valyala/fasthttp"
 
 	"github.com/tokenhandler/tokenhandler/agent/astest"
 	"github.com/tokenhandler/tokenhandler/browser"
@@ -66,19 +64,8 @@ func startApps(t *testing.T, names []string, change func(top *Config)) *appsAgen
 	}
 	logs := &bintest.Buffer{}
 	reg := metrics.NewSet()
-	a, err := New(top, reg, zerolog.New(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: a.Handler, ReadBufferSize: 16 << 10}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown() })
-	return &appsAgent{t: t, agent: a, cfg: top, url: "http://" + ln.Addr().String(), logs: logs, clock: clk, reg: reg}
+	a, url := serveAgent(t, top, reg, logs)
+	return &appsAgent{t: t, agent: a, cfg: top, url: url, logs: logs, clock: clk, reg: reg}
 }
 
 // app returns the test harness of the application name, its AS the one it

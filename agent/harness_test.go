@@ -82,7 +82,17 @@ func startAgentWith(t *testing.T, as *astest.Server, change func(*Config)) *test
 		change(cfg)
 	}
 	logs := &bintest.Buffer{}
-	a, err := New(cfg, metrics.NewSet(), zerolog.New(logs))
+	a, url := serveAgent(t, cfg, metrics.NewSet(), logs)
+	waitReady(t, a, logs)
+	return &testAgent{t: t, as: as, agent: a, cfg: cfg, url: url, logs: logs, clock: clk}
+}
+
+// serveAgent starts the agent of cfg, its metrics in reg and its log in
+// logs, on a loopback port until the test ends, and returns it with its
+// URL.
+func serveAgent(t *testing.T, cfg *Config, reg *metrics.Set, logs *bintest.Buffer) (*Agent, string) {
+	t.Helper()
+	a, err := New(cfg, reg, zerolog.New(logs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,8 +104,7 @@ func startAgentWith(t *testing.T, as *astest.Server, change func(*Config)) *test
 	srv := &fasthttp.Server{Handler: a.Handler, ReadBufferSize: 16 << 10}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown() })
-	waitReady(t, a, logs)
-	return &testAgent{t: t, as: as, agent: a, cfg: cfg, url: "http://" + ln.Addr().String(), logs: logs, clock: clk}
+	return a, "http://" + ln.Addr().String()
 }
 
 // waitReady waits until a has the AS metadata.
