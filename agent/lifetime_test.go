@@ -27,6 +27,22 @@ var revocationStores = []struct {
 	}},
 }
 
+// onEachStore runs test once on each of revocationStores, with an agent
+// on its own fake AS whose session.max_lifetime is lifetime.
+func onEachStore(t *testing.T, lifetime time.Duration, test func(t *testing.T, a *testAgent, as *astest.Server)) {
+	for _, tc := range revocationStores {
+		t.Run(tc.name, func(t *testing.T) {
+			as := astest.New(t, astest.Options{})
+			rs := tc.store(t)
+			a := startAgentWith(t, as, func(c *Config) {
+				c.Session.MaxLifetime = lifetime
+				c.Revocation = rs
+			})
+			test(t, a, as)
+		})
+	}
+}
+
 // reloadLifetime reloads a's configuration with session.max_lifetime d.
 func (a *testAgent) reloadLifetime(d time.Duration) {
 	a.t.Helper()
@@ -61,27 +77,19 @@ func revokedWithin(t *testing.T, a *testAgent, b *spatest.Browser, d time.Durati
 // reload, Redis capped the entry at At + 1 h and the session worked again
 // (an attacker's review, finding 2).
 func TestRevocationFollowsRaisedLifetime(t *testing.T) {
-	for _, tc := range revocationStores {
-		t.Run(tc.name, func(t *testing.T) {
-			as := astest.New(t, astest.Options{})
-			rs := tc.store(t)
-			a := startAgentWith(t, as, func(c *Config) {
-				c.Session.MaxLifetime = time.Hour
-				c.Revocation = rs
-			})
-			a.reloadLifetime(24 * time.Hour)
-			b := a.loginIn("sid-1")
-			a.logoutAtProvider(as.Subject(), "sid-1")
-			wantRevoked(t, a, b)
-			a.clock.advance(2 * time.Hour)
-			wantRevoked(t, a, b)
-			a.clock.advance(21 * time.Hour)
-			wantRevoked(t, a, b)
-			if got := a.metric(`oauth_agent_denied_total{reason="session_revoked"}`); got != "15" {
-				t.Errorf("session_revoked counted %q, want 15: the refusals were for another reason", got)
-			}
-		})
-	}
+	onEachStore(t, time.Hour, func(t *testing.T, a *testAgent, as *astest.Server) {
+		a.reloadLifetime(24 * time.Hour)
+		b := a.loginIn("sid-1")
+		a.logoutAtProvider(as.Subject(), "sid-1")
+		wantRevoked(t, a, b)
+		a.clock.advance(2 * time.Hour)
+		wantRevoked(t, a, b)
+		a.clock.advance(21 * time.Hour)
+		wantRevoked(t, a, b)
+		if got := a.metric(`oauth_agent_denied_total{reason="session_revoked"}`); got != "15" {
+			t.Errorf("session_revoked counted %q, want 15: the refusals were for another reason", got)
+		}
+	})
 }
 
 // TestRevocationOutlivesLoweredLifetime: a session started under 24 h, the
@@ -90,28 +98,20 @@ func TestRevocationFollowsRaisedLifetime(t *testing.T) {
 // is 24 h from the login) and the logout must still refuse them. Without
 // table.sessionsEndBy its entry was recorded for 1 h and had expired.
 func TestRevocationOutlivesLoweredLifetime(t *testing.T) {
-	for _, tc := range revocationStores {
-		t.Run(tc.name, func(t *testing.T) {
-			as := astest.New(t, astest.Options{})
-			rs := tc.store(t)
-			a := startAgentWith(t, as, func(c *Config) {
-				c.Session.MaxLifetime = 24 * time.Hour
-				c.Revocation = rs
-			})
-			b := a.loginIn("sid-1")
-			other := a.loginIn("sid-2")
-			a.reloadLifetime(time.Hour)
-			a.logoutAtProvider(as.Subject(), "sid-1")
-			a.clock.advance(2 * time.Hour)
-			a.reloadLifetime(24 * time.Hour)
-			revokedWithin(t, a, b, 3*time.Second)
-			if got := a.metric(`oauth_agent_denied_total{reason="session_revoked"}`); got == "" || got == "0" {
-				t.Errorf("session_revoked counted %q: the refusals were for another reason", got)
-			}
-			// The user's other provider session is live again, and served.
-			if r := a.call(other.Clone(), "GET", "/oauth-agent/userInfo", nil); r.Status != 200 {
-				t.Errorf("another provider session: userInfo %d %s, want 200", r.Status, r.Body)
-			}
-		})
-	}
+	onEachStore(t, 24*time.Hour, func(t *testing.T, a *testAgent, as *astest.Server) {
+		b := a.loginIn("sid-1")
+		other := a.loginIn("sid-2")
+		a.reloadLifetime(time.Hour)
+		a.logoutAtProvider(as.Subject(), "sid-1")
+		a.clock.advance(2 * time.Hour)
+		a.reloadLifetime(24 * time.Hour)
+		revokedWithin(t, a, b, 3*time.Second)
+		if got := a.metric(`oauth_agent_denied_total{reason="session_revoked"}`); got == "" || got == "0" {
+			t.Errorf("session_revoked counted %q: the refusals were for another reason", got)
+		}
+		// The user's other provider session is live again, and served.
+		if r := a.call(other.Clone(), "GET", "/oauth-agent/userInfo", nil); r.Status != 200 {
+			t.Errorf("another provider session: userInfo %d %s, want 200", r.Status, r.Body)
+		}
+	})
 }
