@@ -242,17 +242,25 @@ func BenchmarkProxyRevoked(b *testing.B) {
 // most 5 % slower than 1, in the same run), the request for the last
 // application's host.
 func BenchmarkProxyApps(b *testing.B) {
+	forAppCounts(b, func(b *testing.B, s *benchStack, n int) {
+		if got := len(s.proxy.apps.Load().byName); got != max(n, 1) {
+			b.Fatalf("%d applications configured, want %d", got, max(n, 1))
+		}
+		s.loop(b, s.api)
+	})
+}
+
+// forAppCounts runs bench as sub-benchmarks apps=none, apps=1 and apps=50,
+// each on a stack with that many applications (none: the configuration
+// without apps), n the number.
+func forAppCounts(b *testing.B, bench func(b *testing.B, s *benchStack, n int)) {
 	for _, n := range []int{0, 1, 50} {
 		name := "apps=" + strconv.Itoa(n)
 		if n == 0 {
 			name = "apps=none"
 		}
 		b.Run(name, func(b *testing.B) {
-			s := newBenchStackApps(b, zerolog.Nop(), time.Now, n)
-			if got := len(s.proxy.apps.Load().byName); got != max(n, 1) {
-				b.Fatalf("%d applications configured, want %d", got, max(n, 1))
-			}
-			s.loop(b, s.api)
+			bench(b, newBenchStackApps(b, zerolog.Nop(), time.Now, n), n)
 		})
 	}
 }
@@ -308,21 +316,14 @@ func BenchmarkDropRequestFields(b *testing.B) {
 // applications changes: finding the request's application by its Host,
 // without apps (none), among 1 and among 50.
 func BenchmarkHostLookup(b *testing.B) {
-	for _, n := range []int{0, 1, 50} {
-		name := "apps=" + strconv.Itoa(n)
-		if n == 0 {
-			name = "apps=none"
-		}
-		b.Run(name, func(b *testing.B) {
-			s := newBenchStackApps(b, zerolog.Nop(), time.Now, n)
-			table := s.proxy.apps.Load().hosts
-			host := s.api.Host() // the Host header the client sends
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, ok := table.Lookup(host); !ok {
-					b.Fatalf("no application for %s", host)
-				}
+	forAppCounts(b, func(b *testing.B, s *benchStack, _ int) {
+		table := s.proxy.apps.Load().hosts
+		host := s.api.Host() // the Host header the client sends
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := table.Lookup(host); !ok {
+				b.Fatalf("no application for %s", host)
 			}
-		})
-	}
+		}
+	})
 }
