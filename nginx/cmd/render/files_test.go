@@ -180,6 +180,20 @@ func TestRunFromFiles(t *testing.T) {
 	}
 }
 
+// oneAppAgent is an agent's file without apps, its one application
+// client spa on www.example.com with key k (hex); rest ends the file.
+func oneAppAgent(k, rest string) string {
+	return `
+listen: 127.0.0.1:18080
+client_secret: ` + clientSecret + `
+issuer: https://login.example.com
+client_id: spa
+redirect_uri: https://www.example.com/
+trusted_web_origins: ["https://www.example.com"]
+encryption_keys: ["` + k + `"]
+` + rest
+}
+
 // TestRunFromFilesOneApp: files without apps fill in the one
 // application's cookie names and paths; -server-name still names it.
 func TestRunFromFilesOneApp(t *testing.T) {
@@ -191,17 +205,9 @@ trusted_web_origins: ["https://www.example.com"]
 encryption_keys: ["` + k + `"]
 cookie: {prefix: one, name_prefix: host-http}
 auth_path: /_check
-`, agent: `
-listen: 127.0.0.1:18080
-client_secret: ` + clientSecret + `
-issuer: https://login.example.com
-client_id: spa
-redirect_uri: https://www.example.com/
-trusted_web_origins: ["https://www.example.com"]
-encryption_keys: ["` + k + `"]
-cookie: {prefix: one, name_prefix: host-http}
+`, agent: oneAppAgent(k, `cookie: {prefix: one, name_prefix: host-http}
 base_path: /agent
-`}
+`)}
 	proxyFile, agentFile := d.write(t)
 	var out bytes.Buffer
 	args := []string{"-snippet", "-mode", "auth_request", "-proxy-config", proxyFile, "-agent-config", agentFile, "-server-name", "api.example.com",
@@ -235,16 +241,7 @@ func TestRunFromFilesRefuses(t *testing.T) {
 		return e
 	}
 	adminOfAgent := d.agent[strings.Index(d.agent, "  - name: admin"):]
-	noAppsAgent := `
-listen: 127.0.0.1:18080
-client_secret: ` + clientSecret + `
-issuer: https://login.example.com
-client_id: spa
-redirect_uri: https://www.example.com/
-trusted_web_origins: ["https://www.example.com"]
-encryption_keys: ["` + d.keys[0] + `"]
-cookie: {prefix: shop}
-`
+	noAppsAgent := oneAppAgent(d.keys[0], "cookie: {prefix: shop}\n")
 	for _, tc := range []struct {
 		name  string
 		files daemonYAML
