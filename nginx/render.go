@@ -204,21 +204,14 @@ type view struct {
 }
 
 // app is one server block: an App with the defaults applied and the names
-// derived from it. The shared view is embedded: the template reads both
-// from one dot, and an app's own fields hide the Params fields of the same
-// name.
+// derived from it. The shared view and the App are embedded: the template
+// reads all from one dot, and the App's fields hide the Params fields of
+// the same name (they are one level less deep).
 type app struct {
 	*view
-	Name              string // "" without Params.Apps
+	App                      // Name "" without Params.Apps
 	Suffix            string // of the app's map variables: "" without Params.Apps, else "_" and Name with '_' for '-'
 	ServerName        string // names separated by spaces
-	CookiePrefix      string
-	NamePrefix        browser.NamePrefix
-	AgentBasePath     string
-	APIPathPrefix     string
-	AuthPath          string
-	KeepCookieHeaders bool
-	CORSDisabled      bool
 	CookieNames       string // regular expression of every token-handler cookie name, chunks included
 	RefreshCookie     string // the refresh token cookie's name
 	CSRFHeader        string // x-<prefix>-csrf
@@ -445,8 +438,7 @@ func newApps(v *view, p Params) ([]*app, error) {
 // field names a setting in its errors. An application with a Name gets
 // map variables of its own.
 func newApp(v *view, in App, field func(string) string) (*app, error) {
-	a := &app{view: v, Name: in.Name, CookiePrefix: in.CookiePrefix, NamePrefix: in.NamePrefix, AgentBasePath: in.AgentBasePath,
-		APIPathPrefix: in.APIPathPrefix, AuthPath: in.AuthPath, KeepCookieHeaders: in.KeepCookieHeaders, CORSDisabled: in.CORSDisabled}
+	a := &app{view: v, App: in}
 	if a.CookiePrefix == "" {
 		a.CookiePrefix = browser.DefaultPrefix
 	}
