@@ -164,14 +164,7 @@ func startTwoApps(t *testing.T, bins daemons, shared bool) *twoApps {
 	proxyAddr, proxyOps := bintest.FreeTCPAddr(t), bintest.FreeTCPAddr(t)
 	_, x.proxyPort, _ = net.SplitHostPort(proxyAddr)
 	x.proxyOps = "http://" + proxyOps
-	yaml := fmt.Sprintf(`listen: %q
-metrics_listen: %q
-timeouts: {upstream: 5s, shutdown: 2s}
-log: {level: warn}
-cookie: {format: v2}
-allow_shared_keys: %v
-apps:
-`, proxyAddr, proxyOps, shared)
+	yaml := x.fileTop(proxyAddr, proxyOps, "{upstream: 5s, shutdown: 2s}")
 	for i, a := range x.apps {
 		yaml += fmt.Sprintf(`  - name: %s
     hosts: [%s]
@@ -200,18 +193,24 @@ apps:
 	return x
 }
 
-// startAgent starts an oauth-agent with the two applications, listening
-// on addr and ops, its file written as name.
-func (x *twoApps) startAgent(t *testing.T, name, addr, ops string) *bintest.Process {
-	t.Helper()
-	yaml := fmt.Sprintf(`listen: %q
+// fileTop is the top level of a daemon's file, listening on addr and ops
+// with timeouts (YAML), up to the apps: that its entries follow.
+func (x *twoApps) fileTop(addr, ops, timeouts string) string {
+	return fmt.Sprintf(`listen: %q
 metrics_listen: %q
-timeouts: {as: 5s, shutdown: 2s}
+timeouts: %s
 log: {level: warn}
 cookie: {format: v2}
 allow_shared_keys: %v
 apps:
-`, addr, ops, x.shared)
+`, addr, ops, timeouts, x.shared)
+}
+
+// startAgent starts an oauth-agent with the two applications, listening
+// on addr and ops, its file written as name.
+func (x *twoApps) startAgent(t *testing.T, name, addr, ops string) *bintest.Process {
+	t.Helper()
+	yaml := x.fileTop(addr, ops, "{as: 5s, shutdown: 2s}")
 	for i, a := range x.apps {
 		yaml += fmt.Sprintf(`  - name: %s
     hosts: [%s]
