@@ -233,13 +233,7 @@ func startAppsStack(t *testing.T, bin, daemons, mode string) *appsStack {
 	agentListen, proxyListen := bintest.FreeTCPAddr(t), bintest.FreeTCPAddr(t)
 	agentOps, proxyOps := bintest.FreeTCPAddr(t), bintest.FreeTCPAddr(t)
 	st.agentOps, st.proxyOps = "http://"+agentOps, "http://"+proxyOps
-	agentYAML := fmt.Sprintf(`listen: %q
-metrics_listen: %q
-log: {level: info, format: json}
-revocation: {store: off}
-timeouts: {as: 10s, shutdown: 5s}
-apps:
-  - name: shop
+	agentYAML := appsFileTop(agentListen, agentOps, "{as: 10s, shutdown: 5s}") + fmt.Sprintf(`  - name: shop
     hosts: [%s]
     issuer: %q
     client_id: spa-client
@@ -259,7 +253,7 @@ apps:
     trusted_web_origins: [%q]
     cookie: {prefix: admin}
     encryption_keys: [%q]
-`, agentListen, agentOps,
+`,
 		st.shop.host, st.op.Issuer, shopSecret, st.shop.url, st.shop.url, st.shop.origin, st.shop.key.AppendHex(nil),
 		st.admin.host, idp, adminSecret, st.admin.url, st.admin.url, st.admin.origin, st.admin.key.AppendHex(nil))
 	// Upstream mode: each application's route to its own API. auth_request
@@ -271,13 +265,7 @@ apps:
 		}
 		return fmt.Sprintf("\n    routes: [{path_prefix: /api/, upstream: \"http://%s\"}]", addr)
 	}
-	proxyYAML := fmt.Sprintf(`listen: %q
-metrics_listen: %q
-log: {level: info, format: json}
-revocation: {store: off}
-timeouts: {upstream: 10s, shutdown: 5s}
-apps:
-  - name: shop
+	proxyYAML := appsFileTop(proxyListen, proxyOps, "{upstream: 10s, shutdown: 5s}") + fmt.Sprintf(`  - name: shop
     hosts: [%s]
     trusted_web_origins: [%q]
     cookie: {prefix: shop}
@@ -287,7 +275,7 @@ apps:
     trusted_web_origins: [%q]
     cookie: {prefix: admin}
     encryption_keys: [%q]%s
-`, proxyListen, proxyOps,
+`,
 		st.shop.host, st.shop.origin, st.shop.key.AppendHex(nil), routes(shopAPI),
 		st.admin.host, st.admin.origin, st.admin.key.AppendHex(nil), routes(adminAPI))
 	startDaemon(t, s, filepath.Join(daemons, "oauth-agent"), agentYAML,
@@ -450,4 +438,16 @@ func metricsPage(t *testing.T, url string) string {
 		t.Fatalf("GET %s/metrics: %d %v", url, code, err)
 	}
 	return "\n" + body
+}
+
+// appsFileTop is the top level of a daemon's file, listening on listen
+// and ops with timeouts (YAML), up to the apps: that its entries follow.
+func appsFileTop(listen, ops, timeouts string) string {
+	return fmt.Sprintf(`listen: %q
+metrics_listen: %q
+log: {level: info, format: json}
+revocation: {store: off}
+timeouts: %s
+apps:
+`, listen, ops, timeouts)
 }
