@@ -40,9 +40,12 @@ var appsSpec = settings.AppsSpec[*Config]{
 		{"encryption_keys", "encryption_keys_file", "$" + settings.KeySource.Env},
 		{"client_secret", "client_secret_file", "$" + secretSource.Env},
 	},
+	// The endpoints given at the top level are the top level's issuer's.
+	Replaces: map[string][]string{"issuer": {"authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
+		"end_session_endpoint", "pushed_authorization_request_endpoint", "revocation_endpoint"}},
 	Check: checkSecrets,
 	About: func(c *Config) settings.AppAbout {
-		return settings.AppAbout{Keys: c.Keys, CookiePrefix: c.CookieNamePrefix, BasePath: c.BasePath, AllowSharedKeys: c.AllowSharedKeys, Unbound: settings.Unbound(c.CookieFormat, c.CookieAccept)}
+		return settings.AppAbout{Keys: c.Keys, CookiePrefix: c.CookieNamePrefix, BasePath: c.BasePath, AllowSharedKeys: c.AllowSharedKeys, Unbound: settings.Unbound(c.CookieFormat, c.CookieAccept), Origins: c.TrustedWebOrigins}
 	},
 	Combine: func(apps []settings.App[*Config]) *Config {
 		first := apps[0].Config
@@ -80,7 +83,7 @@ func checkSecrets(apps []settings.App[*Config], top []string, getenv func(string
 		}
 		if first < 0 {
 			first = i
-		} else if a.Config.Issuer != apps[first].Config.Issuer {
+		} else if a.Config.Issuer != apps[first].Config.Issuer || a.Config.Endpoints.Token != apps[first].Config.Endpoints.Token {
 			return settings.Errorf(fmt.Sprintf("apps[%d].client_secret", i), "is %s, which apps[%d] (%s) sends to another provider (%s): give each application of its own provider its own client_secret_file", given, first, apps[first].Name, apps[first].Config.Issuer)
 		}
 	}

@@ -1,6 +1,8 @@
 package agent_test
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/agent"
@@ -70,7 +72,7 @@ apps:
 func TestParseConfigAppsSameRoute(t *testing.T) {
 	k1, k2 := string(crypto.GenerateKey().AppendHex(nil)), string(crypto.GenerateKey().AppendHex(nil))
 	app := func(name, key string) string {
-		return "  - {name: " + name + ", hosts: [api.example.com], cookie: {prefix: " + name + "}, encryption_keys: [\"" + key + "\"]}\n"
+		return "  - {name: " + name + ", hosts: [api.example.com], trusted_web_origins: [\"https://" + name + ".example.com\"], cookie: {prefix: " + name + "}, encryption_keys: [\"" + key + "\"]}\n"
 	}
 	_, err := agent.ParseConfig([]byte(without("encryption_keys")+"apps:\n"+app("shop", k1)+app("admin", k2)), nil)
 	settingstest.Refused(t, err, `apps[1].hosts[0]: "api.example.com": apps[0] (shop) answers the host and base_path already`, configSecret, k1, k2)
@@ -114,7 +116,7 @@ func TestParseConfigAppsSecrets(t *testing.T) {
 func TestParseConfigAppsNested(t *testing.T) {
 	k1, k2 := string(crypto.GenerateKey().AppendHex(nil)), string(crypto.GenerateKey().AppendHex(nil))
 	app := func(name, base, key string) string {
-		return "  - {name: " + name + ", hosts: [api.example.com], base_path: " + base + ", cookie: {prefix: " + name + "}, encryption_keys: [\"" + key + "\"]}\n"
+		return "  - {name: " + name + ", hosts: [api.example.com], base_path: " + base + ", trusted_web_origins: [\"https://" + name + ".example.com\"], cookie: {prefix: " + name + "}, encryption_keys: [\"" + key + "\"]}\n"
 	}
 	_, err := agent.ParseConfig([]byte(without("encryption_keys")+"apps:\n"+app("shop", "/auth", k1)+app("admin", "/auth/login", k2)), nil)
 	settingstest.Refused(t, err, `apps[1].hosts[0]: "api.example.com": base_path "/auth/login" and apps[0] (shop)'s "/auth" on the same host nest`, configSecret)
@@ -129,7 +131,7 @@ func TestParseConfigAppsAliases(t *testing.T) {
 	k1, k2 := string(crypto.GenerateKey().AppendHex(nil)), string(crypto.GenerateKey().AppendHex(nil))
 	text := without("encryption_keys") + "apps:\n" +
 		"  - {name: shop, hosts: [a.example.com], cors: &c {}, cors_enabled: false, cookie: {prefix: shop}, encryption_keys: [\"" + k1 + "\"]}\n" +
-		"  - {name: admin, hosts: [b.example.com], cors: *c, cookie: {prefix: admin}, encryption_keys: [\"" + k2 + "\"]}\n"
+		"  - {name: admin, hosts: [b.example.com], trusted_web_origins: [\"https://admin.example.com\"], cors: *c, cookie: {prefix: admin}, encryption_keys: [\"" + k2 + "\"]}\n"
 	cfg, err := agent.ParseConfig([]byte(text), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -137,4 +139,41 @@ func TestParseConfigAppsAliases(t *testing.T) {
 	if cfg.Apps[0].CORSEnabled || !cfg.Apps[1].CORSEnabled {
 		t.Errorf("cors: shop %v (want false), admin %v (want true)", cfg.Apps[0].CORSEnabled, cfg.Apps[1].CORSEnabled)
 	}
+}
+
+// TestParseConfigAppsProvider: an entry on an issuer of its own takes none
+// of the top level's endpoints (they are the top level's issuer's: its
+// token endpoint would get the other client's secret and codes); an entry
+// on the top level's issuer keeps them. An entry's keys file replaces the
+// top level's inline keys.
+func TestParseConfigAppsProvider(t *testing.T) {
+	dir := t.TempDir()
+	adminKey := string(crypto.GenerateKey().AppendHex(nil))
+	keyFile := filepath.Join(dir, "admin.keys")
+	if err := os.WriteFile(keyFile, []byte(adminKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := `
+issuer: https://login.example.com
+token_endpoint: https://login.example.com/token
+revocation_endpoint: https://login.example.com/revoke
+jwks_uri: https://login.example.com/jwks
+client_id: spa
+encryption_keys: ["` + string(crypto.GenerateKey().AppendHex(nil)) + `"]
+apps:
+  - {name: shop, hosts: [shop.example.com], redirect_uri: "https://shop.example.com/", trusted_web_origins: ["https://shop.example.com"], cookie: {prefix: shop}, client_secret: s1}
+  - {name: admin, hosts: [admin.example.com], issuer: "https://idp.corp.example", redirect_uri: "https://admin.example.com/", trusted_web_origins: ["https://admin.example.com"], cookie: {prefix: admin}, client_secret: s2, encryption_keys_file: "` + keyFile + `"}
+`
+	cfg, err := agent.ParseConfig([]byte(text), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop, admin := cfg.Apps[0], cfg.Apps[1]
+	if shop.Endpoints.Token != "https://login.example.com/token" || shop.Endpoints.JWKSURI == "" {
+		t.Errorf("shop lost the top level's endpoints: %+v", shop.Endpoints)
+	}
+	if admin.Endpoints != (agent.Endpoints{}) {
+		t.Errorf("admin, on its own issuer, has the top level's endpoints: %+v", admin.Endpoints)
+	}
+	settingstest.SealsWith(t, admin.Keys, adminKey)
 }

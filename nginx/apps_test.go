@@ -318,6 +318,7 @@ func describe(reqs []*http.Request) string {
 // API gets are as the proxy alone strips them, and an unknown host never
 // reaches the proxy.
 func TestAppsRealProxy(t *testing.T) {
+	const adminOrigin = "http://admin.example.localhost:3000"
 	nginxtest.Binary(t)
 	t.Parallel()
 	a := newAPI(t)
@@ -339,11 +340,12 @@ apps:
     routes: [{path_prefix: /api/, upstream: "http://%s"}]
   - name: admin
     hosts: [admin.example.localhost]
+    trusted_web_origins: [%q]
     cookie: {prefix: admin}
     encryption_keys: [%q]
     auth_path: /_th/auth
     routes: [{path_prefix: /admin-api/, upstream: "http://%s"}]
-`, trustedOrigin, keys["shop"].Hex[0], a.addr(), keys["admin"].Hex[0], a.addr())
+`, trustedOrigin, keys["shop"].Hex[0], a.addr(), adminOrigin, keys["admin"].Hex[0], a.addr())
 	cfg, err := proxy.ParseConfig([]byte(yaml), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -361,15 +363,15 @@ apps:
 	for _, mode := range []string{nginx.ModeUpstream, nginx.ModeAuthRequest} {
 		t.Run(mode, func(t *testing.T) {
 			in := startNGINX(t, mode, nginx.Params{Apps: apps, Proxies: []string{srv.Addr().String()}, APIs: []string{a.addr()}, Agents: []string{"127.0.0.1:1"}})
-			for i, app := range []struct{ name, host, other, path string }{
-				{"shop", "shop.example.localhost", "admin", "/api/x"},
-				{"admin", "admin.example.localhost", "shop", "/admin-api/x"},
+			for i, app := range []struct{ name, host, other, path, origin string }{
+				{"shop", "shop.example.localhost", "admin", "/api/x", trustedOrigin},
+				{"admin", "admin.example.localhost", "shop", "/admin-api/x", adminOrigin},
 			} {
 				own := app.name + "-at=" + seal(app.name, session.AccessToken, "token-of-"+app.name)
 				theirs := app.other + "-at=" + seal(app.other, session.AccessToken, "token-of-"+app.other)
 				csrf := app.name + "-csrf=" + seal(app.name, session.CSRF, "csrf-"+app.name)
 				a.Received()
-				resp := do(t, client, in.url, request{method: "POST", path: app.path, headers: [][2]string{hdr("Host", app.host), trusted(),
+				resp := do(t, client, in.url, request{method: "POST", path: app.path, headers: [][2]string{hdr("Host", app.host), hdr("Origin", app.origin),
 					cookie("theme=dark; " + own + "; " + theirs + "; " + csrf), hdr("x-"+app.name+"-csrf", "csrf-"+app.name)}})
 				r, _ := a.Received()
 				if resp.status != 200 || r == nil || r.Header.Get("Authorization") != "Bearer token-of-"+app.name {
@@ -381,7 +383,7 @@ apps:
 				// The other application's cookie, under this one's name or
 				// its own: refused at this host.
 				for _, c := range []string{theirs, app.name + "-at=" + seal(apps[1-i].Name, session.AccessToken, "token-of-"+app.other)} {
-					resp := do(t, client, in.url, request{method: "GET", path: app.path, headers: [][2]string{hdr("Host", app.host), trusted(), cookie(c)}})
+					resp := do(t, client, in.url, request{method: "GET", path: app.path, headers: [][2]string{hdr("Host", app.host), hdr("Origin", app.origin), cookie(c)}})
 					if r, _ := a.Received(); resp.status != 401 || resp.body != unauthorizedJSON || r != nil {
 						t.Errorf("%s: another application's cookie %.20q…: %d %q; the API got %v", app.host, c, resp.status, resp.body, r)
 					}

@@ -392,6 +392,7 @@ func TestAppsReloadRefused(t *testing.T) {
 // the key both share (allow_shared_keys): a cookie of one, under its own
 // name or moved to the other's, authenticates nowhere else.
 func TestAppsFromYAML(t *testing.T) {
+	const adminOrigin = "http://admin.example.localhost:3000"
 	shopAPI, adminAPI := newUpstream(t), newUpstream(t)
 	k := proxytest.NewKeys(t)
 	text := fmt.Sprintf(`
@@ -407,9 +408,10 @@ apps:
   - {name: shop, hosts: [shop.example.localhost], cookie: {prefix: shop}}
   - name: admin
     hosts: [admin.example.localhost, Admin2.Example.Localhost]
+    trusted_web_origins: [%q]
     cookie: {prefix: admin}
     routes: [{path_prefix: /api/, upstream: "http://%s"}]
-`, k.Hex[0], trustedOrigin, shopAPI.addr, adminAPI.addr)
+`, k.Hex[0], trustedOrigin, shopAPI.addr, adminOrigin, adminAPI.addr)
 	cfg, err := ParseConfig([]byte(text), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -435,11 +437,13 @@ apps:
 	shop, admin := hs["shop"], hs["admin"]
 	atOf := func(h *harness) string { return h.seal(session.AccessToken, token) }
 	accepted(t, shop, "GET", [][2]string{trusted(), cookie("shop-at=" + atOf(shop))}, token)
-	accepted(t, admin, "GET", [][2]string{trusted(), cookie("admin-at=" + atOf(admin))}, token)
+	fromAdmin := header("Origin", adminOrigin)
+	accepted(t, admin, "GET", [][2]string{fromAdmin, cookie("admin-at=" + atOf(admin))}, token)
 	admin.host = "admin2.example.localhost"
-	accepted(t, admin, "POST", [][2]string{trusted(), cookie("admin-at=" + atOf(admin) + "; admin-csrf=" + admin.seal(session.CSRF, "c")), header("x-admin-csrf", "c")}, token)
-	refused(t, admin, "GET", [][2]string{trusted(), cookie("shop-at=" + atOf(shop))}, denyCookieMissing)
-	refused(t, admin, "GET", [][2]string{trusted(), cookie("admin-at=" + atOf(shop))}, denyDecrypt)
+	accepted(t, admin, "POST", [][2]string{fromAdmin, cookie("admin-at=" + atOf(admin) + "; admin-csrf=" + admin.seal(session.CSRF, "c")), header("x-admin-csrf", "c")}, token)
+	refused(t, admin, "GET", [][2]string{fromAdmin, cookie("shop-at=" + atOf(shop))}, denyCookieMissing)
+	refused(t, admin, "GET", [][2]string{fromAdmin, cookie("admin-at=" + atOf(shop))}, denyDecrypt)
+	refused(t, admin, "GET", [][2]string{trusted(), cookie("admin-at=" + atOf(admin))}, denyOrigin)
 	refused(t, shop, "GET", [][2]string{trusted(), cookie("shop-at=" + atOf(admin))}, denyDecrypt)
 	refused(t, shop, "POST", [][2]string{trusted(), cookie("shop-at=" + atOf(shop) + "; shop-csrf=" + admin.seal(session.CSRF, "c")), header("x-shop-csrf", "c")}, denyCSRFInvalid)
 }

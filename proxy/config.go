@@ -200,7 +200,7 @@ var appsSpec = settings.AppsSpec[*Config]{
 	ProcessWide:  []string{"listen", "metrics_listen", "log", "revocation", "timeouts", "limits", "workers", "trusted_proxies", "allow_shared_keys"},
 	Alternatives: [][]string{{"encryption_keys", "encryption_keys_file", "$" + settings.KeySource.Env}},
 	About: func(c *Config) settings.AppAbout {
-		return settings.AppAbout{Keys: c.Keys, CookiePrefix: c.CookieNamePrefix, AllowSharedKeys: c.AllowSharedKeys, Unbound: settings.Unbound(c.CookieFormat, c.CookieAccept)}
+		return settings.AppAbout{Keys: c.Keys, CookiePrefix: c.CookieNamePrefix, AllowSharedKeys: c.AllowSharedKeys, Unbound: settings.Unbound(c.CookieFormat, c.CookieAccept), Origins: c.TrustedWebOrigins}
 	},
 	Combine: func(apps []settings.App[*Config]) *Config {
 		first := apps[0].Config

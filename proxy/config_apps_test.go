@@ -65,10 +65,15 @@ apps:
 func TestParseConfigAppsRefused(t *testing.T) {
 	k1, k2 := newConfigTestKey(), newConfigTestKey()
 	app := func(name, host, prefix, key string) string {
+		return "  - {name: " + name + ", hosts: [" + host + "], trusted_web_origins: [\"https://" + name + ".example.com\"], cookie: {prefix: " + prefix + "}, encryption_keys: [\"" + key + "\"]}\n"
+	}
+	inheriting := func(name, host, prefix, key string) string {
 		return "  - {name: " + name + ", hosts: [" + host + "], cookie: {prefix: " + prefix + "}, encryption_keys: [\"" + key + "\"]}\n"
 	}
 	top := "trusted_web_origins: [\"https://www.example.com\"]\napps:\n"
 	for _, tc := range []struct{ text, want string }{
+		{top + inheriting("shop", "a.example", "shop", k1) + inheriting("admin", "b.example", "admin", k2), `apps[1].trusted_web_origins: "https://www.example.com" is also trusted by apps[0] (shop)`},
+		{top + app("shop", "a.example", "shop", k1) + inheriting("admin", "b.example", "admin", k2) + app("partner", "c.example", "partner", newConfigTestKey()), ``},
 		{top + app("shop", "a.example", "shop", k1) + app("admin", "b.example", "admin", k1), `apps[1].encryption_keys: share a key with apps[0] (shop)`},
 		{top + app("shop", "a.example", "shop", k1) + app("admin", "b.example", "shop", k2), `apps[1].cookie.prefix: "shop" is also the cookie prefix of apps[0] (shop)`},
 		{top + app("shop", "a.example", "shop", k1) + app("admin", "A.example", "admin", k2), `apps[1].hosts[0]: "a.example": apps[0] (shop) answers the host already`},
@@ -88,6 +93,12 @@ func TestParseConfigAppsRefused(t *testing.T) {
 		{"apps: []\n", `apps: must be a list of applications`},
 	} {
 		_, err := ParseConfig([]byte(tc.text), nil)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("one application inheriting the top level's origins: %v", err)
+			}
+			continue
+		}
 		settingstest.Refused(t, err, tc.want, k1, k2)
 	}
 	// Not with v1 or DARE, which carry no binding: renamed, a cookie of one

@@ -29,6 +29,10 @@ type AppsSpec[C any] struct {
 	// environment variable $TH_ENCRYPTION_KEYS): an application that sets
 	// one of a group drops the top level's others and the environment's.
 	Alternatives [][]string
+	// Replaces maps a setting to the top-level settings an entry that sets
+	// it drops: an application on an issuer of its own takes none of the
+	// top level's endpoints, which belong to the top level's issuer.
+	Replaces map[string][]string
 	// Check, unless nil, makes the daemon's own checks across the
 	// applications; top are the settings of the file's top level.
 	Check func(apps []App[C], top []string, getenv func(string) string) error
@@ -50,6 +54,8 @@ type AppAbout struct {
 	// Unbound reports whether the application writes or reads cookies of
 	// a format that carries no binding (v1 or DARE).
 	Unbound bool
+	// Origins are the web origins the application trusts.
+	Origins []string
 }
 
 // App is one application of a file with apps: its name, its host names
@@ -82,8 +88,9 @@ type appNode struct {
 
 // appNodes splits root, a file's top level with an apps key, into the top
 // level without apps and each application's entry. An entry that sets a
-// setting of one of alternatives drops the top level's others.
-func appNodes(root *yaml.Node, processWide []string, alternatives [][]string, renames []Rename) (top *yaml.Node, apps []appNode, err error) {
+// setting of one of alternatives drops the top level's others, and one
+// that sets a setting of replaces the top-level settings it names.
+func appNodes(root *yaml.Node, processWide []string, alternatives [][]string, replaces map[string][]string, renames []Rename) (top *yaml.Node, apps []appNode, err error) {
 	top = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: root.Line, Column: root.Column}
 	var list *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
@@ -119,6 +126,11 @@ func appNodes(root *yaml.Node, processWide []string, alternatives [][]string, re
 		for _, group := range alternatives {
 			if slices.ContainsFunc(a.own, func(k string) bool { return slices.Contains(group, k) }) {
 				base = without(base, group)
+			}
+		}
+		for _, k := range a.own {
+			if dropped, ok := replaces[k]; ok {
+				base = without(base, dropped)
 			}
 		}
 		a.node = merge(base, a.node)
@@ -278,6 +290,13 @@ func checkApps[C any](apps []App[C], about func(C) AppAbout) error {
 					// renamed, one application's cookie would open at the
 					// other.
 					return Errorf(fmt.Sprintf("apps[%d].encryption_keys", i), "share a key with apps[%d] (%s), and one of them writes or reads cookie format v1 or dare, which carry no application binding: allow_shared_keys needs cookie.format v2 and no cookie.accept of v1 or dare in both", j, apps[j].Name)
+				}
+			}
+			for _, o := range ai.Origins {
+				if slices.Contains(aj.Origins, o) {
+					// A page of that origin could use either application's
+					// cookies (one site: SameSite does not keep them apart).
+					return Errorf(fmt.Sprintf("apps[%d].trusted_web_origins", i), "%q is also trusted by apps[%d] (%s): a page of an origin two applications trust could call either with its cookies; give each application the origins of its own SPA", o, j, apps[j].Name)
 				}
 			}
 			if ai.CookiePrefix == aj.CookiePrefix {

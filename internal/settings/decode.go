@@ -194,7 +194,7 @@ func parseApps[F, C any](prefix string, root *yaml.Node, getenv func(string) str
 	if err != nil {
 		return fail(err)
 	}
-	top, nodes, err := appNodes(root, spec.ProcessWide, spec.Alternatives, renames)
+	top, nodes, err := appNodes(root, spec.ProcessWide, spec.Alternatives, spec.Replaces, renames)
 	if err != nil {
 		return fail(err)
 	}
