@@ -104,8 +104,12 @@ func (l loaded) ReloadFile(path string, getenv func(string) string) error {
 
 // workerSet is what the supervisor needs of cfg.
 func workerSet(cfg *proxy.Config) workers.Config {
-	return workers.Config{Workers: cfg.Workers, Listen: cfg.Listen, MetricsListen: cfg.MetricsListen,
+	set := workers.Config{Workers: cfg.Workers, Listen: cfg.Listen, MetricsListen: cfg.MetricsListen,
 		ShutdownDelay: cfg.Timeouts.ShutdownDelay, ShutdownTimeout: cfg.Timeouts.Shutdown}
+	for _, a := range cfg.Apps {
+		set.Apps = append(set.Apps, a.Name)
+	}
+	return set
 }
 
 // summary is what -check-config says of the configuration: for each

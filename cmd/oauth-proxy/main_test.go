@@ -140,6 +140,7 @@ type proxyConfig struct {
 	Upstream      string
 	Timeouts      string // the timeouts section; "" is {read: 30s, upstream: 15s, shutdown: 10s}
 	Workers       int    // 0 leaves the setting out
+	Extra         string // appended to the file, as written
 }
 
 func (c proxyConfig) yaml() string {
@@ -164,6 +165,7 @@ func (c proxyConfig) yaml() string {
 	if c.Workers > 0 {
 		fmt.Fprintf(&b, "workers: %d\n", c.Workers)
 	}
+	b.WriteString(c.Extra)
 	return b.String()
 }
 
@@ -1313,6 +1315,37 @@ func TestWorkersIgnoreSIGHUP(t *testing.T) {
 	for _, pid := range pids {
 		if err := syscall.Kill(pid, 0); err != nil {
 			t.Errorf("worker %d gone after the SIGHUPs: %v", pid, err)
+		}
+	}
+}
+
+// TestWorkersApps: the supervisor of a set whose file has apps answers
+// /readyz as a single process does: each application listed, and
+// /readyz?app=NAME for one (404 for a name the file does not have).
+func TestWorkersApps(t *testing.T) {
+	up := newUpstream(t)
+	app := func(name string) string {
+		return fmt.Sprintf("  - {name: %s, hosts: [%s.example.localhost], trusted_web_origins: [\"http://%s.example.localhost:3000\"], cookie: {prefix: %s}, encryption_keys: [%q]}\n",
+			name, name, name, name, newTestKey(t).hex)
+	}
+	p := startProxy(t, proxyConfig{Upstream: up.URL, Workers: 2, Extra: "apps:\n" + app("shop") + app("admin")})
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + p.cfg.MetricsListen + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	for path, want := range map[string]string{
+		"/readyz":            `200 {"status":"ready","apps":{"admin":"ready","shop":"ready"}}`,
+		"/readyz?app=admin":  `200 {"app":"admin","status":"ready"}`,
+		"/readyz?app=nosuch": `404 {"status":"unknown application"}`,
+	} {
+		code, body := get(path)
+		if got := fmt.Sprintf("%d %s", code, body); got != want {
+			t.Errorf("%s: %s, want %s", path, got, want)
 		}
 	}
 }

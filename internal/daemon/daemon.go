@@ -183,6 +183,12 @@ func OpsHandler(reg *metrics.Set, ready func() bool) fasthttp.RequestHandler {
 	return opsHandler(reg, ready, nil)
 }
 
+// OpsHandlerApps is [OpsHandler] whose /readyz also reports the
+// applications apps returns, as a [Server] with ServerConfig.Apps does.
+func OpsHandlerApps(reg *metrics.Set, ready func() bool, apps func() []AppStatus) fasthttp.RequestHandler {
+	return opsHandler(reg, ready, apps)
+}
+
 // AppStatus is whether one application (issue #15) is ready. It may be
 // copied.
 type AppStatus struct {

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +74,10 @@ type Config struct {
 	// and on SIGHUP.
 	Path   string
 	Reload func(data []byte) (Config, error)
+	// Apps are the names of the configuration's applications (issue #15),
+	// nil for a file without apps: /readyz lists them and answers
+	// /readyz?app=NAME, each ready when the set is.
+	Apps []string
 }
 
 // The restart backoff: 100 ms doubling to 5 s, back to 100 ms once a
@@ -95,6 +100,7 @@ type supervisor struct {
 	cfg      Config        // as Supervise got it
 	drain    time.Duration // the latest checked configuration's shutdown_delay + shutdown
 	data     []byte        // its text
+	apps     []string      // its applications' names
 	version  int           // of data, counting from 1
 	procs    []*proc       // the running worker i, or nil
 }
@@ -167,7 +173,7 @@ func Supervise(cfg Config, log zerolog.Logger, signals <-chan os.Signal) int {
 			return 1
 		}
 		defer daemon.RemoveSocket(cfg.MetricsListen)
-		ops := daemon.OpsHandler(reg, s.ready)
+		ops := daemon.OpsHandlerApps(reg, s.ready, s.appStatus)
 		srv := daemon.OpsServer(func(ctx *fasthttp.RequestCtx) {
 			ops(ctx)
 			if string(ctx.Path()) == "/metrics" {
@@ -289,7 +295,7 @@ func (s *supervisor) install() (Config, error) {
 		return Config{}, fmt.Errorf("%s: %w", s.cfg.Path, err)
 	}
 	s.mu.Lock()
-	s.data, s.drain = data, c.ShutdownDelay+c.ShutdownTimeout
+	s.data, s.drain, s.apps = data, c.ShutdownDelay+c.ShutdownTimeout, c.Apps
 	s.version++
 	s.mu.Unlock()
 	return c, nil
@@ -431,6 +437,23 @@ func (s *supervisor) fetch(path string) [][]byte {
 }
 
 // ready is the supervisor's /readyz: not draining, and every worker ready.
+// appStatus is the latest checked configuration's applications, each
+// ready when the set is: every worker serves every application.
+func (s *supervisor) appStatus() []daemon.AppStatus {
+	s.mu.Lock()
+	names := slices.Sorted(slices.Values(s.apps)) // as a single process lists them
+	s.mu.Unlock()
+	if len(names) == 0 {
+		return nil
+	}
+	ready := s.ready()
+	list := make([]daemon.AppStatus, len(names))
+	for i, n := range names {
+		list[i] = daemon.AppStatus{Name: n, Ready: ready}
+	}
+	return list
+}
+
 func (s *supervisor) ready() bool {
 	if s.stopping.Load() {
 		return false

@@ -6,6 +6,7 @@ package main
 // names the agent and the proxy serve.
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/agent"
 	"github.com/tokenhandler/tokenhandler/browser"
+	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/nginx"
 	"github.com/tokenhandler/tokenhandler/proxy"
 )
@@ -127,6 +129,16 @@ func (f *daemonFiles) apps() ([]*fileApp, error) {
 		if a.proxy.NamePrefix != c.Cookie.NamePrefix {
 			return nil, fmt.Errorf("%s: cookie.name_prefix %s in %s, %s in %s: they must be equal, the proxy reads the cookies the agent writes", a.label(),
 				a.proxy.NamePrefix, pf, c.Cookie.NamePrefix, af)
+		}
+		// The proxy must open what the agent seals: its key (the first
+		// of the agent's ring is among the proxy's, or at least one key is
+		// shared) and its format.
+		if !a.proxy.Keys.Shares(c.Keys) {
+			return nil, fmt.Errorf("%s: the encryption keys of %s and %s share no key: the proxy could open no cookie the agent writes", a.label(), pf, af)
+		}
+		// The zero Format is v2, which every daemon reads.
+		if f := cmp.Or(c.CookieFormat, crypto.FormatV2); f != crypto.FormatV2 && f != a.proxy.CookieFormat && !slices.Contains(a.proxy.CookieAccept, f) {
+			return nil, fmt.Errorf("%s: cookie.format %s in %s is not read by %s (cookie.format %s, cookie.accept %v)", a.label(), f, af, pf, cmp.Or(a.proxy.CookieFormat, crypto.FormatV2), a.proxy.CookieAccept)
 		}
 	}
 	for _, a := range apps {
