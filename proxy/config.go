@@ -209,11 +209,10 @@ var appsSpec = settings.AppsSpec[*Config]{
 			Timeouts: first.Timeouts, Limits: first.Limits, Workers: first.Workers, Worker: first.Worker,
 			TrustedProxies: first.TrustedProxies, AllowSharedKeys: first.AllowSharedKeys,
 		}
-		for _, a := range apps {
-			a.Config.Name, a.Config.Hosts = a.Name, a.Hosts
-			top.Apps = append(top.Apps, a.Config)
-			top.Warnings = settings.AppendNew(top.Warnings, a.Config.Warnings...)
-		}
+		top.Apps, top.Warnings = settings.Named(apps, func(c *Config, name string, hosts []string) []string {
+			c.Name, c.Hosts = name, hosts
+			return c.Warnings
+		})
 		return top
 	},
 }

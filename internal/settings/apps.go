@@ -348,6 +348,18 @@ func settingNames(n *yaml.Node) []string {
 	return names
 }
 
+// Named names each application's configuration with name, which sets its
+// name and hosts and returns its warnings, and returns the configurations
+// in the file's order with every warning once: what a daemon's
+// AppsSpec.Combine puts under its top level.
+func Named[C any](apps []App[C], name func(c C, name string, hosts []string) (warnings []string)) (list []C, warnings []string) {
+	for _, a := range apps {
+		warnings = AppendNew(warnings, name(a.Config, a.Name, a.Hosts)...)
+		list = append(list, a.Config)
+	}
+	return list, warnings
+}
+
 // AppendNew appends each of vs that list does not hold yet.
 func AppendNew(list []string, vs ...string) []string {
 	for _, v := range vs {
