@@ -28,7 +28,11 @@ import (
 //   - at 80 %, once slow POSTs (2 s in the API) are in flight through
 //     proxy-a, it takes proxy-a out of NGINX (render without it, graceful
 //     reload: the old worker keeps its requests in flight, new workers send
-//     everything to proxy-b), then sends proxy-a SIGTERM. proxy-a must exit
+//     everything to proxy-b), then sends proxy-a SIGTERM, which keeps
+//     serving for its timeouts.shutdown_delay (3 s) before it drains: the
+//     old worker can still write a request on a connection it keeps to
+//     proxy-a as the drain closes it (a POST then ends as a 502, seen once in
+//     a CI run without the delay). proxy-a must exit
 //     0, and the API must have completed at least the slow requests in flight
 //     through it at the signal. NGINX never resends a POST, so a slow request
 //     the drain dropped reaches k6 as a 502 and fails the 0-error threshold.

@@ -181,7 +181,7 @@ encryption_keys: ["%s"]
 trusted_web_origins: [%q]
 routes:
   - {path_prefix: /api/, upstream: "http://%s"}
-timeouts: {upstream: 10s, shutdown: 20s}
+timeouts: {upstream: 10s, shutdown: 20s, shutdown_delay: 3s}
 log: {level: warn, format: json}
 `, addr, metrics, cookiePrefix, strings.Join(keys, `", "`), origin, apiAddr)
 }
