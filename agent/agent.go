@@ -115,19 +115,11 @@ func (t *table) pick(host, path []byte) *state {
 	}
 	apps, _ := t.hosts.Lookup(host)
 	for _, st := range apps {
-		if underBase(path, st.cfg.BasePath) {
+		if settings.UnderBasePath(path, st.cfg.BasePath) {
 			return st
 		}
 	}
 	return nil
-}
-
-// underBase reports whether path is base or under it: base, then "/" or
-// nothing ("/oauth-agent" covers /oauth-agent/refresh, not
-// /oauth-agentx).
-func underBase(path []byte, base string) bool {
-	return len(path) >= len(base) && string(path[:len(base)]) == base &&
-		(len(path) == len(base) || path[len(base)] == '/')
 }
 
 // state is one application's: everything a request to it reads. A reload

@@ -306,7 +306,7 @@ func checkApps[C any](apps []App[C], about func(C) AppAbout) error {
 		for h, host := range a.Hosts {
 			r := route{host, ai.BasePath}
 			for other, j := range owner {
-				if other.host == host && other.base != r.base && (underPath(r.base, other.base) || underPath(other.base, r.base)) {
+				if other.host == host && other.base != r.base && (UnderBasePath(r.base, other.base) || UnderBasePath(other.base, r.base)) {
 					return Errorf(hostKey(i, h), "%q: base_path %q and apps[%d] (%s)'s %q on the same host nest: one application's paths would hide the other's; give them base paths apart", host, r.base, j, apps[j].Name, other.base)
 				}
 			}
@@ -379,8 +379,12 @@ func Unbound(write crypto.Format, accept []crypto.Format) bool {
 	return slices.ContainsFunc(accept, func(f crypto.Format) bool { return f != crypto.FormatV2 })
 }
 
-// underPath reports whether path p is base or under it, at a segment
-// boundary: /a/b is under /a, /ab is not.
-func underPath(p, base string) bool {
-	return p == base || strings.HasPrefix(p, strings.TrimSuffix(base, "/")+"/")
+// UnderBasePath reports whether path is base or under it, at a segment
+// boundary: base, then "/" or nothing ("/oauth-agent" covers
+// /oauth-agent/refresh, not /oauth-agentx). base is an agent's base_path,
+// which never ends with "/". It allocates nothing: the agent picks a
+// request's application with it.
+func UnderBasePath[P string | []byte](path P, base string) bool {
+	return len(path) >= len(base) && string(path[:len(base)]) == base &&
+		(len(path) == len(base) || path[len(base)] == '/')
 }
