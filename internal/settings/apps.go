@@ -247,26 +247,17 @@ func merge(base, over *yaml.Node) *yaml.Node {
 	out := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: base.Line, Column: base.Column, Content: slices.Clone(base.Content)}
 	for i := 0; i+1 < len(over.Content); i += 2 {
 		k, v := over.Content[i], over.Content[i+1]
-		j := slices.IndexFunc(keyPairs(out), func(key *yaml.Node) bool { return key.Value == k.Value })
+		found := keyIndexes(out, k.Value)
 		switch {
-		case j < 0:
+		case len(found) == 0:
 			out.Content = append(out.Content, k, v)
-		case resolve(out.Content[2*j+1]).Kind == yaml.MappingNode && resolve(v).Kind == yaml.MappingNode:
-			out.Content[2*j+1] = merge(resolve(out.Content[2*j+1]), resolve(v))
+		case resolve(out.Content[found[0]+1]).Kind == yaml.MappingNode && resolve(v).Kind == yaml.MappingNode:
+			out.Content[found[0]+1] = merge(resolve(out.Content[found[0]+1]), resolve(v))
 		default:
-			out.Content[2*j], out.Content[2*j+1] = k, v
+			out.Content[found[0]], out.Content[found[0]+1] = k, v
 		}
 	}
 	return out
-}
-
-// keyPairs returns the keys of the mapping n, in order.
-func keyPairs(n *yaml.Node) []*yaml.Node {
-	keys := make([]*yaml.Node, 0, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		keys = append(keys, n.Content[i])
-	}
-	return keys
 }
 
 // checkApps makes the checks across the applications of one file: a key
@@ -342,8 +333,8 @@ func appError(i int, own, top []string, err error) error {
 // settingNames returns the keys of the mapping n.
 func settingNames(n *yaml.Node) []string {
 	var names []string
-	for _, k := range keyPairs(n) {
-		names = append(names, k.Value)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		names = append(names, n.Content[i].Value)
 	}
 	return names
 }

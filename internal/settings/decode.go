@@ -162,7 +162,7 @@ func parse[F, C any](prefix, path string, data []byte, getenv func(string) strin
 	if err != nil {
 		return fail(err)
 	}
-	if spec != nil && slices.ContainsFunc(keyPairs(root), func(k *yaml.Node) bool { return k.Value == "apps" }) {
+	if spec != nil && len(keyIndexes(root, "apps")) > 0 {
 		return parseApps(prefix, root, getenv, convert, spec, renames, fail)
 	}
 	var f F
@@ -170,18 +170,23 @@ func parse[F, C any](prefix, path string, data []byte, getenv func(string) strin
 	if err != nil {
 		return fail(err)
 	}
-	return convertFile(prefix, &f, getenv, convert, renames, warnings)
+	c, err := convertFile(&f, getenv, convert, renames, warnings)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", prefix, err)
+	}
+	return c, nil
 }
 
-// convertFile hands the warnings to f and converts it.
-func convertFile[F, C any](prefix string, f *F, getenv func(string) string, convert func(*F, func(string) string) (C, error), renames []Rename, warnings []string) (C, error) {
+// convertFile hands the warnings to f and converts it. Its errors say how
+// the file wrote a renamed setting, and carry no prefix.
+func convertFile[F, C any](f *F, getenv func(string) string, convert func(*F, func(string) string) (C, error), renames []Rename, warnings []string) (C, error) {
 	if d, ok := any(f).(interface{ deprecations() *Deprecations }); ok {
 		d.deprecations().warnings = append(d.deprecations().warnings, warnings...)
 	}
 	c, err := convert(f, getenv)
 	if err != nil {
 		var zero C
-		return zero, fmt.Errorf("%s: %w%s", prefix, err, writtenAs(err, renames, warnings))
+		return zero, fmt.Errorf("%w%s", err, writtenAs(err, renames, warnings))
 	}
 	return c, nil
 }
@@ -210,9 +215,9 @@ func parseApps[F, C any](prefix string, root *yaml.Node, getenv func(string) str
 		if err := decodeMapping(n.node, "", reflect.ValueOf(&f).Elem()); err != nil {
 			return fail(appError(i, n.own, topNames, err))
 		}
-		c, err := convertFile(prefix, &f, envOf(getenv, n.own, spec.Alternatives), convert, renames, slices.Concat(topWarnings, n.warnings))
+		c, err := convertFile(&f, envOf(getenv, n.own, spec.Alternatives), convert, renames, slices.Concat(topWarnings, n.warnings))
 		if err != nil {
-			return fail(appError(i, n.own, topNames, errors.New(strings.TrimPrefix(err.Error(), prefix+": "))))
+			return fail(appError(i, n.own, topNames, err))
 		}
 		apps[i] = App[C]{Name: n.name, Hosts: n.hosts, Own: n.own, Config: c}
 	}
