@@ -16,17 +16,16 @@ import (
 // them). Every series a request updates is looked up before the request,
 // at start-up or when its route is built: updating one allocates nothing.
 type proxyMetrics struct {
-	set *metrics.Set
-	// denied are the refusals of the application without a name (a file
-	// without apps), labelled by reason alone, as before issue #15; nil
-	// until such an application is loaded.
-	denied      [denyCount]*metrics.Counter
+	set         *metrics.Set
 	reloads     struct{ ok, failed *metrics.Counter }
 	unknownHost *metrics.Counter // requests for a host no application has
 
-	mu      sync.Mutex
-	routes  map[routeKey]*routeMetrics
-	appDeny map[string]*[denyCount]*metrics.Counter // by application name
+	mu     sync.Mutex
+	routes map[routeKey]*routeMetrics
+	// appDeny are the refusal counters by application name; those of
+	// the application without a name (a file without apps) are labelled
+	// by reason alone, as before issue #15.
+	appDeny map[string]*[denyCount]*metrics.Counter
 }
 
 // routeKey names one route's series: its application and its name.
@@ -72,10 +71,7 @@ func (m *proxyMetrics) denials(app string) *[denyCount]*metrics.Counter {
 	defer m.mu.Unlock()
 	d := m.appDeny[app]
 	if d == nil {
-		d = &m.denied // app "": the series of a file without apps
-		if app != "" {
-			d = new([denyCount]*metrics.Counter)
-		}
+		d = new([denyCount]*metrics.Counter)
 		for why := denyOrigin; why < denyCount; why++ {
 			d[why] = m.set.GetOrCreateCounter(`oauth_proxy_denied_total{` + appLabel(app) + `reason="` + denyReasons[why] + `"}`)
 		}
