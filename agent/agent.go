@@ -176,7 +176,9 @@ func New(cfg *Config, reg *metrics.Set, log zerolog.Logger) (*Agent, error) {
 	if cfg.Now != nil {
 		a.now = cfg.Now
 	}
-	if err := checkApps(cfg); err != nil {
+	// Before openRevocations, which reads every application's lifetime
+	// (Reload checks again, for every later configuration).
+	if _, err := checkApps(cfg); err != nil {
 		return nil, err
 	}
 	a.refresh = newRefresher(a)
@@ -199,42 +201,45 @@ func New(cfg *Config, reg *metrics.Set, log zerolog.Logger) (*Agent, error) {
 // apart: a name that is not one (settings.CheckAppName) or comes twice, an
 // application without hosts, or two that answer the same host and
 // base_path. LoadConfig refuses these too; a Config built in Go meets them
-// here.
-func checkApps(cfg *Config) error {
+// here. It returns each application's hosts as settings.CheckHost lowers
+// them, in the order of cfg.Apps.
+func checkApps(cfg *Config) ([][]string, error) {
 	if len(cfg.Apps) == 0 {
-		return nil
+		return nil, nil
 	}
+	hosts := make([][]string, len(cfg.Apps))
 	names := map[string]bool{}
 	served := map[string]string{} // host + base_path → name
 	for i, app := range cfg.Apps {
 		setting := fmt.Sprintf("apps[%d]", i)
 		if app == nil {
-			return fmt.Errorf("agent: config: %s: is empty", setting)
+			return nil, fmt.Errorf("agent: config: %s: is empty", setting)
 		}
 		if err := settings.CheckAppName(setting+".name", app.Name); err != nil {
-			return fmt.Errorf("agent: config: %w", err)
+			return nil, fmt.Errorf("agent: config: %w", err)
 		}
 		switch {
 		case names[app.Name]:
-			return fmt.Errorf("agent: config: %s.name: %q names two applications", setting, app.Name)
+			return nil, fmt.Errorf("agent: config: %s.name: %q names two applications", setting, app.Name)
 		case len(app.Apps) > 0:
-			return fmt.Errorf("agent: config: %s: an application cannot have apps", setting)
+			return nil, fmt.Errorf("agent: config: %s: an application cannot have apps", setting)
 		case len(app.Hosts) == 0:
-			return fmt.Errorf("agent: config: %s.hosts: is required: the host names application %q answers", setting, app.Name)
+			return nil, fmt.Errorf("agent: config: %s.hosts: is required: the host names application %q answers", setting, app.Name)
 		}
 		names[app.Name] = true
 		for j, h := range app.Hosts {
 			host, err := settings.CheckHost(fmt.Sprintf("%s.hosts[%d]", setting, j), h)
 			if err != nil {
-				return fmt.Errorf("agent: config: %w", err)
+				return nil, fmt.Errorf("agent: config: %w", err)
 			}
 			if other, ok := served[host+app.BasePath]; ok && other != app.Name {
-				return fmt.Errorf("agent: config: %s: applications %q and %q both answer %s%s: give them other hosts or base paths", setting, other, app.Name, host, app.BasePath)
+				return nil, fmt.Errorf("agent: config: %s: applications %q and %q both answer %s%s: give them other hosts or base paths", setting, other, app.Name, host, app.BasePath)
 			}
 			served[host+app.BasePath] = app.Name
+			hosts[i] = append(hosts[i], host)
 		}
 	}
-	return nil
+	return hosts, nil
 }
 
 // Reload swaps in a new configuration for requests that start after it
@@ -245,7 +250,8 @@ func checkApps(cfg *Config) error {
 // and answers 502 where it needs the AS until then. On error nothing
 // changes.
 func (a *Agent) Reload(cfg *Config, log zerolog.Logger) error {
-	if err := checkApps(cfg); err != nil {
+	hosts, err := checkApps(cfg)
+	if err != nil {
 		return err
 	}
 	a.reloadMu.Lock()
@@ -287,9 +293,8 @@ func (a *Agent) Reload(cfg *Config, log zerolog.Logger) error {
 		t.one = t.apps[0]
 	} else {
 		byHost := map[string][]*state{}
-		for _, st := range t.apps {
-			for _, h := range st.cfg.Hosts {
-				host, _ := settings.CheckHost("", h) // checked by checkApps
+		for i, st := range t.apps { // in the order of cfg.Apps, as hosts
+			for _, host := range hosts[i] {
 				byHost[host] = append(byHost[host], st)
 			}
 		}
