@@ -260,10 +260,6 @@ var (
 	serverName = regexp.MustCompile(`^[A-Za-z0-9.*_-]+(?: [A-Za-z0-9.*_-]+)*$`)
 	hostName   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 	userName   = regexp.MustCompile(`^[A-Za-z0-9._-]+(?: [A-Za-z0-9._-]+)?$`)
-	// appHost is a host of App.ServerNames as settings.CheckHost returns
-	// them: a lower-case name (labels of a-z 0-9 - _) or an IPv6 address
-	// in brackets.
-	appHost = regexp.MustCompile(`^(?:[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*|\[[0-9a-f:.]+\])$`)
 )
 
 func newView(mode string, p Params) (*view, error) {
@@ -408,7 +404,9 @@ func newApps(v *view, p Params) ([]*app, error) {
 			return nil, fmt.Errorf("nginx: %s: at least one host is required", field("ServerNames"))
 		}
 		for _, h := range in.ServerNames {
-			if !appHost.MatchString(h) {
+			// As the daemons' apps[i].hosts, which settings.CheckHost
+			// returns lower case, without a trailing dot.
+			if checked, err := settings.CheckHost("", h); err != nil || checked != h {
 				return nil, fmt.Errorf("nginx: %s: %q is not a lower-case host name or [IPv6] address", field("ServerNames"), h)
 			}
 			if j, dup := hostOwner[h]; dup {
