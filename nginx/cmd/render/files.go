@@ -182,14 +182,14 @@ func (f *daemonFiles) fill(p *nginx.Params, mode string, set map[string]bool, st
 
 	multi := apps[0].name != ""
 	if multi && set["server-name"] {
-		return fmt.Errorf("-server-name: the hosts of the applications in %s are the server names: leave it out", firstNonEmpty(f.proxyPath != "", pf, af))
+		return fmt.Errorf("-server-name: the hosts of the applications in %s are the server names: leave it out", either(f.proxyPath != "", pf, af))
 	}
 	var out []nginx.App
 	for _, a := range apps {
 		n := flags
 		n.Name, n.ServerNames = a.name, a.hosts
 		n.CookiePrefix, n.NamePrefix = a.cookiePrefix(), a.namePrefix()
-		file := firstNonEmpty(a.proxy != nil, pf, af)
+		file := either(a.proxy != nil, pf, af)
 		for _, chk := range []check{
 			{"cookie-prefix", flags.CookiePrefix, "cookie.prefix", n.CookiePrefix, flags.CookiePrefix == n.CookiePrefix},
 			{"name-prefix", flags.NamePrefix.String(), "cookie.name_prefix", n.NamePrefix.String(), flags.NamePrefix == n.NamePrefix},
@@ -289,7 +289,8 @@ func (c check) refuse(set map[string]bool, a *fileApp, file string) error {
 	return fmt.Errorf("-%s %s contradicts %s %s of %s in %s: leave the flag out", c.flag, c.flagValue, c.setting, c.setValue, a.label(), file)
 }
 
-func firstNonEmpty(first bool, a, b string) string {
+// either returns a when first, else b.
+func either(first bool, a, b string) string {
 	if first {
 		return a
 	}
