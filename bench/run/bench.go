@@ -407,7 +407,7 @@ func idleCompare(ctx context.Context, o options, w io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	reduced, err := s.BuildTagged(ctx, "idlecompare", "./cmd/oauth-proxy")
+	reduced, err := s.Build(ctx, "idlecompare", "./cmd/oauth-proxy")
 	if err != nil {
 		return err
 	}

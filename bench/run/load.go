@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -65,12 +63,9 @@ func parseWrk(out string) (wrkResult, error) {
 func runWrk(ctx context.Context, wrk string, threads, conns int, d time.Duration, addr string, headers [][2]string) (wrkResult, error) {
 	args := []string{"-t" + strconv.Itoa(threads), "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(int(d.Seconds())) + "s"}
 	for _, h := range headers {
-		if h[0] == "Host" {
-			continue // wrk sends the URL's host; the Host below replaces it
-		}
-		args = append(args, "-H", h[0]+": "+h[1])
+		args = append(args, "-H", h[0]+": "+h[1]) // a Host header replaces the URL's
 	}
-	args = append(args, "-H", "Host: "+hostOf(headers), "http://"+addr+apiPath)
+	args = append(args, "http://"+addr+apiPath)
 	c, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(c, wrk, args...).CombinedOutput()
@@ -78,15 +73,6 @@ func runWrk(ctx context.Context, wrk string, threads, conns int, d time.Duration
 		return wrkResult{}, fmt.Errorf("wrk: %v: %s", err, out)
 	}
 	return parseWrk(string(out))
-}
-
-func hostOf(headers [][2]string) string {
-	for _, h := range headers {
-		if h[0] == "Host" {
-			return h[1]
-		}
-	}
-	return apiHost
 }
 
 // latencies sends GETs to addr at a fixed rate for d, open loop: each
@@ -224,14 +210,12 @@ func parseCtxt(stat []byte) (int64, error) {
 // procStatus returns a field of /proc/pid/status in bytes ("VmHWM",
 // "VmRSS").
 func procStatus(pid int, field string) (int64, error) {
-	f, err := os.Open(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10, err
 		}
@@ -243,13 +227,7 @@ func procStatus(pid int, field string) (int64, error) {
 // benchmark on each and reads its answer, so that every connection has
 // been served and sits idle; it returns them open. The caller closes them.
 func holdIdle(ctx context.Context, addr string, headers [][2]string, n int) ([]net.Conn, error) {
-	var b strings.Builder
-	b.WriteString("GET " + apiPath + " HTTP/1.1\r\n")
-	for _, h := range headers {
-		b.WriteString(h[0] + ": " + h[1] + "\r\n")
-	}
-	b.WriteString("\r\n")
-	req := b.String()
+	req := request(headers)
 	conns := make([]net.Conn, n)
 	var (
 		wg    sync.WaitGroup
@@ -266,7 +244,11 @@ func holdIdle(ctx context.Context, addr string, headers [][2]string, n int) ([]n
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				c, err := openServed(addr, req)
+				c, code, _, err := exchange(addr, req)
+				if err == nil && code != http.StatusOK {
+					c.Close()
+					err = fmt.Errorf("%d %s", code, http.StatusText(code))
+				}
 				if err != nil {
 					mu.Lock()
 					if first == nil {
@@ -275,6 +257,7 @@ func holdIdle(ctx context.Context, addr string, headers [][2]string, n int) ([]n
 					mu.Unlock()
 					return
 				}
+				c.SetDeadline(time.Time{})
 				conns[i] = c
 			}
 		}()
@@ -292,30 +275,4 @@ func holdIdle(ctx context.Context, addr string, headers [][2]string, n int) ([]n
 		return nil, first
 	}
 	return conns, nil
-}
-
-func openServed(addr, req string) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write([]byte(req)); err != nil {
-		c.Close()
-		return nil, err
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	var body bytes.Buffer
-	body.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		c.Close()
-		return nil, errors.New(resp.Status)
-	}
-	c.SetDeadline(time.Time{})
-	return c, nil
 }

@@ -62,12 +62,7 @@ func profile(ctx context.Context, o options, w io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	go srv.Serve()
-	defer func() {
-		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(c)
-	}()
+	s.Serve("oauth-proxy", srv.Serve, srv.Shutdown)
 	addr := listen
 	if mode != "" {
 		ngx, err := s.startNGINX(ctx, "nginx", mode, o.nginxWorkers, 1, []string{listen}, []string{s.api})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/examples/devidp"
 	"github.com/tokenhandler/tokenhandler/internal/harness"
+	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 	"github.com/tokenhandler/tokenhandler/nginx"
 	"github.com/tokenhandler/tokenhandler/nginx/nginxtest"
 )
@@ -60,7 +59,7 @@ func startStack(ctx context.Context, w io.Writer, env []string) (*stack, error) 
 		return nil, err
 	}
 	s := &stack{Stack: hs, env: env}
-	if s.bin, err = s.Build(ctx, "./cmd/oauth-proxy", "./cmd/thctl"); err != nil {
+	if s.bin, err = s.Build(ctx, "", "./cmd/oauth-proxy", "./cmd/thctl"); err != nil {
 		return s, err
 	}
 	s.proxy = filepath.Join(s.bin, "oauth-proxy")
@@ -244,65 +243,36 @@ func (s *stack) startOAuth2Proxy(ctx context.Context, bin string) (*process, str
 	return &process{Process: p}, addr, cookie, nil
 }
 
-var (
-	formAction = regexp.MustCompile(`<form method="post" action="([^"]*)">`)
-	formID     = regexp.MustCompile(`<input type="hidden" name="request_id" value="([^"]*)">`)
-)
-
 // loginOAuth2Proxy goes through oauth2-proxy's login as a browser would,
-// submitting the development IdP's login form as alice, and returns the
-// session cookies oauth2-proxy set.
+// submitting the development IdP's login form as alice (devidp.Login), and
+// returns the session cookies oauth2-proxy set.
 func loginOAuth2Proxy(ctx context.Context, base string) (string, error) {
 	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	get := func(u string) (*http.Response, []byte, error) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		resp, err := c.Do(req)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	get := func(u string) (*url.URL, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return resp, b, err
+		loc, body, err := oidcfake.Follow(c, req) // a 302's Location, or an error
+		if err == nil && loc == nil {
+			err = fmt.Errorf("%s: no redirect: %.200s", req.URL.Path, body)
+		}
+		return loc, err
 	}
-	resp, _, err := get(base + "/oauth2/start?rd=%2F")
+	authURL, err := get(base + "/oauth2/start?rd=%2F")
 	if err != nil {
 		return "", err
 	}
-	authURL := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusFound || authURL == "" {
-		return "", fmt.Errorf("/oauth2/start: %s, Location %q", resp.Status, authURL)
-	}
-	resp, page, err := get(authURL)
+	cb, err := devidp.Login(ctx, c, authURL.String(), "alice")
 	if err != nil {
 		return "", err
 	}
-	action, id := formAction.FindSubmatch(page), formID.FindSubmatch(page)
-	if resp.StatusCode != http.StatusOK || action == nil || id == nil {
-		return "", fmt.Errorf("IdP login page: %s", resp.Status)
+	if cb.Query().Get("code") == "" {
+		return "", fmt.Errorf("IdP login form: no code in %s", cb.Redacted())
 	}
-	target, err := resp.Request.URL.Parse(htmlUnescape(string(action[1])))
-	if err != nil {
+	if _, err := get(cb.String()); err != nil {
 		return "", err
-	}
-	form := url.Values{"request_id": {htmlUnescape(string(id[1]))}, "username": {"alice"}}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err = c.Do(req)
-	if err != nil {
-		return "", err
-	}
-	resp.Body.Close()
-	cb := resp.Header.Get("Location")
-	if !strings.Contains(cb, "code=") {
-		return "", fmt.Errorf("IdP login form: %s, Location %q", resp.Status, cb)
-	}
-	resp, body, err := get(cb)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusFound {
-		return "", fmt.Errorf("/oauth2/callback: %s: %s", resp.Status, bytes.TrimSpace(body))
 	}
 	u, _ := url.Parse(base)
 	var parts []string
@@ -317,34 +287,52 @@ func loginOAuth2Proxy(ctx context.Context, base string) (string, error) {
 	return strings.Join(parts, "; "), nil
 }
 
-var htmlUnescape = strings.NewReplacer("&amp;", "&", "&#34;", `"`, "&quot;", `"`, "&#39;", "'", "&lt;", "<", "&gt;", ">").Replace
-
 // probe sends one GET of the benchmark to addr with the given headers and
 // returns the status.
 func probe(addr string, headers [][2]string) (int, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, code, body, err := exchange(addr, request(headers))
 	if err != nil {
 		return 0, err
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.Close()
+	if code == http.StatusOK && body != apiAnswer {
+		return 0, fmt.Errorf("answer %q, want the API's %q", body, apiAnswer)
+	}
+	return code, nil
+}
+
+// request is the benchmark's GET with headers, as written on the wire.
+func request(headers [][2]string) string {
 	var b strings.Builder
 	b.WriteString("GET " + apiPath + " HTTP/1.1\r\n")
 	for _, h := range headers {
 		b.WriteString(h[0] + ": " + h[1] + "\r\n")
 	}
 	b.WriteString("\r\n")
-	if _, err := io.WriteString(c, b.String()); err != nil {
-		return 0, err
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	return b.String()
+}
+
+// exchange opens a connection to addr, writes req and reads the answer; it
+// returns the connection, still open, with the answer's status and body.
+func exchange(addr, req string) (net.Conn, int, string, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		return 0, err
+		return nil, 0, "", err
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusOK && string(body) != apiAnswer {
-		return 0, fmt.Errorf("answer %q, want the API's %q", body, apiAnswer)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	var resp *http.Response
+	var body []byte
+	_, err = io.WriteString(c, req)
+	if err == nil {
+		resp, err = http.ReadResponse(bufio.NewReader(c), nil)
 	}
-	return resp.StatusCode, nil
+	if err == nil {
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err != nil {
+		c.Close()
+		return nil, 0, "", err
+	}
+	return c, resp.StatusCode, string(body), nil
 }

@@ -141,7 +141,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	select {
 	case <-sig:
-	case err := <-stack.failed:
+	case err := <-stack.Failed:
 		fmt.Fprintln(stderr, "devstack:", err)
 		stack.stop()
 		return 1
@@ -250,7 +250,7 @@ type running struct {
 }
 
 // stack is the running development stack: harness.Stack stops its parts,
-// newest first, and removes its directory (the revocation state); failed
+// newest first, and removes its directory (the revocation state); Failed
 // reports a part that stopped on its own.
 type stack struct {
 	*harness.Stack
@@ -258,7 +258,6 @@ type stack struct {
 	spaURL   string // the first application's SPA, apps[0].spaURL
 	idpURL   string // the development OpenID Provider's page
 	agentOps string // the agent's ops listener, http://127.0.0.1:port
-	failed   chan error
 }
 
 func (s *stack) stop() { s.Stop(io.Discard, false) }
@@ -282,21 +281,6 @@ func (s *stack) banner(o options) string {
 	return b.String()
 }
 
-// serve runs serve until the stack stops it with shutdown; an error before
-// that goes to s.failed.
-func (s *stack) serve(name string, serve func() error, shutdown func(context.Context) error) {
-	go func() {
-		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.failed <- fmt.Errorf("%s: %w", name, err)
-		}
-	}()
-	s.OnStop(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		shutdown(ctx)
-	})
-}
-
 // start starts every part, NGINX first so that -nginx without it stops
 // the start at once; on error it stops what it started.
 func start(o options, logw io.Writer) (s *stack, err error) {
@@ -304,7 +288,8 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s = &stack{Stack: hs, failed: make(chan error, 8)}
+	hs.Failed = make(chan error, 8)
+	s = &stack{Stack: hs}
 	started := s // s is nil once an error is returned
 	defer func() {
 		if err != nil {
@@ -341,7 +326,7 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 		return nil, fmt.Errorf("development OpenID Provider: %w", err)
 	}
 	idpSrv := &http.Server{Handler: idp.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	s.serve("development OpenID Provider", func() error { return idpSrv.Serve(idpLn) }, idpSrv.Shutdown)
+	s.Serve("development OpenID Provider", func() error { return idpSrv.Serve(idpLn) }, idpSrv.Shutdown)
 
 	// The demo API, behind the proxy.
 	// With short-lived tokens, a short leeway too: an expired token must be
@@ -355,7 +340,7 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 		return nil, fmt.Errorf("demo API: %w", err)
 	}
 	apiSrv := &fasthttp.Server{Handler: demo.Handler, NoDefaultServerHeader: true}
-	s.serve("demo API", func() error { return apiSrv.Serve(apiLn) }, apiSrv.ShutdownWithContext)
+	s.Serve("demo API", func() error { return apiSrv.Serve(apiLn) }, apiSrv.ShutdownWithContext)
 
 	// The OAuth Agent, with the embedded revocation store in the stack's
 	// directory; its ops listener serves the revocation feed the proxy
@@ -368,7 +353,7 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.serve("OAuth Agent", agentSrv.Serve, agentSrv.Shutdown)
+	s.Serve("OAuth Agent", agentSrv.Serve, agentSrv.Shutdown)
 	s.agentOps = "http://" + agentSrv.MetricsAddr().String()
 
 	// The OAuth Proxy in upstream mode, in front of the demo API.
@@ -380,7 +365,7 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.serve("OAuth Proxy", proxySrv.Serve, proxySrv.Shutdown)
+	s.Serve("OAuth Proxy", proxySrv.Serve, proxySrv.Shutdown)
 
 	// The SPAs, each told where it calls the agent and the API: directly,
 	// or with -nginx through NGINX in front of both.
@@ -396,7 +381,7 @@ func start(o options, logw io.Writer) (s *stack, err error) {
 		return nil, fmt.Errorf("SPA: %w", err)
 	}
 	spaSrv := &http.Server{Handler: spaHandler(byHost, byHost[apps[0].spaHost]), ReadHeaderTimeout: 10 * time.Second}
-	s.serve("SPA", func() error { return spaSrv.Serve(spaLn) }, spaSrv.Shutdown)
+	s.Serve("SPA", func() error { return spaSrv.Serve(spaLn) }, spaSrv.Shutdown)
 
 	// Ready when the agent has the provider's metadata.
 	if err := harness.Wait(context.Background(), 10*time.Second, 20*time.Millisecond, "the OAuth Agent did not load the development OpenID Provider's metadata", agentSrv.Agent.Ready); err != nil {

@@ -12,7 +12,7 @@ import (
 // mode (harness.StartNGINX), on the NGINX port: a server block per
 // application, on its API host (nginx.Params.Apps), which passes the Host
 // on so that the agent and the proxy pick the same application. Its exit
-// before the stack stops it goes to s.failed.
+// before the stack stops it goes to s.Failed.
 func (s *stack) startNGINX(p ports, apps []app) error {
 	n, err := s.StartNGINX(context.Background(), "nginx", nginx.ModeUpstream, nginxParams(p, apps))
 	if err != nil {
@@ -23,7 +23,7 @@ func (s *stack) startNGINX(p ports, apps []app) error {
 	go func() {
 		<-n.Exited()
 		if !stopping.Load() {
-			s.failed <- fmt.Errorf("NGINX exited (%v):\n%s", n.ExitErr(), n.Log())
+			s.Failed <- fmt.Errorf("NGINX exited (%v):\n%s", n.ExitErr(), n.Log())
 		}
 	}()
 	return nil

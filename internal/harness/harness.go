@@ -10,6 +10,7 @@ package harness
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -41,6 +42,9 @@ type Stack struct {
 	// Dir is the run's temporary directory (binaries, configurations,
 	// sockets, NGINX run directories); Stop removes it.
 	Dir string
+	// Failed, when set, receives the error of a server started with Serve
+	// that ended on its own, before the stack stopped it.
+	Failed chan error
 
 	mu    sync.Mutex
 	stops []func() // in start order; Stop runs them backwards
@@ -99,16 +103,11 @@ func (s *Stack) Stop(w io.Writer, logs bool) {
 }
 
 // Build builds the commands pkgs (such as "./cmd/oauth-proxy", relative to
-// the working directory, which is the module's root) without cgo into
-// Dir/bin and returns that directory.
-func (s *Stack) Build(ctx context.Context, pkgs ...string) (string, error) {
-	return s.BuildTagged(ctx, "", pkgs...)
-}
-
-// BuildTagged is [Stack.Build] with the build tags tags (comma-separated),
-// into Dir/bin-<tags> when tags is not empty, so that both builds can sit
-// side by side.
-func (s *Stack) BuildTagged(ctx context.Context, tags string, pkgs ...string) (string, error) {
+// the working directory, which is the module's root) without cgo, with the
+// build tags tags (comma-separated; "" for none), into Dir/bin, or
+// Dir/bin-<tags> with tags so that both builds can sit side by side, and
+// returns that directory.
+func (s *Stack) Build(ctx context.Context, tags string, pkgs ...string) (string, error) {
 	bin, args := filepath.Join(s.Dir, "bin"), []string{"build", "-trimpath"}
 	if tags != "" {
 		bin, args = bin+"-"+tags, append(args, "-tags", tags)
@@ -254,6 +253,22 @@ func Ready(url string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// Serve runs serve in a goroutine until the stack stops, then shutdown
+// with 5 s to finish; an error serve returns before that goes to Failed,
+// when set, prefixed with name.
+func (s *Stack) Serve(name string, serve func() error, shutdown func(context.Context) error) {
+	go func() {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) && s.Failed != nil {
+			s.Failed <- fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+	s.OnStop(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shutdown(ctx)
+	})
 }
 
 // ServeFast serves h with fasthttp on a free loopback port until the stack

@@ -59,7 +59,7 @@ func startStack(ctx context.Context, o options, n int, w io.Writer) (*stack, err
 	}
 	s := &stack{Stack: hs}
 	t0 := time.Now()
-	bin, err := s.Build(ctx, "./cmd/oauth-proxy", "./cmd/thctl")
+	bin, err := s.Build(ctx, "", "./cmd/oauth-proxy", "./cmd/thctl")
 	if err != nil {
 		return s, err
 	}
@@ -99,12 +99,7 @@ func startStack(ctx context.Context, o options, n int, w io.Writer) (*stack, err
 	if err != nil {
 		return s, err
 	}
-	go agentSrv.Serve()
-	s.OnStop(func() {
-		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		agentSrv.Shutdown(c)
-	})
+	s.Serve("OAuth Agent", agentSrv.Serve, agentSrv.Shutdown)
 
 	// The demo API: one per issuer, behind one upstream per proxy.
 	minted, err := api.New(api.Options{Issuer: issURL, JWKSURL: issURL + "/jwks", Audience: apiAudience})
