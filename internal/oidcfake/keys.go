@@ -1,8 +1,11 @@
 package oidcfake
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -48,12 +51,24 @@ func (k *Keys) Rotate() (string, error) {
 	if k.key != nil {
 		retired = append([]*rsa.PublicKey{&k.key.PublicKey}, retired...)
 	}
-	jwks, kid, err := JWKS(append([]*rsa.PublicKey{&key.PublicKey}, retired...)...)
-	if err != nil {
-		return "", err
+	// The JWK Set (RFC 7517 §5), each key with its RFC 7638 thumbprint as
+	// kid.
+	var set jose.JSONWebKeySet
+	for _, pub := range append([]*rsa.PublicKey{&key.PublicKey}, retired...) {
+		jwk := jose.JSONWebKey{Key: pub, Algorithm: string(jose.RS256), Use: "sig"}
+		b, err := jwk.Thumbprint(crypto.SHA256)
+		if err != nil {
+			return "", fmt.Errorf("oidcfake: thumbprint: %w", err)
+		}
+		jwk.KeyID = base64.RawURLEncoding.EncodeToString(b)
+		set.Keys = append(set.Keys, jwk)
 	}
-	k.key, k.kid, k.retired, k.jwks = key, kid, retired, jwks
-	return kid, nil
+	jwks, err := json.Marshal(set)
+	if err != nil {
+		return "", fmt.Errorf("oidcfake: marshal JWKS: %w", err)
+	}
+	k.key, k.kid, k.retired, k.jwks = key, set.Keys[0].KeyID, retired, jwks
+	return k.kid, nil
 }
 
 // Current returns the signing key and its kid.
@@ -63,24 +78,38 @@ func (k *Keys) Current() (*rsa.PrivateKey, string) {
 	return k.key, k.kid
 }
 
-// JWKSDocument returns the JWK Set of every key, current first. The caller
-// must not modify it.
-func (k *Keys) JWKSDocument() []byte {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	return k.jwks
-}
-
 // Sign serialises claims as a compact RS256 JWS with the current key.
 func (k *Keys) Sign(typ jose.ContentType, claims any) (string, error) {
 	key, kid := k.Current()
 	return Sign(jose.RS256, key, kid, typ, claims)
 }
 
-// ServeHTTP answers with the JWK Set, for the provider's jwks_uri.
+// Sign serialises claims as a compact JWS with alg (RS256 or another RSA
+// algorithm), kid and typ; typ "" leaves the header out.
+func Sign(alg jose.SignatureAlgorithm, key *rsa.PrivateKey, kid string, typ jose.ContentType, claims any) (string, error) {
+	opts := &jose.SignerOptions{}
+	if typ != "" {
+		opts = opts.WithType(typ)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, opts)
+	if err != nil {
+		return "", fmt.Errorf("oidcfake: signer: %w", err)
+	}
+	tok, err := jwt.Signed(signer).Claims(claims).Serialize()
+	if err != nil {
+		return "", fmt.Errorf("oidcfake: sign: %w", err)
+	}
+	return tok, nil
+}
+
+// ServeHTTP answers with the JWK Set of every key, current first, for the
+// provider's jwks_uri.
 func (k *Keys) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	k.mu.RLock()
+	jwks := k.jwks
+	k.mu.RUnlock()
 	w.Header().Set("Content-Type", "application/jwk-set+json")
-	w.Write(k.JWKSDocument())
+	w.Write(jwks)
 }
 
 // errNotOurs is Verify's one error for every token it does not accept.

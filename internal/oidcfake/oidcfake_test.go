@@ -1,8 +1,6 @@
 package oidcfake
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -96,48 +94,6 @@ func TestWriteError(t *testing.T) {
 		w.Header().Get("Content-Type") != "application/json" ||
 		w.Body.String() != `{"error":"invalid_client","error_description":"no"}` {
 		t.Errorf("got %d %v %s", w.Code, w.Header(), w.Body)
-	}
-}
-
-func TestSignVerifiesWithJWKS(t *testing.T) {
-	k1, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k2, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, kid, err := JWKS(&k1.PublicKey, &k2.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(doc, &set); err != nil {
-		t.Fatal(err)
-	}
-	if len(set.Keys) != 2 || set.Keys[0].KeyID != kid || set.Keys[1].KeyID == kid ||
-		set.Keys[0].Algorithm != "RS256" || set.Keys[0].Use != "sig" {
-		t.Fatalf("JWKS = %s, kid %q", doc, kid)
-	}
-	raw, err := Sign(jose.RS256, k1, kid, "at+jwt", jwt.Claims{Subject: "alice"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := tok.Headers[0]
-	if h.KeyID != kid || h.ExtraHeaders["typ"] != "at+jwt" {
-		t.Errorf("header = %+v", h)
-	}
-	var c jwt.Claims
-	if err := tok.Claims(set.Keys[0].Key, &c); err != nil || c.Subject != "alice" {
-		t.Errorf("claims %+v, %v", c, err)
-	}
-	if err := tok.Claims(set.Keys[1].Key, &c); err == nil {
-		t.Error("verified with the other key")
 	}
 }
 
@@ -461,29 +417,42 @@ func TestBearerAndRevocation(t *testing.T) {
 	}
 }
 
-// TestKeysRotate: after a rotation the JWKS publishes the new key first and
-// keeps the old one, and tokens signed before still verify.
+// TestKeysRotate: the JWKS publishes each key for RS256 signatures under
+// its kid, after a rotation the new key first and then the old one, and
+// tokens signed before still verify.
 func TestKeysRotate(t *testing.T) {
 	k, err := NewKeys()
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, oldKid := k.Current()
-	before, _ := k.Sign("JWT", jwt.Claims{Subject: "a"})
+	before, _ := k.Sign("at+jwt", jwt.Claims{Subject: "a"})
 	newKid, err := k.Rotate()
 	if err != nil {
 		t.Fatal(err)
 	}
+	w := httptest.NewRecorder()
+	k.ServeHTTP(w, httptest.NewRequest("GET", "/jwks", nil))
 	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(k.JWKSDocument(), &set); err != nil || len(set.Keys) != 2 ||
-		set.Keys[0].KeyID != newKid || set.Keys[1].KeyID != oldKid || newKid == oldKid {
-		t.Fatalf("JWKS %s after rotating from %s to %s", k.JWKSDocument(), oldKid, newKid)
+	if err := json.Unmarshal(w.Body.Bytes(), &set); err != nil || len(set.Keys) != 2 ||
+		set.Keys[0].KeyID != newKid || set.Keys[1].KeyID != oldKid || newKid == oldKid ||
+		set.Keys[0].Algorithm != "RS256" || set.Keys[0].Use != "sig" ||
+		w.Header().Get("Content-Type") != "application/jwk-set+json" {
+		t.Fatalf("JWKS %s after rotating from %s to %s", w.Body, oldKid, newKid)
 	}
 	after, _ := k.Sign("JWT", jwt.Claims{Subject: "b"})
-	for _, raw := range []string{before, after} {
+	for i, raw := range []string{after, before} {
+		tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+		if err != nil {
+			t.Fatal(err)
+		}
 		var c jwt.Claims
-		if err := k.Verify(raw, &c); err != nil {
-			t.Errorf("Verify: %v", err)
+		if h := tok.Headers[0]; h.KeyID != set.Keys[i].KeyID || tok.Claims(set.Keys[i].Key, &c) != nil ||
+			tok.Claims(set.Keys[1-i].Key, &c) == nil || k.Verify(raw, &c) != nil {
+			t.Errorf("token %d: header %+v does not verify with its key alone", i, h)
+		}
+		if typ := []string{"JWT", "at+jwt"}[i]; tok.Headers[0].ExtraHeaders["typ"] != typ {
+			t.Errorf("token %d: typ %v, want %s", i, tok.Headers[0].ExtraHeaders["typ"], typ)
 		}
 	}
 	other, _ := NewKeys()
