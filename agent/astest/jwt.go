@@ -1,6 +1,7 @@
 package astest
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -56,20 +57,41 @@ func (s *Server) signID(c oidcfake.IDClaims, now time.Time, f *Faults) (string, 
 	if f.IDTokenNoIssuedAt {
 		c.IssuedAt = 0
 	}
-	key, kid := s.op.Keys.Current()
+	var how Signing
+	kid := ""
 	switch {
 	case f.IDTokenAlgNone:
-		return unsigned("JWT", c)
+		how.Alg = "none"
 	case f.IDTokenBadSignature:
+		how.OtherKey = true
+	case f.IDTokenUnknownKid:
+		kid = "unknown-" + rand.Text()
+	}
+	return s.sign(c, "JWT", how, kid)
+}
+
+// sign signs claims as how says, with typ unless how.Typ sets another, and
+// under kid instead of the current key's unless kid is "".
+func (s *Server) sign(claims any, typ string, how Signing, kid string) (string, error) {
+	switch how.Typ {
+	case "":
+	case "-":
+		typ = ""
+	default:
+		typ = how.Typ
+	}
+	if how.Alg == "none" {
+		return unsigned(typ, claims)
+	}
+	key, current := s.op.Keys.Current()
+	if how.OtherKey {
 		other, err := otherKey()
 		if err != nil {
 			return "", err
 		}
 		key = other
-	case f.IDTokenUnknownKid:
-		kid = "unknown-" + rand.Text()
 	}
-	return oidcfake.Sign(jose.RS256, key, kid, "JWT", c)
+	return oidcfake.Sign(jose.SignatureAlgorithm(cmp.Or(how.Alg, "RS256")), key, cmp.Or(kid, current), jose.ContentType(typ), claims)
 }
 
 // unsigned is an "alg": "none" JWT (RFC 7519 §6): no signature at all, which

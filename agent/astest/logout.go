@@ -1,10 +1,7 @@
 package astest
 
 import (
-	"fmt"
 	"time"
-
-	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
@@ -56,31 +53,5 @@ type Signing struct {
 
 // SignLogoutToken signs claims as a logout token.
 func (s *Server) SignLogoutToken(claims map[string]any, how Signing) (string, error) {
-	typ := how.Typ
-	switch typ {
-	case "":
-		typ = "logout+jwt"
-	case "-":
-		typ = ""
-	}
-	if how.Alg == "none" {
-		return unsigned(typ, claims)
-	}
-	alg := jose.SignatureAlgorithm(how.Alg)
-	if alg == "" {
-		alg = jose.RS256
-	}
-	key, kid := s.op.Keys.Current()
-	if how.OtherKey {
-		other, err := otherKey()
-		if err != nil {
-			return "", err
-		}
-		key = other
-	}
-	tok, err := oidcfake.Sign(alg, key, kid, jose.ContentType(typ), claims)
-	if err != nil {
-		return "", fmt.Errorf("astest: %w", err)
-	}
-	return tok, nil
+	return s.sign(claims, "logout+jwt", how, "")
 }

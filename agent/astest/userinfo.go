@@ -11,9 +11,6 @@ import (
 // and UserinfoStatus is applied.
 func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 	f := s.snapshot("userinfo")
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		return oidcfake.ErrMethod
-	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
 	if err != nil {
 		return oidcfake.ErrBadForm
