@@ -58,13 +58,13 @@ type Server struct {
 	done  chan struct{} // closed by Close, ends TokenDelay waits
 	close sync.Once
 
-	op *oidcfake.Provider // the grant store and signing keys
+	op     *oidcfake.Provider // the grant store and signing keys
+	pushed oidcfake.Requests  // by request_uri
 
 	mu             sync.Mutex
 	faults         Faults
 	counts         map[string]int
-	pushed         map[string]*pushedRequest // by request_uri
-	revoked        map[string]bool           // tokens presented to /revoke
+	revoked        map[string]bool // tokens presented to /revoke
 	lastUserinfo   UserinfoRequest
 	lastClientAuth string
 }
@@ -88,7 +88,7 @@ func newServer(opts Options) (*Server, error) {
 		RedirectURI:  cmp.Or(opts.RedirectURI, "http://www.example.localhost:3000/"),
 		done:         make(chan struct{}),
 		counts:       make(map[string]int),
-		pushed:       make(map[string]*pushedRequest),
+		pushed:       oidcfake.Requests{TTL: parTTL},
 		revoked:      make(map[string]bool),
 	}
 	if _, err := url.Parse(s.RedirectURI); err != nil {

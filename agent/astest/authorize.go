@@ -1,7 +1,6 @@
 package astest
 
 import (
-	"crypto/rand"
 	"maps"
 	"net/http"
 	"net/url"
@@ -11,21 +10,10 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
-// codeTTL bounds authorization codes (RFC 6749 §4.1.2 recommends at most 10
-// minutes); parTTL bounds request URIs (RFC 9126 §2.2).
-const (
-	codeTTL = time.Minute
-	parTTL  = 60 * time.Second
-)
+// parTTL bounds request URIs (RFC 9126 §2.2).
+const parTTL = 60 * time.Second
 
 const requestURIPrefix = "urn:ietf:params:oauth:request_uri:"
-
-// pushedRequest is a validated authorization request stored by /par, of
-// the one client.
-type pushedRequest struct {
-	params  url.Values
-	expires time.Time
-}
 
 var (
 	errNoScope          = oidcfake.BadRequest("invalid_scope", "scope is required")
@@ -67,9 +55,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	params := q
 	if ru := q.Get("request_uri"); ru != "" {
-		// RFC 9126 §4: the pushed parameters replace the query.
-		p, ok := s.takePushed(ru)
-		if !ok {
+		// RFC 9126 §4: the pushed parameters replace the query. They are
+		// bound to the client that pushed them, checked above: there is one.
+		p := s.pushed.Get(ru, true, time.Now())
+		if p == nil {
 			http.Error(w, "astest: invalid_request_uri: unknown, used or expired request_uri", http.StatusBadRequest)
 			return
 		}
@@ -93,21 +82,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	now := time.Now()
 	s.mu.Lock()
 	sid := s.sid
 	s.mu.Unlock()
-	code := s.op.NewCode(oidcfake.Code{
-		ClientID:    s.ClientID,
-		RedirectURI: params.Get("redirect_uri"),
-		Challenge:   params.Get("code_challenge"),
-		Scope:       params.Get("scope"),
-		Nonce:       params.Get("nonce"),
-		SID:         sid,
-		User:        s.user(),
-		AuthTime:    now,
-		Expires:     now.Add(codeTTL),
-	})
+	code := s.op.NewCode(params, s.user(), sid, time.Now())
 	s.redirect(w, r, &f, params, url.Values{"code": {code}})
 }
 
@@ -132,20 +110,6 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request, f *Faults, par
 	oidcfake.Redirect(w, r, params.Get("redirect_uri"), params.Get("state"), iss, resp, http.StatusFound)
 }
 
-// takePushed returns and forgets the pushed request behind requestURI; it is
-// single use and expires after parTTL. (It is bound to the client that
-// pushed it, RFC 9126 §4, which authorize checked: there is one.)
-func (s *Server) takePushed(requestURI string) (url.Values, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.pushed[requestURI]
-	delete(s.pushed, requestURI)
-	if !ok || time.Now().After(p.expires) {
-		return nil, false
-	}
-	return p.params, true
-}
-
 // par is the pushed authorization request endpoint (RFC 9126 §2).
 func (s *Server) par(w http.ResponseWriter, r *http.Request) error {
 	s.snapshot("par")
@@ -166,12 +130,10 @@ func (s *Server) par(w http.ResponseWriter, r *http.Request) error {
 	if err := checkAuthRequest(p); err != nil {
 		return err
 	}
-	uri := requestURIPrefix + rand.Text()
 	stored := maps.Clone(p)
 	delete(stored, "client_secret")
-	s.mu.Lock()
-	s.pushed[uri] = &pushedRequest{params: stored, expires: time.Now().Add(parTTL)}
-	s.mu.Unlock()
+	stored.Set("client_id", clientID)
+	uri := s.pushed.Put(requestURIPrefix, stored, time.Now())
 	oidcfake.WriteJSON(w, http.StatusCreated, map[string]any{"request_uri": uri, "expires_in": int(parTTL / time.Second)})
 	return nil
 }

@@ -11,23 +11,13 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
 
-// pendingTTL bounds how long the login page may stay open; codeTTL bounds
-// authorization codes (RFC 6749 §4.1.2 recommends at most 10 minutes).
+// pendingTTL bounds how long the login page may stay open.
 const (
 	pendingTTL = 10 * time.Minute
-	codeTTL    = time.Minute
 	// maxPending caps the login pages open at once, so that a loop fetching
 	// /authorize cannot fill memory.
 	maxPending = 10000
 )
-
-// authRequest is a validated authorization request waiting for the login
-// form.
-type authRequest struct {
-	clientID, redirectURI, state       string
-	challenge, scope, nonce, loginHint string
-	expires                            time.Time
-}
 
 // checkAuthRequest validates the parameters of an authorization request once
 // the client and redirect URI are known to be good; a failure is sent back
@@ -75,35 +65,18 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			"The redirect_uri "+quote(redirectURI)+" is missing or not registered for client "+quote(c.ID)+".")
 		return
 	}
-	now := time.Now()
-	ar := &authRequest{
-		clientID:    c.ID,
-		redirectURI: redirectURI,
-		state:       q.Get("state"),
-		challenge:   q.Get("code_challenge"),
-		scope:       q.Get("scope"),
-		nonce:       q.Get("nonce"),
-		loginHint:   q.Get("login_hint"),
-		expires:     now.Add(pendingTTL),
-	}
+	// From here on q holds one client_id and one redirect_uri, both good.
 	if e := checkAuthRequest(q); e != nil {
-		s.redirect(w, r, ar, url.Values{"error": {e.Code}, "error_description": {e.Description}}, http.StatusFound)
+		s.redirect(w, r, q, url.Values{"error": {e.Code}, "error_description": {e.Description}}, http.StatusFound)
 		return
 	}
-	id := rand.Text()
-	s.mu.Lock()
-	s.sweepLocked(now)
-	full := len(s.pending) >= maxPending
-	if !full {
-		s.pending[id] = ar
-	}
-	s.mu.Unlock()
-	if full {
+	id := s.pending.Put("", q, time.Now())
+	if id == "" {
 		s.errorPage(w, http.StatusServiceUnavailable, "Too many sign-ins in progress",
 			"Try again in a few minutes.")
 		return
 	}
-	s.loginPage(w, http.StatusOK, id, ar, "")
+	s.loginPage(w, http.StatusOK, id, q, "")
 }
 
 // single returns the one value of q[k], or "" when there is none or more
@@ -124,21 +97,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PostForm.Get("request_id")
 	now := time.Now()
-	s.mu.Lock()
-	ar := s.pending[id]
-	if ar != nil && now.After(ar.expires) {
-		delete(s.pending, id)
-		ar = nil
-	}
-	s.mu.Unlock()
-	if ar == nil {
+	q := s.pending.Get(id, false, now)
+	if q == nil {
 		s.expiredPage(w)
 		return
 	}
 
 	if r.PostForm.Has("cancel") {
-		if s.take(id) {
-			s.redirect(w, r, ar, url.Values{"error": {"access_denied"},
+		if s.pending.Get(id, true, now) != nil {
+			s.redirect(w, r, q, url.Values{"error": {"access_denied"},
 				"error_description": {"the user cancelled the sign-in"}}, http.StatusSeeOther)
 		} else {
 			s.expiredPage(w)
@@ -157,11 +124,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		if name != "" {
 			msg = "There is no demo user " + quote(name) + ". Choose one of the demo users."
 		}
-		s.loginPage(w, http.StatusBadRequest, id, ar, msg)
+		s.loginPage(w, http.StatusBadRequest, id, q, msg)
 		return
 	}
 	// Single use: a second submission of the same page finds nothing.
-	if !s.take(id) {
+	if s.pending.Get(id, true, now) == nil {
 		s.expiredPage(w)
 		return
 	}
@@ -170,29 +137,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	s.sweepLocked(now)
 	// Every sign-in is a provider session of its own: there is no session
 	// cookie to reuse one (prompt=none is refused).
-	s.sessions[sid] = &opSession{id: sid, user: user, clientID: ar.clientID, started: now, expires: now.Add(sessionTTL)}
+	s.sessions[sid] = &opSession{id: sid, user: user, clientID: q.Get("client_id"), started: now, expires: now.Add(sessionTTL)}
 	s.mu.Unlock()
-	code := s.op.NewCode(oidcfake.Code{
-		SID:         sid,
-		ClientID:    ar.clientID,
-		RedirectURI: ar.redirectURI,
-		Challenge:   ar.challenge,
-		Scope:       ar.scope,
-		Nonce:       ar.nonce,
-		User:        *user,
-		AuthTime:    now,
-		Expires:     now.Add(codeTTL),
-	})
-	s.redirect(w, r, ar, url.Values{"code": {code}}, http.StatusSeeOther)
-}
-
-// take removes the pending request id and reports whether it was there.
-func (s *Server) take(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.pending[id]
-	delete(s.pending, id)
-	return ok
+	code := s.op.NewCode(q, *user, sid, now)
+	s.redirect(w, r, q, url.Values{"code": {code}}, http.StatusSeeOther)
 }
 
 func (s *Server) expiredPage(w http.ResponseWriter) {
@@ -200,8 +148,9 @@ func (s *Server) expiredPage(w http.ResponseWriter) {
 		"This sign-in page has expired or was already used. Go back to the application and sign in again.")
 }
 
-// redirect sends the user agent back to the request's registered redirect
-// URI with resp, the state and the issuer (RFC 9207 §2).
-func (s *Server) redirect(w http.ResponseWriter, r *http.Request, ar *authRequest, resp url.Values, status int) {
-	oidcfake.Redirect(w, r, ar.redirectURI, ar.state, s.issuer, resp, status)
+// redirect sends the user agent back to the registered redirect URI of the
+// authorization request q with resp, the state and the issuer (RFC 9207
+// §2).
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, q, resp url.Values, status int) {
+	oidcfake.Redirect(w, r, q.Get("redirect_uri"), q.Get("state"), s.issuer, resp, status)
 }

@@ -121,10 +121,10 @@ type Server struct {
 	clients map[string]*Client
 	handler http.Handler
 	op      *oidcfake.Provider // the grant store and signing key
+	pending oidcfake.Requests  // by request_id, awaiting the login form
 
 	mu        sync.Mutex
-	pending   map[string]*authRequest // by request_id, awaiting the login form
-	sessions  map[string]*opSession   // by sid
+	sessions  map[string]*opSession // by sid
 	nextSweep time.Time
 
 	httpClient *http.Client // sends logout tokens
@@ -137,7 +137,7 @@ func New(opts Options) (*Server, error) {
 		issuer:     opts.Issuer,
 		ttl:        cmp.Or(opts.AccessTokenTTL, defaultAccessTokenTTL),
 		clients:    make(map[string]*Client),
-		pending:    make(map[string]*authRequest),
+		pending:    oidcfake.Requests{TTL: pendingTTL, Max: maxPending},
 		sessions:   make(map[string]*opSession),
 		httpClient: defaultHTTPClient(),
 		formToken:  rand.Text(),
@@ -239,14 +239,13 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// sweepLocked drops login pages and sessions that have expired, at most
-// once a minute, so that a provider left running for days does not grow
-// (the grant store sweeps itself). s.mu must be held.
+// sweepLocked drops sessions that have expired, at most once a minute, so
+// that a provider left running for days does not grow (the grant store and
+// the login pages sweep themselves). s.mu must be held.
 func (s *Server) sweepLocked(now time.Time) {
 	if now.Before(s.nextSweep) {
 		return
 	}
 	s.nextSweep = now.Add(time.Minute)
-	maps.DeleteFunc(s.pending, func(_ string, ar *authRequest) bool { return now.After(ar.expires) })
 	maps.DeleteFunc(s.sessions, func(_ string, sess *opSession) bool { return now.After(sess.expires) })
 }

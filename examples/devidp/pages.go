@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"html/template"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -151,13 +152,15 @@ func (s *Server) writePage(w http.ResponseWriter, status int, name string, p *pa
 	w.Write(buf.Bytes())
 }
 
-func (s *Server) loginPage(w http.ResponseWriter, status int, id string, ar *authRequest, msg string) {
+// loginPage shows the login form of the authorization request q, waiting
+// under id.
+func (s *Server) loginPage(w http.ResponseWriter, status int, id string, q url.Values, msg string) {
 	s.writePage(w, status, "login", &page{
 		Title:     "Sign in",
 		RequestID: id,
-		ClientID:  ar.clientID,
-		Scopes:    strings.Fields(ar.scope),
-		LoginHint: ar.loginHint,
+		ClientID:  q.Get("client_id"),
+		Scopes:    strings.Fields(q.Get("scope")),
+		LoginHint: q.Get("login_hint"),
 		Users:     Users,
 		Error:     msg,
 	})

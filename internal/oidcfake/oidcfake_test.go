@@ -120,8 +120,8 @@ func newProvider(t *testing.T, grantTTL time.Duration) *Provider {
 // login stores a code for client c and returns it with the form that
 // redeems it.
 func login(p *Provider, c, scope string, now time.Time) (string, url.Values) {
-	code := p.NewCode(Code{ClientID: c, RedirectURI: redirect, Challenge: challenge, Scope: scope, Nonce: "n-1",
-		SID: "sid-1", User: alice, AuthTime: now, Expires: now.Add(time.Minute)})
+	code := p.NewCode(url.Values{"client_id": {c}, "redirect_uri": {redirect}, "code_challenge": {challenge},
+		"scope": {scope}, "nonce": {"n-1"}}, alice, "sid-1", now)
 	return code, url.Values{"code": {code}, "redirect_uri": {redirect}, "code_verifier": {verifier}}
 }
 
@@ -520,5 +520,23 @@ func TestCheckAuthRequest(t *testing.T) {
 				t.Errorf("CheckAuthRequest = %v, want %q", e, tt.want)
 			}
 		})
+	}
+}
+
+// TestRequests: a waiting request is single use when taken, gone once
+// expired, and Max bounds how many wait.
+func TestRequests(t *testing.T) {
+	now := time.Now()
+	rs := Requests{TTL: time.Minute, Max: 2}
+	a := rs.Put("urn:", url.Values{"state": {"a"}}, now)
+	b := rs.Put("urn:", url.Values{"state": {"b"}}, now)
+	if !strings.HasPrefix(a, "urn:") || a == b || rs.Put("urn:", nil, now) != "" {
+		t.Fatalf("ids %q %q, or a third request was stored", a, b)
+	}
+	if rs.Get(a, false, now).Get("state") != "a" || rs.Get(a, true, now).Get("state") != "a" || rs.Get(a, true, now) != nil {
+		t.Error("a peeked request is not there to take, or a taken one is there again")
+	}
+	if rs.Get(b, false, now.Add(2*time.Minute)) != nil || rs.Get(b, false, now) != nil {
+		t.Error("an expired request is there")
 	}
 }

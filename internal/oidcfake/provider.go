@@ -39,14 +39,18 @@ const IDTokenTTL = 5 * time.Minute
 // copied.
 type User struct{ Subject, Name, Email string }
 
-// Code is an authorization request that was granted, stored under its
-// authorization code until redeemed. It is plain data and may be copied.
-type Code struct {
-	ClientID, RedirectURI, Challenge, Scope, Nonce string
-	SID                                            string // "" or the provider session (Back-Channel Logout 1.0 §2.1)
-	User                                           User
-	AuthTime, Expires                              time.Time
+// code is an authorization request that was granted, stored under its
+// authorization code until redeemed.
+type code struct {
+	params   url.Values // the request's client_id, redirect_uri, code_challenge, scope and nonce
+	user     User
+	sid      string // "" or the provider session (Back-Channel Logout 1.0 §2.1)
+	authTime time.Time
 }
+
+// codeTTL bounds authorization codes (RFC 6749 §4.1.2 recommends at most 10
+// minutes).
+const codeTTL = time.Minute
 
 // Grant is one login: every token issued from one authorization code
 // shares it, and revoking it revokes them all (the refresh-token family).
@@ -89,7 +93,7 @@ type Provider struct {
 	errNoBearer *Error
 
 	mu        sync.Mutex
-	codes     map[string]*Code
+	codes     map[string]*code
 	usedCodes map[string]*Grant // redeemed codes, for reuse revocation
 	refresh   map[string]*refreshToken
 	access    map[string]*issuedAccess // by jti
@@ -113,7 +117,7 @@ func New(cfg Config) (*Provider, error) {
 		// RFC 6750 §3.1: no error code when no token was sent.
 		errNoBearer: &Error{http.StatusUnauthorized, "invalid_request",
 			"a bearer access token is required (RFC 6750 §2.1)", `Bearer realm="` + cfg.Realm + `"`},
-		codes:     make(map[string]*Code),
+		codes:     make(map[string]*code),
 		usedCodes: make(map[string]*Grant),
 		refresh:   make(map[string]*refreshToken),
 		access:    make(map[string]*issuedAccess),
@@ -141,15 +145,16 @@ func (p *Provider) Authenticate(r *http.Request, secret func(clientID string) (s
 	return id, nil
 }
 
-// NewCode stores c and returns its authorization code, single use until
-// c.Expires.
-func (p *Provider) NewCode(c Code) string {
-	code := rand.Text()
+// NewCode stores the validated authorization request params, which user
+// granted at now in the provider session sid ("" for none), and returns its
+// authorization code, single use for a minute.
+func (p *Provider) NewCode(params url.Values, user User, sid string, now time.Time) string {
+	c := rand.Text()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.sweepLocked(time.Now())
-	p.codes[code] = &c
-	return code
+	p.sweepLocked(now)
+	p.codes[c] = &code{params: params, user: user, sid: sid, authTime: now}
+	return c
 }
 
 // Redeem is the authorization_code grant (RFC 6749 §4.1.3) for the
@@ -173,23 +178,23 @@ func (p *Provider) Redeem(clientID string, form url.Values, now time.Time) (*Gra
 	}
 	p.mu.Unlock()
 	switch {
-	case now.After(c.Expires):
+	case now.After(c.authTime.Add(codeTTL)):
 		return nil, "", ErrUnknownCode
-	case c.ClientID != clientID:
+	case c.params.Get("client_id") != clientID:
 		return nil, "", ErrCodeClient
-	case form.Get("redirect_uri") != c.RedirectURI:
+	case form.Get("redirect_uri") != c.params.Get("redirect_uri"):
 		return nil, "", ErrCodeRedirectURI
-	case !PKCEValid(form.Get("code_verifier"), c.Challenge):
+	case !PKCEValid(form.Get("code_verifier"), c.params.Get("code_challenge")):
 		return nil, "", ErrPKCE
 	}
-	g := &Grant{ClientID: clientID, Scope: c.Scope, SID: c.SID, User: c.User, AuthTime: c.AuthTime}
+	g := &Grant{ClientID: clientID, Scope: c.params.Get("scope"), SID: c.sid, User: c.user, AuthTime: c.authTime}
 	if p.GrantTTL > 0 {
-		g.Expires = c.AuthTime.Add(p.GrantTTL)
+		g.Expires = c.authTime.Add(p.GrantTTL)
 	}
 	p.mu.Lock()
 	p.usedCodes[code] = g
 	p.mu.Unlock()
-	return g, c.Nonce, nil
+	return g, c.params.Get("nonce"), nil
 }
 
 // Refresh is the refresh_token grant (RFC 6749 §6) for the authenticated
@@ -488,7 +493,7 @@ func (p *Provider) sweepLocked(now time.Time) {
 		return
 	}
 	p.nextSweep = now.Add(time.Minute)
-	maps.DeleteFunc(p.codes, func(_ string, c *Code) bool { return now.After(c.Expires) })
+	maps.DeleteFunc(p.codes, func(_ string, c *code) bool { return now.After(c.authTime.Add(codeTTL)) })
 	maps.DeleteFunc(p.usedCodes, func(_ string, g *Grant) bool { return expired(g, now) })
 	maps.DeleteFunc(p.refresh, func(_ string, rt *refreshToken) bool { return expired(rt.grant, now) })
 	maps.DeleteFunc(p.access, func(_ string, at *issuedAccess) bool { return now.After(at.expires) })
