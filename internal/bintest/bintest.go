@@ -1,14 +1,14 @@
 // Package bintest runs a command's real binary in its black-box tests: it
 // builds the binary once per test process (with the race detector when the
-// tests run with it), runs it to completion or starts it in the background,
-// signals it, waits for it and reads its stderr, and checks tables of
-// command lines (Case). It also holds what those tests and the others share
-// around a running server: one polling loop (Within, Eventually), servers
-// and listeners for the test's lifetime (Serve, Accept), HTTP calls (Get,
-// Do, NewRequest with headers in order, Raw bytes on a connection), free
-// ports, sockets, locked buffers, log lines, and heap growth per
-// request. Only tests and internal/harness (for PickPorts and Buffer)
-// import it.
+// tests run with it), runs it to completion or starts it in the background
+// (as Exec starts any program: redis-server, node), signals it, waits for it
+// and reads its stderr, and checks tables of command lines (Case). It also
+// holds what those tests and the others share around a running server: one
+// polling loop (Within, Eventually), servers and listeners for the test's
+// lifetime (Serve, Accept), HTTP calls (Get, Do, NewRequest with headers in
+// order, Raw bytes on a connection), free ports, sockets, locked buffers,
+// log lines, and heap growth per request. Only tests and internal/harness
+// (for PickPorts and Buffer) import it.
 package bintest
 
 import (
@@ -209,8 +209,8 @@ func runCases(t *testing.T, cases []Case, secrets []string, run func(t *testing.
 	}
 }
 
-// Process is one running binary, started with [Binary.Start]. It is safe for
-// concurrent use and must not be copied.
+// Process is one running program, started with [Binary.Start] or [Exec].
+// It is safe for concurrent use and must not be copied.
 type Process struct {
 	name     string
 	cmd      *exec.Cmd
@@ -220,42 +220,60 @@ type Process struct {
 }
 
 // Start starts the binary with args, its stdout discarded and its stderr
-// kept. When the test ends the process is killed, by its PID, if it still
-// runs; the test fails if the binary reported a data race, and logs its
-// stderr if it failed.
+// kept, as [Exec] does.
 func (b *Binary) Start(t testing.TB, args ...string) *Process {
 	t.Helper()
-	p := &Process{name: b.Name, done: make(chan struct{})}
-	p.cmd = exec.Command(b.Path(t), args...)
-	p.cmd.Env = b.environ()
-	p.cmd.Stdout = io.Discard
-	p.cmd.Stderr = &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+	cmd := exec.Command(b.Path(t), args...)
+	cmd.Env = b.environ()
+	cmd.Stdout = io.Discard
+	return Exec(t, b.Name, cmd)
+}
+
+// Exec starts cmd, its stderr kept, and its stdout too unless cmd.Stdout is
+// set; name names it in messages. When the test ends the process is
+// killed (Kill) if it still runs; the test fails if the program reported a
+// data race, and logs its stderr if it failed.
+func Exec(t testing.TB, name string, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p := &Process{name: name, cmd: cmd, done: make(chan struct{})}
+	if cmd.Stdout == nil {
+		cmd.Stdout = &p.stderr
+	}
+	cmd.Stderr = &p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
 	}
 	go func() {
-		p.cmd.Wait()
-		p.exitCode = p.cmd.ProcessState.ExitCode()
+		cmd.Wait()
+		p.exitCode = cmd.ProcessState.ExitCode()
 		close(p.done)
 	}()
 	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				t.Errorf("%s (pid %d) did not die after SIGKILL", b.Name, p.cmd.Process.Pid)
-			}
-		}
+		p.Kill(t)
 		if out := p.stderr.String(); strings.Contains(out, "DATA RACE") {
-			t.Errorf("%s reported a data race:\n%s", b.Name, out)
+			t.Errorf("%s reported a data race:\n%s", name, out)
 		} else if t.Failed() {
-			t.Logf("%s stderr:\n%s", b.Name, out)
+			t.Logf("%s stderr:\n%s", name, out)
 		}
 	})
 	return p
+}
+
+// Kill kills the process by its PID (SIGKILL), if it still runs, and waits
+// for it to exit.
+func (p *Process) Kill(t testing.TB) {
+	t.Helper()
+	if p.Exited() {
+		return
+	}
+	// os.Process targets this process's PID and refuses once it has been
+	// waited for, so a reused PID is never hit.
+	p.cmd.Process.Kill()
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Errorf("%s (pid %d) did not die after SIGKILL", p.name, p.cmd.Process.Pid)
+	}
 }
 
 // Stderr returns what the process has written to stderr so far.
@@ -281,8 +299,6 @@ func (p *Process) ExitCode() int {
 // Signal sends sig to the process.
 func (p *Process) Signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
-	// os.Process.Signal targets this process's PID and refuses once it has
-	// been waited for, so a reused PID is never hit.
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("sending %v to pid %d: %v", sig, p.cmd.Process.Pid, err)
 	}

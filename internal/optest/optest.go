@@ -4,8 +4,6 @@
 package optest
 
 import (
-	"bufio"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,10 +39,8 @@ type Options struct {
 type Provider struct {
 	Issuer string // http://localhost:<port>
 
-	mu     sync.Mutex
-	events []string // the "EVENT " lines, without the prefix
-	stderr bintest.Buffer
-	stop   func() // once: SIGTERM, then wait for the exit
+	stdout bintest.Buffer // the READY line, then the EVENT lines
+	stop   func()         // once: SIGTERM, then wait for the exit
 }
 
 // dir is integration/op, found beside this source file so that any
@@ -74,49 +70,27 @@ func Start(t testing.TB, o Options) *Provider {
 	if o.AccessTokenTTL > 0 {
 		cmd.Env = append(cmd.Env, "ACCESS_TOKEN_TTL="+strconv.Itoa(int(o.AccessTokenTTL/time.Second)))
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = &op.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting oidc-provider: %v", err)
-	}
-	ready := make(chan string, 1)
-	exited := make(chan error, 1)
-	go func() {
-		op.read(stdout, ready)
-		exited <- cmd.Wait() // after stdout is read to its end (os/exec's StdoutPipe rule)
-	}()
+	cmd.Stdout = &op.stdout
+	p := bintest.Exec(t, "oidc-provider", cmd)
 	op.stop = sync.OnceFunc(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("oidc-provider did not exit cleanly on SIGTERM: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("oidc-provider did not exit within 5 s of SIGTERM; killing it")
-			cmd.Process.Kill()
-			<-exited
+		p.Signal(t, syscall.SIGTERM)
+		if code := p.WaitExit(t, 5*time.Second); code != 0 {
+			t.Errorf("oidc-provider did not exit cleanly on SIGTERM: status %d", code)
 		}
 	})
 	t.Cleanup(func() {
 		op.stop()
 		if t.Failed() {
-			op.mu.Lock()
-			t.Logf("oidc-provider events: %q\nstderr:\n%s", op.events, op.Stderr())
-			op.mu.Unlock()
+			t.Logf("oidc-provider events: %q", op.lines("EVENT "))
 		}
 	})
-
-	select {
-	case op.Issuer = <-ready:
-	case err := <-exited:
-		t.Fatalf("oidc-provider exited before it was ready: %v\n%s", err, op.Stderr())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("oidc-provider printed no READY line within 20 s\n%s", op.Stderr())
-	}
+	p.Eventually(t, 20*time.Second, "oidc-provider's READY line", func() bool {
+		ready := op.lines("READY ")
+		if len(ready) > 0 {
+			op.Issuer = ready[0]
+		}
+		return op.Issuer != ""
+	})
 	return op
 }
 
@@ -126,42 +100,26 @@ func Start(t testing.TB, o Options) *Provider {
 // calls, and the test's end, do nothing more.
 func (op *Provider) Stop() { op.stop() }
 
-// read consumes the provider's stdout: one READY line, then EVENT lines.
-func (op *Provider) read(r io.Reader, ready chan<- string) {
-	s := bufio.NewScanner(r)
-	for s.Scan() {
-		line := s.Text()
-		if issuer, ok := strings.CutPrefix(line, "READY "); ok {
-			select {
-			case ready <- issuer:
-			default:
-			}
-		} else if event, ok := strings.CutPrefix(line, "EVENT "); ok {
-			op.mu.Lock()
-			op.events = append(op.events, event)
-			op.mu.Unlock()
+// lines returns the whole lines the provider has written to stdout so far
+// that start with prefix, without it.
+func (op *Provider) lines(prefix string) []string {
+	var out []string
+	for line := range strings.Lines(op.stdout.String()) {
+		if rest, ok := strings.CutPrefix(line, prefix); ok && strings.HasSuffix(rest, "\n") {
+			out = append(out, strings.TrimSuffix(rest, "\n"))
 		}
 	}
-	io.Copy(io.Discard, r)
+	return out
 }
-
-// Stderr is what the provider wrote to stderr so far: errors and warnings.
-func (op *Provider) Stderr() string { return op.stderr.String() }
 
 // Mark is the number of events so far, for Count and WaitFor.
-func (op *Provider) Mark() int {
-	op.mu.Lock()
-	defer op.mu.Unlock()
-	return len(op.events)
-}
+func (op *Provider) Mark() int { return len(op.lines("EVENT ")) }
 
 // Count is the number of events after mark that are event or start with
 // event and a space ("grant.success" counts "grant.success refresh_token").
 func (op *Provider) Count(mark int, event string) int {
-	op.mu.Lock()
-	defer op.mu.Unlock()
 	n := 0
-	for _, e := range op.events[mark:] {
+	for _, e := range op.lines("EVENT ")[mark:] {
 		if e == event || strings.HasPrefix(e, event+" ") {
 			n++
 		}

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,9 +24,7 @@ type Server struct {
 	t    testing.TB
 	path string
 	port int
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  bintest.Buffer
+	p    *bintest.Process
 }
 
 // Start starts a redis-server on a free port and waits until it accepts
@@ -41,32 +38,14 @@ func Start(t testing.TB) *Server {
 	port := bintest.FreePorts(t, 1)[0]
 	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), t: t, path: path, port: port}
 	s.start()
-	t.Cleanup(func() {
-		s.Kill()
-		if t.Failed() {
-			t.Logf("redis-server %s output:\n%s", s.Addr, s.log.String())
-		}
-	})
 	return s
 }
 
 func (s *Server) start() {
 	s.t.Helper()
-	s.cmd = exec.Command(s.path, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", s.t.TempDir())
-	s.cmd.Stdout, s.cmd.Stderr = &s.log, &s.log
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("redistest: starting redis-server: %v", err)
-	}
-	done := make(chan struct{})
-	s.done = done
-	go func() { s.cmd.Wait(); close(done) }()
-	bintest.Eventually(s.t, 10*time.Second, "redis-server to accept connections on "+s.Addr, func() bool {
-		select {
-		case <-done:
-			s.t.Fatalf("redistest: redis-server exited at start:\n%s", s.log.String())
-		default:
-		}
+	s.p = bintest.Exec(s.t, "redis-server "+s.Addr, exec.Command(s.path, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", s.t.TempDir()))
+	s.p.Eventually(s.t, 10*time.Second, "redis-server to accept connections on "+s.Addr, func() bool {
 		c, err := net.DialTimeout("tcp", s.Addr, 100*time.Millisecond)
 		if err != nil {
 			return false
@@ -87,27 +66,13 @@ func (s *Server) start() {
 // and waits for it to exit; its data is lost, as persistence is off.
 func (s *Server) Kill() {
 	s.t.Helper()
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	// os.Process.Signal refuses once the process has been waited for, so a
-	// reused PID is never hit.
-	s.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		s.t.Errorf("redistest: redis-server (pid %d) did not die after SIGKILL", s.cmd.Process.Pid)
-	}
+	s.p.Kill(s.t)
 }
 
 // Restart starts a new, empty server on the same address after Kill.
 func (s *Server) Restart() {
 	s.t.Helper()
-	select {
-	case <-s.done:
-	default:
+	if !s.p.Exited() {
 		s.t.Fatal("redistest: Restart needs Kill first")
 	}
 	s.start()
