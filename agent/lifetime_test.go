@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tokenhandler/tokenhandler/agent/astest"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/redistest"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
@@ -59,14 +60,10 @@ func (a *testAgent) reloadLifetime(d time.Duration) {
 // lifetime), then checks every endpoint.
 func revokedWithin(t *testing.T, a *testAgent, b *spatest.Browser, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
+	bintest.Within(d, func() bool { // polling the agent, not synchronising with it
 		r := a.call(b.Clone(), "GET", "/oauth-agent/userInfo", nil)
-		if r.Status == 401 && r.Code() == "session_expired" || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // polling the agent, not synchronising with it
-	}
+		return r.Status == 401 && r.Code() == "session_expired"
+	})
 	wantRevoked(t, a, b)
 }
 

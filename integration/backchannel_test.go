@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"crypto/rand"
 	"net/http"
 	"net/url"
@@ -214,17 +215,17 @@ func pollUntilRefused(b *spatest.Browser, u string, deadline time.Time) time.Tim
 	}
 	req.Header.Set("Cookie", strings.Join(pairs, "; "))
 	req.Header.Set("Origin", b.Origin)
-	for time.Now().Before(deadline) {
-		resp, err := pollClient.Do(req)
-		if err == nil {
+	var at time.Time
+	bintest.Poll(context.Background(), time.Until(deadline), 2*time.Millisecond, "", func() bool {
+		if resp, err := pollClient.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusUnauthorized {
-				return time.Now()
+				at = time.Now()
 			}
 		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	return time.Time{}
+		return !at.IsZero()
+	})
+	return at
 }
 
 // percentiles returns the median and the 99th percentile (nearest rank).

@@ -239,19 +239,14 @@ func launch(t *testing.T, cfg proxyConfig, path string) *proxyProc {
 }
 
 func (p *proxyProc) waitReady(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if p.Exited() {
-			return fmt.Errorf("exited with status %d", p.ExitCode())
-		}
-		if code, _, err := p.ops("/readyz"); err == nil && code == http.StatusOK {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no 200 from /readyz within %v", timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
+	err := bintest.Poll(context.Background(), timeout, 10*time.Millisecond, "no 200 from /readyz", func() bool {
+		code, _, err := p.ops("/readyz")
+		return p.Exited() || err == nil && code == http.StatusOK
+	})
+	if p.Exited() {
+		return fmt.Errorf("exited with status %d", p.ExitCode())
 	}
+	return err
 }
 
 // ops sends GET path to the metrics listener.
@@ -1122,12 +1117,13 @@ func TestWorkersSignalWhileStarting(t *testing.T) {
 	}
 	// A good reload after another while worker 1 restarts; SIGTERM as soon
 	// as its new start is logged.
-	for deadline := time.Now().Add(5 * time.Second); strings.Count(p.Stderr(), `"worker started"`) < 3; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("worker 1 not restarted; stderr:\n%s", p.Stderr())
+	p.Eventually(t, 5*time.Second, "worker 1 to restart", func() bool {
+		if strings.Count(p.Stderr(), `"worker started"`) >= 3 {
+			return true
 		}
 		p.Signal(t, syscall.SIGHUP)
-	}
+		return false
+	})
 	p.Signal(t, syscall.SIGTERM)
 	if code := p.WaitExit(t, 10*time.Second); code != 0 {
 		t.Errorf("exit status %d, want 0", code)
