@@ -50,7 +50,7 @@ func (d *Deprecations) Warnings() []string { return slices.Clone(d.warnings) }
 func applyRenames(root *yaml.Node, renames []Rename) ([]string, error) {
 	var warnings []string
 	for _, r := range renames {
-		oldMap, oldName := parentMapping(root, r.Old)
+		oldMap, oldName, _ := parentMapping(root, r.Old, false)
 		if oldMap == nil {
 			continue
 		}
@@ -63,15 +63,13 @@ func applyRenames(root *yaml.Node, renames []Rename) ([]string, error) {
 		}
 		i := found[0]
 		key, value := oldMap.Content[i], oldMap.Content[i+1]
-		if newMap, newName := parentMapping(root, r.New); newMap != nil {
-			if j := keyIndexes(newMap, newName); len(j) > 0 {
-				return nil, fmt.Errorf("%s (line %d) and %s (line %d) are the same setting: keep %s and remove %s, its deprecated spelling",
-					r.Old, key.Line, r.New, newMap.Content[j[0]].Line, r.New, r.Old)
-			}
-		}
-		newMap, newName, err := makeParent(root, r.New)
+		newMap, newName, err := parentMapping(root, r.New, true)
 		if err != nil {
 			return nil, err
+		}
+		if j := keyIndexes(newMap, newName); len(j) > 0 {
+			return nil, fmt.Errorf("%s (line %d) and %s (line %d) are the same setting: keep %s and remove %s, its deprecated spelling",
+				r.Old, key.Line, r.New, newMap.Content[j[0]].Line, r.New, r.Old)
 		}
 		oldMap.Content = append(oldMap.Content[:i:i], oldMap.Content[i+2:]...)
 		moved := *key
@@ -84,35 +82,19 @@ func applyRenames(root *yaml.Node, renames []Rename) ([]string, error) {
 
 // parentMapping returns the mapping that holds the last key of path, and
 // that key; nil when a section on the way is missing or not a mapping.
-func parentMapping(root *yaml.Node, path string) (*yaml.Node, string) {
-	sections := strings.Split(path, ".")
-	n := root
-	for _, s := range sections[:len(sections)-1] {
-		i := keyIndexes(n, s)
-		if len(i) == 0 {
-			return nil, ""
-		}
-		n = n.Content[i[0]+1]
-		if n.Kind == yaml.AliasNode {
-			n = n.Alias
-		}
-		if n.Kind != yaml.MappingNode {
-			return nil, ""
-		}
-	}
-	return n, sections[len(sections)-1]
-}
-
-// makeParent is parentMapping that adds the sections missing on the way,
-// fills a section written with no settings, and copies one written as an
-// alias, so that the anchor it names stays as it was.
-func makeParent(root *yaml.Node, path string) (*yaml.Node, string, error) {
+// With create it adds the sections missing on the way, fills a section
+// written with no settings, and copies one written as an alias, so that
+// the anchor it names stays as it was; a section that is not a mapping is
+// then an error.
+func parentMapping(root *yaml.Node, path string, create bool) (*yaml.Node, string, error) {
 	sections := strings.Split(path, ".")
 	n := root
 	for k, s := range sections[:len(sections)-1] {
-		setting := strings.Join(sections[:k+1], ".")
 		i := keyIndexes(n, s)
 		if len(i) == 0 {
+			if !create {
+				return nil, "", nil
+			}
 			section := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}, section)
 			n = section
@@ -120,6 +102,10 @@ func makeParent(root *yaml.Node, path string) (*yaml.Node, string, error) {
 		}
 		v := n.Content[i[0]+1]
 		switch {
+		case !create:
+			if v = resolve(v); v.Kind != yaml.MappingNode {
+				return nil, "", nil
+			}
 		case v.Kind == yaml.AliasNode && v.Alias.Kind == yaml.MappingNode:
 			c := *v.Alias
 			c.Anchor = ""
@@ -129,7 +115,7 @@ func makeParent(root *yaml.Node, path string) (*yaml.Node, string, error) {
 		case IsNull(v):
 			*v = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: v.Line, Column: v.Column}
 		case v.Kind != yaml.MappingNode:
-			return nil, "", Errorf(setting, "must be a mapping of settings (line %d)", v.Line)
+			return nil, "", Errorf(strings.Join(sections[:k+1], "."), "must be a mapping of settings (line %d)", v.Line)
 		}
 		n = v
 	}
