@@ -14,7 +14,7 @@ import (
 // LoadConfig reads the YAML file at path and returns the validated
 // configuration, as [ParseConfig] does.
 func LoadConfig(path string, getenv func(string) string) (*Config, error) {
-	return settings.LoadApps("agent: config", path, getenv, (*fileConfig).config, appsSpec)
+	return settings.Load("agent: config", path, getenv, (*fileConfig).config, appsSpec)
 }
 
 // ParseConfig parses and validates YAML configuration text (contract §7, and
@@ -29,7 +29,7 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 // TH_ENCRYPTION_KEYS. getenv reads the environment (usually os.Getenv; nil
 // means an empty environment).
 func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
-	return settings.ParseApps("agent: config", data, getenv, (*fileConfig).config, appsSpec)
+	return settings.Parse("agent: config", data, getenv, (*fileConfig).config, appsSpec)
 }
 
 // appsSpec is how the agent's file lists applications (issue #15): every

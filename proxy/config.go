@@ -179,7 +179,7 @@ type Log = settings.LogSettings
 // LoadConfig reads the YAML file at path and returns the validated
 // configuration, as [ParseConfig] does.
 func LoadConfig(path string, getenv func(string) string) (*Config, error) {
-	return settings.LoadApps("proxy: config", path, getenv, (*fileConfig).config, appsSpec)
+	return settings.Load("proxy: config", path, getenv, (*fileConfig).config, appsSpec)
 }
 
 // ParseConfig parses and validates YAML configuration text. It returns a
@@ -191,7 +191,7 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 // the environment variable TH_ENCRYPTION_KEYS, read with getenv (usually
 // os.Getenv; nil means an empty environment).
 func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
-	return settings.ParseApps("proxy: config", data, getenv, (*fileConfig).config, appsSpec)
+	return settings.Parse("proxy: config", data, getenv, (*fileConfig).config, appsSpec)
 }
 
 // appsSpec is how the proxy's file lists applications (issue #15): every
@@ -321,7 +321,7 @@ func (f *fileConfig) config(getenv func(string) string) (*Config, error) {
 		{"cors.allow_headers", c.CORS.AllowHeaders},
 		{"cors.expose_headers", c.CORS.ExposeHeaders},
 	} {
-		if err := settings.CheckTokenList(l.setting, l.list); err != nil {
+		if err := settings.CheckList(l.setting, l.list, nil, settings.CheckToken); err != nil {
 			return nil, err
 		}
 	}

@@ -20,7 +20,7 @@ import (
 // exactly as before.
 
 // AppsSpec says how a daemon's configuration file lists applications, for
-// [LoadApps] and [ParseApps]. It may be copied.
+// [Load] and [Parse]. It may be copied.
 type AppsSpec[C any] struct {
 	// ProcessWide are the top-level settings an application may not set.
 	ProcessWide []string
@@ -65,16 +65,6 @@ type App[C any] struct {
 	Hosts  []string
 	Own    []string // the settings its entry sets, but name and hosts
 	Config C
-}
-
-// LoadApps is [Load] for a daemon whose file may list applications.
-func LoadApps[F, C any](prefix, path string, getenv func(string) string, convert func(*F, func(string) string) (C, error), spec AppsSpec[C]) (C, error) {
-	return load(prefix, path, getenv, convert, &spec)
-}
-
-// ParseApps is [Parse] for a daemon whose file may list applications.
-func ParseApps[F, C any](prefix string, data []byte, getenv func(string) string, convert func(*F, func(string) string) (C, error), spec AppsSpec[C]) (C, error) {
-	return parse(prefix, "", data, getenv, convert, &spec)
 }
 
 // appNode is one entry of apps, split from the file.

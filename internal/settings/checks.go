@@ -11,8 +11,6 @@ import (
 	"unicode"
 
 	"github.com/rs/zerolog"
-
-	"github.com/tokenhandler/tokenhandler/browser"
 )
 
 // Log is the log section of a configuration file as written, for a struct
@@ -100,33 +98,6 @@ func CheckListenAddr(setting, addr, exampleSocket string) error {
 func ParsePort(s string) (int, bool) {
 	n, err := strconv.ParseUint(s, 10, 16) // digits only: no sign, no "_"
 	return int(n), err == nil && len(s) <= 5
-}
-
-// CookieNamePrefix returns the cookie names' prefix mode from the settings
-// cookie.name_prefix (none, host or host-http; nil when left out) and its
-// older spelling cookie.host_prefix (true means host, false none; nil when
-// left out), which adds a warning to d. Both given are an error, as for
-// every renamed setting. Default none.
-func CookieNamePrefix(namePrefix *string, hostPrefix *bool, d *Deprecations) (browser.NamePrefix, error) {
-	if hostPrefix != nil {
-		if namePrefix != nil {
-			return 0, errors.New("cookie.host_prefix and cookie.name_prefix are the same setting: keep cookie.name_prefix and remove cookie.host_prefix, its deprecated spelling")
-		}
-		if *hostPrefix {
-			d.Deprecated("cookie.host_prefix: true", "cookie.name_prefix: host")
-			return browser.NamePrefixHost, nil
-		}
-		d.Deprecated("cookie.host_prefix: false", "cookie.name_prefix: none")
-		return browser.NamePrefixNone, nil
-	}
-	if namePrefix == nil {
-		return browser.NamePrefixNone, nil
-	}
-	mode, err := browser.ParseNamePrefix(*namePrefix)
-	if err != nil {
-		return 0, Errorf("cookie.name_prefix", "%w", err)
-	}
-	return mode, nil
 }
 
 // CheckWebOrigins requires at least one origin, no repeats, and each origin
@@ -249,7 +220,12 @@ func (r URLRule) Check(s string) (*url.URL, error) {
 		if r.Example != "" {
 			noun += " (want " + r.Example + ")"
 		}
-		return nil, fmt.Errorf("%q is not a valid %s: %w", s, noun, URLErrorReason(err))
+		// Not *url.Error itself, which repeats the URL: the caller decides
+		// what to quote, and the URL may hold a password.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%q is not a valid %s: %w", s, noun, err)
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
@@ -289,38 +265,20 @@ func (r URLRule) Check(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// URLErrorReason drops the URL that *url.Error repeats, so that the caller
-// decides what to quote: the URL may hold a password.
-func URLErrorReason(err error) error {
-	if ue, ok := errors.AsType[*url.Error](err); ok {
-		return ue.Err
-	}
-	return err
-}
-
-// CheckTokenList requires every header name or method in list to be a token
-// (RFC 9110 §5.6.2, formerly RFC 7230 §3.2.6): [CheckToken].
-func CheckTokenList(setting string, list []string) error {
-	return CheckList(setting, list, nil, CheckToken)
-}
-
-// CheckToken requires s to be a token (RFC 9110 §5.6.2). Wildcards are
+// CheckToken requires s, a header name, method or authorization scheme, to
+// be a token (RFC 9110 §5.6.2, formerly RFC 7230 §3.2.6). Wildcards are
 // refused: browsers do not honour "*" on requests with credentials, which
 // are all the token handler serves.
 func CheckToken(s string) error {
 	if strings.Contains(s, "*") {
 		return fmt.Errorf("%q: wildcards are not allowed with credentials; list each name", s)
 	}
-	if !isHTTPToken(s) {
+	// A token is a non-empty run of tchar.
+	const tchar = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	if s == "" || strings.Trim(s, tchar) != "" {
 		return fmt.Errorf("%q is not an RFC 7230 token", s)
 	}
 	return nil
-}
-
-// isHTTPToken reports whether s is a non-empty run of tchar (RFC 9110 §5.6.2).
-func isHTTPToken(s string) bool {
-	const tchar = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	return s != "" && strings.Trim(s, tchar) == ""
 }
 
 // HasSpaceOrControl reports whether s holds whitespace or a control

@@ -40,44 +40,6 @@ func ValueOr[T any](p *T, def T) T {
 	return *p
 }
 
-// Decode decodes data, one YAML document holding a mapping of settings, into
-// the struct out points to. Keys match the fields' yaml tags; a nested
-// struct is a section (a mapping), a slice of structs a list of sections, a
-// yaml.Node field takes the value as written, and a type that decodes
-// itself (a yaml.Unmarshaler, as [Duration]) checks its value, its errors
-// prefixed with the setting's path. An embedded struct tagged
-// `yaml:",inline"` adds its settings to the section it is embedded in, so
-// that both daemons share one declaration of a shared block. Use pointer
-// fields to tell a setting left out (nil) from one given, even as "" or
-// false.
-//
-// Unknown keys, keys set twice and values of the wrong type are errors that
-// name the setting by its path and line, and never quote the value: yaml's
-// own type errors would quote its first characters, which could be a key.
-// An unknown key close to a known one of its section suggests it. An empty
-// file, several documents and a top level that is not a mapping are errors
-// too.
-//
-// Decode panics if out is not a non-nil pointer to a struct.
-func Decode(data []byte, out any) error {
-	_, err := decode(data, out, nil)
-	return err
-}
-
-// decode is Decode that first moves the settings renames name from their
-// old spelling to their new one, and returns a warning for each it moved.
-func decode(data []byte, out any, renames []Rename) ([]string, error) {
-	v := reflect.ValueOf(out)
-	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
-		panic(fmt.Sprintf("settings: internal error: Decode needs a pointer to a struct, got %T", out))
-	}
-	root, err := readRoot(data)
-	if err != nil {
-		return nil, err
-	}
-	return decodeRoot(root, v.Elem(), renames)
-}
-
 // readRoot reads data, one YAML document holding a mapping, and returns
 // the mapping.
 func readRoot(data []byte) (*yaml.Node, error) {
@@ -105,25 +67,11 @@ func readRoot(data []byte) (*yaml.Node, error) {
 	return root, nil
 }
 
-// decodeRoot applies renames to the mapping root and decodes it into out.
-func decodeRoot(root *yaml.Node, out reflect.Value, renames []Rename) ([]string, error) {
-	warnings, err := applyRenames(root, renames)
-	if err != nil {
-		return nil, err
-	}
-	return warnings, decodeMapping(root, "", out)
-}
-
 // Load reads the configuration file at path and returns what [Parse] does.
 // Errors of reading and decoding the file name it: "<prefix>: <path>:
 // line 3: ..."; the checks of the settings name the setting alone, as Parse's
 // do.
-func Load[F, C any](prefix, path string, getenv func(string) string, convert func(*F, func(string) string) (C, error)) (C, error) {
-	return load(prefix, path, getenv, convert, nil)
-}
-
-// load is Load, and LoadApps with a spec.
-func load[F, C any](prefix, path string, getenv func(string) string, convert func(*F, func(string) string) (C, error), spec *AppsSpec[C]) (C, error) {
+func Load[F, C any](prefix, path string, getenv func(string) string, convert func(*F, func(string) string) (C, error), spec AppsSpec[C]) (C, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		var zero C
@@ -132,21 +80,39 @@ func load[F, C any](prefix, path string, getenv func(string) string, convert fun
 	return parse(prefix, path, data, getenv, convert, spec)
 }
 
-// Parse decodes data, the text of a configuration file, into a new F as
-// [Decode] does, then returns what convert makes of it: convert validates
-// the settings, reads what they point to with getenv and applies the
-// defaults. An error of either step is returned as "<prefix>: <error>".
+// Parse decodes data, the text of a configuration file, into a new F, then
+// returns what convert makes of it: convert validates the settings, reads
+// what they point to with getenv and applies the defaults. An error of
+// either step is returned as "<prefix>: <error>". A file with apps is read
+// as spec says.
+//
+// Data is one YAML document holding a mapping of settings. Keys match the
+// fields' yaml tags; a nested struct is a section (a mapping), a slice of
+// structs a list of sections, a yaml.Node field takes the value as
+// written, and a type that decodes itself (a yaml.Unmarshaler, as
+// [Duration]) checks its value, its errors prefixed with the setting's
+// path. An embedded struct tagged `yaml:",inline"` adds its settings to the
+// section it is embedded in, so that both daemons share one declaration of
+// a shared block. Pointer fields tell a setting left out (nil) from one
+// given, even as "" or false.
+//
+// Unknown keys, keys set twice and values of the wrong type are errors that
+// name the setting by its path and line, and never quote the value: yaml's
+// own type errors would quote its first characters, which could be a key.
+// An unknown key close to a known one of its section suggests it. An empty
+// file, several documents and a top level that is not a mapping are errors
+// too.
 //
 // When *F has a method Renames() []Rename, the settings it lists are read
 // under their old spelling too, each with a warning; when F embeds
 // [Deprecations], the warnings go there, for convert to hand on.
-func Parse[F, C any](prefix string, data []byte, getenv func(string) string, convert func(*F, func(string) string) (C, error)) (C, error) {
-	return parse(prefix, "", data, getenv, convert, nil)
+func Parse[F, C any](prefix string, data []byte, getenv func(string) string, convert func(*F, func(string) string) (C, error), spec AppsSpec[C]) (C, error) {
+	return parse(prefix, "", data, getenv, convert, spec)
 }
 
 // parse is Parse; path, when not "", is the file's name for decoding
-// errors. With a spec, a file with apps is read as [AppsSpec] says.
-func parse[F, C any](prefix, path string, data []byte, getenv func(string) string, convert func(*F, func(string) string) (C, error), spec *AppsSpec[C]) (C, error) {
+// errors.
+func parse[F, C any](prefix, path string, data []byte, getenv func(string) string, convert func(*F, func(string) string) (C, error), spec AppsSpec[C]) (C, error) {
 	var zero C
 	fail := func(err error) (C, error) {
 		if path != "" {
@@ -162,12 +128,15 @@ func parse[F, C any](prefix, path string, data []byte, getenv func(string) strin
 	if err != nil {
 		return fail(err)
 	}
-	if spec != nil && len(keyIndexes(root, "apps")) > 0 {
+	if len(keyIndexes(root, "apps")) > 0 {
 		return parseApps(prefix, root, getenv, convert, spec, renames, fail)
 	}
-	var f F
-	warnings, err := decodeRoot(root, reflect.ValueOf(&f).Elem(), renames)
+	warnings, err := applyRenames(root, renames)
 	if err != nil {
+		return fail(err)
+	}
+	var f F
+	if err := decodeMapping(root, "", reflect.ValueOf(&f).Elem()); err != nil {
 		return fail(err)
 	}
 	c, err := convertFile(&f, getenv, convert, renames, warnings)
@@ -194,7 +163,7 @@ func convertFile[F, C any](f *F, getenv func(string) string, convert func(*F, fu
 // parseApps reads a file with apps: the top level is decoded alone first,
 // so that an error in it is named as a top-level setting, then each
 // application's settings merged over it are decoded and converted.
-func parseApps[F, C any](prefix string, root *yaml.Node, getenv func(string) string, convert func(*F, func(string) string) (C, error), spec *AppsSpec[C], renames []Rename, fail func(error) (C, error)) (C, error) {
+func parseApps[F, C any](prefix string, root *yaml.Node, getenv func(string) string, convert func(*F, func(string) string) (C, error), spec AppsSpec[C], renames []Rename, fail func(error) (C, error)) (C, error) {
 	topWarnings, err := applyRenames(root, renames)
 	if err != nil {
 		return fail(err)
@@ -246,10 +215,7 @@ var yamlNodeType = reflect.TypeFor[yaml.Node]()
 // Decoding by hand, rather than with yaml.Decoder.KnownFields, lets every
 // error name the setting by its full path, and keeps values out of messages.
 func decodeMapping(n *yaml.Node, path string, out reflect.Value) error {
-	if n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	if IsNull(n) {
+	if n = resolve(n); IsNull(n) {
 		return nil // a section with no settings keeps its defaults
 	}
 	if n.Kind != yaml.MappingNode {
@@ -288,9 +254,7 @@ func decodeMapping(n *yaml.Node, path string, out reflect.Value) error {
 
 // decodeSetting decodes the value of one setting into out.
 func decodeSetting(n *yaml.Node, setting string, out reflect.Value) error {
-	if n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
+	n = resolve(n)
 	t := out.Type()
 	switch {
 	case t.Kind() == reflect.Struct && t != yamlNodeType && !isUnmarshaler(t):

@@ -20,7 +20,7 @@ type Duration struct {
 }
 
 // ParseDuration returns the Duration s writes, or an error that quotes s:
-// the errors [Decode] reports under the setting's path.
+// the errors [Parse] reports under the setting's path.
 func ParseDuration(s string) (Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil {

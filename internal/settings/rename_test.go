@@ -79,7 +79,7 @@ func TestRenames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Parse("tst: config", []byte(tt.yaml), nil, convertRenamed)
+			got, err := Parse("tst: config", []byte(tt.yaml), nil, convertRenamed, AppsSpec[*renamed]{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +117,7 @@ func TestRenamesRefuse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("tst: config", []byte(tt.yaml), nil, convertRenamed)
+			_, err := Parse("tst: config", []byte(tt.yaml), nil, convertRenamed, AppsSpec[*renamed]{})
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Errorf("error %v, want it to start with %q", err, tt.want)
 			}
@@ -147,7 +147,7 @@ func TestLoadNamesTheFile(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := Load("tst: config", path, nil, convertRenamed)
+			_, err := Load("tst: config", path, nil, convertRenamed, AppsSpec[*renamed]{})
 			want := strings.Replace(tt.want, "FILE", path, 1)
 			if err == nil || !strings.HasPrefix(err.Error(), want) {
 				t.Errorf("error %v, want it to start with %q", err, want)
@@ -183,7 +183,7 @@ func TestClosest(t *testing.T) {
 
 func TestSharedBlocks(t *testing.T) {
 	var f renamedFile
-	if err := Decode([]byte("timeouts: {read: 1s, write: 2s, idle: 3s, shutdown: 4s, shutdown_delay: 5s}\n"), &f); err != nil {
+	if err := decode([]byte("timeouts: {read: 1s, write: 2s, idle: 3s, shutdown: 4s, shutdown_delay: 5s}\n"), &f); err != nil {
 		t.Fatal(err)
 	}
 	got, err := f.Timeouts.Parse("timeouts")

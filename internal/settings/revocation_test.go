@@ -15,7 +15,7 @@ type revocationFile struct {
 func parseRevocation(t *testing.T, yml string) (RevocationSettings, error) {
 	t.Helper()
 	var f revocationFile
-	if err := Decode([]byte(yml), &f); err != nil {
+	if err := decode([]byte(yml), &f); err != nil {
 		return RevocationSettings{}, err // a value that decodes itself, as a duration, is checked here
 	}
 	return f.Revocation.Parse("revocation")

@@ -1,6 +1,8 @@
 package settings
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -128,11 +130,15 @@ type CookieSettings struct {
 	Prefix     string             // default browser.DefaultPrefix, "example"
 	NamePrefix browser.NamePrefix // default none
 	Format     crypto.Format      // default v2
-	Accept     []crypto.Format    // see CookieFormats
+	Accept     []crypto.Format    // formats read besides Format: see Parse
 }
 
-// Parse checks the section and applies the defaults. A deprecated
-// spelling it reads (host_prefix) adds a warning to d.
+// Parse checks the section and applies the defaults. cookie.host_prefix,
+// the older spelling of cookie.name_prefix (true means host, false none),
+// is read with a warning added to d; both given are an error, as for every
+// renamed setting. Left out, cookie.accept is empty with format v2 and
+// [v1, dare] with v1 or dare, which read each other as before v2 existed;
+// v2 cookies are always read (session.NewCodec).
 func (c Cookie) Parse(d *Deprecations) (CookieSettings, error) {
 	var s CookieSettings
 	s.Prefix = ValueOr(c.Prefix, browser.DefaultPrefix)
@@ -140,11 +146,31 @@ func (c Cookie) Parse(d *Deprecations) (CookieSettings, error) {
 		return s, Errorf("cookie.prefix", "%w", err)
 	}
 	var err error
-	if s.NamePrefix, err = CookieNamePrefix(c.NamePrefix, c.HostPrefix, d); err != nil {
-		return s, err
+	switch {
+	case c.HostPrefix != nil && c.NamePrefix != nil:
+		return s, errors.New("cookie.host_prefix and cookie.name_prefix are the same setting: keep cookie.name_prefix and remove cookie.host_prefix, its deprecated spelling")
+	case c.HostPrefix != nil && *c.HostPrefix:
+		d.Deprecated("cookie.host_prefix: true", "cookie.name_prefix: host")
+		s.NamePrefix = browser.NamePrefixHost
+	case c.HostPrefix != nil:
+		d.Deprecated("cookie.host_prefix: false", "cookie.name_prefix: none")
+	case c.NamePrefix != nil:
+		if s.NamePrefix, err = browser.ParseNamePrefix(*c.NamePrefix); err != nil {
+			return s, Errorf("cookie.name_prefix", "%w", err)
+		}
 	}
-	if s.Format, s.Accept, err = CookieFormats(c.Format, c.Accept); err != nil {
-		return s, err
+	if s.Format, err = crypto.ParseFormat(ValueOr(c.Format, "v2")); err != nil {
+		return s, Errorf("cookie.format", "must be v2, v1 or dare, got %q", *c.Format)
+	}
+	if c.Accept == nil && s.Format != crypto.FormatV2 {
+		s.Accept = []crypto.Format{crypto.FormatV1, crypto.FormatDARE}
+	}
+	for i, a := range c.Accept {
+		f, err := crypto.ParseFormat(a)
+		if err != nil {
+			return s, Errorf(fmt.Sprintf("cookie.accept[%d]", i), "must be v2, v1 or dare, got %q", a)
+		}
+		s.Accept = append(s.Accept, f)
 	}
 	return s, nil
 }
