@@ -42,6 +42,19 @@ type variant struct {
 
 func (v *variant) median() float64 { return median(v.rps) }
 
+// ticks is the CPU clock ticks so far of the token-handler process (a
+// worker set's summed) and of NGINX's master and workers; 0 for what the
+// variant has not.
+func (v *variant) ticks() (th, ngx int64) {
+	if v.th != nil {
+		th = cpuTicks(v.th.Pid(), v.th.set)
+	}
+	if v.nginx != nil {
+		ngx = cpuTicks(v.nginx.Pid(), true)
+	}
+	return th, ngx
+}
+
 // pct is the median over the latency rounds at rate i of quantile k (0:
 // p50, 1: p99, 2: p99.9).
 func (v *variant) pct(i, k int) time.Duration {
@@ -226,17 +239,11 @@ func bench(ctx context.Context, o options, args []string, w io.Writer) (err erro
 	for r := range o.rounds {
 		for i := range vs {
 			v := vs[(i+r)%len(vs)]
-			var th0, ng0 int64
 			cs0, err := ctxtSwitches()
 			if err != nil {
 				return err
 			}
-			if v.th != nil {
-				th0 = v.th.cpu()
-			}
-			if v.nginx != nil {
-				ng0 = cpuTicks(v.nginx.Pid(), true)
-			}
+			th0, ng0 := v.ticks()
 			res, err := runWrk(ctx, o.wrk, o.threads, o.conns, o.duration, v.addr, v.headers)
 			if err != nil {
 				return fmt.Errorf("%s: %w", v.name, err)
@@ -245,13 +252,8 @@ func bench(ctx context.Context, o options, args []string, w io.Writer) (err erro
 			if err != nil {
 				return err
 			}
-			v.ctxt += cs1 - cs0
-			if v.th != nil {
-				v.thTicks += v.th.cpu() - th0
-			}
-			if v.nginx != nil {
-				v.ngxTicks += cpuTicks(v.nginx.Pid(), true) - ng0
-			}
+			th1, ng1 := v.ticks()
+			v.ctxt, v.thTicks, v.ngxTicks = v.ctxt+cs1-cs0, v.thTicks+th1-th0, v.ngxTicks+ng1-ng0
 			v.rps = append(v.rps, res.rps)
 			v.requests += res.requests
 			v.bad += res.bad
@@ -374,25 +376,17 @@ func idleCheck(ctx context.Context, s *stack, n int, headers [][2]string, extra 
 	if res.before, err = p.memory("VmRSS"); err != nil {
 		return nil, err
 	}
-	conns, err := holdIdle(ctx, addr, headers, n)
+	err = holdIdle(ctx, addr, headers, n, func() (err error) {
+		res.parked = metricValue(p.metrics, "oauth_proxy_parked_connections")
+		if res.during, err = p.memory("VmRSS"); err == nil {
+			res.peak, err = p.memory("VmHWM")
+		}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("idle check: %w", err)
 	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	// Let the proxy settle, as a server does between a browser's calls:
-	// the connections' waits go idle, oauth-proxy parks them after
-	// timeouts.park (1 s) and returns the memory that served them.
-	time.Sleep(10 * time.Second)
-	res.parked = metricValue(p.metrics, "oauth_proxy_parked_connections")
-	if res.during, err = p.memory("VmRSS"); err != nil {
-		return nil, err
-	}
-	res.peak, err = p.memory("VmHWM")
-	return res, err
+	return res, nil
 }
 
 // idleCompare is -idle-compare (issue #17): the idle check for three

@@ -225,10 +225,18 @@ func procStatus(pid int, field string) (int64, error) {
 
 // holdIdle opens n keep-alive connections to addr, sends one GET of the
 // benchmark on each and reads its answer, so that every connection has
-// been served and sits idle; it returns them open. The caller closes them.
-func holdIdle(ctx context.Context, addr string, headers [][2]string, n int) ([]net.Conn, error) {
+// been served, and calls idle once they have sat idle for 10 s; it closes
+// them after.
+func holdIdle(ctx context.Context, addr string, headers [][2]string, n int, idle func() error) error {
 	req := request(headers)
 	conns := make([]net.Conn, n)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -267,12 +275,11 @@ func holdIdle(ctx context.Context, addr string, headers [][2]string, n int) ([]n
 		first = ctx.Err()
 	}
 	if first != nil {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-		return nil, first
+		return first
 	}
-	return conns, nil
+	// Let the server settle, as a server does between a browser's calls:
+	// the connections' waits go idle, oauth-proxy parks them after
+	// timeouts.park (1 s) and returns the memory that served them.
+	time.Sleep(10 * time.Second)
+	return idle()
 }

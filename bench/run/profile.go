@@ -109,30 +109,22 @@ func idleProfile(ctx context.Context, o options, addr string, headers [][2]strin
 	var before, during runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	conns, err := holdIdle(ctx, addr, headers, o.idle)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
+	return holdIdle(ctx, addr, headers, o.idle, func() error {
+		runtime.GC()
+		runtime.ReadMemStats(&during)
+		mib := func(b uint64) float64 { return float64(b) / (1 << 20) }
+		fmt.Fprintf(w, "bench: %d idle connections: heap in use %.1f → %.1f MiB, goroutine stacks %.1f → %.1f MiB, from the OS %.1f → %.1f MiB; goroutines %d\n\n",
+			o.idle, mib(before.HeapInuse), mib(during.HeapInuse), mib(before.StackInuse), mib(during.StackInuse), mib(before.Sys), mib(during.Sys), runtime.NumGoroutine())
+		f, err := os.Create(o.out)
+		if err != nil {
+			return err
 		}
-	}()
-	time.Sleep(10 * time.Second)
-	runtime.GC()
-	runtime.ReadMemStats(&during)
-	mib := func(b uint64) float64 { return float64(b) / (1 << 20) }
-	fmt.Fprintf(w, "bench: %d idle connections: heap in use %.1f → %.1f MiB, goroutine stacks %.1f → %.1f MiB, from the OS %.1f → %.1f MiB; goroutines %d\n\n",
-		o.idle, mib(before.HeapInuse), mib(during.HeapInuse), mib(before.StackInuse), mib(during.StackInuse), mib(before.Sys), mib(during.Sys), runtime.NumGoroutine())
-	f, err := os.Create(o.out)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-		return err
-	}
-	top := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", "-sample_index=inuse_space", o.out)
-	top.Stdout, top.Stderr = w, w
-	return top.Run()
+		defer f.Close()
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			return err
+		}
+		top := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", "-sample_index=inuse_space", o.out)
+		top.Stdout, top.Stderr = w, w
+		return top.Run()
+	})
 }

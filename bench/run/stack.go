@@ -142,9 +142,6 @@ var workerSet = fmt.Sprintf("workers: %d\n", runtime.NumCPU())
 // GOMAXPROCS=1 (edge-1p: one worker's shape without the set).
 const oneProcessor = "# GOMAXPROCS=1\n"
 
-// cpu is the process's CPU clock ticks so far, its workers' included.
-func (p *process) cpu() int64 { return cpuTicks(p.Pid(), p.set) }
-
 // memory is the status field (VmRSS, VmHWM) of the process, summed over
 // its workers for a worker set.
 func (p *process) memory(field string) (int64, error) {
