@@ -77,7 +77,7 @@ type Listener struct {
 	epoch atomic.Int64 // sweeps so far
 
 	mu     sync.Mutex
-	closed bool                   // by Close, or the poller failed: park no more
+	closed bool                   // by Close: park no more
 	conns  map[*parkConn]struct{} // served by fasthttp
 	parked map[uint64]*parkConn   // in the epoll set, by token
 	token  uint64                 // the last one given to a parked connection
@@ -189,10 +189,9 @@ func (p *Listener) Close() error {
 			select {
 			case c := <-p.queue: // accepted or woken, never handed out
 				c.Close() // active: closes
-				continue
 			default:
+				return
 			}
-			break
 		}
 	})
 	return err
@@ -340,8 +339,7 @@ func (p *Listener) poll() {
 			// Nothing ready: wait until the set is readable.
 			return werr == nil && n > 0
 		})
-		if err != nil {
-			p.fail()
+		if err != nil { // only Close ends the wait: the poller itself cannot fail
 			return
 		}
 		for _, ev := range events[:n] {
@@ -367,33 +365,6 @@ func (p *Listener) wake(c *parkConn) bool {
 	case <-p.done:
 		c.close()
 		return false
-	}
-}
-
-// fail stops parking when the poller can wait no more for another reason
-// than Close (an error it cannot recover from): the parked connections go
-// back to fasthttp, and idle ones stay with it.
-func (p *Listener) fail() {
-	p.mu.Lock()
-	if p.closed { // Close closes the parked connections
-		p.mu.Unlock()
-		return
-	}
-	p.closed = true
-	var cs []*parkConn
-	for token := range p.parked {
-		c := p.takeLocked(token)
-		p.conns[c] = struct{}{}
-		cs = append(cs, c)
-	}
-	p.mu.Unlock()
-	for i, c := range cs {
-		if !p.wake(c) { // the listener closed meanwhile
-			for _, c := range cs[i+1:] {
-				c.close()
-			}
-			return
-		}
 	}
 }
 
