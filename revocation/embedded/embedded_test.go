@@ -79,7 +79,7 @@ func TestDurable(t *testing.T) {
 		t.Errorf("second entry: Seq %d, Expires %d; want 2, 4590 (At + maxLifetime)", got.Seq, got.Expires)
 	}
 	revoke(t, l, sid("long"))
-	epoch := l.Epoch()
+	epoch := l.epoch
 	l.Close()
 	if _, err := l.Revoke(context.Background(), sid("x")); !errors.Is(err, ErrClosed) {
 		t.Errorf("Revoke after Close: %v, want ErrClosed", err)
@@ -92,10 +92,10 @@ func TestDurable(t *testing.T) {
 
 	c.unix.Store(2000) // the short entry expired
 	l = open(t, dir, c)
-	if l.Epoch() != epoch {
-		t.Errorf("epoch changed across a reopen: %s, then %s", epoch, l.Epoch())
+	if l.epoch != epoch {
+		t.Errorf("epoch changed across a reopen: %s, then %s", epoch, l.epoch)
 	}
-	entries, seq, _, _ := l.snapshot(0, true)
+	entries, seq, _, _ := l.snapshot(0)
 	if seqs(entries) != "2,3" || seq != 3 {
 		t.Errorf("after reopen: entries %s, seq %d; want 2,3 and 3", seqs(entries), seq)
 	}
@@ -111,8 +111,8 @@ func TestDurable(t *testing.T) {
 	// Everything expired: the file keeps the sequence number in its header.
 	c.unix.Store(100_000)
 	l = open(t, dir, c)
-	if got := revoke(t, l, sid("later")); got.Seq != 5 || l.Epoch() != epoch {
-		t.Errorf("after every entry expired: Seq %d, epoch %s; want 5, %s", got.Seq, l.Epoch(), epoch)
+	if got := revoke(t, l, sid("later")); got.Seq != 5 || l.epoch != epoch {
+		t.Errorf("after every entry expired: Seq %d, epoch %s; want 5, %s", got.Seq, l.epoch, epoch)
 	}
 }
 
@@ -134,13 +134,13 @@ func TestTornLastRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	l = open(t, dir, c)
-	if entries, seq, _, _ := l.snapshot(0, true); seqs(entries) != "1,2" || seq != 2 {
+	if entries, seq, _, _ := l.snapshot(0); seqs(entries) != "1,2" || seq != 2 {
 		t.Errorf("after a torn record: entries %s, seq %d; want 1,2 and 2", seqs(entries), seq)
 	}
 	revoke(t, l, sid("c"))
 	l.Close()
 	l = open(t, dir, c)
-	if entries, _, _, _ := l.snapshot(0, true); seqs(entries) != "1,2,3" {
+	if entries, _, _, _ := l.snapshot(0); seqs(entries) != "1,2,3" {
 		t.Errorf("after a torn record and a new one: entries %s, want 1,2,3", seqs(entries))
 	}
 	l.Close()
@@ -166,8 +166,8 @@ func TestTornLastRecord(t *testing.T) {
 func TestMemoryOnly(t *testing.T) {
 	c := &clock{}
 	a, b := open(t, "", c), open(t, "", c)
-	if a.Epoch() == b.Epoch() || len(a.Epoch()) != 32 {
-		t.Errorf("epochs %q and %q", a.Epoch(), b.Epoch())
+	if a.epoch == b.epoch || len(a.epoch) != 32 {
+		t.Errorf("epochs %q and %q", a.epoch, b.epoch)
 	}
 	if _, err := a.Revoke(context.Background(), revocation.Entry{Kind: revocation.BySID}); err == nil {
 		t.Error("an entry without digest was recorded")
@@ -232,7 +232,7 @@ func TestHandler(t *testing.T) {
 	expired.Expires = 1001
 	revoke(t, l, expired)
 	c.unix.Store(1001)
-	e := l.Epoch()
+	e := l.epoch
 
 	for _, tc := range []struct {
 		name, query string
@@ -276,7 +276,7 @@ func TestLongPoll(t *testing.T) {
 	c.unix.Store(1000)
 	l := open(t, "", c)
 	addr, stop := serve(t, l.Handler(), "127.0.0.1:0")
-	feed := "http://" + addr + Path + "?after=0&epoch=" + l.Epoch() + "&wait=20s"
+	feed := "http://" + addr + Path + "?after=0&epoch=" + l.epoch + "&wait=20s"
 	type result struct {
 		a  answer
 		at time.Time
@@ -304,7 +304,7 @@ func TestLongPoll(t *testing.T) {
 	}
 
 	go func() {
-		_, a := getAnswer(t, "http://"+addr+Path+"?after=1&epoch="+l.Epoch()+"&wait=20s")
+		_, a := getAnswer(t, "http://"+addr+Path+"?after=1&epoch="+l.epoch+"&wait=20s")
 		got <- result{a, time.Now()}
 	}()
 	time.Sleep(100 * time.Millisecond) // let the poll start waiting

@@ -93,10 +93,10 @@ func (l *Log) Handler() fasthttp.RequestHandler {
 			return
 		}
 		epoch := string(ctx.QueryArgs().Peek("epoch"))
-		entries, seq, changed, closed := l.snapshot(after, false)
+		entries, seq, changed, closed := l.snapshot(after)
 		reset := epoch != l.epoch || after > seq
 		if reset {
-			entries, seq, _, _ = l.snapshot(0, true)
+			entries, seq, _, _ = l.snapshot(0)
 		} else if len(entries) == 0 && wait > 0 && !closed {
 			timer := time.NewTimer(wait)
 			select {
@@ -105,7 +105,7 @@ func (l *Log) Handler() fasthttp.RequestHandler {
 			case <-ctx.Done(): // the ops server shuts down
 			}
 			timer.Stop()
-			entries, seq, _, _ = l.snapshot(after, false)
+			entries, seq, _, _ = l.snapshot(after)
 		}
 		body, _ := json.Marshal(answer{Epoch: l.epoch, Seq: seq, Entries: toWire(entries), Reset: reset})
 		ctx.SetBody(body)

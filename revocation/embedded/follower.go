@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -44,17 +43,12 @@ type Follower struct {
 	// MaxBackoff is the longest pause between failed polls (default 2 s);
 	// the first pause is a twentieth of it, doubling.
 	MaxBackoff time.Duration
-	// Now is the clock (default time.Now).
-	Now func() time.Time
 	// Log gets a warning when the feed becomes unreachable and a line when
 	// it answers again, not one per failed poll. Zero value: no logging.
 	Log zerolog.Logger
 
 	feed   string // base URL, without a final "/"
 	client *http.Client
-
-	mu    sync.Mutex
-	epoch string // the epoch the set's entries came from; "" before the first answer
 }
 
 // NewFollower returns a Follower of the feed served under feedURL, the
@@ -73,9 +67,6 @@ func NewFollower(feedURL string) *Follower {
 	}
 	return &Follower{feed: feedURL, client: &http.Client{Transport: tr}}
 }
-
-// Feed returns the feed's base URL, as NewFollower was given it.
-func (f *Follower) Feed() string { return f.feed }
 
 // Revoke returns ErrReadOnly.
 func (f *Follower) Revoke(context.Context, revocation.Entry) (revocation.Entry, error) {
@@ -96,22 +87,16 @@ func (f *Follower) Close() error {
 // Stale grows) and Follow retries after a pause that doubles up to
 // MaxBackoff. Expired entries are pruned from set every minute.
 func (f *Follower) Follow(ctx context.Context, set *revocation.Set) error {
-	now := f.Now
-	if now == nil {
-		now = time.Now
-	}
 	maxBackoff := f.MaxBackoff
 	if maxBackoff <= 0 {
 		maxBackoff = 2 * time.Second
 	}
 	var backoff time.Duration
+	var epoch string // the epoch the set's entries came from; "" before the first answer
 	failing := false
-	lastPrune := now()
+	lastPrune := time.Now()
 	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		err := f.poll(ctx, set, now)
+		err := f.poll(ctx, set, &epoch)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -131,27 +116,25 @@ func (f *Follower) Follow(ctx context.Context, set *revocation.Set) error {
 			failing = false
 		}
 		backoff = 0
-		if n := now(); n.Sub(lastPrune) >= time.Minute {
+		if n := time.Now(); n.Sub(lastPrune) >= time.Minute {
 			set.Prune(n.Unix())
 			lastPrune = n
 		}
 	}
 }
 
-// poll makes one request and applies its answer to set.
-func (f *Follower) poll(ctx context.Context, set *revocation.Set, now func() time.Time) error {
+// poll makes one request and applies its answer to set; epoch is the one
+// set's entries came from, which the answer updates.
+func (f *Follower) poll(ctx context.Context, set *revocation.Set, epoch *string) error {
 	wait := f.Wait
 	if wait <= 0 {
 		wait = FollowerWait
 	}
-	f.mu.Lock()
-	epoch := f.epoch
-	f.mu.Unlock()
 	after := set.Seq()
-	if epoch == "" {
+	if *epoch == "" {
 		after = 0
 	}
-	q := url.Values{"after": {strconv.FormatUint(after, 10)}, "epoch": {epoch}, "wait": {wait.String()}}
+	q := url.Values{"after": {strconv.FormatUint(after, 10)}, "epoch": {*epoch}, "wait": {wait.String()}}
 	// The wait plus time to answer: a feed that holds a poll longer is down.
 	rctx, cancel := context.WithTimeout(ctx, wait+10*time.Second)
 	defer cancel()
@@ -185,20 +168,16 @@ func (f *Follower) poll(ctx context.Context, set *revocation.Set, now func() tim
 	switch {
 	case a.Reset:
 		set.Reset(entries, a.Seq)
-	case a.Epoch != epoch:
+	case a.Epoch != *epoch:
 		// Entries of another epoch without reset: the answer does not fit
 		// what set holds. Start over with the whole list.
-		f.mu.Lock()
-		f.epoch = ""
-		f.mu.Unlock()
+		*epoch = ""
 		return errors.New("embedded: the feed changed epoch without a reset")
 	default:
 		set.Add(entries...)
 	}
-	f.mu.Lock()
-	f.epoch = a.Epoch
-	f.mu.Unlock()
-	set.Synced(now())
+	*epoch = a.Epoch
+	set.Synced(time.Now())
 	return nil
 }
 

@@ -37,7 +37,7 @@ func TestSetMaxLifetime(t *testing.T) {
 
 	c.unix.Store(1000 + 2*3600) // past the old lifetime
 	again := open(t, dir, c)    // reopened with 1 h, as an agent restarted on an old file
-	entries, _, _, _ := again.snapshot(0, true)
+	entries, _, _, _ := again.snapshot(0)
 	if len(entries) != 2 || entries[0].Digest != after.Digest || entries[0].Expires != after.Expires {
 		t.Fatalf("after a reopen past the old lifetime: %+v, want the two entries recorded with 24 h", entries)
 	}

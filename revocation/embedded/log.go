@@ -332,10 +332,6 @@ func (l *Log) SetMaxLifetime(d time.Duration) error {
 	return nil
 }
 
-// Epoch returns the log's epoch: random, made with the file (or at Open for
-// a log in memory), kept across restarts.
-func (l *Log) Epoch() string { return l.epoch }
-
 // Revoke records e and returns it with its Seq. An At of 0 is now; an
 // Expires of 0 is At plus maxLifetime. The entry is in the file, fsynced,
 // before Revoke returns; if writing fails, it is not recorded, and Revoke
@@ -409,16 +405,13 @@ func (l *Log) append(rec []byte) error {
 	return err
 }
 
-// snapshot returns the live entries after seq (all of them when all is
-// true), the log's sequence number, and the channel the next change
-// closes.
-func (l *Log) snapshot(after uint64, all bool) ([]revocation.Entry, uint64, <-chan struct{}, bool) {
+// snapshot returns the live entries after seq (all of them after 0: Seqs
+// start at 1), the log's sequence number, the channel the next change
+// closes, and whether the log is closed.
+func (l *Log) snapshot(after uint64) ([]revocation.Entry, uint64, <-chan struct{}, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	i := 0
-	if !all {
-		i = sort.Search(len(l.entries), func(i int) bool { return l.entries[i].Seq > after })
-	}
+	i := sort.Search(len(l.entries), func(i int) bool { return l.entries[i].Seq > after })
 	now := l.now().Unix()
 	var out []revocation.Entry
 	for _, e := range l.entries[i:] {
@@ -431,15 +424,15 @@ func (l *Log) snapshot(after uint64, all bool) ([]revocation.Entry, uint64, <-ch
 
 // Follow keeps set equal to the log until ctx ends: every live entry at
 // once, then each new one as it is recorded. It marks set synced every
-// second (the log is local: it is never stale) and prunes expired entries
-// from it every minute. It returns ctx's error, or ErrClosed after Close.
+// second (the log is local: it is never stale); the agent prunes expired
+// entries from set itself. It returns ctx's error, or ErrClosed after
+// Close.
 func (l *Log) Follow(ctx context.Context, set *revocation.Set) error {
-	entries, seq, changed, closed := l.snapshot(0, true)
+	entries, seq, changed, closed := l.snapshot(0)
 	set.Reset(entries, seq)
 	set.Synced(l.now())
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	lastPrune := l.now()
 	for !closed {
 		select {
 		case <-ctx.Done():
@@ -447,14 +440,9 @@ func (l *Log) Follow(ctx context.Context, set *revocation.Set) error {
 		case <-changed:
 		case <-tick.C:
 		}
-		entries, seq, changed, closed = l.snapshot(seq, false)
+		entries, seq, changed, closed = l.snapshot(seq)
 		set.Add(entries...)
-		now := l.now()
-		set.Synced(now)
-		if now.Sub(lastPrune) >= time.Minute {
-			set.Prune(now.Unix())
-			lastPrune = now
-		}
+		set.Synced(l.now())
 	}
 	return ErrClosed
 }
