@@ -97,8 +97,8 @@ func NewEpoch() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Wait waits d, the pause of a Store's Follow before it retries, or less
-// if ctx ends first: it then returns ctx's error.
+// Wait waits d (the pause of a Store's Follow before it retries, or of a
+// lock's renewal), or less if ctx ends first: it then returns ctx's error.
 func Wait(ctx context.Context, d time.Duration) error {
 	select {
 	case <-ctx.Done():

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tokenhandler/tokenhandler/revocation"
 )
 
 // defaultLockTTL is how long a refresh lock outlives an agent that died holding
@@ -47,24 +49,17 @@ func (s *Store) Acquire(ctx context.Context, key [32]byte) (release func(), won 
 	if !won {
 		return func() {}, false, nil
 	}
-	stop := make(chan struct{})
+	held, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTicker(s.lockTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-			c, cancel := context.WithTimeout(context.Background(), s.lockTTL/3)
+		for revocation.Wait(held, s.lockTTL/3) == nil {
+			c, cancel := context.WithTimeout(held, s.lockTTL/3)
 			renewScript.Run(c, s.c, []string{name}, token, s.lockTTL.Milliseconds())
 			cancel()
 		}
 	})
 	return sync.OnceFunc(func() {
-		close(stop)
+		stop()
 		wg.Wait()
 		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

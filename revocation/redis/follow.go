@@ -102,9 +102,9 @@ func (s *Store) follow(ctx context.Context, set *revocation.Set, epoch *string, 
 		}
 		switch m := msg.(type) {
 		case *goredis.Pong:
-			set.Synced(s.now())
+			set.Synced(time.Now())
 		case *goredis.Message:
-			now := s.now()
+			now := time.Now()
 			e, err := parseMessage(m.Payload)
 			if err != nil {
 				// Not from Revoke: no sequence number to miss.
@@ -159,10 +159,10 @@ func (s *Store) load(ctx context.Context, set *revocation.Set, epoch *string, ke
 		if seq, err = seqCmd.Uint64(); err != nil {
 			// Not Revoke's (INCR would fail on it too): start from 0.
 			s.malformed.Add(1)
-			s.warn(s.now(), "redis: the revocation sequence number is malformed")
+			s.warn(time.Now(), "redis: the revocation sequence number is malformed")
 		}
 	}
-	now := s.now()
+	now := time.Now()
 	var entries []revocation.Entry
 	bad, full := s.malformed.Load(), false
 	var cursor uint64

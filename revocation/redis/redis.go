@@ -19,11 +19,11 @@
 // Follow subscribes, then loads every live entry (MULTI: epoch, seq; then
 // HSCAN in batches of 1,000, at most MaxEntries) and applies what it is
 // pushed; a gap in the sequence numbers, an error or a lost connection makes
-// it load everything again, with backoff from 100 ms to 2 s between attempts.
+// it load everything again, with backoff from 100 ms to 500 ms between attempts.
 //
 // What a follower reads from Redis is not trusted further than it must be
 // (anyone with write access can put anything there): a field, value or
-// message it cannot parse is skipped and counted ([Store.Malformed]), never
+// message it cannot parse is skipped, counted and logged, never
 // a reason to stop or reload; an entry's Expires is capped at
 // min(At, now) + maxLifetime (the daemon's session.max_lifetime, which
 // [Store.SetMaxLifetime] changes at a reload) and an entry whose At is more than a minute
@@ -69,7 +69,6 @@ type Store struct {
 	maxLifetime atomic.Int64
 	raised      atomic.Uint64
 	keys        keys
-	now         func() time.Time
 	// pingEvery is how often Follow pings an idle subscription; tests
 	// shorten it.
 	pingEvery time.Duration
@@ -82,9 +81,15 @@ type Store struct {
 	// logging. Set it before Follow.
 	Log zerolog.Logger
 
-	malformed atomic.Uint64 // entries and messages skipped: Malformed
-	refused   atomic.Uint64 // entries refused beyond maxEntries: Refused
-	lastWarn  atomic.Int64  // Unix nanoseconds of the last warning
+	// malformed counts the hash fields and published messages followers
+	// skipped because they could not be parsed, or held times no agent
+	// writes (an At more than a minute ahead): entries this daemon does
+	// not enforce. refused counts the entries refused because the list
+	// held maxEntries already (a load does not read the hash past the
+	// batch where that happened: those are not counted). warn logs both.
+	malformed atomic.Uint64
+	refused   atomic.Uint64
+	lastWarn  atomic.Int64 // Unix nanoseconds of the last warning
 }
 
 // MaxEntries is the most entries a follower holds. A list that long is
@@ -151,7 +156,6 @@ func New(cfg settings.RedisSettings, maxLifetime time.Duration) (*Store, error) 
 			epoch: p + "revocations:epoch", channel: p + "revocations",
 			lock: p + "refresh:lock:", result: p + "refresh:result:",
 		},
-		now:        time.Now,
 		pingEvery:  time.Second,
 		lockTTL:    defaultLockTTL,
 		maxEntries: MaxEntries,
@@ -180,17 +184,6 @@ func (s *Store) SetMaxLifetime(d time.Duration) error {
 	}
 	return nil
 }
-
-// Malformed returns how many hash fields and published messages followers
-// of s skipped because they could not be parsed, or held times no agent
-// writes (an At more than a minute ahead). Each one is an entry this
-// daemon does not enforce; a daemon may export it as a counter.
-func (s *Store) Malformed() uint64 { return s.malformed.Load() }
-
-// Refused returns how many entries followers of s refused because their
-// list held MaxEntries already (a load does not read the hash past the
-// batch where that happened: those are not counted).
-func (s *Store) Refused() uint64 { return s.refused.Load() }
 
 // check caps e's Expires at min(At, now) + maxLifetime and reports
 // whether e may be applied: false for an At more than maxSkew ahead of now
@@ -259,7 +252,7 @@ func (s *Store) Revoke(ctx context.Context, e revocation.Entry) (revocation.Entr
 	}
 	field := appendField(nil, e.Kind, e.Digest)
 	v, err := revokeScript.Run(ctx, s.c, []string{s.keys.hash, s.keys.expiry, s.keys.seq, s.keys.epoch},
-		field, e.At, e.Expires, s.now().Unix(), s.keys.channel, revocation.NewEpoch()).Text()
+		field, e.At, e.Expires, time.Now().Unix(), s.keys.channel, revocation.NewEpoch()).Text()
 	if err != nil {
 		return e, fmt.Errorf("redis: recording a revocation: %w", err)
 	}
@@ -267,7 +260,7 @@ func (s *Store) Revoke(ctx context.Context, e revocation.Entry) (revocation.Entr
 	if err != nil {
 		return e, err
 	}
-	if !s.check(&got, s.now()) {
+	if !s.check(&got, time.Now()) {
 		// Merged with a forged entry's times: the caller gets its own.
 		got.At, got.Expires = e.At, e.Expires
 	}

@@ -223,7 +223,7 @@ func TestMalformedMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	bintest.Eventually(t, 3*time.Second, "an entry after the malformed ones", func() bool { return revokedSID(set, "after") })
-	if got := f.Malformed(); got != 5 {
+	if got := f.malformed.Load(); got != 5 {
 		t.Errorf("counted %d malformed messages, want 5", got)
 	}
 }
@@ -363,7 +363,7 @@ func TestPoisonedStoreKeepsFollowing(t *testing.T) {
 			t.Errorf("stale %v after the poisoning, want under 500 ms (pinged every 100 ms)", st)
 		}
 	}
-	if got := running.Malformed(); got != 2 {
+	if got := running.malformed.Load(); got != 2 {
 		t.Errorf("the running follower counted %d malformed, want 2 (the messages)", got)
 	}
 	// One more for the fresh follower: counted, not logged again.
@@ -371,7 +371,7 @@ func TestPoisonedStoreKeepsFollowing(t *testing.T) {
 		t.Fatal(err)
 	}
 	bintest.Eventually(t, time.Second, "the fresh follower counting the fields and a message",
-		func() bool { return fresh.Malformed() == uint64(len(poison)+1) })
+		func() bool { return fresh.malformed.Load() == uint64(len(poison)+1) })
 	if n := strings.Count(logs.String(), "\n"); n != 1 {
 		t.Errorf("%d warnings logged, want 1: %q", n, logs.String())
 	}
@@ -435,7 +435,7 @@ func TestForgedExpiryCapped(t *testing.T) {
 	if n := set.Prune(later); n != 2 {
 		t.Errorf("Prune after maxLifetime dropped %d entries, want 2", n)
 	}
-	if got := f.Malformed(); got != 1 {
+	if got := f.malformed.Load(); got != 1 {
 		t.Errorf("counted %d malformed, want 1 (the entry a day ahead)", got)
 	}
 }
@@ -458,7 +458,7 @@ func TestFollowerCapsEntries(t *testing.T) {
 	if _, err := w.Revoke(ctx, sidEntry("s5")); err != nil {
 		t.Fatal(err)
 	}
-	bintest.Eventually(t, time.Second, "the sixth entry refused", func() bool { return f.Refused() == 3 })
+	bintest.Eventually(t, time.Second, "the sixth entry refused", func() bool { return f.refused.Load() == 3 })
 	if n := set.Len(); n != 3 {
 		t.Errorf("the follower holds %d entries, want 3", n)
 	}
