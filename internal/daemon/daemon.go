@@ -167,6 +167,13 @@ func init() {
 	metrics.ExposeMetadata(true)
 }
 
+// AppStatus is whether one application (issue #15) is ready. It may be
+// copied.
+type AppStatus struct {
+	Name  string
+	Ready bool
+}
+
 // OpsHandler serves the operations endpoints of a metrics listener:
 //
 //   - /metrics: reg, then the go_* and process_* series of
@@ -179,31 +186,16 @@ func init() {
 //
 // Every answer carries Cache-Control: no-store. ready is called once per
 // /readyz request, from any goroutine.
-func OpsHandler(reg *metrics.Set, ready func() bool) fasthttp.RequestHandler {
-	return opsHandler(reg, ready, nil)
-}
-
-// OpsHandlerApps is [OpsHandler] whose /readyz also reports the
-// applications apps returns, as a [Server] with ServerConfig.Apps does.
-func OpsHandlerApps(reg *metrics.Set, ready func() bool, apps func() []AppStatus) fasthttp.RequestHandler {
-	return opsHandler(reg, ready, apps)
-}
-
-// AppStatus is whether one application (issue #15) is ready. It may be
-// copied.
-type AppStatus struct {
-	Name  string
-	Ready bool
-}
-
-// opsHandler is [OpsHandler] whose /readyz also reports the applications
-// apps returns (nil, or a nil apps: none, and /readyz as OpsHandler's):
-// the body lists each, {"status":"ready","apps":{"admin":"not_ready",
-// "shop":"ready"}}, and /readyz?app=NAME answers for the application NAME
-// alone: 200 {"app":NAME,"status":"ready"}, 503 with "not ready", or 404
+//
+// apps, unless nil, lists the applications, as a [Server] with
+// ServerConfig.Apps does (an empty list, or a nil apps: none, and /readyz
+// as above): the body of /readyz lists each,
+// {"status":"ready","apps":{"admin":"not_ready","shop":"ready"}}, and
+// /readyz?app=NAME answers for the application NAME alone: 200
+// {"app":NAME,"status":"ready"}, 503 with "not ready", or 404
 // {"status":"unknown application"}. ready decides the status of /readyz
 // itself; each AppStatus already includes the server not draining.
-func opsHandler(reg *metrics.Set, ready func() bool, apps func() []AppStatus) fasthttp.RequestHandler {
+func OpsHandler(reg *metrics.Set, ready func() bool, apps func() []AppStatus) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
 		switch string(ctx.Path()) {
@@ -251,12 +243,12 @@ func readyzApps(ctx *fasthttp.RequestCtx, ready bool, list []AppStatus) {
 		name := string(q.Peek("app"))
 		for _, app := range list {
 			if app.Name == name {
+				status := "ready"
 				if !app.Ready {
 					ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-					ctx.SetBodyString(`{"app":"` + app.Name + `","status":"not ready"}`)
-					return
+					status = "not ready"
 				}
-				ctx.SetBodyString(`{"app":"` + app.Name + `","status":"ready"}`)
+				ctx.SetBodyString(`{"app":"` + app.Name + `","status":"` + status + `"}`)
 				return
 			}
 		}

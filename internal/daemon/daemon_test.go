@@ -226,7 +226,7 @@ func TestOpsHandler(t *testing.T) {
 	reg := metrics.NewSet()
 	reg.NewCounter(`test_requests_total{status="200"}`).Add(3)
 	var ready atomic.Bool
-	h := OpsHandler(reg, ready.Load)
+	h := OpsHandler(reg, ready.Load, nil)
 
 	get := func(path string) *fasthttp.RequestCtx {
 		var ctx fasthttp.RequestCtx

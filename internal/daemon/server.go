@@ -183,7 +183,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		if cfg.Apps != nil {
 			apps = s.appsReady
 		}
-		s.ops = OpsServer(opsRoutes(opsHandler(cfg.Registry, s.Ready, apps), cfg.OpsRoutes), cfg.Log)
+		s.ops = OpsServer(opsRoutes(OpsHandler(cfg.Registry, s.Ready, apps), cfg.OpsRoutes), cfg.Log)
 	}
 	s.serving.Store(true)
 	return s, nil

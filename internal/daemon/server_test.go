@@ -283,7 +283,7 @@ func TestServerApps(t *testing.T) {
 // TestOpsHandlerWithoutApps: an empty list of applications is a file
 // without apps: /readyz as before, the query ignored.
 func TestOpsHandlerWithoutApps(t *testing.T) {
-	h := opsHandler(metrics.NewSet(), func() bool { return true }, func() []AppStatus { return nil })
+	h := OpsHandler(metrics.NewSet(), func() bool { return true }, func() []AppStatus { return nil })
 	var ctx fasthttp.RequestCtx
 	ctx.Request.SetRequestURI("/readyz?app=shop")
 	h(&ctx)

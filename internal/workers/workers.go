@@ -173,7 +173,7 @@ func Supervise(cfg Config, log zerolog.Logger, signals <-chan os.Signal) int {
 			return 1
 		}
 		defer daemon.RemoveSocket(cfg.MetricsListen)
-		ops := daemon.OpsHandlerApps(reg, s.ready, s.appStatus)
+		ops := daemon.OpsHandler(reg, s.ready, s.appStatus)
 		srv := daemon.OpsServer(func(ctx *fasthttp.RequestCtx) {
 			ops(ctx)
 			if string(ctx.Path()) == "/metrics" {
