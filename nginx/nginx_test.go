@@ -870,9 +870,9 @@ func TestNginxAcceptsEveryConfig(t *testing.T) {
 		"proxy workers":       {Proxies: []string{"unix:/run/th/proxy.sock", "127.0.0.1:8081"}, ProxyWorkers: 64},
 		// x-<prefix>-csrf is 71 characters: NGINX's default
 		// proxy_headers_hash_bucket_size (64) failed from a 40-character prefix.
-		"longest prefix":             {CookiePrefix: strings.Repeat("p", browser.MaxPrefix), NamePrefix: browser.NamePrefixHostHTTP},
-		"longest prefix kept":        {CookiePrefix: strings.Repeat("p", browser.MaxPrefix), KeepCookieHeaders: true},
-		"40-character prefix, alias": {CookiePrefix: strings.Repeat("p", 40), HostPrefix: true},
+		"longest prefix":            {CookiePrefix: strings.Repeat("p", browser.MaxPrefix), NamePrefix: browser.NamePrefixHostHTTP},
+		"longest prefix kept":       {CookiePrefix: strings.Repeat("p", browser.MaxPrefix), KeepCookieHeaders: true},
+		"40-character prefix, host": {CookiePrefix: strings.Repeat("p", 40), NamePrefix: browser.NamePrefixHost},
 	}
 	for _, mode := range nginx.Modes {
 		for name, p := range variants {

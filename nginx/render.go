@@ -74,10 +74,6 @@ type Params struct {
 	// NamePrefix mirrors cookie.name_prefix of the agent and proxy: the
 	// cookie names start with "__Host-" or "__Host-Http-".
 	NamePrefix browser.NamePrefix
-	// HostPrefix is an alias of NamePrefix browser.NamePrefixHost, kept
-	// from before NamePrefix (it mirrored cookie.host_prefix, now
-	// cookie.name_prefix: host); with any other NamePrefix it is an error.
-	HostPrefix bool
 	// AgentBasePath is the agent's base_path; default "/oauth-agent".
 	AgentBasePath string
 	// APIPathPrefix is the location of the protected API, starting and
@@ -119,10 +115,10 @@ type Params struct {
 	// by its ServerNames, with its own cookie names, maps and agent, API
 	// and auth locations. Listen, TLS, the upstreams and the main context
 	// stay one, shared by every application. With Apps, leave ServerName
-	// and every field App has (CookiePrefix, NamePrefix, HostPrefix,
-	// AgentBasePath, APIPathPrefix, AuthPath, KeepCookieHeaders,
-	// CORSDisabled) zero: each App says its own, and Render refuses them
-	// here. Empty: one application on ServerName, as before Apps.
+	// and every field App has (CookiePrefix, NamePrefix, AgentBasePath,
+	// APIPathPrefix, AuthPath, KeepCookieHeaders, CORSDisabled) zero: each
+	// App says its own, and Render refuses them here. Empty: one
+	// application on ServerName, as before Apps.
 	Apps []App
 
 	// TLSCertificate and TLSCertificateKey are the PEM files of the https
@@ -324,12 +320,6 @@ func newView(mode string, p Params) (*view, error) {
 		}
 		one := App{CookiePrefix: p.CookiePrefix, NamePrefix: p.NamePrefix, AgentBasePath: p.AgentBasePath,
 			APIPathPrefix: p.APIPathPrefix, AuthPath: p.AuthPath, KeepCookieHeaders: p.KeepCookieHeaders, CORSDisabled: p.CORSDisabled}
-		if p.HostPrefix {
-			if p.NamePrefix != browser.NamePrefixNone && p.NamePrefix != browser.NamePrefixHost {
-				return nil, fmt.Errorf("nginx: HostPrefix contradicts NamePrefix %s", p.NamePrefix)
-			}
-			one.NamePrefix = browser.NamePrefixHost
-		}
 		a, err := newApp(v, one, func(field string) string { return field })
 		if err != nil {
 			return nil, err
@@ -386,7 +376,7 @@ func newApps(v *view, p Params) ([]*app, error) {
 		set   bool
 	}{
 		{"ServerName", p.ServerName != ""}, {"CookiePrefix", p.CookiePrefix != ""}, {"NamePrefix", p.NamePrefix != browser.NamePrefixNone},
-		{"HostPrefix", p.HostPrefix}, {"AgentBasePath", p.AgentBasePath != ""}, {"APIPathPrefix", p.APIPathPrefix != ""},
+		{"AgentBasePath", p.AgentBasePath != ""}, {"APIPathPrefix", p.APIPathPrefix != ""},
 		{"AuthPath", p.AuthPath != ""}, {"KeepCookieHeaders", p.KeepCookieHeaders}, {"CORSDisabled", p.CORSDisabled},
 	} {
 		if f.set {

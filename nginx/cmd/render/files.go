@@ -170,13 +170,6 @@ func (f *daemonFiles) fill(p *nginx.Params, mode string, set map[string]bool, st
 	pf, af := "-proxy-config "+f.proxyPath, "-agent-config "+f.agentPath
 
 	// The flags' values, the defaults of what no file says.
-	if p.HostPrefix {
-		if p.NamePrefix != browser.NamePrefixNone && p.NamePrefix != browser.NamePrefixHost {
-			return fmt.Errorf("-host-prefix contradicts -name-prefix %s", p.NamePrefix)
-		}
-		p.NamePrefix, p.HostPrefix = browser.NamePrefixHost, false
-		set["name-prefix"] = true
-	}
 	flags := nginx.App{CookiePrefix: p.CookiePrefix, NamePrefix: p.NamePrefix, AgentBasePath: p.AgentBasePath,
 		APIPathPrefix: p.APIPathPrefix, AuthPath: p.AuthPath, KeepCookieHeaders: p.KeepCookieHeaders, CORSDisabled: p.CORSDisabled}
 

@@ -51,7 +51,6 @@ var flagOf = map[string]string{
 	"ServerName":        "-server-name",
 	"CookiePrefix":      "-cookie-prefix",
 	"NamePrefix":        "-name-prefix",
-	"HostPrefix":        "-host-prefix",
 	"AgentBasePath":     "-agent-base-path",
 	"APIPathPrefix":     "-api-path-prefix",
 	"AuthPath":          "-auth-path",
@@ -173,7 +172,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&p.ServerName, "server-name", "", `server_name (default "api.example.localhost")`)
 	fs.StringVar(&p.CookiePrefix, "cookie-prefix", "", `cookie.prefix of the agent and proxy (default "example")`)
 	namePrefix := fs.String("name-prefix", "none", "cookie.name_prefix of the agent and proxy: none, host or host-http")
-	fs.BoolVar(&p.HostPrefix, "host-prefix", false, "the same as -name-prefix host (kept from before -name-prefix)")
+	hostPrefix := fs.Bool("host-prefix", false, "the same as -name-prefix host (kept from before -name-prefix)")
 	fs.StringVar(&p.AgentBasePath, "agent-base-path", "", `base_path of the agent (default "/oauth-agent")`)
 	fs.StringVar(&p.APIPathPrefix, "api-path-prefix", "", `location of the API (default "/api/")`)
 	fs.StringVar(&p.AuthPath, "auth-path", "", `auth_path of the proxy (default "/_oauth-proxy/auth")`)
@@ -224,6 +223,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if p.NamePrefix, err = browser.ParseNamePrefix(*namePrefix); err != nil {
 		return fmt.Errorf("-name-prefix: %w", err)
+	}
+	if *hostPrefix {
+		if p.NamePrefix != browser.NamePrefixNone && p.NamePrefix != browser.NamePrefixHost {
+			return fmt.Errorf("-host-prefix contradicts -name-prefix %s", p.NamePrefix)
+		}
+		p.NamePrefix = browser.NamePrefixHost
+		fs.Set("name-prefix", "host") // given: a file's cookie.name_prefix must agree
 	}
 	// The App fields no file gave, which Render's errors name by flag.
 	fromFlag := map[string]bool{"AgentBasePath": *agentConfig == "", "AuthPath": *proxyConfig == "",
