@@ -37,7 +37,7 @@ DIST_FILES     := deploy/systemd deploy/oauth-agent.example.yaml deploy/oauth-pr
 .PHONY: dist
 dist: ## static release binaries (linux/amd64, linux/arm64) into dist/<os>_<arch>/, tarballs, dist/SHA256SUMS
 	@set -e; v='$(DIST_VERSION)'; rm -rf dist; \
-	ldflags="-s -w -X github.com/tokenhandler/tokenhandler/internal/daemon.version=$$v -X main.version=$$v"; \
+	ldflags="-s -w -X github.com/tokenhandler/tokenhandler/internal/version.stamp=$$v"; \
 	epoch=$$(git log -1 --format=%ct 2>/dev/null || echo 0); \
 	for p in $(DIST_PLATFORMS); do \
 		os=$${p%/*}; arch=$${p#*/}; out=dist/$${os}_$${arch}; name=tokenhandler-$$v-$${os}-$${arch}; \

@@ -13,7 +13,7 @@ import (
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
 		Allowed: deptest.Cat([]string{deptest.Module + "/proxy", deptest.Module + "/browser", deptest.Module + "/session", deptest.Module + "/crypto", "github.com/VictoriaMetrics/metrics",
-			deptest.Module + "/internal/daemon", deptest.Module + "/internal/park", deptest.Module + "/internal/settings", deptest.Module + "/internal/workers", deptest.Module + "/revocation", "golang.org/x/net", "go.yaml.in/yaml/v3"},
+			deptest.Module + "/internal/daemon", deptest.Module + "/internal/park", deptest.Module + "/internal/settings", deptest.Module + "/internal/workers", deptest.Module + "/internal/version", deptest.Module + "/revocation", "golang.org/x/net", "go.yaml.in/yaml/v3"},
 			deptest.Sio, deptest.Fasthttp, deptest.Zerolog, deptest.GoRedis),
 		BadDeps: map[string]string{
 			deptest.Module + "/agent":       deptest.Daemons,

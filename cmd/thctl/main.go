@@ -14,12 +14,12 @@ import (
 	"io"
 	"math"
 	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
+	"github.com/tokenhandler/tokenhandler/internal/version"
 	"github.com/tokenhandler/tokenhandler/session"
 )
 
@@ -108,7 +108,7 @@ func dispatch(args []string, getenv func(string) string, stdin io.Reader, stdout
 		if len(args) != 1 {
 			return fmt.Errorf("%w: version takes no arguments", errUsage)
 		}
-		_, err := fmt.Fprintln(stdout, "thctl", buildVersion())
+		_, err := fmt.Fprintln(stdout, "thctl", version.String())
 		return err
 	case "seal", "open":
 	case "-h", "-help", "--help", "help":
@@ -398,20 +398,4 @@ func argOrStdin(args []string, stdin io.Reader) ([]byte, error) {
 	}
 	data = bytes.TrimSuffix(data, []byte("\n"))
 	return bytes.TrimSuffix(data, []byte("\r")), nil
-}
-
-// version is stamped at link time by make dist (-X main.version=...).
-var version string
-
-// buildVersion is the stamped version; else the main module's version (go
-// install module@version, or the VCS stamp of a build in a checkout), or
-// "(devel)".
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }

@@ -7,11 +7,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/tokenhandler/tokenhandler/internal/version"
 )
 
 // Service is a daemon's running server, as [Main] drives it.
@@ -87,12 +88,12 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "path to the YAML configuration file (required)")
 	check := fs.Bool("check-config", false, "validate the configuration and exit")
-	version := fs.Bool("version", false, "print the version and exit")
+	printVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *version {
-		fmt.Fprintln(stdout, name, buildVersion())
+	if *printVersion {
+		fmt.Fprintln(stdout, name, version.String())
 		return 0
 	}
 	if *configPath == "" || fs.NArg() > 0 {
@@ -209,21 +210,3 @@ func waitDelay(d time.Duration, signals <-chan os.Signal, served <-chan error) (
 // (internal/workers) asks a worker to reload its configuration; a worker
 // ignores SIGHUP, which only its supervisor acts on.
 const WorkerReload = syscall.SIGUSR1
-
-// version is stamped at link time by make dist:
-//
-//	-ldflags "-X github.com/tokenhandler/tokenhandler/internal/daemon.version=$(git describe --tags --always --dirty)"
-var version string
-
-// buildVersion is the stamped version; else the main module's version (go
-// install module@version, or the VCS stamp of a build in a checkout), or
-// "(devel)".
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/tokenhandler/tokenhandler/internal/version"
 )
 
 // fakeService records what Main asks of it. Serve blocks until Shutdown,
@@ -104,7 +106,7 @@ func TestMainCommandLine(t *testing.T) {
 		wantStderr  []string // substrings
 		wantStarted bool
 	}{
-		{name: "version", args: []string{"-version"}, wantCode: 0, wantStdout: "tst " + buildVersion() + "\n"},
+		{name: "version", args: []string{"-version"}, wantCode: 0, wantStdout: "tst " + version.String() + "\n"},
 		{name: "no -config", args: nil, wantCode: 2, wantStderr: []string{"tst: -config FILE is required\n", "Usage of tst:", "-check-config"}},
 		{name: "-check-config without -config", args: []string{"-check-config"}, wantCode: 2, wantStderr: []string{"tst: -config FILE is required\n"}},
 		{name: "stray argument", args: []string{"-config", "f.yaml", "extra"}, wantCode: 2, wantStderr: []string{"tst: -config FILE is required\n"}},

@@ -1,0 +1,10 @@
+package version
+
+import (
+	"testing"
+
+	"github.com/tokenhandler/tokenhandler/internal/deptest"
+)
+
+// Linked by thctl too: the standard library alone.
+func TestDependencies(t *testing.T) { deptest.Stdlib.Check(t) }
