@@ -49,38 +49,17 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
 	o := oidcfake.Issue{AccessTTL: cmp.Or(f.AccessTokenTTL, 5*time.Minute), Padding: f.AccessTokenPadding,
-		SignID: func(c oidcfake.IDClaims) (string, error) { return s.signID(c, now, &f) }}
-	var g *oidcfake.Grant
-	switch r.PostForm.Get("grant_type") {
-	case "authorization_code":
-		g, o.Nonce, err = s.op.Redeem(clientID, r.PostForm, now)
-		if err == nil {
-			// An ID token only for an OpenID Connect request (OpenID
-			// Connect Core §3.1.3.3); a plain OAuth 2.0 one gets none.
-			o.Scope, o.Refresh = g.Scope, true
-			o.IDToken = (oidcfake.HasScope(g.Scope, "openid") || f.IDTokenWithoutOpenID) && !f.IDTokenOmitted
+		SignID: func(c oidcfake.IDClaims) (string, error) { return s.signID(c, time.Now(), &f) }}
+	return s.op.Token(w, r, clientID, o, func(g *oidcfake.Grant, o *oidcfake.Issue) error {
+		// An ID token for an OpenID Connect grant (the granted scope
+		// decides, also when a refresh narrows it), or as the faults say.
+		o.IDToken = oidcfake.HasScope(g.Scope, "openid") || f.IDTokenWithoutOpenID
+		if r.PostForm.Get("grant_type") == "authorization_code" && f.IDTokenOmitted {
+			o.IDToken = false
 		}
-	case "refresh_token":
-		g, o.Scope, err = s.op.Refresh(clientID, r.PostForm, now)
-		if err == nil {
-			// OpenID Connect Core §12.2: no nonce in refreshed ID tokens.
-			o.Refresh = true
-			o.IDToken = oidcfake.HasScope(g.Scope, "openid") || f.IDTokenWithoutOpenID
-		}
-	default:
-		return oidcfake.ErrUnsupportedGrant
-	}
-	if err != nil {
-		return err
-	}
-	resp, err := s.op.Issue(g, now, o)
-	if err != nil {
-		return err
-	}
-	oidcfake.WriteJSON(w, http.StatusOK, resp)
-	return nil
+		return nil
+	})
 }
 
 // recordClientAuth records which method r uses, before it is checked.

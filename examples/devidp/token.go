@@ -11,38 +11,20 @@ import (
 // the user signed in, however often they were rotated.
 const sessionTTL = 12 * time.Hour
 
-// token is the token endpoint (RFC 6749 §3.2): the code grant and the
-// refresh grant, always rotating, of the shared grant store. Every answer
-// carries a refresh token and, for the openid scope, an ID token.
+// token is the token endpoint (RFC 6749 §3.2), the shared grant store's:
+// every answer carries a refresh token and, for the openid scope, an ID
+// token. A code's grant joins its provider session.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	clientID, err := s.authenticateClient(r)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	o := oidcfake.Issue{AccessTTL: s.ttl, Refresh: true}
-	var g *oidcfake.Grant
-	switch r.PostForm.Get("grant_type") {
-	case "authorization_code":
-		if g, o.Nonce, err = s.op.Redeem(clientID, r.PostForm, now); err == nil {
-			o.Scope = g.Scope
-			err = s.addGrant(g)
+	return s.op.Token(w, r, clientID, oidcfake.Issue{AccessTTL: s.ttl}, func(g *oidcfake.Grant, _ *oidcfake.Issue) error {
+		if r.PostForm.Get("grant_type") == "authorization_code" {
+			return s.addGrant(g)
 		}
-	case "refresh_token":
-		g, o.Scope, err = s.op.Refresh(clientID, r.PostForm, now)
-	default:
-		return oidcfake.ErrUnsupportedGrant
-	}
-	if err != nil {
-		return err
-	}
-	o.IDToken = oidcfake.HasScope(o.Scope, "openid")
-	resp, err := s.op.Issue(g, now, o)
-	if err != nil {
-		return err
-	}
-	oidcfake.WriteJSON(w, http.StatusOK, resp)
-	return nil
+		return nil
+	})
 }
 
 // addGrant adds g to its provider session, so that ending the session

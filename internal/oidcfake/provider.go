@@ -234,6 +234,44 @@ func (p *Provider) Refresh(clientID string, form url.Values, now time.Time) (*Gr
 
 func expired(g *Grant, now time.Time) bool { return !g.Expires.IsZero() && now.After(g.Expires) }
 
+// Token answers a token request (RFC 6749 §3.2) of the authenticated
+// clientID, whose form has been parsed: the authorization_code grant
+// (Redeem) or the refresh_token grant (Refresh), answered with the tokens o
+// says for the scope granted or asked for and the request's nonce, always
+// with a refresh token (rotation) and, for the openid scope, with an ID
+// token (OpenID Connect Core §3.1.3.3). adjust, unless nil, may change what
+// is issued or refuse the grant first.
+func (p *Provider) Token(w http.ResponseWriter, r *http.Request, clientID string, o Issue, adjust func(*Grant, *Issue) error) error {
+	now := time.Now()
+	var g *Grant
+	var err error
+	switch r.PostForm.Get("grant_type") {
+	case "authorization_code":
+		if g, o.Nonce, err = p.Redeem(clientID, r.PostForm, now); err == nil {
+			o.Scope = g.Scope
+		}
+	case "refresh_token":
+		g, o.Scope, err = p.Refresh(clientID, r.PostForm, now)
+	default:
+		return ErrUnsupportedGrant
+	}
+	if err != nil {
+		return err
+	}
+	o.Refresh, o.IDToken = true, HasScope(o.Scope, "openid")
+	if adjust != nil {
+		if err := adjust(g, &o); err != nil {
+			return err
+		}
+	}
+	resp, err := p.Issue(g, now, o)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, resp)
+	return nil
+}
+
 // Revoke revokes g and every token issued for it.
 func (p *Provider) Revoke(g *Grant) {
 	p.mu.Lock()
