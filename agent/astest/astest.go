@@ -73,15 +73,6 @@ type Server struct {
 // registers its Close with tb.Cleanup.
 func New(tb testing.TB, opts Options) *Server {
 	tb.Helper()
-	s, err := newServer(opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(s.Close)
-	return s
-}
-
-func newServer(opts Options) (*Server, error) {
 	s := &Server{
 		ClientID:     "spa-client",
 		ClientSecret: cmp.Or(opts.ClientSecret, "test-secret"),
@@ -92,7 +83,7 @@ func newServer(opts Options) (*Server, error) {
 		revoked:      make(map[string]bool),
 	}
 	if _, err := url.Parse(s.RedirectURI); err != nil {
-		return nil, fmt.Errorf("astest: redirect URI: %w", err)
+		tb.Fatalf("astest: redirect URI: %v", err)
 	}
 
 	mux := http.NewServeMux()
@@ -112,16 +103,16 @@ func newServer(opts Options) (*Server, error) {
 		w.Header().Set("Cache-Control", "no-store")
 		mux.ServeHTTP(w, r)
 	}))
+	tb.Cleanup(s.Close)
 	// The handlers read URL: set it before the first request can arrive.
 	s.URL = "http://" + s.http.Listener.Addr().String()
 	op, err := oidcfake.New(oidcfake.Config{Issuer: s.URL, Audience: apiAudience, Realm: "astest"})
 	if err != nil {
-		s.http.Close()
-		return nil, fmt.Errorf("astest: %w", err)
+		tb.Fatalf("astest: %v", err)
 	}
 	s.op = op
 	s.http.Start()
-	return s, nil
+	return s
 }
 
 // Close stops the server and waits for requests in flight; it ends TokenDelay

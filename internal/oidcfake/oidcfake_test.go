@@ -134,7 +134,7 @@ func issue(t *testing.T, p *Provider, now time.Time) (*Grant, *TokenResponse) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := p.Issue(g, now, Issue{Scope: g.Scope, AccessTTL: time.Minute, Refresh: true})
+	resp, err := p.Issue(g, now, Issue{Scope: g.Scope, AccessTTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestRedeem(t *testing.T) {
 			t.Fatalf("Redeem = %+v, %q, %v", g, nonce, err)
 		}
 		resp, err := p.Issue(g, now, Issue{Scope: g.Scope, Nonce: nonce, AccessTTL: 1500 * time.Millisecond, IDToken: true})
-		if err != nil || resp.ExpiresIn != 2 || resp.RefreshToken != "" || resp.TokenType != "Bearer" {
+		if err != nil || resp.ExpiresIn != 2 || resp.RefreshToken == "" || resp.TokenType != "Bearer" {
 			t.Fatalf("Issue = %+v, %v", resp, err)
 		}
 		tok, err := jwt.ParseSigned(resp.AccessToken, []jose.SignatureAlgorithm{jose.RS256})
@@ -242,7 +242,7 @@ func TestRedeem(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, _ := p.Issue(g, now, Issue{Scope: g.Scope, AccessTTL: time.Minute, Refresh: true})
+		resp, _ := p.Issue(g, now, Issue{Scope: g.Scope, AccessTTL: time.Minute})
 		if _, _, err := p.Redeem("c", form, now); err != ErrUnknownCode {
 			t.Fatalf("reuse: %v", err)
 		}
@@ -267,7 +267,7 @@ func TestRefresh(t *testing.T) {
 	if err != nil || g2 != g || scope != "openid profile" {
 		t.Fatalf("Refresh = %v, %q, %v", g2, scope, err)
 	}
-	second, _ := p.Issue(g, now, Issue{Scope: scope, AccessTTL: time.Minute, Refresh: true})
+	second, _ := p.Issue(g, now, Issue{Scope: scope, AccessTTL: time.Minute})
 	// Refused refreshes retire nothing.
 	if _, _, err := p.Refresh("c", refreshForm(second.RefreshToken, "openid admin"), now); err != ErrScopeWidened {
 		t.Errorf("widening: %v", err)

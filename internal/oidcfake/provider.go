@@ -258,7 +258,7 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request, clientID string
 	if err != nil {
 		return err
 	}
-	o.Refresh, o.IDToken = true, HasScope(o.Scope, "openid")
+	o.IDToken = HasScope(o.Scope, "openid")
 	if adjust != nil {
 		if err := adjust(g, &o); err != nil {
 			return err
@@ -382,8 +382,8 @@ type Issue struct {
 	// AccessTTL is the access token's lifetime; negative issues tokens that
 	// have already expired.
 	AccessTTL time.Duration
-	// Refresh adds a refresh token, IDToken an ID token.
-	Refresh, IDToken bool
+	// IDToken adds an ID token.
+	IDToken bool
 	// Padding adds a "pad" claim of this many bytes to the access token.
 	Padding int
 	// SignID signs the ID token's claims; nil signs them as they are with
@@ -391,7 +391,8 @@ type Issue struct {
 	SignID func(IDClaims) (string, error)
 }
 
-// Issue mints tokens for g as o says.
+// Issue mints tokens for g as o says, and a refresh token (a new one at
+// every refresh: rotation).
 func (p *Provider) Issue(g *Grant, now time.Time, o Issue) (*TokenResponse, error) {
 	jti := rand.Text()
 	at, err := p.Keys.Sign("at+jwt", accessClaims{ // RFC 9068 §2.1: typed at+jwt
@@ -439,16 +440,12 @@ func (p *Provider) Issue(g *Grant, now time.Time, o Issue) (*TokenResponse, erro
 			return nil, err
 		}
 	}
-	if o.Refresh {
-		resp.RefreshToken = rand.Text() + rand.Text()
-	}
+	resp.RefreshToken = rand.Text() + rand.Text()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.sweepLocked(now)
 	p.access[jti] = &issuedAccess{grant: g, expires: now.Add(o.AccessTTL)}
-	if o.Refresh {
-		p.refresh[resp.RefreshToken] = &refreshToken{grant: g}
-	}
+	p.refresh[resp.RefreshToken] = &refreshToken{grant: g}
 	return resp, nil
 }
 
