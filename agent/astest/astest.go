@@ -186,3 +186,22 @@ func (s *Server) snapshot(what string) Faults {
 	s.counts[what]++
 	return s.faults
 }
+
+// SetSession makes sid the provider session of the logins authorized from
+// now on: their ID tokens carry it as sid (OpenID Connect Front-Channel
+// Logout 1.0 §3, which Back-Channel Logout 1.0 §2.1 reuses). "" (the
+// default) issues ID tokens without sid. Logins already authorized keep
+// the session they had.
+func (s *Server) SetSession(sid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sid = sid
+}
+
+// Subject returns the logged-in user's sub.
+func (s *Server) Subject() string { return subject }
+
+// user is the logged-in user, named "Demo User".
+func (s *Server) user() oidcfake.User {
+	return oidcfake.User{Subject: subject, Name: "Demo User", Email: subject + "@example.com"}
+}

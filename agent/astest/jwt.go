@@ -102,10 +102,7 @@ func unsigned(typ string, claims any) (string, error) {
 	if typ != "" {
 		header["typ"] = typ
 	}
-	h, err := json.Marshal(header)
-	if err != nil {
-		return "", fmt.Errorf("astest: %w", err)
-	}
+	h, _ := json.Marshal(header) // strings always marshal
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", fmt.Errorf("astest: marshal claims: %w", err)
@@ -123,3 +120,41 @@ var otherKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
 	}
 	return k, nil
 })
+
+// RotateKey makes a new RSA signing key with a new kid, as an authorization
+// server rotating its keys does (OpenID Connect Core §10.1.1): tokens issued
+// from now on are signed with it, and the JWKS publishes it first, followed
+// by the keys it replaced, so that tokens already issued still verify. It
+// returns the new kid.
+func (s *Server) RotateKey() (string, error) { return s.op.Keys.Rotate() }
+
+// BackchannelLogoutEvent is the member of a logout token's events claim
+// that makes it one (OpenID Connect Back-Channel Logout 1.0 §2.4).
+const BackchannelLogoutEvent = oidcfake.BackchannelLogoutEvent
+
+// LogoutClaims returns the claims of a valid logout token for the user's
+// session sid (OpenID Connect Back-Channel Logout 1.0 §2.4): iss, aud (the
+// client), iat now, exp two minutes later, a fresh jti, the back-channel
+// events member, and sub and sid unless they are "". Tests change the map
+// before SignLogoutToken to make an invalid one.
+func (s *Server) LogoutClaims(sub, sid string, now time.Time) map[string]any {
+	return s.op.LogoutClaims(s.ClientID, sub, sid, now)
+}
+
+// Signing says how SignLogoutToken signs. The zero value signs as a
+// Provider should: RS256 with the current key, typ "logout+jwt".
+type Signing struct {
+	// Alg is the JWS algorithm: "" or "RS256", another RSA algorithm
+	// ("RS512", "PS256", ...), or "none" for an unsigned token.
+	Alg string
+	// Typ is the typ header; "" means "logout+jwt", "-" leaves it out.
+	Typ string
+	// OtherKey signs with a key the JWKS does not publish, under the
+	// current kid: a bad signature.
+	OtherKey bool
+}
+
+// SignLogoutToken signs claims as a logout token.
+func (s *Server) SignLogoutToken(claims map[string]any, how Signing) (string, error) {
+	return s.sign(claims, "logout+jwt", how, "")
+}

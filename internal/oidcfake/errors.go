@@ -47,8 +47,8 @@ var (
 var ErrClientGone = errors.New("oidcfake: client gone")
 
 // Handler adapts an endpoint that returns errors: an *Error is answered as
-// it says (ErrMethod with Allow: GET, POST), ErrClientGone not at all, any
-// other error as a 500 server_error.
+// it says, as JSON (RFC 6749 §5.2; RFC 6750 §3; ErrMethod with Allow: GET,
+// POST), ErrClientGone not at all, any other error as a 500 server_error.
 func Handler(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := h(w, r)
@@ -62,6 +62,9 @@ func Handler(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 		if e == ErrMethod {
 			w.Header().Set("Allow", "GET, POST")
 		}
-		WriteError(w, e.Status, e.Code, e.Description, e.WWWAuthenticate)
+		if e.WWWAuthenticate != "" {
+			w.Header().Set("WWW-Authenticate", e.WWWAuthenticate)
+		}
+		WriteJSON(w, e.Status, map[string]string{"error": e.Code, "error_description": e.Description})
 	})
 }

@@ -30,15 +30,6 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(b)
 }
 
-// WriteError answers with an OAuth 2.0 error (RFC 6749 §5.2; RFC 6750 §3),
-// setting WWW-Authenticate when wwwAuthenticate is not empty.
-func WriteError(w http.ResponseWriter, status int, code, description, wwwAuthenticate string) {
-	if wwwAuthenticate != "" {
-		w.Header().Set("WWW-Authenticate", wwwAuthenticate)
-	}
-	WriteJSON(w, status, map[string]string{"error": code, "error_description": description})
-}
-
 // Redirect sends the user agent back to redirectURI, a registered one, with
 // the authorization response resp, the state unless it is "" and the issuer
 // unless it is "" (RFC 9207 §2; a test provider may leave it out).

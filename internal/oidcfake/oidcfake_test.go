@@ -87,9 +87,11 @@ func tokenRequest(user, pass string, form url.Values) *http.Request {
 	return r
 }
 
-func TestWriteError(t *testing.T) {
+func TestHandler(t *testing.T) {
 	w := httptest.NewRecorder()
-	WriteError(w, 401, "invalid_client", "no", `Basic realm="x"`)
+	Handler(func(http.ResponseWriter, *http.Request) error {
+		return &Error{401, "invalid_client", "no", `Basic realm="x"`}
+	}).ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
 	if w.Code != 401 || w.Header().Get("WWW-Authenticate") != `Basic realm="x"` ||
 		w.Header().Get("Content-Type") != "application/json" ||
 		w.Body.String() != `{"error":"invalid_client","error_description":"no"}` {
