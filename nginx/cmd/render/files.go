@@ -52,12 +52,16 @@ func loadFiles(proxyPath, agentPath string, getenv func(string) string) (*daemon
 }
 
 // fileApp is one application as the files describe it: the proxy's and
-// the agent's view of it (either nil when its file was not given).
+// the agent's view of it (either nil when its file was not given), and
+// its cookie names as the first file given says them (the files must
+// agree).
 type fileApp struct {
-	name  string // "" for a file without apps
-	hosts []string
-	proxy *proxy.Config
-	agent *agent.Config
+	name         string // "" for a file without apps
+	hosts        []string
+	cookiePrefix string
+	namePrefix   browser.NamePrefix
+	proxy        *proxy.Config
+	agent        *agent.Config
 }
 
 // label names the application in messages.
@@ -68,20 +72,6 @@ func (a *fileApp) label() string {
 	return "application " + a.name
 }
 
-func (a *fileApp) cookiePrefix() string {
-	if a.proxy != nil {
-		return a.proxy.CookieNamePrefix
-	}
-	return a.agent.CookieNamePrefix
-}
-
-func (a *fileApp) namePrefix() browser.NamePrefix {
-	if a.proxy != nil {
-		return a.proxy.NamePrefix
-	}
-	return a.agent.Cookie.NamePrefix
-}
-
 // apps pairs the applications of the two files by name, in the order of
 // the proxy's file (else the agent's), and refuses files that disagree on
 // what NGINX has to route alike for both daemons: the applications, their
@@ -90,7 +80,7 @@ func (f *daemonFiles) apps() ([]*fileApp, error) {
 	var apps []*fileApp
 	if f.proxy != nil {
 		for _, c := range f.proxy.Applications() {
-			apps = append(apps, &fileApp{name: c.Name, hosts: c.Hosts, proxy: c})
+			apps = append(apps, &fileApp{name: c.Name, hosts: c.Hosts, cookiePrefix: c.CookieNamePrefix, namePrefix: c.NamePrefix, proxy: c})
 		}
 	}
 	if f.agent == nil {
@@ -99,7 +89,7 @@ func (f *daemonFiles) apps() ([]*fileApp, error) {
 	agentApps := f.agent.Applications()
 	if f.proxy == nil {
 		for _, c := range agentApps {
-			apps = append(apps, &fileApp{name: c.Name, hosts: c.Hosts, agent: c})
+			apps = append(apps, &fileApp{name: c.Name, hosts: c.Hosts, cookiePrefix: c.CookieNamePrefix, namePrefix: c.Cookie.NamePrefix, agent: c})
 		}
 		return apps, nil
 	}
@@ -181,7 +171,7 @@ func (f *daemonFiles) fill(p *nginx.Params, mode string, set map[string]bool, st
 	for _, a := range apps {
 		n := flags
 		n.Name, n.ServerNames = a.name, a.hosts
-		n.CookiePrefix, n.NamePrefix = a.cookiePrefix(), a.namePrefix()
+		n.CookiePrefix, n.NamePrefix = a.cookiePrefix, a.namePrefix
 		file := either(a.proxy != nil, pf, af)
 		for _, chk := range []check{
 			{"cookie-prefix", flags.CookiePrefix, "cookie.prefix", n.CookiePrefix, flags.CookiePrefix == n.CookiePrefix},
@@ -233,15 +223,14 @@ func (f *daemonFiles) fill(p *nginx.Params, mode string, set map[string]bool, st
 		out = append(out, n)
 	}
 
+	var one nginx.App // with apps, the fields of Params that an App has stay zero
 	if multi {
 		p.Apps = out
-		p.CookiePrefix, p.NamePrefix, p.AgentBasePath, p.APIPathPrefix, p.AuthPath = "", browser.NamePrefixNone, "", "", ""
-		p.KeepCookieHeaders, p.CORSDisabled = false, false
 	} else {
-		one := out[0]
-		p.CookiePrefix, p.NamePrefix, p.AgentBasePath, p.APIPathPrefix, p.AuthPath = one.CookiePrefix, one.NamePrefix, one.AgentBasePath, one.APIPathPrefix, one.AuthPath
-		p.KeepCookieHeaders, p.CORSDisabled = one.KeepCookieHeaders, one.CORSDisabled
+		one = out[0]
 	}
+	p.CookiePrefix, p.NamePrefix, p.AgentBasePath, p.APIPathPrefix, p.AuthPath = one.CookiePrefix, one.NamePrefix, one.AgentBasePath, one.APIPathPrefix, one.AuthPath
+	p.KeepCookieHeaders, p.CORSDisabled = one.KeepCookieHeaders, one.CORSDisabled
 
 	if c := f.proxy; c != nil {
 		if set["proxy-workers"] && p.ProxyWorkers != c.Workers {
