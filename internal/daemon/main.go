@@ -145,12 +145,15 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
+	stopped := func(err error) int {
+		log.Error().Err(err).Msg("server stopped")
+		srv.Shutdown(context.Background()) // removes Unix sockets
+		return 1
+	}
 	for {
 		select {
 		case err := <-served:
-			log.Error().Err(err).Msg("server stopped")
-			srv.Shutdown(context.Background()) // removes Unix sockets
-			return 1
+			return stopped(err)
 		case sig := <-signals:
 			if sig == syscall.SIGHUP && reload != syscall.SIGHUP {
 				log.Info().Msg("SIGHUP ignored: a worker reloads when its supervisor asks; signal the supervisor")
@@ -164,10 +167,8 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 			}
 			log.Info().Str("signal", sig.String()).Dur("delay", cfg.ShutdownDelay).Dur("timeout", cfg.ShutdownTimeout).Msg("draining")
 			srv.BeginShutdown()
-			if stopped, err := waitDelay(cfg.ShutdownDelay, signals, served); stopped {
-				log.Error().Err(err).Msg("server stopped")
-				srv.Shutdown(context.Background())
-				return 1
+			if failed, err := waitDelay(cfg.ShutdownDelay, signals, served); failed {
+				return stopped(err)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 			err := srv.Shutdown(ctx)

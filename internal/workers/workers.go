@@ -436,7 +436,6 @@ func (s *supervisor) fetch(path string) [][]byte {
 	return pages
 }
 
-// ready is the supervisor's /readyz: not draining, and every worker ready.
 // appStatus is the latest checked configuration's applications, each
 // ready when the set is: every worker serves every application.
 func (s *supervisor) appStatus() []daemon.AppStatus {
@@ -454,6 +453,7 @@ func (s *supervisor) appStatus() []daemon.AppStatus {
 	return list
 }
 
+// ready is the supervisor's /readyz: not draining, and every worker ready.
 func (s *supervisor) ready() bool {
 	if s.stopping.Load() {
 		return false
