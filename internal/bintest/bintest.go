@@ -7,8 +7,9 @@
 // polling loop (Within, Eventually), servers and listeners for the test's
 // lifetime (Serve, Accept), HTTP calls (Get, Do, NewRequest with headers in
 // order, Raw bytes on a connection), free ports, sockets, locked buffers,
-// log lines, and heap growth per request. Only tests and internal/harness
-// (for PickPorts and Buffer) import it.
+// log lines, and heap growth per request. Only tests, the other test
+// support packages and internal/harness (for PickPorts and Buffer) import
+// it.
 package bintest
 
 import (

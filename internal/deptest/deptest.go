@@ -41,8 +41,9 @@ var (
 	// Stdlib is the rule of a package that links the standard library
 	// alone, so that any package's tests can import it.
 	Stdlib = DepChecker{Allowed: []string{}}
-	// Runner is the rule of a package that runs a program for tests: the
-	// standard library and the binaries' runner (internal/bintest).
+	// Runner is the rule of a package built on the binaries' runner
+	// (internal/bintest), which runs programs and makes HTTP calls for
+	// tests: the standard library and it.
 	Runner = DepChecker{AllowLinksOf: Module + "/internal/bintest"}
 	// FakeProvider is the rule of the fake OpenID Providers built on
 	// internal/oidcfake (agent/astest for tests, examples/devidp for the

@@ -4,8 +4,7 @@
 package metricstest
 
 import (
-	"errors"
-	"io"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,21 +14,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
 // Scrape returns the page on the metrics listener at addr (host:port).
 func Scrape(addr string) (string, error) {
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return "", err
+	code, page, err := bintest.Get(&http.Client{Timeout: 5 * time.Second}, "http://"+addr+"/metrics")
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("metricstest: /metrics answered %d %s", code, http.StatusText(code))
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = errors.New("metricstest: /metrics answered " + resp.Status)
-	}
-	return string(b), err
+	return page, err
 }
 
 // Sample returns the value of series in page: series is a name with its

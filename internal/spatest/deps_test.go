@@ -6,5 +6,5 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
 )
 
-// Plays the SPA's browser: the standard library only.
-func TestDependencies(t *testing.T) { deptest.Stdlib.Check(t) }
+// Plays the SPA's browser: the standard library and bintest's HTTP calls.
+func TestDependencies(t *testing.T) { deptest.Runner.Check(t) }

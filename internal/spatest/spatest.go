@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
 // Browser is one browser profile. It is not safe for concurrent use; give
@@ -138,12 +140,7 @@ func (b *Browser) Call(method, rawURL string, body any, extra ...string) Answer 
 	if c == nil {
 		c = client
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		b.T.Fatalf("%s %s: %v", method, rawURL, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
+	resp, data := bintest.Do(b.T, c, req)
 	for _, c := range resp.Cookies() {
 		key := c.Name + "|" + c.Path
 		if c.MaxAge < 0 || c.Value == "" {
