@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -9,7 +10,7 @@ import (
 // The codec: the standard library and sio only.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: deptest.Cat([]string{deptest.Module + "/crypto"}, deptest.Sio),
+		Allowed: slices.Concat([]string{deptest.Module + "/crypto"}, deptest.Sio),
 		BadDeps: map[string]string{
 			deptest.Module + "/session":   "the envelope builds on the codec, never the reverse: crypto knows no session",
 			deptest.Module + "/browser":   "the codec seals byte slices; cookies and headers are browser's, which calls it",

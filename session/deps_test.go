@@ -1,6 +1,7 @@
 package session
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -10,7 +11,7 @@ import (
 // daemons and the tools can use it without linking any server code.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: deptest.Cat([]string{deptest.Module + "/session", deptest.Module + "/crypto"}, deptest.Sio),
+		Allowed: slices.Concat([]string{deptest.Module + "/session", deptest.Module + "/crypto"}, deptest.Sio),
 		Shared:  true,
 		BadDeps: map[string]string{
 			deptest.Module + "/browser": "the envelope is what a cookie holds, below the rules that name and split cookies",

@@ -1,6 +1,7 @@
 package park
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -10,7 +11,7 @@ import (
 // of the daemons.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed:    deptest.Cat([]string{deptest.Module + "/internal/park"}, deptest.Fasthttp),
+		Allowed:    slices.Concat([]string{deptest.Module + "/internal/park"}, deptest.Fasthttp),
 		BadDeps:    map[string]string{deptest.Module + "/internal/daemon": "the daemon's server uses it: linking the daemon would be an import cycle"},
 		Production: true,
 	}.Check(t)

@@ -1,6 +1,7 @@
 package settings
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -9,7 +10,7 @@ import (
 // What both configuration files share: no server code.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: deptest.Cat([]string{deptest.Module + "/internal/settings", deptest.Module + "/crypto", deptest.Module + "/browser", "go.yaml.in/yaml/v3"}, deptest.Sio, deptest.Zerolog),
+		Allowed: slices.Concat([]string{deptest.Module + "/internal/settings", deptest.Module + "/crypto", deptest.Module + "/browser", "go.yaml.in/yaml/v3"}, deptest.Sio, deptest.Zerolog),
 		Shared:  true,
 		BadDeps: map[string]string{
 			"github.com/valyala/fasthttp": "decoding a configuration file needs no server code",

@@ -1,6 +1,7 @@
 package workers
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -10,7 +11,7 @@ import (
 // with the daemons' plumbing.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed:    deptest.Cat([]string{deptest.Module + "/internal/workers", deptest.Module + "/internal/daemon", deptest.Module + "/internal/park", deptest.Module + "/internal/version", "github.com/VictoriaMetrics/metrics", "golang.org/x/sys", "golang.org/x/net"}, deptest.Fasthttp, deptest.Zerolog),
+		Allowed:    slices.Concat([]string{deptest.Module + "/internal/workers", deptest.Module + "/internal/daemon", deptest.Module + "/internal/park", deptest.Module + "/internal/version", "github.com/VictoriaMetrics/metrics", "golang.org/x/sys", "golang.org/x/net"}, deptest.Fasthttp, deptest.Zerolog),
 		Shared:     true,
 		Production: true,
 	}.Check(t)

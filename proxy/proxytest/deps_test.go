@@ -1,6 +1,7 @@
 package proxytest
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -11,6 +12,6 @@ import (
 // not compile.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: deptest.Cat([]string{deptest.Module + "/proxy/proxytest", deptest.Module + "/session", deptest.Module + "/crypto"}, deptest.Sio),
+		Allowed: slices.Concat([]string{deptest.Module + "/proxy/proxytest", deptest.Module + "/session", deptest.Module + "/crypto"}, deptest.Sio),
 	}.Check(t)
 }

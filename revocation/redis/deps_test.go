@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -10,7 +11,7 @@ import (
 // block and the client (docs/operations.md).
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: deptest.Cat([]string{deptest.Module + "/revocation", deptest.Module + "/session", deptest.Module + "/crypto",
+		Allowed: slices.Concat([]string{deptest.Module + "/revocation", deptest.Module + "/session", deptest.Module + "/crypto",
 			deptest.Module + "/internal/settings", deptest.Module + "/browser", "github.com/rs/zerolog", "github.com/mattn/", "go.yaml.in/yaml/v3"},
 			deptest.Sio, deptest.GoRedis),
 		BadDeps: map[string]string{

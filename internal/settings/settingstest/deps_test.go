@@ -1,6 +1,7 @@
 package settingstest
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -10,7 +11,7 @@ import (
 // crypto (and what crypto links).
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: deptest.Cat([]string{deptest.Module + "/internal/settings/settingstest", deptest.Module + "/crypto"}, deptest.Sio),
+		Allowed: slices.Concat([]string{deptest.Module + "/internal/settings/settingstest", deptest.Module + "/crypto"}, deptest.Sio),
 		BadDeps: map[string]string{
 			deptest.Module + "/internal/settings": "the settings' own tests import it: linking settings would be an import cycle",
 		},
