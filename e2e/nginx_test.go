@@ -362,7 +362,7 @@ func serveHTTP(t *testing.T, ln net.Listener, h http.Handler) {
 // accessLog returns NGINX's access log so far.
 func accessLog(t *testing.T, n *nginxtest.Process) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(n.Dir(), "access.log"))
+	b, err := os.ReadFile(filepath.Join(n.Params().RunDir, "access.log"))
 	if err != nil {
 		t.Fatal(err)
 	}

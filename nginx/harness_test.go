@@ -58,7 +58,7 @@ func startNGINX(t *testing.T, mode string, p nginx.Params) *instance {
 		scheme = "https"
 	}
 	n := nginxtest.Start(t, nginxtest.Binary(t), mode, p)
-	conf, err := os.ReadFile(filepath.Join(n.Dir(), "nginx.conf"))
+	conf, err := os.ReadFile(filepath.Join(n.Params().RunDir, "nginx.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -178,12 +178,10 @@ func (n *Process) Pid() int { return n.cmd.Process.Pid }
 // Addr is the address NGINX listens on: nginx.Params.Listen, its port chosen.
 func (n *Process) Addr() string { return n.params.Listen }
 
-// nginx.Params are those the running configuration was rendered with, RunDir,
-// Listen and User filled in.
+// Params are those the running configuration was rendered with, RunDir
+// (nginx.conf, the pid file, error.log, access.log), Listen and User
+// filled in.
 func (n *Process) Params() nginx.Params { return n.params }
-
-// Dir is the run directory: nginx.conf, the pid file, error.log, access.log.
-func (n *Process) Dir() string { return n.params.RunDir }
 
 // Exited is closed once the master has exited, by Stop or otherwise; then
 // ExitErr says how.
