@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -11,7 +10,7 @@ import (
 // the proxy uses.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: slices.Concat([]string{deptest.Module + "/agent", deptest.Module + "/browser", deptest.Module + "/crypto", "github.com/VictoriaMetrics/metrics", deptest.Module + "/internal/",
+		Allowed: deptest.Cat([]string{deptest.Module + "/agent", deptest.Module + "/browser", deptest.Module + "/crypto", "github.com/VictoriaMetrics/metrics", deptest.Module + "/internal/",
 			deptest.Module + "/revocation", deptest.Module + "/session", "golang.org/x/net", "golang.org/x/oauth2",
 			"github.com/coreos/go-oidc/v3", "github.com/go-jose/go-jose/v4", "github.com/fasthttp/router", "github.com/savsgio/gotils",
 			"go.yaml.in/yaml/v3"}, deptest.Sio, deptest.Fasthttp, deptest.Zerolog, deptest.GoRedis),

@@ -1,7 +1,6 @@
 package crypto
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -10,7 +9,7 @@ import (
 // The codec: the standard library and sio only.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: slices.Concat([]string{deptest.Module + "/crypto"}, deptest.Sio),
+		Allowed: deptest.Cat([]string{deptest.Module + "/crypto"}, deptest.Sio),
 		BadDeps: map[string]string{
 			deptest.Module + "/session":   "the envelope builds on the codec, never the reverse: crypto knows no session",
 			deptest.Module + "/browser":   "the codec seals byte slices; cookies and headers are browser's, which calls it",

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -13,7 +12,7 @@ import (
 // the agent.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: slices.Concat([]string{deptest.Module + "/proxy", deptest.Module + "/browser", deptest.Module + "/session", deptest.Module + "/crypto", "github.com/VictoriaMetrics/metrics",
+		Allowed: deptest.Cat([]string{deptest.Module + "/proxy", deptest.Module + "/browser", deptest.Module + "/session", deptest.Module + "/crypto", "github.com/VictoriaMetrics/metrics",
 			deptest.Module + "/internal/daemon", deptest.Module + "/internal/park", deptest.Module + "/internal/settings", deptest.Module + "/internal/workers", deptest.Module + "/internal/version", deptest.Module + "/revocation", "golang.org/x/net", "go.yaml.in/yaml/v3"},
 			deptest.Sio, deptest.Fasthttp, deptest.Zerolog, deptest.GoRedis),
 		BadDeps: map[string]string{

@@ -1,7 +1,6 @@
 package revocation
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -11,7 +10,7 @@ import (
 // in subpackages.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: slices.Concat([]string{deptest.Module + "/revocation", deptest.Module + "/session", deptest.Module + "/crypto"}, deptest.Sio),
+		Allowed: deptest.Cat([]string{deptest.Module + "/revocation", deptest.Module + "/session", deptest.Module + "/crypto"}, deptest.Sio),
 		BadDeps: map[string]string{
 			deptest.Module + "/revocation/": "the list is what every store fills; a store is chosen by configuration, so the list links none",
 			"github.com/valyala/fasthttp":   "the proxy consults the list on every request; it does no I/O of its own",

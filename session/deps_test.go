@@ -1,7 +1,6 @@
 package session
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -11,7 +10,7 @@ import (
 // daemons and the tools can use it without linking any server code.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: slices.Concat([]string{deptest.Module + "/session", deptest.Module + "/crypto"}, deptest.Sio),
+		Allowed: deptest.Cat([]string{deptest.Module + "/session", deptest.Module + "/crypto"}, deptest.Sio),
 		Shared:  true,
 		BadDeps: map[string]string{
 			deptest.Module + "/browser": "the envelope is what a cookie holds, below the rules that name and split cookies",

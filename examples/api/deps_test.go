@@ -1,7 +1,6 @@
 package api
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -11,7 +10,7 @@ import (
 // token with go-oidc, as a customer's would.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: slices.Concat([]string{deptest.Module + "/examples/api", "github.com/coreos/go-oidc/v3", "github.com/go-jose/go-jose/v4", "golang.org/x/oauth2"}, deptest.Fasthttp),
+		Allowed: deptest.Cat([]string{deptest.Module + "/examples/api", "github.com/coreos/go-oidc/v3", "github.com/go-jose/go-jose/v4", "golang.org/x/oauth2"}, deptest.Fasthttp),
 		BadDeps: map[string]string{
 			deptest.Module + "/": "the example API stands for the customer's, which links none of the token handler",
 		},

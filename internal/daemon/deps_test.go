@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -10,7 +9,7 @@ import (
 // Plumbing for both binaries: listeners, signals, logging, ops.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed:    slices.Concat([]string{deptest.Module + "/internal/daemon", deptest.Module + "/internal/park", deptest.Module + "/internal/version", "github.com/VictoriaMetrics/metrics", "golang.org/x/sys", "golang.org/x/net"}, deptest.Fasthttp, deptest.Zerolog),
+		Allowed:    deptest.Cat([]string{deptest.Module + "/internal/daemon", deptest.Module + "/internal/park", deptest.Module + "/internal/version", "github.com/VictoriaMetrics/metrics", "golang.org/x/sys", "golang.org/x/net"}, deptest.Fasthttp, deptest.Zerolog),
 		Shared:     true,
 		Production: true,
 	}.Check(t)

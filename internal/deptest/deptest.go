@@ -149,6 +149,9 @@ func (c DepChecker) Check(t *testing.T) {
 	}
 }
 
+// Cat joins lists of allowed packages.
+func Cat(lists ...[]string) []string { return slices.Concat(lists...) }
+
 // match returns the first of prefixes that pkg matches: exactly, or as a
 // subtree.
 func match(pkg string, prefixes []string) (string, bool) {

@@ -1,7 +1,6 @@
 package park
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -11,7 +10,7 @@ import (
 // of the daemons.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed:    slices.Concat([]string{deptest.Module + "/internal/park"}, deptest.Fasthttp),
+		Allowed:    deptest.Cat([]string{deptest.Module + "/internal/park"}, deptest.Fasthttp),
 		BadDeps:    map[string]string{deptest.Module + "/internal/daemon": "the daemon's server uses it: linking the daemon would be an import cycle"},
 		Production: true,
 	}.Check(t)

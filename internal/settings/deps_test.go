@@ -1,7 +1,6 @@
 package settings
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -10,7 +9,7 @@ import (
 // What both configuration files share: no server code.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: slices.Concat([]string{deptest.Module + "/internal/settings", deptest.Module + "/crypto", deptest.Module + "/browser", "go.yaml.in/yaml/v3"}, deptest.Sio, deptest.Zerolog),
+		Allowed: deptest.Cat([]string{deptest.Module + "/internal/settings", deptest.Module + "/crypto", deptest.Module + "/browser", "go.yaml.in/yaml/v3"}, deptest.Sio, deptest.Zerolog),
 		Shared:  true,
 		BadDeps: map[string]string{
 			"github.com/valyala/fasthttp": "decoding a configuration file needs no server code",

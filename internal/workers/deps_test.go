@@ -1,7 +1,6 @@
 package workers
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -11,7 +10,7 @@ import (
 // with the daemons' plumbing.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed:    slices.Concat([]string{deptest.Module + "/internal/workers", deptest.Module + "/internal/daemon", deptest.Module + "/internal/park", deptest.Module + "/internal/version", "github.com/VictoriaMetrics/metrics", "golang.org/x/sys", "golang.org/x/net"}, deptest.Fasthttp, deptest.Zerolog),
+		Allowed:    deptest.Cat([]string{deptest.Module + "/internal/workers", deptest.Module + "/internal/daemon", deptest.Module + "/internal/park", deptest.Module + "/internal/version", "github.com/VictoriaMetrics/metrics", "golang.org/x/sys", "golang.org/x/net"}, deptest.Fasthttp, deptest.Zerolog),
 		Shared:     true,
 		Production: true,
 	}.Check(t)

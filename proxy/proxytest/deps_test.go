@@ -1,7 +1,6 @@
 package proxytest
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -12,6 +11,6 @@ import (
 // not compile.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: slices.Concat([]string{deptest.Module + "/proxy/proxytest", deptest.Module + "/session", deptest.Module + "/crypto"}, deptest.Sio),
+		Allowed: deptest.Cat([]string{deptest.Module + "/proxy/proxytest", deptest.Module + "/session", deptest.Module + "/crypto"}, deptest.Sio),
 	}.Check(t)
 }

@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -11,7 +10,7 @@ import (
 // zerolog for the follower's two log lines.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: slices.Concat([]string{deptest.Module + "/revocation", deptest.Module + "/session", deptest.Module + "/crypto"}, deptest.Sio, deptest.Fasthttp, deptest.Zerolog),
+		Allowed: deptest.Cat([]string{deptest.Module + "/revocation", deptest.Module + "/session", deptest.Module + "/crypto"}, deptest.Sio, deptest.Fasthttp, deptest.Zerolog),
 		Shared:  true,
 		BadDeps: map[string]string{
 			"github.com/redis/go-redis/v9": "the single-machine store needs no Redis: that is the other store's",

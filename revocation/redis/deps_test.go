@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -11,7 +10,7 @@ import (
 // block and the client (docs/operations.md).
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: slices.Concat([]string{deptest.Module + "/revocation", deptest.Module + "/session", deptest.Module + "/crypto",
+		Allowed: deptest.Cat([]string{deptest.Module + "/revocation", deptest.Module + "/session", deptest.Module + "/crypto",
 			deptest.Module + "/internal/settings", deptest.Module + "/browser", "github.com/rs/zerolog", "github.com/mattn/", "go.yaml.in/yaml/v3"},
 			deptest.Sio, deptest.GoRedis),
 		BadDeps: map[string]string{

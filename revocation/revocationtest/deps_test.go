@@ -1,7 +1,6 @@
 package revocationtest
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -10,7 +9,7 @@ import (
 // What the stores' tests share needs the list and the envelope only.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: slices.Concat([]string{deptest.Module + "/revocation/revocationtest", deptest.Module + "/revocation", deptest.Module + "/session", deptest.Module + "/crypto"}, deptest.Sio),
+		Allowed: deptest.Cat([]string{deptest.Module + "/revocation/revocationtest", deptest.Module + "/revocation", deptest.Module + "/session", deptest.Module + "/crypto"}, deptest.Sio),
 		BadDeps: map[string]string{
 			deptest.Module + "/revocation/embedded": "the stores' tests import it: linking a store would be an import cycle",
 			deptest.Module + "/revocation/redis":    "the stores' tests import it: linking a store would be an import cycle",

@@ -1,7 +1,6 @@
 package settingstest
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
@@ -11,7 +10,7 @@ import (
 // crypto (and what crypto links).
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed: slices.Concat([]string{deptest.Module + "/internal/settings/settingstest", deptest.Module + "/crypto"}, deptest.Sio),
+		Allowed: deptest.Cat([]string{deptest.Module + "/internal/settings/settingstest", deptest.Module + "/crypto"}, deptest.Sio),
 		BadDeps: map[string]string{
 			deptest.Module + "/internal/settings": "the settings' own tests import it: linking settings would be an import cycle",
 		},
