@@ -140,10 +140,9 @@ func newListener(ln net.Listener, after, workers time.Duration) (*Listener, erro
 		conns:    make(map[*parkConn]struct{}),
 		parked:   make(map[uint64]*parkConn),
 	}
-	p.wg.Add(3)
-	go p.acceptLoop()
-	go p.poll()
-	go p.sweep()
+	p.wg.Go(p.acceptLoop)
+	p.wg.Go(p.poll)
+	p.wg.Go(p.sweep)
 	return p, nil
 }
 
@@ -208,7 +207,6 @@ func (p *Listener) epollCtl(op, fd int, ev *syscall.EpollEvent) error {
 
 // acceptLoop hands the underlying listener's connections to Accept.
 func (p *Listener) acceptLoop() {
-	defer p.wg.Done()
 	for {
 		nc, err := p.Listener.Accept()
 		if err != nil {
@@ -329,7 +327,6 @@ func (p *Listener) unpark(token uint64) *parkConn {
 // poll hands parked connections that became readable (a request, or the
 // client's close) back to Accept.
 func (p *Listener) poll() {
-	defer p.wg.Done()
 	events := make([]syscall.EpollEvent, 128)
 	for {
 		var n int
@@ -372,7 +369,6 @@ func (p *Listener) wake(c *parkConn) bool {
 // parked ones whose keep-alive deadline has passed, and returns memory
 // after a burst.
 func (p *Listener) sweep() {
-	defer p.wg.Done()
 	t := time.NewTicker(p.tick)
 	defer t.Stop()
 	type candidate struct {
