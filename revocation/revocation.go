@@ -97,8 +97,29 @@ func NewEpoch() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Wait waits d (the pause of a Store's Follow before it retries, or of a
-// lock's renewal), or less if ctx ends first: it then returns ctx's error.
+// Retry is the loop of a Store's Follow: it calls attempt until ctx ends,
+// and returns ctx's error. After an attempt that failed it waits lo,
+// doubling up to hi; an attempt that succeeds, or that calls its reached
+// argument (it got through to the store), starts the pauses from lo again.
+func Retry(ctx context.Context, lo, hi time.Duration, attempt func(reached func()) error) error {
+	pause := lo
+	for {
+		err := attempt(func() { pause = lo })
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil {
+			pause = lo
+			continue
+		}
+		if err := Wait(ctx, pause); err != nil {
+			return err
+		}
+		pause = min(2*pause, hi)
+	}
+}
+
+// Wait waits d, or less if ctx ends first: it then returns ctx's error.
 func Wait(ctx context.Context, d time.Duration) error {
 	select {
 	case <-ctx.Done():

@@ -91,36 +91,27 @@ func (f *Follower) Follow(ctx context.Context, set *revocation.Set) error {
 	if maxBackoff <= 0 {
 		maxBackoff = 2 * time.Second
 	}
-	var backoff time.Duration
 	var epoch string // the epoch the set's entries came from; "" before the first answer
 	failing := false
 	lastPrune := time.Now()
-	for {
-		err := f.poll(ctx, set, &epoch)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			if !failing {
+	return revocation.Retry(ctx, maxBackoff/20, maxBackoff, func(func()) error {
+		if err := f.poll(ctx, set, &epoch); err != nil {
+			if !failing && ctx.Err() == nil {
 				f.Log.Warn().Err(err).Str("feed", f.feed).Msg("revocation feed unreachable: serving with the revocations known so far")
 				failing = true
 			}
-			backoff = min(max(2*backoff, maxBackoff/20), maxBackoff)
-			if err := revocation.Wait(ctx, backoff); err != nil {
-				return err
-			}
-			continue
+			return err
 		}
 		if failing {
 			f.Log.Info().Str("feed", f.feed).Int("entries", set.Len()).Msg("revocation feed reached again")
 			failing = false
 		}
-		backoff = 0
 		if n := time.Now(); n.Sub(lastPrune) >= time.Minute {
 			set.Prune(n.Unix())
 			lastPrune = n
 		}
-	}
+		return nil
+	})
 }
 
 // poll makes one request and applies its answer to set; epoch is the one

@@ -36,18 +36,10 @@ var errGap = errors.New("redis: a gap in the revocation sequence")
 // sessions that were revoked.
 func (s *Store) Follow(ctx context.Context, set *revocation.Set) error {
 	var epoch string // the server's epoch at the last load; "" before the first
-	backoff := minBackoff
-	for {
-		err := s.follow(ctx, set, &epoch, func() { backoff = minBackoff })
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		_ = err // the connection failed or a message was lost: start over
-		if err := revocation.Wait(ctx, backoff); err != nil {
-			return err
-		}
-		backoff = min(2*backoff, maxBackoff)
-	}
+	// follow fails when the connection does or a message was lost: start over.
+	return revocation.Retry(ctx, minBackoff, maxBackoff, func(connected func()) error {
+		return s.follow(ctx, set, &epoch, connected)
+	})
 }
 
 // follow subscribes, loads, and applies messages until an error.
