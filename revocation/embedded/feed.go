@@ -32,7 +32,8 @@ type answer struct {
 	Reset   bool        `json:"reset"`
 }
 
-// wireEntry is a revocation.Entry on the feed.
+// wireEntry is a revocation.Entry on the feed, and the fields of a record
+// in the log's file.
 type wireEntry struct {
 	Kind    string `json:"kind"`   // "sid" or "sub"
 	Digest  string `json:"digest"` // hex
@@ -41,28 +42,41 @@ type wireEntry struct {
 	Seq     uint64 `json:"seq"`
 }
 
-func toWire(entries []revocation.Entry) []wireEntry {
-	out := make([]wireEntry, len(entries))
-	for i, e := range entries {
-		out[i] = wireEntry{Kind: kindName(e.Kind), Digest: hex.EncodeToString(e.Digest[:]), At: e.At, Expires: e.Expires, Seq: e.Seq}
+func toWire(e revocation.Entry) wireEntry {
+	kind := "sid"
+	if e.Kind == revocation.BySub {
+		kind = "sub"
 	}
-	return out
+	return wireEntry{Kind: kind, Digest: hex.EncodeToString(e.Digest[:]), At: e.At, Expires: e.Expires, Seq: e.Seq}
+}
+
+// entry returns w as a revocation.Entry, or an error that says what is
+// wrong with it.
+func (w wireEntry) entry() (revocation.Entry, error) {
+	e := revocation.Entry{At: w.At, Expires: w.Expires, Seq: w.Seq}
+	switch w.Kind {
+	case "sid":
+		e.Kind = revocation.BySID
+	case "sub":
+		e.Kind = revocation.BySub
+	default:
+		return e, errors.New("unknown kind")
+	}
+	d, err := hex.DecodeString(w.Digest)
+	if err != nil || len(d) != len(e.Digest) {
+		return e, errors.New("bad digest")
+	}
+	copy(e.Digest[:], d)
+	return e, nil
 }
 
 func fromWire(in []wireEntry) ([]revocation.Entry, error) {
 	out := make([]revocation.Entry, len(in))
 	for i, w := range in {
-		e := revocation.Entry{At: w.At, Expires: w.Expires, Seq: w.Seq}
-		var ok bool
-		if e.Kind, ok = parseKind(w.Kind); !ok {
-			return nil, fmt.Errorf("entry %d: unknown kind", i)
+		var err error
+		if out[i], err = w.entry(); err != nil {
+			return nil, fmt.Errorf("entry %d: %w", i, err)
 		}
-		d, err := hex.DecodeString(w.Digest)
-		if err != nil || len(d) != len(e.Digest) {
-			return nil, fmt.Errorf("entry %d: bad digest", i)
-		}
-		copy(e.Digest[:], d)
-		out[i] = e
 	}
 	return out, nil
 }
@@ -107,7 +121,11 @@ func (l *Log) Handler() fasthttp.RequestHandler {
 			timer.Stop()
 			entries, seq, _, _ = l.snapshot(after)
 		}
-		body, _ := json.Marshal(answer{Epoch: l.epoch, Seq: seq, Entries: toWire(entries), Reset: reset})
+		wire := make([]wireEntry, len(entries))
+		for i, e := range entries {
+			wire[i] = toWire(e)
+		}
+		body, _ := json.Marshal(answer{Epoch: l.epoch, Seq: seq, Entries: wire, Reset: reset})
 		ctx.SetBody(body)
 	}
 }

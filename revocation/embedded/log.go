@@ -199,68 +199,34 @@ func (l *Log) load(data []byte) (torn bool, err error) {
 }
 
 // A record is one line: seq, kind (sid or sub), digest in hex, at,
-// expires, then the CRC-32 (IEEE) of the text before it, in hex.
+// expires (the fields of a wireEntry), then the CRC-32 (IEEE) of the text
+// before it, in hex.
 func appendRecord(b []byte, e revocation.Entry) []byte {
-	start := len(b)
-	b = strconv.AppendUint(b, e.Seq, 10)
-	b = append(b, ' ')
-	b = append(b, kindName(e.Kind)...)
-	b = append(b, ' ')
-	b = hex.AppendEncode(b, e.Digest[:])
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, e.At, 10)
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, e.Expires, 10)
-	b = append(b, ' ')
-	b = fmt.Appendf(b, "%08x", crc32.ChecksumIEEE(b[start:len(b)-1]))
-	return append(b, '\n')
+	w, start := toWire(e), len(b)
+	b = fmt.Appendf(b, "%d %s %s %d %d", w.Seq, w.Kind, w.Digest, w.At, w.Expires)
+	return fmt.Appendf(b, " %08x\n", crc32.ChecksumIEEE(b[start:]))
 }
 
 func parseRecord(line []byte) (revocation.Entry, bool) {
-	var e revocation.Entry
 	i := bytes.LastIndexByte(line, ' ')
 	if i < 0 {
-		return e, false
+		return revocation.Entry{}, false
 	}
 	sum, err := strconv.ParseUint(string(line[i+1:]), 16, 32)
 	if err != nil || len(line)-i-1 != 8 || uint32(sum) != crc32.ChecksumIEEE(line[:i]) {
-		return e, false
+		return revocation.Entry{}, false
 	}
 	f := strings.Fields(string(line[:i]))
 	if len(f) != 5 {
-		return e, false
+		return revocation.Entry{}, false
 	}
-	var ok bool
-	if e.Kind, ok = parseKind(f[1]); !ok {
-		return e, false
-	}
-	d, err := hex.DecodeString(f[2])
-	if err != nil || len(d) != len(e.Digest) {
-		return e, false
-	}
-	copy(e.Digest[:], d)
+	w := wireEntry{Kind: f[1], Digest: f[2]}
 	var err1, err2, err3 error
-	e.Seq, err1 = strconv.ParseUint(f[0], 10, 64)
-	e.At, err2 = strconv.ParseInt(f[3], 10, 64)
-	e.Expires, err3 = strconv.ParseInt(f[4], 10, 64)
-	return e, err1 == nil && err2 == nil && err3 == nil
-}
-
-func kindName(k revocation.Kind) string {
-	if k == revocation.BySub {
-		return "sub"
-	}
-	return "sid"
-}
-
-func parseKind(s string) (revocation.Kind, bool) {
-	switch s {
-	case "sid":
-		return revocation.BySID, true
-	case "sub":
-		return revocation.BySub, true
-	}
-	return 0, false
+	w.Seq, err1 = strconv.ParseUint(f[0], 10, 64)
+	w.At, err2 = strconv.ParseInt(f[3], 10, 64)
+	w.Expires, err3 = strconv.ParseInt(f[4], 10, 64)
+	e, err := w.entry()
+	return e, err == nil && err1 == nil && err2 == nil && err3 == nil
 }
 
 // prune drops the entries that expired, keeping Seq order, and returns how
