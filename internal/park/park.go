@@ -10,7 +10,7 @@
 // of RSS without parking, 245 MiB with ReduceMemoryUsage and a 4 KiB write
 // buffer, and 39 MiB parked (docs/benchmarks.md, "Idle connections").
 //
-// What it costs: about 600 lines of epoll code that wraps every connection
+// What it costs: about 550 lines of epoll code that wraps every connection
 // (fasthttp writes a buffered response larger than its write buffer with
 // one writev only to a *net.TCPConn or *net.UnixConn, so through the
 // wrapper such a response takes two writes); a request on a parked

@@ -391,10 +391,8 @@ func (p *Listener) sweep() {
 		p.mu.Lock()
 		if !p.closed {
 			for c := range p.conns {
-				switch w := c.word.Load(); {
-				case w&stateMask == connIdle && w>>stateBits <= e-3:
-					park = append(park, candidate{c, w})
-				case w == connParking: // fasthttp's own deadline overtook ours: again
+				// connParking: fasthttp's own deadline overtook ours: again.
+				if w := c.word.Load(); w&stateMask == connIdle && w>>stateBits <= e-3 || w == connParking {
 					park = append(park, candidate{c, w})
 				}
 			}
