@@ -20,6 +20,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
+	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/internal/spatest"
 )
 
@@ -513,7 +514,7 @@ func TestAppsConfigRefused(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			apps := []*Config{appConfig(as, "shop"), appConfig(as, "admin")}
 			tt.change(apps)
-			_, err := New(&Config{Apps: apps}, metrics.NewSet(), zerolog.Nop())
+			_, err := New(&Config{AppSet: settings.AppSet[*Config]{Apps: apps}}, metrics.NewSet(), zerolog.Nop())
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("New: %v, want an error with %q", err, tt.want)
 			}
@@ -565,7 +566,7 @@ func TestAppsReload(t *testing.T) {
 		case 2:
 			apps = []*Config{&shop2} // remove
 		}
-		if err := x.agent.Reload(&Config{Apps: apps, Log: x.cfg.Log, Timeouts: x.cfg.Timeouts}, zerolog.New(x.logs)); err != nil {
+		if err := x.agent.Reload(&Config{AppSet: settings.AppSet[*Config]{Apps: apps}, Log: x.cfg.Log, Timeouts: x.cfg.Timeouts}, zerolog.New(x.logs)); err != nil {
 			t.Fatal(err)
 		}
 		// Let a request or two through each configuration.
@@ -597,7 +598,7 @@ func TestAppsReadyz(t *testing.T) {
 	down.Close()
 	asShop := astest.New(t, astest.Options{RedirectURI: appOrigin("shop") + "/"})
 	shopCfg := appConfig(asShop, "shop")
-	cfg := &Config{Apps: []*Config{shopCfg, appConfig(down, "admin")}, Timeouts: shopCfg.Timeouts, Log: shopCfg.Log,
+	cfg := &Config{AppSet: settings.AppSet[*Config]{Apps: []*Config{shopCfg, appConfig(down, "admin")}}, Timeouts: shopCfg.Timeouts, Log: shopCfg.Log,
 		Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"}
 	logs := &bintest.Buffer{}
 	s, err := NewServer(cfg, zerolog.New(logs))

@@ -17,29 +17,12 @@ import (
 // Keyring. It is read-only once built and may be shared by any number of
 // goroutines.
 type Config struct {
-	// Name is the application's name (apps[i].name, issue #15): the app
-	// label of its metrics, a field of its log lines, and part of the
-	// associated data of every v2 cookie it seals (session.Codec.WithApp).
-	// "" in a file without apps: the one application, labelled as before.
-	Name string
-	// Hosts are the host names the application answers (apps[i].hosts):
-	// lower case, without port, as settings.CheckHost returns them. Nil in
-	// a file without apps: any host.
-	Hosts []string
-	// Apps are the applications of a file with apps (issue #15), each a
-	// complete Config: its own settings, merged over the file's top level,
-	// and the process-wide ones (listen, metrics_listen, log, revocation,
-	// timeouts, ...) of the top level. In such a Config the top level's
-	// per-application fields are zero and unused; read them through
-	// Applications. Nil in a file without apps.
-	Apps []*Config
-	// AllowSharedKeys (YAML allow_shared_keys) lets two applications seal
-	// with a key they share; refused otherwise. Their cookies are still
-	// bound to their application (the name is in the associated data).
-	AllowSharedKeys bool
-	Listen          string // "host:port" or "unix:/abs/path.sock"; default "127.0.0.1:8080"
-	MetricsListen   string // same forms; "" (default) = no metrics/health listener
-	BasePath        string // default "/oauth-agent"; starts with "/", no trailing "/"
+	// AppSet names the application and lists those of a file with apps
+	// (issue #15), with the warnings of the file.
+	settings.AppSet[*Config]
+	Listen        string // "host:port" or "unix:/abs/path.sock"; default "127.0.0.1:8080"
+	MetricsListen string // same forms; "" (default) = no metrics/health listener
+	BasePath      string // default "/oauth-agent"; starts with "/", no trailing "/"
 
 	// Issuer is the Authorization Server's issuer identifier, required: ID
 	// tokens are verified against it, and its discovery document
@@ -110,12 +93,6 @@ type Config struct {
 	// across the agents that share it (a *revocation/redis.Store when
 	// revocation.store is redis); nil: within this process only.
 	Coordinator RefreshCoordinator
-
-	// Warnings name each deprecated spelling the file used and the one to
-	// write instead ("cors_enabled (line 3) is deprecated: write
-	// cors.enabled"); the daemon logs them at start and -check-config
-	// prints them. Nil for a Config built in Go.
-	Warnings []string
 
 	// Now returns the current time; nil means time.Now. Tests set it; the
 	// configuration file cannot.

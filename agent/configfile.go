@@ -45,19 +45,10 @@ var appsSpec = settings.AppsSpec[*Config]{
 		"end_session_endpoint", "pushed_authorization_request_endpoint", "revocation_endpoint"}},
 	Check: checkSecrets,
 	About: func(c *Config) settings.AppAbout {
-		return settings.AppAbout{Keys: c.Keys, CookiePrefix: c.CookieNamePrefix, BasePath: c.BasePath, AllowSharedKeys: c.AllowSharedKeys, Unbound: settings.Unbound(c.CookieFormat, c.CookieAccept), Origins: c.TrustedWebOrigins}
+		return settings.AppAbout{Keys: c.Keys, CookiePrefix: c.CookieNamePrefix, BasePath: c.BasePath, Unbound: settings.Unbound(c.CookieFormat, c.CookieAccept), Origins: c.TrustedWebOrigins}
 	},
-	Combine: func(apps []settings.App[*Config]) *Config {
-		first := apps[0].Config
-		top := &Config{
-			Listen: first.Listen, MetricsListen: first.MetricsListen, Log: first.Log, Revocation: first.Revocation,
-			Timeouts: first.Timeouts, AllowSharedKeys: first.AllowSharedKeys,
-		}
-		top.Apps, top.Warnings = settings.Named(apps, func(c *Config, name string, hosts []string) []string {
-			c.Name, c.Hosts = name, hosts
-			return c.Warnings
-		})
-		return top
+	Top: func(first *Config) *Config {
+		return &Config{Listen: first.Listen, MetricsListen: first.MetricsListen, Log: first.Log, Revocation: first.Revocation, Timeouts: first.Timeouts}
 	},
 }
 

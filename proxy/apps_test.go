@@ -16,6 +16,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/metricstest"
+	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/proxy/proxytest"
 	"github.com/tokenhandler/tokenhandler/session"
 )
@@ -26,17 +27,16 @@ import (
 // the same process-wide settings.
 func appsConfig(base *Config, apps ...*Config) *Config {
 	return &Config{
-		Apps:            apps,
-		AllowSharedKeys: true,
-		Listen:          base.Listen,
-		MetricsListen:   base.MetricsListen,
-		TrustedProxies:  base.TrustedProxies,
-		Timeouts:        base.Timeouts,
-		Limits:          base.Limits,
-		Log:             base.Log,
-		Revocation:      base.Revocation,
-		Workers:         base.Workers,
-		Worker:          base.Worker,
+		AppSet:         settings.AppSet[*Config]{Apps: apps, AllowSharedKeys: true},
+		Listen:         base.Listen,
+		MetricsListen:  base.MetricsListen,
+		TrustedProxies: base.TrustedProxies,
+		Timeouts:       base.Timeouts,
+		Limits:         base.Limits,
+		Log:            base.Log,
+		Revocation:     base.Revocation,
+		Workers:        base.Workers,
+		Worker:         base.Worker,
 	}
 }
 

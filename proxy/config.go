@@ -26,26 +26,9 @@ import (
 // the slices it holds, afterwards, so one Config may be shared by any number of
 // goroutines. Keys is safe for concurrent use.
 type Config struct {
-	// Name is the application's name (apps[i].name, issue #15): the app
-	// label of its metrics, a field of its log lines, and part of the
-	// associated data of every v2 cookie it seals (session.Codec.WithApp).
-	// "" in a file without apps: the one application, labelled as before.
-	Name string
-	// Hosts are the host names the application answers (apps[i].hosts):
-	// lower case, without port, as settings.CheckHost returns them. Nil in
-	// a file without apps: any host.
-	Hosts []string
-	// Apps are the applications of a file with apps (issue #15), each a
-	// complete Config: its own settings, merged over the file's top level,
-	// and the process-wide ones (listen, metrics_listen, log, revocation,
-	// timeouts, ...) of the top level. In such a Config the top level's
-	// per-application fields are zero and unused; read them through
-	// Applications. Nil in a file without apps.
-	Apps []*Config
-	// AllowSharedKeys (YAML allow_shared_keys) lets two applications seal
-	// with a key they share; refused otherwise. Their cookies are still
-	// bound to their application (the name is in the associated data).
-	AllowSharedKeys   bool
+	// AppSet names the application and lists those of a file with apps
+	// (issue #15), with the warnings of the file.
+	settings.AppSet[*Config]
 	Listen            string             // "host:port" or "unix:/abs/path.sock"; default "127.0.0.1:8081"
 	MetricsListen     string             // same forms; "" (default) = no metrics/health listener
 	CookieNamePrefix  string             // YAML cookie.prefix; default "example"
@@ -109,11 +92,6 @@ type Config struct {
 	// EnvMetrics), and a TCP Listen is bound with SO_REUSEPORT, shared by
 	// every worker.
 	Worker string
-	// Warnings name each deprecated spelling the file used and the one
-	// to write instead ("cookie_format (line 3) is deprecated: write
-	// cookie.format"); the daemon logs them at start and -check-config
-	// prints them. Nil for a Config built in Go.
-	Warnings []string
 }
 
 // Applications returns the applications c serves: c.Apps, or c itself for
@@ -200,20 +178,13 @@ var appsSpec = settings.AppsSpec[*Config]{
 	ProcessWide:  []string{"listen", "metrics_listen", "log", "revocation", "timeouts", "limits", "workers", "trusted_proxies", "allow_shared_keys"},
 	Alternatives: [][]string{{"encryption_keys", "encryption_keys_file", "$" + settings.KeySource.Env}},
 	About: func(c *Config) settings.AppAbout {
-		return settings.AppAbout{Keys: c.Keys, CookiePrefix: c.CookieNamePrefix, AllowSharedKeys: c.AllowSharedKeys, Unbound: settings.Unbound(c.CookieFormat, c.CookieAccept), Origins: c.TrustedWebOrigins}
+		return settings.AppAbout{Keys: c.Keys, CookiePrefix: c.CookieNamePrefix, Unbound: settings.Unbound(c.CookieFormat, c.CookieAccept), Origins: c.TrustedWebOrigins}
 	},
-	Combine: func(apps []settings.App[*Config]) *Config {
-		first := apps[0].Config
-		top := &Config{
+	Top: func(first *Config) *Config {
+		return &Config{
 			Listen: first.Listen, MetricsListen: first.MetricsListen, Log: first.Log, Revocation: first.Revocation,
-			Timeouts: first.Timeouts, Limits: first.Limits, Workers: first.Workers, Worker: first.Worker,
-			TrustedProxies: first.TrustedProxies, AllowSharedKeys: first.AllowSharedKeys,
+			Timeouts: first.Timeouts, Limits: first.Limits, Workers: first.Workers, Worker: first.Worker, TrustedProxies: first.TrustedProxies,
 		}
-		top.Apps, top.Warnings = settings.Named(apps, func(c *Config, name string, hosts []string) []string {
-			c.Name, c.Hosts = name, hosts
-			return c.Warnings
-		})
-		return top
 	},
 }
 

@@ -39,18 +39,78 @@ type AppsSpec[C any] struct {
 	// About returns what the checks across applications read of one
 	// application's converted configuration.
 	About func(C) AppAbout
-	// Combine returns the one configuration of a file with apps, made of
-	// its applications' (each converted alone, in the file's order), with
-	// their names and hosts set.
-	Combine func(apps []App[C]) C
+	// Top returns the top level of a file with apps, made of the first
+	// application's configuration: its process-wide settings, which are
+	// every application's. Load and Parse add the applications (each
+	// converted alone, in the file's order, with their names and hosts
+	// set) and the rest of its [AppSet].
+	Top func(first C) C
+}
+
+// AppSet are the fields of a daemon's configuration that say which
+// application of a file it is, or which applications the file lists. Both
+// daemons' Config embed them, as AppSet[*Config], for [Load] and [Parse] to
+// fill. They may be copied; copies share Hosts, Apps and Warnings.
+type AppSet[C any] struct {
+	// Name is the application's name (apps[i].name, issue #15): the app
+	// label of its metrics, a field of its log lines, and part of the
+	// associated data of every v2 cookie it seals (session.Codec.WithApp).
+	// "" in a file without apps: the one application, labelled as before.
+	Name string
+	// Hosts are the host names the application answers (apps[i].hosts):
+	// lower case, without port, as [CheckHost] returns them. Nil in a file
+	// without apps: any host.
+	Hosts []string
+	// Apps are the applications of a file with apps (issue #15), each a
+	// complete configuration: its own settings, merged over the file's top
+	// level, and the process-wide ones (listen, metrics_listen, log,
+	// revocation, timeouts, ...) of the top level. In the top level's
+	// configuration the per-application fields are zero and unused. Nil in
+	// a file without apps.
+	Apps []C
+	// AllowSharedKeys (YAML allow_shared_keys) lets two applications seal
+	// with a key they share; refused otherwise. Their cookies are still
+	// bound to their application (the name is in the associated data).
+	AllowSharedKeys bool
+	// Warnings name each deprecated spelling the file used and the one to
+	// write instead ("cookie_format (line 3) is deprecated: write
+	// cookie.format"), each once; the daemon logs them at start and
+	// -check-config prints them. Nil for a configuration built in Go.
+	Warnings []string
+}
+
+func (s *AppSet[C]) appSet() *AppSet[C] { return s }
+
+// appSetOf returns the AppSet c embeds.
+func appSetOf[C any](c C) *AppSet[C] {
+	return any(c).(interface{ appSet() *AppSet[C] }).appSet()
+}
+
+// combine returns the one configuration of a file with apps: the top level
+// top makes of the first application's, with every application under it,
+// named, and the warnings of them all, each once.
+func combine[C any](apps []App[C], top func(first C) C) C {
+	c := top(apps[0].Config)
+	t := appSetOf(c)
+	t.AllowSharedKeys = appSetOf(apps[0].Config).AllowSharedKeys
+	for _, a := range apps {
+		s := appSetOf(a.Config)
+		s.Name, s.Hosts = a.Name, a.Hosts
+		for _, w := range s.Warnings {
+			if !slices.Contains(t.Warnings, w) {
+				t.Warnings = append(t.Warnings, w)
+			}
+		}
+		t.Apps = append(t.Apps, a.Config)
+	}
+	return c
 }
 
 // AppAbout is what the checks across applications read of one.
 type AppAbout struct {
-	Keys            *crypto.Keyring
-	CookiePrefix    string
-	BasePath        string // the agent's base_path; "" for the proxy
-	AllowSharedKeys bool
+	Keys         *crypto.Keyring
+	CookiePrefix string
+	BasePath     string // the agent's base_path; "" for the proxy
 	// Unbound reports whether the application writes or reads cookies of
 	// a format that carries no binding (v1 or DARE).
 	Unbound bool
@@ -264,7 +324,7 @@ func checkApps[C any](apps []App[C], about func(C) AppAbout) error {
 			aj := about(apps[j].Config)
 			if ai.Keys.Shares(aj.Keys) {
 				switch {
-				case !ai.AllowSharedKeys:
+				case !appSetOf(a.Config).AllowSharedKeys:
 					return Errorf(fmt.Sprintf("apps[%d].encryption_keys", i), "share a key with apps[%d] (%s): give each application keys of its own (thctl keygen), or set allow_shared_keys: true at the top level", j, apps[j].Name)
 				case ai.Unbound || aj.Unbound:
 					// A v1 or DARE value says nothing of its application:
@@ -327,28 +387,6 @@ func settingNames(n *yaml.Node) []string {
 		names = append(names, n.Content[i].Value)
 	}
 	return names
-}
-
-// Named names each application's configuration with name, which sets its
-// name and hosts and returns its warnings, and returns the configurations
-// in the file's order with every warning once: what a daemon's
-// AppsSpec.Combine puts under its top level.
-func Named[C any](apps []App[C], name func(c C, name string, hosts []string) (warnings []string)) (list []C, warnings []string) {
-	for _, a := range apps {
-		warnings = AppendNew(warnings, name(a.Config, a.Name, a.Hosts)...)
-		list = append(list, a.Config)
-	}
-	return list, warnings
-}
-
-// AppendNew appends each of vs that list does not hold yet.
-func AppendNew(list []string, vs ...string) []string {
-	for _, v := range vs {
-		if !slices.Contains(list, v) {
-			list = append(list, v)
-		}
-	}
-	return list
 }
 
 // Unbound reports whether a daemon that writes cookies in format write and

@@ -198,7 +198,7 @@ func parseApps[F, C any](prefix string, root *yaml.Node, getenv func(string) str
 			return fail(err)
 		}
 	}
-	return spec.Combine(apps), nil
+	return combine(apps, spec.Top), nil
 }
 
 // IsNull reports whether n is YAML null, as a key written with no value.
