@@ -262,11 +262,11 @@ func (c *Codec) Keys() *crypto.Keyring { return c.keys }
 func (c *Codec) SealedLen(n int) int {
 	switch c.write {
 	case crypto.FormatV2:
-		n += TrailerSize + 29
+		n += TrailerSize + gcmOverhead
 	case crypto.FormatDARE:
-		n += 32
+		n += dareOverhead
 	default:
-		n += 29
+		n += gcmOverhead
 	}
 	return base64.RawURLEncoding.EncodedLen(n)
 }

@@ -33,14 +33,8 @@ type LogSettings struct {
 func (l Log) Parse(setting string) (LogSettings, error) {
 	var s LogSettings
 	switch level := ValueOr(l.Level, "info"); level {
-	case "debug":
-		s.Level = zerolog.DebugLevel
-	case "info":
-		s.Level = zerolog.InfoLevel
-	case "warn":
-		s.Level = zerolog.WarnLevel
-	case "error":
-		s.Level = zerolog.ErrorLevel
+	case "debug", "info", "warn", "error":
+		s.Level, _ = zerolog.ParseLevel(level)
 	default:
 		return s, Errorf(setting+".level", "must be debug, info, warn or error, got %q", level)
 	}

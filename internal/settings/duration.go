@@ -19,25 +19,18 @@ type Duration struct {
 	text string
 }
 
-// ParseDuration returns the Duration s writes, or an error that quotes s:
-// the errors [Parse] reports under the setting's path.
-func ParseDuration(s string) (Duration, error) {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return Duration{}, fmt.Errorf("invalid duration %q (write a Go duration such as 30s)", s)
-	}
-	return Duration{d, s}, nil
-}
-
-// UnmarshalYAML decodes a scalar such as 30s. Decode puts the setting's path
-// in front of its errors.
+// UnmarshalYAML decodes a scalar such as 30s. Its errors quote the text;
+// Parse puts the setting's path in front of them.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("must be a Go duration such as 30s (line %d)", n.Line)
 	}
-	var err error
-	*d, err = ParseDuration(n.Value)
-	return err
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (write a Go duration such as 30s)", n.Value)
+	}
+	*d = Duration{v, n.Value}
+	return nil
 }
 
 // String returns the duration as written.

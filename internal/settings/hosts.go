@@ -32,13 +32,10 @@ func NewHostTable[T any](v T) *HostTable[T] {
 }
 
 // NewHostTableOf returns a table of the given host names, each already
-// checked with [CheckHost]; a name given twice keeps the last value.
+// checked with [CheckHost]. The table keeps hosts: the caller must not
+// change it afterwards.
 func NewHostTableOf[T any](hosts map[string]T) *HostTable[T] {
-	t := &HostTable[T]{byHost: make(map[string]T, len(hosts))}
-	for h, v := range hosts {
-		t.byHost[h] = v
-	}
-	return t
+	return &HostTable[T]{byHost: hosts}
 }
 
 // Lookup returns the value for the Host header value host ("Api.Example.com",

@@ -16,7 +16,6 @@ import (
 // blocks embedded, old spellings listed by Renames.
 type renamedFile struct {
 	Deprecations
-	Keys `yaml:",inline"`
 
 	Cookie   Cookie   `yaml:"cookie"`
 	CORS     CORS     `yaml:"cors"`
@@ -194,10 +193,11 @@ func TestSharedBlocks(t *testing.T) {
 		t.Errorf("default timeouts %+v, %v", got, err)
 	}
 	for _, text := range []string{"-1s", "11m"} {
-		bad, err := ParseDuration(text)
+		v, err := time.ParseDuration(text)
 		if err != nil {
 			t.Fatal(err)
 		}
+		bad := Duration{v, text}
 		if _, err := (Timeouts{ShutdownDelay: &bad}).Parse("timeouts"); err == nil || !strings.Contains(err.Error(), "timeouts.shutdown_delay") {
 			t.Errorf("shutdown_delay %s: error %v, want one naming timeouts.shutdown_delay", text, err)
 		}
@@ -205,11 +205,10 @@ func TestSharedBlocks(t *testing.T) {
 	if !(CORS{}).On() || (CORS{Enabled: ptr(false)}).On() {
 		t.Error("cors.enabled: want default true, and false when set so")
 	}
-	keys := Keys{EncryptionKeys: []string{testKey}}
-	if ring, err := keys.Keyring(nil, []string{"127.0.0.1:8080"}, nil); err != nil || ring.Len() != 1 {
-		t.Errorf("Keys.Keyring: %v", err)
+	if ring, err := KeySource.Keyring([]string{testKey}, nil, nil, []string{"127.0.0.1:8080"}, nil); err != nil || ring.Len() != 1 {
+		t.Errorf("KeySource.Keyring: %v", err)
 	}
-	if _, err := (Keys{}).Keyring(nil, nil, nil); err == nil || !strings.Contains(err.Error(), "TH_ENCRYPTION_KEYS") {
-		t.Errorf("Keys.Keyring with no source: %v, want the three sources named", err)
+	if _, err := KeySource.Keyring(nil, nil, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "TH_ENCRYPTION_KEYS") {
+		t.Errorf("KeySource.Keyring with no source: %v, want the three sources named", err)
 	}
 }

@@ -283,10 +283,11 @@ func TestDurationOffOrAtLeast(t *testing.T) {
 		{"99ms", 0, `t: must be 0 (off) or at least 100ms, got "99ms"`},
 		{"-1s", 0, `t: must be 0 (off) or at least 100ms, got "-1s"`},
 	} {
-		d, err := ParseDuration(tt.text)
+		v, err := time.ParseDuration(tt.text)
 		if err != nil {
 			t.Fatal(err)
 		}
+		d := Duration{v, tt.text}
 		got, err := d.OffOrAtLeast("t", time.Second, 100*time.Millisecond, "off")
 		if tt.wantErr != "" {
 			checkErr(t, err, tt.wantErr)

@@ -20,13 +20,16 @@ import (
 // Shared are the settings both daemons have that neither extends. A
 // daemon's file struct embeds it with `yaml:",inline"`. It may be copied.
 type Shared struct {
-	Keys              `yaml:",inline"`
-	Listen            *string    `yaml:"listen"`
-	MetricsListen     string     `yaml:"metrics_listen"`
-	TrustedWebOrigins []string   `yaml:"trusted_web_origins"`
-	Session           Session    `yaml:"session"`
-	Log               Log        `yaml:"log"`
-	Revocation        Revocation `yaml:"revocation"`
+	// The cookie encryption keys, from one of these settings or the
+	// environment variable TH_ENCRYPTION_KEYS: KeySource.
+	EncryptionKeys     []string   `yaml:"encryption_keys"`
+	EncryptionKeysFile *string    `yaml:"encryption_keys_file"`
+	Listen             *string    `yaml:"listen"`
+	MetricsListen      string     `yaml:"metrics_listen"`
+	TrustedWebOrigins  []string   `yaml:"trusted_web_origins"`
+	Session            Session    `yaml:"session"`
+	Log                Log        `yaml:"log"`
+	Revocation         Revocation `yaml:"revocation"`
 	// AllowSharedKeys lets the applications of a file with apps share a
 	// key (issue #15); a process-wide setting, meaningless without apps.
 	AllowSharedKeys bool `yaml:"allow_shared_keys"`
@@ -60,7 +63,7 @@ func (s Shared) Parse(listen, socket string, getenv func(string) string, urls ..
 		return c, err
 	}
 	var err error
-	if c.Keys, err = s.Keys.Keyring(getenv, []string{c.Listen, c.MetricsListen}, slices.Concat(urls, c.TrustedWebOrigins)); err != nil {
+	if c.Keys, err = KeySource.Keyring(s.EncryptionKeys, s.EncryptionKeysFile, getenv, []string{c.Listen, c.MetricsListen}, slices.Concat(urls, c.TrustedWebOrigins)); err != nil {
 		return c, err
 	}
 	if c.MaxLifetime, err = s.Session.Parse("session"); err != nil {
@@ -77,26 +80,12 @@ func (s Shared) Parse(listen, socket string, getenv func(string) string, urls ..
 	return c, nil
 }
 
-// Keys are the top-level settings of the cookie encryption keys; the third
-// source is the environment variable TH_ENCRYPTION_KEYS. It may be copied.
-type Keys struct {
-	EncryptionKeys     []string `yaml:"encryption_keys"`
-	EncryptionKeysFile *string  `yaml:"encryption_keys_file"`
-}
-
 // KeySource is where the cookie encryption keys may come from.
 var KeySource = Source{
 	Setting:     "encryption_keys",
 	FileSetting: "encryption_keys_file",
 	Env:         "TH_ENCRYPTION_KEYS",
 	What:        "cookie encryption keys",
-}
-
-// Keyring builds the key ring from the one source given, as
-// [Source.Keyring] does; listeners are the daemon's listen addresses, urls
-// its browser origins and redirect URIs.
-func (k Keys) Keyring(getenv func(string) string, listeners, urls []string) (*crypto.Keyring, error) {
-	return KeySource.Keyring(k.EncryptionKeys, k.EncryptionKeysFile, getenv, listeners, urls)
 }
 
 // CORS is what both daemons read of the cors section: {enabled: true}. The
