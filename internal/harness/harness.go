@@ -2,8 +2,8 @@
 // harness programs (bench/run, loadtest/run) and stops them again, newest
 // first: the built binaries as child processes in process groups of their
 // own, in-process servers, NGINX and the development OpenID Provider;
-// examples/devstack waits with it. Stat and Children read the processes'
-// CPU time and children from /proc. Only harnesses and tests import it; the
+// examples/devstack runs its in-process servers and NGINX with it. Stat and
+// Children read the processes' CPU time and children from /proc. Only harnesses and tests import it; the
 // daemons never do (their dependency tests say so).
 package harness
 
