@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -15,9 +14,9 @@ import (
 )
 
 // issuer signs the load tests' access tokens (RS256, RFC 9068 shape) with
-// oidcfake's keys and publishes them as a JWKS, which the demo API fetches
-// once and then verifies every token against, as it would a real
-// Authorization Server's.
+// oidcfake's keys, which serve them as a JWKS (on any path): the demo API
+// fetches <url>/jwks once and then verifies every token against it, as it
+// would a real Authorization Server's.
 type issuer struct {
 	url  string // set once it serves
 	keys *oidcfake.Keys
@@ -26,12 +25,6 @@ type issuer struct {
 func newIssuer() (*issuer, error) {
 	keys, err := oidcfake.NewKeys()
 	return &issuer{keys: keys}, err
-}
-
-func (iss *issuer) handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /jwks", iss.keys)
-	return mux
 }
 
 // tokenSize is the access token length aimed at: a realistic JWT access

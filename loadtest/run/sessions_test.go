@@ -36,7 +36,7 @@ func TestMint(t *testing.T) {
 
 	// The key, as the API reads it from /jwks.
 	rec := httptest.NewRecorder()
-	iss.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/jwks", nil))
+	iss.keys.ServeHTTP(rec, httptest.NewRequest("GET", "/jwks", nil))
 	var set struct {
 		Keys []struct{ Kid, Alg, N, E string }
 	}

@@ -78,7 +78,7 @@ func startStack(ctx context.Context, o options, n int, w io.Writer) (*stack, err
 	if err != nil {
 		return s, err
 	}
-	issURL, err := s.ServeHTTP(nil, iss.handler())
+	issURL, err := s.ServeHTTP(nil, iss.keys)
 	if err != nil {
 		return s, err
 	}
