@@ -39,12 +39,10 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 		return nil, err
 	}
 	return &daemon.Config{
-		Summary:         summary(cfg),
-		Warnings:        cfg.Warnings,
-		LogLevel:        cfg.Log.Level,
-		LogFormat:       cfg.Log.Format,
-		ShutdownDelay:   cfg.Timeouts.ShutdownDelay,
-		ShutdownTimeout: cfg.Timeouts.Shutdown,
+		Summary:  summary(cfg),
+		Warnings: cfg.Warnings,
+		Log:      cfg.Log,
+		Timeouts: cfg.Timeouts.ServerTimeouts,
 		Start: func(log zerolog.Logger) (daemon.Service, error) {
 			return agent.NewServer(cfg, log)
 		},

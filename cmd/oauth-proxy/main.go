@@ -45,13 +45,11 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 		return nil, err
 	}
 	dc := &daemon.Config{
-		Summary:         summary(cfg),
-		Warnings:        cfg.Warnings,
-		LogLevel:        cfg.Log.Level,
-		LogFormat:       cfg.Log.Format,
-		ShutdownDelay:   cfg.Timeouts.ShutdownDelay,
-		ShutdownTimeout: cfg.Timeouts.Shutdown,
-		Worker:          cfg.Worker,
+		Summary:  summary(cfg),
+		Warnings: cfg.Warnings,
+		Log:      cfg.Log,
+		Timeouts: cfg.Timeouts.ServerTimeouts,
+		Worker:   cfg.Worker,
 		Start: func(log zerolog.Logger) (daemon.Service, error) {
 			return proxy.NewServer(cfg, log)
 		},

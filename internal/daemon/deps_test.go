@@ -6,11 +6,13 @@ import (
 	"github.com/tokenhandler/tokenhandler/internal/deptest"
 )
 
-// Plumbing for both binaries: listeners, signals, logging, ops.
+// Plumbing for both binaries: listeners, signals, logging, ops; and the
+// shared settings (log, timeouts) Main is configured with.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed:    deptest.Cat([]string{deptest.Module + "/internal/daemon", deptest.Module + "/internal/park", deptest.Module + "/internal/version", "github.com/VictoriaMetrics/metrics", "golang.org/x/sys", "golang.org/x/net"}, deptest.Fasthttp, deptest.Zerolog),
-		Shared:     true,
-		Production: true,
+		AllowLinksOf: deptest.Module + "/internal/settings",
+		Allowed:      deptest.Cat([]string{deptest.Module + "/internal/daemon", deptest.Module + "/internal/park", deptest.Module + "/internal/version", "github.com/VictoriaMetrics/metrics", "golang.org/x/sys", "golang.org/x/net"}, deptest.Fasthttp, deptest.Zerolog),
+		Shared:       true,
+		Production:   true,
 	}.Check(t)
 }

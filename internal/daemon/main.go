@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/internal/version"
 )
 
@@ -42,17 +43,16 @@ type Config struct {
 	// deprecated spelling: -check-config prints each on stderr, and the
 	// daemon logs each at warn when it starts.
 	Warnings []string
-	// LogLevel and LogFormat configure the logger, as [NewLogger] takes them.
-	LogLevel  zerolog.Level
-	LogFormat string
+	// Log configures the logger (log.level and log.format).
+	Log settings.LogSettings
 	// Worker, unless "", is the index of a proxy worker (internal/workers),
 	// logged on every line as "worker".
 	Worker string
-	// ShutdownDelay is how long the listener keeps serving after SIGTERM,
-	// with /readyz answering 503, before the drain begins
-	// (timeouts.shutdown_delay); ShutdownTimeout is how long the drain
-	// then waits for requests in flight (timeouts.shutdown).
-	ShutdownDelay, ShutdownTimeout time.Duration
+	// Timeouts.ShutdownDelay is how long the listener keeps serving after
+	// SIGTERM, with /readyz answering 503, before the drain begins;
+	// Timeouts.Shutdown is how long the drain then waits for requests in
+	// flight. Main reads no other timeout.
+	Timeouts settings.ServerTimeouts
 	// Start builds the service and opens its listeners, logging to log.
 	// Main calls it once, unless it only checks the configuration, and
 	// uses the Service only when the error is nil.
@@ -76,8 +76,8 @@ type Config struct {
 // logger writing to stderr and serves until a signal: SIGHUP reloads the
 // file, a refused reload is logged and the running configuration stays;
 // SIGTERM or SIGINT turn /readyz to 503 at once, keep serving for
-// Config.ShutdownDelay (a second SIGTERM or SIGINT cuts it short), then
-// drain for up to Config.ShutdownTimeout and return 0. A service that fails
+// Config.Timeouts.ShutdownDelay (a second SIGTERM or SIGINT cuts it short),
+// then drain for up to Config.Timeouts.Shutdown and return 0. A service that fails
 // to start or stops by itself returns 1; a usage error 2.
 //
 // Main catches the signals from before it loads the file until it returns,
@@ -122,7 +122,7 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 		return 0
 	}
 
-	log := NewLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	log := NewLogger(cfg.Log.Level, cfg.Log.Format, stderr)
 	reload := syscall.SIGHUP
 	if cfg.Worker != "" {
 		log = log.With().Str("worker", cfg.Worker).Logger()
@@ -165,12 +165,12 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 				}
 				continue
 			}
-			log.Info().Str("signal", sig.String()).Dur("delay", cfg.ShutdownDelay).Dur("timeout", cfg.ShutdownTimeout).Msg("draining")
+			log.Info().Str("signal", sig.String()).Dur("delay", cfg.Timeouts.ShutdownDelay).Dur("timeout", cfg.Timeouts.Shutdown).Msg("draining")
 			srv.BeginShutdown()
-			if failed, err := waitDelay(cfg.ShutdownDelay, signals, served); failed {
+			if failed, err := waitDelay(cfg.Timeouts.ShutdownDelay, signals, served); failed {
 				return stopped(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Shutdown)
 			err := srv.Shutdown(ctx)
 			cancel()
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/internal/version"
 )
 
@@ -146,10 +147,10 @@ func TestMainCommandLine(t *testing.T) {
 // logged at warn when the daemon starts, before anything else.
 func TestMainWarnings(t *testing.T) {
 	cfg := &Config{
-		Summary:   "keys: 1",
-		Warnings:  []string{"cors_enabled (line 3) is deprecated: write cors.enabled", "cookie_format (line 4) is deprecated: write cookie.format"},
-		LogFormat: "json",
-		Start:     func(zerolog.Logger) (Service, error) { return nil, errors.New("listen: address already in use") },
+		Summary:  "keys: 1",
+		Warnings: []string{"cors_enabled (line 3) is deprecated: write cors.enabled", "cookie_format (line 4) is deprecated: write cookie.format"},
+		Log:      settings.LogSettings{Format: "json"},
+		Start:    func(zerolog.Logger) (Service, error) { return nil, errors.New("listen: address already in use") },
 	}
 	r := runMain(t, []string{"-config", "f.yaml", "-check-config"}, cfg, nil)
 	want := "tst: f.yaml: warning: cors_enabled (line 3) is deprecated: write cors.enabled\ntst: f.yaml: warning: cookie_format (line 4) is deprecated: write cookie.format\n"
@@ -171,7 +172,7 @@ func TestMainWarnings(t *testing.T) {
 func TestMainServeFails(t *testing.T) {
 	srv := newFakeService()
 	srv.serveErr = errors.New("accept: too many open files")
-	cfg := &Config{LogFormat: "json", Start: func(zerolog.Logger) (Service, error) { return srv, nil }}
+	cfg := &Config{Log: settings.LogSettings{Format: "json"}, Start: func(zerolog.Logger) (Service, error) { return srv, nil }}
 	r := runMain(t, []string{"-config", "f.yaml"}, cfg, nil)
 	if r.code != 1 {
 		t.Errorf("exit status %d, want 1", r.code)
@@ -190,7 +191,7 @@ func TestMainServeFails(t *testing.T) {
 func TestMainSignals(t *testing.T) {
 	srv := newFakeService()
 	srv.reloadErr = errors.New("tst: config: colour: unknown")
-	cfg := &Config{LogFormat: "json", ShutdownTimeout: time.Second, Start: func(zerolog.Logger) (Service, error) { return srv, nil }}
+	cfg := &Config{Log: settings.LogSettings{Format: "json"}, Timeouts: settings.ServerTimeouts{Shutdown: time.Second}, Start: func(zerolog.Logger) (Service, error) { return srv, nil }}
 	done := make(chan mainResult, 1)
 	go func() { done <- runMain(t, []string{"-config", "f.yaml"}, cfg, nil) }()
 	kill := func(sig syscall.Signal) {
@@ -237,7 +238,7 @@ func TestMainSignals(t *testing.T) {
 // the delay short, as an operator who does not want to wait would.
 func TestMainShutdownDelay(t *testing.T) {
 	srv := newFakeService()
-	cfg := &Config{LogFormat: "json", ShutdownDelay: time.Hour, ShutdownTimeout: time.Second,
+	cfg := &Config{Log: settings.LogSettings{Format: "json"}, Timeouts: settings.ServerTimeouts{ShutdownDelay: time.Hour, Shutdown: time.Second},
 		Start: func(zerolog.Logger) (Service, error) { return srv, nil }}
 	done := make(chan mainResult, 1)
 	go func() { done <- runMain(t, []string{"-config", "f.yaml"}, cfg, nil) }()

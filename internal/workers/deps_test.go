@@ -7,11 +7,12 @@ import (
 )
 
 // The supervisor: processes, signals, and the metrics listener it shares
-// with the daemons' plumbing.
+// with the daemons' plumbing, whose links it may have.
 func TestDependencies(t *testing.T) {
 	deptest.DepChecker{
-		Allowed:    deptest.Cat([]string{deptest.Module + "/internal/workers", deptest.Module + "/internal/daemon", deptest.Module + "/internal/park", deptest.Module + "/internal/version", "github.com/VictoriaMetrics/metrics", "golang.org/x/sys", "golang.org/x/net"}, deptest.Fasthttp, deptest.Zerolog),
-		Shared:     true,
-		Production: true,
+		AllowLinksOf: deptest.Module + "/internal/daemon",
+		Allowed:      []string{deptest.Module + "/internal/workers"},
+		Shared:       true,
+		Production:   true,
 	}.Check(t)
 }
