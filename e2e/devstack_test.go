@@ -6,7 +6,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -118,43 +116,22 @@ func startDevstack(t *testing.T, nginxBin string) devstack {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "NGINX="+nginxBin)
-	stdout, _ := cmd.StdoutPipe()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("devstack did not stop cleanly: %v\n%s", err, stderr.String())
-			}
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			t.Error("devstack did not stop within 10 s of SIGTERM")
-		}
-	})
+	var stdout bintest.Buffer
+	cmd.Stdout = &stdout
+	proc := bintest.Exec(t, "devstack", cmd)
+	t.Cleanup(func() { proc.Stop(t, 10*time.Second) })
 
 	// The URL to open is the line after "Open:".
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if line := strings.TrimSpace(sc.Text()); strings.HasPrefix(line, "http://www.example.localhost:") {
-				urls <- line
+	var spaURL string
+	proc.Eventually(t, 60*time.Second, "devstack to print its URL", func() bool {
+		for line := range strings.Lines(stdout.String()) {
+			if u := strings.TrimSpace(line); strings.HasSuffix(line, "\n") && strings.HasPrefix(u, "http://www.example.localhost:") {
+				spaURL = u
+				return true
 			}
 		}
-	}()
-	var spaURL string
-	select {
-	case spaURL = <-urls:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("devstack printed no URL; stderr:\n%s", stderr.String())
-	}
+		return false
+	})
 	if spaURL != fmt.Sprintf("http://www.example.localhost:%d/", p[0]) {
 		t.Fatalf("devstack printed %q", spaURL)
 	}

@@ -105,10 +105,7 @@ func TestApps(t *testing.T) {
 	want("/readyz?app=admin", 404, `{"status":"unknown application"}`)
 	wantSeries(false, `oauth_agent_ready{app="admin"}`)
 
-	p.Signal(t, syscall.SIGTERM)
-	if code := p.WaitExit(t, 15*time.Second); code != 0 {
-		t.Fatalf("exit status %d after SIGTERM, want 0", code)
-	}
+	p.Stop(t, 15*time.Second)
 	if out := p.Stderr(); strings.Contains(out, clientSecret) || strings.Contains(out, appKeys["shop"]) || strings.Contains(out, appKeys["admin"]) {
 		t.Errorf("stderr holds the client secret or a key:\n%s", out)
 	}

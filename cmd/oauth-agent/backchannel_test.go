@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -52,10 +51,7 @@ func TestBackchannelLogoutPersists(t *testing.T) {
 	if files, _ := os.ReadDir(stateDir); len(files) == 0 {
 		t.Fatal("nothing in state_dir")
 	}
-	p.Signal(t, syscall.SIGTERM)
-	if code := p.WaitExit(t, 15*time.Second); code != 0 {
-		t.Fatalf("exit status %d", code)
-	}
+	p.Stop(t, 15*time.Second)
 	if out := p.Stderr(); strings.Contains(out, tok[strings.LastIndexByte(tok, '.')+1:]) || !strings.Contains(out, "back-channel logout recorded") {
 		t.Fatalf("stderr holds the token, or not the logout:\n%s", out)
 	}

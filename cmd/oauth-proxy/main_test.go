@@ -769,10 +769,7 @@ func TestUnixSocket(t *testing.T) {
 				t.Errorf("Access-Control-Allow-Origin %q, want %q", got, trustedOrigin)
 			}
 
-			p.Signal(t, syscall.SIGTERM)
-			if code := p.WaitExit(t, 5*time.Second); code != 0 {
-				t.Fatalf("exit status %d after SIGTERM, want 0", code)
-			}
+			p.Stop(t, 5*time.Second)
 			if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("socket left behind after a clean stop: %v", err)
 			}
@@ -984,10 +981,7 @@ func TestWorkersUnix(t *testing.T) {
 		t.Errorf("the workers' metrics directory %s: %v, %v; want mode 0700", opsDir, fi.Mode(), err)
 	}
 
-	p.Signal(t, syscall.SIGTERM)
-	if code := p.WaitExit(t, 15*time.Second); code != 0 {
-		t.Fatalf("exit status %d after SIGTERM, want 0", code)
-	}
+	p.Stop(t, 15*time.Second)
 	for _, path := range []string{sock + ".0", sock + ".1", opsDir} {
 		if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s left behind after a clean stop: %v", path, err)

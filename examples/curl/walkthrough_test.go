@@ -1,7 +1,6 @@
 package curl
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -46,54 +44,27 @@ func startDevstack(t *testing.T) stack {
 	p := bintest.FreePorts(t, 5)
 	cmd := exec.Command(bin, "-spa-port", fmt.Sprint(p[0]), "-agent-port", fmt.Sprint(p[1]),
 		"-proxy-port", fmt.Sprint(p[2]), "-api-port", fmt.Sprint(p[3]), "-idp-port", fmt.Sprint(p[4]))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if line := strings.TrimSpace(sc.Text()); strings.HasPrefix(line, "http://www.example.localhost:") {
-				urls <- line
+	var stdout bintest.Buffer
+	cmd.Stdout = &stdout
+	proc := bintest.Exec(t, "devstack", cmd)
+	t.Cleanup(func() { proc.Stop(t, 15*time.Second) })
+	var u string
+	proc.Eventually(t, 90*time.Second, "devstack to print its URL", func() bool {
+		for line := range strings.Lines(stdout.String()) {
+			if u = strings.TrimSpace(line); strings.HasSuffix(line, "\n") && strings.HasPrefix(u, "http://www.example.localhost:") {
+				return true
 			}
 		}
-		done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("devstack did not stop cleanly: %v\n%s", err, stderr.String())
-			}
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			t.Error("devstack did not stop within 15 s of SIGTERM")
-		}
+		return false
 	})
-	select {
-	case u := <-urls:
-		if want := fmt.Sprintf("http://www.example.localhost:%d/", p[0]); u != want {
-			t.Fatalf("devstack printed %q, want %q", u, want)
-		}
-		return stack{
-			spa:   u,
-			agent: fmt.Sprintf("http://api.example.localhost:%d/oauth-agent", p[1]),
-			api:   fmt.Sprintf("http://api.example.localhost:%d/api", p[2]),
-		}
-	case err := <-done:
-		t.Fatalf("devstack exited: %v\n%s", err, stderr.String())
-	case <-time.After(90 * time.Second):
-		t.Fatalf("devstack printed no URL within 90 s; stderr:\n%s", stderr.String())
+	if want := fmt.Sprintf("http://www.example.localhost:%d/", p[0]); u != want {
+		t.Fatalf("devstack printed %q, want %q", u, want)
 	}
-	return stack{}
+	return stack{
+		spa:   u,
+		agent: fmt.Sprintf("http://api.example.localhost:%d/oauth-agent", p[1]),
+		api:   fmt.Sprintf("http://api.example.localhost:%d/api", p[2]),
+	}
 }
 
 // walkthrough runs walkthrough.sh with args and env added to a clean

@@ -317,6 +317,16 @@ func (p *Process) WaitExit(t testing.TB, timeout time.Duration) int {
 	}
 }
 
+// Stop sends SIGTERM and fails t unless the process then exits with status
+// 0 within timeout.
+func (p *Process) Stop(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.WaitExit(t, timeout); code != 0 {
+		t.Fatalf("%s exited with status %d after SIGTERM, want 0", p.name, code)
+	}
+}
+
 // Eventually polls cond every 10 ms until it holds or timeout passes, and
 // fails at once when the process exits meanwhile; what says what the test
 // waits for.

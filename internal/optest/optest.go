@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -72,12 +71,7 @@ func Start(t testing.TB, o Options) *Provider {
 	}
 	cmd.Stdout = &op.stdout
 	p := bintest.Exec(t, "oidc-provider", cmd)
-	op.stop = sync.OnceFunc(func() {
-		p.Signal(t, syscall.SIGTERM)
-		if code := p.WaitExit(t, 5*time.Second); code != 0 {
-			t.Errorf("oidc-provider did not exit cleanly on SIGTERM: status %d", code)
-		}
-	})
+	op.stop = sync.OnceFunc(func() { p.Stop(t, 5*time.Second) })
 	t.Cleanup(func() {
 		op.stop()
 		if t.Failed() {
