@@ -1,10 +1,7 @@
 package integration
 
 import (
-	"bufio"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tokenhandler/tokenhandler/browser"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/nginx"
 )
@@ -135,20 +133,9 @@ func TestHygieneNGINX(t *testing.T) {
 // status of the answer.
 func rawGET(t *testing.T, addr, path string, headers ...string) int {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	a := bintest.Raw(t, addr, "GET "+path+" HTTP/1.1\r\nHost: api.example.localhost\r\nConnection: close\r\n"+strings.Join(headers, "\r\n")+"\r\n\r\n")
+	if a.Err != nil {
+		t.Fatalf("reading the answer: %v", a.Err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	req := "GET " + path + " HTTP/1.1\r\nHost: api.example.localhost\r\nConnection: close\r\n" + strings.Join(headers, "\r\n") + "\r\n\r\n"
-	if _, err := c.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("reading the answer: %v", err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return a.Status
 }
