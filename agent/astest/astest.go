@@ -17,6 +17,7 @@ package astest
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -168,11 +169,7 @@ func (s *Server) LastClientAuth() string {
 // iss. Any other answer, such as the 400 for a bad client_id or
 // redirect_uri, is an error.
 func (s *Server) Authorize(authorizationURL string) (redirect *url.URL, err error) {
-	req, err := http.NewRequest(http.MethodGet, authorizationURL, nil)
-	if err != nil {
-		return nil, fmt.Errorf("astest: authorize: %w", err)
-	}
-	loc, body, err := oidcfake.Follow(&http.Client{Timeout: 10 * time.Second}, req)
+	loc, body, err := oidcfake.Follow(context.Background(), &http.Client{Timeout: 10 * time.Second}, authorizationURL, nil)
 	if err == nil && loc == nil {
 		err = fmt.Errorf("astest: authorize: 200 OK: %.200s", body)
 	}

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"strings"
 
 	"github.com/tokenhandler/tokenhandler/internal/oidcfake"
 )
@@ -30,11 +29,7 @@ var (
 // client makes the two requests (oidcfake.Follow); nil means
 // http.DefaultClient.
 func Login(ctx context.Context, client *http.Client, authorizationURL, username string) (*url.URL, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authorizationURL, nil)
-	if err != nil {
-		return nil, fmt.Errorf("devidp: login: %w", err)
-	}
-	loc, body, err := oidcfake.Follow(client, req)
+	loc, body, err := oidcfake.Follow(ctx, client, authorizationURL, nil)
 	if err != nil || loc != nil {
 		return loc, err
 	}
@@ -42,7 +37,10 @@ func Login(ctx context.Context, client *http.Client, authorizationURL, username 
 	if action == nil || id == nil {
 		return nil, errors.New("devidp: login: the answer is not the login page")
 	}
-	target, err := req.URL.Parse(html.UnescapeString(action[1]))
+	target, err := url.Parse(authorizationURL) // Follow parsed it
+	if err == nil {
+		target, err = target.Parse(html.UnescapeString(action[1]))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("devidp: login: form action: %w", err)
 	}
@@ -52,12 +50,7 @@ func Login(ctx context.Context, client *http.Client, authorizationURL, username 
 	} else {
 		form.Set("username", username)
 	}
-	req, err = http.NewRequestWithContext(ctx, http.MethodPost, target.String(), strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, fmt.Errorf("devidp: login: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	loc, body, err = oidcfake.Follow(client, req)
+	loc, body, err = oidcfake.Follow(ctx, client, target.String(), form)
 	if err == nil && loc == nil {
 		err = fmt.Errorf("devidp: login as %q: no redirect: %.200s", username, body)
 	}

@@ -11,11 +11,13 @@
 package oidcfake
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // WriteJSON answers with status and v as JSON. v must marshal: failing to is
@@ -57,11 +59,22 @@ func AppendQuery(uri string, params url.Values) string {
 	return u.String()
 }
 
-// Follow plays one step of a browser for tests: it does req with c
-// (http.DefaultClient when nil) without following redirects, and returns
-// the Location of a 302 or 303 answer, or the body of a 200 one. Any other
-// answer is an error with its status and the start of its body.
-func Follow(c *http.Client, req *http.Request) (*url.URL, string, error) {
+// Follow plays one step of a browser for tests: with c (http.DefaultClient
+// when nil) it GETs u, or POSTs it form unless form is nil, without
+// following redirects, and returns the Location of a 302 or 303 answer, or
+// the body of a 200 one. Any other answer is an error with its status and
+// the start of its body.
+func Follow(ctx context.Context, c *http.Client, u string, form url.Values) (*url.URL, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if form != nil {
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form.Encode()))
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("oidcfake: %w", err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
 	nc := http.Client{}
 	if c != nil {
 		nc = *c
