@@ -144,9 +144,14 @@ func issue(t *testing.T, p *Provider, now time.Time) (*Grant, *TokenResponse) {
 }
 
 func bearer(p *Provider, tok string, now time.Time) error {
+	return bearerAuth(p, "Bearer "+tok, now)
+}
+
+// bearerAuth checks p.Bearer with this Authorization header.
+func bearerAuth(p *Provider, auth string, now time.Time) error {
 	r := httptest.NewRequest("GET", "/userinfo", nil)
-	if tok != "" {
-		r.Header.Set("Authorization", "Bearer "+tok)
+	if auth != "Bearer " {
+		r.Header.Set("Authorization", auth)
 	}
 	_, err := p.Bearer(r, now)
 	return err
@@ -396,6 +401,13 @@ func TestBearerAndRevocation(t *testing.T) {
 	}
 	if p.errNoBearer.WWWAuthenticate != `Bearer realm="test"` || p.errNoBearer.Status != http.StatusUnauthorized {
 		t.Errorf("no bearer: %+v", p.errNoBearer)
+	}
+	// The scheme is case-insensitive (RFC 7235 §2.1); another one is none.
+	if err := bearerAuth(p, "bearer "+resp.AccessToken, now); err != nil {
+		t.Errorf("lower-case scheme: %v", err)
+	}
+	if err := bearerAuth(p, "Basic Zm9vOmJhcg==", now); err != p.errNoBearer {
+		t.Errorf("Basic: %v", err)
 	}
 
 	revoke(p, "d", resp.AccessToken)
