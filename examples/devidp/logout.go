@@ -25,7 +25,6 @@ type opSession struct {
 	user             *User
 	clientID         string
 	started, expires time.Time
-	grants           []*oidcfake.Grant // revoked when the session ends
 }
 
 // Delivery is what one client's back-channel logout endpoint answered. It
@@ -92,9 +91,7 @@ func (s *Server) logoutUser(ctx context.Context, sub string) ([]Delivery, bool) 
 // endLocked forgets sess and revokes its grants. s.mu must be held.
 func (s *Server) endLocked(sess *opSession) {
 	delete(s.sessions, sess.id)
-	for _, g := range sess.grants {
-		s.op.Revoke(g)
-	}
+	s.op.EndSession(sess.id)
 }
 
 // sendLogout POSTs c a logout token for sub and sid (either may be "")

@@ -13,34 +13,13 @@ const sessionTTL = 12 * time.Hour
 
 // token is the token endpoint (RFC 6749 §3.2), the shared grant store's:
 // every answer carries a refresh token and, for the openid scope, an ID
-// token. A code's grant joins its provider session.
+// token.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	clientID, err := s.authenticateClient(r)
 	if err != nil {
 		return err
 	}
-	return s.op.Token(w, r, clientID, oidcfake.Issue{AccessTTL: s.ttl}, func(g *oidcfake.Grant, _ *oidcfake.Issue) error {
-		if r.PostForm.Get("grant_type") == "authorization_code" {
-			return s.addGrant(g)
-		}
-		return nil
-	})
-}
-
-// addGrant adds g to its provider session, so that ending the session
-// revokes it.
-func (s *Server) addGrant(g *oidcfake.Grant) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess := s.sessions[g.SID]
-	if sess == nil {
-		// The session ended (logged out on the index page) between the
-		// sign-in and the code's redemption.
-		s.op.Revoke(g)
-		return oidcfake.ErrUnknownCode
-	}
-	sess.grants = append(sess.grants, g)
-	return nil
+	return s.op.Token(w, r, clientID, oidcfake.Issue{AccessTTL: s.ttl}, nil)
 }
 
 // authenticateClient parses r's form and checks client_secret_basic or

@@ -554,3 +554,26 @@ func TestRequests(t *testing.T) {
 		t.Error("an expired request is there")
 	}
 }
+
+// TestEndSession: ending a provider session revokes its grants and drops
+// its codes, and leaves other sessions alone.
+func TestEndSession(t *testing.T) {
+	p := newProvider(t, 0)
+	now := time.Now()
+	_, resp := issue(t, p, now) // in sid-1
+	_, pending := login(p, "c", "openid", now)
+	other := p.NewCode(url.Values{"client_id": {"c"}, "redirect_uri": {redirect}, "code_challenge": {challenge}}, alice, "sid-2", now)
+	p.EndSession("sid-1")
+	if _, _, err := p.Refresh("c", refreshForm(resp.RefreshToken, ""), now); err != ErrUnknownRefresh {
+		t.Errorf("refresh token of an ended session: %v", err)
+	}
+	if err := bearer(p, resp.AccessToken, now); err != ErrInvalidToken {
+		t.Errorf("access token of an ended session: %v", err)
+	}
+	if _, _, err := p.Redeem("c", pending, now); err != ErrUnknownCode {
+		t.Errorf("code of an ended session: %v", err)
+	}
+	if _, _, err := p.Redeem("c", url.Values{"code": {other}, "redirect_uri": {redirect}, "code_verifier": {verifier}}, now); err != nil {
+		t.Errorf("code of another session: %v", err)
+	}
+}

@@ -272,11 +272,23 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request, clientID string
 	return nil
 }
 
-// Revoke revokes g and every token issued for it.
-func (p *Provider) Revoke(g *Grant) {
+// EndSession ends the provider session sid, not empty: it revokes every
+// grant made in it with the tokens issued for them, and drops its codes
+// not yet redeemed.
+func (p *Provider) EndSession(sid string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	g.revoked = true
+	maps.DeleteFunc(p.codes, func(_ string, c *code) bool { return c.sid == sid })
+	for _, rt := range p.refresh {
+		if rt.grant.SID == sid {
+			rt.grant.revoked = true
+		}
+	}
+	for _, at := range p.access {
+		if at.grant.SID == sid {
+			at.grant.revoked = true
+		}
+	}
 }
 
 // Revocation answers a revocation request (RFC 7009 §2) of the
