@@ -51,14 +51,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	}
 	o := oidcfake.Issue{AccessTTL: cmp.Or(f.AccessTokenTTL, 5*time.Minute), Padding: f.AccessTokenPadding,
 		SignID: func(c oidcfake.IDClaims) (string, error) { return s.signID(c, time.Now(), &f) }}
-	return s.op.Token(w, r, clientID, o, func(g *oidcfake.Grant, o *oidcfake.Issue) error {
+	return s.op.Token(w, r, clientID, o, func(g *oidcfake.Grant, o *oidcfake.Issue) {
 		// An ID token for an OpenID Connect grant (the granted scope
 		// decides, also when a refresh narrows it), or as the faults say.
 		o.IDToken = oidcfake.HasScope(g.Scope, "openid") || f.IDTokenWithoutOpenID
 		if r.PostForm.Get("grant_type") == "authorization_code" && f.IDTokenOmitted {
 			o.IDToken = false
 		}
-		return nil
 	})
 }
 

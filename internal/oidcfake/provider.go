@@ -240,8 +240,8 @@ func expired(g *Grant, now time.Time) bool { return !g.Expires.IsZero() && now.A
 // says for the scope granted or asked for and the request's nonce, always
 // with a refresh token (rotation) and, for the openid scope, with an ID
 // token (OpenID Connect Core §3.1.3.3). adjust, unless nil, may change what
-// is issued or refuse the grant first.
-func (p *Provider) Token(w http.ResponseWriter, r *http.Request, clientID string, o Issue, adjust func(*Grant, *Issue) error) error {
+// is issued first.
+func (p *Provider) Token(w http.ResponseWriter, r *http.Request, clientID string, o Issue, adjust func(*Grant, *Issue)) error {
 	now := time.Now()
 	var g *Grant
 	var err error
@@ -260,9 +260,7 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request, clientID string
 	}
 	o.IDToken = HasScope(o.Scope, "openid")
 	if adjust != nil {
-		if err := adjust(g, &o); err != nil {
-			return err
-		}
+		adjust(g, &o)
 	}
 	resp, err := p.Issue(g, now, o)
 	if err != nil {
