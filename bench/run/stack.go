@@ -247,13 +247,10 @@ func loginOAuth2Proxy(ctx context.Context, base string) (string, error) {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
 	get := func(u string) (*url.URL, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return nil, err
-		}
-		loc, body, err := oidcfake.Follow(c, req) // a 302's Location, or an error
+		loc, body, err := oidcfake.Follow(ctx, c, u, nil) // a 302's Location, or an error
 		if err == nil && loc == nil {
-			err = fmt.Errorf("%s: no redirect: %.200s", req.URL.Path, body)
+			p, _ := url.Parse(u) // its query may hold a code: the path alone
+			err = fmt.Errorf("%s: no redirect: %.200s", p.Path, body)
 		}
 		return loc, err
 	}
