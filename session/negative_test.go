@@ -130,13 +130,13 @@ func TestOpenRelabelled(t *testing.T) {
 func TestOpenV2RejectsShortPlaintext(t *testing.T) {
 	c, _ := negativeCookie(t)
 	for n := range TrailerSize {
-		cookie, err := c.Keys().SealAD(nil, make([]byte, n), crypto.FormatV2, AssociatedData(IDToken, 0))
+		cookie, err := c.Keys().SealAD(nil, make([]byte, n), crypto.FormatV2, associatedData("", IDToken, 0))
 		if err != nil {
 			t.Fatal(err)
 		}
 		mustNotOpen(t, c, strconv.Itoa(n)+"-byte plaintext", cookie, IDToken, 0)
 	}
-	cookie, _ := c.Keys().SealAD(nil, make([]byte, TrailerSize), crypto.FormatV2, AssociatedData(IDToken, 0))
+	cookie, _ := c.Keys().SealAD(nil, make([]byte, TrailerSize), crypto.FormatV2, associatedData("", IDToken, 0))
 	if out, _, err := c.Open(nil, cookie, IDToken, 0, new(Envelope)); err != nil || len(out) != 0 {
 		t.Fatalf("a bare trailer: Open = %d bytes, %v; want an empty value", len(out), err)
 	}

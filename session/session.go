@@ -153,21 +153,15 @@ const adPrefix = "tokenhandler cookie v2\x00"
 // on a caller's stack and so allocates nothing.
 var ads = appADs("")
 
-// AssociatedData returns the associated data a v2 cookie of purpose p,
-// split into chunks chunks (0 when not split), is sealed with:
-// "tokenhandler cookie v2" ‖ 0x00 ‖ p ‖ chunks. It is exported for tools and
-// tests that speak the format; Seal and Open use it themselves.
-func AssociatedData(p Purpose, chunks int) []byte {
-	return append([]byte(adPrefix), byte(p), byte(chunks))
-}
-
-// AppAssociatedData is [AssociatedData] of a cookie that belongs to the
-// application named app (apps[i].name, issue #15): the name follows the
+// associatedData returns the associated data a v2 cookie of purpose p,
+// split into chunks chunks (0 when not split), is sealed with when it
+// belongs to the application named app (apps[i].name, issue #15):
+// "tokenhandler cookie v2" ‖ 0x00 ‖ p ‖ chunks ‖ app. The name follows the
 // chunk count, so that a cookie sealed for one application never opens for
 // another, even under a key both share. The name "" adds nothing: a file
 // without apps seals exactly what it sealed before.
-func AppAssociatedData(app string, p Purpose, chunks int) []byte {
-	return append(AssociatedData(p, chunks), app...)
+func associatedData(app string, p Purpose, chunks int) []byte {
+	return append(append([]byte(adPrefix), byte(p), byte(chunks)), app...)
 }
 
 // adTable is the associated data of every purpose and chunk count.
@@ -178,7 +172,7 @@ func appADs(app string) *adTable {
 	var t adTable
 	for p := Login; p < purposeEnd; p++ {
 		for n := range MaxChunks + 1 {
-			t[p][n] = AppAssociatedData(app, p, n)
+			t[p][n] = associatedData(app, p, n)
 		}
 	}
 	return &t
@@ -234,7 +228,7 @@ func NewCodec(keys *crypto.Keyring, write crypto.Format, accept ...crypto.Format
 }
 
 // WithApp returns a Codec like c whose v2 cookies belong to the
-// application named app ([AppAssociatedData]): it seals them bound to app
+// application named app (associatedData): it seals them bound to app
 // and opens no other application's. v1 and DARE cookies carry no binding
 // and open as before. WithApp("") returns c.
 func (c *Codec) WithApp(app string) *Codec {
@@ -245,10 +239,6 @@ func (c *Codec) WithApp(app string) *Codec {
 	a.app, a.ads = app, appADs(app)
 	return &a
 }
-
-// App returns the name of the application the Codec's v2 cookies belong
-// to; "" when it is none (a file without apps).
-func (c *Codec) App() string { return c.app }
 
 // Writes returns the format the Codec seals in.
 func (c *Codec) Writes() crypto.Format { return c.write }

@@ -117,7 +117,7 @@ func TestKnownAnswer(t *testing.T) {
 				withSID = true
 			}
 
-			if got := hex.EncodeToString(AssociatedData(p, v.Chunks)); got != v.AssociatedData {
+			if got := hex.EncodeToString(associatedData("", p, v.Chunks)); got != v.AssociatedData {
 				t.Errorf("AssociatedData = %s, the vector says %s", got, v.AssociatedData)
 			}
 			if got := hex.EncodeToString(refAD(byte(p), byte(v.Chunks))); got != v.AssociatedData {
