@@ -1,12 +1,11 @@
 package agent_test
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/tokenhandler/tokenhandler/agent"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/settings/settingstest"
 )
 
@@ -147,12 +146,8 @@ func TestParseConfigAppsAliases(t *testing.T) {
 // on the top level's issuer keeps them. An entry's keys file replaces the
 // top level's inline keys.
 func TestParseConfigAppsProvider(t *testing.T) {
-	dir := t.TempDir()
 	adminKey := string(crypto.GenerateKey().AppendHex(nil))
-	keyFile := filepath.Join(dir, "admin.keys")
-	if err := os.WriteFile(keyFile, []byte(adminKey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := bintest.WriteFiles(t, map[string]string{"admin.keys": adminKey + "\n"})("admin.keys")
 	text := `
 issuer: https://login.example.com
 token_endpoint: https://login.example.com/token

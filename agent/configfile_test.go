@@ -14,6 +14,7 @@ import (
 	"github.com/tokenhandler/tokenhandler/agent"
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/internal/settings/settingstest"
 )
@@ -426,17 +427,8 @@ func TestParseConfigErrors(t *testing.T) {
 
 func TestParseConfigSecretSources(t *testing.T) {
 	newer, older := string(crypto.GenerateKey().AppendHex(nil)), string(crypto.GenerateKey().AppendHex(nil))
-	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	secretFile := write("secret", configSecret+"\n")
-	emptySecretFile := write("empty", "")
-	keysFile := write("keys", "# newest first\n"+newer+"\n\n"+older+"\n")
+	file := bintest.WriteFiles(t, map[string]string{"secret": configSecret + "\n", "empty": "", "keys": "# newest first\n" + newer + "\n\n" + older + "\n"})
+	secretFile, emptySecretFile, keysFile := file("secret"), file("empty"), file("keys")
 	noSecret := without("client_secret")
 	noKeys := without("encryption_keys")
 
@@ -461,8 +453,8 @@ func TestParseConfigSecretSources(t *testing.T) {
 			wantErr: "agent: config: client_secret: secret given by both client_secret and TH_CLIENT_SECRET: use exactly one source"},
 		{name: "client_secret_file and TH_CLIENT_SECRET", yaml: noSecret + "client_secret_file: " + secretFile + "\n", env: map[string]string{"TH_CLIENT_SECRET": configSecret},
 			wantErr: "agent: config: client_secret: secret given by both client_secret_file and TH_CLIENT_SECRET"},
-		{name: "missing client_secret_file", yaml: noSecret + "client_secret_file: " + filepath.Join(dir, "nonexistent") + "\n",
-			wantErr: "agent: config: client_secret_file: open " + filepath.Join(dir, "nonexistent")},
+		{name: "missing client_secret_file", yaml: noSecret + "client_secret_file: " + file("nonexistent") + "\n",
+			wantErr: "agent: config: client_secret_file: open " + file("nonexistent")},
 		{name: "empty client_secret_file", yaml: noSecret + "client_secret_file: " + emptySecretFile + "\n",
 			wantErr: "agent: config: client_secret_file: " + emptySecretFile + " holds no secret"},
 		{name: "keys in the file and TH_ENCRYPTION_KEYS", yaml: configRequired, env: map[string]string{"TH_ENCRYPTION_KEYS": newer},

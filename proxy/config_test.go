@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net/netip"
-	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/settings"
 	"github.com/tokenhandler/tokenhandler/internal/settings/settingstest"
 	"github.com/tokenhandler/tokenhandler/internal/workers"
@@ -482,16 +482,8 @@ func TestParseConfigErrors(t *testing.T) {
 
 func TestParseConfigKeySources(t *testing.T) {
 	newer, older := newConfigTestKey(), newConfigTestKey()
-	dir := t.TempDir()
-	keysFile := filepath.Join(dir, "keys")
-	err := os.WriteFile(keysFile, []byte("# cookie keys, newest first\n\n  "+newer+"  \r\n# retired next month\n"+older+"\n"), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	badFile := filepath.Join(dir, "bad")
-	if err := os.WriteFile(badFile, []byte(newer+"\n"+older[:40]+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := bintest.WriteFiles(t, map[string]string{"keys": "# cookie keys, newest first\n\n  " + newer + "  \r\n# retired next month\n" + older + "\n", "bad": newer + "\n" + older[:40] + "\n"})
+	keysFile, badFile := file("keys"), file("bad")
 	origins := "trusted_web_origins: [\"http://a\"]\n"
 
 	tests := []struct {

@@ -2,10 +2,11 @@ package settings
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 )
 
 type revocationFile struct {
@@ -22,11 +23,7 @@ func parseRevocation(t *testing.T, yml string) (RevocationSettings, error) {
 }
 
 func TestRevocationParse(t *testing.T) {
-	dir := t.TempDir()
-	password := filepath.Join(dir, "redis-password")
-	if err := os.WriteFile(password, []byte("s3cret-pw\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	password := bintest.WriteFiles(t, map[string]string{"redis-password": "s3cret-pw\n"})("redis-password")
 	for _, tc := range []struct {
 		name, yml string
 		want      RevocationSettings
@@ -58,13 +55,9 @@ func TestRevocationParse(t *testing.T) {
 }
 
 func TestRevocationParseErrors(t *testing.T) {
-	dir := t.TempDir()
-	open := filepath.Join(dir, "open")
-	if err := os.WriteFile(open, []byte("s3cret-pw\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	empty := filepath.Join(dir, "empty")
-	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+	file := bintest.WriteFiles(t, map[string]string{"open": "s3cret-pw\n", "empty": "\n"})
+	open, empty := file("open"), file("empty")
+	if err := os.Chmod(open, 0o644); err != nil { // WriteFiles writes mode 0600
 		t.Fatal(err)
 	}
 	redis := func(s string) string { return "revocation: {store: redis, redis: {" + s + "}}" }
@@ -100,7 +93,7 @@ func TestRevocationParseErrors(t *testing.T) {
 		{"redis port not a number", redis("address: 'h:redis'"), "must have a port from 1 to 65535"},
 		{"redis username with space", redis("address: 'h:1', username: 'a b'"), "revocation.redis.username: must not contain whitespace"},
 		{"redis password file open to others", redis("address: 'h:1', password_file: " + open), "revocation.redis.password_file: " + open + " is accessible by group or others (mode 0644): run chmod 600"},
-		{"redis password file missing", redis("address: 'h:1', password_file: " + filepath.Join(dir, "none")), "revocation.redis.password_file: open "},
+		{"redis password file missing", redis("address: 'h:1', password_file: " + file("none")), "revocation.redis.password_file: open "},
 		{"redis password file empty", redis("address: 'h:1', password_file: " + empty), "holds no password: the file is empty"},
 		{"redis password file not named", redis("address: 'h:1', password_file: ''"), "revocation.redis.password_file: must be a file path"},
 		{"redis key_prefix empty", redis("address: 'h:1', key_prefix: ''"), "revocation.redis.key_prefix: must be non-empty"},

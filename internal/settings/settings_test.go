@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokenhandler/tokenhandler/browser"
 	"github.com/tokenhandler/tokenhandler/crypto"
+	"github.com/tokenhandler/tokenhandler/internal/bintest"
 	"github.com/tokenhandler/tokenhandler/internal/settings/settingstest"
 )
 
@@ -485,24 +486,14 @@ var keySource = Source{Setting: "keys", FileSetting: "keys_file", Env: "TEST_KEY
 
 func TestSourceKeyring(t *testing.T) {
 	newer, older := string(crypto.GenerateKey().AppendHex(nil)), string(crypto.GenerateKey().AppendHex(nil))
-	dir := t.TempDir()
-	keysFile := filepath.Join(dir, "keys")
-	if err := os.WriteFile(keysFile, []byte("# newest first\n\n  "+newer+"  \r\n# retired soon\n"+older+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	badFile := filepath.Join(dir, "bad")
-	if err := os.WriteFile(badFile, []byte(newer+"\n"+older[:40]+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	openFile := filepath.Join(dir, "open")
-	if err := os.WriteFile(openFile, []byte(newer+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(openFile, 0o640); err != nil { // os.WriteFile's mode is filtered by the umask
-		t.Fatal(err)
-	}
-	publishedFile := filepath.Join(dir, "published")
-	if err := os.WriteFile(publishedFile, []byte(newer+"\n"+testKey+"\n"), 0o600); err != nil {
+	file := bintest.WriteFiles(t, map[string]string{
+		"keys":      "# newest first\n\n  " + newer + "  \r\n# retired soon\n" + older + "\n",
+		"bad":       newer + "\n" + older[:40] + "\n",
+		"open":      newer + "\n",
+		"published": newer + "\n" + testKey + "\n",
+	})
+	keysFile, badFile, openFile, publishedFile := file("keys"), file("bad"), file("open"), file("published")
+	if err := os.Chmod(openFile, 0o640); err != nil { // WriteFiles writes mode 0600
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -582,9 +573,7 @@ func TestSourceSecret(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) *string {
 		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		bintest.WriteFile(t, p, content)
 		return &p
 	}
 	tests := []struct {
@@ -673,9 +662,7 @@ func TestLoadAndParse(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		bintest.WriteFile(t, path, content)
 		return path
 	}
 	tests := []struct {
