@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/tokenhandler/tokenhandler/nginx"
 )
@@ -14,18 +13,9 @@ import (
 // on so that the agent and the proxy pick the same application. Its exit
 // before the stack stops it goes to s.Failed.
 func (s *stack) startNGINX(p ports, apps []app) error {
-	n, err := s.StartNGINX(context.Background(), "nginx", nginx.ModeUpstream, nginxParams(p, apps))
-	if err != nil {
+	if _, err := s.StartNGINX(context.Background(), "nginx", nginx.ModeUpstream, nginxParams(p, apps)); err != nil {
 		return fmt.Errorf("-nginx: %w", err)
 	}
-	var stopping atomic.Bool
-	s.OnStop(func() { stopping.Store(true) }) // runs before NGINX's stop
-	go func() {
-		<-n.Exited()
-		if !stopping.Load() {
-			s.Failed <- fmt.Errorf("NGINX exited (%v):\n%s", n.ExitErr(), n.Log())
-		}
-	}()
 	return nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -348,7 +349,8 @@ func AgentConfig(issuer, secret, origin string, keys *crypto.Keyring) *agent.Con
 }
 
 // StartNGINX runs NGINX (nginxtest.Run) with mode rendered from p in Dir/name
-// until the stack stops; an empty p.Listen is a free loopback port.
+// until the stack stops; an empty p.Listen is a free loopback port. Its exit
+// before the stack stops it goes to Failed, when set.
 func (s *Stack) StartNGINX(ctx context.Context, name, mode string, p nginx.Params) (*nginxtest.Process, error) {
 	bin, err := nginxtest.Find() // nginxtest.ErrNotFound says how to install it
 	if err != nil {
@@ -365,12 +367,22 @@ func (s *Stack) StartNGINX(ctx context.Context, name, mode string, p nginx.Param
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	var stopping atomic.Bool
 	s.OnStop(func() {
+		stopping.Store(true)
 		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		n.Stop(c)
 	})
 	s.OnLog(name+" error.log", n.Log)
+	if s.Failed != nil {
+		go func() {
+			<-n.Exited()
+			if !stopping.Load() {
+				s.Failed <- fmt.Errorf("NGINX exited (%v):\n%s", n.ExitErr(), n.Log())
+			}
+		}()
+	}
 	return n, nil
 }
 
