@@ -132,6 +132,7 @@ type appNode struct {
 	name     string
 	hosts    []string   // checked, lower case
 	own      []string   // the settings the entry sets, but name and hosts
+	dropped  []string   // the top level's settings (and "$" variables) own replaces
 	node     *yaml.Node // the top level with the entry's settings merged over it
 	warnings []string   // of the renames the entry used
 }
@@ -172,18 +173,15 @@ func appNodes(root *yaml.Node, processWide []string, alternatives [][]string, re
 				return nil, nil, Errorf(hostKey(i, j), "%q is also %s", h, hostKey(i, k))
 			}
 		}
-		base := top
 		for _, group := range alternatives {
 			if slices.ContainsFunc(a.own, func(k string) bool { return slices.Contains(group, k) }) {
-				base = without(base, group)
+				a.dropped = append(a.dropped, group...)
 			}
 		}
 		for _, k := range a.own {
-			if dropped, ok := replaces[k]; ok {
-				base = without(base, dropped)
-			}
+			a.dropped = append(a.dropped, replaces[k]...)
 		}
-		a.node = merge(base, a.node)
+		a.node = merge(without(top, a.dropped), a.node)
 		apps = append(apps, a)
 	}
 	return top, apps, nil
@@ -248,23 +246,12 @@ func deepCopy(n *yaml.Node) *yaml.Node {
 	return &c
 }
 
-// envOf returns getenv without the environment variables of the groups of
-// alternatives an application sets a setting of: its own setting replaces
-// the environment's default, as it replaces the top level's. An entry of a
-// group that starts with "$" names an environment variable.
-func envOf(getenv func(string) string, own []string, alternatives [][]string) func(string) string {
-	var hidden []string
-	for _, group := range alternatives {
-		if slices.ContainsFunc(own, func(k string) bool { return slices.Contains(group, k) }) {
-			for _, k := range group {
-				if env, ok := strings.CutPrefix(k, "$"); ok {
-					hidden = append(hidden, env)
-				}
-			}
-		}
-	}
+// envOf returns getenv without the environment variables dropped names
+// (an entry that starts with "$" names one): an application's own setting
+// replaces the environment's default, as it replaces the top level's.
+func envOf(getenv func(string) string, dropped []string) func(string) string {
 	return func(k string) string {
-		if getenv == nil || slices.Contains(hidden, k) {
+		if getenv == nil || slices.Contains(dropped, "$"+k) {
 			return ""
 		}
 		return getenv(k)

@@ -128,12 +128,12 @@ func parse[F, C any](prefix, path string, data []byte, getenv func(string) strin
 	if err != nil {
 		return fail(err)
 	}
-	if len(keyIndexes(root, "apps")) > 0 {
-		return parseApps(prefix, root, getenv, convert, spec, renames, fail)
-	}
 	warnings, err := applyRenames(root, renames)
 	if err != nil {
 		return fail(err)
+	}
+	if len(keyIndexes(root, "apps")) > 0 {
+		return parseApps(root, warnings, getenv, convert, spec, renames, fail)
 	}
 	var f F
 	if err := decodeMapping(root, "", reflect.ValueOf(&f).Elem()); err != nil {
@@ -160,14 +160,11 @@ func convertFile[F, C any](f *F, getenv func(string) string, convert func(*F, fu
 	return c, nil
 }
 
-// parseApps reads a file with apps: the top level is decoded alone first,
-// so that an error in it is named as a top-level setting, then each
-// application's settings merged over it are decoded and converted.
-func parseApps[F, C any](prefix string, root *yaml.Node, getenv func(string) string, convert func(*F, func(string) string) (C, error), spec AppsSpec[C], renames []Rename, fail func(error) (C, error)) (C, error) {
-	topWarnings, err := applyRenames(root, renames)
-	if err != nil {
-		return fail(err)
-	}
+// parseApps reads a file with apps, its renames applied (topWarnings are
+// theirs): the top level is decoded alone first, so that an error in it is
+// named as a top-level setting, then each application's settings merged
+// over it are decoded and converted.
+func parseApps[F, C any](root *yaml.Node, topWarnings []string, getenv func(string) string, convert func(*F, func(string) string) (C, error), spec AppsSpec[C], renames []Rename, fail func(error) (C, error)) (C, error) {
 	top, nodes, err := appNodes(root, spec.ProcessWide, spec.Alternatives, spec.Replaces, renames)
 	if err != nil {
 		return fail(err)
@@ -184,7 +181,7 @@ func parseApps[F, C any](prefix string, root *yaml.Node, getenv func(string) str
 		if err := decodeMapping(n.node, "", reflect.ValueOf(&f).Elem()); err != nil {
 			return fail(appError(i, n.own, topNames, err))
 		}
-		c, err := convertFile(&f, envOf(getenv, n.own, spec.Alternatives), convert, renames, slices.Concat(topWarnings, n.warnings))
+		c, err := convertFile(&f, envOf(getenv, n.dropped), convert, renames, slices.Concat(topWarnings, n.warnings))
 		if err != nil {
 			return fail(appError(i, n.own, topNames, err))
 		}
