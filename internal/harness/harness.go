@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -367,9 +366,9 @@ func (s *Stack) StartNGINX(ctx context.Context, name, mode string, p nginx.Param
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	var stopping atomic.Bool
+	stopping := make(chan struct{})
 	s.OnStop(func() {
-		stopping.Store(true)
+		close(stopping)
 		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		n.Stop(c)
@@ -378,7 +377,9 @@ func (s *Stack) StartNGINX(ctx context.Context, name, mode string, p nginx.Param
 	if s.Failed != nil {
 		go func() {
 			<-n.Exited()
-			if !stopping.Load() {
+			select {
+			case <-stopping:
+			default:
 				s.Failed <- fmt.Errorf("NGINX exited (%v):\n%s", n.ExitErr(), n.Log())
 			}
 		}()
