@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,9 +37,6 @@ type Delivery struct {
 	// Err is nil when the client answered 200 or 204 (§2.8), else why not.
 	Err error
 }
-
-// OK reports whether the client acknowledged the logout.
-func (d Delivery) OK() bool { return d.Err == nil }
 
 // logoutSession ends the provider session sid: its grants are revoked
 // (their refresh tokens and access tokens stop working at this provider),
@@ -187,7 +185,7 @@ func (s *Server) logoutUserControl(w http.ResponseWriter, r *http.Request) {
 	sub := r.PostForm.Get("sub")
 	sent, ok := s.logoutUser(r.Context(), sub)
 	if !ok {
-		s.errorPage(w, http.StatusNotFound, "No such user", "There is no demo user "+quote(sub)+".")
+		s.errorPage(w, http.StatusNotFound, "No such user", "There is no demo user "+strconv.Quote(sub)+".")
 		return
 	}
 	s.loggedOutPage(w, "Logged out", "Every session of "+sub+" has ended.", "", "", sent)
@@ -239,7 +237,7 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 		case c == nil:
 			note = "A post_logout_redirect_uri needs an id_token_hint or client_id that names a registered client."
 		case !slices.Contains(c.PostLogoutRedirectURIs, plr):
-			note = "The post_logout_redirect_uri " + quote(plr) + " is not registered for client " + quote(c.ID) + "."
+			note = "The post_logout_redirect_uri " + strconv.Quote(plr) + " is not registered for client " + strconv.Quote(c.ID) + "."
 		default:
 			back = withState(plr, f.Get("state"))
 		}

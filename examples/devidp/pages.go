@@ -102,7 +102,7 @@ var pages = map[string]*template.Template{
 <h1>{{.Title}}</h1>
 <p>{{.Message}}</p>
 {{if .Sent}}<h2>Back-channel logout</h2>
-<ul>{{range .Sent}}<li>{{if .OK}}<code>{{.ClientID}}</code> acknowledged ({{.Status}}){{else}}<span class="error"><code>{{.ClientID}}</code> did not acknowledge: {{.Err}}</span>{{end}}</li>{{end}}</ul>{{end}}
+<ul>{{range .Sent}}<li>{{if not .Err}}<code>{{.ClientID}}</code> acknowledged ({{.Status}}){{else}}<span class="error"><code>{{.ClientID}}</code> did not acknowledge: {{.Err}}</span>{{end}}</li>{{end}}</ul>{{end}}
 {{if .Back}}<p><a href="{{.Back}}">Back to the application</a></p>{{else}}<p><a href="/">Back to the development IdP</a></p>{{end}}
 {{if .Note}}<p class="note">{{.Note}}</p>{{end}}
 `),
@@ -200,7 +200,5 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	s.errorPage(w, http.StatusNotFound, "Not found", "There is no page "+quote(r.URL.Path)+" here.")
+	s.errorPage(w, http.StatusNotFound, "Not found", "There is no page "+strconv.Quote(r.URL.Path)+" here.")
 }
-
-func quote(s string) string { return strconv.Quote(s) }
