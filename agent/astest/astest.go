@@ -6,7 +6,7 @@
 // revocation (RFC 7009). Every token is an RS256 JWT signed with a key made
 // by New, or an opaque random string.
 //
-// There is no login page: the Options.Subject is logged in at once. Faults
+// There is no login page: the one user, Subject, is logged in at once. Faults
 // switch misbehaviour on and off while the server runs. The grant store,
 // tokens and keys are internal/oidcfake's, shared with examples/devidp;
 // astest adds the endpoints, pushed authorization requests and the Faults.
