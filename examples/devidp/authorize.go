@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -63,7 +62,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	redirectURI := single(q, "redirect_uri")
 	if !slices.Contains(c.RedirectURIs, redirectURI) {
 		s.errorPage(w, http.StatusBadRequest, "Redirect URI not registered",
-			"The redirect_uri "+strconv.Quote(redirectURI)+" is missing or not registered for client "+strconv.Quote(c.ID)+".")
+			"The redirect_uri "+quote(redirectURI)+" is missing or not registered for client "+quote(c.ID)+".")
 		return
 	}
 	// From here on q holds one client_id and one redirect_uri, both good.
@@ -123,7 +122,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if user == nil {
 		msg := "Choose one of the demo users."
 		if name != "" {
-			msg = "There is no demo user " + strconv.Quote(name) + ". Choose one of the demo users."
+			msg = "There is no demo user " + quote(name) + ". Choose one of the demo users."
 		}
 		s.loginPage(w, http.StatusBadRequest, id, q, msg)
 		return

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -185,7 +184,7 @@ func (s *Server) logoutUserControl(w http.ResponseWriter, r *http.Request) {
 	sub := r.PostForm.Get("sub")
 	sent, ok := s.logoutUser(r.Context(), sub)
 	if !ok {
-		s.errorPage(w, http.StatusNotFound, "No such user", "There is no demo user "+strconv.Quote(sub)+".")
+		s.errorPage(w, http.StatusNotFound, "No such user", "There is no demo user "+quote(sub)+".")
 		return
 	}
 	s.loggedOutPage(w, "Logged out", "Every session of "+sub+" has ended.", "", "", sent)
@@ -237,7 +236,7 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 		case c == nil:
 			note = "A post_logout_redirect_uri needs an id_token_hint or client_id that names a registered client."
 		case !slices.Contains(c.PostLogoutRedirectURIs, plr):
-			note = "The post_logout_redirect_uri " + strconv.Quote(plr) + " is not registered for client " + strconv.Quote(c.ID) + "."
+			note = "The post_logout_redirect_uri " + quote(plr) + " is not registered for client " + quote(c.ID) + "."
 		default:
 			back = withState(plr, f.Get("state"))
 		}

@@ -200,5 +200,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	s.errorPage(w, http.StatusNotFound, "Not found", "There is no page "+strconv.Quote(r.URL.Path)+" here.")
+	s.errorPage(w, http.StatusNotFound, "Not found", "There is no page "+quote(r.URL.Path)+" here.")
 }
+
+func quote(s string) string { return strconv.Quote(s) }
