@@ -61,15 +61,11 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 		if err := syscall.Fstat(workers.ReadyFD, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
 			return nil, fmt.Errorf("oauth-proxy: %s is set but file descriptor %d is not a supervisor's pipe: that variable is for the workers of a set only; unset it", workers.EnvWorker, workers.ReadyFD)
 		}
+		// Each byte is a load done: at start, its signal handlers
+		// installed, and after each reload the supervisor asked for, so
+		// that it does not write the next text while the worker reads it.
 		ready := os.NewFile(workers.ReadyFD, "ready")
-		dc.Start = func(log zerolog.Logger) (daemon.Service, error) {
-			srv, err := proxy.NewServer(cfg, log)
-			if err != nil {
-				return nil, err
-			}
-			ready.Write([]byte{1}) // signal handlers installed, configuration loaded
-			return loaded{srv, ready}, nil
-		}
+		dc.Loaded = func() { ready.Write([]byte{1}) }
 	}
 	if cfg.Workers > 1 && cfg.Worker == "" {
 		dc.Summary += fmt.Sprintf(", workers: %d", cfg.Workers)
@@ -86,18 +82,6 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 		}
 	}
 	return dc, nil
-}
-
-// loaded is a worker's service: it tells the supervisor when a reload is
-// done, so that the next text is not written while the worker reads it.
-type loaded struct {
-	*proxy.Server
-	ready *os.File
-}
-
-func (l loaded) ReloadFile(path string, getenv func(string) string) error {
-	defer l.ready.Write([]byte{1})
-	return l.Server.ReloadFile(path, getenv)
 }
 
 // workerSet is what the supervisor needs of cfg.

@@ -57,6 +57,10 @@ type Config struct {
 	// Main calls it once, unless it only checks the configuration, and
 	// uses the Service only when the error is nil.
 	Start func(log zerolog.Logger) (Service, error)
+	// Loaded, unless nil, is called once Start has succeeded and after
+	// each reload, done or refused: a worker tells its supervisor so
+	// (internal/workers, ReadyFD).
+	Loaded func()
 	// Supervise, unless nil, runs in place of Start and the signal
 	// handling Main describes: the proxy's worker set (internal/workers)
 	// gets the logger and every signal, and its return is the exit
@@ -143,6 +147,12 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 		log.Error().Err(err).Msg("cannot start")
 		return 1
 	}
+	loaded := func() {
+		if cfg.Loaded != nil {
+			cfg.Loaded()
+		}
+	}
+	loaded()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 	stopped := func(err error) int {
@@ -163,6 +173,7 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 				if err := srv.ReloadFile(*configPath, getenv); err != nil {
 					log.Error().Err(err).Msg("configuration reload refused; the running configuration stays")
 				}
+				loaded()
 				continue
 			}
 			log.Info().Str("signal", sig.String()).Dur("delay", cfg.Timeouts.ShutdownDelay).Dur("timeout", cfg.Timeouts.Shutdown).Msg("draining")
