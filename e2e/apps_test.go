@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -69,19 +68,8 @@ func TestTwoSPAsThroughNGINX(t *testing.T) {
 			start := time.Now()
 			st := startAppsStack(t, bin, daemons, mode)
 
-			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, "node", "apps-flow.mjs")
-			cmd.Env = append(os.Environ(), "SHOP_URL="+st.shop.url, "ADMIN_URL="+st.admin.url,
-				"SHOP_USER="+shopUser, "ADMIN_USER="+adminUser, "METRICS_URL="+st.agentOps)
-			out, err := cmd.CombinedOutput()
-			t.Logf("apps-flow.mjs (%s):\n%s", mode, out)
-			if err != nil {
-				t.Fatalf("the browser flow failed: %v", err)
-			}
-			if !regexp.MustCompile(fmt.Sprintf(`(?m)^%d passed, 0 failed$`, appsFlowSteps)).Match(out) {
-				t.Fatalf("the browser flow did not pass its %d steps", appsFlowSteps)
-			}
+			browserFlow(t, "apps-flow.mjs", 90*time.Second, fmt.Sprintf("%d passed, 0 failed", appsFlowSteps), "SHOP_URL="+st.shop.url,
+				"ADMIN_URL="+st.admin.url, "SHOP_USER="+shopUser, "ADMIN_USER="+adminUser, "METRICS_URL="+st.agentOps)
 
 			// Each API answered its own SPA only: the other SPA's requests
 			// with its cookies never got past the proxy (or, in auth_request

@@ -3,10 +3,6 @@
 package e2e
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"regexp"
 	"testing"
 	"time"
 
@@ -32,18 +28,7 @@ func TestBackchannelLogoutInBrowser(t *testing.T) {
 			st := startOPStack(t, bin, mode, optest.Options{}, true)
 			op, spaURL := st.op, st.spaURL
 
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, "node", "backchannel-flow.mjs")
-			cmd.Env = append(os.Environ(), "SPA_URL="+spaURL, "OP="+op.Issuer)
-			out, err := cmd.CombinedOutput()
-			t.Logf("backchannel-flow.mjs:\n%s", out)
-			if err != nil {
-				t.Fatalf("the browser flow failed: %v", err)
-			}
-			if !regexp.MustCompile(`(?m)^4 steps passed$`).Match(out) {
-				t.Fatal("the browser flow did not pass its 4 steps")
-			}
+			browserFlow(t, "backchannel-flow.mjs", 3*time.Minute, "4 steps passed", "SPA_URL="+spaURL, "OP="+op.Issuer)
 			if n := op.Count(0, "backchannel.success"); n != 2 {
 				t.Errorf("oidc-provider logged %d acknowledged back-channel logouts, want 2", n)
 			}

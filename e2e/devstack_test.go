@@ -51,19 +51,28 @@ func needNGINX(t *testing.T) string { return nginxtest.Binary(t) }
 // attempt made two refreshes, and two grants, of its own.
 func spaFlow(t *testing.T, env ...string) (retries int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	out := browserFlow(t, "spa-flow.mjs", 3*time.Minute, `[1-9]\d* passed, 0 failed`, env...)
+	return len(regexp.MustCompile(`(?m)^ +attempt \d+: the second refresh came after the first's rotation; again$`).FindAll(out, -1))
+}
+
+// browserFlow runs `node script` with env added to the test's environment,
+// for at most timeout, logs its output, and fails t unless it exits 0
+// having printed a line that matches passed (a regular expression).
+func browserFlow(t *testing.T, script string, timeout time.Duration, passed string, env ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "spa-flow.mjs")
+	cmd := exec.CommandContext(ctx, "node", script)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
-	t.Logf("spa-flow.mjs:\n%s", out)
+	t.Logf("%s:\n%s", script, out)
 	if err != nil {
 		t.Fatalf("the browser flow failed: %v", err)
 	}
-	if !regexp.MustCompile(`(?m)^[1-9]\d* passed, 0 failed$`).Match(out) {
-		t.Fatal("the browser flow did not report its steps")
+	if !regexp.MustCompile(`(?m)^` + passed + `$`).Match(out) {
+		t.Fatalf("the browser flow printed no line %q", passed)
 	}
-	return len(regexp.MustCompile(`(?m)^ +attempt \d+: the second refresh came after the first's rotation; again$`).FindAll(out, -1))
+	return out
 }
 
 // TestDevStack runs `make run`'s stack (examples/devstack) and drives the
