@@ -125,22 +125,10 @@ func startDevstack(t *testing.T, nginxBin string) devstack {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "NGINX="+nginxBin)
-	var stdout bintest.Buffer
-	cmd.Stdout = &stdout
 	proc := bintest.Exec(t, "devstack", cmd)
 	t.Cleanup(func() { proc.Stop(t, 10*time.Second) })
-
 	// The URL to open is the line after "Open:".
-	var spaURL string
-	proc.Eventually(t, 60*time.Second, "devstack to print its URL", func() bool {
-		for line := range strings.Lines(stdout.String()) {
-			if u := strings.TrimSpace(line); strings.HasSuffix(line, "\n") && strings.HasPrefix(u, "http://www.example.localhost:") {
-				spaURL = u
-				return true
-			}
-		}
-		return false
-	})
+	spaURL := proc.WaitLine(t, 60*time.Second, "http://www.example.localhost:")
 	if spaURL != fmt.Sprintf("http://www.example.localhost:%d/", p[0]) {
 		t.Fatalf("devstack printed %q", spaURL)
 	}

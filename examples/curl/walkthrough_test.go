@@ -44,19 +44,9 @@ func startDevstack(t *testing.T) stack {
 	p := bintest.FreePorts(t, 5)
 	cmd := exec.Command(bin, "-spa-port", fmt.Sprint(p[0]), "-agent-port", fmt.Sprint(p[1]),
 		"-proxy-port", fmt.Sprint(p[2]), "-api-port", fmt.Sprint(p[3]), "-idp-port", fmt.Sprint(p[4]))
-	var stdout bintest.Buffer
-	cmd.Stdout = &stdout
 	proc := bintest.Exec(t, "devstack", cmd)
 	t.Cleanup(func() { proc.Stop(t, 15*time.Second) })
-	var u string
-	proc.Eventually(t, 90*time.Second, "devstack to print its URL", func() bool {
-		for line := range strings.Lines(stdout.String()) {
-			if u = strings.TrimSpace(line); strings.HasSuffix(line, "\n") && strings.HasPrefix(u, "http://www.example.localhost:") {
-				return true
-			}
-		}
-		return false
-	})
+	u := proc.WaitLine(t, 90*time.Second, "http://www.example.localhost:")
 	if want := fmt.Sprintf("http://www.example.localhost:%d/", p[0]); u != want {
 		t.Fatalf("devstack printed %q, want %q", u, want)
 	}

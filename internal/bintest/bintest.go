@@ -323,6 +323,25 @@ func (p *Process) Stop(t testing.TB, timeout time.Duration) {
 	}
 }
 
+// WaitLine waits up to timeout for the process to write a whole line that
+// starts with prefix once trimmed of spaces, and returns it trimmed; it
+// fails t at once when the process exits first. It reads what Stderr
+// returns, which holds stdout too when [Exec] kept it.
+func (p *Process) WaitLine(t testing.TB, timeout time.Duration, prefix string) string {
+	t.Helper()
+	var found string
+	p.Eventually(t, timeout, "a line "+prefix+"...", func() bool {
+		for line := range strings.Lines(p.Stderr()) {
+			if s := strings.TrimSpace(line); strings.HasSuffix(line, "\n") && strings.HasPrefix(s, prefix) {
+				found = s
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
 // Eventually polls cond every 10 ms until it holds or timeout passes, and
 // fails at once when the process exits meanwhile; what says what the test
 // waits for.

@@ -38,8 +38,9 @@ type Options struct {
 type Provider struct {
 	Issuer string // http://localhost:<port>
 
-	stdout bintest.Buffer // the READY line, then the EVENT lines
-	stop   func()         // once: SIGTERM, then wait for the exit
+	t    testing.TB
+	p    *bintest.Process // its output: the READY line, then EVENT lines among its warnings
+	stop sync.Once
 }
 
 // dir is integration/op, found beside this source file so that any
@@ -59,7 +60,7 @@ func Start(t testing.TB, o Options) *Provider {
 		bintest.Missing(t, "integration/op/node_modules is missing: run npm ci --prefix integration/op")
 	}
 
-	op := &Provider{}
+	op := &Provider{t: t}
 	cmd := exec.Command(node, "server.mjs")
 	cmd.Dir = dir()
 	cmd.Env = append(os.Environ(), "PORT=0", "CLIENT_SECRET="+o.ClientSecret, "REDIRECT_URI="+o.RedirectURI)
@@ -69,22 +70,9 @@ func Start(t testing.TB, o Options) *Provider {
 	if o.AccessTokenTTL > 0 {
 		cmd.Env = append(cmd.Env, "ACCESS_TOKEN_TTL="+strconv.Itoa(int(o.AccessTokenTTL/time.Second)))
 	}
-	cmd.Stdout = &op.stdout
-	p := bintest.Exec(t, "oidc-provider", cmd)
-	op.stop = sync.OnceFunc(func() { p.Stop(t, 5*time.Second) })
-	t.Cleanup(func() {
-		op.stop()
-		if t.Failed() {
-			t.Logf("oidc-provider events: %q", op.lines("EVENT "))
-		}
-	})
-	p.Eventually(t, 20*time.Second, "oidc-provider's READY line", func() bool {
-		ready := op.lines("READY ")
-		if len(ready) > 0 {
-			op.Issuer = ready[0]
-		}
-		return op.Issuer != ""
-	})
+	op.p = bintest.Exec(t, "oidc-provider", cmd)
+	t.Cleanup(op.Stop)
+	op.Issuer = strings.TrimPrefix(op.p.WaitLine(t, 20*time.Second, "READY "), "READY ")
 	return op
 }
 
@@ -92,28 +80,27 @@ func Start(t testing.TB, o Options) *Provider {
 // then up to 5 s for a clean exit), so that a test can see what its
 // clients do when it is gone: its port then refuses connections. Later
 // calls, and the test's end, do nothing more.
-func (op *Provider) Stop() { op.stop() }
+func (op *Provider) Stop() { op.stop.Do(func() { op.p.Stop(op.t, 5*time.Second) }) }
 
-// lines returns the whole lines the provider has written to stdout so far
-// that start with prefix, without it.
-func (op *Provider) lines(prefix string) []string {
-	var out []string
-	for line := range strings.Lines(op.stdout.String()) {
-		if rest, ok := strings.CutPrefix(line, prefix); ok && strings.HasSuffix(rest, "\n") {
-			out = append(out, strings.TrimSuffix(rest, "\n"))
+// events returns the EVENT lines so far, without the prefix.
+func (op *Provider) events() []string {
+	var events []string
+	for line := range strings.Lines(op.p.Stderr()) {
+		if e, ok := strings.CutPrefix(line, "EVENT "); ok && strings.HasSuffix(e, "\n") {
+			events = append(events, strings.TrimSuffix(e, "\n"))
 		}
 	}
-	return out
+	return events
 }
 
 // Mark is the number of events so far, for Count and WaitFor.
-func (op *Provider) Mark() int { return len(op.lines("EVENT ")) }
+func (op *Provider) Mark() int { return len(op.events()) }
 
 // Count is the number of events after mark that are event or start with
 // event and a space ("grant.success" counts "grant.success refresh_token").
 func (op *Provider) Count(mark int, event string) int {
 	n := 0
-	for _, e := range op.lines("EVENT ")[mark:] {
+	for _, e := range op.events()[mark:] {
 		if e == event || strings.HasPrefix(e, event+" ") {
 			n++
 		}
