@@ -50,10 +50,7 @@ func TestApps(t *testing.T) {
 	bintest.WriteFile(t, p.configPath, appsYAML(p.cfg.Listen, p.cfg.MetricsListen, issuers, "shop", "admin"))
 	p.Process = bin.Start(t, "-config", p.configPath)
 
-	p.Eventually(t, 15*time.Second, "/readyz?app=shop to answer 200", func() bool {
-		code, _, err := p.ops("/readyz?app=shop")
-		return err == nil && code == http.StatusOK
-	})
+	p.waitReady(t, 15*time.Second, "/readyz?app=shop", "")
 	want := func(path string, code int, body string) {
 		t.Helper()
 		if c, b, err := p.ops(path); err != nil || c != code || b != body {
@@ -90,10 +87,7 @@ func TestApps(t *testing.T) {
 		t.Fatalf("admin's issuer address was taken meanwhile: %v", err)
 	}
 	serveDiscovery(t, ln)
-	p.Eventually(t, 40*time.Second, "/readyz?app=admin to answer 200 once its provider is up", func() bool {
-		code, _, err := p.ops("/readyz?app=admin")
-		return err == nil && code == http.StatusOK
-	})
+	p.waitReady(t, 40*time.Second, "/readyz?app=admin", " once its provider is up")
 
 	bintest.WriteFile(t, p.configPath, appsYAML(p.cfg.Listen, p.cfg.MetricsListen, issuers, "shop"))
 	p.Signal(t, syscall.SIGHUP)

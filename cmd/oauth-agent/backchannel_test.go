@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -21,13 +20,7 @@ func TestBackchannelLogoutPersists(t *testing.T) {
 	cfg := agentConfig{Listen: bintest.FreeTCPAddr(t), MetricsListen: bintest.FreeTCPAddr(t), Issuer: as.URL, Key: newKey(),
 		Extra: "revocation: {store: embedded, state_dir: " + stateDir + "}\n"}
 	p := launch(t, cfg)
-	ready := func(p *agentProc) {
-		p.Eventually(t, 15*time.Second, "/readyz to answer 200", func() bool {
-			code, _, err := p.ops("/readyz")
-			return err == nil && code == http.StatusOK
-		})
-	}
-	ready(p)
+	p.waitReady(t, 15*time.Second, "/readyz", "")
 
 	tok, err := as.SignLogoutToken(as.LogoutClaims(as.Subject(), "op-session-1", time.Now()), astest.Signing{})
 	if err != nil {
@@ -57,7 +50,7 @@ func TestBackchannelLogoutPersists(t *testing.T) {
 	}
 
 	again := launch(t, cfg)
-	ready(again)
+	again.waitReady(t, 15*time.Second, "/readyz", "")
 	if _, m, _ := again.ops("/metrics"); !strings.Contains(m, "oauth_agent_revocation_entries 1\n") {
 		t.Fatalf("after a restart, /metrics:\n%s", m)
 	}

@@ -96,6 +96,16 @@ func (p *agentProc) ops(path string) (int, string, error) {
 	return p.get("http://" + p.cfg.MetricsListen + path)
 }
 
+// waitReady waits up to d for path on the metrics listener (/readyz, or
+// /readyz?app=NAME) to answer 200; when says after what, for the message.
+func (p *agentProc) waitReady(t *testing.T, d time.Duration, path, when string) {
+	t.Helper()
+	p.Eventually(t, d, path+" to answer 200"+when, func() bool {
+		code, _, err := p.ops(path)
+		return err == nil && code == http.StatusOK
+	})
+}
+
 // ---- a minimal Authorization Server ----
 
 // serveDiscovery serves an OpenID Connect discovery document for the issuer
@@ -185,10 +195,7 @@ func TestStartsWithoutAuthorizationServer(t *testing.T) {
 		t.Fatalf("the issuer's address was taken meanwhile: %v", err)
 	}
 	serveDiscovery(t, ln)
-	p.Eventually(t, 40*time.Second, "/readyz to answer 200 once the Authorization Server is up", func() bool {
-		code, _, err := p.ops("/readyz")
-		return err == nil && code == http.StatusOK
-	})
+	p.waitReady(t, 40*time.Second, "/readyz", " once the Authorization Server is up")
 
 	// A bad configuration file is refused; the agent stays ready.
 	bintest.WriteFile(t, p.configPath, p.cfg.yaml()+"no_such_setting: true\n")
@@ -225,10 +232,7 @@ func TestShutdownDelay(t *testing.T) {
 	serveDiscovery(t, ln)
 	p := launch(t, agentConfig{Listen: bintest.FreeTCPAddr(t), MetricsListen: bintest.FreeTCPAddr(t), Issuer: "http://" + ln.Addr().String(),
 		Key: newKey(), Timeouts: "{read: 30s, as: 2s, shutdown: 10s, shutdown_delay: 1s}"})
-	p.Eventually(t, 15*time.Second, "/readyz to answer 200", func() bool {
-		code, _, err := p.ops("/readyz")
-		return err == nil && code == http.StatusOK
-	})
+	p.waitReady(t, 15*time.Second, "/readyz", "")
 	loginStart := func() (int, bool, error) {
 		req, err := http.NewRequest(http.MethodPost, "http://"+p.cfg.Listen+"/oauth-agent/login/start", nil)
 		if err != nil {
