@@ -127,7 +127,9 @@ func start(ctx context.Context, binary, mode string, p nginx.Params) (*Process, 
 	defer out.Close()
 	n.cmd = exec.Command(binary, "-p", p.RunDir, "-c", n.confPath(), "-g", "daemon off;")
 	n.cmd.Stdout, n.cmd.Stderr = out, out
-	ownProcessGroup(n.cmd)
+	// A process group of its own: a terminal's Ctrl-C does not reach it,
+	// and kill reaches its workers too.
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := n.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("nginx: %w", err)
 	}
@@ -168,7 +170,7 @@ func (n *Process) confPath() string { return filepath.Join(n.params.RunDir, "ngi
 
 // kill ends the master and its workers at once, and waits for the master.
 func (n *Process) kill() {
-	killProcessGroup(n.cmd)
+	syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
 	<-n.exited
 }
 
