@@ -130,21 +130,13 @@ type Result struct {
 // Run runs the binary with args to completion, for at most 10 s.
 func (b *Binary) Run(t testing.TB, args ...string) Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, b.Path(t), args...)
+	cmd := exec.Command(b.Path(t), args...)
 	cmd.Env = b.environ()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("%s %v did not exit within 10s; stderr:\n%s", b.Name, args, stderr.String())
-	}
-	var exitErr *exec.ExitError
-	if err != nil && !errors.As(err, &exitErr) {
-		t.Fatalf("%s %v: %v", b.Name, args, err)
-	}
-	return Result{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
+	var stdout Buffer
+	cmd.Stdout = &stdout
+	p := Exec(t, b.Name, cmd)
+	code := p.WaitExit(t, 10*time.Second)
+	return Result{code, stdout.String(), p.Stderr()}
 }
 
 // Case is one command line of a binary's table test and what its run must
@@ -267,16 +259,11 @@ func Exec(t testing.TB, name string, cmd *exec.Cmd) *Process {
 // for it to exit.
 func (p *Process) Kill(t testing.TB) {
 	t.Helper()
-	if p.Exited() {
-		return
-	}
-	// os.Process targets this process's PID and refuses once it has been
-	// waited for, so a reused PID is never hit.
-	p.cmd.Process.Kill()
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Errorf("%s (pid %d) did not die after SIGKILL", p.name, p.cmd.Process.Pid)
+	if !p.Exited() {
+		// os.Process targets this process's PID and refuses once it has
+		// been waited for, so a reused PID is never hit.
+		p.cmd.Process.Kill()
+		p.WaitExit(t, 10*time.Second)
 	}
 }
 
