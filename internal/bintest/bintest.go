@@ -65,11 +65,7 @@ func (b *Binary) Path(t testing.TB) string {
 }
 
 func (b *Binary) build() {
-	goTool, err := exec.LookPath("go") // go test puts GOROOT/bin first in PATH
-	if err != nil {
-		b.err = err
-		return
-	}
+	var err error
 	if b.dir, err = os.MkdirTemp("", b.Name+"-test-"); err != nil {
 		b.err = err
 		return
@@ -81,7 +77,8 @@ func (b *Binary) build() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, goTool, append(args, ".")...).CombinedOutput()
+	// go test puts GOROOT/bin first in PATH: this is the go that runs the tests.
+	out, err := exec.CommandContext(ctx, "go", append(args, ".")...).CombinedOutput()
 	if err != nil {
 		b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
