@@ -47,17 +47,16 @@ func Find() (string, error) {
 // A Process must not be copied. Its methods are safe for concurrent use,
 // except that Reload calls must not overlap each other.
 type Process struct {
-	cmd     *exec.Cmd
-	mode    string
-	params  nginx.Params
-	ownsDir bool // Run made RunDir, and Stop removes it
+	cmd    *exec.Cmd
+	mode   string
+	params nginx.Params
 
 	exited  chan struct{} // closed once the master has exited; then exitErr is set
 	exitErr error
 }
 
-// Run renders mode with p (nginx.Render), writes it to nginx.conf in p.RunDir
-// and runs `binary -p RunDir -c RunDir/nginx.conf -g 'daemon off;'`, its
+// Run renders mode with p (nginx.Render), writes it to nginx.conf in
+// p.RunDir, an existing directory, and runs `binary -p RunDir -c RunDir/nginx.conf -g 'daemon off;'`, its
 // stdout and stderr to stderr.log there, in its own process group, so that
 // a terminal's Ctrl-C reaches only the caller and a stuck NGINX can be
 // killed with its workers. It returns once the master has written its pid
@@ -66,21 +65,12 @@ type Process struct {
 // within 10 s, or ctx ends; then it has stopped it.
 //
 // Where p differs from nginx.Render:
-//   - RunDir "" is a new temporary directory, which Stop removes.
 //   - A Listen port of 0 ("127.0.0.1:0") is a free port from below the
 //     ephemeral range (bintest.PickPorts says why), chosen again when
 //     another process binds it between choosing and NGINX binding it.
 //   - Run as root with User "", the workers run as root rather than nobody,
 //     who could not write RunDir.
 func Run(ctx context.Context, binary, mode string, p nginx.Params) (*Process, error) {
-	ownsDir := p.RunDir == ""
-	if ownsDir {
-		dir, err := os.MkdirTemp("", "nginx-")
-		if err != nil {
-			return nil, fmt.Errorf("nginx: %w", err)
-		}
-		p.RunDir = dir
-	}
 	if p.User == "" && os.Geteuid() == 0 {
 		p.User = "root"
 	}
@@ -96,15 +86,11 @@ func Run(ctx context.Context, binary, mode string, p nginx.Params) (*Process, er
 		}
 		var proc *Process
 		if proc, err = start(ctx, binary, mode, p); err == nil {
-			proc.ownsDir = ownsDir
 			return proc, nil
 		}
 		if !pick || attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
 			break
 		}
-	}
-	if ownsDir {
-		os.RemoveAll(p.RunDir)
 	}
 	return nil, err
 }
@@ -228,19 +214,15 @@ func (n *Process) Reload(p nginx.Params) error {
 
 // Stop sends the master SIGTERM, NGINX's fast shutdown of master and
 // workers, and waits for it to exit. When ctx ends first it kills the
-// process group and says so. A run directory Run made is removed. Stop
-// after the master has exited only removes that directory.
+// process group and says so. Stop after the master has exited does
+// nothing.
 func (n *Process) Stop(ctx context.Context) error {
-	var err error
 	n.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-n.exited:
+		return nil
 	case <-ctx.Done():
-		err = fmt.Errorf("nginx: pid %d did not stop on SIGTERM (%w); killed its process group", n.Pid(), ctx.Err())
 		n.kill()
+		return fmt.Errorf("nginx: pid %d did not stop on SIGTERM (%w); killed its process group", n.Pid(), ctx.Err())
 	}
-	if n.ownsDir {
-		os.RemoveAll(n.params.RunDir)
-	}
-	return err
 }
