@@ -457,7 +457,11 @@ func PickPorts(n int) ([]int, error) {
 		if tries == 1000 {
 			return nil, fmt.Errorf("bintest: no free loopback port among %d tries", tries)
 		}
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(32768-10000)))
+		port := 10000 + rand.IntN(32768-10000)
+		if port == 10080 {
+			continue // a bad port of the Fetch standard: browsers and Node's fetch refuse it
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue // taken
 		}
