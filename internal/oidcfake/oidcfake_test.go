@@ -577,3 +577,27 @@ func TestEndSession(t *testing.T) {
 		t.Errorf("code of another session: %v", err)
 	}
 }
+
+// TestEndSessionBetweenRedeemAndIssue: a session that ends while its code's
+// token request is between Redeem and Issue leaves the tokens Issue then
+// mints revoked, as they would be had they been issued first.
+func TestEndSessionBetweenRedeemAndIssue(t *testing.T) {
+	p := newProvider(t, 0)
+	now := time.Now()
+	_, form := login(p, "c", "openid", now)
+	g, _, err := p.Redeem("c", form, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.EndSession("sid-1")
+	resp, err := p.Issue(g, now, Issue{Scope: g.Scope, AccessTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Refresh("c", refreshForm(resp.RefreshToken, ""), now); err != ErrUnknownRefresh {
+		t.Errorf("refresh token of a session ended before it was issued: %v", err)
+	}
+	if err := bearer(p, resp.AccessToken, now); err != ErrInvalidToken {
+		t.Errorf("access token of a session ended before it was issued: %v", err)
+	}
+}

@@ -162,22 +162,22 @@ func (p *Provider) NewCode(params url.Values, user User, sid string, now time.Ti
 // code_verifier of form and returns the new Grant and the request's nonce.
 func (p *Provider) Redeem(clientID string, form url.Values, now time.Time) (*Grant, string, error) {
 	code := form.Get("code")
+	// One critical section from taking the code to recording its grant, so
+	// that EndSession either drops the code first or finds the grant.
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	c := p.codes[code]
 	// Single use, even when this attempt fails, so that a verifier cannot
 	// be guessed by retrying.
 	delete(p.codes, code)
-	if c == nil {
+	switch {
+	case c == nil:
 		// RFC 6749 §4.1.2: a code used twice SHOULD revoke the tokens
 		// issued for it.
 		if g := p.usedCodes[code]; g != nil {
 			g.revoked = true
 		}
-		p.mu.Unlock()
 		return nil, "", ErrUnknownCode
-	}
-	p.mu.Unlock()
-	switch {
 	case now.After(c.authTime.Add(codeTTL)):
 		return nil, "", ErrUnknownCode
 	case c.params.Get("client_id") != clientID:
@@ -191,9 +191,7 @@ func (p *Provider) Redeem(clientID string, form url.Values, now time.Time) (*Gra
 	if p.GrantTTL > 0 {
 		g.Expires = c.authTime.Add(p.GrantTTL)
 	}
-	p.mu.Lock()
 	p.usedCodes[code] = g
-	p.mu.Unlock()
 	return g, c.params.Get("nonce"), nil
 }
 
@@ -277,6 +275,13 @@ func (p *Provider) EndSession(sid string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	maps.DeleteFunc(p.codes, func(_ string, c *code) bool { return c.sid == sid })
+	// A redeemed code's grant may not have its tokens yet (Token is between
+	// Redeem and Issue): it is revoked here, and Issue's tokens with it.
+	for _, g := range p.usedCodes {
+		if g.SID == sid {
+			g.revoked = true
+		}
+	}
 	for _, rt := range p.refresh {
 		if rt.grant.SID == sid {
 			rt.grant.revoked = true
