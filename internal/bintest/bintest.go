@@ -31,7 +31,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -207,7 +206,6 @@ type Process struct {
 	cmd      *exec.Cmd
 	stderr   Buffer
 	done     chan struct{} // closed once the process has exited
-	exited   atomic.Bool   // set just before done is closed
 	exitCode int           // valid after done
 }
 
@@ -238,7 +236,6 @@ func Exec(t testing.TB, name string, cmd *exec.Cmd) *Process {
 	go func() {
 		cmd.Wait()
 		p.exitCode = cmd.ProcessState.ExitCode()
-		p.exited.Store(true)
 		close(p.done)
 	}()
 	t.Cleanup(func() {
@@ -268,7 +265,14 @@ func (p *Process) Kill(t testing.TB) {
 func (p *Process) Stderr() string { return p.stderr.String() }
 
 // Exited reports whether the process has exited.
-func (p *Process) Exited() bool { return p.exited.Load() }
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+	}
+	return false
+}
 
 // ExitCode returns the exit status. It waits for the exit: call it once
 // Exited reports true, or use WaitExit.
