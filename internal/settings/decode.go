@@ -132,7 +132,9 @@ func parse[F, C any](prefix, path string, data []byte, getenv func(string) strin
 	if err != nil {
 		return fail(err)
 	}
-	if len(keyIndexes(root, "apps")) > 0 {
+	// A zero spec (no Top) reads a file of one application: apps is then
+	// an unknown setting like any other.
+	if spec.Top != nil && len(keyIndexes(root, "apps")) > 0 {
 		return parseApps(root, warnings, getenv, convert, spec, renames, fail)
 	}
 	var f F

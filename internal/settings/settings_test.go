@@ -635,6 +635,7 @@ func ExampleParse() {
 		"timeouts: {read: soon}\n",
 		"timeouts: {read: 0s}\n",
 		"timeouts: {read: 5s}\n",
+		"apps: [{name: shop}]\n",
 	} {
 		fmt.Println(Parse("example: config", []byte(text), nil, convert, AppsSpec[time.Duration]{}))
 	}
@@ -643,6 +644,7 @@ func ExampleParse() {
 	// 0s example: config: timeouts.read: invalid duration "soon" (write a Go duration such as 30s)
 	// 0s example: config: timeouts.read: must be greater than zero, got "0s"
 	// 5s <nil>
+	// 0s example: config: unknown setting "apps" (line 1)
 }
 
 func TestLoadAndParse(t *testing.T) {
