@@ -52,7 +52,9 @@ func (s *Store) Acquire(ctx context.Context, key [32]byte) (release func(), won 
 	held, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for revocation.Wait(held, s.lockTTL/3) == nil {
+		// Renewals start every third of the TTL, counted from the last
+		// one's start, so that a slow renewal does not delay the next.
+		for next := time.Now().Add(s.lockTTL / 3); revocation.Wait(held, time.Until(next)) == nil; next = next.Add(s.lockTTL / 3) {
 			c, cancel := context.WithTimeout(held, s.lockTTL/3)
 			renewScript.Run(c, s.c, []string{name}, token, s.lockTTL.Milliseconds())
 			cancel()
