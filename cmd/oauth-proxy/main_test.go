@@ -1111,13 +1111,16 @@ func TestWorkersSignalWhileStarting(t *testing.T) {
 	}
 	// A good reload after another while worker 1 restarts; SIGTERM as soon
 	// as its new start is logged.
-	p.Eventually(t, 5*time.Second, "worker 1 to restart", func() bool {
+	// Every millisecond, not Eventually's ten: the race is the point.
+	if err := bintest.Poll(t.Context(), 5*time.Second, time.Millisecond, "worker 1 to restart", func() bool {
 		if strings.Count(p.Stderr(), `"worker started"`) >= 3 {
 			return true
 		}
 		p.Signal(t, syscall.SIGHUP)
 		return false
-	})
+	}); err != nil {
+		t.Fatalf("%v; stderr:\n%s", err, p.Stderr())
+	}
 	p.Signal(t, syscall.SIGTERM)
 	if code := p.WaitExit(t, 10*time.Second); code != 0 {
 		t.Errorf("exit status %d, want 0", code)
