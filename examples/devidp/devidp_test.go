@@ -585,6 +585,14 @@ func TestRevocation(t *testing.T) {
 
 	t.Run("refresh token revokes the login", func(t *testing.T) {
 		tok, _ := e.signIn(t, cfg, "bob")
+		// /revoke hands oidcfake the client it authenticated, not the
+		// token's: another client's request is answered 200 and ignored.
+		if r := revoke(tok.RefreshToken, basicAuth("other", "other-secret")); r.StatusCode != http.StatusOK {
+			t.Fatalf("another client: %s", r.Status)
+		}
+		if userinfo(tok.AccessToken) != http.StatusOK {
+			t.Fatal("another client's revocation took effect")
+		}
 		if r := revoke(tok.RefreshToken, basicAuth(clientID, secret)); r.StatusCode != http.StatusOK {
 			t.Fatalf("revoke: %s", r.Status)
 		}
