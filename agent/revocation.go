@@ -101,18 +101,7 @@ func (r *revocations) start(a *Agent, log zerolog.Logger) {
 			log.Error().Err(err).Msg("revocation: following the store stopped")
 		}
 	})
-	a.wg.Go(func() {
-		t := time.NewTicker(revocationPruneEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				r.set.Prune(a.now().Unix())
-			}
-		}
-	})
+	a.wg.Go(func() { r.set.PruneEvery(ctx, revocationPruneEvery, a.now) })
 }
 
 // gauges registers oauth_agent_revocation_stale_seconds (seconds since the

@@ -23,6 +23,7 @@ import (
 // concurrent use.
 type revocations struct {
 	set *revocation.Set // consulted on every request; never nil
+	now func() time.Time
 
 	mu     sync.Mutex
 	source revocationSource // what the running follower follows; zero: none
@@ -39,13 +40,17 @@ type revocationSource struct {
 	redis settings.RedisSettings
 }
 
+// revocationPruneEvery is how often the proxy forgets expired entries,
+// whichever store it follows; tests shorten it before starting a proxy.
+var revocationPruneEvery = time.Minute
+
 const (
 	mRevocationStale   = "oauth_proxy_revocation_stale_seconds"
 	mRevocationEntries = "oauth_proxy_revocation_entries"
 )
 
 func newRevocations(reg *metrics.Set, now func() time.Time) *revocations {
-	r := &revocations{set: revocation.NewSet()}
+	r := &revocations{set: revocation.NewSet(), now: now}
 	// Seconds since the list was last known current (its store answered);
 	// requests get 503 above revocation.fail_closed_after.
 	daemon.Gauge(reg, mRevocationStale, func() float64 {
@@ -122,10 +127,13 @@ func (r *revocations) apply(cfg settings.RevocationSettings, maxLifetime time.Du
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.store, r.cancel = store, cancel
-	go func(done chan struct{}) {
+	go func(done chan struct{}, every time.Duration) {
 		defer close(done)
+		var wg sync.WaitGroup
+		wg.Go(func() { r.set.PruneEvery(ctx, every, r.now) })
 		store.Follow(ctx, r.set)
-	}(r.done)
+		wg.Wait()
+	}(r.done, revocationPruneEvery)
 	return nil
 }
 

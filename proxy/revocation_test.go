@@ -273,3 +273,35 @@ func TestRevokedSessionRedis(t *testing.T) {
 		t.Errorf("Redis down: the revoked session got %d, want 401", r.status)
 	}
 }
+
+// TestRevocationsPruned: the proxy forgets entries that expired, whichever
+// store it follows. A Redis follower only adds: before the proxy pruned,
+// its list kept every revocation it ever saw until Redis was reconnected,
+// and at revocation/redis.MaxEntries it refused new ones.
+func TestRevocationsPruned(t *testing.T) {
+	every := revocationPruneEvery
+	revocationPruneEvery = 50 * time.Millisecond
+	t.Cleanup(func() { revocationPruneEvery = every })
+	srv := redistest.Start(t)
+	h := startProxy(t, "\nrevocation: {store: redis, redis: {address: '"+srv.Addr+"', key_prefix: 'prunetest:'}}")
+	agent, err := redis.New(settings.RedisSettings{Address: srv.Addr, KeyPrefix: "prunetest:"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Close()
+	now := time.Now().Unix()
+	for i, expires := range []int64{now + 2, now + 3600} {
+		e := revocation.Entry{Kind: revocation.BySID, At: now, Expires: expires}
+		e.Digest[0] = byte(i + 1)
+		if _, err := agent.Revoke(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set := h.srv.Proxy.rev.set
+	if !bintest.Within(2*time.Second, func() bool { return set.Len() == 2 }) {
+		t.Fatalf("%d entries followed, want 2", set.Len())
+	}
+	if !bintest.Within(5*time.Second, func() bool { return set.Len() == 1 }) {
+		t.Fatalf("%d entries 5 s after one of two expired, want 1", set.Len())
+	}
+}

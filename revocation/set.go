@@ -1,6 +1,7 @@
 package revocation
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,6 +114,23 @@ func (s *Set) Prune(now int64) int {
 	}
 	s.n.Store(int64(len(s.sids) + len(s.subs)))
 	return n
+}
+
+// PruneEvery prunes s at the time now gives, every interval, until ctx
+// ends. Each daemon runs it beside its follower, whatever the store: a
+// follower only adds, and a set never pruned keeps every revocation it
+// ever saw (a Redis follower then refuses new ones at its entry cap).
+func (s *Set) PruneEvery(ctx context.Context, every time.Duration, now func() time.Time) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Prune(now().Unix())
+		}
+	}
 }
 
 // Entries returns a copy of every entry, in no particular order.

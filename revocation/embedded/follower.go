@@ -85,7 +85,7 @@ func (f *Follower) Close() error {
 // agent's log is new, or Follow starts with no epoch) replaces the set's
 // entries. When a poll fails, the set keeps what it has (fail open; its
 // Stale grows) and Follow retries after a pause that doubles up to
-// MaxBackoff. Expired entries are pruned from set every minute.
+// MaxBackoff. It never prunes set: its daemon does (Set.PruneEvery).
 func (f *Follower) Follow(ctx context.Context, set *revocation.Set) error {
 	maxBackoff := f.MaxBackoff
 	if maxBackoff <= 0 {
@@ -93,7 +93,6 @@ func (f *Follower) Follow(ctx context.Context, set *revocation.Set) error {
 	}
 	var epoch string // the epoch the set's entries came from; "" before the first answer
 	failing := false
-	lastPrune := time.Now()
 	return revocation.Retry(ctx, maxBackoff/20, maxBackoff, func(func()) error {
 		if err := f.poll(ctx, set, &epoch); err != nil {
 			if !failing && ctx.Err() == nil {
@@ -105,10 +104,6 @@ func (f *Follower) Follow(ctx context.Context, set *revocation.Set) error {
 		if failing {
 			f.Log.Info().Str("feed", f.feed).Int("entries", set.Len()).Msg("revocation feed reached again")
 			failing = false
-		}
-		if n := time.Now(); n.Sub(lastPrune) >= time.Minute {
-			set.Prune(n.Unix())
-			lastPrune = n
 		}
 		return nil
 	})
