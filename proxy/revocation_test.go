@@ -241,14 +241,22 @@ func TestRevocationReload(t *testing.T) {
 // TestRevokedSessionRedis: with revocation.store redis the proxy follows a
 // real redis-server: an entry an agent records there refuses the session
 // within 1 s; Redis killed, the proxy keeps serving (fail open).
-func TestRevokedSessionRedis(t *testing.T) {
+// startRedisProxy starts a Redis server, a proxy following it, and the
+// store an agent would revoke into.
+func startRedisProxy(t *testing.T) (*redistest.Server, *harness, *redis.Store) {
+	t.Helper()
 	srv := redistest.Start(t)
 	h := startProxy(t, "\nrevocation: {store: redis, redis: {address: '"+srv.Addr+"', key_prefix: 'proxytest:'}}")
 	agent, err := redis.New(settings.RedisSettings{Address: srv.Addr, KeyPrefix: "proxytest:"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer agent.Close()
+	t.Cleanup(func() { agent.Close() })
+	return srv, h, agent
+}
+
+func TestRevokedSessionRedis(t *testing.T) {
+	srv, h, agent := startRedisProxy(t)
 	other := proxytest.NewSession(time.Now())
 	other.SID = session.HashSID("https://login.example", "other-op-session")
 	if r := h.apiCall(&h.Env); r.status != 200 {
@@ -282,13 +290,7 @@ func TestRevocationsPruned(t *testing.T) {
 	every := revocationPruneEvery
 	revocationPruneEvery = 50 * time.Millisecond
 	t.Cleanup(func() { revocationPruneEvery = every })
-	srv := redistest.Start(t)
-	h := startProxy(t, "\nrevocation: {store: redis, redis: {address: '"+srv.Addr+"', key_prefix: 'prunetest:'}}")
-	agent, err := redis.New(settings.RedisSettings{Address: srv.Addr, KeyPrefix: "prunetest:"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer agent.Close()
+	_, h, agent := startRedisProxy(t)
 	now := time.Now().Unix()
 	for i, expires := range []int64{now + 2, now + 3600} {
 		e := revocation.Entry{Kind: revocation.BySID, At: now, Expires: expires}
