@@ -128,13 +128,30 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 
 	log := NewLogger(cfg.Log.Level, cfg.Log.Format, stderr)
 	reload := syscall.SIGHUP
+	var ignored chan os.Signal // a worker's SIGHUPs; nil otherwise
 	if cfg.Worker != "" {
 		log = log.With().Str("worker", cfg.Worker).Logger()
 		// A worker reloads when its supervisor asks, with WorkerReload: a
 		// SIGHUP sent to every process of the set (systemctl kill -s HUP,
 		// pkill -HUP) reaches the supervisor's check, not the workers.
+		// Its SIGHUPs go to a channel of their own, so that a burst of
+		// them cannot take the room of a WorkerReload or a SIGTERM (the
+		// supervisor waits for the reload it asked for before it asks
+		// again: a dropped one would leave the worker on its old text).
 		reload = WorkerReload
-		signal.Notify(signals, WorkerReload)
+		ignored = make(chan os.Signal, 1)
+		signal.Notify(ignored, syscall.SIGHUP)
+		control := make(chan os.Signal, 4)
+		signal.Notify(control, syscall.SIGTERM, syscall.SIGINT, WorkerReload)
+		signal.Stop(signals)
+		for len(signals) > 0 {
+			if sig := <-signals; sig != syscall.SIGHUP {
+				control <- sig
+			}
+		}
+		signals = control
+		defer signal.Stop(ignored)
+		defer signal.Stop(control)
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn().Str("config", *configPath).Msg(w)
@@ -164,11 +181,9 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 		select {
 		case err := <-served:
 			return stopped(err)
+		case <-ignored:
+			log.Info().Msg("SIGHUP ignored: a worker reloads when its supervisor asks; signal the supervisor")
 		case sig := <-signals:
-			if sig == syscall.SIGHUP && reload != syscall.SIGHUP {
-				log.Info().Msg("SIGHUP ignored: a worker reloads when its supervisor asks; signal the supervisor")
-				continue
-			}
 			if sig == reload {
 				if err := srv.ReloadFile(*configPath, getenv); err != nil {
 					log.Error().Err(err).Msg("configuration reload refused; the running configuration stays")

@@ -25,6 +25,7 @@ type fakeService struct {
 	stop      chan struct{} // closed by Shutdown
 	reloads   chan string   // paths given to ReloadFile
 	reloadErr error
+	gate      chan struct{} // unless nil, ReloadFile returns once it is closed
 	begun     chan struct{} // closed by BeginShutdown
 	shutdowns atomic.Int32
 }
@@ -52,6 +53,9 @@ func (s *fakeService) Serve() error {
 
 func (s *fakeService) ReloadFile(path string, getenv func(string) string) error {
 	s.reloads <- path + " " + getenv("K")
+	if s.gate != nil {
+		<-s.gate
+	}
 	return s.reloadErr
 }
 
@@ -230,6 +234,49 @@ func TestMainSignals(t *testing.T) {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 		}
+	}
+}
+
+// TestWorkerSIGHUPBurst: a worker's SIGHUPs, which it ignores, cannot
+// crowd out the supervisor's WorkerReload. A burst of them arrives while
+// the worker is busy reloading, then the supervisor's next WorkerReload:
+// the worker reloads again (the supervisor asks only once and waits, so a
+// dropped WorkerReload would leave the worker on its old text).
+func TestWorkerSIGHUPBurst(t *testing.T) {
+	srv := newFakeService()
+	srv.gate = make(chan struct{})
+	cfg := &Config{Log: settings.LogSettings{Format: "json"}, Worker: "0", Timeouts: settings.ServerTimeouts{Shutdown: time.Second},
+		Start: func(zerolog.Logger) (Service, error) { return srv, nil }}
+	done := make(chan mainResult, 1)
+	go func() { done <- runMain(t, []string{"-config", "f.yaml"}, cfg, nil) }()
+	kill := func(sig syscall.Signal) {
+		if err := syscall.Kill(os.Getpid(), sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reloaded := func(what string) {
+		t.Helper()
+		select {
+		case <-srv.reloads:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no reload within 5s", what)
+		}
+	}
+	<-srv.serving
+	kill(WorkerReload)
+	reloaded("the first WorkerReload")
+	for range 20 { // one at a time, so that none merges with the last
+		kill(syscall.SIGHUP)
+		time.Sleep(2 * time.Millisecond)
+	}
+	kill(WorkerReload)
+	time.Sleep(20 * time.Millisecond)
+	close(srv.gate)
+	reloaded("the WorkerReload after 20 SIGHUPs")
+	kill(syscall.SIGTERM)
+	r := <-done
+	if r.code != 0 || !strings.Contains(r.stderr, "SIGHUP ignored") {
+		t.Errorf("exit status %d, want 0, and a SIGHUP logged as ignored; stderr:\n%s", r.code, r.stderr)
 	}
 }
 
