@@ -69,7 +69,7 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 	}
 	if cfg.Workers > 1 && cfg.Worker == "" {
 		dc.Summary += fmt.Sprintf(", workers: %d", cfg.Workers)
-		dc.Supervise = func(log zerolog.Logger, signals <-chan os.Signal) int {
+		dc.Supervise = func(log zerolog.Logger, hups, signals <-chan os.Signal) int {
 			set := workerSet(cfg)
 			set.Path, set.Reload = path, func(data []byte) (workers.Config, error) {
 				next, err := proxy.ParseConfig(data, getenv)
@@ -78,7 +78,7 @@ func load(path string, getenv func(string) string) (*daemon.Config, error) {
 				}
 				return workerSet(next), nil
 			}
-			return workers.Supervise(set, log, signals)
+			return workers.Supervise(set, log, hups, signals)
 		}
 	}
 	return dc, nil

@@ -65,7 +65,7 @@ type Config struct {
 	// handling Main describes: the proxy's worker set (internal/workers)
 	// gets the logger and every signal, and its return is the exit
 	// status.
-	Supervise func(log zerolog.Logger, signals <-chan os.Signal) int
+	Supervise func(log zerolog.Logger, hups, signals <-chan os.Signal) int
 }
 
 // Main runs the daemon binary name with the command-line arguments args
@@ -107,10 +107,14 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 	}
 	// Catch signals from the start: a SIGHUP that arrives while the
 	// listeners open would otherwise kill the process. os/signal drops a
-	// signal the channel has no room for: a SIGTERM just after a SIGHUP
-	// must wait for the reload instead.
+	// signal the channel has no room for, so SIGHUP has a channel of its
+	// own: a burst of them is one reload (it reads the latest file), and
+	// cannot take the room of a SIGTERM, or of a worker's WorkerReload.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
 	signals := make(chan os.Signal, 4)
-	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(signals)
 
 	cfg, err := load(*configPath, getenv)
@@ -127,37 +131,18 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 	}
 
 	log := NewLogger(cfg.Log.Level, cfg.Log.Format, stderr)
-	reload := syscall.SIGHUP
-	var ignored chan os.Signal // a worker's SIGHUPs; nil otherwise
 	if cfg.Worker != "" {
 		log = log.With().Str("worker", cfg.Worker).Logger()
 		// A worker reloads when its supervisor asks, with WorkerReload: a
 		// SIGHUP sent to every process of the set (systemctl kill -s HUP,
 		// pkill -HUP) reaches the supervisor's check, not the workers.
-		// Its SIGHUPs go to a channel of their own, so that a burst of
-		// them cannot take the room of a WorkerReload or a SIGTERM (the
-		// supervisor waits for the reload it asked for before it asks
-		// again: a dropped one would leave the worker on its old text).
-		reload = WorkerReload
-		ignored = make(chan os.Signal, 1)
-		signal.Notify(ignored, syscall.SIGHUP)
-		control := make(chan os.Signal, 4)
-		signal.Notify(control, syscall.SIGTERM, syscall.SIGINT, WorkerReload)
-		signal.Stop(signals)
-		for len(signals) > 0 {
-			if sig := <-signals; sig != syscall.SIGHUP {
-				control <- sig
-			}
-		}
-		signals = control
-		defer signal.Stop(ignored)
-		defer signal.Stop(control)
+		signal.Notify(signals, WorkerReload)
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn().Str("config", *configPath).Msg(w)
 	}
 	if cfg.Supervise != nil {
-		return cfg.Supervise(log, signals)
+		return cfg.Supervise(log, hups, signals)
 	}
 	srv, err := cfg.Start(log)
 	if err != nil {
@@ -170,6 +155,12 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 		}
 	}
 	loaded()
+	reload := func() {
+		if err := srv.ReloadFile(*configPath, getenv); err != nil {
+			log.Error().Err(err).Msg("configuration reload refused; the running configuration stays")
+		}
+		loaded()
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 	stopped := func(err error) int {
@@ -181,14 +172,15 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 		select {
 		case err := <-served:
 			return stopped(err)
-		case <-ignored:
-			log.Info().Msg("SIGHUP ignored: a worker reloads when its supervisor asks; signal the supervisor")
+		case <-hups:
+			if cfg.Worker != "" {
+				log.Info().Msg("SIGHUP ignored: a worker reloads when its supervisor asks; signal the supervisor")
+				continue
+			}
+			reload()
 		case sig := <-signals:
-			if sig == reload {
-				if err := srv.ReloadFile(*configPath, getenv); err != nil {
-					log.Error().Err(err).Msg("configuration reload refused; the running configuration stays")
-				}
-				loaded()
+			if sig == WorkerReload {
+				reload()
 				continue
 			}
 			log.Info().Str("signal", sig.String()).Dur("delay", cfg.Timeouts.ShutdownDelay).Dur("timeout", cfg.Timeouts.Shutdown).Msg("draining")
@@ -210,8 +202,8 @@ func Main(name string, args []string, getenv func(string) string, stdout, stderr
 }
 
 // waitDelay waits for d while the listener keeps serving, or less if a
-// second SIGTERM or SIGINT arrives (a SIGHUP or WorkerReload is ignored:
-// the process is stopping). If the server stopped by itself meanwhile, it
+// second SIGTERM or SIGINT arrives (a WorkerReload is ignored, as SIGHUP,
+// which it does not read: the process is stopping). If the server stopped by itself meanwhile, it
 // returns true and Serve's error.
 func waitDelay(d time.Duration, signals <-chan os.Signal, served <-chan error) (stopped bool, err error) {
 	if d <= 0 {
@@ -224,7 +216,7 @@ func waitDelay(d time.Duration, signals <-chan os.Signal, served <-chan error) (
 		case <-t.C:
 			return false, nil
 		case sig := <-signals:
-			if sig != syscall.SIGHUP && sig != WorkerReload {
+			if sig != WorkerReload {
 				return false, nil
 			}
 		case err := <-served:

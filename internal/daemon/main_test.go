@@ -237,46 +237,64 @@ func TestMainSignals(t *testing.T) {
 	}
 }
 
-// TestWorkerSIGHUPBurst: a worker's SIGHUPs, which it ignores, cannot
-// crowd out the supervisor's WorkerReload. A burst of them arrives while
-// the worker is busy reloading, then the supervisor's next WorkerReload:
-// the worker reloads again (the supervisor asks only once and waits, so a
-// dropped WorkerReload would leave the worker on its old text).
-func TestWorkerSIGHUPBurst(t *testing.T) {
-	srv := newFakeService()
-	srv.gate = make(chan struct{})
-	cfg := &Config{Log: settings.LogSettings{Format: "json"}, Worker: "0", Timeouts: settings.ServerTimeouts{Shutdown: time.Second},
-		Start: func(zerolog.Logger) (Service, error) { return srv, nil }}
-	done := make(chan mainResult, 1)
-	go func() { done <- runMain(t, []string{"-config", "f.yaml"}, cfg, nil) }()
-	kill := func(sig syscall.Signal) {
-		if err := syscall.Kill(os.Getpid(), sig); err != nil {
-			t.Fatal(err)
-		}
-	}
-	reloaded := func(what string) {
-		t.Helper()
-		select {
-		case <-srv.reloads:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: no reload within 5s", what)
-		}
-	}
-	<-srv.serving
-	kill(WorkerReload)
-	reloaded("the first WorkerReload")
-	for range 20 { // one at a time, so that none merges with the last
-		kill(syscall.SIGHUP)
-		time.Sleep(2 * time.Millisecond)
-	}
-	kill(WorkerReload)
-	time.Sleep(20 * time.Millisecond)
-	close(srv.gate)
-	reloaded("the WorkerReload after 20 SIGHUPs")
-	kill(syscall.SIGTERM)
-	r := <-done
-	if r.code != 0 || !strings.Contains(r.stderr, "SIGHUP ignored") {
-		t.Errorf("exit status %d, want 0, and a SIGHUP logged as ignored; stderr:\n%s", r.code, r.stderr)
+// TestSIGHUPBurst: a burst of SIGHUPs, which arrives while the daemon is
+// busy reloading, crowds out neither the SIGTERM after it nor, in a proxy
+// worker (which ignores SIGHUP), the supervisor's next WorkerReload: the
+// supervisor asks once and waits, so a dropped WorkerReload would leave
+// the worker on its old text, and a dropped SIGTERM the daemon running.
+func TestSIGHUPBurst(t *testing.T) {
+	for _, worker := range []string{"", "0"} {
+		t.Run("worker="+worker, func(t *testing.T) {
+			srv := newFakeService()
+			srv.gate = make(chan struct{})
+			cfg := &Config{Log: settings.LogSettings{Format: "json"}, Worker: worker, Timeouts: settings.ServerTimeouts{Shutdown: time.Second},
+				Start: func(zerolog.Logger) (Service, error) { return srv, nil }}
+			done := make(chan mainResult, 1)
+			go func() { done <- runMain(t, []string{"-config", "f.yaml"}, cfg, nil) }()
+			kill := func(sig syscall.Signal) {
+				if err := syscall.Kill(os.Getpid(), sig); err != nil {
+					t.Fatal(err)
+				}
+			}
+			reloaded := func(what string) {
+				t.Helper()
+				select {
+				case <-srv.reloads:
+				case <-time.After(5 * time.Second):
+					t.Fatalf("%s: no reload within 5s", what)
+				}
+			}
+			reload := syscall.SIGHUP
+			if worker != "" {
+				reload = WorkerReload
+			}
+			<-srv.serving
+			kill(reload)
+			reloaded("the first reload")
+			for range 20 { // one at a time, so that none merges with the next
+				kill(syscall.SIGHUP)
+				time.Sleep(2 * time.Millisecond)
+			}
+			if worker != "" {
+				kill(WorkerReload)
+				time.Sleep(20 * time.Millisecond)
+				close(srv.gate)
+				reloaded("the WorkerReload after 20 SIGHUPs")
+			}
+			kill(syscall.SIGTERM)
+			if worker == "" {
+				time.Sleep(20 * time.Millisecond)
+				close(srv.gate)
+			}
+			select {
+			case r := <-done:
+				if r.code != 0 || worker != "" && !strings.Contains(r.stderr, "SIGHUP ignored") {
+					t.Errorf("exit status %d, want 0 (and a worker's SIGHUP logged as ignored); stderr:\n%s", r.code, r.stderr)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Main did not return within 5s of the SIGTERM after 20 SIGHUPs")
+			}
+		})
 	}
 }
 

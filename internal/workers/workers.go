@@ -127,14 +127,15 @@ type proc struct {
 // docs/proxy.md ("Workers") says. A worker is signalled only once ready
 // (ReadyFD): a reload for a worker still loading is sent, with the newer
 // text, once it has loaded;
-// a SIGTERM once it is ready. It returns 0 once every worker has stopped
-// with status 0, else 1.
+// a SIGTERM once it is ready. hups carries SIGHUP and signals SIGTERM and
+// SIGINT (daemon.Main's channels). It returns 0 once every worker has
+// stopped with status 0, else 1.
 //
 // A TCP listen is first bound once without SO_REUSEPORT and closed, so
 // that a port held by another process (a second set, say) stops the start
 // instead of sharing its traffic; a process binding it between that probe
 // and the workers is not caught.
-func Supervise(cfg Config, log zerolog.Logger, signals <-chan os.Signal) int {
+func Supervise(cfg Config, log zerolog.Logger, hups, signals <-chan os.Signal) int {
 	if !strings.HasPrefix(cfg.Listen, "unix:") {
 		ln, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
@@ -199,19 +200,18 @@ func Supervise(cfg Config, log zerolog.Logger, signals <-chan os.Signal) int {
 	var kill <-chan time.Time
 	for {
 		select {
-		case sig := <-signals:
-			switch {
-			case sig == syscall.SIGHUP && !s.stopping.Load():
+		case <-hups:
+			if !s.stopping.Load() {
 				s.reload()
-			case sig != syscall.SIGHUP:
-				if !s.stopping.Load() {
-					log.Info().Str("signal", sig.String()).Msg("draining: SIGTERM forwarded to every worker")
-					s.mu.Lock()
-					kill = time.After(s.drain + 5*time.Second)
-					s.mu.Unlock()
-				}
-				s.signal(syscall.SIGTERM) // a second one cuts the workers' shutdown_delay short
 			}
+		case sig := <-signals:
+			if !s.stopping.Load() {
+				log.Info().Str("signal", sig.String()).Msg("draining: SIGTERM forwarded to every worker")
+				s.mu.Lock()
+				kill = time.After(s.drain + 5*time.Second)
+				s.mu.Unlock()
+			}
+			s.signal(syscall.SIGTERM) // a second one cuts the workers' shutdown_delay short
 		case <-kill:
 			log.Error().Msg("workers still running after the shutdown timeout: killed")
 			s.signal(syscall.SIGKILL)
