@@ -53,8 +53,13 @@ func (s *Store) Acquire(ctx context.Context, key [32]byte) (release func(), won 
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		// Renewals start every third of the TTL, counted from the last
-		// one's start, so that a slow renewal does not delay the next.
+		// one's start, so that a slow renewal does not delay the next; one
+		// that starts late moves the count, so missed ones are not made up
+		// in a burst.
 		for next := time.Now().Add(s.lockTTL / 3); revocation.Wait(held, time.Until(next)) == nil; next = next.Add(s.lockTTL / 3) {
+			if now := time.Now(); now.After(next) {
+				next = now
+			}
 			c, cancel := context.WithTimeout(held, s.lockTTL/3)
 			renewScript.Run(c, s.c, []string{name}, token, s.lockTTL.Milliseconds())
 			cancel()
