@@ -23,7 +23,6 @@ import (
 // concurrent use.
 type revocations struct {
 	set *revocation.Set // consulted on every request; never nil
-	now func() time.Time
 
 	mu     sync.Mutex
 	source revocationSource // what the running follower follows; zero: none
@@ -50,7 +49,7 @@ const (
 )
 
 func newRevocations(reg *metrics.Set, now func() time.Time) *revocations {
-	r := &revocations{set: revocation.NewSet(), now: now}
+	r := &revocations{set: revocation.NewSet()}
 	// Seconds since the list was last known current (its store answered);
 	// requests get 503 above revocation.fail_closed_after.
 	daemon.Gauge(reg, mRevocationStale, func() float64 {
@@ -130,7 +129,9 @@ func (r *revocations) apply(cfg settings.RevocationSettings, maxLifetime time.Du
 	go func(done chan struct{}, every time.Duration) {
 		defer close(done)
 		var wg sync.WaitGroup
-		wg.Go(func() { r.set.PruneEvery(ctx, every, r.now) })
+		// The wall clock, not the proxy's: entries expire in real time,
+		// and tests replace the proxy's clock while it serves.
+		wg.Go(func() { r.set.PruneEvery(ctx, every, time.Now) })
 		store.Follow(ctx, r.set)
 		wg.Wait()
 	}(r.done, revocationPruneEvery)

@@ -283,27 +283,42 @@ func TestRevokedSessionRedis(t *testing.T) {
 }
 
 // TestRevocationsPruned: the proxy forgets entries that expired, whichever
-// store it follows. A Redis follower only adds: before the proxy pruned,
-// its list kept every revocation it ever saw until Redis was reconnected,
-// and at revocation/redis.MaxEntries it refused new ones.
+// store it follows. A follower only adds: before the proxy pruned, a
+// proxy following Redis kept every revocation it ever saw until Redis was
+// reconnected, and at revocation/redis.MaxEntries it refused new ones.
 func TestRevocationsPruned(t *testing.T) {
 	every := revocationPruneEvery
 	revocationPruneEvery = 50 * time.Millisecond
 	t.Cleanup(func() { revocationPruneEvery = every })
-	_, h, agent := startRedisProxy(t)
-	now := time.Now().Unix()
-	for i, expires := range []int64{now + 2, now + 3600} {
-		e := revocation.Entry{Kind: revocation.BySID, At: now, Expires: expires}
-		e.Digest[0] = byte(i + 1)
-		if _, err := agent.Revoke(context.Background(), e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	set := h.srv.Proxy.rev.set
-	if !bintest.Within(2*time.Second, func() bool { return set.Len() == 2 }) {
-		t.Fatalf("%d entries followed, want 2", set.Len())
-	}
-	if !bintest.Within(5*time.Second, func() bool { return set.Len() == 1 }) {
-		t.Fatalf("%d entries 5 s after one of two expired, want 1", set.Len())
+	for _, store := range []string{"embedded", "redis"} {
+		t.Run(store, func(t *testing.T) {
+			var h *harness
+			var revoke func(revocation.Entry) error
+			if store == "redis" {
+				_, rh, agent := startRedisProxy(t)
+				h = rh
+				revoke = func(e revocation.Entry) error { _, err := agent.Revoke(context.Background(), e); return err }
+			} else {
+				log := newLog(t)
+				f := startFeed(t, log, "127.0.0.1:0")
+				h = startProxy(t, "\nrevocation: {feed: 'http://"+f.addr+"'}")
+				revoke = func(e revocation.Entry) error { _, err := log.Revoke(context.Background(), e); return err }
+			}
+			now := time.Now().Unix()
+			for i, expires := range []int64{now + 2, now + 3600} {
+				e := revocation.Entry{Kind: revocation.BySID, At: now, Expires: expires}
+				e.Digest[0] = byte(i + 1)
+				if err := revoke(e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			set := h.srv.Proxy.rev.set
+			if !bintest.Within(2*time.Second, func() bool { return set.Len() == 2 }) {
+				t.Fatalf("%d entries followed, want 2", set.Len())
+			}
+			if !bintest.Within(5*time.Second, func() bool { return set.Len() == 1 }) {
+				t.Fatalf("%d entries 5 s after one of two expired, want 1", set.Len())
+			}
+		})
 	}
 }
