@@ -239,12 +239,15 @@ func Exec(t testing.TB, name string, cmd *exec.Cmd) *Process {
 		close(p.done)
 	}()
 	t.Cleanup(func() {
+		// Deferred, so that it runs when Kill fails t (FailNow) too.
+		defer func() {
+			if out := p.stderr.String(); strings.Contains(out, "DATA RACE") {
+				t.Errorf("%s reported a data race:\n%s", name, out)
+			} else if t.Failed() {
+				t.Logf("%s stderr:\n%s", name, out)
+			}
+		}()
 		p.Kill(t)
-		if out := p.stderr.String(); strings.Contains(out, "DATA RACE") {
-			t.Errorf("%s reported a data race:\n%s", name, out)
-		} else if t.Failed() {
-			t.Logf("%s stderr:\n%s", name, out)
-		}
 	})
 	return p
 }
