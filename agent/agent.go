@@ -342,7 +342,7 @@ func (a *Agent) newState(top, cfg *Config, prev *state, log zerolog.Logger) (st 
 	if cfg.Coordinator == nil {
 		// revocation.store redis: the same Redis coordinates refreshes.
 		co := top.Coordinator
-		if co == nil && a.rev.coordinator != nil {
+		if co == nil {
 			co = a.rev.coordinator
 		}
 		if co != nil {

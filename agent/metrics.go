@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -31,11 +32,10 @@ type agentMetrics struct {
 // newAgentMetrics returns the series of the application named app ("" for
 // a file without apps).
 func newAgentMetrics(set *metrics.Set, app string) *agentMetrics {
-	m := &agentMetrics{set: set}
+	m := &agentMetrics{set: set, app: daemon.AppLabel(app)}
 	waits := "oauth_agent_refresh_single_flight_waits_total"
-	if app != "" {
-		m.app = `app="` + app + `",`
-		waits += `{app="` + app + `"}`
+	if m.app != "" {
+		waits += "{" + strings.TrimSuffix(m.app, ",") + "}"
 	}
 	m.singleFlightWaits = set.GetOrCreateCounter(waits)
 	return m

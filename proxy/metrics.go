@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,16 +53,6 @@ func newProxyMetrics(set *metrics.Set) *proxyMetrics {
 	return m
 }
 
-// appLabel is the label that puts a series in application app (issue #15),
-// with the comma that separates it from the next: "" for the application
-// without a name, whose series keep the labels they had before.
-func appLabel(app string) string {
-	if app == "" {
-		return ""
-	}
-	return `app="` + labelValue.Replace(app) + `",`
-}
-
 // denials returns the refusal counters of application app, by reason,
 // shared across reloads.
 func (m *proxyMetrics) denials(app string) *[denyCount]*metrics.Counter {
@@ -73,15 +62,12 @@ func (m *proxyMetrics) denials(app string) *[denyCount]*metrics.Counter {
 	if d == nil {
 		d = new([denyCount]*metrics.Counter)
 		for why := denyOrigin; why < denyCount; why++ {
-			d[why] = m.set.GetOrCreateCounter(`oauth_proxy_denied_total{` + appLabel(app) + `reason="` + denyReasons[why] + `"}`)
+			d[why] = m.set.GetOrCreateCounter(`oauth_proxy_denied_total{` + daemon.AppLabel(app) + `reason="` + denyReasons[why] + `"}`)
 		}
 		m.appDeny[app] = d
 	}
 	return d
 }
-
-// labelValue escapes v for the text format, where a label value is quoted.
-var labelValue = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 
 // route returns the series of one route name (a path prefix, auth or none)
 // of application app, shared across reloads.
@@ -92,7 +78,7 @@ func (m *proxyMetrics) route(app, name string) *routeMetrics {
 	if r := m.routes[key]; r != nil {
 		return r
 	}
-	labels := appLabel(app) + `route="` + labelValue.Replace(name) + `"`
+	labels := daemon.AppLabel(app) + `route="` + daemon.LabelValue.Replace(name) + `"`
 	r := &routeMetrics{
 		name:             name,
 		set:              m.set,

@@ -150,6 +150,20 @@ func redactQuoted(msg string) string {
 // histograms: from 100 µs (the proxy's own work) to 10 s (a slow upstream).
 var LatencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
+// LabelValue escapes a label value for the text format, where it is quoted.
+var LabelValue = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+// AppLabel is the label that puts a series in application app (issue #15),
+// with the comma that separates it from the next, for both daemons' series:
+// "" for the application without a name (a file without apps), whose series
+// keep the labels they had before.
+func AppLabel(app string) string {
+	if app == "" {
+		return ""
+	}
+	return `app="` + LabelValue.Replace(app) + `",`
+}
+
 // Gauge registers on set the gauge name that reads f, replacing one of the
 // same name: a Set handed to a second proxy.New or agent.New (a restart in
 // a test, a replacement) reports the latest one's state instead of
