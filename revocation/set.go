@@ -11,7 +11,8 @@ import (
 
 // Set is the in-memory list of revocations one daemon consults. Revoked
 // allocates nothing and takes a read lock only when the set is not empty;
-// Add, Reset and Prune take the write lock. The zero value is not usable:
+// Add and Reset take the write lock, and Prune only to delete what it
+// found expired under the read lock. The zero value is not usable:
 // make one with NewSet. A Set is safe for concurrent use and must not be
 // copied.
 type Set struct {
